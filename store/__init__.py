@@ -1,0 +1,1 @@
+"""The service's own database: links between systems, processed events, activity log, tokens."""

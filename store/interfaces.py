@@ -1,0 +1,85 @@
+"""The store interface business code uses.
+
+Real implementation: :class:`store.sql.SqlStore` (SQLAlchemy; SQLite or PostgreSQL,
+schema by Alembic); in-memory one: :class:`store.memory.MemoryStore`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from clients.interfaces import TokenStore
+
+# Directions of the activity log.
+CRM_TO_AMEISE = "crm_to_ameise"
+AMEISE_TO_CRM = "ameise_to_crm"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One record known on both sides: Zoho record id <-> Kundennummer / Vertragsnummer."""
+
+    entity: str          # "customer" or "contract"
+    zoho_module: str
+    zoho_id: str
+    ameise_id: str       # Kundennummer or Vertragsnummer
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    """One action of the system, as written to the activity log."""
+
+    direction: str                  # CRM_TO_AMEISE, AMEISE_TO_CRM, SYSTEM
+    action: str                     # created, updated, written_back, skipped, failed, dead_lettered, ...
+    result: str                     # "ok" or "error"
+    entity: str | None = None       # customer, contract
+    zoho_module: str | None = None
+    zoho_id: str | None = None
+    ameise_id: str | None = None
+    event_id: str | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None      # set by the store when None
+    id: int | None = None           # set by the store
+
+
+class Store(Protocol):
+    tokens: TokenStore
+
+    def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
+        """The link of a record by its id on either side."""
+
+    def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
+        """Create or update the link of (entity, zoho_id)."""
+
+    def was_processed(self, event_id: str) -> bool:
+        """Whether an event was already handled to the end."""
+
+    def mark_processed(self, event_id: str, outcome: str) -> None:
+        """Remember that an event was handled (idempotent)."""
+
+    def log(self, entry: ActivityEntry) -> ActivityEntry:
+        """Append to the activity log; returns the entry with id and time."""
+
+    def activities(
+        self,
+        *,
+        direction: str | None = None,
+        entity: str | None = None,
+        result: str | None = None,
+        action: str | None = None,
+        zoho_id: str | None = None,
+        ameise_id: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ActivityEntry]:
+        """Activity log entries, newest first, filtered by any of the arguments."""
+
+    def ping(self) -> None:
+        """Raise when the database cannot be reached (readiness)."""

@@ -1,0 +1,221 @@
+"""Settings from the environment, in one place, with development defaults.
+
+Every setting is read from a ``SYNCBRIDGE_*`` variable (``SENTRY_DSN`` keeps its
+usual name).  In production mode (``SYNCBRIDGE_ENV=production``) a missing secret
+stops the process at start-up with a clear message instead of running with a
+development default.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping
+
+PREFIX = "SYNCBRIDGE_"
+
+# Entity kinds a CRM module can feed.  "person" and "company" are both Ameise
+# customers (Kunden) with a different Personentyp; "contract" is a Vertrag.
+ENTITY_KINDS = ("person", "company", "contract")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed."""
+
+
+def _parse_pairs(raw: str, *, what: str) -> dict[str, str]:
+    """Parse ``a=1,b=2`` into a dict; whitespace around items is ignored."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{what}: expected NAME=VALUE pairs separated by commas, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Metadata of one setting: its variable, default and whether it is a secret."""
+
+    env: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+def _s(name: str, default: str, help: str, *, secret: bool = False):
+    return field(default=default, metadata={"setting": Setting(PREFIX + name if not name.startswith("SENTRY") else name, default, help, secret)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of the service.  Build with :meth:`from_env`."""
+
+    env: str = _s("ENV", "development", "development or production; production refuses to start without its secrets")
+    log_level: str = _s("LOG_LEVEL", "INFO", "Python log level")
+    database_url: str = _s("DATABASE_URL", "sqlite:///syncbridge.db", "SQLAlchemy URL of the service's own database (PostgreSQL in production)")
+    broker_url: str = _s("BROKER_URL", "", "RabbitMQ URL (amqp://user:pass@host:5672/vhost); empty = in-process broker (memory://), single process only")
+    namespace: str = _s("NAMESPACE", "syncbridge", "prefix of every exchange and queue name")
+    prefetch_count: str = _s("PREFETCH_COUNT", "10", "messages a consumer takes from RabbitMQ before acknowledging")
+    delivery_limit: str = _s("DELIVERY_LIMIT", "20", "quorum-queue delivery limit: a message redelivered more often is dead-lettered by RabbitMQ")
+    publish_timeout: str = _s("PUBLISH_TIMEOUT", "5", "seconds to wait for the broker's publisher confirm before answering 503")
+    public_url: str = _s("PUBLIC_URL", "http://127.0.0.1:8000", "URL under which the receiver is reachable (OAuth redirects, printed hints)")
+
+    # webhook receiver
+    zoho_webhook_token: str = _s("ZOHO_WEBHOOK_TOKEN", "dev-zoho-webhook-token", "shared secret of Zoho workflow-rule webhooks (X-Webhook-Token header or token parameter)", secret=True)
+    zoho_notify_token: str = _s("ZOHO_NOTIFY_TOKEN", "dev-zoho-notify-token", "token of the Zoho Notification API channel (sent in the body)", secret=True)
+    forms_tokens: str = _s("FORMS_TOKENS", "zoho-forms=dev-forms-token,zoho-flow=dev-flow-token", "per-source secrets of /webhooks/forms/<source>, as source=token pairs", secret=True)
+    forms_default_module: str = _s("FORMS_DEFAULT_MODULE", "Contacts", "CRM module of a Forms/Flow event that names none")
+    max_body_bytes: str = _s("MAX_BODY_BYTES", "65536", "largest webhook body accepted; larger answers 413")
+
+    # Zoho CRM
+    zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint)")
+    zoho_api_url: str = _s("ZOHO_API_URL", "", "Zoho API domain; empty = the api_domain returned with the access token")
+    zoho_client_id: str = _s("ZOHO_CLIENT_ID", "dev-zoho-client", "OAuth client id (Zoho API console)", secret=True)
+    zoho_client_secret: str = _s("ZOHO_CLIENT_SECRET", "dev-zoho-secret", "OAuth client secret", secret=True)
+    zoho_refresh_token: str = _s("ZOHO_REFRESH_TOKEN", "dev-zoho-refresh-token", "OAuth refresh token (self-client grant with access_type=offline)", secret=True)
+    zoho_modules: str = _s("ZOHO_MODULES", "Contacts=person,Accounts=company,Deals=contract", "CRM modules that are synced, each with its entity kind (person, company, contract)")
+    zoho_field_kundennummer: str = _s("ZOHO_FIELD_KUNDENNUMMER", "Kundennummer", "API name of the CRM field holding the Ameise Kundennummer")
+    zoho_field_vertragsnummer: str = _s("ZOHO_FIELD_VERTRAGSNUMMER", "Vertragsnummer", "API name of the CRM field holding the Ameise Vertragsnummer")
+
+    # Ameise (blau direkt)
+    ameise_auth_url: str = _s("AMEISE_AUTH_URL", "https://auth.dionera.com", "Ameise OAuth2 server (authorize, token, userinfo)")
+    ameise_api_url: str = _s("AMEISE_API_URL", "https://mitarbeiterwebservice.maklerinfo.biz/service/bd/employee/1.0/rest", "base of the employee web service; the employee id is appended")
+    ameise_client_id: str = _s("AMEISE_CLIENT_ID", "dev-ameise-client", "OAuth client id issued by blau direkt", secret=True)
+    ameise_client_secret: str = _s("AMEISE_CLIENT_SECRET", "dev-ameise-secret", "OAuth client secret (sent as HTTP Basic)", secret=True)
+    ameise_refresh_token: str = _s("AMEISE_REFRESH_TOKEN", "", "optional refresh token to start from; otherwise connect with `syncbridge connect ameise`")
+    ameise_scope: str = _s("AMEISE_SCOPE", "ameise/mitarbeiterwebservice offline", "OAuth scopes; offline yields the refresh token")
+    ameise_vermittler: str = _s("AMEISE_VERMITTLER", "", "Vermittler number put on contracts that name none")
+
+    # mapping, HTTP, monitoring
+    mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
+    http_timeout: str = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable")
+    token_refresh_margin: str = _s("TOKEN_REFRESH_MARGIN", "300", "refresh access tokens this many seconds before they expire")
+    sentry_dsn: str = _s("SENTRY_DSN", "", "Sentry DSN; empty = nothing is sent", secret=False)
+    release: str = _s("RELEASE", "", "release name reported to Sentry")
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: str) -> "Settings":
+        """Read every setting from ``environ`` (default ``os.environ``), then apply overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            meta: Setting = f.metadata["setting"]
+            if meta.env in environ:
+                values[f.name] = environ[meta.env]
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **overrides: str) -> "Settings":
+        settings = replace(self, **overrides)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def describe(cls) -> list[Setting]:
+        """Every setting with its variable, default and help (for the README and --help)."""
+        return [f.metadata["setting"] for f in fields(cls)]
+
+    def validate(self) -> None:
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"SYNCBRIDGE_ENV must be development or production, not {self.env!r}")
+        for name in ("prefetch_count", "delivery_limit", "max_body_bytes"):
+            self._int(name)
+        for name in ("publish_timeout", "http_timeout", "token_refresh_margin"):
+            self._float(name)
+        self.forms_token_map  # noqa: B018 - parse to fail fast
+        self.module_entities  # noqa: B018
+        if self.production:
+            missing = [
+                f.metadata["setting"].env
+                for f in fields(self)
+                if f.metadata["setting"].secret and (not getattr(self, f.name) or getattr(self, f.name) == f.default)
+            ]
+            if not self.broker_url:
+                missing.append(PREFIX + "BROKER_URL")
+            if missing:
+                raise ConfigError("production mode needs these settings (no development defaults): " + ", ".join(sorted(missing)))
+
+    def _int(self, name: str) -> int:
+        raw = getattr(self, name)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self._env_name(name)} must be a whole number, not {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{self._env_name(name)} must be positive, not {raw!r}")
+        return value
+
+    def _float(self, name: str) -> float:
+        raw = getattr(self, name)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self._env_name(name)} must be a number, not {raw!r}") from None
+        if value < 0:
+            raise ConfigError(f"{self._env_name(name)} must not be negative, not {raw!r}")
+        return value
+
+    @classmethod
+    def _env_name(cls, name: str) -> str:
+        return next(f.metadata["setting"].env for f in fields(cls) if f.name == name)
+
+    # ---------------------------------------------------------------- typed views
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "memory://"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.effective_broker_url.startswith("memory://")
+
+    @property
+    def prefetch(self) -> int:
+        return self._int("prefetch_count")
+
+    @property
+    def delivery_limit_int(self) -> int:
+        return self._int("delivery_limit")
+
+    @property
+    def publish_timeout_s(self) -> float:
+        return self._float("publish_timeout")
+
+    @property
+    def max_body(self) -> int:
+        return self._int("max_body_bytes")
+
+    @property
+    def http_timeout_s(self) -> float:
+        return self._float("http_timeout")
+
+    @property
+    def token_refresh_margin_s(self) -> float:
+        return self._float("token_refresh_margin")
+
+    @property
+    def forms_token_map(self) -> dict[str, str]:
+        return _parse_pairs(self.forms_tokens, what=PREFIX + "FORMS_TOKENS")
+
+    @property
+    def module_entities(self) -> dict[str, str]:
+        """CRM module name -> entity kind, e.g. ``{"Contacts": "person"}``."""
+        pairs = _parse_pairs(self.zoho_modules, what=PREFIX + "ZOHO_MODULES")
+        for module, kind in pairs.items():
+            if kind not in ENTITY_KINDS:
+                raise ConfigError(f"{PREFIX}ZOHO_MODULES: {module}={kind}: kind must be one of {', '.join(ENTITY_KINDS)}")
+        return pairs
+
+    def module_for(self, kind: str) -> str:
+        """The CRM module that holds entities of ``kind`` (first configured)."""
+        for module, entity in self.module_entities.items():
+            if entity == kind:
+                return module
+        raise ConfigError(f"no CRM module is configured for {kind!r} in {PREFIX}ZOHO_MODULES")

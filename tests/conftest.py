@@ -1,0 +1,77 @@
+"""Fixtures shared by all tiers.
+
+Tests that need RabbitMQ or PostgreSQL use the ``rabbitmq_url`` / ``postgres_url``
+fixtures: without a reachable server they FAIL with instructions, never skip.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy.engine import make_url
+
+RABBITMQ_URL = os.environ.get("SYNCBRIDGE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+POSTGRES_ADMIN_URL = os.environ.get("SYNCBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of a reachable RabbitMQ; fails the test when there is none."""
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=2, interval_start=0.5)
+    except Exception as exc:  # noqa: BLE001 - any failure means "no broker"
+        pytest.fail(
+            f"RabbitMQ is not reachable at {RABBITMQ_URL} ({exc!r}). "
+            "Start it (`rabbitmq-server -detached`) or set SYNCBRIDGE_TEST_RABBITMQ_URL.",
+            pytrace=False,
+        )
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def namespace(request) -> str:
+    """A fresh exchange/queue name prefix; its RabbitMQ objects are deleted afterwards."""
+    ns = f"sbtest-{uuid.uuid4().hex[:10]}"
+    yield ns
+    if "rabbitmq_url" in request.fixturenames:
+        from kombu import Connection
+
+        from syncbridge.topology import build_topology
+
+        topology = build_topology(ns)
+        try:
+            with Connection(RABBITMQ_URL, connect_timeout=3) as conn:
+                channel = conn.channel()
+                for queue in topology.queues:
+                    channel.queue_delete(queue.name)
+                for exchange in (topology.events, topology.dead):
+                    channel.exchange_delete(exchange.name)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the test's result
+            pass
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a fresh, empty PostgreSQL database for this test session; dropped at the end."""
+    import psycopg
+
+    admin = make_url(POSTGRES_ADMIN_URL)
+    name = f"syncbridge_test_{uuid.uuid4().hex[:10]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc!r}). "
+            "Start it (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) "
+            "or set SYNCBRIDGE_TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+    yield admin.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
