@@ -91,6 +91,7 @@ class Settings:
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
     http_timeout: str = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable")
     token_refresh_margin: str = _s("TOKEN_REFRESH_MARGIN", "300", "refresh access tokens this many seconds before they expire")
+    allow_http_oauth: str = _s("ALLOW_HTTP_OAUTH", "false", "allow OAuth over plain http to non-loopback hosts (simulators in docker-compose); refused in production")
     sentry_dsn: str = _s("SENTRY_DSN", "", "Sentry DSN; empty = nothing is sent", secret=False)
     release: str = _s("RELEASE", "", "release name reported to Sentry")
 
@@ -126,6 +127,10 @@ class Settings:
             self._int(name)
         for name in ("publish_timeout", "http_timeout", "token_refresh_margin"):
             self._float(name)
+        if self.allow_http_oauth.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{PREFIX}ALLOW_HTTP_OAUTH must be true or false, not {self.allow_http_oauth!r}")
+        if self.production and self.http_oauth_allowed:
+            raise ConfigError(f"{PREFIX}ALLOW_HTTP_OAUTH must not be set in production: tokens would travel unencrypted")
         self.forms_token_map  # noqa: B018 - parse to fail fast
         self.module_entities  # noqa: B018
         if self.production:
@@ -199,6 +204,10 @@ class Settings:
     @property
     def token_refresh_margin_s(self) -> float:
         return self._float("token_refresh_margin")
+
+    @property
+    def http_oauth_allowed(self) -> bool:
+        return self.allow_http_oauth.lower() in ("true", "1", "yes")
 
     @property
     def forms_token_map(self) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Queue consumers: thin kombu entrypoints around the business handlers."""

@@ -1,0 +1,118 @@
+"""The CRM -> Ameise consumer: one CRM record event in, one Ameise create or update out.
+
+Thin entrypoint: load the message through its contract, build the command, call
+the handler, turn the outcome into ack / dead letter / requeue.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from kombu import Connection
+from kombu.message import Message
+from kombu.mixins import ConsumerMixin
+
+from clients.errors import ExternalServiceError, Rejected, Unavailable
+from consumers import dead_letters
+from contracts.base import ContractError, load_or_raise
+from contracts.events import CrmRecordChangedSchema
+from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
+from syncbridge.handlers import SyncRejected, SyncResult
+from syncbridge.messages import SyncCrmRecordToAmeise
+from syncbridge.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[SyncCrmRecordToAmeise], SyncResult]
+
+
+class CrmToAmeiseConsumer(ConsumerMixin):
+    """Consume ``{ns}.crm-to-ameise``; ack only after Ameise (and the write-back) succeeded."""
+
+    name = "crm-to-ameise"
+
+    def __init__(
+        self,
+        connection: Connection,
+        topology: Topology,
+        handle: Handle,
+        publisher,
+        store: Store,
+        *,
+        prefetch_count: int = 10,
+        retry_delay: float = 5.0,
+    ) -> None:
+        self.connection = connection
+        self.topology = topology
+        self.handle = handle
+        self.publisher = publisher
+        self.store = store
+        self.prefetch_count = prefetch_count
+        self.retry_delay = retry_delay
+        self._schema = CrmRecordChangedSchema()
+
+    def get_consumers(self, Consumer, channel):
+        return [
+            Consumer(
+                queues=[self.topology.crm_to_ameise],
+                accept=["application/json"],
+                callbacks=[self.on_message],
+                on_decode_error=self.on_decode_error,
+                prefetch_count=self.prefetch_count,
+            )
+        ]
+
+    # ------------------------------------------------------------ callbacks
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""
+        log.error("undecodable message on %s: %s", self.topology.crm_to_ameise.name, exc)
+        self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE)
+
+    def on_message(self, body, message: Message) -> None:
+        try:
+            event = load_or_raise(self._schema, body)
+        except ContractError as exc:
+            log.error("message violates its contract: %s", exc.errors)
+            self._dead_letter(message, f"contract CrmRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT)
+            return
+        command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id)
+        try:
+            result = self.handle(command)
+        except (Rejected, SyncRejected) as exc:
+            self._failed(command, exc)
+            self._dead_letter(message, exc.describe(), dead_letters.REJECTED)
+            return
+        except Unavailable as exc:
+            delay = min(exc.retry_after or self.retry_delay, 60.0)
+            log.warning("%s/%s: %s; trying again in %.0f s", command.module, command.record_id, exc.describe(), delay)
+            self._failed(command, exc, action="retry")
+            time.sleep(delay)
+            message.requeue()
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
+            log.exception("unexpected error while syncing %s/%s", command.module, command.record_id)
+            self._failed(command, exc)
+            self._dead_letter(message, f"{type(exc).__name__}: {exc}", dead_letters.ERROR)
+            return
+        log.info("%s %s %s/%s -> %s", result.action, result.entity or "record", command.module,
+                 command.record_id, result.ameise_id or "-")
+        message.ack()
+
+    # ------------------------------------------------------------ helpers
+    def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
+        # Publish first, ack second: if the broker does not confirm, the message
+        # stays unacknowledged and comes back instead of being lost.
+        dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)
+        message.ack()
+
+    def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed") -> None:
+        describe = exc.describe() if isinstance(exc, (ExternalServiceError, SyncRejected)) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.store.log(ActivityEntry(
+                direction=CRM_TO_AMEISE, action=action, result="error", zoho_module=command.module,
+                zoho_id=command.record_id, event_id=command.event_id, error=describe,
+                details={"field": getattr(exc, "field", None)} if getattr(exc, "field", None) else {},
+            ))
+        except Exception:  # noqa: BLE001 - the log is secondary to handling the message
+            log.exception("could not write the activity log")

@@ -1,0 +1,48 @@
+"""Send a message to the dead letters with everything needed to understand and replay it."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from kombu.message import Message
+
+from syncbridge.topology import Topology
+
+# Kinds of dead letter (header x-error-kind).
+CONTRACT = "contract"        # the message failed its contract
+UNDECODABLE = "undecodable"  # not JSON, or a content type we never accept
+REJECTED = "rejected"        # Zoho/Ameise or our own rules refused the record
+ERROR = "error"              # an unexpected error of ours; replay after the fix
+
+MAX_REASON = 2000
+
+
+def dead_letter(publisher, topology: Topology, message: Message, *, reason: str, kind: str) -> None:
+    """Publish ``message`` unchanged to the dead-letter exchange, the reason in its headers.
+
+    Raises the publisher's error when the broker did not confirm; the caller then
+    must not ack, so the message is redelivered rather than lost.
+    """
+    info = message.delivery_info or {}
+    routing_key = info.get("routing_key") or "unknown"
+    headers = dict(message.headers or {})
+    now = datetime.now(timezone.utc).isoformat()
+    reason = reason[:MAX_REASON]
+    headers.update({
+        "x-original-exchange": info.get("exchange") or "",
+        "x-original-routing-key": routing_key,
+        "x-error-kind": kind,
+        "x-error": reason,
+        "x-first-error": headers.get("x-first-error") or reason,
+        "x-first-failed-at": headers.get("x-first-failed-at") or now,
+        "x-dead-lettered-at": now,
+        "x-attempts": int(headers.get("x-attempts") or 0) + 1,
+    })
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+    publisher.publish(
+        topology.dead,
+        routing_key,
+        body,
+        message_id=(message.properties or {}).get("message_id") or "",
+        headers=headers,
+        content_type=message.content_type or "application/octet-stream",
+    )

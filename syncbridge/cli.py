@@ -1,0 +1,304 @@
+"""The ``syncbridge`` command."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
+
+import click
+
+from syncbridge import __version__
+from syncbridge.config import ConfigError, Settings
+
+EPILOG = "Settings come from SYNCBRIDGE_* environment variables; `syncbridge settings` lists them."
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syncbridge")
+def main() -> None:
+    """Keep Zoho CRM and Ameise (blau direkt) in sync, both ways."""
+
+
+# ---------------------------------------------------------------------- run
+@main.command(epilog=EPILOG)
+@click.option("--port", default=8000, show_default=True, help="Port of the webhook receiver.")
+@click.option("--zoho-port", default=8101, show_default=True, help="Port of the simulated Zoho CRM.")
+@click.option("--ameise-port", default=8102, show_default=True, help="Port of the simulated Ameise.")
+@click.option("--workers", default=1, show_default=True, help="CRM -> Ameise consumer threads.")
+@click.option("--database-url", default=None, help="Database URL [default: a fresh SQLite file in a temporary folder].")
+def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url: str | None) -> None:
+    """Run everything in one process with simulated Zoho CRM and Ameise (no account needed).
+
+    Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
+    Stop with Ctrl-C.
+    """
+    from syncbridge.bootstrap import configure_logging
+    from syncbridge.stack import start_stack
+
+    tmpdir = None
+    if database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ:
+        # The simulators start fresh each time, so the service's database does too.
+        tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
+        database_url = f"sqlite:///{tmpdir}/syncbridge.db"
+    settings = _settings(database_url=database_url)
+    configure_logging(settings)
+    try:
+        stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port, workers=workers)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port)") from exc
+    click.echo(_run_banner(stack))
+    stop = threading.Event()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        stack.stop()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _run_banner(stack) -> str:
+    s = stack.settings
+    zoho, ameise, receiver = stack.zoho.url, stack.ameise.url, stack.receiver.url
+    ids = stack.demo_ids.get("zoho", {})
+    erika = ids.get("Erika Mustermann", "<id>")
+    broker = "in-process broker (memory://)" if s.embedded_broker else s.effective_broker_url.split("@")[-1]
+    return f"""
+syncbridge is running: {broker}, database {s.database_url}
+
+  webhook receiver   {receiver}      (POST /webhooks/zoho/<module>, /healthz, /readyz)
+  Zoho CRM (sim)     {zoho}      (workflow rules fire webhooks at the receiver)
+  Ameise (sim)       {ameise}
+
+Try it -- a user edits Erika Mustermann (Kundennummer 5001234567) in the CRM:
+
+  curl -s -X PATCH {zoho}/_sim/records/Contacts/{erika} \\
+       -H 'Content-Type: application/json' -d '{{"Phone": "+49 221 7654321"}}'
+  curl -s {ameise}/_sim/kunden/5001234567            # Telefon is updated
+
+A new contact without Kundennummer is created in Ameise, and the number is
+written back to the CRM record (with "trigger": [], so no workflow loop):
+
+  curl -s -X POST {zoho}/_sim/records/Contacts \\
+       -H 'Content-Type: application/json' -d '{{"First_Name": "Jana", "Last_Name": "Beispiel"}}'
+  curl -s {zoho}/_sim/records/Contacts               # Jana now has a Kundennummer
+  syncbridge activity                                 # (in another shell, same SYNCBRIDGE_DATABASE_URL)
+
+Press Ctrl-C to stop.
+"""
+
+
+# ---------------------------------------------------------------------- web / worker
+@main.command(epilog=EPILOG)
+@click.option("--bind", default="0.0.0.0:8000", show_default=True, help="Address of the receiver.")
+@click.option("--workers", "web_workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, help="Threads per gunicorn worker.")
+def web(bind: str, web_workers: int, threads: int) -> None:
+    """Run the webhook receiver under gunicorn (needs SYNCBRIDGE_BROKER_URL: RabbitMQ)."""
+    settings = _settings()
+    if settings.embedded_broker:
+        raise click.ClickException(
+            "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
+    gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    argv = [gunicorn, "--bind", bind, "--workers", str(web_workers), "--threads", str(threads),
+            "--access-logfile", "-", "webhooks:create_app()"]
+    os.execv(gunicorn, argv)
+
+
+@main.command(epilog=EPILOG)
+@click.argument("name", type=click.Choice(["crm-to-ameise"]))
+def worker(name: str) -> None:
+    """Run one consumer NAME until SIGTERM (finishes in-flight work first)."""
+    from syncbridge.bootstrap import run_worker
+
+    settings = _settings()
+    if settings.embedded_broker:
+        raise click.ClickException(
+            "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
+    run_worker(name, settings)
+
+
+# ---------------------------------------------------------------------- simulators
+@main.command(epilog="The simulators speak the wire formats of the real services; their /_sim/ API seeds and inspects them.")
+@click.argument("system", type=click.Choice(["zoho", "ameise"]))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=None, type=int, help="Port [default: 8101 for zoho, 8102 for ameise].")
+@click.option("--seed/--no-seed", default=True, show_default=True, help="Start with the demo records.")
+@click.option("--token-lifetime", default=3600, show_default=True, help="Lifetime of access tokens in seconds.")
+@click.option("--webhooks-to", default=None, metavar="URL",
+              help="zoho: add a workflow rule per synced module that fires at this receiver (e.g. http://127.0.0.1:8000).")
+def simulate(system: str, host: str, port: int | None, seed: bool, token_lifetime: int, webhooks_to: str | None) -> None:
+    """Run a simulator of Zoho CRM or Ameise as an HTTP server."""
+    from simulators.server import ServerThread
+
+    if system == "zoho":
+        from simulators.zoho import ZohoState, create_zoho_app, seed_demo
+
+        state = ZohoState()
+        app = create_zoho_app(state)
+        port = port or 8101
+    else:
+        from simulators.ameise import AmeiseState, create_ameise_app, seed_demo
+
+        state = AmeiseState()
+        app = create_ameise_app(state)
+        port = port or 8102
+    state.token_lifetime = token_lifetime
+    if seed:
+        seed_demo(state)
+    if webhooks_to:
+        if system != "zoho":
+            raise click.UsageError("--webhooks-to applies to the zoho simulator only")
+        settings = _settings()
+        for module in settings.module_entities:
+            state.add_webhook(module, f"{webhooks_to.rstrip('/')}/webhooks/zoho/{module}", style="form",
+                              token=settings.zoho_webhook_token)
+    server = ServerThread(app, host=host, port=port).start()
+    click.echo(f"{system} simulator on {server.url} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+# ---------------------------------------------------------------------- database
+@main.group()
+def db() -> None:
+    """The service's own database."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the database migrations (the release step)."""
+    from store import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {migrate.current(settings.database_url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's migration revision."""
+    from store import migrate
+
+    settings = _settings()
+    revision = migrate.current(settings.database_url)
+    state = "up to date" if migrate.is_up_to_date(settings.database_url) else "NOT up to date: run `syncbridge db upgrade`"
+    click.echo(f"{revision or '(empty database)'} ({state})")
+
+
+# ---------------------------------------------------------------------- connections
+@main.command()
+@click.argument("system", type=click.Choice(["ameise"]))
+@click.option("--code", default=None, help="Authorization code (or the whole redirect URL) from the consent page.")
+@click.option("--refresh-token", default=None, help="Start from an existing refresh token instead.")
+@click.option("--auto-consent", is_flag=True, help="Follow the consent redirect without a browser (the simulator consents at once).")
+def connect(system: str, code: str | None, refresh_token: str | None, auto_consent: bool) -> None:
+    """Connect an Ameise employee account (OAuth2 authorization code)."""
+    from syncbridge.bootstrap import bootstrap
+
+    settings = _settings()
+    services = bootstrap(settings)
+    oauth = services.ameise_oauth
+    try:
+        if refresh_token:
+            token = oauth.connect_with_refresh_token(refresh_token)
+        elif auto_consent:
+            from syncbridge.stack import connect_ameise_by_consent
+
+            token = connect_ameise_by_consent(services)
+        else:
+            if not code:
+                click.echo("Open this address, sign in and consent:\n\n  " + oauth.authorization_url(os.urandom(8).hex()) + "\n")
+                code = click.prompt("Then paste the address you were sent to (or just its code)")
+            if "code=" in code:
+                code = parse_qs(urlsplit(code).query).get("code", [""])[0]
+            token = oauth.exchange_code(code.strip())
+    except Exception as exc:  # noqa: BLE001 - turn any failure into one clear line
+        describe = getattr(exc, "describe", None)
+        raise click.ClickException(f"connecting Ameise failed: {describe() if describe else exc}") from exc
+    finally:
+        services.close()
+    click.echo(f"Ameise connected for employee {token.extra.get('employee_id', '?')}: sync active")
+
+
+@main.command()
+def status() -> None:
+    """Show the connections, the database and the broker at a glance."""
+    from store import migrate
+    from syncbridge.bootstrap import build_store
+
+    settings = _settings()
+    try:
+        up_to_date = migrate.is_up_to_date(settings.database_url)
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(f"database {settings.database_url}: {exc}") from exc
+    click.echo(f"database     {settings.database_url} ({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
+    click.echo(f"broker       {'in-process (memory://)' if settings.embedded_broker else settings.effective_broker_url.split('@')[-1]}")
+    if not up_to_date:
+        return
+    store = build_store(settings, migrate=False)
+    for provider in ("zoho", "ameise"):
+        state, detail = store.tokens.status(provider)
+        label = {"active": "sync active", "reconnect_needed": "RECONNECT NEEDED", "not_connected": "not connected"}.get(state, state)
+        click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
+
+
+# ---------------------------------------------------------------------- activity log
+@main.command()
+@click.option("--direction", type=click.Choice(["crm_to_ameise", "ameise_to_crm", "system"]))
+@click.option("--entity", type=click.Choice(["customer", "contract"]))
+@click.option("--result", type=click.Choice(["ok", "error"]))
+@click.option("--action", help="created, updated, written_back, skipped, failed, retry, ...")
+@click.option("--zoho-id", help="Zoho record id.")
+@click.option("--ameise-id", help="Kundennummer or Vertragsnummer.")
+@click.option("--since", type=click.DateTime(), help="Only entries at or after this time (UTC).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def activity(direction, entity, result, action, zoho_id, ameise_id, since: datetime | None, limit, as_json) -> None:
+    """Show the activity log, newest first."""
+    from datetime import timezone
+
+    from syncbridge.bootstrap import build_store
+
+    settings = _settings()
+    store = build_store(settings, migrate=False)
+    entries = store.activities(direction=direction, entity=entity, result=result, action=action, zoho_id=zoho_id,
+                               ameise_id=ameise_id, since=since.replace(tzinfo=timezone.utc) if since else None,
+                               limit=limit)
+    for e in entries:
+        if as_json:
+            click.echo(json.dumps({**e.__dict__, "at": e.at.isoformat() if e.at else None}, ensure_ascii=False))
+        else:
+            ids = f"{e.zoho_module or ''}/{e.zoho_id or ''} <-> {e.ameise_id or '-'}"
+            tail = f"  {e.error}" if e.error else ""
+            click.echo(f"{e.at:%Y-%m-%d %H:%M:%S} {e.direction:<13} {e.action:<12} {e.result:<5} {e.entity or '':<8} {ids}{tail}")
+    if not entries:
+        click.echo("no activity matches", err=True)
+
+
+@main.command("settings")
+def settings_command() -> None:
+    """List every setting with its environment variable and default."""
+    for s in Settings.describe():
+        default = s.default if s.default else "(empty)"
+        click.echo(f"{s.env}\n    {s.help}\n    default: {default}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,119 @@
+"""The whole service in one process, with the simulators of Zoho CRM and Ameise.
+
+``syncbridge run`` uses this for the no-account demo, and the end-to-end tests use
+it against a real RabbitMQ: the code paths are those of production (receiver,
+broker, consumer, HTTP clients, OAuth), only the URLs point at the simulators.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from simulators.ameise import AmeiseState, create_ameise_app
+from simulators.ameise import seed_demo as seed_ameise_demo
+from simulators.server import ServerThread
+from simulators.zoho import ZohoState, create_zoho_app
+from simulators.zoho import seed_demo as seed_zoho_demo
+from syncbridge.bootstrap import Services, bootstrap, build_worker, web_checks
+from syncbridge.config import Settings
+
+log = logging.getLogger(__name__)
+
+AMEISE_API_PATH = "/service/bd/employee/1.0/rest"
+DEMO_VERMITTLER = "A1B2C3"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def connect_ameise_by_consent(services: Services):
+    """Run the OAuth authorization-code flow against an auto-consenting Ameise (the simulator)."""
+    state = secrets.token_urlsafe(16)
+    answer = requests.get(services.ameise_oauth.authorization_url(state), allow_redirects=False, timeout=10)
+    location = answer.headers.get("Location", "")
+    query = parse_qs(urlsplit(location).query)
+    if answer.status_code not in (302, 303) or query.get("state", [""])[0] != state or "code" not in query:
+        raise RuntimeError(f"Ameise consent did not redirect back with a code ({answer.status_code} {location!r})")
+    return services.ameise_oauth.exchange_code(query["code"][0])
+
+
+@dataclass
+class Stack:
+    """Receiver, workers and both simulators, running in this process."""
+
+    settings: Settings
+    services: Services
+    zoho_state: ZohoState
+    ameise_state: AmeiseState
+    zoho: ServerThread
+    ameise: ServerThread
+    receiver: ServerThread
+    workers: list = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    demo_ids: dict = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.should_stop = True
+        for thread in self.threads:
+            thread.join(timeout=10)
+        for server in (self.receiver, self.zoho, self.ameise):
+            server.stop()
+        self.services.close()
+
+
+def start_stack(
+    settings: Settings,
+    *,
+    receiver_port: int = 0,
+    zoho_port: int = 0,
+    ameise_port: int = 0,
+    workers: int = 1,
+    seed: bool = True,
+    webhook_style: str = "form",
+) -> Stack:
+    """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver."""
+    zoho_state, ameise_state = ZohoState(), AmeiseState()
+    demo_ids = {}
+    if seed:
+        demo_ids["zoho"] = seed_zoho_demo(zoho_state)
+        demo_ids["ameise"] = seed_ameise_demo(ameise_state)
+    zoho = ServerThread(create_zoho_app(zoho_state), port=zoho_port).start()
+    ameise = ServerThread(create_ameise_app(ameise_state), port=ameise_port).start()
+    receiver_port = receiver_port or free_port()
+    settings = settings.with_overrides(
+        zoho_accounts_url=zoho.url,
+        zoho_api_url="",
+        ameise_auth_url=ameise.url,
+        ameise_api_url=ameise.url + AMEISE_API_PATH,
+        ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
+        public_url=f"http://127.0.0.1:{receiver_port}",
+    )
+    services = bootstrap(settings)
+    connect_ameise_by_consent(services)
+
+    from webhooks import create_app
+
+    app = create_app(settings, publisher=services.publisher, checks=web_checks(settings, services.publisher))
+    receiver = ServerThread(app, port=receiver_port).start()
+    stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
+    for index in range(workers):
+        worker = build_worker("crm-to-ameise", services)
+        thread = threading.Thread(target=worker.run, name=f"crm-to-ameise-{index}", daemon=True)
+        stack.workers.append(worker)
+        stack.threads.append(thread)
+        thread.start()
+    for module in settings.module_entities:
+        zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
+                               token=settings.zoho_webhook_token)
+    return stack

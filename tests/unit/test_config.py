@@ -1,0 +1,60 @@
+"""Settings: defaults for development, fail fast on bad or missing values."""
+import pytest
+
+from syncbridge.config import ConfigError, Settings
+
+
+def test_development_defaults_need_no_environment():
+    settings = Settings.from_env({})
+    assert settings.embedded_broker
+    assert settings.effective_broker_url == "memory://"
+    assert settings.module_entities == {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
+    assert settings.forms_token_map["zoho-forms"] == "dev-forms-token"
+    assert settings.max_body == 65536
+
+
+def test_values_come_from_prefixed_variables():
+    settings = Settings.from_env({"SYNCBRIDGE_BROKER_URL": "amqp://u:p@mq//", "SYNCBRIDGE_ZOHO_MODULES": "Kunden=person"})
+    assert not settings.embedded_broker
+    assert settings.module_entities == {"Kunden": "person"}
+
+
+def test_production_refuses_development_secrets():
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"SYNCBRIDGE_ENV": "production", "SYNCBRIDGE_BROKER_URL": "amqp://mq//"})
+    message = str(err.value)
+    assert "SYNCBRIDGE_ZOHO_WEBHOOK_TOKEN" in message and "SYNCBRIDGE_AMEISE_CLIENT_SECRET" in message
+
+
+def test_production_starts_with_every_secret_set():
+    secrets = {s.env: f"real-{i}" for i, s in enumerate(Settings.describe()) if s.secret}
+    secrets["SYNCBRIDGE_FORMS_TOKENS"] = "zoho-forms=real-forms"
+    settings = Settings.from_env({**secrets, "SYNCBRIDGE_ENV": "production", "SYNCBRIDGE_BROKER_URL": "amqp://mq//"})
+    assert settings.production
+
+
+def test_production_refuses_an_embedded_broker():
+    secrets = {s.env: f"real-{i}" for i, s in enumerate(Settings.describe()) if s.secret}
+    secrets["SYNCBRIDGE_FORMS_TOKENS"] = "zoho-forms=real-forms"
+    with pytest.raises(ConfigError, match="SYNCBRIDGE_BROKER_URL"):
+        Settings.from_env({**secrets, "SYNCBRIDGE_ENV": "production"})
+
+
+@pytest.mark.parametrize("variable, value, fragment", [
+    ("SYNCBRIDGE_MAX_BODY_BYTES", "lots", "whole number"),
+    ("SYNCBRIDGE_PREFETCH_COUNT", "0", "positive"),
+    ("SYNCBRIDGE_HTTP_TIMEOUT", "-1", "negative"),
+    ("SYNCBRIDGE_ZOHO_MODULES", "Contacts=people", "kind must be one of"),
+    ("SYNCBRIDGE_FORMS_TOKENS", "zoho-forms", "NAME=VALUE"),
+    ("SYNCBRIDGE_ENV", "staging", "development or production"),
+])
+def test_malformed_values_are_named_in_the_error(variable, value, fragment):
+    with pytest.raises(ConfigError, match=fragment) as err:
+        Settings.from_env({variable: value})
+    assert variable in str(err.value) or variable == "SYNCBRIDGE_ENV"
+
+
+def test_every_setting_is_described_with_a_default():
+    described = Settings.describe()
+    assert len({s.env for s in described}) == len(described)
+    assert all(s.help for s in described)
