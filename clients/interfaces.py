@@ -5,7 +5,8 @@ for fast tests: :mod:`clients.fakes`.  Business code imports only this module.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 
@@ -19,7 +20,7 @@ class RecordResult:
     action: str | None = None      # "insert" or "update" on success
     record_id: str | None = None   # details.id on success
     field: str | None = None       # details.api_name on a per-record error
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class CrmClient(Protocol):
@@ -75,7 +76,7 @@ class OAuthToken:
     access_token: str
     refresh_token: str
     expires_at: float                              # epoch seconds
-    extra: dict[str, Any] = field(default_factory=dict)  # api_domain (Zoho), employee_id (Ameise), scope
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # api_domain (Zoho), employee_id (Ameise), scope
 
 
 class TokenStore(Protocol):

@@ -1,0 +1,114 @@
+"""In-memory store, for fast tests and single-process runs; same semantics as :class:`store.sql.SqlStore`."""
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from clients.tokens import MemoryTokenStore
+from store.interfaces import ActivityEntry, Link
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+    return value.astimezone(UTC)
+
+
+class MemoryStore:
+    """Keeps links, processed events and the activity log in dicts and lists; thread-safe."""
+
+    def __init__(self) -> None:
+        self.tokens = MemoryTokenStore()
+        self._lock = threading.Lock()
+        self._links: dict[tuple[str, str], Link] = {}          # (entity, zoho_id) -> link
+        self._processed: dict[str, str] = {}                   # event_id -> outcome
+        self._log: list[ActivityEntry] = []
+        self._ids = itertools.count(1)
+
+    def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
+        """Return the link of a record by its id on either side (both must match when both are given)."""
+        if zoho_id is None and ameise_id is None:
+            raise ValueError("find_link needs zoho_id or ameise_id")
+        with self._lock:
+            for link in self._links.values():
+                if (
+                    link.entity == entity
+                    and (zoho_id is None or link.zoho_id == zoho_id)
+                    and (ameise_id is None or link.ameise_id == ameise_id)
+                ):
+                    return link
+        return None
+
+    def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
+        """Create or update the link of (entity, zoho_id).
+
+        Raises ValueError when ``ameise_id`` is already linked to another Zoho record.
+        """
+        now = datetime.now(UTC)
+        with self._lock:
+            for other in self._links.values():
+                if other.entity == entity and other.ameise_id == ameise_id and other.zoho_id != zoho_id:
+                    raise ValueError(f"{entity} {ameise_id} is already linked to Zoho record {other.zoho_id}")
+            existing = self._links.get((entity, zoho_id))
+            created_at = now if existing is None else existing.created_at
+            link = Link(entity, zoho_module, zoho_id, ameise_id, created_at=created_at, updated_at=now)
+            self._links[(entity, zoho_id)] = link
+            return link
+
+    def was_processed(self, event_id: str) -> bool:
+        """Tell whether an event was already handled to the end."""
+        with self._lock:
+            return event_id in self._processed
+
+    def mark_processed(self, event_id: str, outcome: str) -> None:
+        """Remember that an event was handled; the first outcome stays."""
+        with self._lock:
+            self._processed.setdefault(event_id, outcome)
+
+    def log(self, entry: ActivityEntry) -> ActivityEntry:
+        """Append to the activity log; return the entry with its id and time (UTC)."""
+        at = datetime.now(UTC) if entry.at is None else _as_utc(entry.at)
+        with self._lock:
+            stored = replace(entry, id=next(self._ids), at=at, details=copy.deepcopy(dict(entry.details)))
+            self._log.append(stored)
+        # Callers get their own copy of the details, as they would from a database.
+        return replace(stored, details=copy.deepcopy(stored.details))
+
+    def activities(
+        self,
+        *,
+        direction: str | None = None,
+        entity: str | None = None,
+        result: str | None = None,
+        action: str | None = None,
+        zoho_id: str | None = None,
+        ameise_id: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ActivityEntry]:
+        """Return activity log entries, newest first; ``since`` is inclusive, ``until`` exclusive."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        since = None if since is None else _as_utc(since)
+        until = None if until is None else _as_utc(until)
+        wanted = {
+            "direction": direction, "entity": entity, "result": result, "action": action,
+            "zoho_id": zoho_id, "ameise_id": ameise_id, "event_id": event_id,
+        }
+        with self._lock:
+            entries = [
+                entry for entry in self._log
+                if all(value is None or getattr(entry, name) == value for name, value in wanted.items())
+                and (since is None or entry.at >= since)
+                and (until is None or entry.at < until)
+            ]
+        entries.sort(key=lambda entry: (entry.at, entry.id), reverse=True)
+        return [replace(entry, details=copy.deepcopy(entry.details)) for entry in entries[:limit]]
+
+    def ping(self) -> None:
+        """Do nothing: memory is always reachable."""

@@ -1,0 +1,286 @@
+"""The store on SQLAlchemy: SQLite for development and tests, PostgreSQL in production.
+
+The schema comes from the Alembic migrations (:mod:`store.migrate`); this module
+never creates tables. Every method runs in its own short transaction.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, create_engine, event, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from clients.interfaces import OAuthToken
+from store.interfaces import ActivityEntry, Link
+from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, utcnow
+
+LINKS: Table = LinkRecord.__table__  # type: ignore[assignment]
+PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+ACTIVITY: Table = ActivityRecord.__table__  # type: ignore[assignment]
+TOKENS: Table = OAuthTokenRecord.__table__  # type: ignore[assignment]
+
+# Dialects whose INSERT has ON CONFLICT; elsewhere a portable update-or-insert is used.
+_CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+# A concurrent insert of the same key can still fail on a second unique
+# constraint (PostgreSQL checks only the conflict target atomically) or, on the
+# portable path, on the key itself; the retry then finds the row and updates it.
+_ATTEMPTS = 3
+
+
+def make_engine(url: str | URL) -> Engine:
+    """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        # Connections dropped by the server or a proxy are replaced, not handed out.
+        return create_engine(url, pool_pre_ping=True)
+
+    in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    if in_memory:
+        # Each connection to ":memory:" is its own database; one shared connection keeps one.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Web and worker processes write the same file: wait for the lock instead of failing.
+            cursor.execute("PRAGMA busy_timeout=5000")
+            if not in_memory:
+                # Readers no longer block the writer, nor the writer the readers.
+                cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str], update_columns: Sequence[str]) -> None:
+    """Insert ``values``, or update ``update_columns`` of the row with the same ``keys``."""
+    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
+    if conflict_insert is not None:
+        stmt = conflict_insert(table).values(dict(values))
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={column: stmt.excluded[column] for column in update_columns},
+        ))
+        return
+    where = and_(*(table.c[key] == values[key] for key in keys))
+    changed = conn.execute(update(table).where(where).values({column: values[column] for column in update_columns}))
+    if changed.rowcount == 0:
+        conn.execute(insert(table).values(dict(values)))
+
+
+def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Insert ``values`` unless a row with the same ``keys`` exists."""
+    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
+    if conflict_insert is not None:
+        conn.execute(conflict_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(keys)))
+        return
+    where = and_(*(table.c[key] == values[key] for key in keys))
+    if conn.execute(select(1).select_from(table).where(where)).first() is None:
+        conn.execute(insert(table).values(dict(values)))
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+    return value.astimezone(UTC)
+
+
+def _to_link(row: Any) -> Link:
+    return Link(
+        entity=row.entity, zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _to_entry(row: Any) -> ActivityEntry:
+    return ActivityEntry(
+        direction=row.direction, action=row.action, result=row.result, entity=row.entity,
+        zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id, event_id=row.event_id,
+        error=row.error, details=dict(row.details or {}), at=row.at, id=row.id,
+    )
+
+
+class SqlTokenStore:
+    """OAuth tokens and connection status in the ``oauth_tokens`` table, shared by all processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, provider: str) -> OAuthToken | None:
+        """Return the stored token of ``provider``, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TOKENS).where(TOKENS.c.provider == provider)).first()
+        if row is None or row.access_token is None:
+            return None
+        return OAuthToken(row.access_token, row.refresh_token, row.expires_at, dict(row.extra or {}))
+
+    def save(self, provider: str, token: OAuthToken) -> None:
+        """Store a token and mark the connection active."""
+        values = {
+            "provider": provider, "access_token": token.access_token, "refresh_token": token.refresh_token,
+            "expires_at": token.expires_at, "extra": dict(token.extra), "status": "active", "status_detail": "",
+            "updated_at": utcnow(),
+        }
+        self._write(values)
+
+    def set_status(self, provider: str, status: str, detail: str = "") -> None:
+        """Set the connection status ("active", "reconnect_needed") and why."""
+        values = {
+            "provider": provider, "access_token": None, "refresh_token": None, "expires_at": None, "extra": {},
+            "status": status, "status_detail": detail, "updated_at": utcnow(),
+        }
+        self._write(values, only=("status", "status_detail", "updated_at"))
+
+    def status(self, provider: str) -> tuple[str, str]:
+        """Return (status, detail); ("not_connected", "") when nothing is stored."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(TOKENS.c.status, TOKENS.c.status_detail).where(TOKENS.c.provider == provider)
+            ).first()
+        return ("not_connected", "") if row is None else (row.status, row.status_detail)
+
+    def _write(self, values: dict[str, Any], only: Sequence[str] | None = None) -> None:
+        columns = only if only is not None else [key for key in values if key != "provider"]
+        for attempt in itertools.count(1):
+            try:
+                with self.engine.begin() as conn:
+                    _upsert(conn, TOKENS, values, ["provider"], columns)
+                return
+            except IntegrityError:
+                if attempt == _ATTEMPTS:
+                    raise
+
+
+class SqlStore:
+    """The store on a SQLAlchemy engine (schema by :mod:`store.migrate`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.tokens = SqlTokenStore(engine)
+
+    @classmethod
+    def from_url(cls, url: str | URL) -> SqlStore:
+        """Create a store on a new engine for ``url``."""
+        return cls(make_engine(url))
+
+    def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
+        """Return the link of a record by its id on either side (both must match when both are given)."""
+        if zoho_id is None and ameise_id is None:
+            raise ValueError("find_link needs zoho_id or ameise_id")
+        query = select(LINKS).where(LINKS.c.entity == entity)
+        if zoho_id is not None:
+            query = query.where(LINKS.c.zoho_id == zoho_id)
+        if ameise_id is not None:
+            query = query.where(LINKS.c.ameise_id == ameise_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _to_link(row)
+
+    def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
+        """Create or update the link of (entity, zoho_id).
+
+        Raises ValueError when ``ameise_id`` is already linked to another Zoho record.
+        """
+        now = utcnow()
+        values = {
+            "entity": entity, "zoho_module": zoho_module, "zoho_id": zoho_id, "ameise_id": ameise_id,
+            "created_at": now, "updated_at": now,
+        }
+        for attempt in itertools.count(1):
+            try:
+                with self.engine.begin() as conn:
+                    _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
+                    row = conn.execute(
+                        select(LINKS).where(LINKS.c.entity == entity, LINKS.c.zoho_id == zoho_id)
+                    ).one()
+                return _to_link(row)
+            except IntegrityError as exc:
+                holder = self.find_link(entity, ameise_id=ameise_id)
+                if holder is not None and holder.zoho_id != zoho_id:
+                    raise ValueError(
+                        f"{entity} {ameise_id} is already linked to Zoho record {holder.zoho_id}"
+                    ) from exc
+                if attempt == _ATTEMPTS:
+                    raise
+
+    def was_processed(self, event_id: str) -> bool:
+        """Tell whether an event was already handled to the end."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(PROCESSED.c.event_id).where(PROCESSED.c.event_id == event_id)).first()
+        return row is not None
+
+    def mark_processed(self, event_id: str, outcome: str) -> None:
+        """Remember that an event was handled; the first outcome stays."""
+        values = {"event_id": event_id, "outcome": outcome, "processed_at": utcnow()}
+        try:
+            with self.engine.begin() as conn:
+                _insert_ignore(conn, PROCESSED, values, ["event_id"])
+        except IntegrityError:
+            # Only the portable path gets here: someone else recorded the event first.
+            pass
+
+    def log(self, entry: ActivityEntry) -> ActivityEntry:
+        """Append to the activity log; return the entry with its id and time (UTC)."""
+        at = utcnow() if entry.at is None else _as_utc(entry.at)
+        details = copy.deepcopy(dict(entry.details))
+        values = {
+            "at": at, "direction": entry.direction, "action": entry.action, "result": entry.result,
+            "entity": entry.entity, "zoho_module": entry.zoho_module, "zoho_id": entry.zoho_id,
+            "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error, "details": details,
+        }
+        with self.engine.begin() as conn:
+            new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]
+        return replace(entry, id=new_id, at=at, details=details)
+
+    def activities(
+        self,
+        *,
+        direction: str | None = None,
+        entity: str | None = None,
+        result: str | None = None,
+        action: str | None = None,
+        zoho_id: str | None = None,
+        ameise_id: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ActivityEntry]:
+        """Return activity log entries, newest first; ``since`` is inclusive, ``until`` exclusive."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        query = select(ACTIVITY)
+        for column, value in (
+            ("direction", direction), ("entity", entity), ("result", result), ("action", action),
+            ("zoho_id", zoho_id), ("ameise_id", ameise_id), ("event_id", event_id),
+        ):
+            if value is not None:
+                query = query.where(ACTIVITY.c[column] == value)
+        if since is not None:
+            query = query.where(ACTIVITY.c.at >= _as_utc(since))
+        if until is not None:
+            query = query.where(ACTIVITY.c.at < _as_utc(until))
+        query = query.order_by(ACTIVITY.c.at.desc(), ACTIVITY.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_to_entry(row) for row in conn.execute(query)]
+
+    def ping(self) -> None:
+        """Raise when the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))

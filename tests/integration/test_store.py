@@ -1,0 +1,483 @@
+"""The store against all its backends: memory, SQLite file and PostgreSQL, plus the migrations.
+
+One suite runs on every backend so that the in-memory store cannot drift from
+the real one. PostgreSQL tests work in schemas of their own (via search_path),
+because the test database is shared by the whole session.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Callable, Iterator
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from clients.interfaces import OAuthToken
+from store.interfaces import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
+from store.memory import MemoryStore
+from store.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
+from store.models import Base
+from store.sql import LINKS, SqlStore, SqlTokenStore, make_engine
+
+ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
+ZOHO_ID_2 = "365239700000064902"     # 18 digits
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+# ---------------------------------------------------------------- databases
+@contextmanager
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    """Yield a URL whose connections work in a new, empty schema; drop it afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite_url(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'syncbridge.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres_url(postgres_url) -> Iterator[str]:
+    with pg_schema(postgres_url) as url:
+        upgrade(url)
+        yield url
+
+
+def _emptied_engine(url: str):
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    return engine
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request) -> Iterator[Store]:
+    """A store with no data on each backend."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_store(request) -> Iterator[SqlStore]:
+    """A SqlStore with no data on each real database."""
+    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+def _link_rows(store: Store) -> int | None:
+    if isinstance(store, SqlStore):
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(LINKS)).scalar_one()
+    return None
+
+
+def _aware_utc(value: datetime | None) -> bool:
+    return value is not None and value.utcoffset() == timedelta(0)
+
+
+# ---------------------------------------------------------------- links
+def test_find_link_by_either_id(store):
+    saved = store.save_link("customer", "Contacts", ZOHO_ID, "5001234567")
+
+    by_zoho = store.find_link("customer", zoho_id=ZOHO_ID)
+    by_ameise = store.find_link("customer", ameise_id="5001234567")
+    by_both = store.find_link("customer", zoho_id=ZOHO_ID, ameise_id="5001234567")
+
+    assert by_zoho == by_ameise == by_both == saved
+    assert (saved.entity, saved.zoho_module, saved.zoho_id, saved.ameise_id) == (
+        "customer", "Contacts", ZOHO_ID, "5001234567")
+    assert isinstance(saved.zoho_id, str)
+    assert _aware_utc(saved.created_at) and _aware_utc(saved.updated_at)
+    assert store.find_link("contract", zoho_id=ZOHO_ID) is None
+    assert store.find_link("customer", zoho_id=ZOHO_ID_2) is None
+    assert store.find_link("customer", zoho_id=ZOHO_ID, ameise_id="other") is None
+
+
+def test_find_link_needs_an_id(store):
+    with pytest.raises(ValueError):
+        store.find_link("customer")
+
+
+def test_save_link_updates_the_existing_link(store):
+    first = store.save_link("contract", "Deals", ZOHO_ID, "V-1")
+    second = store.save_link("contract", "Vertraege", ZOHO_ID, "V-2")
+
+    assert store.find_link("contract", zoho_id=ZOHO_ID) == second
+    assert (second.zoho_module, second.ameise_id) == ("Vertraege", "V-2")
+    assert second.created_at == first.created_at
+    assert second.updated_at >= first.updated_at
+    assert store.find_link("contract", ameise_id="V-1") is None
+    assert _link_rows(store) in (1, None)
+
+
+def test_links_are_unique_per_entity(store):
+    store.save_link("customer", "Contacts", ZOHO_ID, "100")
+    # The same ids may appear for another entity.
+    store.save_link("contract", "Deals", ZOHO_ID, "100")
+    store.save_link("customer", "Contacts", ZOHO_ID_2, "200")
+
+    with pytest.raises(ValueError, match="already linked"):
+        store.save_link("customer", "Contacts", ZOHO_ID_2, "100")
+
+    assert store.find_link("customer", ameise_id="100").zoho_id == ZOHO_ID
+    assert store.find_link("customer", zoho_id=ZOHO_ID_2).ameise_id == "200"
+    assert store.find_link("contract", ameise_id="100").zoho_id == ZOHO_ID
+    assert _link_rows(store) in (3, None)
+
+
+# ---------------------------------------------------------------- processed events
+def test_mark_processed_is_idempotent(store):
+    assert store.was_processed("evt-1") is False
+
+    store.mark_processed("evt-1", "created")
+    store.mark_processed("evt-1", "skipped")
+
+    assert store.was_processed("evt-1") is True
+    assert store.was_processed("evt-2") is False
+
+
+# ---------------------------------------------------------------- activity log
+def _seed(store: Store) -> dict[str, int]:
+    """Log five entries a minute apart; return their ids by action."""
+    entries = [
+        ActivityEntry(CRM_TO_AMEISE, "created", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1"),
+        ActivityEntry(CRM_TO_AMEISE, "failed", "error", "contract", "Deals", ZOHO_ID_2, None, "ev2", error="boom"),
+        ActivityEntry(AMEISE_TO_CRM, "updated", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev3"),
+        ActivityEntry(SYSTEM, "token_refreshed", "ok"),
+        ActivityEntry(AMEISE_TO_CRM, "written_back", "error", "contract", "Deals", ZOHO_ID_2, "A2", "ev3"),
+    ]
+    return {
+        entry.action: store.log(replace(entry, at=T0 + timedelta(minutes=minute))).id
+        for minute, entry in enumerate(entries)
+    }
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({}, ["written_back", "token_refreshed", "updated", "failed", "created"]),
+    ({"direction": CRM_TO_AMEISE}, ["failed", "created"]),
+    ({"direction": SYSTEM}, ["token_refreshed"]),
+    ({"entity": "contract"}, ["written_back", "failed"]),
+    ({"result": "error"}, ["written_back", "failed"]),
+    ({"action": "updated"}, ["updated"]),
+    ({"zoho_id": ZOHO_ID}, ["updated", "created"]),
+    ({"ameise_id": "A2"}, ["written_back"]),
+    ({"event_id": "ev3"}, ["written_back", "updated"]),
+    ({"since": T0 + timedelta(minutes=3)}, ["written_back", "token_refreshed"]),
+    ({"until": T0 + timedelta(minutes=1)}, ["created"]),
+    ({"since": T0 + timedelta(minutes=1), "until": T0 + timedelta(minutes=3)}, ["updated", "failed"]),
+    ({"direction": AMEISE_TO_CRM, "result": "ok", "entity": "customer"}, ["updated"]),
+    ({"direction": SYSTEM, "entity": "customer"}, []),
+    ({"limit": 2}, ["written_back", "token_refreshed"]),
+    ({"limit": 0}, []),
+])
+def test_activities_filter_newest_first(store, filters, expected):
+    ids = _seed(store)
+
+    found = store.activities(**filters)
+
+    assert [entry.id for entry in found] == [ids[action] for action in expected]
+
+
+def test_activities_compare_times_across_timezones(store):
+    ids = _seed(store)
+    berlin = timezone(timedelta(hours=1))
+
+    # 09:02 in Berlin is 08:02 UTC: the third entry onwards.
+    found = store.activities(since=datetime(2025, 3, 1, 9, 2, tzinfo=berlin), until=T0 + timedelta(minutes=4))
+
+    assert [entry.id for entry in found] == [ids["token_refreshed"], ids["updated"]]
+
+
+def test_log_fills_id_and_time_and_round_trips_everything(store):
+    details = {"fields": ["Vorname", "Straße"], "count": 3, "ratio": 0.5, "nested": {"ok": True, "none": None}}
+    before = datetime.now(UTC)
+
+    logged = store.log(ActivityEntry(
+        CRM_TO_AMEISE, "failed", "error", "customer", "Contacts", ZOHO_ID, "5001234567", "evt-9",
+        error="Ameise lehnte ab: Pflichtfeld fehlt", details=details,
+    ))
+
+    after = datetime.now(UTC)
+    assert logged.id is not None
+    assert _aware_utc(logged.at) and before <= logged.at <= after
+    [read] = store.activities()
+    assert read == logged
+    assert _aware_utc(read.at)
+    assert read.details == details
+    assert isinstance(read.zoho_id, str) and read.zoho_id == ZOHO_ID
+
+
+def test_log_keeps_a_given_time_as_utc(store):
+    at = datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+    logged = store.log(ActivityEntry(SYSTEM, "imported", "ok", at=at))
+
+    [read] = store.activities()
+    assert logged.at == read.at == at
+    assert read.at.tzinfo is not None and read.at.utcoffset() == timedelta(0)
+    assert read.at.hour == 8 and read.at.microsecond == 123456
+
+
+def test_log_rejects_naive_times(store):
+    with pytest.raises(ValueError, match="naive"):
+        store.log(ActivityEntry(SYSTEM, "imported", "ok", at=datetime(2025, 3, 1, 8, 0)))
+    with pytest.raises(ValueError, match="naive"):
+        store.activities(since=datetime(2025, 3, 1, 8, 0))
+
+
+def test_entries_at_the_same_time_come_newest_logged_first(store):
+    first = store.log(ActivityEntry(SYSTEM, "first", "ok", at=T0))
+    second = store.log(ActivityEntry(SYSTEM, "second", "ok", at=T0))
+
+    assert [entry.id for entry in store.activities()] == [second.id, first.id]
+
+
+def test_details_are_copies(store):
+    details: dict[str, Any] = {"fields": ["a"]}
+    logged = store.log(ActivityEntry(SYSTEM, "imported", "ok", details=details))
+
+    details["fields"].append("changed")
+    logged.details["fields"].append("changed too")
+
+    assert store.activities()[0].details == {"fields": ["a"]}
+
+
+# ---------------------------------------------------------------- tokens
+def test_token_store(store):
+    tokens = store.tokens
+    token = OAuthToken("access-1", "refresh-1", 1740816000.123456,
+                       {"api_domain": "https://www.zohoapis.eu", "scope": "ZohoCRM.modules.ALL"})
+
+    assert tokens.load("zoho") is None
+    assert tokens.status("zoho") == ("not_connected", "")
+
+    tokens.save("zoho", token)
+    assert tokens.load("zoho") == token
+    assert tokens.status("zoho") == ("active", "")
+    assert tokens.load("ameise") is None
+    assert tokens.status("ameise") == ("not_connected", "")
+
+    tokens.set_status("zoho", "reconnect_needed", "invalid_grant")
+    assert tokens.status("zoho") == ("reconnect_needed", "invalid_grant")
+    assert tokens.load("zoho") == token
+
+    renewed = OAuthToken("access-2", "refresh-1", 1740819600.0, {"api_domain": "https://www.zohoapis.eu"})
+    tokens.save("zoho", renewed)
+    assert tokens.load("zoho") == renewed
+    assert tokens.status("zoho") == ("active", "")
+
+
+def test_token_status_can_be_set_before_any_token(store):
+    store.tokens.set_status("ameise", "reconnect_needed", "never connected")
+
+    assert store.tokens.status("ameise") == ("reconnect_needed", "never connected")
+    assert store.tokens.load("ameise") is None
+
+
+def test_returned_tokens_are_copies(store):
+    store.tokens.save("ameise", OAuthToken("a", "r", 1.0, {"employee_id": "E1"}))
+
+    store.tokens.load("ameise").extra["employee_id"] = "changed"
+
+    assert store.tokens.load("ameise").extra == {"employee_id": "E1"}
+
+
+def test_sql_token_store_is_the_store_tokens(sql_store):
+    assert isinstance(sql_store.tokens, SqlTokenStore)
+    SqlTokenStore(sql_store.engine).save("zoho", OAuthToken("a", "r", 1.0))
+    assert sql_store.tokens.status("zoho") == ("active", "")
+
+
+# ---------------------------------------------------------------- readiness
+def test_ping(store):
+    store.ping()
+
+
+def test_ping_raises_when_the_database_is_unreachable():
+    unreachable = SqlStore.from_url("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2")
+
+    with pytest.raises(OperationalError):
+        unreachable.ping()
+    unreachable.engine.dispose()
+
+
+# ---------------------------------------------------------------- concurrency
+def _together(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released at once; re-raise the first error."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _assert_race_safe(store: Store) -> None:
+    _together(8, lambda _: store.save_link("customer", "Contacts", ZOHO_ID, "5001234567"))
+    assert store.find_link("customer", zoho_id=ZOHO_ID).ameise_id == "5001234567"
+    assert _link_rows(store) in (1, None)
+
+    # Racing updates of one Zoho record leave one row with one of the numbers.
+    _together(8, lambda i: store.save_link("contract", "Deals", ZOHO_ID_2, f"V-{i}"))
+    winner = store.find_link("contract", zoho_id=ZOHO_ID_2)
+    assert winner.ameise_id in {f"V-{i}" for i in range(8)}
+    assert store.find_link("contract", ameise_id=winner.ameise_id) == winner
+    assert _link_rows(store) in (2, None)
+
+    _together(8, lambda i: store.mark_processed("evt-race", f"outcome-{i}"))
+    assert store.was_processed("evt-race")
+
+    _together(8, lambda i: store.tokens.save("zoho", OAuthToken(f"access-{i}", "r", 1.0)))
+    assert store.tokens.status("zoho") == ("active", "")
+
+
+def test_concurrent_writes_are_race_safe(store):
+    _assert_race_safe(store)
+
+
+def test_portable_path_without_on_conflict_is_race_safe(sql_store, monkeypatch):
+    # Without ON CONFLICT the store falls back to update-or-insert and retries.
+    monkeypatch.setattr("store.sql._CONFLICT_INSERTS", {})
+    _assert_race_safe(sql_store)
+    sql_store.save_link("customer", "Contacts", ZOHO_ID_2, "other")
+    with pytest.raises(ValueError, match="already linked"):
+        sql_store.save_link("customer", "Contacts", ZOHO_ID_2, "5001234567")
+
+
+# ---------------------------------------------------------------- engines
+def test_sqlite_file_engine_settings(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'settings.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_sqlite_in_memory_is_shared_between_threads():
+    engine = make_engine("sqlite://")
+    config = alembic_config("sqlite://")
+    with engine.begin() as conn:
+        # An in-memory database exists only on its connection: migrate on that one.
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    memory_db = SqlStore(engine)
+
+    _together(2, lambda i: memory_db.mark_processed(f"evt-{i}", "done"))
+
+    assert memory_db.was_processed("evt-0") and memory_db.was_processed("evt-1")
+    engine.dispose()
+
+
+# ---------------------------------------------------------------- migrations
+@pytest.fixture(params=["sqlite-relative", "sqlite-absolute", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_url(request, tmp_path, monkeypatch) -> Iterator[str]:
+    """The URL of an empty database."""
+    if request.param == "sqlite-relative":
+        monkeypatch.chdir(tmp_path)
+        yield "sqlite:///relative.db"
+    elif request.param == "sqlite-absolute":
+        assert tmp_path.is_absolute()
+        yield f"sqlite:///{tmp_path / 'absolute.db'}"
+    else:
+        with pg_schema(request.getfixturevalue("postgres_url")) as url:
+            yield url
+
+
+def _schema_differences(url: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def test_alembic_config_points_at_the_shipped_migrations():
+    config = alembic_config("sqlite:///x.db")
+    script = ScriptDirectory.from_config(config)
+
+    assert MIGRATIONS_DIR.is_absolute() and (MIGRATIONS_DIR / "env.py").is_file()
+    assert script.get_heads() == ["0001"]
+    assert config.attributes["database_url"] == "sqlite:///x.db"
+
+
+def test_upgrade_creates_the_schema_of_the_models(fresh_url):
+    assert current(fresh_url) is None
+    assert is_up_to_date(fresh_url) is False
+
+    upgrade(fresh_url)
+
+    assert current(fresh_url) == "0001"
+    assert is_up_to_date(fresh_url) is True
+    assert _schema_differences(fresh_url) == []
+
+
+def test_upgrade_twice_is_a_no_op(fresh_url):
+    upgrade(fresh_url)
+    db = SqlStore.from_url(fresh_url)
+    db.save_link("customer", "Contacts", ZOHO_ID, "5001234567")
+
+    upgrade(fresh_url)
+
+    assert current(fresh_url) == "0001"
+    assert db.find_link("customer", zoho_id=ZOHO_ID).ameise_id == "5001234567"
+    db.engine.dispose()
+
+
+def test_downgrade_removes_the_schema_and_upgrade_restores_it(fresh_url):
+    upgrade(fresh_url)
+
+    command.downgrade(alembic_config(fresh_url), "base")
+
+    engine = make_engine(fresh_url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    assert current(fresh_url) is None
+    upgrade(fresh_url)
+    assert is_up_to_date(fresh_url) and _schema_differences(fresh_url) == []
