@@ -17,6 +17,10 @@ AMEISE_TO_CRM = "ameise_to_crm"
 SYSTEM = "system"
 
 
+class LinkConflict(ValueError):
+    """The Ameise number is already linked to another CRM record (a unique-key clash)."""
+
+
 @dataclass(frozen=True)
 class Link:
     """One record known on both sides: Zoho record id <-> Kundennummer / Vertragsnummer."""
@@ -54,7 +58,7 @@ class Store(Protocol):
         """The link of a record by its id on either side."""
 
     def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
-        """Create or update the link of (entity, zoho_id)."""
+        """Create or update the link of (entity, zoho_id); LinkConflict if the number belongs to another record."""
 
     def was_processed(self, event_id: str) -> bool:
         """Whether an event was already handled to the end."""

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from clients.tokens import MemoryTokenStore
-from store.interfaces import ActivityEntry, Link
+from store.interfaces import ActivityEntry, Link, LinkConflict
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -45,13 +45,13 @@ class MemoryStore:
     def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
         """Create or update the link of (entity, zoho_id).
 
-        Raises ValueError when ``ameise_id`` is already linked to another Zoho record.
+        Raises LinkConflict when ``ameise_id`` is already linked to another Zoho record.
         """
         now = datetime.now(UTC)
         with self._lock:
             for other in self._links.values():
                 if other.entity == entity and other.ameise_id == ameise_id and other.zoho_id != zoho_id:
-                    raise ValueError(f"{entity} {ameise_id} is already linked to Zoho record {other.zoho_id}")
+                    raise LinkConflict(f"{entity} {ameise_id} is already linked to Zoho record {other.zoho_id}")
             existing = self._links.get((entity, zoho_id))
             created_at = now if existing is None else existing.created_at
             link = Link(entity, zoho_module, zoho_id, ameise_id, created_at=created_at, updated_at=now)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from clients.interfaces import OAuthToken
-from store.interfaces import ActivityEntry, Link
+from store.interfaces import ActivityEntry, Link, LinkConflict
 from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, utcnow
 
 LINKS: Table = LinkRecord.__table__  # type: ignore[assignment]
@@ -195,7 +195,7 @@ class SqlStore:
     def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
         """Create or update the link of (entity, zoho_id).
 
-        Raises ValueError when ``ameise_id`` is already linked to another Zoho record.
+        Raises LinkConflict when ``ameise_id`` is already linked to another Zoho record.
         """
         now = utcnow()
         values = {
@@ -213,7 +213,7 @@ class SqlStore:
             except IntegrityError as exc:
                 holder = self.find_link(entity, ameise_id=ameise_id)
                 if holder is not None and holder.zoho_id != zoho_id:
-                    raise ValueError(
+                    raise LinkConflict(
                         f"{entity} {ameise_id} is already linked to Zoho record {holder.zoho_id}"
                     ) from exc
                 if attempt == _ATTEMPTS:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.interfaces import AmeiseClient, CrmClient
-from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
+from store.interfaces import CRM_TO_AMEISE, ActivityEntry, LinkConflict, Store
 from syncbridge.mapping import FieldValueError, Mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
 
@@ -91,6 +91,7 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
     record_id = str(record["id"])
     body = _map(deps, kind, record)
     carried = _text(record.get(deps.kundennummer_field))
+    _refuse_claimed_number(deps, CUSTOMER, module, record_id, carried, deps.kundennummer_field)
     number = carried or _linked(deps, CUSTOMER, record_id)
 
     if number and deps.ameise.get_customer(number) is not None:
@@ -104,7 +105,7 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
         action = "created"
     # The link is saved before the write-back: should the write-back fail, a
     # retry finds the link and updates instead of creating a second customer.
-    deps.store.save_link(CUSTOMER, module, record_id, number)
+    _save_link(deps, CUSTOMER, module, record_id, number, deps.kundennummer_field)
     deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
                           details={"kind": kind, "fields": sorted(body)}))
     written_back = _write_back(deps, module, record_id, deps.kundennummer_field, carried, number, CUSTOMER, event_id)
@@ -142,6 +143,7 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
     if deps.default_vermittler:
         body.setdefault("Vermittler", deps.default_vermittler)
     carried = _text(record.get(deps.vertragsnummer_field))
+    _refuse_claimed_number(deps, CONTRACT, module, record_id, carried, deps.vertragsnummer_field)
     number = carried or _linked(deps, CONTRACT, record_id)
 
     if number and deps.ameise.get_contract(number) is not None:
@@ -153,7 +155,7 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
                         module, record_id, number)
         number = deps.ameise.create_contract(body)
         action = "created"
-    deps.store.save_link(CONTRACT, module, record_id, number)
+    _save_link(deps, CONTRACT, module, record_id, number, deps.vertragsnummer_field)
     deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
                           details={"kunde": body["Kunde"], "fields": sorted(body)}))
     written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
@@ -181,6 +183,26 @@ def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str,
                            field=result.field or field)
     deps.store.log(_entry("written_back", "ok", entity, module, record_id, number, event_id, details={"field": field}))
     return True
+
+
+def _refuse_claimed_number(deps: SyncDependencies, entity: str, module: str, record_id: str, number: str,
+                           field: str) -> None:
+    """Refuse a number another CRM record is linked to: a clash is reported, never merged silently."""
+    if not number:
+        return
+    holder = deps.store.find_link(entity, ameise_id=number)
+    if holder is not None and holder.zoho_id != record_id:
+        raise SyncRejected(
+            f"{field} {number} of {module}/{record_id} already belongs to {holder.zoho_module}/{holder.zoho_id}: "
+            "two CRM records claim one Ameise record; resolve the duplicate in the CRM", field=field)
+
+
+def _save_link(deps: SyncDependencies, entity: str, module: str, record_id: str, number: str, field: str) -> None:
+    try:
+        deps.store.save_link(entity, module, record_id, number)
+    except LinkConflict as exc:
+        raise SyncRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
+                           field=field) from exc
 
 
 def _linked(deps: SyncDependencies, entity: str, zoho_id: str) -> str:

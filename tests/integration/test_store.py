@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from clients.interfaces import OAuthToken
-from store.interfaces import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
+from store.interfaces import LinkConflict, AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
 from store.memory import MemoryStore
 from store.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
 from store.models import Base
@@ -147,7 +147,7 @@ def test_links_are_unique_per_entity(store):
     store.save_link("contract", "Deals", ZOHO_ID, "100")
     store.save_link("customer", "Contacts", ZOHO_ID_2, "200")
 
-    with pytest.raises(ValueError, match="already linked"):
+    with pytest.raises(LinkConflict, match="already linked"):
         store.save_link("customer", "Contacts", ZOHO_ID_2, "100")
 
     assert store.find_link("customer", ameise_id="100").zoho_id == ZOHO_ID
@@ -384,7 +384,7 @@ def test_portable_path_without_on_conflict_is_race_safe(sql_store, monkeypatch):
     monkeypatch.setattr("store.sql._CONFLICT_INSERTS", {})
     _assert_race_safe(sql_store)
     sql_store.save_link("customer", "Contacts", ZOHO_ID_2, "other")
-    with pytest.raises(ValueError, match="already linked"):
+    with pytest.raises(LinkConflict, match="already linked"):
         sql_store.save_link("customer", "Contacts", ZOHO_ID_2, "5001234567")
 
 
