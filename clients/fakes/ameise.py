@@ -1,0 +1,120 @@
+"""In-memory Ameise client with the semantics of :class:`clients.ameise.AmeiseClient`.
+
+It runs the simulator's own rules (:class:`simulators.ameise.AmeiseState`) without
+HTTP, so creates answer only the new number, validation, the Vermittler quirk and
+search behave as in the simulator, and one parametrized test suite keeps the
+real client and this fake in step.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from clients.ameise import AmeiseRejected
+from clients.errors import ExternalServiceError
+from simulators.ameise import (
+    DEFAULT_EMPLOYEE_ID,
+    PAGE_FOREIGN_VERMITTLER,
+    PAGE_TITLES,
+    AmeiseState,
+    ForeignVermittler,
+    NotFound,
+    ValidationFailed,
+)
+
+
+class InMemoryAmeise:
+    """An :class:`clients.interfaces.AmeiseClient` over an in-memory :class:`AmeiseState`."""
+
+    def __init__(self, state: AmeiseState | None = None, *, employee_id: str = DEFAULT_EMPLOYEE_ID) -> None:
+        self.state = state or AmeiseState()
+        self.employee_id = employee_id
+        self._failures: list[ExternalServiceError] = []
+
+    # ------------------------------------------------------------ test helpers
+    @property
+    def creates(self) -> dict[str, int]:
+        """Creates so far: ``{"customers": n, "contracts": n}``."""
+        return self.state.creates
+
+    @property
+    def updates(self) -> dict[str, int]:
+        """Updates so far: ``{"customers": n, "contracts": n}``."""
+        return self.state.updates
+
+    @property
+    def customers(self) -> dict[str, dict[str, Any]]:
+        """A copy of all customers by Kundennummer."""
+        return self.state.customers
+
+    @property
+    def contracts(self) -> dict[str, dict[str, Any]]:
+        """A copy of all contracts by Vertragsnummer."""
+        return self.state.contracts
+
+    def fail_next(self, error: ExternalServiceError, count: int = 1) -> None:
+        """Make the next ``count`` calls raise ``error`` (e.g. an AmeiseUnavailable)."""
+        self._failures.extend([error] * count)
+
+    # ------------------------------------------------------------ AmeiseClient
+    def get_customer(self, kundennummer: str) -> dict[str, Any] | None:
+        self._maybe_fail()
+        return self.state.get_customer(str(kundennummer))
+
+    def create_customer(self, data: dict[str, Any]) -> str:
+        self._maybe_fail()
+        with _as_rejected("POST kunden"):
+            return self.state.create_customer(data, self.employee_id)["Id"]
+
+    def update_customer(self, kundennummer: str, data: dict[str, Any]) -> None:
+        self._maybe_fail()
+        with _as_rejected(f"PUT kunden/{kundennummer}"):
+            self.state.update_customer(str(kundennummer), data, self.employee_id)
+
+    def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        with _as_rejected("POST kunden/_search"):
+            return self.state.search_customers(query)[1]
+
+    def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
+        self._maybe_fail()
+        try:
+            return self.state.customer_contracts(str(kundennummer))
+        except NotFound:
+            return []
+
+    def get_contract(self, vertragsnummer: str) -> dict[str, Any] | None:
+        self._maybe_fail()
+        return self.state.get_contract(str(vertragsnummer))
+
+    def create_contract(self, data: dict[str, Any]) -> str:
+        self._maybe_fail()
+        with _as_rejected("POST vertraege"):
+            return self.state.create_contract(data, self.employee_id)["Id"]
+
+    def update_contract(self, vertragsnummer: str, data: dict[str, Any]) -> None:
+        self._maybe_fail()
+        with _as_rejected(f"PUT vertraege/{vertragsnummer}"):
+            self.state.update_contract(str(vertragsnummer), data, self.employee_id)
+
+    def _maybe_fail(self) -> None:
+        if self._failures:
+            raise self._failures.pop(0)
+
+
+@contextmanager
+def _as_rejected(what: str) -> Iterator[None]:
+    """Turn the simulator's refusals into the AmeiseRejected the real client raises."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        fields = [m["field"] for m in exc.messages if m.get("field")]
+        text = "; ".join(
+            m["message"] if not m.get("field") or m["field"] in m["message"] else f"{m['field']}: {m['message']}"
+            for m in exc.messages
+        )
+        raise AmeiseRejected(f"{what}: {text}", status=400, field=fields[0] if fields else None, body=exc.messages) from exc
+    except ForeignVermittler as exc:
+        raise AmeiseRejected(f"{what}: {PAGE_FOREIGN_VERMITTLER}", status=400) from exc
+    except NotFound as exc:
+        raise AmeiseRejected(f"{what}: {PAGE_TITLES[404]}", status=404) from exc

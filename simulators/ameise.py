@@ -1,0 +1,1201 @@
+"""Simulator of Ameise (blau direkt): the Dionera OAuth2 server and the employee web service.
+
+Speaks the wire formats of ``../shared/reference/ameise.md`` (vendor doc:
+https://docs.blaudirekt.dev/webservice/mitarbeiter), quirks included:
+
+* OAuth2 authorization-code flow at ``/oauth2/auth`` and ``/oauth2/token`` with
+  client authentication by HTTP Basic only; ``offline`` in the scope yields a
+  refresh token; a refresh answers no new refresh token unless
+  :attr:`AmeiseState.rotate_refresh_tokens` is on; ``/userinfo`` names the
+  employee (``sub``).
+* API under ``/service/bd/employee/1.0/rest/<ma>/``: Bearer token of that employee;
+  401/403/404/500 answer HTML pages, validation errors a JSON list of messages,
+  a foreign Vermittler the HTML page ``Error #400 - Fehlerhafte anfrage!`` that
+  names no field, and custom request headers other than ``X-Dio-*`` are refused.
+* ``POST kunden`` answers only ``{"Id", "Benutzername"}``, ``POST vertraege`` only
+  ``{"Id"}``; Kundennummer and Vertragsnummer are the ids in the URLs.
+
+Stand-ins, where the reference is silent (plausible shapes, not vendor facts):
+
+* Customer fields (PascalCase): Id, Personentyp ("natuerlich" | "juristisch"),
+  Anrede, Titel, Vorname, Nachname, Firma, Rechtsform, Geburtsdatum (YYYY-MM-DD),
+  Geschlecht, Strasse, PLZ, Ort, Land, Email, Telefon, Mobil, Vermittler,
+  Benutzername, GeaendertAm.  Values are text (or null).  Unknown fields are
+  refused (400, one message per field); Id, Benutzername and GeaendertAm are
+  read-only and ignored on input.  Benutzername is the e-mail address, else the
+  Kundennummer.  A customer or contract without Vermittler gets the employee's.
+* Validation messages: ``[{"field": "Nachname", "message": "..."}]``; a 400 for
+  a body that is no JSON object names no field.
+* The Vermittler quirk applies to customers as well as contracts.
+* ``PUT`` merges the given fields (contracts: Beitrag and Laufzeit one level
+  deep), validates the result and answers 200 with the whole record.
+* Sub-resources of a customer: ``adressen`` ``[{"Typ": "Hauptadresse", Strasse,
+  PLZ, Ort, Land}]``, ``kontaktdaten`` ``[{"Typ": "Email"|"Telefon"|"Mobil",
+  "Wert"}]``, ``vertraege`` (the contracts), ``dokumente`` ``[]``.
+* Search answers ``{"total", "from", "size", "hits": [customer, ...]}`` sorted by
+  Kundennummer; ``size`` 1..100 (default 10).  ``POST kunden/_search`` takes a
+  JSON object of filters, all of which must match: ``mail`` (whole address,
+  case-insensitive), ``name`` (substring of "Vorname Nachname" or Firma),
+  ``kundennummer`` (exact), ``q`` (like the GET ``q``); other keys are refused.
+* Page titles of the HTML errors other than the two quoted in the reference.
+* Any http(s) ``redirect_uri`` is accepted (a simulator cannot know where the
+  service is deployed); the token request must repeat the same one.  A token
+  lacking the scope ``ameise/mitarbeiterwebservice`` gets 403.  ``/userinfo``
+  errors are JSON (it belongs to the OAuth2 server, not the web service).
+* The ``X-Dio-`` header rule applies to the web service only; ``X-Forwarded-*``
+  and ``X-Request-Id`` pass because proxies add them.
+
+The state lives in an :class:`AmeiseState`, reachable from the app as
+``app.config["AMEISE_STATE"]``.  Tests and the demo use its Python methods or
+the unauthenticated admin API under ``/_sim`` (see :func:`create_ameise_app`).
+
+Run alone: ``python -m simulators.ameise --port 8102 --demo``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import html
+import re
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+
+from flask import Flask, Response, g, jsonify, redirect, request
+
+API_PREFIX = "/service/bd/employee/1.0/rest"
+SCOPE_API = "ameise/mitarbeiterwebservice"
+OFFLINE_SCOPES = ("offline", "offline_access")
+KNOWN_SCOPES = {SCOPE_API, *OFFLINE_SCOPES, "openid", "profile", "email"}
+CODE_LIFETIME = 120.0
+
+DEFAULT_CLIENT_ID = "dev-ameise-client"
+DEFAULT_CLIENT_SECRET = "dev-ameise-secret"
+DEFAULT_EMPLOYEE_ID = "03A71H_XDSJKU"
+DEFAULT_VERMITTLER = "A1B2C3"
+
+FIRST_KUNDENNUMMER = 5001234568
+FIRST_VERTRAGSNUMMER = 1119877
+
+CUSTOMER_FIELDS = (
+    "Personentyp", "Anrede", "Titel", "Vorname", "Nachname", "Firma", "Rechtsform",
+    "Geburtsdatum", "Geschlecht", "Strasse", "PLZ", "Ort", "Land", "Email", "Telefon",
+    "Mobil", "Vermittler",
+)
+CUSTOMER_READ_ONLY = ("Id", "Benutzername", "GeaendertAm")
+PERSONENTYPEN = ("natuerlich", "juristisch")
+GERMANY = {"deutschland", "de", "deu", "germany"}
+
+CONTRACT_FIELDS = (
+    "Status", "Gesellschaft", "Kunde", "Sparte", "Beitrag", "Laufzeit", "Risiko",
+    "Antragsnummer", "Versicherungsscheinnummer", "Vermittler",
+)
+CONTRACT_READ_ONLY = ("Id", "GeaendertAm")
+BEITRAG_FIELDS = ("Brutto", "Netto", "Steuer", "Zahlweise")
+LAUFZEIT_FIELDS = ("Beginn", "Ablauf")
+CONTRACT_NESTED = {"Beitrag": BEITRAG_FIELDS, "Laufzeit": LAUFZEIT_FIELDS}
+
+SEARCH_FILTERS = ("mail", "name", "kundennummer", "q")
+SEARCH_MAX_SIZE = 100
+
+PAGE_FOREIGN_VERMITTLER = "Error #400 - Fehlerhafte anfrage!"
+PAGE_SERVER_ERROR = "Whoops, da ist wohl etwas schief gegangen."
+PAGE_TITLES = {
+    400: PAGE_FOREIGN_VERMITTLER,
+    401: "Error #401 - Nicht angemeldet",
+    403: "Error #403 - Zugriff verweigert",
+    404: "Error #404 - Seite nicht gefunden",
+    405: "Error #405 - Methode nicht erlaubt",
+    429: "Error #429 - Zu viele Anfragen",
+    500: PAGE_SERVER_ERROR,
+    502: "Error #502 - Bad Gateway",
+    503: "Error #503 - Dienst nicht verfügbar",
+    504: "Error #504 - Gateway Timeout",
+}
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+# ---------------------------------------------------------------- domain errors
+class SimulatorError(Exception):
+    """Base of the errors the simulated Ameise answers with."""
+
+
+class ValidationFailed(SimulatorError):
+    """Invalid data: answered as 400 with a JSON list of ``{"field", "message"}``."""
+
+    def __init__(self, messages: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(m["message"] for m in messages))
+        self.messages = messages
+
+
+class ForeignVermittler(SimulatorError):
+    """The Vermittler is not the employee's: answered as the 400 HTML page naming no field."""
+
+
+class NotFound(SimulatorError):
+    """No such customer or contract: answered as the 404 HTML page."""
+
+
+class _AdminError(Exception):
+    """Bad input to the admin API: answered as 400 ``{"error": ...}``."""
+
+
+# ---------------------------------------------------------------- records of the state
+@dataclass
+class Employee:
+    """A broker employee who can connect; ``vermittler`` is their Vermittler number."""
+
+    id: str
+    vermittler: str
+    name: str
+    email: str
+
+
+@dataclass
+class AuthCode:
+    client_id: str
+    redirect_uri: str
+    employee_id: str
+    scope: str
+    expires_at: float
+
+
+@dataclass
+class AccessGrant:
+    client_id: str
+    employee_id: str
+    scope: str
+    expires_at: float
+
+
+@dataclass
+class RefreshGrant:
+    client_id: str
+    employee_id: str
+    scope: str
+
+
+@dataclass
+class Fault:
+    """The next ``count`` matching requests answer ``status`` (after ``delay`` seconds)."""
+
+    status: int | None
+    count: int
+    path_prefix: str | None
+    delay: float
+    retry_after: float | None
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_iso_date(value: Any) -> bool:
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _msg(field: str | None, message: str) -> dict[str, str]:
+    return {"field": field, "message": message} if field else {"message": message}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------- validation
+def validate_customer(record: dict[str, Any]) -> list[dict[str, str]]:
+    """Messages for a complete customer record; empty when it is valid."""
+    errors: list[dict[str, str]] = []
+    for name in CUSTOMER_FIELDS:
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(_msg(name, f"{name} muss ein Text sein"))
+    personentyp = record.get("Personentyp")
+    if not personentyp:
+        errors.append(_msg("Personentyp", "Personentyp ist ein Pflichtfeld"))
+    elif personentyp not in PERSONENTYPEN:
+        errors.append(_msg("Personentyp", "Personentyp muss 'natuerlich' oder 'juristisch' sein"))
+    elif personentyp == "natuerlich" and not record.get("Nachname"):
+        errors.append(_msg("Nachname", "Nachname ist ein Pflichtfeld"))
+    elif personentyp == "juristisch" and not record.get("Firma"):
+        errors.append(_msg("Firma", "Firma ist ein Pflichtfeld"))
+    if record.get("Geburtsdatum") and not _is_iso_date(record["Geburtsdatum"]):
+        errors.append(_msg("Geburtsdatum", "Geburtsdatum muss ein Datum im Format JJJJ-MM-TT sein"))
+    land = record.get("Land")
+    plz = record.get("PLZ")
+    if isinstance(land, str) and land.strip().lower() in GERMANY and plz:
+        if not (isinstance(plz, str) and re.fullmatch(r"\d{5}", plz)):
+            errors.append(_msg("PLZ", "PLZ muss in Deutschland aus 5 Ziffern bestehen"))
+    return errors
+
+
+def validate_contract(record: dict[str, Any], customer_exists) -> list[dict[str, str]]:
+    """Messages for a complete contract record; ``customer_exists(nr)`` checks Kunde."""
+    errors: list[dict[str, str]] = []
+    for name in ("Status", "Gesellschaft"):
+        value = record.get(name)
+        if value in (None, ""):
+            errors.append(_msg(name, f"{name} ist ein Pflichtfeld"))
+        elif not isinstance(value, str):
+            errors.append(_msg(name, f"{name} muss ein Text sein"))
+    kunde = record.get("Kunde")
+    if kunde in (None, ""):
+        errors.append(_msg("Kunde", "Kunde ist ein Pflichtfeld"))
+    elif not isinstance(kunde, str) or not customer_exists(kunde):
+        errors.append(_msg("Kunde", f"Kunde {kunde} existiert nicht"))
+    sparte = record.get("Sparte")
+    if sparte in (None, ""):
+        errors.append(_msg("Sparte", "Sparte ist ein Pflichtfeld"))
+    elif not (isinstance(sparte, str) and re.fullmatch(r"\d{3}", sparte)):
+        errors.append(_msg("Sparte", "Sparte muss aus 3 Ziffern bestehen"))
+    for name in ("Risiko", "Antragsnummer", "Versicherungsscheinnummer", "Vermittler"):
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(_msg(name, f"{name} muss ein Text sein"))
+    beitrag = record.get("Beitrag")
+    if beitrag is not None:
+        if not isinstance(beitrag, dict):
+            errors.append(_msg("Beitrag", "Beitrag muss ein Objekt sein"))
+        else:
+            for name in ("Brutto", "Netto", "Steuer"):
+                value = beitrag.get(name)
+                if value is not None and not _is_number(value):
+                    errors.append(_msg(f"Beitrag.{name}", f"Beitrag.{name} muss eine Zahl sein"))
+            zahlweise = beitrag.get("Zahlweise")
+            if zahlweise is not None and not isinstance(zahlweise, str):
+                errors.append(_msg("Beitrag.Zahlweise", "Beitrag.Zahlweise muss ein Text sein"))
+    laufzeit = record.get("Laufzeit")
+    if laufzeit is not None:
+        if not isinstance(laufzeit, dict):
+            errors.append(_msg("Laufzeit", "Laufzeit muss ein Objekt sein"))
+        else:
+            valid = True
+            for name in LAUFZEIT_FIELDS:
+                value = laufzeit.get(name)
+                if value not in (None, "") and not _is_iso_date(value):
+                    valid = False
+                    errors.append(_msg(f"Laufzeit.{name}", f"Laufzeit.{name} muss ein Datum im Format JJJJ-MM-TT sein"))
+            beginn, ablauf = laufzeit.get("Beginn"), laufzeit.get("Ablauf")
+            if valid and beginn and ablauf and ablauf < beginn:
+                errors.append(_msg("Laufzeit.Ablauf", "Laufzeit.Ablauf liegt vor Laufzeit.Beginn"))
+    return errors
+
+
+def _unknown_fields(data: dict[str, Any], allowed: Iterable[str], read_only: Iterable[str]) -> list[dict[str, str]]:
+    known = set(allowed) | set(read_only)
+    errors = [_msg(name, f"Unbekanntes Feld: {name}") for name in data if name not in known]
+    for parent, children in CONTRACT_NESTED.items():
+        if parent in known and isinstance(data.get(parent), dict):
+            errors += [
+                _msg(f"{parent}.{name}", f"Unbekanntes Feld: {parent}.{name}")
+                for name in data[parent]
+                if name not in children
+            ]
+    return errors
+
+
+def _merge(old: dict[str, Any], data: dict[str, Any], nested: Iterable[str] = ()) -> dict[str, Any]:
+    merged = copy.deepcopy(old)
+    for key, value in data.items():
+        if key in nested and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(copy.deepcopy(value))
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _haystack(customer: dict[str, Any]) -> list[str]:
+    full_name = " ".join(filter(None, (customer.get("Vorname"), customer.get("Nachname"))))
+    return [
+        (value or "").lower()
+        for value in (full_name, customer.get("Firma"), customer.get("Email"), customer.get("Id"))
+    ]
+
+
+# ---------------------------------------------------------------- the state
+class AmeiseState:
+    """Everything the simulated Ameise knows; every method is thread-safe."""
+
+    def __init__(self, *, token_lifetime: int = 3600, rotate_refresh_tokens: bool = False) -> None:
+        self._lock = threading.RLock()
+        self.token_lifetime = token_lifetime
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.oauth_clients: dict[str, str] = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
+        self.employees: dict[str, Employee] = {
+            DEFAULT_EMPLOYEE_ID: Employee(DEFAULT_EMPLOYEE_ID, DEFAULT_VERMITTLER, "Max Makler", "max.makler@example.de"),
+        }
+        self.default_employee_id = DEFAULT_EMPLOYEE_ID
+        self._codes: dict[str, AuthCode] = {}
+        self._access: dict[str, AccessGrant] = {}
+        self._refresh: dict[str, RefreshGrant] = {}
+        self._init_data()
+
+    def _init_data(self) -> None:
+        self._customers: dict[str, dict[str, Any]] = {}
+        self._contracts: dict[str, dict[str, Any]] = {}
+        self._next_kundennummer = FIRST_KUNDENNUMMER
+        self._next_vertragsnummer = FIRST_VERTRAGSNUMMER
+        self._faults: deque[Fault] = deque()
+        self._creates: Counter[str] = Counter()
+        self._updates: Counter[str] = Counter()
+        self._requests: deque[dict[str, Any]] = deque(maxlen=1000)
+
+    # ------------------------------------------------------------ set-up
+    def add_employee(self, employee_id: str, vermittler: str, name: str = "", email: str = "") -> None:
+        """Register another employee who can connect (``login_hint`` picks them)."""
+        with self._lock:
+            self.employees[employee_id] = Employee(employee_id, vermittler, name or employee_id, email)
+
+    def add_client(self, client_id: str, client_secret: str) -> None:
+        """Register another OAuth client."""
+        with self._lock:
+            self.oauth_clients[client_id] = client_secret
+
+    def reset(self, *, tokens: bool = False) -> None:
+        """Forget customers, contracts, counters, faults and the request log (and tokens if asked)."""
+        with self._lock:
+            self._init_data()
+            if tokens:
+                self._codes.clear()
+                self._access.clear()
+                self._refresh.clear()
+
+    # ------------------------------------------------------------ views for tests and the demo
+    @property
+    def customers(self) -> dict[str, dict[str, Any]]:
+        """A copy of all customers by Kundennummer."""
+        with self._lock:
+            return copy.deepcopy(self._customers)
+
+    @property
+    def contracts(self) -> dict[str, dict[str, Any]]:
+        """A copy of all contracts by Vertragsnummer."""
+        with self._lock:
+            return copy.deepcopy(self._contracts)
+
+    @property
+    def creates(self) -> dict[str, int]:
+        """Creates through the API per entity: ``{"customers": n, "contracts": n}``."""
+        with self._lock:
+            return {"customers": self._creates["customers"], "contracts": self._creates["contracts"]}
+
+    @property
+    def updates(self) -> dict[str, int]:
+        """Updates through the API per entity: ``{"customers": n, "contracts": n}``."""
+        with self._lock:
+            return {"customers": self._updates["customers"], "contracts": self._updates["contracts"]}
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        """The pending faults, next first."""
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The last 1000 requests (not the admin API): method, path, status, request id."""
+        with self._lock:
+            return list(self._requests)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``GET /_sim/state``."""
+        with self._lock:
+            return {
+                "customers": len(self._customers),
+                "contracts": len(self._contracts),
+                "creates": self.creates,
+                "updates": self.updates,
+                "faults": len(self._faults),
+                "requests": len(self._requests),
+                "access_tokens": len(self._access),
+                "refresh_tokens": len(self._refresh),
+                "token_lifetime": self.token_lifetime,
+                "rotate_refresh_tokens": self.rotate_refresh_tokens,
+            }
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._requests.append(entry)
+
+    # ------------------------------------------------------------ faults
+    def add_fault(
+        self,
+        status: int | None = 500,
+        count: int = 1,
+        path_prefix: str | None = None,
+        delay: float = 0.0,
+        retry_after: float | None = None,
+    ) -> None:
+        """Make the next ``count`` matching requests answer ``status`` (None: only wait ``delay``).
+
+        Without ``path_prefix`` only web-service calls match; a prefix matches the
+        full path (``/oauth2/token``) or the path below ``<ma>/`` (``kunden``).
+        """
+        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
+            raise ValueError(f"status must be 400..599 or None, not {status!r}")
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive whole number, not {count!r}")
+        if delay < 0 or (retry_after is not None and retry_after < 0):
+            raise ValueError("delay and retry_after must not be negative")
+        with self._lock:
+            self._faults.append(Fault(status, count, path_prefix, float(delay), retry_after))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take_fault(self, path: str) -> Fault | None:
+        """The first pending fault matching ``path``, counted down by one."""
+        relative = None
+        if path.startswith(API_PREFIX + "/"):
+            rest = path[len(API_PREFIX) + 1:]
+            relative = rest.partition("/")[2]
+        with self._lock:
+            for fault in self._faults:
+                if fault.path_prefix is None:
+                    matches = relative is not None
+                else:
+                    prefix = fault.path_prefix
+                    matches = path.startswith(prefix) or (
+                        relative is not None and relative.startswith(prefix.lstrip("/"))
+                    )
+                if matches:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return Fault(fault.status, 1, fault.path_prefix, fault.delay, fault.retry_after)
+        return None
+
+    # ------------------------------------------------------------ OAuth2
+    def issue_code(self, client_id: str, redirect_uri: str, employee_id: str, scope: str) -> str:
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = AuthCode(client_id, redirect_uri, employee_id, scope, time.time() + CODE_LIFETIME)
+        return code
+
+    def redeem_code(self, code: str, client_id: str, redirect_uri: str) -> AuthCode | None:
+        """The grant of a code, used up; None when unknown, used, expired or not this client's."""
+        with self._lock:
+            grant = self._codes.pop(code, None)
+        if grant is None or grant.expires_at < time.time():
+            return None
+        if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
+            return None
+        return grant
+
+    def issue_tokens(self, client_id: str, employee_id: str, scope: str, *, with_refresh: bool) -> dict[str, Any]:
+        """A token response body; a refresh token only when asked."""
+        access = secrets.token_urlsafe(32)
+        with self._lock:
+            lifetime = self.token_lifetime
+            self._access[access] = AccessGrant(client_id, employee_id, scope, time.time() + lifetime)
+            body: dict[str, Any] = {"access_token": access, "token_type": "bearer", "expires_in": lifetime, "scope": scope}
+            if with_refresh:
+                refresh = secrets.token_urlsafe(32)
+                self._refresh[refresh] = RefreshGrant(client_id, employee_id, scope)
+                body["refresh_token"] = refresh
+        return body
+
+    def refresh(self, refresh_token: str, client_id: str, scope: str | None) -> dict[str, Any]:
+        """A token response for a refresh token; raises KeyError/ValueError when refused."""
+        with self._lock:
+            grant = self._refresh.get(refresh_token)
+            if grant is None or grant.client_id != client_id:
+                raise KeyError("refresh token is unknown, revoked or not this client's")
+            granted = grant.scope
+            if scope:
+                if not set(scope.split()) <= set(grant.scope.split()):
+                    raise ValueError("requested scope exceeds the original grant")
+                granted = scope
+            if self.rotate_refresh_tokens:
+                del self._refresh[refresh_token]
+            return self.issue_tokens(client_id, grant.employee_id, granted, with_refresh=self.rotate_refresh_tokens)
+
+    def access_grant(self, access_token: str) -> AccessGrant | None:
+        """The grant of a valid access token; None when unknown or expired."""
+        with self._lock:
+            grant = self._access.get(access_token)
+        if grant is None or grant.expires_at <= time.time():
+            return None
+        return grant
+
+    def revoke_refresh_token(self, refresh_token: str) -> bool:
+        """Revoke one refresh token; True when it existed."""
+        with self._lock:
+            return self._refresh.pop(refresh_token, None) is not None
+
+    def revoke_all(self, employee_id: str | None = None) -> None:
+        """Revoke every access and refresh token (of one employee, if named)."""
+        with self._lock:
+            for store in (self._access, self._refresh):
+                for token in [t for t, grant in store.items() if employee_id in (None, grant.employee_id)]:
+                    del store[token]
+
+    def expire_access_tokens(self) -> None:
+        """Let every access token expire now (refresh tokens stay valid)."""
+        with self._lock:
+            for grant in self._access.values():
+                grant.expires_at = 0.0
+
+    @property
+    def refresh_tokens(self) -> list[str]:
+        """The valid refresh tokens."""
+        with self._lock:
+            return list(self._refresh)
+
+    # ------------------------------------------------------------ customers
+    def _vermittler_of(self, employee_id: str | None) -> str | None:
+        employee = self.employees.get(employee_id) if employee_id else None
+        return employee.vermittler if employee else None
+
+    def _check_vermittler(self, record: dict[str, Any], employee_id: str | None) -> None:
+        own = self._vermittler_of(employee_id)
+        given = record.get("Vermittler")
+        if own is not None and given not in (None, "") and str(given).strip() != own:
+            raise ForeignVermittler(PAGE_FOREIGN_VERMITTLER)
+
+    def _new_kundennummer(self) -> str:
+        while str(self._next_kundennummer) in self._customers:
+            self._next_kundennummer += 1
+        number = str(self._next_kundennummer)
+        self._next_kundennummer += 1
+        return number
+
+    def _new_vertragsnummer(self) -> str:
+        while str(self._next_vertragsnummer) in self._contracts:
+            self._next_vertragsnummer += 1
+        number = str(self._next_vertragsnummer)
+        self._next_vertragsnummer += 1
+        return number
+
+    def _build_customer(self, data: dict[str, Any], employee_id: str | None) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+        errors = _unknown_fields(data, CUSTOMER_FIELDS, CUSTOMER_READ_ONLY)
+        record = {name: data[name] for name in CUSTOMER_FIELDS if name in data}
+        errors += validate_customer(record)
+        if errors:
+            raise ValidationFailed(errors)
+        self._check_vermittler(record, employee_id)
+        if not record.get("Vermittler") and self._vermittler_of(employee_id):
+            record["Vermittler"] = self._vermittler_of(employee_id)
+        return record
+
+    def create_customer(self, data: dict[str, Any], employee_id: str | None = None) -> dict[str, str]:
+        """Create a customer as ``employee_id``; answer ``{"Id", "Benutzername"}``."""
+        with self._lock:
+            record = self._build_customer(data, employee_id)
+            number = self._new_kundennummer()
+            record = {"Id": number, **record, "Benutzername": record.get("Email") or number, "GeaendertAm": _now_iso()}
+            self._customers[number] = record
+            self._creates["customers"] += 1
+            return {"Id": number, "Benutzername": record["Benutzername"]}
+
+    def update_customer(self, kundennummer: str, data: dict[str, Any], employee_id: str | None = None) -> dict[str, Any]:
+        """Merge ``data`` into a customer; answer the whole record."""
+        with self._lock:
+            old = self._customers.get(kundennummer)
+            if old is None:
+                raise NotFound(kundennummer)
+            if not isinstance(data, dict):
+                raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+            errors = _unknown_fields(data, CUSTOMER_FIELDS, CUSTOMER_READ_ONLY)
+            changes = {name: data[name] for name in CUSTOMER_FIELDS if name in data}
+            merged = _merge(old, changes)
+            errors += validate_customer(merged)
+            if errors:
+                raise ValidationFailed(errors)
+            self._check_vermittler(changes, employee_id)
+            merged["GeaendertAm"] = _now_iso()
+            self._customers[kundennummer] = merged
+            self._updates["customers"] += 1
+            return copy.deepcopy(merged)
+
+    def get_customer(self, kundennummer: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._customers.get(kundennummer)
+            return copy.deepcopy(record) if record is not None else None
+
+    def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
+        """The contracts of a customer, by Vertragsnummer; NotFound for an unknown customer."""
+        with self._lock:
+            if kundennummer not in self._customers:
+                raise NotFound(kundennummer)
+            return [copy.deepcopy(c) for _, c in sorted(self._contracts.items()) if c.get("Kunde") == kundennummer]
+
+    def search_customers(
+        self, filters: dict[str, Any] | None = None, *, offset: int = 0, size: int | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total, page of hits) for search filters (``mail``, ``name``, ``kundennummer``, ``q``)."""
+        filters = filters or {}
+        if not isinstance(filters, dict):
+            raise ValidationFailed([_msg(None, "Der Suchauftrag muss ein JSON-Objekt sein")])
+        errors = [_msg(key, f"Unbekannter Suchfilter: {key}") for key in filters if key not in SEARCH_FILTERS]
+        errors += [
+            _msg(key, f"Suchfilter {key} muss ein Text sein")
+            for key, value in filters.items()
+            if key in SEARCH_FILTERS and value is not None and not isinstance(value, (str, int))
+        ]
+        if errors:
+            raise ValidationFailed(errors)
+        wanted = {key: str(value).strip().lower() for key, value in filters.items() if value not in (None, "")}
+
+        def matches(customer: dict[str, Any]) -> bool:
+            if "mail" in wanted and (customer.get("Email") or "").lower() != wanted["mail"]:
+                return False
+            if "kundennummer" in wanted and customer.get("Id") != wanted["kundennummer"]:
+                return False
+            if "name" in wanted and not any(wanted["name"] in text for text in _haystack(customer)[:2]):
+                return False
+            if "q" in wanted and not any(wanted["q"] in text for text in _haystack(customer)):
+                return False
+            return True
+
+        with self._lock:
+            hits = [copy.deepcopy(c) for _, c in sorted(self._customers.items()) if matches(c)]
+        end = None if size is None else offset + size
+        return len(hits), hits[offset:end]
+
+    # ------------------------------------------------------------ contracts
+    def _build_contract(self, data: dict[str, Any], employee_id: str | None) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+        errors = _unknown_fields(data, CONTRACT_FIELDS, CONTRACT_READ_ONLY)
+        record = {name: copy.deepcopy(data[name]) for name in CONTRACT_FIELDS if name in data}
+        errors += validate_contract(record, self._customers.__contains__)
+        if errors:
+            raise ValidationFailed(errors)
+        self._check_vermittler(record, employee_id)
+        if not record.get("Vermittler") and self._vermittler_of(employee_id):
+            record["Vermittler"] = self._vermittler_of(employee_id)
+        return record
+
+    def create_contract(self, data: dict[str, Any], employee_id: str | None = None) -> dict[str, str]:
+        """Create a contract as ``employee_id``; answer ``{"Id"}``."""
+        with self._lock:
+            record = self._build_contract(data, employee_id)
+            number = self._new_vertragsnummer()
+            self._contracts[number] = {"Id": number, **record, "GeaendertAm": _now_iso()}
+            self._creates["contracts"] += 1
+            return {"Id": number}
+
+    def update_contract(self, vertragsnummer: str, data: dict[str, Any], employee_id: str | None = None) -> dict[str, Any]:
+        """Merge a partial contract (Beitrag and Laufzeit one level deep); answer the whole record."""
+        with self._lock:
+            old = self._contracts.get(vertragsnummer)
+            if old is None:
+                raise NotFound(vertragsnummer)
+            if not isinstance(data, dict):
+                raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+            errors = _unknown_fields(data, CONTRACT_FIELDS, CONTRACT_READ_ONLY)
+            changes = {name: data[name] for name in CONTRACT_FIELDS if name in data}
+            merged = _merge(old, changes, nested=CONTRACT_NESTED)
+            errors += validate_contract(merged, self._customers.__contains__)
+            if errors:
+                raise ValidationFailed(errors)
+            self._check_vermittler(changes, employee_id)
+            merged["GeaendertAm"] = _now_iso()
+            self._contracts[vertragsnummer] = merged
+            self._updates["contracts"] += 1
+            return copy.deepcopy(merged)
+
+    def get_contract(self, vertragsnummer: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._contracts.get(vertragsnummer)
+            return copy.deepcopy(record) if record is not None else None
+
+    # ------------------------------------------------------------ seeding (not counted as creates)
+    def seed_customer(self, data: dict[str, Any], kundennummer: str | None = None) -> str:
+        """Put a valid customer in place (replacing one with the same number); return its number."""
+        with self._lock:
+            try:
+                record = self._build_customer({k: v for k, v in data.items() if k not in CUSTOMER_READ_ONLY}, None)
+            except ValidationFailed as exc:
+                raise ValueError(f"invalid customer: {exc}") from exc
+            number = str(kundennummer or data.get("Id") or self._new_kundennummer())
+            if not re.fullmatch(r"\d{10}", number):
+                raise ValueError(f"a Kundennummer has 10 digits, not {number!r}")
+            self._customers[number] = {
+                "Id": number, **record,
+                "Benutzername": data.get("Benutzername") or record.get("Email") or number,
+                "GeaendertAm": data.get("GeaendertAm") or _now_iso(),
+            }
+            return number
+
+    def seed_contract(self, data: dict[str, Any], vertragsnummer: str | None = None) -> str:
+        """Put a valid contract in place (its Kunde must exist); return its number."""
+        with self._lock:
+            try:
+                record = self._build_contract({k: v for k, v in data.items() if k not in CONTRACT_READ_ONLY}, None)
+            except ValidationFailed as exc:
+                raise ValueError(f"invalid contract: {exc}") from exc
+            number = str(vertragsnummer or data.get("Id") or self._new_vertragsnummer())
+            if not re.fullmatch(r"\d{7}", number):
+                raise ValueError(f"a Vertragsnummer has 7 digits, not {number!r}")
+            self._contracts[number] = {"Id": number, **record, "GeaendertAm": data.get("GeaendertAm") or _now_iso()}
+            return number
+
+
+def seed_demo(state: AmeiseState) -> tuple[str, str]:
+    """Seed Erika Mustermann and her contract; return (Kundennummer, Vertragsnummer)."""
+    kunde = state.seed_customer(
+        {
+            "Personentyp": "natuerlich", "Anrede": "Frau", "Vorname": "Erika", "Nachname": "Mustermann",
+            "Geburtsdatum": "1964-08-12", "Geschlecht": "weiblich", "Strasse": "Heidestraße 17",
+            "PLZ": "51147", "Ort": "Köln", "Land": "Deutschland", "Email": "erika.mustermann@example.de",
+            "Vermittler": DEFAULT_VERMITTLER,
+        },
+        kundennummer="5001234567",
+    )
+    vertrag = state.seed_contract(
+        {
+            "Status": "A", "Gesellschaft": "10330", "Kunde": kunde, "Sparte": "050",
+            "Beitrag": {"Brutto": 100, "Netto": 84.03, "Steuer": 15.97, "Zahlweise": "5"},
+            "Laufzeit": {"Beginn": "2010-01-01", "Ablauf": "2030-12-31"},
+            "Risiko": "", "Antragsnummer": "", "Versicherungsscheinnummer": "WG-123-546",
+            "Vermittler": DEFAULT_VERMITTLER,
+        },
+        vertragsnummer="1119876",
+    )
+    return kunde, vertrag
+
+
+# ---------------------------------------------------------------- HTTP
+def _html(status: int, title: str | None = None, detail: str = "") -> Response:
+    title = title or PAGE_TITLES.get(status, f"Error #{status}")
+    body = (
+        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title></head>\n<body><h1>{html.escape(title)}</h1>"
+        + (f"<p>{html.escape(detail)}</p>" if detail else "")
+        + "</body></html>\n"
+    )
+    return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if error == "invalid_client":
+        headers["WWW-Authenticate"] = 'Basic realm="ameise"'
+    return _json({"error": error, "error_description": description}, status, headers)
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, (parts.query, urlencode(params))))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _custom_header_refused(name: str) -> bool:
+    lower = name.lower()
+    if not lower.startswith("x-"):
+        return False
+    return not (lower.startswith("x-dio-") or lower.startswith("x-forwarded-") or lower == "x-request-id")
+
+
+def _api_json_body() -> Any:
+    """The request's JSON body; raises ValidationFailed when it is not JSON."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise ValidationFailed([_msg(None, "Der Inhalt ist kein gültiges JSON")])
+    return body
+
+
+def create_ameise_app(state: AmeiseState | None = None) -> Flask:
+    """Build the simulator app; its state is ``app.config["AMEISE_STATE"]``.
+
+    Admin API (no auth): ``GET /_sim/state``, ``GET /_sim/kunden[/<nr>]``,
+    ``GET /_sim/vertraege[/<id>]``, ``GET /_sim/requests``, ``POST /_sim/seed``
+    (``{"demo": true, "kunden": [...], "vertraege": [...]}``, items may carry Id),
+    ``POST /_sim/reset`` (``{"tokens": true}`` also drops tokens),
+    ``POST|DELETE /_sim/faults`` (``{"status", "count", "path_prefix", "delay",
+    "retry_after"}``), ``POST /_sim/config`` (``token_lifetime``,
+    ``rotate_refresh_tokens``), ``POST /_sim/revoke`` (``{"refresh_token"}`` or all).
+    """
+    state = state or AmeiseState()
+    app = Flask(__name__, static_folder=None)
+    app.config["AMEISE_STATE"] = state
+    app.json.sort_keys = False  # keep fields in Ameise's order
+    app.json.ensure_ascii = False
+
+    # ------------------------------------------------------------ gates
+    @app.before_request
+    def _gate():
+        path = request.path
+        g.employee_id = None
+        if path.startswith("/_sim"):
+            return None
+        fault = state.take_fault(path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                response = _html(fault.status)
+                if fault.retry_after is not None:
+                    seconds = float(fault.retry_after)
+                    response.headers["Retry-After"] = str(int(seconds)) if seconds.is_integer() else str(seconds)
+                return response
+        if not path.startswith(API_PREFIX + "/"):
+            return None
+        refused = [name for name in request.headers.keys() if _custom_header_refused(name)]
+        if refused:
+            return _html(400, PAGE_FOREIGN_VERMITTLER, "Unzulässiger Header: " + ", ".join(refused))
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        grant = state.access_grant(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return _html(401)
+        ma = path[len(API_PREFIX) + 1:].partition("/")[0]
+        if grant.employee_id != ma or SCOPE_API not in grant.scope.split():
+            return _html(403)
+        g.employee_id = grant.employee_id
+        return None
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        if not request.path.startswith("/_sim"):
+            state.log_request(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query_string.decode("latin-1"),
+                    "status": response.status_code,
+                    "request_id": request.headers.get("X-Dio-Request-Id"),
+                    "employee_id": g.get("employee_id"),
+                    "at": time.time(),
+                }
+            )
+        return response
+
+    @app.errorhandler(SimulatorError)
+    def _domain_error(exc: SimulatorError):
+        if isinstance(exc, ValidationFailed):
+            return _json(exc.messages, 400)
+        if isinstance(exc, ForeignVermittler):
+            return _html(400, PAGE_FOREIGN_VERMITTLER)
+        return _html(404)
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def _http_error(exc):
+        if request.path.startswith("/_sim"):
+            return _json({"error": exc.name}, exc.code)
+        return _html(exc.code)
+
+    @app.errorhandler(500)
+    def _server_error(exc):
+        return _html(500)
+
+    # ------------------------------------------------------------ OAuth2
+    @app.get("/oauth2/auth")
+    def oauth_authorize():
+        args = request.args
+        client_id = args.get("client_id", "")
+        redirect_uri = args.get("redirect_uri", "")
+        if client_id not in state.oauth_clients:
+            return _oauth_error(400, "invalid_client", "unknown client_id")
+        if urlsplit(redirect_uri).scheme not in ("http", "https"):
+            return _oauth_error(400, "invalid_request", "redirect_uri must be an http(s) URL")
+        back = {"state": args["state"]} if "state" in args else {}
+        if args.get("response_type") != "code":
+            return redirect(_with_query(redirect_uri, {"error": "unsupported_response_type", **back}), 302)
+        scope = " ".join(args.get("scope", "").split())
+        unknown = [s for s in scope.split() if s not in KNOWN_SCOPES]
+        if unknown:
+            return redirect(_with_query(redirect_uri, {"error": "invalid_scope", "error_description": "unknown scope " + " ".join(unknown), **back}), 302)
+        employee_id = args.get("login_hint") or state.default_employee_id
+        if employee_id not in state.employees:
+            return redirect(_with_query(redirect_uri, {"error": "access_denied", "error_description": "unknown employee", **back}), 302)
+        code = state.issue_code(client_id, redirect_uri, employee_id, scope)
+        return redirect(_with_query(redirect_uri, {"code": code, **back, "scope": scope}), 302)
+
+    @app.post("/oauth2/token")
+    def oauth_token():
+        auth = request.authorization
+        if auth is None or auth.type != "basic":
+            return _oauth_error(401, "invalid_client", "client authentication by HTTP Basic is required")
+        # RFC 6749 2.3.1: Basic credentials are form-encoded first.
+        client_id, secret = unquote_plus(auth.username or ""), unquote_plus(auth.password or "")
+        if state.oauth_clients.get(client_id) != secret:
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        form = request.form
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            grant = state.redeem_code(form.get("code", ""), client_id, form.get("redirect_uri", ""))
+            if grant is None:
+                return _oauth_error(400, "invalid_grant", "authorization code is invalid, expired, used or issued for another redirect_uri")
+            with_refresh = any(s in grant.scope.split() for s in OFFLINE_SCOPES)
+            body = state.issue_tokens(client_id, grant.employee_id, grant.scope, with_refresh=with_refresh)
+        elif grant_type == "refresh_token":
+            try:
+                body = state.refresh(form.get("refresh_token", ""), client_id, form.get("scope"))
+            except KeyError:
+                return _oauth_error(400, "invalid_grant", "refresh token is invalid, revoked or issued to another client")
+            except ValueError as exc:
+                return _oauth_error(400, "invalid_scope", str(exc))
+        elif not grant_type:
+            return _oauth_error(400, "invalid_request", "grant_type is missing")
+        else:
+            return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type} is not supported")
+        return _json(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    @app.route("/userinfo", methods=["GET", "POST"])
+    def userinfo():
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        grant = state.access_grant(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return _json(
+                {"error": "invalid_token", "error_description": "access token is invalid or expired"},
+                401, {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        employee = state.employees[grant.employee_id]
+        return _json({"sub": employee.id, "name": employee.name, "email": employee.email})
+
+    # ------------------------------------------------------------ customers
+    base = API_PREFIX + "/<ma>"
+
+    @app.post(base + "/kunden")
+    def kunden_create(ma):
+        return _json(state.create_customer(_api_json_body(), g.employee_id), 201)
+
+    def _page_args() -> tuple[int, int]:
+        errors = []
+        values = {}
+        for name, default in (("from", 0), ("size", 10)):
+            raw = request.args.get(name, "")
+            try:
+                values[name] = int(raw) if raw != "" else default
+            except ValueError:
+                errors.append(_msg(name, f"{name} muss eine Zahl sein"))
+        if not errors and values["from"] < 0:
+            errors.append(_msg("from", "from darf nicht negativ sein"))
+        if not errors and not 1 <= values["size"] <= SEARCH_MAX_SIZE:
+            errors.append(_msg("size", f"size muss zwischen 1 und {SEARCH_MAX_SIZE} liegen"))
+        if errors:
+            raise ValidationFailed(errors)
+        return values["from"], values["size"]
+
+    def _search(filters: Any) -> Response:
+        offset, size = _page_args()
+        total, hits = state.search_customers(filters, offset=offset, size=size)
+        return _json({"total": total, "from": offset, "size": size, "hits": hits})
+
+    @app.get(base + "/kunden/_search")
+    def kunden_search_get(ma):
+        return _search({"q": request.args.get("q", "")})
+
+    @app.post(base + "/kunden/_search")
+    def kunden_search_post(ma):
+        body = _api_json_body()
+        if not isinstance(body, dict):
+            raise ValidationFailed([_msg(None, "Der Suchauftrag muss ein JSON-Objekt sein")])
+        if request.args.get("q"):
+            body = {**body, "q": request.args["q"]}
+        return _search(body)
+
+    def _customer_or_404(nr: str) -> dict[str, Any]:
+        record = state.get_customer(nr)
+        if record is None:
+            raise NotFound(nr)
+        return record
+
+    @app.get(base + "/kunden/<nr>")
+    def kunden_get(ma, nr):
+        return _json(_customer_or_404(nr))
+
+    @app.put(base + "/kunden/<nr>")
+    def kunden_put(ma, nr):
+        return _json(state.update_customer(nr, _api_json_body(), g.employee_id))
+
+    @app.get(base + "/kunden/<nr>/vertraege")
+    def kunden_vertraege(ma, nr):
+        return _json(state.customer_contracts(nr))
+
+    @app.get(base + "/kunden/<nr>/adressen")
+    def kunden_adressen(ma, nr):
+        c = _customer_or_404(nr)
+        fields = ("Strasse", "PLZ", "Ort", "Land")
+        if not any(c.get(f) for f in fields):
+            return _json([])
+        return _json([{"Typ": "Hauptadresse", **{f: c.get(f) for f in fields}}])
+
+    @app.get(base + "/kunden/<nr>/kontaktdaten")
+    def kunden_kontaktdaten(ma, nr):
+        c = _customer_or_404(nr)
+        return _json([{"Typ": f, "Wert": c[f]} for f in ("Email", "Telefon", "Mobil") if c.get(f)])
+
+    @app.get(base + "/kunden/<nr>/dokumente")
+    def kunden_dokumente(ma, nr):
+        _customer_or_404(nr)
+        return _json([])
+
+    # ------------------------------------------------------------ contracts
+    @app.post(base + "/vertraege")
+    def vertraege_create(ma):
+        return _json(state.create_contract(_api_json_body(), g.employee_id), 201)
+
+    @app.get(base + "/vertraege/<nr>")
+    def vertraege_get(ma, nr):
+        record = state.get_contract(nr)
+        if record is None:
+            raise NotFound(nr)
+        return _json(record)
+
+    @app.put(base + "/vertraege/<nr>")
+    def vertraege_put(ma, nr):
+        return _json(state.update_contract(nr, _api_json_body(), g.employee_id))
+
+    # ------------------------------------------------------------ admin API
+    def _admin_body() -> dict[str, Any]:
+        body = request.get_json(force=True, silent=True) if request.get_data() else {}
+        if not isinstance(body, dict):
+            raise _AdminError("the body must be a JSON object")
+        return body
+
+    @app.errorhandler(_AdminError)
+    def _admin_error(exc: _AdminError):
+        return _json({"error": str(exc)}, 400)
+
+    @app.get("/_sim/state")
+    def sim_state():
+        return _json(state.summary())
+
+    @app.get("/_sim/kunden")
+    def sim_kunden():
+        return _json(list(state.customers.values()))
+
+    @app.get("/_sim/kunden/<nr>")
+    def sim_kunde(nr):
+        record = state.get_customer(nr)
+        return _json(record) if record is not None else _json({"error": f"no customer {nr}"}, 404)
+
+    @app.get("/_sim/vertraege")
+    def sim_vertraege():
+        return _json(list(state.contracts.values()))
+
+    @app.get("/_sim/vertraege/<nr>")
+    def sim_vertrag(nr):
+        record = state.get_contract(nr)
+        return _json(record) if record is not None else _json({"error": f"no contract {nr}"}, 404)
+
+    @app.get("/_sim/requests")
+    def sim_requests():
+        return _json(state.requests)
+
+    @app.post("/_sim/seed")
+    def sim_seed():
+        body = _admin_body()
+        result: dict[str, list[str]] = {"kunden": [], "vertraege": []}
+        if body.get("demo"):
+            kunde, vertrag = seed_demo(state)
+            result["kunden"].append(kunde)
+            result["vertraege"].append(vertrag)
+        for key, seed in (("kunden", state.seed_customer), ("vertraege", state.seed_contract)):
+            items = body.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise _AdminError(f"{key} must be a list of JSON objects")
+            for item in items:
+                try:
+                    result[key].append(seed(item))
+                except ValueError as exc:
+                    raise _AdminError(str(exc)) from exc
+        return _json(result, 201)
+
+    @app.post("/_sim/reset")
+    def sim_reset():
+        state.reset(tokens=bool(_admin_body().get("tokens")))
+        return _json(state.summary())
+
+    @app.post("/_sim/faults")
+    def sim_faults_add():
+        body = _admin_body()
+        unknown = set(body) - {"status", "count", "path_prefix", "delay", "retry_after"}
+        if unknown:
+            raise _AdminError("unknown keys: " + ", ".join(sorted(unknown)))
+        try:
+            state.add_fault(
+                status=body.get("status", 500),
+                count=body.get("count", 1),
+                path_prefix=body.get("path_prefix"),
+                delay=float(body.get("delay", 0.0)),
+                retry_after=None if body.get("retry_after") is None else float(body["retry_after"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise _AdminError(str(exc)) from exc
+        return _json({"faults": state.faults}, 201)
+
+    @app.delete("/_sim/faults")
+    def sim_faults_clear():
+        state.clear_faults()
+        return _json({"faults": []})
+
+    @app.post("/_sim/config")
+    def sim_config():
+        body = _admin_body()
+        if "token_lifetime" in body:
+            value = body["token_lifetime"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _AdminError("token_lifetime must be a positive whole number of seconds")
+            state.token_lifetime = value
+        if "rotate_refresh_tokens" in body:
+            if not isinstance(body["rotate_refresh_tokens"], bool):
+                raise _AdminError("rotate_refresh_tokens must be true or false")
+            state.rotate_refresh_tokens = body["rotate_refresh_tokens"]
+        return _json(state.summary())
+
+    @app.post("/_sim/revoke")
+    def sim_revoke():
+        body = _admin_body()
+        if body.get("refresh_token"):
+            return _json({"revoked": state.revoke_refresh_token(str(body["refresh_token"]))})
+        state.revoke_all(body.get("employee_id"))
+        return _json({"revoked": True})
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulator until interrupted."""
+    from simulators.server import ServerThread
+
+    parser = argparse.ArgumentParser(description="Simulated Ameise (OAuth2 server and employee web service)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8102)
+    parser.add_argument("--demo", action="store_true", help="seed Erika Mustermann and her contract")
+    parser.add_argument("--token-lifetime", type=int, default=3600, help="access token lifetime in seconds")
+    args = parser.parse_args(argv)
+    state = AmeiseState(token_lifetime=args.token_lifetime)
+    if args.demo:
+        seed_demo(state)
+    server = ServerThread(create_ameise_app(state), host=args.host, port=args.port).start()
+    print(f"Ameise simulator on {server.url}  (API {server.url}{API_PREFIX}/{DEFAULT_EMPLOYEE_ID}/)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
