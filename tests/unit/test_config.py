@@ -58,3 +58,12 @@ def test_every_setting_is_described_with_a_default():
     described = Settings.describe()
     assert len({s.env for s in described}) == len(described)
     assert all(s.help for s in described)
+
+
+def test_readme_lists_every_setting_with_its_default():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for setting in Settings.describe():
+        default = f"`{setting.default}`" if setting.default else "(empty)"
+        assert f"| `{setting.env}` | {default} |" in readme, setting.env

@@ -1,0 +1,198 @@
+"""The CRM -> Ameise handler against in-memory Zoho, Ameise and store."""
+from __future__ import annotations
+
+import pytest
+
+from clients.ameise import AmeiseRejected
+from clients.fakes.ameise import InMemoryAmeise
+from clients.fakes.zoho import InMemoryZoho
+from simulators.ameise import seed_demo as seed_ameise
+from simulators.zoho import seed_demo as seed_zoho
+from store.memory import MemoryStore
+from syncbridge.handlers import SyncDependencies, SyncRejected, sync_crm_record_to_ameise
+from syncbridge.mapping import load_mapping, parse_mapping
+from syncbridge.messages import SyncCrmRecordToAmeise
+
+MODULES = {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
+
+
+class World:
+    """Zoho and Ameise seeded with the demo records, and the handler's dependencies."""
+
+    def __init__(self) -> None:
+        self.zoho = InMemoryZoho()
+        self.ameise = InMemoryAmeise()
+        self.ids = seed_zoho(self.zoho.state)
+        seed_ameise(self.ameise.state)
+        self.store = MemoryStore()
+        self.deps = SyncDependencies(crm=self.zoho, ameise=self.ameise, store=self.store, mapping=load_mapping(),
+                                     module_entities=MODULES, default_vermittler="A1B2C3")
+        self._events = 0
+
+    def sync(self, module: str, record_id: str, event_id: str | None = None):
+        self._events += 1
+        command = SyncCrmRecordToAmeise(module, record_id, event_id or f"event-{self._events}")
+        return sync_crm_record_to_ameise(command, self.deps)
+
+    def zoho_record(self, module: str, record_id: str) -> dict:
+        return self.zoho.state.get(module, record_id)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_existing_customer_is_updated_and_nothing_is_written_back(world):
+    erika = world.ids["Erika Mustermann"]
+    world.zoho.update_records("Contacts", [{"id": erika, "Phone": "+49 221 7654321"}])
+    world.zoho.writes.clear()
+
+    result = world.sync("Contacts", erika)
+
+    assert (result.action, result.ameise_id, result.written_back) == ("updated", "5001234567", False)
+    assert world.ameise.customers["5001234567"]["Telefon"] == "+49 221 7654321"
+    assert world.ameise.creates["customers"] == 0
+    assert [w.operation for w in world.zoho.writes] == []
+    assert world.store.find_link("customer", zoho_id=erika).ameise_id == "5001234567"
+    [entry] = world.store.activities()
+    assert (entry.action, entry.result, entry.entity, entry.ameise_id) == ("updated", "ok", "customer", "5001234567")
+
+
+def test_new_customer_is_created_and_its_number_written_back_without_triggering(world):
+    max_id = world.ids["Max Neumann"]
+
+    result = world.sync("Contacts", max_id)
+
+    assert result.action == "created" and result.written_back
+    number = result.ameise_id
+    assert len(number) == 10 and number.isdigit()
+    created = world.ameise.customers[number]
+    assert (created["Vorname"], created["Nachname"], created["Personentyp"]) == ("Max", "Neumann", "natuerlich")
+    assert world.zoho_record("Contacts", max_id)["Kundennummer"] == number
+    [write] = world.zoho.writes
+    assert write.operation == "update" and write.records == [{"id": max_id, "Kundennummer": number}]
+    assert [e.action for e in world.store.activities()] == ["written_back", "created"]
+
+
+def test_the_same_event_twice_has_the_effect_of_once(world):
+    max_id = world.ids["Max Neumann"]
+    first = world.sync("Contacts", max_id, event_id="e-1")
+    second = world.sync("Contacts", max_id, event_id="e-1")
+
+    assert (first.action, second.action) == ("created", "duplicate")
+    assert world.ameise.creates["customers"] == 1
+
+
+def test_a_second_event_after_creation_updates_instead_of_creating_again(world):
+    max_id = world.ids["Max Neumann"]
+    first = world.sync("Contacts", max_id)
+    again = world.sync("Contacts", max_id)
+
+    assert (first.action, again.action) == ("created", "updated")
+    assert again.ameise_id == first.ameise_id and not again.written_back
+    assert world.ameise.creates["customers"] == 1
+
+
+def test_failed_write_back_is_retried_from_the_link_without_a_second_customer(world):
+    max_id = world.ids["Max Neumann"]
+    first = world.sync("Contacts", max_id)
+    # The write-back was lost (e.g. someone cleared the field): the link still knows the number.
+    world.zoho.update_records("Contacts", [{"id": max_id, "Kundennummer": None}])
+
+    again = world.sync("Contacts", max_id)
+
+    assert again.action == "updated" and again.written_back
+    assert world.zoho_record("Contacts", max_id)["Kundennummer"] == first.ameise_id
+    assert world.ameise.creates["customers"] == 1
+
+
+def test_company_becomes_a_legal_person(world):
+    result = world.sync("Accounts", world.ids["Muster Bau GmbH"])
+
+    created = world.ameise.customers[result.ameise_id]
+    assert result.action == "created"
+    assert (created["Personentyp"], created["Firma"]) == ("juristisch", "Muster Bau GmbH")
+    assert world.zoho_record("Accounts", world.ids["Muster Bau GmbH"])["Kundennummer"] == result.ameise_id
+
+
+def test_existing_contract_is_updated(world):
+    deal = world.ids["Wohngebäude Mustermann"]
+    world.zoho.update_records("Deals", [{"id": deal, "Amount": 120.5}])
+
+    result = world.sync("Deals", deal)
+
+    assert (result.action, result.ameise_id) == ("updated", "1119876")
+    contract = world.ameise.contracts["1119876"]
+    assert contract["Beitrag"]["Brutto"] == 120.5 and contract["Kunde"] == "5001234567"
+    assert world.ameise.creates["contracts"] == 0
+
+
+def test_new_contract_of_a_new_customer_creates_the_customer_first(world):
+    deal = world.ids["Haftpflicht Neumann"]
+
+    result = world.sync("Deals", deal)
+
+    assert result.action == "created" and result.written_back
+    contract = world.ameise.contracts[result.ameise_id]
+    max_number = world.zoho_record("Contacts", world.ids["Max Neumann"])["Kundennummer"]
+    assert contract["Kunde"] == max_number and contract["Sparte"] == "040" and contract["Vermittler"] == "A1B2C3"
+    assert world.zoho_record("Deals", deal)["Vertragsnummer"] == result.ameise_id
+    assert world.ameise.creates == {"customers": 1, "contracts": 1}
+
+
+def test_contract_without_customer_is_rejected_naming_the_lookup(world):
+    deal = world.zoho.seed("Deals", {"Deal_Name": "Ohne Kunde", "Stage": "Neu", "Sparte": "040"})
+    with pytest.raises(SyncRejected) as err:
+        world.sync("Deals", deal)
+    assert err.value.field == "Contact_Name"
+    assert world.ameise.creates["contracts"] == 0
+
+
+def test_record_gone_from_the_crm_is_skipped_and_remembered(world):
+    result = world.sync("Contacts", "4150868000999999999", event_id="gone")
+    assert result.action == "skipped"
+    assert world.store.was_processed("gone")
+    assert world.store.activities()[0].action == "skipped"
+
+
+def test_unsynced_module_is_rejected(world):
+    with pytest.raises(SyncRejected, match="not synced"):
+        world.sync("Leads", "4150868000000000001")
+
+
+def test_unknown_kundennummer_creates_a_new_customer_and_corrects_the_crm(world):
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Irrtum", "Kundennummer": "5009999999"})
+    result = world.sync("Contacts", contact)
+    assert result.action == "created" and result.ameise_id != "5009999999"
+    assert world.zoho_record("Contacts", contact)["Kundennummer"] == result.ameise_id
+
+
+def test_number_claimed_by_two_crm_records_is_reported_not_merged(world):
+    world.sync("Contacts", world.ids["Erika Mustermann"])
+    # Kundennummer is unique per module in the CRM, but an account can claim a contact's number.
+    twin = world.zoho.seed("Accounts", {"Account_Name": "Doppelt GmbH", "Kundennummer": "5001234567"})
+
+    with pytest.raises(SyncRejected) as err:
+        world.sync("Accounts", twin)
+
+    assert err.value.field == "Kundennummer" and "already belongs to" in str(err.value)
+    assert world.ameise.customers["5001234567"]["Nachname"] == "Mustermann"
+
+
+def test_unconvertible_value_is_rejected_naming_the_field(world):
+    world.deps.mapping = parse_mapping(
+        '[person.crm_to_ameise]\nfields = [{ crm = "Last_Name", ameise = "Nachname" },'
+        ' { crm = "Description", ameise = "Geburtsdatum", type = "date" }]')
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Datum", "Description": "31.12.1990"})
+    with pytest.raises(SyncRejected) as err:
+        world.sync("Contacts", contact)
+    assert err.value.field == "Description"
+    assert world.ameise.creates["customers"] == 0
+
+
+def test_ameise_validation_error_propagates_as_rejected(world):
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Plz", "Mailing_Zip": "123", "Mailing_Country": "Deutschland"})
+    with pytest.raises(AmeiseRejected) as err:
+        world.sync("Contacts", contact)
+    assert err.value.field == "PLZ"
