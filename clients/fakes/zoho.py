@@ -1,0 +1,101 @@
+"""In-memory Zoho CRM client with the semantics of :class:`clients.zoho.ZohoClient`.
+
+It runs the simulator's own rules (:class:`simulators.zoho.ZohoState`) without HTTP:
+digit-string ids, mandatory fields, per-record results, DUPLICATE_DATA on unique
+fields, lookups and search criteria behave as in the simulator, and one parametrized
+test suite keeps the real client and this fake in step.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from clients.errors import ExternalServiceError
+from clients.interfaces import RecordResult
+from clients.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
+from simulators.zoho import CriteriaError, ZohoState
+
+
+@dataclass(frozen=True)
+class WriteCall:
+    """One insert / update / upsert the code under test made."""
+
+    operation: str                      # insert | update | upsert
+    module: str
+    records: list[dict[str, Any]]
+    duplicate_check_fields: list[str] = field(default_factory=list)
+
+
+class InMemoryZoho:
+    """A :class:`clients.interfaces.CrmClient` over an in-memory :class:`ZohoState`."""
+
+    # Arrange data through state (seed, set_unique_fields, user_update); inspect
+    # records(module), writes, reads and state.credits_used.
+
+    def __init__(self, state: ZohoState | None = None) -> None:
+        self.state = state or ZohoState()
+        self.writes: list[WriteCall] = []
+        self.reads: list[tuple[str, str]] = []
+        self._failures: list[ExternalServiceError] = []
+
+    # ------------------------------------------------------------ test helpers
+    def seed(self, module: str, fields: dict[str, Any]) -> str:
+        """Store a record without any workflow; return its id."""
+        return self.state.seed(module, fields)
+
+    def records(self, module: str) -> list[dict[str, Any]]:
+        """Copies of every record of ``module``, oldest first."""
+        return self.state.records(module)
+
+    def fail_next(self, error: ExternalServiceError, count: int = 1) -> None:
+        """Make the next ``count`` calls raise ``error`` (e.g. a ZohoUnavailable)."""
+        self._failures.extend([error] * count)
+
+    def _enter(self, module: str, credits: int = 1) -> None:
+        if self._failures:
+            raise self._failures.pop(0)
+        if not self.state.has_module(module):
+            raise ZohoRejected(f"{module}: the module name given seems to be invalid", status=400,
+                               code="INVALID_MODULE", body={"code": "INVALID_MODULE", "details": {}, "status": "error"})
+        self.state.charge(credits)
+
+    # ------------------------------------------------------------ CrmClient
+    def get_record(self, module: str, record_id: str) -> dict[str, Any] | None:
+        self._enter(module)
+        self.reads.append((module, record_id))
+        return self.state.get(module, str(record_id))
+
+    def insert_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        return self._write("insert", module, records, None)
+
+    def update_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        return self._write("update", module, records, None)
+
+    def upsert_records(
+        self, module: str, records: Sequence[dict[str, Any]], duplicate_check_fields: Sequence[str]
+    ) -> list[RecordResult]:
+        return self._write("upsert", module, records, list(duplicate_check_fields))
+
+    def _write(self, operation: str, module: str, records: Sequence[dict[str, Any]],
+               check_fields: list[str] | None) -> list[RecordResult]:
+        records = copy.deepcopy(list(records))
+        if len(records) > MAX_RECORDS_PER_CALL:
+            raise ValueError(f"Zoho takes at most {MAX_RECORDS_PER_CALL} records per call, got {len(records)}")
+        if not records:
+            return []
+        self._enter(module, max(1, math.ceil(len(records) / 10)))
+        self.writes.append(WriteCall(operation, module, copy.deepcopy(records), check_fields or []))
+        # like the real client, every write carries "trigger": [] -- no workflow rule fires
+        results = self.state.write(module, operation, records, duplicate_check_fields=check_fields or None,
+                                   workflow=False)
+        return [record_result(item, None if operation == "upsert" else operation) for item in results]
+
+    def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
+        self._enter(module)
+        try:
+            return self.state.search(module, criteria=criteria)
+        except CriteriaError as exc:
+            raise ZohoRejected(f"search {module}: invalid query formed", status=400, code="INVALID_QUERY",
+                               body={"code": "INVALID_QUERY", "details": {"reason": str(exc)}}) from exc

@@ -1,0 +1,395 @@
+"""Zoho CRM client: OAuth token sharing and the records API (get, insert, update, upsert, search)."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Sequence
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from clients.interfaces import OAuthToken, RecordResult, TokenStore
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "zoho"
+MAX_RECORDS_PER_CALL = 100
+SEARCH_PAGE_SIZE = 200
+TOKEN_ERROR_CODES = ("INVALID_TOKEN", "AUTHENTICATION_FAILURE")
+THROTTLE_RETRY_AFTER = 60.0  # Zoho names no wait; the mint limit is counted over 10 minutes
+WRITE_STATUSES = (200, 201, 202, 207)
+
+
+class ZohoError(ExternalServiceError):
+    """Base of every Zoho CRM failure."""
+
+    system = "zoho"
+
+
+class ZohoUnavailable(ZohoError, Unavailable):
+    """Zoho could not be reached, failed (5xx) or asked us to slow down (429): retry later."""
+
+
+class ZohoRejected(ZohoError, Rejected):
+    """Zoho refused the request (4xx): sending it again will not help."""
+
+
+class ZohoReconnectNeeded(ZohoUnavailable, ReconnectNeeded):
+    """The Zoho OAuth grant is gone (refresh refused, token keeps failing): a person must reconnect."""
+
+
+def escape_criteria_value(value: Any) -> str:
+    """Escape a value for a search criteria: backslash, parentheses and comma get a backslash."""
+    text = str(value)
+    for char in ("\\", "(", ")", ","):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def criteria_equals(field: str, value: Any) -> str:
+    """Build the search criteria ``(field:equals:value)`` with the value escaped."""
+    return f"({field}:equals:{escape_criteria_value(value)})"
+
+
+def criteria_and(*conditions: str) -> str:
+    """Join criteria so that all must hold: ``((a)and(b))``."""
+    return conditions[0] if len(conditions) == 1 else "(" + "and".join(conditions) + ")"
+
+
+def record_result(item: dict[str, Any], action: str | None = None) -> RecordResult:
+    """Turn one ``data[i]`` of a write answer into a :class:`RecordResult` (``action`` when Zoho names none)."""
+    details = item.get("details") if isinstance(item.get("details"), dict) else {}
+    ok = item.get("status") == "success"
+    record_id = details.get("id")
+    return RecordResult(
+        ok=ok,
+        code=str(item.get("code") or ""),
+        message=str(item.get("message") or ""),
+        action=(item.get("action") or action) if ok else None,
+        record_id=str(record_id) if ok and record_id is not None else None,
+        field=None if ok else details.get("api_name"),
+        details=details,
+    )
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_transport(url: str, allow_http: bool, what: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme == "https" or (scheme == "http" and (allow_http or _is_loopback(url))):
+        return
+    raise ValueError(f"{what} must be an https URL (plain http only for a local simulator): {url!r}")
+
+
+def _body(response: requests.Response) -> Any:
+    """Return the JSON body, or the text when it is not JSON (a proxy's error page)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header (seconds or an HTTP date) asks for."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+# One lock per grant for every client in this process: two clients sharing a token
+# store must not both spend one of the refresh token's 10 mints per 10 minutes.
+_REFRESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_REFRESH_LOCKS_GUARD = threading.Lock()
+
+
+def _refresh_lock(key: tuple[str, str, str]) -> threading.Lock:
+    with _REFRESH_LOCKS_GUARD:
+        return _REFRESH_LOCKS.setdefault(key, threading.Lock())
+
+
+class ZohoClient:
+    """Zoho CRM records API (https://www.zoho.com/crm/developer/docs/api/v7/) with a token shared through the store."""
+
+    # OAuth follows https://www.zoho.com/crm/developer/docs/api/v7/refresh.html; the access
+    # token lives in token_store (provider "zoho") so every process shares it. Every write
+    # carries "trigger": [] so the sync's own writes fire no workflow rule back at us.
+
+    def __init__(
+        self,
+        *,
+        accounts_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_store: TokenStore,
+        api_url: str = "",
+        api_version: str = "v7",
+        timeout: float = 15.0,
+        refresh_margin: float = 300.0,
+        session: requests.Session | None = None,
+        allow_http: bool = False,
+    ) -> None:
+        _check_transport(accounts_url, allow_http, "the Zoho accounts URL")
+        if api_url:
+            _check_transport(api_url, allow_http, "the Zoho API URL")
+        self._accounts_url = accounts_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._store = token_store
+        self._api_url = api_url.rstrip("/")
+        self._api_version = api_version
+        self._timeout = timeout
+        self._refresh_margin = refresh_margin
+        self._session = session or requests.Session()
+        self._allow_http = allow_http
+        self._lock = _refresh_lock((self._accounts_url, client_id, refresh_token))
+        self._cached: OAuthToken | None = None
+
+    @classmethod
+    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None) -> "ZohoClient":
+        """Build the client from :class:`syncbridge.config.Settings`."""
+        return cls(
+            accounts_url=settings.zoho_accounts_url,
+            client_id=settings.zoho_client_id,
+            client_secret=settings.zoho_client_secret,
+            refresh_token=settings.zoho_refresh_token,
+            token_store=token_store,
+            api_url=settings.zoho_api_url,
+            timeout=settings.http_timeout_s,
+            refresh_margin=settings.token_refresh_margin_s,
+            session=session,
+            allow_http=bool(getattr(settings, "http_oauth_allowed", False)),
+        )
+
+    # ------------------------------------------------------------------ tokens
+    def access_token(self) -> OAuthToken:
+        """Return a live access token, minting one when the shared one is absent or expiring."""
+        return self._token()
+
+    def _fresh(self, token: OAuthToken | None, stale: str | None) -> bool:
+        return (token is not None and bool(token.access_token) and token.access_token != stale
+                and token.expires_at - time.time() > self._refresh_margin)
+
+    def _token(self, stale: str | None = None) -> OAuthToken:
+        """Return the shared token unless it expires soon or is ``stale`` (refused by the API)."""
+        # a token this process already holds saves a store read per call; any live token works
+        if self._fresh(self._cached, stale):
+            return self._cached
+        token = self._store.load(PROVIDER)
+        if not self._fresh(token, stale):
+            with self._lock:
+                # another thread (or worker, through the store) may have refreshed meanwhile
+                token = self._store.load(PROVIDER)
+                if not self._fresh(token, stale):
+                    token = self._refresh(token)
+        self._cached = token
+        return token
+
+    def _reconnect(self, detail: str, **kwargs: Any) -> ZohoReconnectNeeded:
+        self._store.set_status(PROVIDER, "reconnect_needed", detail)
+        log.warning("zoho connection needs a reconnect: %s", detail)
+        return ZohoReconnectNeeded(detail, **kwargs)
+
+    def _refresh(self, current: OAuthToken | None) -> OAuthToken:
+        """Mint an access token from the refresh token and share it through the store."""
+        # A plain form POST rather than requests-oauthlib's OAuth2Session: Zoho answers a
+        # bad grant with HTTP 200 {"error": "invalid_code"} and throttles with 400
+        # "Access Denied", which oauthlib turns into generic OAuth2Errors without the HTTP
+        # status; the session would also send "Bearer" instead of "Zoho-oauthtoken", never
+        # refreshes on a 401, and takes plain-http simulators only through the process-wide
+        # OAUTHLIB_INSECURE_TRANSPORT variable.
+        refresh_token = self._refresh_token or (current.refresh_token if current else "")
+        if not refresh_token:
+            raise self._reconnect("no Zoho refresh token: connect Zoho CRM first")
+        url = f"{self._accounts_url}/oauth/v2/token"
+        form = {"grant_type": "refresh_token", "client_id": self._client_id,
+                "client_secret": self._client_secret, "refresh_token": refresh_token}
+        try:
+            response = self._session.post(url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise ZohoUnavailable(f"token request to {self._accounts_url} failed: {type(exc).__name__}") from exc
+        body = _body(response)
+        status = response.status_code
+        error = body.get("error") if isinstance(body, dict) else None
+        description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+        if status >= 500 or status == 429:
+            raise ZohoUnavailable("Zoho accounts server failed", status=status, body=body,
+                                  retry_after=_retry_after(response.headers.get("Retry-After")))
+        if error == "Access Denied" or "too many requests" in description.lower():
+            raise ZohoUnavailable("Zoho throttles token refreshes (10 per 10 minutes per refresh token)",
+                                  status=status, code=str(error), body=body, retry_after=THROTTLE_RETRY_AFTER)
+        if error or status in (400, 401, 403):
+            raise self._reconnect(f"Zoho refused the refresh token ({error or status})", status=status,
+                                  code=str(error) if error else None, body=body)
+        if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
+            raise ZohoUnavailable("unexpected answer from the Zoho token endpoint", status=status, body=body)
+        api_domain = str(body.get("api_domain") or "").rstrip("/")
+        if api_domain and not self._api_url:
+            try:
+                _check_transport(api_domain, self._allow_http, "the api_domain Zoho returned")
+            except ValueError as exc:
+                raise ZohoUnavailable(str(exc), status=status) from exc
+        # very old accounts servers gave expires_in in milliseconds next to expires_in_sec
+        lifetime = float(body.get("expires_in_sec") or body.get("expires_in") or 3600)
+        token = OAuthToken(
+            access_token=body["access_token"],
+            refresh_token=refresh_token,
+            expires_at=time.time() + lifetime,
+            extra={"api_domain": api_domain, "scope": body.get("scope", ""), "expires_in": lifetime},
+        )
+        self._store.save(PROVIDER, token)
+        log.info("zoho access token refreshed (valid %.0f s)", lifetime)
+        return token
+
+    # ------------------------------------------------------------------ HTTP
+    def _api_base(self, token: OAuthToken) -> str:
+        # api_domain comes with every token; the fallback maps accounts.zoho.eu -> www.zohoapis.eu
+        domain = (self._api_url or token.extra.get("api_domain")
+                  or self._accounts_url.replace("://accounts.zoho.", "://www.zohoapis."))
+        return f"{domain}/crm/{self._api_version}"
+
+    def _send(self, method: str, path: str, token: OAuthToken, **kwargs: Any) -> requests.Response:
+        url = f"{self._api_base(token)}/{path}"
+        headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json"}
+        try:
+            return self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise ZohoUnavailable(f"{method} {path} timed out after {self._timeout:g} s") from exc
+        except requests.RequestException as exc:
+            raise ZohoUnavailable(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the API; on a refused token refresh once and retry once."""
+        token = self._token()
+        response = self._send(method, path, token, **kwargs)
+        if response.status_code != 401:
+            return response
+        body = _body(response)
+        code = body.get("code") if isinstance(body, dict) else None
+        if code in TOKEN_ERROR_CODES:
+            token = self._token(stale=token.access_token)
+            response = self._send(method, path, token, **kwargs)
+            if response.status_code != 401:
+                return response
+            body = _body(response)
+            code = body.get("code") if isinstance(body, dict) else None
+        raise self._reconnect(f"Zoho refuses the access token ({code or 401})", status=401, code=code, body=body)
+
+    @staticmethod
+    def _fail(response: requests.Response, what: str) -> ZohoError:
+        """Build the error for a response that is not the expected answer."""
+        body = _body(response)
+        status = response.status_code
+        code = field = None
+        message = f"{what}: HTTP {status}"
+        if isinstance(body, dict):
+            code = body.get("code") or body.get("error")
+            details = body.get("details") if isinstance(body.get("details"), dict) else {}
+            field = details.get("api_name")
+            if body.get("message"):
+                message = f"{what}: {body['message']}"
+        if status == 429:
+            return ZohoUnavailable(message, status=status, code=code, body=body,
+                                   retry_after=_retry_after(response.headers.get("Retry-After")))
+        if status >= 500 or status == 408:
+            return ZohoUnavailable(message, status=status, code=code, body=body)
+        return ZohoRejected(message, status=status, code=code, field=field, body=body)
+
+    @staticmethod
+    def _path(*parts: str) -> str:
+        return "/".join(quote(str(p), safe="") for p in parts)
+
+    # ------------------------------------------------------------------ records
+    def get_record(self, module: str, record_id: str) -> dict[str, Any] | None:
+        """Return the full record, or None when Zoho does not have it."""
+        response = self._request("GET", self._path(module, record_id))
+        if response.status_code == 204:
+            return None
+        body = _body(response)
+        code = body.get("code") if isinstance(body, dict) else None
+        # Zoho's answer for a missing id is not settled: 204, 400/404 INVALID_DATA or an empty data
+        if response.status_code in (400, 404) and code == "INVALID_DATA":
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"get {module} {record_id}")
+        if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
+            raise ZohoUnavailable(f"get {module} {record_id}: unexpected answer", status=200, body=body)
+        data = body.get("data") or []
+        return data[0] if data else None
+
+    def insert_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        """Insert up to 100 records with ``"trigger": []``; one result per record, in order."""
+        return self._write("POST", self._path(module), records, {}, "insert")
+
+    def update_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        """Update up to 100 records (each carries its ``id``) with ``"trigger": []``."""
+        return self._write("PUT", self._path(module), records, {}, "update")
+
+    def upsert_records(
+        self, module: str, records: Sequence[dict[str, Any]], duplicate_check_fields: Sequence[str]
+    ) -> list[RecordResult]:
+        """Upsert up to 100 records, matched on ``duplicate_check_fields``, with ``"trigger": []``."""
+        extra = {"duplicate_check_fields": list(duplicate_check_fields)} if duplicate_check_fields else {}
+        return self._write("POST", self._path(module, "upsert"), records, extra, None)
+
+    def _write(self, method: str, path: str, records: Sequence[dict[str, Any]], extra: dict[str, Any],
+               action: str | None) -> list[RecordResult]:
+        records = list(records)
+        if len(records) > MAX_RECORDS_PER_CALL:
+            raise ValueError(f"Zoho takes at most {MAX_RECORDS_PER_CALL} records per call, got {len(records)}")
+        if not records:
+            return []
+        response = self._request(method, path, json={"data": records, **extra, "trigger": []})
+        body = _body(response)
+        data = body.get("data") if isinstance(body, dict) else None
+        per_record = (isinstance(data, list) and len(data) == len(records)
+                      and all(isinstance(item, dict) and "status" in item for item in data))
+        # when every record fails Zoho answers 400, still with one result per record
+        if per_record and (response.status_code in WRITE_STATUSES or response.status_code == 400):
+            return [record_result(item, action) for item in data]
+        if response.status_code in WRITE_STATUSES:
+            # the write may have happened: do not retry blindly, let a person look
+            raise ZohoRejected(f"{method} {path}: unexpected answer", status=response.status_code, body=body)
+        raise self._fail(response, f"{method} {path}")
+
+    def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
+        """Return every record matching ``criteria`` (see :func:`criteria_equals`), reading all pages."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._request("GET", self._path(module, "search"),
+                                     params={"criteria": criteria, "page": page, "per_page": SEARCH_PAGE_SIZE})
+            if response.status_code == 204:
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, f"search {module}")
+            body = _body(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ZohoUnavailable(f"search {module}: unexpected answer", status=200, body=body)
+            found.extend(body["data"])
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            if not info.get("more_records") or not body["data"]:
+                return found
+            page += 1

@@ -1,0 +1,1445 @@
+"""A runnable simulator of Zoho CRM: OAuth server, records API, search, workflow webhooks.
+
+It speaks Zoho's wire formats (https://www.zoho.com/crm/developer/docs/api/v7/),
+quirks included: a bad refresh token answers HTTP 200 ``{"error":"invalid_code"}``,
+record ids are 19-digit strings, writes answer per record and only skip workflow
+rules when the body carries ``"trigger": []``.
+
+Build it with :func:`create_zoho_app`; the state is ``app.config["ZOHO_STATE"]``
+(a :class:`ZohoState`).  Tests and the demo drive the state directly in Python or
+through the unauthenticated admin API under ``/_sim``.  Run it alone with
+``python -m simulators.zoho --port 8101 --demo``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import logging
+import math
+import queue
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable
+from urllib.parse import urlencode
+
+import requests
+from flask import Flask, Response, g, request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLIENT_ID = "dev-zoho-client"
+DEFAULT_CLIENT_SECRET = "dev-zoho-secret"
+DEFAULT_REFRESH_TOKEN = "dev-zoho-refresh-token"
+SCOPE = "ZohoCRM.modules.ALL"
+MAX_RECORDS_PER_WRITE = 100
+MAX_PER_PAGE = 200
+TEXT_LIMIT = 255
+TEXTAREA_LIMIT = 32000
+API_VERSIONS = {f"v{n}" for n in range(2, 9)}
+MISSING_RECORD_STYLES = ("204", "400", "404", "empty")
+
+DEFAULT_MANDATORY = {"Contacts": ["Last_Name"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Last_Name"]}
+# Zoho's system-defined duplicate-check field per module, used by an upsert that names none.
+SYSTEM_DUPLICATE_FIELDS = {"Contacts": ["Email"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Email"]}
+# Field types the simulator validates; any other field is free text (<= 255 chars) or kept as given.
+FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "Contacts": {"Email": "email", "Secondary_Email": "email", "Date_of_Birth": "date", "Description": "textarea",
+                 "Account_Name": ("lookup", "Accounts"), "Reporting_To": ("lookup", "Contacts")},
+    "Accounts": {"Email": "email", "Description": "textarea", "Annual_Revenue": "double", "Employees": "integer",
+                 "Parent_Account": ("lookup", "Accounts")},
+    "Deals": {"Amount": "double", "Beitrag_Netto": "double", "Probability": "integer", "Closing_Date": "date",
+              "Beginn": "date", "Ablauf": "date", "Description": "textarea",
+              "Contact_Name": ("lookup", "Contacts"), "Account_Name": ("lookup", "Accounts")},
+    "Leads": {"Email": "email", "Secondary_Email": "email", "Description": "textarea", "Annual_Revenue": "double"},
+}
+EMAIL_FIELDS = ("Email", "Secondary_Email")
+PHONE_FIELDS = ("Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax")
+SYSTEM_FIELDS = {"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By", "Full_Name"}
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+API_USER = {"name": "Sync Service", "id": "5725767000000411001", "email": "sync@makler-beispiel.de"}
+UI_USER = {"name": "Petra Schmidt", "id": "5725767000000411002", "email": "petra.schmidt@makler-beispiel.de"}
+
+AUTH_ERRORS = {
+    "INVALID_TOKEN": "invalid oauth token",
+    "AUTHENTICATION_FAILURE": "Authentication failed",
+}
+FAULT_BODIES = {
+    401: {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"},
+    403: {"code": "NO_PERMISSION", "details": {"permissions": ["Crm_Implied_Api_Access"]}, "message": "permission denied",
+          "status": "error"},
+    404: {"code": "INVALID_URL_PATTERN", "details": {}, "message": "Please check if the URL trying to access is a correct one",
+          "status": "error"},
+    429: {"code": "TOO_MANY_REQUESTS", "details": {}, "message": "The rate limit has exceeded", "status": "error"},
+    500: {"code": "INTERNAL_ERROR", "details": {}, "message": "Internal Server Error occurred while processing this request",
+          "status": "error"},
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _tz():
+    """Return the org's time zone; the demo org is in Germany."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo("Europe/Berlin")
+    except Exception:  # noqa: BLE001 - no tz database installed: a fixed offset still has the right shape
+        return timezone(timedelta(hours=1))
+
+
+def zoho_time(epoch: float | None = None) -> str:
+    """Format a time the way Zoho does: ``2026-11-23T14:08:26+01:00``."""
+    moment = datetime.now(_tz()) if epoch is None else datetime.fromtimestamp(epoch, _tz())
+    return moment.isoformat(timespec="seconds")
+
+
+def _error(code: str, message: str, details: dict | None = None) -> dict[str, Any]:
+    return {"code": code, "details": details or {}, "message": message, "status": "error"}
+
+
+class SimulatorInputError(ValueError):
+    """A simulated user or seed gave a record the CRM would refuse; ``result`` is Zoho's answer."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(f"{result.get('code')}: {result.get('message')} {result.get('details')}")
+        self.result = result
+
+
+class CriteriaError(ValueError):
+    """A search criteria string is malformed."""
+
+
+# ------------------------------------------------------------------ search criteria
+def parse_criteria(text: str):
+    """Parse ``((A:equals:x)and(B:starts_with:y))`` into a tree of ("and"|"or", [...]) and ("cond", f, op, values)."""
+    node, pos = _parse_expr(text, 0)
+    if pos != len(text):
+        raise CriteriaError(f"unexpected text at {pos}: {text[pos:]!r}")
+    return node
+
+
+def _parse_expr(text: str, pos: int):
+    groups: list[list] = [[]]  # "and" binds tighter than "or": a list of and-groups joined by or
+    node, pos = _parse_term(text, pos)
+    groups[-1].append(node)
+    while True:
+        rest = text[pos:].lstrip()
+        skipped = len(text) - pos - len(rest)
+        lowered = rest[:4].lower()
+        if lowered.startswith("and") and rest[3:4] in ("(", " "):
+            pos += skipped + 3
+        elif lowered.startswith("or") and rest[2:3] in ("(", " "):
+            pos += skipped + 2
+            groups.append([])
+        else:
+            break
+        node, pos = _parse_term(text, pos)
+        groups[-1].append(node)
+    ands = [grp[0] if len(grp) == 1 else ("and", grp) for grp in groups]
+    return (ands[0] if len(ands) == 1 else ("or", ands)), pos
+
+
+def _parse_term(text: str, pos: int):
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    if pos >= len(text) or text[pos] != "(":
+        raise CriteriaError(f"expected '(' at {pos}")
+    pos += 1
+    if pos < len(text) and text[pos] in "( ":
+        node, pos = _parse_expr(text, pos)
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        if pos >= len(text) or text[pos] != ")":
+            raise CriteriaError(f"expected ')' at {pos}")
+        return node, pos + 1
+    match = re.compile(r"([A-Za-z0-9_$.]+):([a-z_]+):").match(text, pos)
+    if not match:
+        raise CriteriaError(f"expected Field:operator:value at {pos}")
+    field_name, operator = match.group(1), match.group(2)
+    pos = match.end()
+    values, current = [], []
+    while True:
+        if pos >= len(text):
+            raise CriteriaError("unterminated condition")
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            current.append(text[pos + 1])
+            pos += 2
+            continue
+        if char == ",":
+            values.append("".join(current))
+            current = []
+        elif char == ")":
+            values.append("".join(current))
+            return ("cond", field_name, operator, values), pos + 1
+        else:
+            current.append(char)
+        pos += 1
+
+
+def _plain(value: Any) -> list[str]:
+    """Return the strings a stored value can be matched by (a lookup by its id and its name)."""
+    if isinstance(value, dict):
+        return [str(v) for v in (value.get("id"), value.get("name")) if v is not None]
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    return [str(value)]
+
+
+def _same(stored: str, wanted: str) -> bool:
+    try:
+        return float(stored) == float(wanted)
+    except ValueError:
+        return stored.casefold() == wanted.casefold()
+
+
+def _matches(node, record: dict[str, Any]) -> bool:
+    kind = node[0]
+    if kind == "and":
+        return all(_matches(child, record) for child in node[1])
+    if kind == "or":
+        return any(_matches(child, record) for child in node[1])
+    _, field_name, operator, values = node
+    name, _, sub = field_name.partition(".")
+    stored = record.get(name)
+    if sub and isinstance(stored, dict):
+        stored = stored.get(sub)
+    candidates = _plain(stored)
+    if operator in ("equals", "in"):
+        return any(_same(c, v) for c in candidates for v in values)
+    if operator == "not_equal":
+        return not any(_same(c, v) for c in candidates for v in values)
+    if operator == "starts_with":
+        return any(c.casefold().startswith(v.casefold()) for c in candidates for v in values)
+    raise CriteriaError(f"operator {operator!r} is not supported")
+
+
+def _digits(value: Any) -> str:
+    return "".join(ch for ch in str(value) if ch.isdigit())
+
+
+def _norm(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+# ------------------------------------------------------------------ state
+@dataclass
+class Fault:
+    """The next ``remaining`` matching calls answer ``status`` (or only wait ``delay`` when status is None)."""
+
+    status: int | None
+    remaining: int
+    path_prefix: str | None
+    delay: float = 0.0
+    retry_after: float | None = None
+
+    def applies_to(self, path: str) -> bool:
+        return path.startswith(self.path_prefix) if self.path_prefix else path.startswith("/crm/")
+
+
+@dataclass
+class Webhook:
+    """A workflow rule of ``module`` that calls ``url`` on create and/or edit."""
+
+    id: str
+    module: str
+    url: str
+    events: tuple[str, ...]
+    style: str
+    token: str | None
+    channel_id: str
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "module": self.module, "url": self.url, "events": list(self.events),
+                "style": self.style, "channel_id": self.channel_id, "has_token": self.token is not None}
+
+
+@dataclass
+class _Change:
+    module: str
+    record_id: str
+    operation: str          # create | edit
+    modified_time: str
+    fields: list[str] = field(default_factory=list)
+
+
+class ZohoState:
+    """Everything the simulated CRM knows; thread-safe (one re-entrant lock)."""
+
+    # Knobs a test or demo may set directly: token_lifetime, mint_limit / mint_window
+    # (access tokens per refresh token per window), missing_record_style ("204", "400",
+    # "404" or "empty": Zoho's answer for a missing id is not settled), auth_error_code
+    # ("INVALID_TOKEN" or "AUTHENTICATION_FAILURE"), search_index_delay (seconds),
+    # max_concurrent (None = unlimited), api_domain (None = this server's URL),
+    # webhook_timeout, mandatory_fields and unique_fields (module -> API names).
+
+    def __init__(self, modules: Iterable[str] = ("Contacts", "Accounts", "Deals", "Leads"), *,
+                 token_lifetime: int = 3600) -> None:
+        self._lock = threading.RLock()
+        self._module_names = tuple(modules)
+        self.token_lifetime = token_lifetime
+        self.mint_limit = 10
+        self.mint_window = 600.0
+        self.missing_record_style = "204"
+        self.auth_error_code = "INVALID_TOKEN"
+        self.search_index_delay = 0.0
+        self.max_concurrent: int | None = None
+        self.api_domain: str | None = None
+        self.webhook_timeout = 5.0
+        self.api_user = dict(API_USER)
+        self.ui_user = dict(UI_USER)
+        self._clients: dict[str, str] = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
+        self._refresh_tokens: dict[str, dict[str, Any]] = {
+            DEFAULT_REFRESH_TOKEN: {"client_id": DEFAULT_CLIENT_ID, "scope": SCOPE, "revoked": False}}
+        self._access_tokens: dict[str, dict[str, Any]] = {}
+        self._auth_codes: dict[str, dict[str, Any]] = {}
+        self._mints: dict[str, deque] = {}
+        self._minted_total: dict[str, int] = {}
+        self._id_seq = 0
+        self._hook_seq = 0
+        self._in_flight = 0
+        self._last_base_url = "https://www.zohoapis.eu"
+        self._outbox: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+        self._dispatcher: threading.Thread | None = None
+        self._reset_data()
+
+    def _reset_data(self) -> None:
+        self._records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self._module_names}
+        self._touched: dict[tuple[str, str], float] = {}
+        self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
+        self.unique_fields: dict[str, list[str]] = {m: [] for m in self._module_names}
+        self._faults: list[Fault] = []
+        self._webhooks: list[Webhook] = []
+        self._deliveries: list[dict[str, Any]] = []
+        self._failures: list[dict[str, Any]] = []
+        self._credits = 0
+        self._calls = 0
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return self._module_names
+
+    def has_module(self, module: str) -> bool:
+        return module in self._records
+
+    def reset(self, *, oauth: bool = False) -> None:
+        """Forget records, faults, webhooks, deliveries and credits; with ``oauth`` also issued tokens."""
+        with self._lock:
+            self._reset_data()
+            if oauth:
+                self._access_tokens.clear()
+                self._auth_codes.clear()
+                self._mints.clear()
+                self._minted_total.clear()
+                self._refresh_tokens = {
+                    DEFAULT_REFRESH_TOKEN: {"client_id": DEFAULT_CLIENT_ID, "scope": SCOPE, "revoked": False}}
+
+    def set_unique_fields(self, module: str, *fields: str) -> None:
+        """Mark fields of ``module`` unique: writes reusing a value get DUPLICATE_DATA."""
+        with self._lock:
+            self._require_module(module)
+            self.unique_fields[module] = list(fields)
+
+    def _require_module(self, module: str) -> None:
+        if module not in self._records:
+            raise KeyError(f"unknown module {module!r}")
+
+    def _new_id(self) -> str:
+        # Zoho ids are 19-digit strings unique across the org (org prefix + sequence).
+        self._id_seq += 1
+        return str(5725767000000400000 + self._id_seq * 1003)
+
+    @property
+    def credits_used(self) -> int:
+        with self._lock:
+            return self._credits
+
+    @property
+    def api_calls(self) -> int:
+        with self._lock:
+            return self._calls
+
+    def charge(self, credits: int) -> None:
+        """Count one API call costing ``credits``."""
+        with self._lock:
+            self._credits += credits
+            self._calls += 1
+
+    # ---------------------------------------------------------------- OAuth
+    def register_client(self, client_id: str, client_secret: str) -> None:
+        """Register an OAuth client (an app in Zoho's API console)."""
+        with self._lock:
+            self._clients[client_id] = client_secret
+
+    def issue_refresh_token(self, client_id: str = DEFAULT_CLIENT_ID, token: str | None = None) -> str:
+        """Issue a refresh token to ``client_id`` (a self-client grant)."""
+        with self._lock:
+            if client_id not in self._clients:
+                raise KeyError(f"unknown client {client_id!r}")
+            token = token or f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+            self._refresh_tokens[token] = {"client_id": client_id, "scope": SCOPE, "revoked": False}
+            return token
+
+    def revoke_refresh_token(self, token: str = DEFAULT_REFRESH_TOKEN) -> None:
+        """Revoke a refresh token and the access tokens minted from it."""
+        with self._lock:
+            if token in self._refresh_tokens:
+                self._refresh_tokens[token]["revoked"] = True
+            for access, info in list(self._access_tokens.items()):
+                if info["refresh_token"] == token:
+                    del self._access_tokens[access]
+
+    def expire_access_tokens(self) -> None:
+        """Make every issued access token expired (the next API call gets 401)."""
+        with self._lock:
+            for info in self._access_tokens.values():
+                info["expires_at"] = 0.0
+
+    def tokens_minted(self, refresh_token: str | None = None) -> int:
+        """Count the access tokens minted (from one refresh token, or in all)."""
+        with self._lock:
+            if refresh_token is not None:
+                return self._minted_total.get(refresh_token, 0)
+            return sum(self._minted_total.values())
+
+    def _client_ok(self, client_id: str | None, client_secret: str | None) -> bool:
+        expected = self._clients.get(client_id or "")
+        return expected is not None and secrets.compare_digest(expected, client_secret or "")
+
+    def _mint(self, refresh_token: str, api_domain: str) -> tuple[int, dict[str, Any]]:
+        """Mint an access token, honouring the per-refresh-token throttle."""
+        now = time.time()
+        window = self._mints.setdefault(refresh_token, deque())
+        while window and window[0] <= now - self.mint_window:
+            window.popleft()
+        if len(window) >= self.mint_limit:
+            return 400, {"error": "Access Denied",
+                         "error_description": "You have made too many requests continuously. Please try again after some time."}
+        window.append(now)
+        self._minted_total[refresh_token] = self._minted_total.get(refresh_token, 0) + 1
+        access = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        self._access_tokens[access] = {"expires_at": now + self.token_lifetime, "refresh_token": refresh_token}
+        return 200, {"access_token": access, "scope": self._refresh_tokens[refresh_token]["scope"],
+                     "api_domain": api_domain, "token_type": "Bearer", "expires_in": self.token_lifetime}
+
+    def token_grant(self, params: dict[str, str], base_url: str) -> tuple[int, dict[str, Any]]:
+        """Answer ``POST /oauth/v2/token`` for the given form/query parameters."""
+        invalid = (200, {"error": "invalid_code"})  # Zoho answers a bad grant with HTTP 200
+        api_domain = self.api_domain or base_url
+        with self._lock:
+            grant = params.get("grant_type")
+            if not self._client_ok(params.get("client_id"), params.get("client_secret")):
+                return invalid
+            if grant == "refresh_token":
+                info = self._refresh_tokens.get(params.get("refresh_token") or "")
+                if info is None or info["revoked"] or info["client_id"] != params.get("client_id"):
+                    return invalid
+                return self._mint(params["refresh_token"], api_domain)
+            if grant == "authorization_code":
+                code = self._auth_codes.get(params.get("code") or "")
+                if (code is None or code["expires_at"] < time.time() or code["client_id"] != params.get("client_id")
+                        or (params.get("redirect_uri") and params.get("redirect_uri") != code["redirect_uri"])):
+                    return invalid
+                del self._auth_codes[params["code"]]  # a code is good for one exchange
+                refresh = self.issue_refresh_token(code["client_id"])
+                status, body = self._mint(refresh, api_domain)
+                if status == 200 and code["offline"]:
+                    body["refresh_token"] = refresh
+                return status, body
+            return 200, {"error": "unsupported_grant_type"}
+
+    def authorize(self, params: dict[str, str]) -> str:
+        """Consent at once to ``GET /oauth/v2/auth``: return a fresh authorization code."""
+        with self._lock:
+            if params.get("client_id") not in self._clients:
+                raise KeyError("invalid_client")
+            if not params.get("redirect_uri"):
+                raise KeyError("invalid_redirect_uri")
+            code = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+            self._auth_codes[code] = {"client_id": params["client_id"], "redirect_uri": params["redirect_uri"],
+                                      "offline": params.get("access_type") == "offline",
+                                      "expires_at": time.time() + 120}
+            return code
+
+    def check_access_token(self, token: str | None) -> bool:
+        """Tell whether ``token`` is a live access token."""
+        with self._lock:
+            info = self._access_tokens.get(token or "")
+            return info is not None and info["expires_at"] > time.time()
+
+    # ---------------------------------------------------------------- faults and concurrency
+    def add_fault(self, status: int | None = 500, count: int = 1, path_prefix: str | None = None,
+                  delay: float = 0.0, retry_after: float | None = None) -> None:
+        """Make the next ``count`` calls under ``/crm/`` (or ``path_prefix``) answer ``status``, or only wait ``delay``."""
+        if status is not None and not 400 <= int(status) <= 599:
+            raise ValueError("status must be an HTTP error status or None")
+        if count < 1 or delay < 0:
+            raise ValueError("count must be >= 1 and delay >= 0")
+        with self._lock:
+            self._faults.append(Fault(None if status is None else int(status), int(count), path_prefix,
+                                      float(delay), retry_after))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take_fault(self, path: str) -> Fault | None:
+        """Consume one use of the first fault that applies to ``path`` and return it."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.applies_to(path):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+            return None
+
+    def enter_call(self) -> bool:
+        """Count an API call in flight; return False when that would exceed ``max_concurrent``."""
+        with self._lock:
+            if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave_call(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def note_base_url(self, url: str) -> None:
+        with self._lock:
+            self._last_base_url = url
+
+    @property
+    def base_url(self) -> str:
+        """Return the API domain put into notifications: ``api_domain`` or the URL last called."""
+        return self.api_domain or self._last_base_url
+
+    # ---------------------------------------------------------------- records
+    def get(self, module: str, record_id: str) -> dict[str, Any] | None:
+        """Return a copy of the record, or None."""
+        with self._lock:
+            self._require_module(module)
+            record = self._records[module].get(str(record_id))
+            return copy.deepcopy(record) if record is not None else None
+
+    def records(self, module: str) -> list[dict[str, Any]]:
+        """Return copies of every record of ``module``, oldest first."""
+        with self._lock:
+            self._require_module(module)
+            return copy.deepcopy(list(self._records[module].values()))
+
+    def find(self, module: str, **fields: Any) -> list[dict[str, Any]]:
+        """Return copies of the records whose fields equal all given values (case-insensitive)."""
+        with self._lock:
+            return [r for r in self.records(module)
+                    if all(any(_same(c, str(v)) for c in _plain(r.get(k))) for k, v in fields.items())]
+
+    def seed(self, module: str, fields: dict[str, Any]) -> str:
+        """Store a record as if it had always been there (no workflow, no credits); return its id."""
+        # fields may carry a digit-string "id" so a demo can fix its ids
+        fields = dict(fields)
+        wanted_id = fields.pop("id", None)
+        if wanted_id is not None and not (isinstance(wanted_id, str) and wanted_id.isdigit()):
+            raise ValueError("a seeded id must be a digit string")
+        with self._lock:
+            self._require_module(module)
+            if wanted_id is not None and wanted_id in self._records[module]:
+                raise ValueError(f"{module} {wanted_id} exists already")
+            result, _ = self._insert(module, fields, 0, actor=self.ui_user, record_id=wanted_id)
+            if result["status"] != "success":
+                raise SimulatorInputError(result)
+            # seeded records are old: the search index has long seen them
+            self._touched[(module, result["details"]["id"])] = float("-inf")
+            return result["details"]["id"]
+
+    def user_create(self, module: str, fields: dict[str, Any]) -> str:
+        """A user creates a record in the CRM: workflow rules fire; return the id."""
+        with self._lock:
+            results = self.write(module, "insert", [fields], actor=self.ui_user, workflow=True)
+        if results[0]["status"] != "success":
+            raise SimulatorInputError(results[0])
+        return results[0]["details"]["id"]
+
+    def user_update(self, module: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A user edits a record in the CRM: workflow rules fire; return the record."""
+        with self._lock:
+            self._require_module(module)
+            if str(record_id) not in self._records[module]:
+                raise KeyError(f"{module} {record_id} does not exist")
+            results = self.write(module, "update", [{**fields, "id": str(record_id)}], actor=self.ui_user, workflow=True)
+            if results[0]["status"] != "success":
+                raise SimulatorInputError(results[0])
+            return self.get(module, record_id)
+
+    def write(self, module: str, operation: str, records: list[Any], *, actor: dict[str, str] | None = None,
+              duplicate_check_fields: list[str] | None = None, workflow: bool = False) -> list[dict[str, Any]]:
+        """Insert, update or upsert records, firing workflow rules if asked; return Zoho's per-record results."""
+        actor = actor or self.api_user
+        changes: list[_Change] = []
+        results = []
+        with self._lock:
+            self._require_module(module)
+            for index, record in enumerate(records):
+                if not isinstance(record, dict):
+                    result, change = _error("INVALID_DATA", "invalid data",
+                                            {"expected_data_type": "jsonobject", "json_path": f"$.data[{index}]"}), None
+                elif operation == "insert":
+                    result, change = self._insert(module, record, index, actor=actor)
+                elif operation == "update":
+                    result, change = self._update(module, record, index, actor=actor)
+                elif operation == "upsert":
+                    result, change = self._upsert(module, record, index, actor=actor,
+                                                  check_fields=duplicate_check_fields)
+                else:
+                    raise ValueError(f"unknown operation {operation!r}")
+                results.append(result)
+                if change is not None:
+                    changes.append(change)
+            if workflow and changes:
+                self._fire(changes)
+        return results
+
+    def _validate(self, module: str, fields: dict[str, Any], index: int, *, creating: bool, self_id: str | None):
+        """Return (clean fields, None) or (None, Zoho's per-record error)."""
+        clean: dict[str, Any] = {}
+        for name in self.mandatory_fields.get(module, []):
+            present = name in fields
+            empty = fields.get(name) is None or (isinstance(fields.get(name), str) and not fields[name].strip())
+            if (creating and (not present or empty)) or (not creating and present and empty):
+                return None, _error("MANDATORY_NOT_FOUND", "required field not found",
+                                    {"api_name": name, "json_path": f"$.data[{index}].{name}"})
+        types = FIELD_TYPES.get(module, {})
+        for name, value in fields.items():
+            if name in SYSTEM_FIELDS or name.startswith("$"):
+                continue  # read-only on writes; Zoho ignores them
+            path = f"$.data[{index}].{name}"
+            kind = "owner" if name == "Owner" else types.get(name, "text")
+            value, problem = self._convert(kind, value)
+            if problem is not None:
+                problem.update({"api_name": name, "json_path": path})
+                return None, _error("INVALID_DATA", "invalid data", problem)
+            clean[name] = value
+        for name in self.unique_fields.get(module, []):
+            value = clean.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            for other_id, other in self._records[module].items():
+                if other_id != self_id and other.get(name) is not None and _norm(other[name]) == _norm(value):
+                    return None, _error("DUPLICATE_DATA", "duplicate data", {
+                        "api_name": name, "json_path": f"$.data[{index}].{name}",
+                        "duplicate_record": {"id": other_id, "module": {"api_name": module, "id": module_id(module)},
+                                             "Owner": dict(other.get("Owner") or {})}})
+        return clean, None
+
+    def _convert(self, kind, value):
+        """Check one value against its field type; return (stored value, None) or (None, error details)."""
+        if value is None:
+            return None, None
+        if isinstance(kind, tuple):  # lookup
+            target = kind[1]
+            ref = value.get("id") if isinstance(value, dict) else value
+            if isinstance(ref, bool) or not isinstance(ref, (str, int)) or str(ref) not in self._records.get(target, {}):
+                return None, {"expected_data_type": "lookup"}
+            ref = str(ref)
+            return {"name": self._display_name(target, self._records[target][ref]), "id": ref}, None
+        if kind == "owner":
+            ref = value.get("id") if isinstance(value, dict) else value
+            for user in (self.api_user, self.ui_user):
+                if str(ref) == user["id"]:
+                    return dict(user), None
+            return None, {"expected_data_type": "ownerlookup"}
+        if kind == "email":
+            if not isinstance(value, str) or not EMAIL_RE.match(value) or len(value) > 100:
+                return None, {"expected_data_type": "email"}
+            return value, None
+        if kind == "date":
+            try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                    raise ValueError(value)
+                date.fromisoformat(value)
+            except (TypeError, ValueError):
+                return None, {"expected_data_type": "date"}
+            return value, None
+        if kind in ("double", "integer"):
+            if isinstance(value, bool):
+                return None, {"expected_data_type": kind}
+            try:
+                number = float(value) if kind == "double" else int(value)
+            except (TypeError, ValueError):
+                return None, {"expected_data_type": kind}
+            if kind == "double" and not math.isfinite(number):
+                return None, {"expected_data_type": kind}
+            return number, None
+        limit = TEXTAREA_LIMIT if kind == "textarea" else TEXT_LIMIT
+        if isinstance(value, str) and len(value) > limit:
+            return None, {"maximum_length": limit}
+        return value, None
+
+    @staticmethod
+    def _display_name(module: str, record: dict[str, Any]) -> str:
+        if module in ("Contacts", "Leads"):
+            return record.get("Full_Name") or ""
+        return str(record.get({"Accounts": "Account_Name", "Deals": "Deal_Name"}.get(module, "Name")) or "")
+
+    @staticmethod
+    def _full_name(record: dict[str, Any]) -> None:
+        if "Last_Name" in record or "First_Name" in record:
+            record["Full_Name"] = " ".join(str(p) for p in (record.get("First_Name"), record.get("Last_Name")) if p)
+
+    def _success(self, action: str, record: dict[str, Any], duplicate_field: str | None = None,
+                 upsert: bool = False) -> dict[str, Any]:
+        result = {"code": "SUCCESS", "details": {
+            "Modified_Time": record["Modified_Time"], "Modified_By": _who(record["Modified_By"]),
+            "Created_Time": record["Created_Time"], "id": record["id"], "Created_By": _who(record["Created_By"])},
+            "message": "record added" if action == "insert" else "record updated", "status": "success"}
+        if upsert:
+            result = {"code": "SUCCESS", "duplicate_field": duplicate_field, "action": action, **result}
+        return result
+
+    def _insert(self, module, fields, index, *, actor, record_id=None, upsert=False):
+        clean, problem = self._validate(module, fields, index, creating=True, self_id=None)
+        if problem:
+            return problem, None
+        now = zoho_time()
+        record_id = record_id or self._new_id()
+        record = {"id": record_id, "Owner": dict(actor)}
+        record.update(clean)
+        record.update({"Created_Time": now, "Modified_Time": now, "Created_By": _who(actor), "Modified_By": _who(actor)})
+        self._full_name(record)
+        self._records[module][record_id] = record
+        self._touched[(module, record_id)] = time.monotonic()
+        return self._success("insert", record, upsert=upsert), _Change(module, record_id, "create", now, sorted(clean))
+
+    def _update(self, module, fields, index, *, actor, upsert_field: str | None = None, upsert=False):
+        record_id = fields.get("id")
+        if record_id is None or record_id == "":
+            return _error("MANDATORY_NOT_FOUND", "required field not found",
+                          {"api_name": "id", "json_path": f"$.data[{index}].id"}), None
+        record_id = str(record_id)
+        record = self._records[module].get(record_id)
+        if record is None:
+            return _error("INVALID_DATA", "the id given seems to be invalid",
+                          {"api_name": "id", "json_path": f"$.data[{index}].id"}), None
+        clean, problem = self._validate(module, fields, index, creating=False, self_id=record_id)
+        if problem:
+            return problem, None
+        now = zoho_time()
+        record.update(clean)
+        record.update({"Modified_Time": now, "Modified_By": _who(actor)})
+        self._full_name(record)
+        self._touched[(module, record_id)] = time.monotonic()
+        self._refresh_lookup_names(module, record)
+        return self._success("update", record, upsert_field, upsert=upsert), _Change(module, record_id, "edit", now,
+                                                                                    sorted(clean))
+
+    def _refresh_lookup_names(self, module: str, record: dict[str, Any]) -> None:
+        """Keep lookup names pointing at ``record`` current, as Zoho shows them."""
+        name = self._display_name(module, record)
+        for other_module, types in FIELD_TYPES.items():
+            lookups = [f for f, kind in types.items() if isinstance(kind, tuple) and kind[1] == module]
+            for other in self._records.get(other_module, {}).values():
+                for field_name in lookups:
+                    value = other.get(field_name)
+                    if isinstance(value, dict) and value.get("id") == record["id"]:
+                        value["name"] = name
+
+    def _upsert(self, module, fields, index, *, actor, check_fields):
+        names = list(check_fields) if check_fields else (
+            SYSTEM_DUPLICATE_FIELDS.get(module, []) + self.unique_fields.get(module, []))
+        for name in names:
+            value = fields.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
+                continue
+            for record_id, record in self._records[module].items():
+                if any(_norm(c) == _norm(value) for c in _plain(record.get(name))):
+                    return self._update(module, {**fields, "id": record_id}, index, actor=actor,
+                                        upsert_field=name, upsert=True)
+        return self._insert(module, fields, index, actor=actor, upsert=True)
+
+    # ---------------------------------------------------------------- search
+    def search(self, module: str, *, criteria: str | None = None, email: str | None = None,
+               phone: str | None = None, word: str | None = None) -> list[dict[str, Any]]:
+        """Return the records matching one search, hiding those changed within ``search_index_delay``."""
+        tree = parse_criteria(criteria) if criteria is not None else None
+        with self._lock:
+            self._require_module(module)
+            horizon = time.monotonic() - self.search_index_delay
+            found = []
+            for record_id, record in self._records[module].items():
+                if self.search_index_delay and self._touched.get((module, record_id), 0.0) > horizon:
+                    continue
+                if tree is not None and not _matches(tree, record):
+                    continue
+                if email is not None and not any(_same(str(record.get(f) or ""), email) for f in EMAIL_FIELDS):
+                    continue
+                if phone is not None and not (_digits(phone) and any(
+                        record.get(f) and _digits(record[f]) == _digits(phone) for f in PHONE_FIELDS)):
+                    continue
+                if word is not None and not any(
+                        isinstance(v, str) and word.casefold() in v.casefold() for v in record.values()):
+                    continue
+                found.append(copy.deepcopy(record))
+            return found
+
+    # ---------------------------------------------------------------- workflow rules
+    def add_webhook(self, module: str, url: str, *, events: Iterable[str] = ("create", "edit"), style: str = "form",
+                    token: str | None = None, channel_id: str | None = None) -> str:
+        """Register a workflow rule calling ``url`` on create/edit of a ``module`` record; return its id."""
+        # Styles: "form" (POST url?token=.. with form fields id, module, operation,
+        # modified_time), "json" (the same fields as JSON, token in X-Webhook-Token) and
+        # "notify" (the Notification API payload, token in the body).
+        events = tuple(events)
+        if style not in ("form", "json", "notify"):
+            raise ValueError("style must be form, json or notify")
+        if not events or any(e not in ("create", "edit") for e in events):
+            raise ValueError("events must be create and/or edit")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("url must be an http(s) URL")
+        with self._lock:
+            self._require_module(module)
+            self._hook_seq += 1
+            hook = Webhook(id=str(5725767000000500000 + self._hook_seq), module=module,
+                           url=url, events=events, style=style, token=token,
+                           channel_id=channel_id or str(1000000000000 + secrets.randbelow(10**12)))
+            self._webhooks.append(hook)
+            return hook.id
+
+    def remove_webhook(self, webhook_id: str) -> None:
+        with self._lock:
+            self._webhooks = [h for h in self._webhooks if h.id != webhook_id]
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [h.public() for h in self._webhooks]
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Return every webhook delivery so far: url, style, module, ids, operation, status, error, time, ok."""
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    @property
+    def webhook_failures(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._failures)
+
+    def _fire(self, changes: list[_Change]) -> None:
+        """Queue the deliveries of every rule matching ``changes``; a background thread sends them."""
+        jobs = []
+        for hook in self._webhooks:
+            mine = [c for c in changes if c.module == hook.module and c.operation in hook.events]
+            if not mine:
+                continue
+            if hook.style == "notify":
+                for operation in ("create", "edit"):
+                    group = [c for c in mine if c.operation == operation]
+                    if group:  # one notification may carry many ids
+                        jobs.append(self._notify_job(hook, group))
+            else:
+                jobs.extend(self._plain_job(hook, c) for c in mine)
+        if not jobs:
+            return
+        self._pending += len(jobs)
+        for job in jobs:
+            self._outbox.put(job)
+        if self._dispatcher is None:
+            self._dispatcher = threading.Thread(target=self._deliver, name="zoho-sim-webhooks", daemon=True)
+            self._dispatcher.start()
+
+    def _plain_job(self, hook: Webhook, change: _Change) -> dict[str, Any]:
+        fields = {"id": change.record_id, "module": change.module, "operation": change.operation,
+                  "modified_time": change.modified_time}
+        job = {"hook": hook, "ids": [change.record_id], "operation": change.operation, "method": "POST"}
+        if hook.style == "form":
+            url = hook.url
+            if hook.token is not None:
+                url += ("&" if "?" in url else "?") + urlencode({"token": hook.token})
+            job.update(url=url, kwargs={"data": fields})
+        else:
+            headers = {"X-Webhook-Token": hook.token} if hook.token is not None else {}
+            job.update(url=hook.url, kwargs={"json": fields, "headers": headers})
+        return job
+
+    def _notify_job(self, hook: Webhook, group: list[_Change]) -> dict[str, Any]:
+        operation = "insert" if group[0].operation == "create" else "update"
+        ids = [c.record_id for c in group]
+        payload = {
+            "server_time": int(time.time() * 1000), "query_params": {}, "module": hook.module,
+            # Zoho puts a v2 URI here whatever version the channel was made with.
+            "resource_uri": f"{self.base_url}/crm/v2/{hook.module}", "ids": ids,
+            "affected_fields": [] if operation == "insert" else [{c.record_id: c.fields} for c in group],
+            "operation": operation, "channel_id": hook.channel_id, "token": hook.token,
+        }
+        return {"hook": hook, "ids": ids, "operation": group[0].operation, "method": "POST", "url": hook.url,
+                "kwargs": {"json": payload}}
+
+    def _deliver(self) -> None:
+        """Send queued deliveries one after another; end after a quiet spell."""
+        session = requests.Session()
+        while True:
+            try:
+                job = self._outbox.get(timeout=2.0)
+            except queue.Empty:
+                with self._lock:  # _fire enqueues under this lock: nothing can slip in unseen
+                    if self._outbox.empty():
+                        self._dispatcher = None
+                        return
+                continue
+            status, error = None, None
+            try:
+                response = session.request(job["method"], job["url"], timeout=self.webhook_timeout, **job["kwargs"])
+                status = response.status_code
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a delivery must never kill the dispatcher
+                error = f"{type(exc).__name__}: {exc}"
+            hook: Webhook = job["hook"]
+            entry = {"webhook_id": hook.id, "url": job["url"], "style": hook.style, "module": hook.module,
+                     "ids": job["ids"], "operation": job["operation"], "status": status, "error": error,
+                     "time": zoho_time(), "ok": status is not None and 200 <= status < 300}
+            with self._lock:
+                self._deliveries.append(entry)
+                if not entry["ok"]:
+                    self._failures.append(entry)
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued webhook delivery is done; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+            return True
+
+    # ---------------------------------------------------------------- overview
+    def snapshot(self) -> dict[str, Any]:
+        """Describe the state for ``GET /_sim/state``."""
+        with self._lock:
+            return {
+                "modules": {m: len(r) for m, r in self._records.items()},
+                "credits_used": self._credits, "api_calls": self._calls,
+                "tokens_minted": sum(self._minted_total.values()),
+                "live_access_tokens": sum(1 for i in self._access_tokens.values() if i["expires_at"] > time.time()),
+                "unique_fields": copy.deepcopy(self.unique_fields),
+                "mandatory_fields": copy.deepcopy(self.mandatory_fields),
+                "webhooks": [h.public() for h in self._webhooks],
+                "deliveries": copy.deepcopy(self._deliveries[-100:]),
+                "pending_deliveries": self._pending,
+                "faults": [vars(f).copy() for f in self._faults],
+                "settings": {k: getattr(self, k) for k in SETTABLE},
+            }
+
+
+SETTABLE = ("token_lifetime", "mint_limit", "mint_window", "missing_record_style", "auth_error_code",
+            "search_index_delay", "max_concurrent", "api_domain", "webhook_timeout")
+
+
+def module_id(module: str) -> str:
+    """Return a stable digit id of a module, as Zoho names modules in duplicate details."""
+    return str(5725767000000002000 + sum(ord(c) for c in module))
+
+
+def _who(user: dict[str, str]) -> dict[str, str]:
+    return {"name": user["name"], "id": user["id"], "email": user.get("email", "")}
+
+
+# ------------------------------------------------------------------ demo data
+def seed_demo(state: ZohoState) -> dict[str, str]:
+    """Seed the demo broker's CRM; return the new record ids by name."""
+    state.set_unique_fields("Contacts", "Kundennummer")
+    state.set_unique_fields("Accounts", "Kundennummer")
+    state.set_unique_fields("Deals", "Vertragsnummer")
+    ids: dict[str, str] = {}
+    ids["Erika Mustermann"] = state.seed("Contacts", {
+        "Salutation": "Frau", "First_Name": "Erika", "Last_Name": "Mustermann",
+        "Email": "erika.mustermann@example.de", "Phone": "+49 221 1234567", "Date_of_Birth": "1964-08-12",
+        "Mailing_Street": "Heidestraße 17", "Mailing_Zip": "51147", "Mailing_City": "Köln",
+        "Mailing_Country": "Deutschland", "Kundennummer": "5001234567"})
+    ids["Max Neumann"] = state.seed("Contacts", {
+        "Salutation": "Herr", "First_Name": "Max", "Last_Name": "Neumann", "Email": "max.neumann@example.de",
+        "Phone": "+49 40 9876543", "Date_of_Birth": "1988-02-29", "Mailing_Street": "Osterstraße 88",
+        "Mailing_Zip": "20259", "Mailing_City": "Hamburg", "Mailing_Country": "Deutschland"})
+    ids["Muster Bau GmbH"] = state.seed("Accounts", {
+        "Account_Name": "Muster Bau GmbH", "Rechtsform": "GmbH", "Phone": "+49 221 998877",
+        "Billing_Street": "Industriestraße 5", "Billing_Code": "50829", "Billing_City": "Köln",
+        "Billing_Country": "Deutschland", "Email": "info@musterbau.example"})
+    ids["Wohngebäude Mustermann"] = state.seed("Deals", {
+        "Deal_Name": "Wohngebäude Mustermann", "Vertragsnummer": "1119876",
+        "Contact_Name": {"id": ids["Erika Mustermann"]}, "Stage": "Abgeschlossen",
+        "Versicherungsscheinnummer": "WG-123-546", "Gesellschaft": "10330", "Sparte": "050",
+        "Vertragsstatus": "A", "Amount": 100.0, "Beitrag_Netto": 84.03, "Zahlweise": "5",
+        "Beginn": "2010-01-01", "Ablauf": "2030-12-31"})
+    ids["Haftpflicht Neumann"] = state.seed("Deals", {
+        "Deal_Name": "Haftpflicht Neumann", "Contact_Name": {"id": ids["Max Neumann"]}, "Stage": "Abgeschlossen",
+        "Gesellschaft": "10330", "Sparte": "040", "Vertragsstatus": "A", "Amount": 60.0, "Beitrag_Netto": 50.42,
+        "Zahlweise": "1", "Beginn": "2025-01-01"})
+    return ids
+
+
+# ------------------------------------------------------------------ HTTP
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers or {},
+                    content_type="application/json;charset=UTF-8")
+
+
+def _load_json_body() -> tuple[Any, Response | None]:
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, ValueError):
+        return None, _json(_error("INVALID_DATA", "the request body is not valid JSON", {"expected_data_type": "json"}),
+                           400)
+
+
+def create_zoho_app(state: ZohoState | None = None) -> Flask:
+    """Build the simulator's Flask app; its state is ``app.config["ZOHO_STATE"]``."""
+    state = state or ZohoState()
+    app = Flask("simulators.zoho")
+    app.config["ZOHO_STATE"] = state
+
+    def base_url() -> str:
+        return request.host_url.rstrip("/")
+
+    def api_path() -> bool:
+        return request.path.startswith("/crm/") or request.path.startswith("/oauth/")
+
+    @app.before_request
+    def guard() -> Response | None:
+        if not api_path():
+            return None
+        if not state.enter_call():
+            return _json(FAULT_BODIES[429], 429)
+        g.entered = True
+        fault = state.take_fault(request.path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                return _fault_response(fault)
+        if request.path.startswith("/crm/"):
+            state.note_base_url(base_url())
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme != "Zoho-oauthtoken" or not state.check_access_token(token.strip()):
+                code = state.auth_error_code
+                return _json(_error(code, AUTH_ERRORS.get(code, "invalid oauth token")), 401)
+            g.credits = 1
+        return None
+
+    @app.after_request
+    def bill(response: Response) -> Response:
+        if "credits" in g:
+            state.charge(g.credits)
+        return response
+
+    @app.teardown_request
+    def leave(_exc) -> None:
+        if g.pop("entered", False):
+            state.leave_call()
+
+    @app.errorhandler(404)
+    def not_found(_exc) -> Response:
+        if request.path.startswith("/crm/"):
+            return _json(_error("INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"), 404)
+        return _json({"error": "not found", "path": request.path}, 404)
+
+    @app.errorhandler(405)
+    def bad_method(_exc) -> Response:
+        if request.path.startswith("/crm/"):
+            return _json(_error("INVALID_REQUEST_METHOD", "The http request method type is not a valid one"), 405)
+        return _json({"error": "method not allowed"}, 405)
+
+    def module_problem(version: str, module: str) -> Response | None:
+        if version not in API_VERSIONS:
+            return _json(_error("INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"), 404)
+        if not state.has_module(module):
+            return _json(_error("INVALID_MODULE", "the module name given seems to be invalid"), 400)
+        return None
+
+    # ------------------------------------------------------------ OAuth
+    @app.post("/oauth/v2/token")
+    def token() -> Response:
+        params = {k: v for k, v in request.values.items()}  # Zoho's docs send them as query parameters
+        status, body = state.token_grant(params, base_url())
+        return _json(body, status)
+
+    @app.post("/oauth/v2/token/revoke")
+    def revoke() -> Response:
+        state.revoke_refresh_token(request.values.get("token", ""))
+        return _json({"status": "success"})
+
+    @app.get("/oauth/v2/auth")
+    def authorize() -> Response:
+        params = request.args.to_dict()
+        if params.get("response_type", "code") != "code":
+            return _json({"error": "unsupported_response_type"}, 400)
+        try:
+            code = state.authorize(params)
+        except KeyError as exc:
+            return _json({"error": exc.args[0]}, 400)
+        query = {"code": code, "location": "eu", "accounts-server": base_url()}
+        if "state" in params:
+            query = {"state": params["state"], **query}
+        target = params["redirect_uri"]
+        target += ("&" if "?" in target else "?") + urlencode(query)
+        return Response(status=302, headers={"Location": target})
+
+    # ------------------------------------------------------------ records
+    def missing_record() -> Response:
+        style = state.missing_record_style
+        if style == "empty":
+            return _json({"data": []})
+        if style in ("400", "404"):
+            return _json(_error("INVALID_DATA", "the related id given seems to be invalid", {}), int(style))
+        return Response(status=204)
+
+    @app.get("/crm/<version>/<module>/<record_id>")
+    def get_record(version: str, module: str, record_id: str) -> Response:
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        record = state.get(module, record_id)
+        if record is None:
+            return missing_record()
+        return _json({"data": [record]})
+
+    @app.get("/crm/<version>/<module>")
+    def list_records(version: str, module: str) -> Response:
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        fields = request.args.get("fields")
+        if not fields:  # v7 and later insist on naming the fields
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                {"param": "fields"}), 400)
+        page, per_page, paging_error = paging()
+        if paging_error:
+            return paging_error
+        names = [f.strip() for f in fields.split(",") if f.strip()]
+        rows = [{"id": r["id"], **{n: r.get(n) for n in names if n != "id"}} for r in state.records(module)]
+        return page_of(rows, page, per_page)
+
+    def paging() -> tuple[int, int, Response | None]:
+        try:
+            page = int(request.args.get("page", "1"))
+            per_page = int(request.args.get("per_page", str(MAX_PER_PAGE)))
+        except ValueError:
+            return 0, 0, _json(_error("INVALID_DATA", "invalid data", {"param": "page/per_page"}), 400)
+        if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+            return 0, 0, _json(_error("INVALID_DATA", "invalid data",
+                                      {"param": "per_page" if page >= 1 else "page", "maximum": MAX_PER_PAGE}), 400)
+        return page, per_page, None
+
+    def page_of(rows: list[dict[str, Any]], page: int, per_page: int) -> Response:
+        chunk = rows[(page - 1) * per_page: page * per_page]
+        if not chunk:
+            return Response(status=204)
+        return _json({"data": chunk, "info": {"per_page": per_page, "count": len(chunk), "page": page,
+                                              "more_records": len(rows) > page * per_page}})
+
+    def write(version: str, module: str, operation: str, path_id: str | None = None) -> Response:
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        body, bad = _load_json_body()
+        if bad:
+            return bad
+        if not isinstance(body, dict):
+            return _json(_error("INVALID_DATA", "invalid data", {"expected_data_type": "jsonobject"}), 400)
+        data = body.get("data")
+        if data is None:
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                {"param": "data"}), 400)
+        if not isinstance(data, list) or not data:
+            return _json(_error("INVALID_DATA", "invalid data", {"expected_data_type": "jsonarray", "api_name": "data"}),
+                         400)
+        if len(data) > MAX_RECORDS_PER_WRITE:
+            return _json(_error("LIMIT_EXCEEDED", f"Only {MAX_RECORDS_PER_WRITE} records can be written in one call",
+                                {"limit": MAX_RECORDS_PER_WRITE, "api_name": "data"}), 400)
+        g.credits = max(1, math.ceil(len(data) / 10))
+        trigger = body.get("trigger")
+        if trigger is not None and (not isinstance(trigger, list) or not all(isinstance(t, str) for t in trigger)):
+            return _json(_error("INVALID_DATA", "invalid data", {"expected_data_type": "jsonarray", "api_name": "trigger"}),
+                         400)
+        workflow = trigger is None or "workflow" in trigger
+        check_fields = body.get("duplicate_check_fields")
+        if check_fields is not None and (not isinstance(check_fields, list)
+                                         or not all(isinstance(f, str) for f in check_fields)):
+            return _json(_error("INVALID_DATA", "invalid data",
+                                {"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields"}), 400)
+        if path_id is not None:
+            if len(data) != 1 or not isinstance(data[0], dict):
+                return _json(_error("INVALID_DATA", "invalid data", {"api_name": "data"}), 400)
+            data = [{**data[0], "id": path_id}]
+        results = state.write(module, operation, data, duplicate_check_fields=check_fields, workflow=workflow)
+        ok = [r["status"] == "success" for r in results]
+        if all(ok):
+            status = 201 if operation == "insert" else 200
+        elif any(ok):
+            status = 207
+        else:
+            status = 400  # every record failed: Zoho answers 400 with the per-record results
+        return _json({"data": results}, status)
+
+    @app.post("/crm/<version>/<module>")
+    def insert(version: str, module: str) -> Response:
+        return write(version, module, "insert")
+
+    @app.put("/crm/<version>/<module>")
+    def update(version: str, module: str) -> Response:
+        return write(version, module, "update")
+
+    @app.put("/crm/<version>/<module>/<record_id>")
+    def update_one(version: str, module: str, record_id: str) -> Response:
+        return write(version, module, "update", path_id=record_id)
+
+    @app.post("/crm/<version>/<module>/upsert")
+    def upsert(version: str, module: str) -> Response:
+        return write(version, module, "upsert")
+
+    @app.get("/crm/<version>/<module>/search")
+    def search(version: str, module: str) -> Response:
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        given = {k: request.args.get(k) for k in ("criteria", "email", "phone", "word") if request.args.get(k)}
+        if len(given) != 1:
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                {"param": "criteria/email/phone/word"}), 400)
+        page, per_page, paging_error = paging()
+        if paging_error:
+            return paging_error
+        try:
+            rows = state.search(module, **given)
+        except CriteriaError as exc:
+            return _json(_error("INVALID_QUERY", "invalid query formed", {"reason": str(exc)}), 400)
+        return page_of(rows, page, per_page)
+
+    @app.post("/crm/<version>/actions/watch")
+    def watch(version: str) -> Response:
+        body, bad = _load_json_body()
+        if bad:
+            return bad
+        answers = []
+        for item in (body or {}).get("watch", []) if isinstance(body, dict) else []:
+            try:
+                events = item["events"]
+                for event in events:
+                    module, _, what = event.partition(".")
+                    kinds = {"all": ("create", "edit"), "create": ("create",), "edit": ("edit",)}[what]
+                    state.add_webhook(module, item["notify_url"], events=kinds, style="notify",
+                                      token=item.get("token"), channel_id=str(item["channel_id"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                answers.append(_error("INVALID_DATA", "invalid data", {"reason": str(exc)}))
+                continue
+            answers.append({"code": "SUCCESS", "details": {"events": [
+                {"channel_expiry": zoho_time(time.time() + 86400), "resource_uri": f"{base_url()}/crm/v2/{e.split('.')[0]}",
+                 "resource_name": e.split(".")[0], "channel_id": str(item["channel_id"])} for e in events]},
+                "message": "Successfully subscribed for actions-watch of the given module", "status": "success"})
+        if not answers:
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                {"param": "watch"}), 400)
+        return _json({"watch": answers})
+
+    @app.get("/crm/v8/settings/automation/webhook_failures")
+    def webhook_failures() -> Response:
+        failures = state.webhook_failures
+        if not failures:
+            return Response(status=204)
+        hooks = {h["id"]: h for h in state.webhooks()}
+        rows = [{"webhook": {"id": f["webhook_id"], "url": f["url"]}, "module": {"api_name": f["module"]},
+                 "record": {"id": f["ids"][0] if len(f["ids"]) == 1 else None}, "ids": f["ids"],
+                 "failure_reason": f["error"] or f"HTTP {f['status']}", "status_code": f["status"],
+                 "failed_time": f["time"], "active": f["webhook_id"] in hooks} for f in failures]
+        return _json({"webhook_failures": rows,
+                      "info": {"per_page": len(rows), "count": len(rows), "page": 1, "more_records": False}})
+
+    # ------------------------------------------------------------ admin (no auth)
+    def admin_body(kind=dict) -> tuple[Any, Response | None]:
+        raw = request.get_data(cache=True)
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw.strip() else kind()
+        except (UnicodeDecodeError, ValueError):
+            return None, _json({"error": "the body must be JSON"}, 400)
+        if not isinstance(body, kind):
+            return None, _json({"error": f"the body must be a JSON {'object' if kind is dict else 'array'}"}, 400)
+        return body, None
+
+    def admin_module(module: str) -> Response | None:
+        if not state.has_module(module):
+            return _json({"error": f"unknown module {module!r}", "modules": list(state.modules)}, 404)
+        return None
+
+    @app.get("/_sim/state")
+    def sim_state() -> Response:
+        return _json(state.snapshot())
+
+    @app.get("/_sim/records/<module>")
+    def sim_records(module: str) -> Response:
+        return admin_module(module) or _json({"data": state.records(module)})
+
+    @app.get("/_sim/records/<module>/<record_id>")
+    def sim_record(module: str, record_id: str) -> Response:
+        problem = admin_module(module)
+        if problem:
+            return problem
+        record = state.get(module, record_id)
+        return _json(record) if record else _json({"error": f"no {module} record {record_id}"}, 404)
+
+    @app.post("/_sim/records/<module>")
+    def sim_user_create(module: str) -> Response:
+        problem = admin_module(module)
+        body, bad = admin_body()
+        if problem or bad:
+            return problem or bad
+        try:
+            record_id = state.user_create(module, body)
+        except SimulatorInputError as exc:
+            return _json({"error": "the CRM refused the record", "result": exc.result}, 422)
+        return _json(state.get(module, record_id), 201)
+
+    @app.patch("/_sim/records/<module>/<record_id>")
+    def sim_user_update(module: str, record_id: str) -> Response:
+        problem = admin_module(module)
+        body, bad = admin_body()
+        if problem or bad:
+            return problem or bad
+        try:
+            return _json(state.user_update(module, record_id, body))
+        except KeyError:
+            return _json({"error": f"no {module} record {record_id}"}, 404)
+        except SimulatorInputError as exc:
+            return _json({"error": "the CRM refused the change", "result": exc.result}, 422)
+
+    @app.post("/_sim/seed")
+    def sim_seed() -> Response:
+        body, bad = admin_body()
+        if bad:
+            return bad
+        if body.get("demo"):
+            return _json({"ids": seed_demo(state)}, 201)
+        module, records = body.get("module"), body.get("records")
+        if not isinstance(module, str) or not isinstance(records, list):
+            return _json({"error": 'expected {"module": "Contacts", "records": [{...}]} or {"demo": true}'}, 400)
+        problem = admin_module(module)
+        if problem:
+            return problem
+        ids = []
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                return _json({"error": f"records[{index}] must be an object", "ids": ids}, 400)
+            try:
+                ids.append(state.seed(module, record))
+            except (SimulatorInputError, ValueError) as exc:
+                return _json({"error": str(exc), "index": index, "ids": ids}, 422)
+        return _json({"ids": ids}, 201)
+
+    @app.post("/_sim/reset")
+    def sim_reset() -> Response:
+        body, bad = admin_body()
+        if bad:
+            return bad
+        state.reset(oauth=bool(body.get("oauth")))
+        return _json({"status": "reset"})
+
+    @app.post("/_sim/faults")
+    def sim_faults() -> Response:
+        body, bad = admin_body()
+        if bad:
+            return bad
+        allowed = {"status", "count", "path_prefix", "delay", "retry_after"}
+        if set(body) - allowed:
+            return _json({"error": f"unknown keys {sorted(set(body) - allowed)}", "allowed": sorted(allowed)}, 400)
+        try:
+            state.add_fault(**body)
+        except (TypeError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"faults": state.snapshot()["faults"]}, 201)
+
+    @app.post("/_sim/webhooks")
+    def sim_webhooks() -> Response:
+        body, bad = admin_body()
+        if bad:
+            return bad
+        module, url = body.get("module"), body.get("url")
+        if not isinstance(module, str) or not isinstance(url, str):
+            return _json({"error": 'expected {"module": "Contacts", "url": "http://..", "style": "form|json|notify"}'},
+                         400)
+        problem = admin_module(module)
+        if problem:
+            return problem
+        try:
+            hook_id = state.add_webhook(module, url, events=body.get("events", ("create", "edit")),
+                                        style=body.get("style", "form"), token=body.get("token"),
+                                        channel_id=body.get("channel_id"))
+        except (TypeError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"id": hook_id}, 201)
+
+    @app.patch("/_sim/settings")
+    def sim_settings() -> Response:
+        body, bad = admin_body()
+        if bad:
+            return bad
+        unknown = set(body) - set(SETTABLE) - {"unique_fields"}
+        if unknown:
+            return _json({"error": f"unknown settings {sorted(unknown)}", "allowed": [*SETTABLE, "unique_fields"]}, 400)
+        if "missing_record_style" in body and body["missing_record_style"] not in MISSING_RECORD_STYLES:
+            return _json({"error": f"missing_record_style must be one of {MISSING_RECORD_STYLES}"}, 400)
+        if "auth_error_code" in body and body["auth_error_code"] not in AUTH_ERRORS:
+            return _json({"error": f"auth_error_code must be one of {sorted(AUTH_ERRORS)}"}, 400)
+        for name, value in body.get("unique_fields", {}).items():
+            if not state.has_module(name) or not isinstance(value, list):
+                return _json({"error": "unique_fields must map known modules to lists of field names"}, 400)
+            state.set_unique_fields(name, *value)
+        for name in set(body) & set(SETTABLE):
+            setattr(state, name, body[name])
+        return _json(state.snapshot()["settings"])
+
+    return app
+
+
+def _fault_response(fault: Fault) -> Response:
+    if fault.status == 503:
+        # a gateway in front of Zoho answers with a page, not JSON
+        return Response("<html><body><h1>503 Service Unavailable</h1></body></html>", status=503,
+                        content_type="text/html")
+    body = FAULT_BODIES.get(fault.status, _error("INTERNAL_ERROR", "simulated failure"))
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None and fault.status == 429 else {}
+    return _json(body, fault.status or 500, headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the simulator until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--demo", action="store_true", help="seed the demo records")
+    parser.add_argument("--token-lifetime", type=int, default=3600)
+    args = parser.parse_args(argv)
+    state = ZohoState(token_lifetime=args.token_lifetime)
+    if args.demo:
+        for name, record_id in seed_demo(state).items():
+            print(f"{name}: {record_id}")
+    create_zoho_app(state).run(host=args.host, port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

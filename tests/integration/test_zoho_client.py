@@ -1,0 +1,426 @@
+"""The Zoho client against the simulator over real HTTP, and the in-memory fake against the same suite."""
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+import requests
+from flask import Flask, request
+
+from clients.errors import ReconnectNeeded, Rejected, Unavailable
+from clients.fakes.zoho import InMemoryZoho
+from clients.tokens import MemoryTokenStore
+from clients.zoho import (
+    ZohoClient,
+    ZohoReconnectNeeded,
+    ZohoRejected,
+    ZohoUnavailable,
+    criteria_and,
+    criteria_equals,
+)
+from simulators.server import ServerThread
+from simulators.zoho import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState, create_zoho_app, seed_demo
+from syncbridge.config import Settings
+
+MISSING_ID = "5725767000099999999"
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
+
+
+def is_zoho_id(value) -> bool:
+    return isinstance(value, str) and value.isdigit() and 18 <= len(value) <= 19
+
+
+class SwappableApp:
+    """A WSGI app that forwards to whichever app the current test installed."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def swappable() -> SwappableApp:
+    return SwappableApp()
+
+
+@pytest.fixture(scope="module")
+def zoho_server(swappable):
+    """One simulator server per module (starting one per test costs time); each test gets a fresh state."""
+    with ServerThread(swappable) as server:
+        yield server
+
+
+@pytest.fixture
+def state(zoho_server, swappable) -> ZohoState:
+    state = ZohoState()
+    swappable.app = create_zoho_app(state)
+    yield state
+    state.wait_idle(timeout=2)
+
+
+@pytest.fixture
+def make_client(zoho_server, state):
+    """Build a ZohoClient of the simulator; each call may share or bring its own token store."""
+
+    def make(store: MemoryTokenStore | None = None, **overrides) -> ZohoClient:
+        options = dict(accounts_url=zoho_server.url, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET,
+                       refresh_token=DEFAULT_REFRESH_TOKEN, token_store=store or MemoryTokenStore(), timeout=5.0)
+        options.update(overrides)
+        return ZohoClient(**options)
+
+    return make
+
+
+class Backend:
+    """A CRM client plus the simulated CRM state behind it."""
+
+    def __init__(self, client, state: ZohoState) -> None:
+        self.client = client
+        self.state = state
+
+
+@pytest.fixture(params=["http", "memory"])
+def crm(request) -> Backend:
+    """The real client over HTTP against the simulator, or the in-memory fake: same suite, same answers."""
+    if request.param == "http":
+        state = request.getfixturevalue("state")
+        return Backend(request.getfixturevalue("make_client")(), state)
+    fake = InMemoryZoho()
+    return Backend(fake, fake.state)
+
+
+# ---------------------------------------------------------------------- shared suite
+def test_get_returns_the_full_record_with_string_ids(crm):
+    ids = seed_demo(crm.state)
+    contact = crm.client.get_record("Contacts", ids["Erika Mustermann"])
+    assert contact["id"] == ids["Erika Mustermann"] and is_zoho_id(contact["id"])
+    assert contact["Kundennummer"] == "5001234567"
+    assert contact["Mailing_City"] == "Köln"
+    assert TIME_RE.match(contact["Created_Time"]) and TIME_RE.match(contact["Modified_Time"])
+    assert set(contact["Owner"]) == {"name", "id", "email"} and is_zoho_id(contact["Owner"]["id"])
+    deal = crm.client.get_record("Deals", ids["Wohngebäude Mustermann"])
+    assert deal["Contact_Name"] == {"name": "Erika Mustermann", "id": ids["Erika Mustermann"]}
+    assert deal["Amount"] == 100.0 and deal["Vertragsnummer"] == "1119876"
+
+
+def test_get_missing_record_is_none(crm):
+    assert crm.client.get_record("Contacts", MISSING_ID) is None
+
+
+def test_insert_answers_each_record_in_order(crm):
+    results = crm.client.insert_records("Contacts", [
+        {"First_Name": "Jana", "Last_Name": "Beispiel"},
+        {"First_Name": "Ohne Nachname"},
+        {"Last_Name": "x" * 256},
+        {"Last_Name": "Kaputt", "Email": "not-an-email"},
+        {"Last_Name": "Zweiter"},
+    ])
+    assert [r.ok for r in results] == [True, False, False, False, True]
+    assert [r.code for r in results] == ["SUCCESS", "MANDATORY_NOT_FOUND", "INVALID_DATA", "INVALID_DATA", "SUCCESS"]
+    first = results[0]
+    assert first.action == "insert" and first.message == "record added" and is_zoho_id(first.record_id)
+    assert first.details["id"] == first.record_id and TIME_RE.match(first.details["Created_Time"])
+    assert results[1].field == "Last_Name" and results[1].details["json_path"] == "$.data[1].Last_Name"
+    assert results[2].field == "Last_Name" and results[2].details["json_path"] == "$.data[2].Last_Name"
+    assert results[3].field == "Email"
+    assert results[1].record_id is None and results[1].action is None
+    stored = crm.state.get("Contacts", first.record_id)
+    assert stored["Full_Name"] == "Jana Beispiel"
+    assert len(crm.state.records("Contacts")) == 2
+
+
+def test_insert_reusing_a_unique_value_is_duplicate_data(crm):
+    crm.state.set_unique_fields("Contacts", "Kundennummer")
+    existing = crm.state.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
+    results = crm.client.insert_records("Contacts", [
+        {"Last_Name": "Doppelt", "Kundennummer": "5001234567"},
+        {"Last_Name": "Neu", "Kundennummer": "5009999999"},
+        {"Last_Name": "Auch neu", "Kundennummer": "5009999999"},  # the batch's own earlier record counts too
+    ])
+    assert [r.code for r in results] == ["DUPLICATE_DATA", "SUCCESS", "DUPLICATE_DATA"]
+    assert results[0].field == "Kundennummer"
+    assert results[0].details["duplicate_record"]["id"] == existing
+    assert results[0].details["json_path"] == "$.data[0].Kundennummer"
+    assert results[2].details["duplicate_record"]["id"] == results[1].record_id
+
+
+def test_update_answers_each_record_in_order(crm):
+    crm.state.set_unique_fields("Contacts", "Kundennummer")
+    erika = crm.state.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
+    max_ = crm.state.seed("Contacts", {"Last_Name": "Neumann"})
+    results = crm.client.update_records("Contacts", [
+        {"id": erika, "Phone": "+49 221 7654321"},
+        {"id": MISSING_ID, "Phone": "1"},
+        {"Phone": "2"},
+        {"id": max_, "Kundennummer": "5001234567"},
+        {"id": max_, "Last_Name": ""},
+    ])
+    assert [r.code for r in results] == ["SUCCESS", "INVALID_DATA", "MANDATORY_NOT_FOUND", "DUPLICATE_DATA",
+                                         "MANDATORY_NOT_FOUND"]
+    assert results[0].action == "update" and results[0].record_id == erika and results[0].message == "record updated"
+    assert [r.field for r in results[1:]] == ["id", "id", "Kundennummer", "Last_Name"]
+    assert crm.state.get("Contacts", erika)["Phone"] == "+49 221 7654321"
+    assert crm.state.get("Contacts", max_).get("Kundennummer") is None
+
+
+def test_upsert_updates_a_match_and_inserts_the_rest(crm):
+    crm.state.set_unique_fields("Contacts", "Kundennummer")
+    erika = crm.state.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
+    results = crm.client.upsert_records("Contacts", [
+        {"Last_Name": "Mustermann", "Kundennummer": "5001234567", "Phone": "+49 221 1"},
+        {"Last_Name": "Neu", "Kundennummer": "5002222222"},
+        {"First_Name": "Ohne", "Kundennummer": "5003333333"},
+    ], duplicate_check_fields=["Kundennummer"])
+    assert [(r.ok, r.code, r.action) for r in results] == [
+        (True, "SUCCESS", "update"), (True, "SUCCESS", "insert"), (False, "MANDATORY_NOT_FOUND", None)]
+    assert results[0].record_id == erika and is_zoho_id(results[1].record_id)
+    assert results[2].field == "Last_Name"
+    assert crm.state.get("Contacts", erika)["Phone"] == "+49 221 1"
+    assert len(crm.state.records("Contacts")) == 2
+
+
+def test_lookups_are_written_by_id_and_read_as_objects(crm):
+    erika = crm.state.seed("Contacts", {"First_Name": "Erika", "Last_Name": "Mustermann"})
+    results = crm.client.insert_records("Deals", [
+        {"Deal_Name": "A", "Contact_Name": erika},
+        {"Deal_Name": "B", "Contact_Name": {"id": erika}},
+        {"Deal_Name": "C", "Contact_Name": {"id": MISSING_ID}},
+    ])
+    assert [r.code for r in results] == ["SUCCESS", "SUCCESS", "INVALID_DATA"]
+    assert results[2].field == "Contact_Name"
+    for result in results[:2]:
+        deal = crm.client.get_record("Deals", result.record_id)
+        assert deal["Contact_Name"] == {"name": "Erika Mustermann", "id": erika}
+
+
+def test_writes_take_at_most_100_records(crm):
+    with pytest.raises(ValueError):
+        crm.client.insert_records("Leads", [{"Last_Name": f"L{i}"} for i in range(101)])
+    assert crm.client.update_records("Leads", []) == []
+    results = crm.client.insert_records("Leads", [{"Last_Name": f"L{i}"} for i in range(100)])
+    assert len(results) == 100 and all(r.ok for r in results)
+    assert len({r.record_id for r in results}) == 100
+
+
+def test_search_finds_by_escaped_criteria(crm):
+    tricky = r"Müller (Bau), GmbH \ Nord"
+    wanted = crm.state.seed("Accounts", {"Account_Name": tricky, "Billing_City": "Köln"})
+    crm.state.seed("Accounts", {"Account_Name": "Müller", "Billing_City": "Köln"})
+    found = crm.client.search_records("Accounts", criteria_equals("Account_Name", tricky))
+    assert [r["id"] for r in found] == [wanted] and is_zoho_id(found[0]["id"])
+    both = crm.client.search_records("Accounts", "(Billing_City:starts_with:Kö)")
+    assert len(both) == 2
+    narrowed = crm.client.search_records("Accounts", criteria_and(criteria_equals("Billing_City", "köln"),
+                                                                   "(Account_Name:starts_with:Müller \\()"))
+    assert [r["id"] for r in narrowed] == [wanted]
+    assert crm.client.search_records("Accounts", criteria_equals("Account_Name", "Niemand GmbH")) == []
+
+
+def test_search_reads_every_page(crm):
+    ids = {crm.state.seed("Leads", {"Last_Name": f"Massen {i}", "Company": "Bulk"}) for i in range(205)}
+    found = crm.client.search_records("Leads", criteria_equals("Company", "Bulk"))
+    assert {r["id"] for r in found} == ids and len(found) == 205
+
+
+def test_unknown_module_and_bad_criteria_are_rejected(crm):
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.get_record("Kontakte", MISSING_ID)
+    assert caught.value.code == "INVALID_MODULE" and caught.value.status == 400
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.search_records("Contacts", "(Email:equals:a@b.de")
+    assert caught.value.code == "INVALID_QUERY"
+
+
+# ---------------------------------------------------------------------- client only
+@pytest.mark.parametrize("style", ["204", "400", "404", "empty"])
+def test_missing_record_in_every_style_is_none(state, make_client, style):
+    state.missing_record_style = style
+    assert make_client().get_record("Contacts", MISSING_ID) is None
+
+
+def test_two_clients_share_one_token(state, make_client, zoho_server):
+    store = MemoryTokenStore()
+    a, b = make_client(store), make_client(store)
+    erika = state.seed("Contacts", {"Last_Name": "Mustermann"})
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def read(client):
+        try:
+            barrier.wait()
+            assert client.get_record("Contacts", erika)["id"] == erika
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(c,)) for c in (a, b) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert state.tokens_minted() == 1
+    token = store.load("zoho")
+    assert token.access_token.startswith("1000.") and token.extra["api_domain"] == zoho_server.url
+    assert store.status("zoho") == ("active", "")
+
+
+def test_token_is_refreshed_before_it_expires(state, make_client):
+    state.token_lifetime = 100
+    early = make_client(refresh_margin=300)
+    early.get_record("Contacts", MISSING_ID)
+    early.get_record("Contacts", MISSING_ID)
+    assert state.tokens_minted() == 2
+    relaxed = make_client(refresh_margin=30)
+    relaxed.get_record("Contacts", MISSING_ID)
+    relaxed.get_record("Contacts", MISSING_ID)
+    assert state.tokens_minted() == 3
+
+
+def test_refused_token_is_refreshed_once_and_the_call_retried(state, make_client):
+    store = MemoryTokenStore()
+    client = make_client(store)
+    erika = state.seed("Contacts", {"Last_Name": "Mustermann"})
+    client.get_record("Contacts", erika)
+    first = store.load("zoho").access_token
+    state.expire_access_tokens()
+    assert client.get_record("Contacts", erika)["id"] == erika
+    assert state.tokens_minted() == 2 and store.load("zoho").access_token != first
+
+
+@pytest.mark.parametrize("code", ["INVALID_TOKEN", "AUTHENTICATION_FAILURE"])
+def test_token_refused_again_after_refresh_needs_reconnect(state, make_client, code):
+    state.auth_error_code = code
+    store = MemoryTokenStore()
+    client = make_client(store)
+    state.add_fault(401, count=2)
+    with pytest.raises(ZohoReconnectNeeded) as caught:
+        client.get_record("Contacts", MISSING_ID)
+    assert caught.value.status == 401
+    assert store.status("zoho")[0] == "reconnect_needed"
+    assert state.tokens_minted() == 2
+
+
+def test_revoked_refresh_token_needs_reconnect(state, make_client):
+    store = MemoryTokenStore()
+    client = make_client(store)
+    client.get_record("Contacts", MISSING_ID)
+    state.revoke_refresh_token(DEFAULT_REFRESH_TOKEN)
+    with pytest.raises(ZohoReconnectNeeded) as caught:
+        client.get_record("Contacts", MISSING_ID)
+    error = caught.value
+    assert isinstance(error, ZohoUnavailable) and isinstance(error, ReconnectNeeded) and isinstance(error, Unavailable)
+    assert error.code == "invalid_code" and error.status == 200
+    status, detail = store.status("zoho")
+    assert status == "reconnect_needed" and "invalid_code" in detail
+
+
+def test_wrong_client_secret_needs_reconnect(state, make_client):
+    store = MemoryTokenStore()
+    with pytest.raises(ZohoReconnectNeeded):
+        make_client(store, client_secret="wrong").get_record("Contacts", MISSING_ID)
+    assert store.status("zoho")[0] == "reconnect_needed"
+
+
+def test_token_throttle_is_unavailable_not_reconnect(state, make_client):
+    state.mint_limit = 1
+    make_client().get_record("Contacts", MISSING_ID)
+    store = MemoryTokenStore()
+    with pytest.raises(ZohoUnavailable) as caught:
+        make_client(store).get_record("Contacts", MISSING_ID)
+    assert not isinstance(caught.value, ReconnectNeeded)
+    assert caught.value.status == 400 and caught.value.retry_after == 60
+    assert store.status("zoho")[0] == "not_connected"
+
+
+def test_accounts_server_failure_is_unavailable(state, make_client):
+    state.add_fault(500, path_prefix="/oauth/")
+    with pytest.raises(ZohoUnavailable) as caught:
+        make_client().get_record("Contacts", MISSING_ID)
+    assert caught.value.status == 500
+
+
+@pytest.mark.parametrize("status, retry_after, expected", [(500, None, None), (503, None, None),
+                                                           (429, 7, 7.0), (429, None, None)])
+def test_server_errors_and_rate_limits_are_unavailable(state, make_client, status, retry_after, expected):
+    client = make_client()
+    client.get_record("Contacts", MISSING_ID)  # the token first, so the fault hits the API call
+    state.add_fault(status, retry_after=retry_after)
+    with pytest.raises(ZohoUnavailable) as caught:
+        client.insert_records("Contacts", [{"Last_Name": "X"}])
+    assert caught.value.status == status and caught.value.retry_after == expected
+    if status != 503:
+        assert caught.value.code in ("INTERNAL_ERROR", "TOO_MANY_REQUESTS")
+    assert state.records("Contacts") == []
+
+
+def test_timeout_and_refused_connection_are_unavailable(state, make_client, zoho_server):
+    client = make_client(timeout=0.3)
+    client.get_record("Contacts", MISSING_ID)
+    state.add_fault(None, delay=1.0)
+    with pytest.raises(ZohoUnavailable) as caught:
+        client.get_record("Contacts", MISSING_ID)
+    assert isinstance(caught.value.__cause__, requests.Timeout)
+    with ServerThread(Flask("closed")) as closed:
+        url = closed.url
+    with pytest.raises(ZohoUnavailable) as caught:
+        make_client(accounts_url=url).get_record("Contacts", MISSING_ID)
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+
+
+def test_client_errors_are_rejected(state, make_client):
+    client = make_client()
+    client.get_record("Contacts", MISSING_ID)
+    state.add_fault(403)
+    with pytest.raises(ZohoRejected) as caught:
+        client.update_records("Contacts", [{"id": MISSING_ID, "Phone": "1"}])
+    error = caught.value
+    assert isinstance(error, Rejected) and error.status == 403 and error.code == "NO_PERMISSION"
+    assert error.body["status"] == "error" and "zoho 403 NO_PERMISSION" in error.describe()
+
+
+def test_writes_carry_empty_trigger_so_no_workflow_fires(state, make_client):
+    received = []
+    receiver = Flask("receiver")
+
+    @receiver.post("/hook")
+    def hook():
+        received.append(request.get_json())
+        return "", 204
+
+    with ServerThread(receiver) as server:
+        state.set_unique_fields("Contacts", "Kundennummer")
+        state.add_webhook("Contacts", f"{server.url}/hook", style="json", token="t")
+        client = make_client()
+        [created] = client.insert_records("Contacts", [{"Last_Name": "Beispiel"}])
+        client.update_records("Contacts", [{"id": created.record_id, "Kundennummer": "5001111111"}])
+        client.upsert_records("Contacts", [{"Last_Name": "Beispiel", "Kundennummer": "5001111111"}], ["Kundennummer"])
+        state.user_update("Contacts", created.record_id, {"Phone": "+49 1"})  # a person's edit does fire
+        assert state.wait_idle(timeout=5)
+    assert [(r["id"], r["operation"]) for r in received] == [(created.record_id, "edit")]
+    assert len(state.deliveries) == 1
+
+
+def test_credits_reflect_batching(state, make_client):
+    client = make_client()
+    client.upsert_records("Leads", [{"Last_Name": f"L{i}", "Email": f"l{i}@example.de"} for i in range(100)], ["Email"])
+    assert state.credits_used == 10
+
+
+def test_from_settings_and_plain_http_only_for_loopback(state, zoho_server):
+    settings = Settings.from_env({}, zoho_accounts_url=zoho_server.url, http_timeout="5")
+    client = ZohoClient.from_settings(settings, MemoryTokenStore())
+    assert client.get_record("Contacts", MISSING_ID) is None
+    with pytest.raises(ValueError):
+        ZohoClient(accounts_url="http://accounts.zoho.example", client_id="c", client_secret="s", refresh_token="r",
+                   token_store=MemoryTokenStore())
+    ZohoClient(accounts_url="http://zoho-sim:8101", client_id="c", client_secret="s", refresh_token="r",
+               token_store=MemoryTokenStore(), allow_http=True)
+
+
+def test_criteria_helpers_escape_as_zoho_expects():
+    assert criteria_equals("Account_Name", "A (B), C\\D") == r"(Account_Name:equals:A \(B\)\, C\\D)"
+    assert criteria_and("(A:equals:1)", "(B:equals:2)") == "((A:equals:1)and(B:equals:2))"
+    assert criteria_and("(A:equals:1)") == "(A:equals:1)"
