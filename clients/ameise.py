@@ -1,9 +1,8 @@
 """Ameise (blau direkt) client: OAuth2 per employee and the employee web service.
 
-Vendor docs: https://docs.blaudirekt.dev/webservice/mitarbeiter (employee web
-service, ``X-Dio-`` header rule) and Dionera's OAuth2 / OIDC server
-(``https://auth.dionera.com``); the wire formats we follow, quirks included, are
-summarised in the project's Ameise reference.
+Follows Dionera's public documentation of the employee web service
+(``mitarbeiterwebservice.maklerinfo.biz``, ``X-Dio-`` header rule) and of its
+OAuth2 server (``https://auth.dionera.com``), quirks included.
 """
 from __future__ import annotations
 
@@ -153,12 +152,13 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _permit_plain_http(url: str) -> None:
-    """Let oauthlib talk plain http to a loopback server; refuse it for any other host."""
+def _permit_plain_http(url: str, allow_http: bool = False) -> None:
+    """Let oauthlib talk plain http to a loopback server (or when allowed); refuse it otherwise."""
     if urlsplit(url).scheme != "http":
         return
-    if not _is_loopback(url):
-        raise ValueError(f"Ameise OAuth needs https, got {url} (plain http only for a loopback simulator)")
+    if not (allow_http or _is_loopback(url)):
+        raise ValueError(f"Ameise OAuth needs https, got {url} (plain http only for a loopback simulator, "
+                         "or with SYNCBRIDGE_ALLOW_HTTP_OAUTH=true for simulators on other hosts)")
     # oauthlib refuses http unless this variable is set.  We only set it when the
     # configured OAuth server is on this machine (the bundled simulator), so real
     # Ameise traffic, always https, never depends on it.
@@ -170,7 +170,7 @@ class AmeiseOAuth:
     """OAuth2 authorization-code grant of one Ameise employee, shared through a token store.
 
     Follows Dionera's OAuth2 server as used by the employee web service
-    (https://docs.blaudirekt.dev/webservice/mitarbeiter, "Authentifizierung"):
+    (Dionera's web-service documentation, authentication section):
     client authentication by HTTP Basic, scope ``offline`` for a refresh token, a
     refresh may answer no new refresh token (then the old one stays valid), and
     ``/userinfo`` names the employee whose id is part of every API path.
@@ -189,9 +189,10 @@ class AmeiseOAuth:
         refresh_margin: float = 60.0,
         session: requests.Session | None = None,
         bootstrap_refresh_token: str = "",
+        allow_http: bool = False,
     ) -> None:
         self.auth_url = auth_url.rstrip("/")
-        _permit_plain_http(self.auth_url)
+        _permit_plain_http(self.auth_url, allow_http)
         self.authorize_endpoint = self.auth_url + "/oauth2/auth"
         self.token_endpoint = self.auth_url + "/oauth2/token"
         self.userinfo_endpoint = self.auth_url + "/userinfo"
@@ -219,6 +220,7 @@ class AmeiseOAuth:
             refresh_margin=settings.token_refresh_margin_s,
             session=session,
             bootstrap_refresh_token=settings.ameise_refresh_token,
+            allow_http=settings.http_oauth_allowed,
         )
 
     # ------------------------------------------------------------ connecting
@@ -410,7 +412,7 @@ def _token_response_hook(what: str) -> Callable[[requests.Response], requests.Re
 class AmeiseClient:
     """The Ameise employee web service for the connected employee (implements :class:`clients.interfaces.AmeiseClient`).
 
-    Vendor doc: https://docs.blaudirekt.dev/webservice/mitarbeiter.  The HTTP status
+    Vendor doc: Dionera's employee web-service documentation.  The HTTP status
     is authoritative and error bodies are a JSON list of messages or an HTML page,
     never assumed to be JSON.  There is no upsert: callers GET or search first.
     """

@@ -180,7 +180,7 @@ class ZohoClient:
             timeout=settings.http_timeout_s,
             refresh_margin=settings.token_refresh_margin_s,
             session=session,
-            allow_http=bool(getattr(settings, "http_oauth_allowed", False)),
+            allow_http=settings.http_oauth_allowed,
         )
 
     # ------------------------------------------------------------------ tokens

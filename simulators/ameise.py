@@ -1,7 +1,7 @@
 """Simulator of Ameise (blau direkt): the Dionera OAuth2 server and the employee web service.
 
-Speaks the wire formats of ``../shared/reference/ameise.md`` (vendor doc:
-https://docs.blaudirekt.dev/webservice/mitarbeiter), quirks included:
+Speaks the wire formats of Dionera's public employee web-service documentation,
+quirks included:
 
 * OAuth2 authorization-code flow at ``/oauth2/auth`` and ``/oauth2/token`` with
   client authentication by HTTP Basic only; ``offline`` in the scope yields a
