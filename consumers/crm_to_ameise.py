@@ -20,7 +20,7 @@ from contracts.events import CrmRecordChangedSchema
 from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
-from syncbridge.topology import Topology
+from syncbridge.topology import Topology, declare
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class CrmToAmeiseConsumer(ConsumerMixin):
         self._schema = CrmRecordChangedSchema()
 
     def get_consumers(self, Consumer, channel):
+        declare(channel, self.topology)
         return [
             Consumer(
                 queues=[self.topology.crm_to_ameise],

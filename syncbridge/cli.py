@@ -113,8 +113,8 @@ def web(bind: str, web_workers: int, threads: int) -> None:
         raise click.ClickException(
             "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    argv = [gunicorn, "--bind", bind, "--workers", str(web_workers), "--threads", str(threads),
-            "--access-logfile", "-", "webhooks:create_app()"]
+    argv = [gunicorn, "--config", "python:webhooks.gunicorn_config", "--bind", bind, "--workers", str(web_workers),
+            "--threads", str(threads), "webhooks:create_app()"]
     os.execv(gunicorn, argv)
 
 

@@ -127,6 +127,9 @@ class Settings:
             self._int(name)
         for name in ("publish_timeout", "http_timeout", "token_refresh_margin"):
             self._float(name)
+        for name in ("publish_timeout", "http_timeout"):
+            if self._float(name) == 0:
+                raise ConfigError(f"{self._env_name(name)} must be more than 0 (0 would mean waiting forever)")
         if self.allow_http_oauth.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"{PREFIX}ALLOW_HTTP_OAUTH must be true or false, not {self.allow_http_oauth!r}")
         if self.production and self.http_oauth_allowed:

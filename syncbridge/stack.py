@@ -20,8 +20,9 @@ from simulators.ameise import seed_demo as seed_ameise_demo
 from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
-from syncbridge.bootstrap import Services, bootstrap, build_worker, web_checks
+from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_worker, web_checks
 from syncbridge.config import Settings
+from syncbridge.topology import declare
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ def start_stack(
         public_url=f"http://127.0.0.1:{receiver_port}",
     )
     services = bootstrap(settings)
+    with broker_connection(settings) as connection:
+        # Declared before anything is published, so no early event is unroutable.
+        declare(connection, services.topology)
     connect_ameise_by_consent(services)
 
     from webhooks import create_app
@@ -114,6 +118,11 @@ def start_stack(
         stack.threads.append(thread)
         thread.start()
     for module in settings.module_entities:
-        zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
-                               token=settings.zoho_webhook_token)
+        if webhook_style == "notify":
+            # Notification API channels post to one URL and carry their own token.
+            zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/notify", style="notify",
+                                   token=settings.zoho_notify_token)
+        else:
+            zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
+                                   token=settings.zoho_webhook_token)
     return stack

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,13 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20) -> T
     return Topology(namespace, events, dead, crm_to_ameise, dead_letters)
 
 
-def declare(connection: Connection, topology: Topology) -> None:
-    """Declare every exchange, queue and binding (idempotent)."""
-    channel = connection.default_channel
+def declare(connection_or_channel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding (idempotent).
+
+    Publishers and consumers both call this on connecting: the dead-letter queue
+    must exist before the first dead letter, or RabbitMQ would drop it.
+    """
+    channel = getattr(connection_or_channel, "default_channel", connection_or_channel)
     for exchange in (topology.events, topology.dead):
         exchange(channel).declare()
     for queue in topology.queues:

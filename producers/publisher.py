@@ -1,0 +1,229 @@
+"""Publish messages to RabbitMQ with publisher confirms, or to kombu's in-process broker.
+
+RabbitMQ publisher confirms: https://www.rabbitmq.com/docs/confirms#publisher-confirms
+kombu's py-amqp transport enables them with ``transport_options={"confirm_publish": True}``:
+py-amqp then selects confirm mode on a channel's first publish and, after every
+``basic.publish``, waits for the broker's ``basic.ack`` (raising ``MessageNacked`` on
+``basic.nack``).  ``Producer.publish(confirm_timeout=...)`` bounds that wait (a
+``TimeoutError`` when it runs out); the ``confirm.select-ok`` wait has no bound of its
+own, so every publish also runs under a socket timeout of the same length.  Both
+bound each read from the socket, not the sum of them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any
+
+from amqp.exceptions import AMQPError, MessageNacked
+from kombu import Connection, Exchange, Producer
+from kombu.exceptions import KombuError
+
+from clients.errors import Unavailable
+from syncbridge.topology import Topology, declare
+
+log = logging.getLogger(__name__)
+
+# Everything a broker, its transport or the network raises for "not now".
+# Programming errors (TypeError, ...) are deliberately not in here: they are bugs, not outages.
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError, MessageNacked)
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker could not be reached, did not confirm in time, or refused (nacked) a message."""
+
+    system = "rabbitmq"
+
+
+class Publisher:
+    """Publish persistent messages and return only once the broker has confirmed them.
+
+    One connection per process, opened lazily and shared by threads under a lock.
+    On every (re)connect the topology is declared, so a message is never published
+    to an exchange without its queues.  Any failure drops the connection; a
+    connection found dead when reused (the broker closed it, a restart, a
+    load-balancer timeout) is replaced and the publish tried once more.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        confirm_timeout: float = 5.0,
+        connect_timeout: float = 3.0,
+    ) -> None:
+        # py-amqp treats a confirm timeout of 0 as "wait forever": refuse it up front.
+        if confirm_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("confirm_timeout and connect_timeout must be positive")
+        self.url = url
+        self.topology = topology
+        self.confirm_timeout = confirm_timeout
+        self.connect_timeout = connect_timeout
+        self.embedded = url.startswith("memory://")
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------------ API
+    def publish(
+        self,
+        exchange: Exchange | str,
+        routing_key: str,
+        body: Mapping[str, Any] | bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Publish one persistent message; return once the broker confirmed it, else raise BrokerUnavailable."""
+        payload = _encode(body)
+        exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
+        encoding = "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary"
+
+        def send(producer: Producer) -> None:
+            # The socket timeout also bounds what py-amqp waits for without a timeout of
+            # its own: the confirm.select-ok of a channel's first publish.
+            with self._bounded(self.confirm_timeout):
+                producer.publish(
+                    payload,
+                    exchange=exchange_name,
+                    routing_key=routing_key,
+                    content_type=content_type,
+                    content_encoding=encoding,
+                    delivery_mode=2,
+                    # RabbitMQ returns a message no queue is bound for (a queue deleted since we
+                    # declared it); py-amqp raises that return, so it is never taken as published.
+                    mandatory=not self.embedded,
+                    headers=dict(headers or {}),
+                    message_id=message_id,
+                    # `timeout` bounds the socket write, `confirm_timeout` the wait for basic.ack.
+                    timeout=self.confirm_timeout,
+                    confirm_timeout=self.confirm_timeout,
+                    retry=False,
+                )
+
+        self._run(send, what=f"publish {message_id} to {exchange_name}/{routing_key}")
+
+    def ping(self) -> None:
+        """Raise BrokerUnavailable unless the broker answers on this publisher's connection."""
+
+        def probe(producer: Producer) -> None:
+            # A passive declare is a cheap round trip that also proves the topology exists.
+            with self._bounded(self.connect_timeout):
+                self.topology.events(producer.channel).declare(passive=True)
+
+        self._run(probe, what="ping")
+
+    def close(self) -> None:
+        """Close the connection (a later publish opens a new one)."""
+        with self._lock:
+            connection, self._connection, self._producer = self._connection, None, None
+            if connection is None:
+                return
+            try:
+                with _socket_timeout(connection, self.connect_timeout):
+                    connection.release()
+            except _BROKER_ERRORS:
+                connection.collect()
+
+    # ------------------------------------------------------------- internals
+    def _run(self, operation, *, what: str) -> None:
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._producer is not None and self._pid == os.getpid()
+                try:
+                    operation(self._ensure_producer())
+                    return
+                except _BROKER_ERRORS as exc:
+                    self._drop()
+                    # A timeout or a nack came from a live broker: trying again would only
+                    # double the caller's wait.  Any other error on a reused connection most
+                    # likely means the connection went stale while idle: retry once, fresh.
+                    stale = reused and not isinstance(exc, (TimeoutError, MessageNacked))
+                    if stale and attempt == 1:
+                        log.info("broker connection went stale (%s); reconnecting", _describe(exc))
+                        continue
+                    raise BrokerUnavailable(f"{what} failed: {_describe(exc)}") from exc
+
+    def _ensure_producer(self) -> Producer:
+        if self._pid != os.getpid():
+            # Forked (gunicorn --preload): the parent's socket is not ours to use or close.
+            self._connection = self._producer = None
+            self._pid = os.getpid()
+        if self._producer is not None:
+            return self._producer
+        transport_options: dict[str, Any] = {}
+        if not self.embedded:
+            transport_options = {
+                "confirm_publish": True,
+                # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
+                "client_properties": {
+                    "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
+                },
+            }
+        connection = Connection(
+            self.url,
+            connect_timeout=self.connect_timeout,
+            transport_options=transport_options,
+        )
+        try:
+            # max_retries=0: fail at once; the caller (a webhook answering 503) decides on retries.
+            connection.ensure_connection(max_retries=0)
+            with _socket_timeout(connection, self.connect_timeout):
+                declare(connection, self.topology)
+            producer = Producer(connection.default_channel, auto_declare=False)
+        except BaseException:
+            connection.collect()
+            raise
+        self._connection, self._producer = connection, producer
+        return producer
+
+    def _drop(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            # collect() closes the socket without the close handshake, which could block on a dead peer.
+            try:
+                connection.collect()
+            except Exception:  # noqa: BLE001 - the connection is being thrown away anyway
+                log.debug("ignoring error while dropping a broken broker connection", exc_info=True)
+
+    def _bounded(self, seconds: float):
+        return _socket_timeout(self._connection, seconds)
+
+    def __repr__(self) -> str:
+        return f"<Publisher {self.topology.namespace} {'memory' if self.embedded else 'amqp'}>"
+
+
+def _socket_timeout(connection: Connection | None, seconds: float):
+    """Bound every socket read/write of ``connection`` (py-amqp waits forever by default)."""
+    # Checking `connected` first matters: kombu's `.connection` property would reconnect.
+    if connection is None or not connection.connected:
+        return nullcontext()
+    transport = getattr(connection.connection, "transport", None)
+    if not hasattr(transport, "having_timeout"):
+        return nullcontext()  # the in-process transport has no socket
+    return transport.having_timeout(seconds)
+
+
+def _encode(body: Mapping[str, Any] | bytes) -> bytes:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, Mapping):
+        # JSON only: kombu's pickle serializer must never see our messages.
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raise TypeError(f"message body must be a mapping or bytes, not {type(body).__name__}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+        return "no answer from the broker in time"
+    if isinstance(exc, MessageNacked):
+        return "the broker refused the message (basic.nack)"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__

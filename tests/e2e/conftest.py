@@ -1,0 +1,49 @@
+"""The whole service with both simulators over real HTTP, on the real RabbitMQ."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from syncbridge.config import Settings
+from syncbridge.stack import start_stack
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until ``condition()`` is truthy; return its value or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/syncbridge.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def make_stack(rabbitmq_url, namespace, database_url):
+    """Start receiver, consumer and simulators on RabbitMQ; stopped after the test."""
+    stacks = []
+
+    def make(**kwargs):
+        settings = Settings.from_env({}, broker_url=rabbitmq_url, namespace=namespace, database_url=database_url,
+                                     prefetch_count="5")
+        stack = start_stack(settings, **kwargs)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(make_stack):
+    return make_stack()

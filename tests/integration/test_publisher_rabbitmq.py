@@ -1,0 +1,260 @@
+"""Publisher against a real RabbitMQ: topology, confirms, persistence, reconnects, timeouts."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection, Queue
+
+from producers.publisher import BrokerUnavailable, Publisher
+from syncbridge.topology import Topology, build_topology
+
+pytestmark = pytest.mark.rabbitmq
+
+UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
+
+
+def consume_all(url: str, queue: Queue, *, expect: int, timeout: float = 3.0) -> list:
+    """Take ``expect`` messages from ``queue`` (acked); fewer if they do not arrive in time."""
+    messages = []
+    deadline = time.monotonic() + timeout
+    with Connection(url) as conn:
+        simple = conn.SimpleQueue(queue, accept=["application/json"])
+        while len(messages) < expect and time.monotonic() < deadline:
+            try:
+                message = simple.get(block=True, timeout=0.2)
+            except simple.Empty:
+                continue
+            message.ack()
+            messages.append(message)
+        simple.close()
+    return messages
+
+
+@pytest.fixture
+def topology(namespace) -> Topology:
+    return build_topology(namespace, delivery_limit=7)
+
+
+@pytest.fixture
+def publisher(rabbitmq_url, topology):
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=2, connect_timeout=2)
+    yield publisher
+    publisher.close()
+
+
+def test_connect_declares_quorum_queues_with_dead_lettering(rabbitmq_url, publisher, topology):
+    publisher.ping()  # connects and declares
+
+    with Connection(rabbitmq_url) as conn:
+        channel = conn.channel()
+        for exchange in (topology.events, topology.dead):
+            channel.exchange_declare(exchange.name, "topic", passive=True)
+        for queue in topology.queues:
+            channel.queue_declare(queue.name, passive=True)
+        # Declaring with the same arguments is accepted: the queue has exactly these.
+        topology.crm_to_ameise(channel).declare()
+
+    # Any other argument is refused by RabbitMQ (406 PRECONDITION_FAILED), which proves
+    # the queue type, dead-letter exchange and delivery limit the publisher declared.
+    for different in ({"x-queue-type": "classic"}, {"x-dead-letter-exchange": "elsewhere"}, {"x-delivery-limit": 8}):
+        arguments = {**topology.crm_to_ameise.queue_arguments, **different}
+        with Connection(rabbitmq_url) as conn:
+            with pytest.raises(PreconditionFailed):
+                conn.channel().queue_declare(topology.crm_to_ameise.name, durable=True, arguments=arguments)
+
+
+def test_publish_is_confirmed_persistent_and_consumable(rabbitmq_url, publisher, topology):
+    publisher.publish(topology.events, "crm.contacts.changed", {"record_id": "4150868000000376008"},
+                      message_id="evt-1", headers={"x-origin": "test"})
+
+    [message] = consume_all(rabbitmq_url, topology.crm_to_ameise, expect=1)
+    assert message.payload == {"record_id": "4150868000000376008"}
+    assert message.content_type == "application/json"
+    assert message.properties["delivery_mode"] == 2
+    assert message.properties["message_id"] == "evt-1"
+    assert message.headers["x-origin"] == "test"
+    assert message.delivery_info["routing_key"] == "crm.contacts.changed"
+
+
+def test_nacked_publish_raises(rabbitmq_url, namespace):
+    # A full queue that rejects new messages makes RabbitMQ answer basic.nack: without
+    # publisher confirms this publish would "succeed" and the message would be lost.
+    # (A classic queue: a quorum queue enforces its length limit asynchronously.)
+    base = build_topology(namespace)
+    full = Queue(
+        base.crm_to_ameise.name,
+        exchange=base.events,
+        routing_key="crm.#",
+        durable=True,
+        queue_arguments={"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "reject-publish"},
+    )
+    topology = Topology(namespace, base.events, base.dead, full, base.dead_letters)
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=2)
+    try:
+        publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+        with pytest.raises(BrokerUnavailable, match="nack"):
+            publisher.publish(topology.events, "crm.contacts.changed", {"n": 2}, message_id="2")
+    finally:
+        publisher.close()
+    assert [m.payload for m in consume_all(rabbitmq_url, full, expect=2, timeout=1)] == [{"n": 1}]
+
+
+def test_reconnects_after_the_broker_closed_the_connection(rabbitmq_url, publisher, topology):
+    publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+    close_connections_named(topology.namespace)
+
+    publisher.publish(topology.events, "crm.contacts.changed", {"n": 2}, message_id="2")
+    publisher.ping()
+    assert [m.payload["n"] for m in consume_all(rabbitmq_url, topology.crm_to_ameise, expect=2)] == [1, 2]
+
+
+def test_redeclares_a_queue_deleted_since_connecting(rabbitmq_url, publisher, topology):
+    publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+    with Connection(rabbitmq_url) as conn:
+        conn.channel().queue_delete(topology.crm_to_ameise.name)
+
+    # Unroutable now: the broker returns the message, the publisher reconnects, declares, retries.
+    publisher.publish(topology.events, "crm.contacts.changed", {"n": 2}, message_id="2")
+    assert [m.payload["n"] for m in consume_all(rabbitmq_url, topology.crm_to_ameise, expect=2, timeout=1)] == [2]
+
+
+def test_unroutable_key_is_not_reported_as_published(publisher, topology):
+    with pytest.raises(BrokerUnavailable, match="NO_ROUTE"):
+        publisher.publish(topology.events, "nobody.listens", {"n": 1}, message_id="1")
+
+
+def test_reconnects_after_the_connection_died(rabbitmq_url, topology):
+    with TcpProxy(rabbitmq_url) as proxy:
+        publisher = Publisher(proxy.url, topology, confirm_timeout=2, connect_timeout=2)
+        try:
+            publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+            proxy.cut()
+            publisher.publish(topology.events, "crm.contacts.changed", {"n": 2}, message_id="2")
+        finally:
+            publisher.close()
+    assert [m.payload["n"] for m in consume_all(rabbitmq_url, topology.crm_to_ameise, expect=2)] == [1, 2]
+
+
+@pytest.mark.parametrize("confirm_mode_selected", [True, False], ids=["awaiting-ack", "awaiting-select-ok"])
+def test_missing_confirm_times_out_then_recovers(rabbitmq_url, topology, confirm_mode_selected):
+    with TcpProxy(rabbitmq_url) as proxy:
+        publisher = Publisher(proxy.url, topology, confirm_timeout=0.5, connect_timeout=2)
+        try:
+            publisher.ping()
+            if confirm_mode_selected:
+                publisher.publish(topology.events, "crm.contacts.changed", {"n": 0}, message_id="0")
+            proxy.freeze()  # the broker's answers no longer arrive
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailable, match="in time"):
+                publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+            assert time.monotonic() - started < 1.5
+            proxy.thaw()
+            publisher.publish(topology.events, "crm.contacts.changed", {"n": 2}, message_id="2")
+        finally:
+            publisher.close()
+    # The timed-out message may or may not have reached the queue (at-least-once); the next did.
+    payloads = [m.payload["n"] for m in consume_all(rabbitmq_url, topology.crm_to_ameise, expect=3, timeout=1)]
+    assert payloads[-1] == 2
+
+
+def test_unreachable_broker_raises_quickly(topology):
+    publisher = Publisher(UNREACHABLE, topology, connect_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")
+    with pytest.raises(BrokerUnavailable):
+        publisher.ping()
+    assert time.monotonic() - started < 2
+
+
+# ---------------------------------------------------------------------------- helpers
+def close_connections_named(fragment: str) -> None:
+    """Have RabbitMQ close (320 CONNECTION_FORCED) every connection whose name contains ``fragment``."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    assert rabbitmqctl, "this test needs rabbitmqctl on PATH to make the broker close a connection"
+    listing = subprocess.run(
+        [rabbitmqctl, "list_connections", "-q", "--no-table-headers", "pid", "client_properties"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if fragment in line]
+    assert pids, f"no broker connection named after {fragment!r}"
+    for pid in pids:
+        subprocess.run([rabbitmqctl, "close_connection", pid, "closed by test"],
+                       capture_output=True, check=True, timeout=30)
+
+
+class TcpProxy:
+    """A loopback TCP proxy to the broker that can cut its connections or stop passing answers."""
+
+    def __init__(self, broker_url: str) -> None:
+        parts = urlsplit(broker_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 5672)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = broker_url.replace(f"{parts.hostname}:{parts.port or 5672}",
+                                      f"127.0.0.1:{self._listener.getsockname()[1]}")
+        self._sockets: list[socket.socket] = []
+        self._open = threading.Event()
+        self._open.set()  # cleared while frozen
+        self._closed = False
+
+    def __enter__(self) -> "TcpProxy":
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closed = True
+        self._open.set()
+        self._listener.close()
+        self.cut()
+
+    def cut(self) -> None:
+        """Close every proxied connection at once, as a crashed broker or a dropped link would."""
+        for sock in list(self._sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._sockets.clear()
+
+    def freeze(self) -> None:
+        self._open.clear()
+
+    def thaw(self) -> None:
+        self._open.set()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_broker: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if from_broker:
+                    self._open.wait()
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -1,0 +1,515 @@
+"""The webhook receiver through Flask's test client, publishing to kombu's in-process broker."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import time
+import types
+from datetime import datetime
+
+import pytest
+from kombu import Connection
+
+from contracts.events import CrmRecordChangedSchema
+from producers.publisher import Publisher
+from syncbridge.config import Settings
+from syncbridge.topology import build_topology
+from webhooks import create_app
+
+WEBHOOK_TOKEN = "wf-secret-4711"
+NOTIFY_TOKEN = "notify-secret-0815"
+FORMS_TOKEN = "forms-secret-42"
+FLOW_TOKEN = "flow-secret-43"
+RECORD_ID = "4150868000000376008"  # 19 digits: a float would turn it into 4150868000000375800
+UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
+
+
+def queued(topology) -> list[tuple]:
+    """Every message waiting in the crm-to-ameise queue: (event loaded by its contract, message)."""
+    schema = CrmRecordChangedSchema()
+    result = []
+    with Connection("memory://") as conn:
+        simple = conn.SimpleQueue(topology.crm_to_ameise, accept=["application/json"])
+        while True:
+            try:
+                message = simple.get(block=False)
+            except simple.Empty:
+                break
+            message.ack()
+            result.append((schema.load(message.payload), message))
+    return result
+
+
+def make_settings(namespace: str, **overrides: str) -> Settings:
+    values = dict(
+        namespace=namespace,
+        zoho_webhook_token=WEBHOOK_TOKEN,
+        zoho_notify_token=NOTIFY_TOKEN,
+        forms_tokens=f"zoho-forms={FORMS_TOKEN},zoho-flow={FLOW_TOKEN}",
+        zoho_modules="Contacts=person,Accounts=company,Deals=contract",
+        forms_default_module="Contacts",
+    )
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+@pytest.fixture
+def topology(namespace):
+    return build_topology(namespace)
+
+
+@pytest.fixture
+def publisher(topology):
+    publisher = Publisher("memory://", topology)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def settings(namespace):
+    return make_settings(namespace)
+
+
+@pytest.fixture
+def client(settings, publisher):
+    app = create_app(settings, publisher=publisher, checks={"broker": publisher.ping, "database": lambda: None})
+    return app.test_client()
+
+
+def wf_headers(token: str = WEBHOOK_TOKEN) -> dict:
+    return {"X-Webhook-Token": token}
+
+
+def assert_queued_one(response, topology, *, source="zoho-workflow", module="Contacts",
+                      record_id=RECORD_ID, operation=None, modified_time=None):
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "queued"
+    [(event, message)] = queued(topology)
+    assert event.event_id == body["event_id"]
+    assert event.source == source
+    assert event.module == module
+    assert event.record_id == record_id and isinstance(event.record_id, str)
+    assert event.operation == operation
+    assert event.modified_time == modified_time
+    assert isinstance(event.received_at, datetime) and event.received_at.tzinfo is not None
+    assert message.properties["message_id"] == event.event_id
+    assert message.properties["delivery_mode"] == 2
+    assert message.delivery_info["routing_key"] == f"crm.{module.lower()}.changed"
+    return event
+
+
+def assert_error(response, status: int, error: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text and 'File "' not in text
+    body = response.get_json()
+    if error is not None:
+        assert body["error"] == error, body
+    return body
+
+
+# ------------------------------------------------------------------ workflow webhooks
+def test_workflow_form_body(client, topology):
+    response = client.post(
+        f"/webhooks/zoho/Contacts?token={WEBHOOK_TOKEN}",
+        data={"id": RECORD_ID, "operation": "edit", "modified_time": "2024-06-11T12:00:00+02:00",
+              "module": "Contacts", "Owner_Name": "custom parameter, ignored"},
+    )
+    assert_queued_one(response, topology, operation="edit", modified_time="2024-06-11T12:00:00+02:00")
+
+
+def test_workflow_post_with_only_a_query_string(client, topology):
+    response = client.post(f"/webhooks/zoho/Accounts?id={RECORD_ID}&token={WEBHOOK_TOKEN}")
+    assert_queued_one(response, topology, module="Accounts")
+
+
+def test_workflow_raw_json_body(client, topology):
+    response = client.post("/webhooks/zoho/Deals", json={"id": RECORD_ID, "module": "Deals"}, headers=wf_headers())
+    assert_queued_one(response, topology, module="Deals")
+
+
+def test_workflow_raw_json_sent_as_form_content_type(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data=json.dumps({"id": RECORD_ID, "operation": "edit"}),
+                           content_type="application/x-www-form-urlencoded", headers=wf_headers())
+    assert_queued_one(response, topology, operation="edit")
+
+
+def test_workflow_json_without_content_type(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data=json.dumps({"id": RECORD_ID}), content_type="",
+                           headers=wf_headers())
+    assert_queued_one(response, topology)
+
+
+def test_workflow_token_as_json_field(client, topology):
+    response = client.post("/webhooks/zoho/Deals", json={"id": RECORD_ID, "token": WEBHOOK_TOKEN})
+    assert_queued_one(response, topology, module="Deals")
+
+
+def test_workflow_get_with_query_parameters(client, topology):
+    response = client.get(f"/webhooks/zoho/Contacts?id={RECORD_ID}&operation=create&token={WEBHOOK_TOKEN}")
+    assert_queued_one(response, topology, operation="create")
+
+
+def test_workflow_module_in_url_is_matched_to_its_configured_spelling(client, topology):
+    response = client.post("/webhooks/zoho/accounts", data={"id": RECORD_ID}, headers=wf_headers())
+    assert_queued_one(response, topology, module="Accounts")
+
+
+def test_blank_optional_fields_are_absent(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data={"id": RECORD_ID, "operation": "", "module": ""},
+                           headers=wf_headers())
+    assert_queued_one(response, topology, operation=None)
+
+
+def test_json_int_id_is_refused(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", json={"id": int(RECORD_ID)}, headers=wf_headers())
+    body = assert_error(response, 400, "invalid_payload")
+    assert "id" in body["fields"]
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("record_id", ["", "abc", "12 34", "${Contacts.Contact Id}"])
+def test_non_digit_id_is_refused(client, topology, record_id):
+    response = client.post("/webhooks/zoho/Contacts", data={"id": record_id}, headers=wf_headers())
+    assert "id" in assert_error(response, 400, "invalid_payload")["fields"]
+    assert queued(topology) == []
+
+
+def test_module_not_synced(client, topology):
+    response = client.post("/webhooks/zoho/Leads", data={"id": RECORD_ID}, headers=wf_headers())
+    body = assert_error(response, 400, "invalid_payload")
+    assert "module" in body["fields"]
+    assert queued(topology) == []
+
+
+def test_module_not_synced_and_bad_id_are_reported_together(client):
+    response = client.post("/webhooks/zoho/Leads", data={"id": "x"}, headers=wf_headers())
+    assert set(assert_error(response, 400, "invalid_payload")["fields"]) == {"module", "id"}
+
+
+def test_payload_module_contradicting_the_url(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data={"id": RECORD_ID, "module": "Deals"}, headers=wf_headers())
+    assert "module" in assert_error(response, 400, "invalid_payload")["fields"]
+    assert queued(topology) == []
+
+
+def test_head_queues_nothing(client, topology):
+    response = client.head(f"/webhooks/zoho/Contacts?id={RECORD_ID}&token={WEBHOOK_TOKEN}")
+    assert response.status_code == 405
+    assert queued(topology) == []
+
+
+# ------------------------------------------------------------------ authentication
+@pytest.mark.parametrize("headers, query", [
+    ({}, ""),
+    (wf_headers("wrong"), ""),
+    ({}, "?token=wrong"),
+    (wf_headers(NOTIFY_TOKEN), ""),      # another source's secret
+    (wf_headers("tökén"), ""),           # non-ASCII must not crash the comparison
+])
+def test_workflow_without_valid_token_is_401(client, topology, headers, query):
+    response = client.post(f"/webhooks/zoho/Contacts{query}", data={"id": RECORD_ID}, headers=headers)
+    assert_error(response, 401, "unauthorized")
+    assert queued(topology) == []
+
+
+def test_401_comes_before_contract_validation(client):
+    assert_error(client.post("/webhooks/zoho/Contacts", data={"id": "not-an-id"}), 401, "unauthorized")
+    assert_error(client.post("/webhooks/zoho/Leads", json={"nothing": 1}), 401, "unauthorized")
+    assert_error(client.post("/webhooks/zoho/Contacts", data="{broken", content_type="application/json"),
+                 401, "unauthorized")
+
+
+def test_token_is_never_logged(client, topology, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = client.post(f"/webhooks/zoho/Contacts?token={WEBHOOK_TOKEN}", data={"id": RECORD_ID})
+    event = assert_queued_one(response, topology)
+    client.post("/webhooks/zoho/Contacts?token=wrong-secret-attempt", data={"id": RECORD_ID})
+    assert WEBHOOK_TOKEN not in caplog.text
+    assert "wrong-secret-attempt" not in caplog.text
+    [line] = [r.getMessage() for r in caplog.records if event.event_id in r.getMessage()]
+    assert "Contacts" in line and RECORD_ID in line and "zoho-workflow" in line
+
+
+# ------------------------------------------------------------------ notification API
+def notification(**overrides) -> dict:
+    body = {
+        "server_time": 1718117126473, "query_params": {}, "module": "Contacts",
+        "resource_uri": "https://www.zohoapis.com/crm/v2/Contacts",
+        "ids": ["5725767000003000064", "5725767000003000065", "5725767000003000066"],
+        "affected_fields": [], "operation": "update", "channel_id": "1000000068001", "token": NOTIFY_TOKEN,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_notification_with_several_ids(client, topology):
+    response = client.post("/webhooks/zoho/notify", json=notification())
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "queued"
+    events = [event for event, _ in queued(topology)]
+    assert [e.event_id for e in events] == body["event_ids"]
+    assert [e.record_id for e in events] == ["5725767000003000064", "5725767000003000065", "5725767000003000066"]
+    assert {(e.source, e.module, e.operation) for e in events} == {("zoho-notify", "Contacts", "update")}
+
+
+def test_notification_numeric_channel_id_is_accepted(client, topology):
+    response = client.post("/webhooks/zoho/notify", json=notification(channel_id=1000000068001, ids=[RECORD_ID]))
+    assert response.status_code == 202
+    assert len(queued(topology)) == 1
+
+
+@pytest.mark.parametrize("token", [None, "wrong", WEBHOOK_TOKEN])
+def test_notification_wrong_token_is_401(client, topology, token):
+    response = client.post("/webhooks/zoho/notify", json=notification(token=token))
+    assert_error(response, 401, "unauthorized")
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"module": "Leads"}, "module"),
+    ({"ids": []}, "ids"),
+    ({"ids": [5725767000003000064]}, "ids"),
+    ({"ids": "5725767000003000064"}, "ids"),
+    ({"module": None}, "module"),
+])
+def test_notification_invalid(client, topology, overrides, field):
+    response = client.post("/webhooks/zoho/notify", json=notification(**overrides))
+    assert field in assert_error(response, 400, "invalid_payload")["fields"]
+    assert queued(topology) == []
+
+
+def test_notify_is_not_a_module(client, topology):
+    # A workflow token does not open the notification route, and GET there is not a module lookup.
+    response = client.post("/webhooks/zoho/notify", data={"id": RECORD_ID}, headers=wf_headers())
+    assert_error(response, 401)
+    response = client.get(f"/webhooks/zoho/notify?id={RECORD_ID}&token={WEBHOOK_TOKEN}")
+    assert_error(response, 405, "method_not_allowed")
+    assert queued(topology) == []
+
+
+# ------------------------------------------------------------------ Zoho Forms / Flow
+FORMS_BODIES = {
+    "json": dict(json={"id": RECORD_ID, "operation": "create"}),
+    "form": dict(data={"record_id": RECORD_ID, "operation": "create"}),
+    "multipart": dict(data={"id": RECORD_ID, "operation": "create",
+                            "attachment": (io.BytesIO(b"%PDF-1.4"), "scan.pdf")},
+                      content_type="multipart/form-data"),
+    "text-json": dict(data=json.dumps({"record_id": RECORD_ID, "operation": "create"}), content_type="text/plain"),
+    "text-pairs": dict(data=f"id={RECORD_ID}&operation=create", content_type="text/plain; charset=utf-8"),
+    "text-lines": dict(data=f"id={RECORD_ID}\noperation=create\n", content_type="text/plain"),
+}
+
+
+@pytest.mark.parametrize("shape", FORMS_BODIES)
+def test_forms_body_shapes(client, topology, shape):
+    response = client.post("/webhooks/forms/zoho-forms", headers=wf_headers(FORMS_TOKEN), **FORMS_BODIES[shape])
+    assert_queued_one(response, topology, source="forms:zoho-forms", module="Contacts", operation="create")
+
+
+def test_forms_module_and_token_in_the_body(client, topology):
+    response = client.post("/webhooks/forms/zoho-flow", json={"record_id": RECORD_ID, "module": "Deals",
+                                                              "token": FLOW_TOKEN})
+    assert_queued_one(response, topology, source="forms:zoho-flow", module="Deals")
+
+
+def test_forms_default_module_comes_from_settings(namespace, publisher, topology):
+    app = create_app(make_settings(namespace, forms_default_module="Accounts"), publisher=publisher, checks={})
+    response = app.test_client().post("/webhooks/forms/zoho-flow", data={"id": RECORD_ID},
+                                      headers=wf_headers(FLOW_TOKEN))
+    assert_queued_one(response, topology, source="forms:zoho-flow", module="Accounts")
+
+
+def test_forms_token_is_per_source(client, topology):
+    response = client.post("/webhooks/forms/zoho-flow", json={"id": RECORD_ID}, headers=wf_headers(FORMS_TOKEN))
+    assert_error(response, 401, "unauthorized")
+    assert queued(topology) == []
+
+
+def test_forms_unknown_source_is_404(client):
+    assert_error(client.post("/webhooks/forms/typeform", json={"id": RECORD_ID}, headers=wf_headers(FORMS_TOKEN)),
+                 404, "not_found")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "id"),
+    ({"id": RECORD_ID, "record_id": "1"}, "record_id"),
+    ({"record_id": 4150868000000376008}, "record_id"),
+    ({"id": RECORD_ID, "module": "Leads"}, "module"),
+])
+def test_forms_invalid(client, topology, body, field):
+    response = client.post("/webhooks/forms/zoho-forms", json=body, headers=wf_headers(FORMS_TOKEN))
+    assert field in assert_error(response, 400, "invalid_payload")["fields"]
+    assert queued(topology) == []
+
+
+def test_forms_text_that_is_neither_json_nor_pairs(client):
+    response = client.post("/webhooks/forms/zoho-flow", data="just some words", content_type="text/plain",
+                           headers=wf_headers(FLOW_TOKEN))
+    assert_error(response, 400, "malformed_body")
+
+
+# ------------------------------------------------------------------ HTTP-level errors
+def test_malformed_json(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data='{"id": "41', content_type="application/json",
+                           headers=wf_headers())
+    assert_error(response, 400, "malformed_body")
+    assert queued(topology) == []
+
+
+def test_json_that_is_not_an_object(client):
+    response = client.post("/webhooks/zoho/Contacts", json=[RECORD_ID], headers=wf_headers())
+    assert_error(response, 400)
+
+
+def test_body_over_the_limit_is_413(namespace, publisher, topology):
+    app = create_app(make_settings(namespace, max_body_bytes="100"), publisher=publisher, checks={})
+    client = app.test_client()
+    big = {"id": RECORD_ID, "padding": "x" * 500}
+    assert_error(client.post("/webhooks/zoho/Contacts", json=big, headers=wf_headers()), 413, "payload_too_large")
+    assert_error(client.post("/webhooks/zoho/Contacts", data=big, headers=wf_headers()), 413, "payload_too_large")
+    assert queued(topology) == []
+    # Under the limit the same app accepts.
+    assert client.post("/webhooks/zoho/Contacts", json={"id": RECORD_ID}, headers=wf_headers()).status_code == 202
+
+
+def test_unsupported_content_type_is_415(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", data=f"<id>{RECORD_ID}</id>", content_type="application/xml",
+                           headers=wf_headers())
+    assert_error(response, 415, "unsupported_media_type")
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("method, path", [
+    ("delete", "/webhooks/zoho/Contacts"),
+    ("put", "/webhooks/zoho/notify"),
+    ("get", "/webhooks/forms/zoho-forms"),
+    ("post", "/healthz"),
+])
+def test_wrong_method_is_405(client, method, path):
+    response = getattr(client, method)(path, headers=wf_headers())
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers.get("Allow")
+
+
+def test_unknown_path_is_404_json(client):
+    assert_error(client.get("/nowhere"), 404, "not_found")
+
+
+class ExplodingPublisher:
+    """A publisher with a bug: it fails with something that is not a broker outage."""
+
+    def __init__(self, topology):
+        self.topology = topology
+
+    def publish(self, *args, **kwargs):
+        raise RuntimeError("internal detail that must stay in the logs")
+
+    def ping(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_unexpected_exception_is_500_json_without_traceback(settings, topology, caplog):
+    app = create_app(settings, publisher=ExplodingPublisher(topology), checks={})
+    response = app.test_client().post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers())
+    assert_error(response, 500, "internal_error")
+    assert "internal detail" not in response.get_data(as_text=True)
+    assert "internal detail" in caplog.text  # logged server-side, with its traceback
+    assert queued(topology) == []
+
+
+def test_broker_down_is_503_with_retry_after(settings, topology):
+    down = Publisher(UNREACHABLE, topology, connect_timeout=1)
+    app = create_app(settings, publisher=down, checks={"broker": down.ping})
+    client = app.test_client()
+    started = time.monotonic()
+    response = client.post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers())
+    assert time.monotonic() - started < 2
+    assert_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+    response = client.post("/webhooks/zoho/notify", json=notification())
+    assert_error(response, 503)
+    assert "Retry-After" in response.headers
+
+
+# ------------------------------------------------------------------ health
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_ready(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+
+
+def test_readyz_not_ready_names_each_failure(settings, topology):
+    down = Publisher(UNREACHABLE, topology, connect_timeout=1)
+
+    def database():
+        raise ConnectionError("database is locked\nsecond line that is not shown")
+
+    app = create_app(settings, publisher=down, checks={"broker": down.ping, "database": database})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["broker"] != "ok" and "Connection refused" in body["checks"]["broker"]
+    assert body["checks"]["database"] == "ConnectionError: database is locked"
+    assert "Traceback" not in response.get_data(as_text=True)
+    # Liveness does not depend on the broker.
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+# ------------------------------------------------------------------ wiring
+def test_create_app_does_no_io(settings, topology):
+    create_app(settings, publisher=Publisher(UNREACHABLE, topology), checks={})
+
+
+def test_create_app_defaults_build_a_publisher_from_settings(namespace):
+    app = create_app(make_settings(namespace))  # empty broker URL: the in-process broker
+    response = app.test_client().post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers())
+    assert_queued_one(response, build_topology(namespace))
+
+
+def test_readiness_checks_are_built_on_first_readyz(settings, publisher, monkeypatch):
+    # checks=None: syncbridge.bootstrap.web_checks is imported on the first /readyz, not before,
+    # so the receiver starts and queues events even while that module is missing or broken.
+    monkeypatch.delitem(sys.modules, "syncbridge.bootstrap", raising=False)
+    app = create_app(settings, publisher=publisher)
+    client = app.test_client()
+    assert client.post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers()).status_code == 202
+    assert client.get("/healthz").status_code == 200
+    assert "syncbridge.bootstrap" not in sys.modules
+
+    calls = []
+
+    def web_checks(given_settings, given_publisher):
+        calls.append((given_settings, given_publisher))
+        return {"broker": given_publisher.ping, "database": lambda: None}
+
+    monkeypatch.setitem(sys.modules, "syncbridge.bootstrap", types.SimpleNamespace(web_checks=web_checks))
+    assert client.get("/readyz").get_json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+    assert client.get("/readyz").status_code == 200
+    assert calls == [(settings, publisher)]
+
+
+def test_readyz_when_checks_cannot_be_built(settings, publisher, monkeypatch):
+    def web_checks(given_settings, given_publisher):
+        raise RuntimeError("database URL is malformed")
+
+    monkeypatch.setitem(sys.modules, "syncbridge.bootstrap", types.SimpleNamespace(web_checks=web_checks))
+    response = create_app(settings, publisher=publisher).test_client().get("/readyz")
+    assert_error(response, 503)
+    assert response.get_json()["status"] == "not_ready"

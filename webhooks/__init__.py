@@ -1,0 +1,60 @@
+"""The webhook receiver: verify, acknowledge, hand off to RabbitMQ.
+
+Run with ``gunicorn 'webhooks:create_app()'``.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from producers.publisher import Publisher
+from syncbridge.config import Settings
+from syncbridge.topology import build_topology
+from webhooks.errors import register_error_handlers
+from webhooks.receiver import EXTENSION, Check, Receiver
+from webhooks.routes import bp
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher: Publisher | None = None,
+    checks: dict[str, Check] | None = None,
+) -> Flask:
+    """Build the receiver app; nothing connects until a request needs the broker."""
+    settings = settings or Settings.from_env()
+    # An injected publisher brings its own topology: publish where it declared.
+    topology = getattr(publisher, "topology", None) or build_topology(settings.namespace, settings.delivery_limit_int)
+    if publisher is None:
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+
+    if checks is not None:
+        given = dict(checks)
+
+        def checks_factory() -> dict[str, Check]:
+            return given
+    else:
+
+        def checks_factory() -> dict[str, Check]:
+            # Imported on the first /readyz, not here: the database check is wired
+            # elsewhere, and the receiver must start and queue events without it.
+            from syncbridge.bootstrap import web_checks
+
+            return web_checks(settings, publisher)
+
+    if not logging.getLogger().handlers:
+        # Under gunicorn nothing else configures logging; the accepted-event lines must show.
+        level = logging.getLevelName(settings.log_level.upper())
+        logging.basicConfig(
+            level=level if isinstance(level, int) else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.json.sort_keys = False
+    app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
+    app.register_blueprint(bp)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,111 @@
+"""Read a webhook's parameters and shared secret from whatever shape the sender chose.
+
+Zoho workflow rules send form bodies, query strings or a raw JSON body; Zoho Forms
+sends JSON, form-encoded or multipart; Zoho Flow JSON, form data or plain text.
+Every variant becomes one flat dict: query parameters first, the body's fields
+over them.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+TOKEN_HEADER = "X-Webhook-Token"
+TOKEN_PARAM = "token"
+
+
+class MalformedBody(BadRequest):
+    """The body does not parse as its content type says."""
+
+    error = "malformed_body"
+
+
+def read_params(request: Request) -> dict[str, Any]:
+    """Query parameters overlaid with the body's fields (GET: query only)."""
+    params: dict[str, Any] = request.args.to_dict(flat=True)
+    if request.method == "GET":
+        return params
+    body = _read_body(request)
+    if not isinstance(body, dict):
+        raise MalformedBody("The JSON body must be an object of fields.")
+    params.update(body)
+    return params
+
+
+def _read_body(request: Request) -> Any:
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        # Parsing the form enforces MAX_CONTENT_LENGTH (413) like get_data() does; files are ignored.
+        return request.form.to_dict(flat=True)
+    data = request.get_data(cache=True)  # 413 above MAX_CONTENT_LENGTH
+    if mimetype == "application/x-www-form-urlencoded":
+        # A user-written raw JSON body may go out under Zoho's default form content type.
+        if data.lstrip().startswith(b"{"):
+            return _json(data)
+        return request.form.to_dict(flat=True)  # parsed from the cached data
+    if not data.strip():
+        return {}
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        return _json(data)
+    if mimetype == "text/plain" or not mimetype:
+        # Plain text (Zoho Flow) or no type at all: JSON if it looks like it, else key=value pairs.
+        text = _text(data, request.mimetype_params.get("charset", "utf-8"))
+        if text.lstrip().startswith(("{", "[")):
+            return _json(data)
+        return _pairs(text)
+    raise UnsupportedMediaType(
+        f"Content type {mimetype!r} is not accepted; send application/json, "
+        "application/x-www-form-urlencoded, multipart/form-data or text/plain."
+    )
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedBody("The body is not valid JSON.") from None
+
+
+def _text(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        raise MalformedBody(f"The body is not valid {charset} text.") from None
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """Parse ``a=1&b=2`` or one ``a=1`` per line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        pairs = [line.partition("=") for line in lines]
+        if all(sep and key.strip() for key, sep, _ in pairs):
+            return {key.strip(): value.strip() for key, _, value in pairs}
+    else:
+        try:
+            return dict(parse_qsl(text.strip(), keep_blank_values=True, strict_parsing=True))
+        except ValueError:
+            pass
+    raise MalformedBody("The text body is neither a JSON object nor key=value pairs.")
+
+
+def presented_tokens(request: Request, params: dict[str, Any] | None = None) -> list[str]:
+    """Every secret the caller presented: the header, then a ``token`` parameter."""
+    candidates = [request.headers.get(TOKEN_HEADER), request.args.get(TOKEN_PARAM)]
+    if params is not None:
+        candidates.append(params.get(TOKEN_PARAM))
+    return [token for token in candidates if isinstance(token, str) and token]
+
+
+def token_matches(expected: str, presented: list[str]) -> bool:
+    """Compare in constant time; an unset secret never matches."""
+    if not expected:
+        return False
+    wanted = expected.encode("utf-8")
+    # Evaluate every candidate (no short-circuit) so timing does not tell which one was compared.
+    results = [hmac.compare_digest(wanted, token.encode("utf-8")) for token in presented]
+    return any(results)

@@ -1,0 +1,224 @@
+"""Webhook routes: authenticate, load the contract, publish the event, answer 202.
+
+Zoho does not sign webhooks; each source has a shared secret, sent in the
+``X-Webhook-Token`` header or a ``token`` parameter (query, form field or JSON
+field), compared in constant time.  Wire formats: workflow-rule webhooks
+(https://www.zoho.com/crm/help/automation/webhooks.html) and the Notification API
+(https://www.zoho.com/crm/developer/docs/api/v8/notifications/overview.html).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from marshmallow import Schema
+from werkzeug.exceptions import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UnsupportedMediaType
+
+from contracts.base import ContractError, load_or_raise
+from contracts.webhooks import FormsWebhookSchema, ZohoNotificationSchema, ZohoWorkflowWebhookSchema
+from producers.crm_events import publish_crm_record_changed
+from producers.publisher import BrokerUnavailable
+from syncbridge.messages import CrmRecordChanged
+from webhooks.errors import error_response
+from webhooks.payload import presented_tokens, read_params, token_matches
+from webhooks.receiver import current_receiver
+
+log = logging.getLogger("syncbridge.webhooks")
+
+bp = Blueprint("webhooks", __name__)
+
+# Seconds a sender is asked to wait after a 503 (the broker is usually back within this).
+RETRY_AFTER_S = 10
+
+_workflow_schema = ZohoWorkflowWebhookSchema()
+_notification_schema = ZohoNotificationSchema()
+_forms_schema = FormsWebhookSchema()
+
+
+# ---------------------------------------------------------------- webhooks
+@bp.post("/webhooks/zoho/notify")
+def zoho_notification():
+    """Queue one event per record id of a Zoho Notification API callback."""
+    receiver = current_receiver()
+    params = _authenticated_params(receiver.settings.zoho_notify_token)
+    data = _load(_notification_schema, params)
+    module = _synced_module(data["module"])
+    events = [
+        _event("zoho-notify", module, record_id, data["operation"], None)
+        for record_id in dict.fromkeys(data["ids"])  # a repeated id is one change
+    ]
+    failure = _publish(events)
+    if failure is not None:
+        return failure
+    return jsonify({"event_ids": [event.event_id for event in events], "status": "queued"}), 202
+
+
+@bp.route("/webhooks/zoho/<module>", methods=["GET", "POST"])
+def zoho_workflow(module: str):
+    """Queue the record event of a Zoho workflow-rule webhook."""
+    if module == "notify":
+        # GET on the notification URL would otherwise land here with module "notify".
+        raise MethodNotAllowed(valid_methods=["POST"])
+    if request.method == "HEAD":
+        # Flask answers HEAD with the GET view; a probe must not queue an event.
+        raise MethodNotAllowed(valid_methods=["GET", "POST"])
+    receiver = current_receiver()
+    params = _authenticated_params(receiver.settings.zoho_webhook_token)
+    synced = _configured_module(module)
+    named = params.get("module")
+    if synced is None:
+        module_errors = {"module": [_not_synced(module)]}
+    elif isinstance(named, str) and named.strip() and named.strip().lower() != synced.lower():
+        module_errors = {"module": [f"The payload names module {named!r}, the URL {module!r}."]}
+    else:
+        module_errors = {}
+    data = _load(_workflow_schema, params, module_errors)
+    event = _event("zoho-workflow", synced, data["id"], data["operation"], data["modified_time"])
+    return _publish([event]) or _queued(event)
+
+
+@bp.post("/webhooks/forms/<source>")
+def forms(source: str):
+    """Queue the record event of a Zoho Flow / Zoho Forms automation."""
+    receiver = current_receiver()
+    expected = receiver.settings.forms_token_map.get(source)
+    if expected is None:
+        raise NotFound(f"No forms source {source!r} is configured.")
+    params = _authenticated_params(expected)
+    data = _load(_forms_schema, params)
+    module = _synced_module(data["module"] or receiver.settings.forms_default_module)
+    event = _event(f"forms:{source}", module, data["record_id"], data["operation"], None)
+    return _publish([event]) or _queued(event)
+
+
+# ---------------------------------------------------------------- health
+@bp.get("/healthz")
+def healthz():
+    """Answer while the process is alive."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Run every readiness check; 503 with each failure's reason when one fails."""
+    receiver = current_receiver()
+    try:
+        checks = receiver.checks
+    except Exception as exc:  # noqa: BLE001 - reported as not ready, never as a 500
+        log.warning("readiness checks could not be built: %s", _reason(exc))
+        return jsonify({"status": "not_ready", "checks": {"checks": _reason(exc)}}), 503
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            log.warning("readiness check %s failed: %s", name, _reason(exc))
+            results[name] = _reason(exc)
+    ready = all(result == "ok" for result in results.values())
+    return jsonify({"status": "ready" if ready else "not_ready", "checks": results}), 200 if ready else 503
+
+
+# ---------------------------------------------------------------- helpers
+def _authenticated_params(expected_token: str) -> dict[str, Any]:
+    """The request's parameters, once its secret matched (401 before any contract is looked at)."""
+    try:
+        params = read_params(request)
+    except (BadRequest, UnsupportedMediaType):
+        # An unreadable body cannot carry the token; a caller without one learns nothing more.
+        if not token_matches(expected_token, presented_tokens(request)):
+            raise _unauthorized() from None
+        raise
+    if not token_matches(expected_token, presented_tokens(request, params)):
+        raise _unauthorized()
+    return params
+
+
+def _unauthorized() -> Unauthorized:
+    return Unauthorized("A valid token is required (X-Webhook-Token header or token parameter).")
+
+
+class InvalidPayload(BadRequest):
+    """The payload does not satisfy its contract; ``fields`` maps field -> messages."""
+
+    error = "invalid_payload"
+
+    def __init__(self, fields: dict) -> None:
+        super().__init__("The payload does not satisfy its contract.")
+        self.extra = {"fields": fields}
+
+
+def _load(schema: Schema, params: dict[str, Any], extra_errors: dict | None = None) -> dict[str, Any]:
+    """Load ``params`` through ``schema``; 400 with every field error (the contract's and ``extra_errors``)."""
+    errors = dict(extra_errors or {})
+    try:
+        data = load_or_raise(schema, params)
+    except ContractError as exc:
+        errors = {**exc.errors, **errors}
+    if errors:
+        raise InvalidPayload(errors)
+    return data
+
+
+def _synced_module(module: str) -> str:
+    """The configured spelling of ``module``; 400 when the module is not synced."""
+    name = _configured_module(module)
+    if name is None:
+        raise InvalidPayload({"module": [_not_synced(module)]})
+    return name
+
+
+def _configured_module(module: str) -> str | None:
+    for name in current_receiver().settings.module_entities:
+        if name.lower() == module.lower():
+            return name
+    return None
+
+
+def _not_synced(module: str) -> str:
+    modules = ", ".join(current_receiver().settings.module_entities)
+    return f"Module {module!r} is not synced; synced modules: {modules}."
+
+
+def _event(
+    source: str, module: str, record_id: str, operation: str | None, modified_time: str | None
+) -> CrmRecordChanged:
+    return CrmRecordChanged(
+        event_id=str(uuid.uuid4()),
+        source=source,
+        module=module,
+        record_id=record_id,
+        received_at=datetime.now(timezone.utc),
+        operation=operation,
+        modified_time=modified_time,
+    )
+
+
+def _publish(events: list[CrmRecordChanged]):
+    """Publish each event; None when all were confirmed, else the 503 answer."""
+    receiver = current_receiver()
+    for event in events:
+        try:
+            publish_crm_record_changed(receiver.publisher, receiver.topology, event)
+        except BrokerUnavailable as exc:
+            log.warning("event %s not queued (record %s/%s, source %s): %s",
+                        event.event_id, event.module, event.record_id, event.source, exc)
+            response = error_response(503, "unavailable", "The event could not be queued; try again later.")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        log.info("queued event %s module=%s record_id=%s source=%s",
+                 event.event_id, event.module, event.record_id, event.source)
+    return None
+
+
+def _queued(event: CrmRecordChanged):
+    return jsonify({"event_id": event.event_id, "status": "queued"}), 202
+
+
+def _reason(exc: Exception) -> str:
+    """One short line for a failed check: the error's type and first line, no traceback."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:200]
