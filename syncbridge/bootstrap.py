@@ -33,8 +33,10 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    # Every HTTP request of the simulators and receiver threads is noise at INFO.
+    # Every HTTP request of the simulators and receiver threads is noise at INFO,
+    # and so are Alembic's plugin and dialect lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def init_sentry(settings: Settings, component: str) -> bool:
@@ -61,6 +63,7 @@ def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
     if not migrations.is_up_to_date(settings.database_url):
         if migrate if migrate is not None else not settings.production:
             migrations.upgrade(settings.database_url)
+            log.info("database migrated to %s", migrations.current(settings.database_url))
         else:
             raise RuntimeError("the database schema is not up to date: run `syncbridge db upgrade`")
     return SqlStore.from_url(settings.database_url)
@@ -70,7 +73,7 @@ def broker_connection(settings: Settings) -> Connection:
     """A broker connection for consumers (not connected until used)."""
     if settings.embedded_broker:
         # The in-process transport polls; a short interval keeps the demo snappy.
-        return Connection("memory://", transport_options={"polling_interval": 0.05})
+        return Connection(settings.effective_broker_url, transport_options={"polling_interval": 0.05})
     return Connection(settings.effective_broker_url, heartbeat=30, connect_timeout=5)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -59,15 +60,22 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port)") from exc
     click.echo(_run_banner(stack))
-    stop = threading.Event()
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        click.echo("\nstopping...")
+        _wait_for_stop_signal()
+        click.echo("\nstopping: finishing in-flight work...")
     finally:
         stack.stop()
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM (also when started in the background, where SIGINT is ignored)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
 
 
 def _run_banner(stack) -> str:
@@ -95,7 +103,10 @@ written back to the CRM record (with "trigger": [], so no workflow loop):
   curl -s -X POST {zoho}/_sim/records/Contacts \\
        -H 'Content-Type: application/json' -d '{{"First_Name": "Jana", "Last_Name": "Beispiel"}}'
   curl -s {zoho}/_sim/records/Contacts               # Jana now has a Kundennummer
-  syncbridge activity                                 # (in another shell, same SYNCBRIDGE_DATABASE_URL)
+
+Every action is in the activity log (in another shell):
+
+  SYNCBRIDGE_DATABASE_URL={s.database_url} syncbridge activity
 
 Press Ctrl-C to stop.
 """
@@ -169,8 +180,8 @@ def simulate(system: str, host: str, port: int | None, seed: bool, token_lifetim
     server = ServerThread(app, host=host, port=port).start()
     click.echo(f"{system} simulator on {server.url} (Ctrl-C to stop)")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        _wait_for_stop_signal()
+    finally:
         server.stop()
 
 

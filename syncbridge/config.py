@@ -178,7 +178,8 @@ class Settings:
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or "memory://"
+        # A host part keeps kombu from warning that none was supplied.
+        return self.broker_url or "memory://localhost/"
 
     @property
     def embedded_broker(self) -> bool:

@@ -7,7 +7,7 @@ from syncbridge.config import ConfigError, Settings
 def test_development_defaults_need_no_environment():
     settings = Settings.from_env({})
     assert settings.embedded_broker
-    assert settings.effective_broker_url == "memory://"
+    assert settings.effective_broker_url.startswith("memory://")
     assert settings.module_entities == {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
     assert settings.forms_token_map["zoho-forms"] == "dev-forms-token"
     assert settings.max_body == 65536

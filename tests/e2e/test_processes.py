@@ -1,0 +1,120 @@
+"""The production shape: the Procfile's processes as subprocesses, on RabbitMQ and PostgreSQL.
+
+The simulators run in the test process so their state can be inspected; release,
+web and worker run exactly as the Procfile says, and `syncbridge connect ameise`
+connects the employee account as an operator would.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from simulators.ameise import AmeiseState, create_ameise_app
+from simulators.ameise import seed_demo as seed_ameise
+from simulators.server import ServerThread
+from simulators.zoho import ZohoState, create_zoho_app
+from simulators.zoho import seed_demo as seed_zoho
+from syncbridge.stack import AMEISE_API_PATH, free_port
+from tests.e2e.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+@pytest.fixture
+def simulators():
+    zoho_state, ameise_state = ZohoState(), AmeiseState()
+    ids = seed_zoho(zoho_state)
+    seed_ameise(ameise_state)
+    with ServerThread(create_zoho_app(zoho_state)) as zoho, ServerThread(create_ameise_app(ameise_state)) as ameise:
+        yield zoho, zoho_state, ameise, ameise_state, ids
+
+
+@pytest.fixture
+def environment(rabbitmq_url, namespace, postgres_url, simulators):
+    zoho, _, ameise, _, _ = simulators
+    port = free_port()
+    bin_dir = os.path.dirname(sys.executable)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "SYNCBRIDGE_DATABASE_URL": postgres_url,
+        "SYNCBRIDGE_BROKER_URL": rabbitmq_url,
+        "SYNCBRIDGE_NAMESPACE": namespace,
+        "SYNCBRIDGE_ZOHO_ACCOUNTS_URL": zoho.url,
+        "SYNCBRIDGE_AMEISE_AUTH_URL": ameise.url,
+        "SYNCBRIDGE_AMEISE_API_URL": ameise.url + AMEISE_API_PATH,
+        "SYNCBRIDGE_AMEISE_VERMITTLER": "A1B2C3",
+        "SYNCBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    return env, port
+
+
+def start(command: str, env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=timeout)
+
+
+def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, simulators, tmp_path):
+    env, port = environment
+    zoho, zoho_state, _, ameise_state, ids = simulators
+    lines = procfile()
+    assert set(lines) >= {"release", "web", "worker-crm-to-ameise"}
+
+    release = subprocess.run(["bash", "-c", lines["release"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert release.returncode == 0, release.stderr
+    connect = subprocess.run(["syncbridge", "connect", "ameise", "--auto-consent"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert connect.returncode == 0 and "sync active" in connect.stdout, connect.stderr
+
+    web = start(lines["web"], env, tmp_path / "web.log")
+    worker = start(lines["worker-crm-to-ameise"], env, tmp_path / "worker.log")
+    try:
+        receiver = f"http://127.0.0.1:{port}"
+
+        def ready():
+            try:
+                return requests.get(f"{receiver}/readyz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for(ready, timeout=30, interval=0.2, what="receiver ready")
+        for module in ("Contacts", "Accounts", "Deals"):
+            zoho_state.add_webhook(module, f"{receiver}/webhooks/zoho/{module}", style="form",
+                                   token=env.get("SYNCBRIDGE_ZOHO_WEBHOOK_TOKEN", "dev-zoho-webhook-token"))
+
+        zoho_state.user_update("Contacts", ids["Erika Mustermann"], {"Mobile": "+49 170 1111111"})
+        jana = zoho_state.user_create("Contacts", {"First_Name": "Jana", "Last_Name": "Prozess"})
+
+        wait_for(lambda: ameise_state.customers["5001234567"].get("Mobil") == "+49 170 1111111", what="update")
+        number = wait_for(lambda: zoho_state.get("Contacts", jana).get("Kundennummer"), what="write-back")
+        assert ameise_state.customers[number]["Nachname"] == "Prozess"
+        assert ameise_state.creates["customers"] == 1
+    finally:
+        worker_exit = stop(worker)
+        web_exit = stop(web)
+    web_log = (tmp_path / "web.log").read_text()
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert worker_exit == 0, worker_log
+    assert web_exit == 0, web_log
+    assert "finishing in-flight work" in worker_log
+    assert "POST /webhooks/zoho/Contacts" in web_log          # the access log is on ...
+    assert "dev-zoho-webhook-token" not in web_log             # ... and never shows the token
