@@ -6,9 +6,7 @@ OAuth2 server (``https://auth.dionera.com``), quirks included.
 """
 from __future__ import annotations
 
-import email.utils
 import html
-import ipaddress
 import logging
 import os
 import re
@@ -23,6 +21,7 @@ from oauthlib.oauth2 import MissingTokenError, OAuth2Error
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
+from clients.http import is_loopback, retry_after_seconds
 from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from clients.interfaces import OAuthToken, TokenStore
 
@@ -114,19 +113,6 @@ def describe_response(response: requests.Response) -> tuple[str, str | None, str
     return message or f"HTTP {response.status_code}", None, None, text[:2000]
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds of a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_for(response: requests.Response, what: str) -> AmeiseError:
@@ -142,21 +128,13 @@ def _error_for(response: requests.Response, what: str) -> AmeiseError:
     return AmeiseRejected(text, status=status, code=code, field=field, body=body)
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _permit_plain_http(url: str, allow_http: bool = False) -> None:
     """Let oauthlib talk plain http to a loopback server (or when allowed); refuse it otherwise."""
     if urlsplit(url).scheme != "http":
         return
-    if not (allow_http or _is_loopback(url)):
+    if not (allow_http or is_loopback(url)):
         raise ValueError(f"Ameise OAuth needs https, got {url} (plain http only for a loopback simulator, "
                          "or with SYNCBRIDGE_ALLOW_HTTP_OAUTH=true for simulators on other hosts)")
     # oauthlib refuses http unless this variable is set.  We only set it when the

@@ -1,16 +1,15 @@
 """Zoho CRM client: OAuth token sharing and the records API (get, insert, update, upsert, search)."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from clients.http import is_loopback, retry_after_seconds
 from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from clients.interfaces import OAuthToken, RecordResult, TokenStore
 
@@ -76,19 +75,11 @@ def record_result(item: dict[str, Any], action: str | None = None) -> RecordResu
     )
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_transport(url: str, allow_http: bool, what: str) -> None:
     scheme = urlsplit(url).scheme
-    if scheme == "https" or (scheme == "http" and (allow_http or _is_loopback(url))):
+    if scheme == "https" or (scheme == "http" and (allow_http or is_loopback(url))):
         return
     raise ValueError(f"{what} must be an https URL (plain http only for a local simulator): {url!r}")
 
@@ -103,18 +94,6 @@ def _body(response: requests.Response) -> Any:
         return response.text[:2000]
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Return the seconds a Retry-After header (seconds or an HTTP date) asks for."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 # One lock per grant for every client in this process: two clients sharing a token
@@ -236,7 +215,7 @@ class ZohoClient:
         description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
         if status >= 500 or status == 429:
             raise ZohoUnavailable("Zoho accounts server failed", status=status, body=body,
-                                  retry_after=_retry_after(response.headers.get("Retry-After")))
+                                  retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         if error == "Access Denied" or "too many requests" in description.lower():
             raise ZohoUnavailable("Zoho throttles token refreshes (10 per 10 minutes per refresh token)",
                                   status=status, code=str(error), body=body, retry_after=THROTTLE_RETRY_AFTER)
@@ -312,7 +291,7 @@ class ZohoClient:
                 message = f"{what}: {body['message']}"
         if status == 429:
             return ZohoUnavailable(message, status=status, code=code, body=body,
-                                   retry_after=_retry_after(response.headers.get("Retry-After")))
+                                   retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 500 or status == 408:
             return ZohoUnavailable(message, status=status, code=code, body=body)
         return ZohoRejected(message, status=status, code=code, field=field, body=body)
