@@ -55,6 +55,10 @@ def init_sentry(settings: Settings, component: str) -> bool:
     return True
 
 
+class SchemaOutdated(RuntimeError):
+    """The database is behind the code's migrations and may not be migrated here."""
+
+
 def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
     """The SQL store; migrates a development database, refuses an outdated production one."""
     from store import migrate as migrations
@@ -65,7 +69,7 @@ def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
             migrations.upgrade(settings.database_url)
             log.info("database migrated to %s", migrations.current(settings.database_url))
         else:
-            raise RuntimeError("the database schema is not up to date: run `syncbridge db upgrade`")
+            raise SchemaOutdated("the database schema is not up to date: run `syncbridge db upgrade`")
     return SqlStore.from_url(settings.database_url)
 
 

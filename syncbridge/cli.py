@@ -8,6 +8,7 @@ import signal
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +25,22 @@ def _settings(**overrides) -> Settings:
         return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _database(settings: Settings):
+    """Turn a database that cannot be opened or is not migrated into one ``Error:`` line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncbridge.bootstrap import SchemaOutdated
+
+    try:
+        yield
+    except SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise click.ClickException(f"database {settings.database_url}: {reason}") from exc
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +162,7 @@ def worker(name: str) -> None:
 # ---------------------------------------------------------------------- simulators
 @main.command(epilog="The simulators speak the wire formats of the real services; their /_sim/ API seeds and inspects them.")
 @click.argument("system", type=click.Choice(["zoho", "ameise"]))
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=None, type=int, help="Port [default: 8101 for zoho, 8102 for ameise].")
 @click.option("--seed/--no-seed", default=True, show_default=True, help="Start with the demo records.")
 @click.option("--token-lifetime", default=3600, show_default=True, help="Lifetime of access tokens in seconds.")
@@ -192,14 +209,15 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Migrate to this revision.")
 def db_upgrade(revision: str) -> None:
     """Apply the database migrations (the release step)."""
     from store import migrate
 
     settings = _settings()
-    migrate.upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {migrate.current(settings.database_url)}")
+    with _database(settings):
+        migrate.upgrade(settings.database_url, revision)
+        click.echo(f"database at revision {migrate.current(settings.database_url)}")
 
 
 @db.command("current")
@@ -208,8 +226,10 @@ def db_current() -> None:
     from store import migrate
 
     settings = _settings()
-    revision = migrate.current(settings.database_url)
-    state = "up to date" if migrate.is_up_to_date(settings.database_url) else "NOT up to date: run `syncbridge db upgrade`"
+    with _database(settings):
+        revision = migrate.current(settings.database_url)
+        up_to_date = migrate.is_up_to_date(settings.database_url)
+    state = "up to date" if up_to_date else "NOT up to date: run `syncbridge db upgrade`"
     click.echo(f"{revision or '(empty database)'} ({state})")
 
 
@@ -255,10 +275,8 @@ def status() -> None:
     from syncbridge.bootstrap import build_store
 
     settings = _settings()
-    try:
+    with _database(settings):
         up_to_date = migrate.is_up_to_date(settings.database_url)
-    except Exception as exc:  # noqa: BLE001
-        raise click.ClickException(f"database {settings.database_url}: {exc}") from exc
     click.echo(f"database     {settings.database_url} ({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
     click.echo(f"broker       {'in-process (memory://)' if settings.embedded_broker else settings.effective_broker_url.split('@')[-1]}")
     if not up_to_date:
@@ -272,14 +290,14 @@ def status() -> None:
 
 # ---------------------------------------------------------------------- activity log
 @main.command()
-@click.option("--direction", type=click.Choice(["crm_to_ameise", "ameise_to_crm", "system"]))
-@click.option("--entity", type=click.Choice(["customer", "contract"]))
-@click.option("--result", type=click.Choice(["ok", "error"]))
+@click.option("--direction", type=click.Choice(["crm_to_ameise", "ameise_to_crm", "system"]), help="Only this direction.")
+@click.option("--entity", type=click.Choice(["customer", "contract"]), help="Only this kind of record.")
+@click.option("--result", type=click.Choice(["ok", "error"]), help="Only successes or only failures.")
 @click.option("--action", help="created, updated, written_back, skipped, failed, retry, ...")
 @click.option("--zoho-id", help="Zoho record id.")
 @click.option("--ameise-id", help="Kundennummer or Vertragsnummer.")
 @click.option("--since", type=click.DateTime(), help="Only entries at or after this time (UTC).")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="Show at most this many entries.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def activity(direction, entity, result, action, zoho_id, ameise_id, since: datetime | None, limit, as_json) -> None:
     """Show the activity log, newest first."""
@@ -288,10 +306,11 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
     from syncbridge.bootstrap import build_store
 
     settings = _settings()
-    store = build_store(settings, migrate=False)
-    entries = store.activities(direction=direction, entity=entity, result=result, action=action, zoho_id=zoho_id,
-                               ameise_id=ameise_id, since=since.replace(tzinfo=timezone.utc) if since else None,
-                               limit=limit)
+    with _database(settings):
+        store = build_store(settings, migrate=False)
+        entries = store.activities(direction=direction, entity=entity, result=result, action=action, zoho_id=zoho_id,
+                                   ameise_id=ameise_id, since=since.replace(tzinfo=timezone.utc) if since else None,
+                                   limit=limit)
     for e in entries:
         if as_json:
             click.echo(json.dumps({**e.__dict__, "at": e.at.isoformat() if e.at else None}, ensure_ascii=False))

@@ -1,0 +1,327 @@
+"""The ``syncbridge`` command, through click's CliRunner, on a fresh SQLite file per test."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from store import migrate
+from store.interfaces import ActivityEntry
+from store.sql import SqlStore
+from syncbridge.cli import main
+from syncbridge.config import Settings
+
+UNREACHABLE_AUTH = "http://127.0.0.1:1"
+
+
+@pytest.fixture
+def database_url(monkeypatch, tmp_path) -> str:
+    """A fresh SQLite URL; every other SYNCBRIDGE_* variable of the calling shell is cleared."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SYNCBRIDGE_") or name == "SENTRY_DSN":
+            monkeypatch.delenv(name)
+    url = f"sqlite:///{tmp_path}/x.db"
+    monkeypatch.setenv("SYNCBRIDGE_DATABASE_URL", url)
+    return url
+
+
+def cli(*args: str, **env: str):
+    """Run ``syncbridge ARGS`` with extra environment variables; exceptions are kept on the result."""
+    return CliRunner().invoke(main, list(args), env=env or None, prog_name="syncbridge")
+
+
+def assert_clear_failure(result, *expected: str) -> str:
+    """The command failed with one ``Error: ...`` line naming ``expected``, and no traceback."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}:\n{result.output}"
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: "), result.output
+    for text in expected:
+        assert text in lines[0]
+    return lines[0]
+
+
+def every_command(group: click.Group = main, path: tuple[str, ...] = ()):
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from every_command(command, (*path, name))
+
+
+COMMANDS = list(every_command())
+
+
+# ---------------------------------------------------------------- help and settings
+def test_main_help_lists_every_command(database_url):
+    result = cli("--help")
+
+    assert result.exit_code == 0, result.output
+    assert "Keep Zoho CRM and Ameise" in result.output
+    for name in main.commands:
+        assert f"  {name} " in result.output
+    assert "syncbridge settings" in result.output  # the epilog points at the settings
+
+
+def test_version(database_url):
+    result = cli("--version")
+
+    assert result.exit_code == 0
+    assert result.output.startswith("syncbridge, version ")
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_help_of_every_command(database_url, tmp_path, path, command):
+    result = cli(*path, "--help")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: syncbridge {' '.join(path)}")
+    summary = (command.help or "").strip().splitlines()[0]
+    assert len(summary) > 15 and " ".join(summary.split()) in " ".join(result.output.split())
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.opts[0] in result.output
+            assert param.help, f"{param.opts[0]} of `{' '.join(path)}` has no help"
+    assert not (tmp_path / "x.db").exists()  # asking for help touches no database
+
+
+def test_settings_lists_every_variable_with_its_help_and_default(database_url):
+    result = cli("settings")
+
+    assert result.exit_code == 0, result.output
+    described = Settings.describe()
+    assert len(described) > 20
+    for setting in described:
+        assert f"{setting.env}\n    {setting.help}\n    default: {setting.default or '(empty)'}" in result.output
+
+
+# ---------------------------------------------------------------- database
+def test_db_current_on_an_empty_database_is_not_up_to_date(database_url):
+    result = cli("db", "current")
+
+    assert result.exit_code == 0, result.output
+    assert "(empty database)" in result.output
+    assert "NOT up to date" in result.output and "syncbridge db upgrade" in result.output
+
+
+def test_db_upgrade_brings_the_database_up_to_date(database_url):
+    upgraded = cli("db", "upgrade")
+    current = cli("db", "current")
+
+    assert upgraded.exit_code == 0, upgraded.output
+    revision = migrate.current(database_url)
+    assert revision
+    assert upgraded.output.strip() == f"database at revision {revision}"
+    assert current.exit_code == 0, current.output
+    assert current.output.strip() == f"{revision} (up to date)"
+
+
+def test_db_upgrade_twice_is_harmless(database_url):
+    assert cli("db", "upgrade").exit_code == 0
+    again = cli("db", "upgrade")
+
+    assert again.exit_code == 0, again.output
+    assert migrate.is_up_to_date(database_url)
+
+
+# ---------------------------------------------------------------- status
+def test_status_before_upgrade_says_so_and_does_not_migrate(database_url):
+    result = cli("status")
+
+    assert result.exit_code == 0, result.output
+    assert f"database     {database_url} (needs `syncbridge db upgrade`)" in result.output
+    assert "broker       in-process (memory://)" in result.output
+    assert "not connected" not in result.output  # connections are only read from an up-to-date database
+    assert migrate.current(database_url) is None
+
+
+def test_status_after_upgrade_shows_the_connections(database_url):
+    assert cli("db", "upgrade").exit_code == 0
+    result = cli("status")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"database     {database_url} (up to date)" in lines
+    assert "zoho         not connected" in lines
+    assert "ameise       not connected" in lines
+
+
+def test_status_names_the_broker_without_its_password(database_url):
+    result = cli("status", SYNCBRIDGE_BROKER_URL="amqp://sync:s3cret@mq.example:5672/prod")
+
+    assert result.exit_code == 0, result.output
+    assert "broker       mq.example:5672/prod" in result.output
+    assert "s3cret" not in result.output
+
+
+# ---------------------------------------------------------------- activity
+AT = [datetime(2024, 6, 11, hour, 0, tzinfo=UTC) for hour in (9, 10, 11)]
+
+
+@pytest.fixture
+def activity_log(database_url):
+    """Three entries written through the SQL store: created (ok), retry and failed (errors)."""
+    migrate.upgrade(database_url)
+    store = SqlStore.from_url(database_url)
+    store.log(ActivityEntry("crm_to_ameise", "created", "ok", entity="customer", zoho_module="Contacts",
+                            zoho_id="1001", ameise_id="5001234567", event_id="ev-1", at=AT[0]))
+    store.log(ActivityEntry("crm_to_ameise", "retry", "error", zoho_module="Contacts", zoho_id="1002",
+                            event_id="ev-2", error="ameise 503: Service Unavailable", at=AT[1]))
+    store.log(ActivityEntry("crm_to_ameise", "failed", "error", zoho_module="Deals", zoho_id="1002",
+                            event_id="ev-3", error="ameise 422 field=Nachname: Nachname fehlt", at=AT[2]))
+    return store
+
+
+def test_activity_lists_every_entry_newest_first(activity_log):
+    result = cli("activity")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("2024-06-11 11:00:00 crm_to_ameise")
+    assert "failed" in lines[0] and "Deals/1002 <-> -" in lines[0] and "Nachname fehlt" in lines[0]
+    assert "retry" in lines[1] and "ameise 503: Service Unavailable" in lines[1]
+    assert lines[2].startswith("2024-06-11 09:00:00") and "Contacts/1001 <-> 5001234567" in lines[2]
+
+
+def test_activity_filters_by_result(activity_log):
+    result = cli("activity", "--result", "error")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2
+    assert all(" error " in line for line in lines)
+    assert "5001234567" not in result.output
+
+
+def test_activity_filters_by_zoho_id(activity_log):
+    result = cli("activity", "--zoho-id", "1001")
+
+    assert result.exit_code == 0, result.output
+    [line] = result.output.strip().splitlines()
+    assert "created" in line and "Contacts/1001 <-> 5001234567" in line
+
+
+def test_activity_as_json_lines(activity_log):
+    result = cli("activity", "--json", "--zoho-id", "1002")
+
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [(e["action"], e["event_id"]) for e in entries] == [("failed", "ev-3"), ("retry", "ev-2")]
+    assert entries[0]["error"] == "ameise 422 field=Nachname: Nachname fehlt"
+    assert entries[0]["zoho_module"] == "Deals" and entries[0]["result"] == "error"
+    assert datetime.fromisoformat(entries[0]["at"]) == AT[2]
+
+
+def test_activity_filters_combine_with_action_since_and_limit(activity_log):
+    since = cli("activity", "--json", "--since", "2024-06-11 10:00:00")
+    action = cli("activity", "--json", "--action", "retry")
+    limit = cli("activity", "--json", "--limit", "1")
+
+    assert [json.loads(line)["event_id"] for line in since.output.strip().splitlines()] == ["ev-3", "ev-2"]
+    assert [json.loads(line)["event_id"] for line in action.output.strip().splitlines()] == ["ev-2"]
+    assert [json.loads(line)["event_id"] for line in limit.output.strip().splitlines()] == ["ev-3"]
+
+
+@pytest.mark.parametrize("filters", [("--zoho-id", "9999"), ("--result", "ok", "--zoho-id", "1002"), ("--json", "--action", "deleted")])
+def test_activity_says_when_nothing_matches(activity_log, filters):
+    result = cli("activity", *filters)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == "no activity matches"
+
+
+def test_activity_on_an_empty_log_says_nothing_matches(database_url):
+    migrate.upgrade(database_url)
+    result = cli("activity")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "no activity matches"
+
+
+# ---------------------------------------------------------------- processes that need RabbitMQ
+@pytest.mark.parametrize("args", [("worker", "crm-to-ameise"), ("web",)], ids=["worker", "web"])
+def test_processes_refuse_the_in_process_broker(database_url, args):
+    result = cli(*args)
+
+    assert_clear_failure(result, "SYNCBRIDGE_BROKER_URL", "syncbridge run")
+
+
+def test_worker_refuses_an_unknown_name(database_url):
+    result = cli("worker", "ameise-to-crm")
+
+    assert result.exit_code == 2
+    assert "'crm-to-ameise'" in result.output
+    assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- malformed settings
+@pytest.mark.parametrize(
+    "args",
+    [("status",), ("db", "current"), ("db", "upgrade"), ("activity",), ("worker", "crm-to-ameise"), ("web",),
+     ("connect", "ameise", "--code", "x")],
+    ids=lambda args: " ".join(args),
+)
+def test_a_malformed_setting_is_one_clear_line(database_url, args):
+    result = cli(*args, SYNCBRIDGE_MAX_BODY_BYTES="lots")
+
+    assert_clear_failure(result, "SYNCBRIDGE_MAX_BODY_BYTES", "'lots'")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SYNCBRIDGE_ENV", "staging"), ("SYNCBRIDGE_PUBLISH_TIMEOUT", "0"), ("SYNCBRIDGE_ZOHO_MODULES", "Contacts=robot"),
+     ("SYNCBRIDGE_ALLOW_HTTP_OAUTH", "maybe"), ("SYNCBRIDGE_PREFETCH_COUNT", "-1")],
+)
+def test_every_kind_of_malformed_setting_is_one_clear_line(database_url, variable, value):
+    result = cli("status", **{variable: value})
+
+    assert_clear_failure(result, variable)
+
+
+def test_production_without_its_secrets_is_one_clear_line(database_url):
+    result = cli("status", SYNCBRIDGE_ENV="production")
+
+    line = assert_clear_failure(result, "production mode needs")
+    assert "SYNCBRIDGE_BROKER_URL" in line and "SYNCBRIDGE_AMEISE_CLIENT_SECRET" in line
+
+
+# ---------------------------------------------------------------- connect
+def test_connect_ameise_against_an_unreachable_auth_server(database_url):
+    result = cli("connect", "ameise", "--code", "x", SYNCBRIDGE_AMEISE_AUTH_URL=UNREACHABLE_AUTH,
+                 SYNCBRIDGE_HTTP_TIMEOUT="2")
+
+    line = assert_clear_failure(result, "connecting Ameise failed")
+    assert "could not be reached" in line
+    assert "connected for employee" not in result.output
+
+
+def test_connect_ameise_with_a_redirect_url_fails_the_same_way(database_url):
+    redirect = "http://127.0.0.1:8000/connect/ameise/callback?code=abc&state=1234"
+    result = cli("connect", "ameise", "--code", redirect, SYNCBRIDGE_AMEISE_AUTH_URL=UNREACHABLE_AUTH,
+                 SYNCBRIDGE_HTTP_TIMEOUT="2")
+
+    assert_clear_failure(result, "connecting Ameise failed")
+
+
+# ---------------------------------------------------------------- database errors
+def test_activity_before_upgrade_is_one_clear_line(database_url):
+    result = cli("activity")
+
+    assert_clear_failure(result, "syncbridge db upgrade")
+
+
+@pytest.mark.parametrize("args", [("db", "current"), ("db", "upgrade"), ("activity",)], ids=lambda args: " ".join(args))
+def test_an_unreachable_database_is_one_clear_line(database_url, tmp_path, args):
+    result = cli(*args, SYNCBRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/x.db")
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert "Error: " in result.output and "Traceback" not in result.output

@@ -1,0 +1,418 @@
+"""The CRM -> Ameise consumer on kombu's in-process broker (memory://), driven without threads.
+
+Each test gets its own namespace (exchanges and queues), a real Publisher on
+memory://, a MemoryStore and a handler that is a plain function.  The consumer
+runs inside ConsumerMixin's own ``Consumer()`` context and takes exactly the
+deliveries a test expects; afterwards every unacknowledged message is given
+back, as RabbitMQ does when a consumer's connection closes, so the work queue
+shows exactly what the consumer did not acknowledge.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from kombu import Connection
+
+from clients.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
+from clients.zoho import ZohoRejected, ZohoUnavailable
+from consumers.crm_to_ameise import CrmToAmeiseConsumer
+from contracts.events import CrmRecordChangedSchema
+from producers.publisher import BrokerUnavailable, Publisher
+from store.memory import MemoryStore
+from syncbridge.handlers import SyncRejected, SyncResult
+from syncbridge.messages import CrmRecordChanged, SyncCrmRecordToAmeise
+from syncbridge.topology import build_topology
+
+MEMORY = "memory://localhost/"
+ROUTING_KEY = "crm.contacts.changed"
+RECORD_ID = "4150868000000376008"
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+@pytest.fixture
+def topology():
+    return build_topology(f"unit-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def publisher(topology):
+    publisher = Publisher(MEMORY, topology)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def store():
+    return MemoryStore()
+
+
+def handler(*outcomes):
+    """A handler that records its commands; the n-th call raises or returns the n-th outcome (the last repeats)."""
+    calls: list[SyncCrmRecordToAmeise] = []
+
+    def handle(command: SyncCrmRecordToAmeise) -> SyncResult:
+        calls.append(command)
+        outcome = outcomes[min(len(calls), len(outcomes)) - 1] if outcomes else None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome or SyncResult("updated", "customer", command.module, command.record_id, "5001234567")
+
+    handle.calls = calls
+    return handle
+
+
+class FailingPublisher:
+    """A publisher whose broker never confirms: every publish raises BrokerUnavailable."""
+
+    def __init__(self) -> None:
+        self.attempts: list[dict] = []
+
+    def publish(self, exchange, routing_key, body, *, message_id, headers=None, content_type="application/json"):
+        self.attempts.append({"exchange": exchange, "routing_key": routing_key, "body": body, "headers": headers})
+        raise BrokerUnavailable(f"publish {message_id} failed: no answer from the broker in time")
+
+
+def make_consumer(topology, handle, publisher, store, **options) -> CrmToAmeiseConsumer:
+    options.setdefault("retry_delay", 0.01)
+    connection = Connection(MEMORY, transport_options={"polling_interval": 0.01})
+    return CrmToAmeiseConsumer(connection, topology, handle, publisher, store, **options)
+
+
+def deliver(consumer: CrmToAmeiseConsumer, deliveries: int) -> None:
+    """Let ``consumer`` take exactly ``deliveries`` messages, then give back what it did not acknowledge.
+
+    The in-process broker, unlike RabbitMQ, keeps a closed channel's unacknowledged
+    messages to itself; recovering them explicitly puts them back in the queue.
+    """
+    with consumer.Consumer() as (connection, channel, _consumers):
+        try:
+            for _ in range(deliveries):
+                connection.drain_events(timeout=2)
+            with pytest.raises(socket.timeout):  # and nothing more was delivered
+                connection.drain_events(timeout=0.05)
+        finally:
+            channel.basic_recover(requeue=True)
+
+
+def take_all(queue) -> list:
+    """Take (and acknowledge) every message waiting in ``queue``."""
+    messages = []
+    with Connection(MEMORY) as connection:
+        bound = queue(connection.default_channel)
+        while (message := bound.get(no_ack=True)) is not None:
+            messages.append(message)
+    return messages
+
+
+def waiting(queue) -> int:
+    """How many messages wait in ``queue`` (without taking them)."""
+    with Connection(MEMORY) as connection:
+        return queue(connection.default_channel).queue_declare(passive=True).message_count
+
+
+def event_body(*, drop: tuple[str, ...] = (), **overrides) -> dict:
+    """A CrmRecordChanged v1 message body as the producer dumps it, changed as asked."""
+    event = CrmRecordChanged(
+        event_id=str(uuid.uuid4()),
+        source="zoho-workflow",
+        module="Contacts",
+        record_id=RECORD_ID,
+        received_at=datetime.now(timezone.utc),
+        operation="update",
+    )
+    body = {**CrmRecordChangedSchema().dump(event), **overrides}
+    for name in drop:
+        body.pop(name)
+    return body
+
+
+def send(publisher, topology, body, *, message_id: str | None = None, content_type="application/json", headers=None) -> bytes:
+    """Publish ``body`` (a dict becomes JSON) to the events exchange; return the exact bytes sent."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    message_id = message_id or (body.get("event_id") if isinstance(body, dict) else None) or str(uuid.uuid4())
+    publisher.publish(topology.events, ROUTING_KEY, raw, message_id=message_id, content_type=content_type,
+                      headers=headers)
+    return raw
+
+
+def command_of(body: dict) -> SyncCrmRecordToAmeise:
+    return SyncCrmRecordToAmeise(body["module"], body["record_id"], body["event_id"])
+
+
+# ---------------------------------------------------------------- the consumer's set-up
+def test_consumer_accepts_only_json_with_the_configured_prefetch(topology, publisher, store):
+    consumer = make_consumer(topology, handler(), publisher, store, prefetch_count=3)
+    with consumer.Consumer() as (_connection, _channel, consumers):
+        [kombu_consumer] = consumers
+        assert kombu_consumer.accept == {"application/json"}
+        assert kombu_consumer.prefetch_count == 3
+        assert [q.name for q in kombu_consumer.queues] == [topology.crm_to_ameise.name]
+
+
+# ---------------------------------------------------------------- a valid message
+def test_a_valid_message_is_handled_and_acked(topology, publisher, store):
+    handle = handler()
+    body = event_body()
+    send(publisher, topology, body)
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == [SyncCrmRecordToAmeise("Contacts", RECORD_ID, body["event_id"])]
+    assert waiting(topology.crm_to_ameise) == 0  # acked: nothing came back on recovery
+    assert take_all(topology.dead_letters) == []
+    assert store.activities() == []  # the consumer logs failures only; the handler logs its work
+
+
+def test_additive_fields_of_a_newer_producer_are_tolerated(topology, publisher, store):
+    handle = handler()
+    body = event_body(new_field_of_v1_1="ignored")
+    send(publisher, topology, body)
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == [command_of(body)]
+    assert waiting(topology.crm_to_ameise) == 0
+
+
+# ---------------------------------------------------------------- contract violations
+@pytest.mark.parametrize(
+    ("field", "changes"),
+    [
+        pytest.param("record_id", {"record_id": int(RECORD_ID)}, id="record_id-as-int"),
+        pytest.param("record_id", {"record_id": "abc"}, id="record_id-not-digits"),
+        pytest.param("schema_version", {"schema_version": 2}, id="newer-schema-version"),
+        pytest.param("schema_version", {"drop": ("schema_version",)}, id="schema-version-missing"),
+        pytest.param("module", {"drop": ("module",)}, id="module-missing"),
+        pytest.param("event_id", {"drop": ("event_id",)}, id="event_id-missing"),
+        pytest.param("module", {"module": "Contacts; DROP TABLE"}, id="module-not-an-api-name"),
+        pytest.param("received_at", {"received_at": "2024-06-11T12:00:00"}, id="received_at-naive"),
+    ],
+)
+def test_a_message_violating_its_contract_is_dead_lettered_unchanged(topology, publisher, store, field, changes):
+    handle = handler()
+    body = event_body(**changes)
+    raw = send(publisher, topology, body, message_id="msg-contract")
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == []
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "contract"
+    assert field in dead.headers["x-error"]
+    assert dead.headers["x-original-routing-key"] == ROUTING_KEY
+    assert dead.headers["x-original-exchange"] == topology.events.name
+    assert dead.headers["x-attempts"] == 1
+    assert dead.body == raw
+    assert dead.content_type == "application/json"
+    assert dead.properties["message_id"] == "msg-contract"
+    assert dead.delivery_info["routing_key"] == ROUTING_KEY  # replayable under its original key
+    assert waiting(topology.crm_to_ameise) == 0  # acked once dead-lettered
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"Contacts"', b"null", b"42"], ids=["list", "string", "null", "number"])
+def test_json_that_is_not_an_object_violates_the_contract(topology, publisher, store, raw):
+    handle = handler()
+    send(publisher, topology, raw)
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == []
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "contract"
+    assert dead.body == raw
+    assert waiting(topology.crm_to_ameise) == 0
+
+
+def test_a_replayed_dead_letter_that_fails_again_keeps_its_first_error(topology, publisher, store):
+    first = {"x-first-error": "the first reason", "x-first-failed-at": "2024-06-11T10:00:00+00:00", "x-attempts": 1}
+    send(publisher, topology, event_body(schema_version=2), headers=first)
+
+    deliver(make_consumer(topology, handler(), publisher, store), 1)
+
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-attempts"] == 2
+    assert dead.headers["x-first-error"] == "the first reason"
+    assert dead.headers["x-first-failed-at"] == "2024-06-11T10:00:00+00:00"
+    assert "schema_version" in dead.headers["x-error"]
+
+
+# ---------------------------------------------------------------- undecodable bodies
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        pytest.param(b"Contacts 4150868000000376008 changed", "text/plain", id="text-plain"),
+        pytest.param(b'{"schema_version": 1, "module": ', "application/json", id="invalid-json"),
+        pytest.param(b"\xff\xfe\x00{", "application/json", id="not-utf8"),
+        pytest.param(pickle.dumps({"module": "Contacts"}), "application/x-python-serialize", id="pickle-refused"),
+    ],
+)
+def test_an_undecodable_body_is_dead_lettered_unchanged(topology, publisher, store, raw, content_type):
+    handle = handler()
+    send(publisher, topology, raw, message_id="msg-undecodable", content_type=content_type)
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == []
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "undecodable"
+    assert dead.headers["x-error"].startswith("cannot decode message")
+    assert dead.headers["x-original-routing-key"] == ROUTING_KEY
+    assert dead.body == raw
+    assert dead.content_type == content_type
+    assert dead.properties["message_id"] == "msg-undecodable"
+    assert waiting(topology.crm_to_ameise) == 0
+
+
+# ---------------------------------------------------------------- rejected by a system or our rules
+@pytest.mark.parametrize(
+    "error",
+    [
+        SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"),
+        SyncRejected("CRM module 'Leads' is not synced"),
+        AmeiseRejected("Nachname fehlt", status=422, code="VALIDATION", field="Nachname"),
+        ZohoRejected("invalid record id", status=400, code="INVALID_DATA"),
+    ],
+    ids=["sync-rejected-field", "sync-rejected", "ameise-422", "zoho-400"],
+)
+def test_a_rejected_record_is_dead_lettered_and_logged_as_failed(topology, publisher, store, error):
+    handle = handler(error)
+    body = event_body()
+    raw = send(publisher, topology, body)
+
+    deliver(make_consumer(topology, handle, publisher, store), 1)
+
+    assert handle.calls == [command_of(body)]  # tried once, not retried
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "rejected"
+    assert dead.headers["x-error"] == error.describe()
+    assert dead.body == raw
+    assert waiting(topology.crm_to_ameise) == 0
+    [entry] = store.activities()
+    assert (entry.direction, entry.action, entry.result) == ("crm_to_ameise", "failed", "error")
+    assert (entry.zoho_module, entry.zoho_id, entry.event_id) == ("Contacts", RECORD_ID, body["event_id"])
+    assert entry.error == error.describe()
+    assert str(error) in entry.error
+    assert entry.details == ({"field": error.field} if error.field else {})
+
+
+# ---------------------------------------------------------------- a bug of ours
+def test_an_unexpected_error_is_dead_lettered_and_the_next_message_is_handled(topology, publisher, store):
+    handle = handler(ValueError("boom"), None)
+    broken, fine = event_body(), event_body()
+    raw = send(publisher, topology, broken)
+    send(publisher, topology, fine)
+
+    deliver(make_consumer(topology, handle, publisher, store), 2)
+
+    assert handle.calls == [command_of(broken), command_of(fine)]
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "error"
+    assert dead.headers["x-error"] == "ValueError: boom"
+    assert dead.properties["message_id"] == broken["event_id"]
+    assert dead.body == raw
+    assert waiting(topology.crm_to_ameise) == 0
+    [entry] = store.activities()
+    assert (entry.action, entry.result, entry.event_id, entry.error) == ("failed", "error", broken["event_id"], "ValueError: boom")
+
+
+def test_a_failing_activity_log_does_not_stop_the_dead_letter(topology, publisher):
+    class BrokenStore(MemoryStore):
+        def log(self, entry):
+            raise OSError("disk full")
+
+    handle = handler(SyncRejected("no"))
+    send(publisher, topology, event_body())
+
+    deliver(make_consumer(topology, handle, publisher, BrokenStore()), 1)
+
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "rejected"
+    assert waiting(topology.crm_to_ameise) == 0
+
+
+# ---------------------------------------------------------------- unavailable: try again later
+@pytest.mark.parametrize(
+    ("error", "retry_delay"),
+    [
+        pytest.param(AmeiseUnavailable("Service Unavailable", status=503, retry_after=0.01), 3.0, id="retry-after-honoured"),
+        pytest.param(ZohoUnavailable("Too Many Requests", status=429), 0.01, id="retry-delay-without-retry-after"),
+        pytest.param(AmeiseReconnectNeeded("refresh token revoked", code="invalid_grant"), 0.01, id="reconnect-needed"),
+    ],
+)
+def test_an_unavailable_system_requeues_the_message_and_it_is_handled_again(topology, publisher, store, error, retry_delay):
+    handle = handler(error, None)
+    body = event_body()
+    send(publisher, topology, body)
+    consumer = make_consumer(topology, handle, publisher, store, retry_delay=retry_delay)
+
+    started = time.monotonic()
+    deliver(consumer, 2)  # the first delivery, then the requeued one
+    elapsed = time.monotonic() - started
+
+    assert handle.calls == [command_of(body), command_of(body)]
+    assert elapsed < 1.5, f"waited {elapsed:.1f} s before requeueing"
+    assert take_all(topology.dead_letters) == []
+    assert waiting(topology.crm_to_ameise) == 0  # acked after the second, successful try
+    [entry] = store.activities()
+    assert (entry.action, entry.result, entry.zoho_id, entry.event_id) == ("retry", "error", RECORD_ID, body["event_id"])
+    assert entry.error == error.describe()
+
+
+def test_an_unavailable_system_keeps_the_message_across_many_tries(topology, publisher, store):
+    outage = AmeiseUnavailable("Bad Gateway", status=502)
+    handle = handler(outage, outage, outage, None)
+    send(publisher, topology, event_body())
+
+    deliver(make_consumer(topology, handle, publisher, store), 4)
+
+    assert len(handle.calls) == 4
+    assert take_all(topology.dead_letters) == []
+    assert waiting(topology.crm_to_ameise) == 0
+    assert [e.action for e in store.activities()] == ["retry", "retry", "retry"]
+
+
+# ---------------------------------------------------------------- the dead-letter publish fails
+def _contract_violation(publisher, topology):
+    return handler(), send(publisher, topology, event_body(record_id=42))
+
+
+def _undecodable(publisher, topology):
+    return handler(), send(publisher, topology, b"not json", content_type="text/plain")
+
+
+def _rejected(publisher, topology):
+    return handler(AmeiseRejected("Nachname fehlt", status=422)), send(publisher, topology, event_body())
+
+
+def _unexpected(publisher, topology):
+    return handler(KeyError("Last_Name")), send(publisher, topology, event_body())
+
+
+@pytest.mark.parametrize("case", [_contract_violation, _undecodable, _rejected, _unexpected],
+                         ids=["contract", "undecodable", "rejected", "error"])
+def test_a_message_is_not_acked_when_its_dead_letter_is_not_confirmed(topology, publisher, store, case):
+    handle, raw = case(publisher, topology)
+    failing = FailingPublisher()
+    consumer = make_consumer(topology, handle, failing, store)
+
+    with pytest.raises(BrokerUnavailable):
+        deliver(consumer, 1)
+
+    assert len(failing.attempts) == 1  # the consumer did try to dead-letter it
+    assert take_all(topology.dead_letters) == []
+    assert waiting(topology.crm_to_ameise) == 1  # not acked: it comes back
+
+    # Once the broker confirms again, the redelivered message goes to the dead letters.
+    consumer.publisher = publisher
+    deliver(consumer, 1)
+
+    [dead] = take_all(topology.dead_letters)
+    assert dead.body == raw
+    assert dead.headers["x-error-kind"] == failing.attempts[0]["headers"]["x-error-kind"]
+    assert waiting(topology.crm_to_ameise) == 0
