@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Table, and_, create_engine, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool
 
 from clients.interfaces import OAuthToken
 from store.interfaces import ActivityEntry, Link, LinkConflict
@@ -48,8 +48,10 @@ def make_engine(url: str | URL) -> Engine:
 
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     if in_memory:
-        # Each connection to ":memory:" is its own database; one shared connection keeps one.
-        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        # Each connection to ":memory:" is its own database: a pool of exactly one keeps one,
+        # and hands it to one thread at a time (sharing it at once mixes their transactions).
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=QueuePool,
+                               pool_size=1, max_overflow=0, pool_timeout=30)
     else:
         engine = create_engine(url, connect_args={"check_same_thread": False})
 
