@@ -1,10 +1,12 @@
 """Contracts of the event messages."""
 from __future__ import annotations
 
+from datetime import date
+
 from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 
 from contracts.base import MessageSchema, NonEmpty, RecordId, check_version
-from syncbridge.messages import CrmRecordChanged
+from syncbridge.messages import CHANGES, ENTITIES, AmeiseRecordChanged, CrmRecordChanged
 
 MODULE = validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,99}$", error="Must be a CRM module API name.")
 
@@ -32,3 +34,32 @@ class CrmRecordChangedSchema(MessageSchema):
     def _make(self, data, **kwargs) -> CrmRecordChanged:
         data.pop("schema_version")
         return CrmRecordChanged(**data)
+
+
+KEY = validate.Regexp(r"^[0-9A-Za-z][0-9A-Za-z._/-]{0,39}$", error="Must be a Kundennummer or Vertragsnummer.")
+
+
+class AmeiseRecordChangedSchema(MessageSchema):
+    """``ameise.<entity>.<change>`` v1: a DailyUp delta of one customer or contract."""
+
+    delta_id = fields.String(required=True, validate=NonEmpty)
+    import_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    delivered_on = fields.Date(required=True)
+    entity = fields.String(required=True, validate=validate.OneOf(ENTITIES))
+    change = fields.String(required=True, validate=validate.OneOf(CHANGES))
+    key = fields.String(required=True, validate=KEY)
+    changed_fields = fields.List(fields.String(validate=NonEmpty), load_default=list)
+
+    @validates_schema
+    def _version(self, data, **kwargs):
+        check_version(self, data)
+
+    @pre_dump
+    def _add_version(self, obj, **kwargs):
+        return {**obj.__dict__, "delivered_on": date.fromisoformat(obj.delivered_on), "schema_version": self.SCHEMA_VERSION}
+
+    @post_load
+    def _make(self, data, **kwargs) -> AmeiseRecordChanged:
+        data.pop("schema_version")
+        return AmeiseRecordChanged(**{**data, "delivered_on": data["delivered_on"].isoformat(),
+                                      "changed_fields": tuple(data["changed_fields"])})

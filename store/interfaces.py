@@ -87,3 +87,25 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Raise when the database cannot be reached (readiness)."""
+
+
+# ---------------------------------------------------------------- DailyUp (Ameise -> CRM)
+@dataclass(frozen=True)
+class SnapshotRow:
+    """The last delivered state of one DailyUp row (normalized values, see syncbridge.dailyup.model)."""
+
+    table: str                      # kunden, vertraege, or a lookup table
+    key: str                        # Kundennummer, Vertragsnummer, or the lookup ID
+    data: dict[str, Any]
+    deleted: bool = False           # no longer delivered; ``data`` is the last delivered state
+    import_id: int | None = None    # the import that last changed the row
+
+
+class DailyUpSnapshot(Protocol):
+    """What the return path reads of the DailyUp store when it applies deltas."""
+
+    def snapshot_rows(self, table: str, keys: list[str]) -> dict[str, SnapshotRow]:
+        """The rows of ``table`` with these keys (deleted ones included); unknown keys are left out."""
+
+    def lookups(self, table: str) -> dict[str, str]:
+        """A lookup list as ID -> Text (e.g. ``sparten``: ``{"010": "Kfz-Haftpflicht"}``); empty if never delivered."""

@@ -323,8 +323,14 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
 
 
 @main.command("settings")
-def settings_command() -> None:
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (the one in README.md).")
+def settings_command(markdown: bool) -> None:
     """List every setting with its environment variable and default."""
+    if markdown:
+        click.echo("| Variable | Default | What it does |\n|---|---|---|")
+        for s in Settings.describe():
+            click.echo(f"| `{s.env}` | {f'`{s.default}`' if s.default else '(empty)'} | {s.help} |")
+        return
     for s in Settings.describe():
         default = s.default if s.default else "(empty)"
         click.echo(f"{s.env}\n    {s.help}\n    default: {default}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
+from datetime import time
 from typing import Mapping
 
 PREFIX = "SYNCBRIDGE_"
@@ -16,6 +17,9 @@ PREFIX = "SYNCBRIDGE_"
 # Entity kinds a CRM module can feed.  "person" and "company" are both Ameise
 # customers (Kunden) with a different Personentyp; "contract" is a Vertrag.
 ENTITY_KINDS = ("person", "company", "contract")
+BOOLEANS = ("true", "false", "1", "0", "yes", "no")
+DAILYUP_ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1", "latin-1")
+DELETE_MODES = ("mark", "delete", "ignore")
 
 
 class ConfigError(Exception):
@@ -87,6 +91,22 @@ class Settings:
     ameise_scope: str = _s("AMEISE_SCOPE", "ameise/mitarbeiterwebservice offline", "OAuth scopes; offline yields the refresh token")
     ameise_vermittler: str = _s("AMEISE_VERMITTLER", "", "Vermittler number put on contracts that name none")
 
+    # DailyUp (Ameise -> CRM, daily)
+    dailyup_dir: str = _s("DAILYUP_DIR", "var/dailyup", "folder of DailyUp deliveries: inbox/ is the drop folder (FTP target, uploads), archive/ keeps accepted ones, rejected/ the others")
+    dailyup_encoding: str = _s("DAILYUP_ENCODING", "auto", "encoding of delivery CSV files: auto (UTF-8 with or without BOM, else CP1252), utf-8, cp1252 or iso-8859-1")
+    dailyup_delimiter: str = _s("DAILYUP_DELIMITER", ";", "field delimiter of delivery CSV files")
+    dailyup_date_format: str = _s("DAILYUP_DATE_FORMAT", "%d.%m.%Y", "date format of delivery CSV files (strptime)")
+    dailyup_decimal_comma: str = _s("DAILYUP_DECIMAL_COMMA", "true", "decimals are written 1.234,56 (true) or 1234.56 (false)")
+    dailyup_at: str = _s("DAILYUP_AT", "06:00", "daily time (HH:MM, UTC) by which the delivery is expected; the worker looks for it then and reports a missing one")
+    dailyup_poll_seconds: str = _s("DAILYUP_POLL_SECONDS", "30", "how often the DailyUp worker looks into the drop folder")
+    dailyup_upload_token: str = _s("DAILYUP_UPLOAD_TOKEN", "dev-dailyup-upload-token", "secret of POST /dailyup/deliveries (X-Upload-Token header or Bearer)", secret=True)
+    dailyup_max_upload_bytes: str = _s("DAILYUP_MAX_UPLOAD_BYTES", "1073741824", "largest delivery accepted by upload; larger answers 413")
+    dailyup_batch_size: str = _s("DAILYUP_BATCH_SIZE", "100", "records per Zoho upsert of the return path (Zoho's maximum is 100)")
+    dailyup_batch_wait: str = _s("DAILYUP_BATCH_WAIT", "1", "seconds the return consumer waits to fill a batch before sending a partial one")
+    dailyup_delete_mode: str = _s("DAILYUP_DELETE_MODE", "mark", "a record deleted in Ameise is: mark (status field set in the CRM), delete (deleted in the CRM) or ignore")
+    zoho_field_ameise_status: str = _s("ZOHO_FIELD_AMEISE_STATUS", "Ameise_Status", "API name of the CRM field set to 'geloescht' when Ameise no longer delivers the record")
+    admin_token: str = _s("ADMIN_TOKEN", "dev-admin-token", "secret of the admin HTTP API (/dailyup/imports ...): X-Admin-Token header or Bearer", secret=True)
+
     # mapping, HTTP, monitoring
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
     http_timeout: str = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable")
@@ -123,17 +143,28 @@ class Settings:
     def validate(self) -> None:
         if self.env not in ("development", "production"):
             raise ConfigError(f"SYNCBRIDGE_ENV must be development or production, not {self.env!r}")
-        for name in ("prefetch_count", "delivery_limit", "max_body_bytes"):
+        for name in ("prefetch_count", "delivery_limit", "max_body_bytes", "dailyup_max_upload_bytes", "dailyup_batch_size"):
             self._int(name)
-        for name in ("publish_timeout", "http_timeout", "token_refresh_margin"):
+        for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait"):
             self._float(name)
         for name in ("publish_timeout", "http_timeout"):
             if self._float(name) == 0:
                 raise ConfigError(f"{self._env_name(name)} must be more than 0 (0 would mean waiting forever)")
-        if self.allow_http_oauth.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        if self.allow_http_oauth.lower() not in BOOLEANS:
             raise ConfigError(f"{PREFIX}ALLOW_HTTP_OAUTH must be true or false, not {self.allow_http_oauth!r}")
         if self.production and self.http_oauth_allowed:
             raise ConfigError(f"{PREFIX}ALLOW_HTTP_OAUTH must not be set in production: tokens would travel unencrypted")
+        if self.dailyup_encoding.lower() not in DAILYUP_ENCODINGS:
+            raise ConfigError(f"{PREFIX}DAILYUP_ENCODING must be one of {', '.join(DAILYUP_ENCODINGS)}, not {self.dailyup_encoding!r}")
+        if len(self.dailyup_delimiter) != 1:
+            raise ConfigError(f"{PREFIX}DAILYUP_DELIMITER must be one character, not {self.dailyup_delimiter!r}")
+        if self.dailyup_decimal_comma.lower() not in BOOLEANS:
+            raise ConfigError(f"{PREFIX}DAILYUP_DECIMAL_COMMA must be true or false, not {self.dailyup_decimal_comma!r}")
+        if self.dailyup_delete_mode not in DELETE_MODES:
+            raise ConfigError(f"{PREFIX}DAILYUP_DELETE_MODE must be one of {', '.join(DELETE_MODES)}, not {self.dailyup_delete_mode!r}")
+        if not 1 <= self._int("dailyup_batch_size") <= 100:
+            raise ConfigError(f"{PREFIX}DAILYUP_BATCH_SIZE must be between 1 and 100 (Zoho's limit per call)")
+        self.dailyup_time  # noqa: B018
         self.forms_token_map  # noqa: B018 - parse to fail fast
         self.module_entities  # noqa: B018
         if self.production:
@@ -212,6 +243,25 @@ class Settings:
     @property
     def http_oauth_allowed(self) -> bool:
         return self.allow_http_oauth.lower() in ("true", "1", "yes")
+
+    @property
+    def dailyup_decimal_comma_on(self) -> bool:
+        return self.dailyup_decimal_comma.lower() in ("true", "1", "yes")
+
+    @property
+    def dailyup_time(self) -> time:
+        """The daily time of :attr:`dailyup_at` (UTC)."""
+        try:
+            hours, minutes = self.dailyup_at.split(":")
+            return time(int(hours), int(minutes))
+        except ValueError:
+            raise ConfigError(f"{PREFIX}DAILYUP_AT must be a time HH:MM, not {self.dailyup_at!r}") from None
+
+    @property
+    def dailyup_reader_options(self) -> dict:
+        """Keyword arguments of :func:`syncbridge.dailyup.reader.open_delivery`."""
+        return {"encoding": self.dailyup_encoding.lower(), "delimiter": self.dailyup_delimiter,
+                "date_format": self.dailyup_date_format, "decimal_comma": self.dailyup_decimal_comma_on}
 
     @property
     def forms_token_map(self) -> dict[str, str]:

@@ -28,3 +28,30 @@ class SyncCrmRecordToAmeise:
     module: str
     record_id: str
     event_id: str
+
+
+# Return path (Ameise -> CRM).  A delta message carries ids and small facts; the
+# record's values are read from the service's DailyUp snapshot when it is applied,
+# so a later delivery's values win over an older, still queued delta.
+ENTITIES = ("customer", "contract")
+CHANGES = ("created", "changed", "deleted")
+
+
+@dataclass(frozen=True)
+class AmeiseRecordChanged:
+    """A DailyUp delivery showed a customer or contract created, changed or deleted in Ameise."""
+
+    delta_id: str                       # "<import id>:<entity>:<key>", unique per delta
+    import_id: int
+    delivered_on: str                   # ISO date of the delivery
+    entity: str                         # customer or contract
+    change: str                         # created, changed or deleted
+    key: str                            # Kundennummer or Vertragsnummer
+    changed_fields: tuple[str, ...] = ()  # DailyUp columns, for "changed"
+
+
+@dataclass(frozen=True)
+class SyncAmeiseRecordsToCrm:
+    """Apply a batch of DailyUp deltas to the CRM (Zoho upserts of up to 100 records)."""
+
+    records: tuple[AmeiseRecordChanged, ...]

@@ -2,10 +2,12 @@
 
 ::
 
-    {ns}.events  (topic) --crm.#--> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
-    {ns}.dead    (topic) ----#----> {ns}.dead-letters   (quorum)
+    {ns}.events  (topic) --crm.#----> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
+                         --ameise.#-> {ns}.ameise-to-crm  (quorum; dead letters -> {ns}.dead)
+    {ns}.dead    (topic) ----#------> {ns}.dead-letters   (quorum)
 
-Routing keys: ``crm.<module>.changed`` for CRM record events.  A consumer
+Routing keys: ``crm.<module>.changed`` for CRM record events,
+``ameise.<entity>.<change>`` for the DailyUp deltas of the return path.  A consumer
 dead-letters a message itself (with the reason in headers) by publishing it to
 ``{ns}.dead`` under its original routing key; RabbitMQ does the same through the
 queue's dead-letter exchange when a message exceeds the delivery limit.
@@ -23,11 +25,12 @@ class Topology:
     events: Exchange
     dead: Exchange
     crm_to_ameise: Queue
+    ameise_to_crm: Queue
     dead_letters: Queue
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.crm_to_ameise, self.dead_letters)
+        return (self.crm_to_ameise, self.ameise_to_crm, self.dead_letters)
 
     def queue(self, name: str) -> Queue:
         """A work queue by its short name (e.g. "crm-to-ameise")."""
@@ -42,22 +45,21 @@ def crm_record_changed_key(module: str) -> str:
     return f"crm.{module.lower()}.changed"
 
 
+def ameise_record_changed_key(entity: str, change: str) -> str:
+    """Routing key of a DailyUp delta: ``ameise.customer.created`` etc."""
+    return f"ameise.{entity}.{change}"
+
+
 def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20) -> Topology:
     """Describe the topology; nothing is declared until :func:`declare`."""
     events = Exchange(f"{namespace}.events", type="topic", durable=True)
     dead = Exchange(f"{namespace}.dead", type="topic", durable=True)
     quorum = {"x-queue-type": "quorum"}
-    crm_to_ameise = Queue(
-        f"{namespace}.crm-to-ameise",
-        exchange=events,
-        routing_key="crm.#",
-        durable=True,
-        queue_arguments={
-            **quorum,
-            "x-dead-letter-exchange": dead.name,
-            "x-delivery-limit": delivery_limit,
-        },
-    )
+    work = {**quorum, "x-dead-letter-exchange": dead.name, "x-delivery-limit": delivery_limit}
+    crm_to_ameise = Queue(f"{namespace}.crm-to-ameise", exchange=events, routing_key="crm.#", durable=True,
+                          queue_arguments=dict(work))
+    ameise_to_crm = Queue(f"{namespace}.ameise-to-crm", exchange=events, routing_key="ameise.#", durable=True,
+                          queue_arguments=dict(work))
     dead_letters = Queue(
         f"{namespace}.dead-letters",
         exchange=dead,
@@ -65,7 +67,7 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20) -> T
         durable=True,
         queue_arguments=dict(quorum),
     )
-    return Topology(namespace, events, dead, crm_to_ameise, dead_letters)
+    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters)
 
 
 def declare(connection_or_channel, topology: Topology) -> None:

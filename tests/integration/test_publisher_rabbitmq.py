@@ -1,6 +1,8 @@
 """Publisher against a real RabbitMQ: topology, confirms, persistence, reconnects, timeouts."""
 from __future__ import annotations
 
+import dataclasses
+
 import shutil
 import socket
 import subprocess
@@ -95,7 +97,7 @@ def test_nacked_publish_raises(rabbitmq_url, namespace):
         durable=True,
         queue_arguments={"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "reject-publish"},
     )
-    topology = Topology(namespace, base.events, base.dead, full, base.dead_letters)
+    topology = dataclasses.replace(base, crm_to_ameise=full)
     publisher = Publisher(rabbitmq_url, topology, confirm_timeout=2)
     try:
         publisher.publish(topology.events, "crm.contacts.changed", {"n": 1}, message_id="1")

@@ -1,0 +1,164 @@
+"""The shape of a DailyUp delivery as the rest of the service sees it.
+
+The real container and file format are not public; the reader adapter turns our
+stand-in format (ZIP of ``;`` CSV files) into :class:`ParsedRow` values whose
+``data`` holds **normalized strings**: dates as ISO ``YYYY-MM-DD``, decimals in
+canonical form (``1234.5``, no thousands separator, ``.`` as decimal point),
+everything else stripped text, ``None`` for empty.  Normalized rows hash and
+compare the same whatever the encoding or number format of the delivery.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+CUSTOMERS = "kunden"
+CONTRACTS = "vertraege"
+LOOKUP_TABLES = ("gesellschaften", "sparten", "vertragsstatus", "zahlweisen", "laender", "rechtsformen", "anreden")
+TABLES = (CUSTOMERS, CONTRACTS, *LOOKUP_TABLES)
+
+# Entity of each record table (the name used in links, messages and the activity log).
+ENTITY_OF = {CUSTOMERS: "customer", CONTRACTS: "contract"}
+
+CUSTOMER_COLUMNS = (
+    "Kundennummer", "Vermittlernummer", "Personentyp", "Anrede", "Titel", "Vorname", "Nachname", "Firma",
+    "Rechtsform", "Geburtsdatum", "Strasse", "PLZ", "Ort", "Land", "Email", "Telefon", "Mobil",
+    "BenutzernameSimplr", "LetzterLogin", "GeaendertAm",
+)
+CONTRACT_COLUMNS = (
+    "Vertragsnummer", "Kundennummer", "Versicherungsscheinnummer", "Gesellschaft", "Sparte", "Status",
+    "BeitragBrutto", "BeitragNetto", "Zahlweise", "Beginn", "Ablauf", "Risiko", "Vermittlernummer", "GeaendertAm",
+)
+LOOKUP_COLUMNS = ("ID", "Text")
+
+COLUMNS = {CUSTOMERS: CUSTOMER_COLUMNS, CONTRACTS: CONTRACT_COLUMNS, **{t: LOOKUP_COLUMNS for t in LOOKUP_TABLES}}
+# Without these columns a table cannot be read at all: the delivery is rejected.
+KEY_COLUMNS = {CUSTOMERS: ("Kundennummer", "Personentyp"), CONTRACTS: ("Vertragsnummer", "Kundennummer"),
+               **{t: LOOKUP_COLUMNS for t in LOOKUP_TABLES}}
+KEY_OF = {CUSTOMERS: "Kundennummer", CONTRACTS: "Vertragsnummer", **{t: "ID" for t in LOOKUP_TABLES}}
+# Columns that change on every export without the record changing: not part of the hash or the delta.
+VOLATILE_COLUMNS = {CUSTOMERS: ("LetzterLogin", "GeaendertAm"), CONTRACTS: ("GeaendertAm",)}
+# Files every delivery must contain; lookup lists may be missing (the last ones stay).
+REQUIRED_TABLES = (CUSTOMERS, CONTRACTS)
+
+DELIVERY_NAME = re.compile(r"^DailyUp_(?P<hvn>[A-Za-z0-9]+)_(?P<date>\d{8})\.zip$")
+
+
+@dataclass(frozen=True)
+class DeliveryName:
+    """What a delivery's file name says: ``DailyUp_{Hauptvermittlernummer}_{YYYYMMDD}.zip``."""
+
+    hauptvermittler: str
+    delivered_on: date
+
+    @classmethod
+    def parse(cls, file_name: str) -> "DeliveryName":
+        match = DELIVERY_NAME.match(file_name.rsplit("/", 1)[-1])
+        if not match:
+            raise ValueError(f"{file_name!r} is not named DailyUp_<Hauptvermittlernummer>_<YYYYMMDD>.zip")
+        try:
+            day = date(int(match["date"][:4]), int(match["date"][4:6]), int(match["date"][6:]))
+        except ValueError:
+            raise ValueError(f"{file_name!r}: {match['date']} is not a date") from None
+        return cls(match["hvn"], day)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem of one row: where (file, line, column) and what."""
+
+    file: str
+    line: int
+    column: str | None
+    message: str
+    key: str | None = None      # the row's key when it could be read: that record is kept as it was
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f" [{self.column}]" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    """One valid row: its table, where it started, its key and its normalized values."""
+
+    table: str
+    line: int
+    key: str
+    data: dict[str, str | None]
+    extra: dict[str, str] = field(default_factory=dict)   # unknown extra columns, kept aside
+
+    @property
+    def hash(self) -> str:
+        return row_hash(self.table, self.data)
+
+
+def row_hash(table: str, data: dict[str, Any]) -> str:
+    """A stable hash of a row's normalized values, volatile columns left out."""
+    volatile = VOLATILE_COLUMNS.get(table, ())
+    stable = {k: v for k, v in data.items() if k not in volatile}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def changed_fields(table: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Columns whose normalized value differs, volatile ones left out, in column order."""
+    volatile = VOLATILE_COLUMNS.get(table, ())
+    order = COLUMNS.get(table, ())
+    names = [c for c in order if c in old or c in new] + sorted((set(old) | set(new)) - set(order))
+    return [c for c in names if c not in volatile and old.get(c) != new.get(c)]
+
+
+def normalize_decimal(value: Any) -> str | None:
+    """Canonical text of a number: ``Decimal`` normalized, no exponent (``100.00`` -> ``100``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+# How a body the CRM -> Ameise direction sent compares with a DailyUp row: Ameise
+# API field (dotted path) -> DailyUp column.  Used to recognise our own writes
+# when they come back in the next delivery (echo suppression).
+AMEISE_TO_DAILYUP = {
+    "customer": {
+        "Personentyp": "Personentyp", "Anrede": "Anrede", "Titel": "Titel", "Vorname": "Vorname",
+        "Nachname": "Nachname", "Firma": "Firma", "Rechtsform": "Rechtsform", "Geburtsdatum": "Geburtsdatum",
+        "Strasse": "Strasse", "PLZ": "PLZ", "Ort": "Ort", "Land": "Land", "Email": "Email", "Telefon": "Telefon",
+        "Mobil": "Mobil", "Vermittler": "Vermittlernummer",
+    },
+    "contract": {
+        "Kunde": "Kundennummer", "Versicherungsscheinnummer": "Versicherungsscheinnummer",
+        "Gesellschaft": "Gesellschaft", "Sparte": "Sparte", "Status": "Status", "Beitrag.Brutto": "BeitragBrutto",
+        "Beitrag.Netto": "BeitragNetto", "Beitrag.Zahlweise": "Zahlweise", "Laufzeit.Beginn": "Beginn",
+        "Laufzeit.Ablauf": "Ablauf", "Risiko": "Risiko", "Vermittler": "Vermittlernummer",
+    },
+}
+DECIMAL_COLUMNS = {"BeitragBrutto", "BeitragNetto"}
+
+
+def ameise_body_as_dailyup(entity: str, body: dict[str, Any]) -> dict[str, str | None]:
+    """The DailyUp columns (normalized) that an Ameise API body sets."""
+    result: dict[str, str | None] = {}
+    for path, column in AMEISE_TO_DAILYUP[entity].items():
+        value: Any = body
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if column in DECIMAL_COLUMNS:
+            result[column] = normalize_decimal(value)
+        else:
+            text = str(value).strip()
+            result[column] = text or None
+    return result
