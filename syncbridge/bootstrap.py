@@ -9,6 +9,7 @@ import logging
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -24,7 +25,7 @@ from syncbridge.topology import Topology, build_topology
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("crm-to-ameise",)
+WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup")
 
 
 def configure_logging(settings: Settings) -> None:
@@ -94,6 +95,7 @@ class Services:
     ameise_oauth: object
     mapping: Mapping
     closers: list[Callable[[], None]] = field(default_factory=list)
+    _dailyup: object = field(default=None, repr=False)
 
     def sync_dependencies(self) -> SyncDependencies:
         s = self.settings
@@ -107,6 +109,22 @@ class Services:
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
         )
+
+    @property
+    def dailyup(self):
+        """The DailyUp store, on the same database engine as the store."""
+        if self._dailyup is None:
+            from store.dailyup import SqlDailyUpStore
+
+            self._dailyup = SqlDailyUpStore(self.store.engine)
+        return self._dailyup
+
+    def importer(self, progress=None):
+        """A DailyUp importer that publishes through this process's publisher."""
+        from syncbridge.dailyup.importer import DailyUpImporter
+
+        return DailyUpImporter(self.dailyup, publisher=self.publisher, topology=self.topology,
+                               reader_options=self.settings.dailyup_reader_options, progress=progress)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -156,6 +174,62 @@ def bootstrap(
     )
 
 
+def build_dailyup(settings: Settings):
+    """The DailyUp store, drop folder and reader options, for the CLI and the admin API."""
+    from store.dailyup import SqlDailyUpStore
+    from syncbridge.dailyup.intake import DropFolder
+
+    store = build_store(settings)
+    return SqlDailyUpStore(store.engine), DropFolder.at(settings.dailyup_dir), settings.dailyup_reader_options
+
+
+@contextmanager
+def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None):
+    """An importer and the drop folder for one command; publishing only to a real broker.
+
+    The in-process broker lives only as long as this process, so with it the
+    deltas stay in the outbox for a worker that shares a broker to publish.
+    """
+    from producers.publisher import Publisher
+    from syncbridge.dailyup.importer import DailyUpImporter
+
+    store, folder, options = build_dailyup(settings)
+    publisher = None
+    if publish and not settings.embedded_broker:
+        topology = build_topology(settings.namespace, settings.delivery_limit_int)
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+    elif publish:
+        log.warning("no SYNCBRIDGE_BROKER_URL: the deltas stay in the outbox until a worker publishes them")
+    try:
+        yield DailyUpImporter(store, publisher=publisher, topology=getattr(publisher, "topology", None),
+                              reader_options=options, progress=progress), folder
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def dailyup_worker(services: Services):
+    """The DailyUp worker: drop folder, daily watch, outbox publishing."""
+    from store.interfaces import AMEISE_TO_CRM, ActivityEntry
+    from syncbridge.dailyup.intake import DailyUpWorker, DropFolder
+
+    settings = services.settings
+    dailyup = services.dailyup
+
+    def received_on(day) -> bool:
+        return any(i.delivered_on == day and i.state != "rejected" for i in dailyup.imports(limit=50))
+
+    def on_missing(day) -> None:
+        message = f"no DailyUp delivery for {day:%d.%m.%Y} by {settings.dailyup_at} UTC"
+        log.warning(message)
+        services.store.log(ActivityEntry(direction=AMEISE_TO_CRM, action="delivery_missing", result="error",
+                                         error=message))
+
+    return DailyUpWorker(services.importer(), DropFolder.at(settings.dailyup_dir),
+                         poll_seconds=settings._float("dailyup_poll_seconds"), at=settings.dailyup_time,
+                         received_on=received_on, on_missing=on_missing)
+
+
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
     """Readiness checks of the receiver: broker and database reachable."""
     from store.sql import SqlStore
@@ -200,6 +274,10 @@ def build_worker(name: str, services: Services, connection: Connection | None = 
     """A worker (a kombu ConsumerMixin) by its name."""
     if name == "crm-to-ameise":
         return crm_to_ameise_consumer(services, connection)
+    if name == "ameise-to-crm":
+        return ameise_to_crm_consumer(services, connection)
+    if name == "dailyup":
+        return dailyup_worker(services)
     raise ValueError(f"unknown worker {name!r}; known: {', '.join(WORKERS)}")
 
 
@@ -233,7 +311,7 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        if wait_for_ameise(services, stop):
+        if name != "crm-to-ameise" or wait_for_ameise(services, stop):
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()
             worker.run()

@@ -11,6 +11,7 @@ from flask import Flask
 from producers.publisher import Publisher
 from syncbridge.config import Settings
 from syncbridge.topology import build_topology
+from webhooks import dailyup
 from webhooks.errors import register_error_handlers
 from webhooks.receiver import EXTENSION, Check, Receiver
 from webhooks.routes import bp
@@ -55,6 +56,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
+    app.extensions[dailyup.EXTENSION] = dailyup.DailyUpAccess(settings)
     app.register_blueprint(bp)
+    app.register_blueprint(dailyup.bp)
     register_error_handlers(app)
     return app

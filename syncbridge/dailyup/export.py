@@ -1,0 +1,106 @@
+"""Tables of a delivery as CSV that a spreadsheet opens correctly.
+
+German spreadsheets expect what the delivery itself uses: ``;`` between fields,
+dates as ``DD.MM.YYYY`` and a decimal comma; a UTF-8 byte order mark makes them
+read umlauts right.  A text that starts like a formula (``=``, ``+``, ``-``,
+``@``) is prefixed with ``'`` so opening the file never runs anything.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+from typing import Iterable, Iterator
+
+from syncbridge.dailyup.model import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
+
+BOM = "\ufeff"
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def spreadsheet_value(column: str, value: object) -> str:
+    """One normalized value as a German spreadsheet reads it."""
+    if value is None:
+        return ""
+    text = str(value)
+    if column in DECIMAL_COLUMNS and NUMBER.match(text):
+        return text.replace(".", ",")
+    match = ISO_DATE.match(text)
+    if match:
+        return f"{match[3]}.{match[2]}.{match[1]}"
+    if text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[str]:
+    """The CSV text line by line: BOM and header first, then one line per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+
+    def take() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(columns)
+    yield BOM + take()
+    for row in rows:
+        writer.writerow([spreadsheet_value(c, row.get(c)) for c in columns])
+        yield take()
+
+
+def chunked(lines: Iterable[str], size: int = 65536) -> Iterator[bytes]:
+    """Group lines into byte chunks of about ``size`` for a streamed answer or a file."""
+    parts: list[str] = []
+    length = 0
+    for line in lines:
+        parts.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(parts).encode("utf-8")
+            parts, length = [], 0
+    if parts:
+        yield "".join(parts).encode("utf-8")
+
+
+class ExportUnavailable(LookupError):
+    """The table cannot be exported (unknown name, or the delivery is no longer archived)."""
+
+
+ERROR_COLUMNS = ["file", "line", "column", "key", "message"]
+
+
+def import_table(store, folder, imp, name: str, reader_options: dict) -> tuple[list[str], Iterator[dict]]:
+    """The columns and rows of table ``name`` of an import, or its row errors for ``errors``.
+
+    Tables are read again from the archived delivery, through the same reader and
+    contracts as the import: what is exported is what was accepted.
+    """
+    from syncbridge.dailyup.reader import open_delivery
+
+    if name == "errors":
+        return ERROR_COLUMNS, (dataclasses.asdict(e) for e in store.row_errors(imp.id))
+    if name not in TABLES:
+        raise ExportUnavailable(f"no table {name!r}; the tables are {', '.join(TABLES)} and errors")
+    path = folder.archive_path(imp.sha256, imp.file_name)
+    if not path.exists():
+        raise ExportUnavailable(f"{imp.file_name} is not in the archive (import {imp.id} is {imp.state})")
+    delivery = open_delivery(path, file_name=imp.file_name, **reader_options)
+    if name not in delivery.tables:
+        delivery.close()
+        raise ExportUnavailable(f"{imp.file_name} has no table {name}")
+    missing = set(delivery.missing_columns.get(name, ()))
+    columns = [c for c in COLUMNS[name] if c not in missing] + list(delivery.extra_columns.get(name, ()))
+
+    def rows() -> Iterator[dict]:
+        with delivery:
+            for item in delivery.rows(name):
+                if isinstance(item, ParsedRow):
+                    yield {**item.extra, **item.data}
+
+    return columns, rows()
