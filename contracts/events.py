@@ -36,7 +36,7 @@ class CrmRecordChangedSchema(MessageSchema):
         return CrmRecordChanged(**data)
 
 
-KEY = validate.Regexp(r"^[0-9A-Za-z][0-9A-Za-z._/-]{0,39}$", error="Must be a Kundennummer or Vertragsnummer.")
+KEY = validate.Regexp(r"^\S{1,40}$", error="Must be a Kundennummer or Vertragsnummer (1 to 40 characters, no spaces).")
 
 
 class AmeiseRecordChangedSchema(MessageSchema):

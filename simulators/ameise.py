@@ -734,6 +734,24 @@ class AmeiseState:
             }
             return number
 
+    def delete_customer(self, kundennummer: str) -> list[str]:
+        """Remove a customer and its contracts (as when a broker drops them); return the contract numbers."""
+        with self._lock:
+            if self._customers.pop(kundennummer, None) is None:
+                raise NotFound(kundennummer)
+            gone = [nr for nr, c in self._contracts.items() if c.get("Kunde") == kundennummer]
+            for nr in gone:
+                del self._contracts[nr]
+            return gone
+
+    def dailyup(self, hauptvermittler: str = "100200", day: date | None = None) -> tuple[str, bytes]:
+        """The DailyUp delivery of the current data: (file name, ZIP bytes)."""
+        from simulators.dailyup import delivery
+
+        with self._lock:
+            customers, contracts = copy.deepcopy(self._customers), copy.deepcopy(self._contracts)
+        return delivery(customers, contracts, hauptvermittler=hauptvermittler, day=day)
+
     def seed_contract(self, data: dict[str, Any], vertragsnummer: str | None = None) -> str:
         """Put a valid contract in place (its Kunde must exist); return its number."""
         with self._lock:
@@ -826,7 +844,9 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
     """Build the simulator app; its state is ``app.config["AMEISE_STATE"]``.
 
     Admin API (no auth): ``GET /_sim/state``, ``GET /_sim/kunden[/<nr>]``,
-    ``GET /_sim/vertraege[/<id>]``, ``GET /_sim/requests``, ``POST /_sim/seed``
+    ``GET /_sim/vertraege[/<id>]``, ``GET /_sim/requests``, ``POST /_sim/seed``,
+    ``PATCH|DELETE /_sim/kunden/<nr>`` (a user's edit in Ameise), ``GET /_sim/dailyup``
+    (today's DailyUp delivery of the current data, as a ZIP),
     (``{"demo": true, "kunden": [...], "vertraege": [...]}``, items may carry Id),
     ``POST /_sim/reset`` (``{"tokens": true}`` also drops tokens),
     ``POST|DELETE /_sim/faults`` (``{"status", "count", "path_prefix", "delay",
@@ -1089,6 +1109,34 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
     def sim_kunde(nr):
         record = state.get_customer(nr)
         return _json(record) if record is not None else _json({"error": f"no customer {nr}"}, 404)
+
+    @app.patch("/_sim/kunden/<nr>")
+    def sim_kunde_edit(nr):
+        """A user edits the customer in Ameise itself (the change reaches the CRM with the next DailyUp)."""
+        try:
+            return _json(state.update_customer(nr, _admin_body()))
+        except NotFound:
+            return _json({"error": f"no customer {nr}"}, 404)
+        except ValidationFailed as exc:
+            return _json({"error": "invalid", "messages": exc.messages}, 400)
+
+    @app.delete("/_sim/kunden/<nr>")
+    def sim_kunde_delete(nr):
+        try:
+            return _json({"deleted": nr, "vertraege": state.delete_customer(nr)})
+        except NotFound:
+            return _json({"error": f"no customer {nr}"}, 404)
+
+    @app.get("/_sim/dailyup")
+    def sim_dailyup():
+        """Today's DailyUp delivery as a ZIP (``?hauptvermittler=``, ``?date=YYYY-MM-DD``)."""
+        try:
+            day = date.fromisoformat(request.args["date"]) if request.args.get("date") else None
+        except ValueError:
+            raise _AdminError("date must be YYYY-MM-DD") from None
+        name, data = state.dailyup(request.args.get("hauptvermittler", "100200"), day)
+        return Response(data, mimetype="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/_sim/vertraege")
     def sim_vertraege():

@@ -368,3 +368,47 @@ def test_request_log_records_api_calls_not_admin_calls(http, bearer, state):
     last = state.requests[-1]
     assert (last["method"], last["status"], last["request_id"]) == ("GET", 404, "abc")
     assert not any(r["path"].startswith("/_sim") for r in state.requests)
+
+
+# ---------------------------------------------------------------- DailyUp delivery and edits in Ameise
+def test_dailyup_delivers_the_current_data_in_the_stand_in_format(http, state, tmp_path):
+    from syncbridge.dailyup.model import ParsedRow
+    from syncbridge.dailyup.reader import open_delivery
+
+    seed_demo(state)
+    assert http.patch("/_sim/kunden/5001234567", json={"Telefon": "+49 221 999"}).status_code == 200
+
+    answer = http.get("/_sim/dailyup?date=2026-11-23&hauptvermittler=777")
+
+    assert answer.status_code == 200 and answer.mimetype == "application/zip"
+    assert 'filename="DailyUp_777_20261123.zip"' in answer.headers["Content-Disposition"]
+    path = tmp_path / "DailyUp_777_20261123.zip"
+    path.write_bytes(answer.data)
+    with open_delivery(path) as delivery:
+        rows = {t: [r for r in delivery.rows(t)] for t in delivery.tables}
+    assert all(isinstance(r, ParsedRow) for table in rows.values() for r in table)
+    (kunde,), (vertrag,) = rows["kunden"], rows["vertraege"]
+    assert kunde.data["Telefon"] == "+49 221 999" and kunde.data["Geburtsdatum"] == "1964-08-12"
+    assert kunde.data["Anrede"] == "2" and kunde.data["Land"] == "DE"          # codes of the lookup lists
+    assert vertrag.data["Kundennummer"] == "5001234567" and vertrag.data["BeitragNetto"] == "84.03"
+    lookups = {r.key: r.data["Text"] for r in rows["vertragsstatus"]}
+    assert lookups[vertrag.data["Status"]] == "aktiv"
+
+
+def test_deleting_a_customer_removes_its_contracts(http, state):
+    seed_demo(state)
+
+    answer = http.delete("/_sim/kunden/5001234567")
+
+    assert answer.status_code == 200 and answer.get_json()["vertraege"] == ["1119876"]
+    assert state.get_customer("5001234567") is None and state.get_contract("1119876") is None
+    assert http.delete("/_sim/kunden/5001234567").status_code == 404
+    assert http.patch("/_sim/kunden/5001234567", json={"Telefon": "1"}).status_code == 404
+
+
+def test_an_invalid_edit_in_ameise_is_refused(http, state):
+    seed_demo(state)
+
+    answer = http.patch("/_sim/kunden/5001234567", json={"Nachname": ""})
+
+    assert answer.status_code == 400 and answer.get_json()["messages"][0]["field"] == "Nachname"

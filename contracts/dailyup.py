@@ -1,0 +1,213 @@
+"""Contracts of DailyUp rows: the only validators of what a delivery's CSV rows hold.
+
+Each schema loads one row given as ``{CSV column: raw text}`` and returns the
+*normalized row form* of :mod:`syncbridge.dailyup.model`: stripped text, ``None``
+for empty, dates ISO, decimals canonical.  Only the columns given are returned, so
+a column the delivery does not have stays absent (not delivered) instead of
+becoming ``None`` (delivered empty).
+
+Rows come by the million, so the schemas are flat, built once per reader options
+(:func:`row_schema`) and check values inside their fields instead of through
+chains of validators.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Callable
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+
+from syncbridge.dailyup.model import (
+    CONTRACT_COLUMNS,
+    CONTRACTS,
+    CUSTOMER_COLUMNS,
+    CUSTOMERS,
+    DECIMAL_COLUMNS,
+    LOOKUP_COLUMNS,
+    LOOKUP_TABLES,
+    normalize_decimal,
+)
+
+PERSON_TYPES = ("natuerlich", "juristisch")
+DATE_COLUMNS = {"Geburtsdatum", "LetzterLogin", "GeaendertAm", "Beginn", "Ablauf"}
+
+# Lenient on purpose: a CRM refuses what is clearly no address; anything subtler is the sender's business.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+KUNDENNUMMER = re.compile(r"^[0-9]{10}$")
+VERTRAGSNUMMER = re.compile(r"^\S{1,40}$")
+SPARTE = re.compile(r"^[0-9]{3}$")
+# ``1.234,56`` or ``1234,56`` with a decimal comma; ``1,234.56`` or ``1234.56`` without.  A separator
+# anywhere else (``12.5`` in a comma delivery) is refused rather than guessed, as guessing can change a value.
+NUMBER_WITH_COMMA = re.compile(r"^[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?$")
+NUMBER_WITH_DOT = re.compile(r"^[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
+
+
+class Text(fields.Field):
+    """Stripped text, ``None`` when empty; optionally required non-empty and matching a pattern."""
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "empty": "Must not be empty.",
+        "pattern": "Invalid value.",
+    }
+
+    def __init__(self, *, not_empty: bool = False, pattern: re.Pattern | None = None, error: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.not_empty = not_empty
+        self.pattern = pattern
+        if error:
+            self.error_messages = {**self.error_messages, "pattern": error}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        text = value.strip()
+        if not text:
+            if self.not_empty:
+                raise self.make_error("empty")
+            return None
+        if self.pattern is not None and self.pattern.match(text) is None:
+            raise self.make_error("pattern")
+        return self._convert(text)
+
+    def _convert(self, text: str) -> str:
+        return text
+
+    def _validate(self, value) -> None:
+        # marshmallow builds a validator chain on every call; these fields check in _deserialize.
+        if self.validators:
+            super()._validate(value)
+
+
+class Choice(Text):
+    """Text that must be one of a few values."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs) -> None:
+        super().__init__(error=f"Must be one of: {', '.join(choices)}.", **kwargs)
+        self.choices = frozenset(choices)
+
+    def _convert(self, text: str) -> str:
+        if text not in self.choices:
+            raise self.make_error("pattern")
+        return text
+
+
+class DateText(Text):
+    """A date in the delivery's format, as ISO ``YYYY-MM-DD``."""
+
+    default_error_messages = {"invalid_date": "Not a valid date."}
+
+    def __init__(self, parse: Callable[[str], str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.parse = parse
+
+    def _convert(self, text: str) -> str:
+        try:
+            return self.parse(text)
+        except ValueError:
+            raise self.make_error("invalid_date") from None
+
+
+class DecimalText(Text):
+    """A number in the delivery's format, as canonical text (``1.234,50`` -> ``1234.5``)."""
+
+    default_error_messages = {"invalid_number": "Not a valid number."}
+
+    def __init__(self, *, decimal_comma: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.number = NUMBER_WITH_COMMA if decimal_comma else NUMBER_WITH_DOT
+        self.thousands, self.point = (".", ",") if decimal_comma else (",", ".")
+
+    def _convert(self, text: str) -> str:
+        if self.number.match(text) is None:
+            raise self.make_error("invalid_number")
+        return normalize_decimal(text.replace(self.thousands, "").replace(self.point, "."))
+
+
+def date_parser(date_format: str) -> Callable[[str], str]:
+    """A function turning a date in ``date_format`` into ISO text; memoized, as dates repeat a lot."""
+
+    @lru_cache(maxsize=65536)
+    def parse(text: str) -> str:
+        return datetime.strptime(text, date_format).date().isoformat()
+
+    return parse
+
+
+class RowSchema(Schema):
+    """Base of the row schemas.
+
+    ``unknown = EXCLUDE``: the reader keeps unknown columns aside (``ParsedRow.extra``)
+    before it loads a row, so the schema judges the columns it knows and never fails a
+    row for one it does not.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class CustomerRowSchema(RowSchema):
+    """A row of ``kunden.csv``; a natural person needs Nachname, a legal person Firma."""
+
+    @validates_schema(skip_on_field_errors=False)
+    def _name_of_person_type(self, data, **kwargs):
+        # A column the delivery lacks altogether cannot be asked for: that shows in Delivery.missing_columns.
+        kind = data.get("Personentyp")
+        if kind == "natuerlich" and "Nachname" in data and not data["Nachname"]:
+            raise ValidationError("Required for a natural person (Personentyp natuerlich).", "Nachname")
+        if kind == "juristisch" and "Firma" in data and not data["Firma"]:
+            raise ValidationError("Required for a legal person (Personentyp juristisch).", "Firma")
+
+
+class ContractRowSchema(RowSchema):
+    """A row of ``vertraege.csv``."""
+
+
+class LookupRowSchema(RowSchema):
+    """A row of a lookup list (``ID;Text``)."""
+
+
+def _column_field(column: str, parse_date: Callable[[str], str], decimal_comma: bool) -> fields.Field:
+    if column in DATE_COLUMNS:
+        return DateText(parse_date)
+    if column in DECIMAL_COLUMNS:
+        return DecimalText(decimal_comma=decimal_comma)
+    return Text()
+
+
+SPECIAL_FIELDS: dict[str, dict[str, Callable[[], fields.Field]]] = {
+    CUSTOMERS: {
+        "Kundennummer": lambda: Text(required=True, not_empty=True, pattern=KUNDENNUMMER,
+                                     error="Must be exactly 10 digits."),
+        "Personentyp": lambda: Choice(PERSON_TYPES, required=True, not_empty=True),
+        "Email": lambda: Text(pattern=EMAIL, error="Not a valid email address."),
+    },
+    CONTRACTS: {
+        "Vertragsnummer": lambda: Text(required=True, not_empty=True, pattern=VERTRAGSNUMMER,
+                                       error="Must be at most 40 characters without whitespace."),
+        "Kundennummer": lambda: Text(required=True, not_empty=True, pattern=KUNDENNUMMER,
+                                     error="Must be exactly 10 digits."),
+        "Sparte": lambda: Text(pattern=SPARTE, error="Must be a 3-digit code."),
+    },
+}
+SPECIAL_FIELDS.update({t: {c: (lambda: Text(required=True, not_empty=True)) for c in LOOKUP_COLUMNS}
+                       for t in LOOKUP_TABLES})
+
+BASE_OF = {CUSTOMERS: (CustomerRowSchema, CUSTOMER_COLUMNS), CONTRACTS: (ContractRowSchema, CONTRACT_COLUMNS),
+           **{t: (LookupRowSchema, LOOKUP_COLUMNS) for t in LOOKUP_TABLES}}
+
+
+@lru_cache(maxsize=None)
+def row_schema(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> Schema:
+    """The schema (an instance, shared) of the rows of ``table`` under these reader options."""
+    try:
+        base, columns = BASE_OF[table]
+    except KeyError:
+        raise ValueError(f"no DailyUp table {table!r}") from None
+    parse_date = date_parser(date_format)
+    special = SPECIAL_FIELDS.get(table, {})
+    declared = {c: special[c]() if c in special else _column_field(c, parse_date, decimal_comma) for c in columns}
+    return base.from_dict(declared, name=f"{base.__name__}_{table}")()

@@ -1,0 +1,99 @@
+"""The DailyUp delivery of the simulated Ameise: its customers and contracts as blau direkt would push them.
+
+Written in the stand-in format of ``reference/dailyup.md`` (ZIP of ``;`` CSV
+files, ``DD.MM.YYYY`` dates, decimal commas), with the lookup lists.  Texts the
+simulator keeps (Anrede "Frau", Land "Deutschland", Rechtsform "GmbH") are
+delivered as the codes of the lookup lists, as the real export does.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from syncbridge.dailyup.generate import LOOKUPS, csv_bytes
+from syncbridge.dailyup.model import AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS
+
+# Codes the simulator's demo data uses beyond the generated lookup lists.
+EXTRA_LOOKUPS = {
+    "gesellschaften": (("10330", "Muster Versicherung AG"),),
+    "vertragsstatus": (("A", "aktiv"),),
+    "zahlweisen": (("5", "jährlich (Sonderzahlweise)"),),
+}
+# Customer fields delivered as the code of a lookup list: field -> lookup table.
+CODED = {"Anrede": "anreden", "Land": "laender", "Rechtsform": "rechtsformen"}
+DATES = {"Geburtsdatum", "Beginn", "Ablauf"}
+
+
+def lookup_lists() -> dict[str, tuple[tuple[str, str], ...]]:
+    return {table: rows + EXTRA_LOOKUPS.get(table, ()) for table, rows in LOOKUPS.items()}
+
+
+def _code_of(table: str, text: str) -> str:
+    wanted = text.strip().lower()
+    for code, label in lookup_lists()[table]:
+        if label.lower() == wanted or code.lower() == wanted:
+            return code
+    return text
+
+
+def _text(column: str, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if column in DECIMAL_COLUMNS:
+        return f"{Decimal(str(value)):.2f}".replace(".", ",")
+    if column in DATES:
+        return date.fromisoformat(str(value)[:10]).strftime("%d.%m.%Y")
+    return str(value)
+
+
+def _read(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _changed_on(record: dict[str, Any]) -> str:
+    stamp = record.get("GeaendertAm")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).strftime("%d.%m.%Y") if stamp else ""
+    except ValueError:
+        return ""
+
+
+def customer_row(record: dict[str, Any]) -> dict[str, str]:
+    row = {"Kundennummer": record["Id"], "BenutzernameSimplr": record.get("Benutzername") or "",
+           "GeaendertAm": _changed_on(record)}
+    for path, column in AMEISE_TO_DAILYUP["customer"].items():
+        value = _read(record, path)
+        if column in CODED and value:
+            value = _code_of(CODED[column], str(value))
+        row[column] = _text(column, value)
+    return row
+
+
+def contract_row(record: dict[str, Any]) -> dict[str, str]:
+    row = {"Vertragsnummer": record["Id"], "GeaendertAm": _changed_on(record)}
+    for path, column in AMEISE_TO_DAILYUP["contract"].items():
+        row[column] = _text(column, _read(record, path))
+    return row
+
+
+def delivery(customers: dict[str, dict], contracts: dict[str, dict], *, hauptvermittler: str = "100200",
+             day: date | None = None) -> tuple[str, bytes]:
+    """The file name and bytes of a delivery of these records."""
+    day = day or date.today()
+    members = {
+        f"{CUSTOMERS}.csv": csv_bytes(COLUMNS[CUSTOMERS], [customer_row(c) for _, c in sorted(customers.items())]),
+        f"{CONTRACTS}.csv": csv_bytes(COLUMNS[CONTRACTS], [contract_row(c) for _, c in sorted(contracts.items())]),
+        **{f"{table}.csv": csv_bytes(COLUMNS[table], rows) for table, rows in lookup_lists().items()},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(day.year, day.month, day.day, 5, 30, 0)), data,
+                             compress_type=zipfile.ZIP_DEFLATED)
+    return f"DailyUp_{hauptvermittler}_{day:%Y%m%d}.zip", buffer.getvalue()

@@ -1,0 +1,356 @@
+"""Read a DailyUp delivery: the one adapter that knows its file format.
+
+The real format is not public; this reads our stand-in for it: a ZIP named
+``DailyUp_{Hauptvermittlernummer}_{YYYYMMDD}.zip`` holding one ``;`` CSV file per
+table with a header row.  Encoding, delimiter, date and decimal format are options
+(``SYNCBRIDGE_DAILYUP_*`` settings).  Rows are validated by the contracts
+of :mod:`contracts.dailyup` and streamed, so a delivery of millions of rows is read
+in bounded memory.
+
+Two kinds of failure: :class:`DeliveryRejected` when nothing of the delivery may be
+applied (not a ZIP, a table or key column missing, undecodable or truncated
+files), and :class:`~syncbridge.dailyup.model.RowError` values, yielded among the
+rows, when one row is unusable and the rest of the delivery goes on.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import operator
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from marshmallow import ValidationError
+
+from contracts.dailyup import row_schema
+from syncbridge.dailyup.model import (
+    COLUMNS,
+    KEY_COLUMNS,
+    KEY_OF,
+    REQUIRED_TABLES,
+    TABLES,
+    DeliveryName,
+    ParsedRow,
+    RowError,
+)
+
+CHUNK = 1024 * 1024
+# Bytes CP1252 leaves undefined: a file holding one of them can only be ISO-8859-1.
+CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+ENCODINGS = {"auto": "auto", "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "cp1252": "cp1252",
+             "windows-1252": "cp1252", "iso-8859-1": "iso-8859-1", "latin-1": "iso-8859-1", "latin1": "iso-8859-1"}
+# What a damaged ZIP raises while a member is read (CRC mismatch, cut deflate stream, ...).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+class DeliveryRejected(Exception):
+    """The whole delivery is unusable (nothing of it may be applied)."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    """What the reader learned about one table's file when the delivery was opened."""
+
+    member: zipfile.ZipInfo
+    encoding: str
+    ends_with_line_break: bool
+    header: tuple[str, ...]
+
+
+def open_delivery(path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
+                  delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> "Delivery":
+    """Open a delivery file and check it as far as can be done before reading its rows."""
+    return Delivery(path, file_name=file_name, encoding=encoding, delimiter=delimiter, date_format=date_format,
+                    decimal_comma=decimal_comma)
+
+
+class Delivery:
+    """An open delivery: its name, checksum, tables and their rows.  Close it (or use ``with``)."""
+
+    def __init__(self, path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
+                 delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> None:
+        if encoding.lower() not in ENCODINGS:
+            raise ValueError(f"unknown delivery encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        self.path = Path(path)
+        self.file_name = Path(file_name or self.path.name).name
+        self.encoding = ENCODINGS[encoding.lower()]
+        self.delimiter = delimiter
+        self.date_format = date_format
+        self.decimal_comma = decimal_comma
+        try:
+            self.name = DeliveryName.parse(self.file_name)
+        except ValueError as exc:
+            raise DeliveryRejected(str(exc)) from None
+        self.sha256, self.size = _digest(self.path)   # OSError (unreadable file) is no verdict on the delivery
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except ZIP_ERRORS as exc:
+            raise DeliveryRejected(f"{self.file_name} is not a readable ZIP file: {exc}") from exc
+        try:
+            self._open_tables()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    # ------------------------------------------------------------------ opening
+    def _open_tables(self) -> None:
+        members: dict[str, zipfile.ZipInfo] = {}
+        self.unknown_files: list[str] = []
+        for info in self._zip.infolist():
+            if info.is_dir():
+                continue
+            base = info.filename.rsplit("/", 1)[-1]
+            table = base[:-4] if base.endswith(".csv") else None
+            if table not in COLUMNS:
+                self.unknown_files.append(info.filename)
+            elif table in members:
+                raise DeliveryRejected(f"{self.file_name} holds {base} twice "
+                                       f"({members[table].filename} and {info.filename})")
+            else:
+                members[table] = info
+        missing = [f"{t}.csv" for t in REQUIRED_TABLES if t not in members]
+        if missing:
+            raise DeliveryRejected(f"{self.file_name} has no {' and no '.join(missing)}")
+        self.tables: tuple[str, ...] = tuple(t for t in TABLES if t in members)
+        self._tables: dict[str, _Table] = {}
+        self.encodings: dict[str, str] = {}
+        self.columns: dict[str, tuple[str, ...]] = {}
+        self.extra_columns: dict[str, list[str]] = {}
+        self.missing_columns: dict[str, list[str]] = {}
+        for table in self.tables:
+            info = members[table]
+            encoding, ends_with_line_break = self._check_bytes(info)
+            header = self._read_header(info, encoding)
+            known = set(COLUMNS[table])
+            absent_keys = [c for c in KEY_COLUMNS[table] if c not in header]
+            if absent_keys:
+                raise DeliveryRejected(f"{info.filename}: the header has no column {', '.join(absent_keys)}")
+            self._tables[table] = _Table(info, encoding, ends_with_line_break, header)
+            self.encodings[table] = encoding
+            self.columns[table] = header
+            self.extra_columns[table] = [c for c in header if c not in known]
+            self.missing_columns[table] = [c for c in COLUMNS[table] if c not in header]
+
+    def _check_bytes(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
+        """Read a member once: choose or check its encoding; see whether it ends with a line break.
+
+        Reading it whole also makes a damaged ZIP (CRC error) show now, before any row is used.
+        """
+        try:
+            return self._scan(info)
+        except ZIP_ERRORS as exc:
+            raise DeliveryRejected(f"{info.filename} is damaged in {self.file_name}: {exc}") from exc
+
+    def _scan(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
+        with self._member(info) as raw:
+            chunk = raw.read(CHUNK)
+            offset = 0
+            encoding = "utf-8" if self.encoding == "auto" else self.encoding
+            if chunk.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
+                encoding, chunk, offset = "utf-8-sig", chunk[3:], 3
+            # The check decodes without the BOM, so error positions count from the file's first byte.
+            decoder = codecs.getincrementaldecoder("utf-8" if encoding == "utf-8-sig" else encoding)()
+            failure: str | None = None
+            cp1252_ok = True
+            lines = 0
+            last = b""
+            while chunk:
+                if failure is None:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        decoder.decode(chunk)
+                        lines += chunk.count(b"\n")
+                    except UnicodeDecodeError as exc:
+                        at = max(exc.start - pending, 0)
+                        line = lines + chunk.count(b"\n", 0, at) + 1
+                        failure = (f"line {line} is not valid {encoding} "
+                                   f"(byte 0x{chunk[at]:02X} at offset {offset + at})")
+                        if self.encoding != "auto":
+                            break
+                if self.encoding == "auto" and cp1252_ok:
+                    cp1252_ok = not any(byte in chunk for byte in CP1252_UNDEFINED)
+                offset += len(chunk)
+                last = chunk
+                chunk = raw.read(CHUNK)
+            if failure is None:
+                try:
+                    decoder.decode(b"", True)
+                except UnicodeDecodeError:
+                    failure = f"the file ends inside a {encoding} character"
+        if failure is not None:
+            if self.encoding != "auto" or encoding == "utf-8-sig":
+                raise DeliveryRejected(f"{info.filename}: {failure}; the file is not {encoding}")
+            # Not UTF-8: the legacy Windows encoding German exports use, unless it cannot be.
+            encoding = "cp1252" if cp1252_ok else "iso-8859-1"
+        return encoding, last.endswith((b"\n", b"\r"))
+
+    def _read_header(self, info: zipfile.ZipInfo, encoding: str) -> tuple[str, ...]:
+        with self._csv(info, encoding) as (reader, _):
+            header = _header(reader)
+        if header is None:
+            raise DeliveryRejected(f"{info.filename} is empty: it has no header row")
+        names: list[str] = []
+        for position, raw in enumerate(header, 1):
+            name = raw.strip().lstrip("\ufeff").strip() or f"(column {position})"
+            if name in names:
+                raise DeliveryRejected(f"{info.filename}: the header names column {name} twice")
+            names.append(name)
+        return tuple(names)
+
+    # ------------------------------------------------------------------ streaming
+    def rows(self, table: str) -> Iterator[ParsedRow | RowError]:
+        """Stream the rows of ``table``: a ParsedRow per valid row, a RowError per problem."""
+        if table not in self._tables:
+            raise KeyError(f"{self.file_name} has no table {table}")
+        info = self._tables[table]
+        return self._rows(table, info)
+
+    def _rows(self, table: str, info: _Table) -> Iterator[ParsedRow | RowError]:
+        file = info.member.filename
+        header = info.header
+        width = len(header)
+        key_column = KEY_OF[table]
+        key_at = header.index(key_column)
+        known = [(i, c) for i, c in enumerate(header) if c in COLUMNS[table]]
+        extra = [(i, c) for i, c in enumerate(header) if c not in COLUMNS[table]]
+        known_names = [c for _, c in known]
+        pick = _picker([i for i, _ in known])
+        load = row_schema(table, date_format=self.date_format, decimal_comma=self.decimal_comma).load
+        first_line: dict[str, int] = {}
+        short: RowError | None = None   # held until it is known whether the file was cut in that row
+        with self._csv(info.member, info.encoding) as (reader, where):
+            _header(reader)
+            previous = where[0] = reader.line_num
+            for fields in reader:
+                line, previous = previous + 1, reader.line_num
+                where[0] = previous
+                if not fields or not any(f.strip() for f in fields):
+                    continue
+                if short is not None:
+                    yield short
+                    short = None
+                key = (fields[key_at].strip() if key_at < len(fields) else "") or None
+                if key is not None:
+                    first = first_line.setdefault(key, line)
+                    if first != line:
+                        message = f"duplicate {key_column} {key} (first at line {first})"
+                        yield RowError(file, line, key_column, message, key)
+                        continue
+                if len(fields) != width:
+                    # Trailing empty fields (a ``;`` too many at the end of a line) hold no data: accepted.
+                    if len(fields) < width or any(f.strip() for f in fields[width:]):
+                        error = RowError(file, line, None, f"expected {width} fields, found {len(fields)}", key)
+                        if len(fields) < width:
+                            short = error
+                        else:
+                            yield error
+                        continue
+                try:
+                    data = load(dict(zip(known_names, pick(fields))))
+                except ValidationError as exc:
+                    messages = exc.messages if isinstance(exc.messages, dict) else {None: exc.messages}
+                    for column, text in messages.items():
+                        column = None if column == "_schema" else column
+                        yield RowError(file, line, column, "; ".join(_flat(text)), key)
+                    continue
+                yield ParsedRow(table, line, data[key_column], data, {c: fields[i] for i, c in extra})
+        if short is not None:
+            if not info.ends_with_line_break:
+                raise DeliveryRejected(f"{file}: the last row (line {short.line}) is short of fields and the file "
+                                       f"ends without a line break: the file is truncated")
+            yield short
+
+    # ------------------------------------------------------------------ plumbing
+    def _member(self, info: zipfile.ZipInfo):
+        try:
+            return self._zip.open(info)
+        except (*ZIP_ERRORS, NotImplementedError, RuntimeError) as exc:
+            # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
+            raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
+
+    def _csv(self, info: zipfile.ZipInfo, encoding: str) -> "_CsvMember":
+        return _CsvMember(self, info, encoding)
+
+    def close(self) -> None:
+        """Close the ZIP file."""
+        self._zip.close()
+
+    def __enter__(self) -> "Delivery":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.file_name} tables={','.join(self.tables)}>"
+
+
+class _CsvMember:
+    """A member opened as CSV rows; errors of the ZIP, the encoding and the quoting become DeliveryRejected.
+
+    ``where[0]`` is kept at the last line of the last complete row, for the messages.
+    """
+
+    def __init__(self, delivery: Delivery, info: zipfile.ZipInfo, encoding: str) -> None:
+        self.delivery, self.info, self.encoding = delivery, info, encoding
+        self.where = [0]
+
+    def __enter__(self):
+        self.raw = self.delivery._member(self.info)
+        # newline="" hands line breaks inside quoted fields to csv as they are, as csv requires.
+        self.text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline="")
+        reader = csv.reader(self.text, delimiter=self.delivery.delimiter, quotechar='"', strict=True)
+        return reader, self.where
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        try:
+            self.text.close()
+        except ZIP_ERRORS:
+            pass    # the error that matters is the one being handled, if any
+        file, start = self.info.filename, self.where[0] + 1
+        if isinstance(exc, csv.Error):
+            if "unexpected end of data" in str(exc):
+                raise DeliveryRejected(f"{file}: a quoted field of the row at line {start} is not closed before "
+                                       f"the end of the file: the file is truncated or badly quoted") from exc
+            raise DeliveryRejected(f"{file}: the row at line {start} is not valid CSV: {exc}") from exc
+        if isinstance(exc, UnicodeDecodeError):
+            raise DeliveryRejected(f"{file}: the row at line {start} is not {self.encoding}: {exc}") from exc
+        if isinstance(exc, ZIP_ERRORS):
+            raise DeliveryRejected(f"{file} is damaged in {self.delivery.file_name}: {exc}") from exc
+        return False
+
+
+def _header(reader) -> list[str] | None:
+    """The first row that is not empty, or None for a file without one."""
+    for fields in reader:
+        if any(f.strip() for f in fields):
+            return fields
+    return None
+
+
+def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    getter = operator.itemgetter(*indexes)
+    return getter if len(indexes) > 1 else (lambda fields: (getter(fields),))
+
+
+def _flat(messages) -> list[str]:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    if isinstance(messages, (list, tuple)):
+        return [m for value in messages for m in _flat(value)]
+    return [str(messages)]
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
