@@ -12,12 +12,12 @@ from typing import Any, Protocol, Sequence
 
 @dataclass(frozen=True)
 class RecordResult:
-    """The outcome of one record of a Zoho insert / update / upsert, in request order."""
+    """The outcome of one record of a Zoho insert / update / upsert / delete, in request order."""
 
     ok: bool
     code: str                      # SUCCESS, MANDATORY_NOT_FOUND, DUPLICATE_DATA, INVALID_DATA, ...
     message: str = ""
-    action: str | None = None      # "insert" or "update" on success
+    action: str | None = None      # "insert", "update" or "delete" on success
     record_id: str | None = None   # details.id on success
     field: str | None = None       # details.api_name on a per-record error
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -39,6 +39,9 @@ class CrmClient(Protocol):
         self, module: str, records: Sequence[dict[str, Any]], duplicate_check_fields: Sequence[str]
     ) -> list[RecordResult]:
         """Upsert up to 100 records with ``"trigger": []``."""
+
+    def delete_records(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
+        """Delete up to 100 records by id without firing workflow rules; one result per id."""
 
     def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
         """Records matching a criteria string such as ``(Kundennummer:equals:5001234567)``."""

@@ -1,4 +1,4 @@
-"""Zoho CRM client: OAuth token sharing and the records API (get, insert, update, upsert, search)."""
+"""Zoho CRM client: OAuth token sharing and the records API (get, insert, update, upsert, delete, search)."""
 from __future__ import annotations
 
 import logging
@@ -333,6 +333,18 @@ class ZohoClient:
         extra = {"duplicate_check_fields": list(duplicate_check_fields)} if duplicate_check_fields else {}
         return self._write("POST", self._path(module, "upsert"), records, extra, None)
 
+    def delete_records(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
+        """Delete up to 100 records by id without firing workflow rules; one result per id, in order."""
+        # https://www.zoho.com/crm/developer/docs/api/v7/delete-records.html
+        ids = [str(record_id) for record_id in record_ids]
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            raise ValueError(f"Zoho deletes at most {MAX_RECORDS_PER_CALL} records per call, got {len(ids)}")
+        if not ids:
+            return []
+        path = self._path(module)
+        response = self._request("DELETE", path, params={"ids": ",".join(ids), "wf_trigger": "false"})
+        return self._per_record(response, "DELETE", path, len(ids), "delete")
+
     def _write(self, method: str, path: str, records: Sequence[dict[str, Any]], extra: dict[str, Any],
                action: str | None) -> list[RecordResult]:
         records = list(records)
@@ -341,9 +353,14 @@ class ZohoClient:
         if not records:
             return []
         response = self._request(method, path, json={"data": records, **extra, "trigger": []})
+        return self._per_record(response, method, path, len(records), action)
+
+    def _per_record(self, response: requests.Response, method: str, path: str, count: int,
+                    action: str | None) -> list[RecordResult]:
+        """Read the per-record results of a write or delete of ``count`` records."""
         body = _body(response)
         data = body.get("data") if isinstance(body, dict) else None
-        per_record = (isinstance(data, list) and len(data) == len(records)
+        per_record = (isinstance(data, list) and len(data) == count
                       and all(isinstance(item, dict) and "status" in item for item in data))
         # when every record fails Zoho answers 400, still with one result per record
         if per_record and (response.status_code in WRITE_STATUSES or response.status_code == 400):

@@ -769,6 +769,21 @@ class ZohoState:
                                         upsert_field=name, upsert=True)
         return self._insert(module, fields, index, actor=actor, upsert=True)
 
+    def delete(self, module: str, record_ids: list[str]) -> list[dict[str, Any]]:
+        """Delete records by id (to the recycle bin, as far as the API can tell); return Zoho's per-record results."""
+        results = []
+        with self._lock:
+            self._require_module(module)
+            for record_id in record_ids:
+                record_id = str(record_id).strip()
+                if self._records[module].pop(record_id, None) is None:
+                    results.append(_error("INVALID_DATA", "the id given seems to be invalid", {"id": record_id}))
+                    continue
+                self._touched.pop((module, record_id), None)
+                results.append({"code": "SUCCESS", "details": {"id": record_id}, "message": "record deleted",
+                                "status": "success"})
+        return results
+
     # ---------------------------------------------------------------- search
     def search(self, module: str, *, criteria: str | None = None, email: str | None = None,
                phone: str | None = None, word: str | None = None) -> list[dict[str, Any]]:
@@ -1213,6 +1228,26 @@ def create_zoho_app(state: ZohoState | None = None) -> Flask:
     @app.post("/crm/<version>/<module>/upsert")
     def upsert(version: str, module: str) -> Response:
         return write(version, module, "upsert")
+
+    @app.delete("/crm/<version>/<module>")
+    def delete(version: str, module: str) -> Response:
+        # https://www.zoho.com/crm/developer/docs/api/v7/delete-records.html: ?ids=a,b (at most 100)
+        # and wf_trigger (default true); billed as one call.
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        ids = [i.strip() for i in request.args.get("ids", "").split(",") if i.strip()]
+        if not ids:
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "ids"}),
+                         400)
+        if len(ids) > MAX_RECORDS_PER_WRITE:
+            return _json(_error("LIMIT_EXCEEDED", f"Only {MAX_RECORDS_PER_WRITE} records can be deleted in one call",
+                                {"limit": MAX_RECORDS_PER_WRITE, "param": "ids"}), 400)
+        if request.args.get("wf_trigger", "true") not in ("true", "false"):
+            return _json(_error("INVALID_DATA", "invalid data", {"param": "wf_trigger"}), 400)
+        results = state.delete(module, ids)
+        ok = [r["status"] == "success" for r in results]
+        return _json({"data": results}, 200 if all(ok) else 207 if any(ok) else 400)
 
     @app.get("/crm/<version>/<module>/search")
     def search(version: str, module: str) -> Response:

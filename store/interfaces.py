@@ -109,3 +109,10 @@ class DailyUpSnapshot(Protocol):
 
     def lookups(self, table: str) -> dict[str, str]:
         """A lookup list as ID -> Text (e.g. ``sparten``: ``{"010": "Kfz-Haftpflicht"}``); empty if never delivered."""
+
+
+class EchoMarks(Protocol):
+    """Where the CRM -> Ameise direction notes what it wrote, for the DailyUp diff to recognise."""
+
+    def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
+        """Note the DailyUp columns (normalized) just written to customer/contract ``key``."""

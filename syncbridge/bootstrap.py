@@ -108,6 +108,7 @@ class Services:
             kundennummer_field=s.zoho_field_kundennummer,
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
+            echoes=self.dailyup if hasattr(self.store, "engine") else None,  # in-memory stores keep no DailyUp
         )
 
     @property
@@ -226,7 +227,7 @@ def dailyup_worker(services: Services):
                                          error=message))
 
     return DailyUpWorker(services.importer(), DropFolder.at(settings.dailyup_dir),
-                         poll_seconds=settings._float("dailyup_poll_seconds"), at=settings.dailyup_time,
+                         poll_seconds=settings.dailyup_poll_s, at=settings.dailyup_time,
                          received_on=received_on, on_missing=on_missing)
 
 
@@ -267,6 +268,26 @@ def crm_to_ameise_consumer(services: Services, connection: Connection | None = N
         services.publisher,
         services.store,
         prefetch_count=services.settings.prefetch,
+    )
+
+
+def ameise_to_crm_consumer(services: Services, connection: Connection | None = None):
+    """The return-path consumer: DailyUp deltas into Zoho upserts of up to 100 records."""
+    from consumers.ameise_to_crm import AmeiseToCrmConsumer
+    from syncbridge.config import ENTITY_KINDS
+    from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
+
+    s = services.settings
+    deps = ReturnDependencies(
+        crm=services.crm, snapshot=services.dailyup, store=services.store, mapping=services.mapping,
+        modules={kind: s.module_for(kind) for kind in ENTITY_KINDS},
+        kundennummer_field=s.zoho_field_kundennummer, vertragsnummer_field=s.zoho_field_vertragsnummer,
+        status_field=s.zoho_field_ameise_status, delete_mode=s.dailyup_delete_mode, batch_size=s.dailyup_batch,
+    )
+    return AmeiseToCrmConsumer(
+        connection or broker_connection(s), services.topology, partial(sync_ameise_records_to_crm, deps=deps),
+        services.publisher, services.store,
+        batch_size=s.dailyup_batch, batch_wait=s.dailyup_batch_wait_s, prefetch_count=s.prefetch,
     )
 
 

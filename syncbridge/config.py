@@ -245,6 +245,22 @@ class Settings:
         return self.allow_http_oauth.lower() in ("true", "1", "yes")
 
     @property
+    def dailyup_batch(self) -> int:
+        return self._int("dailyup_batch_size")
+
+    @property
+    def dailyup_batch_wait_s(self) -> float:
+        return self._float("dailyup_batch_wait")
+
+    @property
+    def dailyup_poll_s(self) -> float:
+        return self._float("dailyup_poll_seconds")
+
+    @property
+    def dailyup_max_upload(self) -> int:
+        return self._int("dailyup_max_upload_bytes")
+
+    @property
     def dailyup_decimal_comma_on(self) -> bool:
         return self.dailyup_decimal_comma.lower() in ("true", "1", "yes")
 

@@ -5,17 +5,28 @@ updates it in Ameise, matched on the Kundennummer / Vertragsnummer the record
 carries (or on the link the store remembers).  A record Ameise does not know is
 created, and its new number is written back to the CRM with ``"trigger": []`` so
 that the next event matches and no workflow loop starts.
+
+:func:`sync_ameise_records_to_crm` applies a batch of DailyUp deltas to the CRM:
+the values come from the DailyUp snapshot, and each CRM module gets one upsert
+per 100 records, matched on the Kundennummer / Vertragsnummer.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from clients.interfaces import AmeiseClient, CrmClient
-from store.interfaces import CRM_TO_AMEISE, ActivityEntry, LinkConflict, Store
+from clients.errors import ExternalServiceError, Rejected, Unavailable
+from clients.interfaces import AmeiseClient, CrmClient, RecordResult
+from clients.zoho import criteria_equals
+from store.interfaces import (
+    AMEISE_TO_CRM, CRM_TO_AMEISE, ActivityEntry, DailyUpSnapshot, EchoMarks, LinkConflict, SnapshotRow, Store,
+)
+from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
 from syncbridge.mapping import FieldValueError, Mapping
-from syncbridge.messages import SyncCrmRecordToAmeise
+from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,7 @@ class SyncDependencies:
     kundennummer_field: str = "Kundennummer"
     vertragsnummer_field: str = "Vertragsnummer"
     default_vermittler: str = ""
+    echoes: EchoMarks | None = None          # what we wrote, so the next DailyUp does not send it back
 
 
 def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies) -> SyncResult:
@@ -106,6 +118,7 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
     # The link is saved before the write-back: should the write-back fail, a
     # retry finds the link and updates instead of creating a second customer.
     _save_link(deps, CUSTOMER, module, record_id, number, deps.kundennummer_field)
+    _remember_echo(deps, CUSTOMER, number, body)
     deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
                           details={"kind": kind, "fields": sorted(body)}))
     written_back = _write_back(deps, module, record_id, deps.kundennummer_field, carried, number, CUSTOMER, event_id)
@@ -156,6 +169,7 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
         number = deps.ameise.create_contract(body)
         action = "created"
     _save_link(deps, CONTRACT, module, record_id, number, deps.vertragsnummer_field)
+    _remember_echo(deps, CONTRACT, number, body)
     deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
                           details={"kunde": body["Kunde"], "fields": sorted(body)}))
     written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
@@ -163,6 +177,12 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
 
 
 # ---------------------------------------------------------------- shared steps
+def _remember_echo(deps: SyncDependencies, entity: str, number: str, body: dict[str, Any]) -> None:
+    """Mark what was just written to Ameise: the next DailyUp brings it back, and it is no news for the CRM."""
+    if deps.echoes is not None:
+        deps.echoes.remember_echo(entity, number, ameise_body_as_dailyup(entity, body))
+
+
 def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str, Any]:
     try:
         return deps.mapping.get(kind).to_ameise(record)
@@ -222,3 +242,409 @@ def _entry(action: str, result: str, entity: str, module: str, zoho_id: str, ame
            event_id: str, *, error: str | None = None, details: dict | None = None) -> ActivityEntry:
     return ActivityEntry(direction=CRM_TO_AMEISE, action=action, result=result, entity=entity, zoho_module=module,
                          zoho_id=zoho_id, ameise_id=ameise_id, event_id=event_id, error=error, details=details or {})
+
+
+# ================================================================ Ameise -> CRM (DailyUp)
+OK = "ok"                    # done (or nothing to do): acknowledge
+REJECTED = "rejected"        # refused by Zoho or our rules: dead-letter
+UNAVAILABLE = "unavailable"  # Zoho unreachable, or the contract's customer not in the CRM yet: retry later
+
+ENTITY_KIND_OF_PERSONENTYP = {"natuerlich": "person", "juristisch": "company"}
+CUSTOMER_KINDS = ("person", "company")
+DELETED_STATUS = "geloescht"
+ZOHO_RECORDS_PER_CREDIT = 10   # an upsert costs 1 credit per 10 records (zoho-crm.md, "Limits")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What became of one DailyUp delta."""
+
+    delta_id: str
+    status: str                          # OK, REJECTED or UNAVAILABLE
+    action: str                          # created, updated, marked, deleted, skipped, duplicate; failed
+    entity: str
+    key: str                             # Kundennummer or Vertragsnummer
+    module: str | None = None
+    zoho_id: str | None = None
+    error: str = ""                      # one line: why it was rejected or must wait
+    code: str | None = None              # Zoho's code (MANDATORY_NOT_FOUND, INVALID_DATA, ...)
+    field: str | None = None             # the field Zoho or our rules named
+    retry_after: float | None = None     # seconds Zoho asked us to wait
+    reason: str = ""                     # why a delta was skipped
+    unknown_codes: tuple[str, ...] = ()  # codes written as they are, no lookup list knowing them
+
+    def describe(self) -> str:
+        """One line for logs and dead letters."""
+        return self.error or f"{self.action} {self.entity} {self.key}"
+
+
+@dataclass
+class CrmCallStats:
+    """The return path's Zoho calls, for records per call and per credit."""
+
+    records_sent: int = 0    # records in upsert and delete calls
+    write_calls: int = 0     # upsert and delete calls
+    search_calls: int = 0
+    credits: int = 0         # as Zoho bills them: 1 per 10 upserted records, 1 per other call
+
+    @property
+    def calls(self) -> int:
+        return self.write_calls + self.search_calls
+
+    @property
+    def records_per_call(self) -> float:
+        return self.records_sent / self.calls if self.calls else 0.0
+
+    @property
+    def records_per_credit(self) -> float:
+        return self.records_sent / self.credits if self.credits else 0.0
+
+
+@dataclass
+class ReturnDependencies:
+    """What the Ameise -> CRM handler needs, built by :mod:`syncbridge.bootstrap`."""
+
+    crm: CrmClient
+    snapshot: DailyUpSnapshot
+    store: Store
+    mapping: Mapping
+    modules: dict[str, str]                  # entity kind -> CRM module (Settings.module_for)
+    kundennummer_field: str = "Kundennummer"
+    vertragsnummer_field: str = "Vertragsnummer"
+    status_field: str = "Ameise_Status"
+    delete_mode: str = "mark"                # mark, delete or ignore
+    batch_size: int = 100                    # records per Zoho call (at most 100)
+    stats: CrmCallStats = field(default_factory=CrmCallStats)
+
+
+def sync_ameise_records_to_crm(command: SyncAmeiseRecordsToCrm, deps: ReturnDependencies) -> list[RecordOutcome]:
+    """Apply DailyUp deltas to the CRM in batched upserts; one outcome per delta, in order."""
+    return _ReturnBatch(command.records, deps).run()
+
+
+class _Failed(Exception):
+    """A record cannot be applied now (UNAVAILABLE) or at all (REJECTED)."""
+
+    def __init__(self, status: str, error: str, *, code: str | None = None, field: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.code, self.field, self.retry_after = status, error, code, field, retry_after
+
+    @classmethod
+    def of(cls, exc: ExternalServiceError) -> "_Failed":
+        status = REJECTED if isinstance(exc, Rejected) else UNAVAILABLE
+        return cls(status, exc.describe(), code=exc.code, field=exc.field, retry_after=exc.retry_after)
+
+
+@dataclass
+class _Pending:
+    """One record waiting for its Zoho call."""
+
+    entity: str
+    key: str
+    module: str
+    body: dict[str, Any] = field(default_factory=dict)
+    action: str | None = None            # None: created or updated, as Zoho answers
+    zoho_id: str | None = None           # of a record to delete
+    unknown_codes: tuple[str, ...] = ()
+
+
+class _ReturnBatch:
+    """One run of :func:`sync_ameise_records_to_crm`: customers first, then contracts, then deletions."""
+
+    def __init__(self, records: Sequence[AmeiseRecordChanged], deps: ReturnDependencies) -> None:
+        self.records = records
+        self.deps = deps
+        self.results: dict[tuple[str, str], RecordOutcome] = {}   # (entity, key) -> outcome (delta_id blank)
+        self.pending: list[_Pending] = []
+        self.deletions: list[_Pending] = []
+        self.customers: dict[str, SnapshotRow] = {}
+        self.contracts: dict[str, SnapshotRow] = {}
+        self.lookups: dict[str, dict[str, str]] = {}
+        self.down: Unavailable | None = None     # after one outage, no further call in this batch
+
+    def run(self) -> list[RecordOutcome]:
+        store = self.deps.store
+        seen = {r.delta_id for r in self.records if store.was_processed(r.delta_id)}
+        todo = list(dict.fromkeys((r.entity, r.key) for r in self.records if r.delta_id not in seen))
+        if todo:
+            self._read(todo)
+            # The snapshot, not the message, says whether a record still exists:
+            # a later delivery wins over an older, still queued delta.
+            for entity, key in todo:
+                if entity == CUSTOMER:
+                    self._guard(entity, key, self._prepare_customer)
+            self._send_upserts()
+            for entity, key in todo:
+                if entity == CONTRACT:
+                    self._guard(entity, key, self._prepare_contract)
+            self._send_upserts()
+            self._send_deletions()
+        outcomes = []
+        for record in self.records:
+            if record.delta_id in seen:
+                outcome = RecordOutcome(record.delta_id, OK, "duplicate", record.entity, record.key)
+            else:
+                outcome = replace(self.results[(record.entity, record.key)], delta_id=record.delta_id)
+                if outcome.status == OK:
+                    self._log(record, outcome)
+                    store.mark_processed(record.delta_id, outcome.action)
+                    seen.add(record.delta_id)  # the same message twice in one batch counts once
+            outcomes.append(outcome)
+        counts = {s: sum(o.status == s for o in outcomes) for s in (OK, REJECTED, UNAVAILABLE)}
+        log.info("%d DailyUp deltas: %d ok (%d duplicates), %d rejected, %d unavailable", len(outcomes),
+                 counts[OK], sum(o.action == "duplicate" for o in outcomes), counts[REJECTED], counts[UNAVAILABLE])
+        return outcomes
+
+    # ------------------------------------------------------------ reading
+    def _read(self, todo: list[tuple[str, str]]) -> None:
+        """Read the batch's snapshot rows (one query per table) and the lookup lists the mapping uses."""
+        snapshot = self.deps.snapshot
+        contract_keys = [key for entity, key in todo if entity == CONTRACT]
+        if contract_keys:
+            self.contracts = snapshot.snapshot_rows(CONTRACTS, contract_keys)
+        customer_keys = [key for entity, key in todo if entity == CUSTOMER]
+        customer_keys += [row.data["Kundennummer"] for row in self.contracts.values() if row.data.get("Kundennummer")]
+        if customer_keys:
+            self.customers = snapshot.snapshot_rows(CUSTOMERS, list(dict.fromkeys(customer_keys)))
+        tables = set().union(*(self.deps.mapping.to_crm(kind).lookup_tables for kind in self.deps.modules))
+        self.lookups = {table: snapshot.lookups(table) for table in sorted(tables)}
+
+    # ------------------------------------------------------------ preparing
+    def _guard(self, entity: str, key: str, prepare: Callable[[str], None]) -> None:
+        try:
+            prepare(key)
+        except _Failed as failed:
+            self._fail(entity, key, failed)
+
+    def _prepare_customer(self, key: str) -> None:
+        row = self.customers.get(key)
+        if row is None:
+            raise _Failed(REJECTED, f"customer {key} is not in the DailyUp snapshot", field="Kundennummer")
+        kind = _customer_kind(row)
+        if row.deleted:
+            self._prepare_deletion(CUSTOMER, key, self._customer_modules(kind))
+            return
+        if kind is None:
+            raise _Failed(REJECTED, f"customer {key}: Personentyp {row.data.get('Personentyp')!r} is neither "
+                                    f"{' nor '.join(ENTITY_KIND_OF_PERSONENTYP)}", field="Personentyp")
+        self._prepare_upsert(CUSTOMER, key, kind, row, {})
+
+    def _prepare_contract(self, key: str) -> None:
+        row = self.contracts.get(key)
+        if row is None:
+            raise _Failed(REJECTED, f"contract {key} is not in the DailyUp snapshot", field="Vertragsnummer")
+        if row.deleted:
+            self._prepare_deletion(CONTRACT, key, [self.deps.modules["contract"]])
+            return
+        customer_module, customer_id = self._customer_of(key, str(row.data.get("Kundennummer") or ""))
+        lookup_field = self._lookup_fields().get(customer_module)
+        if lookup_field is None:
+            raise _Failed(REJECTED, f"contract {key}: no customer_lookups field of [contract.crm_to_ameise] "
+                                    f"points to {customer_module}", field="Kundennummer")
+        self._prepare_upsert(CONTRACT, key, "contract", row, {lookup_field: {"id": customer_id}})
+
+    def _prepare_upsert(self, entity: str, key: str, kind: str, row: SnapshotRow, extra: dict[str, Any]) -> None:
+        # Always the full mapped record, never only the changed columns: the upsert
+        # inserts when the CRM lacks the record (never synced, or deleted there), and
+        # then needs every mandatory field; a record costs the same credits either way.
+        try:
+            values = self.deps.mapping.to_crm(kind).to_crm(row.data, self.lookups)
+        except FieldValueError as exc:
+            raise _Failed(REJECTED, f"syncbridge field={exc.field}: {exc}", field=exc.field) from exc
+        body = {**values.fields, **extra, self._key_field(entity): key}
+        if self.deps.delete_mode == "mark":
+            body[self.deps.status_field] = None  # delivered again: no longer marked as deleted
+        self.pending.append(_Pending(entity, key, self.deps.modules[kind], body, unknown_codes=values.unknown_codes))
+
+    def _prepare_deletion(self, entity: str, key: str, modules: list[str]) -> None:
+        mode = self.deps.delete_mode
+        if mode == "ignore":
+            self._done(entity, key, "skipped", reason="deleted in Ameise; SYNCBRIDGE_DAILYUP_DELETE_MODE=ignore")
+            return
+        found = self._find(entity, key, modules)
+        if found is None:
+            self._done(entity, key, "skipped", reason="deleted in Ameise and not in the CRM")
+            return
+        module, zoho_id = found
+        if mode == "delete":
+            self.deletions.append(_Pending(entity, key, module, action="deleted", zoho_id=zoho_id))
+        else:
+            body = {self._key_field(entity): key, self.deps.status_field: DELETED_STATUS}
+            self.pending.append(_Pending(entity, key, module, body, action="marked"))
+
+    def _customer_of(self, contract_key: str, kundennummer: str) -> tuple[str, str]:
+        """The CRM module and id of a contract's customer: this batch, the link, or a search."""
+        if not kundennummer:
+            raise _Failed(REJECTED, f"contract {contract_key} names no Kundennummer", field="Kundennummer")
+        earlier = self.results.get((CUSTOMER, kundennummer))
+        if earlier is not None and earlier.status != OK:
+            raise _Failed(earlier.status,
+                          f"contract {contract_key}: its customer {kundennummer} failed: {earlier.error}",
+                          field="Kundennummer", retry_after=earlier.retry_after)
+        row = self.customers.get(kundennummer)
+        found = self._find(CUSTOMER, kundennummer, self._customer_modules(_customer_kind(row) if row else None))
+        if found is not None:
+            return found
+        if row is None:
+            raise _Failed(REJECTED, f"contract {contract_key}: customer {kundennummer} is neither in the DailyUp "
+                                    "snapshot nor in the CRM", field="Kundennummer")
+        if row.deleted:
+            raise _Failed(REJECTED, f"contract {contract_key}: customer {kundennummer} was deleted in Ameise and is "
+                                    "not in the CRM", field="Kundennummer")
+        raise _Failed(UNAVAILABLE, f"contract {contract_key}: customer {kundennummer} is not in the CRM yet",
+                      field="Kundennummer")
+
+    def _find(self, entity: str, key: str, modules: list[str]) -> tuple[str, str] | None:
+        """The CRM module and id of a record by its number: the link, else a search by the key field."""
+        link = self.deps.store.find_link(entity, ameise_id=key)
+        if link is not None:
+            return link.zoho_module, link.zoho_id
+        key_field = self._key_field(entity)
+        for module in modules:
+            found = self._call(lambda: self.deps.crm.search_records(module, criteria_equals(key_field, key)),
+                               search=True)
+            if len(found) > 1:
+                raise _Failed(REJECTED, f"{len(found)} {module} records carry {key_field} {key}: resolve the "
+                                        "duplicate in the CRM", field=key_field)
+            if found:
+                zoho_id = str(found[0]["id"])
+                self._link(entity, module, zoho_id, key)
+                return module, zoho_id
+        return None
+
+    # ------------------------------------------------------------ sending
+    def _send_upserts(self) -> None:
+        pending, self.pending = self.pending, []
+        for module, items in _by_module(pending).items():
+            key_field = self._key_field(items[0].entity)
+            for chunk in _chunks(items, self.deps.batch_size):
+                try:
+                    bodies = [item.body for item in chunk]
+                    results = self._call(lambda: self.deps.crm.upsert_records(module, bodies, [key_field]),
+                                         records=len(chunk))
+                except _Failed as failed:
+                    for item in chunk:
+                        self._fail(item.entity, item.key, failed)
+                    continue
+                for item, result in zip(chunk, results, strict=True):
+                    self._settle(item, result)
+
+    def _send_deletions(self) -> None:
+        for module, items in _by_module(self.deletions).items():
+            for chunk in _chunks(items, self.deps.batch_size):
+                try:
+                    results = self._call(lambda: self.deps.crm.delete_records(module, [i.zoho_id for i in chunk]),
+                                         records=len(chunk), credits=1)
+                except _Failed as failed:
+                    for item in chunk:
+                        self._fail(item.entity, item.key, failed)
+                    continue
+                for item, result in zip(chunk, results, strict=True):
+                    if not result.ok and result.code == "INVALID_DATA":  # Zoho no longer has that id
+                        self._done(item.entity, item.key, "skipped", module=module, zoho_id=item.zoho_id,
+                                   reason="deleted in Ameise and already gone from the CRM")
+                    else:
+                        self._settle(item, result)
+
+    def _settle(self, item: _Pending, result: RecordResult) -> None:
+        """Turn Zoho's answer for one record into its outcome; link what Zoho took."""
+        if not result.ok:
+            where = f" field={result.field}" if result.field else ""
+            self._fail(item.entity, item.key, _Failed(REJECTED, f"zoho {result.code}{where}: {result.message}",
+                                                      code=result.code, field=result.field))
+            return
+        zoho_id = result.record_id or item.zoho_id or ""
+        if item.action != "deleted":
+            try:
+                self._link(item.entity, item.module, zoho_id, item.key)
+            except _Failed as failed:
+                self._fail(item.entity, item.key, failed)
+                return
+        action = item.action or ("created" if result.action == "insert" else "updated")
+        self._done(item.entity, item.key, action, module=item.module, zoho_id=zoho_id,
+                   unknown_codes=item.unknown_codes)
+
+    def _call(self, call: Callable[[], T], *, records: int = 0, credits: int | None = None,
+              search: bool = False) -> T:
+        """Make one Zoho call, counted; after an outage no more calls are tried in this batch."""
+        if self.down is not None:
+            raise _Failed.of(self.down)
+        try:
+            answer = call()
+        except Unavailable as exc:
+            self.down = exc
+            raise _Failed.of(exc) from exc
+        except Rejected as exc:
+            raise _Failed.of(exc) from exc
+        stats = self.deps.stats
+        stats.records_sent += records
+        if search:
+            stats.search_calls += 1
+        else:
+            stats.write_calls += 1
+        stats.credits += credits if credits is not None else max(1, math.ceil(records / ZOHO_RECORDS_PER_CREDIT))
+        return answer
+
+    # ------------------------------------------------------------ results
+    def _link(self, entity: str, module: str, zoho_id: str, key: str) -> None:
+        try:
+            self.deps.store.save_link(entity, module, zoho_id, key)
+        except LinkConflict as exc:
+            raise _Failed(REJECTED, f"{exc}, but the CRM has {key} as {module}/{zoho_id}: two CRM records claim one "
+                                    "Ameise record; resolve the duplicate in the CRM",
+                          field=self._key_field(entity)) from exc
+
+    def _done(self, entity: str, key: str, action: str, *, module: str | None = None, zoho_id: str | None = None,
+              reason: str = "", unknown_codes: tuple[str, ...] = ()) -> None:
+        self.results[(entity, key)] = RecordOutcome("", OK, action, entity, key, module, zoho_id, reason=reason,
+                                                    unknown_codes=unknown_codes)
+
+    def _fail(self, entity: str, key: str, failed: _Failed) -> None:
+        self.results[(entity, key)] = RecordOutcome("", failed.status, "failed", entity, key, error=failed.error,
+                                                    code=failed.code, field=failed.field,
+                                                    retry_after=failed.retry_after)
+
+    def _log(self, record: AmeiseRecordChanged, outcome: RecordOutcome) -> None:
+        details: dict[str, Any] = {"change": record.change, "import_id": record.import_id}
+        if outcome.reason:
+            details["reason"] = outcome.reason
+        if outcome.unknown_codes:
+            details["unknown_codes"] = list(outcome.unknown_codes)
+        self.deps.store.log(ActivityEntry(
+            direction=AMEISE_TO_CRM, action=outcome.action, result="ok", entity=outcome.entity,
+            zoho_module=outcome.module, zoho_id=outcome.zoho_id, ameise_id=outcome.key, event_id=record.delta_id,
+            details=details))
+
+    # ------------------------------------------------------------ names
+    def _key_field(self, entity: str) -> str:
+        return self.deps.kundennummer_field if entity == CUSTOMER else self.deps.vertragsnummer_field
+
+    def _customer_modules(self, kind: str | None) -> list[str]:
+        """The customer modules to look in, the one of ``kind`` first."""
+        kinds = ([kind] if kind else []) + [k for k in CUSTOMER_KINDS if k != kind]
+        return list(dict.fromkeys(self.deps.modules[k] for k in kinds))
+
+    def _lookup_fields(self) -> dict[str, str]:
+        """CRM module of a customer -> the Deal's lookup field for it (crm_to_ameise customer_lookups)."""
+        fields: dict[str, str] = {}
+        for lookup_field, module in self.deps.mapping.get(CONTRACT).customer_lookups.items():
+            fields.setdefault(module, lookup_field)
+        return fields
+
+
+def _customer_kind(row: SnapshotRow) -> str | None:
+    return ENTITY_KIND_OF_PERSONENTYP.get(str(row.data.get("Personentyp") or "").strip())
+
+
+def _by_module(items: list[_Pending]) -> dict[str, list[_Pending]]:
+    grouped: dict[str, list[_Pending]] = {}
+    for item in items:
+        grouped.setdefault(item.module, []).append(item)
+    return grouped
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]

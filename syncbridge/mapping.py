@@ -1,10 +1,12 @@
 """Apply the declarative field mapping (``syncbridge/mappings/default.toml``).
 
-The mapping is data: which CRM field goes to which Ameise field, with a type.
-This module only reads it, checks it, and applies it.
+The mapping is data: which CRM field goes to which Ameise field (direction
+``crm_to_ameise``) and which DailyUp column goes to which CRM field (direction
+``ameise_to_crm``), with a type.  This module only reads it, checks it, and applies it.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,9 +16,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from syncbridge.config import ENTITY_KINDS
+from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES
 
-DIRECTIONS = ("crm_to_ameise",)
+CRM_TO_AMEISE = "crm_to_ameise"
+AMEISE_TO_CRM = "ameise_to_crm"
+DIRECTIONS = (CRM_TO_AMEISE, AMEISE_TO_CRM)
 DEFAULT_MAPPING = "default.toml"
+# The DailyUp columns an ameise_to_crm rule of each entity kind may read.
+DAILYUP_COLUMNS = {"person": CUSTOMER_COLUMNS, "company": CUSTOMER_COLUMNS, "contract": CONTRACT_COLUMNS}
+# A template placeholder: {Column} is the column's value, {Column|table} its text in a lookup list.
+PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)(?:\|([a-z_]+))?\}")
 
 
 class MappingError(Exception):
@@ -72,6 +81,10 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _read_path(record: dict[str, Any], path: str) -> Any:
     value: Any = record
     for part in path.split("."):
@@ -110,7 +123,7 @@ class EntityMapping:
         result: dict[str, Any] = {}
         for rule in self.fields:
             raw = _read_path(record, rule.crm)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if _empty(raw):
                 continue
             try:
                 value = CONVERTERS[rule.type](raw)
@@ -124,21 +137,180 @@ class EntityMapping:
         return result
 
 
+# ---------------------------------------------------------------- ameise_to_crm
+DAILYUP_TYPES = (*CONVERTERS, "lookup", "template")
+
+
+@dataclass(frozen=True)
+class DailyUpRule:
+    """One ameise_to_crm rule: a DailyUp column (or a template of columns) into one CRM field."""
+
+    crm: str                # API name of the CRM field written
+    dailyup: str = ""       # DailyUp column read; empty for a template
+    type: str = "string"    # a converter, "lookup" or "template"
+    table: str = ""         # lookup list of a "lookup" rule, e.g. sparten
+    template: str = ""      # text of a "template" rule, e.g. "{Sparte|sparten} {Vertragsnummer}"
+
+
+@dataclass(frozen=True)
+class CrmValues:
+    """A CRM record built from a DailyUp row, and the codes its lookup lists did not know."""
+
+    fields: dict[str, Any]
+    unknown_codes: tuple[str, ...] = ()     # "Sparte=999 (sparten)": written as the code itself
+
+
+class _Lookups:
+    """The delivered lookup lists of one row's conversion; remembers the codes they lack."""
+
+    def __init__(self, lists: dict[str, dict[str, str]]) -> None:
+        self.lists = lists
+        self.unknown: list[str] = []
+
+    def text(self, column: str, table: str, code: str) -> str:
+        text = self.lists.get(table, {}).get(code)
+        if text:
+            return text
+        note = f"{column}={code} ({table})"
+        if note not in self.unknown:
+            self.unknown.append(note)
+        return code
+
+
+@dataclass(frozen=True)
+class DailyUpToCrmMapping:
+    """The ameise_to_crm mapping of one entity kind: a DailyUp row (normalized values) to a CRM record."""
+
+    kind: str
+    fields: tuple[DailyUpRule, ...]
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lookup_tables(self) -> set[str]:
+        """The lookup lists the rules read."""
+        tables = {rule.table for rule in self.fields if rule.table}
+        for rule in self.fields:
+            tables.update(table for _, table in PLACEHOLDER.findall(rule.template) if table)
+        return tables
+
+    def to_crm(self, row: dict[str, Any], lookups: dict[str, dict[str, str]]) -> CrmValues:
+        """Build the CRM fields of a row; empty values are left out, so they never wipe a CRM field."""
+        texts = _Lookups(lookups)
+        result: dict[str, Any] = {}
+        for rule in self.fields:
+            if rule.type == "template":
+                value = self._fill(rule.template, row, texts)
+            else:
+                raw = row.get(rule.dailyup)
+                if _empty(raw):
+                    continue
+                try:
+                    converted = CONVERTERS["code" if rule.type == "lookup" else rule.type](raw)
+                except ValueError as exc:
+                    raise FieldValueError(rule.dailyup, str(exc)) from exc
+                value = texts.text(rule.dailyup, rule.table, converted) if rule.type == "lookup" else converted
+            if value == "":
+                continue
+            result[rule.crm] = value
+        result.update(self.constants)
+        return CrmValues(result, tuple(texts.unknown))
+
+    @staticmethod
+    def _fill(template: str, row: dict[str, Any], texts: _Lookups) -> str:
+        def value(match: re.Match) -> str:
+            column, table = match.groups()
+            raw = row.get(column)
+            if _empty(raw):
+                return ""
+            code = _as_code(raw)
+            return texts.text(column, table, code) if table else code
+
+        # an empty placeholder leaves no double or trailing blanks behind
+        return " ".join(PLACEHOLDER.sub(value, template).split())
+
+
 @dataclass(frozen=True)
 class Mapping:
     """Every entity mapping, by (kind, direction)."""
 
-    entities: dict[tuple[str, str], EntityMapping]
+    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping]
     source: str
 
-    def get(self, kind: str, direction: str = "crm_to_ameise") -> EntityMapping:
+    def get(self, kind: str, direction: str = CRM_TO_AMEISE) -> EntityMapping | DailyUpToCrmMapping:
+        """The mapping of ``kind`` in ``direction``."""
         try:
             return self.entities[(kind, direction)]
         except KeyError:
             raise MappingError(f"{self.source}: no mapping for [{kind}.{direction}]") from None
 
+    def to_crm(self, kind: str) -> DailyUpToCrmMapping:
+        """The ameise_to_crm mapping of ``kind``."""
+        return self.get(kind, AMEISE_TO_CRM)
 
-def _parse_entity(kind: str, direction: str, table: dict[str, Any], source: str) -> EntityMapping:
+
+def _parse_dailyup_rule(kind: str, index: int, raw: Any, where: str) -> DailyUpRule:
+    if not isinstance(raw, dict) or not raw.get("crm") or not (raw.get("dailyup") or raw.get("template")):
+        raise MappingError(f"{where}: field rule {index + 1} needs dailyup (or a template) and crm")
+    name = str(raw.get("dailyup") or raw["crm"])
+    extra = set(raw) - {"dailyup", "crm", "type", "table", "template"}
+    if extra:
+        raise MappingError(f"{where}: field rule {name!r} has unknown keys {sorted(extra)}")
+    rule = DailyUpRule(str(raw["crm"]), str(raw.get("dailyup", "")), str(raw.get("type", "string")),
+                       str(raw.get("table", "")), str(raw.get("template", "")))
+    if rule.type not in DAILYUP_TYPES:
+        raise MappingError(f"{where}: field {name!r} has type {rule.type!r}; known: {', '.join(DAILYUP_TYPES)}")
+    if rule.type == "template" and (rule.dailyup or not rule.template):
+        raise MappingError(f"{where}: field {name!r}: a template rule has a template and no dailyup column")
+    if rule.type != "template" and rule.template:
+        raise MappingError(f"{where}: field {name!r}: only a rule of type template has a template")
+    if (rule.type == "lookup") != bool(rule.table):
+        raise MappingError(f"{where}: field {name!r}: a table is needed by, and only allowed for, type lookup")
+    columns = DAILYUP_COLUMNS[kind]
+    tables = [rule.table] if rule.table else []
+    if rule.template:
+        leftover = PLACEHOLDER.sub("", rule.template)
+        if "{" in leftover or "}" in leftover:
+            raise MappingError(f"{where}: template {rule.template!r}: write placeholders as {{Column}} or "
+                               "{Column|table}")
+        used = PLACEHOLDER.findall(rule.template)
+        if not used:
+            raise MappingError(f"{where}: template {rule.template!r} names no column")
+        read = [column for column, _ in used]
+        tables += [table for _, table in used if table]
+    else:
+        read = [rule.dailyup]
+    for column in read:
+        if column not in columns:
+            raise MappingError(f"{where}: field {name!r} reads unknown DailyUp column {column!r}; "
+                               f"known: {', '.join(columns)}")
+    for table in tables:
+        if table not in LOOKUP_TABLES:
+            raise MappingError(f"{where}: field {name!r} names unknown lookup list {table!r}; "
+                               f"known: {', '.join(LOOKUP_TABLES)}")
+    return rule
+
+
+def _parse_ameise_to_crm(kind: str, table: dict[str, Any], source: str) -> DailyUpToCrmMapping:
+    where = f"{source} [{kind}.{AMEISE_TO_CRM}]"
+    unknown = set(table) - {"fields", "constants"}
+    if unknown:
+        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    rules = []
+    targets: set[str] = set()
+    for index, raw in enumerate(table.get("fields", [])):
+        rule = _parse_dailyup_rule(kind, index, raw, where)
+        if rule.crm in targets:
+            raise MappingError(f"{where}: CRM field {rule.crm!r} is mapped twice")
+        targets.add(rule.crm)
+        rules.append(rule)
+    if not rules:
+        raise MappingError(f"{where}: no field rules")
+    return DailyUpToCrmMapping(kind, tuple(rules), dict(table.get("constants", {})))
+
+
+# ---------------------------------------------------------------- parsing
+def _parse_crm_to_ameise(kind: str, table: dict[str, Any], source: str) -> EntityMapping:
+    direction = CRM_TO_AMEISE
     where = f"{source} [{kind}.{direction}]"
     known = {"fields", "constants", "customer_lookups"}
     unknown = set(table) - known
@@ -174,14 +346,15 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{source}: {exc}") from exc
-    entities: dict[tuple[str, str], EntityMapping] = {}
+    parsers = {CRM_TO_AMEISE: _parse_crm_to_ameise, AMEISE_TO_CRM: _parse_ameise_to_crm}
+    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping] = {}
     for kind, directions in data.items():
         if kind not in ENTITY_KINDS:
             raise MappingError(f"{source}: unknown entity kind [{kind}]; known: {', '.join(ENTITY_KINDS)}")
         for direction, table in directions.items():
             if direction not in DIRECTIONS:
                 raise MappingError(f"{source}: unknown direction [{kind}.{direction}]; known: {', '.join(DIRECTIONS)}")
-            entities[(kind, direction)] = _parse_entity(kind, direction, table, source)
+            entities[(kind, direction)] = parsers[direction](kind, table, source)
     return Mapping(entities, source)
 
 

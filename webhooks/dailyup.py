@@ -65,7 +65,7 @@ def upload_delivery():
     """Store an uploaded delivery in the inbox; 202 once it is there whole."""
     settings = current_receiver().settings
     _require(settings.dailyup_upload_token, UPLOAD_TOKEN_HEADER)
-    limit = settings._int("dailyup_max_upload_bytes")
+    limit = settings.dailyup_max_upload
     request.max_content_length = limit  # this route's own limit, not the webhooks' 64 KiB
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":

@@ -20,9 +20,9 @@ from simulators.zoho import CriteriaError, ZohoState
 
 @dataclass(frozen=True)
 class WriteCall:
-    """One insert / update / upsert the code under test made."""
+    """One insert / update / upsert / delete the code under test made."""
 
-    operation: str                      # insert | update | upsert
+    operation: str                      # insert | update | upsert | delete (records: [{"id": ...}])
     module: str
     records: list[dict[str, Any]]
     duplicate_check_fields: list[str] = field(default_factory=list)
@@ -91,6 +91,16 @@ class InMemoryZoho:
         results = self.state.write(module, operation, records, duplicate_check_fields=check_fields or None,
                                    workflow=False)
         return [record_result(item, None if operation == "upsert" else operation) for item in results]
+
+    def delete_records(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
+        ids = [str(record_id) for record_id in record_ids]
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            raise ValueError(f"Zoho deletes at most {MAX_RECORDS_PER_CALL} records per call, got {len(ids)}")
+        if not ids:
+            return []
+        self._enter(module)
+        self.writes.append(WriteCall("delete", module, [{"id": i} for i in ids]))
+        return [record_result(item, "delete") for item in self.state.delete(module, ids)]
 
     def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
         self._enter(module)

@@ -205,6 +205,34 @@ def test_writes_take_at_most_100_records(crm):
     assert len({r.record_id for r in results}) == 100
 
 
+def test_delete_answers_each_id_in_order(crm):
+    erika = crm.state.seed("Contacts", {"Last_Name": "Mustermann"})
+    max_ = crm.state.seed("Contacts", {"Last_Name": "Neumann"})
+    keep = crm.state.seed("Contacts", {"Last_Name": "Bleibt"})
+    results = crm.client.delete_records("Contacts", [erika, MISSING_ID, max_])
+    assert [(r.ok, r.code, r.action, r.record_id) for r in results] == [
+        (True, "SUCCESS", "delete", erika), (False, "INVALID_DATA", None, None), (True, "SUCCESS", "delete", max_)]
+    assert results[0].message == "record deleted" and results[1].details == {"id": MISSING_ID}
+    assert [r["id"] for r in crm.state.records("Contacts")] == [keep]
+    assert crm.client.get_record("Contacts", erika) is None
+
+
+def test_delete_of_only_unknown_ids_still_answers_per_id(crm):
+    [result] = crm.client.delete_records("Deals", [MISSING_ID])
+    assert (result.ok, result.code) == (False, "INVALID_DATA")
+
+
+def test_delete_takes_at_most_100_ids_and_costs_one_credit(crm):
+    ids = [crm.state.seed("Leads", {"Last_Name": f"L{i}"}) for i in range(101)]
+    with pytest.raises(ValueError):
+        crm.client.delete_records("Leads", ids)
+    assert crm.client.delete_records("Leads", []) == []
+    assert crm.state.credits_used == 0
+    assert all(r.ok for r in crm.client.delete_records("Leads", ids[:100]))
+    assert crm.state.credits_used == 1
+    assert [r["id"] for r in crm.state.records("Leads")] == ids[100:]
+
+
 def test_search_finds_by_escaped_criteria(crm):
     tricky = r"Müller (Bau), GmbH \ Nord"
     wanted = crm.state.seed("Accounts", {"Account_Name": tricky, "Billing_City": "Köln"})
@@ -401,6 +429,35 @@ def test_writes_carry_empty_trigger_so_no_workflow_fires(state, make_client):
         assert state.wait_idle(timeout=5)
     assert [(r["id"], r["operation"]) for r in received] == [(created.record_id, "edit")]
     assert len(state.deliveries) == 1
+
+
+def test_delete_fails_as_a_whole_when_zoho_does(state, make_client):
+    client = make_client()
+    record_id = state.seed("Contacts", {"Last_Name": "Mustermann"})
+    state.add_fault(503)
+    with pytest.raises(ZohoUnavailable):
+        client.delete_records("Contacts", [record_id])
+    state.add_fault(403)
+    with pytest.raises(ZohoRejected) as caught:
+        client.delete_records("Contacts", [record_id])
+    assert caught.value.code == "NO_PERMISSION"
+    assert state.get("Contacts", record_id) is not None
+
+
+def test_simulated_delete_refuses_what_zoho_refuses(state, make_client, zoho_server):
+    token = make_client().access_token().access_token
+    headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+
+    def delete(**params):
+        return requests.delete(f"{zoho_server.url}/crm/v7/Contacts", params=params, headers=headers, timeout=5)
+
+    assert delete().json()["code"] == "REQUIRED_PARAM_MISSING"
+    too_many = delete(ids=",".join(str(5725767000000400000 + i) for i in range(101)))
+    assert (too_many.status_code, too_many.json()["code"]) == (400, "LIMIT_EXCEEDED")
+    assert delete(ids=MISSING_ID, wf_trigger="maybe").json()["details"] == {"param": "wf_trigger"}
+    existing = state.seed("Contacts", {"Last_Name": "Mustermann"})
+    partly = delete(ids=f"{existing},{MISSING_ID}", wf_trigger="false")
+    assert partly.status_code == 207 and [r["status"] for r in partly.json()["data"]] == ["success", "error"]
 
 
 def test_credits_reflect_batching(state, make_client):

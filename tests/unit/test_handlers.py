@@ -196,3 +196,33 @@ def test_ameise_validation_error_propagates_as_rejected(world):
     with pytest.raises(AmeiseRejected) as err:
         world.sync("Contacts", contact)
     assert err.value.field == "PLZ"
+
+
+class Echoes:
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], dict] = {}
+
+    def remember_echo(self, entity: str, key: str, data: dict) -> None:
+        self.marks[(entity, key)] = data
+
+
+def test_what_is_written_to_ameise_is_marked_as_our_echo(world):
+    from dataclasses import replace
+
+    world.deps = replace(world.deps, echoes=Echoes())
+    erika = world.ids["Erika Mustermann"]
+    world.zoho.update_records("Contacts", [{"id": erika, "Phone": "+49 221 7654321"}])
+    deal = next(r["id"] for r in world.zoho.state.records("Deals"))
+
+    world.sync("Contacts", erika)
+    world.sync("Deals", deal)
+
+    marks = world.deps.echoes.marks
+    customer = marks[("customer", "5001234567")]
+    # In the DailyUp's columns and normalized form, as the next delivery will carry them.
+    assert customer["Telefon"] == "+49 221 7654321" and customer["Nachname"] == "Mustermann"
+    assert "Vermittler" not in customer  # an Ameise name, not a DailyUp column
+    [(entity, number)] = [k for k in marks if k[0] == "contract"]
+    contract = marks[(entity, number)]
+    assert contract["Kundennummer"] == "5001234567"
+    assert {"BeitragBrutto", "Sparte"} <= set(contract)

@@ -86,3 +86,91 @@ def test_invalid_mapping_files_are_refused_with_a_reason(text, fragment):
 def test_missing_mapping_file_is_a_clear_error(tmp_path):
     with pytest.raises(MappingError, match="cannot read mapping file"):
         load_mapping(str(tmp_path / "nope.toml"))
+
+
+# ---------------------------------------------------------------- ameise_to_crm (DailyUp -> CRM)
+LOOKUP_LISTS = {"sparten": {"050": "Wohngebäude"}, "laender": {"D": "Deutschland"}, "anreden": {"2": "Frau"}}
+
+
+def test_person_maps_a_dailyup_row_to_contact_fields(mapping):
+    values = mapping.to_crm("person").to_crm({
+        "Kundennummer": "5001234567", "Personentyp": "natuerlich", "Anrede": "2", "Vorname": "Erika",
+        "Nachname": "Mustermann", "Geburtsdatum": "1964-08-12", "PLZ": "01147", "Land": "D", "Telefon": None,
+        "Mobil": "", "LetzterLogin": "2025-03-01",
+    }, LOOKUP_LISTS)
+    assert values.fields == {"Salutation": "Frau", "First_Name": "Erika", "Last_Name": "Mustermann",
+                             "Date_of_Birth": "1964-08-12", "Mailing_Zip": "01147", "Mailing_Country": "Deutschland"}
+    assert values.unknown_codes == ()
+
+
+def test_contract_keeps_codes_adds_texts_and_builds_the_deal_name(mapping):
+    contract = mapping.to_crm("contract")
+    values = contract.to_crm({"Vertragsnummer": "1119876", "Sparte": "050", "Gesellschaft": "10330",
+                              "BeitragBrutto": "1234.5", "BeitragNetto": "100", "Beginn": "2010-01-01"}, LOOKUP_LISTS)
+    assert values.fields == {
+        "Deal_Name": "Wohngebäude 1119876", "Sparte": "050", "Sparte_Text": "Wohngebäude", "Gesellschaft": "10330",
+        "Gesellschaft_Text": "10330", "Amount": 1234.5, "Beitrag_Netto": 100, "Beginn": "2010-01-01",
+        "Stage": "Abgeschlossen"}
+    assert values.unknown_codes == ("Gesellschaft=10330 (gesellschaften)",)
+    assert contract.lookup_tables == {"sparten", "gesellschaften", "vertragsstatus", "zahlweisen"}
+
+
+def test_a_template_leaves_no_blanks_for_empty_columns():
+    mapping = parse_mapping("""
+[contract.ameise_to_crm]
+fields = [{ crm = "Deal_Name", type = "template", template = "{Sparte|sparten} - {Risiko} {Vertragsnummer}" }]
+""")
+    values = mapping.to_crm("contract").to_crm({"Vertragsnummer": "V1", "Sparte": None, "Risiko": ""}, {})
+    assert values.fields == {"Deal_Name": "- V1"}
+    assert values.unknown_codes == ()
+
+
+def test_an_unconvertible_dailyup_value_names_its_column(mapping):
+    with pytest.raises(FieldValueError) as err:
+        mapping.to_crm("contract").to_crm({"Vertragsnummer": "V1", "BeitragBrutto": "1.234,56"}, {})
+    assert err.value.field == "BeitragBrutto"
+
+
+def test_a_missing_direction_is_a_clear_error():
+    mapping = parse_mapping("[person.crm_to_ameise]\nfields=[{crm='A', ameise='B'}]")
+    with pytest.raises(MappingError, match=r"no mapping for \[person.ameise_to_crm\]"):
+        mapping.to_crm("person")
+
+
+RULES = "[contract.ameise_to_crm]\nfields=[{}]"
+
+
+@pytest.mark.parametrize("rule, fragment", [
+    ("dailyup='Sparte'", "needs dailyup \\(or a template\\) and crm"),
+    ("crm='Sparte'", "needs dailyup \\(or a template\\) and crm"),
+    ("dailyup='Sparte', crm='Sparte', ameise='X'", "unknown keys \\['ameise'\\]"),
+    ("dailyup='Sparte', crm='Sparte', type='money'", "type 'money'"),
+    ("dailyup='Sparte', crm='Sparte', type='lookup'", "table is needed by, and only allowed for, type lookup"),
+    ("dailyup='Sparte', crm='Sparte', table='sparten'", "table is needed by, and only allowed for, type lookup"),
+    ("dailyup='Sparte', crm='Sparte', type='lookup', table='branchen'", "unknown lookup list 'branchen'"),
+    ("dailyup='Sprate', crm='Sparte'", "unknown DailyUp column 'Sprate'"),
+    ("dailyup='Nachname', crm='Last_Name'", "unknown DailyUp column 'Nachname'"),
+    ("dailyup='Sparte', crm='Deal_Name', template='{Sparte}'", "only a rule of type template has a template"),
+    ("dailyup='Sparte', crm='Deal_Name', type='template', template='{Sparte}'", "a template rule has a template and no dailyup"),
+    ("crm='Deal_Name', type='template', template='{Sparte'", "write placeholders as"),
+    ("crm='Deal_Name', type='template', template='Vertrag'", "names no column"),
+    ("crm='Deal_Name', type='template', template='{Sparte|branchen}'", "unknown lookup list 'branchen'"),
+    ("crm='Deal_Name', type='template', template='{Kunde}'", "unknown DailyUp column 'Kunde'"),
+], ids=["no-crm", "no-dailyup", "unknown-key", "bad-type", "lookup-without-table", "table-without-lookup",
+        "unknown-table", "unknown-column", "column-of-customers", "template-on-string", "template-with-dailyup",
+        "template-braces", "template-without-column", "template-unknown-table", "template-unknown-column"])
+def test_invalid_ameise_to_crm_rules_are_refused_with_a_reason(rule, fragment):
+    with pytest.raises(MappingError, match=fragment):
+        parse_mapping(RULES.replace("{}", "{" + rule + "}"))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[person.ameise_to_crm]\nfields=[{dailyup='Vorname', crm='A'}, {dailyup='Nachname', crm='A'}]",
+     "CRM field 'A' is mapped twice"),
+    ("[contract.ameise_to_crm]\ncustomer_lookups={Contact_Name='Contacts'}\nfields=[{dailyup='Sparte', crm='S'}]",
+     "unknown keys \\['customer_lookups'\\]"),
+    ("[company.ameise_to_crm]\nconstants={Stage='x'}", "no field rules"),
+])
+def test_invalid_ameise_to_crm_tables_are_refused_with_a_reason(text, fragment):
+    with pytest.raises(MappingError, match=fragment):
+        parse_mapping(text)

@@ -1,0 +1,179 @@
+"""The Ameise -> CRM consumer: DailyUp deltas in, batched Zoho upserts out.
+
+Thin entrypoint: load each message through its contract, collect a batch (up to
+``batch_size`` messages, or what arrived within ``batch_wait`` seconds), call the
+handler once per batch, and turn each record's outcome into ack / dead letter /
+requeue.  A message is settled only after the handler has finished its batch.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from kombu import Connection
+from kombu.message import Message
+from kombu.mixins import ConsumerMixin
+
+from clients.errors import Unavailable
+from consumers import dead_letters
+from contracts.base import ContractError, load_or_raise
+from contracts.events import AmeiseRecordChangedSchema
+from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
+from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
+from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
+from syncbridge.topology import Topology, declare
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
+MAX_RETRY_DELAY = 60.0
+
+
+class AmeiseToCrmConsumer(ConsumerMixin):
+    """Consume ``{ns}.ameise-to-crm`` in batches; ack each delta only after the CRM took it."""
+
+    name = "ameise-to-crm"
+
+    def __init__(
+        self,
+        connection: Connection,
+        topology: Topology,
+        handle: Handle,
+        publisher,
+        store: Store,
+        *,
+        batch_size: int = 100,
+        batch_wait: float = 1.0,
+        prefetch_count: int = 200,
+        retry_delay: float = 5.0,
+    ) -> None:
+        if not 1 <= batch_size <= 100:
+            raise ValueError(f"batch_size must be between 1 and 100 (Zoho's limit per call), not {batch_size}")
+        self.connection = connection
+        self.topology = topology
+        self.handle = handle
+        self.publisher = publisher
+        self.store = store
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        # Twice the batch at least: the next batch arrives while this one is with Zoho.
+        self.prefetch_count = max(prefetch_count, 2 * batch_size)
+        self.retry_delay = retry_delay
+        self._schema = AmeiseRecordChangedSchema()
+        self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
+        self._batch_started = 0.0
+
+    def get_consumers(self, Consumer, channel):
+        declare(channel, self.topology)
+        return [
+            Consumer(
+                queues=[self.topology.ameise_to_crm],
+                accept=["application/json"],
+                callbacks=[self.on_message],
+                on_decode_error=self.on_decode_error,
+                prefetch_count=self.prefetch_count,
+            )
+        ]
+
+    def run(self, _tokens: int = 1, **kwargs) -> None:
+        # The loop looks at the clock between deliveries at least this often, so a
+        # partial batch leaves about batch_wait seconds after its first message.
+        kwargs.setdefault("safety_interval", min(1.0, max(self.batch_wait / 4, 0.01)))
+        super().run(_tokens, **kwargs)
+
+    # ------------------------------------------------------------ kombu hooks
+    def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
+        # Messages of a lost connection cannot be settled any more: the broker delivers them again.
+        self._batch = []
+
+    def on_iteration(self) -> None:
+        if self._batch and time.monotonic() - self._batch_started >= self.batch_wait:
+            self.flush()
+
+    def on_consume_end(self, connection, channel) -> None:
+        # Graceful stop: finish the partial batch while the channel can still settle it.
+        self.flush()
+
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""
+        log.error("undecodable message on %s: %s", self.topology.ameise_to_crm.name, exc)
+        self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE)
+
+    def on_message(self, body, message: Message) -> None:
+        try:
+            record = load_or_raise(self._schema, body)
+        except ContractError as exc:
+            log.error("message violates its contract: %s", exc.errors)
+            self._dead_letter(message, f"contract AmeiseRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT)
+            return
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.append((record, message))
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    # ------------------------------------------------------------ the batch
+    def flush(self) -> None:
+        """Hand the collected messages to the handler and settle each by its outcome."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        records = tuple(record for record, _ in batch)
+        try:
+            outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"the handler answered {len(outcomes)} outcomes for {len(batch)} deltas")
+        except Unavailable as exc:
+            outcomes = [RecordOutcome(r.delta_id, UNAVAILABLE, "failed", r.entity, r.key, error=exc.describe(),
+                                      code=exc.code, retry_after=exc.retry_after) for r in records]
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
+            log.exception("unexpected error while applying %d DailyUp deltas", len(batch))
+            reason = f"{type(exc).__name__}: {exc}"
+            for record, message in batch:
+                self._failed(record, reason)
+                self._dead_letter(message, reason, dead_letters.ERROR)
+            return
+        waiting = []
+        for (record, message), outcome in zip(batch, outcomes):
+            if outcome.status == OK:
+                message.ack()
+            elif outcome.status == REJECTED:
+                self._failed(record, outcome.describe(), outcome)
+                self._dead_letter(message, outcome.describe(), dead_letters.REJECTED)
+            else:
+                waiting.append((record, message, outcome))
+        self._retry(waiting)
+
+    def _retry(self, waiting: list[tuple[AmeiseRecordChanged, Message, RecordOutcome]]) -> None:
+        """Put deltas back after one pause, so an outage is not met again at once."""
+        if not waiting:
+            return
+        delay = min(max(outcome.retry_after or self.retry_delay for *_, outcome in waiting), MAX_RETRY_DELAY)
+        log.warning("%d DailyUp deltas must wait (%s); trying again in %.0f s", len(waiting),
+                    waiting[0][2].describe(), delay)
+        for record, _, outcome in waiting:
+            self._failed(record, outcome.describe(), outcome, action="retry")
+        time.sleep(delay)
+        for _, message, _ in waiting:
+            message.requeue()
+
+    # ------------------------------------------------------------ helpers
+    def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
+        # Publish first, ack second: if the broker does not confirm, the message
+        # stays unacknowledged and comes back instead of being lost.
+        dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)
+        message.ack()
+
+    def _failed(self, record: AmeiseRecordChanged, error: str, outcome: RecordOutcome | None = None,
+                action: str = "failed") -> None:
+        details = {"change": record.change, "import_id": record.import_id}
+        if outcome is not None:
+            details.update({name: value for name, value in (("code", outcome.code), ("field", outcome.field)) if value})
+        try:
+            self.store.log(ActivityEntry(
+                direction=AMEISE_TO_CRM, action=action, result="error", entity=record.entity, ameise_id=record.key,
+                event_id=record.delta_id, error=error, details=details,
+            ))
+        except Exception:  # noqa: BLE001 - the log is secondary to handling the message
+            log.exception("could not write the activity log")

@@ -1,0 +1,312 @@
+"""The Ameise -> CRM consumer on kombu's in-process broker (memory://) with the real handler and fakes.
+
+Each test gets its own namespace, a real Publisher on memory://, the in-memory
+Zoho, a MemoryStore and a DailyUp snapshot in dicts.  The consumer runs its own
+loop (``run()``) in a thread until the test has seen what it waits for, then
+stops gracefully; every message it took is settled by then.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from kombu import Connection
+
+from clients.zoho import ZohoUnavailable
+from consumers.ameise_to_crm import AmeiseToCrmConsumer
+from contracts.events import AmeiseRecordChangedSchema
+from producers.publisher import Publisher
+from syncbridge.handlers import sync_ameise_records_to_crm
+from syncbridge.messages import AmeiseRecordChanged
+from syncbridge.topology import ameise_record_changed_key, build_topology
+from tests.unit.test_return_handler import World, contract, delta, person
+
+MEMORY = "memory://localhost/"
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+@pytest.fixture
+def topology():
+    return build_topology(f"unit-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def publisher(topology):
+    publisher = Publisher(MEMORY, topology)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def handler(world: World, *errors: BaseException):
+    """The real handler over ``world``, recording each batch's size; the first calls raise ``errors``."""
+    sizes: list[int] = []
+    pending = list(errors)
+
+    def handle(command):
+        sizes.append(len(command.records))
+        if pending:
+            raise pending.pop(0)
+        return sync_ameise_records_to_crm(command, world.deps)
+
+    handle.sizes = sizes
+    return handle
+
+
+def make_consumer(topology, handle, publisher, world: World, **options) -> AmeiseToCrmConsumer:
+    options.setdefault("batch_wait", 0.05)
+    options.setdefault("retry_delay", 0.01)
+    connection = Connection(MEMORY, transport_options={"polling_interval": 0.01})
+    return AmeiseToCrmConsumer(connection, topology, handle, publisher, world.store, **options)
+
+
+def send(publisher, topology, record: AmeiseRecordChanged | dict | bytes, *, routing_key: str | None = None,
+         content_type: str = "application/json") -> bytes:
+    """Publish a delta (or a raw body) as the importer does; return the bytes sent."""
+    if isinstance(record, AmeiseRecordChanged):
+        routing_key = ameise_record_changed_key(record.entity, record.change)
+        record = AmeiseRecordChangedSchema().dump(record)
+    raw = record if isinstance(record, bytes) else json.dumps(record).encode("utf-8")
+    publisher.publish(topology.events, routing_key or "ameise.customer.created", raw,
+                      message_id=str(uuid.uuid4()), content_type=content_type)
+    return raw
+
+
+@contextmanager
+def running(consumer: AmeiseToCrmConsumer):
+    """Run the consumer's loop in a thread; stop it gracefully on leaving."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        consumer.should_stop = True
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "the consumer did not stop"
+    assert not failure, failure
+
+
+def wait_for(condition, timeout: float = 5.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def take_all(queue) -> list:
+    """Take (and acknowledge) every message waiting in ``queue``."""
+    messages = []
+    with Connection(MEMORY) as connection:
+        bound = queue(connection.default_channel)
+        while (message := bound.get(no_ack=True)) is not None:
+            messages.append(message)
+    return messages
+
+
+def waiting(queue) -> int:
+    with Connection(MEMORY) as connection:
+        return queue(connection.default_channel).queue_declare(passive=True).message_count
+
+
+def processed(world: World, records) -> bool:
+    return all(world.store.was_processed(r.delta_id) for r in records)
+
+
+# ---------------------------------------------------------------- set-up
+def test_the_consumer_takes_json_only_with_at_least_two_batches_prefetched(topology, publisher, world):
+    consumer = make_consumer(topology, handler(world), publisher, world, batch_size=100, prefetch_count=10)
+    with consumer.Consumer() as (_connection, _channel, consumers):
+        [kombu_consumer] = consumers
+        assert kombu_consumer.accept == {"application/json"}
+        assert kombu_consumer.prefetch_count == 200
+        assert [q.name for q in kombu_consumer.queues] == [topology.ameise_to_crm.name]
+
+
+def test_a_batch_larger_than_zoho_takes_is_refused(topology, publisher, world):
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        make_consumer(topology, handler(world), publisher, world, batch_size=101)
+
+
+# ---------------------------------------------------------------- batching
+def test_250_deltas_go_out_in_three_batches_of_one_upsert_each(topology, publisher, world):
+    records = [world.customer(person(f"50{i:08d}")) for i in range(250)]
+    for record in records:
+        send(publisher, topology, record)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world, batch_size=100)):
+        wait_for(lambda: processed(world, records), what="every delta applied")
+
+    assert handle.sizes == [100, 100, 50]
+    assert [(w.operation, w.module, len(w.records)) for w in world.zoho.writes] == [
+        ("upsert", "Contacts", 100), ("upsert", "Contacts", 100), ("upsert", "Contacts", 50)]
+    assert world.zoho.state.credits_used == 25
+    assert len(world.zoho.records("Contacts")) == 250
+    assert waiting(topology.ameise_to_crm) == 0 and take_all(topology.dead_letters) == []
+
+
+def test_a_partial_batch_leaves_after_the_batch_wait(topology, publisher, world):
+    records = [world.customer(person(f"50{i:08d}")) for i in range(3)]
+    for record in records:
+        send(publisher, topology, record)
+    handle = handler(world)
+
+    started = time.monotonic()
+    with running(make_consumer(topology, handle, publisher, world, batch_size=100, batch_wait=0.3)):
+        wait_for(lambda: processed(world, records), what="the partial batch")
+        elapsed = time.monotonic() - started
+
+    assert handle.sizes == [3]
+    assert 0.3 <= elapsed < 2.0
+
+
+def test_a_graceful_stop_sends_the_partial_batch_first(topology, publisher, world):
+    records = [world.customer(person(f"50{i:08d}")) for i in range(3)]
+    for record in records:
+        send(publisher, topology, record)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world, batch_size=100, batch_wait=60)):
+        wait_for(lambda: waiting(topology.ameise_to_crm) == 0, what="the consumer taking every message")
+        assert handle.sizes == []  # the batch waits for more
+
+    assert handle.sizes == [3]
+    assert processed(world, records) and len(world.zoho.records("Contacts")) == 3
+    assert waiting(topology.ameise_to_crm) == 0 and take_all(topology.dead_letters) == []
+
+
+# ---------------------------------------------------------------- outcomes
+def test_a_rejected_record_is_dead_lettered_with_code_and_field_and_the_rest_acked(topology, publisher, world):
+    good = [world.customer(person("5000000001")), world.customer(person("5000000003"))]
+    bad = world.customer(person("5000000002", Nachname=None))
+    raw = {}
+    for record in (good[0], bad, good[1]):
+        raw[record.delta_id] = send(publisher, topology, record)
+
+    with running(make_consumer(topology, handler(world), publisher, world)):
+        wait_for(lambda: processed(world, good) and waiting(topology.dead_letters) == 1, what="the batch")
+
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "rejected"
+    assert dead.headers["x-error"] == "zoho MANDATORY_NOT_FOUND field=Last_Name: required field not found"
+    assert dead.headers["x-original-routing-key"] == "ameise.customer.created"
+    assert dead.body == raw[bad.delta_id]
+    assert waiting(topology.ameise_to_crm) == 0
+    [failed] = world.store.activities(result="error")
+    assert (failed.direction, failed.action, failed.entity, failed.ameise_id, failed.event_id) == (
+        "ameise_to_crm", "failed", "customer", "5000000002", bad.delta_id)
+    assert failed.details == {"change": "created", "import_id": 1, "code": "MANDATORY_NOT_FOUND", "field": "Last_Name"}
+
+
+def test_an_unavailable_crm_requeues_the_batch_and_nothing_is_lost(topology, publisher, world):
+    records = [world.customer(person("5001234567")), world.contract(contract("1119876", "5001234567"))]
+    for record in records:
+        send(publisher, topology, record)
+    world.zoho.fail_next(ZohoUnavailable("Service Unavailable", status=503, retry_after=0.01))
+    handle = handler(world)
+
+    started = time.monotonic()
+    with running(make_consumer(topology, handle, publisher, world, retry_delay=3.0)):
+        wait_for(lambda: processed(world, records), what="the second try")
+        elapsed = time.monotonic() - started
+
+    assert handle.sizes == [2, 2]
+    assert elapsed < 2.0, f"waited {elapsed:.1f} s: Zoho's Retry-After was not honoured"
+    assert world.only("Deals")["Contact_Name"]["id"] == world.only("Contacts")["id"]
+    assert take_all(topology.dead_letters) == [] and waiting(topology.ameise_to_crm) == 0
+    retries = world.store.activities(action="retry")
+    assert sorted(e.ameise_id for e in retries) == ["1119876", "5001234567"]
+    assert {e.ameise_id: e.error for e in retries} == {
+        "5001234567": "zoho 503: Service Unavailable",
+        "1119876": "contract 1119876: its customer 5001234567 failed: zoho 503: Service Unavailable"}
+
+
+def test_a_contract_waits_until_its_customer_reaches_the_crm(topology, publisher, world):
+    world.snapshot.put("kunden", "5001234567", person("5001234567"))
+    record = world.contract(contract("1119876", "5001234567"))
+    send(publisher, topology, record)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: len(handle.sizes) >= 2, what="a second try")
+        world.store.save_link("customer", "Contacts", world.zoho.seed("Contacts", {"Last_Name": "Da"}), "5001234567")
+        wait_for(lambda: processed(world, [record]), what="the contract")
+
+    assert take_all(topology.dead_letters) == []
+    assert world.store.activities(action="retry")[0].details["field"] == "Kundennummer"
+
+
+def test_a_delta_delivered_again_does_not_reach_zoho_again(topology, publisher, world):
+    record = world.customer(person("5001234567"))
+    send(publisher, topology, record)
+    send(publisher, topology, record)  # as after a lost acknowledgement
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world, batch_size=1)):
+        wait_for(lambda: len(handle.sizes) == 2, what="both deliveries")
+
+    assert [len(w.records) for w in world.zoho.writes] == [1]
+    assert waiting(topology.ameise_to_crm) == 0 and take_all(topology.dead_letters) == []
+
+
+# ---------------------------------------------------------------- messages the handler never sees
+@pytest.mark.parametrize(("raw", "content_type", "kind"), [
+    pytest.param(json.dumps({"schema_version": 1, "delta_id": "x", "import_id": "1", "delivered_on": "2025-03-01",
+                             "entity": "customer", "change": "created", "key": "5001234567"}).encode(),
+                 "application/json", "contract", id="import_id-as-string"),
+    pytest.param(json.dumps({**AmeiseRecordChangedSchema().dump(delta("customer", "1")), "entity": "lead"}).encode(),
+                 "application/json", "contract", id="unknown-entity"),
+    pytest.param(b'{"schema_version": 1, "delta_id": ', "application/json", "undecodable", id="invalid-json"),
+    pytest.param(b"customer 5001234567 created", "text/plain", "undecodable", id="text-plain"),
+])
+def test_a_broken_message_is_dead_lettered_at_once_and_the_batch_goes_on(topology, publisher, world, raw,
+                                                                         content_type, kind):
+    record = world.customer(person("5001234567"))
+    send(publisher, topology, raw, content_type=content_type)
+    send(publisher, topology, record)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, [record]), what="the valid delta")
+
+    assert handle.sizes == [1]
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == kind and dead.body == raw
+    assert waiting(topology.ameise_to_crm) == 0
+
+
+def test_an_unexpected_error_dead_letters_the_batch_and_the_next_batch_is_handled(topology, publisher, world):
+    first = [world.customer(person(f"50{i:08d}")) for i in range(2)]
+    later = world.customer(person("5100000000"))
+    for record in first:
+        send(publisher, topology, record)
+    handle = handler(world, KeyError("Kundennummer"))
+
+    with running(make_consumer(topology, handle, publisher, world, batch_size=2)):
+        wait_for(lambda: waiting(topology.dead_letters) == 2, what="the dead letters")
+        send(publisher, topology, later)
+        wait_for(lambda: processed(world, [later]), what="the next batch")
+
+    dead = take_all(topology.dead_letters)
+    assert [d.headers["x-error-kind"] for d in dead] == ["error", "error"]
+    assert dead[0].headers["x-error"] == "KeyError: 'Kundennummer'"
+    assert not processed(world, first) and waiting(topology.ameise_to_crm) == 0
+    assert len(world.store.activities(action="failed")) == 2
