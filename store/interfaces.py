@@ -60,6 +60,9 @@ class Store(Protocol):
     def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
         """Create or update the link of (entity, zoho_id); LinkConflict if the number belongs to another record."""
 
+    def delete_link(self, entity: str, zoho_id: str) -> None:
+        """Forget the link of (entity, zoho_id), once the CRM record is gone (idempotent)."""
+
     def was_processed(self, event_id: str) -> bool:
         """Whether an event was already handled to the end."""
 

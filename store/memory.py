@@ -58,6 +58,10 @@ class MemoryStore:
             self._links[(entity, zoho_id)] = link
             return link
 
+    def delete_link(self, entity: str, zoho_id: str) -> None:
+        with self._lock:
+            self._links.pop((entity, zoho_id), None)
+
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""
         with self._lock:

@@ -221,6 +221,11 @@ class SqlStore:
                 if attempt == _ATTEMPTS:
                     raise
 
+    def delete_link(self, entity: str, zoho_id: str) -> None:
+        """Forget the link of (entity, zoho_id), once the CRM record is gone (idempotent)."""
+        with self.engine.begin() as conn:
+            conn.execute(LINKS.delete().where(LINKS.c.entity == entity, LINKS.c.zoho_id == zoho_id))
+
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""
         with self.engine.connect() as conn:

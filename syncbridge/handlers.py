@@ -543,7 +543,11 @@ class _ReturnBatch:
                         self._fail(item.entity, item.key, failed)
                     continue
                 for item, result in zip(chunk, results, strict=True):
-                    if not result.ok and result.code == "INVALID_DATA":  # Zoho no longer has that id
+                    gone = not result.ok and result.code == "INVALID_DATA"  # Zoho no longer has that id
+                    if result.ok or gone:
+                        # Should Ameise deliver the number again, it is a new CRM record, not a conflict.
+                        self.deps.store.delete_link(item.entity, item.zoho_id)
+                    if gone:
                         self._done(item.entity, item.key, "skipped", module=module, zoho_id=item.zoho_id,
                                    reason="deleted in Ameise and already gone from the CRM")
                     else:

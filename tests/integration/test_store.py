@@ -156,6 +156,16 @@ def test_links_are_unique_per_entity(store):
     assert _link_rows(store) in (3, None)
 
 
+def test_delete_link_frees_the_number_for_another_record(store):
+    store.save_link("customer", "Contacts", ZOHO_ID, "100")
+
+    store.delete_link("customer", ZOHO_ID)
+    store.delete_link("customer", ZOHO_ID)        # idempotent
+
+    assert store.find_link("customer", zoho_id=ZOHO_ID) is None
+    assert store.save_link("customer", "Contacts", ZOHO_ID_2, "100").zoho_id == ZOHO_ID_2
+
+
 # ---------------------------------------------------------------- processed events
 def test_mark_processed_is_idempotent(store):
     assert store.was_processed("evt-1") is False

@@ -454,6 +454,18 @@ def test_delete_mode_deletes_known_records_in_the_crm():
     assert {e.action for e in world.store.activities()} == {"deleted"}
 
 
+def test_a_number_delivered_again_after_a_delete_becomes_a_new_crm_record():
+    world = World(delete_mode="delete")
+    old_id = deleted_customer(world, "5001234567")
+    world.apply(delta("customer", "5001234567", "deleted"))
+    world.snapshot.put("kunden", "5001234567", person("5001234567"))
+
+    [outcome] = world.apply(delta("customer", "5001234567", "created", import_id=2))
+
+    assert (outcome.status, outcome.action) == (OK, "created") and outcome.zoho_id != old_id
+    assert world.store.find_link("customer", ameise_id="5001234567").zoho_id == outcome.zoho_id
+
+
 def test_delete_mode_skips_a_linked_record_already_gone_from_the_crm():
     world = World(delete_mode="delete")
     zoho_id = deleted_customer(world, "5001234567")
