@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes
-from syncbridge.dailyup.model import AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS
+from syncbridge.dailyup.model import (AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS,
+                                     LOOKUP_OF_COLUMN)
 
 # Codes the simulator's demo data uses beyond the generated lookup lists.
 EXTRA_LOOKUPS = {
@@ -22,8 +23,6 @@ EXTRA_LOOKUPS = {
     "vertragsstatus": (("A", "aktiv"),),
     "zahlweisen": (("5", "jährlich (Sonderzahlweise)"),),
 }
-# Customer fields delivered as the code of a lookup list: field -> lookup table.
-CODED = {"Anrede": "anreden", "Land": "laender", "Rechtsform": "rechtsformen"}
 DATES = {"Geburtsdatum", "Beginn", "Ablauf"}
 
 
@@ -69,8 +68,8 @@ def customer_row(record: dict[str, Any]) -> dict[str, str]:
            "GeaendertAm": _changed_on(record)}
     for path, column in AMEISE_TO_DAILYUP["customer"].items():
         value = _read(record, path)
-        if column in CODED and value:
-            value = _code_of(CODED[column], str(value))
+        if column in LOOKUP_OF_COLUMN and value:
+            value = _code_of(LOOKUP_OF_COLUMN[column], str(value))
         row[column] = _text(column, value)
     return row
 

@@ -5,10 +5,13 @@ a new table is a new model here plus a new migration there.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Dialect, Double, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Date, Dialect, Double, ForeignKey, Index, Integer, MetaData, String, Text,
+    UniqueConstraint, text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -130,3 +133,106 @@ class OAuthTokenRecord(Base):
     status: Mapped[str] = mapped_column(String(32))
     status_detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# ---------------------------------------------------------------- DailyUp (Ameise -> CRM)
+class DailyUpImportRecord(Base):
+    """One delivery taken in: where it came from, what became of it, and its counts."""
+
+    __tablename__ = "dailyup_imports"
+    # "The newest accepted delivery of a Hauptvermittler" decides whether a late one is superseded.
+    __table_args__ = (Index(None, "hauptvermittler", "state", "delivered_on"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unknown when the file name could not be read (the delivery is then rejected).
+    hauptvermittler: Mapped[str | None] = mapped_column(String(32))
+    delivered_on: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32))            # drop-folder, upload, cli
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))             # importing, accepted, published, superseded, rejected
+    message: Mapped[str] = mapped_column(Text, default="")
+    rows: Mapped[dict[str, Any]] = mapped_column(default=dict)           # table -> rows read
+    errors: Mapped[int] = mapped_column(Integer, default=0)               # row errors, all of them
+    deltas: Mapped[dict[str, Any]] = mapped_column(default=dict)         # "customer.created" -> n, "suppressed" -> n
+    encodings: Mapped[dict[str, Any]] = mapped_column(default=dict)      # table -> encoding
+    extra_columns: Mapped[dict[str, Any]] = mapped_column(default=dict)  # table -> unknown columns
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)        # stage -> seconds
+    published_at: Mapped[datetime | None] = mapped_column()
+
+
+class DailyUpRowErrorRecord(Base):
+    """A row of a delivery that could not be used (only the first ones of an import are kept)."""
+
+    __tablename__ = "dailyup_row_errors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"), index=True)
+    file: Mapped[str] = mapped_column(String(255))
+    line: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(100))
+    key: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class DailyUpSnapshotRecord(Base):
+    """The last delivered state of one row of a DailyUp table (records and lookup lists alike)."""
+
+    __tablename__ = "dailyup_snapshot"
+
+    table: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))                 # model.row_hash: volatile columns left out
+    data: Mapped[dict[str, Any]] = mapped_column()                # normalized values, in column order
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    import_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"))  # last change
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DailyUpStagingRecord(Base):
+    """A row of the delivery being imported; emptied when its import ends.
+
+    ``error`` rows only carry the key of a row that had an error: that record is kept as it was.
+    """
+
+    __tablename__ = "dailyup_staging"
+
+    import_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    table: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any] | None] = mapped_column()
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DailyUpDeltaRecord(Base):
+    """The outbox: one delta of one import, published in id order."""
+
+    __tablename__ = "dailyup_deltas"
+    __table_args__ = (
+        # Only the few unpublished deltas are indexed: "the next ones to publish" reads this in order.
+        Index("ix_dailyup_deltas_unpublished", "id",
+              postgresql_where=text("published_at IS NULL"), sqlite_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"), index=True)
+    entity: Mapped[str] = mapped_column(String(16))         # customer, contract
+    change: Mapped[str] = mapped_column(String(16))         # created, changed, deleted
+    key: Mapped[str] = mapped_column(String(64))
+    changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    published_at: Mapped[datetime | None] = mapped_column()
+
+
+class DailyUpEchoRecord(Base):
+    """What the CRM -> Ameise direction last wrote to a record, to recognise it in the next delivery."""
+
+    __tablename__ = "dailyup_echoes"
+
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as model.ameise_body_as_dailyup gives them
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -66,12 +66,13 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
     from syncbridge.bootstrap import configure_logging
     from syncbridge.stack import start_stack
 
-    tmpdir = None
+    # The simulators start fresh each time, so the service's database and drop folder do too.
+    tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
     if database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ:
-        # The simulators start fresh each time, so the service's database does too.
-        tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
         database_url = f"sqlite:///{tmpdir}/syncbridge.db"
-    settings = _settings(database_url=database_url)
+    dailyup_dir = None if "SYNCBRIDGE_DAILYUP_DIR" in os.environ else f"{tmpdir}/dailyup"
+    poll = None if "SYNCBRIDGE_DAILYUP_POLL_SECONDS" in os.environ else "2"
+    settings = _settings(database_url=database_url, dailyup_dir=dailyup_dir, dailyup_poll_seconds=poll)
     configure_logging(settings)
     try:
         stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port, workers=workers)
@@ -83,8 +84,7 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
         click.echo("\nstopping: finishing in-flight work...")
     finally:
         stack.stop()
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _wait_for_stop_signal() -> None:
@@ -102,6 +102,7 @@ def _run_banner(stack) -> str:
     ids = stack.demo_ids.get("zoho", {})
     erika = ids.get("Erika Mustermann", "<id>")
     broker = "in-process broker (memory://)" if s.embedded_broker else s.effective_broker_url.split("@")[-1]
+    today_file = f"DailyUp_100200_{datetime.now():%Y%m%d}.zip"
     return f"""
 syncbridge is running: {broker}, database {s.database_url}
 
@@ -121,6 +122,18 @@ written back to the CRM record (with "trigger": [], so no workflow loop):
   curl -s -X POST {zoho}/_sim/records/Contacts \\
        -H 'Content-Type: application/json' -d '{{"First_Name": "Jana", "Last_Name": "Beispiel"}}'
   curl -s {zoho}/_sim/records/Contacts               # Jana now has a Kundennummer
+
+The daily direction: a change made in Ameise itself reaches the CRM with the
+next DailyUp delivery (the simulated Ameise hands out its delivery as a ZIP):
+
+  curl -s -X PATCH {ameise}/_sim/kunden/5001234567 \\
+       -H 'Content-Type: application/json' -d '{{"Mobil": "+49 170 1234567"}}'
+  curl -s {ameise}/_sim/dailyup -o {today_file}
+  curl -s -H 'X-Upload-Token: {s.dailyup_upload_token}' -F file=@{today_file} {receiver}/dailyup/deliveries
+  curl -s -H 'X-Admin-Token: {s.admin_token}' {receiver}/dailyup/imports/latest
+  curl -s {zoho}/_sim/records/Contacts/{erika}          # Mobile is set
+
+(or drop the ZIP into {s.dailyup_dir}/inbox/, as blau direkt's FTP push does)
 
 Every action is in the activity log (in another shell):
 

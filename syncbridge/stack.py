@@ -111,9 +111,10 @@ def start_stack(
     app = create_app(settings, publisher=services.publisher, checks=web_checks(settings, services.publisher))
     receiver = ServerThread(app, port=receiver_port).start()
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
-    for index in range(workers):
-        worker = build_worker("crm-to-ameise", services)
-        thread = threading.Thread(target=worker.run, name=f"crm-to-ameise-{index}", daemon=True)
+    names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup"]
+    for index, name in enumerate(names):
+        worker = build_worker(name, services)
+        thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()

@@ -145,6 +145,11 @@ AMEISE_TO_DAILYUP = {
     },
 }
 DECIMAL_COLUMNS = {"BeitragBrutto", "BeitragNetto"}
+# Columns that carry the code of a lookup list (column -> lookup table).  Ameise's
+# API takes and gives some of them as text ("Frau", "Deutschland"), the DailyUp as code.
+LOOKUP_OF_COLUMN = {"Anrede": "anreden", "Land": "laender", "Rechtsform": "rechtsformen",
+                    "Gesellschaft": "gesellschaften", "Sparte": "sparten", "Status": "vertragsstatus",
+                    "Zahlweise": "zahlweisen"}
 
 
 def ameise_body_as_dailyup(entity: str, body: dict[str, Any]) -> dict[str, str | None]:

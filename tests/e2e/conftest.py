@@ -28,13 +28,14 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def make_stack(rabbitmq_url, namespace, database_url):
+def make_stack(rabbitmq_url, namespace, database_url, tmp_path):
     """Start receiver, consumer and simulators on RabbitMQ; stopped after the test."""
     stacks = []
 
     def make(**kwargs):
         settings = Settings.from_env({}, broker_url=rabbitmq_url, namespace=namespace, database_url=database_url,
-                                     prefetch_count="5")
+                                     prefetch_count="5", dailyup_dir=str(tmp_path / "dailyup"),
+                                     dailyup_poll_seconds="0.2", dailyup_batch_wait="0.2")
         stack = start_stack(settings, **kwargs)
         stacks.append(stack)
         return stack

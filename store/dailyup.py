@@ -1,0 +1,457 @@
+"""The DailyUp store: imports, row errors, the snapshot of the deliveries, the outbox of deltas, echoes.
+
+SQLAlchemy Core on the engine of :class:`store.sql.SqlStore` (SQLite or PostgreSQL,
+schema by the Alembic migrations).  The read methods each run in a short
+transaction of their own; an import writes through one :class:`ImportSession`,
+so a delivery is applied whole or not at all.  The comparison of a delivery with
+the snapshot runs in SQL, page by page in key order, so memory stays bounded
+whatever the size of the delivery.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON, Engine, Table, Text, and_, bindparam, cast, delete, exists, func, insert, null, or_, select, text, update,
+)
+from sqlalchemy.engine import URL, Connection
+
+from store.interfaces import SnapshotRow
+from store.models import (
+    DailyUpDeltaRecord,
+    DailyUpEchoRecord,
+    DailyUpImportRecord,
+    DailyUpRowErrorRecord,
+    DailyUpSnapshotRecord,
+    DailyUpStagingRecord,
+    UtcDateTime,
+    utcnow,
+)
+from store.sql import _upsert, make_engine
+from syncbridge.dailyup.model import RowError
+
+IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
+ROW_ERRORS: Table = DailyUpRowErrorRecord.__table__  # type: ignore[assignment]
+SNAPSHOT: Table = DailyUpSnapshotRecord.__table__  # type: ignore[assignment]
+STAGING: Table = DailyUpStagingRecord.__table__  # type: ignore[assignment]
+DELTAS: Table = DailyUpDeltaRecord.__table__  # type: ignore[assignment]
+ECHOES: Table = DailyUpEchoRecord.__table__  # type: ignore[assignment]
+
+ACCEPTED_STATES = ("accepted", "published")
+# Keys per IN (...) list: far below SQLite's and PostgreSQL's limits on bound parameters.
+_IN_CHUNK = 500
+# Any constant shared by every process of the service: PostgreSQL serialises imports on it.
+_IMPORT_LOCK = 0x5D41_1A0B_0D41_7955
+
+
+@dataclass(frozen=True)
+class DailyUpImport:
+    """One delivery taken in, as the status pages and the CLI show it."""
+
+    id: int
+    file_name: str
+    sha256: str
+    hauptvermittler: str | None
+    delivered_on: date | None
+    source: str
+    received_at: datetime
+    finished_at: datetime | None
+    state: str                      # importing, accepted, published, superseded, rejected
+    message: str
+    rows: dict[str, int]
+    errors: int
+    deltas: dict[str, int]
+    encodings: dict[str, str]
+    extra_columns: dict[str, list[str]]
+    timings: dict[str, float]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingDelta:
+    """A delta of the outbox not yet confirmed by the broker."""
+
+    id: int
+    import_id: int
+    delivered_on: date
+    entity: str
+    change: str
+    key: str
+    changed_fields: tuple[str, ...]
+
+    @property
+    def delta_id(self) -> str:
+        """Return the message id: ``<import id>:<entity>:<key>``."""
+        return f"{self.import_id}:{self.entity}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A delivered row that differs from the snapshot, or whose record has an echo mark."""
+
+    key: str
+    data: dict[str, Any]
+    hash: str
+    old_data: dict[str, Any] | None       # None: never delivered before
+    old_hash: str | None
+    deleted: bool                         # the snapshot has the record as no longer delivered
+    echo: dict[str, Any] | None
+
+
+def _to_import(row: Any) -> DailyUpImport:
+    return DailyUpImport(
+        id=row.id, file_name=row.file_name, sha256=row.sha256, hauptvermittler=row.hauptvermittler,
+        delivered_on=row.delivered_on, source=row.source, received_at=row.received_at,
+        finished_at=row.finished_at, state=row.state, message=row.message, rows=dict(row.rows or {}),
+        errors=row.errors, deltas=dict(row.deltas or {}), encodings=dict(row.encodings or {}),
+        extra_columns=dict(row.extra_columns or {}), timings=dict(row.timings or {}),
+        published_at=row.published_at,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SqlDailyUpStore:
+    """The DailyUp tables on a SQLAlchemy engine (implements :class:`store.interfaces.DailyUpSnapshot`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | URL) -> SqlDailyUpStore:
+        """Create a store on a new engine for ``url``."""
+        return cls(make_engine(url))
+
+    # ------------------------------------------------------------ snapshot
+    def snapshot_rows(self, table: str, keys: list[str]) -> dict[str, SnapshotRow]:
+        """Return the rows of ``table`` with these keys (deleted ones included); unknown keys are left out."""
+        found: dict[str, SnapshotRow] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                query = select(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk))
+                for row in conn.execute(query):
+                    found[row.key] = SnapshotRow(row.table, row.key, dict(row.data), row.deleted, row.import_id)
+        return found
+
+    def lookups(self, table: str) -> dict[str, str]:
+        """Return a lookup list as ID -> Text; empty if it was never delivered."""
+        query = (select(SNAPSHOT.c.key, SNAPSHOT.c.data)
+                 .where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False)).order_by(SNAPSHOT.c.key))
+        with self.engine.connect() as conn:
+            return {row.key: row.data.get("Text") for row in conn.execute(query)}
+
+    def iter_snapshot(self, table: str, import_id: int | None = None, *, page: int = 5000) -> Iterator[dict[str, Any]]:
+        """Yield the data of the delivered rows of ``table`` in key order (only those ``import_id`` changed, if given)."""
+        after = ""
+        while True:
+            query = (select(SNAPSHOT.c.key, SNAPSHOT.c.data)
+                     .where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False), SNAPSHOT.c.key > after)
+                     .order_by(SNAPSHOT.c.key).limit(page))
+            if import_id is not None:
+                query = query.where(SNAPSHOT.c.import_id == import_id)
+            # One short transaction per page: a long export never holds the database.
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            for row in rows:
+                yield dict(row.data)
+            if len(rows) < page:
+                return
+            after = rows[-1].key
+
+    # ------------------------------------------------------------ imports
+    def imports(self, limit: int = 20) -> list[DailyUpImport]:
+        """Return the newest imports first."""
+        query = select(IMPORTS).order_by(IMPORTS.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_to_import(row) for row in conn.execute(query)]
+
+    def get_import(self, import_id: int) -> DailyUpImport | None:
+        """Return one import by its id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(IMPORTS).where(IMPORTS.c.id == import_id)).first()
+        return None if row is None else _to_import(row)
+
+    def latest_import(self) -> DailyUpImport | None:
+        """Return the newest import, whatever its state."""
+        found = self.imports(limit=1)
+        return found[0] if found else None
+
+    def row_errors(self, import_id: int, limit: int | None = None) -> list[RowError]:
+        """Return the stored row errors of an import in the order they were found."""
+        query = select(ROW_ERRORS).where(ROW_ERRORS.c.import_id == import_id).order_by(ROW_ERRORS.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [RowError(row.file, row.line, row.column, row.message, row.key) for row in conn.execute(query)]
+
+    def record_rejected(self, *, file_name: str, sha256: str, hauptvermittler: str | None,
+                        delivered_on: date | None, source: str, message: str, **counts: Any) -> int:
+        """Record a delivery as rejected, in a transaction of its own; an import that was kept stays as it is."""
+        with self.engine.begin() as conn:
+            session = ImportSession(conn)
+            existing = session.find_import(sha256)
+            if existing is not None and existing.state != "rejected":
+                return existing.id
+            import_id = session.start_import(file_name=file_name, sha256=sha256, hauptvermittler=hauptvermittler,
+                                             delivered_on=delivered_on, source=source)
+            session.finish_import(import_id, state="rejected", message=message, **counts)
+            return import_id
+
+    @contextmanager
+    def session(self, *, dry_run: bool = False) -> Iterator[ImportSession]:
+        """Open one import's transaction: committed at the end, rolled back on an error or for a dry run."""
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                yield ImportSession(conn)
+            except BaseException:
+                transaction.rollback()
+                raise
+            if dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+
+    # ------------------------------------------------------------ echoes
+    def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
+        """Remember the DailyUp columns just written to Ameise, so the next delivery does not send them back."""
+        values = {"entity": entity, "key": key, "data": dict(data), "written_at": utcnow()}
+        with self.engine.begin() as conn:
+            _upsert(conn, ECHOES, values, ["entity", "key"], ["data", "written_at"])
+
+    def echo(self, entity: str, key: str) -> dict[str, Any] | None:
+        """Return the echo mark of a record, if one waits for a delivery to confirm it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ECHOES.c.data).where(ECHOES.c.entity == entity, ECHOES.c.key == key)).first()
+        return None if row is None else dict(row.data)
+
+    # ------------------------------------------------------------ outbox
+    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published, in id order."""
+        query = (select(DELTAS, IMPORTS.c.delivered_on)
+                 .join(IMPORTS, IMPORTS.c.id == DELTAS.c.import_id)
+                 .where(DELTAS.c.published_at.is_(None)).order_by(DELTAS.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [PendingDelta(row.id, row.import_id, row.delivered_on, row.entity, row.change, row.key,
+                                 tuple(row.changed_fields or ())) for row in conn.execute(query)]
+
+    def count_unpublished(self) -> int:
+        """Return how many deltas wait in the outbox."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(DELTAS)
+                                .where(DELTAS.c.published_at.is_(None))).scalar_one()
+
+    def mark_published(self, ids: Iterable[int]) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+        now = utcnow()
+        ids = list(ids)
+        with self.engine.begin() as conn:
+            for chunk in _chunks(ids):
+                conn.execute(update(DELTAS).where(DELTAS.c.id.in_(chunk), DELTAS.c.published_at.is_(None))
+                             .values(published_at=now))
+            waiting = exists().where(DELTAS.c.import_id == IMPORTS.c.id, DELTAS.c.published_at.is_(None))
+            conn.execute(update(IMPORTS).where(IMPORTS.c.state == "accepted", ~waiting)
+                         .values(state="published", published_at=now))
+
+
+class ImportSession:
+    """The reads and writes of one import, all on one connection inside its transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def lock(self) -> None:
+        """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
+        if self.postgres:
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+        # SQLite allows one writer at a time anyway.
+
+    # ------------------------------------------------------------ the import row
+    def find_import(self, sha256: str) -> DailyUpImport | None:
+        row = self.conn.execute(select(IMPORTS).where(IMPORTS.c.sha256 == sha256)).first()
+        return None if row is None else _to_import(row)
+
+    def newest_accepted(self, hauptvermittler: str) -> DailyUpImport | None:
+        """Return the accepted delivery of this Hauptvermittler with the latest delivery date."""
+        row = self.conn.execute(
+            select(IMPORTS).where(IMPORTS.c.hauptvermittler == hauptvermittler, IMPORTS.c.state.in_(ACCEPTED_STATES))
+            .order_by(IMPORTS.c.delivered_on.desc(), IMPORTS.c.id.desc()).limit(1)
+        ).first()
+        return None if row is None else _to_import(row)
+
+    def start_import(self, *, file_name: str, sha256: str, hauptvermittler: str | None, delivered_on: date | None,
+                     source: str) -> int:
+        """Create the import row in state "importing" (a rejected one of the same file is taken over)."""
+        values = {
+            "file_name": file_name, "hauptvermittler": hauptvermittler, "delivered_on": delivered_on,
+            "source": source, "received_at": utcnow(), "finished_at": None, "state": "importing", "message": "",
+            "rows": {}, "errors": 0, "deltas": {}, "encodings": {}, "extra_columns": {}, "timings": {},
+            "published_at": None,
+        }
+        existing = self.find_import(sha256)
+        if existing is not None:
+            self.conn.execute(update(IMPORTS).where(IMPORTS.c.id == existing.id).values(values))
+            return existing.id
+        return self.conn.execute(insert(IMPORTS).values(sha256=sha256, **values)).inserted_primary_key[0]
+
+    def finish_import(self, import_id: int, **values: Any) -> None:
+        """Set the outcome of an import (state, message, counts) and its end time."""
+        self.conn.execute(update(IMPORTS).where(IMPORTS.c.id == import_id).values(finished_at=utcnow(), **values))
+
+    def add_row_errors(self, import_id: int, errors: Sequence[RowError]) -> None:
+        if errors:
+            self.conn.execute(insert(ROW_ERRORS), [
+                {"import_id": import_id, "file": e.file, "line": e.line, "column": e.column, "key": e.key,
+                 "message": e.message} for e in errors])
+
+    # ------------------------------------------------------------ staging
+    def snapshot_data(self, table: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return the stored data of these keys (deleted rows included)."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(keys):
+            query = select(SNAPSHOT.c.key, SNAPSHOT.c.data).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk))
+            found.update((row.key, row.data) for row in self.conn.execute(query))
+        return found
+
+    def stage(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows (import_id, table, key, line, hash, data, error) into staging."""
+        if rows:
+            self.conn.execute(insert(STAGING), list(rows))
+
+    def clear_staging(self) -> None:
+        """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
+        if self.postgres:
+            self.conn.execute(text("TRUNCATE dailyup_staging"))
+        else:
+            self.conn.execute(delete(STAGING))
+
+    def analyze_staging(self) -> None:
+        """Give the planner the size of the freshly loaded staging table (joins of a million rows)."""
+        if self.postgres:
+            self.conn.execute(text("ANALYZE dailyup_staging"))
+
+    def drop_erroneous(self, import_id: int) -> None:
+        """Remove the valid rows of keys that also had an erroneous row: such a record stays as it was."""
+        errored = STAGING.alias("errored")
+        self.conn.execute(delete(STAGING).where(
+            STAGING.c.import_id == import_id, STAGING.c.error.is_(False),
+            exists().where(errored.c.import_id == import_id, errored.c.table == STAGING.c.table,
+                           errored.c.key == STAGING.c.key, errored.c.error.is_(True)),
+        ))
+
+    def lookup_texts(self, table: str) -> dict[str, str]:
+        """Return a lookup list as ID -> Text, as this transaction sees it."""
+        query = select(SNAPSHOT.c.key, SNAPSHOT.c.data).where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False))
+        return {row.key: row.data.get("Text") for row in self.conn.execute(query)}
+
+    def count_staged(self, import_id: int, table: str) -> int:
+        """Count the rows of ``table`` in staging, erroneous ones included."""
+        return self.conn.execute(select(func.count()).select_from(STAGING)
+                                 .where(STAGING.c.import_id == import_id, STAGING.c.table == table)).scalar_one()
+
+    def count_delivered(self, table: str) -> int:
+        """Count the rows of ``table`` in the snapshot that are still delivered."""
+        return self.conn.execute(select(func.count()).select_from(SNAPSHOT)
+                                 .where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False))).scalar_one()
+
+    # ------------------------------------------------------------ the diff
+    def candidates(self, import_id: int, table: str, entity: str | None, *, page: int = 5000) -> Iterator[list[Candidate]]:
+        """Yield pages of valid staged rows that are new, re-delivered, changed, or have an echo mark."""
+        s, n = STAGING, SNAPSHOT
+        joined = s.outerjoin(n, and_(n.c.table == s.c.table, n.c.key == s.c.key))
+        echo: Any = null()
+        differs = [n.c.key.is_(None), n.c.deleted.is_(True), n.c.hash != s.c.hash]
+        if entity is not None:
+            joined = joined.outerjoin(ECHOES, and_(ECHOES.c.entity == entity, ECHOES.c.key == s.c.key))
+            echo = ECHOES.c.data
+            differs.append(ECHOES.c.key.is_not(None))
+        query = (select(s.c.key, s.c.data, s.c.hash, n.c.data.label("old_data"), n.c.hash.label("old_hash"),
+                        n.c.deleted, echo.label("echo"))
+                 .select_from(joined)
+                 .where(s.c.import_id == import_id, s.c.table == table, s.c.error.is_(False), or_(*differs))
+                 .order_by(s.c.key).limit(page))
+        after = ""
+        while True:
+            rows = self.conn.execute(query.where(s.c.key > after)).all()
+            if rows:
+                yield [Candidate(r.key, r.data, r.hash, r.old_data, r.old_hash, bool(r.deleted), r.echo) for r in rows]
+            if len(rows) < page:
+                return
+            after = rows[-1].key
+
+    def refresh_volatile(self, import_id: int, table: str) -> int:
+        """Store the delivered values of rows whose hash is the same but whose text is not (volatile columns).
+
+        No change of the record: its ``import_id`` stays that of its last change.
+        """
+        s, n = STAGING, SNAPSHOT
+        result = self.conn.execute(
+            update(n).where(n.c.table == s.c.table, n.c.key == s.c.key, s.c.import_id == import_id,
+                            s.c.table == table, s.c.error.is_(False), n.c.deleted.is_(False), n.c.hash == s.c.hash,
+                            cast(n.c.data, Text) != cast(s.c.data, Text))
+            .values(data=s.c.data, updated_at=utcnow()))
+        return result.rowcount
+
+    def vanished(self, import_id: int, table: str, *, page: int = 5000) -> Iterator[list[str]]:
+        """Yield pages of keys still delivered last time that this delivery has on no row at all."""
+        query = (select(SNAPSHOT.c.key).where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False),
+                                              ~self._staged(import_id))
+                 .order_by(SNAPSHOT.c.key).limit(page))
+        after = ""
+        while True:
+            keys = list(self.conn.execute(query.where(SNAPSHOT.c.key > after)).scalars())
+            if keys:
+                yield keys
+            if len(keys) < page:
+                return
+            after = keys[-1]
+
+    def mark_vanished(self, import_id: int, table: str) -> int:
+        """Mark every row :meth:`vanished` finds as deleted; return how many."""
+        result = self.conn.execute(
+            update(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False), ~self._staged(import_id))
+            .values(deleted=True, import_id=import_id, updated_at=utcnow()))
+        return result.rowcount
+
+    @staticmethod
+    def _staged(import_id: int):
+        return exists().where(STAGING.c.import_id == import_id, STAGING.c.table == SNAPSHOT.c.table,
+                              STAGING.c.key == SNAPSHOT.c.key)
+
+    def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
+        """Add rows never delivered before."""
+        if rows:
+            now = utcnow()
+            self.conn.execute(insert(SNAPSHOT), [
+                {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "deleted": False,
+                 "import_id": import_id, "updated_at": now} for r in rows])
+
+    def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
+        """Store the delivered values of known rows, changed by ``import_id``."""
+        if not rows:
+            return
+        statement = (update(SNAPSHOT)
+                     .where(SNAPSHOT.c.table == bindparam("b_table"), SNAPSHOT.c.key == bindparam("b_key"))
+                     .values(hash=bindparam("b_hash"), data=bindparam("b_data", type_=JSON), deleted=False,
+                             import_id=import_id, updated_at=bindparam("b_at", type_=UtcDateTime())))
+        now = utcnow()
+        self.conn.execute(statement, [{"b_table": table, "b_key": r.key, "b_hash": r.hash, "b_data": r.data,
+                                       "b_at": now} for r in rows])
+
+    def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append deltas (import_id, entity, change, key, changed_fields) to the outbox, in this order."""
+        if rows:
+            self.conn.execute(insert(DELTAS), list(rows))
+
+    def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
+        """Forget echo marks a delivery confirmed."""
+        for chunk in _chunks(keys):
+            self.conn.execute(delete(ECHOES).where(ECHOES.c.entity == entity, ECHOES.c.key.in_(chunk)))

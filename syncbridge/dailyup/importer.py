@@ -1,0 +1,365 @@
+"""Take a DailyUp delivery in: store it, compute its delta against the snapshot, publish the delta.
+
+A delivery is applied in ONE transaction: its rows are streamed into staging in
+batches, compared with the snapshot in SQL, and the snapshot, the outbox of deltas
+and the import record are written together.  A delivery found broken half-way
+(:class:`~syncbridge.dailyup.reader.DeliveryRejected`) therefore changes nothing but
+its import record, which says why it was rejected.  After the commit the outbox is
+published in id order with publisher confirms; what the broker did not confirm
+waits there for :meth:`DailyUpImporter.publish_pending`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clients.errors import Unavailable
+from contracts.events import AmeiseRecordChangedSchema
+from store.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
+from syncbridge.dailyup.intake import sha256_of
+from syncbridge.dailyup.model import (
+    COLUMNS,
+    CONTRACTS,
+    CUSTOMERS,
+    ENTITY_OF,
+    KEY_OF,
+    LOOKUP_OF_COLUMN,
+    LOOKUP_TABLES,
+    DeliveryName,
+    ParsedRow,
+    RowError,
+    changed_fields,
+    row_hash,
+)
+from syncbridge.dailyup.reader import Delivery, DeliveryRejected, open_delivery
+from syncbridge.messages import AmeiseRecordChanged
+from syncbridge.topology import Topology, ameise_record_changed_key
+
+log = logging.getLogger("syncbridge.dailyup")
+
+# Lookup lists first, so echoes compare with this delivery's texts; customers before contracts, so
+# the delta of a new contract never overtakes its new customer's.
+TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
+# Columns holding the ID of a lookup list: what the CRM -> Ameise direction writes may be the text.
+STAGE_BATCH = 2000          # rows per insert into staging
+DIFF_PAGE = 5000            # rows per page of the comparison
+PUBLISH_BATCH = 1000        # deltas per confirmed publish (and per "mark published")
+PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
+MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
+SAMPLES = 5                 # examples per kind of delta in a result
+MAX_KEY = 64                # length of the key columns of the DailyUp tables
+
+_schema = AmeiseRecordChangedSchema()
+
+
+@dataclass
+class ImportResult:
+    """What became of a delivery (or, for a dry run, what would)."""
+
+    import_id: int | None
+    state: str                  # accepted, published, duplicate, superseded, rejected
+    message: str
+    rows: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    deltas: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    samples: dict[str, list[dict]] = field(default_factory=dict)   # "customer.changed" -> [{key, changed_fields}]
+
+
+class _Tally:
+    """Counts of one import as it goes, kept outside its transaction for the rejection record."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.errors = 0
+        self.erroneous_keys = 0
+        self.deltas: Counter[str] = Counter()
+        self.samples: dict[str, list[dict]] = {}
+        self.timings: dict[str, float] = {}
+
+    def delta(self, kind: str, key: str, fields: list[str] | None = None) -> None:
+        self.deltas[kind] += 1
+        examples = self.samples.setdefault(kind, [])
+        if len(examples) < SAMPLES:
+            examples.append({"key": key, "changed_fields": list(fields or [])})
+
+    def result(self, import_id: int | None, state: str, message: str = "") -> ImportResult:
+        return ImportResult(import_id, state, message, dict(self.rows), self.errors, dict(self.deltas),
+                            samples={k: list(v) for k, v in self.samples.items()})
+
+
+class DailyUpImporter:
+    """Import deliveries into the DailyUp store and publish their deltas to the return queue."""
+
+    def __init__(self, store: SqlDailyUpStore, *, publisher=None, topology: Topology | None = None,
+                 reader_options: dict | None = None,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+        if publisher is not None and topology is None:
+            raise ValueError("a publisher needs the topology it publishes to")
+        self.store = store
+        self.publisher = publisher
+        self.topology = topology
+        self.reader_options = dict(reader_options or {})
+        self.progress = progress or (lambda stage, done, total: None)
+
+    # ------------------------------------------------------------------ API
+    def import_file(self, path, *, source: str = "cli", file_name: str | None = None) -> ImportResult:
+        """Import one delivery and publish its deltas (when this importer has a publisher)."""
+        result = self._take(Path(path), source=source, file_name=file_name, dry_run=False)
+        if result.state != "accepted" or self.publisher is None:
+            return result
+        waiting = self.store.count_unpublished()
+        try:
+            result.published = self.publish_pending()
+        except Unavailable as exc:
+            # The deltas are committed in the outbox: nothing is lost, the next round publishes them.
+            log.warning("publishing the deltas of import %s failed: %s", result.import_id, exc)
+            result.published = waiting - self.store.count_unpublished()
+            result.message = f"{exc}; the deltas wait in the outbox"
+        current = self.store.get_import(result.import_id)
+        if current is not None:
+            result.state = current.state
+        return result
+
+    def diff(self, path, *, file_name: str | None = None) -> ImportResult:
+        """Tell what importing would change (counts and samples); store and publish nothing (a dry run)."""
+        return self._take(Path(path), source="cli", file_name=file_name, dry_run=True)
+
+    def publish_pending(self) -> int:
+        """Publish the outbox in id order with publisher confirms; return how many were published."""
+        if self.publisher is None:
+            return 0
+        total = self.store.count_unpublished()
+        done = 0
+        self.progress("publish", 0, total)
+        while batch := self.store.unpublished_deltas(PUBLISH_BATCH):
+            messages = [(ameise_record_changed_key(d.entity, d.change), _schema.dump(_message(d)), d.delta_id)
+                        for d in batch]
+            try:
+                self.publisher.publish_many(self.topology.events, messages)
+            except Unavailable as exc:
+                # The first ``confirmed`` of the batch reached the broker: do not send them again.
+                confirmed = getattr(exc, "confirmed", None) or 0
+                self.store.mark_published(d.id for d in batch[:confirmed])
+                raise
+            self.store.mark_published(d.id for d in batch)
+            done += len(batch)
+            self.progress("publish", done, total)
+        # An accepted import without deltas has an empty outbox too: that makes it "published".
+        self.store.mark_published(())
+        return done
+
+    # ------------------------------------------------------------------ one delivery
+    def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool) -> ImportResult:
+        file_name = Path(file_name or path.name).name
+        tally = _Tally()
+        delivery: Delivery | None = None
+        try:
+            with open_delivery(path, file_name=file_name, **self.reader_options) as delivery:
+                with self.store.session(dry_run=dry_run) as session:
+                    return self._apply(session, delivery, source=source, tally=tally, dry_run=dry_run)
+        except DeliveryRejected as exc:
+            return self._reject(path, file_name, source, delivery, tally, str(exc), dry_run)
+        except Exception as exc:
+            # Recorded for the status pages, then raised: the file stays where it is and is tried again.
+            self._reject(path, file_name, source, delivery, tally, f"the import failed: {type(exc).__name__}: {exc}",
+                         dry_run)
+            raise
+
+    def _apply(self, session: ImportSession, delivery: Delivery, *, source: str, tally: _Tally,
+               dry_run: bool) -> ImportResult:
+        started = time.monotonic()
+        session.lock()
+        name = delivery.name
+        known = session.find_import(delivery.sha256)
+        if known is not None and known.state != "rejected":
+            message = (f"already imported on {known.received_at:%d.%m.%Y %H:%M} UTC as import {known.id} "
+                       f"({known.state})")
+            return ImportResult(known.id, "duplicate", message, dict(known.rows), known.errors, dict(known.deltas))
+        newest = session.newest_accepted(name.hauptvermittler)
+        import_id = session.start_import(file_name=delivery.file_name, sha256=delivery.sha256,
+                                         hauptvermittler=name.hauptvermittler, delivered_on=name.delivered_on,
+                                         source=source)
+        about = {"encodings": dict(delivery.encodings),
+                 "extra_columns": {t: list(c) for t, c in delivery.extra_columns.items() if c}}
+        if newest is not None and name.delivered_on < newest.delivered_on:
+            message = (f"delivered on {name.delivered_on:%d.%m.%Y}, before the accepted delivery of "
+                       f"{newest.delivered_on:%d.%m.%Y} (import {newest.id}): its rows are not applied")
+            session.finish_import(import_id, state="superseded", message=message, **about)
+            return tally.result(None if dry_run else import_id, "superseded", message)
+
+        session.clear_staging()
+        self._read(session, delivery, import_id, tally)
+        read_at = time.monotonic()
+        tally.timings["read"] = round(read_at - started, 3)
+        self._diff(session, delivery, import_id, tally)
+        tally.timings["diff"] = round(time.monotonic() - read_at, 3)
+        session.clear_staging()
+        session.finish_import(import_id, state="accepted", rows=tally.rows, errors=tally.errors,
+                              deltas=dict(tally.deltas), timings=tally.timings, **about)
+        return tally.result(None if dry_run else import_id, "accepted", "dry run: nothing was stored" if dry_run else "")
+
+    def _reject(self, path: Path, file_name: str, source: str, delivery: Delivery | None, tally: _Tally,
+                message: str, dry_run: bool) -> ImportResult:
+        log.warning("delivery %s rejected: %s", file_name, message)
+        if dry_run:
+            return tally.result(None, "rejected", message)
+        try:
+            name: DeliveryName | None = delivery.name if delivery is not None else DeliveryName.parse(file_name)
+        except ValueError:
+            name = None
+        import_id = self.store.record_rejected(
+            file_name=file_name, sha256=delivery.sha256 if delivery is not None else sha256_of(path),
+            hauptvermittler=name.hauptvermittler if name else None, delivered_on=name.delivered_on if name else None,
+            source=source, message=message, rows=tally.rows, errors=tally.errors)
+        return tally.result(import_id, "rejected", message)
+
+    # ------------------------------------------------------------------ reading into staging
+    def _read(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
+        stored_errors: list[RowError] = []
+        kept = 0
+        done = 0
+        for table in delivery.tables:
+            missing = tuple(delivery.missing_columns.get(table) or ())
+            tally.rows[table] = 0
+            parsed: list[ParsedRow] = []
+            erroneous: list[dict[str, Any]] = []
+            last_erroneous: tuple[str, int] | None = None
+            for item in delivery.rows(table):
+                if isinstance(item, ParsedRow) and len(item.key) > MAX_KEY:
+                    item = RowError(f"{table}.csv", item.line, KEY_OF[table], f"longer than {MAX_KEY} characters")
+                if isinstance(item, ParsedRow):
+                    tally.rows[table] += 1
+                    parsed.append(item)
+                else:
+                    tally.errors += 1
+                    if kept < MAX_STORED_ERRORS:
+                        stored_errors.append(item)
+                        kept += 1
+                    # A row with an error but a key: that record is kept as it was (one entry per row).
+                    if item.key and len(item.key) <= MAX_KEY and (item.key, item.line) != last_erroneous:
+                        last_erroneous = (item.key, item.line)
+                        tally.erroneous_keys += 1
+                        erroneous.append({"import_id": import_id, "table": table, "key": item.key, "line": item.line,
+                                          "hash": None, "data": None, "error": True})
+                done += 1
+                if len(parsed) >= STAGE_BATCH:
+                    session.stage(self._staged_rows(session, import_id, table, missing, parsed))
+                    parsed = []
+                if len(erroneous) >= STAGE_BATCH:
+                    session.stage(erroneous)
+                    erroneous = []
+                if len(stored_errors) >= STAGE_BATCH:
+                    session.add_row_errors(import_id, stored_errors)
+                    stored_errors = []
+                if done % PROGRESS_EVERY == 0:
+                    self.progress("read", done, None)
+            session.stage(self._staged_rows(session, import_id, table, missing, parsed))
+            session.stage(erroneous)
+        session.add_row_errors(import_id, stored_errors)
+        self.progress("read", done, done)
+
+    @staticmethod
+    def _staged_rows(session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
+                     parsed: list[ParsedRow]) -> list[dict[str, Any]]:
+        """Build staging rows: missing optional columns filled from the snapshot, values in column order."""
+        previous = session.snapshot_data(table, [p.key for p in parsed]) if missing and parsed else {}
+        rows = []
+        for p in parsed:
+            data = dict(p.data)
+            old = previous.get(p.key)
+            if old:
+                data.update((c, old[c]) for c in missing if c in old)
+            # One order for every delivery, so the stored JSON text of equal rows is equal.
+            known = COLUMNS[table]
+            data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+            rows.append({"import_id": import_id, "table": table, "key": p.key, "line": p.line,
+                         "hash": row_hash(table, data), "data": data, "error": False})
+        return rows
+
+    # ------------------------------------------------------------------ the delta
+    def _diff(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
+        session.analyze_staging()
+        if tally.erroneous_keys:
+            session.drop_erroneous(import_id)
+        tables = [t for t in TABLE_ORDER if t in delivery.tables]
+        for table in tables:
+            if session.count_staged(import_id, table) == 0 and (delivered := session.count_delivered(table)):
+                raise DeliveryRejected(f"{table}.csv has no rows: applying it would delete all {delivered} rows "
+                                       f"of the last delivery")
+        self.progress("diff", 0, len(tables))
+        texts = _LookupTexts(session)
+        for done, table in enumerate(tables, 1):
+            entity = ENTITY_OF.get(table)
+            for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
+                self._apply_page(session, import_id, table, entity, page, tally, texts)
+            if entity is not None:
+                for keys in session.vanished(import_id, table, page=DIFF_PAGE):
+                    session.add_deltas([{"import_id": import_id, "entity": entity, "change": "deleted", "key": key,
+                                         "changed_fields": []} for key in keys])
+                    for key in keys:
+                        tally.delta(f"{entity}.deleted", key)
+            session.mark_vanished(import_id, table)
+            session.refresh_volatile(import_id, table)
+            self.progress("diff", done, len(tables))
+
+    def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
+                    page: list[Candidate], tally: _Tally, texts: _LookupTexts) -> None:
+        new: list[Candidate] = []       # never delivered before
+        changed: list[Candidate] = []   # known: re-delivered or different
+        deltas: list[dict[str, Any]] = []
+        confirmed: list[str] = []       # echo marks this delivery confirmed
+        for c in page:
+            created = c.old_data is None or c.deleted
+            echoed = c.echo is not None and all(texts.same(column, c.data.get(column), value)
+                                                for column, value in c.echo.items())
+            if echoed:
+                confirmed.append(c.key)
+            if not created and c.old_hash == c.hash:
+                continue    # only here for its echo mark; volatile columns are refreshed in bulk
+            (new if c.old_data is None else changed).append(c)
+            fields = [] if created else changed_fields(table, c.old_data, c.data)
+            if entity is None or (not created and not fields):
+                continue
+            if echoed and (created or set(fields) <= set(c.echo)):
+                # Our own write to Ameise coming back: the CRM has these values already.
+                tally.delta("suppressed", c.key, fields)
+                continue
+            change = "created" if created else "changed"
+            deltas.append({"import_id": import_id, "entity": entity, "change": change, "key": c.key,
+                           "changed_fields": fields})
+            tally.delta(f"{entity}.{change}", c.key, fields)
+        session.insert_snapshot(table, import_id, new)
+        session.update_snapshot(table, import_id, changed)
+        session.add_deltas(deltas)
+        if entity is not None and confirmed:
+            session.consume_echoes(entity, confirmed)
+
+
+class _LookupTexts:
+    """Compare an echo's value with a delivered one, where the echo may hold a lookup's text for its ID."""
+
+    def __init__(self, session: ImportSession) -> None:
+        self.session = session
+        self.lists: dict[str, dict[str, str]] = {}
+
+    def same(self, column: str, delivered: Any, echoed: Any) -> bool:
+        if delivered == echoed:
+            return True
+        table = LOOKUP_OF_COLUMN.get(column)
+        if table is None or delivered is None or echoed is None:
+            return False
+        if table not in self.lists:
+            self.lists[table] = self.session.lookup_texts(table)
+        return self.lists[table].get(delivered) == echoed
+
+
+def _message(delta: PendingDelta) -> AmeiseRecordChanged:
+    return AmeiseRecordChanged(delta_id=delta.delta_id, import_id=delta.import_id,
+                               delivered_on=delta.delivered_on.isoformat(), entity=delta.entity,
+                               change=delta.change, key=delta.key, changed_fields=delta.changed_fields)

@@ -1,0 +1,559 @@
+"""The DailyUp import on SQLite and PostgreSQL, publishing on memory:// and a real RabbitMQ.
+
+Deliveries come from :mod:`syncbridge.dailyup.generate`, whose ``expected_delta``
+says exactly what each generation changed; broken ones are made from them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from kombu import Connection, Consumer
+from sqlalchemy import select
+
+from contracts.base import load_or_raise
+from contracts.events import AmeiseRecordChangedSchema
+from producers.publisher import Publisher
+from store.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
+from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
+from syncbridge.dailyup.importer import DailyUpImporter
+from syncbridge.dailyup.model import CUSTOMERS, ParsedRow, changed_fields
+from syncbridge.dailyup.reader import open_delivery
+from syncbridge.topology import build_topology
+from tests.integration.test_dailyup_store import migrated_postgres_url, migrated_sqlite_url, store  # noqa: F401
+from tests.integration.test_publisher_rabbitmq import TcpProxy
+
+N = 1000            # customers per delivery: one turnover and a few changes per generation
+CLOSED_PORT = "amqp://guest:guest@127.0.0.1:1//"
+
+
+# ---------------------------------------------------------------- helpers
+@pytest.fixture
+def importer(store) -> DailyUpImporter:
+    return DailyUpImporter(store)
+
+
+def deliver(tmp_path: Path, generation: int, customers: int = N) -> Path:
+    folder = tmp_path / f"g{generation}-{customers}"
+    folder.mkdir(exist_ok=True)
+    return write_delivery(folder, customers=customers, generation=generation)
+
+
+def outbox(store: SqlDailyUpStore, import_id: int) -> dict[str, dict[str, set[str]]]:
+    """The deltas of an import as expected_delta gives them."""
+    found = {e: {"created": set(), "changed": set(), "deleted": set()} for e in ("customer", "contract")}
+    with store.engine.connect() as conn:
+        for row in conn.execute(select(DELTAS).where(DELTAS.c.import_id == import_id)):
+            assert row.key not in found[row.entity][row.change], "one delta per record and import"
+            found[row.entity][row.change].add(row.key)
+    return found
+
+
+def outbox_rows(store: SqlDailyUpStore) -> list:
+    with store.engine.connect() as conn:
+        return conn.execute(select(DELTAS).order_by(DELTAS.c.id)).all()
+
+
+def snapshot(store: SqlDailyUpStore) -> dict[tuple[str, str], tuple]:
+    with store.engine.connect() as conn:
+        return {(r.table, r.key): (r.hash, r.data, r.deleted, r.import_id) for r in conn.execute(select(SNAPSHOT))}
+
+
+def import_count(store: SqlDailyUpStore) -> int:
+    with store.engine.connect() as conn:
+        return len(conn.execute(select(IMPORTS.c.id)).all())
+
+
+def parsed(path: Path, table: str) -> dict[str, dict]:
+    """The valid rows of a table of a delivery, by key, as the reader gives them."""
+    with open_delivery(path) as delivery:
+        return {r.key: r.data for r in delivery.rows(table) if isinstance(r, ParsedRow)}
+
+
+def rewrite(path: Path, table: str, change: Callable[[list[str], list[list[str]]], tuple[list[str], list[list[str]]]],
+            *, raw: Callable[[bytes], bytes] | None = None) -> Path:
+    """Rewrite one CSV member of a delivery in place: ``change(header, rows)``, then optionally its bytes."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    header, *rows = list(csv.reader(io.StringIO(members[f"{table}.csv"].decode("utf-8"), newline=""), delimiter=";"))
+    header, rows = change(header, rows)
+    data = csv_bytes(header, rows)
+    members[f"{table}.csv"] = raw(data) if raw else data
+    path.unlink()
+    return write_zip(path, members)
+
+
+def drop_members(path: Path, *names: str) -> Path:
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist() if info.filename not in names}
+    path.unlink()
+    return write_zip(path, members)
+
+
+# ---------------------------------------------------------------- first and later deliveries
+def test_the_first_delivery_creates_everything(store, tmp_path):
+    progress: list[tuple[str, int, int | None]] = []
+    importer = DailyUpImporter(store, progress=lambda *report: progress.append(report))
+    path = deliver(tmp_path, 0, customers=4000)
+
+    result = importer.import_file(path, source="drop-folder")
+
+    expected = expected_delta(4000, 0)
+    assert (result.state, result.message, result.errors, result.published) == ("accepted", "", 0, 0)
+    assert outbox(store, result.import_id) == expected
+    assert result.deltas == {"customer.created": 4000, "contract.created": len(expected["contract"]["created"])}
+    assert result.rows["kunden"] == 4000 and result.rows["sparten"] == len(LOOKUPS["sparten"])
+    assert len(result.samples["customer.created"]) == 5
+    assert all(s["key"] in expected["customer"]["created"] for s in result.samples["customer.created"])
+    imp = store.get_import(result.import_id)
+    assert (imp.state, imp.source, imp.hauptvermittler, imp.rows, imp.deltas, imp.errors) == (
+        "accepted", "drop-folder", "100200", result.rows, result.deltas, 0)
+    assert imp.encodings["kunden"] == "utf-8" and imp.extra_columns == {}
+    assert set(imp.timings) == {"read", "diff"}
+    # Lookup lists are stored, but make no delta messages.
+    assert store.lookups("sparten") == dict(LOOKUPS["sparten"])
+    assert {r.entity for r in outbox_rows(store)} == {"customer", "contract"}
+    # The snapshot holds the normalized rows of the delivery.
+    contracts = parsed(path, "vertraege")
+    some = next(iter(contracts))
+    assert store.snapshot_rows("vertraege", [some])[some].data == contracts[some]
+    total = sum(result.rows.values())
+    assert ("read", 10_000, None) in progress and ("read", total, total) in progress
+    assert ("diff", 0, 9) in progress and ("diff", 9, 9) in progress
+
+
+def test_each_next_generation_gives_exactly_the_expected_delta(store, importer, tmp_path):
+    first = importer.import_file(deliver(tmp_path, 0))
+
+    for generation in (1, 2, 3):
+        path = deliver(tmp_path, generation)
+        result = importer.import_file(path)
+
+        expected = expected_delta(N, generation)
+        assert result.state == "accepted"
+        assert outbox(store, result.import_id) == expected
+        assert result.deltas == {f"{e}.{c}": len(keys) for e, changes in expected.items()
+                                 for c, keys in changes.items() if keys}
+    # Changed fields are the stable columns that differ; volatile ones never count.
+    for row in outbox_rows(store):
+        if row.change != "changed":
+            assert row.changed_fields == []
+        elif row.entity == "customer":
+            assert len(row.changed_fields) == 1 and row.changed_fields[0] in ("Telefon", "Strasse", "Email")
+        else:
+            assert set(row.changed_fields) <= {"Status", "BeitragBrutto", "BeitragNetto"} and row.changed_fields
+    # The snapshot is the last delivery, volatile columns included; unchanged records keep their last change.
+    latest = parsed(path, CUSTOMERS)
+    rows = {key: data for (table, key), data in snapshot(store).items() if table == CUSTOMERS}
+    assert {k for k, (_, _, deleted, _) in rows.items() if not deleted} == set(latest)
+    assert all(rows[key][1] == data for key, data in latest.items())
+    changed_once = set().union(*(expected_delta(N, g)["customer"]["changed"] for g in (1, 2, 3)))
+    untouched = next(k for k in latest if k not in changed_once and rows[k][3] == first.import_id)
+    assert rows[untouched][1]["GeaendertAm"] == latest[untouched]["GeaendertAm"]
+
+
+def test_customers_come_before_contracts_in_the_outbox(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    second = importer.import_file(deliver(tmp_path, 1))
+
+    rows = [r for r in outbox_rows(store) if r.import_id == second.import_id]
+    entities = [r.entity for r in rows]
+    assert "customer" in entities and "contract" in entities
+    assert entities == sorted(entities, key=("customer", "contract").index)
+
+
+def test_diff_is_a_dry_run(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    before = (snapshot(store), outbox_rows(store), store.imports())
+    path = deliver(tmp_path, 1)
+
+    preview = importer.diff(path)
+
+    expected = expected_delta(N, 1)
+    assert (preview.import_id, preview.state) == (None, "accepted")
+    assert preview.deltas["customer.changed"] == len(expected["customer"]["changed"])
+    assert {s["key"] for s in preview.samples["customer.changed"]} <= expected["customer"]["changed"]
+    assert all(s["changed_fields"] for s in preview.samples["customer.changed"])
+    assert (snapshot(store), outbox_rows(store), store.imports()) == before
+    assert importer.import_file(path).deltas == preview.deltas
+
+
+# ---------------------------------------------------------------- deliveries to leave alone
+def test_the_same_file_twice_is_a_no_op(store, importer, tmp_path):
+    path = deliver(tmp_path, 0)
+    first = importer.import_file(path)
+    before = (snapshot(store), outbox_rows(store))
+
+    again = importer.import_file(path, source="upload")
+
+    assert (again.state, again.import_id) == ("duplicate", first.import_id)
+    assert again.message.startswith("already imported on ") and f"import {first.import_id}" in again.message
+    assert import_count(store) == 1
+    assert (snapshot(store), outbox_rows(store)) == before
+    assert importer.diff(path).state == "duplicate"
+
+
+def test_an_older_delivery_after_a_newer_one_is_superseded(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    newer = importer.import_file(deliver(tmp_path, 2))
+    before = (snapshot(store), outbox_rows(store))
+
+    late = importer.import_file(deliver(tmp_path, 1))
+
+    assert late.state == "superseded"
+    assert "03.11.2026" in late.message and "04.11.2026" in late.message and f"import {newer.import_id}" in late.message
+    assert (snapshot(store), outbox_rows(store)) == before
+    assert store.get_import(late.import_id).state == "superseded"
+    assert late.deltas == {}
+
+
+# ---------------------------------------------------------------- rejected deliveries
+def truncated_zip(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def cut_last_row(path: Path) -> Path:
+    # A transfer cut off inside the last row of vertraege.csv: kunden.csv was read whole before.
+    return rewrite(path, "vertraege", lambda h, rows: (h, rows), raw=lambda data: data.rstrip(b"\r\n")[:-40])
+
+
+def unclosed_quote(path: Path) -> Path:
+    return rewrite(path, "vertraege", lambda h, rows: (h, rows), raw=lambda data: data + b'"VN-broken;12345')
+
+
+def no_customers(path: Path) -> Path:
+    return rewrite(path, "kunden", lambda h, rows: (h, []))
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (truncated_zip, "ZIP"),
+    (cut_last_row, "truncated"),
+    (unclosed_quote, "not closed"),
+    (no_customers, "kunden.csv has no rows"),
+], ids=["truncated-zip", "truncated-csv", "corrupt-csv", "empty-kunden"])
+def test_a_broken_delivery_is_rejected_and_changes_nothing(store, importer, tmp_path, damage, reason):
+    importer.import_file(deliver(tmp_path, 0))
+    before = (snapshot(store), outbox_rows(store))
+    path = damage(deliver(tmp_path, 1))
+
+    result = importer.import_file(path)
+
+    assert result.state == "rejected" and reason in result.message
+    assert (snapshot(store), outbox_rows(store)) == before
+    rejected = store.get_import(result.import_id)
+    assert (rejected.state, rejected.message, rejected.file_name) == ("rejected", result.message, path.name)
+    assert store.row_errors(result.import_id) == []
+    # The complete file, delivered again, is imported after all.
+    (tmp_path / "again").mkdir()
+    fixed = importer.import_file(deliver(tmp_path / "again", 1))
+    assert fixed.state == "accepted" and outbox(store, fixed.import_id) == expected_delta(N, 1)
+
+
+def test_a_file_that_is_no_delivery_is_rejected(store, importer, tmp_path):
+    path = tmp_path / "kunden.zip"
+    path.write_bytes(b"PK\x03\x04 not really")
+
+    result = importer.import_file(path)
+
+    assert result.state == "rejected" and "DailyUp_" in result.message
+    imp = store.get_import(result.import_id)
+    assert (imp.hauptvermittler, imp.delivered_on, imp.state) == (None, None, "rejected")
+    assert snapshot(store) == {}
+
+
+# ---------------------------------------------------------------- rows with errors, missing columns
+def test_row_errors_are_stored_and_their_records_kept_as_they_were(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    before = snapshot(store)
+    expected = expected_delta(N, 1)
+    changed, twice = sorted(expected["customer"]["changed"])[:2]
+    gone = sorted(expected["customer"]["deleted"])[0]
+    with zipfile.ZipFile(deliver(tmp_path, 0)) as archive:
+        text = archive.read("kunden.csv").decode()
+    gone_row = next(r for r in csv.reader(io.StringIO(text, newline=""), delimiter=";") if r[0] == gone)
+    short: list[str] = []
+
+    def break_rows(header, rows):
+        email, telefon = header.index("Email"), header.index("Telefon")
+        for row in rows:
+            if row[0] == changed:
+                row[email] = "not-an-email"
+        # One row lacks fields; the deleted customer comes back on a row that cannot be read (line 2).
+        at = next(n for n, row in enumerate(rows) if row[0] not in (changed, gone))
+        short.append(rows[at][0])
+        rows[at] = rows[at][:telefon]
+        rows.insert(0, [*gone_row[:email], "also@not", *gone_row[email + 1:]])
+        # A key delivered twice: which row is right cannot be told.
+        rows.append(next(row for row in rows if row[0] == twice))
+        return header, rows
+
+    path = rewrite(deliver(tmp_path, 1), "kunden", break_rows)
+    [short_key] = short
+
+    result = importer.import_file(path)
+
+    assert result.state == "accepted" and result.errors == 4
+    errors = store.row_errors(result.import_id)
+    assert {(e.file, e.column, e.key) for e in errors} == {
+        ("kunden.csv", "Email", changed), ("kunden.csv", "Email", gone), ("kunden.csv", None, short_key),
+        ("kunden.csv", "Kundennummer", twice)}
+    assert {e.line for e in errors if e.key == gone} == {2}
+    assert all(e.message for e in errors)
+    delta = outbox(store, result.import_id)
+    assert delta["customer"]["changed"] == expected["customer"]["changed"] - {changed, twice}
+    assert delta["customer"]["deleted"] == expected["customer"]["deleted"] - {gone}
+    after = snapshot(store)
+    for key in (changed, twice, gone, short_key):
+        assert after[("kunden", key)] == before[("kunden", key)]
+
+
+def test_row_errors_are_counted_all_but_stored_up_to_the_cap(store, tmp_path, monkeypatch):
+    monkeypatch.setattr("syncbridge.dailyup.importer.MAX_STORED_ERRORS", 4)
+    path = rewrite(deliver(tmp_path, 0), "kunden",
+                   lambda h, rows: (h, [r[:1] if n < 10 else r for n, r in enumerate(rows)]))
+
+    result = DailyUpImporter(store).import_file(path)
+
+    assert result.errors == store.get_import(result.import_id).errors == 10
+    assert [e.line for e in store.row_errors(result.import_id)] == [2, 3, 4, 5]
+    assert result.deltas["customer.created"] == N - 10
+
+
+def test_a_missing_optional_column_keeps_the_values_it_had(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    old = parsed(deliver(tmp_path, 0), CUSTOMERS)
+    full = deliver(tmp_path, 1)
+    new = parsed(full, CUSTOMERS)
+
+    def without_email(header, rows):
+        at = header.index("Email")
+        return header[:at] + header[at + 1:], [r[:at] + r[at + 1:] for r in rows]
+
+    result = importer.import_file(rewrite(full, "kunden", without_email))
+
+    assert store.get_import(result.import_id).state == "accepted"
+    changes = {k: changed_fields(CUSTOMERS, old[k], new[k]) for k in expected_delta(N, 1)["customer"]["changed"]}
+    assert ["Email"] in changes.values() and any(f != ["Email"] for f in changes.values())
+    assert outbox(store, result.import_id)["customer"]["changed"] == {k for k, f in changes.items() if f != ["Email"]}
+    kept = store.snapshot_rows(CUSTOMERS, list(old))
+    assert all(kept[k].data.get("Email") == old[k].get("Email") for k in old if k in new)
+    assert any(kept[k].data.get("Email") for k in old if k in new)
+    assert store.get_import(result.import_id).rows["kunden"] == len(new)
+
+
+def test_lookup_lists_update_the_snapshot_and_a_missing_one_stays(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+
+    def renamed(header, rows):
+        rows = [r for r in rows if r[0] != "6"]
+        return header, [[r[0], "in Kraft" if r[0] == "1" else r[1]] for r in rows]
+
+    path = rewrite(drop_members(deliver(tmp_path, 1), "sparten.csv"), "vertragsstatus", renamed)
+    result = importer.import_file(path)
+
+    assert result.state == "accepted"
+    assert store.lookups("sparten") == dict(LOOKUPS["sparten"])
+    expected_states = {code: "in Kraft" if code == "1" else text for code, text in LOOKUPS["vertragsstatus"]}
+    del expected_states["6"]
+    assert store.lookups("vertragsstatus") == expected_states
+    assert store.snapshot_rows("vertragsstatus", ["6"])["6"].deleted is True
+    assert {r.entity for r in outbox_rows(store)} == {"customer", "contract"}
+    assert outbox(store, result.import_id) == expected_delta(N, 1)
+
+
+# ---------------------------------------------------------------- echoes of our own writes
+def test_echoes_of_our_own_writes_are_suppressed(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    old = parsed(deliver(tmp_path, 0), CUSTOMERS)
+    path = deliver(tmp_path, 1)
+    new = parsed(path, CUSTOMERS)
+    expected = expected_delta(N, 1)
+    ours, theirs, wider = sorted(expected["customer"]["changed"])[:3]
+    created = sorted(expected["customer"]["created"])[0]
+    field_of = {k: changed_fields(CUSTOMERS, old[k], new[k])[0] for k in (ours, theirs, wider)}
+    # We wrote exactly what the delivery now shows, with unchanged columns, lookups by their text.
+    store.remember_echo("customer", ours, {field_of[ours]: new[ours][field_of[ours]], "Ort": new[ours]["Ort"],
+                                           "Anrede": dict(LOOKUPS["anreden"])[new[ours]["Anrede"]],
+                                           "Land": dict(LOOKUPS["laender"])[new[ours]["Land"]]})
+    # We wrote something else: the change in Ameise is someone else's.
+    store.remember_echo("customer", theirs, {field_of[theirs]: "not what Ameise has"})
+    # We wrote Ort only; the field that changed is not ours.
+    store.remember_echo("customer", wider, {"Ort": new[wider]["Ort"]})
+    # The text of another ID is not the delivered value.
+    other = next(k for k in sorted(expected["customer"]["changed"]) if k not in (ours, theirs, wider))
+    wrong = next(text for code, text in LOOKUPS["anreden"] if code != new[other]["Anrede"])
+    store.remember_echo("customer", other, {**{f: new[other][f] for f in changed_fields(CUSTOMERS, old[other], new[other])},
+                                            "Anrede": wrong})
+    # We created this customer in Ameise.
+    store.remember_echo("customer", created, {c: new[created][c] for c in ("Personentyp", "Nachname", "PLZ")})
+
+    result = importer.import_file(path)
+
+    delta = outbox(store, result.import_id)
+    assert delta["customer"]["changed"] == expected["customer"]["changed"] - {ours}
+    assert delta["customer"]["created"] == expected["customer"]["created"] - {created}
+    assert result.deltas["suppressed"] == 2
+    assert {s["key"] for s in result.samples["suppressed"]} == {ours, created}
+    assert store.echo("customer", ours) is None and store.echo("customer", created) is None
+    assert store.echo("customer", wider) is None             # confirmed, though not all of the change was ours
+    assert store.echo("customer", theirs) == {field_of[theirs]: "not what Ameise has"}
+    assert other in delta["customer"]["changed"] and store.echo("customer", other) is not None
+    # The snapshot takes the delivered values either way.
+    assert store.snapshot_rows(CUSTOMERS, [ours])[ours].data == new[ours]
+
+
+# ---------------------------------------------------------------- publishing
+def take(url: str, queue, *, expect: int, timeout: float = 10.0) -> list:
+    """Consume ``expect`` messages (auto-acked), then wait a little for any surplus."""
+    messages: list = []
+    with Connection(url) as conn:
+        with Consumer(conn, [queue], accept=["application/json"], no_ack=True, prefetch_count=1000,
+                      callbacks=[lambda body, message: messages.append(message)]):
+            deadline = time.monotonic() + timeout
+            settle = None
+            while time.monotonic() < (settle or deadline):
+                if settle is None and len(messages) >= expect:
+                    settle = time.monotonic() + 0.3
+                try:
+                    conn.drain_events(timeout=0.1)
+                except socket.timeout:
+                    pass
+    return messages
+
+
+def drain_memory(queue) -> list:
+    with Connection("memory://") as conn:
+        simple = conn.SimpleQueue(queue, accept=["application/json"])
+        messages = []
+        while True:
+            try:
+                message = simple.get(block=False)
+            except simple.Empty:
+                return messages
+            message.ack()
+            messages.append(message)
+
+
+class BrokerLink(TcpProxy):
+    """A proxy to the broker that can go down: open connections are cut, new ones closed at once."""
+
+    down = False
+
+    def go_down(self) -> None:
+        self.down = True
+        self.cut()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                continue
+            upstream = socket.create_connection(self._target)
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+
+def check_messages(store: SqlDailyUpStore, messages: list) -> None:
+    """Every delta of the outbox arrived exactly once, in id order, as a valid AmeiseRecordChanged."""
+    rows = outbox_rows(store)
+    assert [m.properties["message_id"] for m in messages] == [f"{r.import_id}:{r.entity}:{r.key}" for r in rows]
+    delivered_on = {i.id: i.delivered_on.isoformat() for i in store.imports(limit=100)}
+    for message, row in zip(messages, rows):
+        event = load_or_raise(AmeiseRecordChangedSchema(), message.payload)
+        assert (event.delta_id, event.import_id, event.entity, event.change, event.key, list(event.changed_fields),
+                event.delivered_on) == (message.properties["message_id"], row.import_id, row.entity, row.change,
+                                        row.key, row.changed_fields, delivered_on[row.import_id])
+        assert message.delivery_info["routing_key"] == f"ameise.{row.entity}.{row.change}"
+        assert message.properties["delivery_mode"] == 2
+    assert all(r.published_at is not None for r in rows)
+
+
+def test_deltas_are_published_after_the_commit_on_memory(store, tmp_path, namespace):
+    topology = build_topology(namespace)
+    publisher = Publisher("memory://", topology)
+    importer = DailyUpImporter(store, publisher=publisher, topology=topology)
+    try:
+        first = importer.import_file(deliver(tmp_path, 0))
+        second = importer.import_file(deliver(tmp_path, 1))
+    finally:
+        publisher.close()
+
+    assert (first.state, second.state) == ("published", "published")
+    assert first.published + second.published == len(outbox_rows(store))
+    check_messages(store, drain_memory(topology.ameise_to_crm))
+    assert importer.publish_pending() == 0
+
+
+@pytest.mark.rabbitmq
+def test_a_broker_outage_leaves_the_outbox_for_publish_pending(store, tmp_path, rabbitmq_url, namespace):
+    topology = build_topology(namespace)
+    down = Publisher(CLOSED_PORT, topology, connect_timeout=1)
+    result = DailyUpImporter(store, publisher=down, topology=topology).import_file(deliver(tmp_path, 0))
+
+    assert result.state == "accepted" and result.published == 0
+    assert "the deltas wait in the outbox" in result.message
+    assert store.count_unpublished() == len(outbox_rows(store)) > 0
+
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=5)
+    try:
+        importer = DailyUpImporter(store, publisher=publisher, topology=topology)
+        assert importer.publish_pending() == len(outbox_rows(store))
+        later = importer.import_file(deliver(tmp_path, 1))
+    finally:
+        publisher.close()
+
+    assert store.get_import(result.import_id).state == "published" and later.state == "published"
+    check_messages(store, take(rabbitmq_url, topology.ameise_to_crm, expect=len(outbox_rows(store))))
+
+
+@pytest.mark.rabbitmq
+def test_a_broker_lost_half_way_resumes_without_sending_anything_twice(store, tmp_path, rabbitmq_url, namespace):
+    topology = build_topology(namespace)
+    with BrokerLink(rabbitmq_url) as proxy:
+        publisher = Publisher(proxy.url, topology, confirm_timeout=5, connect_timeout=1)
+
+        def lose_the_broker(stage: str, done: int, total: int | None) -> None:
+            # After the first confirmed batch the broker goes away and cannot be reached again.
+            if stage == "publish" and done > 0:
+                proxy.go_down()
+
+        importer = DailyUpImporter(store, publisher=publisher, topology=topology, progress=lose_the_broker)
+        try:
+            result = importer.import_file(deliver(tmp_path, 0, customers=500))
+        finally:
+            publisher.close()
+    total = len(outbox_rows(store))
+    assert total > 1000, "two batches at least"
+    assert result.state == "accepted" and result.published == 1000
+    assert store.count_unpublished() == total - 1000
+
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=5)
+    try:
+        assert DailyUpImporter(store, publisher=publisher, topology=topology).publish_pending() == total - 1000
+    finally:
+        publisher.close()
+
+    assert store.get_import(result.import_id).state == "published"
+    check_messages(store, take(rabbitmq_url, topology.ameise_to_crm, expect=total))
+
+
+def test_without_a_publisher_the_deltas_wait(store, importer, tmp_path):
+    result = importer.import_file(deliver(tmp_path, 0))
+
+    assert result.state == "accepted"
+    assert importer.publish_pending() == 0
+    assert store.count_unpublished() == len(outbox_rows(store))

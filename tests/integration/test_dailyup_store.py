@@ -1,0 +1,262 @@
+"""The DailyUp store on SQLite and PostgreSQL: migration 0002, imports, snapshot, outbox, echoes, transactions."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import func, inspect, select
+
+from store.dailyup import DELTAS, STAGING, Candidate, SqlDailyUpStore
+from store.interfaces import SnapshotRow
+from store.migrate import alembic_config, current, upgrade
+from store.sql import make_engine
+from syncbridge.dailyup.model import RowError, row_hash
+from tests.integration.test_store import _emptied_engine, _schema_differences, pg_schema
+
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+DAILYUP_TABLES = {"dailyup_imports", "dailyup_row_errors", "dailyup_snapshot", "dailyup_staging",
+                  "dailyup_deltas", "dailyup_echoes"}
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite_url(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('dailyup') / 'syncbridge.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres_url(postgres_url) -> Iterator[str]:
+    with pg_schema(postgres_url) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def store(request) -> Iterator[SqlDailyUpStore]:
+    """An empty DailyUp store on each real database."""
+    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
+    yield SqlDailyUpStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        with pg_schema(request.getfixturevalue("postgres_url")) as url:
+            yield url
+
+
+def row(table: str, key: str, **data) -> Candidate:
+    values = {"ID": key, **data} if table != "kunden" else {"Kundennummer": key, **data}
+    return Candidate(key, values, row_hash(table, values), None, None, False, None)
+
+
+def new_import(store: SqlDailyUpStore, sha: str, *, state: str = "accepted", delivered_on=date(2026, 11, 2),
+               rows: list[tuple[str, Candidate]] = (), deltas: list[tuple[str, str, str]] = ()) -> int:
+    """Write an import with snapshot rows and outbox deltas (entity, change, key) through a session."""
+    with store.session() as session:
+        import_id = session.start_import(file_name=f"DailyUp_100200_{delivered_on:%Y%m%d}.zip", sha256=sha,
+                                         hauptvermittler="100200", delivered_on=delivered_on, source="cli")
+        for table, candidate in rows:
+            session.insert_snapshot(table, import_id, [candidate])
+        session.add_deltas([{"import_id": import_id, "entity": e, "change": c, "key": k,
+                             "changed_fields": ["Ort"] if c == "changed" else []} for e, c, k in deltas])
+        session.finish_import(import_id, state=state, rows={"kunden": len(rows)}, deltas={"customer.created": 1})
+    return import_id
+
+
+def count(store: SqlDailyUpStore, table) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+# ---------------------------------------------------------------- migration 0002
+def test_migration_creates_the_tables_of_the_models_and_goes_back(fresh_url):
+    upgrade(fresh_url)
+
+    assert current(fresh_url) == "0002"
+    assert _schema_differences(fresh_url) == []
+    engine = make_engine(fresh_url)
+    assert DAILYUP_TABLES <= set(inspect(engine).get_table_names())
+    indexes = {ix["name"] for ix in inspect(engine).get_indexes("dailyup_deltas")}
+    assert {"ix_dailyup_deltas_unpublished", "ix_dailyup_deltas_import_id"} <= indexes
+
+    command.downgrade(alembic_config(fresh_url), "0001")
+
+    assert current(fresh_url) == "0001"
+    assert not DAILYUP_TABLES & set(inspect(engine).get_table_names())
+    engine.dispose()
+    upgrade(fresh_url)
+    assert _schema_differences(fresh_url) == []
+
+
+# ---------------------------------------------------------------- snapshot reads
+def test_snapshot_rows_and_lookups(store):
+    assert store.lookups("sparten") == {}
+    import_id = new_import(store, "a" * 64, rows=[
+        ("kunden", row("kunden", "5000000001", Ort="Köln")), ("kunden", row("kunden", "5000000002", Ort="Jena")),
+        ("sparten", row("sparten", "010", Text="Kfz-Haftpflicht")), ("sparten", row("sparten", "030", Text="Hausrat")),
+    ])
+
+    found = store.snapshot_rows("kunden", ["5000000002", "5000000001", "9999999999", "5000000001"])
+
+    assert found == {
+        "5000000001": SnapshotRow("kunden", "5000000001", {"Kundennummer": "5000000001", "Ort": "Köln"}, False, import_id),
+        "5000000002": SnapshotRow("kunden", "5000000002", {"Kundennummer": "5000000002", "Ort": "Jena"}, False, import_id),
+    }
+    assert store.snapshot_rows("vertraege", ["5000000001"]) == {}
+    assert store.lookups("sparten") == {"010": "Kfz-Haftpflicht", "030": "Hausrat"}
+
+
+def test_snapshot_rows_reads_many_keys_and_includes_deleted_ones(store):
+    rows = [("kunden", row("kunden", f"{5_000_000_000 + i}")) for i in range(1200)]
+    import_id = new_import(store, "b" * 64, rows=rows)
+    with store.session() as session:
+        session.stage([{"import_id": import_id, "table": "kunden", "key": "5000000000", "line": 2,
+                        "hash": None, "data": None, "error": True}])
+        # Every row but the staged one vanished from the delivery.
+        assert session.mark_vanished(import_id, "kunden") == 1199
+        session.clear_staging()
+
+    found = store.snapshot_rows("kunden", [c.key for _, c in rows])
+
+    assert len(found) == 1200
+    assert found["5000000000"].deleted is False and found["5000000001"].deleted is True
+    assert [r["Kundennummer"] for r in store.iter_snapshot("kunden")] == ["5000000000"]
+
+
+def test_iter_snapshot_pages_in_key_order_and_filters_by_import(store):
+    first = new_import(store, "c" * 64, rows=[("kunden", row("kunden", f"{5_000_000_000 + i}")) for i in (3, 1, 2)])
+    second = new_import(store, "d" * 64, delivered_on=date(2026, 11, 3),
+                        rows=[("kunden", row("kunden", "5000000000"))])
+
+    assert [r["Kundennummer"] for r in store.iter_snapshot("kunden", page=2)] == \
+        ["5000000000", "5000000001", "5000000002", "5000000003"]
+    assert [r["Kundennummer"] for r in store.iter_snapshot("kunden", import_id=second)] == ["5000000000"]
+    assert len(list(store.iter_snapshot("kunden", import_id=first, page=1))) == 3
+    assert list(store.iter_snapshot("vertraege")) == []
+
+
+# ---------------------------------------------------------------- imports and row errors
+def test_imports_newest_first(store):
+    assert store.imports() == [] and store.latest_import() is None and store.get_import(1) is None
+    ids = [new_import(store, c * 64, delivered_on=date(2026, 11, 2 + n)) for n, c in enumerate("efg")]
+
+    assert [i.id for i in store.imports()] == ids[::-1]
+    assert [i.id for i in store.imports(limit=2)] == ids[:0:-1]
+    latest = store.latest_import()
+    assert latest == store.get_import(ids[-1])
+    assert (latest.file_name, latest.sha256, latest.hauptvermittler, latest.delivered_on, latest.source,
+            latest.state, latest.rows, latest.deltas) == (
+        "DailyUp_100200_20261104.zip", "g" * 64, "100200", date(2026, 11, 4), "cli", "accepted", {"kunden": 0},
+        {"customer.created": 1})
+    assert latest.received_at.utcoffset().total_seconds() == 0 and latest.finished_at >= latest.received_at
+
+
+def test_row_errors_in_order_with_a_limit(store):
+    import_id = new_import(store, "h" * 64)
+    errors = [RowError("kunden.csv", 3, "Email", "Not a valid email address.", "5000000001"),
+              RowError("vertraege.csv", 9, None, "expected 14 fields, found 3", None)]
+    with store.session() as session:
+        session.add_row_errors(import_id, errors)
+
+    assert store.row_errors(import_id) == errors
+    assert store.row_errors(import_id, limit=1) == errors[:1]
+    assert store.row_errors(import_id + 1) == []
+
+
+def test_record_rejected_takes_over_a_rejected_import_but_never_a_kept_one(store):
+    first = store.record_rejected(file_name="DailyUp_1_20261102.zip", sha256="i" * 64, hauptvermittler="1",
+                                  delivered_on=date(2026, 11, 2), source="upload", message="truncated")
+    again = store.record_rejected(file_name="DailyUp_1_20261102.zip", sha256="i" * 64, hauptvermittler="1",
+                                  delivered_on=date(2026, 11, 2), source="cli", message="still truncated",
+                                  rows={"kunden": 7}, errors=2)
+    kept = new_import(store, "j" * 64)
+    untouched = store.record_rejected(file_name="x.zip", sha256="j" * 64, hauptvermittler=None, delivered_on=None,
+                                      source="cli", message="must not replace an accepted import")
+
+    assert first == again and untouched == kept
+    rejected = store.get_import(first)
+    assert (rejected.state, rejected.message, rejected.source, rejected.rows, rejected.errors) == (
+        "rejected", "still truncated", "cli", {"kunden": 7}, 2)
+    assert store.get_import(kept).state == "accepted"
+    assert len(store.imports()) == 2
+
+
+# ---------------------------------------------------------------- sessions
+def test_a_session_is_one_transaction(store):
+    with pytest.raises(RuntimeError):
+        with store.session() as session:
+            session.stage([{"import_id": 1, "table": "kunden", "key": "1", "line": 2, "hash": "h", "data": {},
+                            "error": False}])
+            session.start_import(file_name="f.zip", sha256="k" * 64, hauptvermittler="1", delivered_on=None,
+                                 source="cli")
+            raise RuntimeError("broken half-way")
+    with store.session(dry_run=True) as session:
+        session.start_import(file_name="f.zip", sha256="l" * 64, hauptvermittler="1", delivered_on=None, source="cli")
+        assert session.find_import("l" * 64).state == "importing"
+
+    assert store.imports() == []
+    assert count(store, STAGING) == 0
+
+
+# ---------------------------------------------------------------- outbox
+def test_unpublished_deltas_in_id_order_and_import_published_when_its_outbox_is_empty(store):
+    first = new_import(store, "m" * 64, deltas=[("customer", "created", "5000000001"),
+                                                 ("contract", "created", "VN-1")])
+    second = new_import(store, "n" * 64, delivered_on=date(2026, 11, 3),
+                        deltas=[("customer", "changed", "5000000001")])
+    empty = new_import(store, "o" * 64, delivered_on=date(2026, 11, 4))
+
+    pending = store.unpublished_deltas(10)
+    assert [(d.import_id, d.entity, d.change, d.key) for d in pending] == [
+        (first, "customer", "created", "5000000001"), (first, "contract", "created", "VN-1"),
+        (second, "customer", "changed", "5000000001")]
+    assert pending[0].delta_id == f"{first}:customer:5000000001"
+    assert pending[0].delivered_on == date(2026, 11, 2)
+    assert pending[2].changed_fields == ("Ort",)
+    assert store.count_unpublished() == 3
+    assert [d.id for d in store.unpublished_deltas(2)] == [d.id for d in pending[:2]]
+
+    store.mark_published([pending[0].id])
+
+    assert store.get_import(first).state == "accepted"
+    # An import without deltas has an empty outbox: published too.
+    assert store.get_import(empty).state == "published"
+    store.mark_published([pending[1].id])
+    assert store.get_import(first).state == "published" and store.get_import(first).published_at is not None
+    assert store.get_import(second).state == "accepted"
+    assert [d.id for d in store.unpublished_deltas(10)] == [pending[2].id]
+    assert count(store, DELTAS) == 3
+
+
+# ---------------------------------------------------------------- echoes
+def test_remember_echo_keeps_the_last_write(store):
+    assert store.echo("customer", "5000000001") is None
+
+    store.remember_echo("customer", "5000000001", {"Ort": "Köln", "PLZ": "50667"})
+    store.remember_echo("customer", "5000000001", {"Email": "a@b.de"})
+    store.remember_echo("contract", "5000000001", {"Status": "1"})
+
+    assert store.echo("customer", "5000000001") == {"Email": "a@b.de"}
+    assert store.echo("contract", "5000000001") == {"Status": "1"}
+    with store.session() as session:
+        session.consume_echoes("customer", ["5000000001"])
+    assert store.echo("customer", "5000000001") is None
+    assert store.echo("contract", "5000000001") == {"Status": "1"}
+
+
+def test_from_url_opens_a_store_on_its_own_engine(migrated_sqlite_url):
+    writer, reader = SqlDailyUpStore.from_url(migrated_sqlite_url), SqlDailyUpStore.from_url(migrated_sqlite_url)
+    try:
+        assert writer.engine is not reader.engine
+        writer.remember_echo("contract", "VN-9", {"Status": "3"})
+        assert reader.echo("contract", "VN-9") == {"Status": "3"}
+    finally:
+        writer.engine.dispose()
+        reader.engine.dispose()

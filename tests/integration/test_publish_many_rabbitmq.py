@@ -1,0 +1,194 @@
+"""Publisher.publish_many: windows of confirmed publishes on a real RabbitMQ, and the loop on memory://."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+
+import pytest
+from kombu import Connection, Consumer, Queue
+
+from producers.publisher import BrokerUnavailable, Publisher
+from syncbridge.topology import build_topology
+from tests.integration.test_publisher_rabbitmq import TcpProxy, close_connections_named
+
+pytestmark = pytest.mark.rabbitmq
+
+KEY = "crm.contacts.changed"
+
+
+def take(url: str, queue: Queue, *, expect: int, timeout: float = 10.0) -> list:
+    """Consume up to ``expect`` messages from ``queue`` (auto-acked), then wait a little for any surplus."""
+    messages: list = []
+    with Connection(url) as conn:
+        with Consumer(conn, [queue], accept=["application/json"], no_ack=True,
+                      callbacks=[lambda body, message: messages.append(message)], prefetch_count=1000):
+            deadline = time.monotonic() + timeout
+            while len(messages) < expect and time.monotonic() < deadline:
+                try:
+                    conn.drain_events(timeout=0.2)
+                except socket.timeout:
+                    pass
+            # A message published twice would show up right after the expected ones.
+            settle = time.monotonic() + 0.3
+            while time.monotonic() < settle:
+                try:
+                    conn.drain_events(timeout=0.1)
+                except socket.timeout:
+                    pass
+    return messages
+
+
+def numbered(count: int, start: int = 0):
+    return ((KEY, {"n": n, "name": "Müller"}, f"m-{n}") for n in range(start, start + count))
+
+
+@pytest.fixture
+def topology(namespace):
+    return build_topology(namespace)
+
+
+@pytest.fixture
+def publisher(rabbitmq_url, topology):
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=5, connect_timeout=2)
+    yield publisher
+    publisher.close()
+
+
+def test_ten_thousand_messages_arrive_exactly_once_in_order(rabbitmq_url, publisher, topology):
+    assert publisher.publish_many(topology.events, numbered(10_000)) == 10_000
+
+    messages = take(rabbitmq_url, topology.crm_to_ameise, expect=10_000)
+    assert [m.payload["n"] for m in messages] == list(range(10_000))
+    first = messages[0]
+    assert first.payload == {"n": 0, "name": "Müller"}
+    assert first.content_type == "application/json"
+    assert first.properties["delivery_mode"] == 2
+    assert first.properties["message_id"] == "m-0"
+    assert first.delivery_info["routing_key"] == KEY
+
+
+def test_messages_look_like_those_of_publish(rabbitmq_url, publisher, topology):
+    publisher.publish(topology.events, KEY, {"n": 1}, message_id="single")
+    publisher.publish_many(topology.events, [(KEY, {"n": 2}, "many")])
+
+    single, many = take(rabbitmq_url, topology.crm_to_ameise, expect=2)
+    assert (single.payload, many.payload) == ({"n": 1}, {"n": 2})
+    assert {k: v for k, v in many.properties.items() if k != "message_id"} == \
+        {k: v for k, v in single.properties.items() if k != "message_id"}
+    assert many.headers == single.headers == {}
+    assert (many.content_type, many.content_encoding) == (single.content_type, single.content_encoding)
+
+
+def test_a_nack_raises_and_names_how_many_were_confirmed(rabbitmq_url, namespace):
+    # A classic queue that holds one message and refuses more: the broker nacks the rest.
+    base = build_topology(namespace)
+    full = Queue(base.crm_to_ameise.name, exchange=base.events, routing_key="crm.#", durable=True,
+                 queue_arguments={"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "reject-publish"})
+    topology = dataclasses.replace(base, crm_to_ameise=full)
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=2)
+    try:
+        with pytest.raises(BrokerUnavailable, match="nack") as caught:
+            publisher.publish_many(topology.events, numbered(5), window=5)
+    finally:
+        publisher.close()
+    assert caught.value.confirmed == 1
+    assert "confirmed the first 1 messages" in str(caught.value)
+    assert [m.payload["n"] for m in take(rabbitmq_url, full, expect=2, timeout=1)] == [0]
+
+
+def test_a_nack_in_a_later_window_counts_the_windows_before(rabbitmq_url, namespace):
+    base = build_topology(namespace)
+    full = Queue(base.crm_to_ameise.name, exchange=base.events, routing_key="crm.#", durable=True,
+                 queue_arguments={"x-queue-type": "classic", "x-max-length": 3, "x-overflow": "reject-publish"})
+    topology = dataclasses.replace(base, crm_to_ameise=full)
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=2)
+    try:
+        with pytest.raises(BrokerUnavailable) as caught:
+            publisher.publish_many(topology.events, numbered(6), window=2)
+    finally:
+        publisher.close()
+    assert caught.value.confirmed == 3
+
+
+def test_an_unroutable_message_is_not_reported_as_published(publisher, topology):
+    with pytest.raises(BrokerUnavailable, match="NO_ROUTE") as caught:
+        publisher.publish_many(topology.events, [(KEY, {"n": 1}, "1"), ("nobody.listens", {"n": 2}, "2")])
+    assert caught.value.confirmed in (0, 1)
+
+
+def test_missing_confirms_time_out(rabbitmq_url, topology):
+    with TcpProxy(rabbitmq_url) as proxy:
+        publisher = Publisher(proxy.url, topology, confirm_timeout=0.5, connect_timeout=2)
+        try:
+            publisher.ping()
+            proxy.freeze()  # the broker's answers no longer arrive
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailable, match="in time") as caught:
+                publisher.publish_many(topology.events, numbered(50))
+            assert time.monotonic() - started < 2
+            assert caught.value.confirmed == 0
+            proxy.thaw()
+            assert publisher.publish_many(topology.events, numbered(3, start=100)) == 3
+        finally:
+            publisher.close()
+    payloads = [m.payload["n"] for m in take(rabbitmq_url, topology.crm_to_ameise, expect=53, timeout=2)]
+    # The unconfirmed window may or may not have reached the queue (at-least-once); the next did.
+    assert payloads[-3:] == [100, 101, 102]
+
+
+def test_reconnects_when_the_broker_closed_the_connection(rabbitmq_url, publisher, topology):
+    publisher.publish_many(topology.events, numbered(2))
+    close_connections_named(topology.namespace)
+
+    assert publisher.publish_many(topology.events, numbered(2, start=2)) == 2
+    assert [m.payload["n"] for m in take(rabbitmq_url, topology.crm_to_ameise, expect=4)] == [0, 1, 2, 3]
+
+
+def test_unreachable_broker_raises_with_nothing_confirmed(topology):
+    publisher = Publisher("amqp://guest:guest@127.0.0.1:1//", topology, connect_timeout=1)
+    with pytest.raises(BrokerUnavailable) as caught:
+        publisher.publish_many(topology.events, numbered(3))
+    assert caught.value.confirmed == 0
+
+
+def test_publish_many_is_faster_than_publish(rabbitmq_url, publisher, topology):
+    count = 5000
+    publisher.ping()
+    started = time.monotonic()
+    for routing_key, body, message_id in numbered(count):
+        publisher.publish(topology.events, routing_key, body, message_id=message_id)
+    one_by_one = count / (time.monotonic() - started)
+    started = time.monotonic()
+    publisher.publish_many(topology.events, numbered(count, start=count))
+    windowed = count / (time.monotonic() - started)
+    print(f"\n{count} messages: publish {one_by_one:,.0f} msg/s, publish_many {windowed:,.0f} msg/s")
+
+    assert len(take(rabbitmq_url, topology.crm_to_ameise, expect=2 * count)) == 2 * count
+    # A confirm per window instead of per message: several times faster even on loopback.
+    assert windowed > 2 * one_by_one
+
+
+def test_on_memory_it_publishes_one_after_the_other(topology):
+    publisher = Publisher("memory://", topology)
+    try:
+        assert publisher.publish_many(topology.events, numbered(25)) == 25
+        with Connection("memory://") as conn:
+            simple = conn.SimpleQueue(topology.crm_to_ameise, accept=["application/json"])
+            got = []
+            while True:
+                try:
+                    message = simple.get(block=False)
+                except simple.Empty:
+                    break
+                message.ack()
+                got.append(message)
+    finally:
+        publisher.close()
+    assert [m.payload["n"] for m in got] == list(range(25))
+    assert got[0].properties["message_id"] == "m-0" and got[0].properties["delivery_mode"] == 2
+
+
+def test_window_must_be_positive(topology):
+    with pytest.raises(ValueError):
+        Publisher("memory://", topology).publish_many(topology.events, [], window=0)
