@@ -199,8 +199,6 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None):
     if publish and not settings.embedded_broker:
         topology = build_topology(settings.namespace, settings.delivery_limit_int)
         publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
-    elif publish:
-        log.warning("no SYNCBRIDGE_BROKER_URL: the deltas stay in the outbox until a worker publishes them")
     try:
         yield DailyUpImporter(store, publisher=publisher, topology=getattr(publisher, "topology", None),
                               reader_options=options, progress=progress), folder

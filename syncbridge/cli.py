@@ -351,6 +351,8 @@ def _progress(stage: str, done: int, total: int | None) -> None:
 def _importer(settings: Settings, *, publish: bool):
     from syncbridge.bootstrap import bootstrap_dailyup
 
+    if publish and settings.embedded_broker:
+        click.echo("no SYNCBRIDGE_BROKER_URL: the deltas stay in the outbox until a worker publishes them", err=True)
     return bootstrap_dailyup(settings, publish=publish, progress=_progress)
 
 
@@ -359,6 +361,8 @@ def _print_result(result, as_json: bool) -> None:
         click.echo(json.dumps(dataclasses.asdict(result), default=str, ensure_ascii=False))
         return
     click.echo(f"{result.state}: {result.message}" if result.message else result.state)
+    if result.state == "duplicate":
+        return  # its figures are those of the first import, shown by `dailyup status`
     if result.rows:
         click.echo("rows    " + ", ".join(f"{t} {n}" for t, n in result.rows.items()))
     click.echo(f"errors  {result.errors}")

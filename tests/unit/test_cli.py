@@ -325,3 +325,57 @@ def test_an_unreachable_database_is_one_clear_line(database_url, tmp_path, args)
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
     assert "Error: " in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- dailyup
+@pytest.fixture
+def dailyup_env(database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNCBRIDGE_DAILYUP_DIR", str(tmp_path / "dailyup"))
+    return tmp_path
+
+
+def test_dailyup_generate_import_status_diff_and_export(dailyup_env):
+    tmp_path = dailyup_env
+    first = cli("dailyup", "generate", str(tmp_path / "out"), "--customers", "25").output.strip()
+    second = cli("dailyup", "generate", str(tmp_path / "out"), "--customers", "25", "--generation", "1").output.strip()
+
+    imported = cli("dailyup", "import", first)
+    assert imported.exit_code == 0, imported.output
+    assert "customer.created 25" in imported.output
+    assert "the deltas stay in the outbox" in imported.output   # no broker: nothing is lost in memory://
+
+    diff = cli("dailyup", "diff", second, "--json")
+    assert diff.exit_code == 0, diff.output
+    figures = json.loads(diff.output.strip().splitlines()[-1])
+    assert figures["state"] != "rejected" and sum(figures["deltas"].values()) > 0
+
+    status = cli("dailyup", "status")
+    assert status.exit_code == 0 and "DailyUp_100200_20261102.zip" in status.output and "accepted" in status.output
+    assert "20261103" not in status.output                      # the dry run stored nothing
+
+    again = cli("dailyup", "import", first)
+    assert again.exit_code == 0 and again.stdout.startswith("duplicate: already imported")
+    assert "deltas" not in again.stdout
+
+    exported = cli("dailyup", "export", "kunden", "--output", str(tmp_path / "kunden.csv"))
+    assert exported.exit_code == 0, exported.output
+    lines = (tmp_path / "kunden.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("Kundennummer;") and len(lines) >= 26
+
+
+def test_dailyup_import_of_a_broken_file_is_one_clear_failure(dailyup_env):
+    tmp_path = dailyup_env
+    good = cli("dailyup", "generate", str(tmp_path / "out"), "--customers", "25").output.strip()
+    broken = tmp_path / "DailyUp_100200_20261110.zip"
+    data = open(good, "rb").read()
+    broken.write_bytes(data[: len(data) // 2])
+
+    result = cli("dailyup", "import", str(broken))
+
+    assert result.exit_code == 1 and result.stdout.startswith("rejected: ") and "not a readable ZIP" in result.stdout
+    assert "Traceback" not in result.output
+    misnamed = tmp_path / "kunden.zip"
+    misnamed.write_bytes(data)
+    assert cli("dailyup", "import", str(misnamed)).stdout.startswith("rejected: ")
+    assert cli("dailyup", "export", "kunden", "--import", "99").output.startswith("Error: no import 99")
+    assert "no table" in cli("dailyup", "export", "nothing").output
