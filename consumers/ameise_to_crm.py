@@ -13,16 +13,16 @@ from typing import Callable
 
 from kombu import Connection
 from kombu.message import Message
-from kombu.mixins import ConsumerMixin
 
 from clients.errors import Unavailable
 from consumers import dead_letters
+from consumers.base import QueueConsumer
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
 from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
-from syncbridge.topology import Topology, declare
+from syncbridge.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,11 @@ Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
 MAX_RETRY_DELAY = 60.0
 
 
-class AmeiseToCrmConsumer(ConsumerMixin):
+class AmeiseToCrmConsumer(QueueConsumer):
     """Consume ``{ns}.ameise-to-crm`` in batches; ack each delta only after the CRM took it."""
 
     name = "ameise-to-crm"
+    queue_attr = "ameise_to_crm"
 
     def __init__(
         self,
@@ -64,18 +65,6 @@ class AmeiseToCrmConsumer(ConsumerMixin):
         self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
         self._batch_started = 0.0
 
-    def get_consumers(self, Consumer, channel):
-        declare(channel, self.topology)
-        return [
-            Consumer(
-                queues=[self.topology.ameise_to_crm],
-                accept=["application/json"],
-                callbacks=[self.on_message],
-                on_decode_error=self.on_decode_error,
-                prefetch_count=self.prefetch_count,
-            )
-        ]
-
     def run(self, _tokens: int = 1, **kwargs) -> None:
         # The loop looks at the clock between deliveries at least this often, so a
         # partial batch leaves about batch_wait seconds after its first message.
@@ -94,11 +83,6 @@ class AmeiseToCrmConsumer(ConsumerMixin):
     def on_consume_end(self, connection, channel) -> None:
         # Graceful stop: finish the partial batch while the channel can still settle it.
         self.flush()
-
-    def on_decode_error(self, message: Message, exc: Exception) -> None:
-        """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""
-        log.error("undecodable message on %s: %s", self.topology.ameise_to_crm.name, exc)
-        self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE)
 
     def on_message(self, body, message: Message) -> None:
         try:
@@ -159,12 +143,6 @@ class AmeiseToCrmConsumer(ConsumerMixin):
             message.requeue()
 
     # ------------------------------------------------------------ helpers
-    def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
-        # Publish first, ack second: if the broker does not confirm, the message
-        # stays unacknowledged and comes back instead of being lost.
-        dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)
-        message.ack()
-
     def _failed(self, record: AmeiseRecordChanged, error: str, outcome: RecordOutcome | None = None,
                 action: str = "failed") -> None:
         details = {"change": record.change, "import_id": record.import_id}

@@ -11,26 +11,27 @@ from typing import Callable
 
 from kombu import Connection
 from kombu.message import Message
-from kombu.mixins import ConsumerMixin
 
 from clients.errors import ExternalServiceError, Rejected, Unavailable
 from consumers import dead_letters
+from consumers.base import QueueConsumer
 from contracts.base import ContractError, load_or_raise
 from contracts.events import CrmRecordChangedSchema
 from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
-from syncbridge.topology import Topology, declare
+from syncbridge.topology import Topology
 
 log = logging.getLogger(__name__)
 
 Handle = Callable[[SyncCrmRecordToAmeise], SyncResult]
 
 
-class CrmToAmeiseConsumer(ConsumerMixin):
+class CrmToAmeiseConsumer(QueueConsumer):
     """Consume ``{ns}.crm-to-ameise``; ack only after Ameise (and the write-back) succeeded."""
 
     name = "crm-to-ameise"
+    queue_attr = "crm_to_ameise"
 
     def __init__(
         self,
@@ -52,24 +53,7 @@ class CrmToAmeiseConsumer(ConsumerMixin):
         self.retry_delay = retry_delay
         self._schema = CrmRecordChangedSchema()
 
-    def get_consumers(self, Consumer, channel):
-        declare(channel, self.topology)
-        return [
-            Consumer(
-                queues=[self.topology.crm_to_ameise],
-                accept=["application/json"],
-                callbacks=[self.on_message],
-                on_decode_error=self.on_decode_error,
-                prefetch_count=self.prefetch_count,
-            )
-        ]
-
     # ------------------------------------------------------------ callbacks
-    def on_decode_error(self, message: Message, exc: Exception) -> None:
-        """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""
-        log.error("undecodable message on %s: %s", self.topology.crm_to_ameise.name, exc)
-        self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE)
-
     def on_message(self, body, message: Message) -> None:
         try:
             event = load_or_raise(self._schema, body)
@@ -101,12 +85,6 @@ class CrmToAmeiseConsumer(ConsumerMixin):
         message.ack()
 
     # ------------------------------------------------------------ helpers
-    def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
-        # Publish first, ack second: if the broker does not confirm, the message
-        # stays unacknowledged and comes back instead of being lost.
-        dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)
-        message.ack()
-
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed") -> None:
         describe = exc.describe() if isinstance(exc, (ExternalServiceError, SyncRejected)) else f"{type(exc).__name__}: {exc}"
         try:
