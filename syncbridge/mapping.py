@@ -10,13 +10,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from syncbridge.config import ENTITY_KINDS
-from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES
+from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES, parse_decimal
 
 CRM_TO_AMEISE = "crm_to_ameise"
 AMEISE_TO_CRM = "ameise_to_crm"
@@ -62,14 +61,7 @@ def _as_date(value: Any) -> str:
 
 
 def _as_decimal(value: Any) -> float | int:
-    if isinstance(value, bool):
-        raise ValueError(f"not a number: {value!r}")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
+    number = parse_decimal(value)
     return int(number) if number == number.to_integral_value() else float(number)
 
 

@@ -113,17 +113,24 @@ def changed_fields(table: str, old: dict[str, Any], new: dict[str, Any]) -> list
     return [c for c in names if c not in volatile and old.get(c) != new.get(c)]
 
 
-def normalize_decimal(value: Any) -> str | None:
-    """Canonical text of a number: ``Decimal`` normalized, no exponent (``100.00`` -> ``100``)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+def parse_decimal(value: Any) -> Decimal:
+    """A finite ``Decimal`` from a number or its text; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError(f"not a number: {value!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
-    text = format(number.normalize(), "f")
+    return number
+
+
+def normalize_decimal(value: Any) -> str | None:
+    """Canonical text of a number: ``Decimal`` normalized, no exponent (``100.00`` -> ``100``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = format(parse_decimal(value).normalize(), "f")
     return "0" if text in ("-0", "") else text
 
 

@@ -23,11 +23,10 @@ from clients.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavaila
 from clients.zoho import ZohoRejected, ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.publisher import BrokerUnavailable, Publisher
+from producers.publisher import BrokerUnavailable
 from store.memory import MemoryStore
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged, SyncCrmRecordToAmeise
-from syncbridge.topology import build_topology
 
 MEMORY = "memory://localhost/"
 ROUTING_KEY = "crm.contacts.changed"
@@ -35,18 +34,6 @@ RECORD_ID = "4150868000000376008"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-@pytest.fixture
-def topology():
-    return build_topology(f"unit-{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def publisher(topology):
-    publisher = Publisher(MEMORY, topology)
-    yield publisher
-    publisher.close()
-
-
 @pytest.fixture
 def store():
     return MemoryStore()

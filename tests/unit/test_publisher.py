@@ -15,7 +15,6 @@ from contracts.events import CrmRecordChangedSchema
 from producers.crm_events import publish_crm_record_changed
 from producers.publisher import BrokerUnavailable, Publisher
 from syncbridge.messages import CrmRecordChanged
-from syncbridge.topology import build_topology
 
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
 
@@ -33,18 +32,6 @@ def drain(queue, accept=("application/json",)) -> list:
             message.ack()
             messages.append(message)
     return messages
-
-
-@pytest.fixture
-def topology(namespace):
-    return build_topology(namespace)
-
-
-@pytest.fixture
-def publisher(topology):
-    publisher = Publisher("memory://", topology)
-    yield publisher
-    publisher.close()
 
 
 def make_event(**overrides) -> CrmRecordChanged:

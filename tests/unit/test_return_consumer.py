@@ -19,28 +19,15 @@ from kombu import Connection
 from clients.zoho import ZohoUnavailable
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
-from producers.publisher import Publisher
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
-from syncbridge.topology import ameise_record_changed_key, build_topology
+from syncbridge.topology import ameise_record_changed_key
 from tests.unit.test_return_handler import World, contract, delta, person
 
 MEMORY = "memory://localhost/"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-@pytest.fixture
-def topology():
-    return build_topology(f"unit-{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def publisher(topology):
-    publisher = Publisher(MEMORY, topology)
-    yield publisher
-    publisher.close()
-
-
 @pytest.fixture
 def world() -> World:
     return World()

@@ -56,18 +56,6 @@ def make_settings(namespace: str, **overrides: str) -> Settings:
 
 
 @pytest.fixture
-def topology(namespace):
-    return build_topology(namespace)
-
-
-@pytest.fixture
-def publisher(topology):
-    publisher = Publisher("memory://", topology)
-    yield publisher
-    publisher.close()
-
-
-@pytest.fixture
 def settings(namespace):
     return make_settings(namespace)
 

@@ -1,0 +1,21 @@
+"""Fixtures of the unit tests: a fresh topology and a publisher on kombu's in-process broker."""
+from __future__ import annotations
+
+import pytest
+
+from producers.publisher import Publisher
+from syncbridge.topology import build_topology
+
+MEMORY = "memory://localhost/"
+
+
+@pytest.fixture
+def topology(namespace):
+    return build_topology(namespace)
+
+
+@pytest.fixture
+def publisher(topology):
+    publisher = Publisher(MEMORY, topology)
+    yield publisher
+    publisher.close()
