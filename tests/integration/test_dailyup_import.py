@@ -12,7 +12,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 from kombu import Connection, Consumer
