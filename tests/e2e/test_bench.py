@@ -1,0 +1,29 @@
+"""The DailyUp benchmark, small: it still runs end to end and prints every figure."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_dailyup_benchmark_prints_its_figures(rabbitmq_url):
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "dailyup.py"), "--rows", "3000",
+                          "--zoho-customers", "300", "--broker-url", rabbitmq_url],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = {}
+    for line in run.stdout.splitlines():
+        if line.startswith("  "):
+            name, _, value = line.strip().partition(" ")
+            figures[name] = value.strip()
+    assert int(figures["import_rows_per_s"]) > 0 and int(figures["diff_rows_per_s"]) > 0
+    assert int(figures["publish_msg_per_s"]) > 0 and figures["broker"] == "amqp"
+    assert int(figures["published"]) == int(figures["pending_before"]) > 3000
+    assert float(figures["peak_mb"]) > 0
+    day1 = ast.literal_eval(figures["day1"])
+    # Full batches: one upsert of 100 records costs 10 credits.
+    assert day1["records_per_credit"] >= 8, day1
