@@ -224,7 +224,10 @@ def dailyup_worker(services: Services):
         services.store.log(ActivityEntry(direction=AMEISE_TO_CRM, action="delivery_missing", result="error",
                                          error=message))
 
-    return DailyUpWorker(services.importer(), DropFolder.at(settings.dailyup_dir),
+    def progress(stage: str, done: int, total: int | None) -> None:
+        log.info("DailyUp %s: %s%s", stage, done, f"/{total}" if total else "")
+
+    return DailyUpWorker(services.importer(progress=progress), DropFolder.at(settings.dailyup_dir),
                          poll_seconds=settings.dailyup_poll_s, at=settings.dailyup_time,
                          received_on=received_on, on_missing=on_missing)
 
