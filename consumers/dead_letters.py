@@ -23,12 +23,31 @@ def dead_letter(publisher, topology: Topology, message: Message, *, reason: str,
     must not ack, so the message is redelivered rather than lost.
     """
     info = message.delivery_info or {}
-    routing_key = info.get("routing_key") or "unknown"
-    headers = dict(message.headers or {})
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+    publisher.publish(
+        topology.dead,
+        info.get("routing_key") or "unknown",
+        body,
+        message_id=(message.properties or {}).get("message_id") or "",
+        headers=_headers(message.headers, info.get("exchange") or "", info.get("routing_key") or "unknown",
+                         reason, kind),
+        content_type=message.content_type or "application/octet-stream",
+    )
+
+
+def dead_letter_unsent(publisher, topology: Topology, routing_key: str, body: dict, *, message_id: str, reason: str,
+                       kind: str) -> None:
+    """Send a message that may not go out (it fails its contract) to the dead letters instead."""
+    publisher.publish(topology.dead, routing_key, body, message_id=message_id,
+                      headers=_headers({}, topology.events.name, routing_key, reason, kind))
+
+
+def _headers(headers, exchange: str, routing_key: str, reason: str, kind: str) -> dict:
+    headers = dict(headers or {})
     now = datetime.now(timezone.utc).isoformat()
     reason = reason[:MAX_REASON]
     headers.update({
-        "x-original-exchange": info.get("exchange") or "",
+        "x-original-exchange": exchange,
         "x-original-routing-key": routing_key,
         "x-error-kind": kind,
         "x-error": reason,
@@ -37,12 +56,4 @@ def dead_letter(publisher, topology: Topology, message: Message, *, reason: str,
         "x-dead-lettered-at": now,
         "x-attempts": int(headers.get("x-attempts") or 0) + 1,
     })
-    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
-    publisher.publish(
-        topology.dead,
-        routing_key,
-        body,
-        message_id=(message.properties or {}).get("message_id") or "",
-        headers=headers,
-        content_type=message.content_type or "application/octet-stream",
-    )
+    return headers

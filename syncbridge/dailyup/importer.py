@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.errors import Unavailable
+from consumers.dead_letters import CONTRACT, dead_letter_unsent
 from contracts.events import AmeiseRecordChangedSchema
 from store.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
 from syncbridge.dailyup.intake import sha256_of
@@ -138,16 +139,28 @@ class DailyUpImporter:
         done = 0
         self.progress("publish", 0, total)
         while batch := self.store.unpublished_deltas(PUBLISH_BATCH):
-            messages = [(ameise_record_changed_key(d.entity, d.change), _schema.dump(_message(d)), d.delta_id)
-                        for d in batch]
+            sent, messages, refused = [], [], []
+            for d in batch:
+                routing_key, body = ameise_record_changed_key(d.entity, d.change), _schema.dump(_message(d))
+                if errors := _schema.validate(body):
+                    refused.append((d, routing_key, body, errors))
+                else:
+                    sent.append(d)
+                    messages.append((routing_key, body, d.delta_id))
+            for d, routing_key, body, errors in refused:
+                # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
+                log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
+                dead_letter_unsent(self.publisher, self.topology, routing_key, body, message_id=d.delta_id,
+                                   reason=f"contract AmeiseRecordChanged v1 violated: {errors}", kind=CONTRACT)
+                self.store.mark_published([d.id])
             try:
                 self.publisher.publish_many(self.topology.events, messages)
             except Unavailable as exc:
                 # The first ``confirmed`` of the batch reached the broker: do not send them again.
                 confirmed = getattr(exc, "confirmed", None) or 0
-                self.store.mark_published(d.id for d in batch[:confirmed])
+                self.store.mark_published(d.id for d in sent[:confirmed])
                 raise
-            self.store.mark_published(d.id for d in batch)
+            self.store.mark_published(d.id for d in sent)
             done += len(batch)
             self.progress("publish", done, total)
         # An accepted import without deltas has an empty outbox too: that makes it "published".

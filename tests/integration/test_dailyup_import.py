@@ -498,6 +498,28 @@ def test_deltas_are_published_after_the_commit_on_memory(store, tmp_path, namesp
     assert importer.publish_pending() == 0
 
 
+def test_a_delta_that_fails_its_contract_goes_to_the_dead_letters_and_the_rest_is_sent(store, tmp_path, namespace):
+    topology = build_topology(namespace)
+    DailyUpImporter(store).import_file(deliver(tmp_path, 0))
+    first = outbox_rows(store)[0]
+    with store.engine.begin() as conn:   # a key the message contract refuses
+        conn.execute(DELTAS.update().where(DELTAS.c.id == first.id).values(key="50 01"))
+    publisher = Publisher("memory://", topology)
+    try:
+        published = DailyUpImporter(store, publisher=publisher, topology=topology).publish_pending()
+    finally:
+        publisher.close()
+
+    total = len(outbox_rows(store))
+    assert published == total and store.count_unpublished() == 0
+    [dead] = drain_memory(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "contract" and "key" in dead.headers["x-error"]
+    assert dead.headers["x-original-routing-key"] == f"ameise.{first.entity}.{first.change}"
+    assert dead.headers["x-original-exchange"] == topology.events.name
+    assert dead.payload["key"] == "50 01" and dead.properties["message_id"] == f"{first.import_id}:{first.entity}:50 01"
+    assert len(drain_memory(topology.ameise_to_crm)) == total - 1
+
+
 @pytest.mark.rabbitmq
 def test_a_broker_outage_leaves_the_outbox_for_publish_pending(store, tmp_path, rabbitmq_url, namespace):
     topology = build_topology(namespace)
