@@ -178,6 +178,12 @@ class SqlDailyUpStore:
             row = conn.execute(select(IMPORTS).where(IMPORTS.c.id == import_id)).first()
         return None if row is None else _to_import(row)
 
+    def import_of_file(self, sha256: str) -> DailyUpImport | None:
+        """Return the import of the file with this SHA-256, if it was taken in."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(IMPORTS).where(IMPORTS.c.sha256 == sha256)).first()
+        return None if row is None else _to_import(row)
+
     def latest_import(self) -> DailyUpImport | None:
         """Return the newest import, whatever its state."""
         found = self.imports(limit=1)

@@ -98,9 +98,11 @@ def list_imports():
         limit = max(1, min(int(request.args.get("limit", 20)), 500))
     except ValueError:
         raise BadRequest("limit must be a whole number") from None
-    imports = store.imports(limit=limit)
     if sha256 := request.args.get("sha256"):
-        imports = [i for i in store.imports(limit=500) if i.sha256 == sha256]
+        found = store.import_of_file(sha256)
+        imports = [found] if found is not None else []
+    else:
+        imports = store.imports(limit=limit)
     return jsonify({"imports": [_public(i) for i in imports]})
 
 

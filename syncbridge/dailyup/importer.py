@@ -46,7 +46,6 @@ log = logging.getLogger("syncbridge.dailyup")
 # Lookup lists first, so echoes compare with this delivery's texts; customers before contracts, so
 # the delta of a new contract never overtakes its new customer's.
 TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
-# Columns holding the ID of a lookup list: what the CRM -> Ameise direction writes may be the text.
 STAGE_BATCH = 2000          # rows per insert into staging
 DIFF_PAGE = 5000            # rows per page of the comparison
 PUBLISH_BATCH = 1000        # deltas per confirmed publish (and per "mark published")
