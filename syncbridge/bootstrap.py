@@ -18,14 +18,13 @@ from kombu import Connection
 
 from clients.interfaces import AmeiseClient, CrmClient
 from store.interfaces import Store
-from syncbridge.config import Settings
+from syncbridge.config import WORKERS, Settings
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import Mapping, load_mapping
 from syncbridge.topology import Topology, build_topology
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup")
 
 
 def configure_logging(settings: Settings) -> None:

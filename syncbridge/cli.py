@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import click
 
 from syncbridge import __version__
-from syncbridge.config import ConfigError, Settings
+from syncbridge.config import WORKERS, ConfigError, Settings
 
 EPILOG = "Settings come from SYNCBRIDGE_* environment variables; `syncbridge settings` lists them."
 
@@ -161,9 +161,13 @@ def web(bind: str, web_workers: int, threads: int) -> None:
 
 
 @main.command(epilog=EPILOG)
-@click.argument("name", type=click.Choice(["crm-to-ameise"]))
+@click.argument("name", type=click.Choice(WORKERS))
 def worker(name: str) -> None:
-    """Run one consumer NAME until SIGTERM (finishes in-flight work first)."""
+    """Run one worker NAME until SIGTERM (finishes in-flight work first).
+
+    crm-to-ameise and ameise-to-crm consume their queues; dailyup watches the
+    drop folder, imports deliveries and publishes their deltas (run one of it).
+    """
     from syncbridge.bootstrap import run_worker
 
     settings = _settings()

@@ -18,6 +18,8 @@ PREFIX = "SYNCBRIDGE_"
 # customers (Kunden) with a different Personentyp; "contract" is a Vertrag.
 ENTITY_KINDS = ("person", "company", "contract")
 BOOLEANS = ("true", "false", "1", "0", "yes", "no")
+# The worker processes, by the name `syncbridge worker NAME` and the Procfile use.
+WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup")
 DAILYUP_ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1", "latin-1")
 DELETE_MODES = ("mark", "delete", "ignore")
 

@@ -118,3 +118,45 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
     assert "finishing in-flight work" in worker_log
     assert "POST /webhooks/zoho/Contacts" in web_log          # the access log is on ...
     assert "dev-zoho-webhook-token" not in web_log             # ... and never shows the token
+
+
+def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment, simulators, tmp_path):
+    from syncbridge.dailyup.generate import write_delivery
+
+    env, port = environment
+    env = {**env, "SYNCBRIDGE_DAILYUP_DIR": str(tmp_path / "dailyup"), "SYNCBRIDGE_DAILYUP_POLL_SECONDS": "0.5",
+           "SYNCBRIDGE_DAILYUP_BATCH_WAIT": "0.3"}
+    _, zoho_state, _, _, _ = simulators
+    lines = procfile()
+    assert set(lines) >= {"worker-dailyup", "worker-ameise-to-crm"}
+    release = subprocess.run(["bash", "-c", lines["release"]], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert release.returncode == 0, release.stderr
+    delivery = write_delivery(tmp_path, customers=60)
+
+    processes = {name: start(lines[name], env, tmp_path / f"{name}.log")
+                 for name in ("web", "worker-dailyup", "worker-ameise-to-crm")}
+    try:
+        receiver = f"http://127.0.0.1:{port}"
+
+        def ready():
+            try:
+                return requests.get(f"{receiver}/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for(ready, timeout=30, interval=0.2, what="receiver up")
+        answer = requests.post(f"{receiver}/dailyup/deliveries", headers={"X-Upload-Token": "dev-dailyup-upload-token"},
+                               files={"file": (delivery.name, delivery.read_bytes())}, timeout=10)
+        assert answer.status_code == 202, answer.text
+
+        def customers_in_zoho():
+            return sum(1 for m in ("Contacts", "Accounts") for r in zoho_state.records(m) if r.get("Kundennummer"))
+        wait_for(lambda: customers_in_zoho() >= 60, timeout=60, interval=0.3, what="the delivery in Zoho")
+        status = requests.get(f"{receiver}/dailyup/imports/latest", headers={"X-Admin-Token": "dev-admin-token"},
+                              timeout=5).json()
+        assert status["state"] == "published" and status["deltas"]["customer.created"] == 60
+    finally:
+        exits = {name: stop(process) for name, process in processes.items()}
+    logs = {name: (tmp_path / f"{name}.log").read_text() for name in processes}
+    assert exits == dict.fromkeys(processes, 0), logs
+    assert "DailyUp_100200_20261102.zip: published" in logs["worker-dailyup"]

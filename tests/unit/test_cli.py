@@ -379,3 +379,17 @@ def test_dailyup_import_of_a_broken_file_is_one_clear_failure(dailyup_env):
     assert cli("dailyup", "import", str(misnamed)).stdout.startswith("rejected: ")
     assert cli("dailyup", "export", "kunden", "--import", "99").output.startswith("Error: no import 99")
     assert "no table" in cli("dailyup", "export", "nothing").output
+
+
+def test_every_procfile_worker_names_a_worker_the_command_knows(database_url):
+    from pathlib import Path
+
+    from syncbridge.config import WORKERS
+
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text().splitlines()
+    workers = dict(line.split(": ", 1) for line in procfile if line.startswith("worker-"))
+
+    assert {f"worker-{name}" for name in WORKERS} == set(workers)
+    for process, command in workers.items():
+        assert command == f"syncbridge worker {process.removeprefix('worker-')}"
+        assert cli(*command.split()[1:3], "--help").exit_code == 0
