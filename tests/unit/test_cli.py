@@ -247,7 +247,8 @@ def test_activity_on_an_empty_log_says_nothing_matches(database_url):
 
 
 # ---------------------------------------------------------------- processes that need RabbitMQ
-@pytest.mark.parametrize("args", [("worker", "crm-to-ameise"), ("web",)], ids=["worker", "web"])
+@pytest.mark.parametrize("args", [("worker", "crm-to-ameise"), ("worker", "ameise-to-crm"), ("worker", "dailyup"),
+                                  ("web",)], ids=["crm-to-ameise", "ameise-to-crm", "dailyup", "web"])
 def test_processes_refuse_the_in_process_broker(database_url, args):
     result = cli(*args)
 
@@ -255,10 +256,10 @@ def test_processes_refuse_the_in_process_broker(database_url, args):
 
 
 def test_worker_refuses_an_unknown_name(database_url):
-    result = cli("worker", "ameise-to-crm")
+    result = cli("worker", "zoho-to-nowhere")
 
     assert result.exit_code == 2
-    assert "'crm-to-ameise'" in result.output
+    assert "'crm-to-ameise'" in result.output and "'dailyup'" in result.output
     assert "Traceback" not in result.output
 
 
