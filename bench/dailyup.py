@@ -100,7 +100,7 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
             channel = connection.default_channel
             for queue in topology.queues:
                 queue(channel).delete()
-            for exchange in (topology.events, topology.dead):
+            for exchange in topology.exchanges:
                 exchange(channel).delete()
     publisher.close()
 

@@ -22,12 +22,12 @@ from contracts.events import AmeiseRecordChangedSchema
 from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
+from syncbridge.monitoring import message_scope
 from syncbridge.topology import Topology
 
 log = logging.getLogger(__name__)
 
 Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
-MAX_RETRY_DELAY = 60.0
 
 
 class AmeiseToCrmConsumer(QueueConsumer):
@@ -47,7 +47,6 @@ class AmeiseToCrmConsumer(QueueConsumer):
         batch_size: int = 100,
         batch_wait: float = 1.0,
         prefetch_count: int = 200,
-        retry_delay: float = 5.0,
     ) -> None:
         if not 1 <= batch_size <= 100:
             raise ValueError(f"batch_size must be between 1 and 100 (Zoho's limit per call), not {batch_size}")
@@ -60,7 +59,6 @@ class AmeiseToCrmConsumer(QueueConsumer):
         self.batch_wait = batch_wait
         # Twice the batch at least: the next batch arrives while this one is with Zoho.
         self.prefetch_count = max(prefetch_count, 2 * batch_size)
-        self.retry_delay = retry_delay
         self._schema = AmeiseRecordChangedSchema()
         self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
         self._batch_started = 0.0
@@ -89,7 +87,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
             record = load_or_raise(self._schema, body)
         except ContractError as exc:
             log.error("message violates its contract: %s", exc.errors)
-            self._dead_letter(message, f"contract AmeiseRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT)
+            self._dead_letter(message, f"contract AmeiseRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT,
+                              exc=exc, record_id=body.get("key") if isinstance(body, dict) else None)
             return
         if not self._batch:
             self._batch_started = time.monotonic()
@@ -100,6 +99,10 @@ class AmeiseToCrmConsumer(QueueConsumer):
     # ------------------------------------------------------------ the batch
     def flush(self) -> None:
         """Hand the collected messages to the handler and settle each by its outcome."""
+        with message_scope():
+            self._flush()
+
+    def _flush(self) -> None:
         batch, self._batch = self._batch, []
         if not batch:
             return
@@ -116,7 +119,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
             reason = f"{type(exc).__name__}: {exc}"
             for record, message in batch:
                 self._failed(record, reason)
-                self._dead_letter(message, reason, dead_letters.ERROR)
+                self._dead_letter(message, reason, dead_letters.ERROR, exc=exc, record_id=record.key)
             return
         waiting = []
         for (record, message), outcome in zip(batch, outcomes):
@@ -124,23 +127,16 @@ class AmeiseToCrmConsumer(QueueConsumer):
                 message.ack()
             elif outcome.status == REJECTED:
                 self._failed(record, outcome.describe(), outcome)
-                self._dead_letter(message, outcome.describe(), dead_letters.REJECTED)
+                self._dead_letter(message, outcome.describe(), dead_letters.REJECTED, record_id=record.key)
             else:
                 waiting.append((record, message, outcome))
         self._retry(waiting)
 
     def _retry(self, waiting: list[tuple[AmeiseRecordChanged, Message, RecordOutcome]]) -> None:
-        """Put deltas back after one pause, so an outage is not met again at once."""
-        if not waiting:
-            return
-        delay = min(max(outcome.retry_after or self.retry_delay for *_, outcome in waiting), MAX_RETRY_DELAY)
-        log.warning("%d DailyUp deltas must wait (%s); trying again in %.0f s", len(waiting),
-                    waiting[0][2].describe(), delay)
-        for record, _, outcome in waiting:
-            self._failed(record, outcome.describe(), outcome, action="retry")
-        time.sleep(delay)
-        for _, message, _ in waiting:
-            message.requeue()
+        """Send each delta that met an unavailable CRM to its delayed retry (or, after the last, the dead letters)."""
+        for record, message, outcome in waiting:
+            action = self._retry_later(message, outcome.describe(), outcome.retry_after, record_id=record.key)
+            self._failed(record, outcome.describe(), outcome, action=action)
 
     # ------------------------------------------------------------ helpers
     def _failed(self, record: AmeiseRecordChanged, error: str, outcome: RecordOutcome | None = None,

@@ -12,7 +12,7 @@ from typing import Callable
 from kombu import Connection
 from kombu.message import Message
 
-from clients.errors import ExternalServiceError, Rejected, Unavailable
+from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from consumers import dead_letters
 from consumers.base import QueueConsumer
 from contracts.base import ContractError, load_or_raise
@@ -59,26 +59,32 @@ class CrmToAmeiseConsumer(QueueConsumer):
             event = load_or_raise(self._schema, body)
         except ContractError as exc:
             log.error("message violates its contract: %s", exc.errors)
-            self._dead_letter(message, f"contract CrmRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT)
+            self._dead_letter(message, f"contract CrmRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT,
+                              exc=exc, record_id=body.get("record_id") if isinstance(body, dict) else None)
             return
-        command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id)
+        command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at)
         try:
             result = self.handle(command)
         except (Rejected, SyncRejected) as exc:
             self._failed(command, exc)
-            self._dead_letter(message, exc.describe(), dead_letters.REJECTED)
+            self._dead_letter(message, exc.describe(), dead_letters.REJECTED, exc=exc, record_id=command.record_id)
+            return
+        except ReconnectNeeded as exc:
+            # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
+            log.warning("%s; %s/%s waits in the queue", exc.describe(), command.module, command.record_id)
+            self._failed(command, exc, action="waiting")
+            time.sleep(self.retry_delay)
+            message.requeue()
             return
         except Unavailable as exc:
-            delay = min(exc.retry_after or self.retry_delay, 60.0)
-            log.warning("%s/%s: %s; trying again in %.0f s", command.module, command.record_id, exc.describe(), delay)
-            self._failed(command, exc, action="retry")
-            time.sleep(delay)
-            message.requeue()
+            action = self._retry_later(message, exc.describe(), exc.retry_after, exc=exc, record_id=command.record_id)
+            self._failed(command, exc, action=action)
             return
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             log.exception("unexpected error while syncing %s/%s", command.module, command.record_id)
             self._failed(command, exc)
-            self._dead_letter(message, f"{type(exc).__name__}: {exc}", dead_letters.ERROR)
+            self._dead_letter(message, f"{type(exc).__name__}: {exc}", dead_letters.ERROR, exc=exc,
+                              record_id=command.record_id)
             return
         log.info("%s %s %s/%s -> %s", result.action, result.entity or "record", command.module,
                  command.record_id, result.ameise_id or "-")

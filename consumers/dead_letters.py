@@ -12,6 +12,7 @@ CONTRACT = "contract"        # the message failed its contract
 UNDECODABLE = "undecodable"  # not JSON, or a content type we never accept
 REJECTED = "rejected"        # Zoho/Ameise or our own rules refused the record
 ERROR = "error"              # an unexpected error of ours; replay after the fix
+UNAVAILABLE = "unavailable"  # the system stayed unavailable through every retry
 
 MAX_REASON = 2000
 

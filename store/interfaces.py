@@ -63,6 +63,15 @@ class Store(Protocol):
     def delete_link(self, entity: str, zoho_id: str) -> None:
         """Forget the link of (entity, zoho_id), once the CRM record is gone (idempotent)."""
 
+    def lock_record(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the lock of one record for ``ttl`` seconds unless another owner holds it; whether it was taken."""
+
+    def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
+        """Give the lock back; ``synced_from`` notes when a now finished sync of the record began."""
+
+    def last_synced_from(self, key: str) -> datetime | None:
+        """When the last finished sync of the record began (events received before it are covered)."""
+
     def was_processed(self, event_id: str) -> bool:
         """Whether an event was already handled to the end."""
 

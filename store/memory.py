@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ class MemoryStore:
         self._processed: dict[str, str] = {}                   # event_id -> outcome
         self._log: list[ActivityEntry] = []
         self._ids = itertools.count(1)
+        self._records: dict[str, tuple[str | None, float, datetime | None]] = {}  # key -> (owner, until, synced)
 
     def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
         """Return the link of a record by its id on either side (both must match when both are given)."""
@@ -61,6 +63,25 @@ class MemoryStore:
     def delete_link(self, entity: str, zoho_id: str) -> None:
         with self._lock:
             self._links.pop((entity, zoho_id), None)
+
+    def lock_record(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder not in (None, owner) and until > now:
+                return False
+            self._records[key] = (owner, now + ttl, synced)
+            return True
+
+    def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
+        with self._lock:
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder == owner:
+                self._records[key] = (None, 0.0, synced_from or synced)
+
+    def last_synced_from(self, key: str) -> datetime | None:
+        with self._lock:
+            return self._records.get(key, (None, 0.0, None))[2]
 
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""

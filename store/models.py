@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Date, Dialect, Double, ForeignKey, Index, Integer, MetaData, String, Text,
+    JSON, BigInteger, Boolean, Date, Dialect, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
     UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -91,6 +91,17 @@ class ProcessedEvent(Base):
     outcome: Mapped[str] = mapped_column(String(255))
     # Indexed so that old entries can be pruned by age.
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RecordSyncRecord(Base):
+    """Per CRM record: which worker syncs it right now (a lease), and when its last finished sync began."""
+
+    __tablename__ = "record_syncs"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)   # "<module>/<record id>"
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    synced_from: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class ActivityRecord(Base):
@@ -236,3 +247,44 @@ class DailyUpEchoRecord(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as model.ameise_body_as_dailyup gives them
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------- dead letters
+class DeadLetterRecord(Base):
+    """A message of the dead-letter queue, kept whole for ops to look at, replay or discard."""
+
+    __tablename__ = "dead_letters"
+    # Ops filter by state, work queue or kind and read the newest first; the record id is selective alone.
+    __table_args__ = (
+        Index(None, "state", "dead_lettered_at"),
+        Index(None, "queue", "dead_lettered_at"),
+        Index(None, "kind", "dead_lettered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # SHA-256 of the message as delivered: a redelivery of the same dead letter is not a second row.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    queue: Mapped[str] = mapped_column(String(64))                 # work queue it came from: crm-to-ameise, ...
+    kind: Mapped[str] = mapped_column(String(32))                  # contract, rejected, delivery_limit, ...
+    state: Mapped[str] = mapped_column(String(16))                 # dead, replayed, discarded
+    # Zoho record id, Kundennummer or Vertragsnummer, read from the body when it was archived.
+    record: Mapped[str | None] = mapped_column(String(64), index=True)
+    exchange: Mapped[str] = mapped_column(String(255))             # original exchange and routing key
+    routing_key: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    headers: Mapped[dict[str, Any]] = mapped_column()              # every header, unknown ones too
+    body: Mapped[bytes] = mapped_column(LargeBinary)               # the message exactly as it was sent
+    reason: Mapped[str] = mapped_column(Text)                      # the last error: why it is dead
+    first_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int | None] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime | None] = mapped_column()
+    dead_lettered_at: Mapped[datetime] = mapped_column(index=True)
+    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_by: Mapped[str | None] = mapped_column(String(255))
+    replayed_at: Mapped[datetime | None] = mapped_column()
+    replay_error: Mapped[str | None] = mapped_column(Text)          # why the last replay was refused
+    discarded_by: Mapped[str | None] = mapped_column(String(255))
+    discarded_at: Mapped[datetime | None] = mapped_column()
+    note: Mapped[str | None] = mapped_column(Text)

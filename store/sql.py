@@ -9,10 +9,10 @@ import copy
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, create_engine, event, insert, select, text, update
+from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
@@ -20,12 +20,13 @@ from sqlalchemy.pool import QueuePool
 
 from clients.interfaces import OAuthToken
 from store.interfaces import ActivityEntry, Link, LinkConflict
-from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, utcnow
+from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, RecordSyncRecord, utcnow
 
 LINKS: Table = LinkRecord.__table__  # type: ignore[assignment]
 PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
 ACTIVITY: Table = ActivityRecord.__table__  # type: ignore[assignment]
 TOKENS: Table = OAuthTokenRecord.__table__  # type: ignore[assignment]
+RECORDS: Table = RecordSyncRecord.__table__  # type: ignore[assignment]
 
 # Dialects whose INSERT has ON CONFLICT; elsewhere a portable update-or-insert is used.
 _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
@@ -225,6 +226,40 @@ class SqlStore:
         """Forget the link of (entity, zoho_id), once the CRM record is gone (idempotent)."""
         with self.engine.begin() as conn:
             conn.execute(LINKS.delete().where(LINKS.c.entity == entity, LINKS.c.zoho_id == zoho_id))
+
+    def lock_record(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the lease of one record unless another owner holds an unexpired one."""
+        now = utcnow()
+        until = now + timedelta(seconds=ttl)
+        with self.engine.begin() as conn:
+            # Free, expired, or ours already: one conditional UPDATE decides, atomically.
+            taken = conn.execute(
+                update(RECORDS)
+                .where(RECORDS.c.key == key)
+                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
+                .values(locked_by=owner, locked_until=until)
+            ).rowcount
+            if taken:
+                return True
+            if conn.execute(select(RECORDS.c.key).where(RECORDS.c.key == key)).first() is not None:
+                return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
+            return True
+        except IntegrityError:
+            return False  # another worker created the row (and holds the lease) meanwhile
+
+    def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
+        values: dict[str, Any] = {"locked_by": None, "locked_until": None}
+        if synced_from is not None:
+            values["synced_from"] = synced_from
+        with self.engine.begin() as conn:
+            conn.execute(update(RECORDS).where(RECORDS.c.key == key, RECORDS.c.locked_by == owner).values(**values))
+
+    def last_synced_from(self, key: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(RECORDS.c.synced_from).where(RECORDS.c.key == key)).scalar()
 
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""

@@ -21,7 +21,7 @@ from store.interfaces import Store
 from syncbridge.config import WORKERS, Settings
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import Mapping, load_mapping
-from syncbridge.topology import Topology, build_topology
+from syncbridge.topology import Topology, topology_for
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,7 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def init_sentry(settings: Settings, component: str) -> bool:
-    """Start Sentry when a DSN is set; without one nothing is sent."""
-    if not settings.sentry_dsn:
-        return False
-    import sentry_sdk
-
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn,
-        release=settings.release or None,
-        environment=settings.env,
-        send_default_pii=False,
-    )
-    sentry_sdk.set_tag("component", component)
-    return True
+from syncbridge.monitoring import init_sentry  # noqa: E402 - run_worker starts Sentry through it
 
 
 class SchemaOutdated(RuntimeError):
@@ -108,6 +95,7 @@ class Services:
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
             echoes=self.dailyup if hasattr(self.store, "engine") else None,  # in-memory stores keep no DailyUp
+            coalesce_margin=s.coalesce_margin_s,
         )
 
     @property
@@ -151,7 +139,7 @@ def bootstrap(
     from producers.publisher import Publisher
 
     settings = settings or Settings.from_env()
-    topology = build_topology(settings.namespace, settings.delivery_limit_int)
+    topology = topology_for(settings)
     closers: list[Callable[[], None]] = []
     store = store or build_store(settings)
     if publisher is None:
@@ -196,7 +184,7 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None):
     store, folder, options = build_dailyup(settings)
     publisher = None
     if publish and not settings.embedded_broker:
-        topology = build_topology(settings.namespace, settings.delivery_limit_int)
+        topology = topology_for(settings)
         publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
     try:
         yield DailyUpImporter(store, publisher=publisher, topology=getattr(publisher, "topology", None),
@@ -291,6 +279,19 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
     )
 
 
+def dead_letter_archiver(services: Services, connection: Connection | None = None):
+    """The archiver: every message of the dead-letter queue into the dead_letters table, for ops."""
+    from consumers.dead_letter_archive import DeadLetterArchiver
+    from store.dead_letters import SqlDeadLetterStore
+    from syncbridge.dlq import archive_dead_letter
+
+    letters = SqlDeadLetterStore(services.store.engine)
+    return DeadLetterArchiver(
+        connection or broker_connection(services.settings), services.topology,
+        partial(archive_dead_letter, letters, services.topology), prefetch_count=services.settings.prefetch,
+    )
+
+
 def build_worker(name: str, services: Services, connection: Connection | None = None):
     """A worker (a kombu ConsumerMixin) by its name."""
     if name == "crm-to-ameise":
@@ -299,6 +300,8 @@ def build_worker(name: str, services: Services, connection: Connection | None = 
         return ameise_to_crm_consumer(services, connection)
     if name == "dailyup":
         return dailyup_worker(services)
+    if name == "dead-letters":
+        return dead_letter_archiver(services, connection)
     raise ValueError(f"unknown worker {name!r}; known: {', '.join(WORKERS)}")
 
 

@@ -19,7 +19,7 @@ PREFIX = "SYNCBRIDGE_"
 ENTITY_KINDS = ("person", "company", "contract")
 BOOLEANS = ("true", "false", "1", "0", "yes", "no")
 # The worker processes, by the name `syncbridge worker NAME` and the Procfile use.
-WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup")
+WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup", "dead-letters")
 DAILYUP_ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1", "latin-1")
 DELETE_MODES = ("mark", "delete", "ignore")
 
@@ -64,6 +64,8 @@ class Settings:
     namespace: str = _s("NAMESPACE", "syncbridge", "prefix of every exchange and queue name")
     prefetch_count: str = _s("PREFETCH_COUNT", "10", "messages a consumer takes from RabbitMQ before acknowledging")
     delivery_limit: str = _s("DELIVERY_LIMIT", "20", "quorum-queue delivery limit: a message redelivered more often is dead-lettered by RabbitMQ")
+    coalesce_margin: str = _s("COALESCE_MARGIN", "1", "seconds: an event received this much before a finished sync of its record began is covered by it and not fetched again (clock difference between receiver and worker hosts)")
+    retry_delays: str = _s("RETRY_DELAYS", "10,60,600,3600", "seconds before each retry of a message that met an unavailable system; after the last, it is dead-lettered")
     publish_timeout: str = _s("PUBLISH_TIMEOUT", "5", "seconds to wait for the broker's publisher confirm before answering 503")
     public_url: str = _s("PUBLIC_URL", "http://127.0.0.1:8000", "URL under which the receiver is reachable (OAuth redirects, printed hints)")
 
@@ -107,7 +109,7 @@ class Settings:
     dailyup_batch_wait: str = _s("DAILYUP_BATCH_WAIT", "1", "seconds the return consumer waits to fill a batch before sending a partial one")
     dailyup_delete_mode: str = _s("DAILYUP_DELETE_MODE", "mark", "a record deleted in Ameise is: mark (status field set in the CRM), delete (deleted in the CRM) or ignore")
     zoho_field_ameise_status: str = _s("ZOHO_FIELD_AMEISE_STATUS", "Ameise_Status", "API name of the CRM field set to 'geloescht' when Ameise no longer delivers the record")
-    admin_token: str = _s("ADMIN_TOKEN", "dev-admin-token", "secret of the admin HTTP API (/dailyup/imports ...): X-Admin-Token header or Bearer", secret=True)
+    admin_token: str = _s("ADMIN_TOKEN", "dev-admin-token", "secret of the admin HTTP API (/dailyup/imports, /admin/dead-letters): X-Admin-Token header or Bearer", secret=True)
 
     # mapping, HTTP, monitoring
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
@@ -147,7 +149,8 @@ class Settings:
             raise ConfigError(f"SYNCBRIDGE_ENV must be development or production, not {self.env!r}")
         for name in ("prefetch_count", "delivery_limit", "max_body_bytes", "dailyup_max_upload_bytes", "dailyup_batch_size"):
             self._int(name)
-        for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait"):
+        for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait",
+                     "coalesce_margin"):
             self._float(name)
         for name in ("publish_timeout", "http_timeout"):
             if self._float(name) == 0:
@@ -167,6 +170,7 @@ class Settings:
         if not 1 <= self._int("dailyup_batch_size") <= 100:
             raise ConfigError(f"{PREFIX}DAILYUP_BATCH_SIZE must be between 1 and 100 (Zoho's limit per call)")
         self.dailyup_time  # noqa: B018
+        self.retry_delays_s  # noqa: B018
         self.forms_token_map  # noqa: B018 - parse to fail fast
         self.module_entities  # noqa: B018
         if self.production:
@@ -227,6 +231,17 @@ class Settings:
         return self._int("delivery_limit")
 
     @property
+    def retry_delays_s(self) -> tuple[int, ...]:
+        """The retry delays in seconds, ascending (each one a retry queue)."""
+        try:
+            delays = tuple(int(part) for part in self.retry_delays.split(",") if part.strip())
+        except ValueError:
+            raise ConfigError(f"{PREFIX}RETRY_DELAYS must be whole seconds separated by commas, not {self.retry_delays!r}") from None
+        if not delays or any(d <= 0 for d in delays) or list(delays) != sorted(set(delays)):
+            raise ConfigError(f"{PREFIX}RETRY_DELAYS must be one or more rising positive numbers of seconds, not {self.retry_delays!r}")
+        return delays
+
+    @property
     def publish_timeout_s(self) -> float:
         return self._float("publish_timeout")
 
@@ -245,6 +260,10 @@ class Settings:
     @property
     def http_oauth_allowed(self) -> bool:
         return self.allow_http_oauth.lower() in ("true", "1", "yes")
+
+    @property
+    def coalesce_margin_s(self) -> float:
+        return self._float("coalesce_margin")
 
     @property
     def dailyup_batch(self) -> int:

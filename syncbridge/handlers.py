@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -70,10 +74,42 @@ class SyncDependencies:
     vertragsnummer_field: str = "Vertragsnummer"
     default_vermittler: str = ""
     echoes: EchoMarks | None = None          # what we wrote, so the next DailyUp does not send it back
+    lock_wait: float = 30.0                  # seconds to wait while another worker syncs the same record
+    lock_ttl: float = 120.0                  # a lock of a worker that died is free again after this
+    # An event received more than this before a finished sync of its record began is covered by it;
+    # the margin absorbs clock differences between the receiver's and the worker's machines.
+    coalesce_margin: float = 1.0
+
+
+class RecordBusy(Unavailable):
+    """Another worker has been syncing the same record for longer than we wait: try again later."""
+
+    system = "syncbridge"
+
+
+@contextmanager
+def record_lock(deps: SyncDependencies, key: str):
+    """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + deps.lock_wait
+    while not deps.store.lock_record(key, owner, deps.lock_ttl):
+        if time.monotonic() >= deadline:
+            raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
+        time.sleep(0.05)
+    synced: list[datetime] = []
+    started = datetime.now(timezone.utc)
+    try:
+        yield lambda: synced.append(started)
+    finally:
+        deps.store.unlock_record(key, owner, synced_from=synced[0] if synced else None)
 
 
 def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies) -> SyncResult:
-    """Create or update the CRM record of ``command`` in Ameise; idempotent per event."""
+    """Create or update the CRM record of ``command`` in Ameise; idempotent per event.
+
+    One record is synced by one worker at a time, and an event that a sync begun
+    after it already covered is not fetched again (coalesced).
+    """
     module, record_id = command.module, command.record_id
     if deps.store.was_processed(command.event_id):
         log.info("event %s already processed; nothing to do", command.event_id)
@@ -81,7 +117,21 @@ def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependen
     kind = deps.module_entities.get(module)
     if kind is None:
         raise SyncRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
+    key = f"{module}/{record_id}"
+    with record_lock(deps, key) as finished:
+        covered_from = deps.store.last_synced_from(key)
+        if command.received_at is not None and covered_from is not None \
+                and covered_from > command.received_at + timedelta(seconds=deps.coalesce_margin):
+            log.info("%s: event %s is covered by a sync begun after it", key, command.event_id)
+            deps.store.mark_processed(command.event_id, "coalesced")
+            return SyncResult("coalesced", None, module, record_id)
+        result = _sync_record(command, kind, deps)
+        finished()
+        return result
 
+
+def _sync_record(command: SyncCrmRecordToAmeise, kind: str, deps: SyncDependencies) -> SyncResult:
+    module, record_id = command.module, command.record_id
     record = deps.crm.get_record(module, record_id)
     if record is None:
         entity = CONTRACT if kind == CONTRACT else CUSTOMER
@@ -140,10 +190,18 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
         if kind not in ("person", "company"):
             raise SyncRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
                                field=lookup_field)
-        customer = deps.crm.get_record(customer_module, customer_id)
-        if customer is None:
-            raise SyncRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM", field=lookup_field)
-        return _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
+        # The customer's own event may be synced by another worker right now: never create it twice.
+        with record_lock(deps, f"{customer_module}/{customer_id}") as finished:
+            linked = _linked(deps, CUSTOMER, customer_id)
+            if linked:
+                return linked
+            customer = deps.crm.get_record(customer_module, customer_id)
+            if customer is None:
+                raise SyncRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
+                                   field=lookup_field)
+            number = _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
+            finished()
+            return number
     raise SyncRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
                        field=next(iter(lookups), None))
 

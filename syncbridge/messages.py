@@ -28,6 +28,7 @@ class SyncCrmRecordToAmeise:
     module: str
     record_id: str
     event_id: str
+    received_at: datetime | None = None   # when the event came in: a sync begun later covers it
 
 
 # Return path (Ameise -> CRM).  A delta message carries ids and small facts; the

@@ -111,7 +111,7 @@ def start_stack(
     app = create_app(settings, publisher=services.publisher, checks=web_checks(settings, services.publisher))
     receiver = ServerThread(app, port=receiver_port).start()
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
-    names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup"]
+    names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     for index, name in enumerate(names):
         worker = build_worker(name, services)
         thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)

@@ -5,9 +5,15 @@
     {ns}.events  (topic) --crm.#----> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
                          --ameise.#-> {ns}.ameise-to-crm  (quorum; dead letters -> {ns}.dead)
     {ns}.dead    (topic) ----#------> {ns}.dead-letters   (quorum)
+    {ns}.retry.<n>s (topic) --#-----> {ns}.retry.<n>s     (quorum, message TTL n s; expired -> {ns}.events)
 
 Routing keys: ``crm.<module>.changed`` for CRM record events,
-``ameise.<entity>.<change>`` for the DailyUp deltas of the return path.  A consumer
+``ameise.<entity>.<change>`` for the DailyUp deltas of the return path.
+
+Delayed retries use RabbitMQ itself: a message that met an unavailable system is
+published, under its original routing key, to the retry queue of its next delay
+(``SYNCBRIDGE_RETRY_DELAYS``); when its TTL runs out RabbitMQ dead-letters it
+(at least once) back to ``{ns}.events`` and so to its work queue.  A consumer
 dead-letters a message itself (with the reason in headers) by publishing it to
 ``{ns}.dead`` under its original routing key; RabbitMQ does the same through the
 queue's dead-letter exchange when a message exceeds the delivery limit.
@@ -27,10 +33,26 @@ class Topology:
     crm_to_ameise: Queue
     ameise_to_crm: Queue
     dead_letters: Queue
+    retries: tuple[tuple[float, Exchange, Queue], ...] = ()   # (delay in seconds, exchange, queue), ascending
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.crm_to_ameise, self.ameise_to_crm, self.dead_letters)
+        return (self.crm_to_ameise, self.ameise_to_crm, self.dead_letters, *(queue for _, _, queue in self.retries))
+
+    @property
+    def exchanges(self) -> tuple[Exchange, ...]:
+        return (self.events, self.dead, *(exchange for _, exchange, _ in self.retries))
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(delay for delay, _, _ in self.retries)
+
+    def retry_exchange(self, delay: float) -> Exchange:
+        """The exchange of the retry queue with this delay."""
+        for seconds, exchange, _ in self.retries:
+            if seconds == delay:
+                return exchange
+        raise KeyError(delay)
 
     def queue(self, name: str) -> Queue:
         """A work queue by its short name (e.g. "crm-to-ameise")."""
@@ -50,7 +72,8 @@ def ameise_record_changed_key(entity: str, change: str) -> str:
     return f"ameise.{entity}.{change}"
 
 
-def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20) -> Topology:
+def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
+                   retry_delays: tuple[float, ...] = (10, 60, 600, 3600)) -> Topology:
     """Describe the topology; nothing is declared until :func:`declare`."""
     events = Exchange(f"{namespace}.events", type="topic", durable=True)
     dead = Exchange(f"{namespace}.dead", type="topic", durable=True)
@@ -67,7 +90,19 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20) -> T
         durable=True,
         queue_arguments=dict(quorum),
     )
-    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters)
+    retries = []
+    for delay in retry_delays:
+        exchange = Exchange(f"{namespace}.retry.{delay:g}s", type="topic", durable=True)
+        queue = Queue(exchange.name, exchange=exchange, routing_key="#", durable=True, queue_arguments={
+            **quorum,
+            "x-message-ttl": round(delay * 1000),
+            "x-dead-letter-exchange": events.name,       # keeps the message's original routing key
+            # Moved back at least once, never dropped on the way (needs reject-publish overflow).
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        })
+        retries.append((delay, exchange, queue))
+    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries))
 
 
 def declare(connection_or_channel, topology: Topology) -> None:
@@ -77,7 +112,12 @@ def declare(connection_or_channel, topology: Topology) -> None:
     must exist before the first dead letter, or RabbitMQ would drop it.
     """
     channel = getattr(connection_or_channel, "default_channel", connection_or_channel)
-    for exchange in (topology.events, topology.dead):
+    for exchange in topology.exchanges:
         exchange(channel).declare()
     for queue in topology.queues:
         queue(channel).declare()
+
+
+def topology_for(settings) -> Topology:
+    """The topology the settings describe (namespace, delivery limit, retry delays)."""
+    return build_topology(settings.namespace, settings.delivery_limit_int, settings.retry_delays_s)

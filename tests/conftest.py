@@ -48,7 +48,7 @@ def namespace(request) -> str:
                 channel = conn.channel()
                 for queue in topology.queues:
                     channel.queue_delete(queue.name)
-                for exchange in (topology.events, topology.dead):
+                for exchange in topology.exchanges:
                     channel.exchange_delete(exchange.name)
         except Exception:  # noqa: BLE001 - cleanup must not mask the test's result
             pass

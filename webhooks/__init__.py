@@ -10,8 +10,9 @@ from flask import Flask
 
 from producers.publisher import Publisher
 from syncbridge.config import Settings
-from syncbridge.topology import build_topology
-from webhooks import dailyup
+from syncbridge.monitoring import init_sentry
+from syncbridge.topology import topology_for
+from webhooks import admin, dailyup
 from webhooks.errors import register_error_handlers
 from webhooks.receiver import EXTENSION, Check, Receiver
 from webhooks.routes import bp
@@ -25,8 +26,10 @@ def create_app(
 ) -> Flask:
     """Build the receiver app; nothing connects until a request needs the broker."""
     settings = settings or Settings.from_env()
+    if settings.sentry_dsn:
+        init_sentry(settings, "web")
     # An injected publisher brings its own topology: publish where it declared.
-    topology = getattr(publisher, "topology", None) or build_topology(settings.namespace, settings.delivery_limit_int)
+    topology = getattr(publisher, "topology", None) or topology_for(settings)
     if publisher is None:
         publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
 
@@ -59,5 +62,6 @@ def create_app(
     app.extensions[dailyup.EXTENSION] = dailyup.DailyUpAccess(settings)
     app.register_blueprint(bp)
     app.register_blueprint(dailyup.bp)
+    app.register_blueprint(admin.bp)
     register_error_handlers(app)
     return app

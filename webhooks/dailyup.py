@@ -13,12 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
-from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from syncbridge.dailyup.export import chunked, csv_lines
 from syncbridge.dailyup.intake import UploadRejected
 from syncbridge.dailyup.model import TABLES
-from webhooks.payload import token_matches
+from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
 bp = Blueprint("dailyup", __name__)
@@ -50,21 +50,12 @@ def _access():
     return current_app.extensions[EXTENSION].get()
 
 
-def _require(expected: str, header: str) -> None:
-    presented = [request.headers.get(header, "")]
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        presented.append(auth[7:].strip())
-    if not token_matches(expected, [p for p in presented if p]):
-        raise Unauthorized(f"Missing or wrong secret: send it in the {header} header or as a Bearer token.")
-
-
 # ---------------------------------------------------------------- upload
 @bp.post("/dailyup/deliveries")
 def upload_delivery():
     """Store an uploaded delivery in the inbox; 202 once it is there whole."""
     settings = current_receiver().settings
-    _require(settings.dailyup_upload_token, UPLOAD_TOKEN_HEADER)
+    require_secret(settings.dailyup_upload_token, UPLOAD_TOKEN_HEADER)
     limit = settings.dailyup_max_upload
     request.max_content_length = limit  # this route's own limit, not the webhooks' 64 KiB
     mimetype = request.mimetype
@@ -92,7 +83,7 @@ def upload_delivery():
 @bp.get("/dailyup/imports")
 def list_imports():
     """The newest imports, optionally only the one of a file's sha256."""
-    _require(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
+    require_secret(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
     store, _, _ = _access()
     try:
         limit = max(1, min(int(request.args.get("limit", 20)), 500))
@@ -109,7 +100,7 @@ def list_imports():
 @bp.get("/dailyup/imports/<ref>")
 def show_import(ref: str):
     """One import with its first row errors and the links to its tables."""
-    _require(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
+    require_secret(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
     store, _, _ = _access()
     imp = _find(store, ref)
     errors = store.row_errors(imp.id, limit=100)
@@ -120,7 +111,7 @@ def show_import(ref: str):
 @bp.get("/dailyup/imports/<ref>/<name>.csv")
 def download_table(ref: str, name: str):
     """A table of an import (or its row errors) as spreadsheet-ready CSV, streamed."""
-    _require(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
+    require_secret(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
     store, folder, options = _access()
     imp = _find(store, ref)
     from syncbridge.dailyup.export import ExportUnavailable, import_table

@@ -12,8 +12,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Request
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from flask import Request, request
+from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
 
 TOKEN_HEADER = "X-Webhook-Token"
 TOKEN_PARAM = "token"
@@ -109,3 +109,13 @@ def token_matches(expected: str, presented: list[str]) -> bool:
     # Evaluate every candidate (no short-circuit) so timing does not tell which one was compared.
     results = [hmac.compare_digest(wanted, token.encode("utf-8")) for token in presented]
     return any(results)
+
+
+def require_secret(expected: str, header: str) -> None:
+    """Raise 401 unless this request presents ``expected`` in ``header`` or as a Bearer token."""
+    presented = [request.headers.get(header, "")]
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        presented.append(auth[7:].strip())
+    if not token_matches(expected, [p for p in presented if p]):
+        raise Unauthorized(f"Missing or wrong secret: send it in the {header} header or as a Bearer token.")

@@ -136,7 +136,8 @@ class DailyUpImporter:
             return 0
         total = self.store.count_unpublished()
         done = 0
-        self.progress("publish", 0, total)
+        if total:
+            self.progress("publish", 0, total)
         while batch := self.store.unpublished_deltas(PUBLISH_BATCH):
             sent, messages, refused = [], [], []
             for d in batch:

@@ -7,6 +7,8 @@ import pytest
 import requests
 from kombu import Connection
 
+from store.dead_letters import SqlDeadLetterStore
+from syncbridge.dlq import DeadLetterOps, Selection
 from tests.e2e.conftest import wait_for
 
 
@@ -105,18 +107,11 @@ def test_broker_down_is_503_never_202(tmp_path):
 
 
 def _dead_letters(stack, rabbitmq_url, expected):
-    """Drain the dead-letter queue until ``expected`` messages arrived."""
-    got = []
-    with Connection(rabbitmq_url) as conn:
-        queue = stack.services.topology.dead_letters(conn.default_channel)
+    """The dead letters, once ``expected`` of them reached the archive (the stack runs the archiver)."""
+    from store.dead_letters import SqlDeadLetterStore
 
-        def take():
-            message = queue.get(no_ack=True)
-            if message is not None:
-                got.append(message)
-            return len(got) >= expected
-        wait_for(take, what="dead letters")
-    return got
+    letters = SqlDeadLetterStore(stack.services.store.engine)
+    return wait_for(lambda: (found := letters.find()) and len(found) >= expected and found, what="dead letters")
 
 
 def test_messages_failing_their_contract_land_in_the_dead_letters_with_their_reason(stack, rabbitmq_url):
@@ -150,8 +145,19 @@ def test_record_rejected_by_ameise_is_dead_lettered_and_logged(stack, rabbitmq_u
 
     [letter] = _dead_letters(stack, rabbitmq_url, 1)
 
-    assert letter.headers["x-error-kind"] == "rejected"
+    assert letter.headers["x-error-kind"] == "rejected" and letter.record == record_id
     assert "PLZ" in letter.headers["x-error"]
     [entry] = stack.services.store.activities(zoho_id=record_id)
     assert (entry.action, entry.result) == ("failed", "error") and "PLZ" in entry.error
     assert stack.ameise_state.creates["customers"] == 0
+
+    # The cause is fixed in the CRM (without a new webhook); the replay brings the record through.
+    stack.zoho_state.write("Contacts", "update", [{"id": record_id, "Mailing_Zip": "12345"}], workflow=False)
+    ops = DeadLetterOps(SqlDeadLetterStore(stack.services.store.engine), stack.services.store,
+                        publisher=stack.services.publisher, topology=stack.services.topology)
+    [outcome] = ops.replay(Selection(ids=(letter.id,)), by="ops-test")
+
+    assert outcome.status == "replayed", outcome
+    number = wait_for(lambda: stack.zoho_state.get("Contacts", record_id).get("Kundennummer"), what="the replay")
+    assert stack.ameise_state.customers[number]["PLZ"] == "12345"
+    assert stack.services.store.activities(action="dead_letter_replayed")[0].details.get("by") == "ops-test"

@@ -121,6 +121,9 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
 
 
 def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment, simulators, tmp_path):
+    from sqlalchemy import text
+
+    from store.sql import make_engine
     from syncbridge.dailyup.generate import write_delivery
 
     env, port = environment
@@ -132,6 +135,11 @@ def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment,
     release = subprocess.run(["bash", "-c", lines["release"]], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=60)
     assert release.returncode == 0, release.stderr
+    # The database outlives each test's simulators: forget a token (and its API domain) of an earlier one.
+    engine = make_engine(env["SYNCBRIDGE_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM oauth_tokens"))
+    engine.dispose()
     delivery = write_delivery(tmp_path, customers=60)
 
     processes = {name: start(lines[name], env, tmp_path / f"{name}.log")

@@ -77,10 +77,9 @@ def count(store: SqlDailyUpStore, table) -> int:
 
 # ---------------------------------------------------------------- migration 0002
 def test_migration_creates_the_tables_of_the_models_and_goes_back(fresh_url):
-    upgrade(fresh_url)
+    upgrade(fresh_url, "0002")
 
     assert current(fresh_url) == "0002"
-    assert _schema_differences(fresh_url) == []
     engine = make_engine(fresh_url)
     assert DAILYUP_TABLES <= set(inspect(engine).get_table_names())
     indexes = {ix["name"] for ix in inspect(engine).get_indexes("dailyup_deltas")}
@@ -92,7 +91,7 @@ def test_migration_creates_the_tables_of_the_models_and_goes_back(fresh_url):
     assert not DAILYUP_TABLES & set(inspect(engine).get_table_names())
     engine.dispose()
     upgrade(fresh_url)
-    assert _schema_differences(fresh_url) == []
+    assert _schema_differences(fresh_url) == []   # at the head, the tables are those of the models
 
 
 # ---------------------------------------------------------------- snapshot reads

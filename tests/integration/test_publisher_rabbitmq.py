@@ -56,7 +56,7 @@ def test_connect_declares_quorum_queues_with_dead_lettering(rabbitmq_url, publis
 
     with Connection(rabbitmq_url) as conn:
         channel = conn.channel()
-        for exchange in (topology.events, topology.dead):
+        for exchange in topology.exchanges:
             channel.exchange_declare(exchange.name, "topic", passive=True)
         for queue in topology.queues:
             channel.queue_declare(queue.name, passive=True)

@@ -67,7 +67,7 @@ class ReturnPath:
     @contextmanager
     def consuming(self, **options):
         """Run the consumer in a thread; stop it gracefully afterwards."""
-        options = {"batch_size": 100, "batch_wait": 1.0, "retry_delay": 0.5, **options}
+        options = {"batch_size": 100, "batch_wait": 1.0, **options}
         consumer = AmeiseToCrmConsumer(Connection(self.url, heartbeat=30), self.topology, self.handle,
                                        self.publisher, self.store, **options)
         thread = threading.Thread(target=consumer.run, daemon=True)

@@ -166,6 +166,44 @@ def test_delete_link_frees_the_number_for_another_record(store):
     assert store.save_link("customer", "Contacts", ZOHO_ID_2, "100").zoho_id == ZOHO_ID_2
 
 
+# ---------------------------------------------------------------- record leases
+KEY = "Contacts/4150868000000376008"
+
+
+def test_a_record_lease_is_held_by_one_owner_until_given_back(store):
+    started = datetime.now(UTC)
+
+    assert store.lock_record(KEY, "a", ttl=30)
+    assert store.lock_record(KEY, "a", ttl=30)                 # its owner may take it again
+    assert not store.lock_record(KEY, "b", ttl=30)
+    store.unlock_record(KEY, "b", synced_from=started)         # not b's to give back
+    assert not store.lock_record(KEY, "b", ttl=30) and store.last_synced_from(KEY) is None
+
+    store.unlock_record(KEY, "a", synced_from=started)
+
+    assert store.last_synced_from(KEY) == started
+    assert store.lock_record(KEY, "b", ttl=30)
+    store.unlock_record(KEY, "b")                              # a failed sync notes nothing
+    assert store.last_synced_from(KEY) == started
+    assert store.last_synced_from("Contacts/1") is None
+
+
+def test_the_lease_of_a_worker_that_died_runs_out(store):
+    import time
+
+    assert store.lock_record(KEY, "dead", ttl=0.2)
+    assert not store.lock_record(KEY, "b", ttl=30)
+    time.sleep(0.3)
+
+    assert store.lock_record(KEY, "b", ttl=30)
+
+
+def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(store):
+    taken = _together(6, lambda i: store.lock_record(KEY, f"worker-{i}", ttl=30))
+
+    assert sorted(taken) == [False] * 5 + [True]
+
+
 # ---------------------------------------------------------------- processed events
 def test_mark_processed_is_idempotent(store):
     assert store.was_processed("evt-1") is False

@@ -23,10 +23,11 @@ from clients.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavaila
 from clients.zoho import ZohoRejected, ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.publisher import BrokerUnavailable
+from producers.publisher import BrokerUnavailable, Publisher
 from store.memory import MemoryStore
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged, SyncCrmRecordToAmeise
+from syncbridge.topology import build_topology
 
 MEMORY = "memory://localhost/"
 ROUTING_KEY = "crm.contacts.changed"
@@ -129,7 +130,8 @@ def send(publisher, topology, body, *, message_id: str | None = None, content_ty
 
 
 def command_of(body: dict) -> SyncCrmRecordToAmeise:
-    return SyncCrmRecordToAmeise(body["module"], body["record_id"], body["event_id"])
+    return SyncCrmRecordToAmeise(body["module"], body["record_id"], body["event_id"],
+                                 datetime.fromisoformat(body["received_at"]))
 
 
 # ---------------------------------------------------------------- the consumer's set-up
@@ -150,7 +152,8 @@ def test_a_valid_message_is_handled_and_acked(topology, publisher, store):
 
     deliver(make_consumer(topology, handle, publisher, store), 1)
 
-    assert handle.calls == [SyncCrmRecordToAmeise("Contacts", RECORD_ID, body["event_id"])]
+    assert handle.calls == [SyncCrmRecordToAmeise("Contacts", RECORD_ID, body["event_id"],
+                                                  datetime.fromisoformat(body["received_at"]))]
     assert waiting(topology.crm_to_ameise) == 0  # acked: nothing came back on recovery
     assert take_all(topology.dead_letters) == []
     assert store.activities() == []  # the consumer logs failures only; the handler logs its work
@@ -324,44 +327,75 @@ def test_a_failing_activity_log_does_not_stop_the_dead_letter(topology, publishe
 
 
 # ---------------------------------------------------------------- unavailable: try again later
+@pytest.fixture
+def fast(namespace):
+    """A topology whose retry delays are short enough for a unit test."""
+    return build_topology(namespace, retry_delays=(0.05, 0.1))
+
+
+@pytest.fixture
+def fast_publisher(fast):
+    publisher = Publisher(MEMORY, fast)
+    yield publisher
+    publisher.close()
+
+
 @pytest.mark.parametrize(
-    ("error", "retry_delay"),
+    ("error", "delay"),
     [
-        pytest.param(AmeiseUnavailable("Service Unavailable", status=503, retry_after=0.01), 3.0, id="retry-after-honoured"),
-        pytest.param(ZohoUnavailable("Too Many Requests", status=429), 0.01, id="retry-delay-without-retry-after"),
-        pytest.param(AmeiseReconnectNeeded("refresh token revoked", code="invalid_grant"), 0.01, id="reconnect-needed"),
+        pytest.param(ZohoUnavailable("Too Many Requests", status=429), 0.05, id="first-delay"),
+        pytest.param(AmeiseUnavailable("Service Unavailable", status=503, retry_after=0.08), 0.1,
+                     id="retry-after-honoured"),
     ],
 )
-def test_an_unavailable_system_requeues_the_message_and_it_is_handled_again(topology, publisher, store, error, retry_delay):
+def test_an_unavailable_system_sends_the_message_to_a_delayed_retry(fast, fast_publisher, store, error, delay):
     handle = handler(error, None)
     body = event_body()
-    send(publisher, topology, body)
-    consumer = make_consumer(topology, handle, publisher, store, retry_delay=retry_delay)
+    send(fast_publisher, fast, body)
+    consumer = make_consumer(fast, handle, fast_publisher, store)
 
     started = time.monotonic()
-    deliver(consumer, 2)  # the first delivery, then the requeued one
+    deliver(consumer, 2)  # the first delivery, then the retry once its delay has passed
     elapsed = time.monotonic() - started
 
     assert handle.calls == [command_of(body), command_of(body)]
-    assert elapsed < 1.5, f"waited {elapsed:.1f} s before requeueing"
-    assert take_all(topology.dead_letters) == []
-    assert waiting(topology.crm_to_ameise) == 0  # acked after the second, successful try
+    assert delay <= elapsed < 1.5
+    assert take_all(fast.dead_letters) == []
+    assert waiting(fast.crm_to_ameise) == 0  # acked after the second, successful try
     [entry] = store.activities()
     assert (entry.action, entry.result, entry.zoho_id, entry.event_id) == ("retry", "error", RECORD_ID, body["event_id"])
     assert entry.error == error.describe()
 
 
-def test_an_unavailable_system_keeps_the_message_across_many_tries(topology, publisher, store):
+def test_after_the_last_retry_the_message_goes_to_the_dead_letters(fast, fast_publisher, store):
     outage = AmeiseUnavailable("Bad Gateway", status=502)
-    handle = handler(outage, outage, outage, None)
-    send(publisher, topology, event_body())
+    handle = handler(outage)
+    body = event_body()
+    send(fast_publisher, fast, body)
 
-    deliver(make_consumer(topology, handle, publisher, store), 4)
+    deliver(make_consumer(fast, handle, fast_publisher, store), 3)   # the first try and two retries
 
-    assert len(handle.calls) == 4
-    assert take_all(topology.dead_letters) == []
-    assert waiting(topology.crm_to_ameise) == 0
-    assert [e.action for e in store.activities()] == ["retry", "retry", "retry"]
+    assert len(handle.calls) == 3
+    [dead] = take_all(fast.dead_letters)
+    assert dead.headers["x-error-kind"] == "unavailable" and dead.headers["x-retries"] == 2
+    assert "still unavailable after 2 retries" in dead.headers["x-error"]
+    assert dead.headers["x-first-error"] == dead.headers["x-last-error"] == outage.describe()
+    assert dead.headers["x-original-routing-key"] == ROUTING_KEY and dead.payload == body
+    assert waiting(fast.crm_to_ameise) == 0
+    assert [e.action for e in reversed(store.activities())] == ["retry", "retry", "dead_lettered"]
+
+
+def test_a_lost_connection_to_ameise_keeps_the_message_waiting_without_counting(fast, fast_publisher, store):
+    handle = handler(AmeiseReconnectNeeded("refresh token revoked", code="invalid_grant"), None)
+    body = event_body()
+    send(fast_publisher, fast, body)
+
+    deliver(make_consumer(fast, handle, fast_publisher, store), 2)
+
+    assert len(handle.calls) == 2
+    assert take_all(fast.dead_letters) == []
+    [entry] = store.activities()
+    assert entry.action == "waiting"
 
 
 # ---------------------------------------------------------------- the dead-letter publish fails

@@ -226,3 +226,78 @@ def test_what_is_written_to_ameise_is_marked_as_our_echo(world):
     contract = marks[(entity, number)]
     assert contract["Kundennummer"] == "5001234567"
     assert {"BeitragBrutto", "Sparte"} <= set(contract)
+
+
+# ---------------------------------------------------------------- one record, one worker at a time
+def test_an_event_received_before_a_finished_sync_began_is_coalesced(world):
+    from datetime import datetime, timedelta, timezone
+
+    erika = world.ids["Erika Mustermann"]
+    world.sync("Contacts", erika)
+    reads = len(world.zoho.reads)
+    long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
+
+    coalesced = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", erika, "late-1", long_ago), world.deps)
+    fresh = sync_crm_record_to_ameise(
+        SyncCrmRecordToAmeise("Contacts", erika, "new-1", datetime.now(timezone.utc) + timedelta(seconds=60)),
+        world.deps)
+
+    assert coalesced.action == "coalesced" and world.store.was_processed("late-1")
+    assert fresh.action == "updated"
+    assert len(world.zoho.reads) == reads + 1          # only the newer event fetched the record again
+
+
+def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    from dataclasses import replace
+
+    world.deps = replace(world.deps, coalesce_margin=0.0)   # receiver and worker share one clock here
+    max_id = world.ids["Max Neumann"]
+    create = world.ameise.create_customer
+
+    def slow_create(data):
+        time.sleep(0.2)            # both workers are inside the sync at the same time
+        return create(data)
+
+    world.ameise.create_customer = slow_create
+    received = datetime.now(timezone.utc)
+    results, errors = [], []
+
+    def worker(i):
+        try:
+            results.append(sync_crm_record_to_ameise(
+                SyncCrmRecordToAmeise("Contacts", max_id, f"burst-{i}", received), world.deps))
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert world.ameise.creates["customers"] == 1
+    assert sorted(r.action for r in results) == ["coalesced", "coalesced", "coalesced", "created"]
+
+
+def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_lock_expires(world):
+    from dataclasses import replace
+
+    from clients.errors import Unavailable
+    from syncbridge.handlers import RecordBusy
+
+    erika = world.ids["Erika Mustermann"]
+    world.deps = replace(world.deps, lock_wait=0.1, lock_ttl=0.3)
+    assert world.store.lock_record(f"Contacts/{erika}", "another-worker", ttl=0.3)
+
+    with pytest.raises(RecordBusy) as busy:
+        world.sync("Contacts", erika)
+    assert isinstance(busy.value, Unavailable)        # retried with a delay, never dead-lettered at once
+
+    import time
+    time.sleep(0.35)                                  # the other worker died: its lock runs out
+    assert world.sync("Contacts", erika).action == "updated"

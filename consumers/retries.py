@@ -1,0 +1,86 @@
+"""Delayed retries of a message that met an unavailable system.
+
+The message is published, unchanged and under its original routing key, to the
+retry queue of its next delay; RabbitMQ moves it back to its work queue when the
+delay has passed (see :mod:`syncbridge.topology`).  The in-process broker has no
+message TTL, so there a timer of this process publishes it back instead: the same
+behaviour for the user, within one process's life.  After the last delay the
+caller dead-letters the message.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+
+from kombu.message import Message
+
+from syncbridge.topology import Topology
+
+log = logging.getLogger(__name__)
+
+RETRIES = "x-retries"
+
+
+def retries_of(message: Message) -> int:
+    """How often the message was retried already."""
+    try:
+        return int((message.headers or {}).get(RETRIES) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def next_delay(delays: tuple[float, ...], done: int, retry_after: float | None) -> float | None:
+    """The delay of the next retry: the next in line, or a longer one the system asked for; None when all are used."""
+    if done >= len(delays):
+        return None
+    delay = delays[done]
+    if retry_after and retry_after > delay:
+        # Honour Retry-After: the shortest delay that covers it (the longest if none does).
+        delay = next((d for d in delays if d >= retry_after), delays[-1])
+    return delay
+
+
+def schedule_retry(publisher, topology: Topology, message: Message, *, error: str,
+                   retry_after: float | None = None) -> float | None:
+    """Send ``message`` to its next retry; return the delay in seconds, or None when no retry is left.
+
+    Raises the publisher's error when the broker did not confirm: the caller then
+    must not ack, so the message comes back rather than being lost.
+    """
+    done = retries_of(message)
+    delay = next_delay(topology.retry_delays, done, retry_after)
+    if delay is None:
+        return None
+    info = message.delivery_info or {}
+    routing_key = info.get("routing_key") or ""
+    now = datetime.now(timezone.utc).isoformat()
+    headers = dict(message.headers or {})
+    headers.update({
+        RETRIES: done + 1,
+        "x-last-error": error[:2000],
+        "x-first-error": headers.get("x-first-error") or error[:2000],
+        "x-first-failed-at": headers.get("x-first-failed-at") or now,
+        "x-retry-delay": delay,
+    })
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+    message_id = (message.properties or {}).get("message_id") or ""
+    content_type = message.content_type or "application/json"
+    if getattr(publisher, "embedded", False):
+        timer = threading.Timer(delay, _publish_back, args=(publisher, topology, routing_key, body, message_id,
+                                                            headers, content_type))
+        timer.daemon = True
+        timer.start()
+    else:
+        publisher.publish(topology.retry_exchange(delay), routing_key, body, message_id=message_id, headers=headers,
+                          content_type=content_type)
+    return delay
+
+
+def _publish_back(publisher, topology: Topology, routing_key: str, body: bytes, message_id: str, headers: dict,
+                  content_type: str) -> None:
+    try:
+        publisher.publish(topology.events, routing_key, body, message_id=message_id, headers=headers,
+                          content_type=content_type)
+    except Exception:  # noqa: BLE001 - a timer thread has nobody to tell but the log
+        log.exception("could not put message %s back on %s after its delay", message_id, routing_key)

@@ -1,0 +1,195 @@
+"""The archive of dead letters: every message of the dead-letter queue as one row, for ops.
+
+RabbitMQ queues cannot be browsed or filtered, so the archiver moves each dead
+letter into the ``dead_letters`` table; listing, replaying and discarding work on
+the table.  SQLAlchemy Core on the engine of :class:`store.sql.SqlStore` (SQLite
+or PostgreSQL, schema by the Alembic migrations); every method runs in a short
+transaction of its own, a change of one row in :meth:`SqlDeadLetterStore.change`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, Table, func, select, update
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import IntegrityError
+
+from store.models import DeadLetterRecord, utcnow
+from store.sql import _insert_ignore, make_engine
+
+DEAD_LETTERS: Table = DeadLetterRecord.__table__  # type: ignore[assignment]
+
+# States of an archived dead letter.
+DEAD = "dead"
+REPLAYED = "replayed"
+DISCARDED = "discarded"
+STATES = (DEAD, REPLAYED, DISCARDED)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One archived dead letter: the message as it was, why it died, and what ops did with it."""
+
+    fingerprint: str
+    queue: str                          # work queue it came from (crm-to-ameise, ameise-to-crm) or "unknown"
+    kind: str                           # contract, undecodable, rejected, error, delivery_limit, ...
+    record: str | None                  # Zoho record id, Kundennummer or Vertragsnummer
+    exchange: str                       # original exchange and routing key
+    routing_key: str
+    message_id: str | None
+    content_type: str
+    headers: dict[str, Any]
+    body: bytes
+    reason: str                         # the last error
+    first_error: str | None
+    attempts: int | None
+    first_failed_at: datetime | None
+    dead_lettered_at: datetime
+    # Set by the store:
+    id: int | None = None
+    state: str = DEAD
+    archived_at: datetime | None = None
+    replays: int = 0
+    replayed_by: str | None = None
+    replayed_at: datetime | None = None
+    replay_error: str | None = None
+    discarded_by: str | None = None
+    discarded_at: datetime | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters to list or act on; every given field must match."""
+
+    queue: str | None = None
+    kind: str | None = None
+    record: str | None = None
+    since: datetime | None = None       # dead-lettered at or after (inclusive)
+    until: datetime | None = None       # dead-lettered before (exclusive)
+    state: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+_COLUMNS = tuple(f.name for f in fields(DeadLetter))
+_ARCHIVED = ("fingerprint", "queue", "kind", "record", "exchange", "routing_key", "message_id", "content_type",
+             "headers", "body", "reason", "first_error", "attempts", "first_failed_at", "dead_lettered_at")
+
+
+def _to_letter(row: Any) -> DeadLetter:
+    values = {name: getattr(row, name) for name in _COLUMNS}
+    return DeadLetter(**{**values, "headers": dict(values["headers"] or {}), "body": bytes(values["body"])})
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+    return value.astimezone(UTC)
+
+
+def _where(query: Select, flt: DeadLetterFilter) -> Select:
+    for name in ("queue", "kind", "record", "state"):
+        value = getattr(flt, name)
+        if value is not None:
+            query = query.where(DEAD_LETTERS.c[name] == value)
+    if flt.since is not None:
+        query = query.where(DEAD_LETTERS.c.dead_lettered_at >= _as_utc(flt.since))
+    if flt.until is not None:
+        query = query.where(DEAD_LETTERS.c.dead_lettered_at < _as_utc(flt.until))
+    return query
+
+
+class SqlDeadLetterStore:
+    """The ``dead_letters`` table on a SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | URL) -> SqlDeadLetterStore:
+        """Create a store on a new engine for ``url``."""
+        return cls(make_engine(url))
+
+    def archive(self, letter: DeadLetter) -> int:
+        """Store a dead letter unless one with its fingerprint is stored already; return the row's id."""
+        values = {name: getattr(letter, name) for name in _ARCHIVED}
+        values.update(state=DEAD, replays=0, archived_at=utcnow() if letter.archived_at is None else letter.archived_at)
+        try:
+            with self.engine.begin() as conn:
+                _insert_ignore(conn, DEAD_LETTERS, values, ["fingerprint"])
+        except IntegrityError:
+            # Only the portable path gets here: a redelivery was archived by someone else first.
+            pass
+        with self.engine.connect() as conn:
+            return conn.execute(select(DEAD_LETTERS.c.id)
+                                .where(DEAD_LETTERS.c.fingerprint == letter.fingerprint)).scalar_one()
+
+    def get(self, letter_id: int) -> DeadLetter | None:
+        """Return one dead letter by its id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(DEAD_LETTERS).where(DEAD_LETTERS.c.id == letter_id)).first()
+        return None if row is None else _to_letter(row)
+
+    def find(self, flt: DeadLetterFilter = DeadLetterFilter(), *, limit: int = 100) -> list[DeadLetter]:
+        """Return the dead letters ``flt`` matches, newest first."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        query = (_where(select(DEAD_LETTERS), flt)
+                 .order_by(DEAD_LETTERS.c.dead_lettered_at.desc(), DEAD_LETTERS.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [_to_letter(row) for row in conn.execute(query)]
+
+    def count(self, flt: DeadLetterFilter = DeadLetterFilter()) -> int:
+        """Count the dead letters ``flt`` matches."""
+        with self.engine.connect() as conn:
+            return conn.execute(_where(select(func.count()).select_from(DEAD_LETTERS), flt)).scalar_one()
+
+    def ids(self, flt: DeadLetterFilter, *, after: int = 0, limit: int = 500) -> list[int]:
+        """Return the ids ``flt`` matches above ``after``, in id order (a bulk action reads them page by page)."""
+        query = (_where(select(DEAD_LETTERS.c.id), flt).where(DEAD_LETTERS.c.id > after)
+                 .order_by(DEAD_LETTERS.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    @contextmanager
+    def change(self, letter_id: int) -> Iterator[LetterChange | None]:
+        """Lock one dead letter for a change (None if there is none): committed at the end, rolled back on an error.
+
+        On PostgreSQL the row stays locked until then, so two operators cannot replay it at the same time.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(select(DEAD_LETTERS).where(DEAD_LETTERS.c.id == letter_id).with_for_update()).first()
+            yield None if row is None else LetterChange(conn, _to_letter(row))
+
+
+@dataclass
+class LetterChange:
+    """The changes of one locked dead letter, inside its transaction."""
+
+    conn: Connection
+    letter: DeadLetter
+
+    def replayed(self, by: str) -> DeadLetter:
+        """Mark it replayed (once more) by ``by``, now."""
+        return self._set(state=REPLAYED, replays=self.letter.replays + 1, replayed_by=by, replayed_at=utcnow(),
+                         replay_error=None)
+
+    def discarded(self, by: str, note: str | None) -> DeadLetter:
+        """Mark it discarded by ``by``, now, with an optional note."""
+        return self._set(state=DISCARDED, discarded_by=by, discarded_at=utcnow(), note=note)
+
+    def refused(self, reason: str) -> DeadLetter:
+        """Note why a replay was refused; the dead letter stays as it is."""
+        return self._set(replay_error=reason)
+
+    def _set(self, **values: Any) -> DeadLetter:
+        self.conn.execute(update(DEAD_LETTERS).where(DEAD_LETTERS.c.id == self.letter.id).values(**values))
+        self.letter = replace(self.letter, **values)
+        return self.letter

@@ -1,0 +1,217 @@
+"""The admin API of the dead letters, on a SQLite file and kombu's in-process broker."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from producers.publisher import Publisher
+from syncbridge.config import Settings
+from syncbridge.dlq import archive_dead_letter
+from tests.unit.test_consumer import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
+from tests.unit.test_dlq import KUNDENNUMMER, delta_body, ours
+from webhooks import create_app
+from tests.unit.test_dlq import database_url, letters, store  # noqa: F401 - shared fixtures
+
+ADMIN = {"X-Admin-Token": "dev-admin-token"}
+
+
+@pytest.fixture
+def http(database_url, topology):
+    publisher = Publisher(MEMORY, topology)
+    yield create_app(Settings.from_env({}, database_url=database_url), publisher=publisher).test_client()
+    publisher.close()
+
+
+@pytest.fixture
+def archived(topology, letters):
+    """Three dead letters: a rejected CRM event (two days old), an invalid delta (yesterday), an error (now)."""
+    now = datetime.now(UTC)
+    ns = topology.namespace
+    return {
+        "rejected": archive_dead_letter(letters, topology, ours(ROUTING_KEY, event_body(), at=now - timedelta(days=2),
+                                                                namespace=ns)),
+        "contract": archive_dead_letter(letters, topology, ours(
+            "ameise.customer.changed", delta_body(schema_version=2), kind="contract", at=now - timedelta(days=1),
+            namespace=ns)),
+        "error": archive_dead_letter(letters, topology, ours("ameise.customer.changed", delta_body("5009999999"),
+                                                             kind="error", at=now, namespace=ns)),
+    }
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.get_json()
+    return [letter["id"] for letter in response.get_json()["dead_letters"]]
+
+
+# ---------------------------------------------------------------- authentication
+@pytest.mark.parametrize("headers", [
+    {}, {"X-Admin-Token": "wrong"}, {"X-Admin-Token": "dev-dailyup-upload-token"}, {"Authorization": "Basic x"},
+], ids=["none", "wrong", "upload-secret", "basic"])
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/admin/dead-letters"), ("get", "/admin/dead-letters/1"),
+    ("post", "/admin/dead-letters/replay"), ("post", "/admin/dead-letters/discard"),
+])
+def test_every_route_needs_the_admin_secret_first(http, archived, letters, headers, method, path):
+    before = letters.find()
+
+    response = getattr(http, method)(path, headers=headers, json={"ids": [archived["rejected"]]})
+
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
+    assert "X-Admin-Token" in response.get_json()["message"]
+    assert letters.find() == before
+
+
+def test_a_bearer_token_is_accepted(http, archived):
+    response = http.get("/admin/dead-letters", headers={"Authorization": "Bearer dev-admin-token"})
+
+    assert response.status_code == 200
+
+
+# ---------------------------------------------------------------- list and show
+def test_list_with_filters(http, archived):
+    since = (datetime.now(UTC) - timedelta(days=1, minutes=1)).isoformat()
+
+    assert ids(http.get("/admin/dead-letters", headers=ADMIN)) == [archived["error"], archived["contract"],
+                                                                   archived["rejected"]]
+    assert ids(http.get("/admin/dead-letters?queue=crm-to-ameise", headers=ADMIN)) == [archived["rejected"]]
+    assert ids(http.get("/admin/dead-letters?kind=contract", headers=ADMIN)) == [archived["contract"]]
+    assert ids(http.get(f"/admin/dead-letters?record={RECORD_ID}", headers=ADMIN)) == [archived["rejected"]]
+    assert ids(http.get(f"/admin/dead-letters?record={KUNDENNUMMER}", headers=ADMIN)) == [archived["contract"]]
+    assert ids(http.get("/admin/dead-letters", query_string={"since": since}, headers=ADMIN)) == [
+        archived["error"], archived["contract"]]
+    assert ids(http.get("/admin/dead-letters", query_string={"until": since}, headers=ADMIN)) == [archived["rejected"]]
+    assert ids(http.get("/admin/dead-letters?state=replayed", headers=ADMIN)) == []
+    limited = http.get("/admin/dead-letters?limit=1&queue=ameise-to-crm", headers=ADMIN).get_json()
+    assert (limited["count"], limited["total"]) == (1, 2)
+    [first] = limited["dead_letters"]
+    assert (first["kind"], first["state"], first["routing_key"], first["reason"]) == (
+        "error", "dead", "ameise.customer.changed", "error reason")
+    assert "body" not in first and "headers" not in first                  # the list is a summary
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("kind=nope", "kind must be one of"),
+    ("queue=crm", "queue must be one of"),
+    ("state=gone", "state must be one of"),
+    ("since=yesterday", "since must be an ISO 8601"),
+    ("since=2026-12-02&until=2026-12-01", "since must be before until"),
+    ("limit=0", "limit must be a whole number from 1 to 1000"),
+    ("limit=many", "limit must be a whole number"),
+])
+def test_a_bad_filter_is_a_400_saying_why(http, query, message):
+    response = http.get(f"/admin/dead-letters?{query}", headers=ADMIN)
+
+    assert response.status_code == 400
+    assert response.is_json and response.get_json()["error"] == "bad_request"
+    assert message in response.get_json()["message"]
+
+
+def test_show_has_the_headers_and_the_body(http, archived):
+    response = http.get(f"/admin/dead-letters/{archived['contract']}", headers=ADMIN)
+    missing = http.get("/admin/dead-letters/999", headers=ADMIN)
+
+    assert response.status_code == 200
+    letter = response.get_json()
+    assert letter["body"] == delta_body(schema_version=2)
+    assert letter["headers"]["x-error-kind"] == "contract" and letter["content_type"] == "application/json"
+    assert (letter["record"], letter["queue"], letter["first_error"]) == (KUNDENNUMMER, "ameise-to-crm", "first contract")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+
+
+# ---------------------------------------------------------------- replay
+def test_replay_dry_run_then_for_real(http, archived, topology, letters, store):
+    selection = {"filter": {"queue": "crm-to-ameise"}}
+
+    dry = http.post("/admin/dead-letters/replay", headers=ADMIN, json={**selection, "dry_run": True})
+    assert dry.status_code == 200, dry.get_json()
+    assert dry.get_json() == {"dry_run": True, "counts": {"would_replay": 1}, "results": [
+        {"id": archived["rejected"], "status": "would_replay", "routing_key": ROUTING_KEY, "reason": None}]}
+    assert take_all(topology.crm_to_ameise) == []
+
+    real = http.post("/admin/dead-letters/replay", headers=ADMIN, json={**selection, "by": "dashboard:anna"})
+    assert real.status_code == 200 and real.get_json()["counts"] == {"replayed": 1}
+    [message] = take_all(topology.crm_to_ameise)
+    assert message.headers["x-replayed-from"] == archived["rejected"]
+    assert letters.get(archived["rejected"]).replayed_by == "dashboard:anna"
+    [entry] = store.activities(action="dead_letter_replayed")
+    assert entry.details["by"] == "dashboard:anna"
+
+    again = http.post("/admin/dead-letters/replay", headers=ADMIN, json={"ids": [archived["rejected"]]})
+    forced = http.post("/admin/dead-letters/replay", headers=ADMIN, json={"ids": [archived["rejected"]], "force": True})
+    assert again.get_json()["results"][0]["status"] == "refused"
+    assert forced.get_json()["results"][0]["status"] == "replayed"
+    assert letters.get(archived["rejected"]).replayed_by == "admin-api"    # nobody named
+
+
+def test_replay_of_an_invalid_message_is_refused_with_the_reason(http, archived, letters):
+    response = http.post("/admin/dead-letters/replay", headers=ADMIN, json={"ids": [archived["contract"], 999]})
+
+    assert response.status_code == 200
+    refused, missing = response.get_json()["results"]
+    assert refused["status"] == "refused" and "Unsupported schema version 2" in refused["reason"]
+    assert missing == {"id": 999, "status": "not_found", "routing_key": None, "reason": "no such dead letter"}
+    assert letters.get(archived["contract"]).state == "dead"
+
+
+def test_replay_answers_503_when_the_broker_does_not_confirm(database_url, topology, archived, letters):
+    unreachable = Publisher("amqp://guest:guest@127.0.0.1:1//", topology, confirm_timeout=0.5, connect_timeout=0.5)
+    http = create_app(Settings.from_env({}, database_url=database_url), publisher=unreachable).test_client()
+
+    response = http.post("/admin/dead-letters/replay", headers=ADMIN, json={"ids": [archived["rejected"]]})
+
+    assert response.status_code == 503
+    assert response.get_json()["counts"] == {"failed": 1}
+    assert letters.get(archived["rejected"]).state == "dead"
+
+
+# ---------------------------------------------------------------- discard
+def test_discard_dry_run_then_for_real_with_a_note(http, archived, letters, store):
+    body = {"filter": {"queue": "ameise-to-crm"}, "by": "anna", "note": "old test deliveries"}
+
+    dry = http.post("/admin/dead-letters/discard", headers=ADMIN, json={**body, "dry_run": True})
+    assert dry.get_json()["counts"] == {"would_discard": 2}
+    assert {letter.state for letter in letters.find()} == {"dead"}
+
+    real = http.post("/admin/dead-letters/discard", headers=ADMIN, json=body)
+    assert real.status_code == 200 and real.get_json()["counts"] == {"discarded": 2}
+    assert [(l.state, l.note) for l in letters.find()] == [("discarded", "old test deliveries")] * 2 + [("dead", None)]
+    assert {e.details["dead_letter_id"] for e in store.activities(action="dead_letter_discarded")} == {
+        archived["contract"], archived["error"]}
+
+
+# ---------------------------------------------------------------- bad requests
+@pytest.mark.parametrize(("body", "message"), [
+    ("not json", "Send a JSON object"),
+    ([1, 2], "Send a JSON object"),
+    ({}, "name the dead letters"),
+    ({"filter": {}}, "name the dead letters"),
+    ({"ids": [1], "filter": {"kind": "rejected"}}, "not both"),
+    ({"ids": [1], "all": True}, "not both"),
+    ({"ids": "1"}, "ids must be a list"),
+    ({"ids": [0]}, "ids must be a list"),
+    ({"ids": [True]}, "ids must be a list"),
+    ({"filter": {"kind": "nope"}}, "kind must be one of"),
+    ({"filter": {"colour": "red"}}, "unknown filter(s) colour"),
+    ({"filter": {"record": 4150868000000376008}}, "filter record must be a string"),
+    ({"filter": "kind=rejected"}, "filter must be an object"),
+    ({"ids": [1], "dryrun": True}, "unknown field(s) dryrun"),
+    ({"ids": [1], "dry_run": "yes"}, "dry_run must be true or false"),
+    ({"ids": [1], "by": ""}, "by must name who acts"),
+    ({"ids": [1], "note": 5}, "note must be a string"),
+])
+@pytest.mark.parametrize("action", ["replay", "discard"])
+def test_a_bad_action_is_a_400_and_changes_nothing(http, archived, letters, store, action, body, message):
+    if action == "replay" and "note" in body:
+        message = "unknown field(s) note"                     # only a discard takes a note
+    before = letters.find()
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = http.post(f"/admin/dead-letters/{action}", headers=ADMIN, data=data, content_type="application/json")
+
+    assert response.status_code == 400, response.get_json()
+    assert response.is_json and response.get_json()["error"] == "bad_request"
+    assert message in response.get_json()["message"]
+    assert letters.find() == before and store.activities() == []
