@@ -62,6 +62,9 @@ class AmeiseClient(Protocol):
     def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """Customers matching a search body such as ``{"mail": "a@b.de"}``."""
 
+    def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
+        """The contracts of a customer; empty when Ameise knows none."""
+
     def get_contract(self, vertragsnummer: str) -> dict[str, Any] | None:
         """The contract, or None when Ameise does not know the number."""
 

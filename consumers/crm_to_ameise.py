@@ -20,6 +20,7 @@ from contracts.events import CrmRecordChangedSchema
 from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
+from syncbridge.monitoring import connection_works, report_reconnect_needed
 from syncbridge.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         except ReconnectNeeded as exc:
             # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
             log.warning("%s; %s/%s waits in the queue", exc.describe(), command.module, command.record_id)
+            report_reconnect_needed(exc.system, exc.describe())
             self._failed(command, exc, action="waiting")
             time.sleep(self.retry_delay)
             message.requeue()
@@ -88,6 +90,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
             return
         log.info("%s %s %s/%s -> %s", result.action, result.entity or "record", command.module,
                  command.record_id, result.ameise_id or "-")
+        connection_works("ameise")
+        connection_works("zoho")
         message.ack()
 
     # ------------------------------------------------------------ helpers

@@ -869,6 +869,9 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
         fault = state.take_fault(path)
         if fault is not None:
             if fault.delay:
+                # A slow server has the whole request before it takes its time: it still acts on it
+                # when the caller has given up (or died) meanwhile.
+                request.get_data(cache=True)
                 time.sleep(fault.delay)
             if fault.status is not None:
                 response = _html(fault.status)

@@ -72,6 +72,12 @@ class Store(Protocol):
     def last_synced_from(self, key: str) -> datetime | None:
         """When the last finished sync of the record began (events received before it are covered)."""
 
+    def note_create(self, key: str, creating: bool) -> None:
+        """Note (True) that a create for this record is about to be sent to Ameise, or (False) that it is linked."""
+
+    def create_under_way(self, key: str) -> bool:
+        """Whether an earlier create for this record may have reached Ameise without being linked."""
+
     def was_processed(self, event_id: str) -> bool:
         """Whether an event was already handled to the end."""
 

@@ -29,6 +29,7 @@ class MemoryStore:
         self._log: list[ActivityEntry] = []
         self._ids = itertools.count(1)
         self._records: dict[str, tuple[str | None, float, datetime | None]] = {}  # key -> (owner, until, synced)
+        self._creating: set[str] = set()
 
     def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
         """Return the link of a record by its id on either side (both must match when both are given)."""
@@ -82,6 +83,17 @@ class MemoryStore:
     def last_synced_from(self, key: str) -> datetime | None:
         with self._lock:
             return self._records.get(key, (None, 0.0, None))[2]
+
+    def note_create(self, key: str, creating: bool) -> None:
+        with self._lock:
+            if creating:
+                self._creating.add(key)
+            else:
+                self._creating.discard(key)
+
+    def create_under_way(self, key: str) -> bool:
+        with self._lock:
+            return key in self._creating
 
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""

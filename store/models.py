@@ -94,7 +94,7 @@ class ProcessedEvent(Base):
 
 
 class RecordSyncRecord(Base):
-    """Per CRM record: which worker syncs it right now (a lease), and when its last finished sync began."""
+    """Per CRM record: which worker syncs it now (a lease), when its last finished sync began, a create under way."""
 
     __tablename__ = "record_syncs"
 
@@ -102,6 +102,9 @@ class RecordSyncRecord(Base):
     locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     synced_from: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set just before a create is sent to Ameise, cleared once its number is linked: found set,
+    # the create of a worker that died may have reached Ameise.
+    creating_since: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class ActivityRecord(Base):

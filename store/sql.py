@@ -261,6 +261,16 @@ class SqlStore:
         with self.engine.connect() as conn:
             return conn.execute(select(RECORDS.c.synced_from).where(RECORDS.c.key == key)).scalar()
 
+    def note_create(self, key: str, creating: bool) -> None:
+        with self.engine.begin() as conn:
+            # The record's row exists: its lease is held while this is called.
+            conn.execute(update(RECORDS).where(RECORDS.c.key == key)
+                         .values(creating_since=utcnow() if creating else None))
+
+    def create_under_way(self, key: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(RECORDS.c.creating_since).where(RECORDS.c.key == key)).scalar() is not None
+
     def was_processed(self, event_id: str) -> bool:
         """Tell whether an event was already handled to the end."""
         with self.engine.connect() as conn:

@@ -96,6 +96,8 @@ class Services:
             default_vermittler=s.ameise_vermittler,
             echoes=self.dailyup if hasattr(self.store, "engine") else None,  # in-memory stores keep no DailyUp
             coalesce_margin=s.coalesce_margin_s,
+            lock_ttl=s.record_lease_s,
+            lock_wait=min(30.0, s.record_lease_s),
         )
 
     @property

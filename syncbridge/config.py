@@ -64,6 +64,7 @@ class Settings:
     namespace: str = _s("NAMESPACE", "syncbridge", "prefix of every exchange and queue name")
     prefetch_count: str = _s("PREFETCH_COUNT", "10", "messages a consumer takes from RabbitMQ before acknowledging")
     delivery_limit: str = _s("DELIVERY_LIMIT", "20", "quorum-queue delivery limit: a message redelivered more often is dead-lettered by RabbitMQ")
+    record_lease: str = _s("RECORD_LEASE", "120", "seconds a worker may hold one CRM record while it syncs it; the lease of a worker that died runs out after this")
     coalesce_margin: str = _s("COALESCE_MARGIN", "1", "seconds: an event received this much before a finished sync of its record began is covered by it and not fetched again (clock difference between receiver and worker hosts)")
     retry_delays: str = _s("RETRY_DELAYS", "10,60,600,3600", "seconds before each retry of a message that met an unavailable system; after the last, it is dead-lettered")
     publish_timeout: str = _s("PUBLISH_TIMEOUT", "5", "seconds to wait for the broker's publisher confirm before answering 503")
@@ -150,7 +151,7 @@ class Settings:
         for name in ("prefetch_count", "delivery_limit", "max_body_bytes", "dailyup_max_upload_bytes", "dailyup_batch_size"):
             self._int(name)
         for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait",
-                     "coalesce_margin"):
+                     "coalesce_margin", "record_lease"):
             self._float(name)
         for name in ("publish_timeout", "http_timeout"):
             if self._float(name) == 0:
@@ -260,6 +261,10 @@ class Settings:
     @property
     def http_oauth_allowed(self) -> bool:
         return self.allow_http_oauth.lower() in ("true", "1", "yes")
+
+    @property
+    def record_lease_s(self) -> float:
+        return self._float("record_lease")
 
     @property
     def coalesce_margin_s(self) -> float:

@@ -163,11 +163,13 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
         if number:
             log.warning("%s/%s names Kundennummer %s, which Ameise does not know: creating a new customer",
                         module, record_id, number)
-        number = deps.ameise.create_customer(body)
+        number = _create_once(deps, f"{module}/{record_id}", CUSTOMER, body, deps.ameise.create_customer,
+                              deps.ameise.update_customer, lambda: _customer_candidates(deps, body))
         action = "created"
     # The link is saved before the write-back: should the write-back fail, a
     # retry finds the link and updates instead of creating a second customer.
     _save_link(deps, CUSTOMER, module, record_id, number, deps.kundennummer_field)
+    deps.store.note_create(f"{module}/{record_id}", False)
     _remember_echo(deps, CUSTOMER, number, body)
     deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
                           details={"kind": kind, "fields": sorted(body)}))
@@ -224,14 +226,64 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
         if number:
             log.warning("%s/%s names Vertragsnummer %s, which Ameise does not know: creating a new contract",
                         module, record_id, number)
-        number = deps.ameise.create_contract(body)
+        number = _create_once(deps, f"{module}/{record_id}", CONTRACT, body, deps.ameise.create_contract,
+                              deps.ameise.update_contract, lambda: deps.ameise.customer_contracts(body["Kunde"]))
         action = "created"
     _save_link(deps, CONTRACT, module, record_id, number, deps.vertragsnummer_field)
+    deps.store.note_create(f"{module}/{record_id}", False)
     _remember_echo(deps, CONTRACT, number, body)
     deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
                           details={"kunde": body["Kunde"], "fields": sorted(body)}))
     written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
     return SyncResult(action, CONTRACT, module, record_id, number, written_back)
+
+
+# ---------------------------------------------------------------- creating exactly once
+# The fields a record created by an earlier, interrupted attempt must share with the body.
+CREATED_MATCH = {
+    CUSTOMER: ("Personentyp", "Vorname", "Nachname", "Firma", "Geburtsdatum", "Email"),
+    CONTRACT: ("Kunde", "Sparte", "Gesellschaft", "Versicherungsscheinnummer", "Antragsnummer", "Laufzeit.Beginn"),
+}
+
+
+def _create_once(deps: SyncDependencies, key: str, entity: str, body: dict[str, Any],
+                 create: Callable[[dict[str, Any]], str], update: Callable[[str, dict[str, Any]], None],
+                 candidates: Callable[[], list[dict[str, Any]]]) -> str:
+    """Create the record in Ameise, unless an earlier attempt that died after sending its create made it.
+
+    Ameise takes no idempotency key, so a create is noted (under the record's
+    lease) before it is sent and cleared once its number is linked.  Found still
+    noted, the earlier create may have reached Ameise: a record matching the
+    body that no CRM record is linked to is that one, and is updated instead.
+    """
+    if deps.store.create_under_way(key):
+        fields = [f for f in CREATED_MATCH[entity] if _read(body, f) not in (None, "")]
+        matches = [c for c in candidates()
+                   if all(str(_read(c, f) or "") == str(_read(body, f)) for f in fields)
+                   and deps.store.find_link(entity, ameise_id=str(c.get("Id"))) is None]
+        if matches:
+            number = str(max(matches, key=lambda c: str(c.get("Id")))["Id"])
+            log.warning("%s: an interrupted earlier create reached Ameise as %s; updating it, not creating again",
+                        key, number)
+            update(number, body)
+            return number
+    deps.store.note_create(key, True)
+    return create(body)
+
+
+def _customer_candidates(deps: SyncDependencies, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Customers Ameise finds by the body's e-mail address, else by its name."""
+    if body.get("Email"):
+        return deps.ameise.search_customers({"mail": body["Email"]})
+    name = body.get("Firma") or " ".join(filter(None, (body.get("Vorname"), body.get("Nachname"))))
+    return deps.ameise.search_customers({"name": name}) if name else []
+
+
+def _read(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 # ---------------------------------------------------------------- shared steps

@@ -120,6 +120,25 @@ def report_failed_message(exc: BaseException | None, *, queue: str, routing_key:
             sentry_sdk.capture_event(event)
 
 
+_reconnects_reported: set[str] = set()
+
+
+def report_reconnect_needed(system: str, detail: str) -> None:
+    """Tell Sentry, once until the connection works again, that a person must reconnect ``system``."""
+    if system in _reconnects_reported or not sentry_sdk.get_client().is_active():
+        return
+    _reconnects_reported.add(system)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("connection", system)
+        scope.fingerprint = ["reconnect-needed", system]
+        sentry_sdk.capture_event({"message": f"{system} needs a reconnect: {detail}"[:500], "level": "error"})
+
+
+def connection_works(system: str) -> None:
+    """The connection of ``system`` works (again): a later loss is reported anew."""
+    _reconnects_reported.discard(system)
+
+
 def breadcrumb(category: str, message: str, **data: Any) -> None:
     """Record a step ("message received", "zoho call") for the next event; no-op without Sentry."""
     if sentry_sdk.get_client().is_active():

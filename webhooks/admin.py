@@ -65,6 +65,18 @@ def _authenticate() -> None:
 
 
 # ---------------------------------------------------------------- routes
+@bp.get("/admin/status")
+def status():
+    """The state of each connection ("active", "reconnect_needed" with why, "not_connected") and the dead letters."""
+    ops = _ops()
+    connections = {}
+    for provider in ("zoho", "ameise"):
+        state, detail = ops.activity.tokens.status(provider)
+        connections[provider] = {"state": state, "detail": detail}
+    dead = ops.letters.count(DeadLetterFilter(state="dead"))
+    return jsonify({"connections": connections, "dead_letters": dead})
+
+
 @bp.get("/admin/dead-letters")
 def list_dead_letters():
     """The dead letters matching the query's filters, newest first."""

@@ -59,7 +59,26 @@ def environment(rabbitmq_url, namespace, postgres_url, simulators):
         "SYNCBRIDGE_AMEISE_VERMITTLER": "A1B2C3",
         "SYNCBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
+    empty_database(postgres_url)
     return env, port
+
+
+def empty_database(database_url: str) -> None:
+    """The database outlives each test's simulators, whose record ids repeat: start from no data."""
+    from sqlalchemy import inspect
+
+    from store.models import Base
+    from store.sql import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        present = set(inspect(engine).get_table_names())
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name in present:
+                    conn.execute(table.delete())
+    finally:
+        engine.dispose()
 
 
 def start(command: str, env: dict, log: Path) -> subprocess.Popen:
@@ -121,9 +140,6 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
 
 
 def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment, simulators, tmp_path):
-    from sqlalchemy import text
-
-    from store.sql import make_engine
     from syncbridge.dailyup.generate import write_delivery
 
     env, port = environment
@@ -135,11 +151,6 @@ def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment,
     release = subprocess.run(["bash", "-c", lines["release"]], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=60)
     assert release.returncode == 0, release.stderr
-    # The database outlives each test's simulators: forget a token (and its API domain) of an earlier one.
-    engine = make_engine(env["SYNCBRIDGE_DATABASE_URL"])
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM oauth_tokens"))
-    engine.dispose()
     delivery = write_delivery(tmp_path, customers=60)
 
     processes = {name: start(lines[name], env, tmp_path / f"{name}.log")
@@ -168,3 +179,50 @@ def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment,
     logs = {name: (tmp_path / f"{name}.log").read_text() for name in processes}
     assert exits == dict.fromkeys(processes, 0), logs
     assert "DailyUp_100200_20261102.zip: published" in logs["worker-dailyup"]
+
+
+def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators, tmp_path, namespace, rabbitmq_url):
+    from datetime import datetime, timezone
+
+    from contracts.events import CrmRecordChangedSchema
+    from producers.publisher import Publisher
+    from syncbridge.messages import CrmRecordChanged
+    from syncbridge.topology import build_topology, crm_record_changed_key
+
+    env, _ = environment
+    env = {**env, "SYNCBRIDGE_RECORD_LEASE": "2"}
+    _, zoho_state, _, ameise_state, _ = simulators
+    lines = procfile()
+    for command in (lines["release"], "syncbridge connect ameise --auto-consent"):
+        done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    record_id = zoho_state.seed("Contacts", {"First_Name": "Kill", "Last_Name": "Neun", "Email": "kill9@example.de"})
+    creates_before = ameise_state.creates["customers"]
+    # Ameise takes the create but answers only after 3 s: the worker is killed while it waits.
+    ameise_state.add_fault(None, count=1, path_prefix="kunden", delay=3)
+
+    first = start(lines["worker-crm-to-ameise"], env, tmp_path / "first.log")
+    publisher = Publisher(rabbitmq_url, build_topology(namespace))
+    body = CrmRecordChangedSchema().dump(CrmRecordChanged(
+        event_id="kill-9", source="zoho-workflow", module="Contacts", record_id=record_id,
+        received_at=datetime.now(timezone.utc)))
+    publisher.publish(publisher.topology.events, crm_record_changed_key("Contacts"), body, message_id="kill-9")
+    publisher.close()
+    # The fault is taken when the create arrives; Ameise then waits before it creates and answers.
+    wait_for(lambda: not ameise_state.faults, timeout=20, interval=0.02, what="the create sent")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    wait_for(lambda: ameise_state.creates["customers"] == creates_before + 1, timeout=10, what="Ameise took the create")
+
+    second = start(lines["worker-crm-to-ameise"], env, tmp_path / "second.log")
+    try:
+        number = wait_for(lambda: zoho_state.get("Contacts", record_id).get("Kundennummer"), timeout=60,
+                          what="the redelivered event linked")
+    finally:
+        assert stop(second) == 0
+    log = (tmp_path / "second.log").read_text()
+    print(f"\nSIGKILL: sent 1, Ameise creates {ameise_state.creates['customers'] - creates_before}, "
+          f"linked to {number}")
+    assert ameise_state.creates["customers"] == creates_before + 1, log
+    assert ameise_state.customers[number]["Nachname"] == "Neun"
+    assert "not creating again" in log

@@ -323,3 +323,23 @@ def test_a_message_the_consumer_dead_letters_is_one_tagged_event(sentry_server):
         ROUTING_KEY, "1", "rejected")
     assert "message received" in {crumb["category"] for crumb in event["breadcrumbs"]["values"]}
     assert_nothing_personal(sentry_server.raw())
+
+
+def test_a_lost_connection_is_reported_once_until_it_works_again(sentry_server):
+    from syncbridge.monitoring import connection_works, report_reconnect_needed
+
+    assert init_sentry(settings_for(sentry_server.dsn), "worker:crm-to-ameise") is True
+    detail = f"ameise 400 invalid_grant: refresh failed for {ADDRESS}"
+
+    for _ in range(3):                      # every waiting message meets it: one event
+        report_reconnect_needed("ameise", detail)
+    connection_works("ameise")
+    report_reconnect_needed("ameise", detail)   # lost again later: reported again
+    sentry_sdk.flush(timeout=5)
+
+    events = sentry_server.events()
+    assert len(events) == 2
+    assert events[0]["tags"]["connection"] == "ameise" and events[0]["fingerprint"] == ["reconnect-needed", "ameise"]
+    assert "needs a reconnect" in events[0]["message"] or "needs a reconnect" in str(events[0].get("logentry"))
+    assert_nothing_personal(sentry_server.raw())
+    connection_works("ameise")

@@ -215,3 +215,15 @@ def test_a_bad_action_is_a_400_and_changes_nothing(http, archived, letters, stor
     assert response.is_json and response.get_json()["error"] == "bad_request"
     assert message in response.get_json()["message"]
     assert letters.find() == before and store.activities() == []
+
+
+def test_status_tells_a_lost_connection_and_the_dead_letters(http, archived, store):
+    store.tokens.set_status("ameise", "reconnect_needed", "refresh failed: ameise 400 invalid_grant")
+
+    assert http.get("/admin/status").status_code == 401
+    answer = http.get("/admin/status", headers=ADMIN).get_json()
+
+    assert answer["connections"]["ameise"] == {"state": "reconnect_needed",
+                                               "detail": "refresh failed: ameise 400 invalid_grant"}
+    assert answer["connections"]["zoho"]["state"] == "not_connected"
+    assert answer["dead_letters"] == len(archived)

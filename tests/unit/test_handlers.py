@@ -301,3 +301,49 @@ def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_l
     import time
     time.sleep(0.35)                                  # the other worker died: its lock runs out
     assert world.sync("Contacts", erika).action == "updated"
+
+
+# ---------------------------------------------------------------- a create whose answer was lost
+@pytest.mark.parametrize("reached_ameise", [True, False], ids=["created-then-lost", "never-arrived"])
+def test_a_create_whose_answer_was_lost_is_not_made_twice(world, reached_ameise):
+    from clients.ameise import AmeiseUnavailable
+
+    max_id = world.ids["Max Neumann"]
+    create = world.ameise.create_customer
+
+    def create_and_lose_the_answer(data):
+        if reached_ameise:
+            create(data)          # Ameise took it ...
+        raise AmeiseUnavailable("Read timed out")   # ... but the answer never came
+
+    world.ameise.create_customer = create_and_lose_the_answer
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Contacts", max_id)
+    world.ameise.create_customer = create
+
+    result = world.sync("Contacts", max_id)
+
+    assert world.ameise.creates["customers"] == 1
+    assert result.action == "created" and world.zoho_record("Contacts", max_id)["Kundennummer"] == result.ameise_id
+    assert not world.store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_lost_contract_create_is_found_among_the_customers_contracts(world):
+    from clients.ameise import AmeiseUnavailable
+
+    deal = next(r["id"] for r in world.zoho.state.records("Deals"))
+    world.zoho.update_records("Deals", [{"id": deal, "Vertragsnummer": None}])   # a new contract for Ameise
+    create = world.ameise.create_contract
+
+    def create_and_lose_the_answer(data):
+        create(data)
+        raise AmeiseUnavailable("Read timed out")
+
+    world.ameise.create_contract = create_and_lose_the_answer
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Deals", deal)
+    world.ameise.create_contract = create
+
+    result = world.sync("Deals", deal)
+
+    assert world.ameise.creates["contracts"] == 1 and result.action == "created"

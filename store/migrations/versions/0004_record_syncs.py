@@ -1,4 +1,4 @@
-"""Create record_syncs: one worker per CRM record at a time, and coalescing of events a sync covered.
+"""Create record_syncs: one worker per CRM record at a time, coalescing, and creates under way.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("locked_by", sa.String(64), nullable=True),
         sa.Column("locked_until", TIMESTAMP, nullable=True),
         sa.Column("synced_from", TIMESTAMP, nullable=True),
+        sa.Column("creating_since", TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_record_syncs")),
     )
 
