@@ -6,7 +6,6 @@ the handler, turn the outcome into ack / dead letter / requeue.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
 from kombu import Connection
@@ -15,6 +14,7 @@ from kombu.message import Message
 from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from consumers import dead_letters
 from consumers.base import QueueConsumer
+from consumers.retries import schedule_retry
 from contracts.base import ContractError, load_or_raise
 from contracts.events import CrmRecordChangedSchema
 from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
@@ -43,7 +43,6 @@ class CrmToAmeiseConsumer(QueueConsumer):
         store: Store,
         *,
         prefetch_count: int = 10,
-        retry_delay: float = 5.0,
     ) -> None:
         self.connection = connection
         self.topology = topology
@@ -51,7 +50,6 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self.publisher = publisher
         self.store = store
         self.prefetch_count = prefetch_count
-        self.retry_delay = retry_delay
         self._schema = CrmRecordChangedSchema()
 
     # ------------------------------------------------------------ callbacks
@@ -72,11 +70,13 @@ class CrmToAmeiseConsumer(QueueConsumer):
             return
         except ReconnectNeeded as exc:
             # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
-            log.warning("%s; %s/%s waits in the queue", exc.describe(), command.module, command.record_id)
+            log.warning("%s; %s/%s waits until it is reconnected", exc.describe(), command.module, command.record_id)
             report_reconnect_needed(exc.system, exc.describe())
             self._failed(command, exc, action="waiting")
-            time.sleep(self.retry_delay)
-            message.requeue()
+            # Parked in the shortest retry queue, again and again, without using up its retries; a requeue
+            # would count against the queue's delivery limit and end in the dead letters.
+            schedule_retry(self.publisher, self.topology, message, error=exc.describe(), counted=False)
+            message.ack()
             return
         except Unavailable as exc:
             action = self._retry_later(message, exc.describe(), exc.retry_after, exc=exc, record_id=command.record_id)

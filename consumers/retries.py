@@ -42,14 +42,16 @@ def next_delay(delays: tuple[float, ...], done: int, retry_after: float | None) 
 
 
 def schedule_retry(publisher, topology: Topology, message: Message, *, error: str,
-                   retry_after: float | None = None) -> float | None:
+                   retry_after: float | None = None, counted: bool = True) -> float | None:
     """Send ``message`` to its next retry; return the delay in seconds, or None when no retry is left.
 
+    ``counted=False`` parks the message for the shortest delay without using up a
+    retry (it waits for a person, e.g. to reconnect a system): it never runs out.
     Raises the publisher's error when the broker did not confirm: the caller then
     must not ack, so the message comes back rather than being lost.
     """
     done = retries_of(message)
-    delay = next_delay(topology.retry_delays, done, retry_after)
+    delay = next_delay(topology.retry_delays, done if counted else 0, retry_after)
     if delay is None:
         return None
     info = message.delivery_info or {}
@@ -57,7 +59,7 @@ def schedule_retry(publisher, topology: Topology, message: Message, *, error: st
     now = datetime.now(timezone.utc).isoformat()
     headers = dict(message.headers or {})
     headers.update({
-        RETRIES: done + 1,
+        RETRIES: done + 1 if counted else done,
         "x-last-error": error[:2000],
         "x-first-error": headers.get("x-first-error") or error[:2000],
         "x-first-failed-at": headers.get("x-first-failed-at") or now,

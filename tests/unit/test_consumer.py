@@ -67,7 +67,6 @@ class FailingPublisher:
 
 
 def make_consumer(topology, handle, publisher, store, **options) -> CrmToAmeiseConsumer:
-    options.setdefault("retry_delay", 0.01)
     connection = Connection(MEMORY, transport_options={"polling_interval": 0.01})
     return CrmToAmeiseConsumer(connection, topology, handle, publisher, store, **options)
 
@@ -386,16 +385,17 @@ def test_after_the_last_retry_the_message_goes_to_the_dead_letters(fast, fast_pu
 
 
 def test_a_lost_connection_to_ameise_keeps_the_message_waiting_without_counting(fast, fast_publisher, store):
-    handle = handler(AmeiseReconnectNeeded("refresh token revoked", code="invalid_grant"), None)
+    lost = AmeiseReconnectNeeded("refresh token revoked", code="invalid_grant")
+    handle = handler(lost, lost, lost, lost, None)   # more waits than there are retries
     body = event_body()
     send(fast_publisher, fast, body)
 
-    deliver(make_consumer(fast, handle, fast_publisher, store), 2)
+    deliver(make_consumer(fast, handle, fast_publisher, store), 5)
 
-    assert len(handle.calls) == 2
+    assert len(handle.calls) == 5                      # handled at last, once reconnected
     assert take_all(fast.dead_letters) == []
-    [entry] = store.activities()
-    assert entry.action == "waiting"
+    assert waiting(fast.crm_to_ameise) == 0
+    assert [e.action for e in store.activities()] == ["waiting"] * 4
 
 
 # ---------------------------------------------------------------- the dead-letter publish fails
