@@ -14,15 +14,16 @@ from typing import Callable
 from kombu import Connection
 from kombu.message import Message
 
-from clients.errors import Unavailable
+from clients.errors import ReconnectNeeded, Unavailable
 from consumers import dead_letters
 from consumers.base import QueueConsumer
+from consumers.retries import schedule_retry
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
 from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
-from syncbridge.monitoring import message_scope
+from syncbridge.monitoring import message_scope, report_reconnect_needed
 from syncbridge.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
                 raise RuntimeError(f"the handler answered {len(outcomes)} outcomes for {len(batch)} deltas")
         except Unavailable as exc:
             outcomes = [RecordOutcome(r.delta_id, UNAVAILABLE, "failed", r.entity, r.key, error=exc.describe(),
-                                      code=exc.code, retry_after=exc.retry_after) for r in records]
+                                      code=exc.code, retry_after=exc.retry_after,
+                                      waiting=isinstance(exc, ReconnectNeeded)) for r in records]
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             log.exception("unexpected error while applying %d DailyUp deltas", len(batch))
             reason = f"{type(exc).__name__}: {exc}"
@@ -135,6 +137,13 @@ class AmeiseToCrmConsumer(QueueConsumer):
     def _retry(self, waiting: list[tuple[AmeiseRecordChanged, Message, RecordOutcome]]) -> None:
         """Send each delta that met an unavailable CRM to its delayed retry (or, after the last, the dead letters)."""
         for record, message, outcome in waiting:
+            if outcome.waiting:
+                # The CRM needs a person to reconnect it: park the delta without using up its retries.
+                report_reconnect_needed("zoho", outcome.describe())
+                schedule_retry(self.publisher, self.topology, message, error=outcome.describe(), counted=False)
+                message.ack()
+                self._failed(record, outcome.describe(), outcome, action="waiting")
+                continue
             action = self._retry_later(message, outcome.describe(), outcome.retry_after, record_id=record.key)
             self._failed(record, outcome.describe(), outcome, action=action)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from clients.errors import ExternalServiceError, Rejected, Unavailable
+from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from clients.interfaces import AmeiseClient, CrmClient, RecordResult
 from clients.zoho import criteria_equals
 from store.interfaces import (
@@ -384,6 +384,7 @@ class RecordOutcome:
     retry_after: float | None = None     # seconds Zoho asked us to wait
     reason: str = ""                     # why a delta was skipped
     unknown_codes: tuple[str, ...] = ()  # codes written as they are, no lookup list knowing them
+    waiting: bool = False                # unavailable until a person reconnects the CRM: not a retry to count
 
     def describe(self) -> str:
         """One line for logs and dead letters."""
@@ -438,14 +439,16 @@ class _Failed(Exception):
     """A record cannot be applied now (UNAVAILABLE) or at all (REJECTED)."""
 
     def __init__(self, status: str, error: str, *, code: str | None = None, field: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, waiting: bool = False) -> None:
         super().__init__(error)
         self.status, self.error, self.code, self.field, self.retry_after = status, error, code, field, retry_after
+        self.waiting = waiting
 
     @classmethod
     def of(cls, exc: ExternalServiceError) -> "_Failed":
         status = REJECTED if isinstance(exc, Rejected) else UNAVAILABLE
-        return cls(status, exc.describe(), code=exc.code, field=exc.field, retry_after=exc.retry_after)
+        return cls(status, exc.describe(), code=exc.code, field=exc.field, retry_after=exc.retry_after,
+                   waiting=isinstance(exc, ReconnectNeeded))
 
 
 @dataclass
@@ -719,7 +722,7 @@ class _ReturnBatch:
     def _fail(self, entity: str, key: str, failed: _Failed) -> None:
         self.results[(entity, key)] = RecordOutcome("", failed.status, "failed", entity, key, error=failed.error,
                                                     code=failed.code, field=failed.field,
-                                                    retry_after=failed.retry_after)
+                                                    retry_after=failed.retry_after, waiting=failed.waiting)
 
     def _log(self, record: AmeiseRecordChanged, outcome: RecordOutcome) -> None:
         details: dict[str, Any] = {"change": record.change, "import_id": record.import_id}

@@ -302,3 +302,20 @@ def test_an_unexpected_error_dead_letters_the_batch_and_the_next_batch_is_handle
     assert dead[0].headers["x-error"] == "KeyError: 'Kundennummer'"
     assert not processed(world, first) and waiting(topology.ameise_to_crm) == 0
     assert len(world.store.activities(action="failed")) == 2
+
+
+def test_a_crm_that_needs_a_reconnect_parks_the_deltas_without_using_up_retries(topology, publisher, world):
+    from clients.zoho import ZohoReconnectNeeded
+
+    record = world.customer(person("5001234567"))
+    send(publisher, topology, record)
+    # More failures than there are retry delays (three): counted, they would end in the dead letters.
+    world.zoho.fail_next(ZohoReconnectNeeded("refresh token revoked", code="invalid_grant"), count=5)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, [record]), timeout=15, what="the delta after the reconnect")
+
+    assert take_all(topology.dead_letters) == [] and waiting(topology.ameise_to_crm) == 0
+    assert len(world.store.activities(action="waiting")) == 5
+    assert world.store.activities(action="retry") == []
