@@ -18,7 +18,6 @@ from clients.errors import ReconnectNeeded, Unavailable
 from consumers import dead_letters
 from consumers.base import QueueConsumer
 from consumers.retries import schedule_retry
-from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
 from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
@@ -36,6 +35,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
 
     name = "ameise-to-crm"
     queue_attr = "ameise_to_crm"
+    contract = "AmeiseRecordChanged v1"
 
     def __init__(
         self,
@@ -84,12 +84,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
         self.flush()
 
     def on_message(self, body, message: Message) -> None:
-        try:
-            record = load_or_raise(self._schema, body)
-        except ContractError as exc:
-            log.error("message violates its contract: %s", exc.errors)
-            self._dead_letter(message, f"contract AmeiseRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT,
-                              exc=exc, record_id=body.get("key") if isinstance(body, dict) else None)
+        record = self._load(body, message)
+        if record is None:
             return
         if not self._batch:
             self._batch_started = time.monotonic()

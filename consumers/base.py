@@ -8,6 +8,7 @@ from kombu.mixins import ConsumerMixin
 
 from consumers import dead_letters
 from consumers.retries import retries_of, schedule_retry
+from contracts.base import ContractError, load_or_raise
 from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
 from syncbridge.topology import Topology, declare
 
@@ -22,6 +23,7 @@ class QueueConsumer(ConsumerMixin):
 
     name = ""
     queue_attr = ""
+    contract = ""            # the message contract's name and version, for dead-letter reasons
     topology: Topology
     publisher: object
     prefetch_count: int
@@ -53,6 +55,16 @@ class QueueConsumer(ConsumerMixin):
                        message_id=(message.properties or {}).get("message_id"), record_id=_record_id(body),
                        attempt=retries_of(message) + 1)
             self.on_message(body, message)
+
+    def _load(self, body, message: Message):
+        """The message through its contract (``self._schema``); None once a violation went to the dead letters."""
+        try:
+            return load_or_raise(self._schema, body)
+        except ContractError as exc:
+            log.error("message violates its contract: %s", exc.errors)
+            self._dead_letter(message, f"contract {self.contract} violated: {exc.errors}", dead_letters.CONTRACT,
+                              exc=exc, record_id=_record_id(body))
+            return None
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""

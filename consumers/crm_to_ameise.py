@@ -15,7 +15,6 @@ from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unav
 from consumers import dead_letters
 from consumers.base import QueueConsumer
 from consumers.retries import schedule_retry
-from contracts.base import ContractError, load_or_raise
 from contracts.events import CrmRecordChangedSchema
 from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
 from syncbridge.handlers import SyncRejected, SyncResult
@@ -33,6 +32,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     name = "crm-to-ameise"
     queue_attr = "crm_to_ameise"
+    contract = "CrmRecordChanged v1"
 
     def __init__(
         self,
@@ -54,12 +54,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:
-        try:
-            event = load_or_raise(self._schema, body)
-        except ContractError as exc:
-            log.error("message violates its contract: %s", exc.errors)
-            self._dead_letter(message, f"contract CrmRecordChanged v1 violated: {exc.errors}", dead_letters.CONTRACT,
-                              exc=exc, record_id=body.get("record_id") if isinstance(body, dict) else None)
+        event = self._load(body, message)
+        if event is None:
             return
         command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at)
         try:

@@ -81,6 +81,16 @@ def empty_database(database_url: str) -> None:
         engine.dispose()
 
 
+def wait_until_answers(url: str) -> None:
+    """Wait until ``url`` answers 200 (the process has started and is ready)."""
+    def answers():
+        try:
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+    wait_for(answers, timeout=30, interval=0.2, what=url)
+
+
 def start(command: str, env: dict, log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
@@ -109,13 +119,7 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
     worker = start(lines["worker-crm-to-ameise"], env, tmp_path / "worker.log")
     try:
         receiver = f"http://127.0.0.1:{port}"
-
-        def ready():
-            try:
-                return requests.get(f"{receiver}/readyz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-        wait_for(ready, timeout=30, interval=0.2, what="receiver ready")
+        wait_until_answers(f"{receiver}/readyz")
         for module in ("Contacts", "Accounts", "Deals"):
             zoho_state.add_webhook(module, f"{receiver}/webhooks/zoho/{module}", style="form",
                                    token=env.get("SYNCBRIDGE_ZOHO_WEBHOOK_TOKEN", "dev-zoho-webhook-token"))
@@ -157,13 +161,7 @@ def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment,
                  for name in ("web", "worker-dailyup", "worker-ameise-to-crm")}
     try:
         receiver = f"http://127.0.0.1:{port}"
-
-        def ready():
-            try:
-                return requests.get(f"{receiver}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-        wait_for(ready, timeout=30, interval=0.2, what="receiver up")
+        wait_until_answers(f"{receiver}/healthz")
         answer = requests.post(f"{receiver}/dailyup/deliveries", headers={"X-Upload-Token": "dev-dailyup-upload-token"},
                                files={"file": (delivery.name, delivery.read_bytes())}, timeout=10)
         assert answer.status_code == 202, answer.text

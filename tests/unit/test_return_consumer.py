@@ -22,6 +22,7 @@ from contracts.events import AmeiseRecordChangedSchema
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
 from syncbridge.topology import ameise_record_changed_key, build_topology
+from tests.unit.test_consumer import take_all, waiting
 from tests.unit.test_return_handler import World, contract, delta, person
 
 MEMORY = "memory://localhost/"
@@ -103,19 +104,6 @@ def wait_for(condition, timeout: float = 5.0, what: str = "condition"):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def take_all(queue) -> list:
-    """Take (and acknowledge) every message waiting in ``queue``."""
-    messages = []
-    with Connection(MEMORY) as connection:
-        bound = queue(connection.default_channel)
-        while (message := bound.get(no_ack=True)) is not None:
-            messages.append(message)
-    return messages
-
-
-def waiting(queue) -> int:
-    with Connection(MEMORY) as connection:
-        return queue(connection.default_channel).queue_declare(passive=True).message_count
 
 
 def processed(world: World, records) -> bool:
