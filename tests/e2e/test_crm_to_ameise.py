@@ -24,7 +24,9 @@ def test_user_edit_of_an_existing_customer_updates_it_in_ameise(stack):
     assert answer.status_code == 200
     wait_for(lambda: stack.ameise_state.customers["5001234567"].get("Telefon") == "+49 221 7654321", what="update in Ameise")
     assert stack.ameise_state.creates == {"customers": 0, "contracts": 0}
-    assert stack.services.store.find_link("customer", zoho_id=erika).ameise_id == "5001234567"
+    # The link is saved just after the update: wait for it rather than race it.
+    link = wait_for(lambda: stack.services.store.find_link("customer", zoho_id=erika), what="the link")
+    assert link.ameise_id == "5001234567"
 
 
 def test_new_customer_is_created_and_its_number_written_back_without_a_loop(stack):
@@ -40,8 +42,9 @@ def test_new_customer_is_created_and_its_number_written_back_without_a_loop(stac
     # The write-back carried "trigger": [], so exactly one workflow webhook fired (the user's create).
     assert [d["operation"] for d in stack.zoho_state.deliveries if jana in d["ids"]] == ["create"]
     assert stack.ameise_state.creates["customers"] == 1
-    entries = stack.services.store.activities(zoho_id=jana)
-    assert sorted(e.action for e in entries) == ["created", "written_back"]
+    # The write-back is logged just after Zoho took it.
+    wait_for(lambda: sorted(e.action for e in stack.services.store.activities(zoho_id=jana)) == ["created", "written_back"],
+             what="the activity log")
 
 
 def test_existing_contract_is_updated(stack):
