@@ -56,6 +56,9 @@ def create_app(
         )
 
     app = Flask(__name__)
+    # No redirects (their pages are HTML): "//" in a path is not merged into "/" but
+    # matches nothing (404 JSON), as does a trailing slash (no rule ends with one).
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
