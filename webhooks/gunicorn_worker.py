@@ -34,8 +34,9 @@ _CLIENT_ERRORS: tuple[tuple[tuple[type[BaseException], ...], int, str, str, str]
      "The request has too many headers, or one too long."),
     ((http_errors.ExpectationFailed,), 417, "Expectation Failed", "expectation_failed",
      "The Expect header cannot be met."),
-    ((http_errors.UnsupportedTransferCoding,), 501, "Not Implemented", "not_implemented",
-     "The Transfer-Encoding is not supported."),
+    # RFC 9112 suggests 501, but a sender's unusable framing is no fault of the server.
+    ((http_errors.UnsupportedTransferCoding,), 400, "Bad Request", "unsupported_transfer_coding",
+     "The Transfer-Encoding is not supported; send the body with a Content-Length or chunked."),
     ((http_errors.ForbiddenProxyRequest,), 403, "Forbidden", "forbidden", "The request is forbidden."),
     ((http_errors.InvalidChunkSize, http_errors.ChunkMissingTerminator, http_errors.InvalidChunkExtension),
      400, "Bad Request", "malformed_body", "The body's chunked transfer encoding is malformed."),
