@@ -62,9 +62,32 @@ def _json_text(value) -> str:
 
 
 @st.composite
+def plausible_fields(draw, token: str | None = None) -> dict:
+    """The fields of a webhook that may well be accepted: a record id, a module, maybe odd extras."""
+    record_id = draw(st.sampled_from(RECORD_IDS[:2]) | st.from_regex(r"\A[1-9][0-9]{0,18}\Z"))
+    fields: dict = {draw(st.sampled_from(("id", "record_id"))): record_id,
+                    "module": draw(st.sampled_from(("Contacts", "contacts", "Deals", "Leads")))}
+    if draw(st.integers(0, 3)):
+        fields["ids"] = draw(st.lists(st.sampled_from(RECORD_IDS[:2]) | st.just(record_id), min_size=1, max_size=5))
+    if draw(st.booleans()):
+        fields["operation"] = draw(nasty_text)
+    if draw(st.booleans()):
+        fields[draw(st.sampled_from(FIELDS) | nasty_text)] = draw(nasty_text)
+    if token is not None:
+        fields["token"] = token
+    return fields
+
+
+@st.composite
 def bodies(draw, token: str | None = None) -> bytes:
     """A request body: JSON (maybe with escaped lone surrogates), form pairs, text or random bytes."""
-    kind = draw(st.sampled_from(("json", "pairs", "text", "bytes", "empty")))
+    kind = draw(st.sampled_from(("plausible", "plausible-pairs", "json", "pairs", "text", "bytes", "empty")))
+    if kind == "plausible":
+        return json.dumps(draw(plausible_fields(token))).encode("utf-8", "surrogatepass")
+    if kind == "plausible-pairs":
+        pairs = draw(plausible_fields(token))
+        pairs.pop("ids", None)
+        return "&".join(f"{k}={v}" for k, v in pairs.items()).encode("utf-8", "surrogatepass")
     if kind == "json":
         text = _json_text(draw(json_values(token)))
         if draw(st.booleans()):
@@ -110,9 +133,9 @@ def header_sets(draw, token: str | None = None, token_header: str = "X-Webhook-T
 @st.composite
 def webhook_requests(draw, token: str | None = None, paths=WEBHOOK_PATHS) -> dict:
     """Keyword arguments of ``FlaskClient.open`` for a (mostly hostile) request to the receiver."""
-    path = draw(st.sampled_from(paths) | st.sampled_from(("/", "//webhooks/zoho/Contacts", "/webhooks/zoho/",
-                                                          "/webhooks/zoho/Contacts/", "/webhooks/forms/",
-                                                          "/webhooks/zoho/%00", "/webhooks/zoho/%ff")))
+    odd = ("/", "//webhooks/zoho/Contacts", "/webhooks/zoho/", "/webhooks/zoho/Contacts/", "/webhooks/forms/",
+           "/webhooks/zoho/%00", "/webhooks/zoho/%ff")
+    path = draw(st.sampled_from(odd)) if draw(st.integers(0, 5)) == 0 else draw(st.sampled_from(paths))
     method = draw(st.sampled_from(METHODS)) if draw(st.integers(0, 4)) == 0 else "POST"
     return {
         "method": method,
@@ -127,12 +150,16 @@ def webhook_requests(draw, token: str | None = None, paths=WEBHOOK_PATHS) -> dic
 @st.composite
 def upload_requests(draw, token: str | None = None, zip_bytes: bytes = b"PK\x03\x04") -> dict:
     """Keyword arguments of ``FlaskClient.open`` for a (mostly hostile) POST /dailyup/deliveries."""
-    name = draw(st.sampled_from(("DailyUp_1_20260101.zip", "../../etc/passwd", "DailyUp_1_20260101.zip\x00.txt",
-                                 "", "a" * 300, "DailyUp_\ud800.zip")) | nasty_text)
-    body = draw(st.sampled_from((zip_bytes, zip_bytes[:3], b"", b"PK\x03\x04" + b"\x00" * 50)) | st.binary(max_size=300))
-    content_type = draw(st.sampled_from(("application/zip", "application/octet-stream", "multipart/form-data",
+    plausible = draw(st.booleans())
+    name = "DailyUp_1_20260101.zip" if plausible else draw(st.sampled_from(("DailyUp_1_20260101.zip", "DailyUp_12_20261231.zip", "../../etc/passwd",
+                                 "DailyUp_1_20260101.zip\x00.txt", "", "a" * 300, "DailyUp_\ud800.zip")) | nasty_text)
+    body = draw(st.sampled_from((zip_bytes, zip_bytes, zip_bytes[:3], b"", b"PK\x03\x04" + b"\x00" * 50))
+                | st.binary(max_size=300))
+    content_type = "application/zip" if plausible else draw(st.sampled_from(("application/zip", "application/octet-stream", "multipart/form-data",
                                          "multipart/form-data; boundary=x", "text/plain", "")))
     headers = draw(header_sets(token, token_header="X-Upload-Token"))
+    if token is not None and draw(st.booleans()):
+        headers["X-Upload-Token"] = token
     if content_type.startswith("multipart/form-data") and draw(st.booleans()):
         boundary = "fuzzboundary"
         content_type = f"multipart/form-data; boundary={boundary}"
