@@ -189,6 +189,14 @@ def test_slow_body_gets_408_json_after_the_body_read_timeout(web):
     assert BODY_READ_TIMEOUT - 0.2 <= elapsed < BODY_READ_TIMEOUT + 5
 
 
+def test_slow_headers_are_closed_after_the_keepalive_time(web):
+    started = time.monotonic()
+    answer = exchange(web.port, b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nHost: test\r\nX-Slow: 1",
+                      close_write=False, timeout=15)
+    assert answer == b""  # closed without an answer: no request was complete
+    assert time.monotonic() - started < 5
+
+
 # ------------------------------------------------------------------ errors gunicorn answers itself
 SERVER_ERRORS = [
     ("bad request line", b"GET /healthz?token=%s HTTP/1.1 junk\r\n\r\n" % TOKEN.encode(), 400),
