@@ -625,3 +625,23 @@ def test_notification_with_many_ids_is_published_as_one_batch(namespace, topolog
     events = queued(topology)
     assert [event.record_id for event, _ in events] == ids
     assert [event.event_id for event, _ in events] == response.get_json()["event_ids"]
+
+
+def test_body_read_timeout_must_be_positive(namespace):
+    from syncbridge.config import ConfigError
+
+    assert make_settings(namespace).body_read_timeout_s == 10
+    with pytest.raises(ConfigError, match="SYNCBRIDGE_BODY_READ_TIMEOUT"):
+        make_settings(namespace, body_read_timeout="0")
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("Invalid HTTP request line: 'GET /webhooks/zoho/Contacts?token=s3cret HTTP/1.1'", "/webhooks/zoho/Contacts?"),
+    ("Invalid HTTP Version: 'b/x?id=1&token=s3cret HTTP/1.1'", "/x?"),
+    ("Error handling request POST /webhooks/forms/zoho-flow?a=1&token=s3cret", "/webhooks/forms/zoho-flow?"),
+    ("upstream said token=s3cret&x=1", "token=<removed>"),
+])
+def test_server_log_lines_lose_query_strings_and_tokens(line, kept):
+    from webhooks.gunicorn_worker import scrub
+
+    assert "s3cret" not in scrub(line) and kept in scrub(line)
