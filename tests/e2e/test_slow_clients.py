@@ -119,8 +119,13 @@ def test_publisher_confirms_reconnects_and_closes_under_gevent(web, rabbitmq_url
     # The broker drops every publisher connection: the next publish reconnects and succeeds.
     close_connections_named(f"syncbridge-publisher {web.namespace}")
     second = [webhook(str(5_725_767_000_004_000_000 + n)) for n in range(6)]
+    # A Notification API call: its events go out as one confirmed batch (publish_many under gevent).
+    notified = requests.post(f"{web.url}/webhooks/zoho/notify", timeout=10, json={
+        "ids": [str(4_000_000_000 + n) for n in range(1_500)], "module": "Contacts", "operation": "update",
+        "token": "dev-zoho-notify-token", "channel_id": "1"})
+    assert notified.status_code == 202, notified.text
     events = drain(rabbitmq_url, web.namespace)
-    assert [event["event_id"] for event in events] == first + second
+    assert [event["event_id"] for event in events] == first + second + notified.json()["event_ids"]
 
     # SIGTERM: the workers' exit hook closes their broker connections; gunicorn exits cleanly.
     web.stop()
