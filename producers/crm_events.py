@@ -1,6 +1,8 @@
 """Publish CRM record events."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from contracts.base import ContractError
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
@@ -12,15 +14,31 @@ _schema = CrmRecordChangedSchema()
 
 def publish_crm_record_changed(publisher: Publisher, topology: Topology, event: CrmRecordChanged) -> None:
     """Publish ``event`` on the events exchange; return once the broker confirmed it."""
+    publisher.publish(
+        topology.events,
+        crm_record_changed_key(event.module),
+        _body(event),
+        message_id=event.event_id,
+    )
+
+
+def publish_crm_records_changed(publisher: Publisher, topology: Topology, events: Sequence[CrmRecordChanged]) -> None:
+    """Publish ``events`` in one confirmed batch; return once the broker confirmed every one.
+
+    One window for the whole batch: the broker's acks are awaited once, not once per event
+    (a Notification API callback may name thousands of records).  On failure
+    BrokerUnavailable tells how many of the first events were confirmed.
+    """
+    messages = [(crm_record_changed_key(event.module), _body(event), event.event_id) for event in events]
+    if messages:
+        publisher.publish_many(topology.events, messages, window=len(messages))
+
+
+def _body(event: CrmRecordChanged) -> dict:
     body = _schema.dump(event)
     # Check the message against its own contract before it leaves: a consumer must never
     # receive a message it would dead-letter as invalid.
     errors = _schema.validate(body)
     if errors:
         raise ContractError(errors, "CrmRecordChanged does not satisfy its contract")
-    publisher.publish(
-        topology.events,
-        crm_record_changed_key(event.module),
-        body,
-        message_id=event.event_id,
-    )
+    return body

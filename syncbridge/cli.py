@@ -147,8 +147,9 @@ Press Ctrl-C to stop.
 @main.command(epilog=EPILOG)
 @click.option("--bind", default="0.0.0.0:8000", show_default=True, help="Address of the receiver.")
 @click.option("--workers", "web_workers", default=2, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", default=4, show_default=True, help="Threads per gunicorn worker.")
-def web(bind: str, web_workers: int, threads: int) -> None:
+@click.option("--connections", default=1000, show_default=True,
+              help="Connections one gunicorn worker serves at once (gevent: each a greenlet, not a thread).")
+def web(bind: str, web_workers: int, connections: int) -> None:
     """Run the webhook receiver under gunicorn (needs SYNCBRIDGE_BROKER_URL: RabbitMQ)."""
     settings = _settings()
     if settings.embedded_broker:
@@ -156,7 +157,7 @@ def web(bind: str, web_workers: int, threads: int) -> None:
             "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
     argv = [gunicorn, "--config", "python:webhooks.gunicorn_config", "--bind", bind, "--workers", str(web_workers),
-            "--threads", str(threads), "webhooks:create_app()"]
+            "--worker-connections", str(connections), "webhooks:create_app()"]
     os.execv(gunicorn, argv)
 
 

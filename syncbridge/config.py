@@ -76,6 +76,7 @@ class Settings:
     forms_tokens: str = _s("FORMS_TOKENS", "zoho-forms=dev-forms-token,zoho-flow=dev-flow-token", "per-source secrets of /webhooks/forms/<source>, as source=token pairs", secret=True)
     forms_default_module: str = _s("FORMS_DEFAULT_MODULE", "Contacts", "CRM module of a Forms/Flow event that names none")
     max_body_bytes: str = _s("MAX_BODY_BYTES", "65536", "largest webhook body accepted; larger answers 413")
+    body_read_timeout: str = _s("BODY_READ_TIMEOUT", "10", "seconds a client may take to send a request body once its headers are in (an authenticated DailyUp upload: seconds between two reads); slower answers 408")
 
     # Zoho CRM
     zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint)")
@@ -153,7 +154,7 @@ class Settings:
         for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait",
                      "coalesce_margin", "record_lease"):
             self._float(name)
-        for name in ("publish_timeout", "http_timeout"):
+        for name in ("publish_timeout", "http_timeout", "body_read_timeout"):
             if self._float(name) == 0:
                 raise ConfigError(f"{self._env_name(name)} must be more than 0 (0 would mean waiting forever)")
         if self.allow_http_oauth.lower() not in BOOLEANS:
@@ -249,6 +250,10 @@ class Settings:
     @property
     def max_body(self) -> int:
         return self._int("max_body_bytes")
+
+    @property
+    def body_read_timeout_s(self) -> float:
+        return self._float("body_read_timeout")
 
     @property
     def http_timeout_s(self) -> float:

@@ -4,18 +4,17 @@ Run with ``gunicorn 'webhooks:create_app()'``.
 """
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from producers.publisher import Publisher
-from syncbridge.config import Settings
-from syncbridge.monitoring import init_sentry
-from syncbridge.topology import topology_for
-from webhooks import admin, dailyup
-from webhooks.errors import register_error_handlers
-from webhooks.receiver import EXTENSION, Check, Receiver
-from webhooks.routes import bp
+    from producers.publisher import Publisher
+    from syncbridge.config import Settings
+    from webhooks.receiver import Check
+
+# The app's modules are imported by create_app, not here: gunicorn's arbiter imports
+# this package (for the worker class) before its gevent workers patch the standard library.
 
 
 def create_app(
@@ -25,6 +24,20 @@ def create_app(
     checks: dict[str, Check] | None = None,
 ) -> Flask:
     """Build the receiver app; nothing connects until a request needs the broker."""
+    import logging
+
+    from flask import Flask
+
+    from producers.publisher import Publisher
+    from syncbridge.config import Settings
+    from syncbridge.monitoring import init_sentry
+    from syncbridge.topology import topology_for
+    from webhooks import admin, dailyup
+    from webhooks.body import BodyGuard
+    from webhooks.errors import register_error_handlers
+    from webhooks.receiver import EXTENSION, Receiver
+    from webhooks.routes import bp
+
     settings = settings or Settings.from_env()
     if settings.sentry_dsn:
         init_sentry(settings, "web")
@@ -56,6 +69,9 @@ def create_app(
         )
 
     app = Flask(__name__)
+    # No redirects (their pages are HTML): "//" in a path is not merged into "/" but
+    # matches nothing (404 JSON), as does a trailing slash (no rule ends with one).
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
@@ -64,4 +80,5 @@ def create_app(
     app.register_blueprint(dailyup.bp)
     app.register_blueprint(admin.bp)
     register_error_handlers(app)
+    app.wsgi_app = BodyGuard(app.wsgi_app, settings.body_read_timeout_s)
     return app

@@ -18,6 +18,7 @@ from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, Uns
 from syncbridge.dailyup.export import chunked, csv_lines
 from syncbridge.dailyup.intake import UploadRejected
 from syncbridge.dailyup.model import TABLES
+from webhooks.body import allow_slow_body
 from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
@@ -56,6 +57,7 @@ def upload_delivery():
     """Store an uploaded delivery in the inbox; 202 once it is there whole."""
     settings = current_receiver().settings
     require_secret(settings.dailyup_upload_token, UPLOAD_TOKEN_HEADER)
+    allow_slow_body(request.environ)  # a large delivery may take long; each read still has its timeout
     limit = settings.dailyup_max_upload
     request.max_content_length = limit  # this route's own limit, not the webhooks' 64 KiB
     mimetype = request.mimetype

@@ -4,9 +4,15 @@ Zoho workflow rules send form bodies, query strings or a raw JSON body; Zoho For
 sends JSON, form-encoded or multipart; Zoho Flow JSON, form data or plain text.
 Every variant becomes one flat dict: query parameters first, the body's fields
 over them.
+
+Whatever the bytes, reading ends in parameters or in a 4xx: a body nested too
+deeply, in a charset that is not a text encoding we accept, or holding strings
+that are not valid Unicode (lone surrogates from ``\\ud800`` escapes) is a
+``MalformedBody`` (400) or an ``UnsupportedMediaType`` (415), never a 500.
 """
 from __future__ import annotations
 
+import codecs
 import hmac
 import json
 from typing import Any
@@ -17,6 +23,12 @@ from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
 
 TOKEN_HEADER = "X-Webhook-Token"
 TOKEN_PARAM = "token"
+
+
+# Text encodings a text/plain body may declare (by codecs' canonical name).  Others,
+# e.g. punycode, idna, rot13 or unicode_escape, are no text encodings of a webhook.
+TEXT_CHARSETS = frozenset({"utf-8", "utf-8-sig", "ascii", "iso8859-1", "iso8859-15", "cp1252",
+                           "utf-16", "utf-16-le", "utf-16-be"})
 
 
 class MalformedBody(BadRequest):
@@ -56,7 +68,7 @@ def _read_body(request: Request) -> Any:
         # Plain text (Zoho Flow) or no type at all: JSON if it looks like it, else key=value pairs.
         text = _text(data, request.mimetype_params.get("charset", "utf-8"))
         if text.lstrip().startswith(("{", "[")):
-            return _json(data)
+            return _json(text)
         return _pairs(text)
     raise UnsupportedMediaType(
         f"Content type {mimetype!r} is not accepted; send application/json, "
@@ -64,18 +76,47 @@ def _read_body(request: Request) -> Any:
     )
 
 
-def _json(data: bytes) -> Any:
+def _json(data: bytes | str) -> Any:
     try:
-        return json.loads(data)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        value = json.loads(data)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
         raise MalformedBody("The body is not valid JSON.") from None
+    except RecursionError:
+        raise MalformedBody("The JSON body is nested too deeply.") from None
+    if not _valid_unicode(value):
+        raise MalformedBody("The JSON body holds a string that is not valid Unicode (a lone surrogate).")
+    return value
+
+
+def _valid_unicode(value: Any) -> bool:
+    """True unless a string (key or value) anywhere in ``value`` has a lone surrogate; iterative, any depth."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return True
 
 
 def _text(data: bytes, charset: str) -> str:
     try:
-        return data.decode(charset)
-    except (LookupError, UnicodeDecodeError):
-        raise MalformedBody(f"The body is not valid {charset} text.") from None
+        name = codecs.lookup(charset.strip().lower()).name
+    except (LookupError, ValueError):
+        name = None
+    if name not in TEXT_CHARSETS:
+        raise UnsupportedMediaType(f"Charset {charset[:40]!r} is not accepted; send text as UTF-8.")
+    try:
+        return data.decode(name)
+    except UnicodeError:
+        raise MalformedBody(f"The body is not valid {name} text.") from None
 
 
 def _pairs(text: str) -> dict[str, str]:
@@ -107,7 +148,8 @@ def token_matches(expected: str, presented: list[str]) -> bool:
         return False
     wanted = expected.encode("utf-8")
     # Evaluate every candidate (no short-circuit) so timing does not tell which one was compared.
-    results = [hmac.compare_digest(wanted, token.encode("utf-8")) for token in presented]
+    # "surrogatepass": a token with a lone surrogate is just a wrong token.
+    results = [hmac.compare_digest(wanted, token.encode("utf-8", "surrogatepass")) for token in presented]
     return any(results)
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema
-from werkzeug.exceptions import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, MethodNotAllowed, Unauthorized, UnsupportedMediaType
 
 from contracts.base import ContractError, load_or_raise
 from contracts.webhooks import FormsWebhookSchema, ZohoNotificationSchema, ZohoWorkflowWebhookSchema
-from producers.crm_events import publish_crm_record_changed
+from producers.crm_events import publish_crm_record_changed, publish_crm_records_changed
 from producers.publisher import BrokerUnavailable
 from syncbridge.messages import CrmRecordChanged
 from webhooks.errors import error_response
@@ -84,9 +84,9 @@ def zoho_workflow(module: str):
 def forms(source: str):
     """Queue the record event of a Zoho Flow / Zoho Forms automation."""
     receiver = current_receiver()
-    expected = receiver.settings.forms_token_map.get(source)
-    if expected is None:
-        raise NotFound(f"No forms source {source!r} is configured.")
+    # An unknown source has no valid token: it answers 401 like a known one with a wrong
+    # token, so source names cannot be found out by trying them.
+    expected = receiver.settings.forms_token_map.get(source, "")
     params = _authenticated_params(expected)
     data = _load(_forms_schema, params)
     module = _synced_module(data["module"] or receiver.settings.forms_default_module)
@@ -124,15 +124,20 @@ def readyz():
 
 # ---------------------------------------------------------------- helpers
 def _authenticated_params(expected_token: str) -> dict[str, Any]:
-    """The request's parameters, once its secret matched (401 before any contract is looked at)."""
+    """The request's parameters, once its secret matched (401 before any contract is looked at).
+
+    A secret in the header or the query is checked before the body is read; only a
+    caller without one there has its body parsed, to look for a ``token`` field.
+    """
+    authenticated = token_matches(expected_token, presented_tokens(request))
     try:
         params = read_params(request)
     except (BadRequest, UnsupportedMediaType):
         # An unreadable body cannot carry the token; a caller without one learns nothing more.
-        if not token_matches(expected_token, presented_tokens(request)):
+        if not authenticated:
             raise _unauthorized() from None
         raise
-    if not token_matches(expected_token, presented_tokens(request, params)):
+    if not authenticated and not token_matches(expected_token, presented_tokens(request, params)):
         raise _unauthorized()
     return params
 
@@ -198,17 +203,21 @@ def _event(
 
 
 def _publish(events: list[CrmRecordChanged]):
-    """Publish each event; None when all were confirmed, else the 503 answer."""
+    """Publish the events in one confirmed batch; None when all were confirmed, else the 503 answer."""
     receiver = current_receiver()
+    try:
+        if len(events) == 1:
+            publish_crm_record_changed(receiver.publisher, receiver.topology, events[0])
+        else:
+            publish_crm_records_changed(receiver.publisher, receiver.topology, events)
+    except BrokerUnavailable as exc:
+        first = events[0]
+        log.warning("%d event(s) not queued (first %s, record %s/%s, source %s): %s", len(events),
+                    first.event_id, first.module, first.record_id, first.source, exc)
+        response = error_response(503, "unavailable", "The event could not be queued; try again later.")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     for event in events:
-        try:
-            publish_crm_record_changed(receiver.publisher, receiver.topology, event)
-        except BrokerUnavailable as exc:
-            log.warning("event %s not queued (record %s/%s, source %s): %s",
-                        event.event_id, event.module, event.record_id, event.source, exc)
-            response = error_response(503, "unavailable", "The event could not be queued; try again later.")
-            response.headers["Retry-After"] = str(RETRY_AFTER_S)
-            return response
         log.info("queued event %s module=%s record_id=%s source=%s",
                  event.event_id, event.module, event.record_id, event.source)
     return None

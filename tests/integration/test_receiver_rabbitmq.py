@@ -127,3 +127,40 @@ def test_gunicorn_serves_the_app_factory(rabbitmq_url, namespace):
         event_id, "zoho-workflow", "Accounts", RECORD_ID)
     assert event_id in output  # the accepted-event log line
     assert TOKEN not in output
+
+
+class CountingPublisher(Publisher):
+    """A RabbitMQ publisher counting single publishes and batches."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.single, self.batches = 0, []
+
+    def publish(self, *args, **kwargs):
+        self.single += 1
+        return super().publish(*args, **kwargs)
+
+    def publish_many(self, exchange, messages, **kwargs):
+        messages = list(messages)
+        self.batches.append((len(messages), kwargs.get("window")))
+        return super().publish_many(exchange, messages, **kwargs)
+
+
+def test_notification_with_9500_ids_is_one_confirmed_batch(rabbitmq_url, namespace):
+    settings = Settings.from_env({}, namespace=namespace, broker_url=rabbitmq_url, zoho_notify_token=TOKEN,
+                                 max_body_bytes="400000")
+    topology = build_topology(namespace, settings.delivery_limit_int)
+    publisher = CountingPublisher(rabbitmq_url, topology, confirm_timeout=30)
+    app = create_app(settings, publisher=publisher, checks={})
+    ids = [str(5_000_000_000 + n) for n in range(9_500)]
+    try:
+        response = app.test_client().post("/webhooks/zoho/notify", json={
+            "ids": ids, "module": "Contacts", "operation": "update", "token": TOKEN, "channel_id": "7"})
+        assert response.status_code == 202, response.get_json()
+        # One batch in one window: the broker's acks are awaited once, not 9,500 times.
+        assert publisher.batches == [(9_500, 9_500)] and publisher.single == 0
+    finally:
+        publisher.close()
+    events = take_events(rabbitmq_url, topology, expect=9_500, timeout=60)
+    assert [event.record_id for event in events] == ids
+    assert [event.event_id for event in events] == response.get_json()["event_ids"]

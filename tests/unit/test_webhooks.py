@@ -319,9 +319,17 @@ def test_forms_token_is_per_source(client, topology):
     assert queued(topology) == []
 
 
-def test_forms_unknown_source_is_404(client):
-    assert_error(client.post("/webhooks/forms/typeform", json={"id": RECORD_ID}, headers=wf_headers(FORMS_TOKEN)),
-                 404, "not_found")
+def test_forms_unknown_and_known_sources_answer_alike_without_a_valid_token(client, topology):
+    # Source names cannot be enumerated: without a valid token both are 401, with the same body.
+    for headers in ({}, wf_headers("guess"), wf_headers(FORMS_TOKEN)):
+        unknown = assert_error(client.post("/webhooks/forms/typeform", json={"id": RECORD_ID}, headers=headers),
+                               401, "unauthorized")
+        if headers.get("X-Webhook-Token") == FORMS_TOKEN:
+            continue  # valid for zoho-forms, so only the unknown source refuses it
+        known = assert_error(client.post("/webhooks/forms/zoho-forms", json={"id": RECORD_ID}, headers=headers),
+                             401, "unauthorized")
+        assert unknown == known
+    assert queued(topology) == []
 
 
 @pytest.mark.parametrize("body, field", [
@@ -501,3 +509,139 @@ def test_readyz_when_checks_cannot_be_built(settings, publisher, monkeypatch):
     response = create_app(settings, publisher=publisher).test_client().get("/readyz")
     assert_error(response, 503)
     assert response.get_json()["status"] == "not_ready"
+
+
+# ------------------------------------------------------------------ hostile input
+WEBHOOK_PATHS = [
+    ("/webhooks/zoho/Contacts", WEBHOOK_TOKEN),
+    ("/webhooks/zoho/notify", NOTIFY_TOKEN),
+    ("/webhooks/forms/zoho-forms", FORMS_TOKEN),
+]
+DEEP = b"[" * 32_000
+
+
+@pytest.mark.parametrize("path, token", WEBHOOK_PATHS)
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded", None])
+@pytest.mark.parametrize("with_token", [False, True])
+def test_deeply_nested_json_is_400_or_401(client, topology, path, token, content_type, with_token):
+    headers = wf_headers(token) if with_token else {}
+    body = DEEP if content_type != "application/x-www-form-urlencoded" else b"{" + b'"a":' * 1 + DEEP
+    response = client.post(path, data=body, content_type=content_type, headers=headers)
+    assert_error(response, 400 if with_token else 401)
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("charset", ["punycode", "idna", "rot13", "zlib", "unicode_escape", "utf-7", "nonsense"])
+@pytest.mark.parametrize("body", [b"id=12&operation=edit", b"caf\xc3\xa9=\xff\xfe", b"\\ud800=1"])
+def test_text_body_in_an_odd_charset_is_never_a_500(client, topology, charset, body):
+    for headers, status in (({}, 401), (wf_headers(), (202, 400, 415))):
+        response = client.post("/webhooks/zoho/Contacts", data=body,
+                               content_type=f"text/plain; charset={charset}", headers=headers)
+        assert response.status_code < 500, response.get_data(as_text=True)
+        if response.status_code != 202:
+            assert_error(response, response.status_code)
+    for _, message in queued(topology):
+        json.dumps(message.payload).encode("utf-8")  # whatever was queued is valid Unicode
+
+
+def test_punycode_charset_is_415_with_token_and_401_without(client, topology):
+    body = b"id=12&operation=edit"
+    assert_error(client.post("/webhooks/zoho/Contacts", data=body, content_type="text/plain; charset=punycode"), 401)
+    assert_error(client.post("/webhooks/zoho/Contacts", data=body, content_type="text/plain; charset=punycode",
+                             headers=wf_headers()), 415, "unsupported_media_type")
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("path, token", WEBHOOK_PATHS)
+def test_lone_surrogate_token_is_401(client, topology, path, token):
+    for body in ('{"id":"1","token":"\\ud800"}', '{"id":"1","token":"\\udc80x"}'):
+        response = client.post(path, data=body, content_type="application/json")
+        assert_error(response, 401, "unauthorized")
+    response = client.post(path, data='{"id":"1"}', content_type="application/json",
+                           query_string="token=%ED%A0%80")  # a surrogate's UTF-8 bytes in the query
+    assert_error(response, 401, "unauthorized")
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("body", [
+    '{"id":"%s","operation":"\\udc80"}' % RECORD_ID,
+    '{"id":"%s","operation":"edit","modified_time":"\\ud800"}' % RECORD_ID,
+    '{"id":"%s","\\ud800":"x"}' % RECORD_ID,
+])
+def test_lone_surrogate_in_a_field_with_a_valid_token_is_400(client, topology, body):
+    response = client.post("/webhooks/zoho/Contacts", data=body, content_type="application/json",
+                           headers=wf_headers())
+    assert_error(response, 400, "malformed_body")
+    assert queued(topology) == []
+
+
+def test_lone_surrogate_in_a_notification_is_400(client, topology):
+    body = '{"ids":["%s"],"module":"Contacts","operation":"\\udc80","token":"%s","channel_id":"1"}' % (
+        RECORD_ID, NOTIFY_TOKEN)
+    # The token in the header: the body is refused for what it is.
+    assert_error(client.post("/webhooks/zoho/notify", data=body, content_type="application/json",
+                             headers=wf_headers(NOTIFY_TOKEN)), 400, "malformed_body")
+    # The token only in the unreadable body: no token was presented.
+    assert_error(client.post("/webhooks/zoho/notify", data=body, content_type="application/json"),
+                 401, "unauthorized")
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("path", ["//webhooks/zoho/Contacts", "/webhooks//zoho/Contacts", "/healthz/",
+                                  "/webhooks/zoho/Contacts/", "//healthz", "/dailyup//deliveries"])
+def test_odd_slashes_get_json_not_a_redirect_page(client, topology, path):
+    response = client.post(path, data={"id": RECORD_ID}, headers=wf_headers())
+    assert 400 <= response.status_code < 500
+    assert_error(response, response.status_code)
+    assert queued(topology) == []
+
+
+class CountingPublisher(Publisher):
+    """The in-memory publisher, counting how it is asked to publish."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.single, self.batches = 0, []
+
+    def publish(self, *args, **kwargs):
+        self.single += 1
+        return super().publish(*args, **kwargs)
+
+    def publish_many(self, exchange, messages, **kwargs):
+        messages = list(messages)
+        self.batches.append(len(messages))
+        self.single -= len(messages)  # the in-memory broker publishes a batch one by one
+        return super().publish_many(exchange, messages, **kwargs)
+
+
+def test_notification_with_many_ids_is_published_as_one_batch(namespace, topology):
+    publisher = CountingPublisher("memory://localhost/", topology)
+    app = create_app(make_settings(namespace, max_body_bytes="400000"), publisher=publisher, checks={})
+    ids = [str(5_000_000_000 + n) for n in range(9_500)]
+    body = {"ids": ids, "module": "Contacts", "operation": "update", "token": NOTIFY_TOKEN, "channel_id": "7"}
+    response = app.test_client().post("/webhooks/zoho/notify", json=body)
+    assert response.status_code == 202, response.get_json()
+    assert publisher.batches == [9_500] and publisher.single == 0
+    events = queued(topology)
+    assert [event.record_id for event, _ in events] == ids
+    assert [event.event_id for event, _ in events] == response.get_json()["event_ids"]
+
+
+def test_body_read_timeout_must_be_positive(namespace):
+    from syncbridge.config import ConfigError
+
+    assert make_settings(namespace).body_read_timeout_s == 10
+    with pytest.raises(ConfigError, match="SYNCBRIDGE_BODY_READ_TIMEOUT"):
+        make_settings(namespace, body_read_timeout="0")
+
+
+@pytest.mark.parametrize("line, kept", [
+    ("Invalid HTTP request line: 'GET /webhooks/zoho/Contacts?token=s3cret HTTP/1.1'", "/webhooks/zoho/Contacts?"),
+    ("Invalid HTTP Version: 'b/x?id=1&token=s3cret HTTP/1.1'", "/x?"),
+    ("Error handling request POST /webhooks/forms/zoho-flow?a=1&token=s3cret", "/webhooks/forms/zoho-flow?"),
+    ("upstream said token=s3cret&x=1", "token=<removed>"),
+])
+def test_server_log_lines_lose_query_strings_and_tokens(line, kept):
+    from webhooks.gunicorn_worker import scrub
+
+    assert "s3cret" not in scrub(line) and kept in scrub(line)

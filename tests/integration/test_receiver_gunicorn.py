@@ -1,0 +1,263 @@
+"""The receiver as the Procfile runs it (gunicorn, gevent workers) on RabbitMQ, fed hostile bytes over raw sockets."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from kombu import Connection
+
+from syncbridge.stack import free_port
+from syncbridge.topology import build_topology
+from tests.e2e.conftest import wait_for
+from tests.support.fuzz_strategies import raw_requests
+
+pytestmark = pytest.mark.rabbitmq
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "gunicorn-webhook-token"
+BODY_READ_TIMEOUT = 2.0
+
+
+def procfile_web() -> str:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))["web"]
+
+
+class Web:
+    """`web` of the Procfile as a subprocess, with its output in a file."""
+
+    def __init__(self, rabbitmq_url: str, namespace: str, log: Path, **extra_env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.namespace = namespace
+        env = {
+            **os.environ,
+            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "1",
+            "SYNCBRIDGE_BROKER_URL": rabbitmq_url,
+            "SYNCBRIDGE_NAMESPACE": namespace,
+            "SYNCBRIDGE_ZOHO_WEBHOOK_TOKEN": TOKEN,
+            "SYNCBRIDGE_BODY_READ_TIMEOUT": str(BODY_READ_TIMEOUT),
+            **extra_env,
+        }
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(["bash", "-c", f"exec {procfile_web()}"], cwd=ROOT, env=env,
+                                            stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        def answers() -> bool:
+            assert self.process.poll() is None, self.output()
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for(answers, timeout=30, interval=0.2, what=f"{self.url}/healthz")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def web(rabbitmq_url, tmp_path_factory):
+    namespace = f"sbtest-gw-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    server = Web(rabbitmq_url, namespace, tmp_path_factory.mktemp("web") / "web.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        topology = build_topology(namespace)
+        with Connection(rabbitmq_url, connect_timeout=3) as conn:
+            channel = conn.channel()
+            for queue in topology.queues:
+                channel.queue_delete(queue.name)
+            for exchange in topology.exchanges:
+                channel.exchange_delete(exchange.name)
+
+
+def drain(rabbitmq_url: str, namespace: str, *, settle: float = 0.3) -> list[dict]:
+    """Take every message waiting in crm-to-ameise (after ``settle`` seconds without a new one)."""
+    payloads = []
+    with Connection(rabbitmq_url) as conn:
+        simple = conn.SimpleQueue(build_topology(namespace).crm_to_ameise, accept=["application/json"])
+        while True:
+            try:
+                message = simple.get(block=True, timeout=settle)
+            except simple.Empty:
+                break
+            message.ack()
+            payloads.append(message.payload)
+        simple.close()
+    return payloads
+
+
+def exchange(port: int, data: bytes, *, close_write: bool = True, timeout: float = 10) -> bytes:
+    """Send ``data`` on a fresh connection (then close our side), return all the server sent back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the server may answer and close before it read everything
+        if close_write:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, body[: int(headers.get("content-length", len(body)))]
+
+
+def assert_json_error(answer: bytes, status: int | None = None) -> dict:
+    assert answer, "no answer"
+    code, headers, body = parse(answer)
+    if status is not None:
+        assert code == status, answer
+    assert 400 <= code < 500, answer
+    assert headers["content-type"].startswith("application/json"), answer
+    error = json.loads(body)
+    assert set(error) >= {"error", "message"}, error
+    return error
+
+
+def post(path: str, body: bytes, *extra: bytes, length: int | None = None, token: str = TOKEN) -> bytes:
+    headers = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: test", b"Content-Type: application/json",
+               b"X-Webhook-Token: " + token.encode(), *extra]
+    if length is not None:
+        headers.append(b"Content-Length: %d" % length)
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body
+
+
+# ------------------------------------------------------------------ the body as sent
+def test_invalid_chunk_size_is_400_json_and_queues_nothing(web, rabbitmq_url):
+    for chunked in (b"ZZ\r\nabc\r\n0\r\n\r\n", b"-1\r\nabc\r\n0\r\n\r\n", b"4\r\n{\"id\r\n1;" + b"x" * 5000 + b"\r\n"):
+        answer = exchange(web.port, post("/webhooks/zoho/Contacts", chunked, b"Transfer-Encoding: chunked"))
+        assert_json_error(answer, 400)
+    assert drain(rabbitmq_url, web.namespace) == []
+
+
+def test_body_shorter_than_its_content_length_is_400_and_queues_nothing(web, rabbitmq_url):
+    whole = b'{"id":"4150868000000376008","operation":"edit"}'
+    answer = exchange(web.port, post("/webhooks/zoho/Contacts", whole[:20], length=len(whole)))
+    error = assert_json_error(answer, 400)
+    assert error["error"] == "incomplete_body"
+    # The same body sent whole is queued, with its record id intact.
+    answer = exchange(web.port, post("/webhooks/zoho/Contacts", whole, length=len(whole)))
+    assert parse(answer)[0] == 202, answer
+    [payload] = drain(rabbitmq_url, web.namespace)
+    assert payload["record_id"] == "4150868000000376008"
+
+
+def test_slow_body_gets_408_json_after_the_body_read_timeout(web):
+    started = time.monotonic()
+    answer = exchange(web.port, post("/webhooks/zoho/Contacts", b'{"id"', length=100), close_write=False,
+                      timeout=BODY_READ_TIMEOUT + 10)
+    elapsed = time.monotonic() - started
+    assert assert_json_error(answer, 408)["error"] == "body_timeout"
+    assert BODY_READ_TIMEOUT - 0.2 <= elapsed < BODY_READ_TIMEOUT + 5
+
+
+def test_slow_headers_are_closed_after_the_keepalive_time(web):
+    started = time.monotonic()
+    answer = exchange(web.port, b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nHost: test\r\nX-Slow: 1",
+                      close_write=False, timeout=15)
+    assert answer == b""  # closed without an answer: no request was complete
+    assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------------------------ errors gunicorn answers itself
+SERVER_ERRORS = [
+    ("bad request line", b"GET /healthz?token=%s HTTP/1.1 junk\r\n\r\n" % TOKEN.encode(), 400),
+    ("bad method", b"G\x01T /healthz?token=%s HTTP/1.1\r\n\r\n" % TOKEN.encode(), 400),
+    ("bad version", b"GET /healthz HTTP/9.x\r\n\r\n", 400),
+    ("request line too long", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+    ("too many headers", b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
+     431),
+    ("header too long", b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    ("bad header name", b"GET /healthz HTTP/1.1\r\nBad Header: 1\r\n\r\n", 400),
+    ("unmeetable expect", b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nExpect: 100-wibble\r\nContent-Length: 2\r\n\r\n{}",
+     417),
+    ("unknown transfer coding", b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nTransfer-Encoding: bogus\r\n\r\n0\r\n\r\n",
+     400),
+    ("content-length and chunked", b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nContent-Length: 3\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("two content lengths", b"POST /webhooks/zoho/Contacts HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n{}}",
+     400),
+]
+
+
+@pytest.mark.parametrize("name, data, status", SERVER_ERRORS, ids=[case[0] for case in SERVER_ERRORS])
+def test_errors_of_the_server_itself_are_json(web, name, data, status):
+    answer = exchange(web.port, data)
+    assert_json_error(answer, status)
+    assert b"<html" not in answer.lower()
+
+
+def test_flask_redirects_and_404_405_are_json(web):
+    for method, path in (("POST", "//webhooks/zoho/Contacts"), ("GET", "/webhooks//zoho/Contacts"),
+                         ("GET", "/nowhere"), ("DELETE", "/webhooks/zoho/Contacts"), ("GET", "/healthz/")):
+        response = requests.request(method, web.url + path, allow_redirects=False, timeout=10)
+        assert response.status_code in (401, 404, 405), (path, response.status_code, response.text)
+        assert response.headers["Content-Type"].startswith("application/json") and response.json()["error"]
+
+
+def test_no_log_line_carries_a_query_string_or_token(web):
+    marker = "sekret-in-the-query"
+    for data in (b"GET /webhooks/zoho/Contacts?token=%s\r\n\r\n" % marker.encode(),
+                 b"GET  /webhooks/zoho/Contacts?id=1&token=%s HTTP/1.1\r\n\r\n" % marker.encode(),
+                 b"GET /webhooks/zoho/Contacts?token=%s&id=1 HTTP/1.1\r\n" % marker.encode()
+                 + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n"):
+        assert_json_error(exchange(web.port, data))
+    requests.post(f"{web.url}/webhooks/zoho/Contacts?token={marker}&id=12", timeout=10)
+    wait_for(lambda: web.output().count("Invalid request") >= 3, timeout=10, interval=0.1, what="the warnings")
+    output = web.output()
+    assert marker not in output
+    assert "/webhooks/zoho/Contacts?<query removed>" in output, output
+
+
+# ------------------------------------------------------------------ raw-socket fuzzing
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=raw_requests())
+def test_fuzzed_raw_requests_get_json_or_a_closed_connection(web, data):
+    started = time.monotonic()
+    answer = exchange(web.port, data, timeout=BODY_READ_TIMEOUT + 10)
+    assert time.monotonic() - started < BODY_READ_TIMEOUT + 5
+    if not answer:
+        return  # nothing complete was sent, nothing answered: the connection was closed
+    code, headers, body = parse(answer)
+    assert code < 500, answer
+    if code >= 400:
+        assert headers.get("content-type", "").startswith("application/json"), answer
+        assert "error" in json.loads(body)
