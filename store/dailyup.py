@@ -82,6 +82,7 @@ class PendingDelta:
     change: str
     key: str
     changed_fields: tuple[str, ...]
+    echoed_fields: tuple[str, ...] = ()   # columns delivered as the CRM -> Ameise direction wrote them
 
     @property
     def delta_id(self) -> str:
@@ -246,7 +247,8 @@ class SqlDailyUpStore:
                  .where(DELTAS.c.published_at.is_(None)).order_by(DELTAS.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [PendingDelta(row.id, row.import_id, row.delivered_on, row.entity, row.change, row.key,
-                                 tuple(row.changed_fields or ())) for row in conn.execute(query)]
+                                 tuple(row.changed_fields or ()), tuple(row.echoed_fields or ()))
+                    for row in conn.execute(query)]
 
     def count_unpublished(self) -> int:
         """Return how many deltas wait in the outbox."""
@@ -453,7 +455,7 @@ class ImportSession:
                                        "b_at": now} for r in rows])
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append deltas (import_id, entity, change, key, changed_fields) to the outbox, in this order."""
+        """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in this order."""
         if rows:
             self.conn.execute(insert(DELTAS), list(rows))
 
