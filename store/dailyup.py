@@ -460,6 +460,13 @@ class ImportSession:
             self.conn.execute(insert(DELTAS), list(rows))
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
-        """Forget echo marks a delivery confirmed."""
+        """Forget echo marks a delivery left nothing to recognise of."""
         for chunk in _chunks(keys):
             self.conn.execute(delete(ECHOES).where(ECHOES.c.entity == entity, ECHOES.c.key.in_(chunk)))
+
+    def narrow_echoes(self, entity: str, marks: dict[str, dict[str, Any]]) -> None:
+        """Keep only these columns of echo marks (key -> the columns still to recognise)."""
+        if marks:
+            statement = (update(ECHOES).where(ECHOES.c.entity == entity, ECHOES.c.key == bindparam("b_key"))
+                         .values(data=bindparam("b_data", type_=JSON)))
+            self.conn.execute(statement, [{"b_key": key, "b_data": data} for key, data in marks.items()])

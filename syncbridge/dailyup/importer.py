@@ -331,39 +331,51 @@ class DailyUpImporter:
         back, so it is left out of ``changed_fields`` and named in ``echoed_fields``;
         every other change reaches the CRM.  A changed record left with no changed
         column, or a created one whose every delivered value (key and volatile
-        columns aside) is such an echo, is ``suppressed``.  The mark is consumed
-        once a delivery carries all of it.
+        columns aside) is such an echo, is ``suppressed``.
+
+        A column leaves the mark once a delivery carried it as we wrote it
+        (confirmed), or carried another value that this delta sends to the CRM (the
+        CRM has a newer value than ours then); the mark is consumed when no column
+        is left.  A column delivered unchanged and different stays: the delivery may
+        have been exported before our write reached Ameise.
         """
         new: list[Candidate] = []       # never delivered before
         changed: list[Candidate] = []   # known: re-delivered or different
         deltas: list[dict[str, Any]] = []
-        confirmed: list[str] = []       # echo marks this delivery confirmed
+        consumed: list[str] = []                # echo marks with no column left
+        narrowed: dict[str, dict[str, Any]] = {}  # echo marks with columns left to recognise
         for c in page:
             created = c.old_data is None or c.deleted
             echoed = _echoed(c, texts)
-            if c.echo is not None and len(echoed) == len(c.echo):
-                confirmed.append(c.key)
-            if not created and c.old_hash == c.hash:
-                continue    # only here for its echo mark; volatile columns are refreshed in bulk
-            (new if c.old_data is None else changed).append(c)
-            fields = [] if created else changed_fields(table, c.old_data, c.data)
-            if entity is None or (not created and not fields):
-                continue
-            news = _delivered(table, c.data) if created else fields
-            if c.echo is not None and all(column in echoed for column in news):
-                # Our own write to Ameise coming back: the CRM has these values already.
-                tally.delta("suppressed", c.key, fields)
-                continue
-            change = "created" if created else "changed"
-            fields = [f for f in fields if f not in echoed]
-            deltas.append({"import_id": import_id, "entity": entity, "change": change, "key": c.key,
-                           "changed_fields": fields, "echoed_fields": echoed})
-            tally.delta(f"{entity}.{change}", c.key, fields)
+            sent: list[str] = []        # the columns this delta brings to the CRM
+            # Unchanged and not created: only here for its echo mark; volatile columns are refreshed in bulk.
+            if created or c.old_hash != c.hash:
+                (new if c.old_data is None else changed).append(c)
+                fields = [] if created else changed_fields(table, c.old_data, c.data)
+                if entity is not None and (created or fields):
+                    sent = [column for column in (_delivered(table, c.data) if created else fields)
+                            if column not in echoed]
+                    if c.echo is not None and not sent:
+                        # Our own write to Ameise coming back: the CRM has these values already.
+                        tally.delta("suppressed", c.key, fields)
+                    else:
+                        change = "created" if created else "changed"
+                        fields = [f for f in fields if f not in echoed]
+                        deltas.append({"import_id": import_id, "entity": entity, "change": change, "key": c.key,
+                                       "changed_fields": fields, "echoed_fields": echoed})
+                        tally.delta(f"{entity}.{change}", c.key, fields)
+            if c.echo is not None and entity is not None:
+                left = {column: value for column, value in c.echo.items() if column not in echoed and column not in sent}
+                if not left:
+                    consumed.append(c.key)
+                elif len(left) < len(c.echo):
+                    narrowed[c.key] = left
         session.insert_snapshot(table, import_id, new)
         session.update_snapshot(table, import_id, changed)
         session.add_deltas(deltas)
-        if entity is not None and confirmed:
-            session.consume_echoes(entity, confirmed)
+        if entity is not None:
+            session.consume_echoes(entity, consumed)
+            session.narrow_echoes(entity, narrowed)
 
 
 def _echoed(c: Candidate, texts: _LookupTexts) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import requests
 
+from store.interfaces import AMEISE_TO_CRM
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_dailyup import UPLOAD, imports, inbox, wait_imported
 
@@ -55,6 +56,16 @@ def deliver(stack, count: int, day: date | None = None) -> dict:
     return imported
 
 
+def wait_applied(stack, imported: dict) -> None:
+    """Wait until every published delta of an import is in the CRM (its entry in the activity log)."""
+    published = sum(n for kind, n in imported["deltas"].items() if kind != "suppressed")
+
+    def applied():
+        entries = stack.services.store.activities(direction=AMEISE_TO_CRM, result="ok", limit=10_000)
+        return sum(e.event_id.startswith(f"{imported['id']}:") for e in entries) >= published
+    wait_for(applied, timeout=30, what=f"the deltas of import {imported['id']} in the CRM")
+
+
 def erika_in_the_crm(stack, erika: str) -> dict:
     return stack.zoho_state.get("Contacts", erika)
 
@@ -73,6 +84,7 @@ def test_the_demo_steps_in_order_bring_the_ameise_edit_to_the_crm(make_stack):
     assert erika_in_the_crm(stack, erika)["Phone"] == PHONE
 
     # The identical delivery again is a duplicate and changes nothing.
+    wait_applied(stack, imported)
     stack.zoho_state.wait_idle(5)
     credits = stack.zoho_state.credits_used
     zipped = requests.get(f"{stack.ameise.url}/_sim/dailyup", timeout=5)

@@ -431,9 +431,10 @@ def test_echoes_are_suppressed_per_field(store, importer, tmp_path):
     assert rows[theirs] == ("changed", ["Mobil"], [])
     assert result.deltas["suppressed"] == 3
     assert {s["key"] for s in result.samples["suppressed"]} == {ours, unconfirmed, by_text}
-    # A mark is consumed once a delivery carries all of it; the others wait for a later delivery.
+    # A column leaves the mark when delivered as we wrote it, or sent to the CRM with another value.
     assert [k for k in (ours, partial, theirs, unconfirmed, by_text) if store.echo("customer", k) is not None] == [
-        theirs, unconfirmed]
+        unconfirmed]
+    assert store.echo("customer", unconfirmed) == {"Anrede": wrong}    # unchanged, so maybe not exported yet
     # The snapshot takes the delivered values either way.
     assert store.snapshot_rows(CUSTOMERS, [ours])[ours].data == new[ours]
 
@@ -458,7 +459,24 @@ def test_a_created_record_is_suppressed_only_when_every_delivered_value_is_ours(
     assert whole not in delta and result.deltas["suppressed"] == 1
     assert result.deltas["customer.created"] == ECHO_N - 1
     assert delta[part] == ("created", [], ["Nachname", "Telefon"])
-    assert store.echo("customer", whole) is None and store.echo("customer", part) is not None
+    # The record went to the CRM with Ameise's Vorname: nothing of the mark is left to recognise.
+    assert store.echo("customer", whole) is None and store.echo("customer", part) is None
+
+
+def test_a_column_sent_to_the_crm_with_another_value_leaves_the_mark(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0, ECHO_N))
+    touched = set().union(*expected_delta(ECHO_N, 1)["customer"].values())
+    key = next(k for k in sorted(parsed(deliver(tmp_path, 0, ECHO_N), CUSTOMERS)) if k not in touched)
+    # We wrote Mobil A; Ameise's user set B before the next export.
+    store.remember_echo("customer", key, {"Mobil": "0170 1000001"})
+    first = importer.import_file(with_cells(deliver(tmp_path, 1, ECHO_N), {key: {"Mobil": "0170 2000002"}}))
+    assert delta_rows(store, first.import_id)[key] == ("changed", ["Mobil"], [])
+    assert store.echo("customer", key) is None
+    # The user sets A again: the CRM has B by now, so A is news for it, not an echo.
+    second = importer.import_file(with_cells(deliver(tmp_path, 2, ECHO_N), {key: {"Mobil": "0170 1000001"}}))
+
+    assert delta_rows(store, second.import_id)[key] == ("changed", ["Mobil"], [])
+    assert "suppressed" not in second.deltas
 
 
 def test_a_record_without_an_echo_mark_names_no_echoes(store, importer, tmp_path):
