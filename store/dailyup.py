@@ -455,7 +455,7 @@ class ImportSession:
                                        "b_at": now} for r in rows])
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in this order."""
+        """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
         if rows:
             self.conn.execute(insert(DELTAS), list(rows))
 

@@ -365,7 +365,8 @@ class DailyUpImporter:
                                        "changed_fields": fields, "echoed_fields": echoed})
                         tally.delta(f"{entity}.{change}", c.key, fields)
             if c.echo is not None and entity is not None:
-                left = {column: value for column, value in c.echo.items() if column not in echoed and column not in sent}
+                done = {*echoed, *sent}
+                left = {column: value for column, value in c.echo.items() if column not in done}
                 if not left:
                     consumed.append(c.key)
                 elif len(left) < len(c.echo):

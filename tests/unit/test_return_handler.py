@@ -499,7 +499,8 @@ def echoed(record: AmeiseRecordChanged, *columns: str) -> AmeiseRecordChanged:
 
 def test_a_linked_record_is_not_sent_the_values_that_came_back_from_our_writes(world):
     # The CRM wrote Telefon and Nachname to Ameise, and has a newer Phone since; Ameise set the Mobil.
-    contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Phone": "+49 221 999", "Kundennummer": "5001234567"})
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Phone": "+49 221 999",
+                                            "Kundennummer": "5001234567"})
     world.store.save_link("customer", "Contacts", contact, "5001234567")
     row = person("5001234567", Nachname="Mustermann", Telefon="+49 221 111", Mobil="+49 170 1234567")
     record = echoed(world.customer(row), "Nachname", "Telefon")
@@ -543,8 +544,8 @@ def test_a_field_is_left_out_only_when_every_column_it_reads_came_back(world):
     contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
     world.store.save_link("customer", "Contacts", contact, "5001234567")
     world.snapshot.put("kunden", "5001234567", person("5001234567"))
-    world.store.save_link("contract", "Deals", world.zoho.seed("Deals", {"Deal_Name": "x", "Vertragsnummer": "1119876"}),
-                          "1119876")
+    deal = world.zoho.seed("Deals", {"Deal_Name": "x", "Vertragsnummer": "1119876"})
+    world.store.save_link("contract", "Deals", deal, "1119876")
 
     [outcome] = world.apply(echoed(world.contract(contract("1119876", "5001234567")), "Sparte", "Status"))
 
