@@ -40,7 +40,13 @@ KEY = validate.Regexp(r"^\S{1,40}$", error="Must be a Kundennummer or Vertragsnu
 
 
 class AmeiseRecordChangedSchema(MessageSchema):
-    """``ameise.<entity>.<change>`` v1: a DailyUp delta of one customer or contract."""
+    """``ameise.<entity>.<change>`` v1: a DailyUp delta of one customer or contract.
+
+    ``echoed_fields`` (optional, empty when absent) names the DailyUp columns that
+    were delivered with the values the CRM -> Ameise direction last wrote: our own
+    write coming back, not news for the CRM.  It was added within v1: a consumer
+    that does not know it ignores it and sends the record whole, as before.
+    """
 
     delta_id = fields.String(required=True, validate=NonEmpty)
     import_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
@@ -49,6 +55,7 @@ class AmeiseRecordChangedSchema(MessageSchema):
     change = fields.String(required=True, validate=validate.OneOf(CHANGES))
     key = fields.String(required=True, validate=KEY)
     changed_fields = fields.List(fields.String(validate=NonEmpty), load_default=list)
+    echoed_fields = fields.List(fields.String(validate=NonEmpty), load_default=list)
 
     @validates_schema
     def _version(self, data, **kwargs):
@@ -62,4 +69,5 @@ class AmeiseRecordChangedSchema(MessageSchema):
     def _make(self, data, **kwargs) -> AmeiseRecordChanged:
         data.pop("schema_version")
         return AmeiseRecordChanged(**{**data, "delivered_on": data["delivered_on"].isoformat(),
-                                      "changed_fields": tuple(data["changed_fields"])})
+                                      "changed_fields": tuple(data["changed_fields"]),
+                                      "echoed_fields": tuple(data["echoed_fields"])})

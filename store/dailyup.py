@@ -82,6 +82,7 @@ class PendingDelta:
     change: str
     key: str
     changed_fields: tuple[str, ...]
+    echoed_fields: tuple[str, ...] = ()   # columns delivered as the CRM -> Ameise direction wrote them
 
     @property
     def delta_id(self) -> str:
@@ -246,7 +247,8 @@ class SqlDailyUpStore:
                  .where(DELTAS.c.published_at.is_(None)).order_by(DELTAS.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [PendingDelta(row.id, row.import_id, row.delivered_on, row.entity, row.change, row.key,
-                                 tuple(row.changed_fields or ())) for row in conn.execute(query)]
+                                 tuple(row.changed_fields or ()), tuple(row.echoed_fields or ()))
+                    for row in conn.execute(query)]
 
     def count_unpublished(self) -> int:
         """Return how many deltas wait in the outbox."""
@@ -453,11 +455,18 @@ class ImportSession:
                                        "b_at": now} for r in rows])
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append deltas (import_id, entity, change, key, changed_fields) to the outbox, in this order."""
+        """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
         if rows:
             self.conn.execute(insert(DELTAS), list(rows))
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
-        """Forget echo marks a delivery confirmed."""
+        """Forget echo marks a delivery left nothing to recognise of."""
         for chunk in _chunks(keys):
             self.conn.execute(delete(ECHOES).where(ECHOES.c.entity == entity, ECHOES.c.key.in_(chunk)))
+
+    def narrow_echoes(self, entity: str, marks: dict[str, dict[str, Any]]) -> None:
+        """Keep only these columns of echo marks (key -> the columns still to recognise)."""
+        if marks:
+            statement = (update(ECHOES).where(ECHOES.c.entity == entity, ECHOES.c.key == bindparam("b_key"))
+                         .values(data=bindparam("b_data", type_=JSON)))
+            self.conn.execute(statement, [{"b_key": key, "b_data": data} for key, data in marks.items()])

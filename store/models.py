@@ -238,6 +238,8 @@ class DailyUpDeltaRecord(Base):
     change: Mapped[str] = mapped_column(String(16))         # created, changed, deleted
     key: Mapped[str] = mapped_column(String(64))
     changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Columns delivered as the CRM -> Ameise direction wrote them (None in rows older than this column).
+    echoed_fields: Mapped[list[str] | None] = mapped_column(JSON, nullable=True, default=list)
     published_at: Mapped[datetime | None] = mapped_column()
 
 

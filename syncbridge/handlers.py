@@ -8,7 +8,9 @@ that the next event matches and no workflow loop starts.
 
 :func:`sync_ameise_records_to_crm` applies a batch of DailyUp deltas to the CRM:
 the values come from the DailyUp snapshot, and each CRM module gets one upsert
-per 100 records, matched on the Kundennummer / Vertragsnummer.
+per 100 records, matched on the Kundennummer / Vertragsnummer.  A record the CRM
+already has is not sent the values that merely came back from our own writes
+(see :meth:`_ReturnBatch._prepare_upsert`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from store.interfaces import (
     AMEISE_TO_CRM, CRM_TO_AMEISE, ActivityEntry, DailyUpSnapshot, EchoMarks, LinkConflict, SnapshotRow, Store,
 )
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
-from syncbridge.mapping import FieldValueError, Mapping
+from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
 
 log = logging.getLogger(__name__)
@@ -462,6 +464,7 @@ class _Pending:
     action: str | None = None            # None: created or updated, as Zoho answers
     zoho_id: str | None = None           # of a record to delete
     unknown_codes: tuple[str, ...] = ()
+    whole: dict[str, Any] | None = None  # the untrimmed body, when echoes were left out of ``body``
 
 
 class _ReturnBatch:
@@ -477,6 +480,12 @@ class _ReturnBatch:
         self.contracts: dict[str, SnapshotRow] = {}
         self.lookups: dict[str, dict[str, str]] = {}
         self.down: Unavailable | None = None     # after one outage, no further call in this batch
+        # (entity, key) -> the columns every delta of the record in this batch names as echoed
+        self.echoed: dict[tuple[str, str], set[str]] = {}
+        for record in records:
+            columns = set(record.echoed_fields)
+            known = self.echoed.get((record.entity, record.key))
+            self.echoed[(record.entity, record.key)] = columns if known is None else known & columns
 
     def run(self) -> list[RecordOutcome]:
         store = self.deps.store
@@ -560,17 +569,36 @@ class _ReturnBatch:
         self._prepare_upsert(CONTRACT, key, "contract", row, {lookup_field: {"id": customer_id}})
 
     def _prepare_upsert(self, entity: str, key: str, kind: str, row: SnapshotRow, extra: dict[str, Any]) -> None:
-        # Always the full mapped record, never only the changed columns: the upsert
-        # inserts when the CRM lacks the record (never synced, or deleted there), and
-        # then needs every mandatory field; a record costs the same credits either way.
+        """Queue the upsert of one record: the full mapped record, less the echoes of a record the CRM has.
+
+        The full record, not only the changed columns: the upsert inserts when the
+        CRM lacks the record (never synced, or deleted there), and then needs every
+        mandatory field; a record costs the same credits either way.
+
+        The echo rule: when the record is linked (the CRM has it: syncbridge wrote
+        it to Ameise or applied it before), the CRM fields fed only by columns the
+        delta names in ``echoed_fields`` are left out.  Those values came from the
+        CRM, and the CRM may hold a newer one by now; sending them back could only
+        overwrite it.  A record that is not linked is sent whole.  Should Zoho
+        still answer MANDATORY_NOT_FOUND for a trimmed record (the link outlived
+        the CRM record, so the upsert inserts), it is sent again whole.
+        """
+        mapping = self.deps.mapping.to_crm(kind)
         try:
-            values = self.deps.mapping.to_crm(kind).to_crm(row.data, self.lookups)
+            values = mapping.to_crm(row.data, self.lookups)
         except FieldValueError as exc:
             raise _Failed(REJECTED, f"syncbridge field={exc.field}: {exc}", field=exc.field) from exc
         body = {**values.fields, **extra, self._key_field(entity): key}
         if self.deps.delete_mode == "mark":
             body[self.deps.status_field] = None  # delivered again: no longer marked as deleted
-        self.pending.append(_Pending(entity, key, self.deps.modules[kind], body, unknown_codes=values.unknown_codes))
+        whole = None
+        echoed = self.echoed.get((entity, key))
+        if echoed and self.deps.store.find_link(entity, ameise_id=key) is not None:
+            fed = _fed_only_by(mapping, echoed)
+            if fed & set(body):
+                whole, body = body, {name: value for name, value in body.items() if name not in fed}
+        self.pending.append(_Pending(entity, key, self.deps.modules[kind], body, unknown_codes=values.unknown_codes,
+                                     whole=whole))
 
     def _prepare_deletion(self, entity: str, key: str, modules: list[str]) -> None:
         mode = self.deps.delete_mode
@@ -631,19 +659,25 @@ class _ReturnBatch:
     # ------------------------------------------------------------ sending
     def _send_upserts(self) -> None:
         pending, self.pending = self.pending, []
-        for module, items in _by_module(pending).items():
-            key_field = self._key_field(items[0].entity)
-            for chunk in _chunks(items, self.deps.batch_size):
-                try:
-                    bodies = [item.body for item in chunk]
-                    results = self._call(lambda: self.deps.crm.upsert_records(module, bodies, [key_field]),
-                                         records=len(chunk))
-                except _Failed as failed:
-                    for item in chunk:
-                        self._fail(item.entity, item.key, failed)
-                    continue
-                for item, result in zip(chunk, results, strict=True):
-                    self._settle(item, result)
+        while pending:
+            again: list[_Pending] = []      # trimmed records Zoho inserted after all: sent again whole
+            for module, items in _by_module(pending).items():
+                key_field = self._key_field(items[0].entity)
+                for chunk in _chunks(items, self.deps.batch_size):
+                    try:
+                        bodies = [item.body for item in chunk]
+                        results = self._call(lambda: self.deps.crm.upsert_records(module, bodies, [key_field]),
+                                             records=len(chunk))
+                    except _Failed as failed:
+                        for item in chunk:
+                            self._fail(item.entity, item.key, failed)
+                        continue
+                    for item, result in zip(chunk, results, strict=True):
+                        if not result.ok and result.code == "MANDATORY_NOT_FOUND" and item.whole is not None:
+                            again.append(replace(item, body=item.whole, whole=None))
+                        else:
+                            self._settle(item, result)
+            pending = again
 
     def _send_deletions(self) -> None:
         for module, items in _by_module(self.deletions).items():
@@ -750,6 +784,16 @@ class _ReturnBatch:
         for lookup_field, module in self.deps.mapping.get(CONTRACT).customer_lookups.items():
             fields.setdefault(module, lookup_field)
         return fields
+
+
+def _fed_only_by(mapping: DailyUpToCrmMapping, columns: set[str]) -> set[str]:
+    """The CRM fields whose every DailyUp column (of a rule or its template) is one of ``columns``."""
+    fed = set()
+    for rule in mapping.fields:
+        read = {column for column, _ in PLACEHOLDER.findall(rule.template)} if rule.template else {rule.dailyup}
+        if read and read <= columns:
+            fed.add(rule.crm)
+    return fed
 
 
 def _customer_kind(row: SnapshotRow) -> str | None:

@@ -49,6 +49,7 @@ class AmeiseRecordChanged:
     change: str                         # created, changed or deleted
     key: str                            # Kundennummer or Vertragsnummer
     changed_fields: tuple[str, ...] = ()  # DailyUp columns, for "changed"
+    echoed_fields: tuple[str, ...] = ()   # DailyUp columns delivered as the CRM -> Ameise direction wrote them
 
 
 @dataclass(frozen=True)

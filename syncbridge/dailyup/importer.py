@@ -31,6 +31,7 @@ from syncbridge.dailyup.model import (
     KEY_OF,
     LOOKUP_OF_COLUMN,
     LOOKUP_TABLES,
+    VOLATILE_COLUMNS,
     DeliveryName,
     ParsedRow,
     RowError,
@@ -314,7 +315,7 @@ class DailyUpImporter:
             if entity is not None:
                 for keys in session.vanished(import_id, table, page=DIFF_PAGE):
                     session.add_deltas([{"import_id": import_id, "entity": entity, "change": "deleted", "key": key,
-                                         "changed_fields": []} for key in keys])
+                                         "changed_fields": [], "echoed_fields": []} for key in keys])
                     for key in keys:
                         tally.delta(f"{entity}.deleted", key)
             session.mark_vanished(import_id, table)
@@ -323,35 +324,73 @@ class DailyUpImporter:
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
                     page: list[Candidate], tally: _Tally, texts: _LookupTexts) -> None:
+        """Store a page of candidates in the snapshot and put their deltas in the outbox.
+
+        Echoes are suppressed per field: a column delivered with the value the
+        CRM -> Ameise direction last wrote (its echo mark) is our own write coming
+        back, so it is left out of ``changed_fields`` and named in ``echoed_fields``;
+        every other change reaches the CRM.  A changed record left with no changed
+        column, or a created one whose every delivered value (key and volatile
+        columns aside) is such an echo, is ``suppressed``.
+
+        A column leaves the mark once a delivery carried it as we wrote it
+        (confirmed), or carried another value that this delta sends to the CRM (the
+        CRM has a newer value than ours then); the mark is consumed when no column
+        is left.  A column delivered unchanged and different stays: the delivery may
+        have been exported before our write reached Ameise.
+        """
         new: list[Candidate] = []       # never delivered before
         changed: list[Candidate] = []   # known: re-delivered or different
         deltas: list[dict[str, Any]] = []
-        confirmed: list[str] = []       # echo marks this delivery confirmed
+        consumed: list[str] = []                # echo marks with no column left
+        narrowed: dict[str, dict[str, Any]] = {}  # echo marks with columns left to recognise
         for c in page:
             created = c.old_data is None or c.deleted
-            echoed = c.echo is not None and all(texts.same(column, c.data.get(column), value)
-                                                for column, value in c.echo.items())
-            if echoed:
-                confirmed.append(c.key)
-            if not created and c.old_hash == c.hash:
-                continue    # only here for its echo mark; volatile columns are refreshed in bulk
-            (new if c.old_data is None else changed).append(c)
-            fields = [] if created else changed_fields(table, c.old_data, c.data)
-            if entity is None or (not created and not fields):
-                continue
-            if echoed and (created or set(fields) <= set(c.echo)):
-                # Our own write to Ameise coming back: the CRM has these values already.
-                tally.delta("suppressed", c.key, fields)
-                continue
-            change = "created" if created else "changed"
-            deltas.append({"import_id": import_id, "entity": entity, "change": change, "key": c.key,
-                           "changed_fields": fields})
-            tally.delta(f"{entity}.{change}", c.key, fields)
+            echoed = _echoed(c, texts)
+            sent: list[str] = []        # the columns this delta brings to the CRM
+            # Unchanged and not created: only here for its echo mark; volatile columns are refreshed in bulk.
+            if created or c.old_hash != c.hash:
+                (new if c.old_data is None else changed).append(c)
+                fields = [] if created else changed_fields(table, c.old_data, c.data)
+                if entity is not None and (created or fields):
+                    sent = [column for column in (_delivered(table, c.data) if created else fields)
+                            if column not in echoed]
+                    if c.echo is not None and not sent:
+                        # Our own write to Ameise coming back: the CRM has these values already.
+                        tally.delta("suppressed", c.key, fields)
+                    else:
+                        change = "created" if created else "changed"
+                        fields = [f for f in fields if f not in echoed]
+                        deltas.append({"import_id": import_id, "entity": entity, "change": change, "key": c.key,
+                                       "changed_fields": fields, "echoed_fields": echoed})
+                        tally.delta(f"{entity}.{change}", c.key, fields)
+            if c.echo is not None and entity is not None:
+                done = {*echoed, *sent}
+                left = {column: value for column, value in c.echo.items() if column not in done}
+                if not left:
+                    consumed.append(c.key)
+                elif len(left) < len(c.echo):
+                    narrowed[c.key] = left
         session.insert_snapshot(table, import_id, new)
         session.update_snapshot(table, import_id, changed)
         session.add_deltas(deltas)
-        if entity is not None and confirmed:
-            session.consume_echoes(entity, confirmed)
+        if entity is not None:
+            session.consume_echoes(entity, consumed)
+            session.narrow_echoes(entity, narrowed)
+
+
+def _echoed(c: Candidate, texts: _LookupTexts) -> list[str]:
+    """The columns of the echo mark whose delivered value is the one we wrote (none without a mark)."""
+    if c.echo is None:
+        return []
+    return [column for column, value in c.echo.items() if texts.same(column, c.data.get(column), value)]
+
+
+def _delivered(table: str, data: dict[str, Any]) -> list[str]:
+    """The columns of a row that carry a value, its key and its volatile columns aside."""
+    skip = {KEY_OF[table], *VOLATILE_COLUMNS.get(table, ())}
+    return [column for column, value in data.items()
+            if column not in skip and value is not None and not (isinstance(value, str) and not value.strip())]
 
 
 class _LookupTexts:
@@ -375,4 +414,5 @@ class _LookupTexts:
 def _message(delta: PendingDelta) -> AmeiseRecordChanged:
     return AmeiseRecordChanged(delta_id=delta.delta_id, import_id=delta.import_id,
                                delivered_on=delta.delivered_on.isoformat(), entity=delta.entity,
-                               change=delta.change, key=delta.key, changed_fields=delta.changed_fields)
+                               change=delta.change, key=delta.key, changed_fields=delta.changed_fields,
+                               echoed_fields=delta.echoed_fields)

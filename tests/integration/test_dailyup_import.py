@@ -371,44 +371,120 @@ def test_lookup_lists_update_the_snapshot_and_a_missing_one_stays(store, importe
 
 
 # ---------------------------------------------------------------- echoes of our own writes
-def test_echoes_of_our_own_writes_are_suppressed(store, importer, tmp_path):
-    importer.import_file(deliver(tmp_path, 0))
-    old = parsed(deliver(tmp_path, 0), CUSTOMERS)
-    path = deliver(tmp_path, 1)
+ECHO_N = 60     # customers of the deliveries of the echo tests
+
+
+def with_cells(path: Path, cells: dict[str, dict[str, str]]) -> Path:
+    """The delivery at ``path`` with these kunden cells set (Kundennummer -> column -> CSV text)."""
+    def change(header, rows):
+        for row in rows:
+            for column, text in cells.get(row[header.index("Kundennummer")], {}).items():
+                row[header.index(column)] = text
+        return header, rows
+    return rewrite(path, CUSTOMERS, change)
+
+
+def delta_rows(store: SqlDailyUpStore, import_id: int) -> dict[str, tuple[str, list[str], list[str]]]:
+    """Kundennummer -> (change, changed_fields, echoed_fields) of an import's customer deltas."""
+    with store.engine.connect() as conn:
+        return {r.key: (r.change, list(r.changed_fields), list(r.echoed_fields or ()))
+                for r in conn.execute(select(DELTAS).where(DELTAS.c.import_id == import_id,
+                                                           DELTAS.c.entity == "customer"))}
+
+
+def test_echoes_are_suppressed_per_field(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0, ECHO_N))
+    old = parsed(deliver(tmp_path, 0, ECHO_N), CUSTOMERS)
+    expected = expected_delta(ECHO_N, 1)
+    touched = set().union(*expected["customer"].values())
+    persons = [k for k in sorted(old) if k not in touched and old[k]["Personentyp"] == "natuerlich"]
+    ours, partial, theirs, unconfirmed, by_text = persons[:5]
+    anrede = dict(LOOKUPS["anreden"])
+    other_code = next(code for code in anrede if code != old[by_text]["Anrede"])
+    path = with_cells(deliver(tmp_path, 1, ECHO_N), {
+        ours: {"Mobil": "0170 1111111"},
+        partial: {"Mobil": "0170 2222222", "Ort": "Neustadt"},
+        theirs: {"Mobil": "0170 3333333"},
+        unconfirmed: {"Mobil": "0170 4444444"},
+        by_text: {"Anrede": other_code},
+    })
     new = parsed(path, CUSTOMERS)
-    expected = expected_delta(N, 1)
-    ours, theirs, wider = sorted(expected["customer"]["changed"])[:3]
-    created = sorted(expected["customer"]["created"])[0]
-    field_of = {k: changed_fields(CUSTOMERS, old[k], new[k])[0] for k in (ours, theirs, wider)}
-    # We wrote exactly what the delivery now shows, with unchanged columns, lookups by their text.
-    store.remember_echo("customer", ours, {field_of[ours]: new[ours][field_of[ours]], "Ort": new[ours]["Ort"],
-                                           "Anrede": dict(LOOKUPS["anreden"])[new[ours]["Anrede"]],
-                                           "Land": dict(LOOKUPS["laender"])[new[ours]["Land"]]})
-    # We wrote something else: the change in Ameise is someone else's.
-    store.remember_echo("customer", theirs, {field_of[theirs]: "not what Ameise has"})
-    # We wrote Ort only; the field that changed is not ours.
-    store.remember_echo("customer", wider, {"Ort": new[wider]["Ort"]})
-    # The text of another ID is not the delivered value.
-    other = next(k for k in sorted(expected["customer"]["changed"]) if k not in (ours, theirs, wider))
-    wrong = next(text for code, text in LOOKUPS["anreden"] if code != new[other]["Anrede"])
-    store.remember_echo("customer", other, {**{f: new[other][f] for f in changed_fields(CUSTOMERS, old[other], new[other])},
-                                            "Anrede": wrong})
-    # We created this customer in Ameise.
-    store.remember_echo("customer", created, {c: new[created][c] for c in ("Personentyp", "Nachname", "PLZ")})
+    # We wrote what the delivery now shows; unchanged columns too, lookups by their text.
+    store.remember_echo("customer", ours, {"Mobil": "0170 1111111", "Ort": new[ours]["Ort"],
+                                           "Anrede": anrede[new[ours]["Anrede"]]})
+    # We wrote the Mobil; the Ort was changed in Ameise.
+    store.remember_echo("customer", partial, {"Mobil": "0170 2222222"})
+    # We wrote another Mobil than Ameise has: the change is someone else's.
+    store.remember_echo("customer", theirs, {"Mobil": "0170 9999999"})
+    # The changed column is ours, but the text of another ID is not the delivered Anrede.
+    wrong = next(text for code, text in LOOKUPS["anreden"] if code != new[unconfirmed]["Anrede"])
+    store.remember_echo("customer", unconfirmed, {"Mobil": "0170 4444444", "Anrede": wrong})
+    # We wrote the Anrede as Ameise's API takes it, as text; the DailyUp has its ID.
+    store.remember_echo("customer", by_text, {"Anrede": anrede[other_code]})
 
     result = importer.import_file(path)
 
-    delta = outbox(store, result.import_id)
-    assert delta["customer"]["changed"] == expected["customer"]["changed"] - {ours}
-    assert delta["customer"]["created"] == expected["customer"]["created"] - {created}
-    assert result.deltas["suppressed"] == 2
-    assert {s["key"] for s in result.samples["suppressed"]} == {ours, created}
-    assert store.echo("customer", ours) is None and store.echo("customer", created) is None
-    assert store.echo("customer", wider) is None             # confirmed, though not all of the change was ours
-    assert store.echo("customer", theirs) == {field_of[theirs]: "not what Ameise has"}
-    assert other in delta["customer"]["changed"] and store.echo("customer", other) is not None
+    rows = delta_rows(store, result.import_id)
+    assert {k for k, (change, _, _) in rows.items() if change == "changed"} == (
+        expected["customer"]["changed"] | {partial, theirs})
+    assert rows[partial] == ("changed", ["Ort"], ["Mobil"])
+    assert rows[theirs] == ("changed", ["Mobil"], [])
+    assert result.deltas["suppressed"] == 3
+    assert {s["key"] for s in result.samples["suppressed"]} == {ours, unconfirmed, by_text}
+    # A column leaves the mark when delivered as we wrote it, or sent to the CRM with another value.
+    assert [k for k in (ours, partial, theirs, unconfirmed, by_text) if store.echo("customer", k) is not None] == [
+        unconfirmed]
+    assert store.echo("customer", unconfirmed) == {"Anrede": wrong}    # unchanged, so maybe not exported yet
     # The snapshot takes the delivered values either way.
     assert store.snapshot_rows(CUSTOMERS, [ours])[ours].data == new[ours]
+
+
+def test_a_created_record_is_suppressed_only_when_every_delivered_value_is_ours(store, importer, tmp_path):
+    path = deliver(tmp_path, 0, ECHO_N)
+    rows = parsed(path, CUSTOMERS)
+    anrede, laender = dict(LOOKUPS["anreden"]), dict(LOOKUPS["laender"])
+    whole, part = [k for k in sorted(rows) if rows[k]["Personentyp"] == "natuerlich"][:2]
+    # Every value Ameise delivers of ``whole`` is one we wrote (lookups as text); key and volatile columns aside.
+    written = {c: v for c, v in rows[whole].items()
+               if v and c not in ("Kundennummer", "LetzterLogin", "GeaendertAm")}
+    written.update(Anrede=anrede[written["Anrede"]], Land=laender[written["Land"]])
+    store.remember_echo("customer", whole, written)
+    # Of ``part`` we wrote the name and the phone; Ameise has more (Geburtsdatum, Ort, ...).
+    store.remember_echo("customer", part, {"Nachname": rows[part]["Nachname"], "Telefon": rows[part]["Telefon"],
+                                           "Vorname": "not what Ameise has"})
+
+    result = importer.import_file(path)
+
+    delta = delta_rows(store, result.import_id)
+    assert whole not in delta and result.deltas["suppressed"] == 1
+    assert result.deltas["customer.created"] == ECHO_N - 1
+    assert delta[part] == ("created", [], ["Nachname", "Telefon"])
+    # The record went to the CRM with Ameise's Vorname: nothing of the mark is left to recognise.
+    assert store.echo("customer", whole) is None and store.echo("customer", part) is None
+
+
+def test_a_column_sent_to_the_crm_with_another_value_leaves_the_mark(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0, ECHO_N))
+    touched = set().union(*expected_delta(ECHO_N, 1)["customer"].values())
+    key = next(k for k in sorted(parsed(deliver(tmp_path, 0, ECHO_N), CUSTOMERS)) if k not in touched)
+    # We wrote Mobil A; Ameise's user set B before the next export.
+    store.remember_echo("customer", key, {"Mobil": "0170 1000001"})
+    first = importer.import_file(with_cells(deliver(tmp_path, 1, ECHO_N), {key: {"Mobil": "0170 2000002"}}))
+    assert delta_rows(store, first.import_id)[key] == ("changed", ["Mobil"], [])
+    assert store.echo("customer", key) is None
+    # The user sets A again: the CRM has B by now, so A is news for it, not an echo.
+    second = importer.import_file(with_cells(deliver(tmp_path, 2, ECHO_N), {key: {"Mobil": "0170 1000001"}}))
+
+    assert delta_rows(store, second.import_id)[key] == ("changed", ["Mobil"], [])
+    assert "suppressed" not in second.deltas
+
+
+def test_a_record_without_an_echo_mark_names_no_echoes(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0, ECHO_N))
+    result = importer.import_file(deliver(tmp_path, 1, ECHO_N))
+
+    assert "suppressed" not in result.deltas
+    assert all(echoed == [] for _, _, echoed in delta_rows(store, result.import_id).values())
 
 
 # ---------------------------------------------------------------- publishing

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from kombu import Connection
@@ -141,6 +142,28 @@ def test_250_deltas_go_out_in_three_batches_of_one_upsert_each(topology, publish
     assert world.zoho.state.credits_used == 25
     assert len(world.zoho.records("Contacts")) == 250
     assert waiting(topology.ameise_to_crm) == 0 and take_all(topology.dead_letters) == []
+
+
+def test_echoed_fields_travel_in_the_message_and_a_message_without_them_is_sent_whole(topology, publisher, world):
+    ours, older = "5000000001", "5000000002"
+    for key in (ours, older):
+        world.store.save_link("customer", "Contacts", world.zoho.seed("Contacts", {"Last_Name": "CRM", "Phone": "crm",
+                                                                             "Kundennummer": key}), key)
+    echoed = replace(world.customer(person(ours)), echoed_fields=("Nachname", "Telefon"))
+    raw = send(publisher, topology, echoed)
+    body = {k: v for k, v in AmeiseRecordChangedSchema().dump(world.customer(person(older))).items()
+            if k != "echoed_fields"}                  # as a producer before the field was added sends it
+    send(publisher, topology, body)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, [echoed, delta("customer", older)]), what="both deltas applied")
+
+    assert json.loads(raw)["echoed_fields"] == ["Nachname", "Telefon"] and json.loads(raw)["schema_version"] == 1
+    assert AmeiseRecordChangedSchema().load(json.loads(raw)) == echoed
+    crm = {r["Kundennummer"]: r for r in world.zoho.records("Contacts")}
+    assert (crm[ours]["Last_Name"], crm[ours]["Phone"]) == ("CRM", "crm")
+    assert (crm[older]["Last_Name"], crm[older]["Phone"]) == (person(older)["Nachname"], person(older)["Telefon"])
 
 
 def test_a_partial_batch_leaves_after_the_batch_wait(topology, publisher, world):

@@ -1,6 +1,8 @@
 """The Ameise -> CRM handler against the in-memory Zoho, store and a DailyUp snapshot in dicts."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from clients.fakes.zoho import InMemoryZoho
@@ -488,3 +490,80 @@ def test_ignore_mode_touches_nothing_but_logs():
     [entry] = world.store.activities()
     assert (entry.action, entry.details["reason"]) == ("skipped", "deleted in Ameise; SYNCBRIDGE_DAILYUP_DELETE_MODE=ignore")
     assert world.only("Contacts").get("Ameise_Status") is None
+
+
+# ---------------------------------------------------------------- echoes of our own writes
+def echoed(record: AmeiseRecordChanged, *columns: str) -> AmeiseRecordChanged:
+    return replace(record, echoed_fields=columns)
+
+
+def test_a_linked_record_is_not_sent_the_values_that_came_back_from_our_writes(world):
+    # The CRM wrote Telefon and Nachname to Ameise, and has a newer Phone since; Ameise set the Mobil.
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Phone": "+49 221 999",
+                                            "Kundennummer": "5001234567"})
+    world.store.save_link("customer", "Contacts", contact, "5001234567")
+    row = person("5001234567", Nachname="Mustermann", Telefon="+49 221 111", Mobil="+49 170 1234567")
+    record = echoed(world.customer(row), "Nachname", "Telefon")
+
+    [outcome] = world.apply(record)
+
+    assert (outcome.status, outcome.action, outcome.zoho_id) == (OK, "updated", contact)
+    sent = world.zoho.writes[0].records[0]
+    assert "Phone" not in sent and "Last_Name" not in sent
+    assert {"Mobile", "First_Name", "Kundennummer"} <= set(sent)
+    assert (world.only("Contacts")["Phone"], world.only("Contacts")["Mobile"]) == ("+49 221 999", "+49 170 1234567")
+
+
+def test_a_record_the_crm_lacks_is_sent_whole_whatever_came_back(world):
+    row = person("5001234567", Telefon="+49 221 111")
+
+    [outcome] = world.apply(echoed(world.customer(row), "Nachname", "Telefon"))
+
+    assert (outcome.status, outcome.action) == (OK, "created")
+    assert (world.only("Contacts")["Last_Name"], world.only("Contacts")["Phone"]) == (row["Nachname"], "+49 221 111")
+
+
+def test_a_linked_record_gone_from_the_crm_is_sent_again_whole_and_fares_as_without_echoes():
+    def run(*columns: str):
+        world = World()
+        world.store.save_link("customer", "Contacts", "4000000000000000001", "5001234567")  # deleted in the CRM since
+        [outcome] = world.apply(echoed(world.customer(person("5001234567")), *columns))
+        return world, outcome
+
+    trimmed, outcome = run("Nachname", "Telefon")
+    whole, expected = run()
+
+    # Zoho misses the mandatory Last_Name of the trimmed record, as the upsert inserts: it is sent again whole.
+    first, again = trimmed.zoho.writes
+    assert "Last_Name" not in first.records[0] and again.records == whole.zoho.writes[0].records
+    assert replace(outcome, error="") == replace(expected, error="")
+    assert outcome.error.split(" as Contacts/")[0] == expected.error.split(" as Contacts/")[0]
+
+
+def test_a_field_is_left_out_only_when_every_column_it_reads_came_back(world):
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
+    world.store.save_link("customer", "Contacts", contact, "5001234567")
+    world.snapshot.put("kunden", "5001234567", person("5001234567"))
+    deal = world.zoho.seed("Deals", {"Deal_Name": "x", "Vertragsnummer": "1119876"})
+    world.store.save_link("contract", "Deals", deal, "1119876")
+
+    [outcome] = world.apply(echoed(world.contract(contract("1119876", "5001234567")), "Sparte", "Status"))
+
+    assert outcome.status == OK
+    sent = world.zoho.writes[-1].records[0]
+    # Sparte and its text are ours; the Deal_Name template reads the Vertragsnummer too, which is not.
+    assert not {"Sparte", "Sparte_Text", "Vertragsstatus", "Vertragsstatus_Text"} & set(sent)
+    assert {"Deal_Name", "Gesellschaft", "Amount", "Stage", "Contact_Name"} <= set(sent)
+
+
+def test_a_record_with_several_deltas_in_a_batch_leaves_out_only_what_all_of_them_name(world):
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Mustermann", "Kundennummer": "5001234567"})
+    world.store.save_link("customer", "Contacts", contact, "5001234567")
+    first = echoed(world.customer(person("5001234567")), "Nachname", "Telefon")
+    second = replace(first, delta_id="2:customer:5001234567", import_id=2, echoed_fields=("Telefon", "Ort"))
+
+    world.apply(first, second)
+
+    [write] = world.zoho.writes
+    sent = write.records[0]
+    assert "Phone" not in sent and {"Last_Name", "Mailing_City"} <= set(sent)
