@@ -403,8 +403,7 @@ def test_a_token_saved_with_another_key_reads_as_reconnect_needed(sql_store, cap
 
 
 def test_the_ameise_client_with_the_wrong_key_says_reconnect_or_fix_the_key(sql_store):
-    from clients.ameise import AmeiseOAuth
-    from clients.errors import AmeiseReconnectNeeded
+    from clients.ameise import AmeiseOAuth, AmeiseReconnectNeeded
     from syncbridge.config import Settings
 
     SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).save("ameise", PLAIN)
