@@ -38,6 +38,9 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
     "sqlite": sqlite.insert,
 }
 
+# Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
 # A concurrent insert of the same key can still fail on a second unique
 # constraint (PostgreSQL checks only the conflict target atomically) or, on the
 # portable path, on the key itself; the retry then finds the row and updates it.
@@ -48,8 +51,11 @@ def make_engine(url: str | URL) -> Engine:
     """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL."""
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
-        # Connections dropped by the server or a proxy are replaced, not handed out.
-        return create_engine(url, pool_pre_ping=True)
+        # Connections dropped by the server or a proxy are replaced, not handed out; a server that
+        # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
+        connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
+            else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     if in_memory:

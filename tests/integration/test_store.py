@@ -428,6 +428,27 @@ def test_ping(store):
     store.ping()
 
 
+def test_a_postgresql_server_that_never_answers_fails_the_connection_in_bounded_time(monkeypatch):
+    import socket
+    import time
+
+    import store.sql
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)        # the kernel completes the handshake; nobody ever answers the startup message
+    monkeypatch.setattr(store.sql, "POSTGRES_CONNECT_TIMEOUT_S", 1)
+    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
+    started = time.monotonic()
+    try:
+        with pytest.raises(OperationalError):
+            engine.connect()
+    finally:
+        engine.dispose()
+        silent.close()
+    assert time.monotonic() - started < 10
+
+
 def test_ping_raises_when_the_database_is_unreachable():
     unreachable = SqlStore.from_url("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2")
 
