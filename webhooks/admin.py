@@ -20,7 +20,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoMatch
 
 from contracts.admin import (
-    DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_TEXT, AdminQuerySchema, DeadLetterFilterSchema, bad_text, describe,
+    MAX_IDS, MAX_TEXT, AdminQuerySchema, DeadLetterFilterSchema, bad_text, describe,
     load_query, parse_id,
 )
 from store.dead_letters import DeadLetterFilter
