@@ -1,9 +1,79 @@
-"""In-memory token store, for tests and for single-process runs."""
+"""Token stores: the in-memory one, and the encryption of tokens at rest.
+
+:class:`TokenCipher` encrypts access and refresh tokens before a store writes
+them (Fernet: AES-128-CBC with HMAC-SHA256) with the key(s) of
+``SYNCBRIDGE_TOKEN_KEY``.  Several keys, comma-separated, rotate: the first
+encrypts, every one decrypts.  The in-memory store keeps tokens in the process
+only and encrypts nothing.
+"""
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
 from clients.interfaces import OAuthToken
+
+# The default of SYNCBRIDGE_TOKEN_KEY: a public key for development only (production refuses it).
+DEV_TOKEN_KEY = base64.urlsafe_b64encode(b"syncbridge-dev-token-key-32bytes").decode("ascii")
+# What a connection says when its stored token cannot be decrypted with the configured key(s).
+UNREADABLE_TOKEN = ("the stored token cannot be decrypted with SYNCBRIDGE_TOKEN_KEY: set the key it was saved "
+                    "with (keep an old key after the new one while rotating), or reconnect")
+
+
+class TokenKeyError(ValueError):
+    """SYNCBRIDGE_TOKEN_KEY is not a list of Fernet keys; the message says which one and why, never the key."""
+
+
+class UnreadableToken(Exception):
+    """A stored token that none of the configured keys decrypts."""
+
+
+def parse_token_keys(raw: str) -> list[bytes]:
+    """The Fernet keys of a comma-separated list; TokenKeyError naming the position of a bad one."""
+    keys = [part.strip() for part in raw.split(",") if part.strip()]
+    if not keys:
+        raise TokenKeyError("SYNCBRIDGE_TOKEN_KEY is empty: give at least one Fernet key")
+    parsed = []
+    for position, key in enumerate(keys, 1):
+        try:
+            encoded = key.encode("ascii")
+            Fernet(encoded)
+            if base64.urlsafe_b64encode(base64.urlsafe_b64decode(encoded)) != encoded:
+                raise ValueError("trailing characters")   # the decoder ignores what follows the padding
+        except (ValueError, binascii.Error, UnicodeEncodeError):
+            raise TokenKeyError(
+                f"SYNCBRIDGE_TOKEN_KEY: key {position} of {len(keys)} is not a Fernet key (32 bytes, url-safe "
+                "base64; make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from None
+        parsed.append(key.encode("ascii"))
+    return parsed
+
+
+class TokenCipher:
+    """Encrypt tokens with the first key, decrypt with any (key rotation)."""
+
+    def __init__(self, keys: str = DEV_TOKEN_KEY) -> None:
+        self._fernet = MultiFernet([Fernet(key) for key in parse_token_keys(keys)])
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, stored: str) -> str:
+        """The token in ``stored``; UnreadableToken when no key fits (or it is not encrypted at all)."""
+        try:
+            return self._fernet.decrypt(stored.encode("utf-8")).decode("utf-8")
+        except (InvalidToken, UnicodeError):
+            raise UnreadableToken(UNREADABLE_TOKEN) from None
+
+    def readable(self, stored: str) -> bool:
+        try:
+            self.decrypt(stored)
+        except UnreadableToken:
+            return False
+        return True
 
 
 class MemoryTokenStore:

@@ -28,9 +28,14 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate the database at ``database_url`` up to ``revision``."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, token_key: str | None = None) -> None:
+    """Migrate the database at ``database_url`` up to ``revision``.
+
+    ``token_key`` (SYNCBRIDGE_TOKEN_KEY) encrypts the stored OAuth tokens; None reads it from the environment.
+    """
+    config = alembic_config(database_url)
+    config.attributes["token_key"] = token_key
+    command.upgrade(config, revision)
 
 
 def current(database_url: str) -> str | None:

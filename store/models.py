@@ -139,7 +139,8 @@ class OAuthTokenRecord(Base):
     __tablename__ = "oauth_tokens"
 
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # Empty until the first grant: a status can be set before any token exists.
+    # Empty until the first grant: a status can be set before any token exists.  Both tokens are
+    # stored encrypted (Fernet, SYNCBRIDGE_TOKEN_KEY) by store.sql.SqlTokenStore.
     access_token: Mapped[str | None] = mapped_column(Text)
     refresh_token: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[float | None] = mapped_column(Double)   # epoch seconds

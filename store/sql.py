@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,8 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from clients.interfaces import OAuthToken
+from clients.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
 from store.interfaces import ActivityEntry, Link, LinkConflict
 from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, RecordSyncRecord, utcnow
+
+log = logging.getLogger(__name__)
 
 LINKS: Table = LinkRecord.__table__  # type: ignore[assignment]
 PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
@@ -34,6 +38,9 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
     "sqlite": sqlite.insert,
 }
 
+# Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
 # A concurrent insert of the same key can still fail on a second unique
 # constraint (PostgreSQL checks only the conflict target atomically) or, on the
 # portable path, on the key itself; the retry then finds the row and updates it.
@@ -44,8 +51,11 @@ def make_engine(url: str | URL) -> Engine:
     """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL."""
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
-        # Connections dropped by the server or a proxy are replaced, not handed out.
-        return create_engine(url, pool_pre_ping=True)
+        # Connections dropped by the server or a proxy are replaced, not handed out; a server that
+        # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
+        connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
+            else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     if in_memory:
@@ -120,27 +130,43 @@ def _to_entry(row: Any) -> ActivityEntry:
 
 
 class SqlTokenStore:
-    """OAuth tokens and connection status in the ``oauth_tokens`` table, shared by all processes."""
+    """OAuth tokens and connection status in the ``oauth_tokens`` table, shared by all processes.
 
-    def __init__(self, engine: Engine) -> None:
+    Access and refresh tokens are stored encrypted by ``cipher`` (by default with the
+    development key; :func:`syncbridge.bootstrap.build_store` passes SYNCBRIDGE_TOKEN_KEY).
+    A token no configured key decrypts reads as none, and its connection as
+    "reconnect_needed" saying so.
+    """
+
+    def __init__(self, engine: Engine, cipher: TokenCipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher or TokenCipher()
 
     def load(self, provider: str) -> OAuthToken | None:
-        """Return the stored token of ``provider``, if any."""
+        """Return the stored token of ``provider``, if any (None too when it cannot be decrypted)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(TOKENS).where(TOKENS.c.provider == provider)).first()
         if row is None or row.access_token is None:
             return None
-        return OAuthToken(row.access_token, row.refresh_token, row.expires_at, dict(row.extra or {}))
+        try:
+            access, refresh = self.cipher.decrypt(row.access_token), self._decrypt(row.refresh_token)
+        except UnreadableToken:
+            log.warning("%s: %s", provider, UNREADABLE_TOKEN)
+            return None
+        return OAuthToken(access, refresh, row.expires_at, dict(row.extra or {}))
 
     def save(self, provider: str, token: OAuthToken) -> None:
-        """Store a token and mark the connection active."""
+        """Store a token (encrypted) and mark the connection active."""
         values = {
-            "provider": provider, "access_token": token.access_token, "refresh_token": token.refresh_token,
+            "provider": provider, "access_token": self.cipher.encrypt(token.access_token),
+            "refresh_token": None if token.refresh_token is None else self.cipher.encrypt(token.refresh_token),
             "expires_at": token.expires_at, "extra": dict(token.extra), "status": "active", "status_detail": "",
             "updated_at": utcnow(),
         }
         self._write(values)
+
+    def _decrypt(self, stored: str | None) -> str | None:
+        return None if stored is None else self.cipher.decrypt(stored)
 
     def set_status(self, provider: str, status: str, detail: str = "") -> None:
         """Set the connection status ("active", "reconnect_needed") and why."""
@@ -151,12 +177,21 @@ class SqlTokenStore:
         self._write(values, only=("status", "status_detail", "updated_at"))
 
     def status(self, provider: str) -> tuple[str, str]:
-        """Return (status, detail); ("not_connected", "") when nothing is stored."""
+        """Return (status, detail); ("not_connected", "") when nothing is stored.
+
+        An active connection whose token the configured keys cannot decrypt is "reconnect_needed"
+        (for this process: another one may hold the right key, so nothing is written).
+        """
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(TOKENS.c.status, TOKENS.c.status_detail).where(TOKENS.c.provider == provider)
+                select(TOKENS.c.status, TOKENS.c.status_detail, TOKENS.c.access_token)
+                .where(TOKENS.c.provider == provider)
             ).first()
-        return ("not_connected", "") if row is None else (row.status, row.status_detail)
+        if row is None:
+            return ("not_connected", "")
+        if row.status == "active" and row.access_token is not None and not self.cipher.readable(row.access_token):
+            return ("reconnect_needed", UNREADABLE_TOKEN)
+        return (row.status, row.status_detail)
 
     def _write(self, values: dict[str, Any], only: Sequence[str] | None = None) -> None:
         columns = only if only is not None else [key for key in values if key != "provider"]
@@ -173,14 +208,14 @@ class SqlTokenStore:
 class SqlStore:
     """The store on a SQLAlchemy engine (schema by :mod:`store.migrate`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, token_cipher: TokenCipher | None = None) -> None:
         self.engine = engine
-        self.tokens = SqlTokenStore(engine)
+        self.tokens = SqlTokenStore(engine, token_cipher)
 
     @classmethod
-    def from_url(cls, url: str | URL) -> SqlStore:
-        """Create a store on a new engine for ``url``."""
-        return cls(make_engine(url))
+    def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
+        """Create a store on a new engine for ``url``; ``token_key``: SYNCBRIDGE_TOKEN_KEY (default: the dev key)."""
+        return cls(make_engine(url), token_cipher=None if token_key is None else TokenCipher(token_key))
 
     def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
         """Return the link of a record by its id on either side (both must match when both are given)."""

@@ -53,11 +53,11 @@ def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
 
     if not migrations.is_up_to_date(settings.database_url):
         if migrate if migrate is not None else not settings.production:
-            migrations.upgrade(settings.database_url)
+            migrations.upgrade(settings.database_url, token_key=settings.token_key)
             log.info("database migrated to %s", migrations.current(settings.database_url))
         else:
             raise SchemaOutdated("the database schema is not up to date: run `syncbridge db upgrade`")
-    return SqlStore.from_url(settings.database_url)
+    return SqlStore.from_url(settings.database_url, token_key=settings.token_key)
 
 
 def broker_connection(settings: Settings) -> Connection:

@@ -256,11 +256,19 @@ def db_current() -> None:
 # ---------------------------------------------------------------------- connections
 @main.command()
 @click.argument("system", type=click.Choice(["ameise"]))
-@click.option("--code", default=None, help="Authorization code (or the whole redirect URL) from the consent page.")
+@click.option("--code", default=None, help="The bare authorization code of a consent you started yourself (not checked "
+              "against a state); without it the command starts the consent and checks the address you paste.")
 @click.option("--refresh-token", default=None, help="Start from an existing refresh token instead.")
 @click.option("--auto-consent", is_flag=True, help="Follow the consent redirect without a browser (the simulator consents at once).")
 def connect(system: str, code: str | None, refresh_token: str | None, auto_consent: bool) -> None:
-    """Connect an Ameise employee account (OAuth2 authorization code)."""
+    """Connect an Ameise employee account (OAuth2 authorization code).
+
+    Without options: open the printed address, consent, then paste the whole address
+    Ameise sent you to; its ``state`` must be the one made for this consent.
+    """
+    import hmac
+    import secrets
+
     from syncbridge.bootstrap import bootstrap
 
     settings = _settings()
@@ -274,11 +282,30 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
 
             token = connect_ameise_by_consent(services)
         else:
+            if code and ("://" in code or "code=" in code or "state=" in code):
+                raise click.ClickException("--code takes the bare code; to paste the whole address you were sent "
+                                           "to, run `syncbridge connect ameise` without --code, so that its state "
+                                           "can be checked")
             if not code:
-                click.echo("Open this address, sign in and consent:\n\n  " + oauth.authorization_url(os.urandom(8).hex()) + "\n")
-                code = click.prompt("Then paste the address you were sent to (or just its code)")
-            if "code=" in code:
-                code = parse_qs(urlsplit(code).query).get("code", [""])[0]
+                # The state ties the address pasted back to this consent: another one's code is refused.
+                state = secrets.token_urlsafe(24)
+                click.echo("Open this address, sign in and consent:\n\n  " + oauth.authorization_url(state) + "\n")
+                pasted = click.prompt("Then paste the whole address you were sent to").strip()
+                if not urlsplit(pasted).query:
+                    raise click.ClickException("paste the whole address you were sent to (…?code=…&state=…), "
+                                               "not only its code; nothing was connected")
+                query = parse_qs(urlsplit(pasted).query)
+                given = query.get("state", [""])[0]
+                if not hmac.compare_digest(given.encode("utf-8", "replace"), state.encode("utf-8")):
+                    raise click.ClickException(
+                        "the pasted address does not belong to this consent (its state is missing or differs); "
+                        "nothing was connected: run the command again and paste the address it leads to")
+                if "error" in query:
+                    raise click.ClickException(f"Ameise did not give consent: {query['error'][0]} "
+                                               f"{query.get('error_description', [''])[0]}".strip())
+                code = query.get("code", [""])[0]
+                if not code:
+                    raise click.ClickException("the pasted address has no code; nothing was connected")
             token = oauth.exchange_code(code.strip())
     except Exception as exc:  # noqa: BLE001 - turn any failure into one clear line
         describe = getattr(exc, "describe", None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import time
 from typing import Mapping
 
+from clients.tokens import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys
+
 PREFIX = "SYNCBRIDGE_"
 
 # Entity kinds a CRM module can feed.  "person" and "company" are both Ameise
@@ -117,6 +119,7 @@ class Settings:
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
     http_timeout: str = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable")
     token_refresh_margin: str = _s("TOKEN_REFRESH_MARGIN", "300", "refresh access tokens this many seconds before they expire")
+    token_key: str = _s("TOKEN_KEY", DEV_TOKEN_KEY, "Fernet key encrypting the OAuth tokens stored in the database (make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'); to rotate, give new,old (comma-separated: the first encrypts, all decrypt); the default is a public development key", secret=True)
     allow_http_oauth: str = _s("ALLOW_HTTP_OAUTH", "false", "allow OAuth over plain http to non-loopback hosts (simulators in docker-compose); refused in production")
     sentry_dsn: str = _s("SENTRY_DSN", "", "Sentry DSN; empty = nothing is sent", secret=False)
     release: str = _s("RELEASE", "", "release name reported to Sentry")
@@ -185,6 +188,12 @@ class Settings:
                 missing.append(PREFIX + "BROKER_URL")
             if missing:
                 raise ConfigError("production mode needs these settings (no development defaults): " + ", ".join(sorted(missing)))
+        try:
+            token_keys = parse_token_keys(self.token_key)
+        except TokenKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.production and token_keys[0] == DEV_TOKEN_KEY.encode("ascii"):
+            raise ConfigError(f"{PREFIX}TOKEN_KEY: the development key must not encrypt tokens in production")
 
     def _int(self, name: str) -> int:
         raw = getattr(self, name)

@@ -267,11 +267,10 @@ def _filter_time(name: str, value: str | datetime | None) -> datetime | None:
     if (value := _given(value)) is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return _time(datetime.fromisoformat(value))   # a time without offset is UTC
+    except (ValueError, OverflowError):   # OverflowError: 0001-01-01T00:00+14:00 is before UTC's first second
         raise InvalidFilter(f"{name} must be an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T08:00Z), "
                             f"not {value!r}") from None
-    return _time(parsed)   # a time without offset is UTC
 
 
 @dataclass(frozen=True)

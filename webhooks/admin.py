@@ -8,26 +8,61 @@ and back; a replay or discard names its dead letters by ``ids`` or ``filter``
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections import Counter
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as NoMatch
 
+from contracts.admin import (
+    MAX_IDS, MAX_TEXT, AdminQuerySchema, DeadLetterFilterSchema, bad_text, describe,
+    load_query, parse_id,
+)
 from store.dead_letters import DeadLetterFilter
 from syncbridge.dlq import FAILED, DeadLetterOps, InvalidFilter, Selection, SelectionError, as_json, parse_filter
 from webhooks.dailyup import ADMIN_TOKEN_HEADER
+from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
 from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
 bp = Blueprint("admin", __name__)
+answer_503_when_the_database_is_down(bp)
 
 EXTENSION = "syncbridge.admin"
 FILTERS = ("queue", "kind", "record", "since", "until", "state")
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DEFAULT_BY = "admin-api"
+MAX_NOTE = 4000
 _ACTION_FIELDS = {"ids", "filter", "all", "dry_run", "force", "by"}
+_query_schema = AdminQuerySchema()
+_filter_schema = DeadLetterFilterSchema()
+
+
+class InvalidParameters(BadRequest):
+    """Parameters that failed their checks; ``fields`` says which and why."""
+
+    def __init__(self, errors: dict) -> None:
+        super().__init__(describe(errors))
+        self.extra = {"fields": errors}
+
+
+class DeadLetterIdConverter(BaseConverter):
+    """``<dead_letter_id:...>``: ASCII digits within a BIGINT; anything else matches no dead letter (404)."""
+
+    regex = "[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        letter_id = parse_id(value)
+        if letter_id is None:
+            raise NoMatch()
+        return letter_id
+
+    def to_url(self, value) -> str:
+        return str(value)
 
 
 class AdminAccess:
@@ -41,10 +76,13 @@ class AdminAccess:
         with self._lock:
             if self._ops is None:
                 from store.dead_letters import SqlDeadLetterStore
-                from syncbridge.bootstrap import build_store
+                from syncbridge.bootstrap import SchemaOutdated, build_store
 
                 receiver = current_receiver()
-                store = build_store(receiver.settings)
+                try:
+                    store = build_store(receiver.settings)
+                except (SchemaOutdated, *CONNECTIVITY_ERRORS) as exc:
+                    raise database_unavailable(exc) from None
                 self._ops = DeadLetterOps(SqlDeadLetterStore(store.engine), store, publisher=receiver.publisher,
                                           topology=receiver.topology)
             return self._ops
@@ -53,6 +91,7 @@ class AdminAccess:
 @bp.record_once
 def _install(state) -> None:
     state.app.extensions[EXTENSION] = AdminAccess()
+    state.app.url_map.converters["dead_letter_id"] = DeadLetterIdConverter
 
 
 def _ops() -> DeadLetterOps:
@@ -80,17 +119,19 @@ def status():
 @bp.get("/admin/dead-letters")
 def list_dead_letters():
     """The dead letters matching the query's filters, newest first."""
-    flt = _filter({name: request.args.get(name) for name in FILTERS})
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}")
+    try:
+        query = load_query(_query_schema, request.args)
+    except ValidationError as exc:
+        raise InvalidParameters(exc.messages) from None
+    limit = query.pop("limit")
+    flt = _parsed(query)
     ops = _ops()
-    letters = ops.find(flt, limit=int(raw))
+    letters = ops.find(flt, limit=limit)
     return jsonify({"dead_letters": [as_json(letter) for letter in letters], "count": len(letters),
                     "total": ops.letters.count(flt)})
 
 
-@bp.get("/admin/dead-letters/<int:letter_id>")
+@bp.get("/admin/dead-letters/<dead_letter_id:letter_id>")
 def show_dead_letter(letter_id: int):
     """One dead letter with its headers and body."""
     letter = _ops().get(letter_id)
@@ -115,16 +156,18 @@ def discard_dead_letters():
     note = data.get("note")
     if note is not None and not isinstance(note, str):
         raise BadRequest("note must be a string")
+    if note is not None and len(note) > MAX_NOTE:
+        raise BadRequest(f"note must be at most {MAX_NOTE} characters")
+    if note is not None and (problem := bad_text(note, lines=True)):
+        raise BadRequest(f"note {problem}")
     outcomes = _ops().discard(_selection(data), by=_by(data), note=note or None, force=_flag(data, "force"),
                               dry_run=_flag(data, "dry_run"))
     return _answer(outcomes, _flag(data, "dry_run"))
 
 
 # ---------------------------------------------------------------- helpers
-def _filter(values: dict[str, Any]) -> DeadLetterFilter:
-    for name, value in values.items():
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"filter {name} must be a string")
+def _parsed(values: dict[str, Any]) -> DeadLetterFilter:
+    """A filter from values its schema checked (strings, UTC times)."""
     try:
         return parse_filter(**values)
     except InvalidFilter as exc:
@@ -132,7 +175,7 @@ def _filter(values: dict[str, Any]) -> DeadLetterFilter:
 
 
 def _action(*, allowed: set[str]) -> dict[str, Any]:
-    data = request.get_json(force=True, silent=True)
+    data = _json_body()
     if not isinstance(data, dict):
         raise BadRequest('Send a JSON object, e.g. {"ids": [1, 2]} or {"filter": {"kind": "rejected"}, "dry_run": true}.')
     # A misspelt "dry_run" must not turn a dry run into a real one.
@@ -142,10 +185,21 @@ def _action(*, allowed: set[str]) -> dict[str, Any]:
     return data
 
 
+def _json_body() -> Any:
+    """The body as JSON, whatever its bytes: anything that is not JSON (too deep, not UTF-8, ...) is None."""
+    body = request.get_data(cache=True)   # 413 above MAX_CONTENT_LENGTH
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too many digits; too deep
+        return None
+
+
 def _selection(data: dict[str, Any]) -> Selection:
     ids = data.get("ids") or []
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
-        raise BadRequest("ids must be a list of dead-letter ids (positive whole numbers)")
+    if not isinstance(ids, list) or not all(parse_id(i) == i and isinstance(i, int) for i in ids):
+        raise BadRequest("ids must be a list of dead-letter ids (whole numbers from 1 to 2^63-1)")
+    if len(ids) > MAX_IDS:
+        raise BadRequest(f"ids: at most {MAX_IDS} per call")
     raw = data.get("filter") or {}
     if not isinstance(raw, dict):
         raise BadRequest("filter must be an object")
@@ -153,7 +207,11 @@ def _selection(data: dict[str, Any]) -> Selection:
     if unknown:
         raise BadRequest(f"unknown filter(s) {', '.join(unknown)}; known: {', '.join(FILTERS)}")
     try:
-        return Selection(tuple(ids), _filter(raw), _flag(data, "all"))
+        values = _filter_schema.load(raw)
+    except ValidationError as exc:
+        raise InvalidParameters({"filter": exc.messages}) from None
+    try:
+        return Selection(tuple(ids), _parsed(values), _flag(data, "all"))
     except SelectionError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -167,8 +225,10 @@ def _flag(data: dict[str, Any], name: str) -> bool:
 
 def _by(data: dict[str, Any]) -> str:
     by = data.get("by", DEFAULT_BY)
-    if not isinstance(by, str) or not by.strip() or len(by) > 255:
-        raise BadRequest("by must name who acts (a non-empty string of at most 255 characters)")
+    if not isinstance(by, str) or not by.strip() or len(by) > MAX_TEXT:
+        raise BadRequest(f"by must name who acts (a non-empty string of at most {MAX_TEXT} characters)")
+    if problem := bad_text(by):
+        raise BadRequest(f"by {problem}")
     return by.strip()
 
 

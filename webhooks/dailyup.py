@@ -13,16 +13,22 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
+
+from contracts.admin import ImportQuerySchema, describe, load_query, parse_id, shown
 
 from syncbridge.dailyup.export import chunked, csv_lines
 from syncbridge.dailyup.intake import UploadRejected
 from syncbridge.dailyup.model import TABLES
 from webhooks.body import allow_slow_body
+from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
 from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
 bp = Blueprint("dailyup", __name__)
+answer_503_when_the_database_is_down(bp)
+_imports_query = ImportQuerySchema()
 
 UPLOAD_TOKEN_HEADER = "X-Upload-Token"
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
@@ -41,9 +47,12 @@ class DailyUpAccess:
     def get(self):
         with self._lock:
             if self._built is None:
-                from syncbridge.bootstrap import build_dailyup
+                from syncbridge.bootstrap import SchemaOutdated, build_dailyup
 
-                self._built = build_dailyup(self.settings)
+                try:
+                    self._built = build_dailyup(self.settings)
+                except (SchemaOutdated, *CONNECTIVITY_ERRORS) as exc:
+                    raise database_unavailable(exc) from None
             return self._built
 
 
@@ -86,16 +95,18 @@ def upload_delivery():
 def list_imports():
     """The newest imports, optionally only the one of a file's sha256."""
     require_secret(current_receiver().settings.admin_token, ADMIN_TOKEN_HEADER)
-    store, _, _ = _access()
     try:
-        limit = max(1, min(int(request.args.get("limit", 20)), 500))
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
-    if sha256 := request.args.get("sha256"):
-        found = store.import_of_file(sha256)
+        query = load_query(_imports_query, request.args)
+    except ValidationError as exc:
+        bad = BadRequest(describe(exc.messages))
+        bad.extra = {"fields": exc.messages}
+        raise bad from None
+    store, _, _ = _access()
+    if query["sha256"]:
+        found = store.import_of_file(query["sha256"])
         imports = [found] if found is not None else []
     else:
-        imports = store.imports(limit=limit)
+        imports = store.imports(limit=query["limit"])
     return jsonify({"imports": [_public(i) for i in imports]})
 
 
@@ -131,12 +142,12 @@ def download_table(ref: str, name: str):
 def _find(store, ref: str):
     if ref == "latest":
         imp = store.latest_import()
-    elif ref.isdigit():
-        imp = store.get_import(int(ref))
+    elif (import_id := parse_id(ref)) is not None:   # ASCII digits within a BIGINT
+        imp = store.get_import(import_id)
     else:
         imp = None
     if imp is None:
-        raise NotFound(f"No import {ref!r}.")
+        raise NotFound(f"No import {shown(ref)}.")
     return imp
 
 

@@ -22,12 +22,15 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from cryptography.fernet import Fernet
+
 from clients.interfaces import OAuthToken
+from clients.tokens import UNREADABLE_TOKEN, TokenCipher
 from store.interfaces import LinkConflict, AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
 from store.memory import MemoryStore
 from store.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
 from store.models import Base
-from store.sql import LINKS, SqlStore, SqlTokenStore, make_engine
+from store.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 
 ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
 ZOHO_ID_2 = "365239700000064902"     # 18 digits
@@ -367,9 +370,83 @@ def test_sql_token_store_is_the_store_tokens(sql_store):
     assert sql_store.tokens.status("zoho") == ("active", "")
 
 
+# ---------------------------------------------------------------- tokens at rest
+KEY_A, KEY_B = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+PLAIN = OAuthToken("plain-access-7f3a", "plain-refresh-9c1e", 1740816000.5, {"employee_id": "E1"})
+
+
+def _raw_row(engine, provider: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(TOKENS).where(TOKENS.c.provider == provider)).one()._mapping)
+
+
+def test_tokens_are_encrypted_at_rest(sql_store):
+    sql_store.tokens.save("ameise", PLAIN)
+
+    row = _raw_row(sql_store.engine, "ameise")
+    assert "plain-access" not in repr(row) and "plain-refresh" not in repr(row)
+    assert row["access_token"].startswith("gAAAAA") and row["refresh_token"].startswith("gAAAAA")
+    assert sql_store.tokens.load("ameise") == PLAIN
+    assert sql_store.tokens.status("ameise") == ("active", "")
+
+
+def test_a_token_saved_with_another_key_reads_as_reconnect_needed(sql_store, caplog):
+    SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).save("ameise", PLAIN)
+    wrong = SqlTokenStore(sql_store.engine, TokenCipher(KEY_B))
+
+    assert wrong.load("ameise") is None
+    assert wrong.status("ameise") == ("reconnect_needed", UNREADABLE_TOKEN)
+    assert "SYNCBRIDGE_TOKEN_KEY" in UNREADABLE_TOKEN and "SYNCBRIDGE_TOKEN_KEY" in caplog.text
+    # Nothing was written: a process with the right key reads the token as before.
+    assert SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).load("ameise") == PLAIN
+    assert SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).status("ameise") == ("active", "")
+
+
+def test_the_ameise_client_with_the_wrong_key_says_reconnect_or_fix_the_key(sql_store):
+    from clients.ameise import AmeiseOAuth, AmeiseReconnectNeeded
+    from syncbridge.config import Settings
+
+    SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).save("ameise", PLAIN)
+    oauth = AmeiseOAuth.from_settings(Settings.from_env({}), SqlTokenStore(sql_store.engine, TokenCipher(KEY_B)))
+
+    with pytest.raises(AmeiseReconnectNeeded, match="cannot be decrypted with SYNCBRIDGE_TOKEN_KEY"):
+        oauth.credentials()
+
+
+def test_token_keys_rotate(sql_store):
+    SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).save("zoho", PLAIN)
+    rotating = SqlTokenStore(sql_store.engine, TokenCipher(f"{KEY_B},{KEY_A}"))
+
+    assert rotating.load("zoho") == PLAIN              # the old key still decrypts
+    rotating.save("zoho", PLAIN)                        # the next save (a refresh) encrypts with the new one
+    assert SqlTokenStore(sql_store.engine, TokenCipher(KEY_B)).load("zoho") == PLAIN
+    assert SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).load("zoho") is None
+
+
 # ---------------------------------------------------------------- readiness
 def test_ping(store):
     store.ping()
+
+
+def test_a_postgresql_server_that_never_answers_fails_the_connection_in_bounded_time(monkeypatch):
+    import socket
+    import time
+
+    import store.sql
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)        # the kernel completes the handshake; nobody ever answers the startup message
+    monkeypatch.setattr(store.sql, "POSTGRES_CONNECT_TIMEOUT_S", 1)
+    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
+    started = time.monotonic()
+    try:
+        with pytest.raises(OperationalError):
+            engine.connect()
+    finally:
+        engine.dispose()
+        silent.close()
+    assert time.monotonic() - started < 10
 
 
 def test_ping_raises_when_the_database_is_unreachable():
@@ -533,3 +610,49 @@ def test_downgrade_removes_the_schema_and_upgrade_restores_it(fresh_url):
     assert current(fresh_url) is None
     upgrade(fresh_url)
     assert is_up_to_date(fresh_url) and _schema_differences(fresh_url) == []
+
+
+def test_the_migration_encrypts_plaintext_tokens_and_its_downgrade_decrypts_them(fresh_url):
+    upgrade(fresh_url, "0005")
+    engine = make_engine(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(TOKENS.insert().values(
+            provider="ameise", access_token=PLAIN.access_token, refresh_token=PLAIN.refresh_token,
+            expires_at=PLAIN.expires_at, extra=PLAIN.extra, status="active", status_detail="",
+            updated_at=datetime.now(UTC)))
+        conn.execute(TOKENS.insert().values(
+            provider="zoho", access_token=None, refresh_token=None, expires_at=None, extra={},
+            status="reconnect_needed", status_detail="never connected", updated_at=datetime.now(UTC)))
+
+    upgrade(fresh_url, token_key=KEY_A)
+
+    row = _raw_row(engine, "ameise")
+    assert "plain-" not in repr(row) and row["access_token"].startswith("gAAAAA")
+    assert SqlStore(engine, token_cipher=TokenCipher(KEY_A)).tokens.load("ameise") == PLAIN
+    assert SqlStore(engine, token_cipher=TokenCipher(KEY_A)).tokens.status("zoho") == (
+        "reconnect_needed", "never connected")
+
+    config = alembic_config(fresh_url)
+    config.attributes["token_key"] = KEY_A
+    command.downgrade(config, "0005")
+
+    row = _raw_row(engine, "ameise")
+    assert (row["access_token"], row["refresh_token"]) == (PLAIN.access_token, PLAIN.refresh_token)
+    assert _raw_row(engine, "zoho")["access_token"] is None
+    engine.dispose()
+
+
+def test_the_migration_takes_the_key_from_the_environment(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    upgrade(url, "0005")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(TOKENS.insert().values(
+            provider="zoho", access_token="a", refresh_token="r", expires_at=1.0, extra={}, status="active",
+            status_detail="", updated_at=datetime.now(UTC)))
+    monkeypatch.setenv("SYNCBRIDGE_TOKEN_KEY", KEY_B)
+
+    command.upgrade(alembic_config(url), "head")   # as plain Alembic would: no key handed over
+
+    assert SqlStore(engine, token_cipher=TokenCipher(KEY_B)).tokens.load("zoho") == OAuthToken("a", "r", 1.0)
+    engine.dispose()

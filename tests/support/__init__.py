@@ -1,1 +1,1 @@
-"""Helpers shared by the tests and the benchmarks (bench/)."""
+"""Helpers shared by the test tiers and the benchmarks (bench/): strategies, request builders."""

@@ -227,3 +227,150 @@ def test_status_tells_a_lost_connection_and_the_dead_letters(http, archived, sto
                                                "detail": "refresh failed: ameise 400 invalid_grant"}
     assert answer["connections"]["zoho"]["state"] == "not_connected"
     assert answer["dead_letters"] == len(archived)
+
+
+# ---------------------------------------------------------------- hostile input
+@pytest.fixture
+def admin_http(database_url, topology, tmp_path):
+    """The receiver with the admin API and the DailyUp routes on the SQLite file, the drop folder in tmp."""
+    publisher = Publisher(MEMORY, topology)
+    settings = Settings.from_env({}, database_url=database_url, dailyup_dir=str(tmp_path / "dailyup"))
+    yield create_app(settings, publisher=publisher).test_client()
+    publisher.close()
+
+
+def assert_json_error(response, status: int, error: str, *fragments: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    assert response.is_json and body["error"] == error, body
+    for fragment in fragments:
+        assert fragment in body["message"], body
+
+
+@pytest.mark.parametrize(("query", "fragment"), [
+    ("limit=%C2%B2", "limit must be a whole number from 1 to 1000"),           # "²".isdigit(), int() fails
+    ("limit=%EF%BC%95", "limit must be a whole number from 1 to 1000"),        # a full-width 5: not ASCII
+    ("limit=+5", "limit must be a whole number"),                               # " 5"
+    ("limit=%2B5", "limit must be a whole number"),
+    ("limit=99999999999999999999999", "limit must be a whole number"),
+    ("until=0001-01-01T00:00:00%2B14:00", "until must be an ISO 8601"),         # before UTC's first second
+    ("since=9999-12-31T23:59:59-14:00", "since must be an ISO 8601"),           # after UTC's last
+    ("record=a%00b", "record must not contain control characters"),
+    ("kind=%1B%5B31m", "kind must not contain control characters"),
+    ("queue=" + "q" * 70, "queue must be at most 64 characters"),
+])
+def test_hostile_list_parameters_are_a_400_saying_why(admin_http, archived, query, fragment):
+    assert_json_error(admin_http.get(f"/admin/dead-letters?{query}", headers=ADMIN), 400, "bad_request", fragment)
+
+
+@pytest.mark.parametrize("letter_id", ["9223372036854775808", "99999999999999999999999999", "%C2%B2", "%D9%A1"])
+def test_a_dead_letter_id_out_of_range_or_not_ascii_is_not_found(admin_http, archived, letter_id):
+    assert_json_error(admin_http.get(f"/admin/dead-letters/{letter_id}", headers=ADMIN), 404, "not_found")
+
+
+def test_the_largest_id_is_looked_up_and_not_found(admin_http, archived):
+    assert_json_error(admin_http.get("/admin/dead-letters/9223372036854775807", headers=ADMIN), 404, "not_found",
+                      "No dead letter 9223372036854775807")
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ('{"ids": [9223372036854775808]}', "ids must be a list of dead-letter ids"),
+    ('{"ids": [1e3]}', "ids must be a list of dead-letter ids"),
+    ('{"ids": [' + ",".join(["1"] * 1001) + "]}", "at most 1000"),
+    ('{"ids": [' + "9" * 5000 + "]}", "Send a JSON object"),                   # past Python's int digits limit
+    ("[" * 20000 + "]" * 20000, "Send a JSON object"),                         # RecursionError in the parser
+    ('{"filter": ' * 3000 + "{}" + "}" * 3000, "Send a JSON object"),
+    ('{"ids": [1], "by": "anna\\u0000"}', "by must not contain control characters"),
+    ('{"ids": [1], "by": "\\ud800"}', "by must not contain lone surrogates"),
+    ('{"filter": {"record": "a\\u0000"}}', "filter record must not contain control characters"),
+    ('{"filter": {"until": "0001-01-01T00:00:00+14:00"}}', "filter until must be an ISO 8601"),
+    ('{"filter": {"kind": 7}}', "filter kind must be a string"),
+    (b'{"ids": [1], "by": "\xff"}', "Send a JSON object"),                     # not UTF-8
+])
+@pytest.mark.parametrize("action", ["replay", "discard"])
+def test_hostile_action_bodies_are_a_400_and_change_nothing(admin_http, archived, letters, store, action, body,
+                                                            fragment):
+    before = letters.find()
+
+    response = admin_http.post(f"/admin/dead-letters/{action}", headers=ADMIN, data=body,
+                               content_type="application/json")
+
+    assert_json_error(response, 400, "bad_request", fragment)
+    assert letters.find() == before and store.activities() == []
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ('{"filter": {"state": "dead"}, "note": "a\\u0000"}', "note must not contain control characters"),
+    ('{"filter": {"state": "dead"}, "note": "' + "n" * 5000 + '"}', "note must be at most 4000 characters"),
+])
+def test_a_hostile_note_is_a_400(admin_http, archived, letters, body, fragment):
+    response = admin_http.post("/admin/dead-letters/discard", headers=ADMIN, data=body,
+                               content_type="application/json")
+
+    assert_json_error(response, 400, "bad_request", fragment)
+    assert {letter.state for letter in letters.find()} == {"dead"}
+
+
+def test_a_note_may_have_several_lines(admin_http, archived, letters):
+    response = admin_http.post("/admin/dead-letters/discard", headers=ADMIN,
+                               json={"ids": [archived["error"]], "note": "first line\n\tsecond line"})
+
+    assert response.status_code == 200 and response.get_json()["counts"] == {"discarded": 1}
+    assert letters.get(archived["error"]).note == "first line\n\tsecond line"
+
+
+@pytest.mark.parametrize(("path", "status", "error"), [
+    ("/dailyup/imports/%C2%B2", 404, "not_found"),                  # "²".isdigit(), int() fails
+    ("/dailyup/imports/9223372036854775808", 404, "not_found"),
+    ("/dailyup/imports/99999999999999999999999999/kunden.csv", 404, "not_found"),
+    ("/dailyup/imports?limit=%C2%B2", 400, "bad_request"),
+    ("/dailyup/imports?limit=%EF%BC%95", 400, "bad_request"),
+    ("/dailyup/imports?limit=0", 400, "bad_request"),
+    ("/dailyup/imports?sha256=%00", 400, "bad_request"),
+    ("/dailyup/imports?sha256=" + "g" * 64, 400, "bad_request"),
+])
+def test_hostile_dailyup_admin_requests(admin_http, path, status, error):
+    assert_json_error(admin_http.get(path, headers=ADMIN), status, error)
+
+
+def test_the_import_of_an_upper_case_sha256_is_found(admin_http):
+    response = admin_http.get("/dailyup/imports?sha256=" + "A" * 64, headers=ADMIN)
+
+    assert response.status_code == 200 and response.get_json() == {"imports": []}
+
+
+DOWN = "postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2"   # nothing listens on port 9
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("get", "/admin/status", None),
+    ("get", "/admin/dead-letters", None),
+    ("get", "/admin/dead-letters/1", None),
+    ("post", "/admin/dead-letters/replay", {"ids": [1]}),
+    ("post", "/admin/dead-letters/discard", {"ids": [1], "dry_run": True}),
+    ("get", "/dailyup/imports", None),
+    ("get", "/dailyup/imports/latest", None),
+    ("get", "/dailyup/imports/1/kunden.csv", None),
+])
+def test_a_database_that_is_down_is_a_503_with_retry_after(topology, tmp_path, caplog, method, path, body):
+    publisher = Publisher(MEMORY, topology)
+    settings = Settings.from_env({}, database_url=DOWN, dailyup_dir=str(tmp_path / "dailyup"))
+    http = create_app(settings, publisher=publisher).test_client()
+
+    response = getattr(http, method)(path, headers=ADMIN, json=body)
+    unauthenticated = getattr(http, method)(path, json=body)
+    publisher.close()
+
+    assert_json_error(response, 503, "unavailable", "database")
+    assert int(response.headers["Retry-After"]) > 0
+    assert "127.0.0.1" not in response.get_data(as_text=True)          # the driver's text stays in the log
+    assert "database unavailable" in caplog.text
+    assert unauthenticated.status_code == 401
+
+
+@pytest.mark.parametrize("until", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_outside_utc_is_an_invalid_filter_for_the_cli_too(until):
+    from syncbridge.dlq import InvalidFilter, parse_filter
+
+    with pytest.raises(InvalidFilter, match="until must be an ISO 8601"):
+        parse_filter(until=until)

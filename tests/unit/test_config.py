@@ -29,6 +29,7 @@ def test_production_refuses_development_secrets():
 def test_production_starts_with_every_secret_set():
     secrets = {s.env: f"real-{i}" for i, s in enumerate(Settings.describe()) if s.secret}
     secrets["SYNCBRIDGE_FORMS_TOKENS"] = "zoho-forms=real-forms"
+    secrets["SYNCBRIDGE_TOKEN_KEY"] = "cmVhbC10b2tlbi1rZXktMzItYnl0ZXMtbG9uZy0tLS0="
     settings = Settings.from_env({**secrets, "SYNCBRIDGE_ENV": "production", "SYNCBRIDGE_BROKER_URL": "amqp://mq//"})
     assert settings.production
 
@@ -36,6 +37,7 @@ def test_production_starts_with_every_secret_set():
 def test_production_refuses_an_embedded_broker():
     secrets = {s.env: f"real-{i}" for i, s in enumerate(Settings.describe()) if s.secret}
     secrets["SYNCBRIDGE_FORMS_TOKENS"] = "zoho-forms=real-forms"
+    secrets["SYNCBRIDGE_TOKEN_KEY"] = "cmVhbC10b2tlbi1rZXktMzItYnl0ZXMtbG9uZy0tLS0="
     with pytest.raises(ConfigError, match="SYNCBRIDGE_BROKER_URL"):
         Settings.from_env({**secrets, "SYNCBRIDGE_ENV": "production"})
 

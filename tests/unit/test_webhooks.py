@@ -461,8 +461,7 @@ def test_readyz_not_ready_names_each_failure(settings, topology):
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "not_ready"
-    assert body["checks"]["broker"] != "ok" and "Connection refused" in body["checks"]["broker"]
-    assert body["checks"]["database"] == "ConnectionError: database is locked"
+    assert body["checks"] == {"broker": "unavailable", "database": "unavailable"}
     assert "Traceback" not in response.get_data(as_text=True)
     # Liveness does not depend on the broker.
     assert app.test_client().get("/healthz").status_code == 200
