@@ -56,7 +56,7 @@ class RecordingImporter:
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     published: int = 0
 
-    def import_file(self, path: Path, *, source: str, file_name: str):
+    def import_file(self, path: Path, *, source: str, file_name: str, should_stop=None):
         assert path.exists()
         self.calls.append((path.name, source, file_name))
         state = self.states.pop(0)
