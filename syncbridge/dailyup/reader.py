@@ -183,8 +183,10 @@ class Delivery:
                                    f"limit of {self.max_unpacked_bytes}")
 
     def _check_ratio(self, info: zipfile.ZipInfo, size: int, verb: str) -> None:
-        if size > RATIO_FLOOR and size > self.max_ratio * max(info.compress_size, 1):
-            raise DeliveryRejected(f"{info.filename} {verb} {size} bytes unpacked from {info.compress_size} packed, "
+        # The packed size a ZIP declares cannot be more than the file holds after the member's start.
+        packed = max(min(info.compress_size, self.size - info.header_offset), 1)
+        if size > RATIO_FLOOR and size > self.max_ratio * packed:
+            raise DeliveryRejected(f"{info.filename} {verb} {size} bytes unpacked from {packed} packed, "
                                    f"a compression ratio above the limit of {self.max_ratio}")
 
     def stop_requested(self) -> None:
