@@ -25,6 +25,7 @@ import codecs
 import csv
 import hashlib
 import io
+import lzma
 import operator
 import os
 import zipfile
@@ -52,8 +53,12 @@ CHUNK = 1024 * 1024
 CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 ENCODINGS = {"auto": "auto", "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "cp1252": "cp1252",
              "windows-1252": "cp1252", "iso-8859-1": "iso-8859-1", "latin-1": "iso-8859-1", "latin1": "iso-8859-1"}
-# What a damaged ZIP raises while a member is read (CRC mismatch, cut deflate stream, ...).
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
+# What a damaged ZIP raises while a member is read (CRC mismatch, cut deflate stream, ...); bz2 and a
+# seek to an offset before the file's start raise OSError (the file itself was readable: it was hashed).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+# What opening a damaged ZIP or member raises besides: an unsupported version or compression, encryption,
+# a name flagged UTF-8 that is not.
+OPEN_ERRORS = (*ZIP_ERRORS, NotImplementedError, RuntimeError, UnicodeDecodeError)
 # The limits' defaults (the SYNCBRIDGE_DAILYUP_MAX_* settings set them in the service).
 MAX_COLUMNS = 1000
 MAX_ROW_LENGTH = 1024 * 1024
@@ -66,7 +71,14 @@ STOP_EVERY = 1024           # lines between two looks at should_stop
 
 
 class DeliveryRejected(Exception):
-    """The whole delivery is unusable (nothing of it may be applied)."""
+    """The whole delivery is unusable (nothing of it may be applied).
+
+    Its message is one line: control characters of names taken from the delivery are escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                                 for c in message))
 
 
 class ReadingStopped(Exception):
@@ -125,7 +137,7 @@ class Delivery:
         self.sha256, self.size = _digest(self.path)   # OSError (unreadable file) is no verdict on the delivery
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except ZIP_ERRORS as exc:
+        except OPEN_ERRORS as exc:
             raise DeliveryRejected(f"{self.file_name} is not a readable ZIP file: {exc}") from exc
         try:
             self._open_tables()
@@ -138,7 +150,7 @@ class Delivery:
         members: dict[str, zipfile.ZipInfo] = {}
         self.unknown_files: list[str] = []
         for info in self._zip.infolist():
-            if info.is_dir():
+            if not info.filename or info.is_dir():
                 continue
             base = info.filename.rsplit("/", 1)[-1]
             table = base[:-4] if base.endswith(".csv") else None
@@ -350,7 +362,7 @@ class Delivery:
     def _member(self, info: zipfile.ZipInfo):
         try:
             return self._zip.open(info)
-        except (*ZIP_ERRORS, NotImplementedError, RuntimeError) as exc:
+        except OPEN_ERRORS as exc:
             # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
             raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
 

@@ -377,6 +377,23 @@ def test_member_with_a_crc_error_is_rejected(tmp_path, encoding):
         read_everything(path, encoding=encoding)
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                         zipfile.ZIP_LZMA])
+def test_damaged_packed_bytes_of_every_compression_reject(tmp_path, compression):
+    # bz2 and lzma fail with errors of their own (OSError, LZMAError), not zipfile's.
+    path = tmp_path / NAME
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr("kunden.csv", kunden(*[customer(Kundennummer=f"50012{n:05d}") for n in range(200)]))
+        archive.writestr("vertraege.csv", vertraege())
+        start = archive.getinfo("kunden.csv").header_offset + 30 + len("kunden.csv")
+    data = bytearray(path.read_bytes())
+    for at in range(start + 40, start + 400, 7):
+        data[at] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(DeliveryRejected, match="kunden.csv"):
+        read_everything(path)
+
+
 @pytest.mark.parametrize("missing", ["kunden", "vertraege"])
 def test_a_missing_required_table_rejects(tmp_path, missing):
     with pytest.raises(DeliveryRejected, match=f"{NAME} has no {missing}.csv"):
@@ -403,6 +420,12 @@ def test_a_missing_key_column_rejects(tmp_path, member, header, column):
 def test_a_column_named_twice_rejects(tmp_path):
     path = delivery(tmp_path, kunden=b"Kundennummer;Personentyp;Email;Email\r\n")
     with pytest.raises(DeliveryRejected, match="names column Email twice"):
+        open_delivery(path)
+
+
+def test_a_reason_naming_what_the_delivery_holds_is_one_line(tmp_path):
+    path = delivery(tmp_path, kunden=b'Kundennummer;Personentyp;"Zeile\r\nzwei";"Zeile\r\nzwei"\r\n')
+    with pytest.raises(DeliveryRejected, match=r"names column Zeile\\r\\nzwei twice$"):
         open_delivery(path)
 
 
