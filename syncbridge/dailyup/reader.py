@@ -28,6 +28,7 @@ import io
 import lzma
 import operator
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ MAX_RATIO = 100
 # Below this many bytes a member's compression ratio is not checked: tiny files compress oddly.
 RATIO_FLOOR = 1024 * 1024
 STOP_EVERY = 1024           # lines between two looks at should_stop
+# The ZIP's central directory is read whole, an entry per member: a few KiB for a real delivery.
+MAX_DIRECTORY_BYTES = 1024 * 1024
 
 
 class DeliveryRejected(Exception):
@@ -135,6 +138,10 @@ class Delivery:
         except ValueError as exc:
             raise DeliveryRejected(str(exc)) from None
         self.sha256, self.size = _digest(self.path)   # OSError (unreadable file) is no verdict on the delivery
+        directory = _directory_size(self.path)
+        if directory is not None and directory > MAX_DIRECTORY_BYTES:
+            raise DeliveryRejected(f"{self.file_name} has a ZIP directory of {directory} bytes, more than the limit of "
+                                   f"{MAX_DIRECTORY_BYTES}: far too many files for a delivery")
         try:
             self._zip = zipfile.ZipFile(self.path)
         except OPEN_ERRORS as exc:
@@ -495,6 +502,31 @@ def _flat(messages) -> list[str]:
     if isinstance(messages, (list, tuple)):
         return [m for value in messages for m in _flat(value)]
     return [str(messages)]
+
+
+def _directory_size(path: Path) -> int | None:
+    """The size of a ZIP's central directory as its end record says (None when there is none to find).
+
+    The end record is looked for as zipfile does (the last one in the final 64 KiB);
+    zipfile reads that many bytes and makes an entry of each member in them.
+    """
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        start = max(0, size - (1 << 16) - 22)
+        file.seek(start)
+        tail = file.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return None
+        directory = struct.unpack_from("<I", tail, at + 12)[0]
+        locator = at - 20
+        if directory == 0xFFFFFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            # ZIP64: the size is in the ZIP64 end record the locator points to.
+            file.seek(min(struct.unpack_from("<Q", tail, locator + 8)[0], size))
+            record = file.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                directory = struct.unpack_from("<Q", record, 40)[0]
+    return directory
 
 
 def _digest(path: Path) -> tuple[str, int]:

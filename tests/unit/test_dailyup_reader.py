@@ -631,3 +631,13 @@ def test_reading_stops_when_asked_and_says_so(tmp_path):
             list(items)
     with pytest.raises(ReadingStopped):
         open_delivery(path, should_stop=stop.is_set)   # also while a member is first unpacked
+
+
+def test_a_zip_of_a_great_many_files_is_rejected_before_its_directory_is_read(tmp_path):
+    path = delivery(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        for number in range(40_000):
+            archive.writestr(f"x/{number}.txt", b"")
+    with pytest.raises(DeliveryRejected, match=f"{NAME} has a ZIP directory of \\d+ bytes, more than the limit of "
+                                               f"1048576: far too many files"):
+        open_delivery(path)
