@@ -109,6 +109,11 @@ class Settings:
     dailyup_poll_seconds: str = _s("DAILYUP_POLL_SECONDS", "30", "how often the DailyUp worker looks into the drop folder")
     dailyup_upload_token: str = _s("DAILYUP_UPLOAD_TOKEN", "dev-dailyup-upload-token", "secret of POST /dailyup/deliveries (X-Upload-Token header or Bearer)", secret=True)
     dailyup_max_upload_bytes: str = _s("DAILYUP_MAX_UPLOAD_BYTES", "1073741824", "largest delivery accepted by upload; larger answers 413")
+    dailyup_max_unpacked_bytes: str = _s("DAILYUP_MAX_UNPACKED_BYTES", "2147483648", "most bytes the CSV files of one delivery may unpack to (declared by the ZIP and counted while unpacking); a delivery over it is rejected")
+    dailyup_max_ratio: str = _s("DAILYUP_MAX_RATIO", "100", "highest compression ratio (unpacked / packed) of a CSV file over 1 MiB; a delivery over it (a ZIP bomb) is rejected")
+    dailyup_max_columns: str = _s("DAILYUP_MAX_COLUMNS", "1000", "most columns of a table's header; a delivery with more is rejected")
+    dailyup_max_fields: str = _s("DAILYUP_MAX_FIELDS", "2000", "most fields of one CSV row (never fewer than DAILYUP_MAX_COLUMNS); a delivery with a row holding more is rejected")
+    dailyup_max_row_length: str = _s("DAILYUP_MAX_ROW_LENGTH", "1048576", "most characters of one CSV row, all its lines; a delivery with a longer row is rejected without reading that row whole")
     dailyup_batch_size: str = _s("DAILYUP_BATCH_SIZE", "100", "records per Zoho upsert of the return path (Zoho's maximum is 100)")
     dailyup_batch_wait: str = _s("DAILYUP_BATCH_WAIT", "1", "seconds the return consumer waits to fill a batch before sending a partial one")
     dailyup_delete_mode: str = _s("DAILYUP_DELETE_MODE", "mark", "a record deleted in Ameise is: mark (status field set in the CRM), delete (deleted in the CRM) or ignore")
@@ -152,7 +157,9 @@ class Settings:
     def validate(self) -> None:
         if self.env not in ("development", "production"):
             raise ConfigError(f"SYNCBRIDGE_ENV must be development or production, not {self.env!r}")
-        for name in ("prefetch_count", "delivery_limit", "max_body_bytes", "dailyup_max_upload_bytes", "dailyup_batch_size"):
+        for name in ("prefetch_count", "delivery_limit", "max_body_bytes", "dailyup_max_upload_bytes", "dailyup_batch_size",
+                     "dailyup_max_unpacked_bytes", "dailyup_max_ratio", "dailyup_max_columns", "dailyup_max_fields",
+                     "dailyup_max_row_length"):
             self._int(name)
         for name in ("publish_timeout", "http_timeout", "token_refresh_margin", "dailyup_poll_seconds", "dailyup_batch_wait",
                      "coalesce_margin", "record_lease"):
@@ -317,7 +324,10 @@ class Settings:
     def dailyup_reader_options(self) -> dict:
         """Keyword arguments of :func:`syncbridge.dailyup.reader.open_delivery`."""
         return {"encoding": self.dailyup_encoding.lower(), "delimiter": self.dailyup_delimiter,
-                "date_format": self.dailyup_date_format, "decimal_comma": self.dailyup_decimal_comma_on}
+                "date_format": self.dailyup_date_format, "decimal_comma": self.dailyup_decimal_comma_on,
+                "max_unpacked_bytes": self._int("dailyup_max_unpacked_bytes"),
+                "max_ratio": self._int("dailyup_max_ratio"), "max_columns": self._int("dailyup_max_columns"),
+                "max_fields": self._int("dailyup_max_fields"), "max_row_length": self._int("dailyup_max_row_length")}
 
     @property
     def forms_token_map(self) -> dict[str, str]:

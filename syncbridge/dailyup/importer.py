@@ -4,9 +4,10 @@ A delivery is applied in ONE transaction: its rows are streamed into staging in
 batches, compared with the snapshot in SQL, and the snapshot, the outbox of deltas
 and the import record are written together.  A delivery found broken half-way
 (:class:`~syncbridge.dailyup.reader.DeliveryRejected`) therefore changes nothing but
-its import record, which says why it was rejected.  After the commit the outbox is
-published in id order with publisher confirms; what the broker did not confirm
-waits there for :meth:`DailyUpImporter.publish_pending`.
+its import record, which says why it was rejected; one stopped half-way (``should_stop``,
+when the process shuts down) changes nothing at all and is taken again next time.
+After the commit the outbox is published in id order with publisher confirms; what
+the broker did not confirm waits there for :meth:`DailyUpImporter.publish_pending`.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from syncbridge.dailyup.model import (
     changed_fields,
     row_hash,
 )
-from syncbridge.dailyup.reader import Delivery, DeliveryRejected, open_delivery
+from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery
 from syncbridge.messages import AmeiseRecordChanged
 from syncbridge.topology import Topology, ameise_record_changed_key
 
@@ -109,9 +110,14 @@ class DailyUpImporter:
         self.progress = progress or (lambda stage, done, total: None)
 
     # ------------------------------------------------------------------ API
-    def import_file(self, path, *, source: str = "cli", file_name: str | None = None) -> ImportResult:
-        """Import one delivery and publish its deltas (when this importer has a publisher)."""
-        result = self._take(Path(path), source=source, file_name=file_name, dry_run=False)
+    def import_file(self, path, *, source: str = "cli", file_name: str | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> ImportResult:
+        """Import one delivery and publish its deltas (when this importer has a publisher).
+
+        When ``should_stop`` answers true while the delivery is read or compared, the
+        import is rolled back and :class:`~syncbridge.dailyup.reader.ReadingStopped` raised.
+        """
+        result = self._take(Path(path), source=source, file_name=file_name, dry_run=False, should_stop=should_stop)
         if result.state != "accepted" or self.publisher is None:
             return result
         waiting = self.store.count_unpublished()
@@ -169,16 +175,21 @@ class DailyUpImporter:
         return done
 
     # ------------------------------------------------------------------ one delivery
-    def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool) -> ImportResult:
+    def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool,
+              should_stop: Callable[[], bool] | None = None) -> ImportResult:
         file_name = Path(file_name or path.name).name
         tally = _Tally()
         delivery: Delivery | None = None
         try:
-            with open_delivery(path, file_name=file_name, **self.reader_options) as delivery:
+            with open_delivery(path, file_name=file_name, should_stop=should_stop, **self.reader_options) as delivery:
                 with self.store.session(dry_run=dry_run) as session:
                     return self._apply(session, delivery, source=source, tally=tally, dry_run=dry_run)
         except DeliveryRejected as exc:
             return self._reject(path, file_name, source, delivery, tally, str(exc), dry_run)
+        except ReadingStopped:
+            # No verdict on the delivery: its transaction is rolled back, it is taken again next time.
+            log.info("import of %s stopped; nothing of it was applied", file_name)
+            raise
         except Exception as exc:
             # Recorded for the status pages, then raised: the file stays where it is and is tried again.
             self._reject(path, file_name, source, delivery, tally, f"the import failed: {type(exc).__name__}: {exc}",
@@ -311,6 +322,7 @@ class DailyUpImporter:
         for done, table in enumerate(tables, 1):
             entity = ENTITY_OF.get(table)
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
+                delivery.stop_requested()
                 self._apply_page(session, import_id, table, entity, page, tally, texts)
             if entity is not None:
                 for keys in session.vanished(import_id, table, page=DIFF_PAGE):

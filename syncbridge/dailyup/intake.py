@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from syncbridge.dailyup.model import DeliveryName
+from syncbridge.dailyup.reader import ReadingStopped
 
 log = logging.getLogger("syncbridge.dailyup")
 
@@ -169,14 +170,16 @@ KEPT_STATES = ("accepted", "published", "superseded", "duplicate")
 
 
 def import_delivery(importer, folder: DropFolder, path: Path, *, source: str, file_name: str | None = None,
-                    keep_original: bool = False):
+                    keep_original: bool = False, should_stop: Callable[[], bool] | None = None):
     """Import one delivery file, then archive it (kept states) or put it aside as rejected.
 
     With ``keep_original`` (a file named on the command line) the file is copied to
-    the archive and otherwise left where it is.
+    the archive and otherwise left where it is.  A delivery over one of the reader's
+    limits is rejected like any unusable one, so it never blocks the next.  When
+    ``should_stop`` answers true mid-import, ReadingStopped is raised and the file stays.
     """
     file_name = file_name or path.name
-    result = importer.import_file(path, source=source, file_name=file_name)
+    result = importer.import_file(path, source=source, file_name=file_name, should_stop=should_stop)
     if result.state in KEPT_STATES:
         if keep_original:
             folder.copy_to_archive(path, sha256_of(path), file_name)
@@ -188,12 +191,19 @@ def import_delivery(importer, folder: DropFolder, path: Path, *, source: str, fi
     return result
 
 
-def process_inbox(importer, folder: DropFolder, *, source: str = "drop-folder") -> list:
-    """Import every settled delivery in the inbox, oldest first."""
+def process_inbox(importer, folder: DropFolder, *, source: str = "drop-folder",
+                  should_stop: Callable[[], bool] = lambda: False) -> list:
+    """Import every settled delivery in the inbox, oldest first, until ``should_stop`` answers true."""
     results = []
     for path in folder.pending():
+        if should_stop():
+            break
         try:
-            results.append(import_delivery(importer, folder, path, source=source, file_name=_base_name(path.name)))
+            results.append(import_delivery(importer, folder, path, source=source, file_name=_base_name(path.name),
+                                           should_stop=should_stop))
+        except ReadingStopped:
+            log.info("stopped while importing %s; it stays in the inbox and is taken again", path.name)
+            break
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others; it stays in the inbox
             log.exception("importing %s failed; it stays in the inbox and is tried again", path.name)
             results.append(exc)
@@ -234,7 +244,9 @@ class DailyUpWorker:
         self.stop_event = threading.Event()
 
     def run_once(self) -> list:
-        results = process_inbox(self.importer, self.folder)
+        results = process_inbox(self.importer, self.folder, should_stop=self.stop_event.is_set)
+        if self.stop_event.is_set():
+            return results
         try:
             self.importer.publish_pending()
         except Exception as exc:  # noqa: BLE001 - the outbox keeps them; the next round publishes

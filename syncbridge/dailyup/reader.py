@@ -9,8 +9,15 @@ in bounded memory.
 
 Two kinds of failure: :class:`DeliveryRejected` when nothing of the delivery may be
 applied (not a ZIP, a table or key column missing, undecodable or truncated
-files), and :class:`~syncbridge.dailyup.model.RowError` values, yielded among the
-rows, when one row is unusable and the rest of the delivery goes on.
+files, a limit exceeded), and :class:`~syncbridge.dailyup.model.RowError` values,
+yielded among the rows, when one row is unusable and the rest of the delivery goes on.
+
+Whatever the bytes, reading takes bounded time and memory: the unpacked size and
+the compression ratio of the tables are limited (by the sizes the ZIP declares and
+by the bytes actually unpacked), and so are the columns of a header, the length of
+a row (no line is read whole before it is measured) and the fields of a row.  A
+``should_stop`` callable is asked while reading; when it answers true the reading
+ends with :class:`ReadingStopped`.
 """
 from __future__ import annotations
 
@@ -18,8 +25,10 @@ import codecs
 import csv
 import hashlib
 import io
+import lzma
 import operator
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -45,12 +54,38 @@ CHUNK = 1024 * 1024
 CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 ENCODINGS = {"auto": "auto", "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "cp1252": "cp1252",
              "windows-1252": "cp1252", "iso-8859-1": "iso-8859-1", "latin-1": "iso-8859-1", "latin1": "iso-8859-1"}
-# What a damaged ZIP raises while a member is read (CRC mismatch, cut deflate stream, ...).
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
+# What a damaged ZIP raises while a member is read (CRC mismatch, cut deflate stream, ...); bz2 and a
+# seek to an offset before the file's start raise OSError (the file itself was readable: it was hashed).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+# What opening a damaged ZIP or member raises besides: an unsupported version or compression, encryption,
+# a name flagged UTF-8 that is not.
+OPEN_ERRORS = (*ZIP_ERRORS, NotImplementedError, RuntimeError, UnicodeDecodeError)
+# The limits' defaults (the SYNCBRIDGE_DAILYUP_MAX_* settings set them in the service).
+MAX_COLUMNS = 1000
+MAX_ROW_LENGTH = 1024 * 1024
+MAX_FIELDS = 2000
+MAX_UNPACKED_BYTES = 2 * 1024 ** 3
+MAX_RATIO = 100
+# Below this many bytes a member's compression ratio is not checked: tiny files compress oddly.
+RATIO_FLOOR = 1024 * 1024
+STOP_EVERY = 1024           # lines between two looks at should_stop
+# The ZIP's central directory is read whole, an entry per member: a few KiB for a real delivery.
+MAX_DIRECTORY_BYTES = 1024 * 1024
 
 
 class DeliveryRejected(Exception):
-    """The whole delivery is unusable (nothing of it may be applied)."""
+    """The whole delivery is unusable (nothing of it may be applied).
+
+    Its message is one line: control characters of names taken from the delivery are escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                                 for c in message))
+
+
+class ReadingStopped(Exception):
+    """Reading was stopped from outside (the process is shutting down); no verdict on the delivery."""
 
 
 @dataclass(frozen=True)
@@ -64,19 +99,34 @@ class _Table:
 
 
 def open_delivery(path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
-                  delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> "Delivery":
+                  delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True,
+                  max_columns: int = MAX_COLUMNS, max_row_length: int = MAX_ROW_LENGTH, max_fields: int = MAX_FIELDS,
+                  max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
+                  should_stop: Callable[[], bool] | None = None) -> "Delivery":
     """Open a delivery file and check it as far as can be done before reading its rows."""
     return Delivery(path, file_name=file_name, encoding=encoding, delimiter=delimiter, date_format=date_format,
-                    decimal_comma=decimal_comma)
+                    decimal_comma=decimal_comma, max_columns=max_columns, max_row_length=max_row_length,
+                    max_fields=max_fields, max_unpacked_bytes=max_unpacked_bytes, max_ratio=max_ratio,
+                    should_stop=should_stop)
 
 
 class Delivery:
     """An open delivery: its name, checksum, tables and their rows.  Close it (or use ``with``)."""
 
     def __init__(self, path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
-                 delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> None:
+                 delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True,
+                 max_columns: int = MAX_COLUMNS, max_row_length: int = MAX_ROW_LENGTH, max_fields: int = MAX_FIELDS,
+                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         if encoding.lower() not in ENCODINGS:
             raise ValueError(f"unknown delivery encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        self.max_columns = max_columns
+        self.max_row_length = max_row_length
+        self.max_fields = max(max_fields, max_columns)   # a row may always hold as many fields as a header
+        self.max_unpacked_bytes = max_unpacked_bytes
+        self.max_ratio = max_ratio
+        self.should_stop = should_stop or (lambda: False)
+        self.unpacked = 0   # bytes unpacked so far by the first reading of each table
         self.path = Path(path)
         self.file_name = Path(file_name or self.path.name).name
         self.encoding = ENCODINGS[encoding.lower()]
@@ -88,9 +138,13 @@ class Delivery:
         except ValueError as exc:
             raise DeliveryRejected(str(exc)) from None
         self.sha256, self.size = _digest(self.path)   # OSError (unreadable file) is no verdict on the delivery
+        directory = _directory_size(self.path)
+        if directory is not None and directory > MAX_DIRECTORY_BYTES:
+            raise DeliveryRejected(f"{self.file_name} has a ZIP directory of {directory} bytes, more than the limit of "
+                                   f"{MAX_DIRECTORY_BYTES}: far too many files for a delivery")
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except ZIP_ERRORS as exc:
+        except OPEN_ERRORS as exc:
             raise DeliveryRejected(f"{self.file_name} is not a readable ZIP file: {exc}") from exc
         try:
             self._open_tables()
@@ -103,7 +157,7 @@ class Delivery:
         members: dict[str, zipfile.ZipInfo] = {}
         self.unknown_files: list[str] = []
         for info in self._zip.infolist():
-            if info.is_dir():
+            if not info.filename or info.is_dir():
                 continue
             base = info.filename.rsplit("/", 1)[-1]
             table = base[:-4] if base.endswith(".csv") else None
@@ -117,6 +171,7 @@ class Delivery:
         missing = [f"{t}.csv" for t in REQUIRED_TABLES if t not in members]
         if missing:
             raise DeliveryRejected(f"{self.file_name} has no {' and no '.join(missing)}")
+        self._check_declared_sizes(list(members.values()))
         self.tables: tuple[str, ...] = tuple(t for t in TABLES if t in members)
         self._tables: dict[str, _Table] = {}
         self.encodings: dict[str, str] = {}
@@ -127,15 +182,36 @@ class Delivery:
             info = members[table]
             encoding, ends_with_line_break = self._check_bytes(info)
             header = self._read_header(info, encoding)
-            known = set(COLUMNS[table])
-            absent_keys = [c for c in KEY_COLUMNS[table] if c not in header]
+            known, named = set(COLUMNS[table]), set(header)
+            absent_keys = [c for c in KEY_COLUMNS[table] if c not in named]
             if absent_keys:
                 raise DeliveryRejected(f"{info.filename}: the header has no column {', '.join(absent_keys)}")
             self._tables[table] = _Table(info, encoding, ends_with_line_break, header)
             self.encodings[table] = encoding
             self.columns[table] = header
             self.extra_columns[table] = [c for c in header if c not in known]
-            self.missing_columns[table] = [c for c in COLUMNS[table] if c not in header]
+            self.missing_columns[table] = [c for c in COLUMNS[table] if c not in named]
+
+    def _check_declared_sizes(self, members: list[zipfile.ZipInfo]) -> None:
+        """Refuse what the ZIP says it would unpack to before unpacking anything."""
+        for info in members:
+            self._check_ratio(info, info.file_size, "declares")
+        declared = sum(info.file_size for info in members)
+        if declared > self.max_unpacked_bytes:
+            raise DeliveryRejected(f"{self.file_name} declares {declared} bytes of tables unpacked, more than the "
+                                   f"limit of {self.max_unpacked_bytes}")
+
+    def _check_ratio(self, info: zipfile.ZipInfo, size: int, verb: str) -> None:
+        # The packed size a ZIP declares cannot be more than the file holds after the member's start.
+        packed = max(min(info.compress_size, self.size - info.header_offset), 1)
+        if size > RATIO_FLOOR and size > self.max_ratio * packed:
+            raise DeliveryRejected(f"{info.filename} {verb} {size} bytes unpacked from {packed} packed, "
+                                   f"a compression ratio above the limit of {self.max_ratio}")
+
+    def stop_requested(self) -> None:
+        """Raise :class:`ReadingStopped` when ``should_stop`` says so."""
+        if self.should_stop():
+            raise ReadingStopped(f"reading {self.file_name} was stopped")
 
     def _check_bytes(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
         """Read a member once: choose or check its encoding; see whether it ends with a line break.
@@ -147,9 +223,24 @@ class Delivery:
         except ZIP_ERRORS as exc:
             raise DeliveryRejected(f"{info.filename} is damaged in {self.file_name}: {exc}") from exc
 
+    def _unpacked(self, info: zipfile.ZipInfo, chunk: bytes, read: int) -> int:
+        """Count the bytes really unpacked (a ZIP's directory may lie); refuse them over a limit."""
+        read += len(chunk)
+        self.unpacked += len(chunk)
+        if read > info.file_size:
+            raise DeliveryRejected(f"{info.filename} unpacks to more than the {info.file_size} bytes its ZIP "
+                                   f"directory declares: the ZIP is damaged")
+        if self.unpacked > self.max_unpacked_bytes:
+            raise DeliveryRejected(f"{self.file_name} unpacks to more than the limit of {self.max_unpacked_bytes} "
+                                   f"bytes of tables")
+        self._check_ratio(info, read, "unpacks to")
+        self.stop_requested()
+        return read
+
     def _scan(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
         with self._member(info) as raw:
             chunk = raw.read(CHUNK)
+            read = self._unpacked(info, chunk, 0)
             offset = 0
             encoding = "utf-8" if self.encoding == "auto" else self.encoding
             if chunk.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
@@ -178,11 +269,15 @@ class Delivery:
                 offset += len(chunk)
                 last = chunk
                 chunk = raw.read(CHUNK)
+                read = self._unpacked(info, chunk, read)
             if failure is None:
                 try:
                     decoder.decode(b"", True)
                 except UnicodeDecodeError:
                     failure = f"the file ends inside a {encoding} character"
+        if not chunk and read != info.file_size:   # read to its end: its size must be the one declared
+            raise DeliveryRejected(f"{info.filename} unpacks to {read} bytes, not the {info.file_size} its ZIP "
+                                   f"directory declares: the ZIP is damaged")
         if failure is not None:
             if self.encoding != "auto" or encoding == "utf-8-sig":
                 raise DeliveryRejected(f"{info.filename}: {failure}; the file is not {encoding}")
@@ -196,10 +291,12 @@ class Delivery:
         if header is None:
             raise DeliveryRejected(f"{info.filename} is empty: it has no header row")
         names: list[str] = []
+        seen: set[str] = set()
         for position, raw in enumerate(header, 1):
             name = raw.strip().lstrip("\ufeff").strip() or f"(column {position})"
-            if name in names:
+            if name in seen:
                 raise DeliveryRejected(f"{info.filename}: the header names column {name} twice")
+            seen.add(name)
             names.append(name)
         return tuple(names)
 
@@ -217,8 +314,9 @@ class Delivery:
         width = len(header)
         key_column = KEY_OF[table]
         key_at = header.index(key_column)
-        known = [(i, c) for i, c in enumerate(header) if c in COLUMNS[table]]
-        extra = [(i, c) for i, c in enumerate(header) if c not in COLUMNS[table]]
+        columns = set(COLUMNS[table])
+        known = [(i, c) for i, c in enumerate(header) if c in columns]
+        extra = [(i, c) for i, c in enumerate(header) if c not in columns]
         known_names = [c for _, c in known]
         pick = _picker([i for i, _ in known])
         load = row_schema(table, date_format=self.date_format, decimal_comma=self.decimal_comma).load
@@ -226,6 +324,7 @@ class Delivery:
         short: RowError | None = None   # held until it is known whether the file was cut in that row
         with self._csv(info.member, info.encoding) as (reader, where):
             _header(reader)
+            reader.limit, reader.what = self.max_fields, "fields"
             previous = where[0] = reader.line_num
             for fields in reader:
                 line, previous = previous + 1, reader.line_num
@@ -270,7 +369,7 @@ class Delivery:
     def _member(self, info: zipfile.ZipInfo):
         try:
             return self._zip.open(info)
-        except (*ZIP_ERRORS, NotImplementedError, RuntimeError) as exc:
+        except OPEN_ERRORS as exc:
             # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
             raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
 
@@ -305,8 +404,9 @@ class _CsvMember:
         self.raw = self.delivery._member(self.info)
         # newline="" hands line breaks inside quoted fields to csv as they are, as csv requires.
         self.text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline="")
-        reader = csv.reader(self.text, delimiter=self.delivery.delimiter, quotechar='"', strict=True)
-        return reader, self.where
+        lines = _Lines(self.text, self.delivery, self.info.filename, self.where)
+        reader = csv.reader(lines, delimiter=self.delivery.delimiter, quotechar='"', strict=True)
+        return _Records(reader, lines, self.delivery.max_columns, "columns"), self.where
 
     def __exit__(self, kind, exc, traceback) -> bool:
         try:
@@ -324,6 +424,63 @@ class _CsvMember:
         if isinstance(exc, ZIP_ERRORS):
             raise DeliveryRejected(f"{file} is damaged in {self.delivery.file_name}: {exc}") from exc
         return False
+
+
+class _Lines:
+    """The lines of a member for csv.reader, each record measured as it is read.
+
+    A line is never read longer than what is left of :attr:`Delivery.max_row_length`
+    for the record it belongs to (a record may span lines inside quotes), so a
+    huge row is refused after reading at most that much of it.
+    """
+
+    def __init__(self, text: io.TextIOWrapper, delivery: Delivery, file: str, where: list[int]) -> None:
+        self.text, self.delivery, self.file, self.where = text, delivery, file, where
+        self.limit = delivery.max_row_length
+        self.used = 0       # characters of the record being read
+        self.count = 0
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.limit - self.used + 1)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > self.limit:
+            raise DeliveryRejected(f"{self.file}: the row at line {self.where[0] + 1} is longer than the limit of "
+                                   f"{self.limit} characters")
+        self.count += 1
+        if self.count % STOP_EVERY == 0:
+            self.delivery.stop_requested()
+        return line
+
+    def record_read(self) -> None:
+        self.used = 0
+
+
+class _Records:
+    """csv.reader's records, each refused beyond ``limit`` fields (``what`` names them in the message)."""
+
+    def __init__(self, reader, lines: _Lines, limit: int, what: str) -> None:
+        self.reader, self.lines, self.limit, self.what = reader, lines, limit, what
+
+    @property
+    def line_num(self) -> int:
+        return self.reader.line_num
+
+    def __iter__(self) -> "_Records":
+        return self
+
+    def __next__(self) -> list[str]:
+        fields = next(self.reader)
+        self.lines.record_read()
+        if len(fields) > self.limit:
+            where = "the header" if self.what == "columns" else f"the row at line {self.lines.where[0] + 1}"
+            raise DeliveryRejected(f"{self.lines.file}: {where} has {len(fields)} {self.what}, more than the limit "
+                                   f"of {self.limit}")
+        return fields
 
 
 def _header(reader) -> list[str] | None:
@@ -345,6 +502,31 @@ def _flat(messages) -> list[str]:
     if isinstance(messages, (list, tuple)):
         return [m for value in messages for m in _flat(value)]
     return [str(messages)]
+
+
+def _directory_size(path: Path) -> int | None:
+    """The size of a ZIP's central directory as its end record says (None when there is none to find).
+
+    The end record is looked for as zipfile does (the last one in the final 64 KiB);
+    zipfile reads that many bytes and makes an entry of each member in them.
+    """
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        start = max(0, size - (1 << 16) - 22)
+        file.seek(start)
+        tail = file.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return None
+        directory = struct.unpack_from("<I", tail, at + 12)[0]
+        locator = at - 20
+        if directory == 0xFFFFFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            # ZIP64: the size is in the ZIP64 end record the locator points to.
+            file.seek(min(struct.unpack_from("<Q", tail, locator + 8)[0], size))
+            record = file.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                directory = struct.unpack_from("<Q", record, 40)[0]
+    return directory
 
 
 def _digest(path: Path) -> tuple[str, int]:

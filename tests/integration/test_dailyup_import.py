@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
 import socket
 import threading
 import time
@@ -268,6 +270,89 @@ def test_a_file_that_is_no_delivery_is_rejected(store, importer, tmp_path):
     imp = store.get_import(result.import_id)
     assert (imp.hauptvermittler, imp.delivered_on, imp.state) == (None, None, "rejected")
     assert snapshot(store) == {}
+
+
+# ---------------------------------------------------------------- hostile deliveries, stopping
+def wide_header(path: Path) -> Path:
+    return rewrite(path, "kunden", lambda header, rows: (header + [f"Spalte{i}" for i in range(5000)], rows))
+
+
+def huge_row(path: Path) -> Path:
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members["kunden.csv"] += b"5009999998;" + b"a;" * (3 << 19) + b"\r\n"     # a row of 3 MiB
+    path.unlink()
+    return write_zip(path, members)
+
+
+def newline_bomb(path: Path) -> Path:
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    path.unlink()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            with archive.open(name, "w", force_zip64=True) as member:
+                member.write(data)
+                if name == "kunden.csv":
+                    for _ in range(256):
+                        member.write(b"\n" * (1 << 20))
+    return path
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (wide_header, "kunden.csv: the header has 5020 columns, more than the limit of 1000"),
+    (huge_row, r"kunden.csv: the row at line \d+ is longer than the limit of 1048576 characters"),
+    (newline_bomb, "a compression ratio above the limit of 100"),
+], ids=["wide-header", "huge-row", "zip-bomb"])
+def test_a_delivery_over_a_limit_is_rejected_set_aside_and_the_next_one_is_taken(store, importer, tmp_path, damage,
+                                                                              reason):
+    from syncbridge.dailyup.intake import DropFolder, process_inbox
+
+    folder = DropFolder.at(tmp_path / "dailyup")
+    hostile = damage(deliver(tmp_path, 0)).rename(folder.inbox / "DailyUp_100200_20261102.zip")
+    deliver(tmp_path, 1).rename(folder.inbox / "DailyUp_100200_20261103.zip")
+    for path in folder.inbox.iterdir():
+        settled = time.time() - 60
+        os.utime(path, (settled, settled))
+
+    first, second = process_inbox(importer, folder)
+
+    assert first.state == "rejected" and re.search(reason, first.message), first.message
+    assert store.get_import(first.import_id).state == "rejected"
+    assert list(folder.inbox.iterdir()) == []
+    (kept,) = [p for p in folder.rejected.iterdir() if p.name.endswith(hostile.name)]
+    assert kept.with_name(kept.name + ".reason.txt").read_text() == first.message + "\n"
+    assert second.state == "accepted" and second.rows["kunden"] == N
+
+
+@pytest.mark.parametrize("stage", ["read", "diff"])
+def test_an_import_stopped_half_way_changes_nothing_and_stays_in_the_inbox(store, tmp_path, stage):
+    from syncbridge.dailyup.intake import DropFolder, process_inbox
+
+    stages: list[str] = []
+    importer = DailyUpImporter(store, progress=lambda name, done, total: stages.append(name))
+    importer.import_file(deliver(tmp_path, 0, customers=5000))
+    stages.clear()
+    before = (snapshot(store), outbox_rows(store), import_count(store))
+    folder = DropFolder.at(tmp_path / "dailyup")
+    path = deliver(tmp_path, 1, customers=5000).rename(folder.inbox / "DailyUp_100200_20261103.zip")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(stages[-1] if stages else None)
+        # "read": stop among the rows, after 10,000 were staged; "diff": at the first page compared.
+        return asked[-1] == stage
+
+    assert process_inbox(importer, folder, should_stop=should_stop) == []
+
+    assert asked[-1] == stage and stages.count("read") == (1 if stage == "read" else 2)
+    assert [p.name for p in folder.inbox.iterdir()] == [path.name]
+    assert list(folder.rejected.iterdir()) == [] and list(folder.archive.iterdir()) == []
+    assert (snapshot(store), outbox_rows(store), import_count(store)) == before
+    # Taken again (the next start), it is imported whole.
+    (result,) = process_inbox(importer, folder)
+    assert result.state == "accepted" and outbox(store, result.import_id) == expected_delta(5000, 1)
 
 
 # ---------------------------------------------------------------- rows with errors, missing columns

@@ -23,6 +23,7 @@ from syncbridge.dailyup.intake import (
     process_inbox,
     sha256_of,
 )
+from syncbridge.dailyup.reader import ReadingStopped
 
 NAME = "DailyUp_100200_20261123.zip"
 
@@ -55,13 +56,17 @@ class RecordingImporter:
     states: list[str]
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     published: int = 0
+    should_stop_was: object = None
 
-    def import_file(self, path: Path, *, source: str, file_name: str):
+    def import_file(self, path: Path, *, source: str, file_name: str, should_stop=None):
         assert path.exists()
         self.calls.append((path.name, source, file_name))
         state = self.states.pop(0)
         if state == "boom":
             raise RuntimeError("database gone")
+        if state == "stop":
+            self.should_stop_was = should_stop
+            raise ReadingStopped(f"reading {file_name} was stopped")
         return Result(state, "why" if state == "rejected" else "")
 
     def publish_pending(self) -> int:
@@ -150,6 +155,51 @@ def test_process_inbox_archives_kept_deliveries_and_sets_rejected_ones_aside(fol
     rejected = sorted(p.name for p in folder.rejected.iterdir())
     assert len(rejected) == 2 and rejected[0].endswith("DailyUp_1_20261121.zip")
     assert (folder.rejected / rejected[1]).read_text() == "why\n"
+
+
+def test_an_import_stopped_half_way_leaves_its_file_and_no_other_is_taken(folder):
+    names = ["DailyUp_1_20261120.zip", "DailyUp_1_20261121.zip", "DailyUp_1_20261122.zip"]
+    for name in names:
+        (folder.inbox / name).write_bytes(zip_bytes())
+        settled(folder.inbox / name)
+    importer = RecordingImporter(["accepted", "stop", "accepted"])
+    stopping = [False]
+
+    def should_stop() -> bool:
+        return stopping[0]
+
+    results = process_inbox(importer, folder, should_stop=should_stop)
+
+    assert [r.state for r in results] == ["accepted"]
+    assert [c[0] for c in importer.calls] == names[:2]
+    assert importer.should_stop_was is should_stop            # the importer was given the switch
+    assert sorted(p.name for p in folder.inbox.iterdir()) == names[1:]
+    assert list(folder.rejected.iterdir()) == []
+    stopping[0] = True
+    assert process_inbox(importer, folder, should_stop=should_stop) == []   # stopped: nothing more is taken
+    assert len(importer.calls) == 2
+
+
+def test_a_worker_stopped_mid_import_leaves_the_file_and_publishes_nothing(folder):
+    (folder.inbox / NAME).write_bytes(zip_bytes())
+    settled(folder.inbox / NAME)
+    importer = RecordingImporter(["stop"])
+    worker = DailyUpWorker(importer, folder, poll_seconds=30, at=AT, received_on=lambda day: True,
+                           on_missing=lambda day: None)
+    recorded = importer.import_file
+
+    def signal_arrives(path, **kwargs):
+        worker.should_stop = True                            # SIGTERM while the delivery is read
+        return recorded(path, **kwargs)
+
+    importer.import_file = signal_arrives
+    started = time.monotonic()
+    worker.run()
+
+    assert time.monotonic() - started < 5                    # not a poll interval of 30 s
+    assert importer.should_stop_was() is True                # the worker's own switch reached the import
+    assert [p.name for p in folder.inbox.iterdir()] == [NAME]
+    assert importer.published == 0
 
 
 def test_a_named_file_is_copied_to_the_archive_and_left_where_it_is(folder, tmp_path):

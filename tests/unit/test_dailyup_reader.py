@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import threading
+import time
+import tracemalloc
 import zipfile
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +21,7 @@ from syncbridge.dailyup.model import (
     ParsedRow,
     RowError,
 )
-from syncbridge.dailyup.reader import DeliveryRejected, open_delivery
+from syncbridge.dailyup.reader import DeliveryRejected, ReadingStopped, open_delivery
 
 NAME = "DailyUp_100200_20261123.zip"
 
@@ -372,6 +377,23 @@ def test_member_with_a_crc_error_is_rejected(tmp_path, encoding):
         read_everything(path, encoding=encoding)
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                         zipfile.ZIP_LZMA])
+def test_damaged_packed_bytes_of_every_compression_reject(tmp_path, compression):
+    # bz2 and lzma fail with errors of their own (OSError, LZMAError), not zipfile's.
+    path = tmp_path / NAME
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr("kunden.csv", kunden(*[customer(Kundennummer=f"50012{n:05d}") for n in range(200)]))
+        archive.writestr("vertraege.csv", vertraege())
+        start = archive.getinfo("kunden.csv").header_offset + 30 + len("kunden.csv")
+    data = bytearray(path.read_bytes())
+    for at in range(start + 40, start + 400, 7):
+        data[at] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(DeliveryRejected, match="kunden.csv"):
+        read_everything(path)
+
+
 @pytest.mark.parametrize("missing", ["kunden", "vertraege"])
 def test_a_missing_required_table_rejects(tmp_path, missing):
     with pytest.raises(DeliveryRejected, match=f"{NAME} has no {missing}.csv"):
@@ -398,6 +420,12 @@ def test_a_missing_key_column_rejects(tmp_path, member, header, column):
 def test_a_column_named_twice_rejects(tmp_path):
     path = delivery(tmp_path, kunden=b"Kundennummer;Personentyp;Email;Email\r\n")
     with pytest.raises(DeliveryRejected, match="names column Email twice"):
+        open_delivery(path)
+
+
+def test_a_reason_naming_what_the_delivery_holds_is_one_line(tmp_path):
+    path = delivery(tmp_path, kunden=b'Kundennummer;Personentyp;"Zeile\r\nzwei";"Zeile\r\nzwei"\r\n')
+    with pytest.raises(DeliveryRejected, match=r"names column Zeile\\r\\nzwei twice$"):
         open_delivery(path)
 
 
@@ -445,3 +473,171 @@ def test_a_complete_last_row_without_line_break_is_fine(tmp_path):
 def test_rows_of_an_unknown_table(tmp_path):
     with open_delivery(delivery(tmp_path)) as opened, pytest.raises(KeyError, match="no table sparten"):
         opened.rows("sparten")
+
+
+# ---------------------------------------------------------------------- hostile input: bounded time and memory
+def write_members(path: Path, members: dict[str, Iterable[bytes]]) -> Path:
+    """A ZIP whose members are streamed in from chunks, so gigabytes never sit in memory."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, chunks in members.items():
+            with archive.open(name, "w", force_zip64=True) as member:
+                for chunk in chunks:
+                    member.write(chunk)
+    return path
+
+
+def newlines(mib: int) -> Iterator[bytes]:
+    block = b"\n" * (1 << 20)
+    return (block for _ in range(mib))
+
+
+def patch_directory(path: Path, member: str, *, file_size: int | None = None, compress_size: int | None = None) -> Path:
+    """Make the ZIP's central directory lie about a (not ZIP64) member's sizes."""
+    data = bytearray(path.read_bytes())
+    at = 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_length] == member.encode():
+            break
+        at += 4
+    if compress_size is not None:
+        struct.pack_into("<I", data, at + 20, compress_size)
+    if file_size is not None:
+        struct.pack_into("<I", data, at + 24, file_size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def many_columns(count: int) -> bytes:
+    return (";".join(["Kundennummer", "Personentyp", *(f"Spalte{i}" for i in range(count - 2))]) + "\r\n").encode()
+
+
+def test_a_header_with_more_columns_than_the_limit_is_rejected_at_once(tmp_path):
+    path = delivery(tmp_path, kunden=many_columns(20_000))
+    with pytest.raises(DeliveryRejected, match="kunden.csv: the header has 20000 columns, more than the limit of 1000"):
+        open_delivery(path, max_columns=1000)
+
+
+def test_a_header_of_200k_columns_under_a_high_limit_is_checked_in_linear_time(tmp_path):
+    # Checked name against list, this took minutes; against a set it takes a fraction of a second.
+    options = {"max_columns": 300_000, "max_row_length": 10_000_000}
+    with open_delivery(delivery(tmp_path, kunden=many_columns(200_000)), **options) as opened:
+        assert len(opened.columns["kunden"]) == 200_000
+        assert len(opened.extra_columns["kunden"]) == 199_998
+    twice = many_columns(200_000).replace(b"\r\n", b";Spalte7\r\n")
+    with pytest.raises(DeliveryRejected, match="names column Spalte7 twice"):
+        open_delivery(delivery(tmp_path / "..", kunden=twice), **options)
+
+
+def test_a_row_longer_than_the_limit_is_rejected_without_being_read_whole(tmp_path):
+    row_mib = 16
+    huge_row = [b"Kundennummer;Personentyp\r\n5009999998;", *(b"a;" * (1 << 19) for _ in range(row_mib)), b"\r\n"]
+    path = write_members(tmp_path / NAME, {"kunden.csv": huge_row, "vertraege.csv": [vertraege()]})
+    tracemalloc.start()
+    try:
+        with pytest.raises(DeliveryRejected, match="kunden.csv: the row at line 2 is longer than the limit of "
+                                                   "1048576 characters"):
+            read_everything(path, max_row_length=1 << 20, max_ratio=100_000)   # not the ratio: the row
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes at the peak for a row of {row_mib} MiB"
+
+
+def test_a_row_of_many_quoted_lines_is_measured_as_one_row(tmp_path):
+    text = b'Kundennummer;Personentyp;Nachname\r\n5001234567;natuerlich;' + b'"x\r\n";' * 50_000 + b"\r\n"
+    with pytest.raises(DeliveryRejected, match="the row at line 2 is longer than the limit of 100000 characters"):
+        read_everything(delivery(tmp_path, kunden=text), max_row_length=100_000)
+
+
+def test_a_row_with_more_fields_than_the_limit_is_rejected(tmp_path):
+    text = b"Kundennummer;Personentyp\r\n5001234567;natuerlich\r\n5001234568" + b";a" * 4999 + b"\r\n"
+    with pytest.raises(DeliveryRejected, match="kunden.csv: the row at line 3 has 5000 fields, more than the limit "
+                                               "of 2000"):
+        read_everything(delivery(tmp_path, kunden=text), max_fields=2000, max_columns=1000)
+
+
+def test_a_zip_bomb_of_a_gibibyte_of_newlines_is_rejected_by_its_ratio_before_unpacking(tmp_path):
+    path = write_members(tmp_path / NAME, {"kunden.csv": newlines(1024), "vertraege.csv": [vertraege()]})
+    assert path.stat().st_size < 2 << 20
+    started = time.monotonic()
+    with pytest.raises(DeliveryRejected, match=r"kunden.csv declares 1073741824 bytes unpacked from \d+ packed, a "
+                                               r"compression ratio above the limit of 100"):
+        open_delivery(path)
+    assert time.monotonic() - started < 30     # no unpacking happened (reading it took minutes)
+
+
+def test_tables_unpacking_to_more_than_the_limit_are_rejected(tmp_path):
+    rows = [customer(Kundennummer=f"50{n:08d}", Nachname=f"Name{n * 7919 % 100_003}") for n in range(5000)]
+    path = delivery(tmp_path, kunden=kunden(*rows))
+    with pytest.raises(DeliveryRejected, match=f"{NAME} declares \\d+ bytes of tables unpacked, more than the limit "
+                                               f"of 500000"):
+        open_delivery(path, max_unpacked_bytes=500_000)
+    with open_delivery(path, max_unpacked_bytes=5_000_000) as opened:
+        assert opened.unpacked > 500_000
+
+
+def test_a_directory_overstating_the_packed_size_does_not_hide_a_bomb(tmp_path):
+    # The ratio is taken against what the file can hold, not against the packed size the ZIP claims.
+    path = write_members(tmp_path / NAME, {"vertraege.csv": [vertraege()]})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("kunden.csv", "w") as member:
+        for chunk in newlines(64):
+            member.write(chunk)
+    patch_directory(path, "kunden.csv", compress_size=1 << 30)
+    with pytest.raises(DeliveryRejected, match="kunden.csv declares 67108864 bytes unpacked from \\d+ packed, a "
+                                               "compression ratio above the limit of 100"):
+        open_delivery(path)
+
+
+def test_a_directory_understating_a_size_is_caught_while_unpacking(tmp_path):
+    path = write_members(tmp_path / NAME, {"vertraege.csv": [vertraege()]})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("kunden.csv", "w") as member:
+        member.write(b"Kundennummer;Personentyp\r\n")
+        for chunk in newlines(64):
+            member.write(chunk)
+    patch_directory(path, "kunden.csv", file_size=1000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DeliveryRejected, match="kunden.csv is damaged"):
+            open_delivery(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_a_directory_overstating_an_unpacked_size_is_caught_by_the_count(tmp_path):
+    path = delivery(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        declared = archive.getinfo("kunden.csv").file_size
+    patch_directory(path, "kunden.csv", file_size=declared + 100)
+    with pytest.raises(DeliveryRejected, match=f"kunden.csv unpacks to {declared} bytes, not the {declared + 100} "
+                                               f"its ZIP directory declares"):
+        open_delivery(path)
+
+
+def test_reading_stops_when_asked_and_says_so(tmp_path):
+    rows = [customer(Kundennummer=f"50{n:08d}") for n in range(5000)]
+    path = delivery(tmp_path, kunden=kunden(*rows))
+    stop = threading.Event()
+    with open_delivery(path, should_stop=stop.is_set) as opened:
+        items = opened.rows("kunden")
+        assert isinstance(next(items), ParsedRow)
+        stop.set()
+        with pytest.raises(ReadingStopped, match=f"reading {NAME} was stopped"):
+            list(items)
+    with pytest.raises(ReadingStopped):
+        open_delivery(path, should_stop=stop.is_set)   # also while a member is first unpacked
+
+
+def test_a_zip_of_a_great_many_files_is_rejected_before_its_directory_is_read(tmp_path):
+    path = delivery(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        for number in range(40_000):
+            archive.writestr(f"x/{number}.txt", b"")
+    with pytest.raises(DeliveryRejected, match=f"{NAME} has a ZIP directory of \\d+ bytes, more than the limit of "
+                                               f"1048576: far too many files"):
+        open_delivery(path)
