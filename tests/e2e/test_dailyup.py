@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 import requests
 
+from store.interfaces import AMEISE_TO_CRM
 from syncbridge.dailyup.generate import csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.model import COLUMNS
 from syncbridge.dailyup.reader import open_delivery
@@ -45,6 +46,16 @@ def wait_imported(stack, count: int) -> dict:
             return found[0]
         return None
     return wait_for(done, timeout=60, interval=0.2, what=f"import #{count}")
+
+
+def wait_applied(stack, imported: dict) -> None:
+    """Wait until every published delta of an import is in the CRM (its entry in the activity log)."""
+    published = sum(n for kind, n in imported["deltas"].items() if kind != "suppressed")
+
+    def applied():
+        entries = stack.services.store.activities(direction=AMEISE_TO_CRM, result="ok", limit=10_000)
+        return sum(e.event_id.startswith(f"{imported['id']}:") for e in entries) >= published
+    wait_for(applied, timeout=30, what=f"the deltas of import {imported['id']} in the CRM")
 
 
 def zoho_by_key(stack, module: str, field: str) -> dict[str, dict]:
@@ -230,6 +241,7 @@ def test_changes_made_by_the_crm_do_not_come_back_but_changes_in_ameise_do(make_
     assert first["state"] == "published"
     wait_for(lambda: stack.zoho_state.get("Contacts", erika).get("Salutation") == "Frau", timeout=30,
              what="the first delivery in Zoho")
+    wait_applied(stack, first)   # every delta of it, so no late upsert is counted below
 
     # A user edits Erika in the CRM: the change goes to Ameise ...
     requests.patch(f"{stack.zoho.url}/_sim/records/Contacts/{erika}", json={"Phone": "+49 221 7654321"}, timeout=5)

@@ -11,9 +11,8 @@ from datetime import date, timedelta
 
 import requests
 
-from store.interfaces import AMEISE_TO_CRM
 from tests.e2e.conftest import wait_for
-from tests.e2e.test_dailyup import UPLOAD, imports, inbox, wait_imported
+from tests.e2e.test_dailyup import UPLOAD, imports, inbox, wait_applied, wait_imported
 
 ERIKA = "5001234567"
 PHONE = "+49 221 7654321"
@@ -54,16 +53,6 @@ def deliver(stack, count: int, day: date | None = None) -> dict:
     imported = wait_imported(stack, count)
     assert imported["state"] == "published", imported
     return imported
-
-
-def wait_applied(stack, imported: dict) -> None:
-    """Wait until every published delta of an import is in the CRM (its entry in the activity log)."""
-    published = sum(n for kind, n in imported["deltas"].items() if kind != "suppressed")
-
-    def applied():
-        entries = stack.services.store.activities(direction=AMEISE_TO_CRM, result="ok", limit=10_000)
-        return sum(e.event_id.startswith(f"{imported['id']}:") for e in entries) >= published
-    wait_for(applied, timeout=30, what=f"the deltas of import {imported['id']} in the CRM")
 
 
 def erika_in_the_crm(stack, erika: str) -> dict:
