@@ -101,6 +101,7 @@ class Candidate:
     old_hash: str | None
     deleted: bool                         # the snapshot has the record as no longer delivered
     echo: dict[str, Any] | None
+    echo_written_at: datetime | None = None   # when the CRM -> Ameise direction wrote the echo mark
 
 
 def _to_import(row: Any) -> DailyUpImport:
@@ -376,13 +377,14 @@ class ImportSession:
         s, n = STAGING, SNAPSHOT
         joined = s.outerjoin(n, and_(n.c.table == s.c.table, n.c.key == s.c.key))
         echo: Any = null()
+        written_at: Any = null()
         differs = [n.c.key.is_(None), n.c.deleted.is_(True), n.c.hash != s.c.hash]
         if entity is not None:
             joined = joined.outerjoin(ECHOES, and_(ECHOES.c.entity == entity, ECHOES.c.key == s.c.key))
-            echo = ECHOES.c.data
+            echo, written_at = ECHOES.c.data, ECHOES.c.written_at
             differs.append(ECHOES.c.key.is_not(None))
         query = (select(s.c.key, s.c.data, s.c.hash, n.c.data.label("old_data"), n.c.hash.label("old_hash"),
-                        n.c.deleted, echo.label("echo"))
+                        n.c.deleted, echo.label("echo"), written_at.label("echo_written_at"))
                  .select_from(joined)
                  .where(s.c.import_id == import_id, s.c.table == table, s.c.error.is_(False), or_(*differs))
                  .order_by(s.c.key).limit(page))
@@ -390,7 +392,8 @@ class ImportSession:
         while True:
             rows = self.conn.execute(query.where(s.c.key > after)).all()
             if rows:
-                yield [Candidate(r.key, r.data, r.hash, r.old_data, r.old_hash, bool(r.deleted), r.echo) for r in rows]
+                yield [Candidate(r.key, r.data, r.hash, r.old_data, r.old_hash, bool(r.deleted), r.echo,
+                                 r.echo_written_at) for r in rows]
             if len(rows) < page:
                 return
             after = rows[-1].key

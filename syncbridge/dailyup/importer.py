@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +324,7 @@ class DailyUpImporter:
             entity = ENTITY_OF.get(table)
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
                 delivery.stop_requested()
-                self._apply_page(session, import_id, table, entity, page, tally, texts)
+                self._apply_page(session, import_id, table, entity, page, tally, texts, delivery.name.delivered_on)
             if entity is not None:
                 for keys in session.vanished(import_id, table, page=DIFF_PAGE):
                     session.add_deltas([{"import_id": import_id, "entity": entity, "change": "deleted", "key": key,
@@ -335,7 +336,7 @@ class DailyUpImporter:
             self.progress("diff", done, len(tables))
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
-                    page: list[Candidate], tally: _Tally, texts: _LookupTexts) -> None:
+                    page: list[Candidate], tally: _Tally, texts: _LookupTexts, delivered_on: date) -> None:
         """Store a page of candidates in the snapshot and put their deltas in the outbox.
 
         Echoes are suppressed per field: a column delivered with the value the
@@ -348,8 +349,11 @@ class DailyUpImporter:
         A column leaves the mark once a delivery carried it as we wrote it
         (confirmed), or carried another value that this delta sends to the CRM (the
         CRM has a newer value than ours then); the mark is consumed when no column
-        is left.  A column delivered unchanged and different stays: the delivery may
-        have been exported before our write reached Ameise.
+        is left.  A column delivered unchanged (as in the snapshot) but different
+        from our write is an edit in Ameise after our write when the delivery is of
+        a later day than the write: it goes to the CRM.  A delivery of the write's
+        day or earlier may have been exported before the write reached Ameise: the
+        column stays in the mark for the next delivery to decide.
         """
         new: list[Candidate] = []       # never delivered before
         changed: list[Candidate] = []   # known: re-delivered or different
@@ -360,10 +364,13 @@ class DailyUpImporter:
             created = c.old_data is None or c.deleted
             echoed = _echoed(c, texts)
             sent: list[str] = []        # the columns this delta brings to the CRM
+            reverted = [] if created else _reverted(table, c, echoed, delivered_on)
             # Unchanged and not created: only here for its echo mark; volatile columns are refreshed in bulk.
-            if created or c.old_hash != c.hash:
-                (new if c.old_data is None else changed).append(c)
+            if created or c.old_hash != c.hash or reverted:
+                if created or c.old_hash != c.hash:
+                    (new if c.old_data is None else changed).append(c)
                 fields = [] if created else changed_fields(table, c.old_data, c.data)
+                fields += [column for column in reverted if column not in fields]
                 if entity is not None and (created or fields):
                     sent = [column for column in (_delivered(table, c.data) if created else fields)
                             if column not in echoed]
@@ -396,6 +403,22 @@ def _echoed(c: Candidate, texts: _LookupTexts) -> list[str]:
     if c.echo is None:
         return []
     return [column for column, value in c.echo.items() if texts.same(column, c.data.get(column), value)]
+
+
+def _reverted(table: str, c: Candidate, echoed: list[str], delivered_on: date) -> list[str]:
+    """Columns of the echo mark that Ameise changed back after our write, unseen by the snapshot's diff.
+
+    The delivery carries them as the snapshot has them but not as we wrote them;
+    only a delivery of a later day than the write is known to be exported after it.
+    """
+    if c.echo is None or c.old_data is None or c.echo_written_at is None:
+        return []
+    if delivered_on <= c.echo_written_at.date():
+        return []
+    volatile = set(VOLATILE_COLUMNS.get(table, ()))
+    return [column for column in c.echo
+            if column not in echoed and column not in volatile and column in c.data
+            and c.data.get(column) == c.old_data.get(column)]
 
 
 def _delivered(table: str, data: dict[str, Any]) -> list[str]:

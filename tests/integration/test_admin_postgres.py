@@ -11,6 +11,7 @@ from hypothesis import given, settings
 
 from tests.integration.test_store import pg_schema
 from tests.support.admin_strategies import AdminRequest, admin_requests
+from tests.support.fuzzing import examples
 from tests.unit.test_admin_fuzz import ADMIN_TOKEN, FUZZ, check, fuzzable_app
 
 pytestmark = pytest.mark.postgres
@@ -48,7 +49,7 @@ def test_hostile_values_on_postgresql(client, request_, status):
     assert check(client, request_) == status
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=examples(60))
 @given(request=admin_requests(ADMIN_TOKEN))
 def test_no_admin_request_gets_a_5xx_on_postgresql(client, request):
     check(client, request)

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -562,6 +563,31 @@ def test_a_column_sent_to_the_crm_with_another_value_leaves_the_mark(store, impo
 
     assert delta_rows(store, second.import_id)[key] == ("changed", ["Mobil"], [])
     assert "suppressed" not in second.deltas
+
+
+def test_an_ameise_edit_back_to_the_delivered_value_after_our_write_reaches_the_crm(store, importer, tmp_path):
+    today = datetime.now(UTC).date()
+
+    def delivery_of(day):
+        folder = tmp_path / f"day-{day}"
+        folder.mkdir()
+        return write_delivery(folder, customers=ECHO_N, first_day=day)   # the same rows on every day
+
+    importer.import_file(delivery_of(today - timedelta(days=3)))
+    key = next(k for k, row in sorted(parsed(delivery_of(today - timedelta(days=4)), CUSTOMERS).items())
+               if row.get("Ort"))
+    # We wrote Ort "Bonn" today; Ameise's user set the delivered value again before the export.
+    store.remember_echo("customer", key, {"Ort": "Bonn"})
+
+    same_day = importer.import_file(delivery_of(today))
+    # Exported on the day of our write: maybe before it, so nothing is decided yet.
+    assert key not in delta_rows(store, same_day.import_id)
+    assert store.echo("customer", key) == {"Ort": "Bonn"}
+
+    next_day = importer.import_file(delivery_of(today + timedelta(days=1)))
+
+    assert delta_rows(store, next_day.import_id)[key] == ("changed", ["Ort"], [])
+    assert store.echo("customer", key) is None
 
 
 def test_a_record_without_an_echo_mark_names_no_echoes(store, importer, tmp_path):

@@ -21,6 +21,7 @@ from syncbridge.config import Settings
 from syncbridge.dlq import archive_dead_letter
 from syncbridge.topology import build_topology
 from tests.support.admin_strategies import AdminRequest, admin_requests, problems
+from tests.support.fuzzing import examples, outcome
 from tests.unit.test_consumer import MEMORY, ROUTING_KEY, event_body
 from tests.unit.test_dlq import delta_body, ours
 from webhooks import create_app
@@ -62,10 +63,11 @@ def check(client, request: AdminRequest, *, allowed_5xx: tuple[int, ...] = ()) -
     status, content_type, body, elapsed = send(client, request)
     found = problems(status, content_type, body, elapsed, max_seconds=MAX_SECONDS, allowed_5xx=allowed_5xx)
     assert not found, f"{request}: {found}; answer {status} {body[:300]!r}"
+    outcome(str(status))
     return status
 
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=examples(150), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -83,7 +85,7 @@ def test_no_admin_request_gets_a_5xx_or_a_non_json_answer(client, request):
     check(client, request)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=examples(60))
 @given(request=admin_requests(ADMIN_TOKEN, authenticated=False))
 def test_without_the_token_nothing_is_parsed(client, request):
     # Nothing is read or parsed without the token; a path no route has is a 404 all the same.

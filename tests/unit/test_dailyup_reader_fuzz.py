@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 
 from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, ParsedRow, RowError
 from syncbridge.dailyup.reader import DeliveryRejected, open_delivery
+from tests.support.fuzzing import examples, outcome
 
 NAME = "DailyUp_100200_20261123.zip"
 LIMITS = {"max_columns": 50, "max_fields": 60, "max_row_length": 4096, "max_unpacked_bytes": 1 << 20,
           "max_ratio": 100}
 SECONDS_PER_EXAMPLE = 5
 COMPRESSIONS = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
-FUZZ = settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=examples(200), deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
 
 VALID_KUNDEN = (";".join(CUSTOMER_COLUMNS) + "\r\n" + ";".join(
@@ -64,8 +65,10 @@ def check(path: Path) -> None:
     started = time.monotonic()
     try:
         read_all(path)
+        outcome("read")
     except DeliveryRejected as exc:
         assert str(exc) and "\n" not in str(exc) and "\r" not in str(exc), "a reason is one line"
+        outcome("rejected")
     assert time.monotonic() - started < SECONDS_PER_EXAMPLE
 
 

@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 
 from syncbridge.dailyup.intake import DropFolder
 from tests.support.fuzz_strategies import upload_requests, webhook_requests
+from tests.support.fuzzing import examples, outcome
 from tests.unit.test_webhooks import (FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings,
                                       queued)
 from webhooks import create_app
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=examples(150), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 MAX_SECONDS = 2.0
 
@@ -41,6 +42,7 @@ def _fuzz_webhooks(client, topology, request):
     response = client.open(**request)
     assert time.monotonic() - started < MAX_SECONDS
     accepted = check_answer(response, request["method"])
+    outcome(str(response.status_code))
     events = queued(topology)
     if accepted is None:
         assert events == []
