@@ -321,22 +321,32 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
 
 
 def run_worker(name: str, settings: Settings | None = None) -> None:
-    """Run one worker until SIGTERM / SIGINT; in-flight work is finished first."""
+    """Run one worker until SIGTERM / SIGINT; in-flight work is finished first.
+
+    The signal is honoured in every state: while waiting for Ameise, while the
+    broker cannot be reached, between messages, and (once the message in hand is
+    done) while processing.
+    """
     settings = settings or Settings.from_env()
     configure_logging(settings)
     init_sentry(settings, f"worker:{name}")
-    services = bootstrap(settings)
     stop = threading.Event()
-    worker = build_worker(name, services)
+    workers: list = []
 
     def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
         log.info("received signal %s: finishing in-flight work, then stopping", signum)
         stop.set()
-        worker.should_stop = True
+        for worker in workers:
+            worker.should_stop = True
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    services = bootstrap(settings)
     try:
+        workers.append(build_worker(name, services))
+        worker = workers[0]
+        if stop.is_set():
+            worker.should_stop = True
         if name != "crm-to-ameise" or wait_for_ameise(services, stop):
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()

@@ -31,6 +31,7 @@ log = logging.getLogger("syncbridge.dailyup")
 
 SETTLE_SECONDS = 2.0
 CHUNK = 1024 * 1024
+PUBLISH_RETRY_MAX_S = 30.0
 
 
 class UploadRejected(ValueError):
@@ -232,13 +233,21 @@ class DailyUpWorker:
         self.clock = clock
         self.last_checked: date | None = None
         self.stop_event = threading.Event()
+        self.publish_failures = 0
+        self.publish_at = 0.0          # time.monotonic() of the next attempt to publish the outbox
 
     def run_once(self) -> list:
         results = process_inbox(self.importer, self.folder)
-        try:
-            self.importer.publish_pending()
-        except Exception as exc:  # noqa: BLE001 - the outbox keeps them; the next round publishes
-            log.warning("publishing DailyUp deltas failed, will retry: %s", exc)
+        if time.monotonic() >= self.publish_at:
+            try:
+                self.importer.publish_pending()
+                self.publish_failures = 0
+            except Exception as exc:  # noqa: BLE001 - the outbox keeps them; a later round publishes
+                # The broker is away: wait 1 s, 3 s, 5 s, ... up to 30 s between attempts, one line each.
+                self.publish_failures += 1
+                wait = min(PUBLISH_RETRY_MAX_S, 1.0 + 2.0 * (self.publish_failures - 1))
+                self.publish_at = time.monotonic() + wait
+                log.warning("publishing DailyUp deltas failed, trying again in %.0f s: %s", wait, exc)
         day = due_check(self.clock(), self.at, self.last_checked)
         if day is not None:
             self.last_checked = day
