@@ -563,3 +563,25 @@ def test_dailyup_export_takes_the_newest_accepted_import(dailyup_env):
 
 def test_dailyup_export_before_any_accepted_import_is_one_clear_line(dailyup_env):
     assert_clear_failure(cli("dailyup", "export", "kunden"), "no accepted import yet")
+
+
+# ---------------------------------------------------------------- the demo's hints
+@pytest.mark.parametrize(("argv0", "where", "expected"), [
+    (".venv/bin/syncbridge", "root", ".venv/bin/syncbridge"),            # make run
+    ("{root}/.venv/bin/syncbridge", "root", ".venv/bin/syncbridge"),
+    ("{root}/.venv/bin/syncbridge", "elsewhere", "{root}/.venv/bin/syncbridge"),
+    ("syncbridge", "elsewhere", "syncbridge"),                             # found on the PATH
+    ("{root}/syncbridge/cli.py", "root", "{python} -m syncbridge.cli"),    # python -m syncbridge.cli
+])
+def test_the_demo_names_a_command_that_works_from_where_it_was_started(tmp_path, monkeypatch, argv0, where, expected):
+    import sys
+
+    from syncbridge.cli import _this_command
+
+    root = tmp_path / "repo"
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(root if where == "root" else tmp_path / "elsewhere")
+    monkeypatch.setattr(sys, "argv", [argv0.format(root=root), "run"])
+
+    assert _this_command() == expected.format(root=root, python=sys.executable)
