@@ -120,7 +120,8 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
     tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
-    if database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ:
+    own_database = database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ
+    if own_database:
         database_url = f"sqlite:///{tmpdir}/syncbridge.db"
     dailyup_dir = None if "SYNCBRIDGE_DAILYUP_DIR" in os.environ else f"{tmpdir}/dailyup"
     poll = None if "SYNCBRIDGE_DAILYUP_POLL_SECONDS" in os.environ else "2"
@@ -129,8 +130,9 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
         _mapping_checked(settings)
         configure_logging(settings)
         with _database(settings):
+            # Only the demo's own temporary database is migrated here; another is `syncbridge db upgrade`'s.
             stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port,
-                                workers=workers)
+                                workers=workers, migrate=own_database)
     except OSError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port)") from exc

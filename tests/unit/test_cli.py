@@ -585,3 +585,14 @@ def test_the_demo_names_a_command_that_works_from_where_it_was_started(tmp_path,
     monkeypatch.setattr(sys, "argv", [argv0.format(root=root), "run"])
 
     assert _this_command() == expected.format(root=root, python=sys.executable)
+
+
+def test_run_migrates_only_its_own_database(database_url):
+    from syncbridge.stack import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    result = cli("run", "--port", ports[0], "--zoho-port", ports[1], "--ameise-port", ports[2],
+                 "--database-url", database_url)
+
+    assert_clear_failure(result, "run `syncbridge db upgrade`")
+    assert migrate.current(database_url) is None
