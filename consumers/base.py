@@ -51,7 +51,9 @@ class QueueConsumer(ConsumerMixin):
     def run(self, _tokens=1, **kwargs) -> None:
         """Consume until ``should_stop``; reconnect (one line per attempt, with backoff) when the broker goes away."""
         errors = self.connection.connection_errors + self.connection.channel_errors
+        failures = 0
         while not self.should_stop:
+            started = time.monotonic()
             try:
                 for _ in self.consume(limit=None, **kwargs):
                     pass
@@ -60,9 +62,12 @@ class QueueConsumer(ConsumerMixin):
             except errors as exc:
                 if self.should_stop:
                     break
-                log.warning("%s: lost the connection to the broker %s (%s); reconnecting", self.name,
-                            self._broker(), _describe(exc))
-                self._pause(RECONNECT_FIRST_S)
+                # A connection that failed again soon after it was made waits longer each time.
+                failures = 1 if time.monotonic() - started > RECONNECT_MAX_S else failures + 1
+                wait = min(RECONNECT_MAX_S, RECONNECT_FIRST_S + RECONNECT_STEP_S * (failures - 1))
+                log.warning("%s: lost the connection to the broker %s (%s); reconnecting in %.0f s", self.name,
+                            self._broker(), _describe(exc), wait)
+                self._pause(wait)
 
     @contextmanager
     def establish_connection(self):
