@@ -376,7 +376,8 @@ def status() -> None:
     settings = _settings()
     with _database(settings):
         up_to_date = migrate.is_up_to_date(settings.database_url)
-    click.echo(f"database     {settings.database_url} ({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
+    click.echo(f"database     {_without_password(settings.database_url)} "
+               f"({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
     broker_problem = _broker_unreachable(settings)
     if settings.embedded_broker:
         click.echo("broker       in-process (memory://)")

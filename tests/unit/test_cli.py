@@ -596,3 +596,15 @@ def test_run_migrates_only_its_own_database(database_url):
 
     assert_clear_failure(result, "run `syncbridge db upgrade`")
     assert migrate.current(database_url) is None
+
+
+def test_errors_and_status_never_show_the_database_password(database_url):
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    url = make_url(POSTGRES_ADMIN_URL).set(password="s3cret", database="syncbridge_no_such_database")
+    result = cli("status", SYNCBRIDGE_DATABASE_URL=url.render_as_string(hide_password=False))
+
+    line = assert_clear_failure(result, "syncbridge_no_such_database")
+    assert "s3cret" not in line and ":***@" in line
