@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
@@ -14,11 +16,24 @@ from syncbridge.topology import Topology, declare
 
 log = logging.getLogger(__name__)
 
+# Waits between attempts to reach the broker: 1 s, 3 s, 5 s, ... up to 30 s.
+RECONNECT_FIRST_S = 1.0
+RECONNECT_STEP_S = 2.0
+RECONNECT_MAX_S = 30.0
+
+
+class Stopping(Exception):
+    """``should_stop`` was set while the consumer was (re)connecting: give up connecting and return."""
+
 
 class QueueConsumer(ConsumerMixin):
     """A kombu consumer of one work queue of the topology (``queue_attr``), JSON only.
 
     Subclasses set ``name`` and ``queue_attr`` and implement ``on_message``.
+
+    ``should_stop`` is honoured in every state: between messages (the message in
+    hand is finished first), and while the broker cannot be reached, where each
+    failed attempt is one log line and the wait between attempts grows to 30 s.
     """
 
     name = ""
@@ -31,6 +46,57 @@ class QueueConsumer(ConsumerMixin):
     @property
     def queue(self):
         return getattr(self.topology, self.queue_attr)
+
+    # ------------------------------------------------------------ connecting
+    def run(self, _tokens=1, **kwargs) -> None:
+        """Consume until ``should_stop``; reconnect (one line per attempt, with backoff) when the broker goes away."""
+        errors = self.connection.connection_errors + self.connection.channel_errors
+        failures = 0
+        while not self.should_stop:
+            started = time.monotonic()
+            try:
+                for _ in self.consume(limit=None, **kwargs):
+                    pass
+            except Stopping:
+                break
+            except errors as exc:
+                if self.should_stop:
+                    break
+                # A connection that failed again soon after it was made waits longer each time.
+                failures = 1 if time.monotonic() - started > RECONNECT_MAX_S else failures + 1
+                wait = min(RECONNECT_MAX_S, RECONNECT_FIRST_S + RECONNECT_STEP_S * (failures - 1))
+                log.warning("%s: lost the connection to the broker %s (%s); reconnecting in %.0f s", self.name,
+                            self._broker(), _describe(exc), wait)
+                self._pause(wait)
+
+    @contextmanager
+    def establish_connection(self):
+        with self.create_connection() as conn:
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                   interval_start=RECONNECT_FIRST_S, interval_step=RECONNECT_STEP_S,
+                                   interval_max=RECONNECT_MAX_S, callback=self._check_stop)
+            yield conn
+
+    def on_connection_error(self, exc, interval) -> None:
+        self._check_stop()
+        log.warning("%s: cannot reach the broker %s (%s); trying again in %.0f s", self.name, self._broker(),
+                    _describe(exc), interval)
+
+    def on_connection_revived(self) -> None:
+        log.info("%s: connected to the broker %s", self.name, self._broker())
+
+    def _check_stop(self) -> None:
+        """Called by kombu before each attempt and every second of the wait between attempts."""
+        if self.should_stop:
+            raise Stopping()
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.should_stop and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _broker(self) -> str:
+        return self.connection.as_uri().split("@")[-1]
 
     def get_consumers(self, Consumer, channel):
         # Declared on every (re)connect: the dead-letter queue must exist before the first dead letter.
@@ -99,6 +165,12 @@ class QueueConsumer(ConsumerMixin):
         breadcrumb("retry scheduled", self.queue.name, delay=delay, retry=retries_of(message) + 1)
         message.ack()
         return "retry"
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its text."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 def _routing_key(message: Message) -> str:

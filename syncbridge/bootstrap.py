@@ -164,17 +164,17 @@ def bootstrap(
     )
 
 
-def build_dailyup(settings: Settings):
+def build_dailyup(settings: Settings, *, migrate: bool | None = None):
     """The DailyUp store, drop folder and reader options, for the CLI and the admin API."""
     from store.dailyup import SqlDailyUpStore
     from syncbridge.dailyup.intake import DropFolder
 
-    store = build_store(settings)
+    store = build_store(settings, migrate=migrate)
     return SqlDailyUpStore(store.engine), DropFolder.at(settings.dailyup_dir), settings.dailyup_reader_options
 
 
 @contextmanager
-def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None):
+def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None, migrate: bool | None = None):
     """An importer and the drop folder for one command; publishing only to a real broker.
 
     The in-process broker lives only as long as this process, so with it the
@@ -183,7 +183,7 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None):
     from producers.publisher import Publisher
     from syncbridge.dailyup.importer import DailyUpImporter
 
-    store, folder, options = build_dailyup(settings)
+    store, folder, options = build_dailyup(settings, migrate=migrate)
     publisher = None
     if publish and not settings.embedded_broker:
         topology = topology_for(settings)
@@ -207,6 +207,9 @@ def dailyup_worker(services: Services):
     def received_on(day) -> bool:
         return any(i.delivered_on == day and i.state != "rejected" for i in dailyup.imports(limit=50))
 
+    def ever_received() -> bool:
+        return any(i.state != "rejected" for i in dailyup.imports(limit=50))
+
     def on_missing(day) -> None:
         message = f"no DailyUp delivery for {day:%d.%m.%Y} by {settings.dailyup_at} UTC"
         log.warning(message)
@@ -218,7 +221,7 @@ def dailyup_worker(services: Services):
 
     return DailyUpWorker(services.importer(progress=progress), DropFolder.at(settings.dailyup_dir),
                          poll_seconds=settings.dailyup_poll_s, at=settings.dailyup_time,
-                         received_on=received_on, on_missing=on_missing)
+                         received_on=received_on, on_missing=on_missing, ever_received=ever_received)
 
 
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
@@ -321,22 +324,33 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
 
 
 def run_worker(name: str, settings: Settings | None = None) -> None:
-    """Run one worker until SIGTERM / SIGINT; in-flight work is finished first."""
+    """Run one worker until SIGTERM / SIGINT; in-flight work is finished first.
+
+    The signal is honoured in every state: while waiting for Ameise, while the
+    broker cannot be reached, between messages, and (once the message in hand is
+    done) while processing.
+    """
     settings = settings or Settings.from_env()
     configure_logging(settings)
     init_sentry(settings, f"worker:{name}")
-    services = bootstrap(settings)
     stop = threading.Event()
-    worker = build_worker(name, services)
+    workers: list = []
 
     def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
         log.info("received signal %s: finishing in-flight work, then stopping", signum)
         stop.set()
-        worker.should_stop = True
+        for worker in workers:
+            worker.should_stop = True
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # Migrating is the release step's (`syncbridge db upgrade`): a worker refuses an outdated database.
+    services = bootstrap(settings, store=build_store(settings, migrate=False))
     try:
+        workers.append(build_worker(name, services))
+        worker = workers[0]
+        if stop.is_set():
+            worker.should_stop = True
         if name != "crm-to-ameise" or wait_for_ameise(services, stop):
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()

@@ -23,25 +23,77 @@ EPILOG = "Settings come from SYNCBRIDGE_* environment variables; `syncbridge set
 
 def _settings(**overrides) -> Settings:
     try:
-        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    for problem in (_database_url_problem(settings.database_url), _broker_url_problem(settings.effective_broker_url)):
+        if problem:
+            raise click.ClickException(problem)
+    return settings
+
+
+def _database_url_problem(url: str) -> str | None:
+    """Why the database URL cannot be used at all (unparsable, unknown database, driver not installed), if so."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except ArgumentError as exc:
+        return f"SYNCBRIDGE_DATABASE_URL {_without_password(url)}: {str(exc).strip().splitlines()[0]}"
+    except ImportError as exc:
+        return (f"SYNCBRIDGE_DATABASE_URL {_without_password(url)}: its driver is not installed ({exc}); "
+                "use sqlite:///FILE or postgresql+psycopg://...")
+    return None
+
+
+def _broker_url_problem(url: str) -> str | None:
+    """Why the broker URL cannot be used at all (unknown transport, bad port), if so."""
+    from kombu import Connection
+
+    try:
+        connection = Connection(url)
+        connection.transport_cls  # noqa: B018 - resolves the transport
+        connection.port  # noqa: B018 - parses the port
+    except (KeyError, ValueError, ImportError) as exc:
+        return f"SYNCBRIDGE_BROKER_URL {_without_password(url)}: {exc.args[0] if exc.args else exc}"
+    return None
+
+
+def _without_password(url: str) -> str:
+    """A URL as it may be shown: without a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 @contextmanager
 def _database(settings: Settings):
-    """Turn a database that cannot be opened or is not migrated into one ``Error:`` line."""
+    """Turn a database that cannot be opened or is not migrated, or a bad mapping file, into one ``Error:`` line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from syncbridge.bootstrap import SchemaOutdated
+    from syncbridge.mapping import MappingError
 
     try:
         yield
-    except SchemaOutdated as exc:
+    except (SchemaOutdated, MappingError) as exc:
         raise click.ClickException(str(exc)) from exc
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise click.ClickException(f"database {settings.database_url}: {reason}") from exc
+        raise click.ClickException(f"database {_without_password(settings.database_url)}: {reason}") from exc
+
+
+def _mapping_checked(settings: Settings) -> None:
+    """Fail with one line when the mapping file is missing or invalid, before anything starts."""
+    from syncbridge.mapping import MappingError, load_mapping
+
+    try:
+        load_mapping(settings.mapping_file or None)
+    except MappingError as exc:
+        raise click.ClickException(f"SYNCBRIDGE_MAPPING_FILE: {exc}") from exc
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,16 +120,25 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
     tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
-    if database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ:
+    own_database = database_url is None and "SYNCBRIDGE_DATABASE_URL" not in os.environ
+    if own_database:
         database_url = f"sqlite:///{tmpdir}/syncbridge.db"
     dailyup_dir = None if "SYNCBRIDGE_DAILYUP_DIR" in os.environ else f"{tmpdir}/dailyup"
     poll = None if "SYNCBRIDGE_DAILYUP_POLL_SECONDS" in os.environ else "2"
-    settings = _settings(database_url=database_url, dailyup_dir=dailyup_dir, dailyup_poll_seconds=poll)
-    configure_logging(settings)
     try:
-        stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port, workers=workers)
+        settings = _settings(database_url=database_url, dailyup_dir=dailyup_dir, dailyup_poll_seconds=poll)
+        _mapping_checked(settings)
+        configure_logging(settings)
+        with _database(settings):
+            # Only the demo's own temporary database is migrated here; another is `syncbridge db upgrade`'s.
+            stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port,
+                                workers=workers, migrate=own_database)
     except OSError as exc:
+        shutil.rmtree(tmpdir, ignore_errors=True)
         raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port)") from exc
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
     click.echo(_run_banner(stack))
     try:
         _wait_for_stop_signal()
@@ -94,6 +155,22 @@ def _wait_for_stop_signal() -> None:
         signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(1.0):
         pass
+
+
+def _this_command() -> str:
+    """How to start this same syncbridge from the current folder, whether or not its venv is on the PATH."""
+    import shlex
+
+    program = sys.argv[0] if sys.argv else ""
+    if os.path.basename(program) != "syncbridge":
+        # Started some other way (python -m syncbridge.cli, a test runner): the interpreter can always do it.
+        return f"{shlex.quote(sys.executable)} -m syncbridge.cli"
+    if os.sep not in program:
+        return "syncbridge"                      # found on the PATH, so it is found there again
+    relative = os.path.relpath(program)
+    if relative.startswith(".."):
+        return shlex.quote(os.path.abspath(program))
+    return shlex.quote(relative if os.sep in relative else f".{os.sep}{relative}")
 
 
 def _run_banner(stack) -> str:
@@ -135,9 +212,9 @@ next DailyUp delivery (the simulated Ameise hands out its delivery as a ZIP):
 
 (or drop the ZIP into {s.dailyup_dir}/inbox/, as blau direkt's FTP push does)
 
-Every action is in the activity log (in another shell):
+Every action is in the activity log (in another shell, from this folder):
 
-  SYNCBRIDGE_DATABASE_URL={s.database_url} syncbridge activity
+  SYNCBRIDGE_DATABASE_URL={s.database_url} {_this_command()} activity
 
 Press Ctrl-C to stop.
 """
@@ -176,7 +253,9 @@ def worker(name: str) -> None:
     if settings.embedded_broker:
         raise click.ClickException(
             "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
-    run_worker(name, settings)
+    _mapping_checked(settings)
+    with _database(settings):
+        run_worker(name, settings)
 
 
 # ---------------------------------------------------------------------- simulators
@@ -269,10 +348,11 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
     import hmac
     import secrets
 
-    from syncbridge.bootstrap import bootstrap
+    from syncbridge.bootstrap import bootstrap, build_store
 
     settings = _settings()
-    services = bootstrap(settings)
+    with _database(settings):
+        services = bootstrap(settings, store=build_store(settings, migrate=False))
     oauth = services.ameise_oauth
     try:
         if refresh_token:
@@ -324,15 +404,39 @@ def status() -> None:
     settings = _settings()
     with _database(settings):
         up_to_date = migrate.is_up_to_date(settings.database_url)
-    click.echo(f"database     {settings.database_url} ({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
-    click.echo(f"broker       {'in-process (memory://)' if settings.embedded_broker else settings.effective_broker_url.split('@')[-1]}")
-    if not up_to_date:
-        return
-    store = build_store(settings, migrate=False)
-    for provider in ("zoho", "ameise"):
-        state, detail = store.tokens.status(provider)
-        label = {"active": "sync active", "reconnect_needed": "RECONNECT NEEDED", "not_connected": "not connected"}.get(state, state)
-        click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
+    click.echo(f"database     {_without_password(settings.database_url)} "
+               f"({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
+    broker_problem = _broker_unreachable(settings)
+    if settings.embedded_broker:
+        click.echo("broker       in-process (memory://)")
+    else:
+        where = settings.effective_broker_url.split("@")[-1]
+        click.echo(f"broker       {where} {'unreachable: ' + broker_problem if broker_problem else '(reachable)'}")
+    if up_to_date:
+        store = build_store(settings, migrate=False)
+        for provider in ("zoho", "ameise"):
+            state, detail = store.tokens.status(provider)
+            label = {"active": "sync active", "reconnect_needed": "RECONNECT NEEDED",
+                     "not_connected": "not connected"}.get(state, state)
+            click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
+    if broker_problem:
+        raise SystemExit(1)
+
+
+def _broker_unreachable(settings: Settings) -> str | None:
+    """Why the broker cannot be reached (one line), or None when it answers (or is the in-process one)."""
+    if settings.embedded_broker:
+        return None
+    from syncbridge.bootstrap import broker_connection
+
+    try:
+        with broker_connection(settings) as connection:
+            connection.ensure_connection(max_retries=0)
+    except Exception as exc:  # noqa: BLE001 - whatever the transport raises means "unreachable"
+        cause = exc.__cause__ or exc
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    return None
 
 
 # ---------------------------------------------------------------------- activity log
@@ -386,7 +490,7 @@ def _importer(settings: Settings, *, publish: bool):
 
     if publish and settings.embedded_broker:
         click.echo("no SYNCBRIDGE_BROKER_URL: the deltas stay in the outbox until a worker publishes them", err=True)
-    return bootstrap_dailyup(settings, publish=publish, progress=_progress)
+    return bootstrap_dailyup(settings, publish=publish, progress=_progress, migrate=False)
 
 
 def _print_result(result, as_json: bool) -> None:
@@ -421,9 +525,14 @@ def dailyup_import(file: str, publish: bool, as_json: bool) -> None:
     settings = _settings()
     with _database(settings), _importer(settings, publish=publish) as (importer, folder):
         result = import_delivery(importer, folder, Path(file), source="cli", keep_original=True)
+        waiting = importer.store.count_unpublished() if result.state == "accepted" else 0
     _print_result(result, as_json)
     if result.state == "rejected":
         raise SystemExit(1)
+    if publish and not settings.embedded_broker and waiting:
+        # Accepted, but the broker did not take the deltas: they are safe, and not on their way yet.
+        raise click.ClickException(f"publishing failed: {waiting} deltas wait in the outbox; "
+                                   "`syncbridge dailyup publish` sends them once the broker is back")
 
 
 @dailyup.command("diff")
@@ -444,9 +553,18 @@ def dailyup_diff(file: str, as_json: bool) -> None:
 @dailyup.command("publish")
 def dailyup_publish() -> None:
     """Publish deltas still waiting in the outbox (after a broker outage)."""
+    from clients.errors import Unavailable
+
     settings = _settings()
+    if settings.embedded_broker:
+        raise click.ClickException(
+            "publishing needs the service's broker: set SYNCBRIDGE_BROKER_URL (the in-process one dies with this command)")
     with _database(settings), _importer(settings, publish=True) as (importer, _):
-        count = importer.publish_pending()
+        try:
+            count = importer.publish_pending()
+        except Unavailable as exc:
+            waiting = importer.store.count_unpublished()
+            raise click.ClickException(f"{exc.describe()}; {waiting} deltas wait in the outbox") from exc
     click.echo(f"published {count} deltas")
 
 
@@ -461,7 +579,7 @@ def dailyup_status(import_id: int | None, limit: int, show_errors: int, as_json:
 
     settings = _settings()
     with _database(settings):
-        store, _, _ = build_dailyup(settings)
+        store, _, _ = build_dailyup(settings, migrate=False)
         if import_id is None:
             imports = store.imports(limit=limit)
             errors = []
@@ -489,20 +607,26 @@ def dailyup_status(import_id: int | None, limit: int, show_errors: int, as_json:
 
 @dailyup.command("export")
 @click.argument("table")
-@click.option("--import", "import_id", type=int, default=None, help="Import id [default: the latest].")
+@click.option("--import", "import_id", type=int, default=None,
+              help="Import id [default: the newest accepted import; for errors, the newest import].")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="File to write [default: standard output].")
 def dailyup_export(table: str, import_id: int | None, output: str | None) -> None:
     """Write TABLE of an import (kunden, vertraege, a lookup list, or errors) as spreadsheet-ready CSV."""
     from syncbridge.bootstrap import build_dailyup
-    from syncbridge.dailyup.export import ExportUnavailable, chunked, csv_lines, import_table
+    from syncbridge.dailyup.export import (ExportUnavailable, check_table, chunked, csv_lines, import_table,
+                                           latest_exportable)
 
+    try:
+        check_table(table)
+    except ExportUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     settings = _settings()
     with _database(settings):
-        store, folder, options = build_dailyup(settings)
-        imp = store.get_import(import_id) if import_id else store.latest_import()
+        store, folder, options = build_dailyup(settings, migrate=False)
+        imp = store.get_import(import_id) if import_id else latest_exportable(store, table)
         if imp is None:
-            raise click.ClickException(f"no import {import_id}" if import_id else "no import yet")
+            raise click.ClickException(f"no import {import_id}" if import_id else "no accepted import yet")
         try:
             columns, rows = import_table(store, folder, imp, table, options)
         except ExportUnavailable as exc:

@@ -20,7 +20,7 @@ from simulators.ameise import seed_demo as seed_ameise_demo
 from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
-from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_worker, web_checks
+from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_store, build_worker, web_checks
 from syncbridge.config import Settings
 from syncbridge.topology import declare
 
@@ -82,8 +82,13 @@ def start_stack(
     workers: int = 1,
     seed: bool = True,
     webhook_style: str = "form",
+    migrate: bool = True,
 ) -> Stack:
-    """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver."""
+    """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver.
+
+    ``migrate`` brings the database up to date (a database of the stack's own);
+    without it an outdated database is refused (SchemaOutdated).
+    """
     zoho_state, ameise_state = ZohoState(), AmeiseState()
     demo_ids = {}
     if seed:
@@ -100,7 +105,12 @@ def start_stack(
         ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
         public_url=f"http://127.0.0.1:{receiver_port}",
     )
-    services = bootstrap(settings)
+    try:
+        services = bootstrap(settings, store=build_store(settings, migrate=migrate))
+    except BaseException:
+        zoho.stop()
+        ameise.stop()
+        raise
     with broker_connection(settings) as connection:
         # Declared before anything is published, so no early event is unroutable.
         declare(connection, services.topology)

@@ -81,7 +81,7 @@ def upload_delivery():
         raise UnsupportedMediaType("Send a ZIP: multipart field 'file', or the raw body as application/zip with ?name=.")
     _, folder, _ = _access()
     try:
-        path, sha256, size = folder.save_upload(stream, name, max_bytes=limit)
+        path, sha256, size = folder.save_upload(stream, name, max_bytes=limit, source="upload")
     except UploadRejected as exc:
         if exc.too_large:
             raise RequestEntityTooLarge(str(exc)) from None

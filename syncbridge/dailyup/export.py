@@ -73,6 +73,25 @@ class ExportUnavailable(LookupError):
 
 
 ERROR_COLUMNS = ["file", "line", "column", "key", "message"]
+EXPORTABLE_STATES = ("accepted", "published")   # the imports whose tables were taken in
+LOOK_BACK = 500
+
+
+def check_table(name: str) -> None:
+    """Raise ExportUnavailable unless ``name`` is a table of deliveries or ``errors``."""
+    if name != "errors" and name not in TABLES:
+        raise ExportUnavailable(f"no table {name!r}; the tables are {', '.join(TABLES)} and errors")
+
+
+def latest_exportable(store, name: str):
+    """The import whose table ``name`` is exported by default: the newest accepted one.
+
+    A rejected (or superseded) delivery is skipped: its tables were never taken in.
+    The row errors (``errors``) are those of the newest import, whatever its state.
+    """
+    if name == "errors":
+        return store.latest_import()
+    return next((imp for imp in store.imports(limit=LOOK_BACK) if imp.state in EXPORTABLE_STATES), None)
 
 
 def import_table(store, folder, imp, name: str, reader_options: dict) -> tuple[list[str], Iterator[dict]]:
@@ -83,10 +102,9 @@ def import_table(store, folder, imp, name: str, reader_options: dict) -> tuple[l
     """
     from syncbridge.dailyup.reader import open_delivery
 
+    check_table(name)
     if name == "errors":
         return ERROR_COLUMNS, (dataclasses.asdict(e) for e in store.row_errors(imp.id))
-    if name not in TABLES:
-        raise ExportUnavailable(f"no table {name!r}; the tables are {', '.join(TABLES)} and errors")
     path = folder.archive_path(imp.sha256, imp.file_name)
     if not path.exists():
         raise ExportUnavailable(f"{imp.file_name} is not in the archive (import {imp.id} is {imp.state})")

@@ -32,6 +32,8 @@ log = logging.getLogger("syncbridge.dailyup")
 
 SETTLE_SECONDS = 2.0
 CHUNK = 1024 * 1024
+PUBLISH_RETRY_MAX_S = 30.0
+UPLOAD_SOURCES = ("upload",)   # sources that save_upload marks in the file name
 
 
 class UploadRejected(ValueError):
@@ -116,8 +118,12 @@ class DropFolder:
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return target
 
-    def save_upload(self, stream: IO[bytes], file_name: str, *, max_bytes: int) -> tuple[Path, str, int]:
-        """Write an upload to the inbox atomically; return (path, sha256, size)."""
+    def save_upload(self, stream: IO[bytes], file_name: str, *, max_bytes: int,
+                    source: str = "") -> tuple[Path, str, int]:
+        """Write an upload to the inbox atomically; return (path, sha256, size).
+
+        With ``source`` the file is stored as ``<name>.<source>.zip``, and its import records that source.
+        """
         file_name = Path(file_name or "").name
         try:
             DeliveryName.parse(file_name)
@@ -138,10 +144,11 @@ class DropFolder:
             with open(partial, "rb") as check:
                 if check.read(4) != b"PK\x03\x04":
                     raise UploadRejected("the upload is not a ZIP file")
-            target = self.inbox / file_name
+            mark = f"{source}." if source else ""
+            target = self.inbox / f"{Path(file_name).stem}.{mark}zip"
             if target.exists():
                 # Another delivery of the same name waits: keep both, the importer tells them apart.
-                target = self.inbox / f"{Path(file_name).stem}.{digest.hexdigest()[:8]}.zip"
+                target = self.inbox / f"{Path(file_name).stem}.{mark}{digest.hexdigest()[:8]}.zip"
             # Old enough to be taken at once: the file is complete when it appears.
             os.utime(partial, (time.time() - SETTLE_SECONDS, time.time() - SETTLE_SECONDS))
             os.replace(partial, target)
@@ -157,6 +164,12 @@ def _delivery_order(path: Path) -> tuple:
         return (0, name.delivered_on, path.stat().st_mtime, path.name)
     except (ValueError, FileNotFoundError):
         return (1, date.max, 0.0, path.name)
+
+
+def _source_of(file_name: str, default: str) -> str:
+    """``DailyUp_1_20261123.upload.zip`` (stored by :meth:`DropFolder.save_upload`) -> ``upload``."""
+    mark = file_name.partition(".")[2].split(".")[0]
+    return mark if mark in UPLOAD_SOURCES else default
 
 
 def _base_name(file_name: str) -> str:
@@ -199,8 +212,8 @@ def process_inbox(importer, folder: DropFolder, *, source: str = "drop-folder",
         if should_stop():
             break
         try:
-            results.append(import_delivery(importer, folder, path, source=source, file_name=_base_name(path.name),
-                                           should_stop=should_stop))
+            results.append(import_delivery(importer, folder, path, source=_source_of(path.name, source),
+                                           file_name=_base_name(path.name), should_stop=should_stop))
         except ReadingStopped:
             log.info("stopped while importing %s; it stays in the inbox and is taken again", path.name)
             break
@@ -229,10 +242,16 @@ def due_check(now: datetime, at: time_of_day, last_checked: date | None) -> date
 
 
 class DailyUpWorker:
-    """Look into the drop folder every few seconds; at the daily time, report a missing delivery."""
+    """Look into the drop folder every few seconds; at the daily time, report a missing delivery.
+
+    A delivery is only missed once one was to be expected: the watch was running at
+    the day's time, or deliveries have come before (``ever_received``).  A service
+    started for the first time after the daily time does not begin with an error.
+    """
 
     def __init__(self, importer, folder: DropFolder, *, poll_seconds: float, at, received_on: Callable[[date], bool],
-                 on_missing: Callable[[date], None], clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 on_missing: Callable[[date], None], clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 ever_received: Callable[[], bool] = lambda: False) -> None:
         self.importer = importer
         self.folder = folder
         self.poll_seconds = poll_seconds
@@ -240,23 +259,38 @@ class DailyUpWorker:
         self.received_on = received_on
         self.on_missing = on_missing
         self.clock = clock
+        self.ever_received = ever_received
+        self.watching_since = clock()
         self.last_checked: date | None = None
         self.stop_event = threading.Event()
+        self.publish_failures = 0
+        self.publish_at = 0.0          # time.monotonic() of the next attempt to publish the outbox
 
     def run_once(self) -> list:
         results = process_inbox(self.importer, self.folder, should_stop=self.stop_event.is_set)
         if self.stop_event.is_set():
             return results
-        try:
-            self.importer.publish_pending()
-        except Exception as exc:  # noqa: BLE001 - the outbox keeps them; the next round publishes
-            log.warning("publishing DailyUp deltas failed, will retry: %s", exc)
+        if time.monotonic() >= self.publish_at:
+            try:
+                self.importer.publish_pending()
+                self.publish_failures = 0
+            except Exception as exc:  # noqa: BLE001 - the outbox keeps them; a later round publishes
+                # The broker is away: wait 1 s, 3 s, 5 s, ... up to 30 s between attempts, one line each.
+                self.publish_failures += 1
+                wait = min(PUBLISH_RETRY_MAX_S, 1.0 + 2.0 * (self.publish_failures - 1))
+                self.publish_at = time.monotonic() + wait
+                log.warning("publishing DailyUp deltas failed, trying again in %.0f s: %s", wait, exc)
         day = due_check(self.clock(), self.at, self.last_checked)
         if day is not None:
             self.last_checked = day
-            if not self.received_on(day):
+            if self._expected(day) and not self.received_on(day):
                 self.on_missing(day)
         return results
+
+    def _expected(self, day: date) -> bool:
+        """Whether a delivery for ``day`` was to be expected by now."""
+        due = datetime.combine(day, self.at, tzinfo=self.watching_since.tzinfo)
+        return self.watching_since <= due or self.ever_received()
 
     def run(self) -> None:
         log.info("DailyUp worker watching %s every %ss; delivery expected by %s UTC",

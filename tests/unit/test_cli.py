@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import click
@@ -153,10 +154,9 @@ def test_status_after_upgrade_shows_the_connections(database_url):
 
 
 def test_status_names_the_broker_without_its_password(database_url):
-    result = cli("status", SYNCBRIDGE_BROKER_URL="amqp://sync:s3cret@mq.example:5672/prod")
+    result = cli("status", SYNCBRIDGE_BROKER_URL="amqp://sync:s3cret@mq.invalid:5672/prod")
 
-    assert result.exit_code == 0, result.output
-    assert "broker       mq.example:5672/prod" in result.output
+    assert "broker       mq.invalid:5672/prod unreachable: " in result.output
     assert "s3cret" not in result.output
 
 
@@ -296,6 +296,7 @@ def test_production_without_its_secrets_is_one_clear_line(database_url):
 
 # ---------------------------------------------------------------- connect
 def test_connect_ameise_against_an_unreachable_auth_server(database_url):
+    assert cli("db", "upgrade").exit_code == 0
     result = cli("connect", "ameise", "--code", "x", SYNCBRIDGE_AMEISE_AUTH_URL=UNREACHABLE_AUTH,
                  SYNCBRIDGE_HTTP_TIMEOUT="2")
 
@@ -306,6 +307,7 @@ def test_connect_ameise_against_an_unreachable_auth_server(database_url):
 
 def test_connect_ameise_with_a_redirect_url_fails_the_same_way(database_url):
     redirect = "http://127.0.0.1:8000/connect/ameise/callback?code=abc&state=1234"
+    assert cli("db", "upgrade").exit_code == 0
     result = cli("connect", "ameise", "--code", redirect, SYNCBRIDGE_AMEISE_AUTH_URL=UNREACHABLE_AUTH,
                  SYNCBRIDGE_HTTP_TIMEOUT="2")
 
@@ -332,6 +334,7 @@ def test_an_unreachable_database_is_one_clear_line(database_url, tmp_path, args)
 @pytest.fixture
 def dailyup_env(database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNCBRIDGE_DAILYUP_DIR", str(tmp_path / "dailyup"))
+    assert cli("db", "upgrade").exit_code == 0
     return tmp_path
 
 
@@ -394,3 +397,214 @@ def test_every_procfile_worker_names_a_worker_the_command_knows(database_url):
     for process, command in workers.items():
         assert command == f"syncbridge worker {process.removeprefix('worker-')}"
         assert cli(*command.split()[1:3], "--help").exit_code == 0
+
+
+# ---------------------------------------------------------------- one clear line instead of a traceback
+def refused_broker() -> str:
+    """A broker URL on a local port nobody listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"amqp://guest:guest@127.0.0.1:{port}//"
+
+
+MAPPED_COMMANDS = [("worker", "crm-to-ameise"), ("worker", "dailyup"), ("run", "--port", "1")]
+
+
+@pytest.mark.parametrize("args", MAPPED_COMMANDS, ids=lambda args: " ".join(args))
+@pytest.mark.parametrize("problem", ["missing", "invalid", "unknown-key"])
+def test_a_missing_or_invalid_mapping_file_is_one_clear_line(database_url, tmp_path, args, problem):
+    assert cli("db", "upgrade").exit_code == 0
+    mapping = tmp_path / "mapping.toml"
+    if problem == "invalid":
+        mapping.write_text("[customer.to_ameise\nfields = [", encoding="utf-8")
+    elif problem == "unknown-key":
+        mapping.write_text("[customer.sideways]\nfields = []\n", encoding="utf-8")
+
+    result = cli(*args, SYNCBRIDGE_MAPPING_FILE=str(mapping), SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    line = assert_clear_failure(result, "SYNCBRIDGE_MAPPING_FILE", str(mapping))
+    if problem == "missing":
+        assert "No such file" in line
+
+
+def test_connect_to_a_database_that_does_not_exist_is_one_clear_line(database_url):
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    missing = make_url(POSTGRES_ADMIN_URL).set(database="syncbridge_no_such_database").render_as_string()
+    result = cli("connect", "ameise", "--auto-consent", SYNCBRIDGE_DATABASE_URL=missing)
+
+    assert_clear_failure(result, "syncbridge_no_such_database", "does not exist")
+
+
+@pytest.mark.parametrize("args", [
+    ("status",), ("activity",), ("db", "upgrade"), ("db", "current"), ("connect", "ameise", "--code", "x"),
+    ("worker", "crm-to-ameise"), ("run", "--port", "1"), ("dailyup", "status"), ("dailyup", "publish"),
+    ("dlq", "list"),
+], ids=lambda args: " ".join(args))
+def test_a_database_url_without_its_driver_is_one_clear_line(database_url, args):
+    result = cli(*args, SYNCBRIDGE_DATABASE_URL="mysql://sync@localhost/syncbridge", SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    line = assert_clear_failure(result, "SYNCBRIDGE_DATABASE_URL", "mysql://", "driver is not installed")
+    assert "MySQLdb" in line
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("foo://broker.example//", "No such transport: foo"),
+    ("amqp://guest:s3cret@127.0.0.1:port//", "Port could not be cast"),
+])
+def test_a_malformed_broker_url_is_one_clear_line(database_url, url, says):
+    assert cli("db", "upgrade").exit_code == 0
+
+    for args in (("dailyup", "publish"), ("worker", "crm-to-ameise"), ("status",)):
+        line = assert_clear_failure(cli(*args, SYNCBRIDGE_BROKER_URL=url), "SYNCBRIDGE_BROKER_URL", says)
+        assert "s3cret" not in line
+
+
+@pytest.fixture
+def waiting_deltas(dailyup_env):
+    """A delivery imported without a broker: its 25 created customers wait in the outbox."""
+    delivery = cli("dailyup", "generate", str(dailyup_env / "out"), "--customers", "25").output.strip()
+    assert cli("dailyup", "import", delivery).exit_code == 0
+    return dailyup_env
+
+
+def test_dailyup_publish_to_an_unreachable_broker_is_one_clear_line(waiting_deltas):
+    result = cli("dailyup", "publish", SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    line = result.stderr.strip().splitlines()[-1]                     # after the progress lines
+    assert line.startswith("Error: rabbitmq: ") and "Connection refused" in line
+    assert re.search(r"; \d+ deltas wait in the outbox$", line), line
+
+
+def test_dailyup_publish_without_a_broker_says_it_needs_one(waiting_deltas):
+    assert_clear_failure(cli("dailyup", "publish"), "SYNCBRIDGE_BROKER_URL")
+
+
+def test_dailyup_import_fails_when_its_deltas_could_not_be_published(dailyup_env):
+    delivery = cli("dailyup", "generate", str(dailyup_env / "out"), "--customers", "25").output.strip()
+
+    result = cli("dailyup", "import", delivery, SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert result.stdout.startswith("accepted: ")          # the import itself is kept ...
+    last = result.output.strip().splitlines()[-1]
+    assert re.match(r"Error: publishing failed: \d+ deltas wait in the outbox", last)   # ... but nothing was sent
+    assert "syncbridge dailyup publish" in last
+
+
+def test_status_says_an_unreachable_broker_is_unreachable(database_url):
+    assert cli("db", "upgrade").exit_code == 0
+
+    result = cli("status", SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    assert result.exit_code == 1, result.output
+    broker = next(line for line in result.output.splitlines() if line.startswith("broker"))
+    assert "unreachable: ConnectionRefusedError" in broker
+    assert "zoho         not connected" in result.output       # the rest is still shown
+
+
+def test_status_says_a_reachable_broker_is_reachable(database_url, rabbitmq_url):
+    assert cli("db", "upgrade").exit_code == 0
+
+    result = cli("status", SYNCBRIDGE_BROKER_URL=rabbitmq_url)
+
+    assert result.exit_code == 0, result.output
+    assert "broker       127.0.0.1:5672// (reachable)" in result.output.splitlines()
+
+
+UNMIGRATED_COMMANDS = [
+    ("dailyup", "import", "{delivery}"), ("dailyup", "diff", "{delivery}"), ("dailyup", "status"),
+    ("dailyup", "export", "kunden"), ("dailyup", "publish"), ("activity",), ("dlq", "list"),
+    ("connect", "ameise", "--code", "x"), ("worker", "crm-to-ameise"), ("worker", "dailyup"),
+]
+
+
+@pytest.mark.parametrize("args", UNMIGRATED_COMMANDS, ids=lambda args: " ".join(args))
+def test_every_command_refuses_a_database_that_is_not_migrated(database_url, tmp_path, monkeypatch, args):
+    from syncbridge.dailyup.generate import write_delivery
+
+    monkeypatch.setenv("SYNCBRIDGE_DAILYUP_DIR", str(tmp_path / "dailyup"))
+    delivery = write_delivery(tmp_path, customers=5)
+
+    result = cli(*(a.format(delivery=delivery) for a in args), SYNCBRIDGE_BROKER_URL=refused_broker())
+
+    assert_clear_failure(result, "run `syncbridge db upgrade`")
+    assert migrate.current(database_url) is None                     # nothing migrated behind the user's back
+    status = cli("status")
+    assert "needs `syncbridge db upgrade`" in status.output and migrate.current(database_url) is None
+
+
+def test_dailyup_export_takes_the_newest_accepted_import(dailyup_env):
+    tmp_path = dailyup_env
+    good = cli("dailyup", "generate", str(tmp_path / "out"), "--customers", "25").output.strip()
+    assert cli("dailyup", "import", good).exit_code == 0
+    broken = tmp_path / "DailyUp_100200_20261110.zip"
+    data = open(good, "rb").read()
+    broken.write_bytes(data[: len(data) // 2])
+    assert cli("dailyup", "import", str(broken)).exit_code == 1    # the newest import is a rejected one
+
+    exported = cli("dailyup", "export", "kunden", "--output", str(tmp_path / "kunden.csv"))
+
+    assert exported.exit_code == 0, exported.output
+    assert "wrote kunden of import 1 " in exported.output
+    lines = (tmp_path / "kunden.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("Kundennummer;") and len(lines) == 26
+    errors = cli("dailyup", "export", "errors")                       # the row errors: of the newest import
+    assert errors.exit_code == 0 and errors.output.startswith("\ufefffile;line;column;key;message")
+
+
+def test_dailyup_export_before_any_accepted_import_is_one_clear_line(dailyup_env):
+    assert_clear_failure(cli("dailyup", "export", "kunden"), "no accepted import yet")
+
+
+# ---------------------------------------------------------------- the demo's hints
+@pytest.mark.parametrize(("argv0", "where", "expected"), [
+    (".venv/bin/syncbridge", "root", ".venv/bin/syncbridge"),            # make run
+    ("{root}/.venv/bin/syncbridge", "root", ".venv/bin/syncbridge"),
+    ("{root}/.venv/bin/syncbridge", "elsewhere", "{root}/.venv/bin/syncbridge"),
+    ("syncbridge", "elsewhere", "syncbridge"),                             # found on the PATH
+    ("{root}/syncbridge/cli.py", "root", "{python} -m syncbridge.cli"),    # python -m syncbridge.cli
+])
+def test_the_demo_names_a_command_that_works_from_where_it_was_started(tmp_path, monkeypatch, argv0, where, expected):
+    import sys
+
+    from syncbridge.cli import _this_command
+
+    root = tmp_path / "repo"
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(root if where == "root" else tmp_path / "elsewhere")
+    monkeypatch.setattr(sys, "argv", [argv0.format(root=root), "run"])
+
+    assert _this_command() == expected.format(root=root, python=sys.executable)
+
+
+def test_run_migrates_only_its_own_database(database_url):
+    from syncbridge.stack import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    result = cli("run", "--port", ports[0], "--zoho-port", ports[1], "--ameise-port", ports[2],
+                 "--database-url", database_url)
+
+    assert_clear_failure(result, "run `syncbridge db upgrade`")
+    assert migrate.current(database_url) is None
+
+
+def test_errors_and_status_never_show_the_database_password(database_url):
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    url = make_url(POSTGRES_ADMIN_URL).set(password="s3cret", database="syncbridge_no_such_database")
+    result = cli("status", SYNCBRIDGE_DATABASE_URL=url.render_as_string(hide_password=False))
+
+    line = assert_clear_failure(result, "syncbridge_no_such_database")
+    assert "s3cret" not in line and ":***@" in line
