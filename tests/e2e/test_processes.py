@@ -86,7 +86,7 @@ def wait_until_answers(url: str) -> None:
     def answers():
         try:
             return requests.get(url, timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):   # not listening yet, or still starting up
             return False
     wait_for(answers, timeout=30, interval=0.2, what=url)
 
