@@ -1,4 +1,4 @@
-"""The DailyUp benchmark, small: it still runs end to end and prints every figure."""
+"""The benchmarks, small: each still runs end to end and prints its figures."""
 from __future__ import annotations
 
 import ast
@@ -27,3 +27,16 @@ def test_the_dailyup_benchmark_prints_its_figures(rabbitmq_url):
     day1 = ast.literal_eval(figures["day1"])
     # Full batches: one upsert of 100 records costs 10 credits.
     assert day1["records_per_credit"] >= 8, day1
+
+
+def test_the_fuzz_benchmark_prints_its_counts():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--quick", "--suite", "dailyup-reader"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = dict(pair.split("=", 1) for pair in run.stdout.strip().splitlines()[-1].split())
+    assert summary["pytest_exit"] == "0" and summary["failing"] == "0" and summary["status_5xx"] == "0"
+    assert int(summary["tests"]) == 3
+    # Every example of the reader ends in rows or a rejection; the counts come from rounded shares.
+    counted = int(summary["reader_read"]) + int(summary["reader_rejected"])
+    assert abs(counted - int(summary["examples"])) <= 3 and counted > 0, summary

@@ -103,6 +103,7 @@ def test_fuzzed_uploads(namespace, publisher, tmp_path_factory, request):
     response = app.test_client().open(**request)
     assert time.monotonic() - started < MAX_SECONDS
     accepted = check_answer(response, "POST")
+    outcome(str(response.status_code))
     inbox = sorted(p.name for p in DropFolder.at(folder).inbox.iterdir()) if (folder / "inbox").exists() else []
     if accepted is None:
         assert inbox == []
