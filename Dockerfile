@@ -7,8 +7,6 @@ COPY webhooks ./webhooks
 COPY consumers ./consumers
 COPY producers ./producers
 COPY contracts ./contracts
-COPY clients ./clients
-COPY store ./store
 COPY simulators ./simulators
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 syncbridge
 # The DailyUp drop folder (the `dailyup` volume of docker-compose.yml): a new named volume

@@ -44,12 +44,12 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
     from kombu import Connection
 
     from producers.publisher import Publisher
-    from store import migrate
-    from store.dailyup import SqlDailyUpStore
-    from store.sql import SqlStore
+    from syncbridge.adapters.db import migrate
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.sql import SqlStore
     from syncbridge.dailyup.generate import write_delivery
     from syncbridge.dailyup.importer import DailyUpImporter
-    from syncbridge.topology import build_topology, declare
+    from producers.topology import build_topology, declare
 
     customers = max(1, int(rows / ROWS_PER_CUSTOMER))
     work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-"))
@@ -111,13 +111,13 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
 
 def zoho_stage(customers: int) -> dict:
     """Two days of a smaller delivery into the simulated Zoho CRM over HTTP: records per credit and per second."""
-    from clients.zoho import ZohoClient
+    from syncbridge.adapters.zoho import ZohoClient
     from simulators.server import ServerThread
     from simulators.zoho import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState,
                                  create_zoho_app)
-    from store import migrate
-    from store.dailyup import SqlDailyUpStore
-    from store.sql import SqlStore
+    from syncbridge.adapters.db import migrate
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.sql import SqlStore
     from syncbridge.config import ENTITY_KINDS, Settings
     from syncbridge.dailyup.generate import write_delivery
     from syncbridge.dailyup.importer import DailyUpImporter
@@ -163,7 +163,7 @@ def _deltas_of(dailyup, import_id: int) -> list:
     """The deltas an import produced, from the outbox (published or not), in order."""
     from sqlalchemy import select
 
-    from store.models import DailyUpDeltaRecord as Delta
+    from syncbridge.adapters.db.models import DailyUpDeltaRecord as Delta
 
     with dailyup.engine.connect() as conn:
         return conn.execute(select(Delta).where(Delta.import_id == import_id).order_by(Delta.id)).all()

@@ -14,16 +14,16 @@ from typing import Callable
 from kombu import Connection
 from kombu.message import Message
 
-from clients.errors import ReconnectNeeded, Unavailable
-from consumers import dead_letters
+from syncbridge.errors import ReconnectNeeded, Unavailable
+from producers import dead_letters
 from consumers.base import QueueConsumer
-from consumers.retries import schedule_retry
+from producers.retries import schedule_retry
 from contracts.events import AmeiseRecordChangedSchema
-from store.interfaces import AMEISE_TO_CRM, ActivityEntry, Store
+from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, Store
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.monitoring import message_scope, report_reconnect_needed
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 log = logging.getLogger(__name__)
 

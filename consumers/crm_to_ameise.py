@@ -11,16 +11,16 @@ from typing import Callable
 from kombu import Connection
 from kombu.message import Message
 
-from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from consumers import dead_letters
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from producers import dead_letters
 from consumers.base import QueueConsumer
-from consumers.retries import schedule_retry
+from producers.retries import schedule_retry
 from contracts.events import CrmRecordChangedSchema
-from store.interfaces import CRM_TO_AMEISE, ActivityEntry, Store
+from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, Store
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
 from syncbridge.monitoring import connection_works, report_reconnect_needed
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 log = logging.getLogger(__name__)
 

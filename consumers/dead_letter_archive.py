@@ -16,7 +16,7 @@ from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from syncbridge.dlq import ArrivedMessage
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from contracts.base import ContractError
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from syncbridge.messages import CrmRecordChanged
-from syncbridge.topology import Topology, crm_record_changed_key
+from producers.topology import Topology, crm_record_changed_key
 
 _schema = CrmRecordChangedSchema()
 

@@ -28,8 +28,8 @@ from amqp.exceptions import AMQPError, MessageNacked
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
-from clients.errors import Unavailable
-from syncbridge.topology import Topology, declare
+from syncbridge.errors import Unavailable
+from producers.topology import Topology, declare
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Callable
 
 from kombu import Connection
 
-from clients.interfaces import AmeiseClient, CrmClient
-from store.interfaces import Store
+from syncbridge.ports import AmeiseClient, CrmClient
+from syncbridge.ports import Store
 from syncbridge.config import WORKERS, Settings
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import Mapping, load_mapping
-from syncbridge.topology import Topology, topology_for
+from producers.topology import Topology, topology_for
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class SchemaOutdated(RuntimeError):
 
 def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
     """The SQL store; migrates a development database, refuses an outdated production one."""
-    from store import migrate as migrations
-    from store.sql import SqlStore
+    from syncbridge.adapters.db import migrate as migrations
+    from syncbridge.adapters.db.sql import SqlStore
 
     if not migrations.is_up_to_date(settings.database_url):
         if migrate if migrate is not None else not settings.production:
@@ -104,7 +104,7 @@ class Services:
     def dailyup(self):
         """The DailyUp store, on the same database engine as the store."""
         if self._dailyup is None:
-            from store.dailyup import SqlDailyUpStore
+            from syncbridge.adapters.db.dailyup import SqlDailyUpStore
 
             self._dailyup = SqlDailyUpStore(self.store.engine)
         return self._dailyup
@@ -135,9 +135,9 @@ def bootstrap(
     mapping: Mapping | None = None,
 ) -> Services:
     """Build every object of the service from settings; given objects are used as they are."""
-    from clients.ameise import AmeiseClient as HttpAmeiseClient
-    from clients.ameise import AmeiseOAuth
-    from clients.zoho import ZohoClient
+    from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
+    from syncbridge.adapters.ameise import AmeiseOAuth
+    from syncbridge.adapters.zoho import ZohoClient
     from producers.publisher import Publisher
 
     settings = settings or Settings.from_env()
@@ -166,7 +166,7 @@ def bootstrap(
 
 def build_dailyup(settings: Settings, *, migrate: bool | None = None):
     """The DailyUp store, drop folder and reader options, for the CLI and the admin API."""
-    from store.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.dailyup.intake import DropFolder
 
     store = build_store(settings, migrate=migrate)
@@ -198,7 +198,7 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None, migra
 
 def dailyup_worker(services: Services):
     """The DailyUp worker: drop folder, daily watch, outbox publishing."""
-    from store.interfaces import AMEISE_TO_CRM, ActivityEntry
+    from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry
     from syncbridge.dailyup.intake import DailyUpWorker, DropFolder
 
     settings = services.settings
@@ -226,7 +226,7 @@ def dailyup_worker(services: Services):
 
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
     """Readiness checks of the receiver: broker and database reachable."""
-    from store.sql import SqlStore
+    from syncbridge.adapters.db.sql import SqlStore
 
     store_holder: list[Store] = []
 
@@ -287,7 +287,7 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
 def dead_letter_archiver(services: Services, connection: Connection | None = None):
     """The archiver: every message of the dead-letter queue into the dead_letters table, for ops."""
     from consumers.dead_letter_archive import DeadLetterArchiver
-    from store.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.dlq import archive_dead_letter
 
     letters = SqlDeadLetterStore(services.store.engine)

@@ -116,7 +116,7 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
     Stop with Ctrl-C.
     """
     from syncbridge.bootstrap import configure_logging
-    from syncbridge.stack import start_stack
+    from simulators.stack import start_stack
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
     tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
@@ -311,7 +311,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Migrate to this revision.")
 def db_upgrade(revision: str) -> None:
     """Apply the database migrations (the release step)."""
-    from store import migrate
+    from syncbridge.adapters.db import migrate
 
     settings = _settings()
     with _database(settings):
@@ -322,7 +322,7 @@ def db_upgrade(revision: str) -> None:
 @db.command("current")
 def db_current() -> None:
     """Show the database's migration revision."""
-    from store import migrate
+    from syncbridge.adapters.db import migrate
 
     settings = _settings()
     with _database(settings):
@@ -358,7 +358,7 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
         if refresh_token:
             token = oauth.connect_with_refresh_token(refresh_token)
         elif auto_consent:
-            from syncbridge.stack import connect_ameise_by_consent
+            from simulators.stack import connect_ameise_by_consent
 
             token = connect_ameise_by_consent(services)
         else:
@@ -398,7 +398,7 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
 @main.command()
 def status() -> None:
     """Show the connections, the database and the broker at a glance."""
-    from store import migrate
+    from syncbridge.adapters.db import migrate
     from syncbridge.bootstrap import build_store
 
     settings = _settings()
@@ -553,7 +553,7 @@ def dailyup_diff(file: str, as_json: bool) -> None:
 @dailyup.command("publish")
 def dailyup_publish() -> None:
     """Publish deltas still waiting in the outbox (after a broker outage)."""
-    from clients.errors import Unavailable
+    from syncbridge.errors import Unavailable
 
     settings = _settings()
     if settings.embedded_broker:
@@ -692,10 +692,10 @@ def _dlq_filters(function):
 @contextmanager
 def _dead_letter_ops(settings: Settings, *, publish: bool = False):
     """The dead-letter operations on the service's database (and, to replay, a publisher to the broker)."""
-    from store.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.bootstrap import build_store
     from syncbridge.dlq import DeadLetterOps
-    from syncbridge.topology import topology_for
+    from producers.topology import topology_for
 
     publisher = topology = None
     if publish:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import time
 from typing import Mapping
 
-from clients.tokens import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys
+from syncbridge.adapters.tokens import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys
 
 PREFIX = "SYNCBRIDGE_"
 

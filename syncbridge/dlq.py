@@ -1,10 +1,10 @@
 """Dead letters for ops: archive each one, then list, show, replay or discard it.
 
 A dead letter comes from one of two places: a consumer that gave up on a
-message (:mod:`consumers.dead_letters`: the message unchanged, our ``x-error*``
+message (:mod:`producers.dead_letters`: the message unchanged, our ``x-error*``
 headers saying why), or RabbitMQ itself when a quorum queue's delivery limit is
 exceeded (its ``x-death`` / ``x-first-death-*`` headers).  :func:`dead_letter_of`
-reads either into one :class:`~store.dead_letters.DeadLetter`, keeping every
+reads either into one :class:`~syncbridge.adapters.db.dead_letters.DeadLetter`, keeping every
 header, known or not.  :class:`DeadLetterOps` is what the CLI and the admin API
 call: replay checks the message against the current contract of its routing key
 and publishes it, confirmed, to its original exchange; replay and discard are
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers.dead_letters import CONTRACT, ERROR, REJECTED, UNAVAILABLE, UNDECODABLE
+from producers.dead_letters import CONTRACT, ERROR, REJECTED, UNAVAILABLE, UNDECODABLE
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema, CrmRecordChangedSchema
 from producers.publisher import BrokerUnavailable
-from store.dead_letters import DEAD, DISCARDED, REPLAYED, STATES, DeadLetter, DeadLetterFilter, SqlDeadLetterStore
-from store.interfaces import SYSTEM, ActivityEntry, Store
-from syncbridge.topology import Topology, ameise_record_changed_key, crm_record_changed_key
+from syncbridge.adapters.db.dead_letters import DEAD, DISCARDED, REPLAYED, STATES, DeadLetter, DeadLetterFilter, SqlDeadLetterStore
+from syncbridge.ports import SYSTEM, ActivityEntry, Store
+from producers.topology import Topology, ameise_record_changed_key, crm_record_changed_key
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from clients.interfaces import AmeiseClient, CrmClient, RecordResult
-from clients.zoho import criteria_equals
-from store.interfaces import (
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from syncbridge.ports import AmeiseClient, CrmClient, RecordResult
+from syncbridge.adapters.zoho import criteria_equals
+from syncbridge.ports import (
     AMEISE_TO_CRM, CRM_TO_AMEISE, ActivityEntry, DailyUpSnapshot, EchoMarks, LinkConflict, SnapshotRow, Store,
 )
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup

@@ -40,7 +40,7 @@ def namespace(request) -> str:
     if "rabbitmq_url" in request.fixturenames:
         from kombu import Connection
 
-        from syncbridge.topology import build_topology
+        from producers.topology import build_topology
 
         topology = build_topology(ns)
         try:

@@ -31,7 +31,7 @@ def create_app(
     from producers.publisher import Publisher
     from syncbridge.config import Settings
     from syncbridge.monitoring import init_sentry
-    from syncbridge.topology import topology_for
+    from producers.topology import topology_for
     from webhooks import admin, dailyup
     from webhooks.body import BodyGuard
     from webhooks.errors import register_error_handlers

@@ -23,7 +23,7 @@ from contracts.admin import (
     MAX_IDS, MAX_TEXT, AdminQuerySchema, DeadLetterFilterSchema, bad_text, describe,
     load_query, parse_id,
 )
-from store.dead_letters import DeadLetterFilter
+from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.dlq import FAILED, DeadLetterOps, InvalidFilter, Selection, SelectionError, as_json, parse_filter
 from webhooks.dailyup import ADMIN_TOKEN_HEADER
 from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
@@ -75,7 +75,7 @@ class AdminAccess:
     def get(self) -> DeadLetterOps:
         with self._lock:
             if self._ops is None:
-                from store.dead_letters import SqlDeadLetterStore
+                from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
                 from syncbridge.bootstrap import SchemaOutdated, build_store
 
                 receiver = current_receiver()

@@ -9,7 +9,7 @@ from flask import current_app
 
 from producers.publisher import Publisher
 from syncbridge.config import Settings
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 Check = Callable[[], None]
 EXTENSION = "syncbridge.receiver"

@@ -20,10 +20,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from clients.errors import Unavailable
-from consumers.dead_letters import CONTRACT, dead_letter_unsent
+from syncbridge.errors import Unavailable
+from producers.dead_letters import CONTRACT, dead_letter_unsent
 from contracts.events import AmeiseRecordChangedSchema
-from store.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
 from syncbridge.dailyup.intake import sha256_of
 from syncbridge.dailyup.model import (
     COLUMNS,
@@ -42,7 +42,7 @@ from syncbridge.dailyup.model import (
 )
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery
 from syncbridge.messages import AmeiseRecordChanged
-from syncbridge.topology import Topology, ameise_record_changed_key
+from producers.topology import Topology, ameise_record_changed_key
 
 log = logging.getLogger("syncbridge.dailyup")
 

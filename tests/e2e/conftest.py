@@ -7,7 +7,7 @@ import time
 import pytest
 
 from syncbridge.config import Settings
-from syncbridge.stack import start_stack
+from simulators.stack import start_stack
 
 
 def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):

@@ -7,7 +7,7 @@ import pytest
 import requests
 from kombu import Connection
 
-from store.dead_letters import SqlDeadLetterStore
+from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.dlq import DeadLetterOps, Selection
 from tests.e2e.conftest import wait_for
 
@@ -111,7 +111,7 @@ def test_broker_down_is_503_never_202(tmp_path):
 
 def _dead_letters(stack, rabbitmq_url, expected):
     """The dead letters, once ``expected`` of them reached the archive (the stack runs the archiver)."""
-    from store.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 
     letters = SqlDeadLetterStore(stack.services.store.engine)
     return wait_for(lambda: (found := letters.find()) and len(found) >= expected and found, what="dead letters")

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from store.interfaces import AMEISE_TO_CRM
+from syncbridge.ports import AMEISE_TO_CRM
 from syncbridge.dailyup.generate import csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.model import COLUMNS
 from syncbridge.dailyup.reader import open_delivery

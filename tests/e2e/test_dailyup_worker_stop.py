@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy import create_engine, func, select
 
-from store.dailyup import IMPORTS, SNAPSHOT
+from syncbridge.adapters.db.dailyup import IMPORTS, SNAPSHOT
 from syncbridge.dailyup.generate import write_delivery
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_processes import ROOT, procfile, start

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from syncbridge.stack import free_port
+from simulators.stack import free_port
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
-from syncbridge.stack import AMEISE_API_PATH, free_port
+from simulators.stack import AMEISE_API_PATH, free_port
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +67,8 @@ def empty_database(database_url: str) -> None:
     """The database outlives each test's simulators, whose record ids repeat: start from no data."""
     from sqlalchemy import inspect
 
-    from store.models import Base
-    from store.sql import make_engine
+    from syncbridge.adapters.db.models import Base
+    from syncbridge.adapters.db.sql import make_engine
 
     engine = make_engine(database_url)
     try:
@@ -185,7 +185,7 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
     from contracts.events import CrmRecordChangedSchema
     from producers.publisher import Publisher
     from syncbridge.messages import CrmRecordChanged
-    from syncbridge.topology import build_topology, crm_record_changed_key
+    from producers.topology import build_topology, crm_record_changed_key
 
     env, _ = environment
     env = {**env, "SYNCBRIDGE_RECORD_LEASE": "2"}

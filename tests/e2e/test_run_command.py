@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from syncbridge.stack import free_port
+from simulators.stack import free_port
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

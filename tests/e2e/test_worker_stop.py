@@ -22,7 +22,7 @@ from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
 from syncbridge.config import WORKERS, Settings
-from syncbridge.stack import AMEISE_API_PATH
+from simulators.stack import AMEISE_API_PATH
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def base_env(tmp_path, ameise, monkeypatch):
     """A migrated SQLite database with Ameise connected, and a DailyUp outbox with deltas waiting."""
     from syncbridge.bootstrap import bootstrap, bootstrap_dailyup
     from syncbridge.dailyup.generate import write_delivery
-    from syncbridge.stack import connect_ameise_by_consent
+    from simulators.stack import connect_ameise_by_consent
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("SYNCBRIDGE_")}
     env.update({

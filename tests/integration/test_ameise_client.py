@@ -12,16 +12,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from clients.ameise import (
+from syncbridge.adapters.ameise import (
     AmeiseClient,
     AmeiseOAuth,
     AmeiseReconnectNeeded,
     AmeiseRejected,
     AmeiseUnavailable,
 )
-from clients.errors import ReconnectNeeded, Rejected, Unavailable
-from clients.fakes.ameise import InMemoryAmeise
-from clients.tokens import MemoryTokenStore
+from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from simulators.fakes.ameise import InMemoryAmeise
+from syncbridge.adapters.tokens import MemoryTokenStore
 from simulators.ameise import API_PREFIX, DEFAULT_EMPLOYEE_ID, AmeiseState, create_ameise_app
 from simulators.server import ServerThread
 from syncbridge.config import Settings

@@ -20,8 +20,8 @@ import requests
 
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.server import ServerThread
-from store import migrate
-from store.sql import SqlStore
+from syncbridge.adapters.db import migrate
+from syncbridge.adapters.db.sql import SqlStore
 
 SYNCBRIDGE = str(Path(sys.executable).with_name("syncbridge"))
 TIMEOUT = 60

@@ -24,12 +24,12 @@ from sqlalchemy import select
 from contracts.base import load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
 from producers.publisher import Publisher
-from store.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.model import CUSTOMERS, ParsedRow, changed_fields
 from syncbridge.dailyup.reader import open_delivery
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from tests.integration.test_dailyup_store import migrated_postgres_url, migrated_sqlite_url, store  # noqa: F401
 from tests.integration.test_publisher_rabbitmq import TcpProxy
 

@@ -8,10 +8,10 @@ import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
-from store.dailyup import DELTAS, STAGING, Candidate, SqlDailyUpStore
-from store.interfaces import SnapshotRow
-from store.migrate import alembic_config, current, upgrade
-from store.sql import make_engine
+from syncbridge.adapters.db.dailyup import DELTAS, STAGING, Candidate, SqlDailyUpStore
+from syncbridge.ports import SnapshotRow
+from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
+from syncbridge.adapters.db.sql import make_engine
 from syncbridge.dailyup.model import RowError, row_hash
 from tests.integration.test_store import _emptied_engine, _schema_differences, pg_schema
 

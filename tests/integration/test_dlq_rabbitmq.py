@@ -25,15 +25,15 @@ from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from consumers.dead_letter_archive import DeadLetterArchiver
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
-from store.dead_letters import DeadLetterFilter
-from store.migrate import alembic_config, current, upgrade
-from store.sql import make_engine
+from syncbridge.adapters.db.dead_letters import DeadLetterFilter
+from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
+from syncbridge.adapters.db.sql import make_engine
 from syncbridge.cli import main
 from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged
-from syncbridge.topology import build_topology, topology_for
+from producers.topology import build_topology, topology_for
 from tests.integration.test_store import pg_schema
 from tests.unit.test_dlq import letters, store  # noqa: F401 - shared fixtures
 

@@ -17,21 +17,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients.fakes.ameise import InMemoryAmeise
-from clients.fakes.zoho import InMemoryZoho
+from simulators.fakes.ameise import InMemoryAmeise
+from simulators.fakes.zoho import InMemoryZoho
 from contracts.events import AmeiseRecordChangedSchema
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.zoho import seed_demo as seed_zoho
-from store.dailyup import SqlDailyUpStore
-from store.memory import MemoryStore
-from store.migrate import upgrade
+from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+from simulators.fakes.store import MemoryStore
+from syncbridge.adapters.db.migrate import upgrade
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.handlers import (
     OK, ReturnDependencies, SyncDependencies, sync_ameise_records_to_crm, sync_crm_record_to_ameise,
 )
 from syncbridge.mapping import load_mapping
 from syncbridge.messages import SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from tests.support.fuzzing import examples
 
 CUSTOMERS = ("Erika Mustermann", "Max Neumann")

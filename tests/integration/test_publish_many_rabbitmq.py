@@ -9,7 +9,7 @@ import pytest
 from kombu import Connection, Consumer, Queue
 
 from producers.publisher import BrokerUnavailable, Publisher
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from tests.integration.test_publisher_rabbitmq import TcpProxy, close_connections_named
 
 pytestmark = pytest.mark.rabbitmq

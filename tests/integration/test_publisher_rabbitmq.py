@@ -15,7 +15,7 @@ from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Queue
 
 from producers.publisher import BrokerUnavailable, Publisher
-from syncbridge.topology import Topology, build_topology
+from producers.topology import Topology, build_topology
 
 pytestmark = pytest.mark.rabbitmq
 

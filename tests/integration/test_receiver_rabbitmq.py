@@ -17,7 +17,7 @@ from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from simulators.server import ServerThread
 from syncbridge.config import Settings
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from webhooks import create_app
 
 pytestmark = pytest.mark.rabbitmq

@@ -9,14 +9,14 @@ from datetime import datetime, timezone
 import pytest
 from kombu import Connection
 
-from clients.zoho import ZohoUnavailable
+from syncbridge.adapters.zoho import ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
-from store.memory import MemoryStore
+from simulators.fakes.store import MemoryStore
 from syncbridge.handlers import SyncResult
 from syncbridge.messages import CrmRecordChanged
-from syncbridge.topology import build_topology, crm_record_changed_key
+from producers.topology import build_topology, crm_record_changed_key
 from tests.integration.test_publisher_rabbitmq import consume_all
 from tests.e2e.conftest import wait_for
 

@@ -13,10 +13,10 @@ from urllib.parse import quote
 import pytest
 import sentry_sdk
 
-from clients.zoho import ZohoRejected
+from syncbridge.adapters.zoho import ZohoRejected
 from syncbridge.config import Settings
 from syncbridge.monitoring import breadcrumb, init_sentry, message_scope, report_failed_message
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from webhooks import create_app
 
 RECORD_ID = "4150868000000376008"
@@ -203,7 +203,7 @@ def test_failed_message_arrives_tagged_with_breadcrumbs_and_scrubbed(sentry_serv
 
     with message_scope():
         breadcrumb("message received", "CrmRecordChanged", record_id=RECORD_ID, module="Contacts", Email=ADDRESS)
-        logging.getLogger("clients.zoho").info(
+        logging.getLogger("syncbridge.adapters.zoho").info(
             "GET https://www.zohoapis.eu/crm/v7/Contacts/%s?access_token=%s", RECORD_ID, ZOHO_ACCESS_TOKEN)
         breadcrumb("zoho call", "upsert Contacts", record={"First_Name": FIRST_NAME, "Geburtsdatum": BIRTH_DATE,
                                                          "Kundennummer": "K-100"},
@@ -233,7 +233,7 @@ def test_failed_message_arrives_tagged_with_breadcrumbs_and_scrubbed(sentry_serv
     assert crumbs["zoho call"]["data"] == {"record": {"First_Name": "[Filtered]", "Geburtsdatum": "[Filtered]",
                                                       "Kundennummer": "K-100"},
                                            "headers": {"Authorization": "[Filtered]"}}
-    assert crumbs["clients.zoho"]["message"] == (
+    assert crumbs["syncbridge.adapters.zoho"]["message"] == (
         f"GET https://www.zohoapis.eu/crm/v7/Contacts/{RECORD_ID}?access_token=[Filtered]")
     assert_nothing_personal(sentry_server.raw())
 
@@ -297,7 +297,7 @@ def test_a_message_the_consumer_dead_letters_is_one_tagged_event(sentry_server):
     from consumers.crm_to_ameise import CrmToAmeiseConsumer
     from contracts.events import CrmRecordChangedSchema
     from producers.publisher import Publisher
-    from store.memory import MemoryStore
+    from simulators.fakes.store import MemoryStore
     from syncbridge.messages import CrmRecordChanged
 
     assert init_sentry(settings_for(sentry_server.dsn), "worker:crm-to-ameise") is True

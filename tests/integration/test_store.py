@@ -24,13 +24,13 @@ from sqlalchemy.exc import OperationalError
 
 from cryptography.fernet import Fernet
 
-from clients.interfaces import OAuthToken
-from clients.tokens import UNREADABLE_TOKEN, TokenCipher
-from store.interfaces import LinkConflict, AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
-from store.memory import MemoryStore
-from store.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
-from store.models import Base
-from store.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
+from syncbridge.ports import OAuthToken
+from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
+from syncbridge.ports import LinkConflict, AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
+from simulators.fakes.store import MemoryStore
+from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
+from syncbridge.adapters.db.models import Base
+from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 
 ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
 ZOHO_ID_2 = "365239700000064902"     # 18 digits
@@ -403,7 +403,7 @@ def test_a_token_saved_with_another_key_reads_as_reconnect_needed(sql_store, cap
 
 
 def test_the_ameise_client_with_the_wrong_key_says_reconnect_or_fix_the_key(sql_store):
-    from clients.ameise import AmeiseOAuth, AmeiseReconnectNeeded
+    from syncbridge.adapters.ameise import AmeiseOAuth, AmeiseReconnectNeeded
     from syncbridge.config import Settings
 
     SqlTokenStore(sql_store.engine, TokenCipher(KEY_A)).save("ameise", PLAIN)
@@ -432,12 +432,12 @@ def test_a_postgresql_server_that_never_answers_fails_the_connection_in_bounded_
     import socket
     import time
 
-    import store.sql
+    from syncbridge.adapters.db import sql
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)        # the kernel completes the handshake; nobody ever answers the startup message
-    monkeypatch.setattr(store.sql, "POSTGRES_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(sql, "POSTGRES_CONNECT_TIMEOUT_S", 1)
     engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
     started = time.monotonic()
     try:
@@ -506,7 +506,7 @@ def test_concurrent_writes_are_race_safe(store):
 
 def test_portable_path_without_on_conflict_is_race_safe(sql_store, monkeypatch):
     # Without ON CONFLICT the store falls back to update-or-insert and retries.
-    monkeypatch.setattr("store.sql._CONFLICT_INSERTS", {})
+    monkeypatch.setattr("syncbridge.adapters.db.sql._CONFLICT_INSERTS", {})
     _assert_race_safe(sql_store)
     sql_store.save_link("customer", "Contacts", ZOHO_ID_2, "other")
     with pytest.raises(LinkConflict, match="already linked"):

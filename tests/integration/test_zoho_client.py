@@ -8,10 +8,10 @@ import pytest
 import requests
 from flask import Flask, request
 
-from clients.errors import ReconnectNeeded, Rejected, Unavailable
-from clients.fakes.zoho import InMemoryZoho
-from clients.tokens import MemoryTokenStore
-from clients.zoho import (
+from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from simulators.fakes.zoho import InMemoryZoho
+from syncbridge.adapters.tokens import MemoryTokenStore
+from syncbridge.adapters.zoho import (
     ZohoClient,
     ZohoReconnectNeeded,
     ZohoRejected,

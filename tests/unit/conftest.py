@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from producers.publisher import Publisher
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 
 MEMORY = "memory://localhost/"
 

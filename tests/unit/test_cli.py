@@ -9,9 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from store import migrate
-from store.interfaces import ActivityEntry
-from store.sql import SqlStore
+from syncbridge.adapters.db import migrate
+from syncbridge.ports import ActivityEntry
+from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.config import Settings
 
@@ -588,7 +588,7 @@ def test_the_demo_names_a_command_that_works_from_where_it_was_started(tmp_path,
 
 
 def test_run_migrates_only_its_own_database(database_url):
-    from syncbridge.stack import free_port
+    from simulators.stack import free_port
 
     ports = [str(free_port()) for _ in range(3)]
     result = cli("run", "--port", ports[0], "--zoho-port", ports[1], "--ameise-port", ports[2],

@@ -19,15 +19,15 @@ from datetime import datetime, timezone
 import pytest
 from kombu import Connection
 
-from clients.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
-from clients.zoho import ZohoRejected, ZohoUnavailable
+from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
+from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import BrokerUnavailable, Publisher
-from store.memory import MemoryStore
+from simulators.fakes.store import MemoryStore
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged, SyncCrmRecordToAmeise
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 
 MEMORY = "memory://localhost/"
 ROUTING_KEY = "crm.contacts.changed"

@@ -8,7 +8,7 @@ from amqp.exceptions import ConnectionForced
 from kombu import Connection
 
 from consumers.base import RECONNECT_MAX_S, QueueConsumer
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 
 
 class FlakyConsumer(QueueConsumer):

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from store import migrate
+from syncbridge.adapters.db import migrate
 from syncbridge.config import Settings
 from syncbridge.dailyup.generate import write_delivery
 from syncbridge.dailyup.importer import DailyUpImporter
@@ -99,7 +99,7 @@ def test_an_upload_larger_than_the_webhook_limit_is_fine(http, settings, tmp_pat
 # ---------------------------------------------------------------- admin API
 @pytest.fixture
 def imported(settings, delivery, tmp_path):
-    from store.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
 
     store = SqlDailyUpStore.from_url(settings.database_url)
     folder = DropFolder.at(settings.dailyup_dir)

@@ -19,9 +19,9 @@ from kombu import Connection
 
 from consumers.dead_letter_archive import DeadLetterArchiver
 from producers.publisher import Publisher
-from store import migrate
-from store.dead_letters import DeadLetterFilter, SqlDeadLetterStore
-from store.sql import SqlStore
+from syncbridge.adapters.db import migrate
+from syncbridge.adapters.db.dead_letters import DeadLetterFilter, SqlDeadLetterStore
+from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.dlq import (
     ArrivedMessage, DeadLetterOps, InvalidFilter, Selection, SelectionError, archive_dead_letter, contract_problem,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from clients.ameise import AmeiseRejected
-from clients.fakes.ameise import InMemoryAmeise
-from clients.fakes.zoho import InMemoryZoho
+from syncbridge.adapters.ameise import AmeiseRejected
+from simulators.fakes.ameise import InMemoryAmeise
+from simulators.fakes.zoho import InMemoryZoho
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.zoho import seed_demo as seed_zoho
-from store.memory import MemoryStore
+from simulators.fakes.store import MemoryStore
 from syncbridge.handlers import SyncDependencies, SyncRejected, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
@@ -287,7 +287,7 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
 def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_lock_expires(world):
     from dataclasses import replace
 
-    from clients.errors import Unavailable
+    from syncbridge.errors import Unavailable
     from syncbridge.handlers import RecordBusy
 
     erika = world.ids["Erika Mustermann"]
@@ -306,7 +306,7 @@ def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_l
 # ---------------------------------------------------------------- a create whose answer was lost
 @pytest.mark.parametrize("reached_ameise", [True, False], ids=["created-then-lost", "never-arrived"])
 def test_a_create_whose_answer_was_lost_is_not_made_twice(world, reached_ameise):
-    from clients.ameise import AmeiseUnavailable
+    from syncbridge.adapters.ameise import AmeiseUnavailable
 
     max_id = world.ids["Max Neumann"]
     create = world.ameise.create_customer
@@ -329,7 +329,7 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(world, reached_ameise)
 
 
 def test_a_lost_contract_create_is_found_among_the_customers_contracts(world):
-    from clients.ameise import AmeiseUnavailable
+    from syncbridge.adapters.ameise import AmeiseUnavailable
 
     deal = next(r["id"] for r in world.zoho.state.records("Deals"))
     world.zoho.update_records("Deals", [{"id": deal, "Vertragsnummer": None}])   # a new contract for Ameise

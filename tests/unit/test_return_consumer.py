@@ -17,12 +17,12 @@ from dataclasses import replace
 import pytest
 from kombu import Connection
 
-from clients.zoho import ZohoUnavailable
+from syncbridge.adapters.zoho import ZohoUnavailable
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
-from syncbridge.topology import ameise_record_changed_key, build_topology
+from producers.topology import ameise_record_changed_key, build_topology
 from tests.unit.test_consumer import take_all, waiting
 from tests.unit.test_return_handler import World, contract, delta, person
 
@@ -316,7 +316,7 @@ def test_an_unexpected_error_dead_letters_the_batch_and_the_next_batch_is_handle
 
 
 def test_a_crm_that_needs_a_reconnect_parks_the_deltas_without_using_up_retries(topology, publisher, world):
-    from clients.zoho import ZohoReconnectNeeded
+    from syncbridge.adapters.zoho import ZohoReconnectNeeded
 
     record = world.customer(person("5001234567"))
     send(publisher, topology, record)

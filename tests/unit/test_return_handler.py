@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from clients.fakes.zoho import InMemoryZoho
-from clients.zoho import ZohoRejected, ZohoUnavailable
-from store.interfaces import SnapshotRow
-from store.memory import MemoryStore
+from simulators.fakes.zoho import InMemoryZoho
+from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
+from syncbridge.ports import SnapshotRow
+from simulators.fakes.store import MemoryStore
 from syncbridge.handlers import (
     OK,
     REJECTED,

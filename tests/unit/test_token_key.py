@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from clients.tokens import DEV_TOKEN_KEY, TokenCipher
+from syncbridge.adapters.tokens import DEV_TOKEN_KEY, TokenCipher
 from syncbridge.cli import main
 from syncbridge.config import ConfigError, Settings
 

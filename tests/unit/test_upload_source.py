@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from store import migrate
+from syncbridge.adapters.db import migrate
 from syncbridge.bootstrap import build_dailyup
 from syncbridge.config import Settings
 from syncbridge.dailyup.generate import write_delivery

@@ -15,7 +15,7 @@ from kombu import Connection
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from syncbridge.config import Settings
-from syncbridge.topology import build_topology
+from producers.topology import build_topology
 from webhooks import create_app
 
 WEBHOOK_TOKEN = "wf-secret-4711"

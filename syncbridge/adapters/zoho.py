@@ -9,9 +9,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from clients.http import is_loopback, retry_after_seconds
-from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from clients.interfaces import OAuthToken, RecordResult, TokenStore
+from syncbridge.adapters.http import is_loopback, retry_after_seconds
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from syncbridge.ports import OAuthToken, RecordResult, TokenStore
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Alembic environment: run the migrations against the database store.migrate hands over.
 
-There is no alembic.ini: :func:`store.migrate.alembic_config` puts either a
+There is no alembic.ini: :func:`syncbridge.adapters.db.migrate.alembic_config` puts either a
 ``connection`` or a ``database_url`` into ``config.attributes``.
 """
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from store.models import Base
-from store.sql import make_engine
+from syncbridge.adapters.db.models import Base
+from syncbridge.adapters.db.sql import make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -8,7 +8,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from store.sql import make_engine
+from syncbridge.adapters.db.sql import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -21,9 +21,9 @@ from oauthlib.oauth2 import MissingTokenError, OAuth2Error
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from clients.http import is_loopback, retry_after_seconds
-from clients.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from clients.interfaces import OAuthToken, TokenStore
+from syncbridge.adapters.http import is_loopback, retry_after_seconds
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from syncbridge.ports import OAuthToken, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ def _token_response_hook(what: str) -> Callable[[requests.Response], requests.Re
 
 # ---------------------------------------------------------------- employee web service
 class AmeiseClient:
-    """The Ameise employee web service for the connected employee (implements :class:`clients.interfaces.AmeiseClient`).
+    """The Ameise employee web service for the connected employee (implements :class:`syncbridge.ports.AmeiseClient`).
 
     Vendor doc: Dionera's employee web-service documentation.  The HTTP status
     is authoritative and error bodies are a JSON list of messages or an HTML page,

@@ -14,7 +14,7 @@ import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from clients.interfaces import OAuthToken
+from syncbridge.ports import OAuthToken
 
 # The default of SYNCBRIDGE_TOKEN_KEY: a public key for development only (production refuses it).
 DEV_TOKEN_KEY = base64.urlsafe_b64encode(b"syncbridge-dev-token-key-32bytes").decode("ascii")

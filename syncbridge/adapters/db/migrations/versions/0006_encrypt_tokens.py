@@ -1,6 +1,6 @@
 """Encrypt the stored OAuth tokens with SYNCBRIDGE_TOKEN_KEY; the downgrade decrypts them.
 
-The key comes from :func:`store.migrate.upgrade` (``token_key``) or, when it
+The key comes from :func:`syncbridge.adapters.db.migrate.upgrade` (``token_key``) or, when it
 was not given (e.g. plain Alembic), from the environment as the service reads
 it: in production a missing key stops here with the settings' message.
 
@@ -23,7 +23,7 @@ TOKENS = sa.table("oauth_tokens", sa.column("provider", sa.String), sa.column("a
 
 
 def _cipher():
-    from clients.tokens import TokenCipher
+    from syncbridge.adapters.tokens import TokenCipher
 
     key = context.config.attributes.get("token_key")
     if key is None:
@@ -53,7 +53,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from clients.tokens import UnreadableToken
+    from syncbridge.adapters.tokens import UnreadableToken
 
     cipher = _cipher()
 

@@ -2,7 +2,7 @@
 
 The message is published, unchanged and under its original routing key, to the
 retry queue of its next delay; RabbitMQ moves it back to its work queue when the
-delay has passed (see :mod:`syncbridge.topology`).  The in-process broker has no
+delay has passed (see :mod:`producers.topology`).  The in-process broker has no
 message TTL, so there a timer of this process publishes it back instead: the same
 behaviour for the user, within one process's life.  After the last delay the
 caller dead-letters the message.
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from kombu.message import Message
 
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 log = logging.getLogger(__name__)
 

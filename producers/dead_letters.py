@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from kombu.message import Message
 
-from syncbridge.topology import Topology
+from producers.topology import Topology
 
 # Kinds of dead letter (header x-error-kind).
 CONTRACT = "contract"        # the message failed its contract

@@ -14,7 +14,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# Written out rather than imported from store.models: a migration is history
+# Written out rather than imported from syncbridge.adapters.db.models: a migration is history
 # and must not change when the models do.
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TIMESTAMP = sa.DateTime(timezone=True)

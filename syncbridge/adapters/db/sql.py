@@ -1,6 +1,6 @@
 """The store on SQLAlchemy: SQLite for development and tests, PostgreSQL in production.
 
-The schema comes from the Alembic migrations (:mod:`store.migrate`); this module
+The schema comes from the Alembic migrations (:mod:`syncbridge.adapters.db.migrate`); this module
 never creates tables. Every method runs in its own short transaction.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
-from clients.interfaces import OAuthToken
-from clients.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
-from store.interfaces import ActivityEntry, Link, LinkConflict
-from store.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, RecordSyncRecord, utcnow
+from syncbridge.ports import OAuthToken
+from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
+from syncbridge.ports import ActivityEntry, Link, LinkConflict
+from syncbridge.adapters.db.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, RecordSyncRecord, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class SqlTokenStore:
 
 
 class SqlStore:
-    """The store on a SQLAlchemy engine (schema by :mod:`store.migrate`)."""
+    """The store on a SQLAlchemy engine (schema by :mod:`syncbridge.adapters.db.migrate`)."""
 
     def __init__(self, engine: Engine, *, token_cipher: TokenCipher | None = None) -> None:
         self.engine = engine

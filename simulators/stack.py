@@ -22,7 +22,7 @@ from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_store, build_worker, web_checks
 from syncbridge.config import Settings
-from syncbridge.topology import declare
+from producers.topology import declare
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""In-memory Ameise client with the semantics of :class:`clients.ameise.AmeiseClient`.
+"""In-memory Ameise client with the semantics of :class:`syncbridge.adapters.ameise.AmeiseClient`.
 
 It runs the simulator's own rules (:class:`simulators.ameise.AmeiseState`) without
 HTTP, so creates answer only the new number, validation, the Vermittler quirk and
@@ -10,8 +10,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from clients.ameise import AmeiseRejected
-from clients.errors import ExternalServiceError
+from syncbridge.adapters.ameise import AmeiseRejected
+from syncbridge.errors import ExternalServiceError
 from simulators.ameise import (
     DEFAULT_EMPLOYEE_ID,
     PAGE_FOREIGN_VERMITTLER,
@@ -24,7 +24,7 @@ from simulators.ameise import (
 
 
 class InMemoryAmeise:
-    """An :class:`clients.interfaces.AmeiseClient` over an in-memory :class:`AmeiseState`."""
+    """An :class:`syncbridge.ports.AmeiseClient` over an in-memory :class:`AmeiseState`."""
 
     def __init__(self, state: AmeiseState | None = None, *, employee_id: str = DEFAULT_EMPLOYEE_ID) -> None:
         self.state = state or AmeiseState()

@@ -1,4 +1,4 @@
-"""In-memory Zoho CRM client with the semantics of :class:`clients.zoho.ZohoClient`.
+"""In-memory Zoho CRM client with the semantics of :class:`syncbridge.adapters.zoho.ZohoClient`.
 
 It runs the simulator's own rules (:class:`simulators.zoho.ZohoState`) without HTTP:
 digit-string ids, mandatory fields, per-record results, DUPLICATE_DATA on unique
@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from clients.errors import ExternalServiceError
-from clients.interfaces import RecordResult
-from clients.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
+from syncbridge.errors import ExternalServiceError
+from syncbridge.ports import RecordResult
+from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
 from simulators.zoho import CriteriaError, ZohoState
 
 
@@ -29,7 +29,7 @@ class WriteCall:
 
 
 class InMemoryZoho:
-    """A :class:`clients.interfaces.CrmClient` over an in-memory :class:`ZohoState`."""
+    """A :class:`syncbridge.ports.CrmClient` over an in-memory :class:`ZohoState`."""
 
     # Arrange data through state (seed, set_unique_fields, user_update); inspect
     # records(module), writes, reads and state.credits_used.

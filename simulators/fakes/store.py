@@ -1,4 +1,4 @@
-"""In-memory store, for fast tests and single-process runs; same semantics as :class:`store.sql.SqlStore`."""
+"""In-memory store, for fast tests and single-process runs; same semantics as :class:`syncbridge.adapters.db.sql.SqlStore`."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from clients.tokens import MemoryTokenStore
-from store.interfaces import ActivityEntry, Link, LinkConflict
+from syncbridge.adapters.tokens import MemoryTokenStore
+from syncbridge.ports import ActivityEntry, Link, LinkConflict
 
 
 def _as_utc(value: datetime) -> datetime:

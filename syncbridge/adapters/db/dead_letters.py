@@ -2,7 +2,7 @@
 
 RabbitMQ queues cannot be browsed or filtered, so the archiver moves each dead
 letter into the ``dead_letters`` table; listing, replaying and discarding work on
-the table.  SQLAlchemy Core on the engine of :class:`store.sql.SqlStore` (SQLite
+the table.  SQLAlchemy Core on the engine of :class:`syncbridge.adapters.db.sql.SqlStore` (SQLite
 or PostgreSQL, schema by the Alembic migrations); every method runs in a short
 transaction of its own, a change of one row in :meth:`SqlDeadLetterStore.change`.
 """
@@ -18,8 +18,8 @@ from sqlalchemy import Engine, Select, Table, func, select, update
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
 
-from store.models import DeadLetterRecord, utcnow
-from store.sql import _insert_ignore, make_engine
+from syncbridge.adapters.db.models import DeadLetterRecord, utcnow
+from syncbridge.adapters.db.sql import _insert_ignore, make_engine
 
 DEAD_LETTERS: Table = DeadLetterRecord.__table__  # type: ignore[assignment]
 

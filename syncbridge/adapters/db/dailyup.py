@@ -1,6 +1,6 @@
 """The DailyUp store: imports, row errors, the snapshot of the deliveries, the outbox of deltas, echoes.
 
-SQLAlchemy Core on the engine of :class:`store.sql.SqlStore` (SQLite or PostgreSQL,
+SQLAlchemy Core on the engine of :class:`syncbridge.adapters.db.sql.SqlStore` (SQLite or PostgreSQL,
 schema by the Alembic migrations).  The read methods each run in a short
 transaction of their own; an import writes through one :class:`ImportSession`,
 so a delivery is applied whole or not at all.  The comparison of a delivery with
@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Connection
 
-from store.interfaces import SnapshotRow
-from store.models import (
+from syncbridge.ports import SnapshotRow
+from syncbridge.adapters.db.models import (
     DailyUpDeltaRecord,
     DailyUpEchoRecord,
     DailyUpImportRecord,
@@ -31,7 +31,7 @@ from store.models import (
     UtcDateTime,
     utcnow,
 )
-from store.sql import _upsert, make_engine
+from syncbridge.adapters.db.sql import _upsert, make_engine
 from syncbridge.dailyup.model import RowError
 
 IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
@@ -121,7 +121,7 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[An
 
 
 class SqlDailyUpStore:
-    """The DailyUp tables on a SQLAlchemy engine (implements :class:`store.interfaces.DailyUpSnapshot`)."""
+    """The DailyUp tables on a SQLAlchemy engine (implements :class:`syncbridge.ports.DailyUpSnapshot`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
