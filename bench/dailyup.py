@@ -44,12 +44,12 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
     from kombu import Connection
 
     from producers.publisher import Publisher
+    from producers.topology import build_topology, declare
     from syncbridge.adapters.db import migrate
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.adapters.db.sql import SqlStore
     from syncbridge.dailyup.generate import write_delivery
     from syncbridge.dailyup.importer import DailyUpImporter
-    from producers.topology import build_topology, declare
 
     customers = max(1, int(rows / ROWS_PER_CUSTOMER))
     work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-"))
@@ -111,13 +111,18 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
 
 def zoho_stage(customers: int) -> dict:
     """Two days of a smaller delivery into the simulated Zoho CRM over HTTP: records per credit and per second."""
-    from syncbridge.adapters.zoho import ZohoClient
     from simulators.server import ServerThread
-    from simulators.zoho import (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState,
-                                 create_zoho_app)
+    from simulators.zoho import (
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_REFRESH_TOKEN,
+        ZohoState,
+        create_zoho_app,
+    )
     from syncbridge.adapters.db import migrate
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.adapters.zoho import ZohoClient
     from syncbridge.config import ENTITY_KINDS, Settings
     from syncbridge.dailyup.generate import write_delivery
     from syncbridge.dailyup.importer import DailyUpImporter

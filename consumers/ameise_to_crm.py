@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kombu import Connection
 from kombu.message import Message
 
-from syncbridge.errors import ReconnectNeeded, Unavailable
-from producers import dead_letters
 from consumers.base import QueueConsumer
-from producers.retries import schedule_retry
 from contracts.events import AmeiseRecordChangedSchema
-from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, Store
+from producers import dead_letters
+from producers.retries import schedule_retry
+from producers.topology import Topology
+from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.monitoring import message_scope, report_reconnect_needed
-from producers.topology import Topology
+from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, Store
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
+from contracts.base import ContractError, load_or_raise
 from producers import dead_letters
 from producers.retries import retries_of, schedule_retry
-from contracts.base import ContractError, load_or_raise
-from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
 from producers.topology import Topology, declare
+from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,21 @@ the handler, turn the outcome into ack / dead letter / requeue.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from kombu import Connection
 from kombu.message import Message
 
-from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from producers import dead_letters
 from consumers.base import QueueConsumer
-from producers.retries import schedule_retry
 from contracts.events import CrmRecordChangedSchema
-from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, Store
+from producers import dead_letters
+from producers.retries import schedule_retry
+from producers.topology import Topology
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
 from syncbridge.monitoring import connection_works, report_reconnect_needed
-from producers.topology import Topology
+from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, Store
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import QueueConsumer
-from syncbridge.dlq import ArrivedMessage
 from producers.topology import Topology
+from syncbridge.dlq import ArrivedMessage
 
 log = logging.getLogger(__name__)
 

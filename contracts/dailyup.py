@@ -13,9 +13,9 @@ chains of validators.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
-from typing import Callable
+from functools import cache, lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
@@ -200,7 +200,7 @@ BASE_OF = {CUSTOMERS: (CustomerRowSchema, CUSTOMER_COLUMNS), CONTRACTS: (Contrac
            **{t: (LookupRowSchema, LOOKUP_COLUMNS) for t in LOOKUP_TABLES}}
 
 
-@lru_cache(maxsize=None)
+@cache
 def row_schema(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> Schema:
     """The schema (an instance, shared) of the rows of ``table`` under these reader options."""
     try:

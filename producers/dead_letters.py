@@ -1,7 +1,7 @@
 """Send a message to the dead letters with everything needed to understand and replay it."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kombu.message import Message
 
@@ -45,7 +45,7 @@ def dead_letter_unsent(publisher, topology: Topology, routing_key: str, body: di
 
 def _headers(headers, exchange: str, routing_key: str, reason: str, kind: str) -> dict:
     headers = dict(headers or {})
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     reason = reason[:MAX_REASON]
     headers.update({
         "x-original-exchange": exchange,

@@ -28,8 +28,8 @@ from amqp.exceptions import AMQPError, MessageNacked
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
-from syncbridge.errors import Unavailable
 from producers.topology import Topology, declare
+from syncbridge.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class Publisher:
             except Exception:  # noqa: BLE001 - the connection is being thrown away anyway
                 log.debug("ignoring error while dropping a broken broker connection", exc_info=True)
 
-    def _send_window(self, exchange_name: str, batch: "_Window") -> None:
+    def _send_window(self, exchange_name: str, batch: _Window) -> None:
         """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every ack."""
         connection = self._connection
         # As in publish: the channel.open-ok and confirm.select-ok waits have no bound of their own.

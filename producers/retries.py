@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kombu.message import Message
 
@@ -56,7 +56,7 @@ def schedule_retry(publisher, topology: Topology, message: Message, *, error: st
         return None
     info = message.delivery_info or {}
     routing_key = info.get("routing_key") or ""
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     headers = dict(message.headers or {})
     headers.update({
         RETRIES: done + 1 if counted else done,

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise_demo
 from simulators.server import ServerThread
@@ -22,7 +23,6 @@ from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_store, build_worker, web_checks
 from syncbridge.config import Settings
-from producers.topology import declare
 
 log = logging.getLogger(__name__)
 

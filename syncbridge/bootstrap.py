@@ -9,19 +9,18 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 from kombu import Connection
 
-from syncbridge.ports import AmeiseClient, CrmClient
-from syncbridge.ports import Store
+from producers.topology import Topology, topology_for
 from syncbridge.config import WORKERS, Settings
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import Mapping, load_mapping
-from producers.topology import Topology, topology_for
+from syncbridge.ports import AmeiseClient, CrmClient, Store
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +134,10 @@ def bootstrap(
     mapping: Mapping | None = None,
 ) -> Services:
     """Build every object of the service from settings; given objects are used as they are."""
+    from producers.publisher import Publisher
     from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
     from syncbridge.adapters.ameise import AmeiseOAuth
     from syncbridge.adapters.zoho import ZohoClient
-    from producers.publisher import Publisher
 
     settings = settings or Settings.from_env()
     topology = topology_for(settings)
@@ -198,8 +197,8 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None, migra
 
 def dailyup_worker(services: Services):
     """The DailyUp worker: drop folder, daily watch, outbox publishing."""
-    from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry
     from syncbridge.dailyup.intake import DailyUpWorker, DropFolder
+    from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry
 
     settings = services.settings
     dailyup = services.dailyup

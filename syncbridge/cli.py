@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import click
@@ -115,8 +115,8 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
     Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
     Stop with Ctrl-C.
     """
-    from syncbridge.bootstrap import configure_logging
     from simulators.stack import start_stack
+    from syncbridge.bootstrap import configure_logging
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
     tmpdir = tempfile.mkdtemp(prefix="syncbridge-run-")
@@ -452,7 +452,6 @@ def _broker_unreachable(settings: Settings) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def activity(direction, entity, result, action, zoho_id, ameise_id, since: datetime | None, limit, as_json) -> None:
     """Show the activity log, newest first."""
-    from datetime import timezone
 
     from syncbridge.bootstrap import build_store
 
@@ -460,7 +459,7 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
     with _database(settings):
         store = build_store(settings, migrate=False)
         entries = store.activities(direction=direction, entity=entity, result=result, action=action, zoho_id=zoho_id,
-                                   ameise_id=ameise_id, since=since.replace(tzinfo=timezone.utc) if since else None,
+                                   ameise_id=ameise_id, since=since.replace(tzinfo=UTC) if since else None,
                                    limit=limit)
     for e in entries:
         if as_json:
@@ -614,8 +613,14 @@ def dailyup_status(import_id: int | None, limit: int, show_errors: int, as_json:
 def dailyup_export(table: str, import_id: int | None, output: str | None) -> None:
     """Write TABLE of an import (kunden, vertraege, a lookup list, or errors) as spreadsheet-ready CSV."""
     from syncbridge.bootstrap import build_dailyup
-    from syncbridge.dailyup.export import (ExportUnavailable, check_table, chunked, csv_lines, import_table,
-                                           latest_exportable)
+    from syncbridge.dailyup.export import (
+        ExportUnavailable,
+        check_table,
+        chunked,
+        csv_lines,
+        import_table,
+        latest_exportable,
+    )
 
     try:
         check_table(table)
@@ -692,10 +697,10 @@ def _dlq_filters(function):
 @contextmanager
 def _dead_letter_ops(settings: Settings, *, publish: bool = False):
     """The dead-letter operations on the service's database (and, to replay, a publisher to the broker)."""
+    from producers.topology import topology_for
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.bootstrap import build_store
     from syncbridge.dlq import DeadLetterOps
-    from producers.topology import topology_for
 
     publisher = topology = None
     if publish:

@@ -8,9 +8,9 @@ development default.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import time
-from typing import Mapping
 
 from syncbridge.adapters.tokens import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys
 
@@ -131,7 +131,7 @@ class Settings:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: str) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
         """Read every setting from ``environ`` (default ``os.environ``), then apply overrides."""
         environ = os.environ if environ is None else environ
         values = {}
@@ -144,7 +144,7 @@ class Settings:
         settings.validate()
         return settings
 
-    def with_overrides(self, **overrides: str) -> "Settings":
+    def with_overrides(self, **overrides: str) -> Settings:
         settings = replace(self, **overrides)
         settings.validate()
         return settings

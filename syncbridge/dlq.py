@@ -23,13 +23,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.dead_letters import CONTRACT, ERROR, REJECTED, UNAVAILABLE, UNDECODABLE
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema, CrmRecordChangedSchema
+from producers.dead_letters import CONTRACT, ERROR, REJECTED, UNAVAILABLE, UNDECODABLE
 from producers.publisher import BrokerUnavailable
-from syncbridge.adapters.db.dead_letters import DEAD, DISCARDED, REPLAYED, STATES, DeadLetter, DeadLetterFilter, SqlDeadLetterStore
-from syncbridge.ports import SYSTEM, ActivityEntry, Store
 from producers.topology import Topology, ameise_record_changed_key, crm_record_changed_key
+from syncbridge.adapters.db.dead_letters import (
+    DEAD,
+    DISCARDED,
+    REPLAYED,
+    STATES,
+    DeadLetter,
+    DeadLetterFilter,
+    SqlDeadLetterStore,
+)
+from syncbridge.ports import SYSTEM, ActivityEntry, Store
 
 log = logging.getLogger(__name__)
 

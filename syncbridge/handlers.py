@@ -18,21 +18,30 @@ import logging
 import math
 import time
 import uuid
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.ports import AmeiseClient, CrmClient, RecordResult
 from syncbridge.adapters.zoho import criteria_equals
-from syncbridge.ports import (
-    AMEISE_TO_CRM, CRM_TO_AMEISE, ActivityEntry, DailyUpSnapshot, EchoMarks, LinkConflict, SnapshotRow, Store,
-)
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
+from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
+from syncbridge.ports import (
+    AMEISE_TO_CRM,
+    CRM_TO_AMEISE,
+    ActivityEntry,
+    AmeiseClient,
+    CrmClient,
+    DailyUpSnapshot,
+    EchoMarks,
+    LinkConflict,
+    RecordResult,
+    SnapshotRow,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +108,7 @@ def record_lock(deps: SyncDependencies, key: str):
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
         time.sleep(0.05)
     synced: list[datetime] = []
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         yield lambda: synced.append(started)
     finally:
@@ -447,7 +456,7 @@ class _Failed(Exception):
         self.waiting = waiting
 
     @classmethod
-    def of(cls, exc: ExternalServiceError) -> "_Failed":
+    def of(cls, exc: ExternalServiceError) -> _Failed:
         status = REJECTED if isinstance(exc, Rejected) else UNAVAILABLE
         return cls(status, exc.describe(), code=exc.code, field=exc.field, retry_after=exc.retry_after,
                    waiting=isinstance(exc, ReconnectNeeded))

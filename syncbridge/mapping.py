@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from syncbridge.config import ENTITY_KINDS
 from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES, parse_decimal

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import lru_cache, partial
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any
 
 import sentry_sdk
 from sentry_sdk.utils import event_from_exception, get_default_release

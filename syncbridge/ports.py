@@ -9,9 +9,10 @@ demo in ``simulators.fakes``; publishing is ``producers``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 
 # ---------------------------------------------------------------- outside systems

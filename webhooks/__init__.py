@@ -29,9 +29,9 @@ def create_app(
     from flask import Flask
 
     from producers.publisher import Publisher
+    from producers.topology import topology_for
     from syncbridge.config import Settings
     from syncbridge.monitoring import init_sentry
-    from producers.topology import topology_for
     from webhooks import admin, dailyup
     from webhooks.body import BodyGuard
     from webhooks.errors import register_error_handlers

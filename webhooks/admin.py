@@ -20,8 +20,14 @@ from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoMatch
 
 from contracts.admin import (
-    MAX_IDS, MAX_TEXT, AdminQuerySchema, DeadLetterFilterSchema, bad_text, describe,
-    load_query, parse_id,
+    MAX_IDS,
+    MAX_TEXT,
+    AdminQuerySchema,
+    DeadLetterFilterSchema,
+    bad_text,
+    describe,
+    load_query,
+    parse_id,
 )
 from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.dlq import FAILED, DeadLetterOps, InvalidFilter, Selection, SelectionError, as_json, parse_filter

@@ -16,7 +16,8 @@ The deadline is enforced on the connection's socket where the server exposes it
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.exceptions import BadRequest, RequestTimeout
 

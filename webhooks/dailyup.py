@@ -17,7 +17,6 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from contracts.admin import ImportQuerySchema, describe, load_query, parse_id, shown
-
 from syncbridge.dailyup.export import chunked, csv_lines
 from syncbridge.dailyup.intake import UploadRejected
 from syncbridge.dailyup.model import TABLES

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from flask import current_app
 
 from producers.publisher import Publisher
-from syncbridge.config import Settings
 from producers.topology import Topology
+from syncbridge.config import Settings
 
 Check = Callable[[], None]
 EXTENSION = "syncbridge.receiver"

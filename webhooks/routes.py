@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -197,7 +197,7 @@ def _event(
         source=source,
         module=module,
         record_id=record_id,
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         operation=operation,
         modified_time=modified_time,
     )

@@ -7,11 +7,10 @@ real client and this fake in step.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from syncbridge.adapters.ameise import AmeiseRejected
-from syncbridge.errors import ExternalServiceError
 from simulators.ameise import (
     DEFAULT_EMPLOYEE_ID,
     PAGE_FOREIGN_VERMITTLER,
@@ -21,6 +20,8 @@ from simulators.ameise import (
     NotFound,
     ValidationFailed,
 )
+from syncbridge.adapters.ameise import AmeiseRejected
+from syncbridge.errors import ExternalServiceError
 
 
 class InMemoryAmeise:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
+from simulators.zoho import CriteriaError, ZohoState
+from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
 from syncbridge.errors import ExternalServiceError
 from syncbridge.ports import RecordResult
-from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
-from simulators.zoho import CriteriaError, ZohoState
 
 
 @dataclass(frozen=True)

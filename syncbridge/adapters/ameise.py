@@ -13,7 +13,8 @@ import re
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -185,7 +186,7 @@ class AmeiseOAuth:
         self._bootstrap_refresh_token = bootstrap_refresh_token
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> "AmeiseOAuth":
+    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> AmeiseOAuth:
         """Build from :class:`syncbridge.config.Settings`; no I/O."""
         return cls(
             auth_url=settings.ameise_auth_url,
@@ -402,7 +403,7 @@ class AmeiseClient:
         self._http = session or requests.Session()
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> "AmeiseClient":
+    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> AmeiseClient:
         """Build from :class:`syncbridge.config.Settings`; no I/O."""
         return cls(
             AmeiseOAuth.from_settings(settings, token_store, session=session),

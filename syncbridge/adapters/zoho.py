@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -147,7 +148,7 @@ class ZohoClient:
         self._cached: OAuthToken | None = None
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None) -> "ZohoClient":
+    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None) -> ZohoClient:
         """Build the client from :class:`syncbridge.config.Settings`."""
         return cls(
             accounts_url=settings.zoho_accounts_url,

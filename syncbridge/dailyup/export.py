@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import io
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from syncbridge.dailyup.model import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
 

@@ -24,12 +24,12 @@ import csv
 import io
 import os
 import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from itertools import groupby
 from math import gcd
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 from syncbridge.dailyup.model import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES
 

@@ -20,9 +20,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from syncbridge.errors import Unavailable
-from producers.dead_letters import CONTRACT, dead_letter_unsent
 from contracts.events import AmeiseRecordChangedSchema
+from producers.dead_letters import CONTRACT, dead_letter_unsent
+from producers.topology import Topology, ameise_record_changed_key
 from syncbridge.adapters.db.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
 from syncbridge.dailyup.intake import sha256_of
 from syncbridge.dailyup.model import (
@@ -41,8 +41,8 @@ from syncbridge.dailyup.model import (
     row_hash,
 )
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery
+from syncbridge.errors import Unavailable
 from syncbridge.messages import AmeiseRecordChanged
-from producers.topology import Topology, ameise_record_changed_key
 
 log = logging.getLogger("syncbridge.dailyup")
 

@@ -19,11 +19,12 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from syncbridge.dailyup.model import DeliveryName
 from syncbridge.dailyup.reader import ReadingStopped
@@ -51,7 +52,7 @@ class DropFolder:
     root: Path
 
     @classmethod
-    def at(cls, path: str | os.PathLike) -> "DropFolder":
+    def at(cls, path: str | os.PathLike) -> DropFolder:
         folder = cls(Path(path))
         folder.ensure()
         return folder

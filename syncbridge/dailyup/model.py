@@ -57,7 +57,7 @@ class DeliveryName:
     delivered_on: date
 
     @classmethod
-    def parse(cls, file_name: str) -> "DeliveryName":
+    def parse(cls, file_name: str) -> DeliveryName:
         match = DELIVERY_NAME.match(file_name.rsplit("/", 1)[-1])
         if not match:
             raise ValueError(f"{file_name!r} is not named DailyUp_<Hauptvermittlernummer>_<YYYYMMDD>.zip")

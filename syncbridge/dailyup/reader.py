@@ -31,9 +31,9 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from marshmallow import ValidationError
 
@@ -102,7 +102,7 @@ def open_delivery(path: str | os.PathLike, *, file_name: str | None = None, enco
                   delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True,
                   max_columns: int = MAX_COLUMNS, max_row_length: int = MAX_ROW_LENGTH, max_fields: int = MAX_FIELDS,
                   max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
-                  should_stop: Callable[[], bool] | None = None) -> "Delivery":
+                  should_stop: Callable[[], bool] | None = None) -> Delivery:
     """Open a delivery file and check it as far as can be done before reading its rows."""
     return Delivery(path, file_name=file_name, encoding=encoding, delimiter=delimiter, date_format=date_format,
                     decimal_comma=decimal_comma, max_columns=max_columns, max_row_length=max_row_length,
@@ -373,14 +373,14 @@ class Delivery:
             # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
             raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
 
-    def _csv(self, info: zipfile.ZipInfo, encoding: str) -> "_CsvMember":
+    def _csv(self, info: zipfile.ZipInfo, encoding: str) -> _CsvMember:
         return _CsvMember(self, info, encoding)
 
     def close(self) -> None:
         """Close the ZIP file."""
         self._zip.close()
 
-    def __enter__(self) -> "Delivery":
+    def __enter__(self) -> Delivery:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -440,7 +440,7 @@ class _Lines:
         self.used = 0       # characters of the record being read
         self.count = 0
 
-    def __iter__(self) -> "_Lines":
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
@@ -470,7 +470,7 @@ class _Records:
     def line_num(self) -> int:
         return self.reader.line_num
 
-    def __iter__(self) -> "_Records":
+    def __iter__(self) -> _Records:
         return self
 
     def __next__(self) -> list[str]:

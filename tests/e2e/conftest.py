@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from syncbridge.config import Settings
 from simulators.stack import start_stack
+from syncbridge.config import Settings
 
 
 def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):

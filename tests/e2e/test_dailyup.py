@@ -9,10 +9,10 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from syncbridge.ports import AMEISE_TO_CRM
 from syncbridge.dailyup.generate import csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.model import COLUMNS
 from syncbridge.dailyup.reader import open_delivery
+from syncbridge.ports import AMEISE_TO_CRM
 from tests.e2e.conftest import wait_for
 
 CUSTOMERS = 300

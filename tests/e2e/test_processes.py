@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ import requests
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
+from simulators.stack import AMEISE_API_PATH, free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
-from simulators.stack import AMEISE_API_PATH, free_port
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,12 +181,12 @@ def test_procfile_processes_carry_an_uploaded_delivery_into_the_crm(environment,
 
 
 def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators, tmp_path, namespace, rabbitmq_url):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from contracts.events import CrmRecordChangedSchema
     from producers.publisher import Publisher
-    from syncbridge.messages import CrmRecordChanged
     from producers.topology import build_topology, crm_record_changed_key
+    from syncbridge.messages import CrmRecordChanged
 
     env, _ = environment
     env = {**env, "SYNCBRIDGE_RECORD_LEASE": "2"}
@@ -203,7 +204,7 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
     publisher = Publisher(rabbitmq_url, build_topology(namespace))
     body = CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id="kill-9", source="zoho-workflow", module="Contacts", record_id=record_id,
-        received_at=datetime.now(timezone.utc)))
+        received_at=datetime.now(UTC)))
     publisher.publish(publisher.topology.events, crm_record_changed_key("Contacts"), body, message_id="kill-9")
     publisher.close()
     # The fault is taken when the create arrives; Ameise then waits before it creates and answers.

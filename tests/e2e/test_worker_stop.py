@@ -21,8 +21,8 @@ import pytest
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
-from syncbridge.config import WORKERS, Settings
 from simulators.stack import AMEISE_API_PATH
+from syncbridge.config import WORKERS, Settings
 from tests.e2e.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,9 @@ def ameise():
 @pytest.fixture
 def base_env(tmp_path, ameise, monkeypatch):
     """A migrated SQLite database with Ameise connected, and a DailyUp outbox with deltas waiting."""
+    from simulators.stack import connect_ameise_by_consent
     from syncbridge.bootstrap import bootstrap, bootstrap_dailyup
     from syncbridge.dailyup.generate import write_delivery
-    from simulators.stack import connect_ameise_by_consent
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("SYNCBRIDGE_")}
     env.update({

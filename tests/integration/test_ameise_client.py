@@ -12,6 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from simulators.ameise import API_PREFIX, DEFAULT_EMPLOYEE_ID, AmeiseState, create_ameise_app
+from simulators.fakes.ameise import InMemoryAmeise
+from simulators.server import ServerThread
 from syncbridge.adapters.ameise import (
     AmeiseClient,
     AmeiseOAuth,
@@ -19,12 +22,9 @@ from syncbridge.adapters.ameise import (
     AmeiseRejected,
     AmeiseUnavailable,
 )
-from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
-from simulators.fakes.ameise import InMemoryAmeise
 from syncbridge.adapters.tokens import MemoryTokenStore
-from simulators.ameise import API_PREFIX, DEFAULT_EMPLOYEE_ID, AmeiseState, create_ameise_app
-from simulators.server import ServerThread
 from syncbridge.config import Settings
+from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 
 REDIRECT_URI = "http://127.0.0.1:8000/connect/ameise/callback"
 SCOPE = "ameise/mitarbeiterwebservice offline"

@@ -13,9 +13,9 @@ import socket
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from kombu import Connection, Consumer
@@ -24,12 +24,12 @@ from sqlalchemy import select
 from contracts.base import load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
 from producers.publisher import Publisher
+from producers.topology import build_topology
 from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.model import CUSTOMERS, ParsedRow, changed_fields
 from syncbridge.dailyup.reader import open_delivery
-from producers.topology import build_topology
 from tests.integration.test_dailyup_store import migrated_postgres_url, migrated_sqlite_url, store  # noqa: F401
 from tests.integration.test_publisher_rabbitmq import TcpProxy
 
@@ -612,7 +612,7 @@ def take(url: str, queue, *, expect: int, timeout: float = 10.0) -> list:
                     settle = time.monotonic() + 0.3
                 try:
                     conn.drain_events(timeout=0.1)
-                except socket.timeout:
+                except TimeoutError:
                     pass
     return messages
 

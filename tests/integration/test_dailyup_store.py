@@ -1,18 +1,18 @@
 """The DailyUp store on SQLite and PostgreSQL: migration 0002, imports, snapshot, outbox, echoes, transactions."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
-from typing import Iterator
 
 import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
 from syncbridge.adapters.db.dailyup import DELTAS, STAGING, Candidate, SqlDailyUpStore
-from syncbridge.ports import SnapshotRow
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.dailyup.model import RowError, row_hash
+from syncbridge.ports import SnapshotRow
 from tests.integration.test_store import _emptied_engine, _schema_differences, pg_schema
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -25,6 +25,7 @@ from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from consumers.dead_letter_archive import DeadLetterArchiver
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
+from producers.topology import build_topology, topology_for
 from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
@@ -33,7 +34,6 @@ from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged
-from producers.topology import build_topology, topology_for
 from tests.integration.test_store import pg_schema
 from tests.unit.test_dlq import letters, store  # noqa: F401 - shared fixtures
 

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulators.fakes.ameise import InMemoryAmeise
-from simulators.fakes.zoho import InMemoryZoho
 from contracts.events import AmeiseRecordChangedSchema
+from producers.topology import build_topology
 from simulators.ameise import seed_demo as seed_ameise
+from simulators.fakes.ameise import InMemoryAmeise
+from simulators.fakes.store import MemoryStore
+from simulators.fakes.zoho import InMemoryZoho
 from simulators.zoho import seed_demo as seed_zoho
 from syncbridge.adapters.db.dailyup import SqlDailyUpStore
-from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import upgrade
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.handlers import (
-    OK, ReturnDependencies, SyncDependencies, sync_ameise_records_to_crm, sync_crm_record_to_ameise,
+    OK,
+    ReturnDependencies,
+    SyncDependencies,
+    sync_ameise_records_to_crm,
+    sync_crm_record_to_ameise,
 )
 from syncbridge.mapping import load_mapping
 from syncbridge.messages import SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
-from producers.topology import build_topology
 from tests.support.fuzzing import examples
 
 CUSTOMERS = ("Erika Mustermann", "Max Neumann")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 import socket
 import subprocess
@@ -206,7 +205,7 @@ class TcpProxy:
         self._open.set()  # cleared while frozen
         self._closed = False
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 

@@ -15,8 +15,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from kombu import Connection
 
-from simulators.stack import free_port
 from producers.topology import build_topology
+from simulators.stack import free_port
 from tests.e2e.conftest import wait_for
 from tests.support.fuzz_strategies import raw_requests
 from tests.support.fuzzing import examples, outcome

@@ -15,9 +15,9 @@ from kombu import Connection
 
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
+from producers.topology import build_topology
 from simulators.server import ServerThread
 from syncbridge.config import Settings
-from producers.topology import build_topology
 from webhooks import create_app
 
 pytestmark = pytest.mark.rabbitmq

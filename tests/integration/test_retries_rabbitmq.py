@@ -4,21 +4,21 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from kombu import Connection
 
-from syncbridge.adapters.zoho import ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
+from producers.topology import build_topology, crm_record_changed_key
 from simulators.fakes.store import MemoryStore
+from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import SyncResult
 from syncbridge.messages import CrmRecordChanged
-from producers.topology import build_topology, crm_record_changed_key
-from tests.integration.test_publisher_rabbitmq import consume_all
 from tests.e2e.conftest import wait_for
+from tests.integration.test_publisher_rabbitmq import consume_all
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -38,7 +38,7 @@ def publisher(rabbitmq_url, topology):
 def event() -> dict:
     return CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id=str(uuid.uuid4()), source="zoho-workflow", module="Contacts", record_id="4150868000000376008",
-        received_at=datetime.now(timezone.utc)))
+        received_at=datetime.now(UTC)))
 
 
 def run(consumer):

@@ -7,16 +7,17 @@ import json
 import logging
 import re
 import threading
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
 import sentry_sdk
 
+from producers.topology import build_topology
 from syncbridge.adapters.zoho import ZohoRejected
 from syncbridge.config import Settings
 from syncbridge.monitoring import breadcrumb, init_sentry, message_scope, report_failed_message
-from producers.topology import build_topology
 from webhooks import create_app
 
 RECORD_ID = "4150868000000376008"
@@ -290,7 +291,7 @@ def test_without_a_dsn_nothing_is_sent_and_nothing_breaks(sentry_server, monkeyp
 
 def test_a_message_the_consumer_dead_letters_is_one_tagged_event(sentry_server):
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from kombu import Connection
 
@@ -305,7 +306,7 @@ def test_a_message_the_consumer_dead_letters_is_one_tagged_event(sentry_server):
     publisher = Publisher("memory://localhost/", topology)
     body = CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id="evt-7", source="zoho-workflow", module="Contacts", record_id=RECORD_ID,
-        received_at=datetime.now(timezone.utc)))
+        received_at=datetime.now(UTC)))
     publisher.publish(topology.events, ROUTING_KEY, body, message_id="evt-7")
 
     def handle(command):

@@ -8,29 +8,28 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from cryptography.fernet import Fernet
-
-from syncbridge.ports import OAuthToken
-from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
-from syncbridge.ports import LinkConflict, AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, Store
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
 from syncbridge.adapters.db.models import Base
 from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
+from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
+from syncbridge.ports import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, LinkConflict, OAuthToken, Store
 
 ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
 ZOHO_ID_2 = "365239700000064902"     # 18 digits

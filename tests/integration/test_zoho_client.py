@@ -8,8 +8,16 @@ import pytest
 import requests
 from flask import Flask, request
 
-from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 from simulators.fakes.zoho import InMemoryZoho
+from simulators.server import ServerThread
+from simulators.zoho import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+    ZohoState,
+    create_zoho_app,
+    seed_demo,
+)
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.adapters.zoho import (
     ZohoClient,
@@ -19,9 +27,8 @@ from syncbridge.adapters.zoho import (
     criteria_and,
     criteria_equals,
 )
-from simulators.server import ServerThread
-from simulators.zoho import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState, create_zoho_app, seed_demo
 from syncbridge.config import Settings
+from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 
 MISSING_ID = "5725767000099999999"
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")

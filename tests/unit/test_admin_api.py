@@ -10,9 +10,8 @@ from producers.publisher import Publisher
 from syncbridge.config import Settings
 from syncbridge.dlq import archive_dead_letter
 from tests.unit.test_consumer import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
-from tests.unit.test_dlq import KUNDENNUMMER, delta_body, ours
+from tests.unit.test_dlq import KUNDENNUMMER, database_url, delta_body, letters, ours, store  # noqa: F401 - shared fixtures
 from webhooks import create_app
-from tests.unit.test_dlq import database_url, letters, store  # noqa: F401 - shared fixtures
 
 ADMIN = {"X-Admin-Token": "dev-admin-token"}
 

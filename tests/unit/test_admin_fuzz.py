@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from producers.publisher import Publisher
+from producers.topology import build_topology
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.config import Settings
 from syncbridge.dlq import archive_dead_letter
-from producers.topology import build_topology
 from tests.support.admin_strategies import AdminRequest, admin_requests, problems
 from tests.support.fuzzing import examples, outcome
 from tests.unit.test_consumer import MEMORY, ROUTING_KEY, event_body

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from syncbridge.adapters.db import migrate
-from syncbridge.ports import ActivityEntry
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.config import Settings
+from syncbridge.ports import ActivityEntry
 
 UNREACHABLE_AUTH = "http://127.0.0.1:1"
 

@@ -14,20 +14,20 @@ import pickle
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from kombu import Connection
 
-from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
-from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import BrokerUnavailable, Publisher
+from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
+from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
+from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged, SyncCrmRecordToAmeise
-from producers.topology import build_topology
 
 MEMORY = "memory://localhost/"
 ROUTING_KEY = "crm.contacts.changed"
@@ -110,7 +110,7 @@ def event_body(*, drop: tuple[str, ...] = (), **overrides) -> dict:
         source="zoho-workflow",
         module="Contacts",
         record_id=RECORD_ID,
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         operation="update",
     )
     body = {**CrmRecordChangedSchema().dump(event), **overrides}

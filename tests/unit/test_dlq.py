@@ -24,12 +24,29 @@ from syncbridge.adapters.db.dead_letters import DeadLetterFilter, SqlDeadLetterS
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.dlq import (
-    ArrivedMessage, DeadLetterOps, InvalidFilter, Selection, SelectionError, archive_dead_letter, contract_problem,
-    dead_letter_of, parse_filter, replay_headers,
+    ArrivedMessage,
+    DeadLetterOps,
+    InvalidFilter,
+    Selection,
+    SelectionError,
+    archive_dead_letter,
+    contract_problem,
+    dead_letter_of,
+    parse_filter,
+    replay_headers,
 )
 from syncbridge.handlers import SyncRejected
 from tests.unit.test_consumer import (
-    MEMORY, RECORD_ID, ROUTING_KEY, deliver, event_body, handler, make_consumer, send, take_all, waiting,
+    MEMORY,
+    RECORD_ID,
+    ROUTING_KEY,
+    deliver,
+    event_body,
+    handler,
+    make_consumer,
+    send,
+    take_all,
+    waiting,
 )
 
 KUNDENNUMMER = "5001234567"

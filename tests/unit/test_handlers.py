@@ -1,14 +1,16 @@
 """The CRM -> Ameise handler against in-memory Zoho, Ameise and store."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
-from syncbridge.adapters.ameise import AmeiseRejected
-from simulators.fakes.ameise import InMemoryAmeise
-from simulators.fakes.zoho import InMemoryZoho
 from simulators.ameise import seed_demo as seed_ameise
-from simulators.zoho import seed_demo as seed_zoho
+from simulators.fakes.ameise import InMemoryAmeise
 from simulators.fakes.store import MemoryStore
+from simulators.fakes.zoho import InMemoryZoho
+from simulators.zoho import seed_demo as seed_zoho
+from syncbridge.adapters.ameise import AmeiseRejected
 from syncbridge.handlers import SyncDependencies, SyncRejected, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
@@ -230,16 +232,16 @@ def test_what_is_written_to_ameise_is_marked_as_our_echo(world):
 
 # ---------------------------------------------------------------- one record, one worker at a time
 def test_an_event_received_before_a_finished_sync_began_is_coalesced(world):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     erika = world.ids["Erika Mustermann"]
     world.sync("Contacts", erika)
     reads = len(world.zoho.reads)
-    long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
+    long_ago = datetime.now(UTC) - timedelta(seconds=60)
 
     coalesced = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", erika, "late-1", long_ago), world.deps)
     fresh = sync_crm_record_to_ameise(
-        SyncCrmRecordToAmeise("Contacts", erika, "new-1", datetime.now(timezone.utc) + timedelta(seconds=60)),
+        SyncCrmRecordToAmeise("Contacts", erika, "new-1", datetime.now(UTC) + timedelta(seconds=60)),
         world.deps)
 
     assert coalesced.action == "coalesced" and world.store.was_processed("late-1")
@@ -250,9 +252,8 @@ def test_an_event_received_before_a_finished_sync_began_is_coalesced(world):
 def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
     import threading
     import time
-    from datetime import datetime, timezone
-
     from dataclasses import replace
+    from datetime import datetime
 
     world.deps = replace(world.deps, coalesce_margin=0.0)   # receiver and worker share one clock here
     max_id = world.ids["Max Neumann"]
@@ -263,7 +264,7 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
         return create(data)
 
     world.ameise.create_customer = slow_create
-    received = datetime.now(timezone.utc)
+    received = datetime.now(UTC)
     results, errors = [], []
 
     def worker(i):

@@ -5,7 +5,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from kombu import Connection
@@ -40,7 +40,7 @@ def make_event(**overrides) -> CrmRecordChanged:
         source="zoho-workflow",
         module="Contacts",
         record_id="4150868000000376008",
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         operation="update",
         modified_time="2024-06-11T12:00:00+02:00",
     )

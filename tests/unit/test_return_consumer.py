@@ -17,12 +17,12 @@ from dataclasses import replace
 import pytest
 from kombu import Connection
 
-from syncbridge.adapters.zoho import ZohoUnavailable
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
+from producers.topology import ameise_record_changed_key, build_topology
+from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
-from producers.topology import ameise_record_changed_key, build_topology
 from tests.unit.test_consumer import take_all, waiting
 from tests.unit.test_return_handler import World, contract, delta, person
 

@@ -5,10 +5,9 @@ from dataclasses import replace
 
 import pytest
 
+from simulators.fakes.store import MemoryStore
 from simulators.fakes.zoho import InMemoryZoho
 from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
-from syncbridge.ports import SnapshotRow
-from simulators.fakes.store import MemoryStore
 from syncbridge.handlers import (
     OK,
     REJECTED,
@@ -18,6 +17,7 @@ from syncbridge.handlers import (
 )
 from syncbridge.mapping import load_mapping
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
+from syncbridge.ports import SnapshotRow
 
 MODULES = {"person": "Contacts", "company": "Accounts", "contract": "Deals"}
 LOOKUPS = {

@@ -14,8 +14,8 @@ from kombu import Connection
 
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
-from syncbridge.config import Settings
 from producers.topology import build_topology
+from syncbridge.config import Settings
 from webhooks import create_app
 
 WEBHOOK_TOKEN = "wf-secret-4711"

@@ -16,11 +16,25 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Engine, Table, Text, and_, bindparam, cast, delete, exists, func, insert, null, or_, select, text, update,
+    JSON,
+    Engine,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.engine import URL, Connection
 
-from syncbridge.ports import SnapshotRow
 from syncbridge.adapters.db.models import (
     DailyUpDeltaRecord,
     DailyUpEchoRecord,
@@ -33,6 +47,7 @@ from syncbridge.adapters.db.models import (
 )
 from syncbridge.adapters.db.sql import _upsert, make_engine
 from syncbridge.dailyup.model import RowError
+from syncbridge.ports import SnapshotRow
 
 IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
 ROW_ERRORS: Table = DailyUpRowErrorRecord.__table__  # type: ignore[assignment]

@@ -9,8 +9,21 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Date, Dialect, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
-    UniqueConstraint, text,
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator

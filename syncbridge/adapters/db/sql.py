@@ -19,10 +19,16 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
-from syncbridge.ports import OAuthToken
+from syncbridge.adapters.db.models import (
+    ActivityRecord,
+    LinkRecord,
+    OAuthTokenRecord,
+    ProcessedEvent,
+    RecordSyncRecord,
+    utcnow,
+)
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
-from syncbridge.ports import ActivityEntry, Link, LinkConflict
-from syncbridge.adapters.db.models import ActivityRecord, LinkRecord, OAuthTokenRecord, ProcessedEvent, RecordSyncRecord, utcnow
+from syncbridge.ports import ActivityEntry, Link, LinkConflict, OAuthToken
 
 log = logging.getLogger(__name__)
 
