@@ -210,7 +210,7 @@ class DailyUpToCrmMapping:
 
     @staticmethod
     def _fill(template: str, row: dict[str, Any], texts: _Lookups) -> str:
-        def value(match: re.Match) -> str:
+        def value(match: re.Match[str]) -> str:
             column, table = match.groups()
             raw = row.get(column)
             if _empty(raw):
@@ -238,7 +238,10 @@ class Mapping:
 
     def to_crm(self, kind: str) -> DailyUpToCrmMapping:
         """The ameise_to_crm mapping of ``kind``."""
-        return self.get(kind, AMEISE_TO_CRM)
+        found = self.get(kind, AMEISE_TO_CRM)
+        if not isinstance(found, DailyUpToCrmMapping):
+            raise MappingError(f"{self.source}: [{kind}.{AMEISE_TO_CRM}] is not a DailyUp -> CRM mapping")
+        return found
 
 
 def _parse_dailyup_rule(kind: str, index: int, raw: Any, where: str) -> DailyUpRule:
@@ -339,7 +342,8 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{source}: {exc}") from exc
-    parsers = {CRM_TO_AMEISE: _parse_crm_to_ameise, AMEISE_TO_CRM: _parse_ameise_to_crm}
+    parsers: dict[str, Callable[[str, Any, str], EntityMapping | DailyUpToCrmMapping]] = {
+        CRM_TO_AMEISE: _parse_crm_to_ameise, AMEISE_TO_CRM: _parse_ameise_to_crm}
     entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping] = {}
     for kind, directions in data.items():
         if kind not in ENTITY_KINDS:

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from syncbridge.dailyup.model import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
 
@@ -36,7 +37,7 @@ def spreadsheet_value(column: str, value: object) -> str:
     return text
 
 
-def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[str]:
+def csv_lines(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The CSV text line by line: BOM and header first, then one line per row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
@@ -83,7 +84,7 @@ def check_table(name: str) -> None:
         raise ExportUnavailable(f"no table {name!r}; the tables are {', '.join(TABLES)} and errors")
 
 
-def latest_exportable(store, name: str):
+def latest_exportable(store: Any, name: str) -> Any:
     """The import whose table ``name`` is exported by default: the newest accepted one.
 
     A rejected (or superseded) delivery is skipped: its tables were never taken in.
@@ -94,7 +95,8 @@ def latest_exportable(store, name: str):
     return next((imp for imp in store.imports(limit=LOOK_BACK) if imp.state in EXPORTABLE_STATES), None)
 
 
-def import_table(store, folder, imp, name: str, reader_options: dict) -> tuple[list[str], Iterator[dict]]:
+def import_table(store: Any, folder: Any, imp: Any, name: str,
+                 reader_options: dict[str, Any]) -> tuple[list[str], Iterator[dict[str, Any]]]:
     """The columns and rows of table ``name`` of an import, or its row errors for ``errors``.
 
     Tables are read again from the archived delivery, through the same reader and
@@ -115,7 +117,7 @@ def import_table(store, folder, imp, name: str, reader_options: dict) -> tuple[l
     missing = set(delivery.missing_columns.get(name, ()))
     columns = [c for c in COLUMNS[name] if c not in missing] + list(delivery.extra_columns.get(name, ()))
 
-    def rows() -> Iterator[dict]:
+    def rows() -> Iterator[dict[str, Any]]:
         with delivery:
             for item in delivery.rows(name):
                 if isinstance(item, ParsedRow):

@@ -328,7 +328,8 @@ def expected_delta(customers: int, generation: int, seed: int = 7) -> dict[str, 
     """
     plan = _Plan(customers, seed)
     g = generation
-    delta = {entity: {"created": set(), "changed": set(), "deleted": set()} for entity in ("customer", "contract")}
+    delta: dict[str, dict[str, set[str]]] = {
+        entity: {"created": set(), "changed": set(), "deleted": set()} for entity in ("customer", "contract")}
     for i in plan.indexes(g):
         before, now = g > 0 and plan.alive(i, g - 1), plan.alive(i, g)
         if not before and not now:
@@ -347,7 +348,7 @@ def expected_delta(customers: int, generation: int, seed: int = 7) -> dict[str, 
 
 
 # ---------------------------------------------------------------------- files
-def write_delivery(target_dir: str | os.PathLike, *, customers: int, generation: int = 0,
+def write_delivery(target_dir: str | os.PathLike[str], *, customers: int, generation: int = 0,
                    hauptvermittler: str = "100200", first_day: date = date(2026, 11, 2), seed: int = 7,
                    encoding: str = "utf-8", bom: bool = False) -> Path:
     """Write ``DailyUp_{hauptvermittler}_{first_day + generation days}.zip`` into ``target_dir``; return its path.
@@ -391,7 +392,7 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str] | Mapping[str,
     return (codecs.BOM_UTF8 if bom else b"") + buffer.getvalue().encode(encoding)
 
 
-def write_zip(path: str | os.PathLike, members: Mapping[str, bytes]) -> Path:
+def write_zip(path: str | os.PathLike[str], members: Mapping[str, bytes]) -> Path:
     """Write a ZIP holding exactly these members (name -> bytes), for hand-made deliveries."""
     path = Path(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from syncbridge.dailyup.model import DeliveryName
 from syncbridge.dailyup.reader import ReadingStopped
+
+if TYPE_CHECKING:   # the importer uses this module: no import at run time
+    from syncbridge.dailyup.importer import DailyUpImporter, ImportResult
 
 log = logging.getLogger("syncbridge.dailyup")
 
@@ -52,7 +55,7 @@ class DropFolder:
     root: Path
 
     @classmethod
-    def at(cls, path: str | os.PathLike) -> DropFolder:
+    def at(cls, path: str | os.PathLike[str]) -> DropFolder:
         folder = cls(Path(path))
         folder.ensure()
         return folder
@@ -159,7 +162,7 @@ class DropFolder:
         return target, digest.hexdigest(), size
 
 
-def _delivery_order(path: Path) -> tuple:
+def _delivery_order(path: Path) -> tuple[object, ...]:
     try:
         name = DeliveryName.parse(_base_name(path.name))
         return (0, name.delivered_on, path.stat().st_mtime, path.name)
@@ -183,8 +186,9 @@ def _base_name(file_name: str) -> str:
 KEPT_STATES = ("accepted", "published", "superseded", "duplicate")
 
 
-def import_delivery(importer, folder: DropFolder, path: Path, *, source: str, file_name: str | None = None,
-                    keep_original: bool = False, should_stop: Callable[[], bool] | None = None):
+def import_delivery(importer: DailyUpImporter, folder: DropFolder, path: Path, *, source: str,
+                    file_name: str | None = None, keep_original: bool = False,
+                    should_stop: Callable[[], bool] | None = None) -> ImportResult:
     """Import one delivery file, then archive it (kept states) or put it aside as rejected.
 
     With ``keep_original`` (a file named on the command line) the file is copied to
@@ -205,10 +209,10 @@ def import_delivery(importer, folder: DropFolder, path: Path, *, source: str, fi
     return result
 
 
-def process_inbox(importer, folder: DropFolder, *, source: str = "drop-folder",
-                  should_stop: Callable[[], bool] = lambda: False) -> list:
+def process_inbox(importer: DailyUpImporter, folder: DropFolder, *, source: str = "drop-folder",
+                  should_stop: Callable[[], bool] = lambda: False) -> list[ImportResult | Exception]:
     """Import every settled delivery in the inbox, oldest first, until ``should_stop`` answers true."""
-    results = []
+    results: list[ImportResult | Exception] = []
     for path in folder.pending():
         if should_stop():
             break
@@ -250,7 +254,8 @@ class DailyUpWorker:
     started for the first time after the daily time does not begin with an error.
     """
 
-    def __init__(self, importer, folder: DropFolder, *, poll_seconds: float, at, received_on: Callable[[date], bool],
+    def __init__(self, importer: DailyUpImporter, folder: DropFolder, *, poll_seconds: float, at: time_of_day,
+                 received_on: Callable[[date], bool],
                  on_missing: Callable[[date], None], clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  ever_received: Callable[[], bool] = lambda: False) -> None:
         self.importer = importer
@@ -267,7 +272,7 @@ class DailyUpWorker:
         self.publish_failures = 0
         self.publish_at = 0.0          # time.monotonic() of the next attempt to publish the outbox
 
-    def run_once(self) -> list:
+    def run_once(self) -> list[ImportResult | Exception]:
         results = process_inbox(self.importer, self.folder, should_stop=self.stop_event.is_set)
         if self.stop_event.is_set():
             return results

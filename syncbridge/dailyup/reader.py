@@ -31,9 +31,11 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Literal
 
 from marshmallow import ValidationError
 
@@ -48,6 +50,9 @@ from syncbridge.dailyup.model import (
     ParsedRow,
     RowError,
 )
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
 
 CHUNK = 1024 * 1024
 # Bytes CP1252 leaves undefined: a file holding one of them can only be ISO-8859-1.
@@ -98,7 +103,7 @@ class _Table:
     header: tuple[str, ...]
 
 
-def open_delivery(path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
+def open_delivery(path: str | os.PathLike[str], *, file_name: str | None = None, encoding: str = "auto",
                   delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True,
                   max_columns: int = MAX_COLUMNS, max_row_length: int = MAX_ROW_LENGTH, max_fields: int = MAX_FIELDS,
                   max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
@@ -113,7 +118,7 @@ def open_delivery(path: str | os.PathLike, *, file_name: str | None = None, enco
 class Delivery:
     """An open delivery: its name, checksum, tables and their rows.  Close it (or use ``with``)."""
 
-    def __init__(self, path: str | os.PathLike, *, file_name: str | None = None, encoding: str = "auto",
+    def __init__(self, path: str | os.PathLike[str], *, file_name: str | None = None, encoding: str = "auto",
                  delimiter: str = ";", date_format: str = "%d.%m.%Y", decimal_comma: bool = True,
                  max_columns: int = MAX_COLUMNS, max_row_length: int = MAX_ROW_LENGTH, max_fields: int = MAX_FIELDS,
                  max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
@@ -366,7 +371,7 @@ class Delivery:
             yield short
 
     # ------------------------------------------------------------------ plumbing
-    def _member(self, info: zipfile.ZipInfo):
+    def _member(self, info: zipfile.ZipInfo) -> IO[bytes]:
         try:
             return self._zip.open(info)
         except OPEN_ERRORS as exc:
@@ -383,7 +388,7 @@ class Delivery:
     def __enter__(self) -> Delivery:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -400,7 +405,7 @@ class _CsvMember:
         self.delivery, self.info, self.encoding = delivery, info, encoding
         self.where = [0]
 
-    def __enter__(self):
+    def __enter__(self) -> tuple[_Records, list[int]]:
         self.raw = self.delivery._member(self.info)
         # newline="" hands line breaks inside quoted fields to csv as they are, as csv requires.
         self.text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline="")
@@ -408,7 +413,8 @@ class _CsvMember:
         reader = csv.reader(lines, delimiter=self.delivery.delimiter, quotechar='"', strict=True)
         return _Records(reader, lines, self.delivery.max_columns, "columns"), self.where
 
-    def __exit__(self, kind, exc, traceback) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
         try:
             self.text.close()
         except ZIP_ERRORS:
@@ -463,7 +469,7 @@ class _Lines:
 class _Records:
     """csv.reader's records, each refused beyond ``limit`` fields (``what`` names them in the message)."""
 
-    def __init__(self, reader, lines: _Lines, limit: int, what: str) -> None:
+    def __init__(self, reader: _CsvReader, lines: _Lines, limit: int, what: str) -> None:
         self.reader, self.lines, self.limit, self.what = reader, lines, limit, what
 
     @property
@@ -483,7 +489,7 @@ class _Records:
         return fields
 
 
-def _header(reader) -> list[str] | None:
+def _header(reader: Iterable[list[str]]) -> list[str] | None:
     """The first row that is not empty, or None for a file without one."""
     for fields in reader:
         if any(f.strip() for f in fields):
@@ -496,7 +502,7 @@ def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
     return getter if len(indexes) > 1 else (lambda fields: (getter(fields),))
 
 
-def _flat(messages) -> list[str]:
+def _flat(messages: object) -> list[str]:
     if isinstance(messages, dict):
         return [m for value in messages.values() for m in _flat(value)]
     if isinstance(messages, (list, tuple)):
@@ -518,7 +524,7 @@ def _directory_size(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or len(tail) - at < 22:
             return None
-        directory = struct.unpack_from("<I", tail, at + 12)[0]
+        directory: int = struct.unpack_from("<I", tail, at + 12)[0]
         locator = at - 20
         if directory == 0xFFFFFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
             # ZIP64: the size is in the ZIP64 end record the locator points to.
