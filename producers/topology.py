@@ -120,4 +120,4 @@ def declare(connection_or_channel, topology: Topology) -> None:
 
 def topology_for(settings) -> Topology:
     """The topology the settings describe (namespace, delivery limit, retry delays)."""
-    return build_topology(settings.namespace, settings.delivery_limit_int, settings.retry_delays_s)
+    return build_topology(settings.namespace, settings.delivery_limit, settings.retry_delays)

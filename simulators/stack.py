@@ -128,7 +128,7 @@ def start_stack(
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()
-    for module in settings.module_entities:
+    for module in settings.zoho_modules:
         if webhook_style == "notify":
             # Notification API channels post to one URL and carry their own token.
             zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/notify", style="notify",

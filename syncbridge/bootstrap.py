@@ -89,14 +89,14 @@ class Services:
             ameise=self.ameise,
             store=self.store,
             mapping=self.mapping,
-            module_entities=s.module_entities,
+            module_entities=s.zoho_modules,
             kundennummer_field=s.zoho_field_kundennummer,
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
             echoes=self.dailyup if hasattr(self.store, "engine") else None,  # in-memory stores keep no DailyUp
-            coalesce_margin=s.coalesce_margin_s,
-            lock_ttl=s.record_lease_s,
-            lock_wait=min(30.0, s.record_lease_s),
+            coalesce_margin=s.coalesce_margin,
+            lock_ttl=s.record_lease,
+            lock_wait=min(30.0, s.record_lease),
         )
 
     @property
@@ -144,12 +144,12 @@ def bootstrap(
     closers: list[Callable[[], None]] = []
     store = store or build_store(settings)
     if publisher is None:
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
         closers.append(publisher.close)
     crm = crm or ZohoClient.from_settings(settings, store.tokens)
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
-        ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout_s)
+        ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout)
     return Services(
         settings=settings,
         topology=topology,
@@ -186,7 +186,7 @@ def bootstrap_dailyup(settings: Settings, *, publish: bool, progress=None, migra
     publisher = None
     if publish and not settings.embedded_broker:
         topology = topology_for(settings)
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
     try:
         yield DailyUpImporter(store, publisher=publisher, topology=getattr(publisher, "topology", None),
                               reader_options=options, progress=progress), folder
@@ -210,7 +210,7 @@ def dailyup_worker(services: Services):
         return any(i.state != "rejected" for i in dailyup.imports(limit=50))
 
     def on_missing(day) -> None:
-        message = f"no DailyUp delivery for {day:%d.%m.%Y} by {settings.dailyup_at} UTC"
+        message = f"no DailyUp delivery for {day:%d.%m.%Y} by {settings.dailyup_at:%H:%M} UTC"
         log.warning(message)
         services.store.log(ActivityEntry(direction=AMEISE_TO_CRM, action="delivery_missing", result="error",
                                          error=message))
@@ -219,7 +219,7 @@ def dailyup_worker(services: Services):
         log.info("DailyUp %s: %s%s", stage, done, f"/{total}" if total else "")
 
     return DailyUpWorker(services.importer(progress=progress), DropFolder.at(settings.dailyup_dir),
-                         poll_seconds=settings.dailyup_poll_s, at=settings.dailyup_time,
+                         poll_seconds=settings.dailyup_poll_seconds, at=settings.dailyup_at,
                          received_on=received_on, on_missing=on_missing, ever_received=ever_received)
 
 
@@ -259,7 +259,7 @@ def crm_to_ameise_consumer(services: Services, connection: Connection | None = N
         handle,
         services.publisher,
         services.store,
-        prefetch_count=services.settings.prefetch,
+        prefetch_count=services.settings.prefetch_count,
     )
 
 
@@ -274,12 +274,12 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
         crm=services.crm, snapshot=services.dailyup, store=services.store, mapping=services.mapping,
         modules={kind: s.module_for(kind) for kind in ENTITY_KINDS},
         kundennummer_field=s.zoho_field_kundennummer, vertragsnummer_field=s.zoho_field_vertragsnummer,
-        status_field=s.zoho_field_ameise_status, delete_mode=s.dailyup_delete_mode, batch_size=s.dailyup_batch,
+        status_field=s.zoho_field_ameise_status, delete_mode=s.dailyup_delete_mode, batch_size=s.dailyup_batch_size,
     )
     return AmeiseToCrmConsumer(
         connection or broker_connection(s), services.topology, partial(sync_ameise_records_to_crm, deps=deps),
         services.publisher, services.store,
-        batch_size=s.dailyup_batch, batch_wait=s.dailyup_batch_wait_s, prefetch_count=s.prefetch,
+        batch_size=s.dailyup_batch_size, batch_wait=s.dailyup_batch_wait, prefetch_count=s.prefetch_count,
     )
 
 
@@ -292,7 +292,7 @@ def dead_letter_archiver(services: Services, connection: Connection | None = Non
     letters = SqlDeadLetterStore(services.store.engine)
     return DeadLetterArchiver(
         connection or broker_connection(services.settings), services.topology,
-        partial(archive_dead_letter, letters, services.topology), prefetch_count=services.settings.prefetch,
+        partial(archive_dead_letter, letters, services.topology), prefetch_count=services.settings.prefetch_count,
     )
 
 

@@ -290,7 +290,7 @@ def simulate(system: str, host: str, port: int | None, seed: bool, token_lifetim
         if system != "zoho":
             raise click.UsageError("--webhooks-to applies to the zoho simulator only")
         settings = _settings()
-        for module in settings.module_entities:
+        for module in settings.zoho_modules:
             state.add_webhook(module, f"{webhooks_to.rstrip('/')}/webhooks/zoho/{module}", style="form",
                               token=settings.zoho_webhook_token)
     server = ServerThread(app, host=host, port=port).start()
@@ -707,7 +707,7 @@ def _dead_letter_ops(settings: Settings, *, publish: bool = False):
         from producers.publisher import Publisher
 
         topology = topology_for(settings)
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
     try:
         with _database(settings):
             store = build_store(settings, migrate=False)

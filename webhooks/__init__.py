@@ -44,7 +44,7 @@ def create_app(
     # An injected publisher brings its own topology: publish where it declared.
     topology = getattr(publisher, "topology", None) or topology_for(settings)
     if publisher is None:
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
 
     if checks is not None:
         given = dict(checks)
@@ -72,7 +72,7 @@ def create_app(
     # No redirects (their pages are HTML): "//" in a path is not merged into "/" but
     # matches nothing (404 JSON), as does a trailing slash (no rule ends with one).
     app.url_map.merge_slashes = False
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
     app.extensions[dailyup.EXTENSION] = dailyup.DailyUpAccess(settings)
@@ -80,5 +80,5 @@ def create_app(
     app.register_blueprint(dailyup.bp)
     app.register_blueprint(admin.bp)
     register_error_handlers(app)
-    app.wsgi_app = BodyGuard(app.wsgi_app, settings.body_read_timeout_s)
+    app.wsgi_app = BodyGuard(app.wsgi_app, settings.body_read_timeout)
     return app

@@ -66,7 +66,7 @@ def upload_delivery():
     settings = current_receiver().settings
     require_secret(settings.dailyup_upload_token, UPLOAD_TOKEN_HEADER)
     allow_slow_body(request.environ)  # a large delivery may take long; each read still has its timeout
-    limit = settings.dailyup_max_upload
+    limit = settings.dailyup_max_upload_bytes
     request.max_content_length = limit  # this route's own limit, not the webhooks' 64 KiB
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":

@@ -86,7 +86,7 @@ def forms(source: str):
     receiver = current_receiver()
     # An unknown source has no valid token: it answers 401 like a known one with a wrong
     # token, so source names cannot be found out by trying them.
-    expected = receiver.settings.forms_token_map.get(source, "")
+    expected = receiver.settings.forms_tokens.get(source, "")
     params = _authenticated_params(expected)
     data = _load(_forms_schema, params)
     module = _synced_module(data["module"] or receiver.settings.forms_default_module)
@@ -178,14 +178,14 @@ def _synced_module(module: str) -> str:
 
 
 def _configured_module(module: str) -> str | None:
-    for name in current_receiver().settings.module_entities:
+    for name in current_receiver().settings.zoho_modules:
         if name.lower() == module.lower():
             return name
     return None
 
 
 def _not_synced(module: str) -> str:
-    modules = ", ".join(current_receiver().settings.module_entities)
+    modules = ", ".join(current_receiver().settings.zoho_modules)
     return f"Module {module!r} is not synced; synced modules: {modules}."
 
 

@@ -195,11 +195,11 @@ class AmeiseOAuth:
             redirect_uri=settings.public_url.rstrip("/") + "/connect/ameise/callback",
             scope=settings.ameise_scope,
             token_store=token_store,
-            timeout=settings.http_timeout_s,
-            refresh_margin=settings.token_refresh_margin_s,
+            timeout=settings.http_timeout,
+            refresh_margin=settings.token_refresh_margin,
             session=session,
             bootstrap_refresh_token=settings.ameise_refresh_token,
-            allow_http=settings.http_oauth_allowed,
+            allow_http=settings.allow_http_oauth,
         )
 
     # ------------------------------------------------------------ connecting
@@ -408,7 +408,7 @@ class AmeiseClient:
         return cls(
             AmeiseOAuth.from_settings(settings, token_store, session=session),
             api_url=settings.ameise_api_url,
-            timeout=settings.http_timeout_s,
+            timeout=settings.http_timeout,
             session=session,
         )
 

@@ -157,10 +157,10 @@ class ZohoClient:
             refresh_token=settings.zoho_refresh_token,
             token_store=token_store,
             api_url=settings.zoho_api_url,
-            timeout=settings.http_timeout_s,
-            refresh_margin=settings.token_refresh_margin_s,
+            timeout=settings.http_timeout,
+            refresh_margin=settings.token_refresh_margin,
             session=session,
-            allow_http=settings.http_oauth_allowed,
+            allow_http=settings.allow_http_oauth,
         )
 
     # ------------------------------------------------------------------ tokens

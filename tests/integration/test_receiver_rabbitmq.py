@@ -50,8 +50,8 @@ def take_events(url: str, topology, *, expect: int, timeout: float = 3.0) -> lis
 
 def test_post_is_queued_with_its_contract(rabbitmq_url, namespace):
     settings = Settings.from_env({}, namespace=namespace, broker_url=rabbitmq_url, zoho_webhook_token=TOKEN)
-    topology = build_topology(namespace, settings.delivery_limit_int)
-    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=settings.publish_timeout_s)
+    topology = build_topology(namespace, settings.delivery_limit)
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=settings.publish_timeout)
     app = create_app(settings, publisher=publisher, checks={"broker": publisher.ping, "database": lambda: None})
     try:
         with ServerThread(app) as server:
@@ -149,7 +149,7 @@ class CountingPublisher(Publisher):
 def test_notification_with_9500_ids_is_one_confirmed_batch(rabbitmq_url, namespace):
     settings = Settings.from_env({}, namespace=namespace, broker_url=rabbitmq_url, zoho_notify_token=TOKEN,
                                  max_body_bytes="400000")
-    topology = build_topology(namespace, settings.delivery_limit_int)
+    topology = build_topology(namespace, settings.delivery_limit)
     publisher = CountingPublisher(rabbitmq_url, topology, confirm_timeout=30)
     app = create_app(settings, publisher=publisher, checks={})
     ids = [str(5_000_000_000 + n) for n in range(9_500)]

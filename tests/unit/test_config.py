@@ -8,15 +8,15 @@ def test_development_defaults_need_no_environment():
     settings = Settings.from_env({})
     assert settings.embedded_broker
     assert settings.effective_broker_url.startswith("memory://")
-    assert settings.module_entities == {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
-    assert settings.forms_token_map["zoho-forms"] == "dev-forms-token"
-    assert settings.max_body == 65536
+    assert settings.zoho_modules == {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
+    assert settings.forms_tokens["zoho-forms"] == "dev-forms-token"
+    assert settings.max_body_bytes == 65536
 
 
 def test_values_come_from_prefixed_variables():
     settings = Settings.from_env({"SYNCBRIDGE_BROKER_URL": "amqp://u:p@mq//", "SYNCBRIDGE_ZOHO_MODULES": "Kunden=person"})
     assert not settings.embedded_broker
-    assert settings.module_entities == {"Kunden": "person"}
+    assert settings.zoho_modules == {"Kunden": "person"}
 
 
 def test_production_refuses_development_secrets():
@@ -45,10 +45,11 @@ def test_production_refuses_an_embedded_broker():
 @pytest.mark.parametrize("variable, value, fragment", [
     ("SYNCBRIDGE_MAX_BODY_BYTES", "lots", "whole number"),
     ("SYNCBRIDGE_PREFETCH_COUNT", "0", "positive"),
-    ("SYNCBRIDGE_HTTP_TIMEOUT", "-1", "negative"),
+    ("SYNCBRIDGE_HTTP_TIMEOUT", "-1", "more than 0"),
+    ("SYNCBRIDGE_RECORD_LEASE", "-1", "negative"),
     ("SYNCBRIDGE_ZOHO_MODULES", "Contacts=people", "kind must be one of"),
     ("SYNCBRIDGE_FORMS_TOKENS", "zoho-forms", "NAME=VALUE"),
-    ("SYNCBRIDGE_ENV", "staging", "development or production"),
+    ("SYNCBRIDGE_ENV", "staging", "one of development, production"),
 ])
 def test_malformed_values_are_named_in_the_error(variable, value, fragment):
     with pytest.raises(ConfigError, match=fragment) as err:
@@ -69,3 +70,20 @@ def test_readme_lists_every_setting_with_its_default():
     for setting in Settings.describe():
         default = f"`{setting.default}`" if setting.default else "(empty)"
         assert f"| `{setting.env}` | {default} |" in readme, setting.env
+
+
+def test_every_malformed_value_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"SYNCBRIDGE_PREFETCH_COUNT": "many", "SYNCBRIDGE_DAILYUP_AT": "6 Uhr",
+                           "SYNCBRIDGE_RETRY_DELAYS": "60,10", "SYNCBRIDGE_ALLOW_HTTP_OAUTH": "maybe"})
+    lines = str(err.value).splitlines()
+    assert sorted(line.split()[0] for line in lines) == [
+        "SYNCBRIDGE_ALLOW_HTTP_OAUTH", "SYNCBRIDGE_DAILYUP_AT", "SYNCBRIDGE_PREFETCH_COUNT", "SYNCBRIDGE_RETRY_DELAYS"]
+
+
+def test_values_are_typed_once_at_load():
+    settings = Settings.from_env({"SYNCBRIDGE_PREFETCH_COUNT": "7", "SYNCBRIDGE_RETRY_DELAYS": "5, 50",
+                                  "SYNCBRIDGE_ALLOW_HTTP_OAUTH": "yes", "SYNCBRIDGE_DAILYUP_AT": "05:30"})
+    assert settings.prefetch_count == 7 and settings.retry_delays == (5, 50) and settings.allow_http_oauth is True
+    assert settings.dailyup_at.hour == 5 and settings.dailyup_at.minute == 30
+    assert settings.with_overrides(prefetch_count="9").prefetch_count == 9

@@ -92,7 +92,7 @@ def test_an_upload_larger_than_the_webhook_limit_is_fine(http, settings, tmp_pat
 
     answer = http.post("/dailyup/deliveries", headers=UPLOAD, data={"file": (io.BytesIO(big.read_bytes()), big.name)})
 
-    assert big.stat().st_size > settings.max_body
+    assert big.stat().st_size > settings.max_body_bytes
     assert answer.status_code == 202, answer.get_json()
 
 

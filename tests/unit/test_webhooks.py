@@ -629,7 +629,7 @@ def test_notification_with_many_ids_is_published_as_one_batch(namespace, topolog
 def test_body_read_timeout_must_be_positive(namespace):
     from syncbridge.config import ConfigError
 
-    assert make_settings(namespace).body_read_timeout_s == 10
+    assert make_settings(namespace).body_read_timeout == 10
     with pytest.raises(ConfigError, match="SYNCBRIDGE_BODY_READ_TIMEOUT"):
         make_settings(namespace, body_read_timeout="0")
 
