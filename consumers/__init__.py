@@ -1,1 +1,1 @@
-"""Queue consumers: thin kombu entrypoints around the business handlers."""
+"""Entrypoints on the queues: one thin kombu consumer per worker, each loading a message through its contract and calling one handler."""

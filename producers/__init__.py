@@ -1,4 +1,4 @@
-"""Producers: put messages on the broker (the only place that publishes)."""
+"""Everything that publishes (the adapter of the publisher port): the confirmed publisher, the topology, dead-lettering, delayed retries."""
 from producers.publisher import BrokerUnavailable, Publisher
 
 __all__ = ["BrokerUnavailable", "Publisher"]

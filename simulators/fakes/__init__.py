@@ -1,1 +1,1 @@
-"""In-memory fakes of the outside systems, with the same semantics as the real clients, for fast tests."""
+"""In-memory fakes of the ports (Zoho, Ameise, the store), with the semantics of the real adapters, for fast tests."""

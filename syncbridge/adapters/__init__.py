@@ -1,1 +1,1 @@
-"""Clients of the outside systems (Zoho CRM, Ameise), each behind a small interface."""
+"""The real implementations of the core's ports: Zoho CRM and Ameise over HTTP (OAuth2), the SQL store."""
