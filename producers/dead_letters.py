@@ -1,20 +1,20 @@
 """Send a message to the dead letters with everything needed to understand and replay it."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from kombu.message import Message
 
 from producers.topology import Topology
 
-# Kinds of dead letter (header x-error-kind).
-CONTRACT = "contract"        # the message failed its contract
-UNDECODABLE = "undecodable"  # not JSON, or a content type we never accept
-REJECTED = "rejected"        # Zoho/Ameise or our own rules refused the record
-ERROR = "error"              # an unexpected error of ours; replay after the fix
-UNAVAILABLE = "unavailable"  # the system stayed unavailable through every retry
-
-MAX_REASON = 2000
+# The kinds of dead letter (header x-error-kind) and their headers are the core's vocabulary.
+from syncbridge.ports import (  # noqa: F401 - re-exported
+    CONTRACT,
+    ERROR,
+    MAX_REASON,
+    REJECTED,
+    UNAVAILABLE,
+    UNDECODABLE,
+)
+from syncbridge.ports import dead_letter_headers as _headers
 
 
 def dead_letter(publisher, topology: Topology, message: Message, *, reason: str, kind: str) -> None:
@@ -41,20 +41,3 @@ def dead_letter_unsent(publisher, topology: Topology, routing_key: str, body: di
     """Send a message that may not go out (it fails its contract) to the dead letters instead."""
     publisher.publish(topology.dead, routing_key, body, message_id=message_id,
                       headers=_headers({}, topology.events.name, routing_key, reason, kind))
-
-
-def _headers(headers, exchange: str, routing_key: str, reason: str, kind: str) -> dict:
-    headers = dict(headers or {})
-    now = datetime.now(UTC).isoformat()
-    reason = reason[:MAX_REASON]
-    headers.update({
-        "x-original-exchange": exchange,
-        "x-original-routing-key": routing_key,
-        "x-error-kind": kind,
-        "x-error": reason,
-        "x-first-error": headers.get("x-first-error") or reason,
-        "x-first-failed-at": headers.get("x-first-failed-at") or now,
-        "x-dead-lettered-at": now,
-        "x-attempts": int(headers.get("x-attempts") or 0) + 1,
-    })
-    return headers

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
+from syncbridge.messages import ameise_record_changed_key, crm_record_changed_key  # noqa: F401 - re-exported
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -60,16 +62,6 @@ class Topology:
             if queue.name == f"{self.namespace}.{name}":
                 return queue
         raise KeyError(name)
-
-
-def crm_record_changed_key(module: str) -> str:
-    """Routing key of a CRM record event of ``module``."""
-    return f"crm.{module.lower()}.changed"
-
-
-def ameise_record_changed_key(entity: str, change: str) -> str:
-    """Routing key of a DailyUp delta: ``ameise.customer.created`` etc."""
-    return f"ameise.{entity}.{change}"
 
 
 def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from kombu import Connection
 
 from producers.topology import Topology, topology_for
 from syncbridge.config import WORKERS, Settings
+from syncbridge.dlq import DeadLetterOps
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import Mapping, load_mapping
 from syncbridge.ports import AmeiseClient, CrmClient, Store
@@ -43,6 +45,37 @@ from syncbridge.monitoring import init_sentry  # noqa: E402 - run_worker starts 
 
 class SchemaOutdated(RuntimeError):
     """The database is behind the code's migrations and may not be migrated here."""
+
+
+def database_revision(settings: Settings) -> str | None:
+    """The migration revision of the database."""
+    from syncbridge.adapters.db import migrate as migrations
+
+    return migrations.current(settings.database_url)
+
+
+def database_up_to_date(settings: Settings) -> bool:
+    """Whether the database has every migration of the code."""
+    from syncbridge.adapters.db import migrate as migrations
+
+    return migrations.is_up_to_date(settings.database_url)
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` (the release step)."""
+    from syncbridge.adapters.db import migrate as migrations
+
+    migrations.upgrade(settings.database_url, revision)
+
+
+def build_dead_letter_ops(settings: Settings, *, store: Store | None = None, publisher: Any = None,
+                          topology: Any = None, migrate: bool | None = None) -> DeadLetterOps:
+    """The dead-letter operations on the service's database (a publisher and topology to replay)."""
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+
+    store = store if store is not None else build_store(settings, migrate=migrate)
+    return DeadLetterOps(SqlDeadLetterStore(store.engine), store,  # type: ignore[attr-defined]  # the SqlStore's
+                         publisher=publisher, topology=topology)
 
 
 def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:

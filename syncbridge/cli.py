@@ -311,23 +311,23 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Migrate to this revision.")
 def db_upgrade(revision: str) -> None:
     """Apply the database migrations (the release step)."""
-    from syncbridge.adapters.db import migrate
+    from syncbridge.bootstrap import database_revision, upgrade_database
 
     settings = _settings()
     with _database(settings):
-        migrate.upgrade(settings.database_url, revision)
-        click.echo(f"database at revision {migrate.current(settings.database_url)}")
+        upgrade_database(settings, revision)
+        click.echo(f"database at revision {database_revision(settings)}")
 
 
 @db.command("current")
 def db_current() -> None:
     """Show the database's migration revision."""
-    from syncbridge.adapters.db import migrate
+    from syncbridge.bootstrap import database_revision, database_up_to_date
 
     settings = _settings()
     with _database(settings):
-        revision = migrate.current(settings.database_url)
-        up_to_date = migrate.is_up_to_date(settings.database_url)
+        revision = database_revision(settings)
+        up_to_date = database_up_to_date(settings)
     state = "up to date" if up_to_date else "NOT up to date: run `syncbridge db upgrade`"
     click.echo(f"{revision or '(empty database)'} ({state})")
 
@@ -398,12 +398,11 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
 @main.command()
 def status() -> None:
     """Show the connections, the database and the broker at a glance."""
-    from syncbridge.adapters.db import migrate
-    from syncbridge.bootstrap import build_store
+    from syncbridge.bootstrap import build_store, database_up_to_date
 
     settings = _settings()
     with _database(settings):
-        up_to_date = migrate.is_up_to_date(settings.database_url)
+        up_to_date = database_up_to_date(settings)
     click.echo(f"database     {_without_password(settings.database_url)} "
                f"({'up to date' if up_to_date else 'needs `syncbridge db upgrade`'})")
     broker_problem = _broker_unreachable(settings)
@@ -698,9 +697,7 @@ def _dlq_filters(function):
 def _dead_letter_ops(settings: Settings, *, publish: bool = False):
     """The dead-letter operations on the service's database (and, to replay, a publisher to the broker)."""
     from producers.topology import topology_for
-    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
-    from syncbridge.bootstrap import build_store
-    from syncbridge.dlq import DeadLetterOps
+    from syncbridge.bootstrap import build_dead_letter_ops
 
     publisher = topology = None
     if publish:
@@ -710,8 +707,7 @@ def _dead_letter_ops(settings: Settings, *, publish: bool = False):
         publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
     try:
         with _database(settings):
-            store = build_store(settings, migrate=False)
-            yield DeadLetterOps(SqlDeadLetterStore(store.engine), store, publisher=publisher, topology=topology)
+            yield build_dead_letter_ops(settings, migrate=False, publisher=publisher, topology=topology)
     finally:
         if publisher is not None:
             publisher.close()

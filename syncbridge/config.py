@@ -9,6 +9,8 @@ development default.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -19,7 +21,7 @@ from typing import Any
 from marshmallow import ValidationError, validate
 from marshmallow import fields as mf
 
-from syncbridge.adapters.tokens import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys
+from cryptography.fernet import Fernet
 
 PREFIX = "SYNCBRIDGE_"
 
@@ -30,6 +32,35 @@ ENTITY_KINDS = ("person", "company", "contract")
 WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup", "dead-letters")
 DAILYUP_ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1", "latin-1")
 DELETE_MODES = ("mark", "delete", "ignore")
+
+
+# The default of SYNCBRIDGE_TOKEN_KEY: a public key for development only (production refuses it).
+DEV_TOKEN_KEY = base64.urlsafe_b64encode(b"syncbridge-dev-token-key-32bytes").decode("ascii")
+
+
+class TokenKeyError(ValueError):
+    """SYNCBRIDGE_TOKEN_KEY is not a list of Fernet keys; the message says which one and why, never the key."""
+
+
+def parse_token_keys(raw: str) -> list[bytes]:
+    """The Fernet keys of a comma-separated list; TokenKeyError naming the position of a bad one."""
+    keys = [part.strip() for part in raw.split(",") if part.strip()]
+    if not keys:
+        raise TokenKeyError("SYNCBRIDGE_TOKEN_KEY is empty: give at least one Fernet key")
+    parsed = []
+    for position, key in enumerate(keys, 1):
+        try:
+            encoded = key.encode("ascii")
+            Fernet(encoded)
+            if base64.urlsafe_b64encode(base64.urlsafe_b64decode(encoded)) != encoded:
+                raise ValueError("trailing characters")   # the decoder ignores what follows the padding
+        except (ValueError, binascii.Error, UnicodeEncodeError):
+            raise TokenKeyError(
+                f"SYNCBRIDGE_TOKEN_KEY: key {position} of {len(keys)} is not a Fernet key (32 bytes, url-safe "
+                "base64; make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from None
+        parsed.append(key.encode("ascii"))
+    return parsed
 
 
 class ConfigError(Exception):

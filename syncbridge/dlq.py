@@ -1,10 +1,10 @@
 """Dead letters for ops: archive each one, then list, show, replay or discard it.
 
 A dead letter comes from one of two places: a consumer that gave up on a
-message (:mod:`producers.dead_letters`: the message unchanged, our ``x-error*``
+message (``producers.dead_letters``: the message unchanged, our ``x-error*``
 headers saying why), or RabbitMQ itself when a quorum queue's delivery limit is
 exceeded (its ``x-death`` / ``x-first-death-*`` headers).  :func:`dead_letter_of`
-reads either into one :class:`~syncbridge.adapters.db.dead_letters.DeadLetter`, keeping every
+reads either into one :class:`~syncbridge.ports.DeadLetter`, keeping every
 header, known or not.  :class:`DeadLetterOps` is what the CLI and the admin API
 call: replay checks the message against the current contract of its routing key
 and publishes it, confirmed, to its original exchange; replay and discard are
@@ -25,19 +25,27 @@ from typing import Any
 
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema, CrmRecordChangedSchema
-from producers.dead_letters import CONTRACT, ERROR, REJECTED, UNAVAILABLE, UNDECODABLE
-from producers.publisher import BrokerUnavailable
-from producers.topology import Topology, ameise_record_changed_key, crm_record_changed_key
-from syncbridge.adapters.db.dead_letters import (
+from syncbridge.errors import Unavailable
+from syncbridge.messages import ameise_record_changed_key, crm_record_changed_key
+from syncbridge.ports import (
+    CONTRACT,
     DEAD,
     DISCARDED,
+    ERROR,
+    REJECTED,
     REPLAYED,
     STATES,
+    SYSTEM,
+    UNAVAILABLE,
+    UNDECODABLE,
+    ActivityEntry,
     DeadLetter,
     DeadLetterFilter,
-    SqlDeadLetterStore,
+    DeadLetterStore,
+    Publisher,
+    Store,
+    Topology,
 )
-from syncbridge.ports import SYSTEM, ActivityEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +108,7 @@ class ArrivedMessage:
     headers: dict[str, Any] = field(default_factory=dict)
 
 
-def archive_dead_letter(letters: SqlDeadLetterStore, topology: Topology, message: ArrivedMessage) -> int:
+def archive_dead_letter(letters: DeadLetterStore, topology: Topology, message: ArrivedMessage) -> int:
     """Store an arrived dead letter (once, however often it is delivered); return its row id."""
     return letters.archive(dead_letter_of(message, topology))
 
@@ -348,7 +356,7 @@ def replay_headers(letter: DeadLetter) -> dict[str, Any]:
 class DeadLetterOps:
     """List, show, replay and discard archived dead letters; replay and discard go to the activity log."""
 
-    def __init__(self, letters: SqlDeadLetterStore, activity: Store, *, publisher=None,
+    def __init__(self, letters: DeadLetterStore, activity: Store, *, publisher: Publisher | None = None,
                  topology: Topology | None = None, page: int = 500) -> None:
         self.letters = letters
         self.activity = activity
@@ -423,7 +431,7 @@ class DeadLetterOps:
                                            letter.body, message_id=letter.message_id or f"dead-letter-{letter.id}",
                                            headers=headers, content_type=letter.content_type)
                     letter = change.replayed(by)
-        except BrokerUnavailable as exc:
+        except Unavailable as exc:   # the broker did not confirm
             log.error("replaying dead letter %s failed: %s", letter_id, exc)
             return Outcome(letter_id, FAILED, reason=f"{exc}; the dead letters after it were not tried")
         # The activity log is written after the row's transaction: on SQLite a second writer would wait for it.

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from syncbridge.adapters.zoho import criteria_equals
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
@@ -654,7 +653,7 @@ class _ReturnBatch:
             return link.zoho_module, link.zoho_id
         key_field = self._key_field(entity)
         for module in modules:
-            found = self._call(lambda: self.deps.crm.search_records(module, criteria_equals(key_field, key)),
+            found = self._call(lambda: self.deps.crm.find_records_by_field(module, key_field, key),
                                search=True)
             if len(found) > 1:
                 raise _Failed(REJECTED, f"{len(found)} {module} records carry {key_field} {key}: resolve the "

@@ -57,3 +57,13 @@ class SyncAmeiseRecordsToCrm:
     """Apply a batch of DailyUp deltas to the CRM (Zoho upserts of up to 100 records)."""
 
     records: tuple[AmeiseRecordChanged, ...]
+
+
+def crm_record_changed_key(module: str) -> str:
+    """Routing key of a CRM record event of ``module``."""
+    return f"crm.{module.lower()}.changed"
+
+
+def ameise_record_changed_key(entity: str, change: str) -> str:
+    """Routing key of a DailyUp delta: ``ameise.customer.created`` etc."""
+    return f"ameise.{entity}.{change}"

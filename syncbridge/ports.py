@@ -9,9 +9,10 @@ demo in ``simulators.fakes``; publishing is ``producers``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 
@@ -49,8 +50,8 @@ class CrmClient(Protocol):
     def delete_records(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
         """Delete up to 100 records by id without firing workflow rules; one result per id."""
 
-    def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
-        """Records matching a criteria string such as ``(Kundennummer:equals:5001234567)``."""
+    def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """Every record of ``module`` whose ``field`` equals ``value`` (all pages)."""
 
 
 class AmeiseClient(Protocol):
@@ -231,3 +232,321 @@ class EchoMarks(Protocol):
 
     def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
         """Note the DailyUp columns (normalized) just written to customer/contract ``key``."""
+
+
+@dataclass(frozen=True)
+class DailyUpImport:
+    """One delivery taken in, as the status pages and the CLI show it."""
+
+    id: int
+    file_name: str
+    sha256: str
+    hauptvermittler: str | None
+    delivered_on: date | None
+    source: str
+    received_at: datetime
+    finished_at: datetime | None
+    state: str                      # importing, accepted, published, superseded, rejected
+    message: str
+    rows: dict[str, int]
+    errors: int
+    deltas: dict[str, int]
+    encodings: dict[str, str]
+    extra_columns: dict[str, list[str]]
+    timings: dict[str, float]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingDelta:
+    """A delta of the outbox not yet confirmed by the broker."""
+
+    id: int
+    import_id: int
+    delivered_on: date
+    entity: str
+    change: str
+    key: str
+    changed_fields: tuple[str, ...]
+    echoed_fields: tuple[str, ...] = ()   # columns delivered as the CRM -> Ameise direction wrote them
+
+    @property
+    def delta_id(self) -> str:
+        """Return the message id: ``<import id>:<entity>:<key>``."""
+        return f"{self.import_id}:{self.entity}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A delivered row that differs from the snapshot, or whose record has an echo mark."""
+
+    key: str
+    data: dict[str, Any]
+    hash: str
+    old_data: dict[str, Any] | None       # None: never delivered before
+    old_hash: str | None
+    deleted: bool                         # the snapshot has the record as no longer delivered
+    echo: dict[str, Any] | None
+    echo_written_at: datetime | None = None   # when the CRM -> Ameise direction wrote the echo mark
+
+
+class ImportSession(Protocol):
+    """One transaction of an import: staging, comparison, snapshot, outbox (``SqlDailyUpStore.session``)."""
+
+    def lock(self) -> None:
+        """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
+
+    def find_import(self, sha256: str) -> DailyUpImport | None:
+        """The import of the file with this SHA-256, if any."""
+
+    def newest_accepted(self, hauptvermittler: str) -> DailyUpImport | None:
+        """Return the accepted delivery of this Hauptvermittler with the latest delivery date."""
+
+    def start_import(self, *, file_name: str, sha256: str, hauptvermittler: str | None, delivered_on: date | None,
+                     source: str) -> int:
+        """Create the import row in state "importing" (a rejected one of the same file is taken over)."""
+
+    def finish_import(self, import_id: int, **values: Any) -> None:
+        """Set the outcome of an import (state, message, counts) and its end time."""
+
+    def add_row_errors(self, import_id: int, errors: Sequence[Any]) -> None:
+        """Store row errors (``syncbridge.dailyup.model.RowError``) of an import."""
+
+    def snapshot_data(self, table: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return the stored data of these keys (deleted rows included)."""
+
+    def stage(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows (import_id, table, key, line, hash, data, error) into staging."""
+
+    def clear_staging(self) -> None:
+        """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
+
+    def analyze_staging(self) -> None:
+        """Give the planner the size of the freshly loaded staging table (joins of a million rows)."""
+
+    def drop_erroneous(self, import_id: int) -> None:
+        """Remove the valid rows of keys that also had an erroneous row: such a record stays as it was."""
+
+    def lookup_texts(self, table: str) -> dict[str, str]:
+        """Return a lookup list as ID -> Text, as this transaction sees it."""
+
+    def count_staged(self, import_id: int, table: str) -> int:
+        """Count the rows of ``table`` in staging, erroneous ones included."""
+
+    def count_delivered(self, table: str) -> int:
+        """Count the rows of ``table`` in the snapshot that are still delivered."""
+
+    def candidates(self, import_id: int, table: str, entity: str | None, *, page: int = 5000) -> Iterator[list[Candidate]]:
+        """Yield pages of valid staged rows that are new, re-delivered, changed, or have an echo mark."""
+
+    def refresh_volatile(self, import_id: int, table: str) -> int:
+        """Store the delivered values of rows whose hash is the same but whose text is not (volatile columns)."""
+
+    def vanished(self, import_id: int, table: str, *, page: int = 5000) -> Iterator[list[str]]:
+        """Yield pages of keys still delivered last time that this delivery has on no row at all."""
+
+    def mark_vanished(self, import_id: int, table: str) -> int:
+        """Mark every row :meth:`vanished` finds as deleted; return how many."""
+
+    def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
+        """Add rows never delivered before."""
+
+    def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
+        """Store the delivered values of known rows, changed by ``import_id``."""
+
+    def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
+
+    def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
+        """Forget echo marks a delivery left nothing to recognise of."""
+
+    def narrow_echoes(self, entity: str, marks: dict[str, dict[str, Any]]) -> None:
+        """Keep only these columns of echo marks (key -> the columns still to recognise)."""
+
+
+class DailyUpStore(Protocol):
+    """What the importer needs of the DailyUp store (``syncbridge.adapters.db.dailyup.SqlDailyUpStore``)."""
+
+    def get_import(self, import_id: int) -> DailyUpImport | None:
+        """Return one import by its id."""
+
+    def record_rejected(self, *, file_name: str, sha256: str, hauptvermittler: str | None,
+                        delivered_on: date | None, source: str, message: str, **counts: Any) -> int:
+        """Record a delivery as rejected, in a transaction of its own; an import that was kept stays as it is."""
+
+    def session(self, *, dry_run: bool = False) -> AbstractContextManager[ImportSession]:
+        """Open one import's transaction: committed at the end, rolled back on an error or for a dry run."""
+
+    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published, in id order."""
+
+    def count_unpublished(self) -> int:
+        """Return how many deltas wait in the outbox."""
+
+    def mark_published(self, ids: Iterable[int]) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+
+
+# ---------------------------------------------------------------- publishing (implemented by producers)
+class Exchange(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class BoundQueue(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def routing_key(self) -> str: ...
+
+
+class Topology(Protocol):
+    """The exchanges and work queues the core names (``producers.topology.Topology``)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def events(self) -> Exchange: ...
+
+    @property
+    def dead(self) -> Exchange: ...
+
+    @property
+    def crm_to_ameise(self) -> BoundQueue: ...
+
+    @property
+    def ameise_to_crm(self) -> BoundQueue: ...
+
+
+class Publisher(Protocol):
+    """Publishes with broker confirms (``producers.publisher.Publisher``); an ``Unavailable`` when unconfirmed."""
+
+    def publish(self, exchange: Any, routing_key: str, body: Mapping[str, Any] | bytes, *, message_id: str,
+                headers: dict[str, Any] | None = None, content_type: str = ...) -> None:
+        """Publish one message and wait for the broker's confirm."""
+
+    def publish_many(self, exchange: Any, messages: Iterable[tuple[str, Mapping[str, Any], str]]) -> int:
+        """Publish (routing key, body, message id) in order, confirmed; the error carries ``confirmed``."""
+
+
+# ---------------------------------------------------------------- dead letters
+# Kinds of dead letter (header x-error-kind) that our consumers and producers give.
+CONTRACT = "contract"        # the message failed its contract
+UNDECODABLE = "undecodable"  # not JSON, or a content type we never accept
+REJECTED = "rejected"        # Zoho/Ameise or our own rules refused the record
+ERROR = "error"              # an unexpected error of ours; replay after the fix
+UNAVAILABLE = "unavailable"  # the system stayed unavailable through every retry
+
+MAX_REASON = 2000
+
+# States of an archived dead letter.
+DEAD = "dead"
+REPLAYED = "replayed"
+DISCARDED = "discarded"
+STATES = (DEAD, REPLAYED, DISCARDED)
+
+
+def dead_letter_headers(headers: Mapping[str, Any] | None, exchange: str, routing_key: str, reason: str,
+                        kind: str) -> dict[str, Any]:
+    """The headers of a message sent to the dead letters: where it was going, why, since when, how often."""
+    result = dict(headers or {})
+    now = datetime.now(UTC).isoformat()
+    reason = reason[:MAX_REASON]
+    result.update({
+        "x-original-exchange": exchange,
+        "x-original-routing-key": routing_key,
+        "x-error-kind": kind,
+        "x-error": reason,
+        "x-first-error": result.get("x-first-error") or reason,
+        "x-first-failed-at": result.get("x-first-failed-at") or now,
+        "x-dead-lettered-at": now,
+        "x-attempts": int(result.get("x-attempts") or 0) + 1,
+    })
+    return result
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One archived dead letter: the message as it was, why it died, and what ops did with it."""
+
+    fingerprint: str
+    queue: str                          # work queue it came from (crm-to-ameise, ameise-to-crm) or "unknown"
+    kind: str                           # contract, undecodable, rejected, error, delivery_limit, ...
+    record: str | None                  # Zoho record id, Kundennummer or Vertragsnummer
+    exchange: str                       # original exchange and routing key
+    routing_key: str
+    message_id: str | None
+    content_type: str
+    headers: dict[str, Any]
+    body: bytes
+    reason: str                         # the last error
+    first_error: str | None
+    attempts: int | None
+    first_failed_at: datetime | None
+    dead_lettered_at: datetime
+    # Set by the store:
+    id: int | None = None
+    state: str = DEAD
+    archived_at: datetime | None = None
+    replays: int = 0
+    replayed_by: str | None = None
+    replayed_at: datetime | None = None
+    replay_error: str | None = None
+    discarded_by: str | None = None
+    discarded_at: datetime | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters to list or act on; every given field must match."""
+
+    queue: str | None = None
+    kind: str | None = None
+    record: str | None = None
+    since: datetime | None = None       # dead-lettered at or after (inclusive)
+    until: datetime | None = None       # dead-lettered before (exclusive)
+    state: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+
+class LetterChange(Protocol):
+    """The changes of one locked dead letter, inside its transaction."""
+
+    letter: DeadLetter
+
+    def replayed(self, by: str) -> DeadLetter:
+        """Mark it replayed (once more) by ``by``, now."""
+
+    def discarded(self, by: str, note: str | None) -> DeadLetter:
+        """Mark it discarded by ``by``, now, with an optional note."""
+
+    def refused(self, reason: str) -> DeadLetter:
+        """Note why a replay was refused; the dead letter stays as it is."""
+
+
+class DeadLetterStore(Protocol):
+    """The archive of dead letters (``syncbridge.adapters.db.dead_letters.SqlDeadLetterStore``)."""
+
+    def archive(self, letter: DeadLetter) -> int:
+        """Store a dead letter unless one with its fingerprint is stored already; return the row's id."""
+
+    def get(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter by its id."""
+
+    def find(self, flt: DeadLetterFilter = ..., *, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters ``flt`` matches, newest first."""
+
+    def count(self, flt: DeadLetterFilter = ...) -> int:
+        """How many dead letters ``flt`` matches."""
+
+    def ids(self, flt: DeadLetterFilter, *, after: int = 0, limit: int = 500) -> list[int]:
+        """The ids ``flt`` matches above ``after``, in id order."""
+
+    def change(self, letter_id: int) -> AbstractContextManager[LetterChange | None]:
+        """Lock one dead letter for a change (None if there is none): committed at the end."""

@@ -29,8 +29,8 @@ from contracts.admin import (
     load_query,
     parse_id,
 )
-from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.dlq import FAILED, DeadLetterOps, InvalidFilter, Selection, SelectionError, as_json, parse_filter
+from syncbridge.ports import DeadLetterFilter
 from webhooks.dailyup import ADMIN_TOKEN_HEADER
 from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
 from webhooks.payload import require_secret
@@ -81,16 +81,14 @@ class AdminAccess:
     def get(self) -> DeadLetterOps:
         with self._lock:
             if self._ops is None:
-                from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
-                from syncbridge.bootstrap import SchemaOutdated, build_store
+                from syncbridge.bootstrap import SchemaOutdated, build_dead_letter_ops
 
                 receiver = current_receiver()
                 try:
-                    store = build_store(receiver.settings)
+                    self._ops = build_dead_letter_ops(receiver.settings, publisher=receiver.publisher,
+                                                      topology=receiver.topology)
                 except (SchemaOutdated, *CONNECTIVITY_ERRORS) as exc:
                     raise database_unavailable(exc) from None
-                self._ops = DeadLetterOps(SqlDeadLetterStore(store.engine), store, publisher=receiver.publisher,
-                                          topology=receiver.topology)
             return self._ops
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulators.zoho import CriteriaError, ZohoState
-from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, record_result
+from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, record_result
 from syncbridge.errors import ExternalServiceError
 from syncbridge.ports import RecordResult
 
@@ -102,6 +102,9 @@ class InMemoryZoho:
         self._enter(module)
         self.writes.append(WriteCall("delete", module, [{"id": i} for i in ids]))
         return [record_result(item, "delete") for item in self.state.delete(module, ids)]
+
+    def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
+        return self.search_records(module, criteria_equals(field, value))
 
     def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
         self._enter(module)

@@ -8,48 +8,20 @@ only and encrypts nothing.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from syncbridge.config import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys  # noqa: F401 - re-exported
 from syncbridge.ports import OAuthToken
 
-# The default of SYNCBRIDGE_TOKEN_KEY: a public key for development only (production refuses it).
-DEV_TOKEN_KEY = base64.urlsafe_b64encode(b"syncbridge-dev-token-key-32bytes").decode("ascii")
 # What a connection says when its stored token cannot be decrypted with the configured key(s).
 UNREADABLE_TOKEN = ("the stored token cannot be decrypted with SYNCBRIDGE_TOKEN_KEY: set the key it was saved "
                     "with (keep an old key after the new one while rotating), or reconnect")
 
 
-class TokenKeyError(ValueError):
-    """SYNCBRIDGE_TOKEN_KEY is not a list of Fernet keys; the message says which one and why, never the key."""
-
-
 class UnreadableToken(Exception):
     """A stored token that none of the configured keys decrypts."""
-
-
-def parse_token_keys(raw: str) -> list[bytes]:
-    """The Fernet keys of a comma-separated list; TokenKeyError naming the position of a bad one."""
-    keys = [part.strip() for part in raw.split(",") if part.strip()]
-    if not keys:
-        raise TokenKeyError("SYNCBRIDGE_TOKEN_KEY is empty: give at least one Fernet key")
-    parsed = []
-    for position, key in enumerate(keys, 1):
-        try:
-            encoded = key.encode("ascii")
-            Fernet(encoded)
-            if base64.urlsafe_b64encode(base64.urlsafe_b64decode(encoded)) != encoded:
-                raise ValueError("trailing characters")   # the decoder ignores what follows the padding
-        except (ValueError, binascii.Error, UnicodeEncodeError):
-            raise TokenKeyError(
-                f"SYNCBRIDGE_TOKEN_KEY: key {position} of {len(keys)} is not a Fernet key (32 bytes, url-safe "
-                "base64; make one with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())')") from None
-        parsed.append(key.encode("ascii"))
-    return parsed
 
 
 class TokenCipher:

@@ -371,6 +371,10 @@ class ZohoClient:
             raise ZohoRejected(f"{method} {path}: unexpected answer", status=response.status_code, body=body)
         raise self._fail(response, f"{method} {path}")
 
+    def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """Every record of ``module`` whose ``field`` equals ``value``."""
+        return self.search_records(module, criteria_equals(field, value))
+
     def search_records(self, module: str, criteria: str) -> list[dict[str, Any]]:
         """Return every record matching ``criteria`` (see :func:`criteria_equals`), reading all pages."""
         found: list[dict[str, Any]] = []

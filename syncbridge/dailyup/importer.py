@@ -21,9 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from contracts.events import AmeiseRecordChangedSchema
-from producers.dead_letters import CONTRACT, dead_letter_unsent
-from producers.topology import Topology, ameise_record_changed_key
-from syncbridge.adapters.db.dailyup import Candidate, ImportSession, PendingDelta, SqlDailyUpStore
 from syncbridge.dailyup.intake import sha256_of
 from syncbridge.dailyup.model import (
     COLUMNS,
@@ -42,7 +39,17 @@ from syncbridge.dailyup.model import (
 )
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery
 from syncbridge.errors import Unavailable
-from syncbridge.messages import AmeiseRecordChanged
+from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
+from syncbridge.ports import (
+    CONTRACT,
+    Candidate,
+    DailyUpStore,
+    ImportSession,
+    PendingDelta,
+    Publisher,
+    Topology,
+    dead_letter_headers,
+)
 
 log = logging.getLogger("syncbridge.dailyup")
 
@@ -99,7 +106,7 @@ class _Tally:
 class DailyUpImporter:
     """Import deliveries into the DailyUp store and publish their deltas to the return queue."""
 
-    def __init__(self, store: SqlDailyUpStore, *, publisher=None, topology: Topology | None = None,
+    def __init__(self, store: DailyUpStore, *, publisher: Publisher | None = None, topology: Topology | None = None,
                  reader_options: dict | None = None,
                  progress: Callable[[str, int, int | None], None] | None = None) -> None:
         if publisher is not None and topology is None:
@@ -158,8 +165,10 @@ class DailyUpImporter:
             for d, routing_key, body, errors in refused:
                 # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
                 log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
-                dead_letter_unsent(self.publisher, self.topology, routing_key, body, message_id=d.delta_id,
-                                   reason=f"contract AmeiseRecordChanged v1 violated: {errors}", kind=CONTRACT)
+                reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
+                self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
+                                       headers=dead_letter_headers({}, self.topology.events.name, routing_key,
+                                                                   reason, CONTRACT))
                 self.store.mark_published([d.id])
             try:
                 self.publisher.publish_many(self.topology.events, messages)

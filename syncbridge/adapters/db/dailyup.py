@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +46,7 @@ from syncbridge.adapters.db.models import (
 )
 from syncbridge.adapters.db.sql import _upsert, make_engine
 from syncbridge.dailyup.model import RowError
-from syncbridge.ports import SnapshotRow
+from syncbridge.ports import Candidate, DailyUpImport, PendingDelta, SnapshotRow
 
 IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
 ROW_ERRORS: Table = DailyUpRowErrorRecord.__table__  # type: ignore[assignment]
@@ -61,62 +60,6 @@ ACCEPTED_STATES = ("accepted", "published")
 _IN_CHUNK = 500
 # Any constant shared by every process of the service: PostgreSQL serialises imports on it.
 _IMPORT_LOCK = 0x5D41_1A0B_0D41_7955
-
-
-@dataclass(frozen=True)
-class DailyUpImport:
-    """One delivery taken in, as the status pages and the CLI show it."""
-
-    id: int
-    file_name: str
-    sha256: str
-    hauptvermittler: str | None
-    delivered_on: date | None
-    source: str
-    received_at: datetime
-    finished_at: datetime | None
-    state: str                      # importing, accepted, published, superseded, rejected
-    message: str
-    rows: dict[str, int]
-    errors: int
-    deltas: dict[str, int]
-    encodings: dict[str, str]
-    extra_columns: dict[str, list[str]]
-    timings: dict[str, float]
-    published_at: datetime | None
-
-
-@dataclass(frozen=True)
-class PendingDelta:
-    """A delta of the outbox not yet confirmed by the broker."""
-
-    id: int
-    import_id: int
-    delivered_on: date
-    entity: str
-    change: str
-    key: str
-    changed_fields: tuple[str, ...]
-    echoed_fields: tuple[str, ...] = ()   # columns delivered as the CRM -> Ameise direction wrote them
-
-    @property
-    def delta_id(self) -> str:
-        """Return the message id: ``<import id>:<entity>:<key>``."""
-        return f"{self.import_id}:{self.entity}:{self.key}"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A delivered row that differs from the snapshot, or whose record has an echo mark."""
-
-    key: str
-    data: dict[str, Any]
-    hash: str
-    old_data: dict[str, Any] | None       # None: never delivered before
-    old_hash: str | None
-    deleted: bool                         # the snapshot has the record as no longer delivered
-    echo: dict[str, Any] | None
-    echo_written_at: datetime | None = None   # when the CRM -> Ameise direction wrote the echo mark
 
 
 def _to_import(row: Any) -> DailyUpImport:

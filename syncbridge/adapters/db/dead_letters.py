@@ -20,63 +20,9 @@ from sqlalchemy.exc import IntegrityError
 
 from syncbridge.adapters.db.models import DeadLetterRecord, utcnow
 from syncbridge.adapters.db.sql import _insert_ignore, make_engine
+from syncbridge.ports import DEAD, DISCARDED, REPLAYED, STATES, DeadLetter, DeadLetterFilter  # noqa: F401 - STATES re-exported
 
 DEAD_LETTERS: Table = DeadLetterRecord.__table__  # type: ignore[assignment]
-
-# States of an archived dead letter.
-DEAD = "dead"
-REPLAYED = "replayed"
-DISCARDED = "discarded"
-STATES = (DEAD, REPLAYED, DISCARDED)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One archived dead letter: the message as it was, why it died, and what ops did with it."""
-
-    fingerprint: str
-    queue: str                          # work queue it came from (crm-to-ameise, ameise-to-crm) or "unknown"
-    kind: str                           # contract, undecodable, rejected, error, delivery_limit, ...
-    record: str | None                  # Zoho record id, Kundennummer or Vertragsnummer
-    exchange: str                       # original exchange and routing key
-    routing_key: str
-    message_id: str | None
-    content_type: str
-    headers: dict[str, Any]
-    body: bytes
-    reason: str                         # the last error
-    first_error: str | None
-    attempts: int | None
-    first_failed_at: datetime | None
-    dead_lettered_at: datetime
-    # Set by the store:
-    id: int | None = None
-    state: str = DEAD
-    archived_at: datetime | None = None
-    replays: int = 0
-    replayed_by: str | None = None
-    replayed_at: datetime | None = None
-    replay_error: str | None = None
-    discarded_by: str | None = None
-    discarded_at: datetime | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class DeadLetterFilter:
-    """Which dead letters to list or act on; every given field must match."""
-
-    queue: str | None = None
-    kind: str | None = None
-    record: str | None = None
-    since: datetime | None = None       # dead-lettered at or after (inclusive)
-    until: datetime | None = None       # dead-lettered before (exclusive)
-    state: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
-
 
 _COLUMNS = tuple(f.name for f in fields(DeadLetter))
 _ARCHIVED = ("fingerprint", "queue", "kind", "record", "exchange", "routing_key", "message_id", "content_type",
