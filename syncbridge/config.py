@@ -18,10 +18,9 @@ from dataclasses import field as dataclass_field
 from datetime import time
 from typing import Any
 
+from cryptography.fernet import Fernet
 from marshmallow import ValidationError, validate
 from marshmallow import fields as mf
-
-from cryptography.fernet import Fernet
 
 PREFIX = "SYNCBRIDGE_"
 
