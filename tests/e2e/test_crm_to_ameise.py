@@ -9,7 +9,7 @@ from kombu import Connection
 
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.dlq import DeadLetterOps, Selection
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def customer_by_name(stack, last_name):

@@ -34,8 +34,7 @@ from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged
-from tests.integration.test_store import pg_schema
-from tests.unit.test_dlq import letters, store  # noqa: F401 - shared fixtures
+from tests.support.databases import pg_schema
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

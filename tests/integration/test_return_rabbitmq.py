@@ -16,6 +16,7 @@ from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import ameise_record_changed_key, build_topology
+from simulators.fakes.snapshot import MemorySnapshot
 from simulators.server import ServerThread
 from simulators.zoho import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState, create_zoho_app
 from syncbridge.adapters.db.migrate import upgrade
@@ -23,7 +24,7 @@ from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.adapters.zoho import ZohoClient
 from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
 from syncbridge.mapping import load_mapping
-from tests.unit.test_return_handler import LOOKUPS, MODULES, MemorySnapshot, company, contract, delta, person
+from tests.support.returns import LOOKUPS, MODULES, company, contract, delta, person
 
 pytestmark = pytest.mark.rabbitmq
 

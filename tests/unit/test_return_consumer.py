@@ -23,8 +23,8 @@ from producers.topology import ameise_record_changed_key, build_topology
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
-from tests.unit.test_consumer import take_all, waiting
-from tests.unit.test_return_handler import World, contract, delta, person
+from tests.support.queues import take_all, waiting
+from tests.support.returns import World, contract, delta, person
 
 MEMORY = "memory://localhost/"
 
