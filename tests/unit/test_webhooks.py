@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import sys
 import time
 import types
@@ -437,8 +438,19 @@ def test_readyz_not_ready_names_each_failure(settings, topology):
 
 
 # ------------------------------------------------------------------ wiring
-def test_create_app_does_no_io(settings, topology):
-    create_app(settings, publisher=Publisher(UNREACHABLE, topology), checks={})
+def test_create_app_does_no_io(settings, topology, monkeypatch):
+    publisher = Publisher(UNREACHABLE, topology)
+    connects, checked = [], []
+
+    def connect(sock, address):
+        connects.append(address)
+        raise ConnectionRefusedError(f"create_app must not connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    app = create_app(settings, publisher=publisher, checks={"broker": lambda: checked.append("broker")})
+    assert app is not None
+    assert connects == [] and checked == []
 
 
 def test_create_app_defaults_build_a_publisher_from_settings(namespace):
