@@ -24,6 +24,7 @@ from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, curre
 from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
 from syncbridge.ports import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, LinkConflict, OAuthToken, Store
+from tests.support.clock import FakeClock
 from tests.support.databases import emptied_engine, pg_schema, schema_differences
 
 ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
@@ -156,13 +157,17 @@ def test_a_record_lease_is_held_by_one_owner_until_given_back(store):
 
 
 def test_the_lease_of_a_worker_that_died_runs_out(store):
-    import time
+    clock = FakeClock()
+    store = MemoryStore(now=clock) if isinstance(store, MemoryStore) else SqlStore(store.engine, now=clock)
 
-    assert store.lock_record(KEY, "dead", ttl=0.2)
+    assert store.lock_record(KEY, "dead", ttl=20)
+    clock.advance(19.9)
     assert not store.lock_record(KEY, "b", ttl=30)
-    time.sleep(0.3)
+    clock.advance(0.2)
 
     assert store.lock_record(KEY, "b", ttl=30)
+    clock.advance(29)
+    assert not store.lock_record(KEY, "dead", ttl=30)
 
 
 def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(store):
