@@ -21,6 +21,7 @@ from simulators.zoho import (
     seed_demo,
 )
 from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 REFRESH = {"grant_type": "refresh_token", "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
            "refresh_token": DEFAULT_REFRESH_TOKEN}
@@ -445,7 +446,7 @@ def test_concurrency_limit_answers_429(state):
         slow = threading.Thread(target=requests.get, args=(f"{server.url}/crm/v7/Contacts/{MISSING_ID}",),
                                 kwargs={"headers": headers, "timeout": 5})
         slow.start()
-        time.sleep(0.15)
+        wait_for(lambda: state._in_flight == 1, timeout=5, what="the slow call in flight")
         second = requests.get(f"{server.url}/crm/v7/Contacts/{MISSING_ID}", headers=headers, timeout=5)
         slow.join()
         assert second.status_code == 429 and second.json()["code"] == "TOO_MANY_REQUESTS"
