@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -284,8 +284,9 @@ class ZohoState:
     # webhook_timeout, mandatory_fields and unique_fields (module -> API names).
 
     def __init__(self, modules: Iterable[str] = ("Contacts", "Accounts", "Deals", "Leads"), *,
-                 token_lifetime: int = 3600) -> None:
+                 token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.RLock()
+        self.clock = clock   # seconds; when records were touched, for search_index_delay
         self._module_names = tuple(modules)
         self.token_lifetime = token_lifetime
         self.mint_limit = 10
@@ -721,7 +722,7 @@ class ZohoState:
         record.update({"Created_Time": now, "Modified_Time": now, "Created_By": _who(actor), "Modified_By": _who(actor)})
         self._full_name(record)
         self._records[module][record_id] = record
-        self._touched[(module, record_id)] = time.monotonic()
+        self._touched[(module, record_id)] = self.clock()
         return self._success("insert", record, upsert=upsert), _Change(module, record_id, "create", now, sorted(clean))
 
     def _update(self, module, fields, index, *, actor, upsert_field: str | None = None, upsert=False):
@@ -741,7 +742,7 @@ class ZohoState:
         record.update(clean)
         record.update({"Modified_Time": now, "Modified_By": _who(actor)})
         self._full_name(record)
-        self._touched[(module, record_id)] = time.monotonic()
+        self._touched[(module, record_id)] = self.clock()
         self._refresh_lookup_names(module, record)
         return self._success("update", record, upsert_field, upsert=upsert), _Change(module, record_id, "edit", now,
                                                                                     sorted(clean))
@@ -792,7 +793,7 @@ class ZohoState:
         tree = parse_criteria(criteria) if criteria is not None else None
         with self._lock:
             self._require_module(module)
-            horizon = time.monotonic() - self.search_index_delay
+            horizon = self.clock() - self.search_index_delay
             found = []
             for record_id, record in self._records[module].items():
                 if self.search_index_delay and self._touched.get((module, record_id), 0.0) > horizon:

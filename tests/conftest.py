@@ -11,6 +11,10 @@ import uuid
 import pytest
 from sqlalchemy.engine import make_url
 
+from syncbridge.adapters.db import migrate
+from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+from syncbridge.adapters.db.sql import SqlStore
+
 RABBITMQ_URL = os.environ.get("SYNCBRIDGE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_ADMIN_URL = os.environ.get("SYNCBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -75,3 +79,28 @@ def postgres_url() -> str:
     yield admin.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    """A migrated SQLite file of this test."""
+
+    url = f"sqlite:///{tmp_path}/syncbridge.db"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(database_url):
+    """The SQL store on ``database_url``."""
+
+    store = SqlStore.from_url(database_url)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def letters(store):
+    """The dead-letter store on the engine of ``store``."""
+
+    return SqlDeadLetterStore(store.engine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -21,7 +21,9 @@ def _as_utc(value: datetime) -> datetime:
 class MemoryStore:
     """Keeps links, processed events and the activity log in dicts and lists; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """``now``: the clock of record leases (timezone-aware)."""
+        self.now = now
         self.tokens = MemoryTokenStore()
         self._lock = threading.Lock()
         self._links: dict[tuple[str, str], Link] = {}          # (entity, zoho_id) -> link
@@ -66,7 +68,7 @@ class MemoryStore:
             self._links.pop((entity, zoho_id), None)
 
     def lock_record(self, key: str, owner: str, ttl: float) -> bool:
-        now = time.monotonic()
+        now = self.now().timestamp()
         with self._lock:
             holder, until, synced = self._records.get(key, (None, 0.0, None))
             if holder not in (None, owner) and until > now:

@@ -2,23 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
 from simulators.stack import start_stack
 from syncbridge.config import Settings
-
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until ``condition()`` is truthy; return its value or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(params=["sqlite"])

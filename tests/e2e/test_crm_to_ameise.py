@@ -9,7 +9,7 @@ from kombu import Connection
 
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.dlq import DeadLetterOps, Selection
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def customer_by_name(stack, last_name):
@@ -76,10 +76,23 @@ def test_other_webhook_styles_reach_ameise(make_stack, style):
     wait_for(lambda: customer_by_name(stack, f"Stil-{style}"), what=f"{style} webhook processed")
 
 
-def test_bad_token_is_401_and_nothing_is_queued(stack):
+def test_bad_token_is_401_and_nothing_is_queued(make_stack):
+    stack = make_stack(workers=0)   # no crm-to-ameise worker: whatever is queued stays in the queue
+
+    def queued() -> int:
+        with Connection(stack.settings.broker_url) as connection:
+            return stack.services.topology.crm_to_ameise(connection.default_channel).queue_declare(
+                passive=True).message_count
+
     erika = stack.demo_ids["zoho"]["Erika Mustermann"]
-    answer = requests.post(f"{stack.receiver.url}/webhooks/zoho/Contacts?token=wrong", data={"id": erika}, timeout=5)
+    url = f"{stack.receiver.url}/webhooks/zoho/Contacts"
+    answer = requests.post(f"{url}?token=wrong", data={"id": erika}, timeout=5)
     assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
+    assert queued() == 0
+    # The same request with the right token is queued, and seen where the refused one was not.
+    answer = requests.post(f"{url}?token={stack.settings.zoho_webhook_token}", data={"id": erika}, timeout=5)
+    assert answer.status_code == 202
+    wait_for(lambda: queued() == 1, what="the accepted event in crm-to-ameise")
 
 
 def test_malformed_body_is_400_with_field_errors(stack):

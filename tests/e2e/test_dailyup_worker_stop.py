@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, func, select
 
 from syncbridge.adapters.db.dailyup import IMPORTS, SNAPSHOT
 from syncbridge.dailyup.generate import write_delivery
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_processes import ROOT, procfile, start
+from tests.support.processes import ROOT, procfile, start
+from tests.support.waiting import wait_for
 
 
 def test_sigterm_stops_the_dailyup_worker_mid_import_and_the_delivery_stays(rabbitmq_url, namespace, tmp_path):

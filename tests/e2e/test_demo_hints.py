@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simulators.stack import free_port
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.path.dirname(sys.executable)

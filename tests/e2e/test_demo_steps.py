@@ -11,8 +11,8 @@ from datetime import date, timedelta
 
 import requests
 
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_dailyup import UPLOAD, imports, inbox, wait_applied, wait_imported
+from tests.support.dailyup_stack import UPLOAD, imports, inbox, wait_applied, wait_imported
+from tests.support.waiting import wait_for
 
 ERIKA = "5001234567"
 PHONE = "+49 221 7654321"

@@ -15,7 +15,7 @@ import pytest
 import requests
 from kombu import Connection
 
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 TOKEN = "dev-zoho-webhook-token"

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,14 +21,8 @@ from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH, free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
-from tests.e2e.conftest import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+from tests.support.processes import ROOT, procfile, start
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -92,10 +85,6 @@ def wait_until_answers(url: str) -> None:
     wait_for(answers, timeout=30, interval=0.2, what=url)
 
 
-def start(command: str, env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        return subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
 
 
 def stop(process: subprocess.Popen, timeout: float = 20) -> int:

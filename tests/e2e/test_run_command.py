@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from simulators.stack import free_port
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

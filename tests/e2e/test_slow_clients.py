@@ -15,9 +15,9 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import wait_for
-from tests.integration.test_publisher_rabbitmq import close_connections_named
-from tests.integration.test_receiver_gunicorn import TOKEN, Web, drain, parse
+from tests.support.gunicorn import TOKEN, Web, drain, parse
+from tests.support.net import close_connections_named
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -23,7 +23,7 @@ from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH
 from syncbridge.config import WORKERS, Settings
-from tests.e2e.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STOPPED_WITHIN_S = 5.0

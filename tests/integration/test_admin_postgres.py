@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from tests.integration.test_store import pg_schema
+from tests.support.admin_fuzz import ADMIN_TOKEN, FUZZ, check, fuzzable_app
 from tests.support.admin_strategies import AdminRequest, admin_requests
+from tests.support.databases import pg_schema
 from tests.support.fuzzing import examples
-from tests.unit.test_admin_fuzz import ADMIN_TOKEN, FUZZ, check, fuzzable_app
 
 pytestmark = pytest.mark.postgres
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}

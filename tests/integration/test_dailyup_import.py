@@ -30,14 +30,18 @@ from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, writ
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.model import CUSTOMERS, ParsedRow, changed_fields
 from syncbridge.dailyup.reader import open_delivery
-from tests.integration.test_dailyup_store import migrated_postgres_url, migrated_sqlite_url, store  # noqa: F401
-from tests.integration.test_publisher_rabbitmq import TcpProxy
+from tests.support.net import TcpProxy
 
 N = 1000            # customers per delivery: one turnover and a few changes per generation
 CLOSED_PORT = "amqp://guest:guest@127.0.0.1:1//"
 
 
 # ---------------------------------------------------------------- helpers
+@pytest.fixture
+def store(dailyup_store) -> SqlDailyUpStore:
+    return dailyup_store
+
+
 @pytest.fixture
 def importer(store) -> DailyUpImporter:
     return DailyUpImporter(store)

@@ -13,33 +13,16 @@ from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.dailyup.model import RowError, row_hash
 from syncbridge.ports import SnapshotRow
-from tests.integration.test_store import _emptied_engine, _schema_differences, pg_schema
+from tests.support.databases import pg_schema, schema_differences
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 DAILYUP_TABLES = {"dailyup_imports", "dailyup_row_errors", "dailyup_snapshot", "dailyup_staging",
                   "dailyup_deltas", "dailyup_echoes"}
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite_url(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('dailyup') / 'syncbridge.db'}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture(scope="module")
-def migrated_postgres_url(postgres_url) -> Iterator[str]:
-    with pg_schema(postgres_url) as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture(params=SQL_BACKENDS)
-def store(request) -> Iterator[SqlDailyUpStore]:
-    """An empty DailyUp store on each real database."""
-    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
-    yield SqlDailyUpStore(engine)
-    engine.dispose()
+@pytest.fixture
+def store(dailyup_store) -> SqlDailyUpStore:
+    return dailyup_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -91,7 +74,7 @@ def test_migration_creates_the_tables_of_the_models_and_goes_back(fresh_url):
     assert not DAILYUP_TABLES & set(inspect(engine).get_table_names())
     engine.dispose()
     upgrade(fresh_url)
-    assert _schema_differences(fresh_url) == []   # at the head, the tables are those of the models
+    assert schema_differences(fresh_url) == []   # at the head, the tables are those of the models
 
 
 # ---------------------------------------------------------------- snapshot reads

@@ -34,8 +34,8 @@ from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.handlers import SyncRejected, SyncResult
 from syncbridge.messages import CrmRecordChanged
-from tests.integration.test_store import pg_schema
-from tests.unit.test_dlq import letters, store  # noqa: F401 - shared fixtures
+from tests.support.databases import pg_schema
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -75,15 +75,6 @@ def running(consumer):
 
 def archiver(url: str, topology, letters) -> DeadLetterArchiver:
     return DeadLetterArchiver(Connection(url, heartbeat=30), topology, partial(archive_dead_letter, letters, topology))
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def take(url: str, queue, timeout: float = 5.0) -> list:

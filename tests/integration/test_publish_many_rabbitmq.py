@@ -9,7 +9,7 @@ from kombu import Connection, Consumer, Queue
 
 from producers.publisher import BrokerUnavailable, Publisher
 from producers.topology import build_topology
-from tests.integration.test_publisher_rabbitmq import TcpProxy, close_connections_named
+from tests.support.net import TcpProxy, close_connections_named
 
 pytestmark = pytest.mark.rabbitmq
 

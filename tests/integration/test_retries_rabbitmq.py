@@ -17,8 +17,8 @@ from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import SyncResult
 from syncbridge.messages import CrmRecordChanged
-from tests.e2e.conftest import wait_for
-from tests.integration.test_publisher_rabbitmq import consume_all
+from tests.support.net import consume_all
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -16,6 +16,7 @@ from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import ameise_record_changed_key, build_topology
+from simulators.fakes.snapshot import MemorySnapshot
 from simulators.server import ServerThread
 from simulators.zoho import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState, create_zoho_app
 from syncbridge.adapters.db.migrate import upgrade
@@ -23,7 +24,8 @@ from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.adapters.zoho import ZohoClient
 from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
 from syncbridge.mapping import load_mapping
-from tests.unit.test_return_handler import LOOKUPS, MODULES, MemorySnapshot, company, contract, delta, person
+from tests.support.returns import LOOKUPS, MODULES, company, contract, delta, person
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -80,12 +82,8 @@ class ReturnPath:
         assert not thread.is_alive(), "the consumer did not stop"
 
     def wait_processed(self, records, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        missing = list(records)
-        while missing and time.monotonic() < deadline:
-            missing = [r for r in missing if not self.store.was_processed(r.delta_id)]
-            time.sleep(0.05)
-        assert not missing, f"{len(missing)} deltas not applied, e.g. {missing[0]}"
+        wait_for(lambda: all(self.store.was_processed(r.delta_id) for r in records), timeout=timeout,
+                 what=f"{len(records)} deltas applied")
 
     def waiting(self, queue) -> int:
         with Connection(self.url) as conn:
@@ -163,9 +161,7 @@ def test_250_customers_and_300_contracts_reach_zoho_at_ten_records_per_credit(re
     handled = path.handled
     path.publish(customers[:20] + contracts[:20])
     with path.consuming(batch_wait=0.2):
-        deadline = time.monotonic() + 10
-        while path.handled < handled + 40 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: path.handled >= handled + 40, timeout=10, what="the 40 redelivered deltas")
     assert path.handled == handled + 40
     assert path.waiting(path.topology.ameise_to_crm) == 0  # acknowledged, else back in the queue
     assert path.take_dead_letters(expect=1, timeout=0.5) == []

@@ -7,29 +7,25 @@ because the test database is shared by the whole session.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
-from syncbridge.adapters.db.models import Base
 from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
 from syncbridge.ports import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, LinkConflict, OAuthToken, Store
+from tests.support.clock import FakeClock
+from tests.support.databases import emptied_engine, pg_schema, schema_differences
 
 ZOHO_ID = "3652397000000649013"      # 19 digits: must never pass through an int or float
 ZOHO_ID_2 = "365239700000064902"     # 18 digits
@@ -40,42 +36,12 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # ---------------------------------------------------------------- databases
-@contextmanager
-def pg_schema(postgres_url: str) -> Iterator[str]:
-    """Yield a URL whose connections work in a new, empty schema; drop it afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite_url(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'syncbridge.db'}"
-    upgrade(url)
-    return url
 
 
-@pytest.fixture(scope="module")
-def migrated_postgres_url(postgres_url) -> Iterator[str]:
-    with pg_schema(postgres_url) as url:
-        upgrade(url)
-        yield url
 
 
-def _emptied_engine(url: str):
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    return engine
 
 
 @pytest.fixture(params=BACKENDS)
@@ -84,7 +50,7 @@ def store(request) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
+    engine = emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
     yield SqlStore(engine)
     engine.dispose()
 
@@ -92,7 +58,7 @@ def store(request) -> Iterator[Store]:
 @pytest.fixture(params=SQL_BACKENDS)
 def sql_store(request) -> Iterator[SqlStore]:
     """A SqlStore with no data on each real database."""
-    engine = _emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
+    engine = emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
     yield SqlStore(engine)
     engine.dispose()
 
@@ -191,13 +157,17 @@ def test_a_record_lease_is_held_by_one_owner_until_given_back(store):
 
 
 def test_the_lease_of_a_worker_that_died_runs_out(store):
-    import time
+    clock = FakeClock()
+    store = MemoryStore(now=clock) if isinstance(store, MemoryStore) else SqlStore(store.engine, now=clock)
 
-    assert store.lock_record(KEY, "dead", ttl=0.2)
+    assert store.lock_record(KEY, "dead", ttl=20)
+    clock.advance(19.9)
     assert not store.lock_record(KEY, "b", ttl=30)
-    time.sleep(0.3)
+    clock.advance(0.2)
 
     assert store.lock_record(KEY, "b", ttl=30)
+    clock.advance(29)
+    assert not store.lock_record(KEY, "dead", ttl=30)
 
 
 def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(store):
@@ -552,14 +522,6 @@ def fresh_url(request, tmp_path, monkeypatch) -> Iterator[str]:
             yield url
 
 
-def _schema_differences(url: str) -> list[Any]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
-            return compare_metadata(context, Base.metadata)
-    finally:
-        engine.dispose()
 
 
 # The newest migration file, by its number: 0001_initial.py, 0002_dailyup.py, ...
@@ -583,7 +545,7 @@ def test_upgrade_creates_the_schema_of_the_models(fresh_url):
 
     assert current(fresh_url) == HEAD
     assert is_up_to_date(fresh_url) is True
-    assert _schema_differences(fresh_url) == []
+    assert schema_differences(fresh_url) == []
 
 
 def test_upgrade_twice_is_a_no_op(fresh_url):
@@ -608,7 +570,7 @@ def test_downgrade_removes_the_schema_and_upgrade_restores_it(fresh_url):
     engine.dispose()
     assert current(fresh_url) is None
     upgrade(fresh_url)
-    assert is_up_to_date(fresh_url) and _schema_differences(fresh_url) == []
+    assert is_up_to_date(fresh_url) and schema_differences(fresh_url) == []
 
 
 def test_the_migration_encrypts_plaintext_tokens_and_its_downgrade_decrypts_them(fresh_url):

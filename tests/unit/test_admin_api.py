@@ -9,8 +9,8 @@ import pytest
 from producers.publisher import Publisher
 from syncbridge.config import Settings
 from syncbridge.dlq import archive_dead_letter
-from tests.unit.test_consumer import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
-from tests.unit.test_dlq import KUNDENNUMMER, database_url, delta_body, letters, ours, store  # noqa: F401 - shared fixtures
+from tests.support.dead_letters import KUNDENNUMMER, delta_body, ours
+from tests.support.queues import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
 from webhooks import create_app
 
 ADMIN = {"X-Admin-Token": "dev-admin-token"}
@@ -176,7 +176,7 @@ def test_discard_dry_run_then_for_real_with_a_note(http, archived, letters, stor
 
     real = http.post("/admin/dead-letters/discard", headers=ADMIN, json=body)
     assert real.status_code == 200 and real.get_json()["counts"] == {"discarded": 2}
-    assert [(l.state, l.note) for l in letters.find()] == [("discarded", "old test deliveries")] * 2 + [("dead", None)]
+    assert [(letter.state, letter.note) for letter in letters.find()] == [("discarded", "old test deliveries")] * 2 + [("dead", None)]
     assert {e.details["dead_letter_id"] for e in store.activities(action="dead_letter_discarded")} == {
         archived["contract"], archived["error"]}
 

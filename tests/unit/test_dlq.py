@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +20,6 @@ from consumers.dead_letter_archive import DeadLetterArchiver
 from producers.publisher import Publisher
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import DeadLetterFilter, SqlDeadLetterStore
-from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.dlq import (
     ArrivedMessage,
@@ -36,7 +34,8 @@ from syncbridge.dlq import (
     replay_headers,
 )
 from syncbridge.handlers import SyncRejected
-from tests.unit.test_consumer import (
+from tests.support.dead_letters import KUNDENNUMMER, by_rabbitmq, delta_body, ours
+from tests.support.queues import (
     MEMORY,
     RECORD_ID,
     ROUTING_KEY,
@@ -49,27 +48,11 @@ from tests.unit.test_consumer import (
     waiting,
 )
 
-KUNDENNUMMER = "5001234567"
-
-
 # ---------------------------------------------------------------- fixtures and helpers
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path}/syncbridge.db"
-    migrate.upgrade(url)
-    return url
 
 
-@pytest.fixture
-def store(database_url):
-    store = SqlStore.from_url(database_url)
-    yield store
-    store.engine.dispose()
 
 
-@pytest.fixture
-def letters(store):
-    return SqlDeadLetterStore(store.engine)
 
 
 @pytest.fixture
@@ -102,30 +85,10 @@ def rejected_and_invalid(publisher, topology, store, letters):
     return by_event[rejected["event_id"]], by_event[invalid["event_id"]]
 
 
-def delta_body(key: str = KUNDENNUMMER, **overrides) -> dict:
-    return {"schema_version": 1, "delta_id": f"7:customer:{key}", "import_id": 7, "delivered_on": "2026-11-02",
-            "entity": "customer", "change": "changed", "key": key, "changed_fields": ["Ort"], **overrides}
 
 
-def ours(routing_key: str, body: dict | bytes, *, kind: str = "rejected", at: datetime | None = None,
-         namespace: str = "syncbridge", **headers) -> ArrivedMessage:
-    """A dead letter as consumers.dead_letters publishes it."""
-    at = at or datetime.now(UTC)
-    return ArrivedMessage(routing_key, body if isinstance(body, bytes) else json.dumps(body).encode(),
-                          "application/json", str(uuid.uuid4()), {
-                              "x-error-kind": kind, "x-error": f"{kind} reason", "x-first-error": f"first {kind}",
-                              "x-original-exchange": f"{namespace}.events", "x-original-routing-key": routing_key,
-                              "x-attempts": 1, "x-dead-lettered-at": at.isoformat(),
-                              "x-first-failed-at": at.isoformat(), **headers})
 
 
-def by_rabbitmq(namespace: str, body: dict, *, at: datetime, reason: str = "delivery_limit", **headers) -> ArrivedMessage:
-    """A dead letter as RabbitMQ dead-letters it from a work queue (its x-death headers)."""
-    death = {"count": 1, "reason": reason, "queue": f"{namespace}.crm-to-ameise", "time": at.replace(tzinfo=None),
-             "exchange": f"{namespace}.events", "routing-keys": [ROUTING_KEY]}
-    return ArrivedMessage(ROUTING_KEY, json.dumps(body).encode(), "application/json", body["event_id"], {
-        "x-death": [death], "x-first-death-reason": reason, "x-first-death-queue": f"{namespace}.crm-to-ameise",
-        "x-first-death-exchange": f"{namespace}.events", "x-delivery-count": 2, **headers})
 
 
 def activities(store, action):

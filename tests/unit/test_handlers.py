@@ -14,6 +14,7 @@ from syncbridge.adapters.ameise import AmeiseRejected
 from syncbridge.handlers import SyncDependencies, SyncRejected, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
+from tests.support.clock import FakeClock
 
 MODULES = {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
 
@@ -292,15 +293,16 @@ def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_l
     from syncbridge.handlers import RecordBusy
 
     erika = world.ids["Erika Mustermann"]
-    world.deps = replace(world.deps, lock_wait=0.1, lock_ttl=0.3)
-    assert world.store.lock_record(f"Contacts/{erika}", "another-worker", ttl=0.3)
+    clock = FakeClock()
+    world.store = MemoryStore(now=clock)
+    world.deps = replace(world.deps, store=world.store, lock_wait=0.1, lock_ttl=30)
+    assert world.store.lock_record(f"Contacts/{erika}", "another-worker", ttl=30)
 
     with pytest.raises(RecordBusy) as busy:
         world.sync("Contacts", erika)
     assert isinstance(busy.value, Unavailable)        # retried with a delay, never dead-lettered at once
 
-    import time
-    time.sleep(0.35)                                  # the other worker died: its lock runs out
+    clock.advance(31)                                 # the other worker died: its lock runs out
     assert world.sync("Contacts", erika).action == "updated"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -106,8 +107,17 @@ def test_threads_share_one_publisher(publisher, topology):
     assert ids == sorted(f"{w}-{n}" for w in range(8) for n in range(25))
 
 
-def test_constructing_does_no_io(topology):
-    Publisher(UNREACHABLE, topology)  # would raise if it connected
+def test_constructing_does_no_io(topology, monkeypatch):
+    connects = []
+
+    def connect(sock, address):
+        connects.append(address)
+        raise ConnectionRefusedError(f"the constructor must not connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    Publisher(UNREACHABLE, topology)
+    assert connects == []
 
 
 def test_zero_confirm_timeout_is_refused(topology):

@@ -23,8 +23,9 @@ from producers.topology import ameise_record_changed_key, build_topology
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import sync_ameise_records_to_crm
 from syncbridge.messages import AmeiseRecordChanged
-from tests.unit.test_consumer import take_all, waiting
-from tests.unit.test_return_handler import World, contract, delta, person
+from tests.support.queues import take_all, waiting
+from tests.support.returns import World, contract, delta, person
+from tests.support.waiting import wait_for
 
 MEMORY = "memory://localhost/"
 
@@ -94,15 +95,6 @@ def running(consumer: AmeiseToCrmConsumer):
         thread.join(timeout=10)
     assert not thread.is_alive(), "the consumer did not stop"
     assert not failure, failure
-
-
-def wait_for(condition, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 

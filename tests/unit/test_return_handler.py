@@ -5,103 +5,14 @@ from dataclasses import replace
 
 import pytest
 
-from simulators.fakes.store import MemoryStore
-from simulators.fakes.zoho import InMemoryZoho
 from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
 from syncbridge.handlers import (
     OK,
     REJECTED,
     UNAVAILABLE,
-    ReturnDependencies,
-    sync_ameise_records_to_crm,
 )
-from syncbridge.mapping import load_mapping
-from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
-from syncbridge.ports import SnapshotRow
-
-MODULES = {"person": "Contacts", "company": "Accounts", "contract": "Deals"}
-LOOKUPS = {
-    "anreden": {"1": "Herr", "2": "Frau"},
-    "laender": {"D": "Deutschland", "A": "Österreich"},
-    "rechtsformen": {"GMBH": "GmbH", "AG": "Aktiengesellschaft"},
-    "sparten": {"040": "Privathaftpflicht", "050": "Wohngebäude"},
-    "gesellschaften": {"10330": "Allianz Versicherungs-AG"},
-    "vertragsstatus": {"A": "aktiv", "S": "storniert"},
-    "zahlweisen": {"1": "jährlich", "5": "monatlich"},
-}
-
-
-class MemorySnapshot:
-    """A DailyUpSnapshot in dicts: what the importer stored of the deliveries so far."""
-
-    def __init__(self, lookups: dict[str, dict[str, str]] | None = None) -> None:
-        self.rows: dict[tuple[str, str], SnapshotRow] = {}
-        self.lists = {table: dict(codes) for table, codes in (lookups or {}).items()}
-        self.queries: list[tuple[str, tuple[str, ...]]] = []
-
-    def put(self, table: str, key: str, data: dict, *, deleted: bool = False, import_id: int = 1) -> None:
-        self.rows[(table, key)] = SnapshotRow(table, key, dict(data), deleted, import_id)
-
-    def snapshot_rows(self, table: str, keys: list[str]) -> dict[str, SnapshotRow]:
-        self.queries.append((table, tuple(keys)))
-        return {key: self.rows[(table, key)] for key in keys if (table, key) in self.rows}
-
-    def lookups(self, table: str) -> dict[str, str]:
-        return dict(self.lists.get(table, {}))
-
-
-def person(kundennummer: str, **changes) -> dict:
-    """A kunden row of a natural person, normalized as the importer stores it."""
-    return {"Kundennummer": kundennummer, "Vermittlernummer": "A1B2C3", "Personentyp": "natuerlich", "Anrede": "2",
-            "Titel": None, "Vorname": "Erika", "Nachname": f"Mustermann {kundennummer}", "Firma": None,
-            "Rechtsform": None, "Geburtsdatum": "1964-08-12", "Strasse": "Heidestraße 17", "PLZ": "01147",
-            "Ort": "Köln", "Land": "D", "Email": f"kunde{kundennummer}@example.de", "Telefon": "+49 221 1234567",
-            "Mobil": None, "BenutzernameSimplr": None, "LetzterLogin": None, "GeaendertAm": "2025-03-01", **changes}
-
-
-def company(kundennummer: str, **changes) -> dict:
-    """A kunden row of a legal person."""
-    return person(kundennummer, Personentyp="juristisch", Anrede=None, Vorname=None, Nachname=None, Geburtsdatum=None,
-                  Firma=f"Muster Bau {kundennummer}", Rechtsform="GMBH", **changes)
-
-
-def contract(vertragsnummer: str, kundennummer: str, **changes) -> dict:
-    """A vertraege row."""
-    return {"Vertragsnummer": vertragsnummer, "Kundennummer": kundennummer, "Versicherungsscheinnummer": "WG-123-546",
-            "Gesellschaft": "10330", "Sparte": "050", "Status": "A", "BeitragBrutto": "100", "BeitragNetto": "84.03",
-            "Zahlweise": "5", "Beginn": "2010-01-01", "Ablauf": "2030-12-31", "Risiko": None,
-            "Vermittlernummer": "A1B2C3", "GeaendertAm": "2025-03-01", **changes}
-
-
-def delta(entity: str, key: str, change: str = "created", import_id: int = 1) -> AmeiseRecordChanged:
-    return AmeiseRecordChanged(delta_id=f"{import_id}:{entity}:{key}", import_id=import_id, delivered_on="2025-03-01",
-                               entity=entity, change=change, key=key)
-
-
-class World:
-    """The handler's dependencies over an empty in-memory CRM."""
-
-    def __init__(self, delete_mode: str = "mark") -> None:
-        self.zoho = InMemoryZoho()
-        self.store = MemoryStore()
-        self.snapshot = MemorySnapshot(LOOKUPS)
-        self.deps = ReturnDependencies(crm=self.zoho, snapshot=self.snapshot, store=self.store, mapping=load_mapping(),
-                                       modules=dict(MODULES), delete_mode=delete_mode)
-
-    def apply(self, *records: AmeiseRecordChanged):
-        return sync_ameise_records_to_crm(SyncAmeiseRecordsToCrm(tuple(records)), self.deps)
-
-    def customer(self, row: dict) -> AmeiseRecordChanged:
-        self.snapshot.put("kunden", row["Kundennummer"], row)
-        return delta("customer", row["Kundennummer"])
-
-    def contract(self, row: dict) -> AmeiseRecordChanged:
-        self.snapshot.put("vertraege", row["Vertragsnummer"], row)
-        return delta("contract", row["Vertragsnummer"])
-
-    def only(self, module: str) -> dict:
-        [record] = self.zoho.records(module)
-        return record
+from syncbridge.messages import AmeiseRecordChanged
+from tests.support.returns import World, company, contract, delta, person
 
 
 @pytest.fixture

@@ -4,55 +4,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import sys
 import time
 import types
 from datetime import datetime
 
 import pytest
-from kombu import Connection
 
-from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import build_topology
-from syncbridge.config import Settings
+from tests.support.webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
 from webhooks import create_app
 
-WEBHOOK_TOKEN = "wf-secret-4711"
-NOTIFY_TOKEN = "notify-secret-0815"
-FORMS_TOKEN = "forms-secret-42"
-FLOW_TOKEN = "flow-secret-43"
 RECORD_ID = "4150868000000376008"  # 19 digits: a float would turn it into 4150868000000375800
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
 
 
-def queued(topology) -> list[tuple]:
-    """Every message waiting in the crm-to-ameise queue: (event loaded by its contract, message)."""
-    schema = CrmRecordChangedSchema()
-    result = []
-    with Connection("memory://") as conn:
-        simple = conn.SimpleQueue(topology.crm_to_ameise, accept=["application/json"])
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            message.ack()
-            result.append((schema.load(message.payload), message))
-    return result
 
 
-def make_settings(namespace: str, **overrides: str) -> Settings:
-    values = dict(
-        namespace=namespace,
-        zoho_webhook_token=WEBHOOK_TOKEN,
-        zoho_notify_token=NOTIFY_TOKEN,
-        forms_tokens=f"zoho-forms={FORMS_TOKEN},zoho-flow={FLOW_TOKEN}",
-        zoho_modules="Contacts=person,Accounts=company,Deals=contract",
-        forms_default_module="Contacts",
-    )
-    values.update(overrides)
-    return Settings.from_env({}, **values)
 
 
 @pytest.fixture
@@ -468,8 +438,19 @@ def test_readyz_not_ready_names_each_failure(settings, topology):
 
 
 # ------------------------------------------------------------------ wiring
-def test_create_app_does_no_io(settings, topology):
-    create_app(settings, publisher=Publisher(UNREACHABLE, topology), checks={})
+def test_create_app_does_no_io(settings, topology, monkeypatch):
+    publisher = Publisher(UNREACHABLE, topology)
+    connects, checked = [], []
+
+    def connect(sock, address):
+        connects.append(address)
+        raise ConnectionRefusedError(f"create_app must not connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    app = create_app(settings, publisher=publisher, checks={"broker": lambda: checked.append("broker")})
+    assert app is not None
+    assert connects == [] and checked == []
 
 
 def test_create_app_defaults_build_a_publisher_from_settings(namespace):
@@ -563,9 +544,9 @@ def test_lone_surrogate_token_is_401(client, topology, path, token):
 
 
 @pytest.mark.parametrize("body", [
-    '{"id":"%s","operation":"\\udc80"}' % RECORD_ID,
-    '{"id":"%s","operation":"edit","modified_time":"\\ud800"}' % RECORD_ID,
-    '{"id":"%s","\\ud800":"x"}' % RECORD_ID,
+    f'{{"id":"{RECORD_ID}","operation":"\\udc80"}}',
+    f'{{"id":"{RECORD_ID}","operation":"edit","modified_time":"\\ud800"}}',
+    f'{{"id":"{RECORD_ID}","\\ud800":"x"}}',
 ])
 def test_lone_surrogate_in_a_field_with_a_valid_token_is_400(client, topology, body):
     response = client.post("/webhooks/zoho/Contacts", data=body, content_type="application/json",
@@ -575,8 +556,8 @@ def test_lone_surrogate_in_a_field_with_a_valid_token_is_400(client, topology, b
 
 
 def test_lone_surrogate_in_a_notification_is_400(client, topology):
-    body = '{"ids":["%s"],"module":"Contacts","operation":"\\udc80","token":"%s","channel_id":"1"}' % (
-        RECORD_ID, NOTIFY_TOKEN)
+    body = (f'{{"ids":["{RECORD_ID}"],"module":"Contacts","operation":"\\udc80","token":"{NOTIFY_TOKEN}",'
+            '"channel_id":"1"}')
     # The token in the header: the body is refused for what it is.
     assert_error(client.post("/webhooks/zoho/notify", data=body, content_type="application/json",
                              headers=wf_headers(NOTIFY_TOKEN)), 400, "malformed_body")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from syncbridge.dailyup.intake import DropFolder
 from tests.support.fuzz_strategies import upload_requests, webhook_requests
 from tests.support.fuzzing import examples, outcome
-from tests.unit.test_webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
+from tests.support.webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
 from webhooks import create_app
 
 FUZZ = settings(max_examples=examples(150), deadline=None,

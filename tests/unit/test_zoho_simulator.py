@@ -20,6 +20,8 @@ from simulators.zoho import (
     create_zoho_app,
     seed_demo,
 )
+from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 REFRESH = {"grant_type": "refresh_token", "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
            "refresh_token": DEFAULT_REFRESH_TOKEN}
@@ -288,6 +290,8 @@ def test_search(http, state, auth):
 
 
 def test_search_index_lags_behind_writes(http, state, auth):
+    clock = FakeClock()
+    state.clock = clock.seconds
     state.search_index_delay = 0.3
     state.seed("Contacts", {"Last_Name": "Alt"})  # seeded records are long indexed
     http.post("/crm/v7/Contacts", headers=auth, json={"data": [{"Last_Name": "Frisch"}], "trigger": []})
@@ -295,7 +299,9 @@ def test_search_index_lags_behind_writes(http, state, auth):
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 204
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string={"criteria": "(Last_Name:equals:Alt)"}
                     ).status_code == 200
-    time.sleep(0.35)
+    clock.advance(0.29)
+    assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 204
+    clock.advance(0.02)
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 200
 
 
@@ -440,7 +446,7 @@ def test_concurrency_limit_answers_429(state):
         slow = threading.Thread(target=requests.get, args=(f"{server.url}/crm/v7/Contacts/{MISSING_ID}",),
                                 kwargs={"headers": headers, "timeout": 5})
         slow.start()
-        time.sleep(0.15)
+        wait_for(lambda: state._in_flight == 1, timeout=5, what="the slow call in flight")
         second = requests.get(f"{server.url}/crm/v7/Contacts/{MISSING_ID}", headers=headers, timeout=5)
         slow.join()
         assert second.status_code == 429 and second.json()["code"] == "TOO_MANY_REQUESTS"

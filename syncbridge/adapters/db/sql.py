@@ -214,9 +214,12 @@ class SqlTokenStore:
 class SqlStore:
     """The store on a SQLAlchemy engine (schema by :mod:`syncbridge.adapters.db.migrate`)."""
 
-    def __init__(self, engine: Engine, *, token_cipher: TokenCipher | None = None) -> None:
+    def __init__(self, engine: Engine, *, token_cipher: TokenCipher | None = None,
+                 now: Callable[[], datetime] = utcnow) -> None:
+        """``now``: the clock of record leases (timezone-aware UTC)."""
         self.engine = engine
         self.tokens = SqlTokenStore(engine, token_cipher)
+        self.now = now
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -270,7 +273,7 @@ class SqlStore:
 
     def lock_record(self, key: str, owner: str, ttl: float) -> bool:
         """Take the lease of one record unless another owner holds an unexpired one."""
-        now = utcnow()
+        now = self.now()
         until = now + timedelta(seconds=ttl)
         with self.engine.begin() as conn:
             # Free, expired, or ours already: one conditional UPDATE decides, atomically.
