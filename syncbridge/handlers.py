@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -98,7 +98,7 @@ class RecordBusy(Unavailable):
 
 
 @contextmanager
-def record_lock(deps: SyncDependencies, key: str):
+def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
     """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + deps.lock_wait
@@ -189,7 +189,7 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
 
 def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: SyncDependencies) -> str:
     """The Kundennummer of the contract's customer, syncing that customer first if needed."""
-    lookups = deps.mapping.get(CONTRACT).customer_lookups
+    lookups = deps.mapping.from_crm(CONTRACT).customer_lookups
     for lookup_field, customer_module in lookups.items():
         lookup = record.get(lookup_field)
         customer_id = _text(lookup.get("id") if isinstance(lookup, dict) else lookup)
@@ -305,7 +305,7 @@ def _remember_echo(deps: SyncDependencies, entity: str, number: str, body: dict[
 
 def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str, Any]:
     try:
-        return deps.mapping.get(kind).to_ameise(record)
+        return deps.mapping.from_crm(kind).to_ameise(record)
     except FieldValueError as exc:
         raise SyncRejected(str(exc), field=exc.field) from exc
 
@@ -359,7 +359,7 @@ def _text(value: Any) -> str:
 
 
 def _entry(action: str, result: str, entity: str, module: str, zoho_id: str, ameise_id: str | None,
-           event_id: str, *, error: str | None = None, details: dict | None = None) -> ActivityEntry:
+           event_id: str, *, error: str | None = None, details: dict[str, Any] | None = None) -> ActivityEntry:
     return ActivityEntry(direction=CRM_TO_AMEISE, action=action, result=result, entity=entity, zoho_module=module,
                          zoho_id=zoho_id, ameise_id=ameise_id, event_id=event_id, error=error, details=details or {})
 
@@ -691,7 +691,8 @@ class _ReturnBatch:
         for module, items in _by_module(self.deletions).items():
             for chunk in _chunks(items, self.deps.batch_size):
                 try:
-                    results = self._call(lambda: self.deps.crm.delete_records(module, [i.zoho_id for i in chunk]),
+                    ids = [i.zoho_id or "" for i in chunk]   # a deletion always knows its CRM id
+                    results = self._call(lambda: self.deps.crm.delete_records(module, ids),
                                          records=len(chunk), credits=1)
                 except _Failed as failed:
                     for item in chunk:
@@ -701,7 +702,7 @@ class _ReturnBatch:
                     gone = not result.ok and result.code == "INVALID_DATA"  # Zoho no longer has that id
                     if result.ok or gone:
                         # Should Ameise deliver the number again, it is a new CRM record, not a conflict.
-                        self.deps.store.delete_link(item.entity, item.zoho_id)
+                        self.deps.store.delete_link(item.entity, item.zoho_id or "")
                     if gone:
                         self._done(item.entity, item.key, "skipped", module=module, zoho_id=item.zoho_id,
                                    reason="deleted in Ameise and already gone from the CRM")
@@ -789,7 +790,7 @@ class _ReturnBatch:
     def _lookup_fields(self) -> dict[str, str]:
         """CRM module of a customer -> the Deal's lookup field for it (crm_to_ameise customer_lookups)."""
         fields: dict[str, str] = {}
-        for lookup_field, module in self.deps.mapping.get(CONTRACT).customer_lookups.items():
+        for lookup_field, module in self.deps.mapping.from_crm(CONTRACT).customer_lookups.items():
             fields.setdefault(module, lookup_field)
         return fields
 

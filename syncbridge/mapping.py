@@ -236,6 +236,13 @@ class Mapping:
         except KeyError:
             raise MappingError(f"{self.source}: no mapping for [{kind}.{direction}]") from None
 
+    def from_crm(self, kind: str) -> EntityMapping:
+        """The crm_to_ameise mapping of ``kind``."""
+        found = self.get(kind, CRM_TO_AMEISE)
+        if not isinstance(found, EntityMapping):
+            raise MappingError(f"{self.source}: [{kind}.{CRM_TO_AMEISE}] is not a CRM -> Ameise mapping")
+        return found
+
     def to_crm(self, kind: str) -> DailyUpToCrmMapping:
         """The ameise_to_crm mapping of ``kind``."""
         found = self.get(kind, AMEISE_TO_CRM)

@@ -12,6 +12,7 @@ the broker did not confirm waits there for :meth:`DailyUpImporter.publish_pendin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -78,7 +79,7 @@ class ImportResult:
     errors: int = 0
     deltas: dict[str, int] = field(default_factory=dict)
     published: int = 0
-    samples: dict[str, list[dict]] = field(default_factory=dict)   # "customer.changed" -> [{key, changed_fields}]
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # "customer.changed" -> [{key, changed_fields}]
 
 
 class _Tally:
@@ -89,7 +90,7 @@ class _Tally:
         self.errors = 0
         self.erroneous_keys = 0
         self.deltas: Counter[str] = Counter()
-        self.samples: dict[str, list[dict]] = {}
+        self.samples: dict[str, list[dict[str, Any]]] = {}
         self.timings: dict[str, float] = {}
 
     def delta(self, kind: str, key: str, fields: list[str] | None = None) -> None:
@@ -107,7 +108,7 @@ class DailyUpImporter:
     """Import deliveries into the DailyUp store and publish their deltas to the return queue."""
 
     def __init__(self, store: DailyUpStore, *, publisher: Publisher | None = None, topology: Topology | None = None,
-                 reader_options: dict | None = None,
+                 reader_options: dict[str, Any] | None = None,
                  progress: Callable[[str, int, int | None], None] | None = None) -> None:
         if publisher is not None and topology is None:
             raise ValueError("a publisher needs the topology it publishes to")
@@ -118,7 +119,7 @@ class DailyUpImporter:
         self.progress = progress or (lambda stage, done, total: None)
 
     # ------------------------------------------------------------------ API
-    def import_file(self, path, *, source: str = "cli", file_name: str | None = None,
+    def import_file(self, path: str | os.PathLike[str], *, source: str = "cli", file_name: str | None = None,
                     should_stop: Callable[[], bool] | None = None) -> ImportResult:
         """Import one delivery and publish its deltas (when this importer has a publisher).
 
@@ -136,18 +137,18 @@ class DailyUpImporter:
             log.warning("publishing the deltas of import %s failed: %s", result.import_id, exc)
             result.published = waiting - self.store.count_unpublished()
             result.message = f"{exc}; the deltas wait in the outbox"
-        current = self.store.get_import(result.import_id)
+        current = self.store.get_import(result.import_id) if result.import_id is not None else None
         if current is not None:
             result.state = current.state
         return result
 
-    def diff(self, path, *, file_name: str | None = None) -> ImportResult:
+    def diff(self, path: str | os.PathLike[str], *, file_name: str | None = None) -> ImportResult:
         """Tell what importing would change (counts and samples); store and publish nothing (a dry run)."""
         return self._take(Path(path), source="cli", file_name=file_name, dry_run=True)
 
     def publish_pending(self) -> int:
         """Publish the outbox in id order with publisher confirms; return how many were published."""
-        if self.publisher is None:
+        if self.publisher is None or self.topology is None:
             return 0
         total = self.store.count_unpublished()
         done = 0
@@ -222,7 +223,7 @@ class DailyUpImporter:
                                          source=source)
         about = {"encodings": dict(delivery.encodings),
                  "extra_columns": {t: list(c) for t, c in delivery.extra_columns.items() if c}}
-        if newest is not None and name.delivered_on < newest.delivered_on:
+        if newest is not None and newest.delivered_on is not None and name.delivered_on < newest.delivered_on:
             message = (f"delivered on {name.delivered_on:%d.%m.%Y}, before the accepted delivery of "
                        f"{newest.delivered_on:%d.%m.%Y} (import {newest.id}): its rows are not applied")
             session.finish_import(import_id, state="superseded", message=message, **about)
@@ -378,7 +379,7 @@ class DailyUpImporter:
             if created or c.old_hash != c.hash or reverted:
                 if created or c.old_hash != c.hash:
                     (new if c.old_data is None else changed).append(c)
-                fields = [] if created else changed_fields(table, c.old_data, c.data)
+                fields = [] if created else changed_fields(table, c.old_data or {}, c.data)
                 fields += [column for column in reverted if column not in fields]
                 if entity is not None and (created or fields):
                     sent = [column for column in (_delivered(table, c.data) if created else fields)
@@ -452,7 +453,7 @@ class _LookupTexts:
             return False
         if table not in self.lists:
             self.lists[table] = self.session.lookup_texts(table)
-        return self.lists[table].get(delivered) == echoed
+        return bool(self.lists[table].get(delivered) == echoed)
 
 
 def _message(delta: PendingDelta) -> AmeiseRecordChanged:
