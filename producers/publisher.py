@@ -1,17 +1,17 @@
 """Publish messages to RabbitMQ with publisher confirms, or to kombu's in-process broker.
 
 RabbitMQ publisher confirms: https://www.rabbitmq.com/docs/confirms#publisher-confirms
-kombu's py-amqp transport enables them with ``transport_options={"confirm_publish": True}``:
-py-amqp then selects confirm mode on a channel's first publish and, after every
-``basic.publish``, waits for the broker's ``basic.ack`` (raising ``MessageNacked`` on
-``basic.nack``).  ``Producer.publish(confirm_timeout=...)`` bounds that wait (a
-``TimeoutError`` when it runs out); the ``confirm.select-ok`` wait has no bound of its
-own, so every publish also runs under a socket timeout of the same length.  Both
-bound each read from the socket, not the sum of them.
+Every channel this publisher sends on is put into confirm mode (``confirm.select``);
+the broker's ``basic.ack``/``basic.nack`` reach the channel's ``events`` handlers,
+which count the answers to the delivery tags sent.  A publish returns once every
+message it sent is acked, raises on a nack, and on a message returned as
+unroutable (``mandatory``; py-amqp raises a ``basic.return`` nobody handles).
+Every wait for the broker runs under a socket timeout, which bounds each read,
+not the sum of them; the wait for acks also has a deadline of its own.
 
-``publish_many`` is for bulk: on a channel of its own it sends a window of messages,
-then collects the broker's ``basic.ack``/``basic.nack`` for all of them, so a confirm
-costs one round trip per window rather than per message.
+``publish`` sends one message and waits for its ack; ``publish_many`` is for bulk:
+on a channel of its own it sends a window of messages, then collects the answers
+for all of them, so a confirm costs one round trip per window rather than per message.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from amqp.exceptions import AMQPError, MessageNacked
@@ -75,6 +75,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._confirms: _Confirms | None = None   # the default channel's confirm mode (RabbitMQ only)
         self._pid = os.getpid()
 
     # ------------------------------------------------------------------ API
@@ -94,9 +95,10 @@ class Publisher:
         encoding = "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary"
 
         def send(producer: Producer) -> None:
-            # The socket timeout also bounds what py-amqp waits for without a timeout of
-            # its own: the confirm.select-ok of a channel's first publish.
-            with self._bounded(self.confirm_timeout):
+            tags = None
+            if self._confirms is not None:
+                tags = _Tags(1, first=self._confirms.published + 1)
+            with _answers(producer.channel, tags), self._bounded(self.confirm_timeout):
                 producer.publish(
                     payload,
                     exchange=exchange_name,
@@ -109,11 +111,14 @@ class Publisher:
                     mandatory=not self.embedded,
                     headers=dict(headers or {}),
                     message_id=message_id,
-                    # `timeout` bounds the socket write, `confirm_timeout` the wait for basic.ack.
-                    timeout=self.confirm_timeout,
-                    confirm_timeout=self.confirm_timeout,
+                    timeout=self.confirm_timeout,   # bounds the socket write
                     retry=False,
                 )
+                if tags is not None:
+                    self._confirms.published += 1
+                    self._await(tags)
+            if tags is not None and tags.nacked:
+                raise MessageNacked()
 
         self._run(send, what=f"publish {message_id} to {exchange_name}/{routing_key}")
 
@@ -168,7 +173,7 @@ class Publisher:
     def close(self) -> None:
         """Close the connection (a later publish opens a new one)."""
         with self._lock:
-            connection, self._connection, self._producer = self._connection, None, None
+            connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
             if connection is None:
                 return
             try:
@@ -199,14 +204,13 @@ class Publisher:
     def _ensure_producer(self) -> Producer:
         if self._pid != os.getpid():
             # Forked (gunicorn --preload): the parent's socket is not ours to use or close.
-            self._connection = self._producer = None
+            self._connection = self._producer = self._confirms = None
             self._pid = os.getpid()
         if self._producer is not None:
             return self._producer
         transport_options: dict[str, Any] = {}
         if not self.embedded:
             transport_options = {
-                "confirm_publish": True,
                 # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
                 "client_properties": {
                     "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
@@ -223,14 +227,19 @@ class Publisher:
             with _socket_timeout(connection, self.connect_timeout):
                 declare(connection, self.topology)
             producer = Producer(connection.default_channel, auto_declare=False)
+            confirms = None
+            if not self.embedded:
+                with _socket_timeout(connection, self.confirm_timeout):
+                    producer.channel.confirm_select()
+                confirms = _Confirms()
         except BaseException:
             connection.collect()
             raise
-        self._connection, self._producer = connection, producer
+        self._connection, self._producer, self._confirms = connection, producer, confirms
         return producer
 
     def _drop(self) -> None:
-        connection, self._connection, self._producer = self._connection, None, None
+        connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
         if connection is not None:
             # collect() closes the socket without the close handshake, which could block on a dead peer.
             try:
@@ -239,51 +248,53 @@ class Publisher:
                 log.debug("ignoring error while dropping a broken broker connection", exc_info=True)
 
     def _send_window(self, exchange_name: str, batch: _Window) -> None:
-        """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every ack."""
+        """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every answer."""
         connection = self._connection
         # As in publish: the channel.open-ok and confirm.select-ok waits have no bound of their own.
         with self._bounded(self.confirm_timeout):
             channel = connection.channel()
             channel.confirm_select()
-        # py-amqp makes every publish on a confirm_publish connection wait for its own ack.
-        # This channel sends the whole window first and collects the acks afterwards.
-        channel.basic_publish = channel._basic_publish
         todo = batch.unconfirmed()
         tags = _Tags(len(todo))   # delivery tags count from 1 on a channel just put in confirm mode
-        channel.events["basic_ack"].add(tags.ack)
-        channel.events["basic_nack"].add(tags.nack)
         producer = Producer(channel, auto_declare=False)
-        for index in todo:
-            routing_key, payload, message_id = batch.messages[index]
-            producer.publish(
-                payload,
-                exchange=exchange_name,
-                routing_key=routing_key,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                mandatory=True,       # an unroutable message comes back (basic.return) and raises
-                headers={},
-                message_id=message_id,
-                timeout=self.confirm_timeout,
-                retry=False,
-            )
-        deadline = time.monotonic() + self.confirm_timeout
-        try:
-            # Wait for every answer, nacks included: RabbitMQ may nack a later message before it acks
-            # an earlier one (acks of persistent messages wait for the disk), and the count must be exact.
-            while tags.waiting:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(tags.waiting)} of {len(todo)} messages unconfirmed")
-                connection.drain_events(timeout=remaining)
-        finally:
-            for tag in tags.acked:
-                batch.confirmed[todo[tag - 1]] = True
+        # Answers may arrive while the window is still being sent (py-amqp reads them
+        # between publishes), so they are listened for from the first message on.
+        with _answers(channel, tags), self._bounded(self.confirm_timeout):
+            for index in todo:
+                routing_key, payload, message_id = batch.messages[index]
+                producer.publish(
+                    payload,
+                    exchange=exchange_name,
+                    routing_key=routing_key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    mandatory=True,       # an unroutable message comes back (basic.return) and raises
+                    headers={},
+                    message_id=message_id,
+                    timeout=self.confirm_timeout,
+                    retry=False,
+                )
+            try:
+                self._await(tags)
+            finally:
+                for tag in tags.acked:
+                    batch.confirmed[todo[tag - 1]] = True
         if tags.nacked:
             raise MessageNacked()
         with self._bounded(self.connect_timeout):
             channel.close()
+
+    def _await(self, tags: _Tags) -> None:
+        """Read the broker's answers until every tag of ``tags`` is acked or nacked; TimeoutError after confirm_timeout."""
+        deadline = time.monotonic() + self.confirm_timeout
+        # Wait for every answer, nacks included: RabbitMQ may nack a later message before it acks
+        # an earlier one (acks of persistent messages wait for the disk), and the count must be exact.
+        while tags.waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(tags.waiting)} of {tags.count} messages unconfirmed")
+            self._connection.drain_events(timeout=remaining)
 
     def _bounded(self, seconds: float):
         return _socket_timeout(self._connection, seconds)
@@ -303,6 +314,21 @@ def _socket_timeout(connection: Connection | None, seconds: float):
     return transport.having_timeout(seconds)
 
 
+@contextmanager
+def _answers(channel, tags: _Tags | None) -> Iterator[None]:
+    """Count the broker's basic.ack / basic.nack on ``channel`` into ``tags`` while inside (nothing for None)."""
+    if tags is None:
+        yield
+        return
+    channel.events["basic_ack"].add(tags.ack)
+    channel.events["basic_nack"].add(tags.nack)
+    try:
+        yield
+    finally:
+        channel.events["basic_ack"].discard(tags.ack)
+        channel.events["basic_nack"].discard(tags.nack)
+
+
 class _Window:
     """Messages published together, and which of them the broker confirmed (across attempts)."""
 
@@ -319,11 +345,19 @@ class _Window:
         return next((i for i, done in enumerate(self.confirmed) if not done), len(self.confirmed))
 
 
-class _Tags:
-    """The broker's answers to delivery tags 1..n of a channel in confirm mode."""
+class _Confirms:
+    """How many messages were published on a channel in confirm mode: the last delivery tag."""
 
-    def __init__(self, count: int) -> None:
-        self.waiting = set(range(1, count + 1))
+    def __init__(self) -> None:
+        self.published = 0
+
+
+class _Tags:
+    """The broker's answers to the ``count`` delivery tags from ``first`` on, of a channel in confirm mode."""
+
+    def __init__(self, count: int, first: int = 1) -> None:
+        self.count = count
+        self.waiting = set(range(first, first + count))
         self.acked: set[int] = set()
         self.nacked: set[int] = set()
 
