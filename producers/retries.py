@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from kombu.message import Message
 
+from producers.bodies import received_body
 from producers.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -65,24 +66,25 @@ def schedule_retry(publisher, topology: Topology, message: Message, *, error: st
         "x-first-failed-at": headers.get("x-first-failed-at") or now,
         "x-retry-delay": delay,
     })
-    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+    body = received_body(message)
     message_id = (message.properties or {}).get("message_id") or ""
     content_type = message.content_type or "application/json"
+    content_encoding = message.content_encoding
     if getattr(publisher, "embedded", False):
         timer = threading.Timer(delay, _publish_back, args=(publisher, topology, routing_key, body, message_id,
-                                                            headers, content_type))
+                                                            headers, content_type, content_encoding))
         timer.daemon = True
         timer.start()
     else:
         publisher.publish(topology.retry_exchange(delay), routing_key, body, message_id=message_id, headers=headers,
-                          content_type=content_type)
+                          content_type=content_type, content_encoding=content_encoding)
     return delay
 
 
 def _publish_back(publisher, topology: Topology, routing_key: str, body: bytes, message_id: str, headers: dict,
-                  content_type: str) -> None:
+                  content_type: str, content_encoding: str | None) -> None:
     try:
         publisher.publish(topology.events, routing_key, body, message_id=message_id, headers=headers,
-                          content_type=content_type)
+                          content_type=content_type, content_encoding=content_encoding)
     except Exception:  # noqa: BLE001 - a timer thread has nobody to tell but the log
         log.exception("could not put message %s back on %s after its delay", message_id, routing_key)
