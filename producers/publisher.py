@@ -1,4 +1,4 @@
-"""Publish messages to RabbitMQ with publisher confirms, or to kombu's in-process broker.
+"""Publish messages to RabbitMQ with publisher confirms (the in-process broker has its own: :mod:`producers.memory`).
 
 RabbitMQ publisher confirms: https://www.rabbitmq.com/docs/confirms#publisher-confirms
 Every channel this publisher sends on is put into confirm mode (``confirm.select``);
@@ -67,11 +67,12 @@ class Publisher:
         # py-amqp treats a confirm timeout of 0 as "wait forever": refuse it up front.
         if confirm_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("confirm_timeout and connect_timeout must be positive")
+        if url.startswith("memory://"):
+            raise ValueError("the in-process broker (memory://) has a publisher of its own: producers.memory")
         self.url = url
         self.topology = topology
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
-        self.embedded = url.startswith("memory://")
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._producer: Producer | None = None
@@ -101,9 +102,7 @@ class Publisher:
             "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary")
 
         def send(producer: Producer) -> None:
-            tags = None
-            if self._confirms is not None:
-                tags = _Tags(1, first=self._confirms.published + 1)
+            tags = _Tags(1, first=self._confirms.published + 1)
             with _answers(producer.channel, tags), self._bounded(self.confirm_timeout):
                 producer.publish(
                     payload,
@@ -114,16 +113,15 @@ class Publisher:
                     delivery_mode=2,
                     # RabbitMQ returns a message no queue is bound for (a queue deleted since we
                     # declared it); py-amqp raises that return, so it is never taken as published.
-                    mandatory=not self.embedded,
+                    mandatory=True,
                     headers=dict(headers or {}),
                     message_id=message_id,
                     timeout=self.confirm_timeout,   # bounds the socket write
                     retry=False,
                 )
-                if tags is not None:
-                    self._confirms.published += 1
-                    self._await(tags)
-            if tags is not None and tags.nacked:
+                self._confirms.published += 1
+                self._await(tags)
+            if tags.nacked:
                 raise MessageNacked()
 
         self._run(send, what=f"publish {message_id} to {exchange_name}/{routing_key}")
@@ -147,15 +145,6 @@ class Publisher:
             raise ValueError("window must be at least 1")
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
         confirmed = 0
-        if self.embedded:
-            # The in-process broker has no confirms to wait for: one publish after the other.
-            for routing_key, body, message_id in messages:
-                try:
-                    self.publish(exchange_name, routing_key, body, message_id=message_id)
-                except BrokerUnavailable as exc:
-                    raise _partly_confirmed(exc, confirmed) from exc
-                confirmed += 1
-            return confirmed
         for chunk in _windows(messages, window):
             batch = _Window([(routing_key, _encode(body), message_id) for routing_key, body, message_id in chunk])
             try:
@@ -214,14 +203,12 @@ class Publisher:
             self._pid = os.getpid()
         if self._producer is not None:
             return self._producer
-        transport_options: dict[str, Any] = {}
-        if not self.embedded:
-            transport_options = {
-                # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
-                "client_properties": {
-                    "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
-                },
-            }
+        transport_options: dict[str, Any] = {
+            # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
+            "client_properties": {
+                "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
+            },
+        }
         connection = Connection(
             self.url,
             connect_timeout=self.connect_timeout,
@@ -233,11 +220,9 @@ class Publisher:
             with _socket_timeout(connection, self.connect_timeout):
                 declare(connection, self.topology)
             producer = Producer(connection.default_channel, auto_declare=False)
-            confirms = None
-            if not self.embedded:
-                with _socket_timeout(connection, self.confirm_timeout):
-                    producer.channel.confirm_select()
-                confirms = _Confirms()
+            with _socket_timeout(connection, self.confirm_timeout):
+                producer.channel.confirm_select()
+            confirms = _Confirms()
         except BaseException:
             connection.collect()
             raise
@@ -306,7 +291,7 @@ class Publisher:
         return _socket_timeout(self._connection, seconds)
 
     def __repr__(self) -> str:
-        return f"<Publisher {self.topology.namespace} {'memory' if self.embedded else 'amqp'}>"
+        return f"<Publisher {self.topology.namespace}>"
 
 
 def _socket_timeout(connection: Connection | None, seconds: float):
@@ -321,11 +306,8 @@ def _socket_timeout(connection: Connection | None, seconds: float):
 
 
 @contextmanager
-def _answers(channel, tags: _Tags | None) -> Iterator[None]:
-    """Count the broker's basic.ack / basic.nack on ``channel`` into ``tags`` while inside (nothing for None)."""
-    if tags is None:
-        yield
-        return
+def _answers(channel, tags: _Tags) -> Iterator[None]:
+    """Count the broker's basic.ack / basic.nack on ``channel`` into ``tags`` while inside."""
     channel.events["basic_ack"].add(tags.ack)
     channel.events["basic_nack"].add(tags.nack)
     try:

@@ -704,10 +704,10 @@ def _dead_letter_ops(settings: Settings, *, publish: bool = False):
 
     publisher = topology = None
     if publish:
-        from producers.publisher import Publisher
+        from syncbridge.bootstrap import build_publisher
 
         topology = topology_for(settings)
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout_s)
+        publisher = build_publisher(settings, topology)
     try:
         with _database(settings):
             store = build_store(settings, migrate=False)

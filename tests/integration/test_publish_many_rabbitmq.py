@@ -7,6 +7,7 @@ import time
 import pytest
 from kombu import Connection, Consumer, Queue
 
+from producers.memory import MemoryPublisher
 from producers.publisher import BrokerUnavailable, Publisher
 from producers.topology import build_topology
 from tests.integration.test_publisher_rabbitmq import TcpProxy, close_connections_named
@@ -169,7 +170,7 @@ def test_publish_many_is_faster_than_publish(rabbitmq_url, publisher, topology):
 
 
 def test_on_memory_it_publishes_one_after_the_other(topology):
-    publisher = Publisher("memory://", topology)
+    publisher = MemoryPublisher(topology)
     try:
         assert publisher.publish_many(topology.events, numbered(25)) == 25
         with Connection("memory://") as conn:
@@ -190,7 +191,7 @@ def test_on_memory_it_publishes_one_after_the_other(topology):
 
 def test_window_must_be_positive(topology):
     with pytest.raises(ValueError):
-        Publisher("memory://", topology).publish_many(topology.events, [], window=0)
+        MemoryPublisher(topology).publish_many(topology.events, [], window=0)
 
 
 def test_every_message_goes_through_py_amqps_public_basic_publish(rabbitmq_url, publisher, topology, monkeypatch):

@@ -21,7 +21,8 @@ from kombu import Connection
 
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.publisher import BrokerUnavailable, Publisher
+from producers.memory import MemoryPublisher
+from producers.publisher import BrokerUnavailable
 from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
@@ -335,7 +336,7 @@ def fast(namespace):
 
 @pytest.fixture
 def fast_publisher(fast):
-    publisher = Publisher(MEMORY, fast)
+    publisher = MemoryPublisher(fast, MEMORY)
     yield publisher
     publisher.close()
 
