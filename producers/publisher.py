@@ -299,10 +299,7 @@ def _socket_timeout(connection: Connection | None, seconds: float):
     # Checking `connected` first matters: kombu's `.connection` property would reconnect.
     if connection is None or not connection.connected:
         return nullcontext()
-    transport = getattr(connection.connection, "transport", None)
-    if not hasattr(transport, "having_timeout"):
-        return nullcontext()  # the in-process transport has no socket
-    return transport.having_timeout(seconds)
+    return connection.connection.transport.having_timeout(seconds)
 
 
 @contextmanager
