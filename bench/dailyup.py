@@ -43,6 +43,7 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
     """One size, in this process."""
     from kombu import Connection
 
+    from producers.memory import MemoryPublisher
     from producers.publisher import Publisher
     from producers.topology import build_topology, declare
     from syncbridge.adapters.db import migrate
@@ -87,7 +88,8 @@ def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict
     url = broker_url or "memory://localhost/"
     with Connection(url) as connection:
         declare(connection, topology)
-    publisher = Publisher(url, topology, confirm_timeout=30)
+    publisher = MemoryPublisher(topology, url) if url.startswith("memory://") else Publisher(url, topology,
+                                                                                              confirm_timeout=30)
     importer = DailyUpImporter(dailyup, publisher=publisher, topology=topology)
     pending = dailyup.count_unpublished()
     started = time.perf_counter()

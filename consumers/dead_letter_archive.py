@@ -15,6 +15,7 @@ from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import QueueConsumer
+from producers.bodies import received_body
 from producers.topology import Topology
 from syncbridge.dlq import ArrivedMessage
 
@@ -47,13 +48,9 @@ class DeadLetterArchiver(QueueConsumer):
 
     def _archive(self, message: Message) -> None:
         info = message.delivery_info or {}
-        body = message.body
-        if isinstance(body, str):
-            # py-amqp decodes a body by its content encoding (strictly): encoding it back gives the bytes sent.
-            body = body.encode(message.content_encoding or "utf-8")
         arrived = ArrivedMessage(
             routing_key=info.get("routing_key") or "",
-            body=body,
+            body=received_body(message),
             content_type=message.content_type,
             message_id=(message.properties or {}).get("message_id"),
             headers=dict(message.headers or {}),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kombu.message import Message
 
+from producers.bodies import received_body
 from producers.topology import Topology
 
 # The kinds of dead letter (header x-error-kind) and their headers are the core's vocabulary.
@@ -24,15 +25,15 @@ def dead_letter(publisher, topology: Topology, message: Message, *, reason: str,
     must not ack, so the message is redelivered rather than lost.
     """
     info = message.delivery_info or {}
-    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
     publisher.publish(
         topology.dead,
         info.get("routing_key") or "unknown",
-        body,
+        received_body(message),
         message_id=(message.properties or {}).get("message_id") or "",
         headers=_headers(message.headers, info.get("exchange") or "", info.get("routing_key") or "unknown",
                          reason, kind),
         content_type=message.content_type or "application/octet-stream",
+        content_encoding=message.content_encoding,
     )
 
 

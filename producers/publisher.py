@@ -1,17 +1,17 @@
-"""Publish messages to RabbitMQ with publisher confirms, or to kombu's in-process broker.
+"""Publish messages to RabbitMQ with publisher confirms (the in-process broker has its own: :mod:`producers.memory`).
 
 RabbitMQ publisher confirms: https://www.rabbitmq.com/docs/confirms#publisher-confirms
-kombu's py-amqp transport enables them with ``transport_options={"confirm_publish": True}``:
-py-amqp then selects confirm mode on a channel's first publish and, after every
-``basic.publish``, waits for the broker's ``basic.ack`` (raising ``MessageNacked`` on
-``basic.nack``).  ``Producer.publish(confirm_timeout=...)`` bounds that wait (a
-``TimeoutError`` when it runs out); the ``confirm.select-ok`` wait has no bound of its
-own, so every publish also runs under a socket timeout of the same length.  Both
-bound each read from the socket, not the sum of them.
+Every channel this publisher sends on is put into confirm mode (``confirm.select``);
+the broker's ``basic.ack``/``basic.nack`` reach the channel's ``events`` handlers,
+which count the answers to the delivery tags sent.  A publish returns once every
+message it sent is acked, raises on a nack, and on a message returned as
+unroutable (``mandatory``; py-amqp raises a ``basic.return`` nobody handles).
+Every wait for the broker runs under a socket timeout, which bounds each read,
+not the sum of them; the wait for acks also has a deadline of its own.
 
-``publish_many`` is for bulk: on a channel of its own it sends a window of messages,
-then collects the broker's ``basic.ack``/``basic.nack`` for all of them, so a confirm
-costs one round trip per window rather than per message.
+``publish`` sends one message and waits for its ack; ``publish_many`` is for bulk:
+on a channel of its own it sends a window of messages, then collects the answers
+for all of them, so a confirm costs one round trip per window rather than per message.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from amqp.exceptions import AMQPError, MessageNacked
@@ -67,14 +67,16 @@ class Publisher:
         # py-amqp treats a confirm timeout of 0 as "wait forever": refuse it up front.
         if confirm_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("confirm_timeout and connect_timeout must be positive")
+        if url.startswith("memory://"):
+            raise ValueError("the in-process broker (memory://) has a publisher of its own: producers.memory")
         self.url = url
         self.topology = topology
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
-        self.embedded = url.startswith("memory://")
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._confirms: _Confirms | None = None   # the default channel's confirm mode (RabbitMQ only)
         self._pid = os.getpid()
 
     # ------------------------------------------------------------------ API
@@ -87,16 +89,21 @@ class Publisher:
         message_id: str,
         headers: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
+        content_encoding: str | None = None,
     ) -> None:
-        """Publish one persistent message; return once the broker confirmed it, else raise BrokerUnavailable."""
+        """Publish one persistent message; return once the broker confirmed it, else raise BrokerUnavailable.
+
+        ``content_encoding`` names the charset of a ``bytes`` body passed on unchanged (a retry, a dead
+        letter); by default UTF-8 for JSON and text, "binary" for anything else.
+        """
         payload = _encode(body)
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
-        encoding = "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary"
+        encoding = content_encoding or (
+            "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary")
 
         def send(producer: Producer) -> None:
-            # The socket timeout also bounds what py-amqp waits for without a timeout of
-            # its own: the confirm.select-ok of a channel's first publish.
-            with self._bounded(self.confirm_timeout):
+            tags = _Tags(1, first=self._confirms.published + 1)
+            with _answers(producer.channel, tags), self._bounded(self.confirm_timeout):
                 producer.publish(
                     payload,
                     exchange=exchange_name,
@@ -106,14 +113,16 @@ class Publisher:
                     delivery_mode=2,
                     # RabbitMQ returns a message no queue is bound for (a queue deleted since we
                     # declared it); py-amqp raises that return, so it is never taken as published.
-                    mandatory=not self.embedded,
+                    mandatory=True,
                     headers=dict(headers or {}),
                     message_id=message_id,
-                    # `timeout` bounds the socket write, `confirm_timeout` the wait for basic.ack.
-                    timeout=self.confirm_timeout,
-                    confirm_timeout=self.confirm_timeout,
+                    timeout=self.confirm_timeout,   # bounds the socket write
                     retry=False,
                 )
+                self._confirms.published += 1
+                self._await(tags)
+            if tags.nacked:
+                raise MessageNacked()
 
         self._run(send, what=f"publish {message_id} to {exchange_name}/{routing_key}")
 
@@ -136,15 +145,6 @@ class Publisher:
             raise ValueError("window must be at least 1")
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
         confirmed = 0
-        if self.embedded:
-            # The in-process broker has no confirms to wait for: one publish after the other.
-            for routing_key, body, message_id in messages:
-                try:
-                    self.publish(exchange_name, routing_key, body, message_id=message_id)
-                except BrokerUnavailable as exc:
-                    raise _partly_confirmed(exc, confirmed) from exc
-                confirmed += 1
-            return confirmed
         for chunk in _windows(messages, window):
             batch = _Window([(routing_key, _encode(body), message_id) for routing_key, body, message_id in chunk])
             try:
@@ -168,7 +168,7 @@ class Publisher:
     def close(self) -> None:
         """Close the connection (a later publish opens a new one)."""
         with self._lock:
-            connection, self._connection, self._producer = self._connection, None, None
+            connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
             if connection is None:
                 return
             try:
@@ -199,19 +199,16 @@ class Publisher:
     def _ensure_producer(self) -> Producer:
         if self._pid != os.getpid():
             # Forked (gunicorn --preload): the parent's socket is not ours to use or close.
-            self._connection = self._producer = None
+            self._connection = self._producer = self._confirms = None
             self._pid = os.getpid()
         if self._producer is not None:
             return self._producer
-        transport_options: dict[str, Any] = {}
-        if not self.embedded:
-            transport_options = {
-                "confirm_publish": True,
-                # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
-                "client_properties": {
-                    "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
-                },
-            }
+        transport_options: dict[str, Any] = {
+            # Shown by RabbitMQ (rabbitmqctl list_connections / management UI).
+            "client_properties": {
+                "connection_name": f"syncbridge-publisher {self.topology.namespace} pid={os.getpid()}",
+            },
+        }
         connection = Connection(
             self.url,
             connect_timeout=self.connect_timeout,
@@ -223,14 +220,17 @@ class Publisher:
             with _socket_timeout(connection, self.connect_timeout):
                 declare(connection, self.topology)
             producer = Producer(connection.default_channel, auto_declare=False)
+            with _socket_timeout(connection, self.confirm_timeout):
+                producer.channel.confirm_select()
+            confirms = _Confirms()
         except BaseException:
             connection.collect()
             raise
-        self._connection, self._producer = connection, producer
+        self._connection, self._producer, self._confirms = connection, producer, confirms
         return producer
 
     def _drop(self) -> None:
-        connection, self._connection, self._producer = self._connection, None, None
+        connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
         if connection is not None:
             # collect() closes the socket without the close handshake, which could block on a dead peer.
             try:
@@ -239,57 +239,59 @@ class Publisher:
                 log.debug("ignoring error while dropping a broken broker connection", exc_info=True)
 
     def _send_window(self, exchange_name: str, batch: _Window) -> None:
-        """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every ack."""
+        """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every answer."""
         connection = self._connection
         # As in publish: the channel.open-ok and confirm.select-ok waits have no bound of their own.
         with self._bounded(self.confirm_timeout):
             channel = connection.channel()
             channel.confirm_select()
-        # py-amqp makes every publish on a confirm_publish connection wait for its own ack.
-        # This channel sends the whole window first and collects the acks afterwards.
-        channel.basic_publish = channel._basic_publish
         todo = batch.unconfirmed()
         tags = _Tags(len(todo))   # delivery tags count from 1 on a channel just put in confirm mode
-        channel.events["basic_ack"].add(tags.ack)
-        channel.events["basic_nack"].add(tags.nack)
         producer = Producer(channel, auto_declare=False)
-        for index in todo:
-            routing_key, payload, message_id = batch.messages[index]
-            producer.publish(
-                payload,
-                exchange=exchange_name,
-                routing_key=routing_key,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                mandatory=True,       # an unroutable message comes back (basic.return) and raises
-                headers={},
-                message_id=message_id,
-                timeout=self.confirm_timeout,
-                retry=False,
-            )
-        deadline = time.monotonic() + self.confirm_timeout
-        try:
-            # Wait for every answer, nacks included: RabbitMQ may nack a later message before it acks
-            # an earlier one (acks of persistent messages wait for the disk), and the count must be exact.
-            while tags.waiting:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(tags.waiting)} of {len(todo)} messages unconfirmed")
-                connection.drain_events(timeout=remaining)
-        finally:
-            for tag in tags.acked:
-                batch.confirmed[todo[tag - 1]] = True
+        # Answers may arrive while the window is still being sent (py-amqp reads them
+        # between publishes), so they are listened for from the first message on.
+        with _answers(channel, tags), self._bounded(self.confirm_timeout):
+            for index in todo:
+                routing_key, payload, message_id = batch.messages[index]
+                producer.publish(
+                    payload,
+                    exchange=exchange_name,
+                    routing_key=routing_key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    mandatory=True,       # an unroutable message comes back (basic.return) and raises
+                    headers={},
+                    message_id=message_id,
+                    timeout=self.confirm_timeout,
+                    retry=False,
+                )
+            try:
+                self._await(tags)
+            finally:
+                for tag in tags.acked:
+                    batch.confirmed[todo[tag - 1]] = True
         if tags.nacked:
             raise MessageNacked()
         with self._bounded(self.connect_timeout):
             channel.close()
 
+    def _await(self, tags: _Tags) -> None:
+        """Read the broker's answers until every tag of ``tags`` is acked or nacked; TimeoutError after confirm_timeout."""
+        deadline = time.monotonic() + self.confirm_timeout
+        # Wait for every answer, nacks included: RabbitMQ may nack a later message before it acks
+        # an earlier one (acks of persistent messages wait for the disk), and the count must be exact.
+        while tags.waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(tags.waiting)} of {tags.count} messages unconfirmed")
+            self._connection.drain_events(timeout=remaining)
+
     def _bounded(self, seconds: float):
         return _socket_timeout(self._connection, seconds)
 
     def __repr__(self) -> str:
-        return f"<Publisher {self.topology.namespace} {'memory' if self.embedded else 'amqp'}>"
+        return f"<Publisher {self.topology.namespace}>"
 
 
 def _socket_timeout(connection: Connection | None, seconds: float):
@@ -297,10 +299,19 @@ def _socket_timeout(connection: Connection | None, seconds: float):
     # Checking `connected` first matters: kombu's `.connection` property would reconnect.
     if connection is None or not connection.connected:
         return nullcontext()
-    transport = getattr(connection.connection, "transport", None)
-    if not hasattr(transport, "having_timeout"):
-        return nullcontext()  # the in-process transport has no socket
-    return transport.having_timeout(seconds)
+    return connection.connection.transport.having_timeout(seconds)
+
+
+@contextmanager
+def _answers(channel, tags: _Tags) -> Iterator[None]:
+    """Count the broker's basic.ack / basic.nack on ``channel`` into ``tags`` while inside."""
+    channel.events["basic_ack"].add(tags.ack)
+    channel.events["basic_nack"].add(tags.nack)
+    try:
+        yield
+    finally:
+        channel.events["basic_ack"].discard(tags.ack)
+        channel.events["basic_nack"].discard(tags.nack)
 
 
 class _Window:
@@ -319,11 +330,19 @@ class _Window:
         return next((i for i, done in enumerate(self.confirmed) if not done), len(self.confirmed))
 
 
-class _Tags:
-    """The broker's answers to delivery tags 1..n of a channel in confirm mode."""
+class _Confirms:
+    """How many messages were published on a channel in confirm mode: the last delivery tag."""
 
-    def __init__(self, count: int) -> None:
-        self.waiting = set(range(1, count + 1))
+    def __init__(self) -> None:
+        self.published = 0
+
+
+class _Tags:
+    """The broker's answers to the ``count`` delivery tags from ``first`` on, of a channel in confirm mode."""
+
+    def __init__(self, count: int, first: int = 1) -> None:
+        self.count = count
+        self.waiting = set(range(first, first + count))
         self.acked: set[int] = set()
         self.nacked: set[int] = set()
 

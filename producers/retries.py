@@ -2,22 +2,18 @@
 
 The message is published, unchanged and under its original routing key, to the
 retry queue of its next delay; RabbitMQ moves it back to its work queue when the
-delay has passed (see :mod:`producers.topology`).  The in-process broker has no
-message TTL, so there a timer of this process publishes it back instead: the same
-behaviour for the user, within one process's life.  After the last delay the
+delay has passed (see :mod:`producers.topology`; the in-process broker's publisher,
+:mod:`producers.memory`, does the same with a timer).  After the last delay the
 caller dead-letters the message.
 """
 from __future__ import annotations
 
-import logging
-import threading
 from datetime import UTC, datetime
 
 from kombu.message import Message
 
+from producers.bodies import received_body
 from producers.topology import Topology
-
-log = logging.getLogger(__name__)
 
 RETRIES = "x-retries"
 
@@ -65,24 +61,11 @@ def schedule_retry(publisher, topology: Topology, message: Message, *, error: st
         "x-first-failed-at": headers.get("x-first-failed-at") or now,
         "x-retry-delay": delay,
     })
-    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+    body = received_body(message)
     message_id = (message.properties or {}).get("message_id") or ""
     content_type = message.content_type or "application/json"
-    if getattr(publisher, "embedded", False):
-        timer = threading.Timer(delay, _publish_back, args=(publisher, topology, routing_key, body, message_id,
-                                                            headers, content_type))
-        timer.daemon = True
-        timer.start()
-    else:
-        publisher.publish(topology.retry_exchange(delay), routing_key, body, message_id=message_id, headers=headers,
-                          content_type=content_type)
+    content_encoding = message.content_encoding
+    publisher.publish(topology.retry_exchange(delay), routing_key, body, message_id=message_id, headers=headers,
+                      content_type=content_type, content_encoding=content_encoding)
     return delay
 
-
-def _publish_back(publisher, topology: Topology, routing_key: str, body: bytes, message_id: str, headers: dict,
-                  content_type: str) -> None:
-    try:
-        publisher.publish(topology.events, routing_key, body, message_id=message_id, headers=headers,
-                          content_type=content_type)
-    except Exception:  # noqa: BLE001 - a timer thread has nobody to tell but the log
-        log.exception("could not put message %s back on %s after its delay", message_id, routing_key)

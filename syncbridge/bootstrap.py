@@ -100,6 +100,17 @@ def broker_connection(settings: Settings) -> Connection:
     return Connection(settings.effective_broker_url, heartbeat=30, connect_timeout=5)
 
 
+def build_publisher(settings: Settings, topology: Topology):
+    """The publisher of the configured broker: RabbitMQ's with confirms, or the in-process broker's own."""
+    if settings.embedded_broker:
+        from producers.memory import MemoryPublisher
+
+        return MemoryPublisher(topology, settings.effective_broker_url)
+    from producers.publisher import Publisher
+
+    return Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
+
+
 @dataclass
 class Services:
     """The built objects of one process."""
@@ -167,7 +178,6 @@ def bootstrap(
     mapping: Mapping | None = None,
 ) -> Services:
     """Build every object of the service from settings; given objects are used as they are."""
-    from producers.publisher import Publisher
     from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
     from syncbridge.adapters.ameise import AmeiseOAuth
     from syncbridge.adapters.zoho import ZohoClient
@@ -177,7 +187,7 @@ def bootstrap(
     closers: list[Callable[[], None]] = []
     store = store or build_store(settings)
     if publisher is None:
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
+        publisher = build_publisher(settings, topology)
         closers.append(publisher.close)
     crm = crm or ZohoClient.from_settings(settings, store.tokens)
     if ameise is None:

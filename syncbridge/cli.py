@@ -701,10 +701,10 @@ def _dead_letter_ops(settings: Settings, *, publish: bool = False):
 
     publisher = topology = None
     if publish:
-        from producers.publisher import Publisher
+        from syncbridge.bootstrap import build_publisher
 
         topology = topology_for(settings)
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
+        publisher = build_publisher(settings, topology)
     try:
         with _database(settings):
             yield build_dead_letter_ops(settings, migrate=False, publisher=publisher, topology=topology)

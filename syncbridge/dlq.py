@@ -26,7 +26,12 @@ from typing import Any
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseRecordChangedSchema, CrmRecordChangedSchema
 from syncbridge.errors import Unavailable
-from syncbridge.messages import ameise_record_changed_key, crm_record_changed_key
+from syncbridge.messages import (
+    AmeiseRecordChanged,
+    CrmRecordChanged,
+    ameise_record_changed_key,
+    crm_record_changed_key,
+)
 from syncbridge.ports import (
     CONTRACT,
     DEAD,
@@ -337,8 +342,12 @@ def contract_problem(letter: DeadLetter) -> str | None:
         message = load_or_raise(schema, data)
     except ContractError as exc:
         return f"contract {contract} violated: {exc.errors}"
-    expected = (crm_record_changed_key(message.module) if name == "CrmRecordChanged"
-                else ameise_record_changed_key(message.entity, message.change))
+    if isinstance(message, CrmRecordChanged):
+        expected = crm_record_changed_key(message.module)
+    elif isinstance(message, AmeiseRecordChanged):
+        expected = ameise_record_changed_key(message.entity, message.change)
+    else:
+        return f"{contract} is no message the service replays"
     if expected != letter.routing_key:
         return f"routing key {letter.routing_key!r} does not match the message ({contract} says {expected!r})"
     return None
@@ -427,6 +436,8 @@ class DeadLetterOps:
                 else:
                     # Publish first, mark second: if the broker does not confirm, the row stays dead.
                     headers = replay_headers(letter)
+                    if self.publisher is None or self.topology is None:
+                        raise RuntimeError("replaying needs a publisher and the topology")
                     self.publisher.publish(letter.exchange or self.topology.events.name, letter.routing_key,
                                            letter.body, message_id=letter.message_id or f"dead-letter-{letter.id}",
                                            headers=headers, content_type=letter.content_type)

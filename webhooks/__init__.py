@@ -28,7 +28,6 @@ def create_app(
 
     from flask import Flask
 
-    from producers.publisher import Publisher
     from producers.topology import topology_for
     from syncbridge.config import Settings
     from syncbridge.monitoring import init_sentry
@@ -44,7 +43,9 @@ def create_app(
     # An injected publisher brings its own topology: publish where it declared.
     topology = getattr(publisher, "topology", None) or topology_for(settings)
     if publisher is None:
-        publisher = Publisher(settings.effective_broker_url, topology, confirm_timeout=settings.publish_timeout)
+        from syncbridge.bootstrap import build_publisher
+
+        publisher = build_publisher(settings, topology)
 
     if checks is not None:
         given = dict(checks)

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
-from oauthlib.oauth2 import MissingTokenError, OAuth2Error
+from oauthlib.oauth2 import MissingTokenError, OAuth2Error, WebApplicationClient
 from requests.auth import HTTPBasicAuth
-from requests_oauthlib import OAuth2Session
 
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
@@ -132,21 +129,22 @@ def _error_for(response: requests.Response, what: str) -> AmeiseError:
 
 
 def _permit_plain_http(url: str, allow_http: bool = False) -> None:
-    """Let oauthlib talk plain http to a loopback server (or when allowed); refuse it otherwise."""
+    """Refuse a plain-http OAuth server unless it is on this machine (a simulator) or explicitly allowed."""
     if urlsplit(url).scheme != "http":
         return
     if not (allow_http or is_loopback(url)):
         raise ValueError(f"Ameise OAuth needs https, got {url} (plain http only for a loopback simulator, "
                          "or with SYNCBRIDGE_ALLOW_HTTP_OAUTH=true for simulators on other hosts)")
-    # oauthlib refuses http unless this variable is set.  We only set it when the
-    # configured OAuth server is on this machine (the bundled simulator), so real
-    # Ameise traffic, always https, never depends on it.
-    os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 
 # ---------------------------------------------------------------- OAuth2
 class AmeiseOAuth:
     """OAuth2 authorization-code grant of one Ameise employee, shared through a token store.
+
+    oauthlib's client prepares the token requests and reads their answers; the
+    requests go out through this object's own HTTP session.  The rule for plain
+    http is ours (:func:`_permit_plain_http`, checked once here), so nothing
+    depends on oauthlib's process-wide ``OAUTHLIB_INSECURE_TRANSPORT`` switch.
 
     Follows Dionera's OAuth2 server as used by the employee web service
     (Dionera's web-service documentation, authentication section):
@@ -205,14 +203,14 @@ class AmeiseOAuth:
     # ------------------------------------------------------------ connecting
     def authorization_url(self, state: str) -> str:
         """The URL a person opens to connect their Ameise account."""
-        session = OAuth2Session(self.client_id, redirect_uri=self.redirect_uri, scope=self.scope)
-        url, _ = session.authorization_url(self.authorize_endpoint, state=state)
-        return url
+        query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+                           "scope": " ".join(self.scope), "state": state})
+        return f"{self.authorize_endpoint}?{query}"
 
     def exchange_code(self, code: str) -> OAuthToken:
         """Trade the code of the redirect for tokens, learn the employee id, and store both."""
-        raw = self._token_call("connect", lambda s: s.fetch_token(
-            self.token_endpoint, code=code, auth=self._basic_auth(), timeout=self.timeout, include_client_id=False,
+        raw = self._token_call("connect", self._oauth_client().prepare_request_body(
+            code=code, redirect_uri=self.redirect_uri, include_client_id=False,
         ))
         if not raw.get("refresh_token"):
             raise AmeiseRejected(
@@ -316,9 +314,7 @@ class AmeiseOAuth:
 
     def _refresh_grant(self, token: OAuthToken) -> OAuthToken:
         try:
-            raw = self._token_call("refresh", lambda s: s.refresh_token(
-                self.token_endpoint, refresh_token=token.refresh_token, auth=self._basic_auth(), timeout=self.timeout,
-            ))
+            raw = self._token_call("refresh", self._oauth_client().prepare_refresh_body(refresh_token=token.refresh_token))
         except AmeiseRejected as exc:
             # With rotating refresh tokens another process may have used ours a moment ago.
             current = self.token_store.load(PROVIDER)
@@ -349,21 +345,26 @@ class AmeiseOAuth:
             extra=extra,
         )
 
-    def _token_call(self, what: str, call: Callable[[OAuth2Session], dict[str, Any]]) -> dict[str, Any]:
-        """Run one token-endpoint request with the errors mapped to the two kinds."""
-        # scope=None: do not let oauthlib raise when Ameise grants a different scope.
-        session = OAuth2Session(self.client_id, redirect_uri=self.redirect_uri, scope=None)
-        hook = _token_response_hook(what)
-        session.register_compliance_hook("access_token_response", hook)
-        session.register_compliance_hook("refresh_token_response", hook)
+    def _oauth_client(self) -> WebApplicationClient:
+        # Keeps state of its own: one per request.  No I/O and no transport check in the methods used.
+        return WebApplicationClient(self.client_id)
+
+    def _token_call(self, what: str, form: str) -> dict[str, Any]:
+        """POST one form-encoded token request (client authenticated by Basic); map the errors to the two kinds."""
         try:
-            return dict(call(session))
-        except AmeiseError:
-            raise
+            response = self._http.post(
+                self.token_endpoint, data=form, auth=self._basic_auth(), timeout=self.timeout,
+                headers={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            )
         except requests.Timeout as exc:
             raise AmeiseUnavailable(f"token endpoint ({what}) timed out after {self.timeout}s") from exc
         except requests.RequestException as exc:
             raise AmeiseUnavailable(f"token endpoint ({what}) could not be reached: {exc}") from exc
+        if not response.ok:
+            raise _error_for(response, f"token endpoint ({what})")
+        try:
+            # scope=None: do not let oauthlib raise when Ameise grants a different scope.
+            return dict(self._oauth_client().parse_request_body_response(response.text, scope=None))
         except MissingTokenError as exc:
             raise AmeiseUnavailable(f"token endpoint ({what}) answered without an access token") from exc
         except OAuth2Error as exc:
@@ -372,19 +373,6 @@ class AmeiseOAuth:
             ) from exc
         except ValueError as exc:
             raise AmeiseUnavailable(f"token endpoint ({what}) answered something unreadable: {exc}") from exc
-        finally:
-            session.close()
-
-
-def _token_response_hook(what: str) -> Callable[[requests.Response], requests.Response]:
-    """A requests-oauthlib compliance hook that turns a non-2xx token answer into our errors."""
-
-    def hook(response: requests.Response) -> requests.Response:
-        if response.ok:
-            return response
-        raise _error_for(response, f"token endpoint ({what})")
-
-    return hook
 
 
 # ---------------------------------------------------------------- employee web service

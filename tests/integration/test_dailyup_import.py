@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from contracts.base import load_or_raise
 from contracts.events import AmeiseRecordChangedSchema
+from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from producers.topology import build_topology
 from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
@@ -675,7 +676,7 @@ def check_messages(store: SqlDailyUpStore, messages: list) -> None:
 
 def test_deltas_are_published_after_the_commit_on_memory(store, tmp_path, namespace):
     topology = build_topology(namespace)
-    publisher = Publisher("memory://", topology)
+    publisher = MemoryPublisher(topology)
     importer = DailyUpImporter(store, publisher=publisher, topology=topology)
     try:
         first = importer.import_file(deliver(tmp_path, 0))
@@ -695,7 +696,7 @@ def test_a_delta_that_fails_its_contract_goes_to_the_dead_letters_and_the_rest_i
     first = outbox_rows(store)[0]
     with store.engine.begin() as conn:   # a key the message contract refuses
         conn.execute(DELTAS.update().where(DELTAS.c.id == first.id).values(key="50 01"))
-    publisher = Publisher("memory://", topology)
+    publisher = MemoryPublisher(topology)
     try:
         published = DailyUpImporter(store, publisher=publisher, topology=topology).publish_pending()
     finally:

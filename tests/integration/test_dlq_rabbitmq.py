@@ -29,6 +29,7 @@ from producers.topology import build_topology, topology_for
 from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
+from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.cli import main
 from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
@@ -217,3 +218,73 @@ def test_migration_0003_adds_the_dead_letters_table_and_takes_it_away(postgres_u
         assert current(url) == "0002" and "dead_letters" not in inspect(engine).get_table_names()
         assert "dailyup_imports" in inspect(engine).get_table_names()
         engine.dispose()
+
+
+# ---------------------------------------------------------------- bodies kept byte for byte
+def publish_raw(url: str, topology, body: bytes, *, content_encoding: str, message_id: str) -> None:
+    """Publish ``body`` as another producer would: declared JSON, in the charset it names."""
+    with Connection(url) as conn:
+        conn.Producer().publish(body, exchange=topology.events, routing_key=ROUTING_KEY, declare=[],
+                                content_type="application/json", content_encoding=content_encoding,
+                                delivery_mode=2, message_id=message_id)
+
+
+def cp1252_event(record: str, **changes) -> bytes:
+    return json.dumps({**event(record), "source": "Formular Müller", **changes}, ensure_ascii=False).encode("cp1252")
+
+
+@pytest.mark.parametrize("case", ["not utf-8", "cp1252 declared, contract violated"])
+def test_a_cp1252_body_is_dead_lettered_and_archived_byte_for_byte_and_not_replayed_as_other_bytes(
+        rabbitmq_url, namespace, store, letters, case):
+    topology = build_topology(namespace)
+    publisher = Publisher(rabbitmq_url, topology)
+    record = record_id()
+    if case == "not utf-8":      # declared UTF-8 JSON, sent in CP1252: the consumer cannot decode it
+        sent, encoding, kind = b'{"name": "M\xfcller"}', "utf-8", "undecodable"
+    else:                        # decodable by its charset, but the record id is a number: the contract refuses it
+        sent, encoding, kind = cp1252_event(record, record_id=int(record)), "cp1252", "contract"
+    assert b"M\xfcller" in sent
+    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, lambda command: None,
+                                   publisher, store)
+    try:
+        publisher.ping()   # declares the topology
+        with running(consumer), running(archiver(rabbitmq_url, topology, letters)):
+            publish_raw(rabbitmq_url, topology, sent, content_encoding=encoding, message_id=f"evt-{record}")
+            [letter] = wait_for(lambda: letters.find(), what="the archived dead letter")
+
+        assert letter.kind == kind
+        assert letter.body == sent
+        # JSON is UTF-8 (RFC 8259): the replay refuses it rather than send anything but these bytes.
+        ops = DeadLetterOps(letters, store, publisher=publisher, topology=topology)
+        [outcome] = ops.replay(Selection(ids=(letter.id,)), by="ops-anna")
+        assert outcome.status == "refused"
+        assert letters.get(letter.id).body == sent
+        assert waiting(rabbitmq_url, topology.crm_to_ameise) == 0
+    finally:
+        publisher.close()
+
+
+def test_a_retried_cp1252_message_comes_back_and_is_dead_lettered_byte_for_byte(
+        rabbitmq_url, namespace, store, letters):
+    topology = build_topology(namespace, retry_delays=(1,))
+    publisher = Publisher(rabbitmq_url, topology)
+    record = record_id()
+    sent = cp1252_event(record)
+    seen: list[str] = []   # the record of each attempt
+
+    def handle(command):
+        seen.append(command.record_id)
+        raise ZohoUnavailable("Service Unavailable", status=503)
+
+    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    try:
+        publisher.ping()
+        with running(consumer), running(archiver(rabbitmq_url, topology, letters)):
+            publish_raw(rabbitmq_url, topology, sent, content_encoding="cp1252", message_id=f"evt-{record}")
+            [letter] = wait_for(lambda: letters.find(), what="the dead letter after the last retry")
+
+        assert seen == [record, record]   # the retry came back, still readable by its charset
+        assert (letter.kind, letter.headers["x-retries"]) == ("unavailable", 1)
+        assert letter.body == sent
+    finally:
+        publisher.close()

@@ -7,6 +7,7 @@ import time
 import pytest
 from kombu import Connection, Consumer, Queue
 
+from producers.memory import MemoryPublisher
 from producers.publisher import BrokerUnavailable, Publisher
 from producers.topology import build_topology
 from tests.support.net import TcpProxy, close_connections_named
@@ -169,7 +170,7 @@ def test_publish_many_is_faster_than_publish(rabbitmq_url, publisher, topology):
 
 
 def test_on_memory_it_publishes_one_after_the_other(topology):
-    publisher = Publisher("memory://", topology)
+    publisher = MemoryPublisher(topology)
     try:
         assert publisher.publish_many(topology.events, numbered(25)) == 25
         with Connection("memory://") as conn:
@@ -190,4 +191,24 @@ def test_on_memory_it_publishes_one_after_the_other(topology):
 
 def test_window_must_be_positive(topology):
     with pytest.raises(ValueError):
-        Publisher("memory://", topology).publish_many(topology.events, [], window=0)
+        MemoryPublisher(topology).publish_many(topology.events, [], window=0)
+
+
+def test_every_message_goes_through_py_amqps_public_basic_publish(rabbitmq_url, publisher, topology, monkeypatch):
+    """No channel method is swapped out: publish and publish_many both send through ``Channel.basic_publish``."""
+    import amqp.channel
+
+    sent = []
+    original = amqp.channel.Channel.basic_publish
+
+    def counting(channel, *args, **kwargs):
+        assert "basic_publish" not in vars(channel), "a channel's basic_publish was replaced"
+        sent.append(kwargs.get("routing_key"))
+        return original(channel, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.channel.Channel, "basic_publish", counting)
+    publisher.publish(topology.events, KEY, {"n": -1}, message_id="single")
+    assert publisher.publish_many(topology.events, numbered(1200), window=500) == 1200
+
+    assert sent == [KEY] * 1201
+    assert len(take(rabbitmq_url, topology.crm_to_ameise, expect=1201)) == 1201

@@ -297,13 +297,13 @@ def test_a_message_the_consumer_dead_letters_is_one_tagged_event(sentry_server):
 
     from consumers.crm_to_ameise import CrmToAmeiseConsumer
     from contracts.events import CrmRecordChangedSchema
-    from producers.publisher import Publisher
+    from producers.memory import MemoryPublisher
     from simulators.fakes.store import MemoryStore
     from syncbridge.messages import CrmRecordChanged
 
     assert init_sentry(settings_for(sentry_server.dsn), "worker:crm-to-ameise") is True
     topology = build_topology(f"sentry-{uuid.uuid4().hex[:8]}")
-    publisher = Publisher("memory://localhost/", topology)
+    publisher = MemoryPublisher(topology)
     body = CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id="evt-7", source="zoho-workflow", module="Contacts", record_id=RECORD_ID,
         received_at=datetime.now(UTC)))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, settings
 
-from producers.publisher import Publisher
+from producers.memory import MemoryPublisher
 from producers.topology import build_topology
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
@@ -40,7 +40,7 @@ def fuzzable_app(database_url: str, dailyup_dir: str):
                          namespace=namespace)):
         archive_dead_letter(letters, topology, message)
     store.engine.dispose()
-    publisher = Publisher(MEMORY, topology)
+    publisher = MemoryPublisher(topology, MEMORY)
     app_settings = Settings.from_env({}, database_url=database_url, dailyup_dir=dailyup_dir, namespace=namespace,
                                      admin_token=ADMIN_TOKEN)
     return create_app(app_settings, publisher=publisher).test_client(), publisher.close

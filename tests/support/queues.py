@@ -45,7 +45,8 @@ class FailingPublisher:
     def __init__(self) -> None:
         self.attempts: list[dict] = []
 
-    def publish(self, exchange, routing_key, body, *, message_id, headers=None, content_type="application/json"):
+    def publish(self, exchange, routing_key, body, *, message_id, headers=None, content_type="application/json",
+                content_encoding=None):
         self.attempts.append({"exchange": exchange, "routing_key": routing_key, "body": body, "headers": headers})
         raise BrokerUnavailable(f"publish {message_id} failed: no answer from the broker in time")
 

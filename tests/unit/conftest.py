@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.publisher import Publisher
+from producers.memory import MemoryPublisher
 from producers.topology import build_topology
 
 MEMORY = "memory://localhost/"
@@ -16,6 +16,6 @@ def topology(namespace):
 
 @pytest.fixture
 def publisher(topology):
-    publisher = Publisher(MEMORY, topology)
+    publisher = MemoryPublisher(topology, MEMORY)
     yield publisher
     publisher.close()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from syncbridge.config import Settings
 from syncbridge.dlq import archive_dead_letter
@@ -18,7 +19,7 @@ ADMIN = {"X-Admin-Token": "dev-admin-token"}
 
 @pytest.fixture
 def http(database_url, topology):
-    publisher = Publisher(MEMORY, topology)
+    publisher = MemoryPublisher(topology, MEMORY)
     yield create_app(Settings.from_env({}, database_url=database_url), publisher=publisher).test_client()
     publisher.close()
 
@@ -232,7 +233,7 @@ def test_status_tells_a_lost_connection_and_the_dead_letters(http, archived, sto
 @pytest.fixture
 def admin_http(database_url, topology, tmp_path):
     """The receiver with the admin API and the DailyUp routes on the SQLite file, the drop folder in tmp."""
-    publisher = Publisher(MEMORY, topology)
+    publisher = MemoryPublisher(topology, MEMORY)
     settings = Settings.from_env({}, database_url=database_url, dailyup_dir=str(tmp_path / "dailyup"))
     yield create_app(settings, publisher=publisher).test_client()
     publisher.close()
@@ -352,7 +353,7 @@ DOWN = "postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2"   # no
     ("get", "/dailyup/imports/1/kunden.csv", None),
 ])
 def test_a_database_that_is_down_is_a_503_with_retry_after(topology, tmp_path, caplog, method, path, body):
-    publisher = Publisher(MEMORY, topology)
+    publisher = MemoryPublisher(topology, MEMORY)
     settings = Settings.from_env({}, database_url=DOWN, dailyup_dir=str(tmp_path / "dailyup"))
     http = create_app(settings, publisher=publisher).test_client()
 

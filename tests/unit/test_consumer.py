@@ -15,7 +15,8 @@ from datetime import datetime
 
 import pytest
 
-from producers.publisher import BrokerUnavailable, Publisher
+from producers.memory import MemoryPublisher
+from producers.publisher import BrokerUnavailable
 from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
@@ -263,7 +264,7 @@ def fast(namespace):
 
 @pytest.fixture
 def fast_publisher(fast):
-    publisher = Publisher(MEMORY, fast)
+    publisher = MemoryPublisher(fast, MEMORY)
     yield publisher
     publisher.close()
 

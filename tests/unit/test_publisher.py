@@ -123,7 +123,7 @@ def test_constructing_does_no_io(topology, monkeypatch):
 def test_zero_confirm_timeout_is_refused(topology):
     # py-amqp would read a confirm timeout of 0 as "wait forever".
     with pytest.raises(ValueError):
-        Publisher("memory://", topology, confirm_timeout=0)
+        Publisher(UNREACHABLE, topology, confirm_timeout=0)
 
 
 def test_unreachable_broker_fails_fast(topology):
@@ -155,3 +155,32 @@ def test_event_breaking_its_contract_is_not_published(publisher, topology):
     with pytest.raises(ContractError):
         publish_crm_record_changed(publisher, topology, make_event(record_id="12 34"))
     assert drain(topology.crm_to_ameise) == []
+
+
+def test_the_rabbitmq_publisher_refuses_the_in_process_broker(topology):
+    with pytest.raises(ValueError, match="memory"):
+        Publisher("memory://", topology)
+
+
+def test_memory_publisher_holds_a_retry_for_its_delay_then_puts_it_back_unchanged(namespace):
+    from producers.memory import MemoryPublisher
+    from producers.topology import build_topology
+
+    topology = build_topology(namespace, retry_delays=(0.3,))
+    publisher = MemoryPublisher(topology)
+    body = b'{"name": "M\xfcller"}'
+    try:
+        started = time.monotonic()
+        publisher.publish(topology.retry_exchange(0.3), "crm.contacts.changed", body, message_id="m-r",
+                          headers={"x-retries": 1}, content_encoding="cp1252")
+        assert drain(topology.crm_to_ameise) == []
+        deadline = time.monotonic() + 5
+        while not (back := drain(topology.crm_to_ameise)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert time.monotonic() - started >= 0.3
+    finally:
+        publisher.close()
+    [message] = back
+    assert (message.body, message.content_encoding) == (body, "cp1252")
+    assert (message.headers["x-retries"], message.properties["message_id"]) == (1, "m-r")
+    assert drain(topology.retries[0][2]) == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from syncbridge.config import Settings
 from webhooks import create_app
@@ -13,7 +14,7 @@ DOWN_BROKER = "amqp://guest:guest@127.0.0.1:1//"
 
 def test_readyz_says_which_check_failed_and_logs_why(namespace, topology, caplog):
     settings = Settings.from_env({}, database_url=DOWN_DATABASE, namespace=namespace)
-    publisher = Publisher("memory://localhost/", topology)
+    publisher = MemoryPublisher(topology)
     caplog.set_level(logging.WARNING, logger="syncbridge.webhooks")
     try:
         response = create_app(settings, publisher=publisher).test_client().get("/readyz")

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 
+from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from producers.topology import build_topology
 from tests.support.webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
@@ -576,7 +577,7 @@ def test_odd_slashes_get_json_not_a_redirect_page(client, topology, path):
     assert queued(topology) == []
 
 
-class CountingPublisher(Publisher):
+class CountingPublisher(MemoryPublisher):
     """The in-memory publisher, counting how it is asked to publish."""
 
     def __init__(self, *args, **kwargs):
@@ -595,7 +596,7 @@ class CountingPublisher(Publisher):
 
 
 def test_notification_with_many_ids_is_published_as_one_batch(namespace, topology):
-    publisher = CountingPublisher("memory://localhost/", topology)
+    publisher = CountingPublisher(topology)
     app = create_app(make_settings(namespace, max_body_bytes="400000"), publisher=publisher, checks={})
     ids = [str(5_000_000_000 + n) for n in range(9_500)]
     body = {"ids": ids, "module": "Contacts", "operation": "update", "token": NOTIFY_TOKEN, "channel_id": "7"}
