@@ -7,13 +7,9 @@ broker, consumer, HTTP clients, OAuth), only the URLs point at the simulators.
 from __future__ import annotations
 
 import logging
-import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
-
-import requests
 
 from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
@@ -21,7 +17,15 @@ from simulators.ameise import seed_demo as seed_ameise_demo
 from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
-from syncbridge.bootstrap import Services, bootstrap, broker_connection, build_store, build_worker, web_checks
+from syncbridge.bootstrap import (
+    Services,
+    bootstrap,
+    broker_connection,
+    build_store,
+    build_worker,
+    connect_ameise_by_consent,
+    web_checks,
+)
 from syncbridge.config import Settings
 
 log = logging.getLogger(__name__)
@@ -35,17 +39,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def connect_ameise_by_consent(services: Services):
-    """Run the OAuth authorization-code flow against an auto-consenting Ameise (the simulator)."""
-    state = secrets.token_urlsafe(16)
-    answer = requests.get(services.ameise_oauth.authorization_url(state), allow_redirects=False, timeout=10)
-    location = answer.headers.get("Location", "")
-    query = parse_qs(urlsplit(location).query)
-    if answer.status_code not in (302, 303) or query.get("state", [""])[0] != state or "code" not in query:
-        raise RuntimeError(f"Ameise consent did not redirect back with a code ({answer.status_code} {location!r})")
-    return services.ameise_oauth.exchange_code(query["code"][0])
 
 
 @dataclass

@@ -400,3 +400,19 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
             log.info("worker %s stopped after %.0f s", name, time.monotonic() - started)
     finally:
         services.close()
+
+
+def connect_ameise_by_consent(services: Services):
+    """Run the OAuth authorization-code flow against an Ameise that consents at once (the simulator): no browser."""
+    import secrets
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    state = secrets.token_urlsafe(16)
+    answer = requests.get(services.ameise_oauth.authorization_url(state), allow_redirects=False, timeout=10)
+    location = answer.headers.get("Location", "")
+    query = parse_qs(urlsplit(location).query)
+    if answer.status_code not in (302, 303) or query.get("state", [""])[0] != state or "code" not in query:
+        raise RuntimeError(f"Ameise consent did not redirect back with a code ({answer.status_code} {location!r})")
+    return services.ameise_oauth.exchange_code(query["code"][0])

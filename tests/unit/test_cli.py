@@ -571,12 +571,12 @@ def test_dailyup_export_before_any_accepted_import_is_one_clear_line(dailyup_env
     ("{root}/.venv/bin/syncbridge", "root", ".venv/bin/syncbridge"),
     ("{root}/.venv/bin/syncbridge", "elsewhere", "{root}/.venv/bin/syncbridge"),
     ("syncbridge", "elsewhere", "syncbridge"),                             # found on the PATH
-    ("{root}/syncbridge/cli.py", "root", "{python} -m syncbridge.cli"),    # python -m syncbridge.cli
+    ("{root}/syncbridge/cli/__main__.py", "root", "{python} -m syncbridge.cli"),    # python -m syncbridge.cli
 ])
 def test_the_demo_names_a_command_that_works_from_where_it_was_started(tmp_path, monkeypatch, argv0, where, expected):
     import sys
 
-    from syncbridge.cli import _this_command
+    from syncbridge.cli.dev import _this_command
 
     root = tmp_path / "repo"
     (root / ".venv" / "bin").mkdir(parents=True)

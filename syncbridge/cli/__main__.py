@@ -1,0 +1,4 @@
+"""``python -m syncbridge.cli``."""
+from syncbridge.cli import main
+
+main()
