@@ -1,0 +1,66 @@
+"""Simulator of Ameise (blau direkt): the Dionera OAuth2 server and the employee web service.
+
+Speaks the wire formats of Dionera's public employee web-service documentation,
+quirks included:
+
+* OAuth2 authorization-code flow at ``/oauth2/auth`` and ``/oauth2/token`` with
+  client authentication by HTTP Basic only; ``offline`` in the scope yields a
+  refresh token; a refresh answers no new refresh token unless
+  :attr:`AmeiseState.rotate_refresh_tokens` is on; ``/userinfo`` names the
+  employee (``sub``).
+* API under ``/service/bd/employee/1.0/rest/<ma>/``: Bearer token of that employee;
+  401/403/404/500 answer HTML pages, validation errors a JSON list of messages,
+  a foreign Vermittler the HTML page ``Error #400 - Fehlerhafte anfrage!`` that
+  names no field, and custom request headers other than ``X-Dio-*`` are refused.
+* ``POST kunden`` answers only ``{"Id", "Benutzername"}``, ``POST vertraege`` only
+  ``{"Id"}``; Kundennummer and Vertragsnummer are the ids in the URLs.
+
+Stand-ins, where the reference is silent (plausible shapes, not vendor facts):
+
+* Customer fields (PascalCase): Id, Personentyp ("natuerlich" | "juristisch"),
+  Anrede, Titel, Vorname, Nachname, Firma, Rechtsform, Geburtsdatum (YYYY-MM-DD),
+  Geschlecht, Strasse, PLZ, Ort, Land, Email, Telefon, Mobil, Vermittler,
+  Benutzername, GeaendertAm.  Values are text (or null).  Unknown fields are
+  refused (400, one message per field); Id, Benutzername and GeaendertAm are
+  read-only and ignored on input.  Benutzername is the e-mail address, else the
+  Kundennummer.  A customer or contract without Vermittler gets the employee's.
+* Validation messages: ``[{"field": "Nachname", "message": "..."}]``; a 400 for
+  a body that is no JSON object names no field.
+* The Vermittler quirk applies to customers as well as contracts.
+* ``PUT`` merges the given fields (contracts: Beitrag and Laufzeit one level
+  deep), validates the result and answers 200 with the whole record.
+* Sub-resources of a customer: ``adressen`` ``[{"Typ": "Hauptadresse", Strasse,
+  PLZ, Ort, Land}]``, ``kontaktdaten`` ``[{"Typ": "Email"|"Telefon"|"Mobil",
+  "Wert"}]``, ``vertraege`` (the contracts), ``dokumente`` ``[]``.
+* Search answers ``{"total", "from", "size", "hits": [customer, ...]}`` sorted by
+  Kundennummer; ``size`` 1..100 (default 10).  ``POST kunden/_search`` takes a
+  JSON object of filters, all of which must match: ``mail`` (whole address,
+  case-insensitive), ``name`` (substring of "Vorname Nachname" or Firma),
+  ``kundennummer`` (exact), ``q`` (like the GET ``q``); other keys are refused.
+* Page titles of the HTML errors other than the two quoted in the reference.
+* Any http(s) ``redirect_uri`` is accepted (a simulator cannot know where the
+  service is deployed); the token request must repeat the same one.  A token
+  lacking the scope ``ameise/mitarbeiterwebservice`` gets 403.  ``/userinfo``
+  errors are JSON (it belongs to the OAuth2 server, not the web service).
+* The ``X-Dio-`` header rule applies to the web service only; ``X-Forwarded-*``
+  and ``X-Request-Id`` pass because proxies add them.
+
+The state lives in an :class:`AmeiseState`, reachable from the app as
+``app.config["AMEISE_STATE"]``.  Tests and the demo use its Python methods or
+the unauthenticated admin API under ``/_sim`` (see :func:`create_ameise_app`).
+
+Run alone: ``python -m simulators.ameise --port 8102 --demo``."""
+from simulators.ameise.app import create_ameise_app
+from simulators.ameise.demo import seed_demo
+from simulators.ameise.state import (
+    API_PREFIX,
+    DEFAULT_EMPLOYEE_ID,
+    PAGE_FOREIGN_VERMITTLER,
+    PAGE_TITLES,
+    AmeiseState,
+    ForeignVermittler,
+    NotFound,
+    ValidationFailed,
+)
+
+__all__ = ["API_PREFIX", "AmeiseState", "DEFAULT_EMPLOYEE_ID", "ForeignVermittler", "NotFound", "PAGE_FOREIGN_VERMITTLER", "PAGE_TITLES", "ValidationFailed", "create_ameise_app", "seed_demo"]

@@ -1,0 +1,4 @@
+"""``python -m simulators.ameise``."""
+from simulators.ameise.app import main
+
+main()

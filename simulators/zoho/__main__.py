@@ -1,0 +1,4 @@
+"""``python -m simulators.zoho``."""
+from simulators.zoho.app import main
+
+main()
