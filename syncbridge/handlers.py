@@ -25,7 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
-from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from syncbridge.errors import (
+    ExternalServiceError,
+    ReconnectNeeded,
+    RecordBusy,
+    RecordRejected,
+    Rejected,
+    Unavailable,
+)
 from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
 from syncbridge.ports import (
@@ -46,17 +53,6 @@ log = logging.getLogger(__name__)
 
 CUSTOMER = "customer"
 CONTRACT = "contract"
-
-
-class SyncRejected(Exception):
-    """The record cannot be synced as it is; retrying will not help (dead-letter it)."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-    def describe(self) -> str:
-        return f"syncbridge: {self}" if not self.field else f"syncbridge field={self.field}: {self}"
 
 
 @dataclass(frozen=True)
@@ -91,12 +87,6 @@ class SyncDependencies:
     coalesce_margin: float = 1.0
 
 
-class RecordBusy(Unavailable):
-    """Another worker has been syncing the same record for longer than we wait: try again later."""
-
-    system = "syncbridge"
-
-
 @contextmanager
 def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
     """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
@@ -126,7 +116,7 @@ def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependen
         return SyncResult("duplicate", None, module, record_id)
     kind = deps.module_entities.get(module)
     if kind is None:
-        raise SyncRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
+        raise RecordRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
     key = f"{module}/{record_id}"
     with record_lock(deps, key) as finished:
         covered_from = deps.store.last_synced_from(key)
@@ -200,7 +190,7 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
             return linked
         kind = deps.module_entities.get(customer_module)
         if kind not in ("person", "company"):
-            raise SyncRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
+            raise RecordRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
                                field=lookup_field)
         # The customer's own event may be synced by another worker right now: never create it twice.
         with record_lock(deps, f"{customer_module}/{customer_id}") as finished:
@@ -209,12 +199,12 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
                 return linked
             customer = deps.crm.get_record(customer_module, customer_id)
             if customer is None:
-                raise SyncRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
+                raise RecordRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
                                    field=lookup_field)
             number = _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
             finished()
             return number
-    raise SyncRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
+    raise RecordRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
                        field=next(iter(lookups), None))
 
 
@@ -307,7 +297,7 @@ def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str,
     try:
         return deps.mapping.from_crm(kind).to_ameise(record)
     except FieldValueError as exc:
-        raise SyncRejected(str(exc), field=exc.field) from exc
+        raise RecordRejected(str(exc), field=exc.field) from exc
 
 
 def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str, carried: str,
@@ -319,7 +309,7 @@ def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str,
     if not result.ok:
         deps.store.log(_entry("written_back", "error", entity, module, record_id, number, event_id,
                               error=f"{result.code}: {result.message}", details={"field": result.field or field}))
-        raise SyncRejected(f"writing {field}={number} back to {module}/{record_id} failed: {result.code} {result.message}",
+        raise RecordRejected(f"writing {field}={number} back to {module}/{record_id} failed: {result.code} {result.message}",
                            field=result.field or field)
     deps.store.log(_entry("written_back", "ok", entity, module, record_id, number, event_id, details={"field": field}))
     return True
@@ -332,7 +322,7 @@ def _refuse_claimed_number(deps: SyncDependencies, entity: str, module: str, rec
         return
     holder = deps.store.find_link(entity, ameise_id=number)
     if holder is not None and holder.zoho_id != record_id:
-        raise SyncRejected(
+        raise RecordRejected(
             f"{field} {number} of {module}/{record_id} already belongs to {holder.zoho_module}/{holder.zoho_id}: "
             "two CRM records claim one Ameise record; resolve the duplicate in the CRM", field=field)
 
@@ -341,7 +331,7 @@ def _save_link(deps: SyncDependencies, entity: str, module: str, record_id: str,
     try:
         deps.store.save_link(entity, module, record_id, number)
     except LinkConflict as exc:
-        raise SyncRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
+        raise RecordRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
                            field=field) from exc
 
 

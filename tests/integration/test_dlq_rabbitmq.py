@@ -33,7 +33,8 @@ from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.cli import main
 from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
-from syncbridge.handlers import SyncRejected, SyncResult
+from syncbridge.errors import RecordRejected
+from syncbridge.handlers import SyncResult
 from syncbridge.messages import CrmRecordChanged
 from tests.support.databases import pg_schema
 from tests.support.waiting import wait_for
@@ -115,7 +116,7 @@ def test_dead_letters_of_the_consumer_are_archived_listed_shown_replayed_and_dis
 
     def handle(command):
         if command.record_id == rejected_record:
-            raise SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
+            raise RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
         return SyncResult("updated", "customer", command.module, command.record_id, "5001234567")
 
     consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)

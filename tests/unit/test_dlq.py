@@ -33,7 +33,7 @@ from syncbridge.dlq import (
     parse_filter,
     replay_headers,
 )
-from syncbridge.handlers import SyncRejected
+from syncbridge.errors import RecordRejected
 from tests.support.dead_letters import KUNDENNUMMER, by_rabbitmq, delta_body, ours
 from tests.support.queues import (
     MEMORY,
@@ -78,7 +78,7 @@ def rejected_and_invalid(publisher, topology, store, letters):
     """A rejected and a contract-violating CRM event, dead-lettered by the consumer and archived: their rows."""
     rejected, invalid = event_body(), event_body(record_id="abc")
     dead_letter_by_consumer(publisher, topology, store, rejected,
-                            SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"))
+                            RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"))
     dead_letter_by_consumer(publisher, topology, store, invalid)
     archive_all(topology, letters, 2)
     by_event = {letter.message_id: letter for letter in letters.find()}
@@ -98,7 +98,7 @@ def activities(store, action):
 # ---------------------------------------------------------------- archiving
 def test_the_archiver_keeps_what_the_consumer_dead_lettered(publisher, topology, store, letters):
     rejected, invalid = event_body(), event_body(record_id="abc")
-    error = SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
+    error = RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
     raw = send(publisher, topology, rejected)
     deliver(make_consumer(topology, handler(error), publisher, store), 1)
     dead_letter_by_consumer(publisher, topology, store, invalid)
