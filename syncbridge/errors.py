@@ -8,6 +8,7 @@ Business code decides on two kinds alone: *try again later* or *dead-letter*::
     │   │   ├── ZohoReconnectNeeded
     │   │   └── AmeiseReconnectNeeded
     │   ├── RecordBusy                 another worker holds the record's lock for longer than we wait
+    │   ├── RecordNotReady             the record must wait (a contract's customer is not in the CRM yet)
     │   ├── ZohoUnavailable            timeouts, connection errors, 5xx, 429
     │   └── AmeiseUnavailable
     ├── Rejected                       retrying will not help: dead-letter
@@ -84,5 +85,11 @@ class RecordBusy(Unavailable):
 
 class RecordRejected(Rejected):
     """The record cannot be synced as it is (our rules refuse it); retrying will not help."""
+
+    system = "syncbridge"
+
+
+class RecordNotReady(Unavailable):
+    """The record cannot be applied yet (e.g. a contract whose customer is not in the CRM yet): try again later."""
 
     system = "syncbridge"
