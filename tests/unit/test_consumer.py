@@ -122,7 +122,7 @@ def test_a_message_violating_its_contract_is_dead_lettered_unchanged(topology, p
 
     assert handle.calls == []
     [dead] = take_all(topology.dead_letters)
-    assert dead.headers["x-error-kind"] == "contract"
+    assert dead.headers["x-error-kind"] == "contract-violation"
     assert field in dead.headers["x-error"]
     assert dead.headers["x-original-routing-key"] == ROUTING_KEY
     assert dead.headers["x-original-exchange"] == topology.events.name
@@ -143,7 +143,7 @@ def test_json_that_is_not_an_object_violates_the_contract(topology, publisher, s
 
     assert handle.calls == []
     [dead] = take_all(topology.dead_letters)
-    assert dead.headers["x-error-kind"] == "contract"
+    assert dead.headers["x-error-kind"] == "contract-violation"
     assert dead.body == raw
     assert waiting(topology.crm_to_ameise) == 0
 
