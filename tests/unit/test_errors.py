@@ -52,3 +52,16 @@ def test_the_core_errors_say_their_kind_and_describe_in_one_line() -> None:
     assert issubclass(RecordBusy, Unavailable) and issubclass(RecordRejected, Rejected)
     assert RecordRejected("no customer", field="Kundennummer").describe() == "syncbridge field=Kundennummer: no customer"
     assert RecordBusy("Contacts/1 is busy").describe() == "syncbridge: Contacts/1 is busy"
+
+
+def test_kinds_directions_and_outcomes_are_stored_and_sent_as_their_plain_strings() -> None:
+    from syncbridge.handlers import RecordStatus
+    from syncbridge.ports import DeadLetterKind, Direction, dead_letter_headers, dead_letter_kind
+
+    headers = dead_letter_headers({}, "syncbridge.events", "crm.Contacts.changed", "why", DeadLetterKind.CONTRACT_VIOLATION)
+    assert headers["x-error-kind"] == "contract-violation" and type(headers["x-error-kind"]) is str
+    assert DeadLetterKind("contract") is DeadLetterKind.CONTRACT_VIOLATION          # the older name
+    assert DeadLetterKind.CONTRACT_VIOLATION.names == ("contract-violation", "contract")
+    assert dead_letter_kind("something else") == "something else"                  # kept as it came
+    assert [f"{d}" for d in Direction] == ["crm_to_ameise", "ameise_to_crm", "system"]
+    assert [f"{s}" for s in RecordStatus] == ["ok", "rejected", "unavailable"]
