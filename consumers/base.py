@@ -128,8 +128,8 @@ class QueueConsumer(ConsumerMixin):
             return load_or_raise(self._schema, body)
         except ContractError as exc:
             log.error("message violates its contract: %s", exc.errors)
-            self._dead_letter(message, f"contract {self.contract} violated: {exc.errors}", dead_letters.CONTRACT,
-                              exc=exc, record_id=_record_id(body))
+            self._dead_letter(message, f"contract {self.contract} violated: {exc.errors}",
+                              dead_letters.CONTRACT_VIOLATION, exc=exc, record_id=_record_id(body))
             return None
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
@@ -138,8 +138,8 @@ class QueueConsumer(ConsumerMixin):
         with message_scope():
             self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE, exc=exc)
 
-    def _dead_letter(self, message: Message, reason: str, kind: str, *, exc: BaseException | None = None,
-                     record_id: str | None = None) -> None:
+    def _dead_letter(self, message: Message, reason: str, kind: dead_letters.DeadLetterKind, *,
+                     exc: BaseException | None = None, record_id: str | None = None) -> None:
         # Publish first, ack second: if the broker does not confirm, the message
         # stays unacknowledged and comes back instead of being lost.
         dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)

@@ -16,8 +16,8 @@ from contracts.events import CrmRecordChangedSchema
 from producers import dead_letters
 from producers.retries import schedule_retry
 from producers.topology import Topology
-from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.handlers import SyncRejected, SyncResult
+from syncbridge.errors import ReconnectNeeded, Rejected, SyncError, Unavailable
+from syncbridge.handlers import SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
 from syncbridge.monitoring import connection_works, report_reconnect_needed
 from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, Store
@@ -60,7 +60,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at)
         try:
             result = self.handle(command)
-        except (Rejected, SyncRejected) as exc:
+        except Rejected as exc:
             self._failed(command, exc)
             self._dead_letter(message, exc.describe(), dead_letters.REJECTED, exc=exc, record_id=command.record_id)
             return
@@ -92,7 +92,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     # ------------------------------------------------------------ helpers
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed") -> None:
-        describe = exc.describe() if isinstance(exc, (ExternalServiceError, SyncRejected)) else f"{type(exc).__name__}: {exc}"
+        describe = exc.describe() if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
         try:
             self.store.log(ActivityEntry(
                 direction=CRM_TO_AMEISE, action=action, result="error", zoho_module=command.module,

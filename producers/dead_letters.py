@@ -8,17 +8,18 @@ from producers.topology import Topology
 
 # The kinds of dead letter (header x-error-kind) and their headers are the core's vocabulary.
 from syncbridge.ports import (  # noqa: F401 - re-exported
-    CONTRACT,
+    CONTRACT_VIOLATION,
     ERROR,
     MAX_REASON,
     REJECTED,
     UNAVAILABLE,
     UNDECODABLE,
+    DeadLetterKind,
 )
 from syncbridge.ports import dead_letter_headers as _headers
 
 
-def dead_letter(publisher, topology: Topology, message: Message, *, reason: str, kind: str) -> None:
+def dead_letter(publisher, topology: Topology, message: Message, *, reason: str, kind: DeadLetterKind) -> None:
     """Publish ``message`` unchanged to the dead-letter exchange, the reason in its headers.
 
     Raises the publisher's error when the broker did not confirm; the caller then
@@ -38,7 +39,7 @@ def dead_letter(publisher, topology: Topology, message: Message, *, reason: str,
 
 
 def dead_letter_unsent(publisher, topology: Topology, routing_key: str, body: dict, *, message_id: str, reason: str,
-                       kind: str) -> None:
+                       kind: DeadLetterKind) -> None:
     """Send a message that may not go out (it fails its contract) to the dead letters instead."""
     publisher.publish(topology.dead, routing_key, body, message_id=message_id,
                       headers=_headers({}, topology.events.name, routing_key, reason, kind))

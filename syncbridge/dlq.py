@@ -33,34 +33,31 @@ from syncbridge.messages import (
     crm_record_changed_key,
 )
 from syncbridge.ports import (
-    CONTRACT,
     DEAD,
     DISCARDED,
-    ERROR,
-    REJECTED,
     REPLAYED,
     STATES,
     SYSTEM,
-    UNAVAILABLE,
-    UNDECODABLE,
     ActivityEntry,
     DeadLetter,
     DeadLetterFilter,
+    DeadLetterKind,
     DeadLetterStore,
     Publisher,
     Store,
     Topology,
+    dead_letter_kind,
 )
 
 log = logging.getLogger(__name__)
 
-# Kinds RabbitMQ gives (the reason of its x-death header), besides ours from consumers.dead_letters.
-DELIVERY_LIMIT = "delivery_limit"
-EXPIRED = "expired"
-MAXLEN = "maxlen"
-NACKED = "nacked"            # RabbitMQ's reason "rejected": a consumer rejected it without requeue
-UNKNOWN = "unknown"          # neither our headers nor RabbitMQ's
-KINDS = (CONTRACT, UNDECODABLE, REJECTED, ERROR, UNAVAILABLE, DELIVERY_LIMIT, EXPIRED, MAXLEN, NACKED, UNKNOWN)
+# Kinds RabbitMQ gives (the reason of its x-death header), besides ours from producers.dead_letters.
+DELIVERY_LIMIT = DeadLetterKind.DELIVERY_LIMIT
+EXPIRED = DeadLetterKind.EXPIRED
+MAXLEN = DeadLetterKind.MAXLEN
+NACKED = DeadLetterKind.NACKED
+UNKNOWN = DeadLetterKind.UNKNOWN
+KINDS = tuple(DeadLetterKind)
 _BROKER_REASONS = {
     "delivery_limit": (DELIVERY_LIMIT, "delivery limit exceeded"),
     "expired": (EXPIRED, "message expired (TTL)"),
@@ -69,7 +66,8 @@ _BROKER_REASONS = {
 }
 
 WORK_QUEUES = ("crm-to-ameise", "ameise-to-crm")
-QUEUES = (*WORK_QUEUES, UNKNOWN)
+UNKNOWN_QUEUE = "unknown"     # the work queue could not be told
+QUEUES = (*WORK_QUEUES, UNKNOWN_QUEUE)
 
 # Headers RabbitMQ sets per delivery: a redelivery of the same dead letter differs only in them.
 _PER_DELIVERY = ("x-delivery-count", "x-acquired-count")
@@ -134,6 +132,7 @@ def dead_letter_of(message: ArrivedMessage, topology: Topology, now: datetime | 
     by_broker = bool(broker_reason) and (not ours or (broker_at is not None and ours_at is not None
                                                        and broker_at > ours_at))
     routing_key = message.routing_key or ""
+    kind: str
     if by_broker:
         kind, reason = _BROKER_REASONS.get(broker_reason, (UNKNOWN, f"dead-lettered by RabbitMQ: {broker_reason}"))
         last_error = _text(headers.get("x-last-error")) or _text(headers.get("x-error"))
@@ -145,7 +144,7 @@ def dead_letter_of(message: ArrivedMessage, topology: Topology, now: datetime | 
         routing_key = routing_key or (_text(keys[0]) if isinstance(keys, list) and keys else "")
         dead_lettered_at = broker_at or now
     elif ours:
-        kind = ours
+        kind = dead_letter_kind(ours)   # an older name (e.g. "contract") as the kind it is now
         reason = _text(headers.get("x-error")) or _text(headers.get("x-last-error")) or "(no reason given)"
         exchange = _text(headers.get("x-original-exchange"))
         routing_key = _text(headers.get("x-original-routing-key")) or routing_key
@@ -159,7 +158,7 @@ def dead_letter_of(message: ArrivedMessage, topology: Topology, now: datetime | 
     return DeadLetter(
         fingerprint=_fingerprint(message),
         queue=queue,
-        kind=kind[:32],
+        kind=str(kind)[:32],
         record=_record_of(queue, message.body),
         exchange=_clean(exchange)[:255],
         routing_key=_clean(routing_key)[:255] or "unknown",
@@ -193,7 +192,7 @@ def _queue_of(routing_key: str, topology: Topology) -> str | None:
 
 def _short_queue(name: str, topology: Topology) -> str:
     short = name.removeprefix(f"{topology.namespace}.")
-    return short if short in WORK_QUEUES else UNKNOWN
+    return short if short in WORK_QUEUES else UNKNOWN_QUEUE
 
 
 def _record_of(queue: str, body: bytes) -> str | None:
@@ -266,6 +265,7 @@ def parse_filter(*, queue: str | None = None, kind: str | None = None, record: s
                  state: str | None = None) -> DeadLetterFilter:
     """Build a filter from text (CLI options, query parameters); empty values count as not given."""
     queue, kind, record, state = (_given(value) for value in (queue, kind, record, state))
+    kind = None if kind is None else dead_letter_kind(kind)   # an older name filters as the kind it is now
     for name, value, allowed in (("queue", queue, QUEUES), ("kind", kind, KINDS), ("state", state, STATES)):
         if value is not None and value not in allowed:
             raise InvalidFilter(f"{name} must be one of {', '.join(allowed)}, not {value!r}")

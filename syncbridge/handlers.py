@@ -22,10 +22,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, ameise_body_as_dailyup
-from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
+from syncbridge.errors import (
+    ReconnectNeeded,
+    RecordBusy,
+    RecordNotReady,
+    RecordRejected,
+    Rejected,
+    SyncError,
+    Unavailable,
+)
 from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm, SyncCrmRecordToAmeise
 from syncbridge.ports import (
@@ -46,17 +55,6 @@ log = logging.getLogger(__name__)
 
 CUSTOMER = "customer"
 CONTRACT = "contract"
-
-
-class SyncRejected(Exception):
-    """The record cannot be synced as it is; retrying will not help (dead-letter it)."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-    def describe(self) -> str:
-        return f"syncbridge: {self}" if not self.field else f"syncbridge field={self.field}: {self}"
 
 
 @dataclass(frozen=True)
@@ -91,12 +89,6 @@ class SyncDependencies:
     coalesce_margin: float = 1.0
 
 
-class RecordBusy(Unavailable):
-    """Another worker has been syncing the same record for longer than we wait: try again later."""
-
-    system = "syncbridge"
-
-
 @contextmanager
 def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
     """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
@@ -126,7 +118,7 @@ def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependen
         return SyncResult("duplicate", None, module, record_id)
     kind = deps.module_entities.get(module)
     if kind is None:
-        raise SyncRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
+        raise RecordRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
     key = f"{module}/{record_id}"
     with record_lock(deps, key) as finished:
         covered_from = deps.store.last_synced_from(key)
@@ -200,8 +192,8 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
             return linked
         kind = deps.module_entities.get(customer_module)
         if kind not in ("person", "company"):
-            raise SyncRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
-                               field=lookup_field)
+            raise RecordRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
+                                 field=lookup_field)
         # The customer's own event may be synced by another worker right now: never create it twice.
         with record_lock(deps, f"{customer_module}/{customer_id}") as finished:
             linked = _linked(deps, CUSTOMER, customer_id)
@@ -209,13 +201,13 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
                 return linked
             customer = deps.crm.get_record(customer_module, customer_id)
             if customer is None:
-                raise SyncRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
-                                   field=lookup_field)
+                raise RecordRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
+                                     field=lookup_field)
             number = _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
             finished()
             return number
-    raise SyncRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
-                       field=next(iter(lookups), None))
+    raise RecordRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
+                         field=next(iter(lookups), None))
 
 
 # ---------------------------------------------------------------- contracts
@@ -307,7 +299,7 @@ def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str,
     try:
         return deps.mapping.from_crm(kind).to_ameise(record)
     except FieldValueError as exc:
-        raise SyncRejected(str(exc), field=exc.field) from exc
+        raise RecordRejected(str(exc), field=exc.field) from exc
 
 
 def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str, carried: str,
@@ -319,8 +311,8 @@ def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str,
     if not result.ok:
         deps.store.log(_entry("written_back", "error", entity, module, record_id, number, event_id,
                               error=f"{result.code}: {result.message}", details={"field": result.field or field}))
-        raise SyncRejected(f"writing {field}={number} back to {module}/{record_id} failed: {result.code} {result.message}",
-                           field=result.field or field)
+        raise RecordRejected(f"writing {field}={number} back to {module}/{record_id} failed: {result.code} {result.message}",
+                             field=result.field or field)
     deps.store.log(_entry("written_back", "ok", entity, module, record_id, number, event_id, details={"field": field}))
     return True
 
@@ -332,7 +324,7 @@ def _refuse_claimed_number(deps: SyncDependencies, entity: str, module: str, rec
         return
     holder = deps.store.find_link(entity, ameise_id=number)
     if holder is not None and holder.zoho_id != record_id:
-        raise SyncRejected(
+        raise RecordRejected(
             f"{field} {number} of {module}/{record_id} already belongs to {holder.zoho_module}/{holder.zoho_id}: "
             "two CRM records claim one Ameise record; resolve the duplicate in the CRM", field=field)
 
@@ -341,8 +333,8 @@ def _save_link(deps: SyncDependencies, entity: str, module: str, record_id: str,
     try:
         deps.store.save_link(entity, module, record_id, number)
     except LinkConflict as exc:
-        raise SyncRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
-                           field=field) from exc
+        raise RecordRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
+                             field=field) from exc
 
 
 def _linked(deps: SyncDependencies, entity: str, zoho_id: str) -> str:
@@ -365,9 +357,15 @@ def _entry(action: str, result: str, entity: str, module: str, zoho_id: str, ame
 
 
 # ================================================================ Ameise -> CRM (DailyUp)
-OK = "ok"                    # done (or nothing to do): acknowledge
-REJECTED = "rejected"        # refused by Zoho or our rules: dead-letter
-UNAVAILABLE = "unavailable"  # Zoho unreachable, or the contract's customer not in the CRM yet: retry later
+class RecordStatus(StrEnum):
+    """What became of one DailyUp delta, and so of its message."""
+
+    OK = "ok"                    # done (or nothing to do): acknowledge
+    REJECTED = "rejected"        # refused by Zoho or our rules: dead-letter
+    UNAVAILABLE = "unavailable"  # Zoho unreachable, or the contract's customer not in the CRM yet: retry later
+
+
+OK, REJECTED, UNAVAILABLE = RecordStatus.OK, RecordStatus.REJECTED, RecordStatus.UNAVAILABLE
 
 ENTITY_KIND_OF_PERSONENTYP = {"natuerlich": "person", "juristisch": "company"}
 CUSTOMER_KINDS = ("person", "company")
@@ -382,7 +380,7 @@ class RecordOutcome:
     """What became of one DailyUp delta."""
 
     delta_id: str
-    status: str                          # OK, REJECTED or UNAVAILABLE
+    status: RecordStatus
     action: str                          # created, updated, marked, deleted, skipped, duplicate; failed
     entity: str
     key: str                             # Kundennummer or Vertragsnummer
@@ -443,22 +441,6 @@ class ReturnDependencies:
 def sync_ameise_records_to_crm(command: SyncAmeiseRecordsToCrm, deps: ReturnDependencies) -> list[RecordOutcome]:
     """Apply DailyUp deltas to the CRM in batched upserts; one outcome per delta, in order."""
     return _ReturnBatch(command.records, deps).run()
-
-
-class _Failed(Exception):
-    """A record cannot be applied now (UNAVAILABLE) or at all (REJECTED)."""
-
-    def __init__(self, status: str, error: str, *, code: str | None = None, field: str | None = None,
-                 retry_after: float | None = None, waiting: bool = False) -> None:
-        super().__init__(error)
-        self.status, self.error, self.code, self.field, self.retry_after = status, error, code, field, retry_after
-        self.waiting = waiting
-
-    @classmethod
-    def of(cls, exc: ExternalServiceError) -> _Failed:
-        status = REJECTED if isinstance(exc, Rejected) else UNAVAILABLE
-        return cls(status, exc.describe(), code=exc.code, field=exc.field, retry_after=exc.retry_after,
-                   waiting=isinstance(exc, ReconnectNeeded))
 
 
 @dataclass
@@ -546,34 +528,34 @@ class _ReturnBatch:
     def _guard(self, entity: str, key: str, prepare: Callable[[str], None]) -> None:
         try:
             prepare(key)
-        except _Failed as failed:
+        except SyncError as failed:
             self._fail(entity, key, failed)
 
     def _prepare_customer(self, key: str) -> None:
         row = self.customers.get(key)
         if row is None:
-            raise _Failed(REJECTED, f"customer {key} is not in the DailyUp snapshot", field="Kundennummer")
+            raise RecordRejected(f"customer {key} is not in the DailyUp snapshot", field="Kundennummer")
         kind = _customer_kind(row)
         if row.deleted:
             self._prepare_deletion(CUSTOMER, key, self._customer_modules(kind))
             return
         if kind is None:
-            raise _Failed(REJECTED, f"customer {key}: Personentyp {row.data.get('Personentyp')!r} is neither "
-                                    f"{' nor '.join(ENTITY_KIND_OF_PERSONENTYP)}", field="Personentyp")
+            raise RecordRejected(f"customer {key}: Personentyp {row.data.get('Personentyp')!r} is neither "
+                                 f"{' nor '.join(ENTITY_KIND_OF_PERSONENTYP)}", field="Personentyp")
         self._prepare_upsert(CUSTOMER, key, kind, row, {})
 
     def _prepare_contract(self, key: str) -> None:
         row = self.contracts.get(key)
         if row is None:
-            raise _Failed(REJECTED, f"contract {key} is not in the DailyUp snapshot", field="Vertragsnummer")
+            raise RecordRejected(f"contract {key} is not in the DailyUp snapshot", field="Vertragsnummer")
         if row.deleted:
             self._prepare_deletion(CONTRACT, key, [self.deps.modules["contract"]])
             return
         customer_module, customer_id = self._customer_of(key, str(row.data.get("Kundennummer") or ""))
         lookup_field = self._lookup_fields().get(customer_module)
         if lookup_field is None:
-            raise _Failed(REJECTED, f"contract {key}: no customer_lookups field of [contract.crm_to_ameise] "
-                                    f"points to {customer_module}", field="Kundennummer")
+            raise RecordRejected(f"contract {key}: no customer_lookups field of [contract.crm_to_ameise] "
+                                 f"points to {customer_module}", field="Kundennummer")
         self._prepare_upsert(CONTRACT, key, "contract", row, {lookup_field: {"id": customer_id}})
 
     def _prepare_upsert(self, entity: str, key: str, kind: str, row: SnapshotRow, extra: dict[str, Any]) -> None:
@@ -595,7 +577,7 @@ class _ReturnBatch:
         try:
             values = mapping.to_crm(row.data, self.lookups)
         except FieldValueError as exc:
-            raise _Failed(REJECTED, f"syncbridge field={exc.field}: {exc}", field=exc.field) from exc
+            raise RecordRejected(f"syncbridge field={exc.field}: {exc}", field=exc.field) from exc
         body = {**values.fields, **extra, self._key_field(entity): key}
         if self.deps.delete_mode == "mark":
             body[self.deps.status_field] = None  # delivered again: no longer marked as deleted
@@ -627,24 +609,24 @@ class _ReturnBatch:
     def _customer_of(self, contract_key: str, kundennummer: str) -> tuple[str, str]:
         """The CRM module and id of a contract's customer: this batch, the link, or a search."""
         if not kundennummer:
-            raise _Failed(REJECTED, f"contract {contract_key} names no Kundennummer", field="Kundennummer")
+            raise RecordRejected(f"contract {contract_key} names no Kundennummer", field="Kundennummer")
         earlier = self.results.get((CUSTOMER, kundennummer))
         if earlier is not None and earlier.status != OK:
-            raise _Failed(earlier.status,
-                          f"contract {contract_key}: its customer {kundennummer} failed: {earlier.error}",
-                          field="Kundennummer", retry_after=earlier.retry_after)
+            failed = RecordRejected if earlier.status == REJECTED else RecordNotReady
+            raise failed(f"contract {contract_key}: its customer {kundennummer} failed: {earlier.error}",
+                         field="Kundennummer", retry_after=earlier.retry_after)
         row = self.customers.get(kundennummer)
         found = self._find(CUSTOMER, kundennummer, self._customer_modules(_customer_kind(row) if row else None))
         if found is not None:
             return found
         if row is None:
-            raise _Failed(REJECTED, f"contract {contract_key}: customer {kundennummer} is neither in the DailyUp "
-                                    "snapshot nor in the CRM", field="Kundennummer")
+            raise RecordRejected(f"contract {contract_key}: customer {kundennummer} is neither in the DailyUp "
+                                 "snapshot nor in the CRM", field="Kundennummer")
         if row.deleted:
-            raise _Failed(REJECTED, f"contract {contract_key}: customer {kundennummer} was deleted in Ameise and is "
-                                    "not in the CRM", field="Kundennummer")
-        raise _Failed(UNAVAILABLE, f"contract {contract_key}: customer {kundennummer} is not in the CRM yet",
-                      field="Kundennummer")
+            raise RecordRejected(f"contract {contract_key}: customer {kundennummer} was deleted in Ameise and is "
+                                 "not in the CRM", field="Kundennummer")
+        raise RecordNotReady(f"contract {contract_key}: customer {kundennummer} is not in the CRM yet",
+                             field="Kundennummer")
 
     def _find(self, entity: str, key: str, modules: list[str]) -> tuple[str, str] | None:
         """The CRM module and id of a record by its number: the link, else a search by the key field."""
@@ -656,8 +638,8 @@ class _ReturnBatch:
             found = self._call(lambda: self.deps.crm.find_records_by_field(module, key_field, key),
                                search=True)
             if len(found) > 1:
-                raise _Failed(REJECTED, f"{len(found)} {module} records carry {key_field} {key}: resolve the "
-                                        "duplicate in the CRM", field=key_field)
+                raise RecordRejected(f"{len(found)} {module} records carry {key_field} {key}: resolve the "
+                                     "duplicate in the CRM", field=key_field)
             if found:
                 zoho_id = str(found[0]["id"])
                 self._link(entity, module, zoho_id, key)
@@ -676,7 +658,7 @@ class _ReturnBatch:
                         bodies = [item.body for item in chunk]
                         results = self._call(lambda: self.deps.crm.upsert_records(module, bodies, [key_field]),
                                              records=len(chunk))
-                    except _Failed as failed:
+                    except SyncError as failed:
                         for item in chunk:
                             self._fail(item.entity, item.key, failed)
                         continue
@@ -694,7 +676,7 @@ class _ReturnBatch:
                     ids = [i.zoho_id or "" for i in chunk]   # a deletion always knows its CRM id
                     results = self._call(lambda: self.deps.crm.delete_records(module, ids),
                                          records=len(chunk), credits=1)
-                except _Failed as failed:
+                except SyncError as failed:
                     for item in chunk:
                         self._fail(item.entity, item.key, failed)
                     continue
@@ -713,14 +695,14 @@ class _ReturnBatch:
         """Turn Zoho's answer for one record into its outcome; link what Zoho took."""
         if not result.ok:
             where = f" field={result.field}" if result.field else ""
-            self._fail(item.entity, item.key, _Failed(REJECTED, f"zoho {result.code}{where}: {result.message}",
-                                                      code=result.code, field=result.field))
+            self._fail(item.entity, item.key, RecordRejected(f"zoho {result.code}{where}: {result.message}",
+                                                             code=result.code, field=result.field))
             return
         zoho_id = result.record_id or item.zoho_id or ""
         if item.action != "deleted":
             try:
                 self._link(item.entity, item.module, zoho_id, item.key)
-            except _Failed as failed:
+            except SyncError as failed:
                 self._fail(item.entity, item.key, failed)
                 return
         action = item.action or ("created" if result.action == "insert" else "updated")
@@ -731,14 +713,12 @@ class _ReturnBatch:
               search: bool = False) -> T:
         """Make one Zoho call, counted; after an outage no more calls are tried in this batch."""
         if self.down is not None:
-            raise _Failed.of(self.down)
+            raise self.down
         try:
             answer = call()
         except Unavailable as exc:
             self.down = exc
-            raise _Failed.of(exc) from exc
-        except Rejected as exc:
-            raise _Failed.of(exc) from exc
+            raise
         stats = self.deps.stats
         stats.records_sent += records
         if search:
@@ -753,19 +733,24 @@ class _ReturnBatch:
         try:
             self.deps.store.save_link(entity, module, zoho_id, key)
         except LinkConflict as exc:
-            raise _Failed(REJECTED, f"{exc}, but the CRM has {key} as {module}/{zoho_id}: two CRM records claim one "
-                                    "Ameise record; resolve the duplicate in the CRM",
-                          field=self._key_field(entity)) from exc
+            raise RecordRejected(f"{exc}, but the CRM has {key} as {module}/{zoho_id}: two CRM records claim one "
+                                 "Ameise record; resolve the duplicate in the CRM",
+                                 field=self._key_field(entity)) from exc
 
     def _done(self, entity: str, key: str, action: str, *, module: str | None = None, zoho_id: str | None = None,
               reason: str = "", unknown_codes: tuple[str, ...] = ()) -> None:
         self.results[(entity, key)] = RecordOutcome("", OK, action, entity, key, module, zoho_id, reason=reason,
                                                     unknown_codes=unknown_codes)
 
-    def _fail(self, entity: str, key: str, failed: _Failed) -> None:
-        self.results[(entity, key)] = RecordOutcome("", failed.status, "failed", entity, key, error=failed.error,
+    def _fail(self, entity: str, key: str, failed: SyncError) -> None:
+        """Note why a record cannot be applied: now (unavailable) or at all (rejected)."""
+        status = REJECTED if isinstance(failed, Rejected) else UNAVAILABLE
+        # Our own refusals read as they are; an outside system's name its system, status and code.
+        error = failed.message if isinstance(failed, (RecordRejected, RecordNotReady)) else failed.describe()
+        self.results[(entity, key)] = RecordOutcome("", status, "failed", entity, key, error=error,
                                                     code=failed.code, field=failed.field,
-                                                    retry_after=failed.retry_after, waiting=failed.waiting)
+                                                    retry_after=failed.retry_after,
+                                                    waiting=isinstance(failed, ReconnectNeeded))
 
     def _log(self, record: AmeiseRecordChanged, outcome: RecordOutcome) -> None:
         details: dict[str, Any] = {"change": record.change, "import_id": record.import_id}

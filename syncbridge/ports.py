@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 
@@ -109,10 +110,15 @@ class TokenStore(Protocol):
 
 
 # ---------------------------------------------------------------- the store
-# Directions of the activity log.
-CRM_TO_AMEISE = "crm_to_ameise"
-AMEISE_TO_CRM = "ameise_to_crm"
-SYSTEM = "system"
+class Direction(StrEnum):
+    """Direction of an entry of the activity log (stored as its plain string)."""
+
+    CRM_TO_AMEISE = "crm_to_ameise"
+    AMEISE_TO_CRM = "ameise_to_crm"
+    SYSTEM = "system"
+
+
+CRM_TO_AMEISE, AMEISE_TO_CRM, SYSTEM = Direction.CRM_TO_AMEISE, Direction.AMEISE_TO_CRM, Direction.SYSTEM
 
 
 class LinkConflict(ValueError):
@@ -135,7 +141,7 @@ class Link:
 class ActivityEntry:
     """One action of the system, as written to the activity log."""
 
-    direction: str                  # CRM_TO_AMEISE, AMEISE_TO_CRM, SYSTEM
+    direction: str                  # a Direction
     action: str                     # created, updated, written_back, skipped, failed, dead_lettered, ...
     result: str                     # "ok" or "error"
     entity: str | None = None       # customer, contract
@@ -432,12 +438,58 @@ class Publisher(Protocol):
 
 
 # ---------------------------------------------------------------- dead letters
-# Kinds of dead letter (header x-error-kind) that our consumers and producers give.
-CONTRACT = "contract"        # the message failed its contract
-UNDECODABLE = "undecodable"  # not JSON, or a content type we never accept
-REJECTED = "rejected"        # Zoho/Ameise or our own rules refused the record
-ERROR = "error"              # an unexpected error of ours; replay after the fix
-UNAVAILABLE = "unavailable"  # the system stayed unavailable through every retry
+class DeadLetterKind(StrEnum):
+    """Why a message is dead: header ``x-error-kind`` (ours) or RabbitMQ's reason; stored as its plain string."""
+
+    # Given by our consumers and producers:
+    CONTRACT_VIOLATION = "contract-violation"  # the message failed its (marshmallow) contract
+    UNDECODABLE = "undecodable"    # not JSON, or a content type we never accept
+    REJECTED = "rejected"          # Zoho/Ameise or our own rules refused the record
+    ERROR = "error"                # an unexpected error of ours; replay after the fix
+    UNAVAILABLE = "unavailable"    # the system stayed unavailable through every retry
+    # Given by RabbitMQ (the reason of its x-death header):
+    DELIVERY_LIMIT = "delivery_limit"
+    EXPIRED = "expired"
+    MAXLEN = "maxlen"
+    NACKED = "nacked"              # RabbitMQ's reason "rejected": a consumer rejected it without requeue
+    UNKNOWN = "unknown"            # neither our headers nor RabbitMQ's
+
+    @classmethod
+    def _missing_(cls, value: object) -> DeadLetterKind | None:
+        """Read an older name as the kind it is now (dead letters archived before, their headers)."""
+        return _OLDER_KIND_NAMES.get(str(value))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every value a stored dead letter of this kind may have: its own and older names."""
+        return (self.value, *(old for old, kind in _OLDER_KIND_NAMES.items() if kind is self))
+
+
+# A contract failure was once stored and sent as "contract": it still reads as one.
+_OLDER_KIND_NAMES = {"contract": DeadLetterKind.CONTRACT_VIOLATION}
+
+
+def dead_letter_kind(value: str) -> str:
+    """The kind ``value`` names (an older name read as the new one); a value no kind has, unchanged."""
+    try:
+        return DeadLetterKind(value)
+    except ValueError:
+        return value
+
+
+def dead_letter_kind_names(value: str) -> tuple[str, ...]:
+    """The stored values that match a filter for kind ``value`` (the kind's own and older names)."""
+    try:
+        return DeadLetterKind(value).names
+    except ValueError:
+        return (value,)
+
+
+CONTRACT_VIOLATION = DeadLetterKind.CONTRACT_VIOLATION
+UNDECODABLE = DeadLetterKind.UNDECODABLE
+REJECTED = DeadLetterKind.REJECTED
+ERROR = DeadLetterKind.ERROR
+UNAVAILABLE = DeadLetterKind.UNAVAILABLE
 
 MAX_REASON = 2000
 
@@ -449,7 +501,7 @@ STATES = (DEAD, REPLAYED, DISCARDED)
 
 
 def dead_letter_headers(headers: Mapping[str, Any] | None, exchange: str, routing_key: str, reason: str,
-                        kind: str) -> dict[str, Any]:
+                        kind: DeadLetterKind) -> dict[str, Any]:
     """The headers of a message sent to the dead letters: where it was going, why, since when, how often."""
     result = dict(headers or {})
     now = datetime.now(UTC).isoformat()
@@ -457,7 +509,7 @@ def dead_letter_headers(headers: Mapping[str, Any] | None, exchange: str, routin
     result.update({
         "x-original-exchange": exchange,
         "x-original-routing-key": routing_key,
-        "x-error-kind": kind,
+        "x-error-kind": str(kind),
         "x-error": reason,
         "x-first-error": result.get("x-first-error") or reason,
         "x-first-failed-at": result.get("x-first-failed-at") or now,
@@ -473,7 +525,7 @@ class DeadLetter:
 
     fingerprint: str
     queue: str                          # work queue it came from (crm-to-ameise, ameise-to-crm) or "unknown"
-    kind: str                           # contract, undecodable, rejected, error, delivery_limit, ...
+    kind: str                           # a DeadLetterKind (or a value none has, kept as it came)
     record: str | None                  # Zoho record id, Kundennummer or Vertragsnummer
     exchange: str                       # original exchange and routing key
     routing_key: str

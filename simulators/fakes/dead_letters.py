@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncbridge.adapters.db.dead_letters import DEAD, DISCARDED, REPLAYED, DeadLetter, DeadLetterFilter
+from syncbridge.ports import dead_letter_kind_names
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -23,10 +24,12 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _matches(letter: DeadLetter, flt: DeadLetterFilter) -> bool:
-    for name in ("queue", "kind", "record", "state"):
+    for name in ("queue", "record", "state"):
         value = getattr(flt, name)
         if value is not None and getattr(letter, name) != value:
             return False
+    if flt.kind is not None and letter.kind not in dead_letter_kind_names(flt.kind):
+        return False
     if flt.since is not None and letter.dead_lettered_at < _as_utc(flt.since):
         return False
     return not (flt.until is not None and letter.dead_lettered_at >= _as_utc(flt.until))

@@ -29,7 +29,7 @@ def _dlq_filters(function):
     """The filter options shared by list, replay and discard (checked by syncbridge.dlq.parse_filter, like the API's)."""
     options = [
         click.option("--queue", help="Only dead letters of this work queue: crm-to-ameise, ameise-to-crm (or unknown)."),
-        click.option("--kind", help="Only this kind: contract, undecodable, rejected, error, unavailable, "
+        click.option("--kind", help="Only this kind: contract-violation (or its old name contract), undecodable, rejected, error, unavailable, "
                                     "delivery_limit, expired, maxlen, nacked, unknown."),
         click.option("--record", help="Zoho record id, Kundennummer or Vertragsnummer."),
         click.option("--since", help="Dead-lettered at or after this time (ISO 8601; UTC unless it says otherwise)."),

@@ -42,7 +42,7 @@ from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped
 from syncbridge.errors import Unavailable
 from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
 from syncbridge.ports import (
-    CONTRACT,
+    CONTRACT_VIOLATION,
     Candidate,
     DailyUpStore,
     ImportSession,
@@ -169,7 +169,7 @@ class DailyUpImporter:
                 reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
                 self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
                                        headers=dead_letter_headers({}, self.topology.events.name, routing_key,
-                                                                   reason, CONTRACT))
+                                                                   reason, CONTRACT_VIOLATION))
                 self.store.mark_published([d.id])
             try:
                 self.publisher.publish_many(self.topology.events, messages)

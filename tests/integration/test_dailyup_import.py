@@ -705,7 +705,7 @@ def test_a_delta_that_fails_its_contract_goes_to_the_dead_letters_and_the_rest_i
     total = len(outbox_rows(store))
     assert published == total and store.count_unpublished() == 0
     [dead] = drain_memory(topology.dead_letters)
-    assert dead.headers["x-error-kind"] == "contract" and "key" in dead.headers["x-error"]
+    assert dead.headers["x-error-kind"] == "contract-violation" and "key" in dead.headers["x-error"]
     assert dead.headers["x-original-routing-key"] == f"ameise.{first.entity}.{first.change}"
     assert dead.headers["x-original-exchange"] == topology.events.name
     assert dead.payload["key"] == "50 01" and dead.properties["message_id"] == f"{first.import_id}:{first.entity}:50 01"

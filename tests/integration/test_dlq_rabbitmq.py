@@ -33,7 +33,8 @@ from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.cli import main
 from syncbridge.config import Settings
 from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
-from syncbridge.handlers import SyncRejected, SyncResult
+from syncbridge.errors import RecordRejected
+from syncbridge.handlers import SyncResult
 from syncbridge.messages import CrmRecordChanged
 from tests.support.databases import pg_schema
 from tests.support.waiting import wait_for
@@ -115,7 +116,7 @@ def test_dead_letters_of_the_consumer_are_archived_listed_shown_replayed_and_dis
 
     def handle(command):
         if command.record_id == rejected_record:
-            raise SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
+            raise RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
         return SyncResult("updated", "customer", command.module, command.record_id, "5001234567")
 
     consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
@@ -128,7 +129,7 @@ def test_dead_letters_of_the_consumer_are_archived_listed_shown_replayed_and_dis
         assert waiting(rabbitmq_url, topology.crm_to_ameise) == 0
 
         [rejected] = letters.find(DeadLetterFilter(kind="rejected", record=rejected_record))
-        [contract] = letters.find(DeadLetterFilter(kind="contract", queue="crm-to-ameise"))
+        [contract] = letters.find(DeadLetterFilter(kind="contract-violation", queue="crm-to-ameise"))
         assert (rejected.exchange, rejected.routing_key, rejected.attempts) == (topology.events.name, ROUTING_KEY, 1)
         assert rejected.reason == "syncbridge field=Kundennummer: Kundennummer 5001234567 belongs to another record"
         assert contract.record == invalid_record and "record_id" in contract.reason
@@ -242,7 +243,7 @@ def test_a_cp1252_body_is_dead_lettered_and_archived_byte_for_byte_and_not_repla
     if case == "not utf-8":      # declared UTF-8 JSON, sent in CP1252: the consumer cannot decode it
         sent, encoding, kind = b'{"name": "M\xfcller"}', "utf-8", "undecodable"
     else:                        # decodable by its charset, but the record id is a number: the contract refuses it
-        sent, encoding, kind = cp1252_event(record, record_id=int(record)), "cp1252", "contract"
+        sent, encoding, kind = cp1252_event(record, record_id=int(record)), "cp1252", "contract-violation"
     assert b"M\xfcller" in sent
     consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, lambda command: None,
                                    publisher, store)

@@ -21,7 +21,7 @@ from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.ameise import AmeiseReconnectNeeded, AmeiseRejected, AmeiseUnavailable
 from syncbridge.adapters.zoho import ZohoRejected, ZohoUnavailable
-from syncbridge.handlers import SyncRejected
+from syncbridge.errors import RecordRejected
 from syncbridge.messages import SyncCrmRecordToAmeise
 from tests.support.queues import (
     MEMORY,
@@ -122,7 +122,7 @@ def test_a_message_violating_its_contract_is_dead_lettered_unchanged(topology, p
 
     assert handle.calls == []
     [dead] = take_all(topology.dead_letters)
-    assert dead.headers["x-error-kind"] == "contract"
+    assert dead.headers["x-error-kind"] == "contract-violation"
     assert field in dead.headers["x-error"]
     assert dead.headers["x-original-routing-key"] == ROUTING_KEY
     assert dead.headers["x-original-exchange"] == topology.events.name
@@ -143,7 +143,7 @@ def test_json_that_is_not_an_object_violates_the_contract(topology, publisher, s
 
     assert handle.calls == []
     [dead] = take_all(topology.dead_letters)
-    assert dead.headers["x-error-kind"] == "contract"
+    assert dead.headers["x-error-kind"] == "contract-violation"
     assert dead.body == raw
     assert waiting(topology.crm_to_ameise) == 0
 
@@ -192,8 +192,8 @@ def test_an_undecodable_body_is_dead_lettered_unchanged(topology, publisher, sto
 @pytest.mark.parametrize(
     "error",
     [
-        SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"),
-        SyncRejected("CRM module 'Leads' is not synced"),
+        RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"),
+        RecordRejected("CRM module 'Leads' is not synced"),
         AmeiseRejected("Nachname fehlt", status=422, code="VALIDATION", field="Nachname"),
         ZohoRejected("invalid record id", status=400, code="INVALID_DATA"),
     ],
@@ -245,7 +245,7 @@ def test_a_failing_activity_log_does_not_stop_the_dead_letter(topology, publishe
         def log(self, entry):
             raise OSError("disk full")
 
-    handle = handler(SyncRejected("no"))
+    handle = handler(RecordRejected("no"))
     send(publisher, topology, event_body())
 
     deliver(make_consumer(topology, handle, publisher, BrokenStore()), 1)

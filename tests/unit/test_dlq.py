@@ -33,7 +33,7 @@ from syncbridge.dlq import (
     parse_filter,
     replay_headers,
 )
-from syncbridge.handlers import SyncRejected
+from syncbridge.errors import RecordRejected
 from tests.support.dead_letters import KUNDENNUMMER, by_rabbitmq, delta_body, ours
 from tests.support.queues import (
     MEMORY,
@@ -78,7 +78,7 @@ def rejected_and_invalid(publisher, topology, store, letters):
     """A rejected and a contract-violating CRM event, dead-lettered by the consumer and archived: their rows."""
     rejected, invalid = event_body(), event_body(record_id="abc")
     dead_letter_by_consumer(publisher, topology, store, rejected,
-                            SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"))
+                            RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer"))
     dead_letter_by_consumer(publisher, topology, store, invalid)
     archive_all(topology, letters, 2)
     by_event = {letter.message_id: letter for letter in letters.find()}
@@ -98,7 +98,7 @@ def activities(store, action):
 # ---------------------------------------------------------------- archiving
 def test_the_archiver_keeps_what_the_consumer_dead_lettered(publisher, topology, store, letters):
     rejected, invalid = event_body(), event_body(record_id="abc")
-    error = SyncRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
+    error = RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
     raw = send(publisher, topology, rejected)
     deliver(make_consumer(topology, handler(error), publisher, store), 1)
     dead_letter_by_consumer(publisher, topology, store, invalid)
@@ -240,7 +240,8 @@ def test_list_filters_by_queue_kind_record_time_and_state(topology, letters, ops
     now = datetime.now(UTC)
     crm = archive_dead_letter(letters, topology, ours(ROUTING_KEY, event_body(), at=now - timedelta(days=2),
                                                       namespace=topology.namespace))
-    delta = archive_dead_letter(letters, topology, ours("ameise.customer.changed", delta_body(), kind="contract",
+    delta = archive_dead_letter(letters, topology, ours("ameise.customer.changed", delta_body(),
+                                                        kind="contract-violation",
                                                         at=now - timedelta(days=1), namespace=topology.namespace))
     contract = archive_dead_letter(letters, topology, ours("ameise.contract.created", delta_body("V-77", entity="contract"),
                                                            kind="error", at=now, namespace=topology.namespace))
@@ -252,7 +253,7 @@ def test_list_filters_by_queue_kind_record_time_and_state(topology, letters, ops
     assert ids() == [contract, delta, crm]                          # newest first
     assert ids(queue="crm-to-ameise") == [crm]
     assert ids(queue="ameise-to-crm") == [contract, delta]
-    assert ids(kind="contract") == [delta]
+    assert ids(kind="contract-violation") == [delta] and ids(kind="contract") == [delta]   # the older name too
     assert ids(record=RECORD_ID) == [crm] and ids(record=KUNDENNUMMER) == [delta] and ids(record="V-77") == [contract]
     assert ids(since=(now - timedelta(days=1)).isoformat()) == [contract, delta]     # inclusive
     assert ids(until=(now - timedelta(days=1)).isoformat()) == [crm]                 # exclusive
@@ -269,7 +270,7 @@ def test_a_time_without_offset_is_utc():
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"queue": "crm"}, "queue must be one of crm-to-ameise, ameise-to-crm, unknown"),
-    ({"kind": "contracts"}, "kind must be one of contract,"),
+    ({"kind": "contracts"}, "kind must be one of contract-violation,"),
     ({"state": "gone"}, "state must be one of dead, replayed, discarded"),
     ({"since": "yesterday"}, "since must be an ISO 8601 date or time"),
     ({"since": "2026-12-02", "until": "2026-12-01"}, "since must be before until"),
@@ -432,7 +433,7 @@ def test_discard_keeps_the_row_with_who_when_and_why(publisher, topology, store,
     assert letter.discarded_at is not None and letter.body == invalid.body
     [entry] = activities(store, "dead_letter_discarded")
     assert entry.details == {"by": "anna", "dead_letter_id": invalid.id, "routing_key": ROUTING_KEY,
-                             "queue": "crm-to-ameise", "kind": "contract", "note": "test data from the workshop"}
+                             "queue": "crm-to-ameise", "kind": "contract-violation", "note": "test data from the workshop"}
 
 
 # ---------------------------------------------------------------- syncbridge dlq
@@ -465,7 +466,7 @@ def test_cli_lists_and_shows_dead_letters(cli_env, topology, letters):
     assert "ameise.customer.changed" in table.output and "contract reason" in table.output
     assert filtered.exit_code == 0, filtered.output
     [row] = [json.loads(line) for line in filtered.output.splitlines()]
-    assert (row["id"], row["record"], row["kind"], row["state"]) == (delta, KUNDENNUMMER, "contract", "dead")
+    assert (row["id"], row["record"], row["kind"], row["state"]) == (delta, KUNDENNUMMER, "contract-violation", "dead")
     assert shown.exit_code == 0, shown.output
     assert "reason:           contract reason" in shown.output
     assert '"x-error-kind": "contract"' in shown.output
@@ -511,3 +512,41 @@ def test_cli_exits_1_when_something_was_refused(cli_env, topology, letters):
 
     assert result.exit_code == 1
     assert "refused" in result.output and "not_found" in result.output
+
+
+# ---------------------------------------------------------------- the contract-violation kind's older name
+def test_a_dead_letter_archived_as_contract_is_listed_and_replayed_as_a_contract_violation(
+        cli_env, publisher, topology, store, letters, ops):
+    body = event_body()
+    arrived = ours(ROUTING_KEY, body, kind="contract", namespace=topology.namespace)
+    # A row archived before the kind was renamed: "contract" in the kind column and in its headers.
+    old = letters.archive(replace(dead_letter_of(arrived, topology), kind="contract"))
+    new = archive_dead_letter(letters, topology, ours(ROUTING_KEY, event_body(record_id="abc"),
+                                                      kind="contract-violation", namespace=topology.namespace))
+
+    def found(**raw) -> list[tuple[int, str]]:
+        return [(letter.id, letter.kind) for letter in ops.find(parse_filter(**raw))]
+
+    assert found(kind="contract-violation") == found(kind="contract") == [
+        (new, "contract-violation"), (old, "contract-violation")]
+    assert found(kind="rejected") == []
+    listed = cli("dlq", "list", "--kind", "contract", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [(row["id"], row["kind"]) for row in map(json.loads, listed.output.splitlines())] == [
+        (new, "contract-violation"), (old, "contract-violation")]
+
+    [outcome] = ops.replay(Selection((old,)), by="anna")
+
+    assert (outcome.status, outcome.routing_key) == ("replayed", ROUTING_KEY)
+    [message] = take_all(topology.crm_to_ameise)
+    assert json.loads(message.body) == body and message.headers["x-replayed-from"] == old
+    assert letters.get(old).state == "replayed"
+
+
+def test_a_new_dead_letter_carries_the_new_kind_as_a_plain_string(publisher, topology, store, letters):
+    dead_letter_by_consumer(publisher, topology, store, event_body(record_id="abc"))
+    archive_all(topology, letters, 1)
+
+    [letter] = letters.find(DeadLetterFilter(kind="contract-violation"))
+    assert letter.kind == "contract-violation" and type(letter.kind) is str
+    assert letter.headers["x-error-kind"] == "contract-violation" and type(letter.headers["x-error-kind"]) is str

@@ -11,7 +11,8 @@ from simulators.fakes.store import MemoryStore
 from simulators.fakes.zoho import InMemoryZoho
 from simulators.zoho import seed_demo as seed_zoho
 from syncbridge.adapters.ameise import AmeiseRejected
-from syncbridge.handlers import SyncDependencies, SyncRejected, sync_crm_record_to_ameise
+from syncbridge.errors import RecordRejected
+from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
 from tests.support.clock import FakeClock
@@ -146,7 +147,7 @@ def test_new_contract_of_a_new_customer_creates_the_customer_first(world):
 
 def test_contract_without_customer_is_rejected_naming_the_lookup(world):
     deal = world.zoho.seed("Deals", {"Deal_Name": "Ohne Kunde", "Stage": "Neu", "Sparte": "040"})
-    with pytest.raises(SyncRejected) as err:
+    with pytest.raises(RecordRejected) as err:
         world.sync("Deals", deal)
     assert err.value.field == "Contact_Name"
     assert world.ameise.creates["contracts"] == 0
@@ -160,7 +161,7 @@ def test_record_gone_from_the_crm_is_skipped_and_remembered(world):
 
 
 def test_unsynced_module_is_rejected(world):
-    with pytest.raises(SyncRejected, match="not synced"):
+    with pytest.raises(RecordRejected, match="not synced"):
         world.sync("Leads", "4150868000000000001")
 
 
@@ -176,7 +177,7 @@ def test_number_claimed_by_two_crm_records_is_reported_not_merged(world):
     # Kundennummer is unique per module in the CRM, but an account can claim a contact's number.
     twin = world.zoho.seed("Accounts", {"Account_Name": "Doppelt GmbH", "Kundennummer": "5001234567"})
 
-    with pytest.raises(SyncRejected) as err:
+    with pytest.raises(RecordRejected) as err:
         world.sync("Accounts", twin)
 
     assert err.value.field == "Kundennummer" and "already belongs to" in str(err.value)
@@ -188,7 +189,7 @@ def test_unconvertible_value_is_rejected_naming_the_field(world):
         '[person.crm_to_ameise]\nfields = [{ crm = "Last_Name", ameise = "Nachname" },'
         ' { crm = "Description", ameise = "Geburtsdatum", type = "date" }]')
     contact = world.zoho.seed("Contacts", {"Last_Name": "Datum", "Description": "31.12.1990"})
-    with pytest.raises(SyncRejected) as err:
+    with pytest.raises(RecordRejected) as err:
         world.sync("Contacts", contact)
     assert err.value.field == "Description"
     assert world.ameise.creates["customers"] == 0
@@ -289,8 +290,7 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
 def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_lock_expires(world):
     from dataclasses import replace
 
-    from syncbridge.errors import Unavailable
-    from syncbridge.handlers import RecordBusy
+    from syncbridge.errors import RecordBusy, Unavailable
 
     erika = world.ids["Erika Mustermann"]
     clock = FakeClock()

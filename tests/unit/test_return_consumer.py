@@ -266,9 +266,9 @@ def test_a_delta_delivered_again_does_not_reach_zoho_again(topology, publisher, 
 @pytest.mark.parametrize(("raw", "content_type", "kind"), [
     pytest.param(json.dumps({"schema_version": 1, "delta_id": "x", "import_id": "1", "delivered_on": "2025-03-01",
                              "entity": "customer", "change": "created", "key": "5001234567"}).encode(),
-                 "application/json", "contract", id="import_id-as-string"),
+                 "application/json", "contract-violation", id="import_id-as-string"),
     pytest.param(json.dumps({**AmeiseRecordChangedSchema().dump(delta("customer", "1")), "entity": "lead"}).encode(),
-                 "application/json", "contract", id="unknown-entity"),
+                 "application/json", "contract-violation", id="unknown-entity"),
     pytest.param(b'{"schema_version": 1, "delta_id": ', "application/json", "undecodable", id="invalid-json"),
     pytest.param(b"customer 5001234567 created", "text/plain", "undecodable", id="text-plain"),
 ])

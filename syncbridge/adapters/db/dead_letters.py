@@ -20,7 +20,16 @@ from sqlalchemy.exc import IntegrityError
 
 from syncbridge.adapters.db.models import DeadLetterRecord, utcnow
 from syncbridge.adapters.db.sql import _insert_ignore, make_engine
-from syncbridge.ports import DEAD, DISCARDED, REPLAYED, STATES, DeadLetter, DeadLetterFilter  # noqa: F401 - STATES re-exported
+from syncbridge.ports import (  # noqa: F401 - STATES re-exported
+    DEAD,
+    DISCARDED,
+    REPLAYED,
+    STATES,
+    DeadLetter,
+    DeadLetterFilter,
+    dead_letter_kind,
+    dead_letter_kind_names,
+)
 
 DEAD_LETTERS: Table = DeadLetterRecord.__table__  # type: ignore[assignment]
 
@@ -31,7 +40,8 @@ _ARCHIVED = ("fingerprint", "queue", "kind", "record", "exchange", "routing_key"
 
 def _to_letter(row: Any) -> DeadLetter:
     values = {name: getattr(row, name) for name in _COLUMNS}
-    return DeadLetter(**{**values, "headers": dict(values["headers"] or {}), "body": bytes(values["body"])})
+    return DeadLetter(**{**values, "headers": dict(values["headers"] or {}), "body": bytes(values["body"]),
+                         "kind": str(dead_letter_kind(values["kind"]))})   # an older name as the kind it is now
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -41,10 +51,12 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _where(query: Select, flt: DeadLetterFilter) -> Select:
-    for name in ("queue", "kind", "record", "state"):
+    for name in ("queue", "record", "state"):
         value = getattr(flt, name)
         if value is not None:
             query = query.where(DEAD_LETTERS.c[name] == value)
+    if flt.kind is not None:   # rows archived under an older name of the kind too
+        query = query.where(DEAD_LETTERS.c.kind.in_(dead_letter_kind_names(flt.kind)))
     if flt.since is not None:
         query = query.where(DEAD_LETTERS.c.dead_lettered_at >= _as_utc(flt.since))
     if flt.until is not None:
