@@ -146,8 +146,8 @@ def test_messages_failing_their_contract_land_in_the_dead_letters_with_their_rea
     by_kind = {}
     for letter in letters:
         by_kind.setdefault(letter.headers["x-error-kind"], []).append(letter)
-    assert sorted(by_kind) == ["contract", "undecodable"] and len(by_kind["undecodable"]) == 2
-    [contract] = by_kind["contract"]
+    assert sorted(by_kind) == ["contract-violation", "undecodable"] and len(by_kind["undecodable"]) == 2
+    [contract] = by_kind["contract-violation"]
     assert "record_id" in contract.headers["x-error"] and "received_at" in contract.headers["x-error"]
     assert contract.headers["x-original-routing-key"] == "crm.contacts.changed"
     assert contract.headers["x-original-exchange"] == topology.events.name

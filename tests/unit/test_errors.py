@@ -19,7 +19,7 @@ def _subclasses(cls: type) -> set[type]:
 def _import_core_and_adapters() -> None:
     for package in (syncbridge, syncbridge.adapters):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if ".migrations" not in info.name:
+            if ".migrations" not in info.name and not info.name.endswith(".__main__"):   # a __main__ runs
                 importlib.import_module(info.name)
 
 
