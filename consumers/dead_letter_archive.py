@@ -17,7 +17,7 @@ from kombu.message import Message
 from consumers.base import QueueConsumer
 from producers.bodies import received_body
 from producers.topology import Topology
-from syncbridge.dlq import ArrivedMessage
+from syncbridge.handlers.dead_letters import ArrivedMessage
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ whole numbers are ASCII digits within range (ids fit a signed 64-bit column),
 times are ISO 8601 and representable in UTC, text holds no control characters
 or lone surrogates (PostgreSQL text cannot hold NUL, and its driver cannot
 encode a surrogate).  Which values a filter may name (queues, kinds, states) is
-:func:`syncbridge.dlq.parse_filter`'s business.
+:func:`syncbridge.handlers.dead_letters.parse_filter`'s business.
 """
 from __future__ import annotations
 

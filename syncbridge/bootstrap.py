@@ -19,8 +19,8 @@ from kombu import Connection
 
 from producers.topology import Topology, topology_for
 from syncbridge.config import WORKERS, Settings
-from syncbridge.dlq import DeadLetterOps
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
+from syncbridge.handlers.dead_letters import DeadLetterOps
 from syncbridge.mapping import Mapping, load_mapping
 from syncbridge.ports import AmeiseClient, CrmClient, Store
 
@@ -330,7 +330,7 @@ def dead_letter_archiver(services: Services, connection: Connection | None = Non
     """The archiver: every message of the dead-letter queue into the dead_letters table, for ops."""
     from consumers.dead_letter_archive import DeadLetterArchiver
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
-    from syncbridge.dlq import archive_dead_letter
+    from syncbridge.handlers.dead_letters import archive_dead_letter
 
     letters = SqlDeadLetterStore(services.store.engine)
     return DeadLetterArchiver(

@@ -34,7 +34,8 @@ class SyncCrmRecordToAmeise:
 # Return path (Ameise -> CRM).  A delta message carries ids and small facts; the
 # record's values are read from the service's DailyUp snapshot when it is applied,
 # so a later delivery's values win over an older, still queued delta.
-ENTITIES = ("customer", "contract")
+CUSTOMER, CONTRACT = "customer", "contract"   # the entities of Ameise a message is about
+ENTITIES = (CUSTOMER, CONTRACT)
 CHANGES = ("created", "changed", "deleted")
 
 

@@ -1,7 +1,7 @@
 """The admin API of the dead letters, for the dashboard: list, show, replay, discard.
 
 Every route needs ``SYNCBRIDGE_ADMIN_TOKEN`` (``X-Admin-Token`` header or Bearer)
-before anything else.  The routes only translate HTTP to :mod:`syncbridge.dlq`
+before anything else.  The routes only translate HTTP to :mod:`syncbridge.handlers.dead_letters`
 and back; a replay or discard names its dead letters by ``ids`` or ``filter``
 (or ``"all": true``), and ``"dry_run": true`` tells what would happen.
 """
@@ -29,7 +29,15 @@ from contracts.admin import (
     load_query,
     parse_id,
 )
-from syncbridge.dlq import FAILED, DeadLetterOps, InvalidFilter, Selection, SelectionError, as_json, parse_filter
+from syncbridge.handlers.dead_letters import (
+    FAILED,
+    DeadLetterOps,
+    InvalidFilter,
+    Selection,
+    SelectionError,
+    as_json,
+    parse_filter,
+)
 from syncbridge.ports import DeadLetterFilter
 from webhooks.dailyup import ADMIN_TOKEN_HEADER
 from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable

@@ -26,7 +26,7 @@ def dlq() -> None:
 
 
 def _dlq_filters(function):
-    """The filter options shared by list, replay and discard (checked by syncbridge.dlq.parse_filter, like the API's)."""
+    """The filter options shared by list, replay and discard (checked by syncbridge.handlers.dead_letters.parse_filter, like the API's)."""
     options = [
         click.option("--queue", help="Only dead letters of this work queue: crm-to-ameise, ameise-to-crm (or unknown)."),
         click.option("--kind", help="Only this kind: contract-violation (or its old name contract), undecodable, rejected, error, unavailable, "
@@ -62,7 +62,7 @@ def _dead_letter_ops(settings: Settings, *, publish: bool = False):
 
 
 def _parsed_filter(**values):
-    from syncbridge.dlq import InvalidFilter, parse_filter
+    from syncbridge.handlers.dead_letters import InvalidFilter, parse_filter
 
     try:
         return parse_filter(**values)
@@ -76,7 +76,7 @@ def _parsed_filter(**values):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def dlq_list(queue, kind, record, since, until, state, limit: int, as_json: bool) -> None:
     """List archived dead letters, newest first."""
-    from syncbridge.dlq import as_json as letter_json
+    from syncbridge.handlers.dead_letters import as_json as letter_json
 
     flt = _parsed_filter(queue=queue, kind=kind, record=record, since=since, until=until, state=state)
     settings = load_settings()
@@ -99,7 +99,7 @@ def dlq_list(queue, kind, record, since, until, state, limit: int, as_json: bool
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, the body included.")
 def dlq_show(letter_id: int, as_json: bool) -> None:
     """Show one dead letter in full: why it died, its headers and its body."""
-    from syncbridge.dlq import as_json as letter_json
+    from syncbridge.handlers.dead_letters import as_json as letter_json
 
     settings = load_settings()
     with _dead_letter_ops(settings) as ops:
@@ -143,7 +143,7 @@ def _dlq_action(verb: str):
 
 
 def _selection(ids, everything: bool, **filters):
-    from syncbridge.dlq import Selection, SelectionError
+    from syncbridge.handlers.dead_letters import Selection, SelectionError
 
     try:
         return Selection(tuple(ids), _parsed_filter(**filters), everything)

@@ -8,7 +8,7 @@ import requests
 from kombu import Connection
 
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
-from syncbridge.dlq import DeadLetterOps, Selection
+from syncbridge.handlers.dead_letters import DeadLetterOps, Selection
 from tests.support.waiting import wait_for
 
 

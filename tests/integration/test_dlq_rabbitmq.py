@@ -32,9 +32,9 @@ from syncbridge.adapters.db.sql import make_engine
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.cli import main
 from syncbridge.config import Settings
-from syncbridge.dlq import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.errors import RecordRejected
 from syncbridge.handlers import SyncResult
+from syncbridge.handlers.dead_letters import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.messages import CrmRecordChanged
 from tests.support.databases import pg_schema
 from tests.support.waiting import wait_for

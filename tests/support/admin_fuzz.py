@@ -13,7 +13,7 @@ from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.config import Settings
-from syncbridge.dlq import archive_dead_letter
+from syncbridge.handlers.dead_letters import archive_dead_letter
 from tests.support.admin_strategies import AdminRequest, problems
 from tests.support.dead_letters import delta_body, ours
 from tests.support.fuzzing import examples, outcome

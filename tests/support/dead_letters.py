@@ -5,7 +5,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from syncbridge.dlq import (
+from syncbridge.handlers.dead_letters import (
     ArrivedMessage,
 )
 from tests.support.queues import (

@@ -9,7 +9,7 @@ import pytest
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from syncbridge.config import Settings
-from syncbridge.dlq import archive_dead_letter
+from syncbridge.handlers.dead_letters import archive_dead_letter
 from tests.support.dead_letters import KUNDENNUMMER, delta_body, ours
 from tests.support.queues import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
 from webhooks import create_app
@@ -370,7 +370,7 @@ def test_a_database_that_is_down_is_a_503_with_retry_after(topology, tmp_path, c
 
 @pytest.mark.parametrize("until", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_a_time_outside_utc_is_an_invalid_filter_for_the_cli_too(until):
-    from syncbridge.dlq import InvalidFilter, parse_filter
+    from syncbridge.handlers.dead_letters import InvalidFilter, parse_filter
 
     with pytest.raises(InvalidFilter, match="until must be an ISO 8601"):
         parse_filter(until=until)

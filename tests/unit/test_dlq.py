@@ -2,7 +2,7 @@
 
 Messages are dead-lettered by the real CrmToAmeiseConsumer (or published to
 ``{ns}.dead`` with the headers RabbitMQ gives), archived by the real archiver,
-then listed, replayed and discarded through :class:`syncbridge.dlq.DeadLetterOps`
+then listed, replayed and discarded through :class:`syncbridge.handlers.dead_letters.DeadLetterOps`
 and the ``syncbridge dlq`` command.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from producers.publisher import Publisher
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import DeadLetterFilter, SqlDeadLetterStore
 from syncbridge.cli import main
-from syncbridge.dlq import (
+from syncbridge.errors import RecordRejected
+from syncbridge.handlers.dead_letters import (
     ArrivedMessage,
     DeadLetterOps,
     InvalidFilter,
@@ -33,7 +34,6 @@ from syncbridge.dlq import (
     parse_filter,
     replay_headers,
 )
-from syncbridge.errors import RecordRejected
 from tests.support.dead_letters import KUNDENNUMMER, by_rabbitmq, delta_body, ours
 from tests.support.queues import (
     MEMORY,

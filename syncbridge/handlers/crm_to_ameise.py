@@ -1,0 +1,330 @@
+"""CRM -> Ameise: one CRM record, read in full and created or updated in Ameise."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncbridge.dailyup.model import ameise_body_as_dailyup
+from syncbridge.errors import (
+    RecordBusy,
+    RecordRejected,
+)
+from syncbridge.mapping import FieldValueError, Mapping
+from syncbridge.messages import CONTRACT, CUSTOMER, SyncCrmRecordToAmeise
+from syncbridge.ports import (
+    CRM_TO_AMEISE,
+    ActivityEntry,
+    AmeiseClient,
+    CrmClient,
+    EchoMarks,
+    LinkConflict,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync did: created, updated, skipped (record gone) or duplicate (event seen before)."""
+
+    action: str
+    entity: str | None
+    module: str
+    zoho_id: str
+    ameise_id: str | None = None
+    written_back: bool = False
+
+
+@dataclass
+class SyncDependencies:
+    """What the CRM -> Ameise handler needs, built by :mod:`syncbridge.bootstrap`."""
+
+    crm: CrmClient
+    ameise: AmeiseClient
+    store: Store
+    mapping: Mapping
+    module_entities: dict[str, str]          # CRM module -> person | company | contract
+    kundennummer_field: str = "Kundennummer"
+    vertragsnummer_field: str = "Vertragsnummer"
+    default_vermittler: str = ""
+    echoes: EchoMarks | None = None          # what we wrote, so the next DailyUp does not send it back
+    lock_wait: float = 30.0                  # seconds to wait while another worker syncs the same record
+    lock_ttl: float = 120.0                  # a lock of a worker that died is free again after this
+    # An event received more than this before a finished sync of its record began is covered by it;
+    # the margin absorbs clock differences between the receiver's and the worker's machines.
+    coalesce_margin: float = 1.0
+
+
+@contextmanager
+def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
+    """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + deps.lock_wait
+    while not deps.store.lock_record(key, owner, deps.lock_ttl):
+        if time.monotonic() >= deadline:
+            raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
+        time.sleep(0.05)
+    synced: list[datetime] = []
+    started = datetime.now(UTC)
+    try:
+        yield lambda: synced.append(started)
+    finally:
+        deps.store.unlock_record(key, owner, synced_from=synced[0] if synced else None)
+
+
+def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies) -> SyncResult:
+    """Create or update the CRM record of ``command`` in Ameise; idempotent per event.
+
+    One record is synced by one worker at a time, and an event that a sync begun
+    after it already covered is not fetched again (coalesced).
+    """
+    module, record_id = command.module, command.record_id
+    if deps.store.was_processed(command.event_id):
+        log.info("event %s already processed; nothing to do", command.event_id)
+        return SyncResult("duplicate", None, module, record_id)
+    kind = deps.module_entities.get(module)
+    if kind is None:
+        raise RecordRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
+    key = f"{module}/{record_id}"
+    with record_lock(deps, key) as finished:
+        covered_from = deps.store.last_synced_from(key)
+        if command.received_at is not None and covered_from is not None \
+                and covered_from > command.received_at + timedelta(seconds=deps.coalesce_margin):
+            log.info("%s: event %s is covered by a sync begun after it", key, command.event_id)
+            deps.store.mark_processed(command.event_id, "coalesced")
+            return SyncResult("coalesced", None, module, record_id)
+        result = _sync_record(command, kind, deps)
+        finished()
+        return result
+
+
+def _sync_record(command: SyncCrmRecordToAmeise, kind: str, deps: SyncDependencies) -> SyncResult:
+    module, record_id = command.module, command.record_id
+    record = deps.crm.get_record(module, record_id)
+    if record is None:
+        entity = CONTRACT if kind == CONTRACT else CUSTOMER
+        deps.store.log(_entry("skipped", "ok", entity, module, record_id, None, command.event_id,
+                              details={"reason": "record not found in the CRM (deleted?)"}))
+        deps.store.mark_processed(command.event_id, "skipped")
+        return SyncResult("skipped", entity, module, record_id)
+
+    if kind == CONTRACT:
+        result = _sync_contract(module, record, command.event_id, deps)
+    else:
+        result = _sync_customer(kind, module, record, command.event_id, deps)
+    deps.store.mark_processed(command.event_id, result.action)
+    return result
+
+
+# ---------------------------------------------------------------- customers
+def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str, deps: SyncDependencies) -> SyncResult:
+    record_id = str(record["id"])
+    body = _map(deps, kind, record)
+    carried = _text(record.get(deps.kundennummer_field))
+    _refuse_claimed_number(deps, CUSTOMER, module, record_id, carried, deps.kundennummer_field)
+    number = carried or _linked(deps, CUSTOMER, record_id)
+
+    if number and deps.ameise.get_customer(number) is not None:
+        deps.ameise.update_customer(number, body)
+        action = "updated"
+    else:
+        if number:
+            log.warning("%s/%s names Kundennummer %s, which Ameise does not know: creating a new customer",
+                        module, record_id, number)
+        number = _create_once(deps, f"{module}/{record_id}", CUSTOMER, body, deps.ameise.create_customer,
+                              deps.ameise.update_customer, lambda: _customer_candidates(deps, body))
+        action = "created"
+    # The link is saved before the write-back: should the write-back fail, a
+    # retry finds the link and updates instead of creating a second customer.
+    _save_link(deps, CUSTOMER, module, record_id, number, deps.kundennummer_field)
+    deps.store.note_create(f"{module}/{record_id}", False)
+    _remember_echo(deps, CUSTOMER, number, body)
+    deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
+                          details={"kind": kind, "fields": sorted(body)}))
+    written_back = _write_back(deps, module, record_id, deps.kundennummer_field, carried, number, CUSTOMER, event_id)
+    return SyncResult(action, CUSTOMER, module, record_id, number, written_back)
+
+
+def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: SyncDependencies) -> str:
+    """The Kundennummer of the contract's customer, syncing that customer first if needed."""
+    lookups = deps.mapping.from_crm(CONTRACT).customer_lookups
+    for lookup_field, customer_module in lookups.items():
+        lookup = record.get(lookup_field)
+        customer_id = _text(lookup.get("id") if isinstance(lookup, dict) else lookup)
+        if not customer_id:
+            continue
+        linked = _linked(deps, CUSTOMER, customer_id)
+        if linked:
+            return linked
+        kind = deps.module_entities.get(customer_module)
+        if kind not in ("person", "company"):
+            raise RecordRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
+                                 field=lookup_field)
+        # The customer's own event may be synced by another worker right now: never create it twice.
+        with record_lock(deps, f"{customer_module}/{customer_id}") as finished:
+            linked = _linked(deps, CUSTOMER, customer_id)
+            if linked:
+                return linked
+            customer = deps.crm.get_record(customer_module, customer_id)
+            if customer is None:
+                raise RecordRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
+                                     field=lookup_field)
+            number = _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
+            finished()
+            return number
+    raise RecordRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",
+                         field=next(iter(lookups), None))
+
+
+# ---------------------------------------------------------------- contracts
+def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: SyncDependencies) -> SyncResult:
+    record_id = str(record["id"])
+    body = _map(deps, CONTRACT, record)
+    body["Kunde"] = _customer_number_for_contract(record, event_id, deps)
+    if deps.default_vermittler:
+        body.setdefault("Vermittler", deps.default_vermittler)
+    carried = _text(record.get(deps.vertragsnummer_field))
+    _refuse_claimed_number(deps, CONTRACT, module, record_id, carried, deps.vertragsnummer_field)
+    number = carried or _linked(deps, CONTRACT, record_id)
+
+    if number and deps.ameise.get_contract(number) is not None:
+        deps.ameise.update_contract(number, body)
+        action = "updated"
+    else:
+        if number:
+            log.warning("%s/%s names Vertragsnummer %s, which Ameise does not know: creating a new contract",
+                        module, record_id, number)
+        number = _create_once(deps, f"{module}/{record_id}", CONTRACT, body, deps.ameise.create_contract,
+                              deps.ameise.update_contract, lambda: deps.ameise.customer_contracts(body["Kunde"]))
+        action = "created"
+    _save_link(deps, CONTRACT, module, record_id, number, deps.vertragsnummer_field)
+    deps.store.note_create(f"{module}/{record_id}", False)
+    _remember_echo(deps, CONTRACT, number, body)
+    deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
+                          details={"kunde": body["Kunde"], "fields": sorted(body)}))
+    written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
+    return SyncResult(action, CONTRACT, module, record_id, number, written_back)
+
+
+# ---------------------------------------------------------------- creating exactly once
+# The fields a record created by an earlier, interrupted attempt must share with the body.
+CREATED_MATCH = {
+    CUSTOMER: ("Personentyp", "Vorname", "Nachname", "Firma", "Geburtsdatum", "Email"),
+    CONTRACT: ("Kunde", "Sparte", "Gesellschaft", "Versicherungsscheinnummer", "Antragsnummer", "Laufzeit.Beginn"),
+}
+
+
+def _create_once(deps: SyncDependencies, key: str, entity: str, body: dict[str, Any],
+                 create: Callable[[dict[str, Any]], str], update: Callable[[str, dict[str, Any]], None],
+                 candidates: Callable[[], list[dict[str, Any]]]) -> str:
+    """Create the record in Ameise, unless an earlier attempt that died after sending its create made it.
+
+    Ameise takes no idempotency key, so a create is noted (under the record's
+    lease) before it is sent and cleared once its number is linked.  Found still
+    noted, the earlier create may have reached Ameise: a record matching the
+    body that no CRM record is linked to is that one, and is updated instead.
+    """
+    if deps.store.create_under_way(key):
+        fields = [f for f in CREATED_MATCH[entity] if _read(body, f) not in (None, "")]
+        matches = [c for c in candidates()
+                   if all(str(_read(c, f) or "") == str(_read(body, f)) for f in fields)
+                   and deps.store.find_link(entity, ameise_id=str(c.get("Id"))) is None]
+        if matches:
+            number = str(max(matches, key=lambda c: str(c.get("Id")))["Id"])
+            log.warning("%s: an interrupted earlier create reached Ameise as %s; updating it, not creating again",
+                        key, number)
+            update(number, body)
+            return number
+    deps.store.note_create(key, True)
+    return create(body)
+
+
+def _customer_candidates(deps: SyncDependencies, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Customers Ameise finds by the body's e-mail address, else by its name."""
+    if body.get("Email"):
+        return deps.ameise.search_customers({"mail": body["Email"]})
+    name = body.get("Firma") or " ".join(filter(None, (body.get("Vorname"), body.get("Nachname"))))
+    return deps.ameise.search_customers({"name": name}) if name else []
+
+
+def _read(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# ---------------------------------------------------------------- shared steps
+def _remember_echo(deps: SyncDependencies, entity: str, number: str, body: dict[str, Any]) -> None:
+    """Mark what was just written to Ameise: the next DailyUp brings it back, and it is no news for the CRM."""
+    if deps.echoes is not None:
+        deps.echoes.remember_echo(entity, number, ameise_body_as_dailyup(entity, body))
+
+
+def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return deps.mapping.from_crm(kind).to_ameise(record)
+    except FieldValueError as exc:
+        raise RecordRejected(str(exc), field=exc.field) from exc
+
+
+def _write_back(deps: SyncDependencies, module: str, record_id: str, field: str, carried: str,
+                number: str, entity: str, event_id: str) -> bool:
+    """Write the Ameise number into the CRM record unless it already holds it."""
+    if carried == number:
+        return False
+    [result] = deps.crm.update_records(module, [{"id": record_id, field: number}])
+    if not result.ok:
+        deps.store.log(_entry("written_back", "error", entity, module, record_id, number, event_id,
+                              error=f"{result.code}: {result.message}", details={"field": result.field or field}))
+        raise RecordRejected(f"writing {field}={number} back to {module}/{record_id} failed: {result.code} {result.message}",
+                             field=result.field or field)
+    deps.store.log(_entry("written_back", "ok", entity, module, record_id, number, event_id, details={"field": field}))
+    return True
+
+
+def _refuse_claimed_number(deps: SyncDependencies, entity: str, module: str, record_id: str, number: str,
+                           field: str) -> None:
+    """Refuse a number another CRM record is linked to: a clash is reported, never merged silently."""
+    if not number:
+        return
+    holder = deps.store.find_link(entity, ameise_id=number)
+    if holder is not None and holder.zoho_id != record_id:
+        raise RecordRejected(
+            f"{field} {number} of {module}/{record_id} already belongs to {holder.zoho_module}/{holder.zoho_id}: "
+            "two CRM records claim one Ameise record; resolve the duplicate in the CRM", field=field)
+
+
+def _save_link(deps: SyncDependencies, entity: str, module: str, record_id: str, number: str, field: str) -> None:
+    try:
+        deps.store.save_link(entity, module, record_id, number)
+    except LinkConflict as exc:
+        raise RecordRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
+                             field=field) from exc
+
+
+def _linked(deps: SyncDependencies, entity: str, zoho_id: str) -> str:
+    link = deps.store.find_link(entity, zoho_id=zoho_id)
+    return link.ameise_id if link else ""
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _entry(action: str, result: str, entity: str, module: str, zoho_id: str, ameise_id: str | None,
+           event_id: str, *, error: str | None = None, details: dict[str, Any] | None = None) -> ActivityEntry:
+    return ActivityEntry(direction=CRM_TO_AMEISE, action=action, result=result, entity=entity, zoho_module=module,
+                         zoho_id=zoho_id, ameise_id=ameise_id, event_id=event_id, error=error, details=details or {})
