@@ -16,14 +16,13 @@ from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from contracts.events import AmeiseRecordChangedSchema
-from producers import dead_letters
 from producers.retries import schedule_retry
 from producers.topology import Topology
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.monitoring import message_scope, report_reconnect_needed
-from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, Store
+from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
             reason = f"{type(exc).__name__}: {exc}"
             for record, message in batch:
                 self._failed(record, reason)
-                self._dead_letter(message, reason, dead_letters.ERROR, exc=exc, record_id=record.key)
+                self._dead_letter(message, reason, DeadLetterKind.ERROR, exc=exc, record_id=record.key)
             return
         waiting = []
         for (record, message), outcome in zip(batch, outcomes):
@@ -125,7 +124,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
                 message.ack()
             elif outcome.status == REJECTED:
                 self._failed(record, outcome.describe(), outcome)
-                self._dead_letter(message, outcome.describe(), dead_letters.REJECTED, record_id=record.key)
+                self._dead_letter(message, outcome.describe(), DeadLetterKind.REJECTED, record_id=record.key)
             else:
                 waiting.append((record, message, outcome))
         self._retry(waiting)

@@ -10,9 +10,11 @@ from kombu.mixins import ConsumerMixin
 
 from contracts.base import ContractError, load_or_raise
 from producers import dead_letters
+from producers.publisher import describe_error
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology, declare
 from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
+from syncbridge.ports import DeadLetterKind
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class QueueConsumer(ConsumerMixin):
                 failures = 1 if time.monotonic() - started > RECONNECT_MAX_S else failures + 1
                 wait = min(RECONNECT_MAX_S, RECONNECT_FIRST_S + RECONNECT_STEP_S * (failures - 1))
                 log.warning("%s: lost the connection to the broker %s (%s); reconnecting in %.0f s", self.name,
-                            self._broker(), _describe(exc), wait)
+                            self._broker(), describe_error(exc), wait)
                 self._pause(wait)
 
     @contextmanager
@@ -80,7 +82,7 @@ class QueueConsumer(ConsumerMixin):
     def on_connection_error(self, exc, interval) -> None:
         self._check_stop()
         log.warning("%s: cannot reach the broker %s (%s); trying again in %.0f s", self.name, self._broker(),
-                    _describe(exc), interval)
+                    describe_error(exc), interval)
 
     def on_connection_revived(self) -> None:
         log.info("%s: connected to the broker %s", self.name, self._broker())
@@ -129,16 +131,16 @@ class QueueConsumer(ConsumerMixin):
         except ContractError as exc:
             log.error("message violates its contract: %s", exc.errors)
             self._dead_letter(message, f"contract {self.contract} violated: {exc.errors}",
-                              dead_letters.CONTRACT_VIOLATION, exc=exc, record_id=_record_id(body))
+                              DeadLetterKind.CONTRACT_VIOLATION, exc=exc, record_id=_record_id(body))
             return None
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """A body that is not JSON (or not allowed) goes to the dead letters, never silently acked."""
         log.error("undecodable message on %s: %s", self.queue.name, exc)
         with message_scope():
-            self._dead_letter(message, f"cannot decode message: {exc}", dead_letters.UNDECODABLE, exc=exc)
+            self._dead_letter(message, f"cannot decode message: {exc}", DeadLetterKind.UNDECODABLE, exc=exc)
 
-    def _dead_letter(self, message: Message, reason: str, kind: dead_letters.DeadLetterKind, *,
+    def _dead_letter(self, message: Message, reason: str, kind: DeadLetterKind, *,
                      exc: BaseException | None = None, record_id: str | None = None) -> None:
         # Publish first, ack second: if the broker does not confirm, the message
         # stays unacknowledged and comes back instead of being lost.
@@ -159,18 +161,12 @@ class QueueConsumer(ConsumerMixin):
         if delay is None:
             reason = f"still unavailable after {retries_of(message)} retries: {error}"
             log.error("%s: %s", self.queue.name, reason)
-            self._dead_letter(message, reason, dead_letters.UNAVAILABLE, exc=exc, record_id=record_id)
+            self._dead_letter(message, reason, DeadLetterKind.UNAVAILABLE, exc=exc, record_id=record_id)
             return "dead_lettered"
         log.warning("%s: %s; retry %d in %g s", self.queue.name, error, retries_of(message) + 1, delay)
         breadcrumb("retry scheduled", self.queue.name, delay=delay, retry=retries_of(message) + 1)
         message.ack()
         return "retry"
-
-
-def _describe(exc: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its text."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 def _routing_key(message: Message) -> str:

@@ -13,14 +13,13 @@ from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers import dead_letters
 from producers.retries import schedule_retry
 from producers.topology import Topology
 from syncbridge.errors import ReconnectNeeded, Rejected, SyncError, Unavailable
 from syncbridge.handlers import SyncResult
 from syncbridge.messages import SyncCrmRecordToAmeise
 from syncbridge.monitoring import connection_works, report_reconnect_needed
-from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, Store
+from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, DeadLetterKind, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
             result = self.handle(command)
         except Rejected as exc:
             self._failed(command, exc)
-            self._dead_letter(message, exc.describe(), dead_letters.REJECTED, exc=exc, record_id=command.record_id)
+            self._dead_letter(message, exc.describe(), DeadLetterKind.REJECTED, exc=exc, record_id=command.record_id)
             return
         except ReconnectNeeded as exc:
             # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
@@ -81,7 +80,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             log.exception("unexpected error while syncing %s/%s", command.module, command.record_id)
             self._failed(command, exc)
-            self._dead_letter(message, f"{type(exc).__name__}: {exc}", dead_letters.ERROR, exc=exc,
+            self._dead_letter(message, f"{type(exc).__name__}: {exc}", DeadLetterKind.ERROR, exc=exc,
                               record_id=command.record_id)
             return
         log.info("%s %s %s/%s -> %s", result.action, result.entity or "record", command.module,

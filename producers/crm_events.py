@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from contracts.base import ContractError
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
-from producers.topology import Topology, crm_record_changed_key
-from syncbridge.messages import CrmRecordChanged
+from producers.topology import Topology
+from syncbridge.messages import CrmRecordChanged, crm_record_changed_key
 
 _schema = CrmRecordChangedSchema()
 

@@ -7,15 +7,7 @@ from producers.bodies import received_body
 from producers.topology import Topology
 
 # The kinds of dead letter (header x-error-kind) and their headers are the core's vocabulary.
-from syncbridge.ports import (  # noqa: F401 - re-exported
-    CONTRACT_VIOLATION,
-    ERROR,
-    MAX_REASON,
-    REJECTED,
-    UNAVAILABLE,
-    UNDECODABLE,
-    DeadLetterKind,
-)
+from syncbridge.ports import DeadLetterKind
 from syncbridge.ports import dead_letter_headers as _headers
 
 

@@ -18,7 +18,14 @@ from typing import Any
 
 from kombu import Connection, Exchange, Producer
 
-from producers.publisher import _BROKER_ERRORS, BrokerUnavailable, _describe, _encode, _partly_confirmed
+from producers.publisher import (
+    BROKER_ERRORS,
+    BrokerUnavailable,
+    content_encoding_of,
+    describe_error,
+    encode_body,
+    partly_confirmed,
+)
 from producers.topology import Topology, declare
 
 log = logging.getLogger(__name__)
@@ -52,9 +59,8 @@ class MemoryPublisher:
     ) -> None:
         """Publish one persistent message (to a retry exchange: after its delay); raise BrokerUnavailable on failure."""
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
-        payload = _encode(body)
-        encoding = content_encoding or (
-            "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary")
+        payload = encode_body(body)
+        encoding = content_encoding_of(content_type, content_encoding)
         message = dict(routing_key=routing_key, payload=payload, message_id=message_id, headers=dict(headers or {}),
                        content_type=content_type, content_encoding=encoding)
         delay = self._delays.get(exchange_name)
@@ -80,7 +86,7 @@ class MemoryPublisher:
             try:
                 self.publish(exchange, routing_key, body, message_id=message_id)
             except BrokerUnavailable as exc:
-                raise _partly_confirmed(exc, published) from exc
+                raise partly_confirmed(exc, published) from exc
             published += 1
         return published
 
@@ -89,9 +95,9 @@ class MemoryPublisher:
         with self._lock:
             try:
                 self.topology.events(self._ensure_producer().channel).declare(passive=True)
-            except _BROKER_ERRORS as exc:
+            except BROKER_ERRORS as exc:
                 self._drop()
-                raise BrokerUnavailable(f"ping failed: {_describe(exc)}") from exc
+                raise BrokerUnavailable(f"ping failed: {describe_error(exc)}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -106,10 +112,10 @@ class MemoryPublisher:
                     content_encoding=content_encoding, delivery_mode=2, headers=headers, message_id=message_id,
                     retry=False,
                 )
-            except _BROKER_ERRORS as exc:
+            except BROKER_ERRORS as exc:
                 self._drop()
                 raise BrokerUnavailable(
-                    f"publish {message_id} to {exchange_name}/{routing_key} failed: {_describe(exc)}") from exc
+                    f"publish {message_id} to {exchange_name}/{routing_key} failed: {describe_error(exc)}") from exc
 
     def _publish_back(self, **message: Any) -> None:
         try:

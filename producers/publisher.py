@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Everything a broker, its transport or the network raises for "not now".
 # Programming errors (TypeError, ...) are deliberately not in here: they are bugs, not outages.
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError, MessageNacked)
+BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError, MessageNacked)
 
 
 class BrokerUnavailable(Unavailable):
@@ -96,10 +96,9 @@ class Publisher:
         ``content_encoding`` names the charset of a ``bytes`` body passed on unchanged (a retry, a dead
         letter); by default UTF-8 for JSON and text, "binary" for anything else.
         """
-        payload = _encode(body)
+        payload = encode_body(body)
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
-        encoding = content_encoding or (
-            "utf-8" if content_type == "application/json" or content_type.startswith("text/") else "binary")
+        encoding = content_encoding_of(content_type, content_encoding)
 
         def send(producer: Producer) -> None:
             tags = _Tags(1, first=self._confirms.published + 1)
@@ -146,12 +145,12 @@ class Publisher:
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
         confirmed = 0
         for chunk in _windows(messages, window):
-            batch = _Window([(routing_key, _encode(body), message_id) for routing_key, body, message_id in chunk])
+            batch = _Window([(routing_key, encode_body(body), message_id) for routing_key, body, message_id in chunk])
             try:
                 self._run(lambda _producer: self._send_window(exchange_name, batch),
                           what=f"publish {len(batch.messages)} messages to {exchange_name}")
             except BrokerUnavailable as exc:
-                raise _partly_confirmed(exc, confirmed + batch.confirmed_prefix) from exc
+                raise partly_confirmed(exc, confirmed + batch.confirmed_prefix) from exc
             confirmed += len(batch.messages)
         return confirmed
 
@@ -174,7 +173,7 @@ class Publisher:
             try:
                 with _socket_timeout(connection, self.connect_timeout):
                     connection.release()
-            except _BROKER_ERRORS:
+            except BROKER_ERRORS:
                 connection.collect()
 
     # ------------------------------------------------------------- internals
@@ -185,16 +184,16 @@ class Publisher:
                 try:
                     operation(self._ensure_producer())
                     return
-                except _BROKER_ERRORS as exc:
+                except BROKER_ERRORS as exc:
                     self._drop()
                     # A timeout or a nack came from a live broker: trying again would only
                     # double the caller's wait.  Any other error on a reused connection most
                     # likely means the connection went stale while idle: retry once, fresh.
                     stale = reused and not isinstance(exc, (TimeoutError, MessageNacked))
                     if stale and attempt == 1:
-                        log.info("broker connection went stale (%s); reconnecting", _describe(exc))
+                        log.info("broker connection went stale (%s); reconnecting", describe_error(exc))
                         continue
-                    raise BrokerUnavailable(f"{what} failed: {_describe(exc)}") from exc
+                    raise BrokerUnavailable(f"{what} failed: {describe_error(exc)}") from exc
 
     def _ensure_producer(self) -> Producer:
         if self._pid != os.getpid():
@@ -370,13 +369,20 @@ def _windows(messages: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _partly_confirmed(exc: BrokerUnavailable, confirmed: int) -> BrokerUnavailable:
+def partly_confirmed(exc: BrokerUnavailable, confirmed: int) -> BrokerUnavailable:
     error = BrokerUnavailable(f"{exc.message}; the broker confirmed the first {confirmed} messages")
     error.confirmed = confirmed
     return error
 
 
-def _encode(body: Mapping[str, Any] | bytes) -> bytes:
+def content_encoding_of(content_type: str, content_encoding: str | None) -> str:
+    """The charset of a message: the one given, else UTF-8 for JSON and text, "binary" for anything else."""
+    return content_encoding or ("utf-8" if content_type == "application/json" or content_type.startswith("text/")
+                                else "binary")
+
+
+def encode_body(body: Mapping[str, Any] | bytes) -> bytes:
+    """A message body as bytes: bytes unchanged, a mapping as compact UTF-8 JSON (never pickle)."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
     if isinstance(body, Mapping):
@@ -385,7 +391,8 @@ def _encode(body: Mapping[str, Any] | bytes) -> bytes:
     raise TypeError(f"message body must be a mapping or bytes, not {type(body).__name__}")
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """A broker error as one short line for logs and exceptions."""
     if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
         return "no answer from the broker in time"
     if isinstance(exc, MessageNacked):

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
-from syncbridge.messages import ameise_record_changed_key, crm_record_changed_key  # noqa: F401 - re-exported
-
 
 @dataclass(frozen=True)
 class Topology:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from syncbridge.adapters.db.dead_letters import DEAD, DISCARDED, REPLAYED, DeadLetter, DeadLetterFilter
-from syncbridge.ports import dead_letter_kind_names
+from syncbridge.ports import DEAD, DISCARDED, REPLAYED, DeadLetter, DeadLetterFilter, dead_letter_kind_names
 
 
 def _as_utc(value: datetime) -> datetime:

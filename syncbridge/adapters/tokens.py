@@ -12,7 +12,7 @@ import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from syncbridge.config import DEV_TOKEN_KEY, TokenKeyError, parse_token_keys  # noqa: F401 - re-exported
+from syncbridge.config import DEV_TOKEN_KEY, parse_token_keys
 from syncbridge.ports import OAuthToken
 
 # What a connection says when its stored token cannot be decrypted with the configured key(s).

@@ -8,11 +8,11 @@ import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
-from syncbridge.adapters.db.dailyup import DELTAS, STAGING, Candidate, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import DELTAS, STAGING, SqlDailyUpStore
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.dailyup.model import RowError, row_hash
-from syncbridge.ports import SnapshotRow
+from syncbridge.ports import Candidate, SnapshotRow
 from tests.support.databases import pg_schema, schema_differences
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -7,14 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from simulators.fakes.dead_letters import MemoryDeadLetterStore
-from syncbridge.adapters.db.dead_letters import (
-    DEAD,
-    DISCARDED,
-    REPLAYED,
-    DeadLetter,
-    DeadLetterFilter,
-    SqlDeadLetterStore,
-)
+from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+from syncbridge.ports import DEAD, DISCARDED, REPLAYED, DeadLetter, DeadLetterFilter
 from tests.support.databases import emptied_engine
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -26,7 +26,6 @@ from consumers.dead_letter_archive import DeadLetterArchiver
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import build_topology, topology_for
-from syncbridge.adapters.db.dead_letters import DeadLetterFilter
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.adapters.zoho import ZohoUnavailable
@@ -36,6 +35,7 @@ from syncbridge.errors import RecordRejected
 from syncbridge.handlers import SyncResult
 from syncbridge.handlers.dead_letters import DeadLetterOps, Selection, archive_dead_letter
 from syncbridge.messages import CrmRecordChanged
+from syncbridge.ports import DeadLetterFilter
 from tests.support.databases import pg_schema
 from tests.support.waiting import wait_for
 

@@ -12,11 +12,11 @@ from kombu import Connection
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
-from producers.topology import build_topology, crm_record_changed_key
+from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import SyncResult
-from syncbridge.messages import CrmRecordChanged
+from syncbridge.messages import CrmRecordChanged, crm_record_changed_key
 from tests.support.net import consume_all
 from tests.support.waiting import wait_for
 

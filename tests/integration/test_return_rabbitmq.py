@@ -15,7 +15,7 @@ from kombu import Connection
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from producers.publisher import Publisher
-from producers.topology import ameise_record_changed_key, build_topology
+from producers.topology import build_topology
 from simulators.fakes.snapshot import MemorySnapshot
 from simulators.server import ServerThread
 from simulators.zoho import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, ZohoState, create_zoho_app
@@ -24,6 +24,7 @@ from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.adapters.zoho import ZohoClient
 from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
 from syncbridge.mapping import load_mapping
+from syncbridge.messages import ameise_record_changed_key
 from tests.support.returns import LOOKUPS, MODULES, company, contract, delta, person
 from tests.support.waiting import wait_for
 

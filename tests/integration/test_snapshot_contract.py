@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from simulators.fakes.snapshot import MemorySnapshot
-from syncbridge.adapters.db.dailyup import SNAPSHOT, Candidate, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import SNAPSHOT, SqlDailyUpStore
 from syncbridge.dailyup.model import row_hash
-from syncbridge.ports import DailyUpSnapshot, SnapshotRow
+from syncbridge.ports import Candidate, DailyUpSnapshot, SnapshotRow
 from tests.support.databases import emptied_engine
 
 Put = Callable[..., int]   # put(table, key, data, deleted=False) -> the import id that wrote the row

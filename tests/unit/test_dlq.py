@@ -19,7 +19,7 @@ from kombu import Connection
 from consumers.dead_letter_archive import DeadLetterArchiver
 from producers.publisher import Publisher
 from syncbridge.adapters.db import migrate
-from syncbridge.adapters.db.dead_letters import DeadLetterFilter, SqlDeadLetterStore
+from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.cli import main
 from syncbridge.errors import RecordRejected
 from syncbridge.handlers.dead_letters import (
@@ -34,6 +34,7 @@ from syncbridge.handlers.dead_letters import (
     parse_filter,
     replay_headers,
 )
+from syncbridge.ports import DeadLetterFilter
 from tests.support.dead_letters import KUNDENNUMMER, by_rabbitmq, delta_body, ours
 from tests.support.queues import (
     MEMORY,

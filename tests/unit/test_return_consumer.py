@@ -19,10 +19,10 @@ from kombu import Connection
 
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
-from producers.topology import ameise_record_changed_key, build_topology
+from producers.topology import build_topology
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import sync_ameise_records_to_crm
-from syncbridge.messages import AmeiseRecordChanged
+from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
 from tests.support.queues import take_all, waiting
 from tests.support.returns import World, contract, delta, person
 from tests.support.waiting import wait_for

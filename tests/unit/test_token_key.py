@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from syncbridge.adapters.tokens import DEV_TOKEN_KEY, TokenCipher
+from syncbridge.adapters.tokens import TokenCipher
 from syncbridge.cli import main
-from syncbridge.config import ConfigError, Settings
+from syncbridge.config import DEV_TOKEN_KEY, ConfigError, Settings
 
 REAL_KEY = Fernet.generate_key().decode()
 

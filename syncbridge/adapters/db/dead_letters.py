@@ -20,11 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from syncbridge.adapters.db.models import DeadLetterRecord, utcnow
 from syncbridge.adapters.db.sql import _insert_ignore, make_engine
-from syncbridge.ports import (  # noqa: F401 - STATES re-exported
+from syncbridge.ports import (
     DEAD,
     DISCARDED,
     REPLAYED,
-    STATES,
     DeadLetter,
     DeadLetterFilter,
     dead_letter_kind,
