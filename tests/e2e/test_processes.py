@@ -175,8 +175,7 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
     from contracts.events import CrmRecordChangedSchema
     from producers.publisher import Publisher
     from producers.topology import build_topology
-    from syncbridge.messages import crm_record_changed_key
-    from syncbridge.messages import CrmRecordChanged
+    from syncbridge.messages import CrmRecordChanged, crm_record_changed_key
 
     env, _ = environment
     env = {**env, "SYNCBRIDGE_RECORD_LEASE": "2"}
