@@ -1,7 +1,7 @@
 """Contracts of DailyUp rows: the only validators of what a delivery's CSV rows hold.
 
 Each schema loads one row given as ``{CSV column: raw text}`` and returns the
-*normalized row form* of :mod:`syncbridge.dailyup.model`: stripped text, ``None``
+*normalized row form* of :mod:`syncbridge.deliveries`: stripped text, ``None``
 for empty, dates ISO, decimals canonical.  Only the columns given are returned, so
 a column the delivery does not have stays absent (not delivered) instead of
 becoming ``None`` (delivered empty).
@@ -19,7 +19,7 @@ from functools import cache, lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
-from syncbridge.dailyup.model import (
+from syncbridge.deliveries import (
     CONTRACT_COLUMNS,
     CONTRACTS,
     CUSTOMER_COLUMNS,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes
-from syncbridge.dailyup.model import AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS, LOOKUP_OF_COLUMN
+from syncbridge.deliveries import AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS, LOOKUP_OF_COLUMN
 
 # Codes the simulator's demo data uses beyond the generated lookup lists.
 EXTRA_LOOKUPS = {

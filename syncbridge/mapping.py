@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from syncbridge.config import ENTITY_KINDS
-from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES, parse_decimal
+from syncbridge.deliveries import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES, parse_decimal
 
 CRM_TO_AMEISE = "crm_to_ameise"
 AMEISE_TO_CRM = "ameise_to_crm"

@@ -214,7 +214,7 @@ class Store(Protocol):
 # ---------------------------------------------------------------- DailyUp (Ameise -> CRM)
 @dataclass(frozen=True)
 class SnapshotRow:
-    """The last delivered state of one DailyUp row (normalized values, see syncbridge.dailyup.model)."""
+    """The last delivered state of one DailyUp row (normalized values, see syncbridge.deliveries)."""
 
     table: str                      # kunden, vertraege, or a lookup table
     key: str                        # Kundennummer, Vertragsnummer, or the lookup ID
@@ -316,7 +316,7 @@ class ImportSession(Protocol):
         """Set the outcome of an import (state, message, counts) and its end time."""
 
     def add_row_errors(self, import_id: int, errors: Sequence[Any]) -> None:
-        """Store row errors (``syncbridge.dailyup.model.RowError``) of an import."""
+        """Store row errors (``syncbridge.deliveries.RowError``) of an import."""
 
     def snapshot_data(self, table: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Return the stored data of these keys (deleted rows included)."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from syncbridge.dailyup.model import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
+from syncbridge.deliveries import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
 
 BOM = "\ufeff"
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")

@@ -31,7 +31,7 @@ from math import gcd
 from operator import itemgetter
 from pathlib import Path
 
-from syncbridge.dailyup.model import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES
+from syncbridge.deliveries import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES
 
 CUSTOMER_PERIOD = 200
 CONTRACT_PERIOD = 100

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from contracts.events import AmeiseRecordChangedSchema
-from syncbridge.dailyup.intake import sha256_of
-from syncbridge.dailyup.model import (
+from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
+from syncbridge.deliveries import (
     COLUMNS,
     CONTRACTS,
     CUSTOMERS,
@@ -38,7 +38,6 @@ from syncbridge.dailyup.model import (
     changed_fields,
     row_hash,
 )
-from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery
 from syncbridge.errors import Unavailable
 from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
 from syncbridge.ports import (

@@ -26,8 +26,8 @@ from datetime import time as time_of_day
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from syncbridge.dailyup.model import DeliveryName
-from syncbridge.dailyup.reader import ReadingStopped
+from syncbridge.dailyup.reader import ReadingStopped, sha256_of
+from syncbridge.deliveries import DeliveryName
 
 if TYPE_CHECKING:   # the importer uses this module: no import at run time
     from syncbridge.dailyup.importer import DailyUpImporter, ImportResult
@@ -226,15 +226,6 @@ def process_inbox(importer: DailyUpImporter, folder: DropFolder, *, source: str 
             log.exception("importing %s failed; it stays in the inbox and is tried again", path.name)
             results.append(exc)
     return results
-
-
-def sha256_of(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- the daily watch

@@ -9,7 +9,7 @@ in bounded memory.
 
 Two kinds of failure: :class:`DeliveryRejected` when nothing of the delivery may be
 applied (not a ZIP, a table or key column missing, undecodable or truncated
-files, a limit exceeded), and :class:`~syncbridge.dailyup.model.RowError` values,
+files, a limit exceeded), and :class:`~syncbridge.deliveries.RowError` values,
 yielded among the rows, when one row is unusable and the rest of the delivery goes on.
 
 Whatever the bytes, reading takes bounded time and memory: the unpacked size and
@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Literal
 from marshmallow import ValidationError
 
 from contracts.dailyup import row_schema
-from syncbridge.dailyup.model import (
+from syncbridge.deliveries import (
     COLUMNS,
     KEY_COLUMNS,
     KEY_OF,
@@ -542,3 +542,12 @@ def _digest(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def sha256_of(path: os.PathLike[str] | str) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

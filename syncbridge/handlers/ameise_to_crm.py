@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS
+from syncbridge.deliveries import CONTRACTS, CUSTOMERS
 from syncbridge.errors import (
     ReconnectNeeded,
     RecordNotReady,

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from syncbridge.dailyup.generate import csv_bytes, expected_delta, write_delivery, write_zip
-from syncbridge.dailyup.model import COLUMNS
 from syncbridge.dailyup.reader import open_delivery
+from syncbridge.deliveries import COLUMNS
 from tests.support.dailyup_stack import ADMIN, UPLOAD, imports, inbox, wait_applied, wait_imported
 from tests.support.waiting import wait_for
 

@@ -29,8 +29,8 @@ from producers.topology import build_topology
 from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.importer import DailyUpImporter
-from syncbridge.dailyup.model import CUSTOMERS, ParsedRow, changed_fields
 from syncbridge.dailyup.reader import open_delivery
+from syncbridge.deliveries import CUSTOMERS, ParsedRow, changed_fields
 from tests.support.net import TcpProxy
 
 N = 1000            # customers per delivery: one turnover and a few changes per generation

@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 from syncbridge.adapters.db.dailyup import DELTAS, STAGING, SqlDailyUpStore
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
-from syncbridge.dailyup.model import RowError, row_hash
+from syncbridge.deliveries import RowError, row_hash
 from syncbridge.ports import Candidate, SnapshotRow
 from tests.support.databases import pg_schema, schema_differences
 

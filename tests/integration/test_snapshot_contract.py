@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from simulators.fakes.snapshot import MemorySnapshot
 from syncbridge.adapters.db.dailyup import SNAPSHOT, SqlDailyUpStore
-from syncbridge.dailyup.model import row_hash
+from syncbridge.deliveries import row_hash
 from syncbridge.ports import Candidate, DailyUpSnapshot, SnapshotRow
 from tests.support.databases import emptied_engine
 

@@ -372,8 +372,8 @@ def test_request_log_records_api_calls_not_admin_calls(http, bearer, state):
 
 # ---------------------------------------------------------------- DailyUp delivery and edits in Ameise
 def test_dailyup_delivers_the_current_data_in_the_stand_in_format(http, state, tmp_path):
-    from syncbridge.dailyup.model import ParsedRow
     from syncbridge.dailyup.reader import open_delivery
+    from syncbridge.deliveries import ParsedRow
 
     seed_demo(state)
     assert http.patch("/_sim/kunden/5001234567", json={"Telefon": "+49 221 999"}).status_code == 200

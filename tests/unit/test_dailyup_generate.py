@@ -10,8 +10,8 @@ import pytest
 
 from contracts.dailyup import row_schema
 from syncbridge.dailyup.generate import expected_delta, generation_rows, write_delivery
-from syncbridge.dailyup.model import CONTRACTS, CUSTOMERS, LOOKUP_TABLES, TABLES, ParsedRow, changed_fields
 from syncbridge.dailyup.reader import open_delivery
+from syncbridge.deliveries import CONTRACTS, CUSTOMERS, LOOKUP_TABLES, TABLES, ParsedRow, changed_fields
 
 CUSTOMERS_N = 400
 

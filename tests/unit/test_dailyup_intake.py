@@ -21,9 +21,8 @@ from syncbridge.dailyup.intake import (
     due_check,
     import_delivery,
     process_inbox,
-    sha256_of,
 )
-from syncbridge.dailyup.reader import ReadingStopped
+from syncbridge.dailyup.reader import ReadingStopped, sha256_of
 
 NAME = "DailyUp_100200_20261123.zip"
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from syncbridge.dailyup.generate import csv_bytes, write_zip
-from syncbridge.dailyup.model import (
+from syncbridge.dailyup.reader import DeliveryRejected, ReadingStopped, open_delivery
+from syncbridge.deliveries import (
     CONTRACT_COLUMNS,
     CUSTOMER_COLUMNS,
     DeliveryName,
     ParsedRow,
     RowError,
 )
-from syncbridge.dailyup.reader import DeliveryRejected, ReadingStopped, open_delivery
 
 NAME = "DailyUp_100200_20261123.zip"
 

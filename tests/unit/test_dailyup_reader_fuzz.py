@@ -13,8 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncbridge.dailyup.model import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, ParsedRow, RowError
 from syncbridge.dailyup.reader import DeliveryRejected, open_delivery
+from syncbridge.deliveries import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, ParsedRow, RowError
 from tests.support.fuzzing import examples, outcome
 
 NAME = "DailyUp_100200_20261123.zip"

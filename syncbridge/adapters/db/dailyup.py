@@ -45,7 +45,7 @@ from syncbridge.adapters.db.models import (
     utcnow,
 )
 from syncbridge.adapters.db.sql import _upsert, make_engine
-from syncbridge.dailyup.model import RowError
+from syncbridge.deliveries import RowError
 from syncbridge.ports import Candidate, DailyUpImport, PendingDelta, SnapshotRow
 
 IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
