@@ -6,11 +6,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncbridge.dailyup.model import ameise_body_as_dailyup
+from syncbridge.deliveries import ameise_body_as_dailyup
 from syncbridge.errors import (
     RecordBusy,
     RecordRejected,
@@ -61,19 +61,23 @@ class SyncDependencies:
     # An event received more than this before a finished sync of its record began is covered by it;
     # the margin absorbs clock differences between the receiver's and the worker's machines.
     coalesce_margin: float = 1.0
+    # The worker's clocks: wall time (compared with the receiver's), and the waits for a busy record.
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
 
 
 @contextmanager
 def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
     """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
     owner = uuid.uuid4().hex
-    deadline = time.monotonic() + deps.lock_wait
+    deadline = deps.monotonic() + deps.lock_wait
     while not deps.store.lock_record(key, owner, deps.lock_ttl):
-        if time.monotonic() >= deadline:
+        if deps.monotonic() >= deadline:
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
-        time.sleep(0.05)
+        deps.sleep(0.05)
     synced: list[datetime] = []
-    started = datetime.now(UTC)
+    started = deps.now()
     try:
         yield lambda: synced.append(started)
     finally:

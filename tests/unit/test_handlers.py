@@ -1,7 +1,7 @@
 """The CRM -> Ameise handler against in-memory Zoho, Ameise and store."""
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
 from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 MODULES = {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
 
@@ -253,19 +254,28 @@ def test_an_event_received_before_a_finished_sync_began_is_coalesced(world):
 
 def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
     import threading
-    import time
     from dataclasses import replace
     from datetime import datetime
 
     world.deps = replace(world.deps, coalesce_margin=0.0)   # receiver and worker share one clock here
     max_id = world.ids["Max Neumann"]
     create = world.ameise.create_customer
+    lock_record = world.store.lock_record
+    refused: set[str] = set()
 
-    def slow_create(data):
-        time.sleep(0.2)            # both workers are inside the sync at the same time
+    def counting_lock(key, owner, ttl):
+        taken = lock_record(key, owner, ttl)
+        if not taken:
+            refused.add(owner)
+        return taken
+
+    def create_while_the_others_wait(data):
+        # The first worker creates only once the three others found the record locked.
+        assert wait_for(lambda: len(refused) == 3, timeout=10)
         return create(data)
 
-    world.ameise.create_customer = slow_create
+    world.store.lock_record = counting_lock
+    world.ameise.create_customer = create_while_the_others_wait
     received = datetime.now(UTC)
     results, errors = [], []
 
@@ -295,12 +305,14 @@ def test_a_record_locked_by_another_worker_is_retried_later_and_a_dead_workers_l
     erika = world.ids["Erika Mustermann"]
     clock = FakeClock()
     world.store = MemoryStore(now=clock)
-    world.deps = replace(world.deps, store=world.store, lock_wait=0.1, lock_ttl=30)
+    world.deps = replace(world.deps, store=world.store, lock_wait=5, lock_ttl=30,
+                         monotonic=clock.seconds, sleep=clock.advance, now=clock)
     assert world.store.lock_record(f"Contacts/{erika}", "another-worker", ttl=30)
 
     with pytest.raises(RecordBusy) as busy:
         world.sync("Contacts", erika)
     assert isinstance(busy.value, Unavailable)        # retried with a delay, never dead-lettered at once
+    assert clock.current == FakeClock().current + timedelta(seconds=5)   # it waited lock_wait, no longer
 
     clock.advance(31)                                 # the other worker died: its lock runs out
     assert world.sync("Contacts", erika).action == "updated"

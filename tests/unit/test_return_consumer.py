@@ -125,7 +125,8 @@ def test_250_deltas_go_out_in_three_batches_of_one_upsert_each(topology, publish
         send(publisher, topology, record)
     handle = handler(world)
 
-    with running(make_consumer(topology, handle, publisher, world, batch_size=100)):
+    # A full batch leaves at once; batch_wait (long here, so a busy machine cannot split a batch) ends the last.
+    with running(make_consumer(topology, handle, publisher, world, batch_size=100, batch_wait=1.0)):
         wait_for(lambda: processed(world, records), what="every delta applied")
 
     assert handle.sizes == [100, 100, 50]
