@@ -1,15 +1,18 @@
 """What every consumer of the service shares: its queue, JSON only, dead-lettering."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import contextmanager
+from typing import Any
 
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
 from contracts.base import ContractError, load_or_raise
 from producers import dead_letters
+from producers.bodies import received_body
 from producers.publisher import describe_error
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology, declare
@@ -22,6 +25,30 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_S = 1.0
 RECONNECT_STEP_S = 2.0
 RECONNECT_MAX_S = 30.0
+
+
+class BodyUndecodable(ValueError):
+    """A body that is not JSON, not in the charset it names, or of a content type no consumer takes."""
+
+
+def decode_json(message: Message) -> Any:
+    """The JSON of a message's body, read in the charset its ``content_encoding`` names (UTF-8 when none).
+
+    The channels hand bodies over as bytes (:mod:`producers.transport`), so what is
+    decoded here is what a dead letter or a retry passes on unchanged.
+    """
+    content_type = (message.content_type or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BodyUndecodable(f"content type {message.content_type or 'none'!r} is not application/json")
+    encoding = message.content_encoding or "utf-8"
+    try:
+        return json.loads(received_body(message).decode(encoding))
+    except LookupError:
+        raise BodyUndecodable(f"unknown charset {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        raise BodyUndecodable(f"not {encoding}: {exc.reason} at byte {exc.start}") from None
+    except ValueError as exc:   # json.JSONDecodeError
+        raise BodyUndecodable(f"not JSON: {exc}") from None
 
 
 class Stopping(Exception):
@@ -104,14 +131,18 @@ class QueueConsumer(ConsumerMixin):
         # Declared on every (re)connect: the dead-letter queue must exist before the first dead letter.
         declare(channel, self.topology)
         return [
-            Consumer(
-                queues=[self.queue],
-                accept=["application/json"],
-                callbacks=[self._receive],
-                on_decode_error=self.on_decode_error,
-                prefetch_count=self.prefetch_count,
-            )
+            # on_message: kombu hands over the message undecoded, and decode_json reads it by its own charset.
+            Consumer(queues=[self.queue], accept=["application/json"], on_message=self._arrived,
+                     prefetch_count=self.prefetch_count)
         ]
+
+    def _arrived(self, message: Message) -> None:
+        try:
+            body = decode_json(message)
+        except BodyUndecodable as exc:
+            self.on_decode_error(message, exc)
+            return
+        self._receive(body, message)
 
     def on_message(self, body, message: Message) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

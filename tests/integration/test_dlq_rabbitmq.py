@@ -26,6 +26,7 @@ from consumers.dead_letter_archive import DeadLetterArchiver
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import build_topology, topology_for
+from producers.transport import rabbitmq_connection
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.adapters.zoho import ZohoUnavailable
@@ -76,7 +77,7 @@ def running(consumer):
 
 
 def archiver(url: str, topology, letters) -> DeadLetterArchiver:
-    return DeadLetterArchiver(Connection(url, heartbeat=30), topology, partial(archive_dead_letter, letters, topology))
+    return DeadLetterArchiver(rabbitmq_connection(url, heartbeat=30), topology, partial(archive_dead_letter, letters, topology))
 
 
 def take(url: str, queue, timeout: float = 5.0) -> list:
@@ -119,7 +120,7 @@ def test_dead_letters_of_the_consumer_are_archived_listed_shown_replayed_and_dis
             raise RecordRejected("Kundennummer 5001234567 belongs to another record", field="Kundennummer")
         return SyncResult("updated", "customer", command.module, command.record_id, "5001234567")
 
-    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
     try:
         with running(consumer), running(archiver(rabbitmq_url, topology, letters)):
             publisher.publish(topology.events, ROUTING_KEY, event(rejected_record), message_id=f"evt-{rejected_record}")
@@ -245,7 +246,7 @@ def test_a_cp1252_body_is_dead_lettered_and_archived_byte_for_byte_and_not_repla
     else:                        # decodable by its charset, but the record id is a number: the contract refuses it
         sent, encoding, kind = cp1252_event(record, record_id=int(record)), "cp1252", "contract-violation"
     assert b"M\xfcller" in sent
-    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, lambda command: None,
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, lambda command: None,
                                    publisher, store)
     try:
         publisher.ping()   # declares the topology
@@ -277,7 +278,7 @@ def test_a_retried_cp1252_message_comes_back_and_is_dead_lettered_byte_for_byte(
         seen.append(command.record_id)
         raise ZohoUnavailable("Service Unavailable", status=503)
 
-    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
     try:
         publisher.ping()
         with running(consumer), running(archiver(rabbitmq_url, topology, letters)):
@@ -285,6 +286,44 @@ def test_a_retried_cp1252_message_comes_back_and_is_dead_lettered_byte_for_byte(
             [letter] = wait_for(lambda: letters.find(), what="the dead letter after the last retry")
 
         assert seen == [record, record]   # the retry came back, still readable by its charset
+        assert (letter.kind, letter.headers["x-retries"]) == ("unavailable", 1)
+        assert letter.body == sent
+    finally:
+        publisher.close()
+
+
+# Charsets whose text, encoded again, is not the bytes that came: only the bytes received can be passed on.
+ROUND_TRIP_BREAKERS = {
+    "utf-16, big-endian with BOM": ("utf-16", lambda text: b"\xfe\xff" + text.encode("utf-16-be")),
+    "utf-16 without BOM": ("utf-16", lambda text: text.encode("utf-16-le")),
+    # "+APw" before a quote may end with the optional "-" or not: two spellings of "ü".
+    "utf-7, a character spelled two ways": ("utf-7", lambda text: text.encode("utf-7").replace(b'+APw"', b'+APw-"')),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUND_TRIP_BREAKERS))
+def test_a_retried_then_dead_lettered_message_keeps_its_bytes_in_any_charset(
+        rabbitmq_url, namespace, store, letters, case):
+    topology = build_topology(namespace, retry_delays=(1,))
+    publisher = Publisher(rabbitmq_url, topology)
+    record = record_id()
+    encoding, encode = ROUND_TRIP_BREAKERS[case]
+    sent = encode(json.dumps({**event(record), "source": "Formular Mü"}, ensure_ascii=False))
+    assert sent.decode(encoding).encode(encoding) != sent         # re-encoding the text would change the bytes
+    seen: list[str] = []
+
+    def handle(command):
+        seen.append(command.record_id)
+        raise ZohoUnavailable("Service Unavailable", status=503)
+
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    try:
+        publisher.ping()
+        with running(consumer), running(archiver(rabbitmq_url, topology, letters)):
+            publish_raw(rabbitmq_url, topology, sent, content_encoding=encoding, message_id=f"evt-{record}")
+            [letter] = wait_for(lambda: letters.find(), what="the dead letter after the last retry")
+
+        assert seen == [record, record]            # read by its charset, first and after the retry
         assert (letter.kind, letter.headers["x-retries"]) == ("unavailable", 1)
         assert letter.body == sent
     finally:

@@ -13,6 +13,7 @@ from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.publisher import Publisher
 from producers.topology import build_topology
+from producers.transport import rabbitmq_connection
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import SyncResult
@@ -72,7 +73,7 @@ def test_a_message_that_met_an_outage_comes_back_after_its_delay(rabbitmq_url, p
     store = MemoryStore()
     body = event()
     publisher.publish(topology.events, crm_record_changed_key("Contacts"), body, message_id=body["event_id"])
-    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
     thread = run(consumer)
     try:
         wait_for(lambda: len(calls) >= 3, timeout=20, what="two retries")
@@ -97,7 +98,7 @@ def test_after_the_last_delay_the_message_is_dead_lettered_with_its_history(rabb
 
     body = event()
     publisher.publish(topology.events, crm_record_changed_key("Contacts"), body, message_id=body["event_id"])
-    consumer = CrmToAmeiseConsumer(Connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher, store)
     thread = run(consumer)
     try:
         wait_for(lambda: store.activities(action="dead_lettered"), timeout=20, what="the dead letter")
