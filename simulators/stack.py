@@ -24,7 +24,7 @@ from syncbridge.bootstrap import (
     build_store,
     build_worker,
     connect_ameise_by_consent,
-    web_checks,
+    web_app,
 )
 from syncbridge.config import Settings
 
@@ -109,9 +109,7 @@ def start_stack(
         declare(connection, services.topology)
     connect_ameise_by_consent(services)
 
-    from webhooks import create_app
-
-    app = create_app(settings, publisher=services.publisher, checks=web_checks(settings, services.publisher))
+    app = web_app(settings, publisher=services.publisher)
     receiver = ServerThread(app, port=receiver_port).start()
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]

@@ -1,7 +1,8 @@
 """Wire the service together in one place; nothing here runs at import time.
 
-``create_app()`` (webhooks) and each worker's ``main`` call into this module:
-settings in, ready-built objects out.  Tests pass fakes for any of them.
+The web app (:func:`web_app`, gunicorn's app factory), each worker
+(:func:`run_worker`) and the CLI's commands are built here: settings in,
+ready-built objects out.  Tests pass fakes for any of them.
 """
 from __future__ import annotations
 
@@ -13,16 +14,25 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kombu import Connection
 
 from producers.topology import Topology, topology_for
+from producers.transport import rabbitmq_connection
 from syncbridge.config import WORKERS, Settings
+from syncbridge.errors import SchemaOutdated
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.handlers.dead_letters import DeadLetterOps
 from syncbridge.mapping import Mapping, load_mapping
-from syncbridge.ports import AmeiseClient, CrmClient, Store
+from syncbridge.ports import AmeiseClient, CrmClient, DeadLetterStore, Publisher, Store
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from syncbridge.adapters.ameise import AmeiseOAuth
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +51,6 @@ def configure_logging(settings: Settings) -> None:
 
 
 from syncbridge.monitoring import init_sentry  # noqa: E402 - run_worker starts Sentry through it
-
-
-class SchemaOutdated(RuntimeError):
-    """The database is behind the code's migrations and may not be migrated here."""
 
 
 def database_revision(settings: Settings) -> str | None:
@@ -68,17 +74,16 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     migrations.upgrade(settings.database_url, revision)
 
 
-def build_dead_letter_ops(settings: Settings, *, store: Store | None = None, publisher: Any = None,
-                          topology: Any = None, migrate: bool | None = None) -> DeadLetterOps:
+def build_dead_letter_ops(settings: Settings, *, store: SqlStore | None = None, publisher: Publisher | None = None,
+                          topology: Topology | None = None, migrate: bool | None = None) -> DeadLetterOps:
     """The dead-letter operations on the service's database (a publisher and topology to replay)."""
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 
     store = store if store is not None else build_store(settings, migrate=migrate)
-    return DeadLetterOps(SqlDeadLetterStore(store.engine), store,  # type: ignore[attr-defined]  # the SqlStore's
-                         publisher=publisher, topology=topology)
+    return DeadLetterOps(SqlDeadLetterStore(store.engine), store, publisher=publisher, topology=topology)
 
 
-def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
+def build_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
     """The SQL store; migrates a development database, refuses an outdated production one."""
     from syncbridge.adapters.db import migrate as migrations
     from syncbridge.adapters.db.sql import SqlStore
@@ -97,7 +102,7 @@ def broker_connection(settings: Settings) -> Connection:
     if settings.embedded_broker:
         # The in-process transport polls; a short interval keeps the demo snappy.
         return Connection(settings.effective_broker_url, transport_options={"polling_interval": 0.05})
-    return Connection(settings.effective_broker_url, heartbeat=30, connect_timeout=5)
+    return rabbitmq_connection(settings.effective_broker_url, heartbeat=30, connect_timeout=5)
 
 
 def build_publisher(settings: Settings, topology: Topology):
@@ -118,13 +123,15 @@ class Services:
     settings: Settings
     topology: Topology
     store: Store
-    publisher: object
+    publisher: Publisher
     crm: CrmClient
     ameise: AmeiseClient
-    ameise_oauth: object
+    ameise_oauth: AmeiseOAuth | None
     mapping: Mapping
+    # On the store's database; None beside an in-memory store, which keeps no DailyUp and no dead letters.
+    dailyup: SqlDailyUpStore | None = None
+    dead_letters: DeadLetterStore | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
-    _dailyup: object = field(default=None, repr=False)
 
     def sync_dependencies(self) -> SyncDependencies:
         s = self.settings
@@ -137,26 +144,23 @@ class Services:
             kundennummer_field=s.zoho_field_kundennummer,
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
-            echoes=self.dailyup if hasattr(self.store, "engine") else None,  # in-memory stores keep no DailyUp
+            echoes=self.dailyup,
             coalesce_margin=s.coalesce_margin,
             lock_ttl=s.record_lease,
             lock_wait=min(30.0, s.record_lease),
         )
 
-    @property
-    def dailyup(self):
-        """The DailyUp store, on the same database engine as the store."""
-        if self._dailyup is None:
-            from syncbridge.adapters.db.dailyup import SqlDailyUpStore
-
-            self._dailyup = SqlDailyUpStore(self.store.engine)
-        return self._dailyup
+    def require_dailyup(self) -> SqlDailyUpStore:
+        """The DailyUp store; the DailyUp needs the service's SQL database."""
+        if self.dailyup is None:
+            raise RuntimeError("the DailyUp needs the service's SQL database, not an in-memory store")
+        return self.dailyup
 
     def importer(self, progress=None):
         """A DailyUp importer that publishes through this process's publisher."""
         from syncbridge.dailyup.importer import DailyUpImporter
 
-        return DailyUpImporter(self.dailyup, publisher=self.publisher, topology=self.topology,
+        return DailyUpImporter(self.require_dailyup(), publisher=self.publisher, topology=self.topology,
                                reader_options=self.settings.dailyup_reader_options, progress=progress)
 
     def close(self) -> None:
@@ -180,6 +184,9 @@ def bootstrap(
     """Build every object of the service from settings; given objects are used as they are."""
     from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
     from syncbridge.adapters.ameise import AmeiseOAuth
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.sql import SqlStore
     from syncbridge.adapters.zoho import ZohoClient
 
     settings = settings or Settings.from_env()
@@ -202,6 +209,8 @@ def bootstrap(
         ameise=ameise,
         ameise_oauth=ameise_oauth,
         mapping=mapping or load_mapping(settings.mapping_file or None),
+        dailyup=SqlDailyUpStore(store.engine) if isinstance(store, SqlStore) else None,
+        dead_letters=SqlDeadLetterStore(store.engine) if isinstance(store, SqlStore) else None,
         closers=closers,
     )
 
@@ -244,7 +253,7 @@ def dailyup_worker(services: Services):
     from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry
 
     settings = services.settings
-    dailyup = services.dailyup
+    dailyup = services.require_dailyup()
 
     def received_on(day) -> bool:
         return any(i.delivered_on == day and i.state != "rejected" for i in dailyup.imports(limit=50))
@@ -264,6 +273,31 @@ def dailyup_worker(services: Services):
     return DailyUpWorker(services.importer(progress=progress), DropFolder.at(settings.dailyup_dir),
                          poll_seconds=settings.dailyup_poll_seconds, at=settings.dailyup_at,
                          received_on=received_on, on_missing=on_missing, ever_received=ever_received)
+
+
+def web_app(settings: Settings | None = None, *, publisher: Any = None,
+            checks: dict[str, Callable[[], None]] | None = None) -> Flask:
+    """The webhook receiver with its uploads and admin API: gunicorn's ``'syncbridge.bootstrap:web_app()'``.
+
+    The receiver starts and queues events without the database; the admin API and
+    the DailyUp routes open it on first use and never migrate it (an outdated
+    schema answers 503 until ``syncbridge db upgrade`` has run).
+    """
+    from webhooks import create_app
+
+    settings = settings or Settings.from_env()
+    # An injected publisher brings its own topology: publish where it declared.
+    topology = getattr(publisher, "topology", None) or topology_for(settings)
+    if publisher is None:
+        publisher = build_publisher(settings, topology)
+    return create_app(
+        settings,
+        publisher=publisher,
+        topology=topology,
+        checks=checks if checks is not None else web_checks(settings, publisher),
+        dead_letters=lambda: build_dead_letter_ops(settings, publisher=publisher, topology=topology, migrate=False),
+        dailyup=lambda: build_dailyup(settings, migrate=False),
+    )
 
 
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
@@ -314,7 +348,7 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
 
     s = services.settings
     deps = ReturnDependencies(
-        crm=services.crm, snapshot=services.dailyup, store=services.store, mapping=services.mapping,
+        crm=services.crm, snapshot=services.require_dailyup(), store=services.store, mapping=services.mapping,
         modules={kind: s.module_for(kind) for kind in ENTITY_KINDS},
         kundennummer_field=s.zoho_field_kundennummer, vertragsnummer_field=s.zoho_field_vertragsnummer,
         status_field=s.zoho_field_ameise_status, delete_mode=s.dailyup_delete_mode, batch_size=s.dailyup_batch_size,
@@ -329,10 +363,11 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
 def dead_letter_archiver(services: Services, connection: Connection | None = None):
     """The archiver: every message of the dead-letter queue into the dead_letters table, for ops."""
     from consumers.dead_letter_archive import DeadLetterArchiver
-    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.handlers.dead_letters import archive_dead_letter
 
-    letters = SqlDeadLetterStore(services.store.engine)
+    letters = services.dead_letters
+    if letters is None:
+        raise RuntimeError("the dead-letter archive needs the service's SQL database, not an in-memory store")
     return DeadLetterArchiver(
         connection or broker_connection(services.settings), services.topology,
         partial(archive_dead_letter, letters, services.topology), prefetch_count=services.settings.prefetch_count,

@@ -9,6 +9,7 @@ Business code decides on two kinds alone: *try again later* or *dead-letter*::
     │   │   └── AmeiseReconnectNeeded
     │   ├── RecordBusy                 another worker holds the record's lock for longer than we wait
     │   ├── RecordNotReady             the record must wait (a contract's customer is not in the CRM yet)
+    │   ├── SchemaOutdated             our database is behind the code: the release step has not run
     │   ├── ZohoUnavailable            timeouts, connection errors, 5xx, 429
     │   └── AmeiseUnavailable
     ├── Rejected                       retrying will not help: dead-letter
@@ -91,5 +92,11 @@ class RecordRejected(Rejected):
 
 class RecordNotReady(Unavailable):
     """The record cannot be applied yet (e.g. a contract whose customer is not in the CRM yet): try again later."""
+
+    system = "syncbridge"
+
+
+class SchemaOutdated(Unavailable):
+    """The service's database is behind the code's migrations: run ``syncbridge db upgrade`` (the release step)."""
 
     system = "syncbridge"

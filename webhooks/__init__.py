@@ -1,16 +1,21 @@
 """The webhook receiver: verify, acknowledge, hand off to RabbitMQ.
 
-Run with ``gunicorn 'webhooks:create_app()'``.
+Built by ``syncbridge.bootstrap.web_app`` (gunicorn: ``'syncbridge.bootstrap:web_app()'``).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flask import Flask
 
     from producers.publisher import Publisher
+    from producers.topology import Topology
     from syncbridge.config import Settings
+    from syncbridge.handlers.dead_letters import DeadLetterOps
+    from webhooks.dailyup import DailyUpParts
     from webhooks.receiver import Check
 
 # The app's modules are imported by create_app, not here: gunicorn's arbiter imports
@@ -18,48 +23,36 @@ if TYPE_CHECKING:
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: Settings,
     *,
-    publisher: Publisher | None = None,
+    publisher: Publisher,
+    topology: Topology | None = None,
     checks: dict[str, Check] | None = None,
+    dead_letters: Callable[[], DeadLetterOps] | None = None,
+    dailyup: Callable[[], DailyUpParts] | None = None,
 ) -> Flask:
-    """Build the receiver app; nothing connects until a request needs the broker."""
+    """The receiver app around ready-built parts (``syncbridge.bootstrap.web_app`` builds them).
+
+    ``dead_letters`` and ``dailyup`` build what the admin API and the DailyUp routes
+    use, on their first request: the receiver starts and queues events without a
+    database.  Without them those routes answer 503.
+    """
     import logging
 
     from flask import Flask
 
-    from producers.topology import topology_for
-    from syncbridge.config import Settings
     from syncbridge.monitoring import init_sentry
-    from webhooks import admin, dailyup
+    from webhooks import admin
+    from webhooks import dailyup as dailyup_routes
     from webhooks.body import BodyGuard
+    from webhooks.database import OnFirstUse
     from webhooks.errors import register_error_handlers
     from webhooks.receiver import EXTENSION, Receiver
     from webhooks.routes import bp
 
-    settings = settings or Settings.from_env()
     if settings.sentry_dsn:
         init_sentry(settings, "web")
-    # An injected publisher brings its own topology: publish where it declared.
-    topology = getattr(publisher, "topology", None) or topology_for(settings)
-    if publisher is None:
-        from syncbridge.bootstrap import build_publisher
-
-        publisher = build_publisher(settings, topology)
-
-    if checks is not None:
-        given = dict(checks)
-
-        def checks_factory() -> dict[str, Check]:
-            return given
-    else:
-
-        def checks_factory() -> dict[str, Check]:
-            # Imported on the first /readyz, not here: the database check is wired
-            # elsewhere, and the receiver must start and queue events without it.
-            from syncbridge.bootstrap import web_checks
-
-            return web_checks(settings, publisher)
+    topology = topology or publisher.topology
 
     if not logging.getLogger().handlers:
         # Under gunicorn nothing else configures logging; the accepted-event lines must show.
@@ -75,10 +68,11 @@ def create_app(
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions[EXTENSION] = Receiver(settings, publisher, topology, checks_factory)
-    app.extensions[dailyup.EXTENSION] = dailyup.DailyUpAccess(settings)
+    app.extensions[EXTENSION] = Receiver(settings, publisher, topology, dict(checks or {}))
+    app.extensions[dailyup_routes.EXTENSION] = OnFirstUse(dailyup, "the DailyUp routes")
+    app.extensions[admin.EXTENSION] = OnFirstUse(dead_letters, "the admin API")
     app.register_blueprint(bp)
-    app.register_blueprint(dailyup.bp)
+    app.register_blueprint(dailyup_routes.bp)
     app.register_blueprint(admin.bp)
     register_error_handlers(app)
     app.wsgi_app = BodyGuard(app.wsgi_app, settings.body_read_timeout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections import Counter
 from typing import Any
 
@@ -40,7 +39,7 @@ from syncbridge.handlers.dead_letters import (
 )
 from syncbridge.ports import DeadLetterFilter
 from webhooks.dailyup import ADMIN_TOKEN_HEADER
-from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
+from webhooks.database import answer_503_when_the_database_is_down
 from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
@@ -79,30 +78,8 @@ class DeadLetterIdConverter(BaseConverter):
         return str(value)
 
 
-class AdminAccess:
-    """The dead-letter operations of one app, built on first use (the receiver starts without a database)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ops: DeadLetterOps | None = None
-
-    def get(self) -> DeadLetterOps:
-        with self._lock:
-            if self._ops is None:
-                from syncbridge.bootstrap import SchemaOutdated, build_dead_letter_ops
-
-                receiver = current_receiver()
-                try:
-                    self._ops = build_dead_letter_ops(receiver.settings, publisher=receiver.publisher,
-                                                      topology=receiver.topology)
-                except (SchemaOutdated, *CONNECTIVITY_ERRORS) as exc:
-                    raise database_unavailable(exc) from None
-            return self._ops
-
-
 @bp.record_once
 def _install(state) -> None:
-    state.app.extensions[EXTENSION] = AdminAccess()
     state.app.url_map.converters["dead_letter_id"] = DeadLetterIdConverter
 
 

@@ -8,7 +8,6 @@ the dashboard.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import date, datetime
 from typing import Any
 
@@ -18,10 +17,11 @@ from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, Uns
 
 from contracts.admin import ImportQuerySchema, describe, load_query, parse_id, shown
 from syncbridge.dailyup.export import chunked, csv_lines
-from syncbridge.dailyup.intake import UploadRejected
-from syncbridge.dailyup.model import TABLES
+from syncbridge.dailyup.intake import DropFolder, UploadRejected
+from syncbridge.deliveries import TABLES
+from syncbridge.ports import DailyUpStore
 from webhooks.body import allow_slow_body
-from webhooks.database import CONNECTIVITY_ERRORS, answer_503_when_the_database_is_down, database_unavailable
+from webhooks.database import answer_503_when_the_database_is_down
 from webhooks.payload import require_secret
 from webhooks.receiver import current_receiver
 
@@ -33,26 +33,8 @@ UPLOAD_TOKEN_HEADER = "X-Upload-Token"
 ADMIN_TOKEN_HEADER = "X-Admin-Token"
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 EXTENSION = "syncbridge.dailyup"
-
-
-class DailyUpAccess:
-    """The DailyUp store and drop folder of one app, opened on first use (the receiver starts without them)."""
-
-    def __init__(self, settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._built: tuple | None = None
-
-    def get(self):
-        with self._lock:
-            if self._built is None:
-                from syncbridge.bootstrap import SchemaOutdated, build_dailyup
-
-                try:
-                    self._built = build_dailyup(self.settings)
-                except (SchemaOutdated, *CONNECTIVITY_ERRORS) as exc:
-                    raise database_unavailable(exc) from None
-            return self._built
+# The DailyUp store, the drop folder and the reader options, as bootstrap builds them.
+DailyUpParts = tuple[DailyUpStore, DropFolder, dict[str, Any]]
 
 
 def _access():

@@ -1,16 +1,21 @@
-"""503, not 500, when the service's own database cannot be reached: the admin API and the DailyUp routes."""
+"""The database behind the admin API and the DailyUp routes: opened on first use, 503 (not 500) when it is down."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from flask import Blueprint
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import ServiceUnavailable
 
+from syncbridge.errors import SchemaOutdated
 from webhooks.errors import error_response
 
 log = logging.getLogger("syncbridge.webhooks")
+T = TypeVar("T")
 
 # Seconds a caller is asked to wait before it tries again.
 RETRY_AFTER_S = 30
@@ -47,3 +52,33 @@ def answer_503_when_the_database_is_down(bp: Blueprint) -> None:
 
     for error in CONNECTIVITY_ERRORS:
         bp.register_error_handler(error, _answer)
+
+
+class OnFirstUse(Generic[T]):
+    """What a route needs from the database, built by ``build`` on its first use and kept.
+
+    The receiver starts without its database: a database that is down, or whose
+    schema is behind the code (nothing here migrates it), answers 503 and is tried
+    again on the next request.
+    """
+
+    def __init__(self, build: Callable[[], T] | None, what: str) -> None:
+        self._build = build
+        self._what = what
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None:
+                if self._build is None:
+                    raise DatabaseUnavailable(f"{self._what} has no database in this app.")
+                try:
+                    self._value = self._build()
+                except SchemaOutdated as exc:
+                    log.warning("%s: %s", self._what, exc.message)
+                    raise DatabaseUnavailable("The database schema is not up to date; "
+                                              "the operator must run `syncbridge db upgrade`.") from None
+                except CONNECTIVITY_ERRORS as exc:
+                    raise database_unavailable(exc) from None
+            return self._value

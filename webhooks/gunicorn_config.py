@@ -1,4 +1,4 @@
-"""gunicorn settings of the receiver: ``gunicorn -c python:webhooks.gunicorn_config 'webhooks:create_app()'``.
+"""gunicorn settings of the receiver: ``gunicorn -c python:webhooks.gunicorn_config 'syncbridge.bootstrap:web_app()'``.
 
 gevent workers: a client that sends its headers and then waits holds a greenlet,
 not one of a few threads, so slow clients cannot starve the receiver; the app

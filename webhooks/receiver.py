@@ -1,7 +1,6 @@
-"""The objects the receiver's routes work with, built once per app by create_app."""
+"""The objects the receiver's routes work with, handed to create_app by bootstrap."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,24 +14,14 @@ Check = Callable[[], None]
 EXTENSION = "syncbridge.receiver"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Receiver:
     """Settings, publisher, topology and readiness checks of one app."""
 
     settings: Settings
     publisher: Publisher
     topology: Topology
-    checks_factory: Callable[[], dict[str, Check]]
-    _checks: dict[str, Check] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def checks(self) -> dict[str, Check]:
-        """The readiness checks, built on first use (building them may import what the receiver does not need)."""
-        with self._lock:
-            if self._checks is None:
-                self._checks = dict(self.checks_factory())
-            return self._checks
+    checks: dict[str, Check] = field(default_factory=dict)
 
 
 def current_receiver() -> Receiver:

@@ -65,7 +65,7 @@ def database_errors(settings: Settings):
     """Turn a database that cannot be opened or is not migrated, or a bad mapping file, into one ``Error:`` line."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from syncbridge.bootstrap import SchemaOutdated
+    from syncbridge.errors import SchemaOutdated
     from syncbridge.mapping import MappingError
 
     try:

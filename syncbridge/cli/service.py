@@ -35,7 +35,7 @@ def web(bind: str, web_workers: int, connections: int) -> None:
             "the in-process broker only works inside one process: set SYNCBRIDGE_BROKER_URL, or use `syncbridge run`")
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
     argv = [gunicorn, "--config", "python:webhooks.gunicorn_config", "--bind", bind, "--workers", str(web_workers),
-            "--worker-connections", str(connections), "webhooks:create_app()"]
+            "--worker-connections", str(connections), "syncbridge.bootstrap:web_app()"]
     os.execv(gunicorn, argv)
 
 

@@ -109,11 +109,11 @@ def test_malformed_body_is_400_with_field_errors(stack):
 
 def test_broker_down_is_503_never_202(tmp_path):
     from simulators.server import ServerThread
+    from syncbridge.bootstrap import web_app
     from syncbridge.config import Settings
-    from webhooks import create_app
 
     settings = Settings.from_env({}, broker_url="amqp://guest:guest@127.0.0.1:1//", database_url=f"sqlite:///{tmp_path}/x.db")
-    with ServerThread(create_app(settings)) as receiver:
+    with ServerThread(web_app(settings)) as receiver:
         answer = requests.post(f"{receiver.url}/webhooks/zoho/Contacts?token={settings.zoho_webhook_token}",
                                data={"id": "4150868000000376008"}, timeout=15)
         ready = requests.get(f"{receiver.url}/readyz", timeout=15)

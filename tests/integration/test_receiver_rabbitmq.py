@@ -94,7 +94,7 @@ def test_gunicorn_serves_the_app_factory(rabbitmq_url, namespace):
     }
     process = subprocess.Popen(
         [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-         "--graceful-timeout", "2", "webhooks:create_app()"],
+         "--graceful-timeout", "2", "syncbridge.bootstrap:web_app()"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base = f"http://127.0.0.1:{port}"

@@ -12,13 +12,13 @@ from producers.topology import build_topology
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.adapters.db.sql import SqlStore
+from syncbridge.bootstrap import web_app
 from syncbridge.config import Settings
 from syncbridge.handlers.dead_letters import archive_dead_letter
 from tests.support.admin_strategies import AdminRequest, problems
 from tests.support.dead_letters import delta_body, ours
 from tests.support.fuzzing import examples, outcome
 from tests.support.queues import MEMORY, ROUTING_KEY, event_body
-from webhooks import create_app
 
 ADMIN_TOKEN = "fuzz-admin-token"
 
@@ -43,7 +43,7 @@ def fuzzable_app(database_url: str, dailyup_dir: str):
     publisher = MemoryPublisher(topology, MEMORY)
     app_settings = Settings.from_env({}, database_url=database_url, dailyup_dir=dailyup_dir, namespace=namespace,
                                      admin_token=ADMIN_TOKEN)
-    return create_app(app_settings, publisher=publisher).test_client(), publisher.close
+    return web_app(app_settings, publisher=publisher).test_client(), publisher.close
 
 
 def send(client, request: AdminRequest):

@@ -8,11 +8,11 @@ import pytest
 
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
+from syncbridge.bootstrap import web_app
 from syncbridge.config import Settings
 from syncbridge.handlers.dead_letters import archive_dead_letter
 from tests.support.dead_letters import KUNDENNUMMER, delta_body, ours
 from tests.support.queues import MEMORY, RECORD_ID, ROUTING_KEY, event_body, take_all
-from webhooks import create_app
 
 ADMIN = {"X-Admin-Token": "dev-admin-token"}
 
@@ -20,7 +20,7 @@ ADMIN = {"X-Admin-Token": "dev-admin-token"}
 @pytest.fixture
 def http(database_url, topology):
     publisher = MemoryPublisher(topology, MEMORY)
-    yield create_app(Settings.from_env({}, database_url=database_url), publisher=publisher).test_client()
+    yield web_app(Settings.from_env({}, database_url=database_url), publisher=publisher).test_client()
     publisher.close()
 
 
@@ -158,13 +158,34 @@ def test_replay_of_an_invalid_message_is_refused_with_the_reason(http, archived,
 
 def test_replay_answers_503_when_the_broker_does_not_confirm(database_url, topology, archived, letters):
     unreachable = Publisher("amqp://guest:guest@127.0.0.1:1//", topology, confirm_timeout=0.5, connect_timeout=0.5)
-    http = create_app(Settings.from_env({}, database_url=database_url), publisher=unreachable).test_client()
+    http = web_app(Settings.from_env({}, database_url=database_url), publisher=unreachable).test_client()
 
     response = http.post("/admin/dead-letters/replay", headers=ADMIN, json={"ids": [archived["rejected"]]})
 
     assert response.status_code == 503
     assert response.get_json()["counts"] == {"failed": 1}
     assert letters.get(archived["rejected"]).state == "dead"
+
+
+@pytest.mark.parametrize("path", ["/admin/dead-letters", "/dailyup/imports"])
+def test_no_request_migrates_the_database_an_outdated_one_answers_503_until_the_release_step(
+        tmp_path, topology, path):
+    from syncbridge.adapters.db import migrate
+
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    publisher = MemoryPublisher(topology, MEMORY)
+    http = web_app(Settings.from_env({}, database_url=url, dailyup_dir=str(tmp_path / "dailyup")),
+                   publisher=publisher).test_client()
+    try:
+        refused = http.get(path, headers=ADMIN)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+        assert "syncbridge db upgrade" in refused.get_json()["message"]
+        assert migrate.current(url) is None                      # the request left the database as it was
+
+        migrate.upgrade(url)                                     # the release step
+        assert http.get(path, headers=ADMIN).status_code == 200  # the next request opens it
+    finally:
+        publisher.close()
 
 
 # ---------------------------------------------------------------- discard
@@ -235,7 +256,7 @@ def admin_http(database_url, topology, tmp_path):
     """The receiver with the admin API and the DailyUp routes on the SQLite file, the drop folder in tmp."""
     publisher = MemoryPublisher(topology, MEMORY)
     settings = Settings.from_env({}, database_url=database_url, dailyup_dir=str(tmp_path / "dailyup"))
-    yield create_app(settings, publisher=publisher).test_client()
+    yield web_app(settings, publisher=publisher).test_client()
     publisher.close()
 
 
@@ -355,7 +376,7 @@ DOWN = "postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2"   # no
 def test_a_database_that_is_down_is_a_503_with_retry_after(topology, tmp_path, caplog, method, path, body):
     publisher = MemoryPublisher(topology, MEMORY)
     settings = Settings.from_env({}, database_url=DOWN, dailyup_dir=str(tmp_path / "dailyup"))
-    http = create_app(settings, publisher=publisher).test_client()
+    http = web_app(settings, publisher=publisher).test_client()
 
     response = getattr(http, method)(path, headers=ADMIN, json=body)
     unauthenticated = getattr(http, method)(path, json=body)

@@ -6,11 +6,11 @@ import io
 import pytest
 
 from syncbridge.adapters.db import migrate
+from syncbridge.bootstrap import web_app
 from syncbridge.config import Settings
 from syncbridge.dailyup.generate import write_delivery
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.intake import DropFolder, import_delivery
-from webhooks import create_app
 
 UPLOAD = {"X-Upload-Token": "dev-dailyup-upload-token"}
 ADMIN = {"X-Admin-Token": "dev-admin-token"}
@@ -26,7 +26,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def http(settings):
-    return create_app(settings).test_client()
+    return web_app(settings).test_client()
 
 
 @pytest.fixture

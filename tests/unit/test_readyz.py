@@ -5,8 +5,8 @@ import logging
 
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
+from syncbridge.bootstrap import web_app
 from syncbridge.config import Settings
-from webhooks import create_app
 
 DOWN_DATABASE = "postgresql+psycopg://syncbridge_reader@127.0.0.1:9/secretdb?connect_timeout=2"
 DOWN_BROKER = "amqp://guest:guest@127.0.0.1:1//"
@@ -17,7 +17,7 @@ def test_readyz_says_which_check_failed_and_logs_why(namespace, topology, caplog
     publisher = MemoryPublisher(topology)
     caplog.set_level(logging.WARNING, logger="syncbridge.webhooks")
     try:
-        response = create_app(settings, publisher=publisher).test_client().get("/readyz")
+        response = web_app(settings, publisher=publisher).test_client().get("/readyz")
     finally:
         publisher.close()
 
@@ -33,7 +33,7 @@ def test_readyz_with_the_broker_down_names_the_broker(namespace, topology):
     settings = Settings.from_env({}, namespace=namespace, database_url="sqlite://")
     down = Publisher(DOWN_BROKER, topology, connect_timeout=1)
 
-    response = create_app(settings, publisher=down).test_client().get("/readyz")
+    response = web_app(settings, publisher=down).test_client().get("/readyz")
 
     assert response.status_code == 503
     assert response.get_json() == {"status": "not_ready", "checks": {"broker": "unavailable", "database": "ok"}}

@@ -8,12 +8,11 @@ import shutil
 import pytest
 
 from syncbridge.adapters.db import migrate
-from syncbridge.bootstrap import build_dailyup
+from syncbridge.bootstrap import build_dailyup, web_app
 from syncbridge.config import Settings
 from syncbridge.dailyup.generate import write_delivery
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.intake import process_inbox
-from webhooks import create_app
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def settings(tmp_path) -> Settings:
 def test_an_http_upload_is_recorded_as_upload_and_an_ftp_drop_as_drop_folder(settings, tmp_path):
     uploaded = write_delivery(tmp_path, customers=10)
     dropped = write_delivery(tmp_path, customers=10, generation=1)
-    answer = create_app(settings).test_client().post(
+    answer = web_app(settings).test_client().post(
         "/dailyup/deliveries", headers={"X-Upload-Token": "dev-dailyup-upload-token"},
         data={"file": (io.BytesIO(uploaded.read_bytes()), uploaded.name)})
     assert answer.status_code == 202, answer.get_json()

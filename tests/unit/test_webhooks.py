@@ -5,9 +5,7 @@ import io
 import json
 import logging
 import socket
-import sys
 import time
-import types
 from datetime import datetime
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from producers.topology import build_topology
+from syncbridge.bootstrap import web_app
 from tests.support.webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
 from webhooks import create_app
 
@@ -455,41 +454,24 @@ def test_create_app_does_no_io(settings, topology, monkeypatch):
 
 
 def test_create_app_defaults_build_a_publisher_from_settings(namespace):
-    app = create_app(make_settings(namespace))  # empty broker URL: the in-process broker
+    app = web_app(make_settings(namespace))  # empty broker URL: the in-process broker
     response = app.test_client().post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers())
     assert_queued_one(response, build_topology(namespace))
 
 
-def test_readiness_checks_are_built_on_first_readyz(settings, publisher, monkeypatch):
-    # checks=None: syncbridge.bootstrap.web_checks is imported on the first /readyz, not before,
-    # so the receiver starts and queues events even while that module is missing or broken.
-    monkeypatch.delitem(sys.modules, "syncbridge.bootstrap", raising=False)
-    app = create_app(settings, publisher=publisher)
+@pytest.mark.parametrize("database_url", ["postgresql+psycopg://syncbridge@127.0.0.1:1/none", "nosuchdriver://x"],
+                         ids=["unreachable", "malformed"])
+def test_the_receiver_queues_events_without_its_database_and_readyz_says_why(namespace, publisher, database_url):
+    app = web_app(make_settings(namespace, database_url=database_url), publisher=publisher)
     client = app.test_client()
+
     assert client.post("/webhooks/zoho/Contacts", data={"id": RECORD_ID}, headers=wf_headers()).status_code == 202
     assert client.get("/healthz").status_code == 200
-    assert "syncbridge.bootstrap" not in sys.modules
-
-    calls = []
-
-    def web_checks(given_settings, given_publisher):
-        calls.append((given_settings, given_publisher))
-        return {"broker": given_publisher.ping, "database": lambda: None}
-
-    monkeypatch.setitem(sys.modules, "syncbridge.bootstrap", types.SimpleNamespace(web_checks=web_checks))
-    assert client.get("/readyz").get_json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
-    assert client.get("/readyz").status_code == 200
-    assert calls == [(settings, publisher)]
-
-
-def test_readyz_when_checks_cannot_be_built(settings, publisher, monkeypatch):
-    def web_checks(given_settings, given_publisher):
-        raise RuntimeError("database URL is malformed")
-
-    monkeypatch.setitem(sys.modules, "syncbridge.bootstrap", types.SimpleNamespace(web_checks=web_checks))
-    response = create_app(settings, publisher=publisher).test_client().get("/readyz")
-    assert_error(response, 503)
-    assert response.get_json()["status"] == "not_ready"
+    ready = client.get("/readyz")
+    assert_error(ready, 503)
+    assert ready.get_json()["status"] == "not_ready"
+    assert ready.get_json()["checks"]["broker"] == "ok" and ready.get_json()["checks"]["database"] != "ok"
+    assert "127.0.0.1:1" not in ready.get_data(as_text=True)      # no connection details to a caller
 
 
 # ------------------------------------------------------------------ hostile input
