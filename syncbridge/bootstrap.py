@@ -302,12 +302,13 @@ def web_app(settings: Settings | None = None, *, publisher: Any = None,
 
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
     """Readiness checks of the receiver: broker and database reachable."""
-    from syncbridge.adapters.db.sql import SqlStore
-
     store_holder: list[Store] = []
 
     def database() -> None:
         if not store_holder:
+            # Imported on the first check: the receiver starts (and queues events) without the SQL stack loaded.
+            from syncbridge.adapters.db.sql import SqlStore
+
             store_holder.append(SqlStore.from_url(settings.database_url))
         store_holder[0].ping()
 
