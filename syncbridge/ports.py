@@ -27,8 +27,9 @@ class RecordResult:
     message: str = ""
     action: str | None = None      # "insert", "update" or "delete" on success
     record_id: str | None = None   # details.id on success
-    field: str | None = None       # details.api_name on a per-record error
+    field: str | None = None       # details.api_name on a per-record error; several joined by ", "
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fields: tuple[str, ...] = ()   # every field Zoho refused (each entry of MULTIPLE_OR_MULTI_ERRORS)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class InMemoryZoho:
         if not records:
             return []
         self._enter(module, max(1, math.ceil(len(records) / 10)))
+        refused = self.state.duplicate_check_problem(module, check_fields) if operation == "upsert" else None
+        if refused is not None:
+            raise ZohoRejected(f"POST {module}/upsert: {refused['message']}", status=400, code=refused["code"],
+                               field=refused["details"]["api_name"], body=refused)
         self.writes.append(WriteCall(operation, module, copy.deepcopy(records), check_fields or []))
         # like the real client, every write carries "trigger": [] -- no workflow rule fires
         results = self.state.write(module, operation, records, duplicate_check_fields=check_fields or None,

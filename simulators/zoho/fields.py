@@ -87,7 +87,7 @@ def _custom(api_name: str, data_type: str = "text", length: int | None = None, *
 # Values the broker's org has in its picklists: the German salutations the DailyUp
 # list "anreden" delivers, and the deal stage the return path sets.
 SALUTATIONS = ["Herr", "Frau", "Divers", "Firma", "Dr.", "Prof."]
-DEAL_STAGES = ["Beratung", "Angebot", "Antrag gestellt", "Abgeschlossen", "Verloren"]
+DEAL_STAGES = ["Neu", "Beratung", "Angebot", "Antrag gestellt", "Abgeschlossen", "Verloren"]
 LEAD_SOURCES = ["Empfehlung", "Website", "Messe", "Telefon", "Bestandskunde"]
 
 _SYSTEM = [_std("Created_Time", "datetime", read_only=True), _std("Modified_Time", "datetime", read_only=True),

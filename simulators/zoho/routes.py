@@ -239,6 +239,10 @@ def write(version: str, module: str, operation: str, path_id: str | None = None)
                                      or not all(isinstance(f, str) for f in check_fields)):
         return _json(_error("INVALID_DATA", "invalid data",
                             {"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields"}), 400)
+    if operation == "upsert":
+        refused = state.duplicate_check_problem(module, check_fields)
+        if refused is not None:
+            return _json(refused, 400)
     if path_id is not None:
         if len(data) != 1 or not isinstance(data[0], dict):
             return _json(_error("INVALID_DATA", "invalid data", {"api_name": "data"}), 400)

@@ -30,8 +30,6 @@ DEFAULT_REFRESH_TOKEN = "dev-zoho-refresh-token"
 SCOPE = "ZohoCRM.modules.ALL"
 MAX_RECORDS_PER_WRITE = 100
 MAX_PER_PAGE = 200
-TEXT_LIMIT = 255
-TEXTAREA_LIMIT = 32000
 API_VERSIONS = {f"v{n}" for n in range(2, 9)}
 MISSING_RECORD_STYLES = ("204", "400", "404", "empty")
 
@@ -39,6 +37,7 @@ DEFAULT_MANDATORY = {"Contacts": ["Last_Name"], "Accounts": ["Account_Name"], "D
 EMAIL_FIELDS = ("Email", "Secondary_Email")
 PHONE_FIELDS = ("Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}([+-]\d{2}:\d{2}|Z)$")
 
 API_USER = {"name": "Sync Service", "id": "5725767000000411001", "email": "sync@makler-beispiel.de"}
 UI_USER = {"name": "Petra Schmidt", "id": "5725767000000411002", "email": "petra.schmidt@makler-beispiel.de"}
@@ -261,6 +260,19 @@ class ZohoState:
                     self._fields[module][name] = SimField(name, "text", custom_field=True)
             for item in self._fields[module].values():
                 item.unique = item.api_name in fields
+
+    def duplicate_check_problem(self, module: str, names: list[str] | None) -> dict[str, Any] | None:
+        """Zoho's answer (400) to an upsert whose duplicate_check_fields name a field it may not match on, else None."""
+        # Zoho allows only system duplicate-check fields and unique custom fields here.
+        # The error body for any other field is not documented: INVALID_DATA naming the
+        # field and its place in the request is what its other request-level errors look like.
+        allowed = self.duplicate_check_allowed(module)
+        for position, name in enumerate(names or []):
+            if name not in allowed:
+                return _error("INVALID_DATA", "the field is neither unique nor a system duplicate check field",
+                              {"api_name": name, "json_path": f"$.duplicate_check_fields[{position}]",
+                               "supported_values": allowed})
+        return None
 
     def duplicate_check_allowed(self, module: str) -> list[str]:
         """The fields an upsert may name in duplicate_check_fields: system duplicate-check and unique fields."""
@@ -528,85 +540,139 @@ class ZohoState:
         return results
 
     def _validate(self, module: str, fields: dict[str, Any], index: int, *, creating: bool, self_id: str | None):
-        """Return (clean fields, None) or (None, Zoho's per-record error)."""
+        """Return (clean fields, None) or (None, Zoho's per-record error).
+
+        Every problem of the record is found; one is answered as it is, several as
+        ``MULTIPLE_OR_MULTI_ERRORS`` with ``details.errors`` (no ``api_name`` at the top).
+        """
         clean: dict[str, Any] = {}
+        problems: list[dict[str, Any]] = []
         for name in self.mandatory_fields.get(module, []):
             present = name in fields
             empty = fields.get(name) is None or (isinstance(fields.get(name), str) and not fields[name].strip())
             if (creating and (not present or empty)) or (not creating and present and empty):
-                return None, _error("MANDATORY_NOT_FOUND", "required field not found",
-                                    {"api_name": name, "json_path": f"$.data[{index}].{name}"})
+                problems.append(_error("MANDATORY_NOT_FOUND", "required field not found",
+                                       {"api_name": name, "json_path": f"$.data[{index}].{name}"}))
         known = self._fields[module]
         for name, value in fields.items():
             if name in SYSTEM_FIELDS or name.startswith("$"):
                 continue  # read-only on writes; Zoho ignores them
             path = f"$.data[{index}].{name}"
             meta = known.get(name)
-            kind: Any = "owner" if name == "Owner" else "text"
-            if meta is not None and meta.data_type == "lookup":
-                kind = ("lookup", meta.lookup_module)
-            elif meta is not None and name != "Owner":
-                kind = meta.data_type
-            value, problem = self._convert(kind, value)
+            if meta is None:
+                # Zoho refuses a field the module does not have (the exact message is not documented)
+                problems.append(_error("INVALID_DATA", "invalid data", {"api_name": name, "json_path": path}))
+                continue
+            if meta.read_only:
+                continue  # formula, auto-number and other read-only fields are ignored on writes
+            value, problem = self._convert(meta, value)
             if problem is not None:
-                problem.update({"api_name": name, "json_path": path})
-                return None, _error("INVALID_DATA", "invalid data", problem)
-            clean[name] = value
+                problems.append(_error("INVALID_DATA", "invalid data", {**problem, "api_name": name, "json_path": path}))
+                continue
+            if name not in (p["details"]["api_name"] for p in problems):
+                clean[name] = value
         for name in self.unique_fields.get(module, []):
             value = clean.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
             for other_id, other in self._records[module].items():
                 if other_id != self_id and other.get(name) is not None and _norm(other[name]) == _norm(value):
-                    return None, _error("DUPLICATE_DATA", "duplicate data", {
+                    problems.append(_error("DUPLICATE_DATA", "duplicate data", {
                         "api_name": name, "json_path": f"$.data[{index}].{name}",
                         "duplicate_record": {"id": other_id, "module": {"api_name": module, "id": module_id(module)},
-                                             "Owner": dict(other.get("Owner") or {})}})
+                                             "Owner": dict(other.get("Owner") or {})},
+                        "more_records": False}))
+                    break
+        if len(problems) == 1:
+            return None, problems[0]
+        if problems:
+            return None, _error("MULTIPLE_OR_MULTI_ERRORS", "multiple errors occurred", {
+                "errors": [{key: p[key] for key in ("code", "details", "message")} for p in problems]})
         return clean, None
 
-    def _convert(self, kind, value):
-        """Check one value against its field type; return (stored value, None) or (None, error details)."""
+    def _convert(self, meta: SimField, value: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Check one value against its field; return (stored value, None) or (None, error details)."""
+        kind = meta.data_type
+        wrong = {"expected_data_type": kind}
         if value is None:
             return None, None
-        if isinstance(kind, tuple):  # lookup
-            target = kind[1]
+        if kind == "lookup":
+            target = meta.lookup_module or ""
             ref = value.get("id") if isinstance(value, dict) else value
             if isinstance(ref, bool) or not isinstance(ref, (str, int)) or str(ref) not in self._records.get(target, {}):
-                return None, {"expected_data_type": "lookup"}
+                return None, wrong
             ref = str(ref)
             return {"name": self._display_name(target, self._records[target][ref]), "id": ref}, None
-        if kind == "owner":
+        if kind == "ownerlookup":
             ref = value.get("id") if isinstance(value, dict) else value
             for user in (self.api_user, self.ui_user):
                 if str(ref) == user["id"]:
                     return dict(user), None
-            return None, {"expected_data_type": "ownerlookup"}
-        if kind == "email":
-            if not isinstance(value, str) or not EMAIL_RE.match(value) or len(value) > 100:
-                return None, {"expected_data_type": "email"}
-            return value, None
-        if kind == "date":
-            try:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-                    raise ValueError(value)
-                date.fromisoformat(value)
-            except (TypeError, ValueError):
-                return None, {"expected_data_type": "date"}
-            return value, None
-        if kind in ("double", "currency", "integer"):
-            if isinstance(value, bool):
-                return None, {"expected_data_type": kind}
-            try:
-                number = int(value) if kind == "integer" else float(value)
-            except (TypeError, ValueError):
-                return None, {"expected_data_type": kind}
-            if kind != "integer" and not math.isfinite(number):
-                return None, {"expected_data_type": kind}
+            return None, wrong
+        if kind in ("integer", "bigint"):
+            # 12.7 is refused, not truncated; "12" and 12.0 are whole numbers
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                return None, wrong
+            if isinstance(value, str) and not re.fullmatch(r"-?\d+", value.strip()):
+                return None, wrong
+            if not isinstance(value, (int, float, str)):
+                return None, wrong
+            number = int(value if not isinstance(value, str) else value.strip())
+            if abs(number) >= (2**31 if kind == "integer" else 2**63):
+                return None, wrong
             return number, None
-        limit = TEXTAREA_LIMIT if kind == "textarea" else TEXT_LIMIT
-        if isinstance(value, str) and len(value) > limit:
-            return None, {"maximum_length": limit}
-        return value, None
+        if kind in ("double", "currency", "percent", "decimal"):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                return None, wrong
+            try:
+                real = float(value)
+            except ValueError:
+                return None, wrong
+            if not math.isfinite(real):
+                return None, wrong
+            return real, None
+        if kind == "boolean":
+            return (value, None) if isinstance(value, bool) else (None, wrong)
+        if kind == "date":
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                return None, wrong
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return None, wrong
+            return value, None
+        if kind == "datetime":
+            try:
+                if not isinstance(value, str) or not DATETIME_RE.match(value):
+                    raise ValueError(value)
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None, wrong
+            return value, None
+        if kind == "multiselectpicklist":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return None, wrong
+            unknown = [v for v in value if v not in meta.pick_list_values]
+            if unknown:
+                return None, {"supported_values": list(meta.pick_list_values)}
+            return list(value), None
+        if kind == "picklist":
+            if not isinstance(value, str):
+                return None, wrong
+            if value in ("", "-None-"):
+                return None, None
+            if value not in meta.pick_list_values:
+                return None, {"supported_values": list(meta.pick_list_values)}
+            return value, None
+        # text, textarea, email, phone, website and other text-like fields
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None, wrong
+        text = value if isinstance(value, str) else str(value)
+        if kind == "email" and text and not EMAIL_RE.match(text):
+            return None, wrong
+        if meta.length is not None and len(text) > meta.length:
+            return None, {"maximum_length": meta.length}
+        return text, None
 
     @staticmethod
     def _display_name(module: str, record: dict[str, Any]) -> str:

@@ -69,22 +69,44 @@ def criteria_and(*conditions: str) -> str:
     return conditions[0] if len(conditions) == 1 else "(" + "and".join(conditions) + ")"
 
 
+def _problem(item: dict[str, Any]) -> tuple[str | None, str]:
+    """The field and a readable reason of one per-record error (``message (what Zoho expected)``)."""
+    details = item.get("details") if isinstance(item.get("details"), dict) else {}
+    field = details.get("api_name")
+    reason = str(item.get("message") or item.get("code") or "")
+    if details.get("expected_data_type"):
+        reason += f" (expected {details['expected_data_type']})"
+    if details.get("maximum_length") is not None:
+        reason += f" (at most {details['maximum_length']} characters)"
+    if isinstance(details.get("supported_values"), list):
+        reason += f" (allowed: {', '.join(str(v) for v in details['supported_values'])})"
+    return (str(field) if field else None), reason
+
+
 def record_result(item: dict[str, Any], action: str | None = None) -> RecordResult:
     """Turn one ``data[i]`` of a write answer into a :class:`RecordResult` (``action`` when Zoho names none)."""
     details = item.get("details") if isinstance(item.get("details"), dict) else {}
     ok = item.get("status") == "success"
     record_id = details.get("id")
+    message = str(item.get("message") or "")
+    fields: tuple[str, ...] = ()
+    if not ok:
+        # MULTIPLE_OR_MULTI_ERRORS has no api_name at the top: each entry of details.errors names one
+        entries = details.get("errors") if isinstance(details.get("errors"), list) else [item]
+        problems = [_problem(entry) for entry in entries if isinstance(entry, dict)]
+        fields = tuple(field for field, _ in problems if field)
+        if len(problems) > 1 or any(reason != message for _, reason in problems):
+            message = "; ".join(f"{field}: {reason}" if field else reason for field, reason in problems)
     return RecordResult(
         ok=ok,
         code=str(item.get("code") or ""),
-        message=str(item.get("message") or ""),
+        message=message,
         action=(item.get("action") or action) if ok else None,
         record_id=str(record_id) if ok and record_id is not None else None,
-        field=None if ok else details.get("api_name"),
+        field=", ".join(fields) if fields else None,
         details=details,
+        fields=fields,
     )
-
-
 
 
 def crm_field(module: str, item: dict[str, Any]) -> CrmField:

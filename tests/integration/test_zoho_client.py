@@ -325,6 +325,92 @@ def test_field_metadata_follows_changes_to_the_crm(crm):
     assert caught.value.code == "INVALID_MODULE"
 
 
+def test_writes_to_an_unknown_field_are_refused_naming_it(crm):
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "Roth", "Lieblingsfarbe": "blau"}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == "Lieblingsfarbe"
+    crm.state.drop_field("Contacts", "Titel")
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "Roth", "Titel": "Dr."}])
+    assert result.field == "Titel" and result.fields == ("Titel",)
+    assert crm.state.find("Contacts", Last_Name="Roth") == []
+
+
+@pytest.mark.parametrize("module, field, value, expected", [
+    ("Deals", "Probability", 12.7, "integer"),     # refused, not truncated to 12
+    ("Deals", "Probability", "zwölf", "integer"),
+    ("Deals", "Amount", "viel", "currency"),
+    ("Deals", "Beginn", "01.01.2020", "date"),
+    ("Contacts", "Email", "keine-adresse", "email"),
+    ("Contacts", "Salutation", ["Herr"], "picklist"),
+    ("Contacts", "Email_Opt_Out", "ja", "boolean"),
+    ("Contacts", "Mailing_City", {"name": "Köln"}, "text"),
+])
+def test_a_value_of_the_wrong_type_is_refused_with_the_expected_type(crm, module, field, value, expected):
+    name = "Deal_Name" if module == "Deals" else "Last_Name"
+    [result] = crm.client.insert_records(module, [{name: "Typfehler", field: value}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == field
+    assert result.details["expected_data_type"] == expected and f"expected {expected}" in result.message
+    assert crm.state.records(module) == []
+
+
+def test_whole_numbers_and_numeric_text_are_taken_as_numbers(crm):
+    [result] = crm.client.insert_records("Deals", [{"Deal_Name": "Zahlen", "Probability": "40", "Amount": "99.5"}])
+    assert result.ok
+    [deal] = crm.state.records("Deals")
+    assert (deal["Probability"], deal["Amount"]) == (40, 99.5)
+
+
+def test_a_picklist_takes_only_its_values_and_names_them(crm):
+    [bad, good] = crm.client.insert_records("Contacts", [{"Last_Name": "A", "Salutation": "Herr Dr."},
+                                                         {"Last_Name": "B", "Salutation": "Frau"}])
+    assert not bad.ok and bad.code == "INVALID_DATA" and bad.field == "Salutation"
+    assert {"Herr", "Frau"} <= set(bad.details["supported_values"]) and "allowed: " in bad.message
+    assert good.ok and crm.state.get("Contacts", good.record_id)["Salutation"] == "Frau"
+    crm.state.set_field("Contacts", "Salutation", pick_list_values=["Herr", "Frau", "Herr Dr."])
+    [again] = crm.client.insert_records("Contacts", [{"Last_Name": "A", "Salutation": "Herr Dr."}])
+    assert again.ok
+
+
+def test_a_value_longer_than_the_field_is_refused_with_its_length(crm):
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "x" * 81}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == "Last_Name"
+    assert result.details["maximum_length"] == 80 and "at most 80 characters" in result.message
+    [fits] = crm.client.insert_records("Contacts", [{"Last_Name": "x" * 80}])
+    assert fits.ok
+
+
+def test_several_problems_of_one_record_come_as_multiple_errors_each_naming_its_field(crm):
+    existing = crm.state.seed("Contacts", {"Last_Name": "Alt", "Kundennummer": "K-1"})
+    [result, fine] = crm.client.insert_records("Contacts", [
+        {"Last_Name": "y" * 81, "Salutation": "Majestät", "Kundennummer": "K-1", "Unbekannt": 1},
+        {"Last_Name": "Gut"}])
+    assert not result.ok and result.code == "MULTIPLE_OR_MULTI_ERRORS"
+    assert "api_name" not in result.details
+    assert result.fields == ("Last_Name", "Salutation", "Unbekannt", "Kundennummer")
+    assert result.field == "Last_Name, Salutation, Unbekannt, Kundennummer"
+    codes = {e["details"]["api_name"]: e["code"] for e in result.details["errors"]}
+    assert codes == {"Last_Name": "INVALID_DATA", "Salutation": "INVALID_DATA", "Unbekannt": "INVALID_DATA",
+                     "Kundennummer": "DUPLICATE_DATA"}
+    assert "Kundennummer: duplicate data" in result.message and "Last_Name: invalid data" in result.message
+    assert next(e for e in result.details["errors"] if e["code"] == "DUPLICATE_DATA")[
+        "details"]["duplicate_record"]["id"] == existing
+    assert fine.ok and len(crm.state.records("Contacts")) == 2
+
+
+def test_upsert_may_match_only_on_unique_or_system_duplicate_check_fields(crm):
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Mailing_City": "Köln"}], ["Mailing_City"])
+    assert caught.value.status == 400 and caught.value.code == "INVALID_DATA" and caught.value.field == "Mailing_City"
+    assert crm.state.records("Contacts") == []
+    crm.state.set_field("Contacts", "Kundennummer", unique=False)  # created without "Do not allow duplicate values"
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Kundennummer": "K-9"}], ["Kundennummer"])
+    assert caught.value.field == "Kundennummer" and "field=Kundennummer" in caught.value.describe()
+    crm.state.set_field("Contacts", "Kundennummer", unique=True)
+    [first] = crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Kundennummer": "K-9"}], ["Kundennummer"])
+    [second] = crm.client.upsert_records("Contacts", [{"Last_Name": "Roth-Neu", "Email": "r@example.de"}], ["Email"])
+    assert (first.ok, first.action, second.ok, second.action) == (True, "insert", True, "insert")
+
+
 # ---------------------------------------------------------------------- client only
 @pytest.mark.parametrize("style", ["204", "400", "404", "empty"])
 def test_missing_record_in_every_style_is_none(state, make_client, style):

@@ -232,11 +232,52 @@ def test_duplicate_and_invalid_data_details(http, state, auth):
     assert dup["details"]["api_name"] == "Vertragsnummer" and dup["details"]["json_path"] == "$.data[0].Vertragsnummer"
     assert dup["details"]["duplicate_record"]["id"] == existing
     assert dup["details"]["duplicate_record"]["module"]["api_name"] == "Deals"
-    assert long_text["code"] == "INVALID_DATA" and long_text["details"]["maximum_length"] == 255
+    assert long_text["code"] == "INVALID_DATA" and long_text["details"]["maximum_length"] == 120  # Deal_Name
     assert amount["details"]["expected_data_type"] == "currency" and begin["details"]["api_name"] == "Beginn"
     assert junk["code"] == "INVALID_DATA" and junk["details"]["json_path"] == "$.data[4]"
     update = http.put("/crm/v7/Deals", headers=auth, json={"data": [{"id": MISSING_ID, "Stage": "X"}]})
     assert update.get_json()["data"][0]["details"] == {"api_name": "id", "json_path": "$.data[0].id"}
+
+
+def test_field_metadata_in_zohos_shape(http, state, auth):
+    answer = http.get("/crm/v7/settings/fields?module=Contacts", headers=auth)
+    assert answer.status_code == 200
+    fields = {f["api_name"]: f for f in answer.get_json()["fields"]}
+    assert fields["Kundennummer"]["unique"] == {"case_sensitive": False} and fields["Kundennummer"]["custom_field"]
+    assert fields["Mailing_City"]["unique"] == {} and fields["Mailing_City"]["custom_field"] is False
+    salutation = fields["Salutation"]
+    assert salutation["data_type"] == "picklist" and salutation["pick_list_values"][0]["actual_value"] == "-None-"
+    assert {"display_value": "Herr", "actual_value": "Herr"}.items() <= salutation["pick_list_values"][1].items()
+    assert fields["Account_Name"]["lookup"]["module"]["api_name"] == "Accounts"
+    assert fields["Last_Name"]["length"] == 80 and fields["Email"]["data_type"] == "email"
+    assert all(f["id"].isdigit() for f in fields.values())
+    assert http.get("/crm/v7/settings/fields", headers=auth).get_json()["code"] == "REQUIRED_PARAM_MISSING"
+    assert http.get("/crm/v7/settings/fields?module=Kontakte", headers=auth).get_json()["code"] == "INVALID_MODULE"
+    assert http.get("/crm/v7/settings/fields?module=Contacts").status_code == 401
+
+
+def test_several_problems_answer_multiple_errors_without_a_top_level_field(http, state, auth):
+    answer = http.post("/crm/v7/Deals", headers=auth, json={"data": [
+        {"Deal_Name": "Z", "Probability": 12.7, "Stage": "Gewonnen"}]})
+    assert answer.status_code == 400
+    [result] = answer.get_json()["data"]
+    assert result["code"] == "MULTIPLE_OR_MULTI_ERRORS" and result["status"] == "error"
+    assert "api_name" not in result["details"]
+    first, second = result["details"]["errors"]
+    assert first == {"code": "INVALID_DATA", "message": "invalid data", "details": {
+        "expected_data_type": "integer", "api_name": "Probability", "json_path": "$.data[0].Probability"}}
+    assert second["details"]["api_name"] == "Stage" and "Abgeschlossen" in second["details"]["supported_values"]
+    assert state.records("Deals") == []
+
+
+def test_upsert_refuses_a_duplicate_check_field_that_is_not_unique(http, state, auth):
+    answer = http.post("/crm/v7/Contacts/upsert", headers=auth, json={
+        "data": [{"Last_Name": "A", "Mailing_City": "Köln"}], "duplicate_check_fields": ["Email", "Mailing_City"]})
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["code"] == "INVALID_DATA" and body["details"]["api_name"] == "Mailing_City"
+    assert body["details"]["json_path"] == "$.duplicate_check_fields[1]"
+    assert state.records("Contacts") == []
 
 
 def test_write_body_errors(http, auth):
