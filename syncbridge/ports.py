@@ -81,6 +81,13 @@ class CrmClient(Protocol):
     def field_metadata(self, module: str) -> list[CrmField]:
         """The fields of a module (GET /settings/fields?module=)."""
 
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every record of ``module`` with up to 50 ``fields``; only those modified after ``modified_since``."""
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The records of ``module`` deleted lately (GET /{module}/deleted): id, display_name, deleted_time, ..."""
+
 
 class AmeiseClient(Protocol):
     """Ameise employee web service (Dionera), for one connected employee."""

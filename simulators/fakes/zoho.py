@@ -11,9 +11,11 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from simulators.zoho import CriteriaError, ZohoState
+from simulators.zoho.state import MAX_PAGED_RECORDS, MAX_PER_PAGE
 from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, crm_fields, record_result
 from syncbridge.errors import ExternalServiceError
 from syncbridge.ports import CrmField, RecordResult
@@ -121,3 +123,29 @@ class InMemoryZoho:
     def field_metadata(self, module: str) -> list[CrmField]:
         self._enter(module)
         return crm_fields(module, {"fields": self.state.fields(module)})
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page, token = 1, None
+        while True:
+            self._enter(module)
+            status, body = self.state.list_page(module, list(fields), page=page, page_token=token,
+                                                modified_since=modified_since)
+            if status in (204, 304) or body is None:
+                return found
+            if status != 200:
+                raise ZohoRejected(f"list {module}: {body['message']}", status=status, code=body["code"], body=body)
+            found.extend(body["data"])
+            info = body["info"]
+            if not info["more_records"]:
+                return found
+            # like the client: page numbers for the first 2,000 records, then the page token
+            if token is not None or len(found) + MAX_PER_PAGE > MAX_PAGED_RECORDS:
+                token = info["next_page_token"]
+            else:
+                page += 1
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        self._enter(module)
+        return self.state.deleted(module, kind)

@@ -5,10 +5,12 @@ The blueprint works on the :class:`ZohoState` in ``current_app.config["ZOHO_STAT
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +31,7 @@ from simulators.zoho.state import (
     SimulatorInputError,
     ZohoState,
     _error,
+    org_timezone,
     zoho_time,
 )
 
@@ -184,9 +187,33 @@ def list_records(version: str, module: str) -> Response:
     page, per_page, paging_error = paging()
     if paging_error:
         return paging_error
+    since = None
+    if request.headers.get("If-Modified-Since"):
+        try:
+            since = datetime.fromisoformat(request.headers["If-Modified-Since"].strip().replace("Z", "+00:00"))
+        except ValueError:
+            return _json(_error("INVALID_DATA", "invalid data", {"header": "If-Modified-Since"}), 400)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=org_timezone())
     names = [f.strip() for f in fields.split(",") if f.strip()]
-    rows = [{"id": r["id"], **{n: r.get(n) for n in names if n != "id"}} for r in state.records(module)]
-    return page_of(rows, page, per_page)
+    status, body = state.list_page(module, names, page=page, per_page=per_page,
+                                   page_token=request.args.get("page_token"), modified_since=since)
+    return _json(body, status) if body is not None else Response(status=status)
+
+
+@zoho_api.get("/crm/<version>/<module>/deleted")
+def deleted_records(version: str, module: str) -> Response:
+    # https://www.zoho.com/crm/developer/docs/api/v7/get-deleted-records.html: ?type=all|recycle|permanent
+    problem = module_problem(version, module)
+    if problem:
+        return problem
+    kind = request.args.get("type", "all")
+    if kind not in ("all", "recycle", "permanent"):
+        return _json(_error("INVALID_DATA", "invalid data", {"param": "type"}), 400)
+    page, per_page, paging_error = paging()
+    if paging_error:
+        return paging_error
+    return page_of(state.deleted(module, kind), page, per_page)
 
 
 def paging() -> tuple[int, int, Response | None]:
@@ -294,7 +321,7 @@ def delete(version: str, module: str) -> Response:
                             {"limit": MAX_RECORDS_PER_WRITE, "param": "ids"}), 400)
     if request.args.get("wf_trigger", "true") not in ("true", "false"):
         return _json(_error("INVALID_DATA", "invalid data", {"param": "wf_trigger"}), 400)
-    results = state.delete(module, ids)
+    results = state.delete(module, ids, workflow=request.args.get("wf_trigger", "true") == "true")
     ok = [r["status"] == "success" for r in results]
     return _json({"data": results}, 200 if all(ok) else 207 if any(ok) else 400)
 
@@ -329,7 +356,8 @@ def watch(version: str) -> Response:
             events = item["events"]
             for event in events:
                 module, _, what = event.partition(".")
-                kinds = {"all": ("create", "edit"), "create": ("create",), "edit": ("edit",)}[what]
+                kinds = {"all": ("create", "edit", "delete"), "create": ("create",), "edit": ("edit",),
+                         "delete": ("delete",)}[what]
                 state.add_webhook(module, item["notify_url"], events=kinds, style="notify",
                                   token=item.get("token"), channel_id=str(item["channel_id"]))
         except (KeyError, TypeError, ValueError) as exc:
@@ -342,7 +370,9 @@ def watch(version: str) -> Response:
     if not answers:
         return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
                             {"param": "watch"}), 400)
-    return _json({"watch": answers})
+    # enabling a watch answers 201 (207 when only some of the channels could be set up)
+    ok = [a["status"] == "success" for a in answers]
+    return _json({"watch": answers}, 201 if all(ok) else 207 if any(ok) else 400)
 
 
 @zoho_api.get("/crm/<version>/settings/fields")
@@ -360,16 +390,20 @@ def field_metadata(version: str) -> Response:
 
 @zoho_api.get("/crm/v8/settings/automation/webhook_failures")
 def webhook_failures() -> Response:
-    failures = state.webhook_failures
-    if not failures:
+    # each item: webhook{name,id}, entity_details{module,name,id}, failure_time, failure_reason, id, workflow_rule
+    page, per_page, paging_error = paging()
+    if paging_error:
+        return paging_error
+    items = state.webhook_failure_items()
+    module = request.args.get("module")
+    if module:
+        items = [i for i in items if i["entity_details"]["module"] == module]
+    chunk = items[(page - 1) * per_page: page * per_page]
+    if not chunk:
         return Response(status=204)
-    hooks = {h["id"]: h for h in state.webhooks()}
-    rows = [{"webhook": {"id": f["webhook_id"], "url": f["url"]}, "module": {"api_name": f["module"]},
-             "record": {"id": f["ids"][0] if len(f["ids"]) == 1 else None}, "ids": f["ids"],
-             "failure_reason": f["error"] or f"HTTP {f['status']}", "status_code": f["status"],
-             "failed_time": f["time"], "active": f["webhook_id"] in hooks} for f in failures]
-    return _json({"webhook_failures": rows,
-                  "info": {"per_page": len(rows), "count": len(rows), "page": 1, "more_records": False}})
+    return _json({"webhook_failures": chunk, "info": {"per_page": per_page, "count": len(chunk), "page": page,
+                                                      "more_records": len(items) > page * per_page}})
+
 
 # ------------------------------------------------------------ admin (no auth)
 
@@ -436,6 +470,18 @@ def sim_user_update(module: str, record_id: str) -> Response:
         return _json({"error": "the CRM refused the change", "result": exc.result}, 422)
 
 
+@zoho_api.delete("/_sim/records/<module>/<record_id>")
+def sim_user_delete(module: str, record_id: str) -> Response:
+    problem = admin_module(module)
+    if problem:
+        return problem
+    try:
+        state.user_delete(module, record_id)
+    except KeyError:
+        return _json({"error": f"no {module} record {record_id}"}, 404)
+    return Response(status=204)
+
+
 @zoho_api.post("/_sim/seed")
 def sim_seed() -> Response:
     body, bad = admin_body()
@@ -474,7 +520,7 @@ def sim_faults() -> Response:
     body, bad = admin_body()
     if bad:
         return bad
-    allowed = {"status", "count", "path_prefix", "delay", "retry_after"}
+    allowed = {"status", "count", "path_prefix", "delay", "retry_after", "retry_after_header"}
     if set(body) - allowed:
         return _json({"error": f"unknown keys {sorted(set(body) - allowed)}", "allowed": sorted(allowed)}, 400)
     try:
@@ -531,6 +577,11 @@ def _fault_response(fault: Fault) -> Response:
         # a gateway in front of Zoho answers with a page, not JSON
         return Response("<html><body><h1>503 Service Unavailable</h1></body></html>", status=503,
                         content_type="text/html")
-    body = FAULT_BODIES.get(fault.status, _error("INTERNAL_ERROR", "simulated failure"))
-    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None and fault.status == 429 else {}
+    body = copy.deepcopy(FAULT_BODIES.get(fault.status, _error("INTERNAL_ERROR", "simulated failure")))
+    headers = {}
+    if fault.retry_after is not None and fault.status == 429:
+        # Zoho documents no Retry-After header; its sample 429 body carries details.retry_after
+        body["details"]["retry_after"] = fault.retry_after
+        if fault.retry_after_header:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
     return _json(body, fault.status or 500, headers)

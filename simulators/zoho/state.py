@@ -30,6 +30,9 @@ DEFAULT_REFRESH_TOKEN = "dev-zoho-refresh-token"
 SCOPE = "ZohoCRM.modules.ALL"
 MAX_RECORDS_PER_WRITE = 100
 MAX_PER_PAGE = 200
+MAX_LIST_FIELDS = 50          # fields one get-records call may name
+MAX_PAGED_RECORDS = 2000      # records reachable by page number; beyond them only by page_token
+PAGE_TOKEN_LIFETIME = 86400   # seconds a page_token stays valid
 API_VERSIONS = {f"v{n}" for n in range(2, 9)}
 MISSING_RECORD_STYLES = ("204", "400", "404", "empty")
 
@@ -56,6 +59,11 @@ FAULT_BODIES = {
     500: {"code": "INTERNAL_ERROR", "details": {}, "message": "Internal Server Error occurred while processing this request",
           "status": "error"},
 }
+
+
+def org_timezone():
+    """The org's time zone (Europe/Berlin)."""
+    return _tz()
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,7 +105,8 @@ class Fault:
     remaining: int
     path_prefix: str | None
     delay: float = 0.0
-    retry_after: float | None = None
+    retry_after: float | None = None   # a 429 names it in details.retry_after
+    retry_after_header: bool = False   # ... and in a Retry-After header too
 
     def applies_to(self, path: str) -> bool:
         return path.startswith(self.path_prefix) if self.path_prefix else path.startswith("/crm/")
@@ -105,7 +114,7 @@ class Fault:
 
 @dataclass
 class Webhook:
-    """A workflow rule of ``module`` that calls ``url`` on create and/or edit."""
+    """A workflow rule (or Notification API channel) of ``module`` that calls ``url`` on create, edit and/or delete."""
 
     id: str
     module: str
@@ -114,6 +123,10 @@ class Webhook:
     style: str
     token: str | None
     channel_id: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.module} {'/'.join(self.events)} {self.style}"
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "module": self.module, "url": self.url, "events": list(self.events),
@@ -124,7 +137,7 @@ class Webhook:
 class _Change:
     module: str
     record_id: str
-    operation: str          # create | edit
+    operation: str          # create | edit | delete
     modified_time: str
     fields: list[str] = field(default_factory=list)
 
@@ -142,9 +155,11 @@ class ZohoState:
     # drop_field and set_unique_fields; reset() restores the seed.
 
     def __init__(self, modules: Iterable[str] = ("Contacts", "Accounts", "Deals", "Leads"), *,
-                 token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
+                 token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.RLock()
         self.clock = clock   # seconds; when records were touched, for search_index_delay
+        self.wall_clock = wall_clock   # epoch seconds; Created_Time / Modified_Time / deleted_time of records
         self._module_names = tuple(modules)
         self.token_lifetime = token_lifetime
         self.mint_limit = 10
@@ -177,6 +192,8 @@ class ZohoState:
     def _reset_data(self) -> None:
         self._records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self._module_names}
         self._touched: dict[tuple[str, str], float] = {}
+        self._deleted: dict[str, list[dict[str, Any]]] = {m: [] for m in self._module_names}
+        self._page_tokens: dict[str, dict[str, Any]] = {}
         self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
         self._fields: dict[str, dict[str, SimField]] = default_fields(self._module_names)
         self._faults: list[Fault] = []
@@ -408,7 +425,7 @@ class ZohoState:
 
     # ---------------------------------------------------------------- faults and concurrency
     def add_fault(self, status: int | None = 500, count: int = 1, path_prefix: str | None = None,
-                  delay: float = 0.0, retry_after: float | None = None) -> None:
+                  delay: float = 0.0, retry_after: float | None = None, retry_after_header: bool = False) -> None:
         """Make the next ``count`` calls under ``/crm/`` (or ``path_prefix``) answer ``status``, or only wait ``delay``."""
         if status is not None and not 400 <= int(status) <= 599:
             raise ValueError("status must be an HTTP error status or None")
@@ -416,7 +433,7 @@ class ZohoState:
             raise ValueError("count must be >= 1 and delay >= 0")
         with self._lock:
             self._faults.append(Fault(None if status is None else int(status), int(count), path_prefix,
-                                      float(delay), retry_after))
+                                      float(delay), retry_after, bool(retry_after_header)))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -699,7 +716,7 @@ class ZohoState:
         clean, problem = self._validate(module, fields, index, creating=True, self_id=None)
         if problem:
             return problem, None
-        now = zoho_time()
+        now = zoho_time(self.wall_clock())
         record_id = record_id or self._new_id()
         record = {"id": record_id, "Owner": dict(actor)}
         record.update(clean)
@@ -722,7 +739,7 @@ class ZohoState:
         clean, problem = self._validate(module, fields, index, creating=False, self_id=record_id)
         if problem:
             return problem, None
-        now = zoho_time()
+        now = zoho_time(self.wall_clock())
         record.update(clean)
         record.update({"Modified_Time": now, "Modified_By": _who(actor)})
         self._full_name(record)
@@ -755,20 +772,94 @@ class ZohoState:
                                         upsert_field=name, upsert=True)
         return self._insert(module, fields, index, actor=actor, upsert=True)
 
-    def delete(self, module: str, record_ids: list[str]) -> list[dict[str, Any]]:
-        """Delete records by id (to the recycle bin, as far as the API can tell); return Zoho's per-record results."""
+    def delete(self, module: str, record_ids: list[str], *, actor: dict[str, str] | None = None,
+               workflow: bool = False) -> list[dict[str, Any]]:
+        """Delete records by id to the recycle bin (listed by ``/{module}/deleted``); return Zoho's per-record results."""
+        actor = actor or self.api_user
         results = []
+        changes = []
         with self._lock:
             self._require_module(module)
             for record_id in record_ids:
                 record_id = str(record_id).strip()
-                if self._records[module].pop(record_id, None) is None:
+                record = self._records[module].pop(record_id, None)
+                if record is None:
                     results.append(_error("INVALID_DATA", "the id given seems to be invalid", {"id": record_id}))
                     continue
                 self._touched.pop((module, record_id), None)
+                now = zoho_time(self.wall_clock())
+                self._deleted[module].append({
+                    "deleted_by": _who(actor), "id": record_id, "display_name": self._display_name(module, record),
+                    "type": "recycle", "created_by": dict(record.get("Created_By") or {}), "deleted_time": now})
+                changes.append(_Change(module, record_id, "delete", now))
                 results.append({"code": "SUCCESS", "details": {"id": record_id}, "message": "record deleted",
                                 "status": "success"})
+            if workflow and changes:
+                self._fire(changes)
         return results
+
+    def user_delete(self, module: str, record_id: str) -> None:
+        """A user deletes a record in the CRM: workflow rules and notifications of deletes fire."""
+        with self._lock:
+            [result] = self.delete(module, [record_id], actor=self.ui_user, workflow=True)
+        if result["status"] != "success":
+            raise KeyError(f"{module} {record_id} does not exist")
+
+    def deleted(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The deleted records of ``module``, newest first, as ``GET /{module}/deleted`` lists them."""
+        with self._lock:
+            self._require_module(module)
+            rows = [copy.deepcopy(r) for r in reversed(self._deleted[module])]
+        return rows if kind == "all" else [r for r in rows if r["type"] == kind]
+
+    # ---------------------------------------------------------------- get records
+    def list_page(self, module: str, fields: list[str], *, page: int = 1, per_page: int = MAX_PER_PAGE,
+                  page_token: str | None = None, modified_since: datetime | None = None,
+                  ) -> tuple[int, dict[str, Any] | None]:
+        """Answer ``GET /{module}?fields=..`` as (HTTP status, body): Zoho's limits on fields and paging included.
+
+        Page numbers reach the first 2,000 records; beyond them a call must bring the
+        ``page_token`` of ``info.next_page_token``.  With ``modified_since`` only records
+        modified after it are listed, and 304 (no body) answers when there are none.
+        """
+        if len(fields) > MAX_LIST_FIELDS:
+            return 400, _error("LIMIT_EXCEEDED", f"Only {MAX_LIST_FIELDS} fields can be fetched in one call",
+                               {"limit": MAX_LIST_FIELDS, "param": "fields"})
+        with self._lock:
+            self._require_module(module)
+            if page_token is not None:
+                saved = self._page_tokens.get(page_token)
+                if saved is None or saved["module"] != module or saved["expires_at"] < time.time():
+                    return 400, _error("INVALID_DATA", "invalid data", {"param": "page_token"})
+                start, modified_since = saved["offset"], saved["modified_since"]
+            else:
+                if page * per_page > MAX_PAGED_RECORDS:
+                    return 400, _error("DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                                       f"cannot fetch more than {MAX_PAGED_RECORDS} records with the page parameter: "
+                                       "use page_token", {"limit": MAX_PAGED_RECORDS, "param": "page"})
+                start = (page - 1) * per_page
+            rows = list(self._records[module].values())
+            if modified_since is not None:
+                rows = [r for r in rows if datetime.fromisoformat(r["Modified_Time"]) > modified_since]
+                if not rows:
+                    return 304, None
+            chunk = rows[start:start + per_page]
+            if not chunk:
+                return 204, None
+            more = len(rows) > start + per_page
+            info: dict[str, Any] = {"per_page": per_page, "count": len(chunk), "more_records": more,
+                                    "next_page_token": None, "previous_page_token": None, "page_token_expiry": None}
+            if page_token is None:
+                info["page"] = page
+            if more:
+                token = secrets.token_hex(24)
+                expires = time.time() + PAGE_TOKEN_LIFETIME
+                self._page_tokens[token] = {"module": module, "offset": start + per_page,
+                                            "modified_since": modified_since, "expires_at": expires}
+                info.update(next_page_token=token, page_token_expiry=zoho_time(expires))
+            names = [n for n in fields if n != "id"]
+            data = [{"id": r["id"], **{n: copy.deepcopy(r.get(n)) for n in names}} for r in chunk]
+            return 200, {"data": data, "info": info}
 
     # ---------------------------------------------------------------- search
     def search(self, module: str, *, criteria: str | None = None, email: str | None = None,
@@ -798,15 +889,15 @@ class ZohoState:
     # ---------------------------------------------------------------- workflow rules
     def add_webhook(self, module: str, url: str, *, events: Iterable[str] = ("create", "edit"), style: str = "form",
                     token: str | None = None, channel_id: str | None = None) -> str:
-        """Register a workflow rule calling ``url`` on create/edit of a ``module`` record; return its id."""
+        """Register a workflow rule calling ``url`` on create/edit/delete of a ``module`` record; return its id."""
         # Styles: "form" (POST url?token=.. with form fields id, module, operation,
         # modified_time), "json" (the same fields as JSON, token in X-Webhook-Token) and
         # "notify" (the Notification API payload, token in the body).
         events = tuple(events)
         if style not in ("form", "json", "notify"):
             raise ValueError("style must be form, json or notify")
-        if not events or any(e not in ("create", "edit") for e in events):
-            raise ValueError("events must be create and/or edit")
+        if not events or any(e not in ("create", "edit", "delete") for e in events):
+            raise ValueError("events must be create, edit and/or delete")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("url must be an http(s) URL")
         with self._lock:
@@ -837,15 +928,38 @@ class ZohoState:
         with self._lock:
             return copy.deepcopy(self._failures)
 
+    def webhook_failure_items(self) -> list[dict[str, Any]]:
+        """The failed deliveries, newest first, one per record, as ``GET /crm/v8/settings/automation/webhook_failures``."""
+        items = []
+        with self._lock:
+            for number, failure in enumerate(self._failures):
+                for record_id in failure["ids"]:
+                    items.append({
+                        "webhook": {"name": failure["webhook_name"], "id": failure["webhook_id"]},
+                        "entity_details": {"module": failure["module"], "name": failure["names"].get(record_id, ""),
+                                           "id": record_id},
+                        "failure_time": failure["time"],
+                        "failure_reason": failure["error"] or f"HTTP {failure['status']}",
+                        "id": str(5725767000000600000 + number * 100 + len(items)),
+                        "workflow_rule": {"name": f"{failure['webhook_name']} rule", "id": failure["webhook_id"]},
+                    })
+        return list(reversed(items))
+
     def _fire(self, changes: list[_Change]) -> None:
         """Queue the deliveries of every rule matching ``changes``; a background thread sends them."""
+        names = {}
+        for change in changes:
+            record = self._records[change.module].get(change.record_id)
+            gone = next((d for d in self._deleted[change.module] if d["id"] == change.record_id), None)
+            names[change.record_id] = (self._display_name(change.module, record) if record is not None
+                                       else gone["display_name"] if gone else "")
         jobs = []
         for hook in self._webhooks:
             mine = [c for c in changes if c.module == hook.module and c.operation in hook.events]
             if not mine:
                 continue
             if hook.style == "notify":
-                for operation in ("create", "edit"):
+                for operation in ("create", "edit", "delete"):
                     group = [c for c in mine if c.operation == operation]
                     if group:  # one notification may carry many ids
                         jobs.append(self._notify_job(hook, group))
@@ -853,6 +967,8 @@ class ZohoState:
                 jobs.extend(self._plain_job(hook, c) for c in mine)
         if not jobs:
             return
+        for job in jobs:
+            job["names"] = {i: names.get(i, "") for i in job["ids"]}
         self._pending += len(jobs)
         for job in jobs:
             self._outbox.put(job)
@@ -875,13 +991,13 @@ class ZohoState:
         return job
 
     def _notify_job(self, hook: Webhook, group: list[_Change]) -> dict[str, Any]:
-        operation = "insert" if group[0].operation == "create" else "update"
+        operation = {"create": "insert", "edit": "update", "delete": "delete"}[group[0].operation]
         ids = [c.record_id for c in group]
         payload = {
             "server_time": int(time.time() * 1000), "query_params": {}, "module": hook.module,
             # Zoho puts a v2 URI here whatever version the channel was made with.
             "resource_uri": f"{self.base_url}/crm/v2/{hook.module}", "ids": ids,
-            "affected_fields": [] if operation == "insert" else [{c.record_id: c.fields} for c in group],
+            "affected_fields": [{c.record_id: c.fields} for c in group] if operation == "update" else [],
             "operation": operation, "channel_id": hook.channel_id, "token": hook.token,
         }
         return {"hook": hook, "ids": ids, "operation": group[0].operation, "method": "POST", "url": hook.url,
@@ -908,7 +1024,8 @@ class ZohoState:
             except Exception as exc:  # noqa: BLE001 - a delivery must never kill the dispatcher
                 error = f"{type(exc).__name__}: {exc}"
             hook: Webhook = job["hook"]
-            entry = {"webhook_id": hook.id, "url": job["url"], "style": hook.style, "module": hook.module,
+            entry = {"webhook_id": hook.id, "webhook_name": hook.name, "names": job["names"],
+                     "url": job["url"], "style": hook.style, "module": hook.module,
                      "ids": job["ids"], "operation": job["operation"], "status": status, "error": error,
                      "time": zoho_time(), "ok": status is not None and 200 <= status < 300}
             with self._lock:

@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 PROVIDER = "zoho"
 MAX_RECORDS_PER_CALL = 100
 SEARCH_PAGE_SIZE = 200
+MAX_LIST_FIELDS = 50        # fields one get-records call may name
+MAX_PAGED_RECORDS = 2000    # records reachable by page number; beyond them Zoho wants info.next_page_token
 TOKEN_ERROR_CODES = ("INVALID_TOKEN", "AUTHENTICATION_FAILURE")
 THROTTLE_RETRY_AFTER = 60.0  # Zoho names no wait; the mint limit is counted over 10 minutes
 WRITE_STATUSES = (200, 201, 202, 207)
@@ -145,6 +148,37 @@ def crm_fields(module: str, body: Any) -> list[CrmField]:
     if not isinstance(fields, list) or not all(isinstance(item, dict) and item.get("api_name") for item in fields):
         raise ValueError("not a field list")
     return [crm_field(module, item) for item in fields]
+
+
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Seconds a 429 asks us to wait: ``details.retry_after`` of the body (Zoho's sample) or a Retry-After header."""
+    # Zoho documents no Retry-After header; the value in the body is taken as seconds.
+    body = _body(response)
+    details = body.get("details") if isinstance(body, dict) and isinstance(body.get("details"), dict) else {}
+    wait = details.get("retry_after")
+    if isinstance(wait, (int, float, str)) and not isinstance(wait, bool):
+        seconds = retry_after_seconds(str(wait))
+        if seconds is not None:
+            return seconds
+    return retry_after_seconds(response.headers.get("Retry-After"))
+
+
+# Each data centre's accounts server and API domain (api_domain normally comes with the token).
+DATA_CENTRES = {
+    "accounts.zoho.com": "www.zohoapis.com", "accounts.zoho.eu": "www.zohoapis.eu",
+    "accounts.zoho.in": "www.zohoapis.in", "accounts.zoho.com.au": "www.zohoapis.com.au",
+    "accounts.zoho.jp": "www.zohoapis.jp", "accounts.zoho.com.cn": "www.zohoapis.com.cn",
+    "accounts.zoho.sa": "www.zohoapis.sa", "accounts.zohocloud.ca": "www.zohoapis.ca",
+}
+
+
+def api_domain_for(accounts_url: str) -> str:
+    """The API domain of the data centre whose accounts server is ``accounts_url`` (Canada: accounts.zohocloud.ca)."""
+    parts = urlsplit(accounts_url)
+    host = (parts.hostname or "").lower()
+    if host in DATA_CENTRES:
+        return f"{parts.scheme}://{DATA_CENTRES[host]}"
+    return accounts_url.rstrip("/")  # a simulator serves both on one URL
 
 
 def _check_transport(url: str, allow_http: bool, what: str) -> None:
@@ -314,16 +348,17 @@ class ZohoClient:
 
     # ------------------------------------------------------------------ HTTP
     def _api_base(self, token: OAuthToken) -> str:
-        # api_domain comes with every token; the fallback maps accounts.zoho.eu -> www.zohoapis.eu
-        domain = (self._api_url or token.extra.get("api_domain")
-                  or self._accounts_url.replace("://accounts.zoho.", "://www.zohoapis."))
+        # api_domain comes with every token; the fallback maps the accounts server to its data centre
+        domain = self._api_url or token.extra.get("api_domain") or api_domain_for(self._accounts_url)
         return f"{domain}/crm/{self._api_version}"
 
     def _send(self, method: str, path: str, token: OAuthToken, **kwargs: Any) -> requests.Response:
         url = f"{self._api_base(token)}/{path}"
-        headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json",
+                   **kwargs.get("headers", {})}
+        rest = {name: value for name, value in kwargs.items() if name != "headers"}
         try:
-            return self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
+            return self._session.request(method, url, headers=headers, timeout=self._timeout, **rest)
         except requests.Timeout as exc:
             raise ZohoUnavailable(f"{method} {path} timed out after {self._timeout:g} s") from exc
         except requests.RequestException as exc:
@@ -360,8 +395,7 @@ class ZohoClient:
             if body.get("message"):
                 message = f"{what}: {body['message']}"
         if status == 429:
-            return ZohoUnavailable(message, status=status, code=code, body=body,
-                                   retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+            return ZohoUnavailable(message, status=status, code=code, body=body, retry_after=_rate_limit_wait(response))
         if status >= 500 or status == 408:
             return ZohoUnavailable(message, status=status, code=code, body=body)
         return ZohoRejected(message, status=status, code=code, field=field, body=body)
@@ -451,6 +485,57 @@ class ZohoClient:
             return crm_fields(module, body)
         except ValueError:
             raise ZohoUnavailable(f"fields of {module}: unexpected answer", status=200, body=body) from None
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every record of ``module`` with ``fields`` (at most 50), reading all pages; only those modified after
+        ``modified_since`` when given (``If-Modified-Since``: nothing modified answers 304, an empty list)."""
+        # https://www.zoho.com/crm/developer/docs/api/v7/get-records.html: page numbers reach the first
+        # 2,000 records, the page_token of info.next_page_token the rest
+        names = ",".join(fields)
+        headers = {"If-Modified-Since": modified_since.isoformat(timespec="seconds")} if modified_since else {}
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"fields": names, "page": 1, "per_page": SEARCH_PAGE_SIZE}
+        while True:
+            response = self._request("GET", self._path(module), params=params, headers=headers)
+            if response.status_code in (204, 304):
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, f"list {module}")
+            body = _body(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ZohoUnavailable(f"list {module}: unexpected answer", status=200, body=body)
+            found.extend(body["data"])
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            if not info.get("more_records") or not body["data"]:
+                return found
+            if len(found) + SEARCH_PAGE_SIZE > MAX_PAGED_RECORDS or "page" not in params:
+                if not info.get("next_page_token"):
+                    raise ZohoUnavailable(f"list {module}: more records but no next_page_token", status=200,
+                                          body=info)
+                params = {"fields": names, "per_page": SEARCH_PAGE_SIZE, "page_token": info["next_page_token"]}
+            else:
+                params["page"] += 1
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The records of ``module`` deleted lately (``GET /{module}/deleted``; kind: all, recycle, permanent)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._request("GET", self._path(module, "deleted"),
+                                     params={"type": kind, "page": page, "per_page": SEARCH_PAGE_SIZE})
+            if response.status_code == 204:
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, f"deleted {module}")
+            body = _body(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ZohoUnavailable(f"deleted {module}: unexpected answer", status=200, body=body)
+            found.extend(body["data"])
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            if not info.get("more_records") or not body["data"]:
+                return found
+            page += 1
 
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import threading
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,14 @@ from syncbridge.adapters.zoho import (
     ZohoReconnectNeeded,
     ZohoRejected,
     ZohoUnavailable,
+    api_domain_for,
     criteria_and,
     criteria_equals,
 )
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 from syncbridge.ports import CrmField
+from tests.support.clock import FakeClock
 
 MISSING_ID = "5725767000099999999"
 DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "syncbridge" / "mappings" / "default.toml"
@@ -411,6 +414,50 @@ def test_upsert_may_match_only_on_unique_or_system_duplicate_check_fields(crm):
     assert (first.ok, first.action, second.ok, second.action) == (True, "insert", True, "insert")
 
 
+def test_get_records_names_at_most_50_fields(crm):
+    crm.state.seed("Leads", {"Last_Name": "Feld"})
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.list_records("Leads", [f"Feld_{i}" for i in range(51)])
+    assert caught.value.code == "LIMIT_EXCEEDED" and caught.value.status == 400
+    [row] = crm.client.list_records("Leads", ["Last_Name", *[f"Feld_{i}" for i in range(49)]])
+    assert row["Last_Name"] == "Feld" and is_zoho_id(row["id"])
+
+
+def test_get_records_reads_beyond_2000_records_by_page_token(crm):
+    ids = [crm.state.seed("Leads", {"Last_Name": f"Massen {i}"}) for i in range(2150)]
+    rows = crm.client.list_records("Leads", ["Last_Name"])
+    assert [r["id"] for r in rows] == ids
+    assert rows[-1] == {"id": ids[-1], "Last_Name": "Massen 2149"}
+    assert crm.client.list_records("Deals", ["Deal_Name"]) == []
+
+
+def test_get_records_modified_since_lists_only_newer_records(crm):
+    clock = FakeClock()
+    crm.state.wall_clock = clock.seconds
+    old = crm.state.seed("Contacts", {"Last_Name": "Alt"})
+    changed = crm.state.seed("Contacts", {"Last_Name": "Geändert"})
+    clock.advance(60)
+    since = clock() - timedelta(seconds=30)
+    assert crm.client.list_records("Contacts", ["Last_Name"], modified_since=since) == []   # 304
+    crm.state.user_update("Contacts", changed, {"Mailing_City": "Köln"})
+    rows = crm.client.list_records("Contacts", ["Last_Name", "Mailing_City"], modified_since=since)
+    assert rows == [{"id": changed, "Last_Name": "Geändert", "Mailing_City": "Köln"}]
+    assert {r["id"] for r in crm.client.list_records("Contacts", ["Last_Name"])} == {old, changed}
+
+
+def test_deleted_records_are_listed(crm):
+    keep = crm.state.seed("Contacts", {"First_Name": "Bleibt", "Last_Name": "Da"})
+    gone = crm.state.seed("Contacts", {"First_Name": "Ist", "Last_Name": "Weg"})
+    assert crm.client.deleted_records("Contacts") == []
+    [result] = crm.client.delete_records("Contacts", [gone])
+    assert result.ok
+    [entry] = crm.client.deleted_records("Contacts")
+    assert entry["id"] == gone and entry["display_name"] == "Ist Weg" and entry["type"] == "recycle"
+    assert TIME_RE.match(entry["deleted_time"]) and is_zoho_id(entry["deleted_by"]["id"])
+    assert crm.client.deleted_records("Contacts", "permanent") == []
+    assert crm.state.get("Contacts", keep) is not None
+
+
 # ---------------------------------------------------------------------- client only
 @pytest.mark.parametrize("style", ["204", "400", "404", "empty"])
 def test_missing_record_in_every_style_is_none(state, make_client, style):
@@ -519,12 +566,14 @@ def test_accounts_server_failure_is_unavailable(state, make_client):
     assert caught.value.status == 500
 
 
-@pytest.mark.parametrize("status, retry_after, expected", [(500, None, None), (503, None, None),
-                                                           (429, 7, 7.0), (429, None, None)])
-def test_server_errors_and_rate_limits_are_unavailable(state, make_client, status, retry_after, expected):
+@pytest.mark.parametrize("status, retry_after, header, expected", [
+    (500, None, False, None), (503, None, False, None), (429, 7, False, 7.0), (429, 2.5, True, 2.5),
+    (429, None, False, None)])
+def test_server_errors_and_rate_limits_are_unavailable(state, make_client, status, retry_after, header, expected):
+    """A 429 names its wait in details.retry_after (Zoho's sample body) or a Retry-After header: the error carries it."""
     client = make_client()
     client.get_record("Contacts", MISSING_ID)  # the token first, so the fault hits the API call
-    state.add_fault(status, retry_after=retry_after)
+    state.add_fault(status, retry_after=retry_after, retry_after_header=header)
     with pytest.raises(ZohoUnavailable) as caught:
         client.insert_records("Contacts", [{"Last_Name": "X"}])
     assert caught.value.status == status and caught.value.retry_after == expected
@@ -624,6 +673,15 @@ def test_from_settings_and_plain_http_only_for_loopback(state, zoho_server):
                    token_store=MemoryTokenStore())
     ZohoClient(accounts_url="http://zoho-sim:8101", client_id="c", client_secret="s", refresh_token="r",
                token_store=MemoryTokenStore(), allow_http=True)
+
+
+@pytest.mark.parametrize("accounts, api", [
+    ("https://accounts.zoho.eu", "https://www.zohoapis.eu"), ("https://accounts.zoho.com", "https://www.zohoapis.com"),
+    ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au"), ("https://accounts.zoho.jp", "https://www.zohoapis.jp"),
+    ("https://accounts.zoho.sa", "https://www.zohoapis.sa"), ("https://accounts.zohocloud.ca", "https://www.zohoapis.ca"),
+    ("http://127.0.0.1:8101", "http://127.0.0.1:8101")])
+def test_every_data_centre_maps_to_its_api_domain(accounts, api):
+    assert api_domain_for(accounts) == api
 
 
 def test_criteria_helpers_escape_as_zoho_expects():

@@ -346,6 +346,43 @@ def test_search_index_lags_behind_writes(http, state, auth):
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 200
 
 
+def test_get_records_by_page_number_reach_2000_then_only_by_page_token(http, state, auth):
+    ids = [state.seed("Leads", {"Last_Name": f"L{i}"}) for i in range(2050)]
+    listing = "/crm/v7/Leads"
+    tenth = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page": 10, "per_page": 200})
+    assert tenth.status_code == 200 and tenth.get_json()["info"]["more_records"] is True
+    token = tenth.get_json()["info"]["next_page_token"]
+    assert token and tenth.get_json()["info"]["page_token_expiry"]
+    beyond = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page": 11, "per_page": 200})
+    assert beyond.status_code == 400 and beyond.get_json()["code"] == "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+    rest = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page_token": token})
+    assert [r["id"] for r in rest.get_json()["data"]] == ids[2000:]
+    assert rest.get_json()["info"]["more_records"] is False and rest.get_json()["info"]["next_page_token"] is None
+    bad = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page_token": "erfunden"})
+    assert bad.status_code == 400
+    many = http.get(listing, headers=auth, query_string={"fields": ",".join(f"F{i}" for i in range(51))})
+    assert many.status_code == 400 and many.get_json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_get_records_if_modified_since(http, state, auth):
+    clock = FakeClock()
+    state.wall_clock = clock.seconds
+    first = state.seed("Contacts", {"Last_Name": "Alt"})
+    clock.advance(120)
+    second = state.seed("Contacts", {"Last_Name": "Neu"})
+    since = state.get("Contacts", first)["Modified_Time"]
+
+    def listed(header: str) -> tuple[int, list[str]]:
+        answer = http.get("/crm/v7/Contacts", headers={**auth, "If-Modified-Since": header},
+                          query_string={"fields": "Last_Name"})
+        return answer.status_code, [r["id"] for r in answer.get_json()["data"]] if answer.status_code == 200 else []
+
+    assert listed(since) == (200, [second])
+    assert listed(state.get("Contacts", second)["Modified_Time"]) == (304, [])
+    assert http.get("/crm/v7/Contacts", headers={**auth, "If-Modified-Since": "gestern"},
+                    query_string={"fields": "Last_Name"}).status_code == 400
+
+
 # ---------------------------------------------------------------------- workflow rules
 def test_form_webhook_fires_on_user_edit(http, state, receiver):
     erika = state.seed("Contacts", {"Last_Name": "Mustermann"})
@@ -431,18 +468,54 @@ def test_failed_deliveries_are_listed(http, state, auth, receiver):
     failures = state.webhook_failures
     assert [(f["status"], f["error"] is not None) for f in failures] == [(500, False), (None, True)]
     listed = http.get("/crm/v8/settings/automation/webhook_failures", headers=auth).get_json()["webhook_failures"]
-    assert [f["record"]["id"] for f in listed] == [record, record]
-    assert listed[0]["failure_reason"] == "HTTP 500"
+    assert [f["entity_details"] for f in listed] == [{"module": "Contacts", "name": "Pech", "id": record}] * 2
+    unreachable, refused = listed  # newest first
+    assert refused["failure_reason"] == "HTTP 500" and unreachable["failure_reason"].startswith("ConnectionError")
+    assert set(refused) == {"webhook", "entity_details", "failure_time", "failure_reason", "id", "workflow_rule"}
+    assert set(refused["webhook"]) == {"name", "id"} and refused["id"] != unreachable["id"]
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$", refused["failure_time"])
+    assert http.get("/crm/v8/settings/automation/webhook_failures?module=Deals", headers=auth).status_code == 204
 
 
 def test_watch_subscribes_a_notification_channel(http, state, auth, receiver):
     answer = http.post("/crm/v7/actions/watch", headers=auth, json={"watch": [
         {"channel_id": "1000000068002", "events": ["Contacts.create"], "notify_url": f"{receiver.url}/n",
          "token": "T"}]})
-    assert answer.status_code == 200 and answer.get_json()["watch"][0]["status"] == "success"
+    assert answer.status_code == 201 and answer.get_json()["watch"][0]["status"] == "success"
     state.user_create("Contacts", {"Last_Name": "Neu"})
     assert state.wait_idle()
     assert receiver.got[0]["json"]["channel_id"] == "1000000068002"
+
+
+def test_a_watch_on_deletes_notifies_each_deleted_id(http, state, auth, receiver):
+    ids = [state.seed("Contacts", {"Last_Name": f"Weg {i}"}) for i in range(2)]
+    answer = http.post("/crm/v7/actions/watch", headers=auth, json={"watch": [
+        {"channel_id": "1000000068003", "events": ["Contacts.delete"], "notify_url": f"{receiver.url}/n",
+         "token": "T"}]})
+    assert answer.status_code == 201
+    state.user_update("Contacts", ids[0], {"Mailing_City": "Köln"})          # no edit watch: nothing is sent
+    assert http.delete("/crm/v7/Contacts", headers=auth, query_string={"ids": ",".join(ids)}).status_code == 200
+    assert state.wait_idle()
+    [got] = receiver.got
+    assert got["json"]["operation"] == "delete" and got["json"]["ids"] == ids and got["json"]["token"] == "T"
+    assert got["json"]["affected_fields"] == []
+    # the sync's own deletes (wf_trigger=false) stay silent
+    other = state.seed("Contacts", {"Last_Name": "Still"})
+    http.delete("/crm/v7/Contacts", headers=auth, query_string={"ids": other, "wf_trigger": "false"})
+    assert state.wait_idle() and len(receiver.got) == 1
+
+
+def test_a_user_deleting_a_record_fires_delete_rules_and_lists_it_deleted(http, state, auth, receiver):
+    record = state.seed("Deals", {"Deal_Name": "Storno"})
+    state.add_webhook("Deals", f"{receiver.url}/hook", style="form", events=("delete",))
+    assert http.delete(f"/_sim/records/Deals/{record}").status_code == 204
+    assert http.delete(f"/_sim/records/Deals/{record}").status_code == 404
+    assert state.wait_idle()
+    [got] = receiver.got
+    assert got["form"]["id"] == record and got["form"]["operation"] == "delete"
+    [entry] = http.get("/crm/v7/Deals/deleted", headers=auth).get_json()["data"]
+    assert entry["id"] == record and entry["display_name"] == "Storno" and entry["deleted_by"]["name"] == "Petra Schmidt"
+    assert http.get("/crm/v7/Deals/deleted?type=permanent", headers=auth).status_code == 204
 
 
 # ---------------------------------------------------------------------- faults
@@ -456,8 +529,10 @@ def test_faults_answer_zoho_error_bodies(http, state, auth):
         "message": "Internal Server Error occurred while processing this request", "status": "error"}
     state.add_fault(429, retry_after=7)
     limited = http.get(url, headers=auth)
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
-    assert limited.get_json()["code"] == "TOO_MANY_REQUESTS"
+    assert limited.status_code == 429 and "Retry-After" not in limited.headers  # Zoho documents no such header
+    assert limited.get_json()["code"] == "TOO_MANY_REQUESTS" and limited.get_json()["details"] == {"retry_after": 7}
+    state.add_fault(429, retry_after=3, retry_after_header=True)
+    assert http.get(url, headers=auth).headers["Retry-After"] == "3"
     state.add_fault(429)
     assert "Retry-After" not in http.get(url, headers=auth).headers
     state.add_fault(401)
