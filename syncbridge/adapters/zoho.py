@@ -98,7 +98,9 @@ def record_result(item: dict[str, Any], action: str | None = None) -> RecordResu
         entries = details.get("errors") if isinstance(details.get("errors"), list) else [item]
         problems = [_problem(entry) for entry in entries if isinstance(entry, dict)]
         fields = tuple(field for field, _ in problems if field)
-        if len(problems) > 1 or any(reason != message for _, reason in problems):
+        if len(problems) == 1:
+            message = problems[0][1]
+        elif problems:
             message = "; ".join(f"{field}: {reason}" if field else reason for field, reason in problems)
     return RecordResult(
         ok=ok,
