@@ -482,6 +482,33 @@ def sim_user_delete(module: str, record_id: str) -> Response:
     return Response(status=204)
 
 
+@zoho_api.route("/_sim/fields/<module>/<api_name>", methods=["PUT", "PATCH", "DELETE"])
+def sim_field(module: str, api_name: str) -> Response:
+    """Create (PUT), change (PATCH) or drop (DELETE) a field of the simulated CRM's metadata."""
+    problem = admin_module(module)
+    if problem:
+        return problem
+    if request.method == "DELETE":
+        if state.field(module, api_name) is None:
+            return _json({"error": f"{module} has no field {api_name!r}"}, 404)
+        state.drop_field(module, api_name)
+        return Response(status=204)
+    body, bad = admin_body()
+    if bad:
+        return bad
+    allowed = {"data_type", "length", "unique", "custom_field", "pick_list_values", "lookup_module", "read_only"}
+    if set(body) - allowed:
+        return _json({"error": f"unknown keys {sorted(set(body) - allowed)}", "allowed": sorted(allowed)}, 400)
+    try:
+        if request.method == "PUT":
+            state.add_field(module, api_name, **body)
+        else:
+            state.set_field(module, api_name, **body)
+    except KeyError as exc:
+        return _json({"error": exc.args[0]}, 404)
+    return _json(next(f for f in state.fields(module) if f["api_name"] == api_name), 201 if request.method == "PUT" else 200)
+
+
 @zoho_api.post("/_sim/seed")
 def sim_seed() -> Response:
     body, bad = admin_body()

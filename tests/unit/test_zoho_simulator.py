@@ -597,6 +597,19 @@ def test_admin_api(http, state):
     assert http.get("/_sim/state").get_json()["modules"] == {"Contacts": 0, "Accounts": 0, "Deals": 0, "Leads": 0}
 
 
+def test_admin_api_changes_the_field_metadata(http, state, auth):
+    changed = http.patch("/_sim/fields/Contacts/Kundennummer", json={"unique": False})
+    assert changed.status_code == 200 and changed.get_json()["unique"] == {}
+    assert state.unique_fields["Contacts"] == []
+    added = http.put("/_sim/fields/Deals/Kanal", json={"data_type": "picklist", "pick_list_values": ["Online", "Büro"]})
+    assert added.status_code == 201 and added.get_json()["custom_field"] is True
+    assert http.post("/crm/v7/Deals", headers=auth, json={"data": [{"Deal_Name": "K", "Kanal": "Büro"}]}).status_code == 201
+    assert http.delete("/_sim/fields/Deals/Kanal").status_code == 204
+    assert http.delete("/_sim/fields/Deals/Kanal").status_code == 404
+    assert http.patch("/_sim/fields/Deals/Kanal", json={"unique": True}).status_code == 404
+    assert http.patch("/_sim/fields/Deals/Amount", json={"farbe": "rot"}).status_code == 400
+
+
 def test_seed_demo(state):
     ids = seed_demo(state)
     assert set(ids) == {"Erika Mustermann", "Max Neumann", "Muster Bau GmbH", "Wohngebäude Mustermann",
