@@ -194,6 +194,8 @@ class ZohoState:
         self._touched: dict[tuple[str, str], float] = {}
         self._deleted: dict[str, list[dict[str, Any]]] = {m: [] for m in self._module_names}
         self._page_tokens: dict[str, dict[str, Any]] = {}
+        # (module, unique field) -> normalized value -> record ids, built on first use
+        self._unique_index: dict[tuple[str, str], dict[str, set[str]]] = {}
         self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
         self._fields: dict[str, dict[str, SimField]] = default_fields(self._module_names)
         self._faults: list[Fault] = []
@@ -243,6 +245,7 @@ class ZohoState:
         with self._lock:
             self._require_module(module)
             self._fields[module][api_name] = SimField(api_name, data_type, **options)
+            self._forget_index(module)
 
     def set_field(self, module: str, api_name: str, **changes: Any) -> None:
         """Change properties of an existing field, e.g. ``set_field("Contacts", "Kundennummer", unique=False)``."""
@@ -255,12 +258,14 @@ class ZohoState:
                 if not hasattr(target, key):
                     raise TypeError(f"unknown field property {key!r}")
                 setattr(target, key, value)
+            self._forget_index(module)
 
     def drop_field(self, module: str, api_name: str) -> None:
         """Delete a field from the module (writes naming it are refused from now on)."""
         with self._lock:
             self._require_module(module)
             self._fields[module].pop(api_name, None)
+            self._forget_index(module)
 
     @property
     def unique_fields(self) -> dict[str, list[str]]:
@@ -277,6 +282,32 @@ class ZohoState:
                     self._fields[module][name] = SimField(name, "text", custom_field=True)
             for item in self._fields[module].values():
                 item.unique = item.api_name in fields
+            self._forget_index(module)
+
+    def _forget_index(self, module: str) -> None:
+        for key in [k for k in self._unique_index if k[0] == module]:
+            del self._unique_index[key]
+
+    def _holders(self, module: str, name: str, value: Any) -> set[str]:
+        """Ids of the records of ``module`` whose ``name`` equals ``value`` (case-insensitive)."""
+        index = self._unique_index.get((module, name))
+        if index is None:
+            index = {}
+            for record_id, record in self._records[module].items():
+                if record.get(name) is not None:
+                    index.setdefault(_norm(record[name]), set()).add(record_id)
+            self._unique_index[(module, name)] = index
+        return index.get(_norm(value), set())
+
+    def _reindex(self, module: str, record_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """Keep the unique-value index in step with one record's change (None: absent)."""
+        for (indexed_module, name), index in self._unique_index.items():
+            if indexed_module != module:
+                continue
+            if before is not None and before.get(name) is not None:
+                index.get(_norm(before[name]), set()).discard(record_id)
+            if after is not None and after.get(name) is not None:
+                index.setdefault(_norm(after[name]), set()).add(record_id)
 
     def duplicate_check_problem(self, module: str, names: list[str] | None) -> dict[str, Any] | None:
         """Zoho's answer (400) to an upsert whose duplicate_check_fields name a field it may not match on, else None."""
@@ -592,14 +623,14 @@ class ZohoState:
             value = clean.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
-            for other_id, other in self._records[module].items():
-                if other_id != self_id and other.get(name) is not None and _norm(other[name]) == _norm(value):
-                    problems.append(_error("DUPLICATE_DATA", "duplicate data", {
-                        "api_name": name, "json_path": f"$.data[{index}].{name}",
-                        "duplicate_record": {"id": other_id, "module": {"api_name": module, "id": module_id(module)},
-                                             "Owner": dict(other.get("Owner") or {})},
-                        "more_records": False}))
-                    break
+            others = sorted(self._holders(module, name, value) - {self_id})
+            if others:
+                other = self._records[module][others[0]]
+                problems.append(_error("DUPLICATE_DATA", "duplicate data", {
+                    "api_name": name, "json_path": f"$.data[{index}].{name}",
+                    "duplicate_record": {"id": others[0], "module": {"api_name": module, "id": module_id(module)},
+                                         "Owner": dict(other.get("Owner") or {})},
+                    "more_records": len(others) > 1}))
         if len(problems) == 1:
             return None, problems[0]
         if problems:
@@ -723,6 +754,7 @@ class ZohoState:
         record.update({"Created_Time": now, "Modified_Time": now, "Created_By": _who(actor), "Modified_By": _who(actor)})
         self._full_name(record)
         self._records[module][record_id] = record
+        self._reindex(module, record_id, None, record)
         self._touched[(module, record_id)] = self.clock()
         return self._success("insert", record, upsert=upsert), _Change(module, record_id, "create", now, sorted(clean))
 
@@ -740,11 +772,15 @@ class ZohoState:
         if problem:
             return problem, None
         now = zoho_time(self.wall_clock())
+        before = dict(record)
+        old_name = self._display_name(module, record)
         record.update(clean)
         record.update({"Modified_Time": now, "Modified_By": _who(actor)})
         self._full_name(record)
+        self._reindex(module, record_id, before, record)
         self._touched[(module, record_id)] = self.clock()
-        self._refresh_lookup_names(module, record)
+        if self._display_name(module, record) != old_name:
+            self._refresh_lookup_names(module, record)
         return self._success("update", record, upsert_field, upsert=upsert), _Change(module, record_id, "edit", now,
                                                                                     sorted(clean))
 
@@ -766,10 +802,10 @@ class ZohoState:
             value = fields.get(name)
             if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
                 continue
-            for record_id, record in self._records[module].items():
-                if any(_norm(c) == _norm(value) for c in _plain(record.get(name))):
-                    return self._update(module, {**fields, "id": record_id}, index, actor=actor,
-                                        upsert_field=name, upsert=True)
+            matches = sorted(self._holders(module, name, value))
+            if matches:
+                return self._update(module, {**fields, "id": matches[0]}, index, actor=actor,
+                                    upsert_field=name, upsert=True)
         return self._insert(module, fields, index, actor=actor, upsert=True)
 
     def delete(self, module: str, record_ids: list[str], *, actor: dict[str, str] | None = None,
@@ -786,6 +822,7 @@ class ZohoState:
                 if record is None:
                     results.append(_error("INVALID_DATA", "the id given seems to be invalid", {"id": record_id}))
                     continue
+                self._reindex(module, record_id, record, None)
                 self._touched.pop((module, record_id), None)
                 now = zoho_time(self.wall_clock())
                 self._deleted[module].append({

@@ -280,6 +280,24 @@ def test_upsert_refuses_a_duplicate_check_field_that_is_not_unique(http, state, 
     assert state.records("Contacts") == []
 
 
+def test_a_unique_value_is_free_again_once_changed_or_deleted(state):
+    first = state.seed("Contacts", {"Last_Name": "A", "Kundennummer": "K-1"})
+    [taken] = state.write("Contacts", "insert", [{"Last_Name": "B", "Kundennummer": "k-1"}])  # case-insensitive
+    assert taken["code"] == "DUPLICATE_DATA" and taken["details"]["duplicate_record"]["id"] == first
+    state.write("Contacts", "update", [{"id": first, "Kundennummer": "K-2"}])
+    [now_free] = state.write("Contacts", "insert", [{"Last_Name": "B", "Kundennummer": "K-1"}])
+    assert now_free["status"] == "success"
+    [upserted] = state.write("Contacts", "upsert", [{"Last_Name": "A2", "Kundennummer": "K-2"}],
+                             duplicate_check_fields=["Kundennummer"])
+    assert (upserted["action"], upserted["details"]["id"]) == ("update", first)
+    state.delete("Contacts", [first])
+    [after_delete] = state.write("Contacts", "insert", [{"Last_Name": "C", "Kundennummer": "K-2"}])
+    assert after_delete["status"] == "success"
+    state.set_field("Contacts", "Kundennummer", unique=False)
+    [allowed] = state.write("Contacts", "insert", [{"Last_Name": "D", "Kundennummer": "K-2"}])
+    assert allowed["status"] == "success"
+
+
 def test_write_body_errors(http, auth):
     too_many = http.post("/crm/v7/Leads", headers=auth, json={"data": [{"Last_Name": str(i)} for i in range(101)]})
     assert too_many.status_code == 400 and too_many.get_json()["code"] == "LIMIT_EXCEEDED"
