@@ -1,9 +1,11 @@
 """In-memory Zoho CRM client with the semantics of :class:`syncbridge.adapters.zoho.ZohoClient`.
 
 It runs the simulator's own rules (:class:`simulators.zoho.ZohoState`) without HTTP:
-digit-string ids, mandatory fields, per-record results, DUPLICATE_DATA on unique
-fields, lookups and search criteria behave as in the simulator, and one parametrized
-test suite keeps the real client and this fake in step.
+digit-string ids, the typed field metadata every write is checked against (unknown
+field, type, picklist value, length, MULTIPLE_OR_MULTI_ERRORS), mandatory fields,
+per-record results, DUPLICATE_DATA on unique fields, the fields an upsert may match
+on, get-records paging, lookups and search criteria behave as in the simulator, and
+one parametrized test suite keeps the real client and this fake in step.
 """
 from __future__ import annotations
 
