@@ -205,7 +205,7 @@ class Settings:
     body_read_timeout: float = _s("BODY_READ_TIMEOUT", "10", "seconds a client may take to send a request body once its headers are in (an authenticated DailyUp upload: seconds between two reads); slower answers 408", parse=_seconds(zero=False))
 
     # Zoho CRM
-    zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint)")
+    zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint): accounts.zoho.com, .eu, .in, .com.au, .jp, .com.cn, .sa, or accounts.zohocloud.ca (Canada)")
     zoho_api_url: str = _s("ZOHO_API_URL", "", "Zoho API domain; empty = the api_domain returned with the access token")
     zoho_client_id: str = _s("ZOHO_CLIENT_ID", "dev-zoho-client", "OAuth client id (Zoho API console)", secret=True)
     zoho_client_secret: str = _s("ZOHO_CLIENT_SECRET", "dev-zoho-secret", "OAuth client secret", secret=True)

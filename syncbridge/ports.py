@@ -27,8 +27,32 @@ class RecordResult:
     message: str = ""
     action: str | None = None      # "insert", "update" or "delete" on success
     record_id: str | None = None   # details.id on success
-    field: str | None = None       # details.api_name on a per-record error
+    field: str | None = None       # details.api_name on a per-record error; several joined by ", "
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fields: tuple[str, ...] = ()   # every field Zoho refused (each entry of MULTIPLE_OR_MULTI_ERRORS)
+
+
+@dataclass(frozen=True)
+class CrmField:
+    """One field of a CRM module as the CRM's field metadata describes it.
+
+    ``unique`` is the field's own "Do not allow duplicate values" flag (a custom field
+    created unique).  ``duplicate_check`` says whether an upsert may match on the
+    field: true for a unique field and for the module's system duplicate-check field
+    (Contacts/Leads ``Email``, Accounts ``Account_Name``, Deals ``Deal_Name``), which
+    Zoho's field metadata does not flag as unique.
+    """
+
+    api_name: str
+    data_type: str                 # Zoho's data_type: text, textarea, email, phone, integer, double,
+                                   # currency, date, datetime, picklist, multiselectpicklist, lookup, boolean, ...
+    length: int | None = None
+    unique: bool = False           # "Do not allow duplicate values"
+    custom_field: bool = False
+    pick_list_values: tuple[str, ...] = ()   # the actual values a picklist accepts
+    lookup_module: str | None = None
+    duplicate_check: bool = False  # an upsert may name it in duplicate_check_fields (unique or system check field)
+    read_only: bool = False
 
 
 class CrmClient(Protocol):
@@ -53,6 +77,16 @@ class CrmClient(Protocol):
 
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value`` (all pages)."""
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        """The fields of a module (GET /settings/fields?module=)."""
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every record of ``module`` with up to 50 ``fields``; only those modified after ``modified_since``."""
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The records of ``module`` deleted lately (GET /{module}/deleted): id, display_name, deleted_time, ..."""
 
 
 class AmeiseClient(Protocol):
