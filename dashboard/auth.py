@@ -77,7 +77,7 @@ def init_auth(app) -> None:
 
     @app.before_request
     def require_sign_in():
-        if request.endpoint in PUBLIC or request.endpoint is None:
+        if request.endpoint in PUBLIC:       # an unknown path too needs a sign-in: it tells nothing
             return None
         if not current_user.is_authenticated:
             return manager.unauthorized()
