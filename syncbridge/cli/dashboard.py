@@ -11,6 +11,9 @@ import click
 from syncbridge.cli.common import EPILOG, database_errors, load_settings, main
 from syncbridge.ports import ROLES
 
+# The path without its query string, no referrer or user agent: nothing personal in a log line.
+ACCESS_LOG = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+
 
 @main.command(epilog=EPILOG)
 @click.option("--bind", default="0.0.0.0:8080", show_default=True, help="Address of the dashboard.")
@@ -26,7 +29,8 @@ def dashboard(bind: str, web_workers: int, threads: int) -> None:
             raise click.ClickException("the database schema is not up to date: run `syncbridge db upgrade`")
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
     argv = [gunicorn, "--bind", bind, "--workers", str(web_workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--access-logfile", "-", "syncbridge.bootstrap:dashboard_app()"]
+            "--worker-class", "gthread", "--access-logfile", "-", "--access-logformat", ACCESS_LOG,
+            "syncbridge.bootstrap:dashboard_app()"]
     os.execv(gunicorn, argv)
 
 
