@@ -74,7 +74,8 @@ PASSWORD_HELP = "Read the password from standard input (one line) instead of ask
 
 @users.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
+              help="viewer reads, operator also acts on the sync, admin also manages users.")
 @click.option("--password-stdin", is_flag=True, help=PASSWORD_HELP)
 def users_create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user (the first one: `syncbridge users create NAME --role admin`)."""
@@ -116,6 +117,6 @@ def users_set_password(username: str, password_stdin: bool) -> None:
 @click.argument("username")
 @click.confirmation_option(prompt="Delete this user?")
 def users_delete(username: str) -> None:
-    """Delete a user."""
+    """Delete a user of the dashboard (the last admin stays)."""
     _run(lambda ops: ops.delete(username, by=_by()))
     click.echo(f"deleted {username}")
