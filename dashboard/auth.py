@@ -81,7 +81,8 @@ def init_auth(app) -> None:
             return None
         if not current_user.is_authenticated:
             return manager.unauthorized()
-        session.permanent = True        # the idle timeout (PERMANENT_SESSION_LIFETIME) counts from each request
+        if not session.permanent:       # the idle timeout (PERMANENT_SESSION_LIFETIME) counts from each request
+            session.permanent = True
         return None
 
     @app.context_processor

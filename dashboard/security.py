@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -20,7 +22,18 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 SESSION_COOKIE = "syncbridge_dashboard"
+# Sent by requests a page makes by itself (htmx polling): they are not the user's activity.
+BACKGROUND_HEADER = "X-Dashboard-Background"
 csrf = CSRFProtect()
+
+
+class IdleTimeoutSessions(SecureCookieSessionInterface):
+    """Each request of the user renews the session's lifetime; a page refreshing itself does not."""
+
+    def should_set_cookie(self, app, session) -> bool:
+        if request.headers.get(BACKGROUND_HEADER):
+            return bool(session.modified)
+        return super().should_set_cookie(app, session)
 
 
 def init_security(app, settings: Settings) -> None:
@@ -39,6 +52,7 @@ def init_security(app, settings: Settings) -> None:
     if settings.dashboard_proxies:
         n = settings.dashboard_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.session_interface = IdleTimeoutSessions()
     csrf.init_app(app)
 
     @app.after_request

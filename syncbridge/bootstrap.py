@@ -506,4 +506,7 @@ def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:
     from dashboard import create_app
 
     settings = settings or Settings.from_env()
+    if not logging.getLogger().handlers:    # under gunicorn nothing else configures logging
+        configure_logging(settings)
+    init_sentry(settings, "dashboard")      # no request bodies, cookies or addresses (syncbridge.monitoring)
     return create_app(settings, parts if parts is not None else dashboard_parts(settings))

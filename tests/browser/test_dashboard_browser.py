@@ -1,6 +1,7 @@
 """The dashboard in a real browser: sign-in, limits, roles, CSRF, languages, a 375 px screen, the keyboard."""
 from __future__ import annotations
 
+from syncbridge.ports import DirectionPause
 from tests.support.dashboard import PASSWORDS
 
 
@@ -127,3 +128,20 @@ def test_the_keyboard_reaches_the_content_first_and_focus_is_visible(live, open_
     unlabelled = page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]), select')]
         .filter(e => !e.labels || e.labels.length === 0).map(e => e.name)""")
     assert unlabelled == []
+
+
+def test_the_overview_refreshes_itself_through_htmx_with_its_headers(live, open_page):
+    board, base = live
+    page = open_page()
+    sign_in(page, base, "viewer")
+    page.wait_for_url(f"{base}/")
+    board.parts.operators.store.pause_direction(
+        DirectionPause("ameise_to_crm", "operator", "Umstellung", board.parts.overview_sources.now()))
+    with page.expect_request(lambda r: r.url == f"{base}/" and r.headers.get("hx-request") == "true") as caught:
+        # What the 30 s poll does, started now (htmx is loaded from our own static files despite the CSP).
+        page.evaluate("htmx.ajax('GET', '/', {source: '#overview', target: '#overview', swap: 'innerHTML'})")
+    headers = caught.value.headers
+    assert headers["x-dashboard-background"] == "1"
+    assert headers["x-csrftoken"] == page.locator("input[name=csrf_token]").first.get_attribute("value")
+    page.get_by_text("Umstellung").wait_for()
+    assert page.locator("#overview h1").count() == 0          # a fragment was swapped in, not a whole page

@@ -244,3 +244,11 @@ def test_the_overview_refreshes_as_a_fragment_for_htmx(board):
     client = board.signed_in("viewer")
     fragment = text_of(client.get("/", headers={"HX-Request": "true"}))
     assert 'id="directions"' in fragment and "<html" not in fragment
+
+
+def test_the_page_refreshing_itself_does_not_keep_the_session_alive(board):
+    client = board.signed_in("viewer")
+    assert "X-Dashboard-Background" in text_of(client.get("/"))          # the Overview's polling sends it
+    background = client.get("/", headers={"HX-Request": "true", "X-Dashboard-Background": "1"})
+    assert background.status_code == 200 and "Set-Cookie" not in background.headers
+    assert "syncbridge_dashboard=" in client.get("/").headers["Set-Cookie"]   # a request of the user renews it
