@@ -682,6 +682,9 @@ class OperatorStore(Protocol):
     def clear_failed_logins(self, key: str) -> None:
         """Forget the failed sign-ins under ``key`` (after a successful one)."""
 
+    def prune_failed_logins(self, before: datetime) -> int:
+        """Forget failed sign-ins older than ``before``; how many."""
+
     def pause_direction(self, pause: DirectionPause) -> None:
         """Set the pause flag of a direction (replacing an earlier one)."""
 

@@ -148,6 +148,7 @@ class Operators:
         else:
             valid = self._check(operator.password_hash, password)
         if not valid:
+            self.store.prune_failed_logins(since)        # what no longer counts, so the table stays small
             self.store.note_failed_login((account, address), now)
             return SignIn(None, "invalid")
         self.store.clear_failed_logins(account)

@@ -130,3 +130,14 @@ def test_the_audit_log_pages_newest_first(operators):
     first = operators.audit_entries(limit=2)
     older = operators.audit_entries(before_id=first[-1].id, limit=2)
     assert [e.target for e in first + older] == ["target-4", "target-3", "target-2", "target-1"]
+
+
+def test_failures_older_than_the_window_are_pruned(operators, store, clock):
+    from sqlalchemy import text
+
+    operators.create("anna", "right-password", "viewer", by="t")
+    operators.sign_in("anna", "wrong-password", "10.0.0.1")
+    clock.advance(601)
+    operators.sign_in("anna", "wrong-password", "10.0.0.2")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM failed_logins")).scalar_one() == 2   # only the newest pair
