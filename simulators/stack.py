@@ -24,6 +24,8 @@ from syncbridge.bootstrap import (
     build_store,
     build_worker,
     connect_ameise_by_consent,
+    dashboard_app,
+    dashboard_parts,
     web_app,
 )
 from syncbridge.config import Settings
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 AMEISE_API_PATH = "/service/bd/employee/1.0/rest"
 DEMO_VERMITTLER = "A1B2C3"
+# The dev stack's dashboard sign-in (a throwaway database; never a real one).
+DEMO_LOGIN = ("demo", "demo-passwort")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,14 +59,16 @@ class Stack:
     workers: list = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     demo_ids: dict = field(default_factory=dict)
+    dashboard: ServerThread | None = None
 
     def stop(self) -> None:
         for worker in self.workers:
             worker.should_stop = True
         for thread in self.threads:
             thread.join(timeout=10)
-        for server in (self.receiver, self.zoho, self.ameise):
-            server.stop()
+        for server in (self.receiver, self.zoho, self.ameise, self.dashboard):
+            if server is not None:
+                server.stop()
         self.services.close()
 
 
@@ -76,11 +82,13 @@ def start_stack(
     seed: bool = True,
     webhook_style: str = "form",
     migrate: bool = True,
+    dashboard_port: int | None = None,
 ) -> Stack:
     """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver.
 
     ``migrate`` brings the database up to date (a database of the stack's own);
-    without it an outdated database is refused (SchemaOutdated).
+    without it an outdated database is refused (SchemaOutdated).  A ``dashboard_port``
+    (0: any free one) starts the dashboard too, with the admin :data:`DEMO_LOGIN`.
     """
     zoho_state, ameise_state = ZohoState(), AmeiseState()
     demo_ids = {}
@@ -112,6 +120,8 @@ def start_stack(
     app = web_app(settings, publisher=services.publisher)
     receiver = ServerThread(app, port=receiver_port).start()
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
+    if dashboard_port is not None:
+        stack.dashboard = _start_dashboard(settings, services, dashboard_port)
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     for index, name in enumerate(names):
         worker = build_worker(name, services)
@@ -128,3 +138,12 @@ def start_stack(
             zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
                                    token=settings.zoho_webhook_token)
     return stack
+
+
+def _start_dashboard(settings: Settings, services: Services, port: int) -> ServerThread:
+    """The dashboard on the stack's database, with the demo admin."""
+    parts = dashboard_parts(settings, store=services.store)
+    username, password = DEMO_LOGIN
+    if parts.operators.find(username) is None:
+        parts.operators.create(username, password, "admin", by="syncbridge run")
+    return ServerThread(dashboard_app(settings, parts=parts), port=port).start()

@@ -452,3 +452,62 @@ def connect_ameise_by_consent(services: Services):
     if answer.status_code not in (302, 303) or query.get("state", [""])[0] != state or "code" not in query:
         raise RuntimeError(f"Ameise consent did not redirect back with a code ({answer.status_code} {location!r})")
     return services.ameise_oauth.exchange_code(query["code"][0])
+
+
+# ---------------------------------------------------------------- the operator dashboard
+def build_operators(settings: Settings, *, store: Store | None = None, migrate: bool | None = None, now=None):
+    """The dashboard's users, sign-in limits and audit log on the service's database (passwords hashed by werkzeug)."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    from syncbridge.adapters.db.operators import SqlOperatorStore
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.handlers.operators import LoginLimits, Operators
+
+    store = store if store is not None else build_store(settings, migrate=migrate)
+    if not isinstance(store, SqlStore):
+        raise RuntimeError("the dashboard's users need the service's SQL database, not an in-memory store")
+    limits = LoginLimits(per_account=settings.dashboard_login_attempts,
+                         per_address=settings.dashboard_login_attempts_per_address,
+                         window=settings.dashboard_login_window)
+    extra = {"now": now} if now is not None else {}
+    return Operators(SqlOperatorStore(store.engine), hash_password=generate_password_hash,
+                     check_password=check_password_hash, limits=limits, **extra)
+
+
+def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: bool | None = False, now=None):
+    """What the dashboard's pages call: users and audit log, the Overview's sources."""
+    from dashboard import DashboardParts
+    from producers.depths import queue_depths
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+    from syncbridge.handlers.overview import OverviewSources
+
+    store = store if store is not None else build_store(settings, migrate=migrate)
+    operators = build_operators(settings, store=store, now=now)
+    engine = store.engine  # type: ignore[attr-defined] - build_operators has checked it is a SqlStore
+
+    def connect() -> Connection:
+        if settings.embedded_broker:
+            return broker_connection(settings)
+        return rabbitmq_connection(settings.effective_broker_url, connect_timeout=2)
+
+    sources = OverviewSources(tokens=store.tokens, operators=operators.store, dead_letters=SqlDeadLetterStore(engine),
+                              imports=SqlDailyUpStore(engine),
+                              queue_depths=partial(queue_depths, connect, topology_for(settings)))
+    if now is not None:
+        sources.now = now
+    return DashboardParts(operators=operators, overview_sources=sources)
+
+
+def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:
+    """The operator dashboard, a web process of its own: gunicorn's ``'syncbridge.bootstrap:dashboard_app()'``.
+
+    It never migrates the database: an outdated schema stops it at start (``syncbridge db upgrade`` first).
+    """
+    from dashboard import create_app
+
+    settings = settings or Settings.from_env()
+    if not logging.getLogger().handlers:    # under gunicorn nothing else configures logging
+        configure_logging(settings)
+    init_sentry(settings, "dashboard")      # no request bodies, cookies or addresses (syncbridge.monitoring)
+    return create_app(settings, parts if parts is not None else dashboard_parts(settings))

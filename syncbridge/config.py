@@ -126,6 +126,11 @@ def _positive_int() -> mf.Field:
                       error_messages={"invalid": "must be a whole number"})
 
 
+def _count() -> mf.Field:
+    return mf.Integer(strict=False, validate=validate.Range(min=0, error="must not be negative"),
+                      error_messages={"invalid": "must be a whole number"})
+
+
 def _seconds(*, zero: bool = True) -> mf.Field:
     return mf.Float(allow_nan=False, validate=validate.Range(min=0, min_inclusive=zero,
                                                              error="must not be negative" if zero else
@@ -243,6 +248,14 @@ class Settings:
     dailyup_delete_mode: str = _s("DAILYUP_DELETE_MODE", "mark", "a record deleted in Ameise is: mark (status field set in the CRM), delete (deleted in the CRM) or ignore", parse=_one_of(DELETE_MODES))
     zoho_field_ameise_status: str = _s("ZOHO_FIELD_AMEISE_STATUS", "Ameise_Status", "API name of the CRM field set to 'geloescht' when Ameise no longer delivers the record")
     admin_token: str = _s("ADMIN_TOKEN", "dev-admin-token", "secret of the admin HTTP API (/dailyup/imports, /admin/dead-letters): X-Admin-Token header or Bearer", secret=True)
+
+    # operator dashboard
+    dashboard_secret_key: str = _s("DASHBOARD_SECRET_KEY", "dev-dashboard-secret-key", "signs the dashboard's session cookies and CSRF tokens (a long random string)", secret=True)
+    dashboard_session_minutes: int = _s("DASHBOARD_SESSION_MINUTES", "30", "minutes without a request after which a dashboard sign-in ends", parse=_positive_int())
+    dashboard_login_attempts: int = _s("DASHBOARD_LOGIN_ATTEMPTS", "5", "failed sign-ins of one account within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
+    dashboard_login_attempts_per_address: int = _s("DASHBOARD_LOGIN_ATTEMPTS_PER_ADDRESS", "20", "failed sign-ins from one client address within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
+    dashboard_login_window: float = _s("DASHBOARD_LOGIN_WINDOW", "900", "seconds over which failed dashboard sign-ins are counted", parse=_seconds(zero=False))
+    dashboard_proxies: int = _s("DASHBOARD_PROXIES", "0", "reverse proxies in front of the dashboard whose X-Forwarded-For / -Proto are trusted (the client address the sign-in limit counts)", parse=_count())
 
     # mapping, HTTP, monitoring
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")

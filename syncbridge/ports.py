@@ -636,3 +636,101 @@ class DeadLetterStore(Protocol):
 
     def change(self, letter_id: int) -> AbstractContextManager[LetterChange | None]:
         """Lock one dead letter for a change (None if there is none): committed at the end."""
+
+
+# ---------------------------------------------------------------- operators of the dashboard
+# Roles, lowest first: a viewer reads, an operator acts on the sync, an admin also manages users.
+ROLES = ("viewer", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A person who may sign in to the dashboard (the password only as its hash)."""
+
+    id: int
+    username: str
+    role: str                           # one of ROLES
+    password_hash: str
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action: who did what to which thing, and when."""
+
+    actor: str                          # a username, or "cli:<system user>"
+    action: str                         # user.created, user.role_changed, direction.paused, ...
+    target: str = ""                    # what it acted on (a username, a direction, a dead-letter id)
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None          # set by the store when None
+    id: int | None = None               # set by the store
+
+
+@dataclass(frozen=True)
+class DirectionPause:
+    """A direction paused by an operator: who, when and why."""
+
+    direction: str                      # a Direction (crm_to_ameise, ameise_to_crm)
+    by: str
+    reason: str
+    at: datetime
+
+
+class OperatorStore(Protocol):
+    """Users, their audit log, failed sign-ins and pause flags (``syncbridge.adapters.db.operators``)."""
+
+    def add_operator(self, username: str, role: str, password_hash: str) -> Operator:
+        """Create an operator; ValueError when the username is taken."""
+
+    def operator(self, username: str) -> Operator | None:
+        """An operator by username (case as stored)."""
+
+    def operator_by_id(self, operator_id: int) -> Operator | None:
+        """An operator by id."""
+
+    def operators(self) -> list[Operator]:
+        """Every operator, by username."""
+
+    def update_operator(self, username: str, *, role: str | None = None, password_hash: str | None = None) -> Operator:
+        """Change role and/or password hash; KeyError when there is no such operator."""
+
+    def delete_operator(self, username: str) -> bool:
+        """Delete an operator; whether there was one."""
+
+    def count_admins(self) -> int:
+        """How many operators have the admin role."""
+
+    def audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append to the audit log; returns the entry with id and time."""
+
+    def audit_entries(self, *, before_id: int | None = None, limit: int = 50) -> list[AuditEntry]:
+        """Audit entries newest first, those with an id below ``before_id`` when given."""
+
+    def note_failed_login(self, keys: Sequence[str], at: datetime) -> None:
+        """Note one failed sign-in under each key (an account's and a client address's, hashed)."""
+
+    def failed_logins(self, key: str, since: datetime) -> int:
+        """How many failed sign-ins under ``key`` at or after ``since``."""
+
+    def clear_failed_logins(self, key: str) -> None:
+        """Forget the failed sign-ins under ``key`` (after a successful one)."""
+
+    def prune_failed_logins(self, before: datetime) -> int:
+        """Forget failed sign-ins older than ``before``; how many."""
+
+    def pause_direction(self, pause: DirectionPause) -> None:
+        """Set the pause flag of a direction (replacing an earlier one)."""
+
+    def resume_direction(self, direction: str) -> bool:
+        """Clear the pause flag of a direction; whether it was set."""
+
+    def paused_directions(self) -> dict[str, DirectionPause]:
+        """The pause flags that are set, by direction."""
+
+
+class ImportHistory(Protocol):
+    """The DailyUp imports as the status pages read them (``SqlDailyUpStore.imports``)."""
+
+    def imports(self, limit: int = 20) -> list[DailyUpImport]:
+        """The newest imports first."""

@@ -25,9 +25,11 @@ from syncbridge.cli.common import (
 @click.option("--port", default=8000, show_default=True, help="Port of the webhook receiver.")
 @click.option("--zoho-port", default=8101, show_default=True, help="Port of the simulated Zoho CRM.")
 @click.option("--ameise-port", default=8102, show_default=True, help="Port of the simulated Ameise.")
+@click.option("--dashboard-port", default=8080, show_default=True, help="Port of the operator dashboard.")
 @click.option("--workers", default=1, show_default=True, help="CRM -> Ameise consumer threads.")
 @click.option("--database-url", default=None, help="Database URL [default: a fresh SQLite file in a temporary folder].")
-def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url: str | None) -> None:
+def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, workers: int,
+        database_url: str | None) -> None:
     """Run everything in one process with simulated Zoho CRM and Ameise (no account needed).
 
     Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
@@ -50,10 +52,10 @@ def run(port: int, zoho_port: int, ameise_port: int, workers: int, database_url:
         with database_errors(settings):
             # Only the demo's own temporary database is migrated here; another is `syncbridge db upgrade`'s.
             stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port,
-                                workers=workers, migrate=own_database)
+                                workers=workers, migrate=own_database, dashboard_port=dashboard_port)
     except OSError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
-        raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port)") from exc
+        raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port, --dashboard-port)") from exc
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
@@ -91,6 +93,14 @@ def _this_command() -> str:
     return shlex.quote(relative if os.sep in relative else f".{os.sep}{relative}")
 
 
+def _dashboard_line(stack) -> str:
+    from simulators.stack import DEMO_LOGIN
+
+    if stack.dashboard is None:
+        return ""
+    return f"  dashboard          {stack.dashboard.url}      (sign in as {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]})\n"
+
+
 def _run_banner(stack) -> str:
     s = stack.settings
     zoho, ameise, receiver = stack.zoho.url, stack.ameise.url, stack.receiver.url
@@ -104,7 +114,7 @@ syncbridge is running: {broker}, database {s.database_url}
   webhook receiver   {receiver}      (POST /webhooks/zoho/<module>, /healthz, /readyz)
   Zoho CRM (sim)     {zoho}      (workflow rules fire webhooks at the receiver)
   Ameise (sim)       {ameise}
-
+{_dashboard_line(stack)}
 Try it -- a user edits Erika Mustermann (Kundennummer 5001234567) in the CRM:
 
   curl -s -X PATCH {zoho}/_sim/records/Contacts/{erika} \\

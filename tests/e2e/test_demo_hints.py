@@ -28,7 +28,7 @@ def without_venv(path: str) -> str:
 @pytest.fixture
 def demo(tmp_path):
     """``.venv/bin/syncbridge run`` from the repository root; yields (banner, environment, receiver URL)."""
-    port, zoho_port, ameise_port = free_port(), free_port(), free_port()
+    port, zoho_port, ameise_port, dashboard_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCBRIDGE_")}
     env["PATH"] = without_venv(env.get("PATH", "/usr/bin:/bin"))
     # The daily time has passed when the demo starts (as for anyone trying it after 00:00 UTC).
@@ -37,7 +37,8 @@ def demo(tmp_path):
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [program, "run", "--port", str(port), "--zoho-port", str(zoho_port), "--ameise-port", str(ameise_port)],
+            [program, "run", "--port", str(port), "--zoho-port", str(zoho_port), "--ameise-port", str(ameise_port),
+             "--dashboard-port", str(dashboard_port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: "Press Ctrl-C to stop" in log.read_text(), timeout=30, what="the banner")

@@ -17,13 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_starts_the_whole_flow_with_embedded_defaults(tmp_path):
-    port, zoho_port, ameise_port = free_port(), free_port(), free_port()
+    port, zoho_port, ameise_port, dashboard_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCBRIDGE_")}
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            ["syncbridge", "run", "--port", str(port), "--zoho-port", str(zoho_port), "--ameise-port", str(ameise_port)],
+            ["syncbridge", "run", "--port", str(port), "--zoho-port", str(zoho_port), "--ameise-port", str(ameise_port),
+             "--dashboard-port", str(dashboard_port)],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: "Press Ctrl-C to stop" in log.read_text(), timeout=30, what="the banner")
@@ -31,6 +32,16 @@ def test_run_starts_the_whole_flow_with_embedded_defaults(tmp_path):
         assert "in-process broker" in banner
         database = re.search(r"database (sqlite:///\S+)", banner).group(1)
         zoho, ameise = f"http://127.0.0.1:{zoho_port}", f"http://127.0.0.1:{ameise_port}"
+
+        # The dashboard is up, and the demo login the banner prints signs in.
+        dashboard, user, password = re.search(r"dashboard\s+(\S+)\s+\(sign in as (\S+) / (\S+)\)", banner).groups()
+        assert dashboard == f"http://127.0.0.1:{dashboard_port}"
+        with requests.Session() as browser:
+            form = browser.get(f"{dashboard}/login", timeout=5).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            signed_in = browser.post(f"{dashboard}/login", data={"csrf_token": token, "username": user,
+                                                                 "password": password}, timeout=10)
+            assert signed_in.status_code == 200 and 'id="directions"' in signed_in.text
 
         # The first command the banner suggests, as printed.
         erika_url = re.search(r"-X PATCH (\S+)", banner).group(1)

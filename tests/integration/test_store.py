@@ -6,6 +6,7 @@ because the test database is shared by the whole session.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -524,8 +525,9 @@ def fresh_url(request, tmp_path, monkeypatch) -> Iterator[str]:
 
 
 
-# The newest migration file, by its number: 0001_initial.py, 0002_dailyup.py, ...
-HEAD = max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+# The revision of the newest migration file, by its number: 0001_initial.py, 0002_dailyup.py, ...
+_NEWEST = max((MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"), key=lambda p: p.name.split("_", 1)[0])
+HEAD = re.search(r'^revision = "([^"]+)"', _NEWEST.read_text(encoding="utf-8"), re.M).group(1)
 
 
 def test_alembic_config_points_at_the_shipped_migrations():

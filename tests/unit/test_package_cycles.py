@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import grimp
 import pytest
 
-ROOTS = ("syncbridge", "webhooks", "consumers", "producers", "contracts", "simulators")
+ROOTS = ("syncbridge", "webhooks", "consumers", "producers", "contracts", "simulators", "dashboard")
 
 
 def package_of(module: str) -> str:

@@ -307,3 +307,52 @@ class DeadLetterRecord(Base):
     discarded_by: Mapped[str | None] = mapped_column(String(255))
     discarded_at: Mapped[datetime | None] = mapped_column()
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------- the dashboard's operators
+class OperatorRecord(Base):
+    """A person who may sign in to the dashboard; the password only as its hash."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))                  # viewer, operator, admin
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRecord(Base):
+    """One operator action: who, what, on which thing, when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FailedLoginRecord(Base):
+    """A failed sign-in, once under the account's and once under the client address's key (both hashed)."""
+
+    __tablename__ = "failed_logins"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80))                   # "account:<sha256>" or "address:<sha256>"
+    at: Mapped[datetime] = mapped_column()
+
+
+class DirectionPauseRecord(Base):
+    """A direction paused by an operator (no row: the direction runs)."""
+
+    __tablename__ = "direction_pauses"
+
+    direction: Mapped[str] = mapped_column(String(32), primary_key=True)
+    paused_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    paused_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,44 @@
+"""Overview: is each direction running (and if not, why), the connections, queues, dead letters, last import."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
+
+from dashboard.auth import actor, requires
+from dashboard.pages import NavEntry, Page
+from dashboard.parts import parts
+from syncbridge.handlers.overview import DIRECTIONS, overview, pause_direction, resume_direction
+
+bp = Blueprint("overview", __name__)
+page = Page(bp, nav=(NavEntry("overview.index", lazy_gettext("Overview")),))
+MAX_REASON = 500
+
+
+@bp.get("/")
+def index():
+    data = overview(parts().overview_sources)
+    template = "pages/overview/_panels.html" if request.headers.get("HX-Request") else "pages/overview/index.html"
+    return render_template(template, overview=data)
+
+
+@bp.post("/directions/<direction>/pause")
+@requires("operator")
+def pause(direction: str):
+    if direction not in DIRECTIONS:
+        abort(404)
+    reason = request.form.get("reason", "").strip()[:MAX_REASON]
+    pause_direction(parts().operators.store, direction, by=actor(), reason=reason)
+    flash(_("The direction is paused. Workers are not told yet; this flag is shown here and in the audit log."),
+          "info")
+    return redirect(url_for("overview.index"), 303)
+
+
+@bp.post("/directions/<direction>/resume")
+@requires("operator")
+def resume(direction: str):
+    if direction not in DIRECTIONS:
+        abort(404)
+    if resume_direction(parts().operators.store, direction, by=actor()):
+        flash(_("The direction runs again."), "info")
+    return redirect(url_for("overview.index"), 303)
