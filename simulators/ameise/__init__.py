@@ -50,7 +50,7 @@ The state lives in an :class:`AmeiseState`, reachable from the app as
 the unauthenticated admin API under ``/_sim`` (see :func:`create_ameise_app`).
 
 Run alone: ``python -m simulators.ameise --port 8102 --demo``."""
-from simulators.ameise.app import create_ameise_app
+from simulators.ameise.app import blueprint, create_ameise_app
 from simulators.ameise.demo import seed_demo
 from simulators.ameise.state import (
     API_PREFIX,
@@ -60,7 +60,8 @@ from simulators.ameise.state import (
     AmeiseState,
     ForeignVermittler,
     NotFound,
+    UnknownField,
     ValidationFailed,
 )
 
-__all__ = ["API_PREFIX", "AmeiseState", "DEFAULT_EMPLOYEE_ID", "ForeignVermittler", "NotFound", "PAGE_FOREIGN_VERMITTLER", "PAGE_TITLES", "ValidationFailed", "create_ameise_app", "seed_demo"]
+__all__ = ["API_PREFIX", "AmeiseState", "DEFAULT_EMPLOYEE_ID", "ForeignVermittler", "NotFound", "PAGE_FOREIGN_VERMITTLER", "PAGE_TITLES", "UnknownField", "ValidationFailed", "blueprint", "create_ameise_app", "seed_demo"]
