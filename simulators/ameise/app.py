@@ -254,7 +254,7 @@ def _search(filters: Any) -> Response:
 
 @blueprint.get(base + "/kunden/_search")
 def kunden_search_get(ma):
-    return _search({key: request.args[key] for key in ("q", "mail") if key in request.args})
+    return _search({key: value for key, value in request.args.items() if key not in ("from", "size")})
 
 
 @blueprint.post(base + "/kunden/_search")
