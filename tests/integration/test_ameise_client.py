@@ -13,8 +13,12 @@ import pytest
 import requests
 
 from simulators.ameise import API_PREFIX, DEFAULT_EMPLOYEE_ID, AmeiseState, create_ameise_app
+from simulators.ameise import seed_demo as seed_ameise
 from simulators.fakes.ameise import InMemoryAmeise
+from simulators.fakes.store import MemoryStore
+from simulators.fakes.zoho import InMemoryZoho
 from simulators.server import ServerThread
+from simulators.zoho import seed_demo as seed_zoho
 from syncbridge.adapters.ameise import (
     AmeiseClient,
     AmeiseOAuth,
@@ -25,6 +29,10 @@ from syncbridge.adapters.ameise import (
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
+from syncbridge.mapping import load_mapping
+from syncbridge.messages import SyncCrmRecordToAmeise
+from tests.support.waiting import wait_for
 
 REDIRECT_URI = "http://127.0.0.1:8000/connect/ameise/callback"
 SCOPE = "ameise/mitarbeiterwebservice offline"
@@ -300,6 +308,103 @@ def test_foreign_vermittler_is_rejected_naming_no_field(ameise):
     if ameise.kind == "http":
         assert "<html" in error.body  # the real quirk: an HTML page, not a JSON list
     assert ameise.state.creates["contracts"] == 0
+
+
+# ---------------------------------------------------------------- the handler's customer write, on both
+def handler_world(ameise):
+    """The demo CRM (in memory) and the demo Ameise behind ``ameise``, and the CRM -> Ameise handler's dependencies."""
+    zoho = InMemoryZoho()
+    ids = seed_zoho(zoho.state)
+    seed_ameise(ameise.state)
+    store = MemoryStore()
+    deps = SyncDependencies(crm=zoho, ameise=ameise.client, store=store, mapping=load_mapping(),
+                            module_entities={"Contacts": "person", "Accounts": "company", "Deals": "contract"})
+    return zoho, ids, store, deps
+
+
+def fail_once(ameise, call: str, path: str) -> None:
+    """The next ``call`` fails as unavailable: a 503 page from the simulator, or the fake's injected error."""
+    if ameise.kind == "http":
+        ameise.state.add_fault(status=503, path_prefix=path)
+    else:
+        ameise.client.fail_next(AmeiseUnavailable(f"{path}: 503"), call=call)
+
+
+def sync(deps, module: str, record_id: str, event_id: str):
+    return sync_crm_record_to_ameise(SyncCrmRecordToAmeise(module, record_id, event_id), deps)
+
+
+def test_an_update_failing_midway_is_finished_by_its_retry_as_one_action(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    erika = ids["Erika Mustermann"]
+    zoho.update_records("Contacts", [{"id": erika, "Mailing_City": "Köln-Porz", "Mobile": "+49 170 1"}])
+    fail_once(ameise, "set_main_address", "kunden/5001234567/adressen")
+
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", erika, "e-1")
+    assert ameise.state.customers["5001234567"]["Hauptwohnsitz"]["Ort"] == "Köln"   # the address call failed
+    result = sync(deps, "Contacts", erika, "e-1")                                    # the retry of the message
+
+    customer = ameise.state.customers["5001234567"]
+    assert result.action == "updated" and customer["Hauptwohnsitz"]["Ort"] == "Köln-Porz"
+    assert [(c["Typ"], c["Value"]) for c in customer["Kontaktdaten"]] == [
+        ("email", "erika.mustermann@example.de"), ("telefon", "+49 221 1234567"), ("mobil", "+49 170 1")]
+    [entry] = store.activities()
+    assert entry.details["calls"] == [
+        "PUT kunden/5001234567", "PUT kunden/5001234567/adressen/0",
+        "POST kunden/5001234567/kontaktdaten (telefon, privat)", "POST kunden/5001234567/kontaktdaten (mobil, privat)"]
+
+
+def test_a_create_failing_at_its_address_is_finished_by_its_retry(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    max_id = ids["Max Neumann"]
+    fail_once(ameise, "set_main_address", "kunden/5001234568/adressen")
+
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", max_id, "e-1")
+    result = sync(deps, "Contacts", max_id, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", "5001234568", 1)
+    customer = ameise.state.customers["5001234568"]
+    assert customer["Hauptwohnsitz"] == {"Strasse": "Osterstraße 88", "Postleitzahl": "20259", "Ort": "Hamburg",
+                                         "Land": "Deutschland"}
+    assert [c["Typ"] for c in customer["Kontaktdaten"]] == ["email", "telefon"]
+    assert [e.action for e in store.activities()] == ["written_back", "created"]
+    assert zoho.state.get("Contacts", max_id)["Kundennummer"] == "5001234568"
+
+
+def test_a_lost_create_answer_is_recovered_through_the_search_array(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    max_id = ids["Max Neumann"]
+    if ameise.kind == "http":
+        # The create reaches the simulator, which answers after the client has given up.
+        client = ameise.client
+        deps.ameise = AmeiseClient(client.oauth, api_url=client.api_url, timeout=0.3)
+        ameise.state.add_fault(status=None, delay=1.0, path_prefix="kunden")
+    else:
+        create = ameise.client.create_customer
+
+        def create_and_lose_the_answer(data):
+            create(data)
+            raise AmeiseUnavailable("Read timed out")
+
+        ameise.client.create_customer = create_and_lose_the_answer
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", max_id, "e-1")
+    wait_for(lambda: ameise.state.creates["customers"] == 1, timeout=5, what="the create taken")
+    if ameise.kind == "http":
+        wait_for(lambda: any(r["method"] == "POST" for r in ameise.state.requests), timeout=5, what="the create answered")
+    else:
+        ameise.client.create_customer = create
+    assert store.create_under_way(f"Contacts/{max_id}")
+
+    result = sync(deps, "Contacts", max_id, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", "5001234568", 1)
+    customer = ameise.state.customers["5001234568"]
+    assert [c["Typ"] for c in customer["Kontaktdaten"]] == ["email", "telefon"]   # matched, not added twice
+    assert customer["Hauptwohnsitz"]["Ort"] == "Hamburg"
+    assert not store.create_under_way(f"Contacts/{max_id}")
 
 
 # ---------------------------------------------------------------- OAuth2, real client only

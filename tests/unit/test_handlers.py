@@ -367,3 +367,65 @@ def test_a_lost_contract_create_is_found_among_the_customers_contracts(world):
     result = world.sync("Deals", deal)
 
     assert world.ameise.creates["contracts"] == 1 and result.action == "created"
+
+
+# ---------------------------------------------------------------- a customer written in several calls
+def test_a_failed_address_call_is_finished_by_the_retry_as_one_create(world):
+    from syncbridge.adapters.ameise import AmeiseUnavailable
+
+    max_id = world.ids["Max Neumann"]
+    world.ameise.fail_next(AmeiseUnavailable("adressen: 503"), call="set_main_address")
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Contacts", max_id, event_id="e-max")
+    assert world.store.activities() == []                 # nothing logged for the half-done write
+
+    result = world.sync("Contacts", max_id, event_id="e-max")
+
+    assert result.action == "created" and world.ameise.creates["customers"] == 1
+    created = world.ameise.customers[result.ameise_id]
+    assert address(created)["Ort"] == "Hamburg"
+    assert contacts(created) == [("email", "privat", "max.neumann@example.de"), ("telefon", "privat", "+49 40 9876543")]
+    [entry] = [e for e in world.store.activities() if e.action != "written_back"]
+    assert entry.action == "created" and entry.details["calls"] == [
+        f"PUT kunden/{result.ameise_id}", f"PUT kunden/{result.ameise_id}/adressen/0"]
+    assert not world.store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_contact_call_whose_answer_was_lost_adds_no_second_entry(world):
+    from syncbridge.adapters.ameise import AmeiseUnavailable
+
+    erika = world.ids["Erika Mustermann"]
+    world.zoho.update_records("Contacts", [{"id": erika, "Mobile": "+49 170 1111111"}])
+    add = world.ameise.add_contact
+
+    def add_and_lose_the_answer(number, entry):
+        add(number, entry)                                 # Ameise took it ...
+        raise AmeiseUnavailable("Read timed out")          # ... but the answer never came
+
+    world.ameise.add_contact = add_and_lose_the_answer
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Contacts", erika, event_id="e-erika")
+    world.ameise.add_contact = add
+
+    result = world.sync("Contacts", erika, event_id="e-erika")
+
+    assert result.action == "updated"
+    assert contacts(world.ameise.customers["5001234567"]) == [
+        ("email", "privat", "erika.mustermann@example.de"), ("telefon", "privat", "+49 221 1234567"),
+        ("mobil", "privat", "+49 170 1111111")]
+    # The telefon entry went in with the lost answer; the retry adds only the mobil entry still missing.
+    [entry] = world.store.activities()
+    assert entry.details["calls"] == ["PUT kunden/5001234567", "PUT kunden/5001234567/adressen/0",
+                                      "POST kunden/5001234567/kontaktdaten (mobil, privat)"]
+
+
+def test_a_changed_contact_value_replaces_the_entry_of_its_typ_and_kontext(world):
+    erika = world.ids["Erika Mustermann"]
+    world.sync("Contacts", erika)
+    world.zoho.update_records("Contacts", [{"id": erika, "Email": "erika@neu.example"}])
+
+    world.sync("Contacts", erika)
+
+    assert contacts(world.ameise.customers["5001234567"]) == [
+        ("email", "privat", "erika@neu.example"), ("telefon", "privat", "+49 221 1234567")]
+    assert world.store.activities()[0].details["calls"][-1] == "PUT kunden/5001234567/kontaktdaten/1 (email, privat)"
