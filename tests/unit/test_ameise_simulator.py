@@ -498,3 +498,17 @@ def test_an_invalid_edit_in_ameise_is_refused(http, state):
 
     assert answer.status_code == 400 and answer.get_json()["messages"][0]["field"] == "Person.Nachname"
     assert http.patch("/_sim/kunden/5001234567", json={"Mobil": "1"}).status_code == 400
+
+
+def test_dailyup_delivers_a_legal_person_from_its_nested_fields(state, tmp_path):
+    from simulators.dailyup import customer_row
+
+    nr = state.seed_customer({
+        "Anrede": "4", "Person": {"Typ": "juristisch", "Firmenname": "Acme GmbH", "Rechtsform": "GmbH"},
+        "Kontaktdaten": [{"Kontext": "geschaeftlich", "Typ": "telefon", "Value": "040 1"}],
+        "Hauptwohnsitz": {"Strasse": "Hafenweg 3", "Postleitzahl": "20457", "Ort": "Hamburg", "Land": "Deutschland"}})
+
+    row = customer_row(state.customers[nr])
+
+    assert (row["Personentyp"], row["Firma"], row["Rechtsform"], row["Anrede"]) == ("juristisch", "Acme GmbH", "01", "4")
+    assert (row["Telefon"], row["PLZ"], row["Land"], row["Nachname"]) == ("040 1", "20457", "DE", "")
