@@ -5,6 +5,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -373,30 +374,37 @@ def test_a_create_failing_at_its_address_is_finished_by_its_retry(ameise):
     assert zoho.state.get("Contacts", max_id)["Kundennummer"] == "5001234568"
 
 
-def test_a_lost_create_answer_is_recovered_through_the_search_array(ameise):
-    zoho, ids, store, deps = handler_world(ameise)
-    max_id = ids["Max Neumann"]
+def lose_the_next_create_answer(ameise, deps) -> Callable[[], None]:
+    """The next customer create reaches Ameise but its answer is lost; returns what waits for it and undoes it."""
     if ameise.kind == "http":
-        # The create reaches the simulator, which answers after the client has given up.
+        # The simulator takes the create and answers after the client has given up.
         client = ameise.client
         deps.ameise = AmeiseClient(client.oauth, api_url=client.api_url, timeout=0.3)
         ameise.state.add_fault(status=None, delay=1.0, path_prefix="kunden")
-    else:
-        create = ameise.client.create_customer
 
-        def create_and_lose_the_answer(data):
-            create(data)
-            raise AmeiseUnavailable("Read timed out")
+        def settle() -> None:
+            wait_for(lambda: any(r["method"] == "POST" and r["path"].endswith("/kunden") for r in ameise.state.requests),
+                     timeout=5, what="the create answered")
+            deps.ameise = client
+        return settle
+    create = ameise.client.create_customer
 
-        ameise.client.create_customer = create_and_lose_the_answer
+    def create_and_lose_the_answer(data):
+        create(data)
+        raise AmeiseUnavailable("Read timed out")
+
+    ameise.client.create_customer = create_and_lose_the_answer
+    return lambda: setattr(ameise.client, "create_customer", create)
+
+
+def test_a_lost_create_answer_is_recovered_through_the_search_array(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    max_id = ids["Max Neumann"]
+    settle = lose_the_next_create_answer(ameise, deps)
     with pytest.raises(Unavailable):
         sync(deps, "Contacts", max_id, "e-1")
-    wait_for(lambda: ameise.state.creates["customers"] == 1, timeout=5, what="the create taken")
-    if ameise.kind == "http":
-        wait_for(lambda: any(r["method"] == "POST" for r in ameise.state.requests), timeout=5, what="the create answered")
-    else:
-        ameise.client.create_customer = create
-    assert store.create_under_way(f"Contacts/{max_id}")
+    settle()
+    assert ameise.state.creates["customers"] == 1 and store.create_under_way(f"Contacts/{max_id}")
 
     result = sync(deps, "Contacts", max_id, "e-1")
 
@@ -405,6 +413,26 @@ def test_a_lost_create_answer_is_recovered_through_the_search_array(ameise):
     assert [c["Typ"] for c in customer["Kontaktdaten"]] == ["email", "telefon"]   # matched, not added twice
     assert customer["Hauptwohnsitz"]["Ort"] == "Hamburg"
     assert not store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_lost_create_of_a_customer_without_mail_is_found_by_its_name(ameise):
+    zoho, _, store, deps = handler_world(ameise)
+    contact = zoho.seed("Contacts", {"First_Name": "Ohne", "Last_Name": "Mailadresse", "Date_of_Birth": "1970-01-02"})
+    # A namesake born on another day is not the lost create.
+    ameise.state.seed_customer({"Person": {"Typ": "natuerlich", "Vorname": "Ohne", "Nachname": "Mailadresse",
+                                           "Geburtsdatum": "1980-01-02"}}, "5000000001")
+    settle = lose_the_next_create_answer(ameise, deps)
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", contact, "e-1")
+    settle()
+    [lost] = [nr for nr in ameise.state.customers if nr not in ("5000000001", "5001234567")]
+
+    result = sync(deps, "Contacts", contact, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", lost, 1)
+    if ameise.kind == "http":
+        [search] = [r["query"] for r in ameise.state.requests if r["path"].endswith("/kunden/_search")]
+        assert "q=Ohne+Mailadresse" in search and "mail=" not in search
 
 
 # ---------------------------------------------------------------- OAuth2, real client only
