@@ -264,7 +264,7 @@ class DailyUpEchoRecord(Base):
 
     entity: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as model.ameise_body_as_dailyup gives them
+    data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as the mapping's ameise_to_dailyup rules give them
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
