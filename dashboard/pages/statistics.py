@@ -4,9 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request
-from flask_babel import format_date
+from flask_babel import format_date, lazy_gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
 
 from dashboard.pages import NavEntry, Page
 from dashboard.parts import parts

@@ -14,8 +14,7 @@ import io
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import date
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from syncbridge.deliveries import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
@@ -135,7 +134,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 GERMAN_DATE = "DD.MM.YYYY"
 
 
-def xlsx_value(column: str, value: object) -> object:
+def xlsx_value(column: str, value: object) -> str | float | datetime | None:
     """One normalized value as an XLSX cell takes it: dates and decimals typed, everything else text.
 
     Text is always stored as text (never as a formula, whatever it starts with), and
@@ -147,11 +146,11 @@ def xlsx_value(column: str, value: object) -> object:
         return None
     text = str(value)
     if column in DECIMAL_COLUMNS and NUMBER.match(text):
-        return Decimal(text)
+        return float(text)             # as exact as a spreadsheet's own numbers
     match = ISO_DATE.match(text)
     if match:
         try:
-            return date(int(match[1]), int(match[2]), int(match[3]))
+            return datetime(int(match[1]), int(match[2]), int(match[3]))   # shown as a date (GERMAN_DATE)
         except ValueError:
             return text
     return ILLEGAL_CHARACTERS_RE.sub("", text)
@@ -176,7 +175,7 @@ def xlsx_chunks(columns: list[str], rows: Iterable[dict[str, Any]], *, sheet: st
         written = WriteOnlyCell(worksheet, value=value)
         if isinstance(value, str):
             written.data_type = "s"        # "=1+1" stays the text it was: no formula
-        elif isinstance(value, date):
+        elif isinstance(value, datetime):
             written.number_format = GERMAN_DATE
         return written
 

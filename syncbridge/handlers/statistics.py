@@ -25,6 +25,7 @@ ENTITIES = ("customer", "contract")
 RANGES = (7, 14, 30, 90)            # days the page offers
 DEFAULT_RANGE = 14
 RECENT = 100                        # the latest synced records shown
+MAX_SCAN = 20_000                   # newest log entries looked at for them at most
 _KIND_OF_ACTION = {"created": "created", "updated": "changed", "deleted": "deleted", "marked": "deleted"}
 
 
@@ -99,23 +100,16 @@ def statistics(sources: StatisticsSources, *, days: int) -> Statistics:
 
 
 def recent_syncs(log: Store, limit: int = RECENT) -> tuple[ActivityEntry, ...]:
-    """The latest activity entries that created, changed, deleted or failed a record, newest first."""
-    found: list[ActivityEntry] = []
-    before: datetime | None = None
-    seen: set[int | None] = set()
-    # The log also holds entries of no record change; read on in pages until enough are found.
-    for _ in range(10):
-        # ``until`` is exclusive: a microsecond on, so entries at the same time are not skipped (seen ones are).
-        page = log.activities(until=before + timedelta(microseconds=1), limit=limit * 2) if before \
-            else log.activities(limit=limit * 2)
-        page = [entry for entry in page if entry.id not in seen]
-        if not page:
-            break
-        for entry in page:
-            seen.add(entry.id)
-            if entry.entity and kind_of(entry.action, entry.result):
-                found.append(entry)
-        before = page[-1].at
-        if len(found) >= limit or before is None:
-            break
-    return tuple(found[:limit])
+    """The latest activity entries that created, changed, deleted or failed a record, newest first.
+
+    The log also holds entries of no record change (token refreshes, skips): the newest
+    entries are read in growing windows until ``limit`` are found, the log ends, or
+    :data:`MAX_SCAN` entries were looked at.
+    """
+    size = limit * 2
+    while True:
+        page = log.activities(limit=size)
+        found = [entry for entry in page if entry.entity and kind_of(entry.action, entry.result)]
+        if len(found) >= limit or len(page) < size or size >= MAX_SCAN:
+            return tuple(found[:limit])
+        size = min(size * 4, MAX_SCAN)
