@@ -95,7 +95,7 @@ def upload():
     request.max_content_length = board.max_upload_bytes + 1024 * 1024   # the form's other fields beside the file
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        flash(_("Choose a delivery file (DailyUp_<Hauptvermittlernummer>_<YYYYMMDD>.zip)."), "error")
+        flash(_("Choose a delivery file (DailyUp_Hauptvermittlernummer_YYYYMMDD.zip)."), "error")
         return redirect(url_for("imports.index"), 303)
     try:
         review = board.review(upload.stream, upload.filename, by=actor())

@@ -15,7 +15,7 @@ bp = Blueprint("statistics", __name__, url_prefix="/statistics")
 page = Page(bp, nav=(NavEntry("statistics.index", lazy_gettext("Statistics")),))
 
 # The chart's drawing area (SVG user units; the SVG scales to the width it is given).
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 200, 36, 22, 8
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 220, 44, 28, 10
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def chart(series: Series) -> Chart:
             bottom -= height
             segments.append(Segment(kind, round(x, 2), round(bottom, 2), round(bar, 2), round(height, 2),
                                     f"{format_date(day, 'medium')}: {counts[kind]} {kind_label(kind)}"))
-    every = max(1, days // 6)                  # at most about seven day labels
+    every = max(1, -(-days // 5))              # at most five day labels
     ticks = tuple((round(LEFT + i * slot + slot / 2, 2), format_date(series.days[i][0], "d.M." if _is_de() else "M/d"))
                   for i in range(0, days, every))
     scale = tuple((round(HEIGHT - BOTTOM - area * value / peak, 2), value) for value in sorted({0, peak // 2, peak}))
