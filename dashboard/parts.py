@@ -5,8 +5,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.imports import ImportsDesk
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
+from syncbridge.handlers.statistics import StatisticsSources
 
 EXTENSION = "syncbridge.dashboard"
 
@@ -17,6 +19,8 @@ class DashboardParts:
 
     operators: Operators
     overview_sources: OverviewSources
+    imports: ImportsDesk | None = None              # the Imports page (None: no DailyUp in this setup)
+    statistics: StatisticsSources | None = None     # the Statistics page
 
 
 def parts() -> DashboardParts:

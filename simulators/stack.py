@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
@@ -138,6 +139,22 @@ def start_stack(
             zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
                                    token=settings.zoho_webhook_token)
     return stack
+
+
+def deliver_demo_dailyup(stack: Stack) -> Path:
+    """Put Ameise's DailyUp of today into the drop folder's inbox, as blau direkt's FTP push does.
+
+    The DailyUp worker imports it and the return path brings its changes to the CRM,
+    so the dashboard's Imports and Statistics pages have something real to show.
+    """
+    import io
+
+    from syncbridge.dailyup.intake import DropFolder
+
+    name, data = stack.ameise_state.dailyup()
+    path, _, _ = DropFolder.at(stack.settings.dailyup_dir).save_upload(
+        io.BytesIO(data), name, max_bytes=stack.settings.dailyup_max_upload_bytes)
+    return path
 
 
 def _start_dashboard(settings: Settings, services: Services, port: int) -> ServerThread:

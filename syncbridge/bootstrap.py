@@ -496,7 +496,29 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                               queue_depths=partial(queue_depths, connect, topology_for(settings)))
     if now is not None:
         sources.now = now
-    return DashboardParts(operators=operators, overview_sources=sources)
+    dashboard = DashboardParts(operators=operators, overview_sources=sources)
+    _add_imports_and_statistics(dashboard, settings, store, engine, now)
+    return dashboard
+
+
+def _add_imports_and_statistics(dashboard, settings: Settings, store: Store, engine, now) -> None:
+    """The Imports page's DailyUp (a dry-running importer, the drop folder) and the Statistics page's sources."""
+    from pathlib import Path
+
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.dailyup.importer import DailyUpImporter
+    from syncbridge.dailyup.intake import DropFolder
+    from syncbridge.handlers.imports import ImportsDesk
+    from syncbridge.handlers.statistics import StatisticsSources
+
+    dailyup = SqlDailyUpStore(engine)
+    options = settings.dailyup_reader_options
+    clock = {"now": now} if now is not None else {}
+    dashboard.imports = ImportsDesk(dailyup, DropFolder(Path(settings.dailyup_dir)),    # made on first use
+                                    DailyUpImporter(dailyup, reader_options=options),
+                                    dashboard.operators.store, reader_options=options,
+                                    max_upload_bytes=settings.dailyup_max_upload_bytes, **clock)
+    dashboard.statistics = StatisticsSources(counts=store, log=store, **clock)  # type: ignore[arg-type]
 
 
 def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:

@@ -743,3 +743,29 @@ class ImportHistory(Protocol):
 
     def imports(self, limit: int = 20) -> list[DailyUpImport]:
         """The newest imports first."""
+
+    def get_import(self, import_id: int) -> DailyUpImport | None:
+        """One import by its id."""
+
+    def row_errors(self, import_id: int, limit: int | None = None) -> list[Any]:
+        """The stored row errors (``syncbridge.deliveries.RowError``) of an import, in the order they were found."""
+
+
+# ---------------------------------------------------------------- statistics of the activity log
+@dataclass(frozen=True)
+class ActivityCount:
+    """How many activity log entries of one kind one day (UTC) had."""
+
+    day: date
+    direction: str
+    entity: str | None
+    action: str
+    result: str
+    count: int
+
+
+class ActivityStatistics(Protocol):
+    """Counts of the activity log per day (``SqlStore``, ``MemoryStore``)."""
+
+    def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
+        """Entries at or after ``since`` and before ``until``, counted per UTC day, direction, entity, action, result."""

@@ -16,6 +16,8 @@ from flask import Blueprint
 # In navigation order.
 PAGES = (
     "dashboard.pages.overview",
+    "dashboard.pages.imports",
+    "dashboard.pages.statistics",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )

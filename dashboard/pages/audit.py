@@ -23,6 +23,10 @@ def action_label(action: str) -> str:
         "user.deleted": _("User deleted"),
         "direction.paused": _("Direction paused"),
         "direction.resumed": _("Direction resumed"),
+        "import.reviewed": _("Delivery uploaded and checked"),
+        "import.applied": _("Delivery applied"),
+        "import.discarded": _("Upload discarded"),
+        "import.downloaded": _("Import table downloaded"),
     }.get(action, action)
 
 

@@ -35,7 +35,7 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
     Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
     Stop with Ctrl-C.
     """
-    from simulators.stack import start_stack
+    from simulators.stack import deliver_demo_dailyup, start_stack
     from syncbridge.bootstrap import configure_logging
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
@@ -53,6 +53,8 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
             # Only the demo's own temporary database is migrated here; another is `syncbridge db upgrade`'s.
             stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port,
                                 workers=workers, migrate=own_database, dashboard_port=dashboard_port)
+            if own_database:
+                deliver_demo_dailyup(stack)     # today's delivery: an import to look at on the dashboard
     except OSError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port, --dashboard-port)") from exc
