@@ -5,8 +5,11 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.dead_letters import DeadLetterOps
+from syncbridge.handlers.issues import BulkJobs, Issues
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
+from syncbridge.ports import Store
 
 EXTENSION = "syncbridge.dashboard"
 
@@ -17,6 +20,11 @@ class DashboardParts:
 
     operators: Operators
     overview_sources: OverviewSources
+    # Dead letters and Issues
+    dead_letter_ops: DeadLetterOps
+    issues: Issues
+    bulk_jobs: BulkJobs
+    activity: Store                     # the activity log: an issue's events
 
 
 def parts() -> DashboardParts:

@@ -16,6 +16,8 @@ from flask import Blueprint
 # In navigation order.
 PAGES = (
     "dashboard.pages.overview",
+    "dashboard.pages.issues",
+    "dashboard.pages.dead_letters",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )
