@@ -53,10 +53,16 @@ def action_name(action: str) -> str:
     return {"replay": _("Replay"), "discard": _("Discard")}.get(action, action)
 
 
+def filter_label(name: str) -> str:
+    return {"queue": _("Queue"), "kind": _("Kind"), "record": _("Record"), "since": _("From (date or time, UTC)"),
+            "until": _("Until (date or time, UTC)"), "text": _("Text in the error, record or routing key"),
+            "cause": _("Cause"), "state": _("State")}.get(name, name)
+
+
 @bp.app_context_processor
 def labels():
     return {"dl_state_label": state_label, "dl_outcome_label": outcome_label, "job_state_label": job_state_label,
-            "bulk_action_name": action_name}
+            "bulk_action_name": action_name, "filter_label": filter_label}
 
 
 def shown_body(body: bytes) -> dict[str, Any]:
