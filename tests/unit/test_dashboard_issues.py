@@ -272,3 +272,15 @@ def test_both_pages_speak_german(board, seeded):
     assert "Fehler nach Ursache" in text_of(client.get("/issues"))
     page = text_of(client.get("/dead-letters"))
     assert "Alle Treffer erneut senden" in page and "4 Treffer" in page
+
+
+def test_the_cli_and_admin_api_show_a_kept_correction_beside_the_original(board, seeded):
+    from syncbridge.handlers.dead_letters import as_json
+
+    letter_id = seeded["broken"][0]
+    original = json.loads(board.parts.dead_letter_ops.get(letter_id).body)
+    fixed = {**original, "module": "Contacts"}
+    _letter, problem = board.parts.dead_letter_ops.correct(letter_id, json.dumps(fixed).encode(), by="cli:ops")
+    shown = as_json(board.parts.dead_letter_ops.get(letter_id), full=True)
+    assert problem is None and shown["body"] == original
+    assert shown["corrected"] == {"body": fixed} and shown["corrected_by"] == "cli:ops"
