@@ -5,10 +5,13 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.dead_letters import DeadLetterOps
 from syncbridge.handlers.imports import ImportsDesk
+from syncbridge.handlers.issues import BulkJobs, Issues
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
 from syncbridge.handlers.statistics import StatisticsSources
+from syncbridge.ports import Store
 
 EXTENSION = "syncbridge.dashboard"
 
@@ -19,6 +22,11 @@ class DashboardParts:
 
     operators: Operators
     overview_sources: OverviewSources
+    # Dead letters and Issues
+    dead_letter_ops: DeadLetterOps
+    issues: Issues
+    bulk_jobs: BulkJobs
+    activity: Store                     # the activity log: an issue's events
     imports: ImportsDesk | None = None              # the Imports page (None: no DailyUp in this setup)
     statistics: StatisticsSources | None = None     # the Statistics page
 

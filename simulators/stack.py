@@ -157,6 +157,19 @@ def deliver_demo_dailyup(stack: Stack) -> Path:
     return path
 
 
+def add_demo_failure(stack: Stack) -> str:
+    """A CRM contact Ameise refuses (a German PLZ of four digits): the demo's dead letter, shown as an issue.
+
+    Fixing the PLZ in the CRM and replaying the dead letter from the dashboard syncs it.
+    """
+    record_id = stack.zoho_state.user_create("Contacts", {
+        "Salutation": "Herr", "First_Name": "Paul", "Last_Name": "Fehler", "Email": "paul.fehler@example.de",
+        "Mailing_Street": "Ringstraße 3", "Mailing_Zip": "5067", "Mailing_City": "Köln",
+        "Mailing_Country": "Deutschland"})
+    stack.demo_ids.setdefault("zoho", {})["Paul Fehler"] = record_id
+    return record_id
+
+
 def _start_dashboard(settings: Settings, services: Services, port: int) -> ServerThread:
     """The dashboard on the stack's database, with the demo admin."""
     parts = dashboard_parts(settings, store=services.store)

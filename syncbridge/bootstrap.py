@@ -474,8 +474,9 @@ def build_operators(settings: Settings, *, store: Store | None = None, migrate: 
                      check_password=check_password_hash, limits=limits, **extra)
 
 
-def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: bool | None = False, now=None):
-    """What the dashboard's pages call: users and audit log, the Overview's sources."""
+def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: bool | None = False, now=None,
+                    publisher: Publisher | None = None):
+    """What the dashboard's pages call: users and audit log, the Overview's sources, dead letters and issues."""
     from dashboard import DashboardParts
     from producers.depths import queue_depths
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
@@ -496,7 +497,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                               queue_depths=partial(queue_depths, connect, topology_for(settings)))
     if now is not None:
         sources.now = now
-    dashboard = DashboardParts(operators=operators, overview_sources=sources)
+    dashboard = DashboardParts(operators=operators, overview_sources=sources,
+                               **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
     _add_imports_and_statistics(dashboard, settings, store, engine, now)
     return dashboard
 
@@ -519,6 +521,44 @@ def _add_imports_and_statistics(dashboard, settings: Settings, store: Store, eng
                                     dashboard.operators.store, reader_options=options,
                                     max_upload_bytes=settings.dailyup_max_upload_bytes, **clock)
     dashboard.statistics = StatisticsSources(counts=store, log=store, **clock)  # type: ignore[arg-type]
+
+
+def _dashboard_dead_letters(settings: Settings, store: Store, operators, *, now=None,
+                            publisher: Publisher | None = None) -> dict[str, Any]:
+    """The Dead letters and Issues pages' parts: replay publishes through a publisher made on first use."""
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.issues import SqlIssueStore, SqlJobStore
+    from syncbridge.handlers.issues import BulkJobs, Issues
+
+    engine = store.engine  # type: ignore[attr-defined] - a SqlStore (build_operators checked it)
+    topology = getattr(publisher, "topology", None) or topology_for(settings)
+    lazy = publisher if publisher is not None else _LazyPublisher(lambda: build_publisher(settings, topology))
+    ops = DeadLetterOps(SqlDeadLetterStore(engine), store, publisher=lazy, topology=topology)
+    clock = {"now": now} if now is not None else {}
+    return {"dead_letter_ops": ops, "activity": store,
+            "issues": Issues(SqlIssueStore(engine), operators, **clock),
+            "bulk_jobs": BulkJobs(ops, SqlJobStore(engine), operators, **clock)}
+
+
+class _LazyPublisher:
+    """A publisher connected on its first message, so the dashboard starts without the broker."""
+
+    def __init__(self, build: Callable[[], Publisher]) -> None:
+        self._build = build
+        self._publisher: Publisher | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = self._build()
+            return self._publisher
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().publish(*args, **kwargs)
+
+    def publish_many(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().publish_many(*args, **kwargs)
 
 
 def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:

@@ -9,6 +9,7 @@ demo in ``simulators.fakes``; publishing is ``producers``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -592,6 +593,15 @@ class DeadLetter:
     discarded_by: str | None = None
     discarded_at: datetime | None = None
     note: str | None = None
+    cause: str | None = None            # what failed, for grouping into issues (dead_letter_cause)
+    corrected_body: bytes | None = None  # an operator's correction, replayed instead of ``body`` (kept as it came)
+    corrected_by: str | None = None
+    corrected_at: datetime | None = None
+
+    @property
+    def replay_body(self) -> bytes:
+        """What a replay publishes: the correction if there is one, else the message as it came."""
+        return self.body if self.corrected_body is None else self.corrected_body
 
 
 @dataclass(frozen=True)
@@ -604,6 +614,8 @@ class DeadLetterFilter:
     since: datetime | None = None       # dead-lettered at or after (inclusive)
     until: datetime | None = None       # dead-lettered before (exclusive)
     state: str | None = None
+    text: str | None = None             # contained (any case) in the reason, record, routing key or message id
+    cause: str | None = None            # one issue's dead letters
 
     @property
     def empty(self) -> bool:
@@ -623,6 +635,9 @@ class LetterChange(Protocol):
 
     def refused(self, reason: str) -> DeadLetter:
         """Note why a replay was refused; the dead letter stays as it is."""
+
+    def corrected(self, body: bytes, by: str) -> DeadLetter:
+        """Keep ``body`` as the correction a replay publishes (the original stays), by ``by``, now."""
 
 
 class DeadLetterStore(Protocol):
@@ -736,6 +751,111 @@ class OperatorStore(Protocol):
 
     def paused_directions(self) -> dict[str, DirectionPause]:
         """The pause flags that are set, by direction."""
+
+
+# ---------------------------------------------------------------- issues and bulk jobs of the dashboard
+def dead_letter_cause(kind: str, reason: str) -> str:
+    """The cause a dead letter is grouped under: its kind, and the system, code and field of its error.
+
+    ``reason`` is written by ``SyncError.describe`` ("zoho 400 INVALID_DATA field=Email: ...");
+    a reason of another form groups by its kind alone.  No message text: a cause holds no personal data.
+    """
+    found = _CAUSE.match(reason or "")
+    if not found:
+        return str(kind)[:32]
+    system, code, field_ = found.group("system", "code", "field")
+    return " ".join(part for part in (str(kind)[:32], system, code or "", f"field={field_}" if field_ else "")
+                    if part)[:255]
+
+
+_CAUSE = re.compile(r"^(?P<system>[a-z][a-z_-]{1,31})(?: \d{3})?(?: (?P<code>[A-Z][A-Z0-9_]{1,63}))?"
+                    r"(?: field=(?P<field>[A-Za-z0-9_.$-]{1,100}))?: ")
+
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+ISSUE_STATES = (OPEN, ACKNOWLEDGED, RESOLVED)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Dead letters of one cause: how many, since when, and what operators said of it."""
+
+    cause: str
+    count: int                          # dead letters of this cause, any state
+    dead: int                           # of them still dead (to replay)
+    first_seen: datetime
+    last_seen: datetime
+    state: str = OPEN                   # as an operator set it (a resolved one that recurs reads as open)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+
+
+class IssueStore(Protocol):
+    """Dead letters grouped by cause, with the state operators gave each (``syncbridge.adapters.db.issues``)."""
+
+    def issues(self, *, limit: int = 200) -> list[Issue]:
+        """Every cause with dead letters, the most recently seen first."""
+
+    def issue(self, cause: str) -> Issue | None:
+        """One cause, or None when no dead letter has it."""
+
+    def set_issue_state(self, cause: str, state: str, by: str, at: datetime) -> None:
+        """Note that ``by`` set the cause's state at ``at``."""
+
+
+# States of a background job.
+QUEUED, RUNNING, DONE, CANCELLED, FAILED_JOB, INTERRUPTED = "queued", "running", "done", "cancelled", "failed", \
+    "interrupted"
+JOB_STATES = (QUEUED, RUNNING, DONE, CANCELLED, FAILED_JOB, INTERRUPTED)
+FINISHED_JOB_STATES = (DONE, CANCELLED, FAILED_JOB, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A bulk action run in the background: what, by whom, how far, whether to stop."""
+
+    id: int
+    action: str                         # replay, discard
+    params: dict[str, Any]              # the filter it acts on, as text
+    state: str
+    created_by: str
+    created_at: datetime
+    total: int = 0
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancel_requested: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None  # the runner's last sign of life
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_JOB_STATES
+
+
+class JobStore(Protocol):
+    """The background jobs' table (``syncbridge.adapters.db.issues.SqlJobStore``)."""
+
+    def create_job(self, action: str, params: dict[str, Any], *, by: str, total: int, at: datetime) -> Job:
+        """A new queued job."""
+
+    def job(self, job_id: int) -> Job | None:
+        """One job."""
+
+    def jobs(self, *, limit: int = 20) -> list[Job]:
+        """The newest jobs first."""
+
+    def update_job(self, job_id: int, **values: Any) -> None:
+        """Set state, progress, times or error of a job."""
+
+    def request_cancel(self, job_id: int) -> bool:
+        """Ask a running or queued job to stop; whether it was still unfinished."""
+
+    def interrupt_stale(self, before: datetime, at: datetime) -> int:
+        """Mark unfinished jobs without a sign of life since ``before`` (their process ended) interrupted."""
 
 
 class ImportHistory(Protocol):

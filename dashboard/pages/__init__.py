@@ -18,6 +18,8 @@ PAGES = (
     "dashboard.pages.overview",
     "dashboard.pages.imports",
     "dashboard.pages.statistics",
+    "dashboard.pages.issues",
+    "dashboard.pages.dead_letters",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )

@@ -27,6 +27,17 @@ def action_label(action: str) -> str:
         "import.applied": _("Delivery applied"),
         "import.discarded": _("Upload discarded"),
         "import.downloaded": _("Import table downloaded"),
+        "dead_letter.replayed": _("Dead letter replayed"),
+        "dead_letter.discarded": _("Dead letter discarded"),
+        "dead_letter.corrected": _("Dead letter corrected"),
+        "dead_letters.bulk_replay": _("Bulk replay started"),
+        "dead_letters.bulk_discard": _("Bulk discard started"),
+        "dead_letters.bulk_replay_finished": _("Bulk replay finished"),
+        "dead_letters.bulk_discard_finished": _("Bulk discard finished"),
+        "dead_letters.bulk_cancelled": _("Bulk job cancelled"),
+        "issue.acknowledge": _("Issue acknowledged"),
+        "issue.resolve": _("Issue resolved"),
+        "issue.reopen": _("Issue reopened"),
     }.get(action, action)
 
 

@@ -35,7 +35,7 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
     Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
     Stop with Ctrl-C.
     """
-    from simulators.stack import deliver_demo_dailyup, start_stack
+    from simulators.stack import add_demo_failure, deliver_demo_dailyup, start_stack
     from syncbridge.bootstrap import configure_logging
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
@@ -61,6 +61,7 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
+    add_demo_failure(stack)         # a dead letter for the dashboard's Issues and Dead letters pages
     click.echo(_run_banner(stack))
     try:
         _wait_for_stop_signal()
@@ -108,6 +109,7 @@ def _run_banner(stack) -> str:
     zoho, ameise, receiver = stack.zoho.url, stack.ameise.url, stack.receiver.url
     ids = stack.demo_ids.get("zoho", {})
     erika = ids.get("Erika Mustermann", "<id>")
+    paul = ids.get("Paul Fehler", "<id>")
     broker = "in-process broker (memory://)" if s.embedded_broker else s.effective_broker_url.split("@")[-1]
     today_file = f"DailyUp_100200_{datetime.now():%Y%m%d}.zip"
     return f"""
@@ -142,6 +144,13 @@ next DailyUp delivery (the simulated Ameise hands out its delivery as a ZIP):
   curl -s {zoho}/_sim/records/Contacts/{erika}          # Mobile is set
 
 (or drop the ZIP into {s.dailyup_dir}/inbox/, as blau direkt's FTP push does)
+
+Paul Fehler's PLZ has four digits, so Ameise refuses him: his dead letter is an
+issue on the dashboard (Issues, Dead letters). Fixing the PLZ in the CRM syncs him;
+then resolve the issue and discard its dead letter there:
+
+  curl -s -X PATCH {zoho}/_sim/records/Contacts/{paul} \\
+       -H 'Content-Type: application/json' -d '{{"Mailing_Zip": "50667"}}'
 
 Every action is in the activity log (in another shell, from this folder):
 
