@@ -31,6 +31,29 @@ class RecordResult:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CrmField:
+    """One field of a CRM module as the CRM's field metadata describes it.
+
+    ``unique`` is the field's own "Do not allow duplicate values" flag (a custom field
+    created unique).  ``duplicate_check`` says whether an upsert may match on the
+    field: true for a unique field and for the module's system duplicate-check field
+    (Contacts/Leads ``Email``, Accounts ``Account_Name``, Deals ``Deal_Name``), which
+    Zoho's field metadata does not flag as unique.
+    """
+
+    api_name: str
+    data_type: str                 # Zoho's data_type: text, textarea, email, phone, integer, double,
+                                   # currency, date, datetime, picklist, multiselectpicklist, lookup, boolean, ...
+    length: int | None = None
+    unique: bool = False           # "Do not allow duplicate values"
+    custom_field: bool = False
+    pick_list_values: tuple[str, ...] = ()   # the actual values a picklist accepts
+    lookup_module: str | None = None
+    duplicate_check: bool = False  # an upsert may name it in duplicate_check_fields (unique or system check field)
+    read_only: bool = False
+
+
 class CrmClient(Protocol):
     """Zoho CRM records API (https://www.zoho.com/crm/developer/docs/api/v7/)."""
 
@@ -53,6 +76,9 @@ class CrmClient(Protocol):
 
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value`` (all pages)."""
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        """The fields of a module (GET /settings/fields?module=)."""
 
 
 class AmeiseClient(Protocol):

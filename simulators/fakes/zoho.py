@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulators.zoho import CriteriaError, ZohoState
-from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, record_result
+from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, crm_fields, record_result
 from syncbridge.errors import ExternalServiceError
-from syncbridge.ports import RecordResult
+from syncbridge.ports import CrmField, RecordResult
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,7 @@ class InMemoryZoho:
         except CriteriaError as exc:
             raise ZohoRejected(f"search {module}: invalid query formed", status=400, code="INVALID_QUERY",
                                body={"code": "INVALID_QUERY", "details": {"reason": str(exc)}}) from exc
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        self._enter(module)
+        return crm_fields(module, {"fields": self.state.fields(module)})

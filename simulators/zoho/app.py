@@ -315,6 +315,18 @@ def create_zoho_app(state: ZohoState | None = None) -> Flask:
                                 {"param": "watch"}), 400)
         return _json({"watch": answers})
 
+    @app.get("/crm/<version>/settings/fields")
+    def field_metadata(version: str) -> Response:
+        # https://www.zoho.com/crm/developer/docs/api/v7/field-meta.html
+        module = request.args.get("module")
+        if not module:
+            return _json(_error("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                {"param": "module"}), 400)
+        problem = module_problem(version, module)
+        if problem:
+            return problem
+        return _json({"fields": state.fields(module)})
+
     @app.get("/crm/v8/settings/automation/webhook_failures")
     def webhook_failures() -> Response:
         failures = state.webhook_failures

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import requests
 
 from simulators.zoho.criteria import _digits, _matches, _norm, _plain, _same, parse_criteria
+from simulators.zoho.fields import SYSTEM_DUPLICATE_FIELDS, SYSTEM_FIELDS, SimField, default_fields, field_id, module_id
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +36,8 @@ API_VERSIONS = {f"v{n}" for n in range(2, 9)}
 MISSING_RECORD_STYLES = ("204", "400", "404", "empty")
 
 DEFAULT_MANDATORY = {"Contacts": ["Last_Name"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Last_Name"]}
-# Zoho's system-defined duplicate-check field per module, used by an upsert that names none.
-SYSTEM_DUPLICATE_FIELDS = {"Contacts": ["Email"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Email"]}
-# Field types the simulator validates; any other field is free text (<= 255 chars) or kept as given.
-FIELD_TYPES: dict[str, dict[str, Any]] = {
-    "Contacts": {"Email": "email", "Secondary_Email": "email", "Date_of_Birth": "date", "Description": "textarea",
-                 "Account_Name": ("lookup", "Accounts"), "Reporting_To": ("lookup", "Contacts")},
-    "Accounts": {"Email": "email", "Description": "textarea", "Annual_Revenue": "double", "Employees": "integer",
-                 "Parent_Account": ("lookup", "Accounts")},
-    "Deals": {"Amount": "double", "Beitrag_Netto": "double", "Probability": "integer", "Closing_Date": "date",
-              "Beginn": "date", "Ablauf": "date", "Description": "textarea",
-              "Contact_Name": ("lookup", "Contacts"), "Account_Name": ("lookup", "Accounts")},
-    "Leads": {"Email": "email", "Secondary_Email": "email", "Description": "textarea", "Annual_Revenue": "double"},
-}
 EMAIL_FIELDS = ("Email", "Secondary_Email")
 PHONE_FIELDS = ("Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax")
-SYSTEM_FIELDS = {"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By", "Full_Name"}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 API_USER = {"name": "Sync Service", "id": "5725767000000411001", "email": "sync@makler-beispiel.de"}
@@ -151,7 +138,9 @@ class ZohoState:
     # "404" or "empty": Zoho's answer for a missing id is not settled), auth_error_code
     # ("INVALID_TOKEN" or "AUTHENTICATION_FAILURE"), search_index_delay (seconds),
     # max_concurrent (None = unlimited), api_domain (None = this server's URL),
-    # webhook_timeout, mandatory_fields and unique_fields (module -> API names).
+    # webhook_timeout, mandatory_fields (module -> API names).  The field metadata
+    # (simulators.zoho.fields) is per instance: change it with set_field, add_field,
+    # drop_field and set_unique_fields; reset() restores the seed.
 
     def __init__(self, modules: Iterable[str] = ("Contacts", "Accounts", "Deals", "Leads"), *,
                  token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
@@ -190,7 +179,7 @@ class ZohoState:
         self._records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self._module_names}
         self._touched: dict[tuple[str, str], float] = {}
         self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
-        self.unique_fields: dict[str, list[str]] = {m: [] for m in self._module_names}
+        self._fields: dict[str, dict[str, SimField]] = default_fields(self._module_names)
         self._faults: list[Fault] = []
         self._webhooks: list[Webhook] = []
         self._deliveries: list[dict[str, Any]] = []
@@ -218,11 +207,65 @@ class ZohoState:
                 self._refresh_tokens = {
                     DEFAULT_REFRESH_TOKEN: {"client_id": DEFAULT_CLIENT_ID, "scope": SCOPE, "revoked": False}}
 
-    def set_unique_fields(self, module: str, *fields: str) -> None:
-        """Mark fields of ``module`` unique: writes reusing a value get DUPLICATE_DATA."""
+    # ---------------------------------------------------------------- field metadata
+    def fields(self, module: str) -> list[dict[str, Any]]:
+        """The fields of ``module`` in the shape of ``GET /settings/fields?module=``."""
         with self._lock:
             self._require_module(module)
-            self.unique_fields[module] = list(fields)
+            return [f.meta(field_id(module, f.api_name)) for f in self._fields[module].values()]
+
+    def field(self, module: str, api_name: str) -> SimField | None:
+        """A copy of one field's metadata, or None when the module has no such field."""
+        with self._lock:
+            self._require_module(module)
+            found = self._fields[module].get(api_name)
+            return copy.deepcopy(found) if found is not None else None
+
+    def add_field(self, module: str, api_name: str, data_type: str = "text", **options: Any) -> None:
+        """Create (or replace) a field, custom unless told otherwise: ``add_field("Deals", "Note", "textarea")``."""
+        options.setdefault("custom_field", True)
+        with self._lock:
+            self._require_module(module)
+            self._fields[module][api_name] = SimField(api_name, data_type, **options)
+
+    def set_field(self, module: str, api_name: str, **changes: Any) -> None:
+        """Change properties of an existing field, e.g. ``set_field("Contacts", "Kundennummer", unique=False)``."""
+        with self._lock:
+            self._require_module(module)
+            if api_name not in self._fields[module]:
+                raise KeyError(f"{module} has no field {api_name!r}")
+            target = self._fields[module][api_name]
+            for key, value in changes.items():
+                if not hasattr(target, key):
+                    raise TypeError(f"unknown field property {key!r}")
+                setattr(target, key, value)
+
+    def drop_field(self, module: str, api_name: str) -> None:
+        """Delete a field from the module (writes naming it are refused from now on)."""
+        with self._lock:
+            self._require_module(module)
+            self._fields[module].pop(api_name, None)
+
+    @property
+    def unique_fields(self) -> dict[str, list[str]]:
+        """The fields marked "Do not allow duplicate values", per module."""
+        with self._lock:
+            return {m: [f.api_name for f in fields.values() if f.unique] for m, fields in self._fields.items()}
+
+    def set_unique_fields(self, module: str, *fields: str) -> None:
+        """Make exactly ``fields`` of ``module`` unique (a missing one is created as a custom text field)."""
+        with self._lock:
+            self._require_module(module)
+            for name in fields:
+                if name not in self._fields[module]:
+                    self._fields[module][name] = SimField(name, "text", custom_field=True)
+            for item in self._fields[module].values():
+                item.unique = item.api_name in fields
+
+    def duplicate_check_allowed(self, module: str) -> list[str]:
+        """The fields an upsert may name in duplicate_check_fields: system duplicate-check and unique fields."""
+        with self._lock:
+            return [*SYSTEM_DUPLICATE_FIELDS.get(module, ()), *self.unique_fields.get(module, [])]
 
     def _require_module(self, module: str) -> None:
         if module not in self._records:
@@ -493,12 +536,17 @@ class ZohoState:
             if (creating and (not present or empty)) or (not creating and present and empty):
                 return None, _error("MANDATORY_NOT_FOUND", "required field not found",
                                     {"api_name": name, "json_path": f"$.data[{index}].{name}"})
-        types = FIELD_TYPES.get(module, {})
+        known = self._fields[module]
         for name, value in fields.items():
             if name in SYSTEM_FIELDS or name.startswith("$"):
                 continue  # read-only on writes; Zoho ignores them
             path = f"$.data[{index}].{name}"
-            kind = "owner" if name == "Owner" else types.get(name, "text")
+            meta = known.get(name)
+            kind: Any = "owner" if name == "Owner" else "text"
+            if meta is not None and meta.data_type == "lookup":
+                kind = ("lookup", meta.lookup_module)
+            elif meta is not None and name != "Owner":
+                kind = meta.data_type
             value, problem = self._convert(kind, value)
             if problem is not None:
                 problem.update({"api_name": name, "json_path": path})
@@ -545,14 +593,14 @@ class ZohoState:
             except (TypeError, ValueError):
                 return None, {"expected_data_type": "date"}
             return value, None
-        if kind in ("double", "integer"):
+        if kind in ("double", "currency", "integer"):
             if isinstance(value, bool):
                 return None, {"expected_data_type": kind}
             try:
-                number = float(value) if kind == "double" else int(value)
+                number = int(value) if kind == "integer" else float(value)
             except (TypeError, ValueError):
                 return None, {"expected_data_type": kind}
-            if kind == "double" and not math.isfinite(number):
+            if kind != "integer" and not math.isfinite(number):
                 return None, {"expected_data_type": kind}
             return number, None
         limit = TEXTAREA_LIMIT if kind == "textarea" else TEXT_LIMIT
@@ -620,8 +668,8 @@ class ZohoState:
     def _refresh_lookup_names(self, module: str, record: dict[str, Any]) -> None:
         """Keep lookup names pointing at ``record`` current, as Zoho shows them."""
         name = self._display_name(module, record)
-        for other_module, types in FIELD_TYPES.items():
-            lookups = [f for f, kind in types.items() if isinstance(kind, tuple) and kind[1] == module]
+        for other_module, known in self._fields.items():
+            lookups = [f.api_name for f in known.values() if f.data_type == "lookup" and f.lookup_module == module]
             for other in self._records.get(other_module, {}).values():
                 for field_name in lookups:
                     value = other.get(field_name)
@@ -630,7 +678,7 @@ class ZohoState:
 
     def _upsert(self, module, fields, index, *, actor, check_fields):
         names = list(check_fields) if check_fields else (
-            SYSTEM_DUPLICATE_FIELDS.get(module, []) + self.unique_fields.get(module, []))
+            self.duplicate_check_allowed(module))
         for name in names:
             value = fields.get(name)
             if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
@@ -836,11 +884,6 @@ class ZohoState:
 
 SETTABLE = ("token_lifetime", "mint_limit", "mint_window", "missing_record_style", "auth_error_code",
             "search_index_delay", "max_concurrent", "api_domain", "webhook_timeout")
-
-
-def module_id(module: str) -> str:
-    """Return a stable digit id of a module, as Zoho names modules in duplicate details."""
-    return str(5725767000000002000 + sum(ord(c) for c in module))
 
 
 def _who(user: dict[str, str]) -> dict[str, str]:

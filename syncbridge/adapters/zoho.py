@@ -12,7 +12,7 @@ import requests
 
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.ports import OAuthToken, RecordResult, TokenStore
+from syncbridge.ports import CrmField, OAuthToken, RecordResult, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,15 @@ SEARCH_PAGE_SIZE = 200
 TOKEN_ERROR_CODES = ("INVALID_TOKEN", "AUTHENTICATION_FAILURE")
 THROTTLE_RETRY_AFTER = 60.0  # Zoho names no wait; the mint limit is counted over 10 minutes
 WRITE_STATUSES = (200, 201, 202, 207)
+# The system-defined duplicate-check field of each module (Zoho's upsert documentation):
+# an upsert may match on it although the field metadata does not flag it unique.
+# Custom modules use "Name".
+SYSTEM_DUPLICATE_CHECK_FIELDS = {
+    "Leads": "Email", "Contacts": "Email", "Accounts": "Account_Name", "Deals": "Deal_Name",
+    "Campaigns": "Campaign_Name", "Cases": "Subject", "Solutions": "Solution_Title", "Products": "Product_Name",
+    "Vendors": "Vendor_Name", "Price_Books": "Price_Book_Name", "Quotes": "Subject", "Sales_Orders": "Subject",
+    "Purchase_Orders": "Subject", "Invoices": "Subject",
+}
 
 
 class ZohoError(ExternalServiceError):
@@ -76,6 +85,44 @@ def record_result(item: dict[str, Any], action: str | None = None) -> RecordResu
     )
 
 
+
+
+def crm_field(module: str, item: dict[str, Any]) -> CrmField:
+    """Turn one entry of ``GET /settings/fields`` into a :class:`CrmField`."""
+    # "unique" is an object ({} = duplicates allowed, {"case_sensitive": ..} = unique);
+    # older answers and SDKs give a boolean: take both.
+    unique_flag = item.get("unique")
+    unique = bool(unique_flag) if isinstance(unique_flag, (dict, bool)) else False
+    values = []
+    for entry in item.get("pick_list_values") or []:
+        value = entry.get("actual_value", entry.get("display_value")) if isinstance(entry, dict) else entry
+        if isinstance(value, str) and value != "-None-":
+            values.append(value)
+    lookup = item.get("lookup") if isinstance(item.get("lookup"), dict) else {}
+    target = lookup.get("module")
+    lookup_module = target.get("api_name") if isinstance(target, dict) else target
+    length = item.get("length")
+    api_name = str(item.get("api_name") or "")
+    system_check = SYSTEM_DUPLICATE_CHECK_FIELDS.get(module, "Name")
+    return CrmField(
+        api_name=api_name,
+        data_type=str(item.get("data_type") or ""),
+        length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+        unique=unique,
+        custom_field=bool(item.get("custom_field")),
+        pick_list_values=tuple(values),
+        lookup_module=str(lookup_module) if lookup_module else None,
+        duplicate_check=unique or api_name == system_check,
+        read_only=bool(item.get("read_only") or item.get("field_read_only")),
+    )
+
+
+def crm_fields(module: str, body: Any) -> list[CrmField]:
+    """Read the answer of ``GET /settings/fields``; ValueError when it is not that shape."""
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(fields, list) or not all(isinstance(item, dict) and item.get("api_name") for item in fields):
+        raise ValueError("not a field list")
+    return [crm_field(module, item) for item in fields]
 
 
 def _check_transport(url: str, allow_http: bool, what: str) -> None:
@@ -370,6 +417,18 @@ class ZohoClient:
             # the write may have happened: do not retry blindly, let a person look
             raise ZohoRejected(f"{method} {path}: unexpected answer", status=response.status_code, body=body)
         raise self._fail(response, f"{method} {path}")
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        """The fields of ``module`` with their types (``GET /settings/fields?module=``)."""
+        # https://www.zoho.com/crm/developer/docs/api/v7/field-meta.html
+        response = self._request("GET", "settings/fields", params={"module": module})
+        if response.status_code != 200:
+            raise self._fail(response, f"fields of {module}")
+        body = _body(response)
+        try:
+            return crm_fields(module, body)
+        except ValueError:
+            raise ZohoUnavailable(f"fields of {module}: unexpected answer", status=200, body=body) from None
 
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value``."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 import threading
+import tomllib
+from pathlib import Path
 
 import pytest
 import requests
@@ -29,9 +31,24 @@ from syncbridge.adapters.zoho import (
 )
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from syncbridge.ports import CrmField
 
 MISSING_ID = "5725767000099999999"
+DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "syncbridge" / "mappings" / "default.toml"
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
+
+
+def mapping_fields(kind: str) -> set[str]:
+    """Every CRM field the default mapping reads or writes for ``kind`` (top-level API names)."""
+    with DEFAULT_MAPPING.open("rb") as handle:
+        sections = tomllib.load(handle)[kind]
+    names = set()
+    for direction, section in sections.items():
+        names |= {rule["crm"].split(".")[0] for rule in section.get("fields", []) if "crm" in rule}
+        names |= set(section.get("customer_lookups", {}))
+        if direction == "ameise_to_crm":  # there the constants are CRM fields
+            names |= set(section.get("constants", {}))
+    return names
 
 
 def is_zoho_id(value) -> bool:
@@ -267,6 +284,45 @@ def test_unknown_module_and_bad_criteria_are_rejected(crm):
     with pytest.raises(ZohoRejected) as caught:
         crm.client.search_records("Contacts", "(Email:equals:a@b.de")
     assert caught.value.code == "INVALID_QUERY"
+
+
+def test_field_metadata_types_every_field_the_default_mapping_uses(crm):
+    contacts = {f.api_name: f for f in crm.client.field_metadata("Contacts")}
+    assert contacts["Kundennummer"] == CrmField("Kundennummer", "text", 50, unique=True, custom_field=True,
+                                                duplicate_check=True)
+    assert contacts["Email"].data_type == "email" and contacts["Email"].length == 100
+    assert contacts["Email"].duplicate_check and not contacts["Email"].unique  # the system duplicate-check field
+    assert contacts["Last_Name"].length == 80 and not contacts["Last_Name"].custom_field
+    assert contacts["Salutation"].data_type == "picklist" and {"Herr", "Frau"} <= set(contacts["Salutation"].pick_list_values)
+    assert "-None-" not in contacts["Salutation"].pick_list_values
+    assert contacts["Account_Name"].data_type == "lookup" and contacts["Account_Name"].lookup_module == "Accounts"
+    assert contacts["Full_Name"].read_only and not contacts["Mailing_City"].duplicate_check
+    deals = {f.api_name: f for f in crm.client.field_metadata("Deals")}
+    assert deals["Vertragsnummer"].unique and deals["Vertragsnummer"].duplicate_check
+    assert deals["Amount"].data_type == "currency" and deals["Beginn"].data_type == "date"
+    assert "Abgeschlossen" in deals["Stage"].pick_list_values
+    assert deals["Contact_Name"].lookup_module == "Contacts"
+    accounts = {f.api_name: f for f in crm.client.field_metadata("Accounts")}
+    assert accounts["Kundennummer"].unique and accounts["Account_Name"].duplicate_check
+    assert accounts["Email"].custom_field and accounts["Email"].data_type == "email"
+    for kind, module, key in (("person", "Contacts", "Kundennummer"), ("company", "Accounts", "Kundennummer"),
+                              ("contract", "Deals", "Vertragsnummer")):
+        known = {f.api_name for f in crm.client.field_metadata(module)}
+        used = mapping_fields(kind) | {key, "Vermittler", "Ameise_Status"}
+        assert used <= known, f"{module} lacks {sorted(used - known)}"
+
+
+def test_field_metadata_follows_changes_to_the_crm(crm):
+    crm.state.set_field("Contacts", "Kundennummer", unique=False)
+    crm.state.drop_field("Contacts", "Titel")
+    crm.state.add_field("Contacts", "Hobby", "picklist", pick_list_values=["Segeln", "Golf"])
+    fields = {f.api_name: f for f in crm.client.field_metadata("Contacts")}
+    assert not fields["Kundennummer"].unique and not fields["Kundennummer"].duplicate_check
+    assert "Titel" not in fields
+    assert fields["Hobby"] == CrmField("Hobby", "picklist", None, custom_field=True, pick_list_values=("Segeln", "Golf"))
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.field_metadata("Kontakte")
+    assert caught.value.code == "INVALID_MODULE"
 
 
 # ---------------------------------------------------------------------- client only

@@ -233,7 +233,7 @@ def test_duplicate_and_invalid_data_details(http, state, auth):
     assert dup["details"]["duplicate_record"]["id"] == existing
     assert dup["details"]["duplicate_record"]["module"]["api_name"] == "Deals"
     assert long_text["code"] == "INVALID_DATA" and long_text["details"]["maximum_length"] == 255
-    assert amount["details"]["expected_data_type"] == "double" and begin["details"]["api_name"] == "Beginn"
+    assert amount["details"]["expected_data_type"] == "currency" and begin["details"]["api_name"] == "Beginn"
     assert junk["code"] == "INVALID_DATA" and junk["details"]["json_path"] == "$.data[4]"
     update = http.put("/crm/v7/Deals", headers=auth, json={"data": [{"id": MISSING_ID, "Stage": "X"}]})
     assert update.get_json()["data"][0]["details"] == {"api_name": "id", "json_path": "$.data[0].id"}
