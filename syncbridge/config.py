@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from datetime import time
 from typing import Any
+from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 from marshmallow import ValidationError, validate
@@ -222,6 +223,7 @@ class Settings:
     ameise_refresh_token: str = _s("AMEISE_REFRESH_TOKEN", "", "optional refresh token to start from; otherwise connect with `syncbridge connect ameise`")
     ameise_scope: str = _s("AMEISE_SCOPE", "ameise/mitarbeiterwebservice offline", "OAuth scopes; offline yields the refresh token")
     ameise_vermittler: str = _s("AMEISE_VERMITTLER", "", "Vermittler number put on contracts that name none")
+    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz", "base of the deep links into the Ameise portal (https://www.maklerinfo.biz or https://ameise.app)", parse=mf.Url(schemes={"http", "https"}, require_tld=False, error_messages={"invalid": "must be an http(s) URL"}))
 
     # DailyUp (Ameise -> CRM, daily)
     dailyup_dir: str = _s("DAILYUP_DIR", "var/dailyup", "folder of DailyUp deliveries: inbox/ is the drop folder (FTP target, uploads), archive/ keeps accepted ones, rejected/ the others")
@@ -371,3 +373,9 @@ def _messages(messages: Any) -> list[str]:
     if isinstance(messages, (list, tuple)):
         return [m for value in messages for m in _messages(value)]
     return [str(messages)]
+
+
+def ameise_deep_link(portal_url: str, entity: str, number: str) -> str:
+    """The Ameise portal's page of a customer (Kundennummer) or contract (Vertragsnummer)."""
+    show = {"customer": "kunde", "contract": "vertrag"}[entity]
+    return f"{portal_url.rstrip('/')}/maklerportal/?show={show}&{show}={quote(str(number), safe='')}"

@@ -91,10 +91,19 @@ class AmeiseClient(Protocol):
         """Create a customer; return the new Kundennummer."""
 
     def update_customer(self, kundennummer: str, data: dict[str, Any]) -> None:
-        """Update a customer."""
+        """Update a customer's own fields (Anrede, Person, Vermittler)."""
+
+    def set_main_address(self, kundennummer: str, address: dict[str, Any]) -> None:
+        """Write the main address (``Hauptwohnsitz``) through the ``adressen`` sub-resource."""
+
+    def add_contact(self, kundennummer: str, entry: dict[str, Any]) -> None:
+        """Add one ``{Kontext, Typ, Value}`` entry to the customer's ``Kontaktdaten``."""
+
+    def update_contact(self, kundennummer: str, contact_id: str, entry: dict[str, Any]) -> None:
+        """Change the entry ``contact_id`` of the customer's ``Kontaktdaten``."""
 
     def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        """Customers matching a search body such as ``{"mail": "a@b.de"}``."""
+        """``KundenSuchErgebnis`` items (Id, Text, Person, Hauptwohnsitz) for ``{"q": ...}`` or ``{"mail": ...}``."""
 
     def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
         """The contracts of a customer; empty when Ameise knows none."""

@@ -410,21 +410,31 @@ class AmeiseClient:
         return self._created_id(self._call("POST", "kunden", json=data, creates=True), "customer")
 
     def update_customer(self, kundennummer: str, data: dict[str, Any]) -> None:
-        """Update the given fields of a customer; an unknown number is rejected (404)."""
+        """Update a customer's own fields (Anrede, Person one level deep, Vermittler); an unknown number is rejected (404)."""
         self._call("PUT", "kunden", kundennummer, json=data)
 
+    def set_main_address(self, kundennummer: str, address: dict[str, Any]) -> None:
+        """Write the main address: ``PUT kunden/{nr}/adressen/0`` (read back as ``Hauptwohnsitz``)."""
+        self._call("PUT", "kunden", kundennummer, "adressen", "0", json=address)
+
+    def add_contact(self, kundennummer: str, entry: dict[str, Any]) -> None:
+        """``POST kunden/{nr}/kontaktdaten``: one more ``{Kontext, Typ, Value}`` entry."""
+        self._call("POST", "kunden", kundennummer, "kontaktdaten", json=entry)
+
+    def update_contact(self, kundennummer: str, contact_id: str, entry: dict[str, Any]) -> None:
+        """``PUT kunden/{nr}/kontaktdaten/{id}``: change one entry."""
+        self._call("PUT", "kunden", kundennummer, "kontaktdaten", contact_id, json=entry)
+
     def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        """Customers matching a search body such as ``{"mail": "a@b.de"}``, every page."""
+        """``KundenSuchErgebnis`` items for ``{"q": text}`` or ``{"mail": address}`` (``GET kunden/_search``), every page."""
         hits: list[dict[str, Any]] = []
         for page in range(SEARCH_MAX_PAGES):
-            params = {"from": page * SEARCH_PAGE_SIZE, "size": SEARCH_PAGE_SIZE}
-            body = self._call("POST", "kunden", "_search", json=query, params=params)
-            if isinstance(body, list):
-                return body
-            batch = (body or {}).get("hits") or []
+            params = {**query, "from": page * SEARCH_PAGE_SIZE, "size": SEARCH_PAGE_SIZE}
+            batch = self._call("GET", "kunden", "_search", params=params)
+            if not isinstance(batch, list):
+                raise AmeiseUnavailable(f"GET kunden/_search answered no list: {str(batch)[:200]}", body=batch)
             hits.extend(batch)
-            total = (body or {}).get("total")
-            if not batch or len(batch) < SEARCH_PAGE_SIZE or (isinstance(total, int) and len(hits) >= total):
+            if len(batch) < SEARCH_PAGE_SIZE:
                 break
         return hits
 

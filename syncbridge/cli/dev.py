@@ -109,7 +109,7 @@ Try it -- a user edits Erika Mustermann (Kundennummer 5001234567) in the CRM:
 
   curl -s -X PATCH {zoho}/_sim/records/Contacts/{erika} \\
        -H 'Content-Type: application/json' -d '{{"Phone": "+49 221 7654321"}}'
-  curl -s {ameise}/_sim/kunden/5001234567            # Telefon is updated
+  curl -s {ameise}/_sim/kunden/5001234567            # a telefon entry in Kontaktdaten
 
 A new contact without Kundennummer is created in Ameise, and the number is
 written back to the CRM record (with "trigger": [], so no workflow loop):
@@ -122,7 +122,8 @@ The daily direction: a change made in Ameise itself reaches the CRM with the
 next DailyUp delivery (the simulated Ameise hands out its delivery as a ZIP):
 
   curl -s -X PATCH {ameise}/_sim/kunden/5001234567 \\
-       -H 'Content-Type: application/json' -d '{{"Mobil": "+49 170 1234567"}}'
+       -H 'Content-Type: application/json' \\
+       -d '{{"Kontaktdaten": [{{"Kontext": "privat", "Typ": "mobil", "Value": "+49 170 1234567"}}]}}'
   curl -s {ameise}/_sim/dailyup -o {today_file}
   curl -s -H 'X-Upload-Token: {s.dailyup_upload_token}' -F file=@{today_file} {receiver}/dailyup/deliveries
   curl -s -H 'X-Admin-Token: {s.admin_token}' {receiver}/dailyup/imports/latest

@@ -18,7 +18,7 @@ from syncbridge.cli.common import (
     main,
     without_password,
 )
-from syncbridge.config import WORKERS, Settings
+from syncbridge.config import WORKERS, Settings, ameise_deep_link
 
 
 # ---------------------------------------------------------------------- web / worker
@@ -227,6 +227,8 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
         else:
             ids = f"{e.zoho_module or ''}/{e.zoho_id or ''} <-> {e.ameise_id or '-'}"
             tail = f"  {e.error}" if e.error else ""
+            if e.ameise_id and e.entity in ("customer", "contract") and not e.error:
+                tail = "  " + ameise_deep_link(settings.ameise_portal_url, e.entity, e.ameise_id)
             click.echo(f"{e.at:%Y-%m-%d %H:%M:%S} {e.direction:<13} {e.action:<12} {e.result:<5} {e.entity or '':<8} {ids}{tail}")
     if not entries:
         click.echo("no activity matches", err=True)

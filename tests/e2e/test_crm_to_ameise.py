@@ -9,11 +9,12 @@ from kombu import Connection
 
 from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.handlers.dead_letters import DeadLetterOps, Selection
+from tests.support.ameise import contact, person
 from tests.support.waiting import wait_for
 
 
 def customer_by_name(stack, last_name):
-    return next((c for c in stack.ameise_state.customers.values() if c.get("Nachname") == last_name), None)
+    return next((c for c in stack.ameise_state.customers.values() if person(c).get("Nachname") == last_name), None)
 
 
 def test_user_edit_of_an_existing_customer_updates_it_in_ameise(stack):
@@ -22,7 +23,7 @@ def test_user_edit_of_an_existing_customer_updates_it_in_ameise(stack):
     answer = requests.patch(f"{stack.zoho.url}/_sim/records/Contacts/{erika}", json={"Phone": "+49 221 7654321"}, timeout=5)
 
     assert answer.status_code == 200
-    wait_for(lambda: stack.ameise_state.customers["5001234567"].get("Telefon") == "+49 221 7654321", what="update in Ameise")
+    wait_for(lambda: contact(stack.ameise_state.customers["5001234567"], "telefon") == "+49 221 7654321", what="update in Ameise")
     assert stack.ameise_state.creates == {"customers": 0, "contracts": 0}
     # The link is saved just after the update: wait for it rather than race it.
     link = wait_for(lambda: stack.services.store.find_link("customer", zoho_id=erika), what="the link")
@@ -37,7 +38,7 @@ def test_new_customer_is_created_and_its_number_written_back_without_a_loop(stac
     number = wait_for(lambda: stack.zoho_state.get("Contacts", jana).get("Kundennummer"), what="Kundennummer written back")
 
     customer = stack.ameise_state.customers[number]
-    assert (customer["Vorname"], customer["Nachname"], customer["Personentyp"]) == ("Jana", "Beispiel", "natuerlich")
+    assert (person(customer)["Vorname"], person(customer)["Nachname"], person(customer)["Typ"]) == ("Jana", "Beispiel", "natuerlich")
     stack.zoho_state.wait_idle(5)
     # The write-back carried "trigger": [], so exactly one workflow webhook fired (the user's create).
     assert [d["operation"] for d in stack.zoho_state.deliveries if jana in d["ids"]] == ["create"]

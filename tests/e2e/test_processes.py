@@ -21,6 +21,7 @@ from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH, free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
+from tests.support.ameise import contact, person
 from tests.support.processes import ROOT, procfile, start
 from tests.support.waiting import wait_for
 
@@ -117,9 +118,9 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
         zoho_state.user_update("Contacts", ids["Erika Mustermann"], {"Mobile": "+49 170 1111111"})
         jana = zoho_state.user_create("Contacts", {"First_Name": "Jana", "Last_Name": "Prozess"})
 
-        wait_for(lambda: ameise_state.customers["5001234567"].get("Mobil") == "+49 170 1111111", what="update")
+        wait_for(lambda: contact(ameise_state.customers["5001234567"], "mobil") == "+49 170 1111111", what="update")
         number = wait_for(lambda: zoho_state.get("Contacts", jana).get("Kundennummer"), what="write-back")
-        assert ameise_state.customers[number]["Nachname"] == "Prozess"
+        assert person(ameise_state.customers[number])["Nachname"] == "Prozess"
         assert ameise_state.creates["customers"] == 1
     finally:
         worker_exit = stop(worker)
@@ -212,5 +213,5 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
     print(f"\nSIGKILL: sent 1, Ameise creates {ameise_state.creates['customers'] - creates_before}, "
           f"linked to {number}")
     assert ameise_state.creates["customers"] == creates_before + 1, log
-    assert ameise_state.customers[number]["Nachname"] == "Neun"
+    assert person(ameise_state.customers[number])["Nachname"] == "Neun"
     assert "not creating again" in log
