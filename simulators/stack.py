@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
@@ -18,12 +19,14 @@ from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import (
+    WORKER_DIRECTIONS,
     Services,
     bootstrap,
     broker_connection,
     build_store,
     build_worker,
     connect_ameise_by_consent,
+    run_after_preflight,
     web_app,
 )
 from syncbridge.config import Settings
@@ -55,8 +58,10 @@ class Stack:
     workers: list = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     demo_ids: dict = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)   # ends a worker's wait for its preflight
 
     def stop(self) -> None:
+        self.stopping.set()
         for worker in self.workers:
             worker.should_stop = True
         for thread in self.threads:
@@ -76,13 +81,15 @@ def start_stack(
     seed: bool = True,
     webhook_style: str = "form",
     migrate: bool = True,
+    zoho_state: ZohoState | None = None,
 ) -> Stack:
     """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver.
 
     ``migrate`` brings the database up to date (a database of the stack's own);
-    without it an outdated database is refused (SchemaOutdated).
+    without it an outdated database is refused (SchemaOutdated).  ``zoho_state``
+    is the simulated CRM to use (e.g. with a field changed before the workers start).
     """
-    zoho_state, ameise_state = ZohoState(), AmeiseState()
+    zoho_state, ameise_state = zoho_state or ZohoState(), AmeiseState()
     demo_ids = {}
     if seed:
         demo_ids["zoho"] = seed_zoho_demo(zoho_state)
@@ -115,7 +122,10 @@ def start_stack(
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)
+        # The sync directions start once their preflight check passes; their messages wait in the queue till then.
+        target = worker.run if name not in WORKER_DIRECTIONS else \
+            partial(run_after_preflight, worker, services, WORKER_DIRECTIONS[name], stack.stopping)
+        thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()
