@@ -40,6 +40,6 @@ def check(direction: str | None, as_json: bool) -> None:
             click.echo(finding.line())
         for note in report.notes:
             click.echo(f"{'NOTE':<8} {note}")
-        click.echo(("all checks passed: " if not report.findings else "") + report.summary())
+        click.echo(report.summary())
     if report.blocking():
         raise SystemExit(1)

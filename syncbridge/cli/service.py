@@ -195,7 +195,7 @@ def _preflight_status(store) -> None:
             line = f"preflight passed ({entry.at:%Y-%m-%d %H:%M:%S} UTC)"
         else:
             line = f"{entry.error} (since {entry.at:%Y-%m-%d %H:%M:%S} UTC; details: `syncbridge check`)"
-        click.echo(f"{direction:<13}{line}")
+        click.echo(f"{direction:<12} {line}")
 
 
 def _broker_unreachable(settings: Settings) -> str | None:

@@ -106,6 +106,8 @@ class PreflightReport:
             return first + more
         blocks, warns = len(self.blocking()), len(self.warnings())
         states = ", ".join(f"{ARROWS[d]} {'ready' if self.passes(d) else 'PAUSED'}" for d in self.directions)
+        if not self.findings:
+            return f"all checks passed: {states}"
         return f"{blocks} blocking, {warns} warning{'s' if warns != 1 else ''}: {states}"
 
     def as_dict(self) -> dict[str, Any]:
