@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from syncbridge.errors import ReconnectNeeded, Rejected, SyncError, Unavailable
+from syncbridge.handlers.ameise_to_crm import DELETED_STATUS
 from syncbridge.mapping import DailyUpToCrmMapping, EntityMapping, Mapping, MappingError
 from syncbridge.ports import (
     AMEISE_TO_CRM,
@@ -200,7 +201,7 @@ def _check_crm(check: _Check) -> None:
         except MappingError:
             pass     # no CRM -> Ameise mapping for the kind: nothing is read
         try:
-            _check_writes(check, module, kind, deps.mapping.to_crm(kind), fields)
+            _check_writes(check, module, deps.mapping.to_crm(kind), fields)
         except MappingError:
             pass
 
@@ -271,7 +272,7 @@ def _check_reads(check: _Check, module: str, mapping: EntityMapping, fields: dic
                       "name a lookup field in customer_lookups of the mapping file")
 
 
-def _check_writes(check: _Check, module: str, kind: str, mapping: DailyUpToCrmMapping,
+def _check_writes(check: _Check, module: str, mapping: DailyUpToCrmMapping,
                   fields: dict[str, CrmField]) -> None:
     direction = [str(AMEISE_TO_CRM)]
     lookups = check.deps.lookups
@@ -306,16 +307,14 @@ def _check_writes(check: _Check, module: str, kind: str, mapping: DailyUpToCrmMa
             _missing(check, direction, module, name, f"sets it to {value!r} on every record")
         elif _writable(check, module, found):
             _check_values(check, module, found, [str(value)], "the mapping's constants")
-    if kind == "contract":
-        return
     status = check.deps.status_field
     if status:
         found = fields.get(status)
         if found is None:
             _missing(check, direction, module, status, "marks records Ameise no longer delivers in it "
                      "(SYNCBRIDGE_ZOHO_FIELD_AMEISE_STATUS)")
-        else:
-            _writable(check, module, found)
+        elif _writable(check, module, found):
+            _check_values(check, module, found, [DELETED_STATUS], "the deletion mark")
 
 
 def _writable(check: _Check, module: str, found: CrmField) -> bool:

@@ -287,3 +287,18 @@ def test_a_stopped_worker_stops_waiting(zoho, ameise, store, publisher):
     stop = threading.Event()
 
     assert wait_for_preflight(services, C2A, stop, interval=1.0, wait=lambda _: stop.set()) is False
+
+
+def test_the_deletion_mark_field_is_checked_in_every_module_in_mark_mode(deps, zoho):
+    zoho.state.drop_field("Deals", "Ameise_Status")
+    zoho.state.set_field("Contacts", "Ameise_Status", data_type="picklist", pick_list_values=["aktiv"])
+
+    report = run_preflight(deps)
+
+    [deals] = findings_about(report, "Deals.Ameise_Status")
+    assert deals.directions == (A2C,) and "SYNCBRIDGE_ZOHO_FIELD_AMEISE_STATUS" in deals.message
+    [contacts] = findings_about(report, "Contacts.Ameise_Status")
+    assert "geloescht" in contacts.message
+
+    deps.status_field = ""          # delete mode delete or ignore: the field is not written
+    assert findings_about(run_preflight(deps), "Deals.Ameise_Status") == []
