@@ -26,10 +26,12 @@ from syncbridge.bootstrap import (
     build_store,
     build_worker,
     connect_ameise_by_consent,
+    preflight,
     run_after_preflight,
     web_app,
 )
 from syncbridge.config import Settings
+from syncbridge.handlers.preflight import record_preflight
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +122,18 @@ def start_stack(
     receiver = ServerThread(app, port=receiver_port).start()
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
+    passed: dict[str, bool] = {}      # the first check of each direction
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        # The sync directions start once their preflight check passes; their messages wait in the queue till then.
-        target = worker.run if name not in WORKER_DIRECTIONS else \
-            partial(run_after_preflight, worker, services, WORKER_DIRECTIONS[name], stack.stopping)
+        # A sync direction consumes once its preflight check passes; its messages wait in the queue till then.
+        # The first check runs here, so a direction that passes is consuming when the stack is returned.
+        direction = WORKER_DIRECTIONS.get(name)
+        if direction is not None and direction not in passed:
+            report = preflight(services, (direction,))
+            record_preflight(services.store, direction, report)
+            passed[direction] = report.passes(direction)
+        target = worker.run if direction is None or passed[direction] else \
+            partial(run_after_preflight, worker, services, direction, stack.stopping)
         thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)

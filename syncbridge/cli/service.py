@@ -185,17 +185,17 @@ def status() -> None:
 
 def _preflight_status(store) -> None:
     """One line per sync direction: what its worker's preflight check found last (see `syncbridge check`)."""
-    from syncbridge.handlers.preflight import DIRECTIONS, last_recorded
+    from syncbridge.handlers.preflight import ARROWS, DIRECTIONS, last_recorded
 
     for direction in DIRECTIONS:
         entry = last_recorded(store, direction)
         if entry is None:
-            line = "preflight not run yet (no worker started; `syncbridge check` runs it now)"
+            line = f"{ARROWS[direction]} not checked yet (no worker started; `syncbridge check` checks now)"
         elif entry.result == "ok":
-            line = f"preflight passed ({entry.at:%Y-%m-%d %H:%M:%S} UTC)"
+            line = f"{ARROWS[direction]} passed ({entry.at:%Y-%m-%d %H:%M:%S} UTC)"
         else:
             line = f"{entry.error} (since {entry.at:%Y-%m-%d %H:%M:%S} UTC; details: `syncbridge check`)"
-        click.echo(f"{direction:<12} {line}")
+        click.echo(f"{'preflight':<12} {line}")
 
 
 def _broker_unreachable(settings: Settings) -> str | None:

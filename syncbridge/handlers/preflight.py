@@ -25,6 +25,7 @@ from syncbridge.mapping import DailyUpToCrmMapping, EntityMapping, Mapping, Mapp
 from syncbridge.ports import (
     AMEISE_TO_CRM,
     CRM_TO_AMEISE,
+    SYSTEM,
     ActivityEntry,
     AmeiseConnection,
     CrmClient,
@@ -390,19 +391,23 @@ def _last_write_refused(store: Store) -> str | None:
 
 
 # ---------------------------------------------------------------- the recorded state
+# A system entry of the activity log per change, naming its direction in details (the
+# entries of a direction are the records it synced; a check is none of them).
 def last_recorded(store: Store, direction: str) -> ActivityEntry | None:
-    """The newest preflight entry of ``direction`` in the activity log (what the workers found)."""
-    entries = store.activities(direction=direction, action=ACTION, limit=1)
-    return entries[0] if entries else None
+    """The newest preflight entry of ``direction`` in the activity log (what its worker found)."""
+    for entry in store.activities(direction=str(SYSTEM), action=ACTION, limit=100):
+        if entry.details.get("direction") == direction:
+            return entry
+    return None
 
 
 def record_preflight(store: Store, direction: str, report: PreflightReport) -> ActivityEntry | None:
     """Log the check's state for ``direction`` when it differs from the last one logged; return the new entry."""
     passes = report.passes(direction)
-    error = None if passes else f"paused: preflight failing: {report.summary(direction)}"
+    error = None if passes else f"{ARROWS[direction]} paused: preflight failing: {report.summary(direction)}"
     last = last_recorded(store, direction)
     if last is not None and (last.result == "ok") == passes and last.error == error:
         return None
     findings = [asdict(f) for f in report.findings if direction in f.directions]
-    return store.log(ActivityEntry(direction=direction, action=ACTION, result="ok" if passes else "error",
-                                   error=error, details={"findings": findings}))
+    return store.log(ActivityEntry(direction=str(SYSTEM), action=ACTION, result="ok" if passes else "error",
+                                   error=error, details={"direction": direction, "findings": findings}))

@@ -27,7 +27,8 @@ def waiting_in(stack, queue_of) -> int:
 
 
 def preflight_log(stack, direction: str) -> list[str]:
-    return [e.result for e in stack.services.store.activities(direction=direction, action="preflight")]
+    return [e.result for e in stack.services.store.activities(direction="system", action="preflight")
+            if e.details.get("direction") == direction]
 
 
 def test_a_failing_check_keeps_crm_to_ameise_paused_until_the_field_exists(make_stack):
@@ -47,8 +48,9 @@ def test_a_failing_check_keeps_crm_to_ameise_paused_until_the_field_exists(make_
     assert waiting_in(stack, lambda t: t.crm_to_ameise) == 1
     assert waiting_in(stack, lambda t: t.dead_letters) == 0
     assert contact(stack.ameise_state.customers["5001234567"], "telefon") != "+49 221 1112233"
-    [entry] = stack.services.store.activities(direction="crm_to_ameise", action="preflight")
-    assert entry.error.startswith("paused: preflight failing: Contacts.Geschlecht")
+    [entry] = [e for e in stack.services.store.activities(direction="system", action="preflight")
+               if e.details["direction"] == "crm_to_ameise"]
+    assert entry.error.startswith("CRM -> Ameise paused: preflight failing: Contacts.Geschlecht")
 
     zoho.add_field("Contacts", "Geschlecht", "text", length=20)
 

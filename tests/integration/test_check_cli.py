@@ -15,7 +15,6 @@ from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.handlers.preflight import Finding, PreflightReport, record_preflight
-from syncbridge.ports import ActivityEntry
 
 UNREACHABLE = "http://127.0.0.1:1"
 
@@ -134,22 +133,24 @@ def test_an_outdated_database_is_one_error_line(env, tmp_path):
 
 def test_status_says_a_direction_is_paused_by_its_failing_check(env):
     store = SqlStore.from_url(env["SYNCBRIDGE_DATABASE_URL"])
-    store.log(ActivityEntry(direction="crm_to_ameise", action="preflight", result="error",
-                            error="paused: preflight failing: Contacts.Geschlecht: the field does not exist"))
-    store.log(ActivityEntry(direction="ameise_to_crm", action="preflight", result="ok"))
+    failing = PreflightReport((Finding("blocking", ("crm_to_ameise",), "Contacts.Geschlecht", "the field does not exist",
+                                       "create it"),))
+    record_preflight(store, "crm_to_ameise", failing)
+    record_preflight(store, "ameise_to_crm", failing)      # blocks the other direction only: passes
 
     result = cli(env, "status")
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any(line.startswith("crm_to_ameise paused: preflight failing: Contacts.Geschlecht") for line in lines)
-    assert any(line.startswith("ameise_to_crm preflight passed (") for line in lines)
+    assert any(line.startswith("preflight    CRM -> Ameise paused: preflight failing: Contacts.Geschlecht: the field "
+                               "does not exist (since ") for line in lines), result.output
+    assert any(line.startswith("preflight    Ameise -> CRM passed (") for line in lines), result.output
 
 
 def test_status_before_any_worker_checked(env):
     result = cli(env, "status")
 
-    assert "crm_to_ameise preflight not run yet" in result.output
+    assert "preflight    CRM -> Ameise not checked yet" in result.output
 
 
 def test_the_recorded_state_is_what_a_worker_found(env):
@@ -161,4 +162,4 @@ def test_the_recorded_state_is_what_a_worker_found(env):
 
     result = cli(env, "status")
 
-    assert "ameise_to_crm paused: preflight failing: Deals.Stage: the picklist lacks values" in result.output
+    assert "preflight    Ameise -> CRM paused: preflight failing: Deals.Stage: the picklist lacks values" in result.output

@@ -254,7 +254,10 @@ def test_the_state_is_logged_only_when_it_changes(deps, zoho, store):
 
     first = record_preflight(store, C2A, failing)
     assert first is not None and first.result == "error"
-    assert first.error.startswith("paused: preflight failing: Contacts.Geschlecht")
+    assert first.error.startswith("CRM -> Ameise paused: preflight failing: Contacts.Geschlecht")
+    # A system entry naming its direction: the entries of a direction stay the records it synced.
+    assert (first.direction, first.details["direction"]) == ("system", C2A)
+    assert store.activities(direction=C2A) == []
     assert record_preflight(store, C2A, failing) is None            # unchanged: not logged again
 
     zoho.state.add_field("Contacts", "Geschlecht", "text")
@@ -276,7 +279,7 @@ def test_a_worker_waits_until_the_check_passes(zoho, ameise, store, publisher):
     ready = wait_for_preflight(services, A2C, threading.Event(), interval=7.0, wait=fix_it_meanwhile)
 
     assert ready is True and waits == [7.0]                       # one failing check, one pause, one passing check
-    log = store.activities(direction=A2C, action="preflight")
+    log = store.activities(direction="system", action="preflight")
     assert [e.result for e in log] == ["ok", "error"]             # newest first
     assert "Contacts.Kundennummer" in log[1].error
 
