@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from producers.topology import declare
@@ -19,6 +20,7 @@ from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import (
+    WORKER_DIRECTIONS,
     Services,
     bootstrap,
     broker_connection,
@@ -27,9 +29,12 @@ from syncbridge.bootstrap import (
     connect_ameise_by_consent,
     dashboard_app,
     dashboard_parts,
+    preflight,
+    run_after_preflight,
     web_app,
 )
 from syncbridge.config import Settings
+from syncbridge.handlers.preflight import record_preflight
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +66,10 @@ class Stack:
     threads: list[threading.Thread] = field(default_factory=list)
     demo_ids: dict = field(default_factory=dict)
     dashboard: ServerThread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)   # ends a worker's wait for its preflight
 
     def stop(self) -> None:
+        self.stopping.set()
         for worker in self.workers:
             worker.should_stop = True
         for thread in self.threads:
@@ -84,14 +91,16 @@ def start_stack(
     webhook_style: str = "form",
     migrate: bool = True,
     dashboard_port: int | None = None,
+    zoho_state: ZohoState | None = None,
 ) -> Stack:
     """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver.
 
     ``migrate`` brings the database up to date (a database of the stack's own);
     without it an outdated database is refused (SchemaOutdated).  A ``dashboard_port``
-    (0: any free one) starts the dashboard too, with the admin :data:`DEMO_LOGIN`.
+    (0: any free one) starts the dashboard too, with the admin :data:`DEMO_LOGIN`.  ``zoho_state``
+    is the simulated CRM to use (e.g. with a field changed before the workers start).
     """
-    zoho_state, ameise_state = ZohoState(), AmeiseState()
+    zoho_state, ameise_state = zoho_state or ZohoState(), AmeiseState()
     demo_ids = {}
     if seed:
         demo_ids["zoho"] = seed_zoho_demo(zoho_state)
@@ -124,9 +133,19 @@ def start_stack(
     if dashboard_port is not None:
         stack.dashboard = _start_dashboard(settings, services, dashboard_port)
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
+    passed: dict[str, bool] = {}      # the first check of each direction
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)
+        # A sync direction consumes once its preflight check passes; its messages wait in the queue till then.
+        # The first check runs here, so a direction that passes is consuming when the stack is returned.
+        direction = WORKER_DIRECTIONS.get(name)
+        if direction is not None and direction not in passed:
+            report = preflight(services, (direction,))
+            record_preflight(services.store, direction, report)
+            passed[direction] = report.passes(direction)
+        target = worker.run if direction is None or passed[direction] else \
+            partial(run_after_preflight, worker, services, direction, stack.stopping)
+        thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()

@@ -24,8 +24,18 @@ from syncbridge.config import WORKERS, Settings
 from syncbridge.errors import SchemaOutdated
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.handlers.dead_letters import DeadLetterOps
+from syncbridge.handlers.preflight import PreflightDependencies, PreflightReport, record_preflight, run_preflight
 from syncbridge.mapping import Mapping, load_mapping
-from syncbridge.ports import AmeiseClient, CrmClient, DeadLetterStore, Publisher, Store
+from syncbridge.ports import (
+    AMEISE_TO_CRM,
+    CRM_TO_AMEISE,
+    AmeiseClient,
+    AmeiseConnection,
+    CrmClient,
+    DeadLetterStore,
+    Publisher,
+    Store,
+)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -148,6 +158,21 @@ class Services:
             coalesce_margin=s.coalesce_margin,
             lock_ttl=s.record_lease,
             lock_wait=min(30.0, s.record_lease),
+        )
+
+    def preflight_dependencies(self) -> PreflightDependencies:
+        s = self.settings
+        return PreflightDependencies(
+            crm=self.crm,
+            store=self.store,
+            mapping=self.mapping,
+            module_entities=s.zoho_modules,
+            kundennummer_field=s.zoho_field_kundennummer,
+            vertragsnummer_field=s.zoho_field_vertragsnummer,
+            status_field=s.zoho_field_ameise_status if s.dailyup_delete_mode == "mark" else "",
+            vermittler=s.ameise_vermittler,
+            ameise=self.ameise if isinstance(self.ameise, AmeiseConnection) else None,
+            lookups=self.dailyup,
         )
 
     def require_dailyup(self) -> SqlDailyUpStore:
@@ -401,6 +426,47 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
     return False
 
 
+# The direction whose preflight check a worker waits for before it consumes.
+WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(AMEISE_TO_CRM)}
+
+
+def preflight(services: Services, directions: tuple[str, ...] | None = None) -> PreflightReport:
+    """Run the preflight check (``syncbridge check``) of ``directions`` (default: both)."""
+    deps = services.preflight_dependencies()
+    return run_preflight(deps) if directions is None else run_preflight(deps, directions)
+
+
+def wait_for_preflight(services: Services, direction: str, stop: threading.Event, *,
+                       interval: float | None = None, wait: Callable[[float], object] | None = None) -> bool:
+    """Block until the preflight check of ``direction`` passes (its messages wait in their queue meanwhile).
+
+    Re-checks every ``interval`` seconds (SYNCBRIDGE_PREFLIGHT_INTERVAL); each change
+    of the outcome is written to the activity log, where `syncbridge status` reads it.
+    ``wait`` (default ``stop.wait``) is the pause between two checks.  False when stopped first.
+    """
+    interval = services.settings.preflight_interval if interval is None else interval
+    wait = wait or stop.wait
+    while not stop.is_set():
+        report = preflight(services, (direction,))
+        try:
+            record_preflight(services.store, direction, report)
+        except Exception:  # noqa: BLE001 - the log is for the status; the check's outcome still decides
+            log.warning("could not record the preflight state of %s", direction, exc_info=True)
+        if report.passes(direction):
+            log.info("preflight of %s passed", direction)
+            return True
+        log.warning("%s paused: preflight failing: %s; messages wait in the queue, checked again in %.0f s",
+                    direction, "; ".join(f.line() for f in report.blocking(direction)), interval)
+        wait(interval)
+    return False
+
+
+def run_after_preflight(worker: Any, services: Services, direction: str, stop: threading.Event) -> None:
+    """Run ``worker`` once the preflight check of ``direction`` passes (the dev stack's worker threads)."""
+    if wait_for_preflight(services, direction, stop) and not stop.is_set():
+        worker.run()
+
+
 def run_worker(name: str, settings: Settings | None = None) -> None:
     """Run one worker until SIGTERM / SIGINT; in-flight work is finished first.
 
@@ -429,7 +495,10 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
         worker = workers[0]
         if stop.is_set():
             worker.should_stop = True
-        if name != "crm-to-ameise" or wait_for_ameise(services, stop):
+        ready = name != "crm-to-ameise" or wait_for_ameise(services, stop)
+        if ready and name in WORKER_DIRECTIONS:
+            ready = wait_for_preflight(services, WORKER_DIRECTIONS[name], stop)
+        if ready:
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()
             worker.run()

@@ -261,6 +261,7 @@ class Settings:
 
     # mapping, HTTP, monitoring
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
+    preflight_interval: float = _s("PREFLIGHT_INTERVAL", "60", "seconds between two preflight checks of a worker whose direction is paused because the check fails (`syncbridge check`)", parse=_seconds(zero=False))
     http_timeout: float = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable", parse=_seconds(zero=False))
     token_refresh_margin: float = _s("TOKEN_REFRESH_MARGIN", "300", "refresh access tokens this many seconds before they expire", parse=_seconds())
     token_key: str = _s("TOKEN_KEY", DEV_TOKEN_KEY, "Fernet key encrypting the OAuth tokens stored in the database (make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'); to rotate, give new,old (comma-separated: the first encrypts, all decrypt); the default is a public development key", secret=True)

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 # ---------------------------------------------------------------- outside systems
@@ -125,6 +125,17 @@ class AmeiseClient(Protocol):
 
     def update_contract(self, vertragsnummer: str, data: dict[str, Any]) -> None:
         """Update a contract with a partial body."""
+
+
+@runtime_checkable
+class AmeiseConnection(Protocol):
+    """Whether the Ameise connection is usable right now (the preflight check asks it)."""
+
+    def check_connection(self) -> str:
+        """A valid (refreshed if due) token and one cheap read; return the employee id.
+
+        Raises ReconnectNeeded when a person must connect again, Unavailable when Ameise cannot be reached.
+        """
 
 
 @dataclass

@@ -93,6 +93,13 @@ class InMemoryAmeise:
         with _as_rejected("GET kunden/_search"):
             return self.state.search_customers(query)
 
+    def check_connection(self) -> str:
+        """The preflight's probe (:class:`syncbridge.ports.AmeiseConnection`): one search of one hit."""
+        self._maybe_fail("check_connection")
+        with _as_rejected("GET kunden/_search"):
+            self.state.search_customers({"q": "syncbridge-preflight"}, size=1)
+        return self.employee_id
+
     def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
         self._maybe_fail("customer_contracts")
         try:

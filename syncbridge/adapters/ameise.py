@@ -30,6 +30,8 @@ PROVIDER = "ameise"
 DEFAULT_TOKEN_LIFETIME = 3600.0
 SEARCH_PAGE_SIZE = 100
 SEARCH_MAX_PAGES = 100
+# The text of the preflight check's search: any answer that is a list proves the grant works.
+CHECK_QUERY = "syncbridge-preflight"
 
 # One refresh at a time in this process; other processes see the result through
 # the token store, which is re-read inside the lock.
@@ -454,6 +456,17 @@ class AmeiseClient:
     def update_contract(self, vertragsnummer: str, data: dict[str, Any]) -> None:
         """Update a contract with a partial body (Beitrag and Laufzeit merge)."""
         self._call("PUT", "vertraege", vertragsnummer, json=data)
+
+    # ------------------------------------------------------------ the preflight check
+    def check_connection(self) -> str:
+        """The grant works: a token (refreshed if due) and one cheap read, ``GET kunden/_search`` of one hit.
+
+        Implements :class:`syncbridge.ports.AmeiseConnection`; returns the employee id.
+        """
+        hits = self._call("GET", "kunden", "_search", params={"q": CHECK_QUERY, "from": 0, "size": 1})
+        if not isinstance(hits, list):
+            raise AmeiseUnavailable(f"GET kunden/_search answered no list: {str(hits)[:200]}", body=hits)
+        return self.oauth.employee_id
 
     # ------------------------------------------------------------ HTTP
     def _call(

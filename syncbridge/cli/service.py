@@ -178,8 +178,24 @@ def status() -> None:
             label = {"active": "sync active", "reconnect_needed": "RECONNECT NEEDED",
                      "not_connected": "not connected"}.get(state, state)
             click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
+        _preflight_status(store)
     if broker_problem:
         raise SystemExit(1)
+
+
+def _preflight_status(store) -> None:
+    """One line per sync direction: what its worker's preflight check found last (see `syncbridge check`)."""
+    from syncbridge.handlers.preflight import ARROWS, DIRECTIONS, last_recorded
+
+    for direction in DIRECTIONS:
+        entry = last_recorded(store, direction)
+        if entry is None:
+            line = f"{ARROWS[direction]} not checked yet (no worker started; `syncbridge check` checks now)"
+        elif entry.result == "ok":
+            line = f"{ARROWS[direction]} passed ({entry.at:%Y-%m-%d %H:%M:%S} UTC)"
+        else:
+            line = f"{entry.error} (since {entry.at:%Y-%m-%d %H:%M:%S} UTC; details: `syncbridge check`)"
+        click.echo(f"{'preflight':<12} {line}")
 
 
 def _broker_unreachable(settings: Settings) -> str | None:

@@ -187,10 +187,12 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
         assert done.returncode == 0, done.stderr
     record_id = zoho_state.seed("Contacts", {"First_Name": "Kill", "Last_Name": "Neun", "Email": "kill9@example.de"})
     creates_before = ameise_state.creates["customers"]
-    # Ameise takes the create but answers only after 3 s: the worker is killed while it waits.
-    ameise_state.add_fault(None, count=1, path_prefix="kunden", delay=3)
-
     first = start(lines["worker-crm-to-ameise"], env, tmp_path / "first.log")
+    # Once its preflight check has passed (the check reads kunden/_search too), Ameise takes the
+    # create but answers only after 3 s: the worker is killed while it waits.
+    wait_for(lambda: "worker crm-to-ameise consuming from" in (tmp_path / "first.log").read_text(), timeout=30,
+             what="the first worker consuming")
+    ameise_state.add_fault(None, count=1, path_prefix="kunden", delay=3)
     publisher = Publisher(rabbitmq_url, build_topology(namespace))
     body = CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id="kill-9", source="zoho-workflow", module="Contacts", record_id=record_id,

@@ -660,3 +660,39 @@ def test_only_x_dio_headers_are_sent(connected):
     state, _, _, client = connected
     client.get_customer("5001234567")
     assert re.fullmatch(r"[0-9a-f]{32}", state.requests[-1]["request_id"])
+
+
+# ---------------------------------------------------------------- the preflight check's probe
+def test_check_connection_answers_the_employee_and_writes_nothing(ameise):
+    assert ameise.client.check_connection() == DEFAULT_EMPLOYEE_ID
+    assert ameise.state.creates == {"customers": 0, "contracts": 0}
+    assert ameise.state.updates == {"customers": 0, "contracts": 0}
+
+
+def test_check_connection_refreshes_a_token_ameise_no_longer_takes(connected):
+    state, _, oauth, client = connected
+    state.expire_access_tokens()
+    old = oauth.token_store.load("ameise").access_token
+    before = len(state.requests)
+
+    assert client.check_connection() == DEFAULT_EMPLOYEE_ID
+
+    assert oauth.token_store.load("ameise").access_token != old
+    searches = [r for r in state.requests[before:] if "/kunden/_search" in r.get("path", "")]
+    # One logical search: refused with the stale token, answered after the refresh.
+    assert [r["status"] for r in searches] == [401, 200]
+    assert searches[0]["request_id"] == searches[1]["request_id"]
+
+
+def test_check_connection_of_a_revoked_grant_needs_a_reconnect(connected):
+    state, _, oauth, client = connected
+    state.revoke_all()
+    with pytest.raises(AmeiseReconnectNeeded):
+        client.check_connection()
+    assert oauth.token_store.status("ameise")[0] == "reconnect_needed"
+
+
+def test_check_connection_without_a_grant_needs_a_reconnect(sim):
+    _, url = sim
+    with pytest.raises(AmeiseReconnectNeeded):
+        AmeiseClient(make_oauth(url), api_url=url + API_PREFIX).check_connection()
