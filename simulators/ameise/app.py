@@ -18,6 +18,8 @@ from simulators.ameise.state import (
     OFFLINE_SCOPES,
     PAGE_FOREIGN_VERMITTLER,
     PAGE_TITLES,
+    PKCE_CHALLENGE,
+    PKCE_METHODS,
     SCOPE_API,
     SEARCH_MAX_SIZE,
     AmeiseState,
@@ -190,7 +192,14 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
         employee_id = args.get("login_hint") or state.default_employee_id
         if employee_id not in state.employees:
             return redirect(_with_query(redirect_uri, {"error": "access_denied", "error_description": "unknown employee", **back}), 302)
-        code = state.issue_code(client_id, redirect_uri, employee_id, scope)
+        challenge, method = args.get("code_challenge", ""), args.get("code_challenge_method", "")
+        if challenge and (method or "plain") not in PKCE_METHODS:
+            return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge_method must be S256 or plain", **back}), 302)
+        if challenge and not PKCE_CHALLENGE.fullmatch(challenge):
+            return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge is malformed", **back}), 302)
+        if method and not challenge:
+            return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge_method without code_challenge", **back}), 302)
+        code = state.issue_code(client_id, redirect_uri, employee_id, scope, challenge, method or "plain")
         return redirect(_with_query(redirect_uri, {"code": code, **back, "scope": scope}), 302)
 
     @app.post("/oauth2/token")
@@ -205,9 +214,10 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
         form = request.form
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
-            grant = state.redeem_code(form.get("code", ""), client_id, form.get("redirect_uri", ""))
+            grant = state.redeem_code(form.get("code", ""), client_id, form.get("redirect_uri", ""),
+                                      form.get("code_verifier", ""))
             if grant is None:
-                return _oauth_error(400, "invalid_grant", "authorization code is invalid, expired, used or issued for another redirect_uri")
+                return _oauth_error(400, "invalid_grant", "authorization code is invalid, expired, used, issued for another redirect_uri, or its code_verifier does not match")
             with_refresh = any(s in grant.scope.split() for s in OFFLINE_SCOPES)
             body = state.issue_tokens(client_id, grant.employee_id, grant.scope, with_refresh=with_refresh)
         elif grant_type == "refresh_token":

@@ -123,6 +123,42 @@ def test_code_is_single_use_and_bound_to_the_redirect_uri(http):
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
 
 
+# RFC 7636 appendix B: the example verifier and its S256 challenge.
+RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+RFC_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_pkce_s256_code_is_redeemed_only_with_its_verifier(http):
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    wrong = exchange(http, code, code_verifier=RFC_VERIFIER[:-1] + "x")
+    assert wrong.status_code == 400 and wrong.get_json()["error"] == "invalid_grant"
+    # A failed attempt uses the code up, as a code is good for one token request.
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 400
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    missing = exchange(http, code)
+    assert missing.status_code == 400 and missing.get_json()["error"] == "invalid_grant"
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 200
+
+
+def test_pkce_plain_is_the_default_method_and_a_verifier_needs_a_challenge(http):
+    code = code_of(authorize(http, code_challenge=RFC_VERIFIER))
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 200
+    code = code_of(authorize(http))
+    unasked = exchange(http, code, code_verifier=RFC_VERIFIER)
+    assert unasked.status_code == 400 and unasked.get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("extra", [
+    {"code_challenge": RFC_CHALLENGE, "code_challenge_method": "S512"},
+    {"code_challenge": "too-short", "code_challenge_method": "S256"},
+    {"code_challenge_method": "S256"},
+])
+def test_pkce_malformed_requests_are_sent_back_as_invalid_request(http, extra):
+    query = parse_qs(urlsplit(authorize(http, **extra)).query)
+    assert query["error"] == ["invalid_request"] and query["state"] == ["st"] and "code" not in query
+
+
 def test_refresh_answers_no_new_refresh_token_unless_rotating(http, state):
     refresh = tokens(http)["refresh_token"]
     form = {"grant_type": "refresh_token", "refresh_token": refresh}
