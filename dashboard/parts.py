@@ -1,10 +1,12 @@
 """What the dashboard's pages call, built by ``syncbridge.bootstrap.dashboard_parts``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.connections import ConnectionSources
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
 
@@ -17,6 +19,8 @@ class DashboardParts:
 
     operators: Operators
     overview_sources: OverviewSources
+    connections: ConnectionSources | None = None             # the Connections page (None: not offered)
+    metrics: Callable[[], tuple[bytes, str]] | None = None   # /metrics: (body, content type) in Prometheus format
 
 
 def parts() -> DashboardParts:

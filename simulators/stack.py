@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
@@ -18,6 +19,7 @@ from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import (
+    WORKER_DIRECTIONS,
     Services,
     bootstrap,
     broker_connection,
@@ -26,6 +28,8 @@ from syncbridge.bootstrap import (
     connect_ameise_by_consent,
     dashboard_app,
     dashboard_parts,
+    direction_paused,
+    run_unless_paused,
     web_app,
 )
 from syncbridge.config import Settings
@@ -60,8 +64,10 @@ class Stack:
     threads: list[threading.Thread] = field(default_factory=list)
     demo_ids: dict = field(default_factory=dict)
     dashboard: ServerThread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
+        self.stopping.set()
         for worker in self.workers:
             worker.should_stop = True
         for thread in self.threads:
@@ -98,6 +104,8 @@ def start_stack(
     zoho = ServerThread(create_zoho_app(zoho_state), port=zoho_port).start()
     ameise = ServerThread(create_ameise_app(ameise_state), port=ameise_port).start()
     receiver_port = receiver_port or free_port()
+    if dashboard_port is not None:
+        dashboard_port = dashboard_port or free_port()
     settings = settings.with_overrides(
         zoho_accounts_url=zoho.url,
         zoho_api_url="",
@@ -105,6 +113,7 @@ def start_stack(
         ameise_api_url=ameise.url + AMEISE_API_PATH,
         ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
         public_url=f"http://127.0.0.1:{receiver_port}",
+        **({"dashboard_url": f"http://127.0.0.1:{dashboard_port}"} if dashboard_port is not None else {}),
     )
     try:
         services = bootstrap(settings, store=build_store(settings, migrate=migrate))
@@ -125,7 +134,11 @@ def start_stack(
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)
+        run = worker.run
+        if name in WORKER_DIRECTIONS:      # an operator's pause holds the direction's messages in their queue
+            run = partial(run_unless_paused, worker, name, direction_paused(services, WORKER_DIRECTIONS[name]),
+                          stack.stopping, 0.5)
+        thread = threading.Thread(target=run, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()

@@ -16,6 +16,8 @@ from flask import Blueprint
 # In navigation order.
 PAGES = (
     "dashboard.pages.overview",
+    "dashboard.pages.connections",
+    "dashboard.pages.metrics",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )

@@ -23,6 +23,9 @@ def action_label(action: str) -> str:
         "user.deleted": _("User deleted"),
         "direction.paused": _("Direction paused"),
         "direction.resumed": _("Direction resumed"),
+        "connection.started": _("Connect started"),
+        "connection.connected": _("Connected"),
+        "connection.failed": _("Connect failed"),
     }.get(action, action)
 
 
