@@ -304,6 +304,8 @@ class AmeiseState:
         self._lock = threading.RLock()
         self.token_lifetime = token_lifetime
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        # Off: /oauth2/auth consents at once (the CLI's `connect ameise`); on: it shows a consent page first.
+        self.consent_page = False
         self.oauth_clients: dict[str, str] = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.employees: dict[str, Employee] = {
             DEFAULT_EMPLOYEE_ID: Employee(DEFAULT_EMPLOYEE_ID, DEFAULT_VERMITTLER, "Max Makler", "max.makler@example.de"),

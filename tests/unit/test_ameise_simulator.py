@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -157,6 +158,24 @@ def test_pkce_plain_is_the_default_method_and_a_verifier_needs_a_challenge(http)
 def test_pkce_malformed_requests_are_sent_back_as_invalid_request(http, extra):
     query = parse_qs(urlsplit(authorize(http, **extra)).query)
     assert query["error"] == ["invalid_request"] and query["state"] == ["st"] and "code" not in query
+
+
+def test_the_consent_page_asks_first_and_keeps_the_pkce_challenge(http, state):
+    state.consent_page = True
+    page = http.get("/oauth2/auth", query_string={
+        "client_id": "dev-ameise-client", "redirect_uri": REDIRECT_URI, "response_type": "code",
+        "scope": "ameise/mitarbeiterwebservice offline", "state": "st", "code_challenge": RFC_CHALLENGE,
+        "code_challenge_method": "S256"})
+    assert page.status_code == 200 and "Erlauben" in page.get_data(as_text=True)
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.get_data(as_text=True)))
+    denied = http.post("/oauth2/auth/consent", data={**form, "decision": "deny"})
+    assert parse_qs(urlsplit(denied.headers["Location"]).query) == {
+        "error": ["access_denied"], "error_description": ["the user denied the request"], "state": ["st"]}
+    allowed = http.post("/oauth2/auth/consent", data={**form, "decision": "allow"})
+    code = code_of(allowed.headers["Location"])
+    assert exchange(http, code).status_code == 400                       # the challenge went with the consent
+    allowed = http.post("/oauth2/auth/consent", data={**form, "decision": "allow"})
+    assert exchange(http, code_of(allowed.headers["Location"]), code_verifier=RFC_VERIFIER).status_code == 200
 
 
 def test_refresh_answers_no_new_refresh_token_unless_rotating(http, state):
