@@ -131,6 +131,8 @@ def start_stack(
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
     if dashboard_port is not None:
         stack.dashboard = _start_dashboard(settings, services, dashboard_port)
+        # A reconnect from the dashboard's Connections page shows Ameise's consent page, as the real one does.
+        ameise_state.consent_page = True
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     for index, name in enumerate(names):
         worker = build_worker(name, services)
