@@ -8,7 +8,10 @@ import requests
 
 from syncbridge.adapters.ameise import AmeiseOAuth
 from syncbridge.adapters.zoho import ZohoClient
+from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded
+from syncbridge.handlers.connections import settings_shown
+from syncbridge.ports import OAuthToken
 from tests.support.connections import SECRETS, ConnectionsStack, consent
 from tests.support.dashboard import post_form
 
@@ -172,3 +175,20 @@ def test_the_simulator_refuses_the_dashboards_code_without_its_verifier(stack):
                            data={"grant_type": "authorization_code", "code": code,
                                  "redirect_uri": stack.dashboard_url + "/connections/ameise/callback"}, timeout=10)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_a_credential_is_hidden_even_where_production_does_not_require_it():
+    settings = Settings.from_env({}, ameise_refresh_token="ameise-refresh-XYZ",
+                                 sentry_dsn="https://key-XYZ@sentry.example/1", ameise_scope="offline")
+    shown = {s.env: s for s in settings_shown(settings, ("SYNCBRIDGE_AMEISE_", "SENTRY_"))}
+    assert shown["SYNCBRIDGE_AMEISE_REFRESH_TOKEN"].secret and shown["SYNCBRIDGE_AMEISE_REFRESH_TOKEN"].value == ""
+    assert shown["SYNCBRIDGE_AMEISE_REFRESH_TOKEN"].is_set
+    assert shown["SENTRY_DSN"].secret and shown["SENTRY_DSN"].value == ""
+    assert not shown["SYNCBRIDGE_AMEISE_SCOPE"].secret and shown["SYNCBRIDGE_AMEISE_SCOPE"].value == "offline"
+
+
+def test_the_overview_links_a_connection_that_needs_a_reconnect(stack):
+    stack.board.parts.connections.tokens.save("ameise", OAuthToken("a", "r", 0.0))
+    stack.board.parts.connections.tokens.set_status("ameise", "reconnect_needed", "refresh failed")
+    assert 'href="/connections#connection-ameise"' in text_of(stack.board.signed_in("operator").get("/"))
+    assert 'href="/connections#connection-ameise"' not in text_of(stack.board.signed_in("viewer").get("/"))
