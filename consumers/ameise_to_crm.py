@@ -18,6 +18,7 @@ from consumers.base import QueueConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from producers.retries import schedule_retry
 from producers.topology import Topology
+from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
@@ -103,8 +104,10 @@ class AmeiseToCrmConsumer(QueueConsumer):
         if not batch:
             return
         records = tuple(record for record, _ in batch)
+        direction = AMEISE_TO_CRM.value
         try:
-            outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
+            with metrics.timed(metrics.SYNC_SECONDS, direction):
+                outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"the handler answered {len(outcomes)} outcomes for {len(batch)} deltas")
         except Unavailable as exc:
@@ -115,6 +118,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
             log.exception("unexpected error while applying %d DailyUp deltas", len(batch))
             reason = f"{type(exc).__name__}: {exc}"
             for record, message in batch:
+                metrics.sync_failed(direction, "error")
                 self._failed(record, reason)
                 self._dead_letter(message, reason, DeadLetterKind.ERROR, exc=exc, record_id=record.key)
             return
@@ -122,10 +126,13 @@ class AmeiseToCrmConsumer(QueueConsumer):
         for (record, message), outcome in zip(batch, outcomes):
             if outcome.status == OK:
                 message.ack()
+                metrics.synced(direction, str(outcome.action))
             elif outcome.status == REJECTED:
+                metrics.sync_failed(direction, "rejected")
                 self._failed(record, outcome.describe(), outcome)
                 self._dead_letter(message, outcome.describe(), DeadLetterKind.REJECTED, record_id=record.key)
             else:
+                metrics.sync_failed(direction, "reconnect_needed" if outcome.waiting else "unavailable")
                 waiting.append((record, message, outcome))
         self._retry(waiting)
 

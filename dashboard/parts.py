@@ -1,10 +1,12 @@
 """What the dashboard's pages call, built by ``syncbridge.bootstrap.dashboard_parts``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.connections import ConnectionSources
 from syncbridge.handlers.dead_letters import DeadLetterOps
 from syncbridge.handlers.imports import ImportsDesk
 from syncbridge.handlers.issues import BulkJobs, Issues
@@ -29,6 +31,8 @@ class DashboardParts:
     activity: Store                     # the activity log: an issue's events
     imports: ImportsDesk | None = None              # the Imports page (None: no DailyUp in this setup)
     statistics: StatisticsSources | None = None     # the Statistics page
+    connections: ConnectionSources | None = None             # the Connections page (None: not offered)
+    metrics: Callable[[], tuple[bytes, str]] | None = None   # /metrics: (body, content type) in Prometheus format
 
 
 def parts() -> DashboardParts:

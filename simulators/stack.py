@@ -29,8 +29,10 @@ from syncbridge.bootstrap import (
     connect_ameise_by_consent,
     dashboard_app,
     dashboard_parts,
+    direction_paused,
     preflight,
     run_after_preflight,
+    run_unless_paused,
     web_app,
 )
 from syncbridge.config import Settings
@@ -108,6 +110,8 @@ def start_stack(
     zoho = ServerThread(create_zoho_app(zoho_state), port=zoho_port).start()
     ameise = ServerThread(create_ameise_app(ameise_state), port=ameise_port).start()
     receiver_port = receiver_port or free_port()
+    if dashboard_port is not None:
+        dashboard_port = dashboard_port or free_port()
     settings = settings.with_overrides(
         zoho_accounts_url=zoho.url,
         zoho_api_url="",
@@ -115,6 +119,7 @@ def start_stack(
         ameise_api_url=ameise.url + AMEISE_API_PATH,
         ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
         public_url=f"http://127.0.0.1:{receiver_port}",
+        **({"dashboard_url": f"http://127.0.0.1:{dashboard_port}"} if dashboard_port is not None else {}),
     )
     try:
         services = bootstrap(settings, store=build_store(settings, migrate=migrate))
@@ -132,20 +137,26 @@ def start_stack(
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
     if dashboard_port is not None:
         stack.dashboard = _start_dashboard(settings, services, dashboard_port)
+        # A reconnect from the dashboard's Connections page shows Ameise's consent page, as the real one does.
+        ameise_state.consent_page = True
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
     passed: dict[str, bool] = {}      # the first check of each direction
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        # A sync direction consumes once its preflight check passes; its messages wait in the queue till then.
-        # The first check runs here, so a direction that passes is consuming when the stack is returned.
+        # A sync direction consumes once its preflight check passes, and while an operator has not paused it;
+        # its messages wait in the queue till then.  The first check runs here, so a direction that passes is
+        # consuming when the stack is returned.
         direction = WORKER_DIRECTIONS.get(name)
-        if direction is not None and direction not in passed:
-            report = preflight(services, (direction,))
-            record_preflight(services.store, direction, report)
-            passed[direction] = report.passes(direction)
-        target = worker.run if direction is None or passed[direction] else \
-            partial(run_after_preflight, worker, services, direction, stack.stopping)
-        thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
+        run = worker.run
+        if direction is not None:
+            run = partial(run_unless_paused, worker, name, direction_paused(services, direction), stack.stopping, 0.5)
+            if direction not in passed:
+                report = preflight(services, (direction,))
+                record_preflight(services.store, direction, report)
+                passed[direction] = report.passes(direction)
+            if not passed[direction]:
+                run = partial(run_after_preflight, run, services, direction, stack.stopping)
+        thread = threading.Thread(target=run, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()

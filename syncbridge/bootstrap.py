@@ -461,10 +461,65 @@ def wait_for_preflight(services: Services, direction: str, stop: threading.Event
     return False
 
 
-def run_after_preflight(worker: Any, services: Services, direction: str, stop: threading.Event) -> None:
-    """Run ``worker`` once the preflight check of ``direction`` passes (the dev stack's worker threads)."""
+def run_after_preflight(run: Callable[[], None], services: Services, direction: str, stop: threading.Event) -> None:
+    """Call ``run`` (a worker's loop) once the preflight check of ``direction`` passes (the dev stack's threads)."""
     if wait_for_preflight(services, direction, stop) and not stop.is_set():
-        worker.run()
+        run()
+
+
+def direction_paused(services: Services, direction: str) -> Callable[[], bool]:
+    """Whether the operators have paused ``direction`` (the dashboard's flag in the store); the last answer when the database is away."""
+    from syncbridge.adapters.db.operators import SqlOperatorStore
+
+    engine = getattr(services.store, "engine", None)
+    if engine is None:
+        return lambda: False          # an in-memory store keeps no pause flags
+    operators = SqlOperatorStore(engine)
+    last = [False]
+
+    def paused() -> bool:
+        try:
+            last[0] = direction in operators.paused_directions()
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop or start a worker
+            log.warning("cannot read the pause flag of %s: %s", direction, exc)
+        return last[0]
+
+    return paused
+
+
+def run_unless_paused(worker, name: str, paused: Callable[[], bool], stop: threading.Event,
+                      interval: float = 2.0) -> None:
+    """Consume while the worker's direction is not paused; paused, its messages wait in their queue.
+
+    A pause is noticed within ``interval`` seconds: the message in hand is
+    finished, the consumer leaves the broker (what it had prefetched but not
+    acknowledged goes back to the queue, not to the dead letters), and it comes
+    back when the direction is resumed.
+    """
+    while not stop.is_set():
+        if paused():
+            log.info("worker %s: its direction is paused by an operator; messages wait in the queue", name)
+            while not stop.wait(interval) and paused():
+                pass
+            if stop.is_set():
+                return
+            log.info("worker %s: its direction was resumed", name)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(interval):
+                if stop.is_set() or paused():
+                    worker.should_stop = True
+                    return
+
+        watcher = threading.Thread(target=watch, name=f"{name}-pause-watch", daemon=True)
+        worker.should_stop = stop.is_set()
+        watcher.start()
+        try:
+            worker.run()
+        finally:
+            done.set()
+            watcher.join()
 
 
 def run_worker(name: str, settings: Settings | None = None) -> None:
@@ -501,7 +556,10 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
         if ready:
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()
-            worker.run()
+            if name in WORKER_DIRECTIONS:
+                run_unless_paused(worker, name, direction_paused(services, WORKER_DIRECTIONS[name]), stop)
+            else:
+                worker.run()
             log.info("worker %s stopped after %.0f s", name, time.monotonic() - started)
     finally:
         services.close()
@@ -567,6 +625,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
     if now is not None:
         sources.now = now
     dashboard = DashboardParts(operators=operators, overview_sources=sources,
+                               connections=build_connections(settings, store, operators.store),
+                               metrics=partial(metrics_exposition, sources.queue_depths),
                                **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
     _add_imports_and_statistics(dashboard, settings, store, engine, now)
     return dashboard
@@ -628,6 +688,27 @@ class _LazyPublisher:
 
     def publish_many(self, *args: Any, **kwargs: Any) -> Any:
         return self._get().publish_many(*args, **kwargs)
+
+
+def build_connections(settings: Settings, store: Store, operators):
+    """The Connections page's sources: the same OAuth adapters the workers and the CLI use, called back on the dashboard."""
+    from syncbridge.adapters.ameise import AmeiseOAuth
+    from syncbridge.adapters.zoho import ZohoClient
+    from syncbridge.handlers.connections import ConnectionSources
+
+    callback = settings.dashboard_url.rstrip("/") + "/connections/{}/callback"
+    connectors = {
+        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho")),
+        "ameise": AmeiseOAuth.from_settings(settings, store.tokens, redirect_uri=callback.format("ameise")),
+    }
+    return ConnectionSources(connectors=connectors, tokens=store.tokens, operators=operators, settings=settings)
+
+
+def metrics_exposition(queue_depths=None) -> tuple[bytes, str]:
+    """The metrics of every process of this host in Prometheus' text format, with the queue depths of now."""
+    from syncbridge.metrics import exposition
+
+    return exposition(queue_depths)
 
 
 def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:

@@ -257,6 +257,8 @@ class Settings:
     dashboard_login_attempts: int = _s("DASHBOARD_LOGIN_ATTEMPTS", "5", "failed sign-ins of one account within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
     dashboard_login_attempts_per_address: int = _s("DASHBOARD_LOGIN_ATTEMPTS_PER_ADDRESS", "20", "failed sign-ins from one client address within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
     dashboard_login_window: float = _s("DASHBOARD_LOGIN_WINDOW", "900", "seconds over which failed dashboard sign-ins are counted", parse=_seconds(zero=False))
+    dashboard_url: str = _s("DASHBOARD_URL", "http://127.0.0.1:8080", "URL under which the dashboard is reachable (the OAuth callbacks of its Connections page)")
+    metrics_token: str = _s("METRICS_TOKEN", "dev-metrics-token", "secret of the dashboard's /metrics (Prometheus: Authorization: Bearer)", secret=True)
     dashboard_proxies: int = _s("DASHBOARD_PROXIES", "0", "reverse proxies in front of the dashboard whose X-Forwarded-For / -Proto are trusted (the client address the sign-in limit counts)", parse=_count())
 
     # mapping, HTTP, monitoring

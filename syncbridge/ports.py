@@ -164,6 +164,18 @@ class TokenStore(Protocol):
         """(status, detail); ("not_connected", "") when nothing is stored."""
 
 
+class Connector(Protocol):
+    """The OAuth authorization-code flow of one system: connect or reconnect it by a person's consent."""
+
+    supports_pkce: bool                 # whether the server takes a PKCE (RFC 7636) S256 challenge
+
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:
+        """The consent URL a person opens; it redirects back with ``code`` and ``state``."""
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:
+        """Trade a code for a grant and store it in the token store (the connection becomes active)."""
+
+
 # ---------------------------------------------------------------- the store
 class Direction(StrEnum):
     """Direction of an entry of the activity log (stored as its plain string)."""

@@ -20,6 +20,8 @@ PAGES = (
     "dashboard.pages.statistics",
     "dashboard.pages.issues",
     "dashboard.pages.dead_letters",
+    "dashboard.pages.connections",
+    "dashboard.pages.metrics",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )

@@ -38,6 +38,9 @@ def action_label(action: str) -> str:
         "issue.acknowledge": _("Issue acknowledged"),
         "issue.resolve": _("Issue resolved"),
         "issue.reopen": _("Issue reopened"),
+        "connection.started": _("Connect started"),
+        "connection.connected": _("Connected"),
+        "connection.failed": _("Connect failed"),
     }.get(action, action)
 
 

@@ -7,7 +7,11 @@ quirks included:
   client authentication by HTTP Basic only; ``offline`` in the scope yields a
   refresh token; a refresh answers no new refresh token unless
   :attr:`AmeiseState.rotate_refresh_tokens` is on; ``/userinfo`` names the
-  employee (``sub``).
+  employee (``sub``).  PKCE (RFC 7636, ``S256`` or ``plain``) as Dionera's
+  OAuth2 server (Ory Hydra) supports it: a code issued with a ``code_challenge``
+  is redeemed only with its ``code_verifier``, one issued without takes none.
+  The authorize endpoint consents at once, or, with
+  :attr:`AmeiseState.consent_page` on, shows a consent page (allow / deny) first.
 * API under ``/service/bd/employee/1.0/rest/<ma>/``: Bearer token of that employee;
   401/403/404/500 answer HTML pages, validation errors a JSON list of messages,
   a foreign Vermittler the HTML page ``Error #400 - Fehlerhafte anfrage!`` that

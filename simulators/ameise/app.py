@@ -19,6 +19,8 @@ from simulators.ameise.state import (
     OFFLINE_SCOPES,
     PAGE_FOREIGN_VERMITTLER,
     PAGE_TITLES,
+    PKCE_CHALLENGE,
+    PKCE_METHODS,
     SCOPE_API,
     SEARCH_MAX_SIZE,
     AmeiseState,
@@ -57,6 +59,24 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
     if error == "invalid_client":
         headers["WWW-Authenticate"] = 'Basic realm="ameise"'
     return _json({"error": error, "error_description": description}, status, headers)
+
+
+def _consent_page(grant: dict[str, str]) -> Response:
+    """The consent screen of the OAuth2 server (when :attr:`AmeiseState.consent_page` is on)."""
+    hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in grant.items())
+    body = (
+        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>Zugriff erlauben</title></head>\n<body><h1>Zugriff erlauben</h1>"
+        f"<p>Die Anwendung <strong>{html.escape(grant['client_id'])}</strong> möchte im Namen von "
+        f"<strong>{html.escape(grant['employee_id'])}</strong> auf Folgendes zugreifen:</p>"
+        f"<ul>{''.join(f'<li>{html.escape(s)}</li>' for s in grant['scope'].split())}</ul>"
+        f'<form method="post" action="/oauth2/auth/consent">{hidden}'
+        '<button type="submit" name="decision" value="allow">Erlauben</button> '
+        '<button type="submit" name="decision" value="deny">Ablehnen</button></form>'
+        "</body></html>\n"
+    )
+    return Response(body, status=200, content_type="text/html; charset=utf-8")
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:
@@ -178,7 +198,37 @@ def oauth_authorize():
     employee_id = args.get("login_hint") or state.default_employee_id
     if employee_id not in state.employees:
         return redirect(_with_query(redirect_uri, {"error": "access_denied", "error_description": "unknown employee", **back}), 302)
-    code = state.issue_code(client_id, redirect_uri, employee_id, scope)
+    challenge, method = args.get("code_challenge", ""), args.get("code_challenge_method", "")
+    if challenge and (method or "plain") not in PKCE_METHODS:
+        return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge_method must be S256 or plain", **back}), 302)
+    if challenge and not PKCE_CHALLENGE.fullmatch(challenge):
+        return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge is malformed", **back}), 302)
+    if method and not challenge:
+        return redirect(_with_query(redirect_uri, {"error": "invalid_request", "error_description": "code_challenge_method without code_challenge", **back}), 302)
+    grant = {"client_id": client_id, "redirect_uri": redirect_uri, "employee_id": employee_id, "scope": scope,
+             "code_challenge": challenge, "code_challenge_method": method or "plain", **back}
+    if state.consent_page:
+        return _consent_page(grant)
+    code = state.issue_code(client_id, redirect_uri, employee_id, scope, challenge, method or "plain")
+    return redirect(_with_query(redirect_uri, {"code": code, **back, "scope": scope}), 302)
+
+
+@blueprint.post("/oauth2/auth/consent")
+def oauth_consent():
+    form = request.form
+    client_id, redirect_uri = form.get("client_id", ""), form.get("redirect_uri", "")
+    if client_id not in state.oauth_clients or urlsplit(redirect_uri).scheme not in ("http", "https"):
+        return _oauth_error(400, "invalid_request", "consent for an unknown client or redirect_uri")
+    back = {"state": form["state"]} if "state" in form else {}
+    if form.get("decision") != "allow":
+        return redirect(_with_query(redirect_uri, {"error": "access_denied",
+                                                   "error_description": "the user denied the request", **back}), 302)
+    employee_id = form.get("employee_id", "")
+    if employee_id not in state.employees:
+        return redirect(_with_query(redirect_uri, {"error": "access_denied", "error_description": "unknown employee", **back}), 302)
+    scope = form.get("scope", "")
+    code = state.issue_code(client_id, redirect_uri, employee_id, scope, form.get("code_challenge", ""),
+                            form.get("code_challenge_method", "plain"))
     return redirect(_with_query(redirect_uri, {"code": code, **back, "scope": scope}), 302)
 
 @blueprint.post("/oauth2/token")
@@ -193,9 +243,10 @@ def oauth_token():
     form = request.form
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
-        grant = state.redeem_code(form.get("code", ""), client_id, form.get("redirect_uri", ""))
+        grant = state.redeem_code(form.get("code", ""), client_id, form.get("redirect_uri", ""),
+                                  form.get("code_verifier", ""))
         if grant is None:
-            return _oauth_error(400, "invalid_grant", "authorization code is invalid, expired, used or issued for another redirect_uri")
+            return _oauth_error(400, "invalid_grant", "authorization code is invalid, expired, used, issued for another redirect_uri, or its code_verifier does not match")
         with_refresh = any(s in grant.scope.split() for s in OFFLINE_SCOPES)
         body = state.issue_tokens(client_id, grant.employee_id, grant.scope, with_refresh=with_refresh)
     elif grant_type == "refresh_token":
@@ -451,6 +502,10 @@ def sim_config():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _AdminError("token_lifetime must be a positive whole number of seconds")
         state.token_lifetime = value
+    if "consent_page" in body:
+        if not isinstance(body["consent_page"], bool):
+            raise _AdminError("consent_page must be true or false")
+        state.consent_page = body["consent_page"]
     if "rotate_refresh_tokens" in body:
         if not isinstance(body["rotate_refresh_tokens"], bool):
             raise _AdminError("rotate_refresh_tokens must be true or false")
@@ -480,7 +535,7 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
     ``POST /_sim/reset`` (``{"tokens": true}`` also drops tokens),
     ``POST|DELETE /_sim/faults`` (``{"status", "count", "path_prefix", "delay",
     "retry_after"}``), ``POST /_sim/config`` (``token_lifetime``,
-    ``rotate_refresh_tokens``), ``POST /_sim/revoke`` (``{"refresh_token"}`` or all).
+    ``rotate_refresh_tokens``, ``consent_page``), ``POST /_sim/revoke`` (``{"refresh_token"}`` or all).
     """
     app = Flask(__name__, static_folder=None)
     app.config["AMEISE_STATE"] = state or AmeiseState()

@@ -1,7 +1,10 @@
 """The simulated Ameise's state: employees, OAuth grants, customers, contracts, validation, faults."""
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -112,6 +115,29 @@ class Employee:
     email: str
 
 
+PKCE_METHODS = ("S256", "plain")
+# RFC 7636 4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+PKCE_CHALLENGE = PKCE_VERIFIER  # S256: BASE64URL without padding (43 characters); plain: the verifier itself
+
+
+def pkce_challenge(verifier: str, method: str = "S256") -> str:
+    """The code_challenge of a code_verifier (RFC 7636 4.2)."""
+    if method == "plain":
+        return verifier
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def pkce_matches(challenge: str, method: str, verifier: str) -> bool:
+    """RFC 7636 4.6: a code issued with a challenge needs its verifier; one issued without takes none."""
+    if not challenge:
+        return not verifier
+    if not PKCE_VERIFIER.fullmatch(verifier):
+        return False
+    return hmac.compare_digest(pkce_challenge(verifier, method or "plain"), challenge)
+
+
 @dataclass
 class AuthCode:
     client_id: str
@@ -119,6 +145,8 @@ class AuthCode:
     employee_id: str
     scope: str
     expires_at: float
+    code_challenge: str = ""            # RFC 7636: empty when the client sent none
+    code_challenge_method: str = ""     # "S256" or "plain"
 
 
 @dataclass
@@ -386,6 +414,8 @@ class AmeiseState:
         self._lock = threading.RLock()
         self.token_lifetime = token_lifetime
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        # Off: /oauth2/auth consents at once (the CLI's `connect ameise`); on: it shows a consent page first.
+        self.consent_page = False
         self.oauth_clients: dict[str, str] = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.employees: dict[str, Employee] = {
             DEFAULT_EMPLOYEE_ID: Employee(DEFAULT_EMPLOYEE_ID, DEFAULT_VERMITTLER, "Max Makler", "max.makler@example.de"),
@@ -534,19 +564,23 @@ class AmeiseState:
         return None
 
     # ------------------------------------------------------------ OAuth2
-    def issue_code(self, client_id: str, redirect_uri: str, employee_id: str, scope: str) -> str:
+    def issue_code(self, client_id: str, redirect_uri: str, employee_id: str, scope: str,
+                   code_challenge: str = "", code_challenge_method: str = "") -> str:
         code = secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = AuthCode(client_id, redirect_uri, employee_id, scope, time.time() + CODE_LIFETIME)
+            self._codes[code] = AuthCode(client_id, redirect_uri, employee_id, scope, time.time() + CODE_LIFETIME,
+                                         code_challenge, code_challenge_method if code_challenge else "")
         return code
 
-    def redeem_code(self, code: str, client_id: str, redirect_uri: str) -> AuthCode | None:
-        """The grant of a code, used up; None when unknown, used, expired or not this client's."""
+    def redeem_code(self, code: str, client_id: str, redirect_uri: str, code_verifier: str = "") -> AuthCode | None:
+        """The grant of a code, used up; None when unknown, used, expired, not this client's or its PKCE fails."""
         with self._lock:
             grant = self._codes.pop(code, None)
         if grant is None or grant.expires_at < time.time():
             return None
         if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
+            return None
+        if not pkce_matches(grant.code_challenge, grant.code_challenge_method, code_verifier):
             return None
         return grant
 

@@ -186,13 +186,14 @@ class AmeiseOAuth:
         self._bootstrap_refresh_token = bootstrap_refresh_token
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> AmeiseOAuth:
-        """Build from :class:`syncbridge.config.Settings`; no I/O."""
+    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None,
+                      redirect_uri: str = "") -> AmeiseOAuth:
+        """Build from :class:`syncbridge.config.Settings`; no I/O (``redirect_uri``: another callback than the CLI's)."""
         return cls(
             auth_url=settings.ameise_auth_url,
             client_id=settings.ameise_client_id,
             client_secret=settings.ameise_client_secret,
-            redirect_uri=settings.public_url.rstrip("/") + "/connect/ameise/callback",
+            redirect_uri=redirect_uri or settings.public_url.rstrip("/") + "/connect/ameise/callback",
             scope=settings.ameise_scope,
             token_store=token_store,
             timeout=settings.http_timeout,
@@ -203,16 +204,22 @@ class AmeiseOAuth:
         )
 
     # ------------------------------------------------------------ connecting
-    def authorization_url(self, state: str) -> str:
-        """The URL a person opens to connect their Ameise account."""
-        query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-                           "scope": " ".join(self.scope), "state": state})
-        return f"{self.authorize_endpoint}?{query}"
+    # Dionera's OAuth2 server (Ory Hydra) supports PKCE (RFC 7636) with S256.
+    supports_pkce = True
 
-    def exchange_code(self, code: str) -> OAuthToken:
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:
+        """The URL a person opens to connect their Ameise account (with a PKCE S256 challenge, if given)."""
+        params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+                  "scope": " ".join(self.scope), "state": state}
+        if code_challenge:
+            params |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
+        return f"{self.authorize_endpoint}?{urlencode(params)}"
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:
         """Trade the code of the redirect for tokens, learn the employee id, and store both."""
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
         raw = self._token_call("connect", self._oauth_client().prepare_request_body(
-            code=code, redirect_uri=self.redirect_uri, include_client_id=False,
+            code=code, redirect_uri=self.redirect_uri, include_client_id=False, **extra,
         ))
         if not raw.get("refresh_token"):
             raise AmeiseRejected(

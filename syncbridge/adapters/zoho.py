@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -234,8 +234,12 @@ class ZohoClient:
         refresh_margin: float = 300.0,
         session: requests.Session | None = None,
         allow_http: bool = False,
+        redirect_uri: str = "",
+        scope: str = "ZohoCRM.modules.ALL",
     ) -> None:
         _check_transport(accounts_url, allow_http, "the Zoho accounts URL")
+        self.redirect_uri = redirect_uri
+        self.scope = scope
         if api_url:
             _check_transport(api_url, allow_http, "the Zoho API URL")
         self._accounts_url = accounts_url.rstrip("/")
@@ -253,9 +257,11 @@ class ZohoClient:
         self._cached: OAuthToken | None = None
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None) -> ZohoClient:
-        """Build the client from :class:`syncbridge.config.Settings`."""
+    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None,
+                      redirect_uri: str = "") -> ZohoClient:
+        """Build the client from :class:`syncbridge.config.Settings` (``redirect_uri``: the connect callback)."""
         return cls(
+            redirect_uri=redirect_uri,
             accounts_url=settings.zoho_accounts_url,
             client_id=settings.zoho_client_id,
             client_secret=settings.zoho_client_secret,
@@ -267,6 +273,52 @@ class ZohoClient:
             session=session,
             allow_http=settings.allow_http_oauth,
         )
+
+    # ------------------------------------------------------------------ connecting
+    # The reference documents no PKCE for Zoho's accounts server: the code flow goes without it.
+    supports_pkce = False
+
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:  # noqa: ARG002 - no PKCE at Zoho
+        """The consent URL (``access_type=offline`` and ``prompt=consent``: only then is a refresh token issued)."""
+        query = urlencode({"scope": self.scope, "client_id": self._client_id, "response_type": "code",
+                           "access_type": "offline", "prompt": "consent", "redirect_uri": self.redirect_uri,
+                           "state": state})
+        return f"{self._accounts_url}/oauth/v2/auth?{query}"
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:  # noqa: ARG002 - no PKCE at Zoho
+        """Trade the code of the consent redirect for a grant and share it through the store.
+
+        The code goes to the configured accounts server: the ``accounts-server`` of the
+        redirect is not followed, so the client secret never leaves for a host the
+        settings do not name.
+        """
+        form = {"grant_type": "authorization_code", "client_id": self._client_id,
+                "client_secret": self._client_secret, "redirect_uri": self.redirect_uri, "code": code}
+        url = f"{self._accounts_url}/oauth/v2/token"
+        try:
+            response = self._session.post(url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise ZohoUnavailable(f"token request to {self._accounts_url} failed: {type(exc).__name__}") from exc
+        body = _body(response)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ZohoUnavailable("Zoho accounts server failed", status=response.status_code, body=body)
+        if not isinstance(body, dict) or body.get("error") or not body.get("access_token"):
+            error = body.get("error") if isinstance(body, dict) else None
+            raise ZohoRejected(f"Zoho refused the authorization code ({error or response.status_code})",
+                               status=response.status_code, code=str(error) if error else None, body=body)
+        if not body.get("refresh_token"):
+            raise ZohoRejected("Zoho granted no refresh token (consent with access_type=offline is needed)",
+                               status=response.status_code)
+        lifetime = float(body.get("expires_in_sec") or body.get("expires_in") or 3600)
+        token = OAuthToken(
+            access_token=body["access_token"], refresh_token=body["refresh_token"], expires_at=time.time() + lifetime,
+            extra={"api_domain": str(body.get("api_domain") or "").rstrip("/"), "scope": body.get("scope", ""),
+                   "expires_in": lifetime, "granted_by": "consent"},
+        )
+        self._store.save(PROVIDER, token)
+        self._cached = token
+        log.info("zoho connected by consent")
+        return token
 
     # ------------------------------------------------------------------ tokens
     def access_token(self) -> OAuthToken:
@@ -305,7 +357,9 @@ class ZohoClient:
         # status; the session would also send "Bearer" instead of "Zoho-oauthtoken", never
         # refreshes on a 401, and takes plain-http simulators only through the process-wide
         # OAUTHLIB_INSECURE_TRANSPORT variable.
-        refresh_token = self._refresh_token or (current.refresh_token if current else "")
+        # A grant given by consent on the dashboard replaces the configured refresh token.
+        consented = current.refresh_token if current and current.extra.get("granted_by") == "consent" else ""
+        refresh_token = consented or self._refresh_token or (current.refresh_token if current else "")
         if not refresh_token:
             raise self._reconnect("no Zoho refresh token: connect Zoho CRM first")
         url = f"{self._accounts_url}/oauth/v2/token"
@@ -342,7 +396,8 @@ class ZohoClient:
             access_token=body["access_token"],
             refresh_token=refresh_token,
             expires_at=time.time() + lifetime,
-            extra={"api_domain": api_domain, "scope": body.get("scope", ""), "expires_in": lifetime},
+            extra={"api_domain": api_domain, "scope": body.get("scope", ""), "expires_in": lifetime,
+                   **({"granted_by": "consent"} if consented else {})},
         )
         self._store.save(PROVIDER, token)
         log.info("zoho access token refreshed (valid %.0f s)", lifetime)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -127,6 +128,60 @@ def test_code_is_single_use_and_bound_to_the_redirect_uri(http):
     assert exchange(http, code).status_code == 200
     again = exchange(http, code)
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
+
+
+# RFC 7636 appendix B: the example verifier and its S256 challenge.
+RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+RFC_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_pkce_s256_code_is_redeemed_only_with_its_verifier(http):
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    wrong = exchange(http, code, code_verifier=RFC_VERIFIER[:-1] + "x")
+    assert wrong.status_code == 400 and wrong.get_json()["error"] == "invalid_grant"
+    # A failed attempt uses the code up, as a code is good for one token request.
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 400
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    missing = exchange(http, code)
+    assert missing.status_code == 400 and missing.get_json()["error"] == "invalid_grant"
+    code = code_of(authorize(http, code_challenge=RFC_CHALLENGE, code_challenge_method="S256"))
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 200
+
+
+def test_pkce_plain_is_the_default_method_and_a_verifier_needs_a_challenge(http):
+    code = code_of(authorize(http, code_challenge=RFC_VERIFIER))
+    assert exchange(http, code, code_verifier=RFC_VERIFIER).status_code == 200
+    code = code_of(authorize(http))
+    unasked = exchange(http, code, code_verifier=RFC_VERIFIER)
+    assert unasked.status_code == 400 and unasked.get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("extra", [
+    {"code_challenge": RFC_CHALLENGE, "code_challenge_method": "S512"},
+    {"code_challenge": "too-short", "code_challenge_method": "S256"},
+    {"code_challenge_method": "S256"},
+])
+def test_pkce_malformed_requests_are_sent_back_as_invalid_request(http, extra):
+    query = parse_qs(urlsplit(authorize(http, **extra)).query)
+    assert query["error"] == ["invalid_request"] and query["state"] == ["st"] and "code" not in query
+
+
+def test_the_consent_page_asks_first_and_keeps_the_pkce_challenge(http, state):
+    state.consent_page = True
+    page = http.get("/oauth2/auth", query_string={
+        "client_id": "dev-ameise-client", "redirect_uri": REDIRECT_URI, "response_type": "code",
+        "scope": "ameise/mitarbeiterwebservice offline", "state": "st", "code_challenge": RFC_CHALLENGE,
+        "code_challenge_method": "S256"})
+    assert page.status_code == 200 and "Erlauben" in page.get_data(as_text=True)
+    form = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.get_data(as_text=True)))
+    denied = http.post("/oauth2/auth/consent", data={**form, "decision": "deny"})
+    assert parse_qs(urlsplit(denied.headers["Location"]).query) == {
+        "error": ["access_denied"], "error_description": ["the user denied the request"], "state": ["st"]}
+    allowed = http.post("/oauth2/auth/consent", data={**form, "decision": "allow"})
+    code = code_of(allowed.headers["Location"])
+    assert exchange(http, code).status_code == 400                       # the challenge went with the consent
+    allowed = http.post("/oauth2/auth/consent", data={**form, "decision": "allow"})
+    assert exchange(http, code_of(allowed.headers["Location"]), code_verifier=RFC_VERIFIER).status_code == 200
 
 
 def test_refresh_answers_no_new_refresh_token_unless_rotating(http, state):
