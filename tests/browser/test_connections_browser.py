@@ -8,6 +8,7 @@ from kombu import Connection
 from simulators.stack import DEMO_LOGIN, start_stack
 from syncbridge.config import Settings
 from syncbridge.ports import DeadLetterFilter
+from tests.support.ameise import contact
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
@@ -48,7 +49,7 @@ def change_erika(stack, phone: str) -> None:
 
 
 def erika_in_ameise(stack) -> str | None:
-    return stack.ameise_state.customers["5001234567"].get("Telefon")
+    return contact(stack.ameise_state.customers["5001234567"], "telefon", "privat")
 
 
 def test_ameise_is_reconnected_through_its_consent_page_after_its_token_was_revoked(stack, open_page, screenshot):
