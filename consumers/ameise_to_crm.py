@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from contracts.events import AmeiseRecordChangedSchema
-from producers.retries import schedule_retry
+from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
+from syncbridge.handlers.events import bounded
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.monitoring import message_scope, report_reconnect_needed
 from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
@@ -27,6 +29,15 @@ from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
 log = logging.getLogger(__name__)
 
 Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
+SOURCE = "dailyup"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery of a delta, as the Events page lists it: its attempt number and how long its batch took."""
+
+    attempt: int
+    duration_ms: int
 
 
 class AmeiseToCrmConsumer(QueueConsumer):
@@ -103,6 +114,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
         if not batch:
             return
         records = tuple(record for record, _ in batch)
+        started = time.monotonic()
         try:
             outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
             if len(outcomes) != len(batch):
@@ -114,14 +126,20 @@ class AmeiseToCrmConsumer(QueueConsumer):
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             log.exception("unexpected error while applying %d DailyUp deltas", len(batch))
             reason = f"{type(exc).__name__}: {exc}"
+            self._note_attempts(batch, started)
             for record, message in batch:
                 self._failed(record, reason)
                 self._dead_letter(message, reason, DeadLetterKind.ERROR, exc=exc, record_id=record.key)
             return
         waiting = []
+        self._note_attempts(batch, started)
         for (record, message), outcome in zip(batch, outcomes):
             if outcome.status == OK:
                 message.ack()
+                self._log_attempt(record, ActivityEntry(
+                    direction=AMEISE_TO_CRM, action=outcome.action, result="ok", entity=record.entity,
+                    zoho_module=outcome.module, zoho_id=outcome.zoho_id, ameise_id=record.key,
+                    event_id=record.delta_id, details={"message": bounded(self._schema.dump(record))}))
             elif outcome.status == REJECTED:
                 self._failed(record, outcome.describe(), outcome)
                 self._dead_letter(message, outcome.describe(), DeadLetterKind.REJECTED, record_id=record.key)
@@ -148,10 +166,30 @@ class AmeiseToCrmConsumer(QueueConsumer):
         details = {"change": record.change, "import_id": record.import_id}
         if outcome is not None:
             details.update({name: value for name, value in (("code", outcome.code), ("field", outcome.field)) if value})
+        details["message"] = bounded(self._schema.dump(record))
+        if outcome is None:
+            kind = str(DeadLetterKind.ERROR)
+        elif outcome.status == REJECTED:
+            kind = str(DeadLetterKind.REJECTED)
+        else:
+            kind = "reconnect_needed" if outcome.waiting else str(DeadLetterKind.UNAVAILABLE)
+        self._log_attempt(record, ActivityEntry(
+            direction=AMEISE_TO_CRM, action=action, result="error", entity=record.entity, ameise_id=record.key,
+            event_id=record.delta_id, error=error, details=details, error_kind=kind,
+            error_code=outcome.code if outcome else None, error_field=outcome.field if outcome else None,
+        ))
+
+    _attempts: dict[str, Attempt] = {}
+
+    def _note_attempts(self, batch: list[tuple[AmeiseRecordChanged, Message]], started: float) -> None:
+        duration = round((time.monotonic() - started) * 1000)
+        self._attempts = {record.delta_id: Attempt(retries_of(message) + 1, duration) for record, message in batch}
+
+    def _log_attempt(self, record: AmeiseRecordChanged, entry: ActivityEntry) -> None:
+        """Write one attempt at a delta to the activity log."""
+        noted = self._attempts.get(record.delta_id)
         try:
-            self.store.log(ActivityEntry(
-                direction=AMEISE_TO_CRM, action=action, result="error", entity=record.entity, ameise_id=record.key,
-                event_id=record.delta_id, error=error, details=details,
-            ))
+            self.store.log(replace(entry, source=SOURCE, attempt=noted.attempt if noted else 1,
+                                   duration_ms=noted.duration_ms if noted else None))
         except Exception:  # noqa: BLE001 - the log is secondary to handling the message
             log.exception("could not write the activity log")

@@ -220,6 +220,7 @@ class Settings:
     zoho_field_vertragsnummer: str = _s("ZOHO_FIELD_VERTRAGSNUMMER", "Vertragsnummer", "API name of the CRM field holding the Ameise Vertragsnummer")
 
     # Ameise (blau direkt)
+    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz/maklerportal", "base of the Ameise broker portal for deep links to a customer or contract (the dashboard's record timeline)")
     ameise_auth_url: str = _s("AMEISE_AUTH_URL", "https://auth.dionera.com", "Ameise OAuth2 server (authorize, token, userinfo)")
     ameise_api_url: str = _s("AMEISE_API_URL", "https://mitarbeiterwebservice.maklerinfo.biz/service/bd/employee/1.0/rest", "base of the employee web service; the employee id is appended")
     ameise_client_id: str = _s("AMEISE_CLIENT_ID", "dev-ameise-client", "OAuth client id issued by blau direkt", secret=True)
