@@ -41,8 +41,14 @@ def upgrade() -> None:
         op.create_index(name, "activity_log", columns, postgresql_where=ATTEMPTS, sqlite_where=ATTEMPTS)
     if op.get_bind().dialect.name == "postgresql":
         # Free text: a part of the error text, found through trigrams (pg_trgm is a trusted extension).
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.execute("CREATE INDEX ix_activity_log_error_trgm ON activity_log USING gin (error gin_trgm_ops) "
+        # The extension lives in one schema of the database: its operator class is named with that schema.
+        # In schema public where there is one: a schema dropped later must not take the extension with it.
+        public = op.get_bind().execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).first()
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm" + (" SCHEMA public" if public else ""))
+        schema = op.get_bind().execute(sa.text(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'pg_trgm'")).scalar_one()
+        op.execute(f'CREATE INDEX ix_activity_log_error_trgm ON activity_log USING gin (error "{schema}".gin_trgm_ops) '
                    "WHERE attempt IS NOT NULL")
     op.create_table(
         "saved_views",
