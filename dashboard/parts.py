@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from syncbridge.handlers.events import EventSources
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
 
@@ -17,6 +18,7 @@ class DashboardParts:
 
     operators: Operators
     overview_sources: OverviewSources
+    events: EventSources | None = None      # the Events and Record timeline pages
 
 
 def parts() -> DashboardParts:

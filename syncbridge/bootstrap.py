@@ -495,7 +495,17 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                               queue_depths=partial(queue_depths, connect, topology_for(settings)))
     if now is not None:
         sources.now = now
-    return DashboardParts(operators=operators, overview_sources=sources)
+    return DashboardParts(operators=operators, overview_sources=sources, events=_event_sources(settings, store, engine))
+
+
+def _event_sources(settings: Settings, store: Store, engine):
+    """What the Events and Record timeline pages read: the activity log and saved views on the service's database."""
+    from syncbridge.adapters.db.events import SqlActivityLog
+    from syncbridge.handlers.events import EventSources
+
+    log_ = SqlActivityLog(engine)
+    return EventSources(log=log_, views=log_, store=store, ameise_portal_url=settings.ameise_portal_url,
+                        zoho_accounts_url=settings.zoho_accounts_url)
 
 
 def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:

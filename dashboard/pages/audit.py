@@ -23,6 +23,9 @@ def action_label(action: str) -> str:
         "user.deleted": _("User deleted"),
         "direction.paused": _("Direction paused"),
         "direction.resumed": _("Direction resumed"),
+        "events.exported": _("Events exported"),
+        "events.view_saved": _("View saved"),
+        "events.view_deleted": _("View deleted"),
     }.get(action, action)
 
 

@@ -18,7 +18,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from syncbridge.dailyup.export import chunked, csv_lines
-from syncbridge.ports import ActivityEntry, ActivityLog, EventCursor, EventFilter, Link, Store
+from syncbridge.ports import ActivityEntry, ActivityLog, EventCursor, EventFilter, Link, SavedViews, Store
+
+
+@dataclass
+class EventSources:
+    """What the Events and Record timeline pages read, built by ``syncbridge.bootstrap.dashboard_parts``."""
+
+    log: ActivityLog
+    views: SavedViews
+    store: Store                         # the links between Zoho records and Ameise numbers
+    ameise_portal_url: str               # SYNCBRIDGE_AMEISE_PORTAL_URL
+    zoho_accounts_url: str               # SYNCBRIDGE_ZOHO_ACCOUNTS_URL: the data centre of the CRM's web address
+
 
 PAGE_SIZE = 50
 MAX_DETAIL = 4000          # characters of a message, a record read or a body written kept in an entry
