@@ -52,31 +52,47 @@ def sources() -> EventSources:
 
 
 # ---------------------------------------------------------------- labels
+# Translated when shown (one gettext per label shown, not per table of labels).
+DIRECTIONS = {CRM_TO_AMEISE.value: lazy_gettext("CRM → Ameise"), AMEISE_TO_CRM.value: lazy_gettext("Ameise → CRM"),
+              "system": lazy_gettext("System")}
+ENTITY_LABELS = {"customer": lazy_gettext("Customer"), "contract": lazy_gettext("Contract")}
+RESULTS = {"ok": lazy_gettext("Succeeded"), "error": lazy_gettext("Failed")}
+ERROR_KIND_LABELS = {"rejected": lazy_gettext("Rejected"), "unavailable": lazy_gettext("Unavailable"),
+                     "reconnect_needed": lazy_gettext("Reconnect needed"), "error": lazy_gettext("Error of ours"),
+                     "contract-violation": lazy_gettext("Contract violated"),
+                     "undecodable": lazy_gettext("Undecodable")}
+ACTIONS = {"created": lazy_gettext("Created"), "updated": lazy_gettext("Updated"),
+           "written_back": lazy_gettext("Number written back"), "skipped": lazy_gettext("Skipped"),
+           "duplicate": lazy_gettext("Duplicate"), "coalesced": lazy_gettext("Covered by a later sync"),
+           "failed": lazy_gettext("Failed"), "retry": lazy_gettext("Retry scheduled"),
+           "waiting": lazy_gettext("Waiting for reconnect"), "dead_lettered": lazy_gettext("Dead-lettered"),
+           "marked": lazy_gettext("Marked"), "deleted": lazy_gettext("Deleted")}
+
+
+def _label(labels: dict[str, Any], value: str | None) -> str:
+    """The translated label of ``value``; a value without one shows as it is."""
+    found = labels.get(value or "")
+    return str(found) if found is not None else (value or "—")
+
+
 def direction_label(value: str | None) -> str:
-    return {CRM_TO_AMEISE.value: _("CRM → Ameise"), AMEISE_TO_CRM.value: _("Ameise → CRM"),
-            "system": _("System")}.get(value or "", value or "—")
+    return _label(DIRECTIONS, value)
 
 
 def entity_label(value: str | None) -> str:
-    return {"customer": _("Customer"), "contract": _("Contract")}.get(value or "", value or "—")
+    return _label(ENTITY_LABELS, value)
 
 
 def result_label(value: str | None) -> str:
-    return {"ok": _("Succeeded"), "error": _("Failed")}.get(value or "", value or "—")
+    return _label(RESULTS, value)
 
 
 def error_kind_label(value: str | None) -> str:
-    return {"rejected": _("Rejected"), "unavailable": _("Unavailable"), "reconnect_needed": _("Reconnect needed"),
-            "error": _("Error of ours"), "contract-violation": _("Contract violated"),
-            "undecodable": _("Undecodable")}.get(value or "", value or "—")
+    return _label(ERROR_KIND_LABELS, value)
 
 
 def action_label(value: str | None) -> str:
-    return {"created": _("Created"), "updated": _("Updated"), "written_back": _("Number written back"),
-            "skipped": _("Skipped"), "duplicate": _("Duplicate"), "coalesced": _("Covered by a later sync"),
-            "failed": _("Failed"), "retry": _("Retry scheduled"), "waiting": _("Waiting for reconnect"),
-            "dead_lettered": _("Dead-lettered"), "marked": _("Marked"), "deleted": _("Deleted")}.get(
-        value or "", value or "—")
+    return _label(ACTIONS, value)
 
 
 @bp.app_context_processor
