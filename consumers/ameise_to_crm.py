@@ -73,6 +73,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
         self._schema = AmeiseRecordChangedSchema()
         self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
         self._batch_started = 0.0
+        self._attempts: dict[str, Attempt] = {}     # the batch being settled: attempt and duration per delta
 
     def run(self, _tokens: int = 1, **kwargs) -> None:
         # The loop looks at the clock between deliveries at least this often, so a
@@ -178,8 +179,6 @@ class AmeiseToCrmConsumer(QueueConsumer):
             event_id=record.delta_id, error=error, details=details, error_kind=kind,
             error_code=outcome.code if outcome else None, error_field=outcome.field if outcome else None,
         ))
-
-    _attempts: dict[str, Attempt] = {}
 
     def _note_attempts(self, batch: list[tuple[AmeiseRecordChanged, Message]], started: float) -> None:
         duration = round((time.monotonic() - started) * 1000)

@@ -53,6 +53,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self.store = store
         self.prefetch_count = prefetch_count
         self._schema = CrmRecordChangedSchema()
+        self._attempt: dict = {}       # the delivery being handled: source, received, attempt, start, message
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:
@@ -112,8 +113,6 @@ class CrmToAmeiseConsumer(QueueConsumer):
             zoho_id=command.record_id, event_id=command.event_id, error=describe, details=details,
             error_kind=str(kind), error_code=getattr(exc, "code", None), error_field=field,
         ))
-
-    _attempt: dict = {}
 
     def _log_attempt(self, entry: ActivityEntry) -> None:
         """Write one attempt to the activity log with what ``on_message`` noted of it."""
