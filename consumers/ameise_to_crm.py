@@ -19,6 +19,7 @@ from consumers.base import QueueConsumer
 from contracts.events import AmeiseRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
+from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.handlers.events import bounded
@@ -116,8 +117,10 @@ class AmeiseToCrmConsumer(QueueConsumer):
             return
         records = tuple(record for record, _ in batch)
         started = time.monotonic()
+        direction = AMEISE_TO_CRM.value
         try:
-            outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
+            with metrics.timed(metrics.SYNC_SECONDS, direction):
+                outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"the handler answered {len(outcomes)} outcomes for {len(batch)} deltas")
         except Unavailable as exc:
@@ -129,6 +132,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
             reason = f"{type(exc).__name__}: {exc}"
             self._note_attempts(batch, started)
             for record, message in batch:
+                metrics.sync_failed(direction, "error")
                 self._failed(record, reason)
                 self._dead_letter(message, reason, DeadLetterKind.ERROR, exc=exc, record_id=record.key)
             return
@@ -141,10 +145,13 @@ class AmeiseToCrmConsumer(QueueConsumer):
                     direction=AMEISE_TO_CRM, action=outcome.action, result="ok", entity=record.entity,
                     zoho_module=outcome.module, zoho_id=outcome.zoho_id, ameise_id=record.key,
                     event_id=record.delta_id, details={"message": bounded(self._schema.dump(record))}))
+                metrics.synced(direction, str(outcome.action))
             elif outcome.status == REJECTED:
+                metrics.sync_failed(direction, "rejected")
                 self._failed(record, outcome.describe(), outcome)
                 self._dead_letter(message, outcome.describe(), DeadLetterKind.REJECTED, record_id=record.key)
             else:
+                metrics.sync_failed(direction, "reconnect_needed" if outcome.waiting else "unavailable")
                 waiting.append((record, message, outcome))
         self._retry(waiting)
 

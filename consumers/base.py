@@ -16,6 +16,7 @@ from producers.bodies import received_body
 from producers.publisher import describe_error
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology, declare
+from syncbridge import metrics
 from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
 from syncbridge.ports import DeadLetterKind
 
@@ -177,6 +178,7 @@ class QueueConsumer(ConsumerMixin):
         # stays unacknowledged and comes back instead of being lost.
         dead_letters.dead_letter(self.publisher, self.topology, message, reason=reason, kind=kind)
         message.ack()
+        metrics.dead_lettered(self.queue.name, str(kind))
         # Reported after the ack: monitoring can never hold a message up or lose it.
         report_failed_message(exc, queue=self.queue.name, routing_key=_routing_key(message), record_id=record_id,
                               attempt=retries_of(message) + 1, kind=kind, reason=reason,

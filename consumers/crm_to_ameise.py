@@ -17,6 +17,7 @@ from consumers.base import QueueConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
+from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Rejected, SyncError, Unavailable
 from syncbridge.handlers import SyncResult
 from syncbridge.handlers.events import bounded
@@ -66,12 +67,15 @@ class CrmToAmeiseConsumer(QueueConsumer):
                          "attempt": retries_of(message) + 1, "started": time.monotonic(),
                          "message": bounded(self._schema.dump(event))}
         try:
-            result = self.handle(command)
+            with metrics.timed(metrics.SYNC_SECONDS, CRM_TO_AMEISE.value):
+                result = self.handle(command)
         except Rejected as exc:
+            metrics.sync_failed(CRM_TO_AMEISE.value, "rejected")
             self._failed(command, exc, kind=DeadLetterKind.REJECTED)
             self._dead_letter(message, exc.describe(), DeadLetterKind.REJECTED, exc=exc, record_id=command.record_id)
             return
         except ReconnectNeeded as exc:
+            metrics.sync_failed(CRM_TO_AMEISE.value, "reconnect_needed")
             # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
             log.warning("%s; %s/%s waits until it is reconnected", exc.describe(), command.module, command.record_id)
             report_reconnect_needed(exc.system, exc.describe())
@@ -82,10 +86,12 @@ class CrmToAmeiseConsumer(QueueConsumer):
             message.ack()
             return
         except Unavailable as exc:
+            metrics.sync_failed(CRM_TO_AMEISE.value, "unavailable")
             action = self._retry_later(message, exc.describe(), exc.retry_after, exc=exc, record_id=command.record_id)
             self._failed(command, exc, action=action, kind="unavailable")
             return
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
+            metrics.sync_failed(CRM_TO_AMEISE.value, "error")
             log.exception("unexpected error while syncing %s/%s", command.module, command.record_id)
             self._failed(command, exc, kind=DeadLetterKind.ERROR)
             self._dead_letter(message, f"{type(exc).__name__}: {exc}", DeadLetterKind.ERROR, exc=exc,
@@ -100,6 +106,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
             direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
             zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
             event_id=command.event_id, details={"message": self._attempt.get("message")}))
+        metrics.synced(CRM_TO_AMEISE.value, str(result.action), received_at=command.received_at)
 
     # ------------------------------------------------------------ helpers
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed", *,

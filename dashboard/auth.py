@@ -26,7 +26,7 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints anyone may reach: the sign-in form, the language switch, static files.
-PUBLIC = {"auth.login", "i18n.set_language", "static"}
+PUBLIC = {"auth.login", "i18n.set_language", "static", "metrics.scrape"}  # metrics: a bearer token instead
 MAX_FIELD = 1024
 
 

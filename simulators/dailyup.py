@@ -1,12 +1,16 @@
 """The DailyUp delivery of the simulated Ameise: its customers and contracts as blau direkt would push them.
 
 Written in the stand-in format of ``reference/dailyup.md`` (ZIP of ``;`` CSV
-files, ``DD.MM.YYYY`` dates, decimal commas), with the lookup lists.  Texts the
-simulator keeps (Anrede "Frau", Land "Deutschland", Rechtsform "GmbH") are
-delivered as the codes of the lookup lists, as the real export does.
+files, ``DD.MM.YYYY`` dates, decimal commas), with the lookup lists.  Which field
+of the nested customer (``Person.Vorname``, ``Hauptwohnsitz.Postleitzahl``,
+``Kontaktdaten[...]``) fills which column follows the bundled mapping's
+``ameise_to_dailyup`` rules, the ones echo suppression uses.  Texts the simulator
+keeps (Land "Deutschland", Rechtsform "GmbH") are delivered as the codes of the
+lookup lists, as the real export does.
 """
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from datetime import date, datetime
@@ -14,7 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes
-from syncbridge.deliveries import AMEISE_TO_DAILYUP, COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS, LOOKUP_OF_COLUMN
+from syncbridge.deliveries import COLUMNS, CONTRACTS, CUSTOMERS, DECIMAL_COLUMNS, LOOKUP_OF_COLUMN
+from syncbridge.mapping import load_mapping
 
 # Codes the simulator's demo data uses beyond the generated lookup lists.
 EXTRA_LOOKUPS = {
@@ -23,6 +28,7 @@ EXTRA_LOOKUPS = {
     "zahlweisen": (("5", "jährlich (Sonderzahlweise)"),),
 }
 DATES = {"Geburtsdatum", "Beginn", "Ablauf"}
+_mapping = functools.cache(load_mapping)
 
 
 def lookup_lists() -> dict[str, tuple[tuple[str, str], ...]]:
@@ -47,13 +53,6 @@ def _text(column: str, value: Any) -> str:
     return str(value)
 
 
-def _read(record: dict[str, Any], path: str) -> Any:
-    value: Any = record
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def _changed_on(record: dict[str, Any]) -> str:
     stamp = record.get("GeaendertAm")
     try:
@@ -63,10 +62,14 @@ def _changed_on(record: dict[str, Any]) -> str:
 
 
 def customer_row(record: dict[str, Any]) -> dict[str, str]:
-    row = {"Kundennummer": record["Id"], "BenutzernameSimplr": record.get("Benutzername") or "",
-           "GeaendertAm": _changed_on(record)}
-    for path, column in AMEISE_TO_DAILYUP["customer"].items():
-        value = _read(record, path)
+    row = {column: "" for column in COLUMNS[CUSTOMERS]}
+    row.update({"Kundennummer": record["Id"], "BenutzernameSimplr": record.get("Benutzername") or "",
+                "GeaendertAm": _changed_on(record)})
+    kind = "company" if (record.get("Person") or {}).get("Typ") == "juristisch" else "person"
+    rules = _mapping().as_dailyup(kind)
+    values = rules.columns(record)
+    for column in {rule.dailyup: None for rule in rules.fields}:
+        value = values.get(column)
         if column in LOOKUP_OF_COLUMN and value:
             value = _code_of(LOOKUP_OF_COLUMN[column], str(value))
         row[column] = _text(column, value)
@@ -75,8 +78,10 @@ def customer_row(record: dict[str, Any]) -> dict[str, str]:
 
 def contract_row(record: dict[str, Any]) -> dict[str, str]:
     row = {"Vertragsnummer": record["Id"], "GeaendertAm": _changed_on(record)}
-    for path, column in AMEISE_TO_DAILYUP["contract"].items():
-        row[column] = _text(column, _read(record, path))
+    rules = _mapping().as_dailyup("contract")
+    values = rules.columns(record)
+    for rule in rules.fields:
+        row[rule.dailyup] = _text(rule.dailyup, values.get(rule.dailyup))
     return row
 
 

@@ -10,6 +10,8 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 from producers.topology import declare
 from simulators.ameise import AmeiseState, create_ameise_app
@@ -18,6 +20,7 @@ from simulators.server import ServerThread
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho_demo
 from syncbridge.bootstrap import (
+    WORKER_DIRECTIONS,
     Services,
     bootstrap,
     broker_connection,
@@ -26,9 +29,14 @@ from syncbridge.bootstrap import (
     connect_ameise_by_consent,
     dashboard_app,
     dashboard_parts,
+    direction_paused,
+    preflight,
+    run_after_preflight,
+    run_unless_paused,
     web_app,
 )
 from syncbridge.config import Settings
+from syncbridge.handlers.preflight import record_preflight
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +68,10 @@ class Stack:
     threads: list[threading.Thread] = field(default_factory=list)
     demo_ids: dict = field(default_factory=dict)
     dashboard: ServerThread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)   # ends a worker's wait for its preflight
 
     def stop(self) -> None:
+        self.stopping.set()
         for worker in self.workers:
             worker.should_stop = True
         for thread in self.threads:
@@ -83,14 +93,16 @@ def start_stack(
     webhook_style: str = "form",
     migrate: bool = True,
     dashboard_port: int | None = None,
+    zoho_state: ZohoState | None = None,
 ) -> Stack:
     """Start simulators, receiver and workers; register Zoho workflow webhooks at the receiver.
 
     ``migrate`` brings the database up to date (a database of the stack's own);
     without it an outdated database is refused (SchemaOutdated).  A ``dashboard_port``
-    (0: any free one) starts the dashboard too, with the admin :data:`DEMO_LOGIN`.
+    (0: any free one) starts the dashboard too, with the admin :data:`DEMO_LOGIN`.  ``zoho_state``
+    is the simulated CRM to use (e.g. with a field changed before the workers start).
     """
-    zoho_state, ameise_state = ZohoState(), AmeiseState()
+    zoho_state, ameise_state = zoho_state or ZohoState(), AmeiseState()
     demo_ids = {}
     if seed:
         demo_ids["zoho"] = seed_zoho_demo(zoho_state)
@@ -98,6 +110,8 @@ def start_stack(
     zoho = ServerThread(create_zoho_app(zoho_state), port=zoho_port).start()
     ameise = ServerThread(create_ameise_app(ameise_state), port=ameise_port).start()
     receiver_port = receiver_port or free_port()
+    if dashboard_port is not None:
+        dashboard_port = dashboard_port or free_port()
     settings = settings.with_overrides(
         zoho_accounts_url=zoho.url,
         zoho_api_url="",
@@ -105,6 +119,7 @@ def start_stack(
         ameise_api_url=ameise.url + AMEISE_API_PATH,
         ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
         public_url=f"http://127.0.0.1:{receiver_port}",
+        **({"dashboard_url": f"http://127.0.0.1:{dashboard_port}"} if dashboard_port is not None else {}),
     )
     try:
         services = bootstrap(settings, store=build_store(settings, migrate=migrate))
@@ -122,10 +137,26 @@ def start_stack(
     stack = Stack(settings, services, zoho_state, ameise_state, zoho, ameise, receiver, demo_ids=demo_ids)
     if dashboard_port is not None:
         stack.dashboard = _start_dashboard(settings, services, dashboard_port)
+        # A reconnect from the dashboard's Connections page shows Ameise's consent page, as the real one does.
+        ameise_state.consent_page = True
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
+    passed: dict[str, bool] = {}      # the first check of each direction
     for index, name in enumerate(names):
         worker = build_worker(name, services)
-        thread = threading.Thread(target=worker.run, name=f"{name}-{index}", daemon=True)
+        # A sync direction consumes once its preflight check passes, and while an operator has not paused it;
+        # its messages wait in the queue till then.  The first check runs here, so a direction that passes is
+        # consuming when the stack is returned.
+        direction = WORKER_DIRECTIONS.get(name)
+        run = worker.run
+        if direction is not None:
+            run = partial(run_unless_paused, worker, name, direction_paused(services, direction), stack.stopping, 0.5)
+            if direction not in passed:
+                report = preflight(services, (direction,))
+                record_preflight(services.store, direction, report)
+                passed[direction] = report.passes(direction)
+            if not passed[direction]:
+                run = partial(run_after_preflight, run, services, direction, stack.stopping)
+        thread = threading.Thread(target=run, name=f"{name}-{index}", daemon=True)
         stack.workers.append(worker)
         stack.threads.append(thread)
         thread.start()
@@ -151,6 +182,35 @@ def _demo_events(zoho_state: ZohoState, ids: dict[str, str]) -> None:
             zoho_state.user_update(module, ids[name], {field: record.get(field)})
         except Exception:  # noqa: BLE001 - demo data only: the stack runs without it
             log.warning("the demo edit of %s could not be made", name, exc_info=True)
+
+
+def deliver_demo_dailyup(stack: Stack) -> Path:
+    """Put Ameise's DailyUp of today into the drop folder's inbox, as blau direkt's FTP push does.
+
+    The DailyUp worker imports it and the return path brings its changes to the CRM,
+    so the dashboard's Imports and Statistics pages have something real to show.
+    """
+    import io
+
+    from syncbridge.dailyup.intake import DropFolder
+
+    name, data = stack.ameise_state.dailyup()
+    path, _, _ = DropFolder.at(stack.settings.dailyup_dir).save_upload(
+        io.BytesIO(data), name, max_bytes=stack.settings.dailyup_max_upload_bytes)
+    return path
+
+
+def add_demo_failure(stack: Stack) -> str:
+    """A CRM contact Ameise refuses (a German PLZ of four digits): the demo's dead letter, shown as an issue.
+
+    Fixing the PLZ in the CRM and replaying the dead letter from the dashboard syncs it.
+    """
+    record_id = stack.zoho_state.user_create("Contacts", {
+        "Salutation": "Herr", "First_Name": "Paul", "Last_Name": "Fehler", "Email": "paul.fehler@example.de",
+        "Mailing_Street": "Ringstraße 3", "Mailing_Zip": "5067", "Mailing_City": "Köln",
+        "Mailing_Country": "Deutschland"})
+    stack.demo_ids.setdefault("zoho", {})["Paul Fehler"] = record_id
+    return record_id
 
 
 def _start_dashboard(settings: Settings, services: Services, port: int) -> ServerThread:

@@ -24,8 +24,18 @@ from syncbridge.config import WORKERS, Settings
 from syncbridge.errors import SchemaOutdated
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.handlers.dead_letters import DeadLetterOps
+from syncbridge.handlers.preflight import PreflightDependencies, PreflightReport, record_preflight, run_preflight
 from syncbridge.mapping import Mapping, load_mapping
-from syncbridge.ports import AmeiseClient, CrmClient, DeadLetterStore, Publisher, Store
+from syncbridge.ports import (
+    AMEISE_TO_CRM,
+    CRM_TO_AMEISE,
+    AmeiseClient,
+    AmeiseConnection,
+    CrmClient,
+    DeadLetterStore,
+    Publisher,
+    Store,
+)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -148,6 +158,21 @@ class Services:
             coalesce_margin=s.coalesce_margin,
             lock_ttl=s.record_lease,
             lock_wait=min(30.0, s.record_lease),
+        )
+
+    def preflight_dependencies(self) -> PreflightDependencies:
+        s = self.settings
+        return PreflightDependencies(
+            crm=self.crm,
+            store=self.store,
+            mapping=self.mapping,
+            module_entities=s.zoho_modules,
+            kundennummer_field=s.zoho_field_kundennummer,
+            vertragsnummer_field=s.zoho_field_vertragsnummer,
+            status_field=s.zoho_field_ameise_status if s.dailyup_delete_mode == "mark" else "",
+            vermittler=s.ameise_vermittler,
+            ameise=self.ameise if isinstance(self.ameise, AmeiseConnection) else None,
+            lookups=self.dailyup,
         )
 
     def require_dailyup(self) -> SqlDailyUpStore:
@@ -302,12 +327,13 @@ def web_app(settings: Settings | None = None, *, publisher: Any = None,
 
 def web_checks(settings: Settings, publisher) -> dict[str, Callable[[], None]]:
     """Readiness checks of the receiver: broker and database reachable."""
-    from syncbridge.adapters.db.sql import SqlStore
-
     store_holder: list[Store] = []
 
     def database() -> None:
         if not store_holder:
+            # Imported on the first check: the receiver starts (and queues events) without the SQL stack loaded.
+            from syncbridge.adapters.db.sql import SqlStore
+
             store_holder.append(SqlStore.from_url(settings.database_url))
         store_holder[0].ping()
 
@@ -400,6 +426,102 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
     return False
 
 
+# The direction whose preflight check a worker waits for before it consumes.
+WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(AMEISE_TO_CRM)}
+
+
+def preflight(services: Services, directions: tuple[str, ...] | None = None) -> PreflightReport:
+    """Run the preflight check (``syncbridge check``) of ``directions`` (default: both)."""
+    deps = services.preflight_dependencies()
+    return run_preflight(deps) if directions is None else run_preflight(deps, directions)
+
+
+def wait_for_preflight(services: Services, direction: str, stop: threading.Event, *,
+                       interval: float | None = None, wait: Callable[[float], object] | None = None) -> bool:
+    """Block until the preflight check of ``direction`` passes (its messages wait in their queue meanwhile).
+
+    Re-checks every ``interval`` seconds (SYNCBRIDGE_PREFLIGHT_INTERVAL); each change
+    of the outcome is written to the activity log, where `syncbridge status` reads it.
+    ``wait`` (default ``stop.wait``) is the pause between two checks.  False when stopped first.
+    """
+    interval = services.settings.preflight_interval if interval is None else interval
+    wait = wait or stop.wait
+    while not stop.is_set():
+        report = preflight(services, (direction,))
+        try:
+            record_preflight(services.store, direction, report)
+        except Exception:  # noqa: BLE001 - the log is for the status; the check's outcome still decides
+            log.warning("could not record the preflight state of %s", direction, exc_info=True)
+        if report.passes(direction):
+            log.info("preflight of %s passed", direction)
+            return True
+        log.warning("%s paused: preflight failing: %s; messages wait in the queue, checked again in %.0f s",
+                    direction, "; ".join(f.line() for f in report.blocking(direction)), interval)
+        wait(interval)
+    return False
+
+
+def run_after_preflight(run: Callable[[], None], services: Services, direction: str, stop: threading.Event) -> None:
+    """Call ``run`` (a worker's loop) once the preflight check of ``direction`` passes (the dev stack's threads)."""
+    if wait_for_preflight(services, direction, stop) and not stop.is_set():
+        run()
+
+
+def direction_paused(services: Services, direction: str) -> Callable[[], bool]:
+    """Whether the operators have paused ``direction`` (the dashboard's flag in the store); the last answer when the database is away."""
+    from syncbridge.adapters.db.operators import SqlOperatorStore
+
+    engine = getattr(services.store, "engine", None)
+    if engine is None:
+        return lambda: False          # an in-memory store keeps no pause flags
+    operators = SqlOperatorStore(engine)
+    last = [False]
+
+    def paused() -> bool:
+        try:
+            last[0] = direction in operators.paused_directions()
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop or start a worker
+            log.warning("cannot read the pause flag of %s: %s", direction, exc)
+        return last[0]
+
+    return paused
+
+
+def run_unless_paused(worker, name: str, paused: Callable[[], bool], stop: threading.Event,
+                      interval: float = 2.0) -> None:
+    """Consume while the worker's direction is not paused; paused, its messages wait in their queue.
+
+    A pause is noticed within ``interval`` seconds: the message in hand is
+    finished, the consumer leaves the broker (what it had prefetched but not
+    acknowledged goes back to the queue, not to the dead letters), and it comes
+    back when the direction is resumed.
+    """
+    while not stop.is_set():
+        if paused():
+            log.info("worker %s: its direction is paused by an operator; messages wait in the queue", name)
+            while not stop.wait(interval) and paused():
+                pass
+            if stop.is_set():
+                return
+            log.info("worker %s: its direction was resumed", name)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(interval):
+                if stop.is_set() or paused():
+                    worker.should_stop = True
+                    return
+
+        watcher = threading.Thread(target=watch, name=f"{name}-pause-watch", daemon=True)
+        worker.should_stop = stop.is_set()
+        watcher.start()
+        try:
+            worker.run()
+        finally:
+            done.set()
+            watcher.join()
+
+
 def run_worker(name: str, settings: Settings | None = None) -> None:
     """Run one worker until SIGTERM / SIGINT; in-flight work is finished first.
 
@@ -428,10 +550,16 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
         worker = workers[0]
         if stop.is_set():
             worker.should_stop = True
-        if name != "crm-to-ameise" or wait_for_ameise(services, stop):
+        ready = name != "crm-to-ameise" or wait_for_ameise(services, stop)
+        if ready and name in WORKER_DIRECTIONS:
+            ready = wait_for_preflight(services, WORKER_DIRECTIONS[name], stop)
+        if ready:
             log.info("worker %s consuming from %s", name, settings.effective_broker_url.split("@")[-1])
             started = time.monotonic()
-            worker.run()
+            if name in WORKER_DIRECTIONS:
+                run_unless_paused(worker, name, direction_paused(services, WORKER_DIRECTIONS[name]), stop)
+            else:
+                worker.run()
             log.info("worker %s stopped after %.0f s", name, time.monotonic() - started)
     finally:
         services.close()
@@ -473,8 +601,9 @@ def build_operators(settings: Settings, *, store: Store | None = None, migrate: 
                      check_password=check_password_hash, limits=limits, **extra)
 
 
-def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: bool | None = False, now=None):
-    """What the dashboard's pages call: users and audit log, the Overview's sources."""
+def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: bool | None = False, now=None,
+                    publisher: Publisher | None = None):
+    """What the dashboard's pages call: users and audit log, the Overview's sources, dead letters and issues."""
     from dashboard import DashboardParts
     from producers.depths import queue_depths
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
@@ -495,7 +624,13 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                               queue_depths=partial(queue_depths, connect, topology_for(settings)))
     if now is not None:
         sources.now = now
-    return DashboardParts(operators=operators, overview_sources=sources, events=_event_sources(settings, store, engine))
+    dashboard = DashboardParts(operators=operators, overview_sources=sources,
+                               connections=build_connections(settings, store, operators.store),
+                               metrics=partial(metrics_exposition, sources.queue_depths),
+                               events=_event_sources(settings, store, engine),
+                               **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
+    _add_imports_and_statistics(dashboard, settings, store, engine, now)
+    return dashboard
 
 
 def _event_sources(settings: Settings, store: Store, engine):
@@ -506,6 +641,85 @@ def _event_sources(settings: Settings, store: Store, engine):
     log_ = SqlActivityLog(engine)
     return EventSources(log=log_, views=log_, store=store, ameise_portal_url=settings.ameise_portal_url,
                         zoho_accounts_url=settings.zoho_accounts_url)
+
+
+def _add_imports_and_statistics(dashboard, settings: Settings, store: Store, engine, now) -> None:
+    """The Imports page's DailyUp (a dry-running importer, the drop folder) and the Statistics page's sources."""
+    from pathlib import Path
+
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.dailyup.importer import DailyUpImporter
+    from syncbridge.dailyup.intake import DropFolder
+    from syncbridge.handlers.imports import ImportsDesk
+    from syncbridge.handlers.statistics import StatisticsSources
+
+    dailyup = SqlDailyUpStore(engine)
+    options = settings.dailyup_reader_options
+    clock = {"now": now} if now is not None else {}
+    dashboard.imports = ImportsDesk(dailyup, DropFolder(Path(settings.dailyup_dir)),    # made on first use
+                                    DailyUpImporter(dailyup, reader_options=options),
+                                    dashboard.operators.store, reader_options=options,
+                                    max_upload_bytes=settings.dailyup_max_upload_bytes, **clock)
+    dashboard.statistics = StatisticsSources(counts=store, log=store, **clock)  # type: ignore[arg-type]
+
+
+def _dashboard_dead_letters(settings: Settings, store: Store, operators, *, now=None,
+                            publisher: Publisher | None = None) -> dict[str, Any]:
+    """The Dead letters and Issues pages' parts: replay publishes through a publisher made on first use."""
+    from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.issues import SqlIssueStore, SqlJobStore
+    from syncbridge.handlers.issues import BulkJobs, Issues
+
+    engine = store.engine  # type: ignore[attr-defined] - a SqlStore (build_operators checked it)
+    topology = getattr(publisher, "topology", None) or topology_for(settings)
+    lazy = publisher if publisher is not None else _LazyPublisher(lambda: build_publisher(settings, topology))
+    ops = DeadLetterOps(SqlDeadLetterStore(engine), store, publisher=lazy, topology=topology)
+    clock = {"now": now} if now is not None else {}
+    return {"dead_letter_ops": ops, "activity": store,
+            "issues": Issues(SqlIssueStore(engine), operators, **clock),
+            "bulk_jobs": BulkJobs(ops, SqlJobStore(engine), operators, **clock)}
+
+
+class _LazyPublisher:
+    """A publisher connected on its first message, so the dashboard starts without the broker."""
+
+    def __init__(self, build: Callable[[], Publisher]) -> None:
+        self._build = build
+        self._publisher: Publisher | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = self._build()
+            return self._publisher
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().publish(*args, **kwargs)
+
+    def publish_many(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get().publish_many(*args, **kwargs)
+
+
+def build_connections(settings: Settings, store: Store, operators):
+    """The Connections page's sources: the same OAuth adapters the workers and the CLI use, called back on the dashboard."""
+    from syncbridge.adapters.ameise import AmeiseOAuth
+    from syncbridge.adapters.zoho import ZohoClient
+    from syncbridge.handlers.connections import ConnectionSources
+
+    callback = settings.dashboard_url.rstrip("/") + "/connections/{}/callback"
+    connectors = {
+        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho")),
+        "ameise": AmeiseOAuth.from_settings(settings, store.tokens, redirect_uri=callback.format("ameise")),
+    }
+    return ConnectionSources(connectors=connectors, tokens=store.tokens, operators=operators, settings=settings)
+
+
+def metrics_exposition(queue_depths=None) -> tuple[bytes, str]:
+    """The metrics of every process of this host in Prometheus' text format, with the queue depths of now."""
+    from syncbridge.metrics import exposition
+
+    return exposition(queue_depths)
 
 
 def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:

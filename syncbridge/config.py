@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from datetime import time
 from typing import Any
+from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 from marshmallow import ValidationError, validate
@@ -210,7 +211,7 @@ class Settings:
     body_read_timeout: float = _s("BODY_READ_TIMEOUT", "10", "seconds a client may take to send a request body once its headers are in (an authenticated DailyUp upload: seconds between two reads); slower answers 408", parse=_seconds(zero=False))
 
     # Zoho CRM
-    zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint)")
+    zoho_accounts_url: str = _s("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.eu", "Zoho accounts server of the data centre (OAuth token endpoint): accounts.zoho.com, .eu, .in, .com.au, .jp, .com.cn, .sa, or accounts.zohocloud.ca (Canada)")
     zoho_api_url: str = _s("ZOHO_API_URL", "", "Zoho API domain; empty = the api_domain returned with the access token")
     zoho_client_id: str = _s("ZOHO_CLIENT_ID", "dev-zoho-client", "OAuth client id (Zoho API console)", secret=True)
     zoho_client_secret: str = _s("ZOHO_CLIENT_SECRET", "dev-zoho-secret", "OAuth client secret", secret=True)
@@ -220,7 +221,6 @@ class Settings:
     zoho_field_vertragsnummer: str = _s("ZOHO_FIELD_VERTRAGSNUMMER", "Vertragsnummer", "API name of the CRM field holding the Ameise Vertragsnummer")
 
     # Ameise (blau direkt)
-    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz/maklerportal", "base of the Ameise broker portal for deep links to a customer or contract (the dashboard's record timeline)")
     ameise_auth_url: str = _s("AMEISE_AUTH_URL", "https://auth.dionera.com", "Ameise OAuth2 server (authorize, token, userinfo)")
     ameise_api_url: str = _s("AMEISE_API_URL", "https://mitarbeiterwebservice.maklerinfo.biz/service/bd/employee/1.0/rest", "base of the employee web service; the employee id is appended")
     ameise_client_id: str = _s("AMEISE_CLIENT_ID", "dev-ameise-client", "OAuth client id issued by blau direkt", secret=True)
@@ -228,6 +228,7 @@ class Settings:
     ameise_refresh_token: str = _s("AMEISE_REFRESH_TOKEN", "", "optional refresh token to start from; otherwise connect with `syncbridge connect ameise`")
     ameise_scope: str = _s("AMEISE_SCOPE", "ameise/mitarbeiterwebservice offline", "OAuth scopes; offline yields the refresh token")
     ameise_vermittler: str = _s("AMEISE_VERMITTLER", "", "Vermittler number put on contracts that name none")
+    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz", "base of the deep links into the Ameise portal (https://www.maklerinfo.biz or https://ameise.app)", parse=mf.Url(schemes={"http", "https"}, require_tld=False, error_messages={"invalid": "must be an http(s) URL"}))
 
     # DailyUp (Ameise -> CRM, daily)
     dailyup_dir: str = _s("DAILYUP_DIR", "var/dailyup", "folder of DailyUp deliveries: inbox/ is the drop folder (FTP target, uploads), archive/ keeps accepted ones, rejected/ the others")
@@ -256,10 +257,13 @@ class Settings:
     dashboard_login_attempts: int = _s("DASHBOARD_LOGIN_ATTEMPTS", "5", "failed sign-ins of one account within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
     dashboard_login_attempts_per_address: int = _s("DASHBOARD_LOGIN_ATTEMPTS_PER_ADDRESS", "20", "failed sign-ins from one client address within DASHBOARD_LOGIN_WINDOW after which it is locked for the rest of the window", parse=_positive_int())
     dashboard_login_window: float = _s("DASHBOARD_LOGIN_WINDOW", "900", "seconds over which failed dashboard sign-ins are counted", parse=_seconds(zero=False))
+    dashboard_url: str = _s("DASHBOARD_URL", "http://127.0.0.1:8080", "URL under which the dashboard is reachable (the OAuth callbacks of its Connections page)")
+    metrics_token: str = _s("METRICS_TOKEN", "dev-metrics-token", "secret of the dashboard's /metrics (Prometheus: Authorization: Bearer)", secret=True)
     dashboard_proxies: int = _s("DASHBOARD_PROXIES", "0", "reverse proxies in front of the dashboard whose X-Forwarded-For / -Proto are trusted (the client address the sign-in limit counts)", parse=_count())
 
     # mapping, HTTP, monitoring
     mapping_file: str = _s("MAPPING_FILE", "", "TOML field mapping; empty = the bundled syncbridge/mappings/default.toml")
+    preflight_interval: float = _s("PREFLIGHT_INTERVAL", "60", "seconds between two preflight checks of a worker whose direction is paused because the check fails (`syncbridge check`)", parse=_seconds(zero=False))
     http_timeout: float = _s("HTTP_TIMEOUT", "15", "seconds before a call to Zoho or Ameise counts as unavailable", parse=_seconds(zero=False))
     token_refresh_margin: float = _s("TOKEN_REFRESH_MARGIN", "300", "refresh access tokens this many seconds before they expire", parse=_seconds())
     token_key: str = _s("TOKEN_KEY", DEV_TOKEN_KEY, "Fernet key encrypting the OAuth tokens stored in the database (make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'); to rotate, give new,old (comma-separated: the first encrypts, all decrypt); the default is a public development key", secret=True)
@@ -385,3 +389,9 @@ def _messages(messages: Any) -> list[str]:
     if isinstance(messages, (list, tuple)):
         return [m for value in messages for m in _messages(value)]
     return [str(messages)]
+
+
+def ameise_deep_link(portal_url: str, entity: str, number: str) -> str:
+    """The Ameise portal's page of a customer (Kundennummer) or contract (Vertragsnummer)."""
+    show = {"customer": "kunde", "contract": "vertrag"}[entity]
+    return f"{portal_url.rstrip('/')}/maklerportal/?show={show}&{show}={quote(str(number), safe='')}"

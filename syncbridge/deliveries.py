@@ -134,43 +134,10 @@ def normalize_decimal(value: Any) -> str | None:
     return "0" if text in ("-0", "") else text
 
 
-# How a body the CRM -> Ameise direction sent compares with a DailyUp row: Ameise
-# API field (dotted path) -> DailyUp column.  Used to recognise our own writes
-# when they come back in the next delivery (echo suppression).
-AMEISE_TO_DAILYUP = {
-    "customer": {
-        "Personentyp": "Personentyp", "Anrede": "Anrede", "Titel": "Titel", "Vorname": "Vorname",
-        "Nachname": "Nachname", "Firma": "Firma", "Rechtsform": "Rechtsform", "Geburtsdatum": "Geburtsdatum",
-        "Strasse": "Strasse", "PLZ": "PLZ", "Ort": "Ort", "Land": "Land", "Email": "Email", "Telefon": "Telefon",
-        "Mobil": "Mobil", "Vermittler": "Vermittlernummer",
-    },
-    "contract": {
-        "Kunde": "Kundennummer", "Versicherungsscheinnummer": "Versicherungsscheinnummer",
-        "Gesellschaft": "Gesellschaft", "Sparte": "Sparte", "Status": "Status", "Beitrag.Brutto": "BeitragBrutto",
-        "Beitrag.Netto": "BeitragNetto", "Beitrag.Zahlweise": "Zahlweise", "Laufzeit.Beginn": "Beginn",
-        "Laufzeit.Ablauf": "Ablauf", "Risiko": "Risiko", "Vermittler": "Vermittlernummer",
-    },
-}
 DECIMAL_COLUMNS = {"BeitragBrutto", "BeitragNetto"}
 # Columns that carry the code of a lookup list (column -> lookup table).  Ameise's
-# API takes and gives some of them as text ("Frau", "Deutschland"), the DailyUp as code.
+# API takes and gives some of them as text ("Deutschland", "GmbH"), the DailyUp as code.
+# How an Ameise record becomes a DailyUp row is part of the mapping (ameise_to_dailyup).
 LOOKUP_OF_COLUMN = {"Anrede": "anreden", "Land": "laender", "Rechtsform": "rechtsformen",
                     "Gesellschaft": "gesellschaften", "Sparte": "sparten", "Status": "vertragsstatus",
                     "Zahlweise": "zahlweisen"}
-
-
-def ameise_body_as_dailyup(entity: str, body: dict[str, Any]) -> dict[str, str | None]:
-    """The DailyUp columns (normalized) that an Ameise API body sets."""
-    result: dict[str, str | None] = {}
-    for path, column in AMEISE_TO_DAILYUP[entity].items():
-        value: Any = body
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            continue
-        if column in DECIMAL_COLUMNS:
-            result[column] = normalize_decimal(value)
-        else:
-            text = str(value).strip()
-            result[column] = text or None
-    return result

@@ -1,8 +1,15 @@
 """Apply the declarative field mapping (``syncbridge/mappings/default.toml``).
 
 The mapping is data: which CRM field goes to which Ameise field (direction
-``crm_to_ameise``) and which DailyUp column goes to which CRM field (direction
-``ameise_to_crm``), with a type.  This module only reads it, checks it, and applies it.
+``crm_to_ameise``), which DailyUp column goes to which CRM field (direction
+``ameise_to_crm``), and which Ameise field is which DailyUp column (direction
+``ameise_to_dailyup``, to recognise our own writes in the next delivery), with a
+type and, for codes, a value table.  This module only reads it, checks it, and applies it.
+
+Ameise paths are nested: ``Person.Vorname`` is a field of an object,
+``Kontaktdaten[Kontext=privat,Typ=email].Value`` the ``Value`` of the entry of the
+list ``Kontaktdaten`` whose ``Kontext`` and ``Typ`` are these (written: that entry,
+made when missing; read: the first such entry).
 """
 from __future__ import annotations
 
@@ -16,11 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from syncbridge.config import ENTITY_KINDS
-from syncbridge.deliveries import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, LOOKUP_TABLES, parse_decimal
+from syncbridge.deliveries import (
+    CONTRACT_COLUMNS,
+    CUSTOMER_COLUMNS,
+    DECIMAL_COLUMNS,
+    LOOKUP_TABLES,
+    normalize_decimal,
+    parse_decimal,
+)
 
 CRM_TO_AMEISE = "crm_to_ameise"
 AMEISE_TO_CRM = "ameise_to_crm"
-DIRECTIONS = (CRM_TO_AMEISE, AMEISE_TO_CRM)
+AMEISE_TO_DAILYUP = "ameise_to_dailyup"
+DIRECTIONS = (CRM_TO_AMEISE, AMEISE_TO_CRM, AMEISE_TO_DAILYUP)
+VALUE_TABLES = "values"         # the top-level table of value tables: [values.<name>] text = "code"
 DEFAULT_MAPPING = "default.toml"
 # The DailyUp columns an ameise_to_crm rule of each entity kind may read.
 DAILYUP_COLUMNS = {"person": CUSTOMER_COLUMNS, "company": CUSTOMER_COLUMNS, "contract": CONTRACT_COLUMNS}
@@ -78,19 +94,75 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_path(record: dict[str, Any], path: str) -> Any:
+# One segment of an Ameise path: a name, optionally a selector of list entries ``[Key=value,...]``.
+SEGMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<select>[^\[\]]+)\])?$")
+SELECTOR_ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^,=]*?)\s*$")
+
+
+def parse_path(path: str) -> list[tuple[str, dict[str, str] | None]]:
+    """The segments of a path: (name, selector or None); ValueError when it is malformed."""
+    segments: list[tuple[str, dict[str, str] | None]] = []
+    for part in _split_path(path):
+        match = SEGMENT.match(part)
+        if not match:
+            raise ValueError(f"malformed path segment {part!r} in {path!r}")
+        select = None
+        if match["select"] is not None:
+            select = {}
+            for item in match["select"].split(","):
+                pair = SELECTOR_ITEM.match(item)
+                if not pair or not pair.group(2):
+                    raise ValueError(f"write a selector as [Key=value,...], not [{match['select']}] in {path!r}")
+                select[pair.group(1)] = pair.group(2)
+        segments.append((match["name"], select))
+    if segments and segments[-1][1] is not None:
+        raise ValueError(f"{path!r} ends at a list entry: name the entry's field, e.g. {path}.Value")
+    return segments
+
+
+def _split_path(path: str) -> list[str]:
+    """Split at the dots outside of selectors."""
+    parts, depth, current = [], 0, ""
+    for char in path:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "." and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
+
+
+def _matches(entry: Any, select: dict[str, str]) -> bool:
+    return isinstance(entry, dict) and all(str(entry.get(k)) == v for k, v in select.items())
+
+
+def read_path(record: dict[str, Any], path: str) -> Any:
+    """The value at ``path`` in a nested record; None where anything on the way is missing."""
     value: Any = record
-    for part in path.split("."):
+    for name, select in parse_path(path):
         if not isinstance(value, dict):
             return None
-        value = value.get(part)
+        value = value.get(name)
+        if select is not None:
+            value = next((e for e in value if _matches(e, select)), None) if isinstance(value, list) else None
     return value
 
 
-def _write_path(target: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
+def write_path(target: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` in a nested record, making the objects and list entries on the way."""
+    *parents, (leaf, _) = parse_path(path)
+    for name, select in parents:
+        if select is None:
+            target = target.setdefault(name, {})
+            continue
+        entries = target.setdefault(name, [])
+        found = next((e for e in entries if _matches(e, select)), None)
+        if found is None:
+            found = dict(select)
+            entries.append(found)
+        target = found
     target[leaf] = value
 
 
@@ -99,6 +171,17 @@ class FieldRule:
     crm: str
     ameise: str
     type: str = "string"
+    values: str = ""            # name of a value table: the CRM text becomes the table's code
+
+
+def _lookup_value(tables: dict[str, dict[str, str]], table: str, value: Any) -> str:
+    """The code of ``value`` in a value table (case and blanks ignored); ValueError when it has none."""
+    wanted = str(value).strip().casefold()
+    entries = tables.get(table, {})
+    for text, code in entries.items():
+        if text.strip().casefold() == wanted:
+            return code
+    raise ValueError(f"{value!r} is not in the value table {table!r} (known: {', '.join(entries)})")
 
 
 @dataclass(frozen=True)
@@ -110,23 +193,70 @@ class EntityMapping:
     fields: tuple[FieldRule, ...]
     constants: dict[str, Any] = field(default_factory=dict)
     customer_lookups: dict[str, str] = field(default_factory=dict)
+    value_tables: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_ameise(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Build the Ameise body from a CRM record; empty CRM values are left out."""
+        """Build the (nested) Ameise body from a CRM record; empty CRM values are left out."""
         result: dict[str, Any] = {}
         for rule in self.fields:
-            raw = _read_path(record, rule.crm)
+            raw = _read_crm(record, rule.crm)
             if _empty(raw):
                 continue
             try:
                 value = CONVERTERS[rule.type](raw)
+                if rule.values and value != "":
+                    value = _lookup_value(self.value_tables, rule.values, value)
             except ValueError as exc:
                 raise FieldValueError(rule.crm, str(exc)) from exc
             if value == "":
                 continue
-            _write_path(result, rule.ameise, value)
+            write_path(result, rule.ameise, value)
         for path, value in self.constants.items():
-            _write_path(result, path, value)
+            write_path(result, path, value)
+        return result
+
+
+def _read_crm(record: dict[str, Any], path: str) -> Any:
+    """A CRM field, a dotted path reading into a lookup object (``Owner.id``)."""
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# ---------------------------------------------------------------- ameise_to_dailyup
+@dataclass(frozen=True)
+class EchoRule:
+    """One ameise_to_dailyup rule: an Ameise path and the DailyUp column that carries it."""
+
+    ameise: str
+    dailyup: str
+
+
+@dataclass(frozen=True)
+class AmeiseToDailyUpMapping:
+    """How an Ameise record (as written or read) looks as a DailyUp row: used to recognise our own writes."""
+
+    kind: str
+    fields: tuple[EchoRule, ...]
+
+    def columns(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The raw values of the DailyUp columns that ``record`` sets (None values left out)."""
+        result: dict[str, Any] = {}
+        for rule in self.fields:
+            value = read_path(record, rule.ameise)
+            if value is not None:
+                result[rule.dailyup] = value
+        return result
+
+    def as_dailyup(self, record: dict[str, Any]) -> dict[str, str | None]:
+        """The DailyUp columns (normalized as the reader normalizes a row) that ``record`` sets."""
+        result: dict[str, str | None] = {}
+        for column, value in self.columns(record).items():
+            if column in DECIMAL_COLUMNS:
+                result[column] = normalize_decimal(value)
+            else:
+                result[column] = str(value).strip() or None
         return result
 
 
@@ -226,10 +356,11 @@ class DailyUpToCrmMapping:
 class Mapping:
     """Every entity mapping, by (kind, direction)."""
 
-    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping]
+    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping | AmeiseToDailyUpMapping]
     source: str
+    value_tables: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def get(self, kind: str, direction: str = CRM_TO_AMEISE) -> EntityMapping | DailyUpToCrmMapping:
+    def get(self, kind: str, direction: str = CRM_TO_AMEISE) -> EntityMapping | DailyUpToCrmMapping | AmeiseToDailyUpMapping:
         """The mapping of ``kind`` in ``direction``."""
         try:
             return self.entities[(kind, direction)]
@@ -248,6 +379,13 @@ class Mapping:
         found = self.get(kind, AMEISE_TO_CRM)
         if not isinstance(found, DailyUpToCrmMapping):
             raise MappingError(f"{self.source}: [{kind}.{AMEISE_TO_CRM}] is not a DailyUp -> CRM mapping")
+        return found
+
+    def as_dailyup(self, kind: str) -> AmeiseToDailyUpMapping:
+        """The ameise_to_dailyup mapping of ``kind``."""
+        found = self.get(kind, AMEISE_TO_DAILYUP)
+        if not isinstance(found, AmeiseToDailyUpMapping):
+            raise MappingError(f"{self.source}: [{kind}.{AMEISE_TO_DAILYUP}] is not an Ameise -> DailyUp mapping")
         return found
 
 
@@ -293,7 +431,8 @@ def _parse_dailyup_rule(kind: str, index: int, raw: Any, where: str) -> DailyUpR
     return rule
 
 
-def _parse_ameise_to_crm(kind: str, table: dict[str, Any], source: str) -> DailyUpToCrmMapping:
+def _parse_ameise_to_crm(kind: str, table: dict[str, Any], source: str,
+                         value_tables: dict[str, dict[str, str]]) -> DailyUpToCrmMapping:
     where = f"{source} [{kind}.{AMEISE_TO_CRM}]"
     unknown = set(table) - {"fields", "constants"}
     if unknown:
@@ -312,7 +451,53 @@ def _parse_ameise_to_crm(kind: str, table: dict[str, Any], source: str) -> Daily
 
 
 # ---------------------------------------------------------------- parsing
-def _parse_crm_to_ameise(kind: str, table: dict[str, Any], source: str) -> EntityMapping:
+def _check_path(where: str, path: str) -> None:
+    try:
+        parse_path(path)
+    except ValueError as exc:
+        raise MappingError(f"{where}: {exc}") from None
+
+
+def _parse_ameise_to_dailyup(kind: str, table: dict[str, Any], source: str,
+                             value_tables: dict[str, dict[str, str]]) -> AmeiseToDailyUpMapping:
+    where = f"{source} [{kind}.{AMEISE_TO_DAILYUP}]"
+    unknown = set(table) - {"fields"}
+    if unknown:
+        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    rules, columns = [], set()
+    for index, raw in enumerate(table.get("fields", [])):
+        if not isinstance(raw, dict) or not raw.get("ameise") or not raw.get("dailyup") or set(raw) - {"ameise", "dailyup"}:
+            raise MappingError(f"{where}: field rule {index + 1} needs ameise and dailyup, nothing else")
+        rule = EchoRule(str(raw["ameise"]), str(raw["dailyup"]))
+        _check_path(where, rule.ameise)
+        if rule.dailyup not in DAILYUP_COLUMNS[kind]:
+            raise MappingError(f"{where}: unknown DailyUp column {rule.dailyup!r}; known: {', '.join(DAILYUP_COLUMNS[kind])}")
+        if rule.dailyup in columns:
+            raise MappingError(f"{where}: DailyUp column {rule.dailyup!r} is mapped twice")
+        columns.add(rule.dailyup)
+        rules.append(rule)
+    if not rules:
+        raise MappingError(f"{where}: no field rules")
+    return AmeiseToDailyUpMapping(kind, tuple(rules))
+
+
+def _parse_value_tables(raw: Any, source: str) -> dict[str, dict[str, str]]:
+    if not isinstance(raw, dict):
+        raise MappingError(f"{source}: [{VALUE_TABLES}] holds tables such as [{VALUE_TABLES}.anrede]")
+    tables: dict[str, dict[str, str]] = {}
+    for name, entries in raw.items():
+        if not isinstance(entries, dict) or not entries:
+            raise MappingError(f"{source}: [{VALUE_TABLES}.{name}] must map texts to codes, e.g. Herr = \"1\"")
+        bad = [text for text, code in entries.items() if not isinstance(code, str) or not code.strip()]
+        if bad:
+            raise MappingError(f"{source}: [{VALUE_TABLES}.{name}]: write each code as non-empty text; "
+                               f"not so for {', '.join(bad)}")
+        tables[str(name)] = {str(text): code for text, code in entries.items()}
+    return tables
+
+
+def _parse_crm_to_ameise(kind: str, table: dict[str, Any], source: str,
+                         value_tables: dict[str, dict[str, str]]) -> EntityMapping:
     direction = CRM_TO_AMEISE
     where = f"{source} [{kind}.{direction}]"
     known = {"fields", "constants", "customer_lookups"}
@@ -324,12 +509,16 @@ def _parse_crm_to_ameise(kind: str, table: dict[str, Any], source: str) -> Entit
     for index, raw in enumerate(table.get("fields", [])):
         if not isinstance(raw, dict) or not raw.get("crm") or not raw.get("ameise"):
             raise MappingError(f"{where}: field rule {index + 1} needs crm and ameise")
-        extra = set(raw) - {"crm", "ameise", "type"}
+        extra = set(raw) - {"crm", "ameise", "type", "values"}
         if extra:
             raise MappingError(f"{where}: field rule {raw['crm']!r} has unknown keys {sorted(extra)}")
-        rule = FieldRule(str(raw["crm"]), str(raw["ameise"]), str(raw.get("type", "string")))
+        rule = FieldRule(str(raw["crm"]), str(raw["ameise"]), str(raw.get("type", "string")), str(raw.get("values", "")))
         if rule.type not in CONVERTERS:
             raise MappingError(f"{where}: field {rule.crm!r} has type {rule.type!r}; known: {', '.join(CONVERTERS)}")
+        if rule.values and rule.values not in value_tables:
+            raise MappingError(f"{where}: field {rule.crm!r} names unknown value table {rule.values!r}; "
+                               f"known: {', '.join(value_tables) or 'none'} (define it as [values.{rule.values}])")
+        _check_path(where, rule.ameise)
         if rule.ameise in targets:
             raise MappingError(f"{where}: Ameise field {rule.ameise!r} is mapped twice")
         targets.add(rule.ameise)
@@ -337,29 +526,39 @@ def _parse_crm_to_ameise(kind: str, table: dict[str, Any], source: str) -> Entit
     if not rules:
         raise MappingError(f"{where}: no field rules")
     constants = dict(table.get("constants", {}))
+    for path in constants:
+        _check_path(where, path)
     lookups = {str(k): str(v) for k, v in dict(table.get("customer_lookups", {})).items()}
     if kind == "contract" and not lookups:
         raise MappingError(f"{where}: customer_lookups is required for contracts")
-    return EntityMapping(kind, direction, tuple(rules), constants, lookups)
+    used = {rule.values for rule in rules if rule.values}
+    return EntityMapping(kind, direction, tuple(rules), constants, lookups,
+                         {name: value_tables[name] for name in used})
 
 
-def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
-    """Parse and check a TOML mapping."""
+def parse_mapping(text: str, source: str = "<mapping>", defaults: Mapping | None = None) -> Mapping:
+    """Parse and check a TOML mapping; sections it lacks are taken from ``defaults``, if given."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{source}: {exc}") from exc
-    parsers: dict[str, Callable[[str, Any, str], EntityMapping | DailyUpToCrmMapping]] = {
-        CRM_TO_AMEISE: _parse_crm_to_ameise, AMEISE_TO_CRM: _parse_ameise_to_crm}
-    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping] = {}
+    value_tables = _parse_value_tables(data.pop(VALUE_TABLES, {}), source)
+    parsers: dict[str, Callable[[str, Any, str, dict[str, dict[str, str]]],
+                                EntityMapping | DailyUpToCrmMapping | AmeiseToDailyUpMapping]] = {
+        CRM_TO_AMEISE: _parse_crm_to_ameise, AMEISE_TO_CRM: _parse_ameise_to_crm,
+        AMEISE_TO_DAILYUP: _parse_ameise_to_dailyup}
+    entities: dict[tuple[str, str], EntityMapping | DailyUpToCrmMapping | AmeiseToDailyUpMapping] = {}
     for kind, directions in data.items():
         if kind not in ENTITY_KINDS:
             raise MappingError(f"{source}: unknown entity kind [{kind}]; known: {', '.join(ENTITY_KINDS)}")
         for direction, table in directions.items():
             if direction not in DIRECTIONS:
                 raise MappingError(f"{source}: unknown direction [{kind}.{direction}]; known: {', '.join(DIRECTIONS)}")
-            entities[(kind, direction)] = parsers[direction](kind, table, source)
-    return Mapping(entities, source)
+            entities[(kind, direction)] = parsers[direction](kind, table, source, value_tables)
+    if defaults is not None:
+        for key, entity in defaults.entities.items():
+            entities.setdefault(key, entity)
+    return Mapping(entities, source, value_tables)
 
 
 def load_mapping(path: str | None = None) -> Mapping:
@@ -367,8 +566,12 @@ def load_mapping(path: str | None = None) -> Mapping:
     if path:
         file = Path(path)
         try:
-            return parse_mapping(file.read_text(encoding="utf-8"), str(file))
+            text = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise MappingError(f"cannot read mapping file {file}: {exc.strerror}") from exc
+        # A mapping written before the ameise_to_dailyup sections existed keeps the bundled ones.
+        defaults = load_mapping()
+        bundled = {key: entity for key, entity in defaults.entities.items() if key[1] == AMEISE_TO_DAILYUP}
+        return parse_mapping(text, str(file), Mapping(bundled, DEFAULT_MAPPING))
     text = resources.files("syncbridge.mappings").joinpath(DEFAULT_MAPPING).read_text(encoding="utf-8")
     return parse_mapping(text, DEFAULT_MAPPING)

@@ -9,12 +9,13 @@ demo in ``simulators.fakes``; publishing is ``producers``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 # ---------------------------------------------------------------- outside systems
@@ -27,8 +28,32 @@ class RecordResult:
     message: str = ""
     action: str | None = None      # "insert", "update" or "delete" on success
     record_id: str | None = None   # details.id on success
-    field: str | None = None       # details.api_name on a per-record error
+    field: str | None = None       # details.api_name on a per-record error; several joined by ", "
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fields: tuple[str, ...] = ()   # every field Zoho refused (each entry of MULTIPLE_OR_MULTI_ERRORS)
+
+
+@dataclass(frozen=True)
+class CrmField:
+    """One field of a CRM module as the CRM's field metadata describes it.
+
+    ``unique`` is the field's own "Do not allow duplicate values" flag (a custom field
+    created unique).  ``duplicate_check`` says whether an upsert may match on the
+    field: true for a unique field and for the module's system duplicate-check field
+    (Contacts/Leads ``Email``, Accounts ``Account_Name``, Deals ``Deal_Name``), which
+    Zoho's field metadata does not flag as unique.
+    """
+
+    api_name: str
+    data_type: str                 # Zoho's data_type: text, textarea, email, phone, integer, double,
+                                   # currency, date, datetime, picklist, multiselectpicklist, lookup, boolean, ...
+    length: int | None = None
+    unique: bool = False           # "Do not allow duplicate values"
+    custom_field: bool = False
+    pick_list_values: tuple[str, ...] = ()   # the actual values a picklist accepts
+    lookup_module: str | None = None
+    duplicate_check: bool = False  # an upsert may name it in duplicate_check_fields (unique or system check field)
+    read_only: bool = False
 
 
 class CrmClient(Protocol):
@@ -54,6 +79,16 @@ class CrmClient(Protocol):
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value`` (all pages)."""
 
+    def field_metadata(self, module: str) -> list[CrmField]:
+        """The fields of a module (GET /settings/fields?module=)."""
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every record of ``module`` with up to 50 ``fields``; only those modified after ``modified_since``."""
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The records of ``module`` deleted lately (GET /{module}/deleted): id, display_name, deleted_time, ..."""
+
 
 class AmeiseClient(Protocol):
     """Ameise employee web service (Dionera), for one connected employee."""
@@ -65,10 +100,19 @@ class AmeiseClient(Protocol):
         """Create a customer; return the new Kundennummer."""
 
     def update_customer(self, kundennummer: str, data: dict[str, Any]) -> None:
-        """Update a customer."""
+        """Update a customer's own fields (Anrede, Person, Vermittler)."""
+
+    def set_main_address(self, kundennummer: str, address: dict[str, Any]) -> None:
+        """Write the main address (``Hauptwohnsitz``) through the ``adressen`` sub-resource."""
+
+    def add_contact(self, kundennummer: str, entry: dict[str, Any]) -> None:
+        """Add one ``{Kontext, Typ, Value}`` entry to the customer's ``Kontaktdaten``."""
+
+    def update_contact(self, kundennummer: str, contact_id: str, entry: dict[str, Any]) -> None:
+        """Change the entry ``contact_id`` of the customer's ``Kontaktdaten``."""
 
     def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        """Customers matching a search body such as ``{"mail": "a@b.de"}``."""
+        """``KundenSuchErgebnis`` items (Id, Text, Person, Hauptwohnsitz) for ``{"q": ...}`` or ``{"mail": ...}``."""
 
     def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
         """The contracts of a customer; empty when Ameise knows none."""
@@ -81,6 +125,17 @@ class AmeiseClient(Protocol):
 
     def update_contract(self, vertragsnummer: str, data: dict[str, Any]) -> None:
         """Update a contract with a partial body."""
+
+
+@runtime_checkable
+class AmeiseConnection(Protocol):
+    """Whether the Ameise connection is usable right now (the preflight check asks it)."""
+
+    def check_connection(self) -> str:
+        """A valid (refreshed if due) token and one cheap read; return the employee id.
+
+        Raises ReconnectNeeded when a person must connect again, Unavailable when Ameise cannot be reached.
+        """
 
 
 @dataclass
@@ -107,6 +162,18 @@ class TokenStore(Protocol):
 
     def status(self, provider: str) -> tuple[str, str]:
         """(status, detail); ("not_connected", "") when nothing is stored."""
+
+
+class Connector(Protocol):
+    """The OAuth authorization-code flow of one system: connect or reconnect it by a person's consent."""
+
+    supports_pkce: bool                 # whether the server takes a PKCE (RFC 7636) S256 challenge
+
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:
+        """The consent URL a person opens; it redirects back with ``code`` and ``state``."""
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:
+        """Trade a code for a grant and store it in the token store (the connection becomes active)."""
 
 
 # ---------------------------------------------------------------- the store
@@ -615,6 +682,15 @@ class DeadLetter:
     discarded_by: str | None = None
     discarded_at: datetime | None = None
     note: str | None = None
+    cause: str | None = None            # what failed, for grouping into issues (dead_letter_cause)
+    corrected_body: bytes | None = None  # an operator's correction, replayed instead of ``body`` (kept as it came)
+    corrected_by: str | None = None
+    corrected_at: datetime | None = None
+
+    @property
+    def replay_body(self) -> bytes:
+        """What a replay publishes: the correction if there is one, else the message as it came."""
+        return self.body if self.corrected_body is None else self.corrected_body
 
 
 @dataclass(frozen=True)
@@ -627,6 +703,8 @@ class DeadLetterFilter:
     since: datetime | None = None       # dead-lettered at or after (inclusive)
     until: datetime | None = None       # dead-lettered before (exclusive)
     state: str | None = None
+    text: str | None = None             # contained (any case) in the reason, record, routing key or message id
+    cause: str | None = None            # one issue's dead letters
 
     @property
     def empty(self) -> bool:
@@ -646,6 +724,9 @@ class LetterChange(Protocol):
 
     def refused(self, reason: str) -> DeadLetter:
         """Note why a replay was refused; the dead letter stays as it is."""
+
+    def corrected(self, body: bytes, by: str) -> DeadLetter:
+        """Keep ``body`` as the correction a replay publishes (the original stays), by ``by``, now."""
 
 
 class DeadLetterStore(Protocol):
@@ -761,8 +842,139 @@ class OperatorStore(Protocol):
         """The pause flags that are set, by direction."""
 
 
+# ---------------------------------------------------------------- issues and bulk jobs of the dashboard
+def dead_letter_cause(kind: str, reason: str) -> str:
+    """The cause a dead letter is grouped under: its kind, and the system, code and field of its error.
+
+    ``reason`` is written by ``SyncError.describe`` ("zoho 400 INVALID_DATA field=Email: ...");
+    a reason of another form groups by its kind alone.  No message text: a cause holds no personal data.
+    """
+    found = _CAUSE.match(reason or "")
+    if not found:
+        return str(kind)[:32]
+    system, code, field_ = found.group("system", "code", "field")
+    return " ".join(part for part in (str(kind)[:32], system, code or "", f"field={field_}" if field_ else "")
+                    if part)[:255]
+
+
+_CAUSE = re.compile(r"^(?P<system>[a-z][a-z_-]{1,31})(?: \d{3})?(?: (?P<code>[A-Z][A-Z0-9_]{1,63}))?"
+                    r"(?: field=(?P<field>[A-Za-z0-9_.$-]{1,100}))?: ")
+
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+ISSUE_STATES = (OPEN, ACKNOWLEDGED, RESOLVED)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Dead letters of one cause: how many, since when, and what operators said of it."""
+
+    cause: str
+    count: int                          # dead letters of this cause, any state
+    dead: int                           # of them still dead (to replay)
+    first_seen: datetime
+    last_seen: datetime
+    state: str = OPEN                   # as an operator set it (a resolved one that recurs reads as open)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+
+
+class IssueStore(Protocol):
+    """Dead letters grouped by cause, with the state operators gave each (``syncbridge.adapters.db.issues``)."""
+
+    def issues(self, *, limit: int = 200) -> list[Issue]:
+        """Every cause with dead letters, the most recently seen first."""
+
+    def issue(self, cause: str) -> Issue | None:
+        """One cause, or None when no dead letter has it."""
+
+    def set_issue_state(self, cause: str, state: str, by: str, at: datetime) -> None:
+        """Note that ``by`` set the cause's state at ``at``."""
+
+
+# States of a background job.
+QUEUED, RUNNING, DONE, CANCELLED, FAILED_JOB, INTERRUPTED = "queued", "running", "done", "cancelled", "failed", \
+    "interrupted"
+JOB_STATES = (QUEUED, RUNNING, DONE, CANCELLED, FAILED_JOB, INTERRUPTED)
+FINISHED_JOB_STATES = (DONE, CANCELLED, FAILED_JOB, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A bulk action run in the background: what, by whom, how far, whether to stop."""
+
+    id: int
+    action: str                         # replay, discard
+    params: dict[str, Any]              # the filter it acts on, as text
+    state: str
+    created_by: str
+    created_at: datetime
+    total: int = 0
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancel_requested: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None  # the runner's last sign of life
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_JOB_STATES
+
+
+class JobStore(Protocol):
+    """The background jobs' table (``syncbridge.adapters.db.issues.SqlJobStore``)."""
+
+    def create_job(self, action: str, params: dict[str, Any], *, by: str, total: int, at: datetime) -> Job:
+        """A new queued job."""
+
+    def job(self, job_id: int) -> Job | None:
+        """One job."""
+
+    def jobs(self, *, limit: int = 20) -> list[Job]:
+        """The newest jobs first."""
+
+    def update_job(self, job_id: int, **values: Any) -> None:
+        """Set state, progress, times or error of a job."""
+
+    def request_cancel(self, job_id: int) -> bool:
+        """Ask a running or queued job to stop; whether it was still unfinished."""
+
+    def interrupt_stale(self, before: datetime, at: datetime) -> int:
+        """Mark unfinished jobs without a sign of life since ``before`` (their process ended) interrupted."""
+
+
 class ImportHistory(Protocol):
     """The DailyUp imports as the status pages read them (``SqlDailyUpStore.imports``)."""
 
     def imports(self, limit: int = 20) -> list[DailyUpImport]:
         """The newest imports first."""
+
+    def get_import(self, import_id: int) -> DailyUpImport | None:
+        """One import by its id."""
+
+    def row_errors(self, import_id: int, limit: int | None = None) -> list[Any]:
+        """The stored row errors (``syncbridge.deliveries.RowError``) of an import, in the order they were found."""
+
+
+# ---------------------------------------------------------------- statistics of the activity log
+@dataclass(frozen=True)
+class ActivityCount:
+    """How many activity log entries of one kind one day (UTC) had."""
+
+    day: date
+    direction: str
+    entity: str | None
+    action: str
+    result: str
+    count: int
+
+
+class ActivityStatistics(Protocol):
+    """Counts of the activity log per day (``SqlStore``, ``MemoryStore``)."""
+
+    def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
+        """Entries at or after ``since`` and before ``until``, counted per UTC day, direction, entity, action, result."""

@@ -72,7 +72,7 @@ class OnFirstUse(Generic[T]):
         with self._lock:
             if self._value is None:
                 if self._build is None:
-                    raise DatabaseUnavailable(f"{self._what} has no database in this app.")
+                    raise DatabaseUnavailable(f"This app has no database for {self._what}.")
                 try:
                     self._value = self._build()
                 except SchemaOutdated as exc:

@@ -21,6 +21,7 @@ from contracts.base import ContractError, load_or_raise
 from contracts.webhooks import FormsWebhookSchema, ZohoNotificationSchema, ZohoWorkflowWebhookSchema
 from producers.crm_events import publish_crm_record_changed, publish_crm_records_changed
 from producers.publisher import BrokerUnavailable
+from syncbridge import metrics
 from syncbridge.messages import CrmRecordChanged
 from webhooks.errors import error_response
 from webhooks.payload import presented_tokens, read_params, token_matches
@@ -206,18 +207,23 @@ def _event(
 def _publish(events: list[CrmRecordChanged]):
     """Publish the events in one confirmed batch; None when all were confirmed, else the 503 answer."""
     receiver = current_receiver()
+    first = events[0]
+    for event in events:
+        metrics.received(event.source, event.module)
     try:
         if len(events) == 1:
             publish_crm_record_changed(receiver.publisher, receiver.topology, events[0])
         else:
             publish_crm_records_changed(receiver.publisher, receiver.topology, events)
     except BrokerUnavailable as exc:
-        first = events[0]
+        metrics.webhook_failed(first.source, "broker_unavailable")
         log.warning("%d event(s) not queued (first %s, record %s/%s, source %s): %s", len(events),
                     first.event_id, first.module, first.record_id, first.source, exc)
         response = error_response(503, "unavailable", "The event could not be queued; try again later.")
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
+    metrics.published(first.source, len(events))
+    metrics.WEBHOOK_SECONDS.labels(first.source).observe((datetime.now(UTC) - first.received_at).total_seconds())
     for event in events:
         log.info("queued event %s module=%s record_id=%s source=%s",
                  event.event_id, event.module, event.record_id, event.source)

@@ -17,6 +17,12 @@ from flask import Blueprint
 PAGES = (
     "dashboard.pages.overview",
     "dashboard.pages.events",
+    "dashboard.pages.imports",
+    "dashboard.pages.statistics",
+    "dashboard.pages.issues",
+    "dashboard.pages.dead_letters",
+    "dashboard.pages.connections",
+    "dashboard.pages.metrics",
     "dashboard.pages.users",
     "dashboard.pages.audit",
 )

@@ -29,7 +29,7 @@ def pause(direction: str):
         abort(404)
     reason = request.form.get("reason", "").strip()[:MAX_REASON]
     pause_direction(parts().operators.store, direction, by=actor(), reason=reason)
-    flash(_("The direction is paused. Workers are not told yet; this flag is shown here and in the audit log."),
+    flash(_("The direction is paused: its worker stops taking messages within seconds; they wait in the queue."),
           "info")
     return redirect(url_for("overview.index"), 303)
 

@@ -8,9 +8,12 @@ def seed_demo(state: AmeiseState) -> tuple[str, str]:
     """Seed Erika Mustermann and her contract; return (Kundennummer, Vertragsnummer)."""
     kunde = state.seed_customer(
         {
-            "Personentyp": "natuerlich", "Anrede": "Frau", "Vorname": "Erika", "Nachname": "Mustermann",
-            "Geburtsdatum": "1964-08-12", "Geschlecht": "weiblich", "Strasse": "Heidestraße 17",
-            "PLZ": "51147", "Ort": "Köln", "Land": "Deutschland", "Email": "erika.mustermann@example.de",
+            "Anrede": "2",
+            "Person": {"Typ": "natuerlich", "Vorname": "Erika", "Nachname": "Mustermann",
+                       "Geburtsdatum": "1964-08-12", "Geschlecht": "weiblich"},
+            "Kontaktdaten": [{"Kontext": "privat", "Typ": "email", "Value": "erika.mustermann@example.de"}],
+            "Hauptwohnsitz": {"Strasse": "Heidestraße 17", "Postleitzahl": "51147", "Ort": "Köln",
+                              "Land": "Deutschland"},
             "Vermittler": DEFAULT_VERMITTLER,
         },
         kundennummer="5001234567",

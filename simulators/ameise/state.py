@@ -1,7 +1,10 @@
 """The simulated Ameise's state: employees, OAuth grants, customers, contracts, validation, faults."""
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -26,12 +29,16 @@ DEFAULT_VERMITTLER = "A1B2C3"
 FIRST_KUNDENNUMMER = 5001234568
 FIRST_VERTRAGSNUMMER = 1119877
 
-CUSTOMER_FIELDS = (
-    "Personentyp", "Anrede", "Titel", "Vorname", "Nachname", "Firma", "Rechtsform",
-    "Geburtsdatum", "Geschlecht", "Strasse", "PLZ", "Ort", "Land", "Email", "Telefon",
-    "Mobil", "Vermittler",
-)
+# The customer as the employee web service takes it (create) and gives it (read).
+CUSTOMER_FIELDS = ("Anrede", "Person", "Kontaktdaten", "Vermittler")
+# A PUT of the customer itself: contact data and addresses have their own sub-resources.
+CUSTOMER_UPDATE_FIELDS = ("Anrede", "Person", "Vermittler")
 CUSTOMER_READ_ONLY = ("Id", "Benutzername", "GeaendertAm")
+PERSON_FIELDS = ("Typ", "Titel", "Vorname", "Nachname", "Geburtsdatum", "Geschlecht", "Firmenname", "Rechtsform")
+KONTAKT_FIELDS = ("Kontext", "Typ", "Value")
+KONTAKT_TYPEN = ("email", "telefon", "mobil", "fax")
+KONTEXTE = ("privat", "geschaeftlich")
+ADRESSE_FIELDS = ("Strasse", "Postleitzahl", "Ort", "Land")
 PERSONENTYPEN = ("natuerlich", "juristisch")
 GERMANY = {"deutschland", "de", "deu", "germany"}
 
@@ -44,7 +51,7 @@ BEITRAG_FIELDS = ("Brutto", "Netto", "Steuer", "Zahlweise")
 LAUFZEIT_FIELDS = ("Beginn", "Ablauf")
 CONTRACT_NESTED = {"Beitrag": BEITRAG_FIELDS, "Laufzeit": LAUFZEIT_FIELDS}
 
-SEARCH_FILTERS = ("mail", "name", "kundennummer", "q")
+SEARCH_FILTERS = ("q", "mail")
 SEARCH_MAX_SIZE = 100
 
 PAGE_FOREIGN_VERMITTLER = "Error #400 - Fehlerhafte anfrage!"
@@ -86,6 +93,13 @@ class NotFound(SimulatorError):
     """No such customer or contract: answered as the 404 HTML page."""
 
 
+class UnknownField(SimulatorError):
+    """A field the service does not know (the flat customer of old, a typo): the 400 HTML page naming no field.
+
+    The message names the field for the simulator's own logs and tests; the answer does not.
+    """
+
+
 class _AdminError(Exception):
     """Bad input to the admin API: answered as 400 ``{"error": ...}``."""
 
@@ -101,6 +115,29 @@ class Employee:
     email: str
 
 
+PKCE_METHODS = ("S256", "plain")
+# RFC 7636 4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+PKCE_CHALLENGE = PKCE_VERIFIER  # S256: BASE64URL without padding (43 characters); plain: the verifier itself
+
+
+def pkce_challenge(verifier: str, method: str = "S256") -> str:
+    """The code_challenge of a code_verifier (RFC 7636 4.2)."""
+    if method == "plain":
+        return verifier
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def pkce_matches(challenge: str, method: str, verifier: str) -> bool:
+    """RFC 7636 4.6: a code issued with a challenge needs its verifier; one issued without takes none."""
+    if not challenge:
+        return not verifier
+    if not PKCE_VERIFIER.fullmatch(verifier):
+        return False
+    return hmac.compare_digest(pkce_challenge(verifier, method or "plain"), challenge)
+
+
 @dataclass
 class AuthCode:
     client_id: str
@@ -108,6 +145,8 @@ class AuthCode:
     employee_id: str
     scope: str
     expires_at: float
+    code_challenge: str = ""            # RFC 7636: empty when the client sent none
+    code_challenge_method: str = ""     # "S256" or "plain"
 
 
 @dataclass
@@ -159,30 +198,122 @@ def _is_number(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------- validation
+def _is_code(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"\d{1,3}", value) is not None
+
+
+def check_customer_fields(data: Any, allowed: Iterable[str]) -> None:
+    """Raise UnknownField for a field (or nested field) the service does not take; ValidationFailed for no object."""
+    if not isinstance(data, dict):
+        raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+    known = set(allowed) | set(CUSTOMER_READ_ONLY)
+    for name in data:
+        if name not in known:
+            raise UnknownField(name)
+    person = data.get("Person")
+    if isinstance(person, dict):
+        for name in person:
+            if name not in PERSON_FIELDS:
+                raise UnknownField(f"Person.{name}")
+    if "Kontaktdaten" in data and data["Kontaktdaten"] is not None:
+        if not isinstance(data["Kontaktdaten"], list):
+            raise ValidationFailed([_msg("Kontaktdaten", "Kontaktdaten muss eine Liste sein")])
+        for entry in data["Kontaktdaten"]:
+            check_contact_fields(entry)
+
+
+def check_contact_fields(entry: Any) -> None:
+    if not isinstance(entry, dict):
+        raise ValidationFailed([_msg("Kontaktdaten", "Ein Kontaktdatum muss ein JSON-Objekt sein")])
+    for name in entry:
+        if name not in (*KONTAKT_FIELDS, "Id"):
+            raise UnknownField(f"Kontaktdaten.{name}")
+
+
+def check_address_fields(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
+    for name in data:
+        if name not in (*ADRESSE_FIELDS, "Typ"):
+            raise UnknownField(name)
+
+
 def validate_customer(record: dict[str, Any]) -> list[dict[str, str]]:
     """Messages for a complete customer record; empty when it is valid."""
     errors: list[dict[str, str]] = []
-    for name in CUSTOMER_FIELDS:
+    for name in ("Anrede", "Vermittler"):
         value = record.get(name)
         if value is not None and not isinstance(value, str):
             errors.append(_msg(name, f"{name} muss ein Text sein"))
-    personentyp = record.get("Personentyp")
-    if not personentyp:
-        errors.append(_msg("Personentyp", "Personentyp ist ein Pflichtfeld"))
-    elif personentyp not in PERSONENTYPEN:
-        errors.append(_msg("Personentyp", "Personentyp muss 'natuerlich' oder 'juristisch' sein"))
-    elif personentyp == "natuerlich" and not record.get("Nachname"):
-        errors.append(_msg("Nachname", "Nachname ist ein Pflichtfeld"))
-    elif personentyp == "juristisch" and not record.get("Firma"):
-        errors.append(_msg("Firma", "Firma ist ein Pflichtfeld"))
-    if record.get("Geburtsdatum") and not _is_iso_date(record["Geburtsdatum"]):
-        errors.append(_msg("Geburtsdatum", "Geburtsdatum muss ein Datum im Format JJJJ-MM-TT sein"))
-    land = record.get("Land")
-    plz = record.get("PLZ")
-    if isinstance(land, str) and land.strip().lower() in GERMANY and plz:
-        if not (isinstance(plz, str) and re.fullmatch(r"\d{5}", plz)):
-            errors.append(_msg("PLZ", "PLZ muss in Deutschland aus 5 Ziffern bestehen"))
+    if record.get("Anrede") not in (None, "") and not _is_code(record["Anrede"]):
+        errors.append(_msg("Anrede", "Anrede ist ein Schlüssel (z. B. \"1\"), kein Text"))
+    person = record.get("Person")
+    if not isinstance(person, dict):
+        return [*errors, _msg("Person", "Person ist ein Pflichtfeld (ein Objekt)")]
+    for name in PERSON_FIELDS:
+        value = person.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(_msg(f"Person.{name}", f"Person.{name} muss ein Text sein"))
+    typ = person.get("Typ")
+    if not typ:
+        errors.append(_msg("Person.Typ", "Person.Typ ist ein Pflichtfeld"))
+    elif typ not in PERSONENTYPEN:
+        errors.append(_msg("Person.Typ", "Person.Typ muss 'natuerlich' oder 'juristisch' sein"))
+    elif typ == "natuerlich" and not person.get("Nachname"):
+        errors.append(_msg("Person.Nachname", "Person.Nachname ist ein Pflichtfeld"))
+    elif typ == "juristisch" and not person.get("Firmenname"):
+        errors.append(_msg("Person.Firmenname", "Person.Firmenname ist ein Pflichtfeld"))
+    if person.get("Geburtsdatum") and not _is_iso_date(person["Geburtsdatum"]):
+        errors.append(_msg("Person.Geburtsdatum", "Person.Geburtsdatum muss ein Datum im Format JJJJ-MM-TT sein"))
+    for entry in record.get("Kontaktdaten") or []:
+        errors += validate_contact(entry)
     return errors
+
+
+def validate_contact(entry: dict[str, Any]) -> list[dict[str, str]]:
+    errors = []
+    if entry.get("Typ") not in KONTAKT_TYPEN:
+        errors.append(_msg("Kontaktdaten.Typ", "Kontaktdaten.Typ muss einer von " + ", ".join(KONTAKT_TYPEN) + " sein"))
+    if entry.get("Kontext") not in KONTEXTE:
+        errors.append(_msg("Kontaktdaten.Kontext", "Kontaktdaten.Kontext muss einer von " + ", ".join(KONTEXTE) + " sein"))
+    value = entry.get("Value")
+    if not isinstance(value, str) or not value.strip():
+        errors.append(_msg("Kontaktdaten.Value", "Kontaktdaten.Value ist ein Pflichtfeld (Text)"))
+    elif entry.get("Typ") == "email" and "@" not in value:
+        errors.append(_msg("Kontaktdaten.Value", "Kontaktdaten.Value ist keine E-Mail-Adresse"))
+    return errors
+
+
+def validate_address(address: dict[str, Any]) -> list[dict[str, str]]:
+    errors = []
+    for name in ADRESSE_FIELDS:
+        value = address.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(_msg(name, f"{name} muss ein Text sein"))
+    land, plz = address.get("Land"), address.get("Postleitzahl")
+    if (not isinstance(land, str) or not land.strip() or land.strip().lower() in GERMANY) and plz:
+        if not (isinstance(plz, str) and re.fullmatch(r"\d{5}", plz)):
+            errors.append(_msg("Postleitzahl", "Postleitzahl muss in Deutschland aus 5 Ziffern bestehen"))
+    return errors
+
+
+def email_of(customer: dict[str, Any]) -> str | None:
+    """The first e-mail address of a customer's contact data."""
+    for entry in customer.get("Kontaktdaten") or []:
+        if entry.get("Typ") == "email" and entry.get("Value"):
+            return str(entry["Value"])
+    return None
+
+
+def display_text(customer: dict[str, Any]) -> str:
+    """The ``Text`` of a search hit: "Nachname, Vorname" or the company's name, and the town."""
+    person = customer.get("Person") or {}
+    if person.get("Typ") == "juristisch":
+        name = person.get("Firmenname") or ""
+    else:
+        name = ", ".join(filter(None, (person.get("Nachname"), person.get("Vorname"))))
+    town = (customer.get("Hauptwohnsitz") or {}).get("Ort")
+    return f"{name} ({town})" if town else name
 
 
 def validate_contract(record: dict[str, Any], customer_exists) -> list[dict[str, str]]:
@@ -261,11 +392,18 @@ def _merge(old: dict[str, Any], data: dict[str, Any], nested: Iterable[str] = ()
 
 
 def _haystack(customer: dict[str, Any]) -> list[str]:
-    full_name = " ".join(filter(None, (customer.get("Vorname"), customer.get("Nachname"))))
-    return [
-        (value or "").lower()
-        for value in (full_name, customer.get("Firma"), customer.get("Email"), customer.get("Id"))
-    ]
+    person = customer.get("Person") or {}
+    full_name = " ".join(filter(None, (person.get("Vorname"), person.get("Nachname"))))
+    mails = [e.get("Value") for e in customer.get("Kontaktdaten") or [] if e.get("Typ") == "email"]
+    return [(value or "").lower() for value in (full_name, person.get("Firmenname"), *mails, customer.get("Id"))]
+
+
+def search_hit(customer: dict[str, Any]) -> dict[str, Any]:
+    """A ``KundenSuchErgebnis``: Id, Text, Person, Hauptwohnsitz."""
+    hit = {"Id": customer["Id"], "Text": display_text(customer), "Person": copy.deepcopy(customer.get("Person") or {})}
+    if customer.get("Hauptwohnsitz"):
+        hit["Hauptwohnsitz"] = copy.deepcopy(customer["Hauptwohnsitz"])
+    return hit
 
 
 # ---------------------------------------------------------------- the state
@@ -276,6 +414,8 @@ class AmeiseState:
         self._lock = threading.RLock()
         self.token_lifetime = token_lifetime
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        # Off: /oauth2/auth consents at once (the CLI's `connect ameise`); on: it shows a consent page first.
+        self.consent_page = False
         self.oauth_clients: dict[str, str] = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.employees: dict[str, Employee] = {
             DEFAULT_EMPLOYEE_ID: Employee(DEFAULT_EMPLOYEE_ID, DEFAULT_VERMITTLER, "Max Makler", "max.makler@example.de"),
@@ -291,6 +431,7 @@ class AmeiseState:
         self._contracts: dict[str, dict[str, Any]] = {}
         self._next_kundennummer = FIRST_KUNDENNUMMER
         self._next_vertragsnummer = FIRST_VERTRAGSNUMMER
+        self._next_kontakt = 1
         self._faults: deque[Fault] = deque()
         self._creates: Counter[str] = Counter()
         self._updates: Counter[str] = Counter()
@@ -423,19 +564,23 @@ class AmeiseState:
         return None
 
     # ------------------------------------------------------------ OAuth2
-    def issue_code(self, client_id: str, redirect_uri: str, employee_id: str, scope: str) -> str:
+    def issue_code(self, client_id: str, redirect_uri: str, employee_id: str, scope: str,
+                   code_challenge: str = "", code_challenge_method: str = "") -> str:
         code = secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = AuthCode(client_id, redirect_uri, employee_id, scope, time.time() + CODE_LIFETIME)
+            self._codes[code] = AuthCode(client_id, redirect_uri, employee_id, scope, time.time() + CODE_LIFETIME,
+                                         code_challenge, code_challenge_method if code_challenge else "")
         return code
 
-    def redeem_code(self, code: str, client_id: str, redirect_uri: str) -> AuthCode | None:
-        """The grant of a code, used up; None when unknown, used, expired or not this client's."""
+    def redeem_code(self, code: str, client_id: str, redirect_uri: str, code_verifier: str = "") -> AuthCode | None:
+        """The grant of a code, used up; None when unknown, used, expired, not this client's or its PKCE fails."""
         with self._lock:
             grant = self._codes.pop(code, None)
         if grant is None or grant.expires_at < time.time():
             return None
         if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
+            return None
+        if not pkce_matches(grant.code_challenge, grant.code_challenge_method, code_verifier):
             return None
         return grant
 
@@ -524,48 +669,146 @@ class AmeiseState:
         self._next_vertragsnummer += 1
         return number
 
+    def _new_contact(self, entry: dict[str, Any]) -> dict[str, Any]:
+        number = str(self._next_kontakt)
+        self._next_kontakt += 1
+        return {"Id": number, **{name: entry[name] for name in KONTAKT_FIELDS if name in entry}}
+
     def _build_customer(self, data: dict[str, Any], employee_id: str | None) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
-        errors = _unknown_fields(data, CUSTOMER_FIELDS, CUSTOMER_READ_ONLY)
-        record = {name: data[name] for name in CUSTOMER_FIELDS if name in data}
-        errors += validate_customer(record)
+        check_customer_fields(data, CUSTOMER_FIELDS)
+        record: dict[str, Any] = {name: copy.deepcopy(data[name]) for name in CUSTOMER_FIELDS if name in data}
+        errors = validate_customer(record)
         if errors:
             raise ValidationFailed(errors)
         self._check_vermittler(record, employee_id)
         if not record.get("Vermittler") and self._vermittler_of(employee_id):
             record["Vermittler"] = self._vermittler_of(employee_id)
+        record["Kontaktdaten"] = [self._new_contact(e) for e in record.get("Kontaktdaten") or []]
         return record
+
+    def _stored(self, number: str, record: dict[str, Any], benutzername: str | None = None,
+                geaendert: str | None = None) -> dict[str, Any]:
+        """A customer in the order the service answers it."""
+        stored = {"Id": number, "Anrede": record.get("Anrede"), "Person": record["Person"],
+                  "Kontaktdaten": record.get("Kontaktdaten") or []}
+        if record.get("Hauptwohnsitz"):
+            stored["Hauptwohnsitz"] = record["Hauptwohnsitz"]
+        stored["Vermittler"] = record.get("Vermittler")
+        stored["Benutzername"] = benutzername or email_of(record) or number
+        stored["GeaendertAm"] = geaendert or _now_iso()
+        return stored
 
     def create_customer(self, data: dict[str, Any], employee_id: str | None = None) -> dict[str, str]:
         """Create a customer as ``employee_id``; answer ``{"Id", "Benutzername"}``."""
         with self._lock:
             record = self._build_customer(data, employee_id)
             number = self._new_kundennummer()
-            record = {"Id": number, **record, "Benutzername": record.get("Email") or number, "GeaendertAm": _now_iso()}
-            self._customers[number] = record
+            self._customers[number] = self._stored(number, record)
             self._creates["customers"] += 1
-            return {"Id": number, "Benutzername": record["Benutzername"]}
+            return {"Id": number, "Benutzername": self._customers[number]["Benutzername"]}
+
+    def _customer(self, kundennummer: str) -> dict[str, Any]:
+        record = self._customers.get(kundennummer)
+        if record is None:
+            raise NotFound(kundennummer)
+        return record
+
+    def _touch(self, kundennummer: str) -> None:
+        self._customers[kundennummer]["GeaendertAm"] = _now_iso()
+        self._updates["customers"] += 1
 
     def update_customer(self, kundennummer: str, data: dict[str, Any], employee_id: str | None = None) -> dict[str, Any]:
-        """Merge ``data`` into a customer; answer the whole record."""
+        """Merge ``data`` (Anrede, Person one level deep, Vermittler) into a customer; answer the whole record."""
         with self._lock:
-            old = self._customers.get(kundennummer)
-            if old is None:
-                raise NotFound(kundennummer)
-            if not isinstance(data, dict):
-                raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
-            errors = _unknown_fields(data, CUSTOMER_FIELDS, CUSTOMER_READ_ONLY)
-            changes = {name: data[name] for name in CUSTOMER_FIELDS if name in data}
-            merged = _merge(old, changes)
-            errors += validate_customer(merged)
+            old = self._customer(kundennummer)
+            check_customer_fields(data, CUSTOMER_UPDATE_FIELDS)
+            changes = {name: data[name] for name in CUSTOMER_UPDATE_FIELDS if name in data}
+            merged = _merge(old, changes, nested=("Person",))
+            errors = validate_customer(merged)
             if errors:
                 raise ValidationFailed(errors)
             self._check_vermittler(changes, employee_id)
-            merged["GeaendertAm"] = _now_iso()
             self._customers[kundennummer] = merged
-            self._updates["customers"] += 1
+            self._touch(kundennummer)
             return copy.deepcopy(merged)
+
+    def addresses(self, kundennummer: str) -> list[dict[str, Any]]:
+        """``GET kunden/{nr}/adressen``: the main address first (index 0), as ``{"Typ": "Hauptwohnsitz", ...}``."""
+        with self._lock:
+            main = self._customer(kundennummer).get("Hauptwohnsitz")
+            return [{"Typ": "Hauptwohnsitz", **copy.deepcopy(main)}] if main else []
+
+    def put_address(self, kundennummer: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
+        """``PUT kunden/{nr}/adressen/{index}``: only the main address (0) exists; the given fields replace it."""
+        with self._lock:
+            record = self._customer(kundennummer)
+            if index != 0:
+                raise NotFound(f"{kundennummer}/adressen/{index}")
+            check_address_fields(data)
+            address = {name: data[name] for name in ADRESSE_FIELDS if data.get(name) not in (None, "")}
+            errors = validate_address(address)
+            if errors:
+                raise ValidationFailed(errors)
+            record["Hauptwohnsitz"] = address
+            self._touch(kundennummer)
+            return {"Typ": "Hauptwohnsitz", **copy.deepcopy(address)}
+
+    def contacts(self, kundennummer: str) -> list[dict[str, Any]]:
+        """``GET kunden/{nr}/kontaktdaten``."""
+        with self._lock:
+            return copy.deepcopy(self._customer(kundennummer).get("Kontaktdaten") or [])
+
+    def add_contact(self, kundennummer: str, data: dict[str, Any]) -> dict[str, str]:
+        """``POST kunden/{nr}/kontaktdaten``: one more entry (also when one of its Typ and Kontext exists)."""
+        with self._lock:
+            record = self._customer(kundennummer)
+            check_contact_fields(data)
+            errors = validate_contact(data)
+            if errors:
+                raise ValidationFailed(errors)
+            entry = self._new_contact(data)
+            record.setdefault("Kontaktdaten", []).append(entry)
+            self._touch(kundennummer)
+            return {"Id": entry["Id"]}
+
+    def update_contact(self, kundennummer: str, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """``PUT kunden/{nr}/kontaktdaten/{id}``: merge the given fields into one entry."""
+        with self._lock:
+            record = self._customer(kundennummer)
+            check_contact_fields(data)
+            for entry in record.get("Kontaktdaten") or []:
+                if entry["Id"] == str(contact_id):
+                    merged = {**entry, **{name: data[name] for name in KONTAKT_FIELDS if name in data}}
+                    errors = validate_contact(merged)
+                    if errors:
+                        raise ValidationFailed(errors)
+                    entry.update(merged)
+                    self._touch(kundennummer)
+                    return copy.deepcopy(entry)
+            raise NotFound(f"{kundennummer}/kontaktdaten/{contact_id}")
+
+    def edit_customer(self, kundennummer: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A user's edit in Ameise itself, in the shape a customer is read: Anrede, Person, Vermittler,
+        Hauptwohnsitz (merged) and Kontaktdaten (each entry replaces the value of its Typ and Kontext, or is added)."""
+        with self._lock:
+            self._customer(kundennummer)
+            check_customer_fields({k: v for k, v in data.items() if k != "Hauptwohnsitz"}, CUSTOMER_FIELDS)
+            contacts = data.get("Kontaktdaten") or []
+            errors = [message for entry in contacts for message in validate_contact(entry)]
+            if errors:
+                raise ValidationFailed(errors)
+            if "Hauptwohnsitz" in data:
+                address = {**(self._customers[kundennummer].get("Hauptwohnsitz") or {}), **data["Hauptwohnsitz"]}
+                self.put_address(kundennummer, 0, address)
+            self.update_customer(kundennummer, {k: v for k, v in data.items() if k in CUSTOMER_UPDATE_FIELDS})
+            for entry in contacts:
+                same = [c for c in self._customers[kundennummer]["Kontaktdaten"]
+                        if (c.get("Typ"), c.get("Kontext")) == (entry.get("Typ"), entry.get("Kontext"))]
+                if same:
+                    self.update_contact(kundennummer, same[0]["Id"], entry)
+                else:
+                    self.add_contact(kundennummer, entry)
+            return copy.deepcopy(self._customers[kundennummer])
 
     def get_customer(self, kundennummer: str) -> dict[str, Any] | None:
         with self._lock:
@@ -581,8 +824,8 @@ class AmeiseState:
 
     def search_customers(
         self, filters: dict[str, Any] | None = None, *, offset: int = 0, size: int | None = None
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """(total, page of hits) for search filters (``mail``, ``name``, ``kundennummer``, ``q``)."""
+    ) -> list[dict[str, Any]]:
+        """A page of ``KundenSuchErgebnis`` hits (Id, Text, Person, Hauptwohnsitz) for ``q`` and ``mail``."""
         filters = filters or {}
         if not isinstance(filters, dict):
             raise ValidationFailed([_msg(None, "Der Suchauftrag muss ein JSON-Objekt sein")])
@@ -597,20 +840,16 @@ class AmeiseState:
         wanted = {key: str(value).strip().lower() for key, value in filters.items() if value not in (None, "")}
 
         def matches(customer: dict[str, Any]) -> bool:
-            if "mail" in wanted and (customer.get("Email") or "").lower() != wanted["mail"]:
+            if "mail" in wanted and not any(
+                    e.get("Typ") == "email" and str(e.get("Value") or "").lower() == wanted["mail"]
+                    for e in customer.get("Kontaktdaten") or []):
                 return False
-            if "kundennummer" in wanted and customer.get("Id") != wanted["kundennummer"]:
-                return False
-            if "name" in wanted and not any(wanted["name"] in text for text in _haystack(customer)[:2]):
-                return False
-            if "q" in wanted and not any(wanted["q"] in text for text in _haystack(customer)):
-                return False
-            return True
+            return not ("q" in wanted and not any(wanted["q"] in text for text in _haystack(customer)))
 
         with self._lock:
-            hits = [copy.deepcopy(c) for _, c in sorted(self._customers.items()) if matches(c)]
+            hits = [search_hit(c) for _, c in sorted(self._customers.items()) if matches(c)]
         end = None if size is None else offset + size
-        return len(hits), hits[offset:end]
+        return hits[offset:end]
 
     # ------------------------------------------------------------ contracts
     def _build_contract(self, data: dict[str, Any], employee_id: str | None) -> dict[str, Any]:
@@ -662,20 +901,27 @@ class AmeiseState:
 
     # ------------------------------------------------------------ seeding (not counted as creates)
     def seed_customer(self, data: dict[str, Any], kundennummer: str | None = None) -> str:
-        """Put a valid customer in place (replacing one with the same number); return its number."""
+        """Put a valid customer in place (replacing one with the same number); return its number.
+
+        Takes the create body and, beside it, the main address as ``Hauptwohnsitz``.
+        """
         with self._lock:
+            address = data.get("Hauptwohnsitz")
+            body = {k: v for k, v in data.items() if k not in (*CUSTOMER_READ_ONLY, "Hauptwohnsitz")}
             try:
-                record = self._build_customer({k: v for k, v in data.items() if k not in CUSTOMER_READ_ONLY}, None)
-            except ValidationFailed as exc:
+                record = self._build_customer(body, None)
+                if address is not None:
+                    check_address_fields(address)
+                    errors = validate_address(address)
+                    if errors:
+                        raise ValidationFailed(errors)
+                    record["Hauptwohnsitz"] = {k: address[k] for k in ADRESSE_FIELDS if address.get(k) not in (None, "")}
+            except (ValidationFailed, UnknownField) as exc:
                 raise ValueError(f"invalid customer: {exc}") from exc
             number = str(kundennummer or data.get("Id") or self._new_kundennummer())
             if not re.fullmatch(r"\d{10}", number):
                 raise ValueError(f"a Kundennummer has 10 digits, not {number!r}")
-            self._customers[number] = {
-                "Id": number, **record,
-                "Benutzername": data.get("Benutzername") or record.get("Email") or number,
-                "GeaendertAm": data.get("GeaendertAm") or _now_iso(),
-            }
+            self._customers[number] = self._stored(number, record, data.get("Benutzername"), data.get("GeaendertAm"))
             return number
 
     def delete_customer(self, kundennummer: str) -> list[str]:

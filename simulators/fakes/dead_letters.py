@@ -1,7 +1,7 @@
 """The dead-letter archive in memory, with the semantics of ``SqlDeadLetterStore``.
 
 One archived row per fingerprint, newest first, filters on queue, kind, record,
-state and time (timezone-aware only); :meth:`MemoryDeadLetterStore.change` locks
+state, cause, free text and time (timezone-aware only); :meth:`MemoryDeadLetterStore.change` locks
 one letter and keeps its changes only when the block ends without an error.
 """
 from __future__ import annotations
@@ -23,11 +23,14 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _matches(letter: DeadLetter, flt: DeadLetterFilter) -> bool:
-    for name in ("queue", "record", "state"):
+    for name in ("queue", "record", "state", "cause"):
         value = getattr(flt, name)
         if value is not None and getattr(letter, name) != value:
             return False
     if flt.kind is not None and letter.kind not in dead_letter_kind_names(flt.kind):
+        return False
+    if flt.text is not None and not any(flt.text.lower() in (value or "").lower() for value in (
+            letter.reason, letter.record, letter.routing_key, letter.message_id)):
         return False
     if flt.since is not None and letter.dead_lettered_at < _as_utc(flt.since):
         return False
@@ -51,7 +54,8 @@ class MemoryDeadLetterStore:
             letter_id = max(self.letters, default=0) + 1
             self.letters[letter_id] = replace(
                 letter, id=letter_id, state=DEAD, replays=0, replayed_by=None, replayed_at=None, replay_error=None,
-                discarded_by=None, discarded_at=None, note=None, headers=dict(letter.headers), body=bytes(letter.body),
+                discarded_by=None, discarded_at=None, note=None, corrected_body=None, corrected_by=None,
+                corrected_at=None, headers=dict(letter.headers), body=bytes(letter.body),
                 dead_lettered_at=_as_utc(letter.dead_lettered_at),
                 archived_at=self.now() if letter.archived_at is None else letter.archived_at)
             self._row_locks[letter_id] = threading.Lock()
@@ -101,6 +105,9 @@ class MemoryLetterChange:
 
     def refused(self, reason: str) -> DeadLetter:
         return self._set(replay_error=reason)
+
+    def corrected(self, body: bytes, by: str) -> DeadLetter:
+        return self._set(corrected_body=bytes(body), corrected_by=by, corrected_at=self.now())
 
     def _set(self, **values: Any) -> DeadLetter:
         self.letter = replace(self.letter, **values)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from syncbridge.adapters.tokens import MemoryTokenStore
-from syncbridge.ports import ActivityEntry, Link, LinkConflict
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -148,6 +149,14 @@ class MemoryStore:
             ]
         entries.sort(key=lambda entry: (entry.at, entry.id), reverse=True)
         return [replace(entry, details=copy.deepcopy(entry.details)) for entry in entries[:limit]]
+
+    def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
+        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive)."""
+        since, until = _as_utc(since), _as_utc(until)
+        with self._lock:
+            counted = Counter((entry.at.astimezone(UTC).date(), entry.direction, entry.entity, entry.action,
+                               entry.result) for entry in self._log if entry.at is not None and since <= entry.at < until)
+        return [ActivityCount(*key, count) for key, count in sorted(counted.items(), key=lambda item: item[0][0])]
 
     def ping(self) -> None:
         """Do nothing: memory is always reachable."""

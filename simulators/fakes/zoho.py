@@ -1,9 +1,11 @@
 """In-memory Zoho CRM client with the semantics of :class:`syncbridge.adapters.zoho.ZohoClient`.
 
 It runs the simulator's own rules (:class:`simulators.zoho.ZohoState`) without HTTP:
-digit-string ids, mandatory fields, per-record results, DUPLICATE_DATA on unique
-fields, lookups and search criteria behave as in the simulator, and one parametrized
-test suite keeps the real client and this fake in step.
+digit-string ids, the typed field metadata every write is checked against (unknown
+field, type, picklist value, length, MULTIPLE_OR_MULTI_ERRORS), mandatory fields,
+per-record results, DUPLICATE_DATA on unique fields, the fields an upsert may match
+on, get-records paging, lookups and search criteria behave as in the simulator, and
+one parametrized test suite keeps the real client and this fake in step.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from simulators.zoho import CriteriaError, ZohoState
-from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, record_result
+from simulators.zoho.state import MAX_PAGED_RECORDS, MAX_PER_PAGE
+from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, crm_fields, record_result
 from syncbridge.errors import ExternalServiceError
-from syncbridge.ports import RecordResult
+from syncbridge.ports import CrmField, RecordResult
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class InMemoryZoho:
         if not records:
             return []
         self._enter(module, max(1, math.ceil(len(records) / 10)))
+        refused = self.state.duplicate_check_problem(module, check_fields) if operation == "upsert" else None
+        if refused is not None:
+            raise ZohoRejected(f"POST {module}/upsert: {refused['message']}", status=400, code=refused["code"],
+                               field=refused["details"]["api_name"], body=refused)
         self.writes.append(WriteCall(operation, module, copy.deepcopy(records), check_fields or []))
         # like the real client, every write carries "trigger": [] -- no workflow rule fires
         results = self.state.write(module, operation, records, duplicate_check_fields=check_fields or None,
@@ -113,3 +121,33 @@ class InMemoryZoho:
         except CriteriaError as exc:
             raise ZohoRejected(f"search {module}: invalid query formed", status=400, code="INVALID_QUERY",
                                body={"code": "INVALID_QUERY", "details": {"reason": str(exc)}}) from exc
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        self._enter(module)
+        return crm_fields(module, {"fields": self.state.fields(module)})
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page, token = 1, None
+        while True:
+            self._enter(module)
+            status, body = self.state.list_page(module, list(fields), page=page, page_token=token,
+                                                modified_since=modified_since)
+            if status in (204, 304) or body is None:
+                return found
+            if status != 200:
+                raise ZohoRejected(f"list {module}: {body['message']}", status=status, code=body["code"], body=body)
+            found.extend(body["data"])
+            info = body["info"]
+            if not info["more_records"]:
+                return found
+            # like the client: page numbers for the first 2,000 records, then the page token
+            if token is not None or len(found) + MAX_PER_PAGE > MAX_PAGED_RECORDS:
+                token = info["next_page_token"]
+            else:
+                page += 1
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        self._enter(module)
+        return self.state.deleted(module, kind)

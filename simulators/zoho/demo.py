@@ -10,9 +10,6 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ demo data
 def seed_demo(state: ZohoState) -> dict[str, str]:
     """Seed the demo broker's CRM; return the new record ids by name."""
-    state.set_unique_fields("Contacts", "Kundennummer")
-    state.set_unique_fields("Accounts", "Kundennummer")
-    state.set_unique_fields("Deals", "Vertragsnummer")
     ids: dict[str, str] = {}
     ids["Erika Mustermann"] = state.seed("Contacts", {
         "Salutation": "Frau", "First_Name": "Erika", "Last_Name": "Mustermann",

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import requests
 
 from simulators.zoho.criteria import _digits, _matches, _norm, _plain, _same, parse_criteria
+from simulators.zoho.fields import SYSTEM_DUPLICATE_FIELDS, SYSTEM_FIELDS, SimField, default_fields, field_id, module_id
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +30,17 @@ DEFAULT_REFRESH_TOKEN = "dev-zoho-refresh-token"
 SCOPE = "ZohoCRM.modules.ALL"
 MAX_RECORDS_PER_WRITE = 100
 MAX_PER_PAGE = 200
-TEXT_LIMIT = 255
-TEXTAREA_LIMIT = 32000
+MAX_LIST_FIELDS = 50          # fields one get-records call may name
+MAX_PAGED_RECORDS = 2000      # records reachable by page number; beyond them only by page_token
+PAGE_TOKEN_LIFETIME = 86400   # seconds a page_token stays valid
 API_VERSIONS = {f"v{n}" for n in range(2, 9)}
 MISSING_RECORD_STYLES = ("204", "400", "404", "empty")
 
 DEFAULT_MANDATORY = {"Contacts": ["Last_Name"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Last_Name"]}
-# Zoho's system-defined duplicate-check field per module, used by an upsert that names none.
-SYSTEM_DUPLICATE_FIELDS = {"Contacts": ["Email"], "Accounts": ["Account_Name"], "Deals": ["Deal_Name"], "Leads": ["Email"]}
-# Field types the simulator validates; any other field is free text (<= 255 chars) or kept as given.
-FIELD_TYPES: dict[str, dict[str, Any]] = {
-    "Contacts": {"Email": "email", "Secondary_Email": "email", "Date_of_Birth": "date", "Description": "textarea",
-                 "Account_Name": ("lookup", "Accounts"), "Reporting_To": ("lookup", "Contacts")},
-    "Accounts": {"Email": "email", "Description": "textarea", "Annual_Revenue": "double", "Employees": "integer",
-                 "Parent_Account": ("lookup", "Accounts")},
-    "Deals": {"Amount": "double", "Beitrag_Netto": "double", "Probability": "integer", "Closing_Date": "date",
-              "Beginn": "date", "Ablauf": "date", "Description": "textarea",
-              "Contact_Name": ("lookup", "Contacts"), "Account_Name": ("lookup", "Accounts")},
-    "Leads": {"Email": "email", "Secondary_Email": "email", "Description": "textarea", "Annual_Revenue": "double"},
-}
 EMAIL_FIELDS = ("Email", "Secondary_Email")
 PHONE_FIELDS = ("Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax")
-SYSTEM_FIELDS = {"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By", "Full_Name"}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}([+-]\d{2}:\d{2}|Z)$")
 
 API_USER = {"name": "Sync Service", "id": "5725767000000411001", "email": "sync@makler-beispiel.de"}
 UI_USER = {"name": "Petra Schmidt", "id": "5725767000000411002", "email": "petra.schmidt@makler-beispiel.de"}
@@ -70,6 +59,11 @@ FAULT_BODIES = {
     500: {"code": "INTERNAL_ERROR", "details": {}, "message": "Internal Server Error occurred while processing this request",
           "status": "error"},
 }
+
+
+def org_timezone():
+    """The org's time zone (Europe/Berlin)."""
+    return _tz()
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,7 +105,8 @@ class Fault:
     remaining: int
     path_prefix: str | None
     delay: float = 0.0
-    retry_after: float | None = None
+    retry_after: float | None = None   # a 429 names it in details.retry_after
+    retry_after_header: bool = False   # ... and in a Retry-After header too
 
     def applies_to(self, path: str) -> bool:
         return path.startswith(self.path_prefix) if self.path_prefix else path.startswith("/crm/")
@@ -119,7 +114,7 @@ class Fault:
 
 @dataclass
 class Webhook:
-    """A workflow rule of ``module`` that calls ``url`` on create and/or edit."""
+    """A workflow rule (or Notification API channel) of ``module`` that calls ``url`` on create, edit and/or delete."""
 
     id: str
     module: str
@@ -128,6 +123,10 @@ class Webhook:
     style: str
     token: str | None
     channel_id: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.module} {'/'.join(self.events)} {self.style}"
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "module": self.module, "url": self.url, "events": list(self.events),
@@ -138,7 +137,7 @@ class Webhook:
 class _Change:
     module: str
     record_id: str
-    operation: str          # create | edit
+    operation: str          # create | edit | delete
     modified_time: str
     fields: list[str] = field(default_factory=list)
 
@@ -151,12 +150,16 @@ class ZohoState:
     # "404" or "empty": Zoho's answer for a missing id is not settled), auth_error_code
     # ("INVALID_TOKEN" or "AUTHENTICATION_FAILURE"), search_index_delay (seconds),
     # max_concurrent (None = unlimited), api_domain (None = this server's URL),
-    # webhook_timeout, mandatory_fields and unique_fields (module -> API names).
+    # webhook_timeout, mandatory_fields (module -> API names).  The field metadata
+    # (simulators.zoho.fields) is per instance: change it with set_field, add_field,
+    # drop_field and set_unique_fields; reset() restores the seed.
 
     def __init__(self, modules: Iterable[str] = ("Contacts", "Accounts", "Deals", "Leads"), *,
-                 token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic) -> None:
+                 token_lifetime: int = 3600, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.RLock()
         self.clock = clock   # seconds; when records were touched, for search_index_delay
+        self.wall_clock = wall_clock   # epoch seconds; Created_Time / Modified_Time / deleted_time of records
         self._module_names = tuple(modules)
         self.token_lifetime = token_lifetime
         self.mint_limit = 10
@@ -189,8 +192,12 @@ class ZohoState:
     def _reset_data(self) -> None:
         self._records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self._module_names}
         self._touched: dict[tuple[str, str], float] = {}
+        self._deleted: dict[str, list[dict[str, Any]]] = {m: [] for m in self._module_names}
+        self._page_tokens: dict[str, dict[str, Any]] = {}
+        # (module, unique field) -> normalized value -> record ids, built on first use
+        self._unique_index: dict[tuple[str, str], dict[str, set[str]]] = {}
         self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
-        self.unique_fields: dict[str, list[str]] = {m: [] for m in self._module_names}
+        self._fields: dict[str, dict[str, SimField]] = default_fields(self._module_names)
         self._faults: list[Fault] = []
         self._webhooks: list[Webhook] = []
         self._deliveries: list[dict[str, Any]] = []
@@ -218,11 +225,107 @@ class ZohoState:
                 self._refresh_tokens = {
                     DEFAULT_REFRESH_TOKEN: {"client_id": DEFAULT_CLIENT_ID, "scope": SCOPE, "revoked": False}}
 
-    def set_unique_fields(self, module: str, *fields: str) -> None:
-        """Mark fields of ``module`` unique: writes reusing a value get DUPLICATE_DATA."""
+    # ---------------------------------------------------------------- field metadata
+    def fields(self, module: str) -> list[dict[str, Any]]:
+        """The fields of ``module`` in the shape of ``GET /settings/fields?module=``."""
         with self._lock:
             self._require_module(module)
-            self.unique_fields[module] = list(fields)
+            return [f.meta(field_id(module, f.api_name)) for f in self._fields[module].values()]
+
+    def field(self, module: str, api_name: str) -> SimField | None:
+        """A copy of one field's metadata, or None when the module has no such field."""
+        with self._lock:
+            self._require_module(module)
+            found = self._fields[module].get(api_name)
+            return copy.deepcopy(found) if found is not None else None
+
+    def add_field(self, module: str, api_name: str, data_type: str = "text", **options: Any) -> None:
+        """Create (or replace) a field, custom unless told otherwise: ``add_field("Deals", "Note", "textarea")``."""
+        options.setdefault("custom_field", True)
+        with self._lock:
+            self._require_module(module)
+            self._fields[module][api_name] = SimField(api_name, data_type, **options)
+            self._forget_index(module)
+
+    def set_field(self, module: str, api_name: str, **changes: Any) -> None:
+        """Change properties of an existing field, e.g. ``set_field("Contacts", "Kundennummer", unique=False)``."""
+        with self._lock:
+            self._require_module(module)
+            if api_name not in self._fields[module]:
+                raise KeyError(f"{module} has no field {api_name!r}")
+            target = self._fields[module][api_name]
+            for key, value in changes.items():
+                if not hasattr(target, key):
+                    raise TypeError(f"unknown field property {key!r}")
+                setattr(target, key, value)
+            self._forget_index(module)
+
+    def drop_field(self, module: str, api_name: str) -> None:
+        """Delete a field from the module (writes naming it are refused from now on)."""
+        with self._lock:
+            self._require_module(module)
+            self._fields[module].pop(api_name, None)
+            self._forget_index(module)
+
+    @property
+    def unique_fields(self) -> dict[str, list[str]]:
+        """The fields marked "Do not allow duplicate values", per module."""
+        with self._lock:
+            return {m: [f.api_name for f in fields.values() if f.unique] for m, fields in self._fields.items()}
+
+    def set_unique_fields(self, module: str, *fields: str) -> None:
+        """Make exactly ``fields`` of ``module`` unique (a missing one is created as a custom text field)."""
+        with self._lock:
+            self._require_module(module)
+            for name in fields:
+                if name not in self._fields[module]:
+                    self._fields[module][name] = SimField(name, "text", custom_field=True)
+            for item in self._fields[module].values():
+                item.unique = item.api_name in fields
+            self._forget_index(module)
+
+    def _forget_index(self, module: str) -> None:
+        for key in [k for k in self._unique_index if k[0] == module]:
+            del self._unique_index[key]
+
+    def _holders(self, module: str, name: str, value: Any) -> set[str]:
+        """Ids of the records of ``module`` whose ``name`` equals ``value`` (case-insensitive)."""
+        index = self._unique_index.get((module, name))
+        if index is None:
+            index = {}
+            for record_id, record in self._records[module].items():
+                if record.get(name) is not None:
+                    index.setdefault(_norm(record[name]), set()).add(record_id)
+            self._unique_index[(module, name)] = index
+        return index.get(_norm(value), set())
+
+    def _reindex(self, module: str, record_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """Keep the unique-value index in step with one record's change (None: absent)."""
+        for (indexed_module, name), index in self._unique_index.items():
+            if indexed_module != module:
+                continue
+            if before is not None and before.get(name) is not None:
+                index.get(_norm(before[name]), set()).discard(record_id)
+            if after is not None and after.get(name) is not None:
+                index.setdefault(_norm(after[name]), set()).add(record_id)
+
+    def duplicate_check_problem(self, module: str, names: list[str] | None) -> dict[str, Any] | None:
+        """Zoho's answer (400) to an upsert whose duplicate_check_fields name a field it may not match on, else None."""
+        # Zoho allows only system duplicate-check fields and unique custom fields here.
+        # The error body for any other field is not documented: INVALID_DATA naming the
+        # field and its place in the request is what its other request-level errors look like.
+        allowed = self.duplicate_check_allowed(module)
+        for position, name in enumerate(names or []):
+            if name not in allowed:
+                return _error("INVALID_DATA", "the field is neither unique nor a system duplicate check field",
+                              {"api_name": name, "json_path": f"$.duplicate_check_fields[{position}]",
+                               "supported_values": allowed})
+        return None
+
+    def duplicate_check_allowed(self, module: str) -> list[str]:
+        """The fields an upsert may name in duplicate_check_fields: system duplicate-check and unique fields."""
+        with self._lock:
+            return [*SYSTEM_DUPLICATE_FIELDS.get(module, ()), *self.unique_fields.get(module, [])]
 
     def _require_module(self, module: str) -> None:
         if module not in self._records:
@@ -353,7 +456,7 @@ class ZohoState:
 
     # ---------------------------------------------------------------- faults and concurrency
     def add_fault(self, status: int | None = 500, count: int = 1, path_prefix: str | None = None,
-                  delay: float = 0.0, retry_after: float | None = None) -> None:
+                  delay: float = 0.0, retry_after: float | None = None, retry_after_header: bool = False) -> None:
         """Make the next ``count`` calls under ``/crm/`` (or ``path_prefix``) answer ``status``, or only wait ``delay``."""
         if status is not None and not 400 <= int(status) <= 599:
             raise ValueError("status must be an HTTP error status or None")
@@ -361,7 +464,7 @@ class ZohoState:
             raise ValueError("count must be >= 1 and delay >= 0")
         with self._lock:
             self._faults.append(Fault(None if status is None else int(status), int(count), path_prefix,
-                                      float(delay), retry_after))
+                                      float(delay), retry_after, bool(retry_after_header)))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -485,80 +588,139 @@ class ZohoState:
         return results
 
     def _validate(self, module: str, fields: dict[str, Any], index: int, *, creating: bool, self_id: str | None):
-        """Return (clean fields, None) or (None, Zoho's per-record error)."""
+        """Return (clean fields, None) or (None, Zoho's per-record error).
+
+        Every problem of the record is found; one is answered as it is, several as
+        ``MULTIPLE_OR_MULTI_ERRORS`` with ``details.errors`` (no ``api_name`` at the top).
+        """
         clean: dict[str, Any] = {}
+        problems: list[dict[str, Any]] = []
         for name in self.mandatory_fields.get(module, []):
             present = name in fields
             empty = fields.get(name) is None or (isinstance(fields.get(name), str) and not fields[name].strip())
             if (creating and (not present or empty)) or (not creating and present and empty):
-                return None, _error("MANDATORY_NOT_FOUND", "required field not found",
-                                    {"api_name": name, "json_path": f"$.data[{index}].{name}"})
-        types = FIELD_TYPES.get(module, {})
+                problems.append(_error("MANDATORY_NOT_FOUND", "required field not found",
+                                       {"api_name": name, "json_path": f"$.data[{index}].{name}"}))
+        known = self._fields[module]
         for name, value in fields.items():
             if name in SYSTEM_FIELDS or name.startswith("$"):
                 continue  # read-only on writes; Zoho ignores them
             path = f"$.data[{index}].{name}"
-            kind = "owner" if name == "Owner" else types.get(name, "text")
-            value, problem = self._convert(kind, value)
+            meta = known.get(name)
+            if meta is None:
+                # Zoho refuses a field the module does not have (the exact message is not documented)
+                problems.append(_error("INVALID_DATA", "invalid data", {"api_name": name, "json_path": path}))
+                continue
+            if meta.read_only:
+                continue  # formula, auto-number and other read-only fields are ignored on writes
+            value, problem = self._convert(meta, value)
             if problem is not None:
-                problem.update({"api_name": name, "json_path": path})
-                return None, _error("INVALID_DATA", "invalid data", problem)
-            clean[name] = value
+                problems.append(_error("INVALID_DATA", "invalid data", {**problem, "api_name": name, "json_path": path}))
+                continue
+            if name not in (p["details"]["api_name"] for p in problems):
+                clean[name] = value
         for name in self.unique_fields.get(module, []):
             value = clean.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
-            for other_id, other in self._records[module].items():
-                if other_id != self_id and other.get(name) is not None and _norm(other[name]) == _norm(value):
-                    return None, _error("DUPLICATE_DATA", "duplicate data", {
-                        "api_name": name, "json_path": f"$.data[{index}].{name}",
-                        "duplicate_record": {"id": other_id, "module": {"api_name": module, "id": module_id(module)},
-                                             "Owner": dict(other.get("Owner") or {})}})
+            others = sorted(self._holders(module, name, value) - {self_id})
+            if others:
+                other = self._records[module][others[0]]
+                problems.append(_error("DUPLICATE_DATA", "duplicate data", {
+                    "api_name": name, "json_path": f"$.data[{index}].{name}",
+                    "duplicate_record": {"id": others[0], "module": {"api_name": module, "id": module_id(module)},
+                                         "Owner": dict(other.get("Owner") or {})},
+                    "more_records": len(others) > 1}))
+        if len(problems) == 1:
+            return None, problems[0]
+        if problems:
+            return None, _error("MULTIPLE_OR_MULTI_ERRORS", "multiple errors occurred", {
+                "errors": [{key: p[key] for key in ("code", "details", "message")} for p in problems]})
         return clean, None
 
-    def _convert(self, kind, value):
-        """Check one value against its field type; return (stored value, None) or (None, error details)."""
+    def _convert(self, meta: SimField, value: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Check one value against its field; return (stored value, None) or (None, error details)."""
+        kind = meta.data_type
+        wrong = {"expected_data_type": kind}
         if value is None:
             return None, None
-        if isinstance(kind, tuple):  # lookup
-            target = kind[1]
+        if kind == "lookup":
+            target = meta.lookup_module or ""
             ref = value.get("id") if isinstance(value, dict) else value
             if isinstance(ref, bool) or not isinstance(ref, (str, int)) or str(ref) not in self._records.get(target, {}):
-                return None, {"expected_data_type": "lookup"}
+                return None, wrong
             ref = str(ref)
             return {"name": self._display_name(target, self._records[target][ref]), "id": ref}, None
-        if kind == "owner":
+        if kind == "ownerlookup":
             ref = value.get("id") if isinstance(value, dict) else value
             for user in (self.api_user, self.ui_user):
                 if str(ref) == user["id"]:
                     return dict(user), None
-            return None, {"expected_data_type": "ownerlookup"}
-        if kind == "email":
-            if not isinstance(value, str) or not EMAIL_RE.match(value) or len(value) > 100:
-                return None, {"expected_data_type": "email"}
-            return value, None
-        if kind == "date":
-            try:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-                    raise ValueError(value)
-                date.fromisoformat(value)
-            except (TypeError, ValueError):
-                return None, {"expected_data_type": "date"}
-            return value, None
-        if kind in ("double", "integer"):
-            if isinstance(value, bool):
-                return None, {"expected_data_type": kind}
-            try:
-                number = float(value) if kind == "double" else int(value)
-            except (TypeError, ValueError):
-                return None, {"expected_data_type": kind}
-            if kind == "double" and not math.isfinite(number):
-                return None, {"expected_data_type": kind}
+            return None, wrong
+        if kind in ("integer", "bigint"):
+            # 12.7 is refused, not truncated; "12" and 12.0 are whole numbers
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                return None, wrong
+            if isinstance(value, str) and not re.fullmatch(r"-?\d+", value.strip()):
+                return None, wrong
+            if not isinstance(value, (int, float, str)):
+                return None, wrong
+            number = int(value if not isinstance(value, str) else value.strip())
+            if abs(number) >= (2**31 if kind == "integer" else 2**63):
+                return None, wrong
             return number, None
-        limit = TEXTAREA_LIMIT if kind == "textarea" else TEXT_LIMIT
-        if isinstance(value, str) and len(value) > limit:
-            return None, {"maximum_length": limit}
-        return value, None
+        if kind in ("double", "currency", "percent", "decimal"):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                return None, wrong
+            try:
+                real = float(value)
+            except ValueError:
+                return None, wrong
+            if not math.isfinite(real):
+                return None, wrong
+            return real, None
+        if kind == "boolean":
+            return (value, None) if isinstance(value, bool) else (None, wrong)
+        if kind == "date":
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                return None, wrong
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return None, wrong
+            return value, None
+        if kind == "datetime":
+            try:
+                if not isinstance(value, str) or not DATETIME_RE.match(value):
+                    raise ValueError(value)
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None, wrong
+            return value, None
+        if kind == "multiselectpicklist":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return None, wrong
+            unknown = [v for v in value if v not in meta.pick_list_values]
+            if unknown:
+                return None, {"supported_values": list(meta.pick_list_values)}
+            return list(value), None
+        if kind == "picklist":
+            if not isinstance(value, str):
+                return None, wrong
+            if value in ("", "-None-"):
+                return None, None
+            if value not in meta.pick_list_values:
+                return None, {"supported_values": list(meta.pick_list_values)}
+            return value, None
+        # text, textarea, email, phone, website and other text-like fields
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None, wrong
+        text = value if isinstance(value, str) else str(value)
+        if kind == "email" and text and not EMAIL_RE.match(text):
+            return None, wrong
+        if meta.length is not None and len(text) > meta.length:
+            return None, {"maximum_length": meta.length}
+        return text, None
 
     @staticmethod
     def _display_name(module: str, record: dict[str, Any]) -> str:
@@ -585,13 +747,14 @@ class ZohoState:
         clean, problem = self._validate(module, fields, index, creating=True, self_id=None)
         if problem:
             return problem, None
-        now = zoho_time()
+        now = zoho_time(self.wall_clock())
         record_id = record_id or self._new_id()
         record = {"id": record_id, "Owner": dict(actor)}
         record.update(clean)
         record.update({"Created_Time": now, "Modified_Time": now, "Created_By": _who(actor), "Modified_By": _who(actor)})
         self._full_name(record)
         self._records[module][record_id] = record
+        self._reindex(module, record_id, None, record)
         self._touched[(module, record_id)] = self.clock()
         return self._success("insert", record, upsert=upsert), _Change(module, record_id, "create", now, sorted(clean))
 
@@ -608,20 +771,24 @@ class ZohoState:
         clean, problem = self._validate(module, fields, index, creating=False, self_id=record_id)
         if problem:
             return problem, None
-        now = zoho_time()
+        now = zoho_time(self.wall_clock())
+        before = dict(record)
+        old_name = self._display_name(module, record)
         record.update(clean)
         record.update({"Modified_Time": now, "Modified_By": _who(actor)})
         self._full_name(record)
+        self._reindex(module, record_id, before, record)
         self._touched[(module, record_id)] = self.clock()
-        self._refresh_lookup_names(module, record)
+        if self._display_name(module, record) != old_name:
+            self._refresh_lookup_names(module, record)
         return self._success("update", record, upsert_field, upsert=upsert), _Change(module, record_id, "edit", now,
                                                                                     sorted(clean))
 
     def _refresh_lookup_names(self, module: str, record: dict[str, Any]) -> None:
         """Keep lookup names pointing at ``record`` current, as Zoho shows them."""
         name = self._display_name(module, record)
-        for other_module, types in FIELD_TYPES.items():
-            lookups = [f for f, kind in types.items() if isinstance(kind, tuple) and kind[1] == module]
+        for other_module, known in self._fields.items():
+            lookups = [f.api_name for f in known.values() if f.data_type == "lookup" and f.lookup_module == module]
             for other in self._records.get(other_module, {}).values():
                 for field_name in lookups:
                     value = other.get(field_name)
@@ -630,31 +797,106 @@ class ZohoState:
 
     def _upsert(self, module, fields, index, *, actor, check_fields):
         names = list(check_fields) if check_fields else (
-            SYSTEM_DUPLICATE_FIELDS.get(module, []) + self.unique_fields.get(module, []))
+            self.duplicate_check_allowed(module))
         for name in names:
             value = fields.get(name)
             if value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (dict, list)):
                 continue
-            for record_id, record in self._records[module].items():
-                if any(_norm(c) == _norm(value) for c in _plain(record.get(name))):
-                    return self._update(module, {**fields, "id": record_id}, index, actor=actor,
-                                        upsert_field=name, upsert=True)
+            matches = sorted(self._holders(module, name, value))
+            if matches:
+                return self._update(module, {**fields, "id": matches[0]}, index, actor=actor,
+                                    upsert_field=name, upsert=True)
         return self._insert(module, fields, index, actor=actor, upsert=True)
 
-    def delete(self, module: str, record_ids: list[str]) -> list[dict[str, Any]]:
-        """Delete records by id (to the recycle bin, as far as the API can tell); return Zoho's per-record results."""
+    def delete(self, module: str, record_ids: list[str], *, actor: dict[str, str] | None = None,
+               workflow: bool = False) -> list[dict[str, Any]]:
+        """Delete records by id to the recycle bin (listed by ``/{module}/deleted``); return Zoho's per-record results."""
+        actor = actor or self.api_user
         results = []
+        changes = []
         with self._lock:
             self._require_module(module)
             for record_id in record_ids:
                 record_id = str(record_id).strip()
-                if self._records[module].pop(record_id, None) is None:
+                record = self._records[module].pop(record_id, None)
+                if record is None:
                     results.append(_error("INVALID_DATA", "the id given seems to be invalid", {"id": record_id}))
                     continue
+                self._reindex(module, record_id, record, None)
                 self._touched.pop((module, record_id), None)
+                now = zoho_time(self.wall_clock())
+                self._deleted[module].append({
+                    "deleted_by": _who(actor), "id": record_id, "display_name": self._display_name(module, record),
+                    "type": "recycle", "created_by": dict(record.get("Created_By") or {}), "deleted_time": now})
+                changes.append(_Change(module, record_id, "delete", now))
                 results.append({"code": "SUCCESS", "details": {"id": record_id}, "message": "record deleted",
                                 "status": "success"})
+            if workflow and changes:
+                self._fire(changes)
         return results
+
+    def user_delete(self, module: str, record_id: str) -> None:
+        """A user deletes a record in the CRM: workflow rules and notifications of deletes fire."""
+        with self._lock:
+            [result] = self.delete(module, [record_id], actor=self.ui_user, workflow=True)
+        if result["status"] != "success":
+            raise KeyError(f"{module} {record_id} does not exist")
+
+    def deleted(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The deleted records of ``module``, newest first, as ``GET /{module}/deleted`` lists them."""
+        with self._lock:
+            self._require_module(module)
+            rows = [copy.deepcopy(r) for r in reversed(self._deleted[module])]
+        return rows if kind == "all" else [r for r in rows if r["type"] == kind]
+
+    # ---------------------------------------------------------------- get records
+    def list_page(self, module: str, fields: list[str], *, page: int = 1, per_page: int = MAX_PER_PAGE,
+                  page_token: str | None = None, modified_since: datetime | None = None,
+                  ) -> tuple[int, dict[str, Any] | None]:
+        """Answer ``GET /{module}?fields=..`` as (HTTP status, body): Zoho's limits on fields and paging included.
+
+        Page numbers reach the first 2,000 records; beyond them a call must bring the
+        ``page_token`` of ``info.next_page_token``.  With ``modified_since`` only records
+        modified after it are listed, and 304 (no body) answers when there are none.
+        """
+        if len(fields) > MAX_LIST_FIELDS:
+            return 400, _error("LIMIT_EXCEEDED", f"Only {MAX_LIST_FIELDS} fields can be fetched in one call",
+                               {"limit": MAX_LIST_FIELDS, "param": "fields"})
+        with self._lock:
+            self._require_module(module)
+            if page_token is not None:
+                saved = self._page_tokens.get(page_token)
+                if saved is None or saved["module"] != module or saved["expires_at"] < time.time():
+                    return 400, _error("INVALID_DATA", "invalid data", {"param": "page_token"})
+                start, modified_since = saved["offset"], saved["modified_since"]
+            else:
+                if page * per_page > MAX_PAGED_RECORDS:
+                    return 400, _error("DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                                       f"cannot fetch more than {MAX_PAGED_RECORDS} records with the page parameter: "
+                                       "use page_token", {"limit": MAX_PAGED_RECORDS, "param": "page"})
+                start = (page - 1) * per_page
+            rows = list(self._records[module].values())
+            if modified_since is not None:
+                rows = [r for r in rows if datetime.fromisoformat(r["Modified_Time"]) > modified_since]
+                if not rows:
+                    return 304, None
+            chunk = rows[start:start + per_page]
+            if not chunk:
+                return 204, None
+            more = len(rows) > start + per_page
+            info: dict[str, Any] = {"per_page": per_page, "count": len(chunk), "more_records": more,
+                                    "next_page_token": None, "previous_page_token": None, "page_token_expiry": None}
+            if page_token is None:
+                info["page"] = page
+            if more:
+                token = secrets.token_hex(24)
+                expires = time.time() + PAGE_TOKEN_LIFETIME
+                self._page_tokens[token] = {"module": module, "offset": start + per_page,
+                                            "modified_since": modified_since, "expires_at": expires}
+                info.update(next_page_token=token, page_token_expiry=zoho_time(expires))
+            names = [n for n in fields if n != "id"]
+            data = [{"id": r["id"], **{n: copy.deepcopy(r.get(n)) for n in names}} for r in chunk]
+            return 200, {"data": data, "info": info}
 
     # ---------------------------------------------------------------- search
     def search(self, module: str, *, criteria: str | None = None, email: str | None = None,
@@ -684,15 +926,15 @@ class ZohoState:
     # ---------------------------------------------------------------- workflow rules
     def add_webhook(self, module: str, url: str, *, events: Iterable[str] = ("create", "edit"), style: str = "form",
                     token: str | None = None, channel_id: str | None = None) -> str:
-        """Register a workflow rule calling ``url`` on create/edit of a ``module`` record; return its id."""
+        """Register a workflow rule calling ``url`` on create/edit/delete of a ``module`` record; return its id."""
         # Styles: "form" (POST url?token=.. with form fields id, module, operation,
         # modified_time), "json" (the same fields as JSON, token in X-Webhook-Token) and
         # "notify" (the Notification API payload, token in the body).
         events = tuple(events)
         if style not in ("form", "json", "notify"):
             raise ValueError("style must be form, json or notify")
-        if not events or any(e not in ("create", "edit") for e in events):
-            raise ValueError("events must be create and/or edit")
+        if not events or any(e not in ("create", "edit", "delete") for e in events):
+            raise ValueError("events must be create, edit and/or delete")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("url must be an http(s) URL")
         with self._lock:
@@ -723,15 +965,38 @@ class ZohoState:
         with self._lock:
             return copy.deepcopy(self._failures)
 
+    def webhook_failure_items(self) -> list[dict[str, Any]]:
+        """The failed deliveries, newest first, one per record, as ``GET /crm/v8/settings/automation/webhook_failures``."""
+        items = []
+        with self._lock:
+            for number, failure in enumerate(self._failures):
+                for record_id in failure["ids"]:
+                    items.append({
+                        "webhook": {"name": failure["webhook_name"], "id": failure["webhook_id"]},
+                        "entity_details": {"module": failure["module"], "name": failure["names"].get(record_id, ""),
+                                           "id": record_id},
+                        "failure_time": failure["time"],
+                        "failure_reason": failure["error"] or f"HTTP {failure['status']}",
+                        "id": str(5725767000000600000 + number * 100 + len(items)),
+                        "workflow_rule": {"name": f"{failure['webhook_name']} rule", "id": failure["webhook_id"]},
+                    })
+        return list(reversed(items))
+
     def _fire(self, changes: list[_Change]) -> None:
         """Queue the deliveries of every rule matching ``changes``; a background thread sends them."""
+        names = {}
+        for change in changes:
+            record = self._records[change.module].get(change.record_id)
+            gone = next((d for d in self._deleted[change.module] if d["id"] == change.record_id), None)
+            names[change.record_id] = (self._display_name(change.module, record) if record is not None
+                                       else gone["display_name"] if gone else "")
         jobs = []
         for hook in self._webhooks:
             mine = [c for c in changes if c.module == hook.module and c.operation in hook.events]
             if not mine:
                 continue
             if hook.style == "notify":
-                for operation in ("create", "edit"):
+                for operation in ("create", "edit", "delete"):
                     group = [c for c in mine if c.operation == operation]
                     if group:  # one notification may carry many ids
                         jobs.append(self._notify_job(hook, group))
@@ -739,6 +1004,8 @@ class ZohoState:
                 jobs.extend(self._plain_job(hook, c) for c in mine)
         if not jobs:
             return
+        for job in jobs:
+            job["names"] = {i: names.get(i, "") for i in job["ids"]}
         self._pending += len(jobs)
         for job in jobs:
             self._outbox.put(job)
@@ -761,13 +1028,13 @@ class ZohoState:
         return job
 
     def _notify_job(self, hook: Webhook, group: list[_Change]) -> dict[str, Any]:
-        operation = "insert" if group[0].operation == "create" else "update"
+        operation = {"create": "insert", "edit": "update", "delete": "delete"}[group[0].operation]
         ids = [c.record_id for c in group]
         payload = {
             "server_time": int(time.time() * 1000), "query_params": {}, "module": hook.module,
             # Zoho puts a v2 URI here whatever version the channel was made with.
             "resource_uri": f"{self.base_url}/crm/v2/{hook.module}", "ids": ids,
-            "affected_fields": [] if operation == "insert" else [{c.record_id: c.fields} for c in group],
+            "affected_fields": [{c.record_id: c.fields} for c in group] if operation == "update" else [],
             "operation": operation, "channel_id": hook.channel_id, "token": hook.token,
         }
         return {"hook": hook, "ids": ids, "operation": group[0].operation, "method": "POST", "url": hook.url,
@@ -794,7 +1061,8 @@ class ZohoState:
             except Exception as exc:  # noqa: BLE001 - a delivery must never kill the dispatcher
                 error = f"{type(exc).__name__}: {exc}"
             hook: Webhook = job["hook"]
-            entry = {"webhook_id": hook.id, "url": job["url"], "style": hook.style, "module": hook.module,
+            entry = {"webhook_id": hook.id, "webhook_name": hook.name, "names": job["names"],
+                     "url": job["url"], "style": hook.style, "module": hook.module,
                      "ids": job["ids"], "operation": job["operation"], "status": status, "error": error,
                      "time": zoho_time(), "ok": status is not None and 200 <= status < 300}
             with self._lock:
@@ -836,11 +1104,6 @@ class ZohoState:
 
 SETTABLE = ("token_lifetime", "mint_limit", "mint_window", "missing_record_style", "auth_error_code",
             "search_index_delay", "max_concurrent", "api_domain", "webhook_timeout")
-
-
-def module_id(module: str) -> str:
-    """Return a stable digit id of a module, as Zoho names modules in duplicate details."""
-    return str(5725767000000002000 + sum(ord(c) for c in module))
 
 
 def _who(user: dict[str, str]) -> dict[str, str]:

@@ -30,6 +30,8 @@ PROVIDER = "ameise"
 DEFAULT_TOKEN_LIFETIME = 3600.0
 SEARCH_PAGE_SIZE = 100
 SEARCH_MAX_PAGES = 100
+# The text of the preflight check's search: any answer that is a list proves the grant works.
+CHECK_QUERY = "syncbridge-preflight"
 
 # One refresh at a time in this process; other processes see the result through
 # the token store, which is re-read inside the lock.
@@ -184,13 +186,14 @@ class AmeiseOAuth:
         self._bootstrap_refresh_token = bootstrap_refresh_token
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None) -> AmeiseOAuth:
-        """Build from :class:`syncbridge.config.Settings`; no I/O."""
+    def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None,
+                      redirect_uri: str = "") -> AmeiseOAuth:
+        """Build from :class:`syncbridge.config.Settings`; no I/O (``redirect_uri``: another callback than the CLI's)."""
         return cls(
             auth_url=settings.ameise_auth_url,
             client_id=settings.ameise_client_id,
             client_secret=settings.ameise_client_secret,
-            redirect_uri=settings.public_url.rstrip("/") + "/connect/ameise/callback",
+            redirect_uri=redirect_uri or settings.public_url.rstrip("/") + "/connect/ameise/callback",
             scope=settings.ameise_scope,
             token_store=token_store,
             timeout=settings.http_timeout,
@@ -201,16 +204,22 @@ class AmeiseOAuth:
         )
 
     # ------------------------------------------------------------ connecting
-    def authorization_url(self, state: str) -> str:
-        """The URL a person opens to connect their Ameise account."""
-        query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-                           "scope": " ".join(self.scope), "state": state})
-        return f"{self.authorize_endpoint}?{query}"
+    # Dionera's OAuth2 server (Ory Hydra) supports PKCE (RFC 7636) with S256.
+    supports_pkce = True
 
-    def exchange_code(self, code: str) -> OAuthToken:
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:
+        """The URL a person opens to connect their Ameise account (with a PKCE S256 challenge, if given)."""
+        params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+                  "scope": " ".join(self.scope), "state": state}
+        if code_challenge:
+            params |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
+        return f"{self.authorize_endpoint}?{urlencode(params)}"
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:
         """Trade the code of the redirect for tokens, learn the employee id, and store both."""
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
         raw = self._token_call("connect", self._oauth_client().prepare_request_body(
-            code=code, redirect_uri=self.redirect_uri, include_client_id=False,
+            code=code, redirect_uri=self.redirect_uri, include_client_id=False, **extra,
         ))
         if not raw.get("refresh_token"):
             raise AmeiseRejected(
@@ -410,21 +419,31 @@ class AmeiseClient:
         return self._created_id(self._call("POST", "kunden", json=data, creates=True), "customer")
 
     def update_customer(self, kundennummer: str, data: dict[str, Any]) -> None:
-        """Update the given fields of a customer; an unknown number is rejected (404)."""
+        """Update a customer's own fields (Anrede, Person one level deep, Vermittler); an unknown number is rejected (404)."""
         self._call("PUT", "kunden", kundennummer, json=data)
 
+    def set_main_address(self, kundennummer: str, address: dict[str, Any]) -> None:
+        """Write the main address: ``PUT kunden/{nr}/adressen/0`` (read back as ``Hauptwohnsitz``)."""
+        self._call("PUT", "kunden", kundennummer, "adressen", "0", json=address)
+
+    def add_contact(self, kundennummer: str, entry: dict[str, Any]) -> None:
+        """``POST kunden/{nr}/kontaktdaten``: one more ``{Kontext, Typ, Value}`` entry."""
+        self._call("POST", "kunden", kundennummer, "kontaktdaten", json=entry)
+
+    def update_contact(self, kundennummer: str, contact_id: str, entry: dict[str, Any]) -> None:
+        """``PUT kunden/{nr}/kontaktdaten/{id}``: change one entry."""
+        self._call("PUT", "kunden", kundennummer, "kontaktdaten", contact_id, json=entry)
+
     def search_customers(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        """Customers matching a search body such as ``{"mail": "a@b.de"}``, every page."""
+        """``KundenSuchErgebnis`` items for ``{"q": text}`` or ``{"mail": address}`` (``GET kunden/_search``), every page."""
         hits: list[dict[str, Any]] = []
         for page in range(SEARCH_MAX_PAGES):
-            params = {"from": page * SEARCH_PAGE_SIZE, "size": SEARCH_PAGE_SIZE}
-            body = self._call("POST", "kunden", "_search", json=query, params=params)
-            if isinstance(body, list):
-                return body
-            batch = (body or {}).get("hits") or []
+            params = {**query, "from": page * SEARCH_PAGE_SIZE, "size": SEARCH_PAGE_SIZE}
+            batch = self._call("GET", "kunden", "_search", params=params)
+            if not isinstance(batch, list):
+                raise AmeiseUnavailable(f"GET kunden/_search answered no list: {str(batch)[:200]}", body=batch)
             hits.extend(batch)
-            total = (body or {}).get("total")
-            if not batch or len(batch) < SEARCH_PAGE_SIZE or (isinstance(total, int) and len(hits) >= total):
+            if len(batch) < SEARCH_PAGE_SIZE:
                 break
         return hits
 
@@ -444,6 +463,17 @@ class AmeiseClient:
     def update_contract(self, vertragsnummer: str, data: dict[str, Any]) -> None:
         """Update a contract with a partial body (Beitrag and Laufzeit merge)."""
         self._call("PUT", "vertraege", vertragsnummer, json=data)
+
+    # ------------------------------------------------------------ the preflight check
+    def check_connection(self) -> str:
+        """The grant works: a token (refreshed if due) and one cheap read, ``GET kunden/_search`` of one hit.
+
+        Implements :class:`syncbridge.ports.AmeiseConnection`; returns the employee id.
+        """
+        hits = self._call("GET", "kunden", "_search", params={"q": CHECK_QUERY, "from": 0, "size": 1})
+        if not isinstance(hits, list):
+            raise AmeiseUnavailable(f"GET kunden/_search answered no list: {str(hits)[:200]}", body=hits)
+        return self.oauth.employee_id
 
     # ------------------------------------------------------------ HTTP
     def _call(

@@ -5,23 +5,35 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.ports import OAuthToken, RecordResult, TokenStore
+from syncbridge.ports import CrmField, OAuthToken, RecordResult, TokenStore
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "zoho"
 MAX_RECORDS_PER_CALL = 100
 SEARCH_PAGE_SIZE = 200
+MAX_LIST_FIELDS = 50        # fields one get-records call may name
+MAX_PAGED_RECORDS = 2000    # records reachable by page number; beyond them Zoho wants info.next_page_token
 TOKEN_ERROR_CODES = ("INVALID_TOKEN", "AUTHENTICATION_FAILURE")
 THROTTLE_RETRY_AFTER = 60.0  # Zoho names no wait; the mint limit is counted over 10 minutes
 WRITE_STATUSES = (200, 201, 202, 207)
+# The system-defined duplicate-check field of each module (Zoho's upsert documentation):
+# an upsert may match on it although the field metadata does not flag it unique.
+# Custom modules use "Name".
+SYSTEM_DUPLICATE_CHECK_FIELDS = {
+    "Leads": "Email", "Contacts": "Email", "Accounts": "Account_Name", "Deals": "Deal_Name",
+    "Campaigns": "Campaign_Name", "Cases": "Subject", "Solutions": "Solution_Title", "Products": "Product_Name",
+    "Vendors": "Vendor_Name", "Price_Books": "Price_Book_Name", "Quotes": "Subject", "Sales_Orders": "Subject",
+    "Purchase_Orders": "Subject", "Invoices": "Subject",
+}
 
 
 class ZohoError(ExternalServiceError):
@@ -60,22 +72,115 @@ def criteria_and(*conditions: str) -> str:
     return conditions[0] if len(conditions) == 1 else "(" + "and".join(conditions) + ")"
 
 
+def _problem(item: dict[str, Any]) -> tuple[str | None, str]:
+    """The field and a readable reason of one per-record error (``message (what Zoho expected)``)."""
+    details = item.get("details") if isinstance(item.get("details"), dict) else {}
+    field = details.get("api_name")
+    reason = str(item.get("message") or item.get("code") or "")
+    if details.get("expected_data_type"):
+        reason += f" (expected {details['expected_data_type']})"
+    if details.get("maximum_length") is not None:
+        reason += f" (at most {details['maximum_length']} characters)"
+    if isinstance(details.get("supported_values"), list):
+        reason += f" (allowed: {', '.join(str(v) for v in details['supported_values'])})"
+    return (str(field) if field else None), reason
+
+
 def record_result(item: dict[str, Any], action: str | None = None) -> RecordResult:
     """Turn one ``data[i]`` of a write answer into a :class:`RecordResult` (``action`` when Zoho names none)."""
     details = item.get("details") if isinstance(item.get("details"), dict) else {}
     ok = item.get("status") == "success"
     record_id = details.get("id")
+    message = str(item.get("message") or "")
+    fields: tuple[str, ...] = ()
+    if not ok:
+        # MULTIPLE_OR_MULTI_ERRORS has no api_name at the top: each entry of details.errors names one
+        entries = details.get("errors") if isinstance(details.get("errors"), list) else [item]
+        problems = [_problem(entry) for entry in entries if isinstance(entry, dict)]
+        fields = tuple(field for field, _ in problems if field)
+        if len(problems) == 1:
+            message = problems[0][1]
+        elif problems:
+            message = "; ".join(f"{field}: {reason}" if field else reason for field, reason in problems)
     return RecordResult(
         ok=ok,
         code=str(item.get("code") or ""),
-        message=str(item.get("message") or ""),
+        message=message,
         action=(item.get("action") or action) if ok else None,
         record_id=str(record_id) if ok and record_id is not None else None,
-        field=None if ok else details.get("api_name"),
+        field=", ".join(fields) if fields else None,
         details=details,
+        fields=fields,
     )
 
 
+def crm_field(module: str, item: dict[str, Any]) -> CrmField:
+    """Turn one entry of ``GET /settings/fields`` into a :class:`CrmField`."""
+    # "unique" is an object ({} = duplicates allowed, {"case_sensitive": ..} = unique);
+    # older answers and SDKs give a boolean: take both.
+    unique_flag = item.get("unique")
+    unique = bool(unique_flag) if isinstance(unique_flag, (dict, bool)) else False
+    values = []
+    for entry in item.get("pick_list_values") or []:
+        value = entry.get("actual_value", entry.get("display_value")) if isinstance(entry, dict) else entry
+        if isinstance(value, str) and value != "-None-":
+            values.append(value)
+    lookup = item.get("lookup") if isinstance(item.get("lookup"), dict) else {}
+    target = lookup.get("module")
+    lookup_module = target.get("api_name") if isinstance(target, dict) else target
+    length = item.get("length")
+    api_name = str(item.get("api_name") or "")
+    system_check = SYSTEM_DUPLICATE_CHECK_FIELDS.get(module, "Name")
+    return CrmField(
+        api_name=api_name,
+        data_type=str(item.get("data_type") or ""),
+        length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+        unique=unique,
+        custom_field=bool(item.get("custom_field")),
+        pick_list_values=tuple(values),
+        lookup_module=str(lookup_module) if lookup_module else None,
+        duplicate_check=unique or api_name == system_check,
+        read_only=bool(item.get("read_only") or item.get("field_read_only")),
+    )
+
+
+def crm_fields(module: str, body: Any) -> list[CrmField]:
+    """Read the answer of ``GET /settings/fields``; ValueError when it is not that shape."""
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(fields, list) or not all(isinstance(item, dict) and item.get("api_name") for item in fields):
+        raise ValueError("not a field list")
+    return [crm_field(module, item) for item in fields]
+
+
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Seconds a 429 asks us to wait: ``details.retry_after`` of the body (Zoho's sample) or a Retry-After header."""
+    # Zoho documents no Retry-After header; the value in the body is taken as seconds.
+    body = _body(response)
+    details = body.get("details") if isinstance(body, dict) and isinstance(body.get("details"), dict) else {}
+    wait = details.get("retry_after")
+    if isinstance(wait, (int, float, str)) and not isinstance(wait, bool):
+        seconds = retry_after_seconds(str(wait))
+        if seconds is not None:
+            return seconds
+    return retry_after_seconds(response.headers.get("Retry-After"))
+
+
+# Each data centre's accounts server and API domain (api_domain normally comes with the token).
+DATA_CENTRES = {
+    "accounts.zoho.com": "www.zohoapis.com", "accounts.zoho.eu": "www.zohoapis.eu",
+    "accounts.zoho.in": "www.zohoapis.in", "accounts.zoho.com.au": "www.zohoapis.com.au",
+    "accounts.zoho.jp": "www.zohoapis.jp", "accounts.zoho.com.cn": "www.zohoapis.com.cn",
+    "accounts.zoho.sa": "www.zohoapis.sa", "accounts.zohocloud.ca": "www.zohoapis.ca",
+}
+
+
+def api_domain_for(accounts_url: str) -> str:
+    """The API domain of the data centre whose accounts server is ``accounts_url`` (Canada: accounts.zohocloud.ca)."""
+    parts = urlsplit(accounts_url)
+    host = (parts.hostname or "").lower()
+    if host in DATA_CENTRES:
+        return f"{parts.scheme}://{DATA_CENTRES[host]}"
+    return accounts_url.rstrip("/")  # a simulator serves both on one URL
 
 
 def _check_transport(url: str, allow_http: bool, what: str) -> None:
@@ -129,8 +234,12 @@ class ZohoClient:
         refresh_margin: float = 300.0,
         session: requests.Session | None = None,
         allow_http: bool = False,
+        redirect_uri: str = "",
+        scope: str = "ZohoCRM.modules.ALL",
     ) -> None:
         _check_transport(accounts_url, allow_http, "the Zoho accounts URL")
+        self.redirect_uri = redirect_uri
+        self.scope = scope
         if api_url:
             _check_transport(api_url, allow_http, "the Zoho API URL")
         self._accounts_url = accounts_url.rstrip("/")
@@ -148,9 +257,11 @@ class ZohoClient:
         self._cached: OAuthToken | None = None
 
     @classmethod
-    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None) -> ZohoClient:
-        """Build the client from :class:`syncbridge.config.Settings`."""
+    def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None,
+                      redirect_uri: str = "") -> ZohoClient:
+        """Build the client from :class:`syncbridge.config.Settings` (``redirect_uri``: the connect callback)."""
         return cls(
+            redirect_uri=redirect_uri,
             accounts_url=settings.zoho_accounts_url,
             client_id=settings.zoho_client_id,
             client_secret=settings.zoho_client_secret,
@@ -162,6 +273,52 @@ class ZohoClient:
             session=session,
             allow_http=settings.allow_http_oauth,
         )
+
+    # ------------------------------------------------------------------ connecting
+    # The reference documents no PKCE for Zoho's accounts server: the code flow goes without it.
+    supports_pkce = False
+
+    def authorization_url(self, state: str, code_challenge: str = "") -> str:  # noqa: ARG002 - no PKCE at Zoho
+        """The consent URL (``access_type=offline`` and ``prompt=consent``: only then is a refresh token issued)."""
+        query = urlencode({"scope": self.scope, "client_id": self._client_id, "response_type": "code",
+                           "access_type": "offline", "prompt": "consent", "redirect_uri": self.redirect_uri,
+                           "state": state})
+        return f"{self._accounts_url}/oauth/v2/auth?{query}"
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> OAuthToken:  # noqa: ARG002 - no PKCE at Zoho
+        """Trade the code of the consent redirect for a grant and share it through the store.
+
+        The code goes to the configured accounts server: the ``accounts-server`` of the
+        redirect is not followed, so the client secret never leaves for a host the
+        settings do not name.
+        """
+        form = {"grant_type": "authorization_code", "client_id": self._client_id,
+                "client_secret": self._client_secret, "redirect_uri": self.redirect_uri, "code": code}
+        url = f"{self._accounts_url}/oauth/v2/token"
+        try:
+            response = self._session.post(url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise ZohoUnavailable(f"token request to {self._accounts_url} failed: {type(exc).__name__}") from exc
+        body = _body(response)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ZohoUnavailable("Zoho accounts server failed", status=response.status_code, body=body)
+        if not isinstance(body, dict) or body.get("error") or not body.get("access_token"):
+            error = body.get("error") if isinstance(body, dict) else None
+            raise ZohoRejected(f"Zoho refused the authorization code ({error or response.status_code})",
+                               status=response.status_code, code=str(error) if error else None, body=body)
+        if not body.get("refresh_token"):
+            raise ZohoRejected("Zoho granted no refresh token (consent with access_type=offline is needed)",
+                               status=response.status_code)
+        lifetime = float(body.get("expires_in_sec") or body.get("expires_in") or 3600)
+        token = OAuthToken(
+            access_token=body["access_token"], refresh_token=body["refresh_token"], expires_at=time.time() + lifetime,
+            extra={"api_domain": str(body.get("api_domain") or "").rstrip("/"), "scope": body.get("scope", ""),
+                   "expires_in": lifetime, "granted_by": "consent"},
+        )
+        self._store.save(PROVIDER, token)
+        self._cached = token
+        log.info("zoho connected by consent")
+        return token
 
     # ------------------------------------------------------------------ tokens
     def access_token(self) -> OAuthToken:
@@ -200,7 +357,9 @@ class ZohoClient:
         # status; the session would also send "Bearer" instead of "Zoho-oauthtoken", never
         # refreshes on a 401, and takes plain-http simulators only through the process-wide
         # OAUTHLIB_INSECURE_TRANSPORT variable.
-        refresh_token = self._refresh_token or (current.refresh_token if current else "")
+        # A grant given by consent on the dashboard replaces the configured refresh token.
+        consented = current.refresh_token if current and current.extra.get("granted_by") == "consent" else ""
+        refresh_token = consented or self._refresh_token or (current.refresh_token if current else "")
         if not refresh_token:
             raise self._reconnect("no Zoho refresh token: connect Zoho CRM first")
         url = f"{self._accounts_url}/oauth/v2/token"
@@ -237,7 +396,8 @@ class ZohoClient:
             access_token=body["access_token"],
             refresh_token=refresh_token,
             expires_at=time.time() + lifetime,
-            extra={"api_domain": api_domain, "scope": body.get("scope", ""), "expires_in": lifetime},
+            extra={"api_domain": api_domain, "scope": body.get("scope", ""), "expires_in": lifetime,
+                   **({"granted_by": "consent"} if consented else {})},
         )
         self._store.save(PROVIDER, token)
         log.info("zoho access token refreshed (valid %.0f s)", lifetime)
@@ -245,16 +405,17 @@ class ZohoClient:
 
     # ------------------------------------------------------------------ HTTP
     def _api_base(self, token: OAuthToken) -> str:
-        # api_domain comes with every token; the fallback maps accounts.zoho.eu -> www.zohoapis.eu
-        domain = (self._api_url or token.extra.get("api_domain")
-                  or self._accounts_url.replace("://accounts.zoho.", "://www.zohoapis."))
+        # api_domain comes with every token; the fallback maps the accounts server to its data centre
+        domain = self._api_url or token.extra.get("api_domain") or api_domain_for(self._accounts_url)
         return f"{domain}/crm/{self._api_version}"
 
     def _send(self, method: str, path: str, token: OAuthToken, **kwargs: Any) -> requests.Response:
         url = f"{self._api_base(token)}/{path}"
-        headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json",
+                   **kwargs.get("headers", {})}
+        rest = {name: value for name, value in kwargs.items() if name != "headers"}
         try:
-            return self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
+            return self._session.request(method, url, headers=headers, timeout=self._timeout, **rest)
         except requests.Timeout as exc:
             raise ZohoUnavailable(f"{method} {path} timed out after {self._timeout:g} s") from exc
         except requests.RequestException as exc:
@@ -291,8 +452,7 @@ class ZohoClient:
             if body.get("message"):
                 message = f"{what}: {body['message']}"
         if status == 429:
-            return ZohoUnavailable(message, status=status, code=code, body=body,
-                                   retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+            return ZohoUnavailable(message, status=status, code=code, body=body, retry_after=_rate_limit_wait(response))
         if status >= 500 or status == 408:
             return ZohoUnavailable(message, status=status, code=code, body=body)
         return ZohoRejected(message, status=status, code=code, field=field, body=body)
@@ -370,6 +530,69 @@ class ZohoClient:
             # the write may have happened: do not retry blindly, let a person look
             raise ZohoRejected(f"{method} {path}: unexpected answer", status=response.status_code, body=body)
         raise self._fail(response, f"{method} {path}")
+
+    def field_metadata(self, module: str) -> list[CrmField]:
+        """The fields of ``module`` with their types (``GET /settings/fields?module=``)."""
+        # https://www.zoho.com/crm/developer/docs/api/v7/field-meta.html
+        response = self._request("GET", "settings/fields", params={"module": module})
+        if response.status_code != 200:
+            raise self._fail(response, f"fields of {module}")
+        body = _body(response)
+        try:
+            return crm_fields(module, body)
+        except ValueError:
+            raise ZohoUnavailable(f"fields of {module}: unexpected answer", status=200, body=body) from None
+
+    def list_records(self, module: str, fields: Sequence[str], *,
+                     modified_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every record of ``module`` with ``fields`` (at most 50), reading all pages; only those modified after
+        ``modified_since`` when given (``If-Modified-Since``: nothing modified answers 304, an empty list)."""
+        # https://www.zoho.com/crm/developer/docs/api/v7/get-records.html: page numbers reach the first
+        # 2,000 records, the page_token of info.next_page_token the rest
+        names = ",".join(fields)
+        headers = {"If-Modified-Since": modified_since.isoformat(timespec="seconds")} if modified_since else {}
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"fields": names, "page": 1, "per_page": SEARCH_PAGE_SIZE}
+        while True:
+            response = self._request("GET", self._path(module), params=params, headers=headers)
+            if response.status_code in (204, 304):
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, f"list {module}")
+            body = _body(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ZohoUnavailable(f"list {module}: unexpected answer", status=200, body=body)
+            found.extend(body["data"])
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            if not info.get("more_records") or not body["data"]:
+                return found
+            if len(found) + SEARCH_PAGE_SIZE > MAX_PAGED_RECORDS or "page" not in params:
+                if not info.get("next_page_token"):
+                    raise ZohoUnavailable(f"list {module}: more records but no next_page_token", status=200,
+                                          body=info)
+                params = {"fields": names, "per_page": SEARCH_PAGE_SIZE, "page_token": info["next_page_token"]}
+            else:
+                params["page"] += 1
+
+    def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
+        """The records of ``module`` deleted lately (``GET /{module}/deleted``; kind: all, recycle, permanent)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._request("GET", self._path(module, "deleted"),
+                                     params={"type": kind, "page": page, "per_page": SEARCH_PAGE_SIZE})
+            if response.status_code == 204:
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, f"deleted {module}")
+            body = _body(response)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ZohoUnavailable(f"deleted {module}: unexpected answer", status=200, body=body)
+            found.extend(body["data"])
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            if not info.get("more_records") or not body["data"]:
+                return found
+            page += 1
 
     def find_records_by_field(self, module: str, field: str, value: Any) -> list[dict[str, Any]]:
         """Every record of ``module`` whose ``field`` equals ``value``."""

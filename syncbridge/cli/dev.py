@@ -35,7 +35,7 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
     Uses SYNCBRIDGE_BROKER_URL when set (RabbitMQ), else an in-process broker.
     Stop with Ctrl-C.
     """
-    from simulators.stack import start_stack
+    from simulators.stack import add_demo_failure, deliver_demo_dailyup, start_stack
     from syncbridge.bootstrap import configure_logging
 
     # The simulators start fresh each time, so the service's database and drop folder do too.
@@ -53,12 +53,15 @@ def run(port: int, zoho_port: int, ameise_port: int, dashboard_port: int, worker
             # Only the demo's own temporary database is migrated here; another is `syncbridge db upgrade`'s.
             stack = start_stack(settings, receiver_port=port, zoho_port=zoho_port, ameise_port=ameise_port,
                                 workers=workers, migrate=own_database, dashboard_port=dashboard_port)
+            if own_database:
+                deliver_demo_dailyup(stack)     # today's delivery: an import to look at on the dashboard
     except OSError as exc:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise click.ClickException(f"cannot start: {exc} (is a port taken? see --port, --zoho-port, --ameise-port, --dashboard-port)") from exc
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
+    add_demo_failure(stack)         # a dead letter for the dashboard's Issues and Dead letters pages
     click.echo(_run_banner(stack))
     try:
         _wait_for_stop_signal()
@@ -106,6 +109,7 @@ def _run_banner(stack) -> str:
     zoho, ameise, receiver = stack.zoho.url, stack.ameise.url, stack.receiver.url
     ids = stack.demo_ids.get("zoho", {})
     erika = ids.get("Erika Mustermann", "<id>")
+    paul = ids.get("Paul Fehler", "<id>")
     broker = "in-process broker (memory://)" if s.embedded_broker else s.effective_broker_url.split("@")[-1]
     today_file = f"DailyUp_100200_{datetime.now():%Y%m%d}.zip"
     return f"""
@@ -119,7 +123,7 @@ Try it -- a user edits Erika Mustermann (Kundennummer 5001234567) in the CRM:
 
   curl -s -X PATCH {zoho}/_sim/records/Contacts/{erika} \\
        -H 'Content-Type: application/json' -d '{{"Phone": "+49 221 7654321"}}'
-  curl -s {ameise}/_sim/kunden/5001234567            # Telefon is updated
+  curl -s {ameise}/_sim/kunden/5001234567            # a telefon entry in Kontaktdaten
 
 A new contact without Kundennummer is created in Ameise, and the number is
 written back to the CRM record (with "trigger": [], so no workflow loop):
@@ -132,13 +136,21 @@ The daily direction: a change made in Ameise itself reaches the CRM with the
 next DailyUp delivery (the simulated Ameise hands out its delivery as a ZIP):
 
   curl -s -X PATCH {ameise}/_sim/kunden/5001234567 \\
-       -H 'Content-Type: application/json' -d '{{"Mobil": "+49 170 1234567"}}'
+       -H 'Content-Type: application/json' \\
+       -d '{{"Kontaktdaten": [{{"Kontext": "privat", "Typ": "mobil", "Value": "+49 170 1234567"}}]}}'
   curl -s {ameise}/_sim/dailyup -o {today_file}
   curl -s -H 'X-Upload-Token: {s.dailyup_upload_token}' -F file=@{today_file} {receiver}/dailyup/deliveries
   curl -s -H 'X-Admin-Token: {s.admin_token}' {receiver}/dailyup/imports/latest
   curl -s {zoho}/_sim/records/Contacts/{erika}          # Mobile is set
 
 (or drop the ZIP into {s.dailyup_dir}/inbox/, as blau direkt's FTP push does)
+
+Paul Fehler's PLZ has four digits, so Ameise refuses him: his dead letter is an
+issue on the dashboard (Issues, Dead letters). Fixing the PLZ in the CRM syncs him;
+then resolve the issue and discard its dead letter there:
+
+  curl -s -X PATCH {zoho}/_sim/records/Contacts/{paul} \\
+       -H 'Content-Type: application/json' -d '{{"Mailing_Zip": "50667"}}'
 
 Every action is in the activity log (in another shell, from this folder):
 

@@ -18,7 +18,7 @@ from syncbridge.cli.common import (
     main,
     without_password,
 )
-from syncbridge.config import WORKERS, Settings
+from syncbridge.config import WORKERS, Settings, ameise_deep_link
 
 
 # ---------------------------------------------------------------------- web / worker
@@ -178,8 +178,24 @@ def status() -> None:
             label = {"active": "sync active", "reconnect_needed": "RECONNECT NEEDED",
                      "not_connected": "not connected"}.get(state, state)
             click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
+        _preflight_status(store)
     if broker_problem:
         raise SystemExit(1)
+
+
+def _preflight_status(store) -> None:
+    """One line per sync direction: what its worker's preflight check found last (see `syncbridge check`)."""
+    from syncbridge.handlers.preflight import ARROWS, DIRECTIONS, last_recorded
+
+    for direction in DIRECTIONS:
+        entry = last_recorded(store, direction)
+        if entry is None:
+            line = f"{ARROWS[direction]} not checked yet (no worker started; `syncbridge check` checks now)"
+        elif entry.result == "ok":
+            line = f"{ARROWS[direction]} passed ({entry.at:%Y-%m-%d %H:%M:%S} UTC)"
+        else:
+            line = f"{entry.error} (since {entry.at:%Y-%m-%d %H:%M:%S} UTC; details: `syncbridge check`)"
+        click.echo(f"{'preflight':<12} {line}")
 
 
 def _broker_unreachable(settings: Settings) -> str | None:
@@ -227,6 +243,8 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
         else:
             ids = f"{e.zoho_module or ''}/{e.zoho_id or ''} <-> {e.ameise_id or '-'}"
             tail = f"  {e.error}" if e.error else ""
+            if e.ameise_id and e.entity in ("customer", "contract") and not e.error:
+                tail = "  " + ameise_deep_link(settings.ameise_portal_url, e.entity, e.ameise_id)
             click.echo(f"{e.at:%Y-%m-%d %H:%M:%S} {e.direction:<13} {e.action:<12} {e.result:<5} {e.entity or '':<8} {ids}{tail}")
     if not entries:
         click.echo("no activity matches", err=True)

@@ -4,6 +4,7 @@ German spreadsheets expect what the delivery itself uses: ``;`` between fields,
 dates as ``DD.MM.YYYY`` and a decimal comma; a UTF-8 byte order mark makes them
 read umlauts right.  A text that starts like a formula (``=``, ``+``, ``-``,
 ``@``) is prefixed with ``'`` so opening the file never runs anything.
+The same tables as XLSX (:func:`xlsx_chunks`) keep every text a text cell.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import csv
 import dataclasses
 import io
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from syncbridge.deliveries import COLUMNS, DECIMAL_COLUMNS, TABLES, ParsedRow
@@ -124,3 +127,62 @@ def import_table(store: Any, folder: Any, imp: Any, name: str,
                     yield {**item.extra, **item.data}
 
     return columns, rows()
+
+
+# ---------------------------------------------------------------- XLSX
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+GERMAN_DATE = "DD.MM.YYYY"
+
+
+def xlsx_value(column: str, value: object) -> str | float | datetime | None:
+    """One normalized value as an XLSX cell takes it: dates and decimals typed, everything else text.
+
+    Text is always stored as text (never as a formula, whatever it starts with), and
+    characters a worksheet cannot hold (control characters) are left out.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if value is None:
+        return None
+    text = str(value)
+    if column in DECIMAL_COLUMNS and NUMBER.match(text):
+        return float(text)             # as exact as a spreadsheet's own numbers
+    match = ISO_DATE.match(text)
+    if match:
+        try:
+            return datetime(int(match[1]), int(match[2]), int(match[3]))   # shown as a date (GERMAN_DATE)
+        except ValueError:
+            return text
+    return ILLEGAL_CHARACTERS_RE.sub("", text)
+
+
+def xlsx_chunks(columns: list[str], rows: Iterable[dict[str, Any]], *, sheet: str = "Tabelle",
+                size: int = 65536) -> Iterator[bytes]:
+    """The table as an XLSX workbook in byte chunks.
+
+    openpyxl's write-only workbook streams the rows to a temporary file (memory stays
+    flat for a million rows); the finished file is then read out in chunks and removed.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet[:31])
+    worksheet.append(columns)
+
+    def cell(column: str, raw: object) -> object:
+        value = xlsx_value(column, raw)
+        written = WriteOnlyCell(worksheet, value=value)
+        if isinstance(value, str):
+            written.data_type = "s"        # "=1+1" stays the text it was: no formula
+        elif isinstance(value, datetime):
+            written.number_format = GERMAN_DATE
+        return written
+
+    with tempfile.TemporaryFile() as out:
+        for row in rows:
+            worksheet.append([cell(c, row.get(c)) for c in columns])
+        workbook.save(out)
+        out.seek(0)
+        while chunk := out.read(size):
+            yield chunk

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncbridge.deliveries import ameise_body_as_dailyup
 from syncbridge.errors import (
     RecordBusy,
     RecordRejected,
@@ -130,33 +129,94 @@ def _sync_record(command: SyncCrmRecordToAmeise, kind: str, deps: SyncDependenci
 
 
 # ---------------------------------------------------------------- customers
+# Parts of the mapped customer written through their own sub-resources, not with the customer itself.
+ADDRESS, CONTACTS = "Hauptwohnsitz", "Kontaktdaten"
+
+
 def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str, deps: SyncDependencies) -> SyncResult:
+    """Create or update a customer: the customer, its main address and its contact data, one logical write.
+
+    Ameise takes them in up to three kinds of calls.  Should a later call fail, the
+    message is retried and the retry finishes the job: the link to the customer
+    is saved right after its create, the create note stays until every part is
+    written, and contact entries are matched by Typ and Kontext, so none is
+    added twice.  The activity log gets one entry listing the calls made.
+    """
     record_id = str(record["id"])
+    key = f"{module}/{record_id}"
     body = _map(deps, kind, record)
+    own = {name: value for name, value in body.items() if name not in (ADDRESS, CONTACTS)}
+    address: dict[str, Any] | None = body.get(ADDRESS)
+    contacts: list[dict[str, Any]] = list(body.get(CONTACTS) or [])
     carried = _text(record.get(deps.kundennummer_field))
     _refuse_claimed_number(deps, CUSTOMER, module, record_id, carried, deps.kundennummer_field)
     number = carried or _linked(deps, CUSTOMER, record_id)
+    calls: list[str] = []
 
-    if number and deps.ameise.get_customer(number) is not None:
-        deps.ameise.update_customer(number, body)
-        action = "updated"
+    current = deps.ameise.get_customer(number) if number else None
+    if current is not None:
+        # A create whose later parts failed is finished here by its retry.
+        action = "created" if deps.store.create_under_way(key) else "updated"
+        deps.ameise.update_customer(number, own)
+        calls.append(f"PUT kunden/{number}")
     else:
         if number:
-            log.warning("%s/%s names Kundennummer %s, which Ameise does not know: creating a new customer",
-                        module, record_id, number)
-        number = _create_once(deps, f"{module}/{record_id}", CUSTOMER, body, deps.ameise.create_customer,
-                              deps.ameise.update_customer, lambda: _customer_candidates(deps, body))
+            log.warning("%s names Kundennummer %s, which Ameise does not know: creating a new customer", key, number)
         action = "created"
-    # The link is saved before the write-back: should the write-back fail, a
-    # retry finds the link and updates instead of creating a second customer.
+        found = _interrupted_create(deps, key, CUSTOMER, body, lambda: _customer_candidates(deps, body))
+        if found:
+            number = found
+            deps.ameise.update_customer(number, own)
+            calls.append(f"PUT kunden/{number}")
+            current = deps.ameise.get_customer(number) or {}
+        else:
+            deps.store.note_create(key, True)
+            number = deps.ameise.create_customer({**own, CONTACTS: contacts} if contacts else own)
+            calls.append("POST kunden")
+            current = {CONTACTS: contacts}
+    # The link is saved before the other parts and the write-back: should one of
+    # them fail, a retry finds the link and updates instead of creating a second customer.
     _save_link(deps, CUSTOMER, module, record_id, number, deps.kundennummer_field)
-    deps.store.note_create(f"{module}/{record_id}", False)
-    _remember_echo(deps, CUSTOMER, number, body)
+    if address:
+        deps.ameise.set_main_address(number, address)
+        calls.append(f"PUT kunden/{number}/adressen/0")
+    calls += _write_contacts(deps, number, current.get(CONTACTS) or [], contacts)
+    deps.store.note_create(key, False)
+    _remember_echo(deps, kind, CUSTOMER, number, body)
     deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
-                          details={"kind": kind, "fields": sorted(body), "read": bounded(record),
+                          details={"kind": kind, "fields": _paths(body), "calls": calls, "read": bounded(record),
                                    "written": bounded(body)}))
     written_back = _write_back(deps, module, record_id, deps.kundennummer_field, carried, number, CUSTOMER, event_id)
     return SyncResult(action, CUSTOMER, module, record_id, number, written_back)
+
+
+def _write_contacts(deps: SyncDependencies, number: str, existing: list[dict[str, Any]],
+                    wanted: list[dict[str, Any]]) -> list[str]:
+    """Bring the wanted contact entries into Ameise, each matched by Typ and Kontext; return the calls made."""
+    calls = []
+    for entry in wanted:
+        same = [e for e in existing if (e.get("Typ"), e.get("Kontext")) == (entry.get("Typ"), entry.get("Kontext"))]
+        if not same:
+            deps.ameise.add_contact(number, entry)
+            calls.append(f"POST kunden/{number}/kontaktdaten ({entry.get('Typ')}, {entry.get('Kontext')})")
+        elif not any(e.get("Value") == entry.get("Value") for e in same):
+            contact_id = str(same[0].get("Id"))
+            deps.ameise.update_contact(number, contact_id, entry)
+            calls.append(f"PUT kunden/{number}/kontaktdaten/{contact_id} ({entry.get('Typ')}, {entry.get('Kontext')})")
+    return calls
+
+
+def _paths(body: dict[str, Any], prefix: str = "") -> list[str]:
+    """The leaf fields a mapped body sets, as paths (``Person.Vorname``, ``Kontaktdaten[Kontext=privat,Typ=email]``)."""
+    paths: list[str] = []
+    for name, value in body.items():
+        if isinstance(value, dict):
+            paths += _paths(value, f"{prefix}{name}.")
+        elif isinstance(value, list):
+            paths += [f"{prefix}{name}[Kontext={e.get('Kontext')},Typ={e.get('Typ')}]" for e in value if isinstance(e, dict)]
+        else:
+            paths.append(prefix + name)
+    return sorted(paths)
 
 
 def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: SyncDependencies) -> str:
@@ -213,53 +273,65 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
         action = "created"
     _save_link(deps, CONTRACT, module, record_id, number, deps.vertragsnummer_field)
     deps.store.note_create(f"{module}/{record_id}", False)
-    _remember_echo(deps, CONTRACT, number, body)
+    _remember_echo(deps, CONTRACT, CONTRACT, number, body)
     deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
-                          details={"kunde": body["Kunde"], "fields": sorted(body), "read": bounded(record),
+                          details={"kunde": body["Kunde"], "fields": _paths(body), "read": bounded(record),
                                    "written": bounded(body)}))
     written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
     return SyncResult(action, CONTRACT, module, record_id, number, written_back)
 
 
 # ---------------------------------------------------------------- creating exactly once
-# The fields a record created by an earlier, interrupted attempt must share with the body.
+# The fields a record created by an earlier, interrupted attempt must share with the body.  A customer
+# is compared with the search hits (KundenSuchErgebnis: Id, Text, Person, Hauptwohnsitz), so by its Person.
 CREATED_MATCH = {
-    CUSTOMER: ("Personentyp", "Vorname", "Nachname", "Firma", "Geburtsdatum", "Email"),
+    CUSTOMER: ("Person.Typ", "Person.Vorname", "Person.Nachname", "Person.Firmenname", "Person.Geburtsdatum"),
     CONTRACT: ("Kunde", "Sparte", "Gesellschaft", "Versicherungsscheinnummer", "Antragsnummer", "Laufzeit.Beginn"),
 }
+
+
+def _interrupted_create(deps: SyncDependencies, key: str, entity: str, body: dict[str, Any],
+                        candidates: Callable[[], list[dict[str, Any]]]) -> str | None:
+    """The number of what an earlier attempt that died after sending its create made, if it reached Ameise.
+
+    Ameise takes no idempotency key, so a create is noted (under the record's
+    lease) before it is sent and cleared once the record is written.  Found still
+    noted, the earlier create may have reached Ameise: a record matching the
+    body that no CRM record is linked to is that one.
+    """
+    if not deps.store.create_under_way(key):
+        return None
+    fields = [f for f in CREATED_MATCH[entity] if _read(body, f) not in (None, "")]
+    matches = [c for c in candidates()
+               if all(str(_read(c, f) or "") == str(_read(body, f)) for f in fields)
+               and deps.store.find_link(entity, ameise_id=str(c.get("Id"))) is None]
+    if not matches:
+        return None
+    number = str(max(matches, key=lambda c: str(c.get("Id")))["Id"])
+    log.warning("%s: an interrupted earlier create reached Ameise as %s; updating it, not creating again", key, number)
+    return number
 
 
 def _create_once(deps: SyncDependencies, key: str, entity: str, body: dict[str, Any],
                  create: Callable[[dict[str, Any]], str], update: Callable[[str, dict[str, Any]], None],
                  candidates: Callable[[], list[dict[str, Any]]]) -> str:
-    """Create the record in Ameise, unless an earlier attempt that died after sending its create made it.
-
-    Ameise takes no idempotency key, so a create is noted (under the record's
-    lease) before it is sent and cleared once its number is linked.  Found still
-    noted, the earlier create may have reached Ameise: a record matching the
-    body that no CRM record is linked to is that one, and is updated instead.
-    """
-    if deps.store.create_under_way(key):
-        fields = [f for f in CREATED_MATCH[entity] if _read(body, f) not in (None, "")]
-        matches = [c for c in candidates()
-                   if all(str(_read(c, f) or "") == str(_read(body, f)) for f in fields)
-                   and deps.store.find_link(entity, ameise_id=str(c.get("Id"))) is None]
-        if matches:
-            number = str(max(matches, key=lambda c: str(c.get("Id")))["Id"])
-            log.warning("%s: an interrupted earlier create reached Ameise as %s; updating it, not creating again",
-                        key, number)
-            update(number, body)
-            return number
+    """Create the record in Ameise, unless an earlier attempt that died after sending its create made it."""
+    found = _interrupted_create(deps, key, entity, body, candidates)
+    if found:
+        update(found, body)
+        return found
     deps.store.note_create(key, True)
     return create(body)
 
 
 def _customer_candidates(deps: SyncDependencies, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Customers Ameise finds by the body's e-mail address, else by its name."""
-    if body.get("Email"):
-        return deps.ameise.search_customers({"mail": body["Email"]})
-    name = body.get("Firma") or " ".join(filter(None, (body.get("Vorname"), body.get("Nachname"))))
-    return deps.ameise.search_customers({"name": name}) if name else []
+    """Customers Ameise finds by the body's e-mail address (``mail=``), else by its name (``q=``)."""
+    mail = next((e.get("Value") for e in body.get(CONTACTS) or [] if e.get("Typ") == "email" and e.get("Value")), None)
+    if mail:
+        return deps.ameise.search_customers({"mail": mail})
+    person = body.get("Person") or {}
+    name = person.get("Firmenname") or " ".join(filter(None, (person.get("Vorname"), person.get("Nachname"))))
+    return deps.ameise.search_customers({"q": name}) if name else []
 
 
 def _read(record: dict[str, Any], path: str) -> Any:
@@ -270,10 +342,10 @@ def _read(record: dict[str, Any], path: str) -> Any:
 
 
 # ---------------------------------------------------------------- shared steps
-def _remember_echo(deps: SyncDependencies, entity: str, number: str, body: dict[str, Any]) -> None:
+def _remember_echo(deps: SyncDependencies, kind: str, entity: str, number: str, body: dict[str, Any]) -> None:
     """Mark what was just written to Ameise: the next DailyUp brings it back, and it is no news for the CRM."""
     if deps.echoes is not None:
-        deps.echoes.remember_echo(entity, number, ameise_body_as_dailyup(entity, body))
+        deps.echoes.remember_echo(entity, number, deps.mapping.as_dailyup(kind).as_dailyup(body))
 
 
 def _map(deps: SyncDependencies, kind: str, record: dict[str, Any]) -> dict[str, Any]:

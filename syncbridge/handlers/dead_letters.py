@@ -46,6 +46,7 @@ from syncbridge.ports import (
     Publisher,
     Store,
     Topology,
+    dead_letter_cause,
     dead_letter_kind,
 )
 
@@ -79,6 +80,7 @@ _CONTRACTS = (
     (re.compile(r"^ameise\.[^.]+\.[^.]+$"), AmeiseRecordChangedSchema(), "AmeiseRecordChanged"),
 )
 _KEY_LENGTH = 64   # the record column
+_TEXT_LENGTH = 200
 
 # Outcomes of replay and discard.
 REPLAYED_NOW = "replayed"
@@ -167,6 +169,7 @@ def dead_letter_of(message: ArrivedMessage, topology: Topology, now: datetime | 
         headers=headers,
         body=bytes(message.body),
         reason=_clean(reason),
+        cause=dead_letter_cause(str(kind), _clean(reason)),
         first_error=_clean(_text(headers.get("x-first-error")) or reason),
         attempts=_int(headers.get("x-attempts")),
         first_failed_at=_time(headers.get("x-first-failed-at")),
@@ -262,9 +265,9 @@ def _time(value: Any) -> datetime | None:
 # ---------------------------------------------------------------- filters and selections
 def parse_filter(*, queue: str | None = None, kind: str | None = None, record: str | None = None,
                  since: str | datetime | None = None, until: str | datetime | None = None,
-                 state: str | None = None) -> DeadLetterFilter:
+                 state: str | None = None, text: str | None = None, cause: str | None = None) -> DeadLetterFilter:
     """Build a filter from text (CLI options, query parameters); empty values count as not given."""
-    queue, kind, record, state = (_given(value) for value in (queue, kind, record, state))
+    queue, kind, record, state, text, cause = (_given(value) for value in (queue, kind, record, state, text, cause))
     kind = None if kind is None else dead_letter_kind(kind)   # an older name filters as the kind it is now
     for name, value, allowed in (("queue", queue, QUEUES), ("kind", kind, KINDS), ("state", state, STATES)):
         if value is not None and value not in allowed:
@@ -275,7 +278,12 @@ def parse_filter(*, queue: str | None = None, kind: str | None = None, record: s
     start, end = _filter_time("since", since), _filter_time("until", until)
     if start is not None and end is not None and start >= end:
         raise InvalidFilter("since must be before until")
-    return DeadLetterFilter(queue=queue, kind=kind, record=record, since=start, until=end, state=state)
+    if text is not None and len(text) > _TEXT_LENGTH:
+        raise InvalidFilter(f"text must be at most {_TEXT_LENGTH} characters")
+    if cause is not None and len(cause) > 255:
+        raise InvalidFilter("cause must be at most 255 characters")
+    return DeadLetterFilter(queue=queue, kind=kind, record=record, since=start, until=end, state=state, text=text,
+                            cause=cause)
 
 
 def _given(value: str | None) -> str | None:
@@ -334,7 +342,7 @@ def contract_problem(letter: DeadLetter) -> str | None:
     if (letter.content_type or "").split(";")[0].strip() != "application/json":
         return f"content type {letter.content_type!r}: the consumers accept application/json only"
     try:
-        data = json.loads(letter.body)
+        data = json.loads(letter.replay_body)
     except (ValueError, TypeError) as exc:
         return f"the body is not JSON: {exc}"
     contract = f"{name} v{schema.SCHEMA_VERSION}"
@@ -418,6 +426,25 @@ class DeadLetterOps:
             outcomes.append(Outcome(letter_id, DISCARDED_NOW, letter.routing_key))
         return outcomes
 
+    def correct(self, letter_id: int, body: bytes, *, by: str) -> tuple[DeadLetter | None, str | None]:
+        """Keep ``body`` as the correction of a dead letter that a replay publishes; the original stays.
+
+        The correction must pass the contract of the letter's routing key; if it does not, nothing is
+        kept and the second value says why.  Returns the letter as it is now (None if there is none).
+        """
+        with self.letters.change(letter_id) as change:
+            if change is None:
+                return None, "no such dead letter"
+            letter = change.letter
+            if letter.state != DEAD:
+                return letter, f"state {letter.state!r}: only a dead letter is corrected"
+            problem = contract_problem(replace(letter, corrected_body=body))
+            if problem:
+                return letter, problem
+            letter = change.corrected(body, by)
+        self._log(letter, "dead_letter_corrected", by)
+        return letter, None
+
     # ------------------------------------------------------------ helpers
     def _replay_one(self, letter_id: int, by: str, force: bool, dry_run: bool) -> Outcome:
         try:
@@ -439,7 +466,7 @@ class DeadLetterOps:
                     if self.publisher is None or self.topology is None:
                         raise RuntimeError("replaying needs a publisher and the topology")
                     self.publisher.publish(letter.exchange or self.topology.events.name, letter.routing_key,
-                                           letter.body, message_id=letter.message_id or f"dead-letter-{letter.id}",
+                                           letter.replay_body, message_id=letter.message_id or f"dead-letter-{letter.id}",
                                            headers=headers, content_type=letter.content_type)
                     letter = change.replayed(by)
         except Unavailable as exc:   # the broker did not confirm
@@ -503,6 +530,10 @@ def as_json(letter: DeadLetter, *, full: bool = False) -> dict[str, Any]:
     }
     if full:
         summary.update({"content_type": letter.content_type, "headers": letter.headers, **body_view(letter.body)})
+        if letter.corrected_body is not None:
+            summary.update({"corrected_by": letter.corrected_by, "corrected_at": letter.corrected_at.isoformat()
+                            if letter.corrected_at else None,
+                            "corrected": body_view(letter.corrected_body)})
     return summary
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from syncbridge.config import ameise_deep_link
 from syncbridge.dailyup.export import chunked, csv_lines
 from syncbridge.ports import ActivityEntry, ActivityLog, EventCursor, EventFilter, Link, SavedViews, Store
 
@@ -122,8 +123,7 @@ def record_timeline(log: ActivityLog, store: Store, entity: str, record: str, *,
 # ---------------------------------------------------------------- deep links
 def ameise_link(portal_url: str, entity: str, number: str) -> str:
     """The record in the Ameise broker portal (``?show=kunde&kunde=`` / ``?show=vertrag&vertrag=``)."""
-    show = "vertrag" if entity == "contract" else "kunde"
-    return f"{portal_url.rstrip('/')}/?show={show}&{show}={quote(number, safe='')}"
+    return ameise_deep_link(portal_url, "contract" if entity == "contract" else "customer", number)
 
 
 def zoho_web_url(accounts_url: str) -> str:

@@ -70,3 +70,24 @@ def screenshot():
         return path
 
     return take
+
+
+@pytest.fixture
+def live_dead_letters(tmp_path, store, database_url):
+    """The dashboard with dead letters of two causes (tests.support.issues.seed) and replays going to an
+    in-process broker; yields (board, base URL, topology, the seeded ids)."""
+    from datetime import UTC, datetime
+
+    from producers.memory import MemoryPublisher
+    from producers.topology import build_topology
+    from tests.support.issues import seed
+    from tests.support.queues import MEMORY
+
+    topology = build_topology(f"sbbrowser-{tmp_path.name[-8:]}")
+    publisher = MemoryPublisher(topology, MEMORY)
+    board = Dashboard.build(database_url, store=store, real_time=True, publisher=publisher)
+    ids = seed(board.parts, topology, datetime.now(UTC))
+    server = ServerThread(board.app).start()
+    yield board, server.url, topology, ids
+    server.stop()
+    publisher.close()

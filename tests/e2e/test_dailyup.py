@@ -12,6 +12,7 @@ import requests
 from syncbridge.dailyup.generate import csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.reader import open_delivery
 from syncbridge.deliveries import COLUMNS
+from tests.support.ameise import contact
 from tests.support.dailyup_stack import ADMIN, UPLOAD, imports, inbox, wait_applied, wait_imported
 from tests.support.waiting import wait_for
 
@@ -220,7 +221,7 @@ def test_changes_made_by_the_crm_do_not_come_back_but_changes_in_ameise_do(make_
 
     # A user edits Erika in the CRM: the change goes to Ameise ...
     requests.patch(f"{stack.zoho.url}/_sim/records/Contacts/{erika}", json={"Phone": "+49 221 7654321"}, timeout=5)
-    wait_for(lambda: stack.ameise_state.customers["5001234567"].get("Telefon") == "+49 221 7654321",
+    wait_for(lambda: contact(stack.ameise_state.customers["5001234567"], "telefon") == "+49 221 7654321",
              what="the CRM change in Ameise")
     stack.zoho_state.wait_idle(5)
     credits = stack.zoho_state.credits_used
@@ -230,7 +231,7 @@ def test_changes_made_by_the_crm_do_not_come_back_but_changes_in_ameise_do(make_
     assert stack.zoho_state.credits_used == credits
 
     # A change made in Ameise itself does reach the CRM.
-    requests.patch(f"{stack.ameise.url}/_sim/kunden/5001234567", json={"Mobil": "+49 170 1234567"}, timeout=5)
+    requests.patch(f"{stack.ameise.url}/_sim/kunden/5001234567", json={"Kontaktdaten": [{"Kontext": "privat", "Typ": "mobil", "Value": "+49 170 1234567"}]}, timeout=5)
     third = deliver_from_ameise(3)
     assert third["deltas"].get("customer.changed") == 1, third
     wait_for(lambda: stack.zoho_state.get("Contacts", erika).get("Mobile") == "+49 170 1234567", timeout=30,

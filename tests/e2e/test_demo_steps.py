@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import requests
 
+from tests.support.ameise import contact
 from tests.support.dailyup_stack import UPLOAD, imports, inbox, wait_applied, wait_imported
 from tests.support.waiting import wait_for
 
@@ -22,7 +23,7 @@ MOBILE = "+49 170 1234567"
 def step_1_edit_erika_in_the_crm(stack, erika: str) -> None:
     answer = requests.patch(f"{stack.zoho.url}/_sim/records/Contacts/{erika}", json={"Phone": PHONE}, timeout=5)
     assert answer.status_code == 200, answer.text
-    wait_for(lambda: stack.ameise_state.customers[ERIKA].get("Telefon") == PHONE, what="Erika's phone in Ameise")
+    wait_for(lambda: contact(stack.ameise_state.customers[ERIKA], "telefon") == PHONE, what="Erika's phone in Ameise")
 
 
 def step_2_create_jana_in_the_crm(stack) -> None:
@@ -37,7 +38,7 @@ def step_2_create_jana_in_the_crm(stack) -> None:
 
 
 def step_3_edit_erika_in_ameise_and_deliver(stack, count: int, day: date | None = None) -> dict:
-    answer = requests.patch(f"{stack.ameise.url}/_sim/kunden/{ERIKA}", json={"Mobil": MOBILE}, timeout=5)
+    answer = requests.patch(f"{stack.ameise.url}/_sim/kunden/{ERIKA}", json={"Kontaktdaten": [{"Kontext": "privat", "Typ": "mobil", "Value": MOBILE}]}, timeout=5)
     assert answer.status_code == 200, answer.text
     return deliver(stack, count, day)
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 from kombu import Connection
 
+from tests.support.ameise import person
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
@@ -93,7 +94,7 @@ def test_webhooks_during_a_broker_restart_reach_ameise_exactly_once(make_stack, 
              what="every record in Ameise")
     numbers = Counter(state.get("Contacts", r)["Kundennummer"] for r in ids)
     created = stack.ameise_state.creates["customers"]
-    names = Counter(c["Nachname"] for c in stack.ameise_state.customers.values())
+    names = Counter(person(c)["Nachname"] for c in stack.ameise_state.customers.values())
     dead = dead_letters(stack)
     print(f"\nbroker restart: sent {count} webhooks, first answers {dict(first)}, acknowledged (202) {accepted}, "
           f"arrived {len(numbers)}, Ameise creates {created}, duplicates {sum(n - 1 for n in names.values())}, "
@@ -124,7 +125,7 @@ def test_zoho_and_ameise_failing_for_a_while_lose_nothing_and_dead_letter_nothin
     wait_for(lambda: all(zoho.get("Contacts", r).get("Kundennummer") for r in ids), timeout=120, interval=0.5,
              what="every record in Ameise after the outage")
     retries = stack.services.store.activities(action="retry", limit=1000)
-    names = Counter(c["Nachname"] for c in ameise.customers.values())
+    names = Counter(person(c)["Nachname"] for c in ameise.customers.values())
     dead = dead_letters(stack)
     print(f"\noutage: sent {count}, acknowledged {statuses[202]}, arrived {len(names)}, retries {len(retries)}, "
           f"duplicates {sum(n - 1 for n in names.values())}, dead-lettered {dead}")
@@ -162,7 +163,7 @@ def test_access_tokens_expiring_mid_stream_are_refreshed_and_nothing_is_lost(mak
     finally:
         stop.set()
         expiring.join()
-    names = Counter(c["Nachname"] for c in ameise.customers.values())
+    names = Counter(person(c)["Nachname"] for c in ameise.customers.values())
     dead = dead_letters(stack)
     print(f"\ntokens: sent {count}, acknowledged {statuses[202]}, arrived {len(names)}, "
           f"duplicates {sum(n - 1 for n in names.values())}, dead-lettered {dead}")

@@ -21,6 +21,7 @@ from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH, free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
+from tests.support.ameise import contact, person
 from tests.support.processes import ROOT, procfile, start
 from tests.support.waiting import wait_for
 
@@ -117,9 +118,9 @@ def test_procfile_processes_sync_a_new_and_an_existing_customer(environment, sim
         zoho_state.user_update("Contacts", ids["Erika Mustermann"], {"Mobile": "+49 170 1111111"})
         jana = zoho_state.user_create("Contacts", {"First_Name": "Jana", "Last_Name": "Prozess"})
 
-        wait_for(lambda: ameise_state.customers["5001234567"].get("Mobil") == "+49 170 1111111", what="update")
+        wait_for(lambda: contact(ameise_state.customers["5001234567"], "mobil") == "+49 170 1111111", what="update")
         number = wait_for(lambda: zoho_state.get("Contacts", jana).get("Kundennummer"), what="write-back")
-        assert ameise_state.customers[number]["Nachname"] == "Prozess"
+        assert person(ameise_state.customers[number])["Nachname"] == "Prozess"
         assert ameise_state.creates["customers"] == 1
     finally:
         worker_exit = stop(worker)
@@ -186,10 +187,12 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
         assert done.returncode == 0, done.stderr
     record_id = zoho_state.seed("Contacts", {"First_Name": "Kill", "Last_Name": "Neun", "Email": "kill9@example.de"})
     creates_before = ameise_state.creates["customers"]
-    # Ameise takes the create but answers only after 3 s: the worker is killed while it waits.
-    ameise_state.add_fault(None, count=1, path_prefix="kunden", delay=3)
-
     first = start(lines["worker-crm-to-ameise"], env, tmp_path / "first.log")
+    # Once its preflight check has passed (the check reads kunden/_search too), Ameise takes the
+    # create but answers only after 3 s: the worker is killed while it waits.
+    wait_for(lambda: "worker crm-to-ameise consuming from" in (tmp_path / "first.log").read_text(), timeout=30,
+             what="the first worker consuming")
+    ameise_state.add_fault(None, count=1, path_prefix="kunden", delay=3)
     publisher = Publisher(rabbitmq_url, build_topology(namespace))
     body = CrmRecordChangedSchema().dump(CrmRecordChanged(
         event_id="kill-9", source="zoho-workflow", module="Contacts", record_id=record_id,
@@ -212,5 +215,5 @@ def test_a_worker_killed_mid_create_leaves_no_duplicate(environment, simulators,
     print(f"\nSIGKILL: sent 1, Ameise creates {ameise_state.creates['customers'] - creates_before}, "
           f"linked to {number}")
     assert ameise_state.creates["customers"] == creates_before + 1, log
-    assert ameise_state.customers[number]["Nachname"] == "Neun"
+    assert person(ameise_state.customers[number])["Nachname"] == "Neun"
     assert "not creating again" in log

@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from simulators.stack import free_port
+from tests.support.ameise import contact
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,14 +47,14 @@ def test_run_starts_the_whole_flow_with_embedded_defaults(tmp_path):
         # The first command the banner suggests, as printed.
         erika_url = re.search(r"-X PATCH (\S+)", banner).group(1)
         assert requests.patch(erika_url, json={"Phone": "+49 221 7654321"}, timeout=5).status_code == 200
-        wait_for(lambda: requests.get(f"{ameise}/_sim/kunden/5001234567", timeout=5).json().get("Telefon")
+        wait_for(lambda: contact(requests.get(f"{ameise}/_sim/kunden/5001234567", timeout=5).json(), "telefon")
                  == "+49 221 7654321", what="the edit in Ameise")
 
         jana = requests.post(f"{zoho}/_sim/records/Contacts", json={"First_Name": "Jana", "Last_Name": "Beispiel"},
                              timeout=5).json()["id"]
         number = wait_for(lambda: requests.get(f"{zoho}/_sim/records/Contacts/{jana}", timeout=5).json()
                           .get("Kundennummer"), what="Kundennummer written back")
-        assert requests.get(f"{ameise}/_sim/kunden/{number}", timeout=5).json()["Vorname"] == "Jana"
+        assert requests.get(f"{ameise}/_sim/kunden/{number}", timeout=5).json()["Person"]["Vorname"] == "Jana"
 
         activity = subprocess.run(["syncbridge", "activity"], env={**env, "SYNCBRIDGE_DATABASE_URL": database},
                                   capture_output=True, text=True, timeout=30)

@@ -22,6 +22,7 @@ from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH
+from simulators.zoho import ZohoState, create_zoho_app
 from syncbridge.config import WORKERS, Settings
 from tests.support.waiting import wait_for
 
@@ -51,8 +52,15 @@ def ameise():
         yield server
 
 
+@pytest.fixture(scope="module")
+def zoho():
+    """The simulated CRM: a sync worker starts consuming once its preflight check of the CRM's fields passes."""
+    with ServerThread(create_zoho_app(ZohoState())) as server:
+        yield server
+
+
 @pytest.fixture
-def base_env(tmp_path, ameise, monkeypatch):
+def base_env(tmp_path, ameise, zoho, monkeypatch):
     """A migrated SQLite database with Ameise connected, and a DailyUp outbox with deltas waiting."""
     from simulators.stack import connect_ameise_by_consent
     from syncbridge.bootstrap import bootstrap, bootstrap_dailyup
@@ -62,6 +70,7 @@ def base_env(tmp_path, ameise, monkeypatch):
     env.update({
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
         "SYNCBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/syncbridge.db",
+        "SYNCBRIDGE_ZOHO_ACCOUNTS_URL": zoho.url,
         "SYNCBRIDGE_AMEISE_AUTH_URL": ameise.url,
         "SYNCBRIDGE_AMEISE_API_URL": ameise.url + AMEISE_API_PATH,
         "SYNCBRIDGE_DAILYUP_DIR": str(tmp_path / "dailyup"),
@@ -158,3 +167,27 @@ def test_every_worker_connected_and_idle_stops_on_sigterm(base_env, tmp_path, ra
         assert took < STOPPED_WITHIN_S, f"{name} took {took:.1f} s to stop"
         assert_one_line_per_record(logs[name])
         assert f"worker {name} stopped" in logs[name].read_text()
+
+
+@pytest.mark.parametrize("name", ["crm-to-ameise", "ameise-to-crm"])
+def test_a_worker_paused_by_its_failing_preflight_says_so_and_stops_on_sigterm(base_env, tmp_path, rabbitmq_url,
+                                                                               namespace, name):
+    # A match field that does not exist in the CRM blocks both directions.
+    env = {**base_env, "SYNCBRIDGE_BROKER_URL": rabbitmq_url, "SYNCBRIDGE_NAMESPACE": namespace,
+           "SYNCBRIDGE_ZOHO_FIELD_KUNDENNUMMER": "Kunden_Nr", "SYNCBRIDGE_PREFLIGHT_INTERVAL": "0.2"}
+    log = tmp_path / f"{name}.log"
+    process = start(name, env, log)
+    try:
+        direction = name.replace("-", "_")
+        wait_for(lambda: log.read_text().count(f"{direction} paused: preflight failing: ") >= 2, timeout=30,
+                 what=f"{name} paused and checking again")
+        code, took = stop_and_time(process, signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code == 0, text
+    assert took < STOPPED_WITHIN_S, f"{name} took {took:.1f} s to stop"
+    assert "Kunden_Nr" in text and "connected to the broker" not in text    # it never began to consume
+    assert_one_line_per_record(log)

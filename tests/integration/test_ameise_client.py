@@ -5,6 +5,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,8 +14,12 @@ import pytest
 import requests
 
 from simulators.ameise import API_PREFIX, DEFAULT_EMPLOYEE_ID, AmeiseState, create_ameise_app
+from simulators.ameise import seed_demo as seed_ameise
 from simulators.fakes.ameise import InMemoryAmeise
+from simulators.fakes.store import MemoryStore
+from simulators.fakes.zoho import InMemoryZoho
 from simulators.server import ServerThread
+from simulators.zoho import seed_demo as seed_zoho
 from syncbridge.adapters.ameise import (
     AmeiseClient,
     AmeiseOAuth,
@@ -25,18 +30,24 @@ from syncbridge.adapters.ameise import (
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
+from syncbridge.mapping import load_mapping
+from syncbridge.messages import SyncCrmRecordToAmeise
+from tests.support.waiting import wait_for
 
 REDIRECT_URI = "http://127.0.0.1:8000/connect/ameise/callback"
 SCOPE = "ameise/mitarbeiterwebservice offline"
 
 ERIKA = {
-    "Personentyp": "natuerlich", "Anrede": "Frau", "Vorname": "Erika", "Nachname": "Mustermann",
-    "Geburtsdatum": "1964-08-12", "Strasse": "Heidestraße 17", "PLZ": "51147", "Ort": "Köln",
-    "Land": "Deutschland", "Email": "erika.mustermann@example.de",
+    "Anrede": "2",
+    "Person": {"Typ": "natuerlich", "Vorname": "Erika", "Nachname": "Mustermann", "Geburtsdatum": "1964-08-12"},
+    "Kontaktdaten": [{"Kontext": "privat", "Typ": "email", "Value": "erika.mustermann@example.de"}],
 }
+ERIKA_ADDRESS = {"Strasse": "Heidestraße 17", "Postleitzahl": "51147", "Ort": "Köln", "Land": "Deutschland"}
 ACME = {
-    "Personentyp": "juristisch", "Firma": "Acme Versicherungsmakler GmbH", "Rechtsform": "GmbH",
-    "Strasse": "Hafenweg 3", "PLZ": "20457", "Ort": "Hamburg", "Land": "DE", "Email": "info@acme.example",
+    "Anrede": "4",
+    "Person": {"Typ": "juristisch", "Firmenname": "Acme Versicherungsmakler GmbH", "Rechtsform": "GmbH"},
+    "Kontaktdaten": [{"Kontext": "geschaeftlich", "Typ": "email", "Value": "info@acme.example"}],
 }
 
 
@@ -128,25 +139,66 @@ def test_create_person_answers_the_new_kundennummer(ameise):
     assert nr == "5001234568" and re.fullmatch(r"\d{10}", nr)
     customer = ameise.client.get_customer(nr)
     assert customer["Id"] == nr
-    assert {k: customer[k] for k in ERIKA} == ERIKA
+    assert (customer["Anrede"], customer["Person"]) == (ERIKA["Anrede"], ERIKA["Person"])
+    assert [{k: c[k] for k in ("Kontext", "Typ", "Value")} for c in customer["Kontaktdaten"]] == ERIKA["Kontaktdaten"]
     assert customer["Vermittler"] == "A1B2C3"  # the employee's, as none was given
-    assert customer["Benutzername"] == ERIKA["Email"]
+    assert customer["Benutzername"] == "erika.mustermann@example.de"
     assert ameise.state.creates == {"customers": 1, "contracts": 0}
 
 
 def test_create_company(ameise):
     nr = ameise.client.create_customer(ACME)
-    assert ameise.client.get_customer(nr)["Firma"] == "Acme Versicherungsmakler GmbH"
+    assert ameise.client.get_customer(nr)["Person"]["Firmenname"] == "Acme Versicherungsmakler GmbH"
     assert ameise.client.create_customer(ERIKA) == str(int(nr) + 1)
 
 
-def test_update_customer_merges_the_given_fields(ameise):
+def test_update_customer_merges_the_person(ameise):
     nr = ameise.client.create_customer(ERIKA)
-    assert ameise.client.update_customer(nr, {"Telefon": "0221 123456", "Ort": "Köln-Porz"}) is None
+    assert ameise.client.update_customer(nr, {"Person": {"Titel": "Dr."}, "Anrede": "2"}) is None
     customer = ameise.client.get_customer(nr)
-    assert (customer["Telefon"], customer["Ort"], customer["Nachname"]) == ("0221 123456", "Köln-Porz", "Mustermann")
+    assert (customer["Person"]["Titel"], customer["Person"]["Nachname"]) == ("Dr.", "Mustermann")
     assert ameise.state.updates == {"customers": 1, "contracts": 0}
     assert ameise.state.creates["customers"] == 1
+
+
+def test_main_address_is_set_through_its_sub_resource(ameise):
+    nr = ameise.client.create_customer(ERIKA)
+    ameise.client.set_main_address(nr, ERIKA_ADDRESS)
+    assert ameise.client.get_customer(nr)["Hauptwohnsitz"] == ERIKA_ADDRESS
+    ameise.client.set_main_address(nr, {**ERIKA_ADDRESS, "Ort": "Köln-Porz"})
+    assert ameise.client.get_customer(nr)["Hauptwohnsitz"]["Ort"] == "Köln-Porz"
+    with pytest.raises(AmeiseRejected) as caught:
+        ameise.client.set_main_address(nr, {**ERIKA_ADDRESS, "Postleitzahl": "5114"})
+    assert (caught.value.status, caught.value.field) == (400, "Postleitzahl")
+
+
+def test_contact_entries_are_added_and_changed(ameise):
+    nr = ameise.client.create_customer(ERIKA)
+    ameise.client.add_contact(nr, {"Kontext": "privat", "Typ": "mobil", "Value": "0170 1"})
+    [mail, mobil] = ameise.client.get_customer(nr)["Kontaktdaten"]
+    ameise.client.update_contact(nr, mobil["Id"], {"Kontext": "privat", "Typ": "mobil", "Value": "0170 2"})
+    values = [(c["Typ"], c["Value"]) for c in ameise.client.get_customer(nr)["Kontaktdaten"]]
+    assert values == [("email", "erika.mustermann@example.de"), ("mobil", "0170 2")]
+    with pytest.raises(AmeiseRejected) as caught:
+        ameise.client.update_contact(nr, "999", {"Value": "x"})
+    assert caught.value.status == 404
+
+
+@pytest.mark.parametrize("call", [
+    lambda c, nr: c.create_customer({"Personentyp": "natuerlich", "Nachname": "Flach"}),
+    lambda c, nr: c.update_customer(nr, {"Ort": "Köln"}),
+    lambda c, nr: c.set_main_address(nr, {"PLZ": "51147"}),
+    lambda c, nr: c.add_contact(nr, {"Typ": "Email", "Wert": "a@b.de"}),
+], ids=["flat-create", "flat-update", "flat-address", "flat-contact"])
+def test_the_flat_shape_is_refused_as_the_html_400_naming_no_field(ameise, call):
+    nr = ameise.client.create_customer(ERIKA)
+    with pytest.raises(AmeiseRejected) as caught:
+        call(ameise.client, nr)
+    assert (caught.value.status, caught.value.field) == (400, None)
+    assert caught.value.message.endswith("Error #400 - Fehlerhafte anfrage!")
+    if ameise.kind == "http":
+        assert "<html" in caught.value.body
+    assert (ameise.state.creates["customers"], ameise.state.updates["customers"]) == (1, 0)
 
 
 def test_unknown_numbers_read_as_none(ameise):
@@ -157,43 +209,46 @@ def test_unknown_numbers_read_as_none(ameise):
 
 def test_update_of_unknown_customer_is_rejected(ameise):
     with pytest.raises(AmeiseRejected) as caught:
-        ameise.client.update_customer("5009999999", {"Telefon": "1"})
+        ameise.client.update_customer("5009999999", {"Anrede": "1"})
     assert caught.value.status == 404
 
 
-def test_search_by_mail_name_and_number(ameise):
+def test_search_by_mail_and_text_answers_kunden_such_ergebnisse(ameise):
     erika = ameise.client.create_customer(ERIKA)
+    ameise.client.set_main_address(erika, ERIKA_ADDRESS)
     acme = ameise.client.create_customer(ACME)
-    assert [c["Id"] for c in ameise.client.search_customers({"mail": "ERIKA.mustermann@example.de"})] == [erika]
-    assert [c["Id"] for c in ameise.client.search_customers({"name": "acme"})] == [acme]
-    assert [c["Id"] for c in ameise.client.search_customers({"kundennummer": acme})] == [acme]
+    [hit] = ameise.client.search_customers({"mail": "ERIKA.mustermann@example.de"})
+    assert hit == {"Id": erika, "Text": "Mustermann, Erika (Köln)", "Person": ERIKA["Person"], "Hauptwohnsitz": ERIKA_ADDRESS}
+    assert [c["Id"] for c in ameise.client.search_customers({"q": "acme"})] == [acme]
+    assert [c["Id"] for c in ameise.client.search_customers({"q": acme})] == [acme]
     assert ameise.client.search_customers({"mail": "nobody@example.de"}) == []
-    assert ameise.client.search_customers({"name": "muster", "mail": "info@acme.example"}) == []
+    assert ameise.client.search_customers({"q": "muster", "mail": "info@acme.example"}) == []
 
 
 def test_search_returns_every_page(ameise):
     for i in range(105):
-        ameise.state.seed_customer({"Personentyp": "natuerlich", "Vorname": "Seed", "Nachname": f"Kunde{i:03}"})
-    hits = ameise.client.search_customers({"name": "seed kunde"})
+        ameise.state.seed_customer({"Person": {"Typ": "natuerlich", "Vorname": "Seed", "Nachname": f"Kunde{i:03}"}})
+    hits = ameise.client.search_customers({"q": "seed kunde"})
     assert len(hits) == 105
     assert len({h["Id"] for h in hits}) == 105
 
 
-def test_unknown_search_filter_is_rejected(ameise):
+@pytest.mark.parametrize("query", [{"telefon": "0221"}, {"name": "muster"}, {"kundennummer": "5001234567"}])
+def test_unknown_search_filter_is_rejected(ameise, query):
     with pytest.raises(AmeiseRejected) as caught:
-        ameise.client.search_customers({"telefon": "0221"})
-    assert caught.value.field == "telefon"
+        ameise.client.search_customers(query)
+    assert caught.value.field == next(iter(query))
 
 
 @pytest.mark.parametrize(
     "data, field",
     [
-        ({"Personentyp": "natuerlich", "Vorname": "Ohne"}, "Nachname"),
-        ({"Personentyp": "juristisch", "Rechtsform": "GmbH"}, "Firma"),
-        ({"Nachname": "Ohne Typ"}, "Personentyp"),
-        ({**ERIKA, "Geburtsdatum": "12.08.1964"}, "Geburtsdatum"),
-        ({**ERIKA, "PLZ": "5114"}, "PLZ"),
-        ({**ERIKA, "Lieblingsfarbe": "blau"}, "Lieblingsfarbe"),
+        ({"Person": {"Typ": "natuerlich", "Vorname": "Ohne"}}, "Person.Nachname"),
+        ({"Person": {"Typ": "juristisch", "Rechtsform": "GmbH"}}, "Person.Firmenname"),
+        ({"Person": {"Nachname": "Ohne Typ"}}, "Person.Typ"),
+        ({**ERIKA, "Person": {**ERIKA["Person"], "Geburtsdatum": "12.08.1964"}}, "Person.Geburtsdatum"),
+        ({**ERIKA, "Anrede": "Frau"}, "Anrede"),
+        ({**ERIKA, "Kontaktdaten": [{"Kontext": "privat", "Typ": "email", "Value": "kein-at"}]}, "Kontaktdaten.Value"),
     ],
 )
 def test_invalid_customer_is_rejected_with_its_field(ameise, data, field):
@@ -254,6 +309,130 @@ def test_foreign_vermittler_is_rejected_naming_no_field(ameise):
     if ameise.kind == "http":
         assert "<html" in error.body  # the real quirk: an HTML page, not a JSON list
     assert ameise.state.creates["contracts"] == 0
+
+
+# ---------------------------------------------------------------- the handler's customer write, on both
+def handler_world(ameise):
+    """The demo CRM (in memory) and the demo Ameise behind ``ameise``, and the CRM -> Ameise handler's dependencies."""
+    zoho = InMemoryZoho()
+    ids = seed_zoho(zoho.state)
+    seed_ameise(ameise.state)
+    store = MemoryStore()
+    deps = SyncDependencies(crm=zoho, ameise=ameise.client, store=store, mapping=load_mapping(),
+                            module_entities={"Contacts": "person", "Accounts": "company", "Deals": "contract"})
+    return zoho, ids, store, deps
+
+
+def fail_once(ameise, call: str, path: str) -> None:
+    """The next ``call`` fails as unavailable: a 503 page from the simulator, or the fake's injected error."""
+    if ameise.kind == "http":
+        ameise.state.add_fault(status=503, path_prefix=path)
+    else:
+        ameise.client.fail_next(AmeiseUnavailable(f"{path}: 503"), call=call)
+
+
+def sync(deps, module: str, record_id: str, event_id: str):
+    return sync_crm_record_to_ameise(SyncCrmRecordToAmeise(module, record_id, event_id), deps)
+
+
+def test_an_update_failing_midway_is_finished_by_its_retry_as_one_action(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    erika = ids["Erika Mustermann"]
+    zoho.update_records("Contacts", [{"id": erika, "Mailing_City": "Köln-Porz", "Mobile": "+49 170 1"}])
+    fail_once(ameise, "set_main_address", "kunden/5001234567/adressen")
+
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", erika, "e-1")
+    assert ameise.state.customers["5001234567"]["Hauptwohnsitz"]["Ort"] == "Köln"   # the address call failed
+    result = sync(deps, "Contacts", erika, "e-1")                                    # the retry of the message
+
+    customer = ameise.state.customers["5001234567"]
+    assert result.action == "updated" and customer["Hauptwohnsitz"]["Ort"] == "Köln-Porz"
+    assert [(c["Typ"], c["Value"]) for c in customer["Kontaktdaten"]] == [
+        ("email", "erika.mustermann@example.de"), ("telefon", "+49 221 1234567"), ("mobil", "+49 170 1")]
+    [entry] = store.activities()
+    assert entry.details["calls"] == [
+        "PUT kunden/5001234567", "PUT kunden/5001234567/adressen/0",
+        "POST kunden/5001234567/kontaktdaten (telefon, privat)", "POST kunden/5001234567/kontaktdaten (mobil, privat)"]
+
+
+def test_a_create_failing_at_its_address_is_finished_by_its_retry(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    max_id = ids["Max Neumann"]
+    fail_once(ameise, "set_main_address", "kunden/5001234568/adressen")
+
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", max_id, "e-1")
+    result = sync(deps, "Contacts", max_id, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", "5001234568", 1)
+    customer = ameise.state.customers["5001234568"]
+    assert customer["Hauptwohnsitz"] == {"Strasse": "Osterstraße 88", "Postleitzahl": "20259", "Ort": "Hamburg",
+                                         "Land": "Deutschland"}
+    assert [c["Typ"] for c in customer["Kontaktdaten"]] == ["email", "telefon"]
+    assert [e.action for e in store.activities()] == ["written_back", "created"]
+    assert zoho.state.get("Contacts", max_id)["Kundennummer"] == "5001234568"
+
+
+def lose_the_next_create_answer(ameise, deps) -> Callable[[], None]:
+    """The next customer create reaches Ameise but its answer is lost; returns what waits for it and undoes it."""
+    if ameise.kind == "http":
+        # The simulator takes the create and answers after the client has given up.
+        client = ameise.client
+        deps.ameise = AmeiseClient(client.oauth, api_url=client.api_url, timeout=0.3)
+        ameise.state.add_fault(status=None, delay=1.0, path_prefix="kunden")
+
+        def settle() -> None:
+            wait_for(lambda: any(r["method"] == "POST" and r["path"].endswith("/kunden") for r in ameise.state.requests),
+                     timeout=5, what="the create answered")
+            deps.ameise = client
+        return settle
+    create = ameise.client.create_customer
+
+    def create_and_lose_the_answer(data):
+        create(data)
+        raise AmeiseUnavailable("Read timed out")
+
+    ameise.client.create_customer = create_and_lose_the_answer
+    return lambda: setattr(ameise.client, "create_customer", create)
+
+
+def test_a_lost_create_answer_is_recovered_through_the_search_array(ameise):
+    zoho, ids, store, deps = handler_world(ameise)
+    max_id = ids["Max Neumann"]
+    settle = lose_the_next_create_answer(ameise, deps)
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", max_id, "e-1")
+    settle()
+    assert ameise.state.creates["customers"] == 1 and store.create_under_way(f"Contacts/{max_id}")
+
+    result = sync(deps, "Contacts", max_id, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", "5001234568", 1)
+    customer = ameise.state.customers["5001234568"]
+    assert [c["Typ"] for c in customer["Kontaktdaten"]] == ["email", "telefon"]   # matched, not added twice
+    assert customer["Hauptwohnsitz"]["Ort"] == "Hamburg"
+    assert not store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_lost_create_of_a_customer_without_mail_is_found_by_its_name(ameise):
+    zoho, _, store, deps = handler_world(ameise)
+    contact = zoho.seed("Contacts", {"First_Name": "Ohne", "Last_Name": "Mailadresse", "Date_of_Birth": "1970-01-02"})
+    # A namesake born on another day is not the lost create.
+    ameise.state.seed_customer({"Person": {"Typ": "natuerlich", "Vorname": "Ohne", "Nachname": "Mailadresse",
+                                           "Geburtsdatum": "1980-01-02"}}, "5000000001")
+    settle = lose_the_next_create_answer(ameise, deps)
+    with pytest.raises(Unavailable):
+        sync(deps, "Contacts", contact, "e-1")
+    settle()
+    [lost] = [nr for nr in ameise.state.customers if nr not in ("5000000001", "5001234567")]
+
+    result = sync(deps, "Contacts", contact, "e-1")
+
+    assert (result.action, result.ameise_id, ameise.state.creates["customers"]) == ("created", lost, 1)
+    if ameise.kind == "http":
+        [search] = [r["query"] for r in ameise.state.requests if r["path"].endswith("/kunden/_search")]
+        assert "q=Ohne+Mailadresse" in search and "mail=" not in search
 
 
 # ---------------------------------------------------------------- OAuth2, real client only
@@ -337,7 +516,7 @@ def test_401_refreshes_once_and_retries(connected):
     state, _, oauth, client = connected
     nr = state.seed_customer(ERIKA)
     state.expire_access_tokens()
-    assert client.get_customer(nr)["Nachname"] == "Mustermann"
+    assert client.get_customer(nr)["Person"]["Nachname"] == "Mustermann"
     calls = [(r["method"], r["path"].rsplit("/", 1)[-1], r["status"]) for r in state.requests][-3:]
     assert calls == [("GET", nr, 401), ("POST", "token", 200), ("GET", nr, 200)]
     api_calls = [r for r in state.requests if r["path"].startswith(API_PREFIX)]
@@ -481,3 +660,39 @@ def test_only_x_dio_headers_are_sent(connected):
     state, _, _, client = connected
     client.get_customer("5001234567")
     assert re.fullmatch(r"[0-9a-f]{32}", state.requests[-1]["request_id"])
+
+
+# ---------------------------------------------------------------- the preflight check's probe
+def test_check_connection_answers_the_employee_and_writes_nothing(ameise):
+    assert ameise.client.check_connection() == DEFAULT_EMPLOYEE_ID
+    assert ameise.state.creates == {"customers": 0, "contracts": 0}
+    assert ameise.state.updates == {"customers": 0, "contracts": 0}
+
+
+def test_check_connection_refreshes_a_token_ameise_no_longer_takes(connected):
+    state, _, oauth, client = connected
+    state.expire_access_tokens()
+    old = oauth.token_store.load("ameise").access_token
+    before = len(state.requests)
+
+    assert client.check_connection() == DEFAULT_EMPLOYEE_ID
+
+    assert oauth.token_store.load("ameise").access_token != old
+    searches = [r for r in state.requests[before:] if "/kunden/_search" in r.get("path", "")]
+    # One logical search: refused with the stale token, answered after the refresh.
+    assert [r["status"] for r in searches] == [401, 200]
+    assert searches[0]["request_id"] == searches[1]["request_id"]
+
+
+def test_check_connection_of_a_revoked_grant_needs_a_reconnect(connected):
+    state, _, oauth, client = connected
+    state.revoke_all()
+    with pytest.raises(AmeiseReconnectNeeded):
+        client.check_connection()
+    assert oauth.token_store.status("ameise")[0] == "reconnect_needed"
+
+
+def test_check_connection_without_a_grant_needs_a_reconnect(sim):
+    _, url = sim
+    with pytest.raises(AmeiseReconnectNeeded):
+        AmeiseClient(make_oauth(url), api_url=url + API_PREFIX).check_connection()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,3 +105,25 @@ def test_a_change_that_fails_is_rolled_back(letters):
 def test_changing_an_unknown_letter_gives_none(letters):
     with letters.change(4711) as change:
         assert change is None
+
+
+def test_free_text_matches_reason_record_routing_key_or_message_id_in_any_case_and_literally(letters):
+    ids = [letters.archive(replace(letter(n), reason=reason)) for n, reason in
+           enumerate(("Zoho INVALID_DATA field=Email", "50% off_by one", "ameise 422 Ort"), start=1)]
+    assert [x.id for x in letters.find(DeadLetterFilter(text="invalid_data"))] == [ids[0]]
+    assert [x.id for x in letters.find(DeadLetterFilter(text="50%"))] == [ids[1]]
+    assert letters.count(DeadLetterFilter(text="5_%")) == 0             # % and _ are no wildcards
+    assert [x.id for x in letters.find(DeadLetterFilter(text="REC-3"))] == [ids[2]]
+    assert letters.count(DeadLetterFilter(text="contacts.changed")) == 3 and letters.count(DeadLetterFilter(text="m-2")) == 1
+
+
+def test_the_cause_filters_and_a_correction_is_kept_beside_the_original(letters):
+    first = letters.archive(replace(letter(1), cause="rejected zoho INVALID_DATA field=Email"))
+    letters.archive(replace(letter(2), cause="contract-violation"))
+    assert [x.id for x in letters.find(DeadLetterFilter(cause="rejected zoho INVALID_DATA field=Email"))] == [first]
+    with letters.change(first) as change:
+        corrected = change.corrected(b'{"a": 2}', "operator")
+    stored = letters.get(first)
+    assert stored == corrected and stored.body == b'{"a": 1}' and stored.corrected_body == b'{"a": 2}'
+    assert stored.replay_body == b'{"a": 2}' and stored.corrected_by == "operator" and stored.corrected_at is not None
+    assert stored.state == DEAD and letters.get(first + 1).replay_body == b'{"a": 1}'

@@ -95,7 +95,8 @@ class Systems:
         return self.crm(name)["Kundennummer"]
 
     def ameise_customer(self, name: str) -> dict:
-        return self.ameise.state.get_customer(self.number(name))
+        """The customer in Ameise, as the DailyUp columns it would be delivered in."""
+        return load_mapping().as_dailyup("person").columns(self.ameise.state.get_customer(self.number(name)))
 
     def edit_in_crm(self, name: str, field: str, value: str) -> None:
         """A CRM user's edit, synced to Ameise as its webhook would have it."""
@@ -108,7 +109,12 @@ class Systems:
                                   self.sync_deps)
 
     def edit_in_ameise(self, name: str, column: str, value: str) -> None:
-        self.ameise.state.update_customer(self.number(name), {column: value})
+        """A user's edit in Ameise of the field the DailyUp delivers as ``column``."""
+        if column == "Ort":
+            edit = {"Hauptwohnsitz": {"Ort": value}}
+        else:
+            edit = {"Kontaktdaten": [{"Kontext": "privat", "Typ": column.lower(), "Value": value}]}
+        self.ameise.state.edit_customer(self.number(name), edit)
 
     def deliver(self) -> list[dict]:
         """Take the day's DailyUp in and apply its deltas to the CRM; return the upserted Contacts records."""

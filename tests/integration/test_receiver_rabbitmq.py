@@ -99,13 +99,13 @@ def test_gunicorn_serves_the_app_factory(rabbitmq_url, namespace):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60   # a loaded machine loads the app slowly
         while True:
             assert process.poll() is None, f"gunicorn exited: {process.stdout.read()}"
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):   # not listening yet, or still loading the app
                 pass
             assert time.monotonic() < deadline, "gunicorn did not answer /healthz in time"
             time.sleep(0.1)

@@ -169,6 +169,24 @@ def test_250_customers_and_300_contracts_reach_zoho_at_ten_records_per_credit(re
     assert path.state.credits_used == credits
 
 
+def test_a_dead_letter_names_each_field_the_crm_refused(return_path):
+    path = return_path
+    path.state.drop_field("Contacts", "Mobile")   # the CRM lacks a field the mapping writes
+    bad = path.customer(person("5088888888", Anrede="7", Mobil="+49 170 1"))
+    path.publish([bad])
+
+    with path.consuming(batch_wait=0.2):
+        [dead] = path.take_dead_letters(expect=1)
+
+    assert dead.headers["x-error-kind"] == "rejected"
+    assert dead.headers["x-error"].startswith("zoho MULTIPLE_OR_MULTI_ERRORS field=Salutation, Mobile: "
+                                              "Salutation: invalid data (allowed: Herr, Frau")
+    assert "; Mobile: invalid data" in dead.headers["x-error"]
+    [failed] = path.store.activities(result="error")
+    assert failed.details["field"] == "Salutation, Mobile" and failed.details["code"] == "MULTIPLE_OR_MULTI_ERRORS"
+    assert path.state.records("Contacts") == []
+
+
 def test_refused_records_are_dead_lettered_and_an_outage_is_waited_out(return_path):
     path = return_path
     good = [path.customer(person(f"50{i:08d}")) for i in range(5)]

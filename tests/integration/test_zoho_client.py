@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import re
 import threading
+import tomllib
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -24,14 +27,31 @@ from syncbridge.adapters.zoho import (
     ZohoReconnectNeeded,
     ZohoRejected,
     ZohoUnavailable,
+    api_domain_for,
     criteria_and,
     criteria_equals,
 )
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
+from syncbridge.ports import CrmField
+from tests.support.clock import FakeClock
 
 MISSING_ID = "5725767000099999999"
+DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "syncbridge" / "mappings" / "default.toml"
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
+
+
+def mapping_fields(kind: str) -> set[str]:
+    """Every CRM field the default mapping reads or writes for ``kind`` (top-level API names)."""
+    with DEFAULT_MAPPING.open("rb") as handle:
+        sections = tomllib.load(handle)[kind]
+    names = set()
+    for direction, section in sections.items():
+        names |= {rule["crm"].split(".")[0] for rule in section.get("fields", []) if "crm" in rule}
+        names |= set(section.get("customer_lookups", {}))
+        if direction == "ameise_to_crm":  # there the constants are CRM fields
+            names |= set(section.get("constants", {}))
+    return names
 
 
 def is_zoho_id(value) -> bool:
@@ -269,6 +289,175 @@ def test_unknown_module_and_bad_criteria_are_rejected(crm):
     assert caught.value.code == "INVALID_QUERY"
 
 
+def test_field_metadata_types_every_field_the_default_mapping_uses(crm):
+    contacts = {f.api_name: f for f in crm.client.field_metadata("Contacts")}
+    assert contacts["Kundennummer"] == CrmField("Kundennummer", "text", 50, unique=True, custom_field=True,
+                                                duplicate_check=True)
+    assert contacts["Email"].data_type == "email" and contacts["Email"].length == 100
+    assert contacts["Email"].duplicate_check and not contacts["Email"].unique  # the system duplicate-check field
+    assert contacts["Last_Name"].length == 80 and not contacts["Last_Name"].custom_field
+    assert contacts["Salutation"].data_type == "picklist" and {"Herr", "Frau"} <= set(contacts["Salutation"].pick_list_values)
+    assert "-None-" not in contacts["Salutation"].pick_list_values
+    assert contacts["Account_Name"].data_type == "lookup" and contacts["Account_Name"].lookup_module == "Accounts"
+    assert contacts["Full_Name"].read_only and not contacts["Mailing_City"].duplicate_check
+    deals = {f.api_name: f for f in crm.client.field_metadata("Deals")}
+    assert deals["Vertragsnummer"].unique and deals["Vertragsnummer"].duplicate_check
+    assert deals["Amount"].data_type == "currency" and deals["Beginn"].data_type == "date"
+    assert "Abgeschlossen" in deals["Stage"].pick_list_values
+    assert deals["Contact_Name"].lookup_module == "Contacts"
+    accounts = {f.api_name: f for f in crm.client.field_metadata("Accounts")}
+    assert accounts["Kundennummer"].unique and accounts["Account_Name"].duplicate_check
+    assert accounts["Email"].custom_field and accounts["Email"].data_type == "email"
+    for kind, module, key in (("person", "Contacts", "Kundennummer"), ("company", "Accounts", "Kundennummer"),
+                              ("contract", "Deals", "Vertragsnummer")):
+        known = {f.api_name for f in crm.client.field_metadata(module)}
+        used = mapping_fields(kind) | {key, "Vermittler", "Ameise_Status"}
+        assert used <= known, f"{module} lacks {sorted(used - known)}"
+
+
+def test_field_metadata_follows_changes_to_the_crm(crm):
+    crm.state.set_field("Contacts", "Kundennummer", unique=False)
+    crm.state.drop_field("Contacts", "Titel")
+    crm.state.add_field("Contacts", "Hobby", "picklist", pick_list_values=["Segeln", "Golf"])
+    fields = {f.api_name: f for f in crm.client.field_metadata("Contacts")}
+    assert not fields["Kundennummer"].unique and not fields["Kundennummer"].duplicate_check
+    assert "Titel" not in fields
+    assert fields["Hobby"] == CrmField("Hobby", "picklist", None, custom_field=True, pick_list_values=("Segeln", "Golf"))
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.field_metadata("Kontakte")
+    assert caught.value.code == "INVALID_MODULE"
+
+
+def test_writes_to_an_unknown_field_are_refused_naming_it(crm):
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "Roth", "Lieblingsfarbe": "blau"}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == "Lieblingsfarbe"
+    crm.state.drop_field("Contacts", "Titel")
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "Roth", "Titel": "Dr."}])
+    assert result.field == "Titel" and result.fields == ("Titel",)
+    assert crm.state.find("Contacts", Last_Name="Roth") == []
+
+
+@pytest.mark.parametrize("module, field, value, expected", [
+    ("Deals", "Probability", 12.7, "integer"),     # refused, not truncated to 12
+    ("Deals", "Probability", "zwölf", "integer"),
+    ("Deals", "Amount", "viel", "currency"),
+    ("Deals", "Beginn", "01.01.2020", "date"),
+    ("Contacts", "Email", "keine-adresse", "email"),
+    ("Contacts", "Salutation", ["Herr"], "picklist"),
+    ("Contacts", "Email_Opt_Out", "ja", "boolean"),
+    ("Contacts", "Mailing_City", {"name": "Köln"}, "text"),
+])
+def test_a_value_of_the_wrong_type_is_refused_with_the_expected_type(crm, module, field, value, expected):
+    name = "Deal_Name" if module == "Deals" else "Last_Name"
+    [result] = crm.client.insert_records(module, [{name: "Typfehler", field: value}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == field
+    assert result.details["expected_data_type"] == expected and f"expected {expected}" in result.message
+    assert crm.state.records(module) == []
+
+
+def test_whole_numbers_and_numeric_text_are_taken_as_numbers(crm):
+    [result] = crm.client.insert_records("Deals", [{"Deal_Name": "Zahlen", "Probability": "40", "Amount": "99.5"}])
+    assert result.ok
+    [deal] = crm.state.records("Deals")
+    assert (deal["Probability"], deal["Amount"]) == (40, 99.5)
+
+
+def test_a_picklist_takes_only_its_values_and_names_them(crm):
+    [bad, good] = crm.client.insert_records("Contacts", [{"Last_Name": "A", "Salutation": "Herr Dr."},
+                                                         {"Last_Name": "B", "Salutation": "Frau"}])
+    assert not bad.ok and bad.code == "INVALID_DATA" and bad.field == "Salutation"
+    assert {"Herr", "Frau"} <= set(bad.details["supported_values"]) and "allowed: " in bad.message
+    assert good.ok and crm.state.get("Contacts", good.record_id)["Salutation"] == "Frau"
+    crm.state.set_field("Contacts", "Salutation", pick_list_values=["Herr", "Frau", "Herr Dr."])
+    [again] = crm.client.insert_records("Contacts", [{"Last_Name": "A", "Salutation": "Herr Dr."}])
+    assert again.ok
+
+
+def test_a_value_longer_than_the_field_is_refused_with_its_length(crm):
+    [result] = crm.client.insert_records("Contacts", [{"Last_Name": "x" * 81}])
+    assert not result.ok and result.code == "INVALID_DATA" and result.field == "Last_Name"
+    assert result.details["maximum_length"] == 80 and "at most 80 characters" in result.message
+    [fits] = crm.client.insert_records("Contacts", [{"Last_Name": "x" * 80}])
+    assert fits.ok
+
+
+def test_several_problems_of_one_record_come_as_multiple_errors_each_naming_its_field(crm):
+    existing = crm.state.seed("Contacts", {"Last_Name": "Alt", "Kundennummer": "K-1"})
+    [result, fine] = crm.client.insert_records("Contacts", [
+        {"Last_Name": "y" * 81, "Salutation": "Majestät", "Kundennummer": "K-1", "Unbekannt": 1},
+        {"Last_Name": "Gut"}])
+    assert not result.ok and result.code == "MULTIPLE_OR_MULTI_ERRORS"
+    assert "api_name" not in result.details
+    assert result.fields == ("Last_Name", "Salutation", "Unbekannt", "Kundennummer")
+    assert result.field == "Last_Name, Salutation, Unbekannt, Kundennummer"
+    codes = {e["details"]["api_name"]: e["code"] for e in result.details["errors"]}
+    assert codes == {"Last_Name": "INVALID_DATA", "Salutation": "INVALID_DATA", "Unbekannt": "INVALID_DATA",
+                     "Kundennummer": "DUPLICATE_DATA"}
+    assert "Kundennummer: duplicate data" in result.message and "Last_Name: invalid data" in result.message
+    assert next(e for e in result.details["errors"] if e["code"] == "DUPLICATE_DATA")[
+        "details"]["duplicate_record"]["id"] == existing
+    assert fine.ok and len(crm.state.records("Contacts")) == 2
+
+
+def test_upsert_may_match_only_on_unique_or_system_duplicate_check_fields(crm):
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Mailing_City": "Köln"}], ["Mailing_City"])
+    assert caught.value.status == 400 and caught.value.code == "INVALID_DATA" and caught.value.field == "Mailing_City"
+    assert crm.state.records("Contacts") == []
+    crm.state.set_field("Contacts", "Kundennummer", unique=False)  # created without "Do not allow duplicate values"
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Kundennummer": "K-9"}], ["Kundennummer"])
+    assert caught.value.field == "Kundennummer" and "field=Kundennummer" in caught.value.describe()
+    crm.state.set_field("Contacts", "Kundennummer", unique=True)
+    [first] = crm.client.upsert_records("Contacts", [{"Last_Name": "Roth", "Kundennummer": "K-9"}], ["Kundennummer"])
+    [second] = crm.client.upsert_records("Contacts", [{"Last_Name": "Roth-Neu", "Email": "r@example.de"}], ["Email"])
+    assert (first.ok, first.action, second.ok, second.action) == (True, "insert", True, "insert")
+
+
+def test_get_records_names_at_most_50_fields(crm):
+    crm.state.seed("Leads", {"Last_Name": "Feld"})
+    with pytest.raises(ZohoRejected) as caught:
+        crm.client.list_records("Leads", [f"Feld_{i}" for i in range(51)])
+    assert caught.value.code == "LIMIT_EXCEEDED" and caught.value.status == 400
+    [row] = crm.client.list_records("Leads", ["Last_Name", *[f"Feld_{i}" for i in range(49)]])
+    assert row["Last_Name"] == "Feld" and is_zoho_id(row["id"])
+
+
+def test_get_records_reads_beyond_2000_records_by_page_token(crm):
+    ids = [crm.state.seed("Leads", {"Last_Name": f"Massen {i}"}) for i in range(2150)]
+    rows = crm.client.list_records("Leads", ["Last_Name"])
+    assert [r["id"] for r in rows] == ids
+    assert rows[-1] == {"id": ids[-1], "Last_Name": "Massen 2149"}
+    assert crm.client.list_records("Deals", ["Deal_Name"]) == []
+
+
+def test_get_records_modified_since_lists_only_newer_records(crm):
+    clock = FakeClock()
+    crm.state.wall_clock = clock.seconds
+    old = crm.state.seed("Contacts", {"Last_Name": "Alt"})
+    changed = crm.state.seed("Contacts", {"Last_Name": "Geändert"})
+    clock.advance(60)
+    since = clock() - timedelta(seconds=30)
+    assert crm.client.list_records("Contacts", ["Last_Name"], modified_since=since) == []   # 304
+    crm.state.user_update("Contacts", changed, {"Mailing_City": "Köln"})
+    rows = crm.client.list_records("Contacts", ["Last_Name", "Mailing_City"], modified_since=since)
+    assert rows == [{"id": changed, "Last_Name": "Geändert", "Mailing_City": "Köln"}]
+    assert {r["id"] for r in crm.client.list_records("Contacts", ["Last_Name"])} == {old, changed}
+
+
+def test_deleted_records_are_listed(crm):
+    keep = crm.state.seed("Contacts", {"First_Name": "Bleibt", "Last_Name": "Da"})
+    gone = crm.state.seed("Contacts", {"First_Name": "Ist", "Last_Name": "Weg"})
+    assert crm.client.deleted_records("Contacts") == []
+    [result] = crm.client.delete_records("Contacts", [gone])
+    assert result.ok
+    [entry] = crm.client.deleted_records("Contacts")
+    assert entry["id"] == gone and entry["display_name"] == "Ist Weg" and entry["type"] == "recycle"
+    assert TIME_RE.match(entry["deleted_time"]) and is_zoho_id(entry["deleted_by"]["id"])
+    assert crm.client.deleted_records("Contacts", "permanent") == []
+    assert crm.state.get("Contacts", keep) is not None
+
+
 # ---------------------------------------------------------------------- client only
 @pytest.mark.parametrize("style", ["204", "400", "404", "empty"])
 def test_missing_record_in_every_style_is_none(state, make_client, style):
@@ -377,12 +566,14 @@ def test_accounts_server_failure_is_unavailable(state, make_client):
     assert caught.value.status == 500
 
 
-@pytest.mark.parametrize("status, retry_after, expected", [(500, None, None), (503, None, None),
-                                                           (429, 7, 7.0), (429, None, None)])
-def test_server_errors_and_rate_limits_are_unavailable(state, make_client, status, retry_after, expected):
+@pytest.mark.parametrize("status, retry_after, header, expected", [
+    (500, None, False, None), (503, None, False, None), (429, 7, False, 7.0), (429, 2.5, True, 2.5),
+    (429, None, False, None)])
+def test_server_errors_and_rate_limits_are_unavailable(state, make_client, status, retry_after, header, expected):
+    """A 429 names its wait in details.retry_after (Zoho's sample body) or a Retry-After header: the error carries it."""
     client = make_client()
     client.get_record("Contacts", MISSING_ID)  # the token first, so the fault hits the API call
-    state.add_fault(status, retry_after=retry_after)
+    state.add_fault(status, retry_after=retry_after, retry_after_header=header)
     with pytest.raises(ZohoUnavailable) as caught:
         client.insert_records("Contacts", [{"Last_Name": "X"}])
     assert caught.value.status == status and caught.value.retry_after == expected
@@ -482,6 +673,15 @@ def test_from_settings_and_plain_http_only_for_loopback(state, zoho_server):
                    token_store=MemoryTokenStore())
     ZohoClient(accounts_url="http://zoho-sim:8101", client_id="c", client_secret="s", refresh_token="r",
                token_store=MemoryTokenStore(), allow_http=True)
+
+
+@pytest.mark.parametrize("accounts, api", [
+    ("https://accounts.zoho.eu", "https://www.zohoapis.eu"), ("https://accounts.zoho.com", "https://www.zohoapis.com"),
+    ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au"), ("https://accounts.zoho.jp", "https://www.zohoapis.jp"),
+    ("https://accounts.zoho.sa", "https://www.zohoapis.sa"), ("https://accounts.zohocloud.ca", "https://www.zohoapis.ca"),
+    ("http://127.0.0.1:8101", "http://127.0.0.1:8101")])
+def test_every_data_centre_maps_to_its_api_domain(accounts, api):
+    assert api_domain_for(accounts) == api
 
 
 def test_criteria_helpers_escape_as_zoho_expects():

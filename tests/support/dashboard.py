@@ -29,11 +29,13 @@ class Dashboard:
     clock: FakeClock
 
     @classmethod
-    def build(cls, database_url: str, store=None, *, real_time: bool = False, **overrides: str) -> Dashboard:
-        """The app on ``database_url``; its clock is a FakeClock unless ``real_time``."""
+    def build(cls, database_url: str, store=None, *, real_time: bool = False, publisher=None,
+              **overrides: str) -> Dashboard:
+        """The app on ``database_url``; its clock is a FakeClock unless ``real_time``; replays go to ``publisher``."""
         settings = Settings.from_env({}, database_url=database_url, **overrides)
         clock = FakeClock()
-        parts = dashboard_parts(settings, store=store, migrate=True, now=None if real_time else clock)
+        parts = dashboard_parts(settings, store=store, migrate=True, now=None if real_time else clock,
+                                publisher=publisher)
         for role, password in PASSWORDS.items():
             parts.operators.create(role, password, role, by="test")
         return cls(settings, parts, dashboard_app(settings, parts=parts), clock)

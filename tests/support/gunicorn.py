@@ -53,7 +53,7 @@ class Web:
             assert self.process.poll() is None, self.output()
             try:
                 return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):   # not listening yet, or still loading the app
                 return False
         wait_for(answers, timeout=30, interval=0.2, what=f"{self.url}/healthz")
 

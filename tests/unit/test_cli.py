@@ -190,6 +190,15 @@ def test_activity_lists_every_entry_newest_first(activity_log):
     assert lines[2].startswith("2024-06-11 09:00:00") and "Contacts/1001 <-> 5001234567" in lines[2]
 
 
+def test_activity_links_synced_records_into_the_ameise_portal(activity_log):
+    default = cli("activity", "--zoho-id", "1001")
+    app = cli("activity", "--zoho-id", "1001", SYNCBRIDGE_AMEISE_PORTAL_URL="https://ameise.app/")
+
+    assert default.output.strip().endswith("  https://www.maklerinfo.biz/maklerportal/?show=kunde&kunde=5001234567")
+    assert app.output.strip().endswith("  https://ameise.app/maklerportal/?show=kunde&kunde=5001234567")
+    assert "maklerportal" not in cli("activity", "--result", "error").output   # nothing to link to
+
+
 def test_activity_filters_by_result(activity_log):
     result = cli("activity", "--result", "error")
 

@@ -87,3 +87,14 @@ def test_values_are_typed_once_at_load():
     assert settings.prefetch_count == 7 and settings.retry_delays == (5, 50) and settings.allow_http_oauth is True
     assert settings.dailyup_at.hour == 5 and settings.dailyup_at.minute == 30
     assert settings.with_overrides(prefetch_count="9").prefetch_count == 9
+
+
+def test_ameise_deep_links_follow_the_portal_setting():
+    from syncbridge.config import ameise_deep_link
+
+    assert ameise_deep_link("https://www.maklerinfo.biz", "customer", "5001234567") == \
+        "https://www.maklerinfo.biz/maklerportal/?show=kunde&kunde=5001234567"
+    assert ameise_deep_link("https://ameise.app/", "contract", "1119876") == \
+        "https://ameise.app/maklerportal/?show=vertrag&vertrag=1119876"
+    with pytest.raises(ConfigError, match="SYNCBRIDGE_AMEISE_PORTAL_URL must be an http"):
+        Settings.from_env({"SYNCBRIDGE_AMEISE_PORTAL_URL": "maklerinfo"})

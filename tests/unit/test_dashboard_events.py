@@ -14,7 +14,7 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def board(database_url, store) -> Dashboard:
-    return Dashboard.build(database_url, store=store, ameise_portal_url="https://portal.example/maklerportal",
+    return Dashboard.build(database_url, store=store, ameise_portal_url="https://portal.example",
                            zoho_accounts_url="https://accounts.zoho.com")
 
 

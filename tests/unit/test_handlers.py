@@ -15,6 +15,7 @@ from syncbridge.errors import RecordRejected
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping, parse_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
+from tests.support.ameise import address, contact, contacts, person
 from tests.support.clock import FakeClock
 from tests.support.waiting import wait_for
 
@@ -56,12 +57,15 @@ def test_existing_customer_is_updated_and_nothing_is_written_back(world):
     result = world.sync("Contacts", erika)
 
     assert (result.action, result.ameise_id, result.written_back) == ("updated", "5001234567", False)
-    assert world.ameise.customers["5001234567"]["Telefon"] == "+49 221 7654321"
+    assert contact(world.ameise.customers["5001234567"], "telefon", "privat") == "+49 221 7654321"
     assert world.ameise.creates["customers"] == 0
     assert [w.operation for w in world.zoho.writes] == []
     assert world.store.find_link("customer", zoho_id=erika).ameise_id == "5001234567"
     [entry] = world.store.activities()
     assert (entry.action, entry.result, entry.entity, entry.ameise_id) == ("updated", "ok", "customer", "5001234567")
+    # One action, its parts listed: the customer, its address, the one contact entry it lacked.
+    assert entry.details["calls"] == ["PUT kunden/5001234567", "PUT kunden/5001234567/adressen/0",
+                                      "POST kunden/5001234567/kontaktdaten (telefon, privat)"]
 
 
 def test_new_customer_is_created_and_its_number_written_back_without_triggering(world):
@@ -73,7 +77,10 @@ def test_new_customer_is_created_and_its_number_written_back_without_triggering(
     number = result.ameise_id
     assert len(number) == 10 and number.isdigit()
     created = world.ameise.customers[number]
-    assert (created["Vorname"], created["Nachname"], created["Personentyp"]) == ("Max", "Neumann", "natuerlich")
+    assert created["Anrede"] == "1"                   # Herr, through the mapping's value table
+    assert person(created) == {"Typ": "natuerlich", "Vorname": "Max", "Nachname": "Neumann", "Geburtsdatum": "1988-02-29"}
+    assert address(created) == {"Strasse": "Osterstraße 88", "Postleitzahl": "20259", "Ort": "Hamburg", "Land": "Deutschland"}
+    assert contacts(created) == [("email", "privat", "max.neumann@example.de"), ("telefon", "privat", "+49 40 9876543")]
     assert world.zoho_record("Contacts", max_id)["Kundennummer"] == number
     [write] = world.zoho.writes
     assert write.operation == "update" and write.records == [{"id": max_id, "Kundennummer": number}]
@@ -117,7 +124,8 @@ def test_company_becomes_a_legal_person(world):
 
     created = world.ameise.customers[result.ameise_id]
     assert result.action == "created"
-    assert (created["Personentyp"], created["Firma"]) == ("juristisch", "Muster Bau GmbH")
+    assert person(created) == {"Typ": "juristisch", "Firmenname": "Muster Bau GmbH", "Rechtsform": "GmbH"}
+    assert created["Anrede"] == "4" and contact(created, "email", "geschaeftlich") == "info@musterbau.example"
     assert world.zoho_record("Accounts", world.ids["Muster Bau GmbH"])["Kundennummer"] == result.ameise_id
 
 
@@ -182,13 +190,13 @@ def test_number_claimed_by_two_crm_records_is_reported_not_merged(world):
         world.sync("Accounts", twin)
 
     assert err.value.field == "Kundennummer" and "already belongs to" in str(err.value)
-    assert world.ameise.customers["5001234567"]["Nachname"] == "Mustermann"
+    assert person(world.ameise.customers["5001234567"])["Nachname"] == "Mustermann"
 
 
 def test_unconvertible_value_is_rejected_naming_the_field(world):
     world.deps.mapping = parse_mapping(
-        '[person.crm_to_ameise]\nfields = [{ crm = "Last_Name", ameise = "Nachname" },'
-        ' { crm = "Description", ameise = "Geburtsdatum", type = "date" }]')
+        '[person.crm_to_ameise]\nfields = [{ crm = "Last_Name", ameise = "Person.Nachname" },'
+        ' { crm = "Description", ameise = "Person.Geburtsdatum", type = "date" }]')
     contact = world.zoho.seed("Contacts", {"Last_Name": "Datum", "Description": "31.12.1990"})
     with pytest.raises(RecordRejected) as err:
         world.sync("Contacts", contact)
@@ -200,7 +208,15 @@ def test_ameise_validation_error_propagates_as_rejected(world):
     contact = world.zoho.seed("Contacts", {"Last_Name": "Plz", "Mailing_Zip": "123", "Mailing_Country": "Deutschland"})
     with pytest.raises(AmeiseRejected) as err:
         world.sync("Contacts", contact)
-    assert err.value.field == "PLZ"
+    assert err.value.field == "Postleitzahl"
+
+
+def test_a_salutation_outside_the_value_table_is_rejected_naming_the_field(world):
+    contact = world.zoho.seed("Contacts", {"Last_Name": "Titel", "Salutation": "Dr."})
+    with pytest.raises(RecordRejected) as err:
+        world.sync("Contacts", contact)
+    assert err.value.field == "Salutation" and "value table 'anrede'" in str(err.value)
+    assert world.ameise.creates["customers"] == 0
 
 
 class Echoes:
@@ -226,7 +242,8 @@ def test_what_is_written_to_ameise_is_marked_as_our_echo(world):
     customer = marks[("customer", "5001234567")]
     # In the DailyUp's columns and normalized form, as the next delivery will carry them.
     assert customer["Telefon"] == "+49 221 7654321" and customer["Nachname"] == "Mustermann"
-    assert "Vermittler" not in customer  # an Ameise name, not a DailyUp column
+    assert (customer["Anrede"], customer["PLZ"], customer["Personentyp"]) == ("2", "51147", "natuerlich")
+    assert "Vermittler" not in customer and "Person" not in customer  # Ameise names, not DailyUp columns
     [(entity, number)] = [k for k in marks if k[0] == "contract"]
     contract = marks[(entity, number)]
     assert contract["Kundennummer"] == "5001234567"
@@ -362,3 +379,65 @@ def test_a_lost_contract_create_is_found_among_the_customers_contracts(world):
     result = world.sync("Deals", deal)
 
     assert world.ameise.creates["contracts"] == 1 and result.action == "created"
+
+
+# ---------------------------------------------------------------- a customer written in several calls
+def test_a_failed_address_call_is_finished_by_the_retry_as_one_create(world):
+    from syncbridge.adapters.ameise import AmeiseUnavailable
+
+    max_id = world.ids["Max Neumann"]
+    world.ameise.fail_next(AmeiseUnavailable("adressen: 503"), call="set_main_address")
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Contacts", max_id, event_id="e-max")
+    assert world.store.activities() == []                 # nothing logged for the half-done write
+
+    result = world.sync("Contacts", max_id, event_id="e-max")
+
+    assert result.action == "created" and world.ameise.creates["customers"] == 1
+    created = world.ameise.customers[result.ameise_id]
+    assert address(created)["Ort"] == "Hamburg"
+    assert contacts(created) == [("email", "privat", "max.neumann@example.de"), ("telefon", "privat", "+49 40 9876543")]
+    [entry] = [e for e in world.store.activities() if e.action != "written_back"]
+    assert entry.action == "created" and entry.details["calls"] == [
+        f"PUT kunden/{result.ameise_id}", f"PUT kunden/{result.ameise_id}/adressen/0"]
+    assert not world.store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_contact_call_whose_answer_was_lost_adds_no_second_entry(world):
+    from syncbridge.adapters.ameise import AmeiseUnavailable
+
+    erika = world.ids["Erika Mustermann"]
+    world.zoho.update_records("Contacts", [{"id": erika, "Mobile": "+49 170 1111111"}])
+    add = world.ameise.add_contact
+
+    def add_and_lose_the_answer(number, entry):
+        add(number, entry)                                 # Ameise took it ...
+        raise AmeiseUnavailable("Read timed out")          # ... but the answer never came
+
+    world.ameise.add_contact = add_and_lose_the_answer
+    with pytest.raises(AmeiseUnavailable):
+        world.sync("Contacts", erika, event_id="e-erika")
+    world.ameise.add_contact = add
+
+    result = world.sync("Contacts", erika, event_id="e-erika")
+
+    assert result.action == "updated"
+    assert contacts(world.ameise.customers["5001234567"]) == [
+        ("email", "privat", "erika.mustermann@example.de"), ("telefon", "privat", "+49 221 1234567"),
+        ("mobil", "privat", "+49 170 1111111")]
+    # The telefon entry went in with the lost answer; the retry adds only the mobil entry still missing.
+    [entry] = world.store.activities()
+    assert entry.details["calls"] == ["PUT kunden/5001234567", "PUT kunden/5001234567/adressen/0",
+                                      "POST kunden/5001234567/kontaktdaten (mobil, privat)"]
+
+
+def test_a_changed_contact_value_replaces_the_entry_of_its_typ_and_kontext(world):
+    erika = world.ids["Erika Mustermann"]
+    world.sync("Contacts", erika)
+    world.zoho.update_records("Contacts", [{"id": erika, "Email": "erika@neu.example"}])
+
+    world.sync("Contacts", erika)
+
+    assert contacts(world.ameise.customers["5001234567"]) == [
+        ("email", "privat", "erika@neu.example"), ("telefon", "privat", "+49 221 1234567")]
+    assert world.store.activities()[0].details["calls"][-1] == "PUT kunden/5001234567/kontaktdaten/1 (email, privat)"

@@ -16,15 +16,79 @@ def test_person_maps_zoho_contact_fields(mapping):
         "Mailing_City": "Köln", "Email": "erika@example.de", "Owner": {"id": "1", "name": "Broker"},
     })
     assert body == {
-        "Personentyp": "natuerlich", "Anrede": "Frau", "Vorname": "Erika", "Nachname": "Mustermann",
-        "Geburtsdatum": "1964-08-12", "Strasse": "Heidestraße 17", "PLZ": "51147", "Ort": "Köln",
-        "Email": "erika@example.de",
+        "Anrede": "2",
+        "Person": {"Vorname": "Erika", "Nachname": "Mustermann", "Geburtsdatum": "1964-08-12", "Typ": "natuerlich"},
+        "Hauptwohnsitz": {"Strasse": "Heidestraße 17", "Postleitzahl": "51147", "Ort": "Köln"},
+        "Kontaktdaten": [{"Kontext": "privat", "Typ": "email", "Value": "erika@example.de"}],
     }
 
 
 def test_company_is_a_legal_person(mapping):
-    body = mapping.get("company").to_ameise({"Account_Name": "Muster Bau GmbH", "Billing_Code": "20095"})
-    assert body == {"Personentyp": "juristisch", "Firma": "Muster Bau GmbH", "PLZ": "20095"}
+    body = mapping.get("company").to_ameise({"Account_Name": "Muster Bau GmbH", "Billing_Code": "20095",
+                                             "Phone": "040 1", "Email": "info@bau.example"})
+    assert body == {"Person": {"Firmenname": "Muster Bau GmbH", "Typ": "juristisch"}, "Anrede": "4",
+                    "Hauptwohnsitz": {"Postleitzahl": "20095"},
+                    "Kontaktdaten": [{"Kontext": "geschaeftlich", "Typ": "email", "Value": "info@bau.example"},
+                                     {"Kontext": "geschaeftlich", "Typ": "telefon", "Value": "040 1"}]}
+
+
+@pytest.mark.parametrize("salutation, code", [("Herr", "1"), ("frau", "2"), (" Mrs. ", "2"), ("Divers", "3")])
+def test_codes_come_from_the_value_table(mapping, salutation, code):
+    assert mapping.get("person").to_ameise({"Last_Name": "X", "Salutation": salutation})["Anrede"] == code
+
+
+def test_a_text_outside_the_value_table_names_its_field(mapping):
+    with pytest.raises(FieldValueError) as err:
+        mapping.get("person").to_ameise({"Last_Name": "X", "Salutation": "Prof."})
+    assert err.value.field == "Salutation" and "Herr, Mr., Frau" in str(err.value)
+
+
+def test_contact_entries_are_selected_by_typ_and_kontext():
+    mapping = parse_mapping("""
+[person.crm_to_ameise]
+fields = [
+  { crm = "Email",       ameise = "Kontaktdaten[Kontext=privat,Typ=email].Value" },
+  { crm = "Work_Email",  ameise = "Kontaktdaten[Kontext=geschaeftlich,Typ=email].Value" },
+  { crm = "Email_Note",  ameise = "Kontaktdaten[Kontext=privat,Typ=email].Bemerkung" },
+]
+""")
+    body = mapping.get("person").to_ameise({"Email": "a@b.de", "Work_Email": "c@d.de", "Email_Note": "abends"})
+    assert body == {"Kontaktdaten": [
+        {"Kontext": "privat", "Typ": "email", "Value": "a@b.de", "Bemerkung": "abends"},
+        {"Kontext": "geschaeftlich", "Typ": "email", "Value": "c@d.de"},
+    ]}
+
+
+def test_paths_read_back_what_they_write():
+    from syncbridge.mapping import read_path, write_path
+
+    record: dict = {}
+    write_path(record, "Hauptwohnsitz.Postleitzahl", "51147")
+    write_path(record, "Kontaktdaten[Kontext=privat,Typ=mobil].Value", "0170 1")
+    assert read_path(record, "Hauptwohnsitz.Postleitzahl") == "51147"
+    assert read_path(record, "Kontaktdaten[Kontext=privat,Typ=mobil].Value") == "0170 1"
+    assert read_path(record, "Kontaktdaten[Kontext=geschaeftlich,Typ=mobil].Value") is None
+    assert read_path({"Kontaktdaten": "kaputt"}, "Kontaktdaten[Typ=email].Value") is None
+
+
+def test_an_ameise_customer_becomes_its_dailyup_row(mapping):
+    from simulators.ameise import AmeiseState, seed_demo
+
+    state = AmeiseState()
+    seed_demo(state)
+    row = mapping.as_dailyup("person").as_dailyup(state.customers["5001234567"])
+    assert row == {"Personentyp": "natuerlich", "Anrede": "2", "Vorname": "Erika", "Nachname": "Mustermann",
+                   "Geburtsdatum": "1964-08-12", "Strasse": "Heidestraße 17", "PLZ": "51147", "Ort": "Köln",
+                   "Land": "Deutschland", "Email": "erika.mustermann@example.de", "Vermittlernummer": "A1B2C3"}
+    contract = mapping.as_dailyup("contract").as_dailyup(state.contracts["1119876"])
+    assert (contract["BeitragBrutto"], contract["Beginn"], contract["Kundennummer"]) == ("100", "2010-01-01", "5001234567")
+
+
+def test_a_custom_mapping_without_dailyup_rules_keeps_the_bundled_ones(tmp_path):
+    custom = tmp_path / "mapping.toml"
+    custom.write_text('[person.crm_to_ameise]\nfields = [{ crm = "Last_Name", ameise = "Person.Nachname" }]\n')
+    mapping = load_mapping(str(custom))
+    assert mapping.as_dailyup("person").as_dailyup({"Person": {"Nachname": "X"}}) == {"Nachname": "X"}
 
 
 def test_contract_builds_nested_objects_and_keeps_codes(mapping):
@@ -42,7 +106,7 @@ def test_contract_builds_nested_objects_and_keeps_codes(mapping):
 
 def test_empty_crm_values_are_left_out(mapping):
     body = mapping.get("person").to_ameise({"Last_Name": "X", "Email": "", "Phone": None, "Mobile": "   "})
-    assert body == {"Personentyp": "natuerlich", "Nachname": "X"}
+    assert body == {"Person": {"Nachname": "X", "Typ": "natuerlich"}}
 
 
 @pytest.mark.parametrize("record, field", [
@@ -77,6 +141,13 @@ fields = [{ crm = "Owner.id", ameise = "Betreuer", type = "code" }, { crm = "Las
     ("[person.crm_to_ameise]\nfields=[{crm='A'}]", "needs crm and ameise"),
     ("[contract.crm_to_ameise]\nfields=[{crm='A', ameise='B'}]", "customer_lookups"),
     ("[person.crm_to_ameise\n", "mapping"),
+    ("[person.crm_to_ameise]\nfields=[{crm='A', ameise='Anrede', values='anrede'}]", "unknown value table 'anrede'"),
+    ("[values.anrede]\nHerr = 1\n", "code as non-empty text"),
+    ("[person.crm_to_ameise]\nfields=[{crm='A', ameise='Kontaktdaten[Typ=email]'}]", "ends at a list entry"),
+    ("[person.crm_to_ameise]\nfields=[{crm='A', ameise='Kontaktdaten[email].Value'}]", "Key=value"),
+    ("[person.crm_to_ameise]\nfields=[{crm='A', ameise='Person..Vorname'}]", "malformed path"),
+    ("[person.ameise_to_dailyup]\nfields=[{ameise='Person.Vorname', dailyup='Vorname2'}]", "unknown DailyUp column"),
+    ("[person.ameise_to_dailyup]\nfields=[{ameise='Person.Vorname'}]", "needs ameise and dailyup"),
 ])
 def test_invalid_mapping_files_are_refused_with_a_reason(text, fragment):
     with pytest.raises(MappingError, match=fragment):

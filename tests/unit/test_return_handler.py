@@ -92,6 +92,27 @@ def test_zoho_refusing_one_record_rejects_it_with_code_and_field_and_takes_the_r
     assert [e.ameise_id for e in world.store.activities()] == ["5000000001"]  # the consumer logs the failure
 
 
+def test_a_value_zoho_refuses_names_the_field_and_what_zoho_allows(world):
+    # an Anrede code the delivered list does not know is written as the code: not a Salutation picklist value
+    [outcome] = world.apply(world.customer(person("5001234567", Anrede="7")))
+
+    assert (outcome.status, outcome.code, outcome.field) == (REJECTED, "INVALID_DATA", "Salutation")
+    assert outcome.describe().startswith("zoho INVALID_DATA field=Salutation: invalid data (allowed: Herr, Frau")
+    assert world.zoho.records("Contacts") == []
+
+
+def test_several_refused_fields_of_one_record_are_all_named(world):
+    world.zoho.state.drop_field("Contacts", "Mobile")
+
+    [outcome] = world.apply(world.customer(person("5001234567", Anrede="7", Nachname="N" * 81, Mobil="+49 170 1")))
+
+    assert (outcome.status, outcome.code) == (REJECTED, "MULTIPLE_OR_MULTI_ERRORS")
+    assert outcome.field == "Salutation, Last_Name, Mobile"
+    assert "Last_Name: invalid data (at most 80 characters)" in outcome.error
+    assert "Mobile: invalid data" in outcome.error
+    assert world.zoho.records("Contacts") == []
+
+
 @pytest.mark.parametrize(("changes", "field"), [
     ({"Personentyp": "sonstig"}, "Personentyp"),
     ({"Geburtsdatum": "12.08.1964"}, "Geburtsdatum"),

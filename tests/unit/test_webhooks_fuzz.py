@@ -11,8 +11,11 @@ import time
 import zipfile
 from io import BytesIO
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
+from syncbridge.adapters.db import migrate
+from syncbridge.bootstrap import web_app
 from syncbridge.dailyup.intake import DropFolder
 from tests.support.fuzz_strategies import upload_requests, webhook_requests
 from tests.support.fuzzing import examples, outcome
@@ -92,12 +95,20 @@ def _zip() -> bytes:
 ZIP = _zip()
 
 
+@pytest.fixture(scope="module")
+def upload_database(tmp_path_factory) -> str:
+    """A migrated SQLite file shared by the examples: an upload only needs the database to be there."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('uploads')}/syncbridge.db"
+    migrate.upgrade(url)
+    return url
+
+
 @FUZZ
 @given(request=upload_requests(token="dev-dailyup-upload-token", zip_bytes=ZIP))
-def test_fuzzed_uploads(namespace, publisher, tmp_path_factory, request):
+def test_fuzzed_uploads(namespace, publisher, tmp_path_factory, upload_database, request):
     folder = tmp_path_factory.mktemp("dailyup")
-    app = create_app(make_settings(namespace, dailyup_dir=str(folder), dailyup_max_upload_bytes="4096"),
-                     publisher=publisher, checks={})
+    app = web_app(make_settings(namespace, dailyup_dir=str(folder), dailyup_max_upload_bytes="4096",
+                                database_url=upload_database), publisher=publisher, checks={})
     started = time.monotonic()
     response = app.test_client().open(**request)
     assert time.monotonic() - started < MAX_SECONDS

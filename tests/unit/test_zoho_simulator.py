@@ -232,11 +232,70 @@ def test_duplicate_and_invalid_data_details(http, state, auth):
     assert dup["details"]["api_name"] == "Vertragsnummer" and dup["details"]["json_path"] == "$.data[0].Vertragsnummer"
     assert dup["details"]["duplicate_record"]["id"] == existing
     assert dup["details"]["duplicate_record"]["module"]["api_name"] == "Deals"
-    assert long_text["code"] == "INVALID_DATA" and long_text["details"]["maximum_length"] == 255
-    assert amount["details"]["expected_data_type"] == "double" and begin["details"]["api_name"] == "Beginn"
+    assert long_text["code"] == "INVALID_DATA" and long_text["details"]["maximum_length"] == 120  # Deal_Name
+    assert amount["details"]["expected_data_type"] == "currency" and begin["details"]["api_name"] == "Beginn"
     assert junk["code"] == "INVALID_DATA" and junk["details"]["json_path"] == "$.data[4]"
     update = http.put("/crm/v7/Deals", headers=auth, json={"data": [{"id": MISSING_ID, "Stage": "X"}]})
     assert update.get_json()["data"][0]["details"] == {"api_name": "id", "json_path": "$.data[0].id"}
+
+
+def test_field_metadata_in_zohos_shape(http, state, auth):
+    answer = http.get("/crm/v7/settings/fields?module=Contacts", headers=auth)
+    assert answer.status_code == 200
+    fields = {f["api_name"]: f for f in answer.get_json()["fields"]}
+    assert fields["Kundennummer"]["unique"] == {"case_sensitive": False} and fields["Kundennummer"]["custom_field"]
+    assert fields["Mailing_City"]["unique"] == {} and fields["Mailing_City"]["custom_field"] is False
+    salutation = fields["Salutation"]
+    assert salutation["data_type"] == "picklist" and salutation["pick_list_values"][0]["actual_value"] == "-None-"
+    assert {"display_value": "Herr", "actual_value": "Herr"}.items() <= salutation["pick_list_values"][1].items()
+    assert fields["Account_Name"]["lookup"]["module"]["api_name"] == "Accounts"
+    assert fields["Last_Name"]["length"] == 80 and fields["Email"]["data_type"] == "email"
+    assert all(f["id"].isdigit() for f in fields.values())
+    assert http.get("/crm/v7/settings/fields", headers=auth).get_json()["code"] == "REQUIRED_PARAM_MISSING"
+    assert http.get("/crm/v7/settings/fields?module=Kontakte", headers=auth).get_json()["code"] == "INVALID_MODULE"
+    assert http.get("/crm/v7/settings/fields?module=Contacts").status_code == 401
+
+
+def test_several_problems_answer_multiple_errors_without_a_top_level_field(http, state, auth):
+    answer = http.post("/crm/v7/Deals", headers=auth, json={"data": [
+        {"Deal_Name": "Z", "Probability": 12.7, "Stage": "Gewonnen"}]})
+    assert answer.status_code == 400
+    [result] = answer.get_json()["data"]
+    assert result["code"] == "MULTIPLE_OR_MULTI_ERRORS" and result["status"] == "error"
+    assert "api_name" not in result["details"]
+    first, second = result["details"]["errors"]
+    assert first == {"code": "INVALID_DATA", "message": "invalid data", "details": {
+        "expected_data_type": "integer", "api_name": "Probability", "json_path": "$.data[0].Probability"}}
+    assert second["details"]["api_name"] == "Stage" and "Abgeschlossen" in second["details"]["supported_values"]
+    assert state.records("Deals") == []
+
+
+def test_upsert_refuses_a_duplicate_check_field_that_is_not_unique(http, state, auth):
+    answer = http.post("/crm/v7/Contacts/upsert", headers=auth, json={
+        "data": [{"Last_Name": "A", "Mailing_City": "Köln"}], "duplicate_check_fields": ["Email", "Mailing_City"]})
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["code"] == "INVALID_DATA" and body["details"]["api_name"] == "Mailing_City"
+    assert body["details"]["json_path"] == "$.duplicate_check_fields[1]"
+    assert state.records("Contacts") == []
+
+
+def test_a_unique_value_is_free_again_once_changed_or_deleted(state):
+    first = state.seed("Contacts", {"Last_Name": "A", "Kundennummer": "K-1"})
+    [taken] = state.write("Contacts", "insert", [{"Last_Name": "B", "Kundennummer": "k-1"}])  # case-insensitive
+    assert taken["code"] == "DUPLICATE_DATA" and taken["details"]["duplicate_record"]["id"] == first
+    state.write("Contacts", "update", [{"id": first, "Kundennummer": "K-2"}])
+    [now_free] = state.write("Contacts", "insert", [{"Last_Name": "B", "Kundennummer": "K-1"}])
+    assert now_free["status"] == "success"
+    [upserted] = state.write("Contacts", "upsert", [{"Last_Name": "A2", "Kundennummer": "K-2"}],
+                             duplicate_check_fields=["Kundennummer"])
+    assert (upserted["action"], upserted["details"]["id"]) == ("update", first)
+    state.delete("Contacts", [first])
+    [after_delete] = state.write("Contacts", "insert", [{"Last_Name": "C", "Kundennummer": "K-2"}])
+    assert after_delete["status"] == "success"
+    state.set_field("Contacts", "Kundennummer", unique=False)
+    [allowed] = state.write("Contacts", "insert", [{"Last_Name": "D", "Kundennummer": "K-2"}])
+    assert allowed["status"] == "success"
 
 
 def test_write_body_errors(http, auth):
@@ -303,6 +362,43 @@ def test_search_index_lags_behind_writes(http, state, auth):
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 204
     clock.advance(0.02)
     assert http.get("/crm/v7/Contacts/search", headers=auth, query_string=query).status_code == 200
+
+
+def test_get_records_by_page_number_reach_2000_then_only_by_page_token(http, state, auth):
+    ids = [state.seed("Leads", {"Last_Name": f"L{i}"}) for i in range(2050)]
+    listing = "/crm/v7/Leads"
+    tenth = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page": 10, "per_page": 200})
+    assert tenth.status_code == 200 and tenth.get_json()["info"]["more_records"] is True
+    token = tenth.get_json()["info"]["next_page_token"]
+    assert token and tenth.get_json()["info"]["page_token_expiry"]
+    beyond = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page": 11, "per_page": 200})
+    assert beyond.status_code == 400 and beyond.get_json()["code"] == "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+    rest = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page_token": token})
+    assert [r["id"] for r in rest.get_json()["data"]] == ids[2000:]
+    assert rest.get_json()["info"]["more_records"] is False and rest.get_json()["info"]["next_page_token"] is None
+    bad = http.get(listing, headers=auth, query_string={"fields": "Last_Name", "page_token": "erfunden"})
+    assert bad.status_code == 400
+    many = http.get(listing, headers=auth, query_string={"fields": ",".join(f"F{i}" for i in range(51))})
+    assert many.status_code == 400 and many.get_json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_get_records_if_modified_since(http, state, auth):
+    clock = FakeClock()
+    state.wall_clock = clock.seconds
+    first = state.seed("Contacts", {"Last_Name": "Alt"})
+    clock.advance(120)
+    second = state.seed("Contacts", {"Last_Name": "Neu"})
+    since = state.get("Contacts", first)["Modified_Time"]
+
+    def listed(header: str) -> tuple[int, list[str]]:
+        answer = http.get("/crm/v7/Contacts", headers={**auth, "If-Modified-Since": header},
+                          query_string={"fields": "Last_Name"})
+        return answer.status_code, [r["id"] for r in answer.get_json()["data"]] if answer.status_code == 200 else []
+
+    assert listed(since) == (200, [second])
+    assert listed(state.get("Contacts", second)["Modified_Time"]) == (304, [])
+    assert http.get("/crm/v7/Contacts", headers={**auth, "If-Modified-Since": "gestern"},
+                    query_string={"fields": "Last_Name"}).status_code == 400
 
 
 # ---------------------------------------------------------------------- workflow rules
@@ -390,18 +486,54 @@ def test_failed_deliveries_are_listed(http, state, auth, receiver):
     failures = state.webhook_failures
     assert [(f["status"], f["error"] is not None) for f in failures] == [(500, False), (None, True)]
     listed = http.get("/crm/v8/settings/automation/webhook_failures", headers=auth).get_json()["webhook_failures"]
-    assert [f["record"]["id"] for f in listed] == [record, record]
-    assert listed[0]["failure_reason"] == "HTTP 500"
+    assert [f["entity_details"] for f in listed] == [{"module": "Contacts", "name": "Pech", "id": record}] * 2
+    unreachable, refused = listed  # newest first
+    assert refused["failure_reason"] == "HTTP 500" and unreachable["failure_reason"].startswith("ConnectionError")
+    assert set(refused) == {"webhook", "entity_details", "failure_time", "failure_reason", "id", "workflow_rule"}
+    assert set(refused["webhook"]) == {"name", "id"} and refused["id"] != unreachable["id"]
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$", refused["failure_time"])
+    assert http.get("/crm/v8/settings/automation/webhook_failures?module=Deals", headers=auth).status_code == 204
 
 
 def test_watch_subscribes_a_notification_channel(http, state, auth, receiver):
     answer = http.post("/crm/v7/actions/watch", headers=auth, json={"watch": [
         {"channel_id": "1000000068002", "events": ["Contacts.create"], "notify_url": f"{receiver.url}/n",
          "token": "T"}]})
-    assert answer.status_code == 200 and answer.get_json()["watch"][0]["status"] == "success"
+    assert answer.status_code == 201 and answer.get_json()["watch"][0]["status"] == "success"
     state.user_create("Contacts", {"Last_Name": "Neu"})
     assert state.wait_idle()
     assert receiver.got[0]["json"]["channel_id"] == "1000000068002"
+
+
+def test_a_watch_on_deletes_notifies_each_deleted_id(http, state, auth, receiver):
+    ids = [state.seed("Contacts", {"Last_Name": f"Weg {i}"}) for i in range(2)]
+    answer = http.post("/crm/v7/actions/watch", headers=auth, json={"watch": [
+        {"channel_id": "1000000068003", "events": ["Contacts.delete"], "notify_url": f"{receiver.url}/n",
+         "token": "T"}]})
+    assert answer.status_code == 201
+    state.user_update("Contacts", ids[0], {"Mailing_City": "Köln"})          # no edit watch: nothing is sent
+    assert http.delete("/crm/v7/Contacts", headers=auth, query_string={"ids": ",".join(ids)}).status_code == 200
+    assert state.wait_idle()
+    [got] = receiver.got
+    assert got["json"]["operation"] == "delete" and got["json"]["ids"] == ids and got["json"]["token"] == "T"
+    assert got["json"]["affected_fields"] == []
+    # the sync's own deletes (wf_trigger=false) stay silent
+    other = state.seed("Contacts", {"Last_Name": "Still"})
+    http.delete("/crm/v7/Contacts", headers=auth, query_string={"ids": other, "wf_trigger": "false"})
+    assert state.wait_idle() and len(receiver.got) == 1
+
+
+def test_a_user_deleting_a_record_fires_delete_rules_and_lists_it_deleted(http, state, auth, receiver):
+    record = state.seed("Deals", {"Deal_Name": "Storno"})
+    state.add_webhook("Deals", f"{receiver.url}/hook", style="form", events=("delete",))
+    assert http.delete(f"/_sim/records/Deals/{record}").status_code == 204
+    assert http.delete(f"/_sim/records/Deals/{record}").status_code == 404
+    assert state.wait_idle()
+    [got] = receiver.got
+    assert got["form"]["id"] == record and got["form"]["operation"] == "delete"
+    [entry] = http.get("/crm/v7/Deals/deleted", headers=auth).get_json()["data"]
+    assert entry["id"] == record and entry["display_name"] == "Storno" and entry["deleted_by"]["name"] == "Petra Schmidt"
+    assert http.get("/crm/v7/Deals/deleted?type=permanent", headers=auth).status_code == 204
 
 
 # ---------------------------------------------------------------------- faults
@@ -415,8 +547,10 @@ def test_faults_answer_zoho_error_bodies(http, state, auth):
         "message": "Internal Server Error occurred while processing this request", "status": "error"}
     state.add_fault(429, retry_after=7)
     limited = http.get(url, headers=auth)
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
-    assert limited.get_json()["code"] == "TOO_MANY_REQUESTS"
+    assert limited.status_code == 429 and "Retry-After" not in limited.headers  # Zoho documents no such header
+    assert limited.get_json()["code"] == "TOO_MANY_REQUESTS" and limited.get_json()["details"] == {"retry_after": 7}
+    state.add_fault(429, retry_after=3, retry_after_header=True)
+    assert http.get(url, headers=auth).headers["Retry-After"] == "3"
     state.add_fault(429)
     assert "Retry-After" not in http.get(url, headers=auth).headers
     state.add_fault(401)
@@ -479,6 +613,19 @@ def test_admin_api(http, state):
     assert snapshot["modules"]["Leads"] == 2 and len(snapshot["faults"]) == 1 and len(snapshot["webhooks"]) == 1
     assert http.post("/_sim/reset").status_code == 200
     assert http.get("/_sim/state").get_json()["modules"] == {"Contacts": 0, "Accounts": 0, "Deals": 0, "Leads": 0}
+
+
+def test_admin_api_changes_the_field_metadata(http, state, auth):
+    changed = http.patch("/_sim/fields/Contacts/Kundennummer", json={"unique": False})
+    assert changed.status_code == 200 and changed.get_json()["unique"] == {}
+    assert state.unique_fields["Contacts"] == []
+    added = http.put("/_sim/fields/Deals/Kanal", json={"data_type": "picklist", "pick_list_values": ["Online", "Büro"]})
+    assert added.status_code == 201 and added.get_json()["custom_field"] is True
+    assert http.post("/crm/v7/Deals", headers=auth, json={"data": [{"Deal_Name": "K", "Kanal": "Büro"}]}).status_code == 201
+    assert http.delete("/_sim/fields/Deals/Kanal").status_code == 204
+    assert http.delete("/_sim/fields/Deals/Kanal").status_code == 404
+    assert http.patch("/_sim/fields/Deals/Kanal", json={"unique": True}).status_code == 404
+    assert http.patch("/_sim/fields/Deals/Amount", json={"farbe": "rot"}).status_code == 400
 
 
 def test_seed_demo(state):

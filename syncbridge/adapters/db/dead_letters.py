@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, func, select, update
+from sqlalchemy import Engine, Select, Table, func, or_, select, update
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -34,12 +34,14 @@ DEAD_LETTERS: Table = DeadLetterRecord.__table__  # type: ignore[assignment]
 
 _COLUMNS = tuple(f.name for f in fields(DeadLetter))
 _ARCHIVED = ("fingerprint", "queue", "kind", "record", "exchange", "routing_key", "message_id", "content_type",
-             "headers", "body", "reason", "first_error", "attempts", "first_failed_at", "dead_lettered_at")
+             "headers", "body", "reason", "first_error", "attempts", "first_failed_at", "dead_lettered_at", "cause")
 
 
 def _to_letter(row: Any) -> DeadLetter:
     values = {name: getattr(row, name) for name in _COLUMNS}
+    corrected = values["corrected_body"]
     return DeadLetter(**{**values, "headers": dict(values["headers"] or {}), "body": bytes(values["body"]),
+                         "corrected_body": None if corrected is None else bytes(corrected),
                          "kind": str(dead_letter_kind(values["kind"]))})   # an older name as the kind it is now
 
 
@@ -50,10 +52,14 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _where(query: Select, flt: DeadLetterFilter) -> Select:
-    for name in ("queue", "record", "state"):
+    for name in ("queue", "record", "state", "cause"):
         value = getattr(flt, name)
         if value is not None:
             query = query.where(DEAD_LETTERS.c[name] == value)
+    if flt.text is not None:
+        pattern = "%" + flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(*(func.lower(DEAD_LETTERS.c[name]).like(pattern, escape="\\")
+                                  for name in ("reason", "record", "routing_key", "message_id"))))
     if flt.kind is not None:   # rows archived under an older name of the kind too
         query = query.where(DEAD_LETTERS.c.kind.in_(dead_letter_kind_names(flt.kind)))
     if flt.since is not None:
@@ -145,6 +151,10 @@ class LetterChange:
     def refused(self, reason: str) -> DeadLetter:
         """Note why a replay was refused; the dead letter stays as it is."""
         return self._set(replay_error=reason)
+
+    def corrected(self, body: bytes, by: str) -> DeadLetter:
+        """Keep ``body`` as the correction a replay publishes (the original stays), by ``by``, now."""
+        return self._set(corrected_body=bytes(body), corrected_by=by, corrected_at=utcnow())
 
     def _set(self, **values: Any) -> DeadLetter:
         self.conn.execute(update(DEAD_LETTERS).where(DEAD_LETTERS.c.id == self.letter.id).values(**values))

@@ -300,7 +300,7 @@ class DailyUpEchoRecord(Base):
 
     entity: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as model.ameise_body_as_dailyup gives them
+    data: Mapped[dict[str, Any]] = mapped_column()          # DailyUp columns, as the mapping's ameise_to_dailyup rules give them
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -343,6 +343,12 @@ class DeadLetterRecord(Base):
     discarded_by: Mapped[str | None] = mapped_column(String(255))
     discarded_at: Mapped[datetime | None] = mapped_column()
     note: Mapped[str | None] = mapped_column(Text)
+    # What failed (kind, system, code, field): the dashboard's issues group by it.
+    cause: Mapped[str | None] = mapped_column(String(255), index=True)
+    # An operator's correction of the body, replayed instead of it; ``body`` stays as it came.
+    corrected_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    corrected_by: Mapped[str | None] = mapped_column(String(255))
+    corrected_at: Mapped[datetime | None] = mapped_column()
 
 
 # ---------------------------------------------------------------- the dashboard's operators
@@ -392,3 +398,39 @@ class DirectionPauseRecord(Base):
     paused_by: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text, default="")
     paused_at: Mapped[datetime] = mapped_column()
+
+
+# ---------------------------------------------------------------- issues and bulk jobs of the dashboard
+class IssueStateRecord(Base):
+    """What operators said of one cause of dead letters (no row: open)."""
+
+    __tablename__ = "issue_states"
+
+    cause: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))                 # open, acknowledged, resolved
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class JobRecord(Base):
+    """A bulk replay or discard run in the background by the dashboard; progress and a cancel flag."""
+
+    __tablename__ = "dashboard_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column()
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)

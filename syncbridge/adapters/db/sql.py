@@ -10,10 +10,10 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, text, update
+from sqlalchemy import Date, Engine, Table, and_, cast, create_engine, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +28,7 @@ from syncbridge.adapters.db.models import (
     utcnow,
 )
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
-from syncbridge.ports import ActivityEntry, Link, LinkConflict, OAuthToken
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, OAuthToken
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,11 @@ def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
     return value.astimezone(UTC)
+
+
+def _as_date(value: Any) -> date:
+    """A day as the database returns it: a date (PostgreSQL) or ISO text (SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _to_link(row: Any) -> Link:
@@ -380,6 +385,20 @@ class SqlStore:
         query = query.order_by(ACTIVITY.c.at.desc(), ACTIVITY.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_to_entry(row) for row in conn.execute(query)]
+
+    def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
+        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive)."""
+        if self.engine.dialect.name == "postgresql":
+            day = cast(func.timezone("UTC", ACTIVITY.c.at), Date)
+        else:                   # SQLite keeps UTC text: its date() is the UTC day
+            day = func.date(ACTIVITY.c.at)
+        columns = (ACTIVITY.c.direction, ACTIVITY.c.entity, ACTIVITY.c.action, ACTIVITY.c.result)
+        query = (select(day.label("day"), *columns, func.count().label("n"))
+                 .where(ACTIVITY.c.at >= _as_utc(since), ACTIVITY.c.at < _as_utc(until))
+                 .group_by(day, *columns).order_by(day))
+        with self.engine.connect() as conn:
+            return [ActivityCount(_as_date(row.day), row.direction, row.entity, row.action, row.result, row.n)
+                    for row in conn.execute(query)]
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""
