@@ -97,7 +97,7 @@ def action_label(value: str | None) -> str:
 
 @bp.app_context_processor
 def labels() -> dict[str, Any]:
-    return {"direction_label": direction_label, "entity_label": entity_label, "result_label": result_label,
+    return {"event_direction_label": direction_label, "event_entity_label": entity_label, "result_label": result_label,
             "error_kind_label": error_kind_label, "event_action_label": action_label}
 
 
