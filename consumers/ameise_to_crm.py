@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from contracts.events import AmeiseRecordChangedSchema
-from producers.retries import schedule_retry
+from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
+from syncbridge.handlers.events import bounded
 from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.monitoring import message_scope, report_reconnect_needed
 from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
@@ -28,6 +30,15 @@ from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
 log = logging.getLogger(__name__)
 
 Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
+SOURCE = "dailyup"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery of a delta, as the Events page lists it: its attempt number and how long its batch took."""
+
+    attempt: int
+    duration_ms: int
 
 
 class AmeiseToCrmConsumer(QueueConsumer):
@@ -63,6 +74,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
         self._schema = AmeiseRecordChangedSchema()
         self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
         self._batch_started = 0.0
+        self._attempts: dict[str, Attempt] = {}     # the batch being settled: attempt and duration per delta
 
     def run(self, _tokens: int = 1, **kwargs) -> None:
         # The loop looks at the clock between deliveries at least this often, so a
@@ -104,6 +116,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
         if not batch:
             return
         records = tuple(record for record, _ in batch)
+        started = time.monotonic()
         direction = AMEISE_TO_CRM.value
         try:
             with metrics.timed(metrics.SYNC_SECONDS, direction):
@@ -117,15 +130,21 @@ class AmeiseToCrmConsumer(QueueConsumer):
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             log.exception("unexpected error while applying %d DailyUp deltas", len(batch))
             reason = f"{type(exc).__name__}: {exc}"
+            self._note_attempts(batch, started)
             for record, message in batch:
                 metrics.sync_failed(direction, "error")
                 self._failed(record, reason)
                 self._dead_letter(message, reason, DeadLetterKind.ERROR, exc=exc, record_id=record.key)
             return
         waiting = []
+        self._note_attempts(batch, started)
         for (record, message), outcome in zip(batch, outcomes):
             if outcome.status == OK:
                 message.ack()
+                self._log_attempt(record, ActivityEntry(
+                    direction=AMEISE_TO_CRM, action=outcome.action, result="ok", entity=record.entity,
+                    zoho_module=outcome.module, zoho_id=outcome.zoho_id, ameise_id=record.key,
+                    event_id=record.delta_id, details={"message": bounded(self._schema.dump(record))}))
                 metrics.synced(direction, str(outcome.action))
             elif outcome.status == REJECTED:
                 metrics.sync_failed(direction, "rejected")
@@ -155,10 +174,28 @@ class AmeiseToCrmConsumer(QueueConsumer):
         details = {"change": record.change, "import_id": record.import_id}
         if outcome is not None:
             details.update({name: value for name, value in (("code", outcome.code), ("field", outcome.field)) if value})
+        details["message"] = bounded(self._schema.dump(record))
+        if outcome is None:
+            kind = str(DeadLetterKind.ERROR)
+        elif outcome.status == REJECTED:
+            kind = str(DeadLetterKind.REJECTED)
+        else:
+            kind = "reconnect_needed" if outcome.waiting else str(DeadLetterKind.UNAVAILABLE)
+        self._log_attempt(record, ActivityEntry(
+            direction=AMEISE_TO_CRM, action=action, result="error", entity=record.entity, ameise_id=record.key,
+            event_id=record.delta_id, error=error, details=details, error_kind=kind,
+            error_code=outcome.code if outcome else None, error_field=outcome.field if outcome else None,
+        ))
+
+    def _note_attempts(self, batch: list[tuple[AmeiseRecordChanged, Message]], started: float) -> None:
+        duration = round((time.monotonic() - started) * 1000)
+        self._attempts = {record.delta_id: Attempt(retries_of(message) + 1, duration) for record, message in batch}
+
+    def _log_attempt(self, record: AmeiseRecordChanged, entry: ActivityEntry) -> None:
+        """Write one attempt at a delta to the activity log."""
+        noted = self._attempts.get(record.delta_id)
         try:
-            self.store.log(ActivityEntry(
-                direction=AMEISE_TO_CRM, action=action, result="error", entity=record.entity, ameise_id=record.key,
-                event_id=record.delta_id, error=error, details=details,
-            ))
+            self.store.log(replace(entry, source=SOURCE, attempt=noted.attempt if noted else 1,
+                                   duration_ms=noted.duration_ms if noted else None))
         except Exception:  # noqa: BLE001 - the log is secondary to handling the message
             log.exception("could not write the activity log")

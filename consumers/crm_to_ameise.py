@@ -6,18 +6,21 @@ the handler, turn the outcome into ack / dead letter / requeue.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import QueueConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.retries import schedule_retry
+from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Rejected, SyncError, Unavailable
 from syncbridge.handlers import SyncResult
+from syncbridge.handlers.events import bounded
 from syncbridge.messages import SyncCrmRecordToAmeise
 from syncbridge.monitoring import connection_works, report_reconnect_needed
 from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, DeadLetterKind, Store
@@ -51,6 +54,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self.store = store
         self.prefetch_count = prefetch_count
         self._schema = CrmRecordChangedSchema()
+        self._attempt: dict = {}       # the delivery being handled: source, received, attempt, start, message
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:
@@ -58,12 +62,16 @@ class CrmToAmeiseConsumer(QueueConsumer):
         if event is None:
             return
         command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at)
+        # Each delivery is one attempt of the Events page: source, received, attempt number, duration.
+        self._attempt = {"source": event.source, "received_at": event.received_at,
+                         "attempt": retries_of(message) + 1, "started": time.monotonic(),
+                         "message": bounded(self._schema.dump(event))}
         try:
             with metrics.timed(metrics.SYNC_SECONDS, CRM_TO_AMEISE.value):
                 result = self.handle(command)
         except Rejected as exc:
             metrics.sync_failed(CRM_TO_AMEISE.value, "rejected")
-            self._failed(command, exc)
+            self._failed(command, exc, kind=DeadLetterKind.REJECTED)
             self._dead_letter(message, exc.describe(), DeadLetterKind.REJECTED, exc=exc, record_id=command.record_id)
             return
         except ReconnectNeeded as exc:
@@ -71,7 +79,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
             # Not the message's fault and not to be given up on: it waits in the queue until someone reconnects.
             log.warning("%s; %s/%s waits until it is reconnected", exc.describe(), command.module, command.record_id)
             report_reconnect_needed(exc.system, exc.describe())
-            self._failed(command, exc, action="waiting")
+            self._failed(command, exc, action="waiting", kind="reconnect_needed")
             # Parked in the shortest retry queue, again and again, without using up its retries; a requeue
             # would count against the queue's delivery limit and end in the dead letters.
             schedule_retry(self.publisher, self.topology, message, error=exc.describe(), counted=False)
@@ -80,12 +88,12 @@ class CrmToAmeiseConsumer(QueueConsumer):
         except Unavailable as exc:
             metrics.sync_failed(CRM_TO_AMEISE.value, "unavailable")
             action = self._retry_later(message, exc.describe(), exc.retry_after, exc=exc, record_id=command.record_id)
-            self._failed(command, exc, action=action)
+            self._failed(command, exc, action=action, kind="unavailable")
             return
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the consumer or loop forever
             metrics.sync_failed(CRM_TO_AMEISE.value, "error")
             log.exception("unexpected error while syncing %s/%s", command.module, command.record_id)
-            self._failed(command, exc)
+            self._failed(command, exc, kind=DeadLetterKind.ERROR)
             self._dead_letter(message, f"{type(exc).__name__}: {exc}", DeadLetterKind.ERROR, exc=exc,
                               record_id=command.record_id)
             return
@@ -94,16 +102,31 @@ class CrmToAmeiseConsumer(QueueConsumer):
         connection_works("ameise")
         connection_works("zoho")
         message.ack()
+        self._log_attempt(ActivityEntry(
+            direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
+            zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
+            event_id=command.event_id, details={"message": self._attempt.get("message")}))
         metrics.synced(CRM_TO_AMEISE.value, str(result.action), received_at=command.received_at)
 
     # ------------------------------------------------------------ helpers
-    def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed") -> None:
+    def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed", *,
+                kind: str = DeadLetterKind.ERROR) -> None:
         describe = exc.describe() if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
+        field = getattr(exc, "field", None)
+        details: dict = {"field": field} if field else {}
+        details["message"] = self._attempt.get("message")
+        self._log_attempt(ActivityEntry(
+            direction=CRM_TO_AMEISE, action=action, result="error", zoho_module=command.module,
+            zoho_id=command.record_id, event_id=command.event_id, error=describe, details=details,
+            error_kind=str(kind), error_code=getattr(exc, "code", None), error_field=field,
+        ))
+
+    def _log_attempt(self, entry: ActivityEntry) -> None:
+        """Write one attempt to the activity log with what ``on_message`` noted of it."""
+        noted = self._attempt
+        duration = None if "started" not in noted else round((time.monotonic() - noted["started"]) * 1000)
         try:
-            self.store.log(ActivityEntry(
-                direction=CRM_TO_AMEISE, action=action, result="error", zoho_module=command.module,
-                zoho_id=command.record_id, event_id=command.event_id, error=describe,
-                details={"field": getattr(exc, "field", None)} if getattr(exc, "field", None) else {},
-            ))
+            self.store.log(replace(entry, source=noted.get("source"), received_at=noted.get("received_at"),
+                                   attempt=noted.get("attempt", 1), duration_ms=duration))
         except Exception:  # noqa: BLE001 - the log is secondary to handling the message
             log.exception("could not write the activity log")

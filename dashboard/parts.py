@@ -8,6 +8,7 @@ from flask import current_app
 
 from syncbridge.handlers.connections import ConnectionSources
 from syncbridge.handlers.dead_letters import DeadLetterOps
+from syncbridge.handlers.events import EventSources
 from syncbridge.handlers.imports import ImportsDesk
 from syncbridge.handlers.issues import BulkJobs, Issues
 from syncbridge.handlers.operators import Operators
@@ -33,6 +34,7 @@ class DashboardParts:
     statistics: StatisticsSources | None = None     # the Statistics page
     connections: ConnectionSources | None = None             # the Connections page (None: not offered)
     metrics: Callable[[], tuple[bytes, str]] | None = None   # /metrics: (body, content type) in Prometheus format
+    events: EventSources | None = None      # the Events and Record timeline pages
 
 
 def parts() -> DashboardParts:

@@ -168,7 +168,20 @@ def start_stack(
         else:
             zoho_state.add_webhook(module, f"{receiver.url}/webhooks/zoho/{module}", style=webhook_style,
                                    token=settings.zoho_webhook_token)
+    if seed and dashboard_port is not None:
+        _demo_events(zoho_state, demo_ids["zoho"])
     return stack
+
+
+def _demo_events(zoho_state: ZohoState, ids: dict[str, str]) -> None:
+    """Something for the dashboard's Events page from the start: a user saves Erika and her contract unchanged."""
+    for module, name in (("Contacts", "Erika Mustermann"), ("Deals", "Wohngebäude Mustermann")):
+        record = zoho_state.get(module, ids[name]) or {}
+        field = "Phone" if module == "Contacts" else "Stage"
+        try:
+            zoho_state.user_update(module, ids[name], {field: record.get(field)})
+        except Exception:  # noqa: BLE001 - demo data only: the stack runs without it
+            log.warning("the demo edit of %s could not be made", name, exc_info=True)
 
 
 def deliver_demo_dailyup(stack: Stack) -> Path:

@@ -627,9 +627,20 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
     dashboard = DashboardParts(operators=operators, overview_sources=sources,
                                connections=build_connections(settings, store, operators.store),
                                metrics=partial(metrics_exposition, sources.queue_depths),
+                               events=_event_sources(settings, store, engine),
                                **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
     _add_imports_and_statistics(dashboard, settings, store, engine, now)
     return dashboard
+
+
+def _event_sources(settings: Settings, store: Store, engine):
+    """What the Events and Record timeline pages read: the activity log and saved views on the service's database."""
+    from syncbridge.adapters.db.events import SqlActivityLog
+    from syncbridge.handlers.events import EventSources
+
+    log_ = SqlActivityLog(engine)
+    return EventSources(log=log_, views=log_, store=store, ameise_portal_url=settings.ameise_portal_url,
+                        zoho_accounts_url=settings.zoho_accounts_url)
 
 
 def _add_imports_and_statistics(dashboard, settings: Settings, store: Store, engine, now) -> None:

@@ -220,6 +220,72 @@ class ActivityEntry:
     details: dict[str, Any] = field(default_factory=dict)
     at: datetime | None = None      # set by the store when None
     id: int | None = None           # set by the store
+    # An attempt of a consumer at one message (the Events page lists these; a handler's steps leave them None):
+    source: str | None = None       # where the message came from: zoho-workflow, zoho-notify, dailyup, ...
+    received_at: datetime | None = None   # when the receiver (or the DailyUp import) took the message in
+    attempt: int | None = None      # 1 for the first delivery, 2 for the first retry, ...
+    duration_ms: int | None = None
+    error_kind: str | None = None   # a DeadLetterKind value, or "unavailable" / "reconnect_needed"
+    error_code: str | None = None   # the other system's code (INVALID_DATA, 422, ...)
+    error_field: str | None = None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which entries of the activity log the Events page lists; every given field must match."""
+
+    since: datetime | None = None   # inclusive
+    until: datetime | None = None   # exclusive
+    direction: str | None = None
+    entity: str | None = None
+    result: str | None = None       # ok, error
+    error_kind: str | None = None
+    record: str | None = None       # a Zoho record id, Kundennummer or Vertragsnummer
+    text: str | None = None         # a part of the error, the record ids, the event id or the module
+
+
+# Where a page of the Events list ends: the (time, id) of its last entry, newest first.
+EventCursor = tuple[datetime, int]
+
+
+class ActivityLog(Protocol):
+    """The activity log as the Events and Record timeline pages read it (``SqlActivityLog``)."""
+
+    def events(self, flt: EventFilter, *, after: EventCursor | None = None, limit: int = 50) -> list[ActivityEntry]:
+        """The attempts (entries with an ``attempt``) ``flt`` matches, newest first, older than ``after``."""
+
+    def entry(self, entry_id: int) -> ActivityEntry | None:
+        """One entry by its id."""
+
+    def event_entries(self, event_id: str, *, limit: int = 500) -> list[ActivityEntry]:
+        """Every entry of one event (its attempts and the handler's steps), oldest first."""
+
+    def record_entries(self, ids: Sequence[str], *, limit: int = 500) -> list[ActivityEntry]:
+        """Every entry whose Zoho id or Ameise number is one of ``ids``, newest first."""
+
+
+@dataclass(frozen=True)
+class SavedView:
+    """A filter of the Events page an operator saved under a name (the filter's form fields)."""
+
+    id: int
+    owner: str
+    name: str
+    query: dict[str, str]
+    created_at: datetime
+
+
+class SavedViews(Protocol):
+    """Saved filters, per user (``SqlActivityLog``)."""
+
+    def save_view(self, owner: str, name: str, query: dict[str, str]) -> SavedView:
+        """Save (or replace) the view ``name`` of ``owner``."""
+
+    def views(self, owner: str) -> list[SavedView]:
+        """The views of ``owner``, by name."""
+
+    def delete_view(self, owner: str, view_id: int) -> bool:
+        """Delete a view of ``owner``; whether there was one."""
 
 
 class Store(Protocol):

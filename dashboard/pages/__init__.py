@@ -16,6 +16,7 @@ from flask import Blueprint
 # In navigation order.
 PAGES = (
     "dashboard.pages.overview",
+    "dashboard.pages.events",
     "dashboard.pages.imports",
     "dashboard.pages.statistics",
     "dashboard.pages.issues",

@@ -41,6 +41,9 @@ def action_label(action: str) -> str:
         "connection.started": _("Connect started"),
         "connection.connected": _("Connected"),
         "connection.failed": _("Connect failed"),
+        "events.exported": _("Events exported"),
+        "events.view_saved": _("View saved"),
+        "events.view_deleted": _("View deleted"),
     }.get(action, action)
 
 

@@ -14,6 +14,7 @@ from syncbridge.errors import (
     RecordBusy,
     RecordRejected,
 )
+from syncbridge.handlers.events import bounded
 from syncbridge.mapping import FieldValueError, Mapping
 from syncbridge.messages import CONTRACT, CUSTOMER, SyncCrmRecordToAmeise
 from syncbridge.ports import (
@@ -183,7 +184,8 @@ def _sync_customer(kind: str, module: str, record: dict[str, Any], event_id: str
     deps.store.note_create(key, False)
     _remember_echo(deps, kind, CUSTOMER, number, body)
     deps.store.log(_entry(action, "ok", CUSTOMER, module, record_id, number, event_id,
-                          details={"kind": kind, "fields": _paths(body), "calls": calls}))
+                          details={"kind": kind, "fields": _paths(body), "calls": calls, "read": bounded(record),
+                                   "written": bounded(body)}))
     written_back = _write_back(deps, module, record_id, deps.kundennummer_field, carried, number, CUSTOMER, event_id)
     return SyncResult(action, CUSTOMER, module, record_id, number, written_back)
 
@@ -273,7 +275,8 @@ def _sync_contract(module: str, record: dict[str, Any], event_id: str, deps: Syn
     deps.store.note_create(f"{module}/{record_id}", False)
     _remember_echo(deps, CONTRACT, CONTRACT, number, body)
     deps.store.log(_entry(action, "ok", CONTRACT, module, record_id, number, event_id,
-                          details={"kunde": body["Kunde"], "fields": _paths(body)}))
+                          details={"kunde": body["Kunde"], "fields": _paths(body), "read": bounded(record),
+                                   "written": bounded(body)}))
     written_back = _write_back(deps, module, record_id, deps.vertragsnummer_field, carried, number, CONTRACT, event_id)
     return SyncResult(action, CONTRACT, module, record_id, number, written_back)
 

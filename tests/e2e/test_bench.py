@@ -40,3 +40,20 @@ def test_the_fuzz_benchmark_prints_its_counts():
     # Every example of the reader ends in rows or a rejection; the counts come from rounded shares.
     counted = int(summary["reader_read"]) + int(summary["reader_rejected"])
     assert abs(counted - int(summary["examples"])) <= 3 and counted > 0, summary
+
+
+def test_the_events_benchmark_prints_its_summary_and_reads_pages_through_the_indexes(postgres_url):
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "events.py"), "--rows", "20000", "--rounds", "3",
+                          "--database-url", postgres_url], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = dict(pair.split("=", 1) for pair in run.stdout.strip().splitlines()[-1].split())
+    assert summary["rows"] == "20000"
+    for key in ("first_page_ms", "deep_page_ms", "filtered_ms", "text_ms", "http_first_ms", "http_deep_ms",
+                "http_filtered_ms", "http_text_ms"):
+        assert float(summary[key]) > 0, key
+    # No page scans the table: the newest first through the Events index, a filter through its own.
+    assert summary["first_page_index"] == "ix_activity_log_events"
+    assert summary["filtered_index"].startswith("ix_activity_log_events")
+    assert summary["deep_page_index"].startswith("ix_activity_log_")
+    assert summary["text_index"] != "none"

@@ -43,9 +43,9 @@ def test_new_customer_is_created_and_its_number_written_back_without_a_loop(stac
     # The write-back carried "trigger": [], so exactly one workflow webhook fired (the user's create).
     assert [d["operation"] for d in stack.zoho_state.deliveries if jana in d["ids"]] == ["create"]
     assert stack.ameise_state.creates["customers"] == 1
-    # The write-back is logged just after Zoho took it.
-    wait_for(lambda: sorted(e.action for e in stack.services.store.activities(zoho_id=jana)) == ["created", "written_back"],
-             what="the activity log")
+    # The write-back is logged just after Zoho took it; the consumer's attempt (1) after the handler's steps (0).
+    wait_for(lambda: sorted((e.action, e.attempt or 0) for e in stack.services.store.activities(zoho_id=jana))
+             == [("created", 0), ("created", 1), ("written_back", 0)], what="the activity log")
 
 
 def test_existing_contract_is_updated(stack):

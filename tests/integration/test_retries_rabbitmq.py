@@ -83,7 +83,8 @@ def test_a_message_that_met_an_outage_comes_back_after_its_delay(rabbitmq_url, p
 
     assert 1.0 <= calls[1] - calls[0] < 3.0      # the first delay
     assert 2.0 <= calls[2] - calls[1] < 4.0      # the second
-    assert [e.action for e in reversed(store.activities())] == ["retry", "retry"]
+    # Each delivery is an attempt of its own, numbered by the retries the message has had.
+    assert [(e.action, e.attempt) for e in reversed(store.activities())] == [("retry", 1), ("retry", 2), ("updated", 3)]
     assert consume_all(rabbitmq_url, topology.dead_letters, expect=1, timeout=0.5) == []
     for _, _, queue in topology.retries:
         assert consume_all(rabbitmq_url, queue, expect=1, timeout=0.2) == []

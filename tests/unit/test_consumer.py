@@ -85,7 +85,13 @@ def test_a_valid_message_is_handled_and_acked(topology, publisher, store):
                                                   datetime.fromisoformat(body["received_at"]))]
     assert waiting(topology.crm_to_ameise) == 0  # acked: nothing came back on recovery
     assert take_all(topology.dead_letters) == []
-    assert store.activities() == []  # the consumer logs failures only; the handler logs its work
+    # The consumer logs the attempt (the handler its steps): where it came from, when, which try, how long.
+    [attempt] = store.activities()
+    assert (attempt.action, attempt.result, attempt.event_id, attempt.zoho_id) == \
+        ("updated", "ok", body["event_id"], RECORD_ID)
+    assert attempt.source == body["source"] and attempt.attempt == 1 and attempt.duration_ms >= 0
+    assert attempt.received_at == datetime.fromisoformat(body["received_at"])
+    assert attempt.details["message"]["record_id"] == RECORD_ID and attempt.error_kind is None
 
 
 def test_additive_fields_of_a_newer_producer_are_tolerated(topology, publisher, store):
@@ -217,7 +223,10 @@ def test_a_rejected_record_is_dead_lettered_and_logged_as_failed(topology, publi
     assert (entry.zoho_module, entry.zoho_id, entry.event_id) == ("Contacts", RECORD_ID, body["event_id"])
     assert entry.error == error.describe()
     assert str(error) in entry.error
-    assert entry.details == ({"field": error.field} if error.field else {})
+    assert {k: v for k, v in entry.details.items() if k != "message"} == ({"field": error.field} if error.field else {})
+    assert entry.details["message"]["event_id"] == body["event_id"]
+    assert (entry.error_kind, entry.error_code, entry.error_field) == ("rejected", error.code, error.field)
+    assert entry.attempt == 1 and entry.source == body["source"]
 
 
 # ---------------------------------------------------------------- a bug of ours
@@ -236,8 +245,11 @@ def test_an_unexpected_error_is_dead_lettered_and_the_next_message_is_handled(to
     assert dead.properties["message_id"] == broken["event_id"]
     assert dead.body == raw
     assert waiting(topology.crm_to_ameise) == 0
-    [entry] = store.activities()
+    # Newest first: the second message's success, then the first's failure, each an attempt.
+    ok, entry = store.activities()
     assert (entry.action, entry.result, entry.event_id, entry.error) == ("failed", "error", broken["event_id"], "ValueError: boom")
+    assert entry.error_kind == "error" and entry.attempt == 1
+    assert (ok.result, ok.event_id) == ("ok", fine["event_id"])
 
 
 def test_a_failing_activity_log_does_not_stop_the_dead_letter(topology, publisher):
@@ -291,9 +303,10 @@ def test_an_unavailable_system_sends_the_message_to_a_delayed_retry(fast, fast_p
     assert delay <= elapsed < 1.5
     assert take_all(fast.dead_letters) == []
     assert waiting(fast.crm_to_ameise) == 0  # acked after the second, successful try
-    [entry] = store.activities()
+    done, entry = store.activities()        # newest first: the retry's success, then the first attempt
     assert (entry.action, entry.result, entry.zoho_id, entry.event_id) == ("retry", "error", RECORD_ID, body["event_id"])
     assert entry.error == error.describe()
+    assert (entry.attempt, entry.error_kind, done.attempt, done.result) == (1, "unavailable", 2, "ok")
 
 
 def test_after_the_last_retry_the_message_goes_to_the_dead_letters(fast, fast_publisher, store):
@@ -311,7 +324,8 @@ def test_after_the_last_retry_the_message_goes_to_the_dead_letters(fast, fast_pu
     assert dead.headers["x-first-error"] == dead.headers["x-last-error"] == outage.describe()
     assert dead.headers["x-original-routing-key"] == ROUTING_KEY and dead.payload == body
     assert waiting(fast.crm_to_ameise) == 0
-    assert [e.action for e in reversed(store.activities())] == ["retry", "retry", "dead_lettered"]
+    assert [(e.action, e.attempt) for e in reversed(store.activities())] == \
+        [("retry", 1), ("retry", 2), ("dead_lettered", 3)]
 
 
 def test_a_lost_connection_to_ameise_keeps_the_message_waiting_without_counting(fast, fast_publisher, store):
@@ -325,7 +339,9 @@ def test_a_lost_connection_to_ameise_keeps_the_message_waiting_without_counting(
     assert len(handle.calls) == 5                      # handled at last, once reconnected
     assert take_all(fast.dead_letters) == []
     assert waiting(fast.crm_to_ameise) == 0
-    assert [e.action for e in store.activities()] == ["waiting"] * 4
+    # Waiting uses up no retry: every attempt counts as the first; the last one synced.
+    assert [(e.action, e.attempt) for e in reversed(store.activities())] == [("waiting", 1)] * 4 + [("updated", 1)]
+    assert {e.error_kind for e in store.activities() if e.result == "error"} == {"reconnect_needed"}
 
 
 # ---------------------------------------------------------------- the dead-letter publish fails

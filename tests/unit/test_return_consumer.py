@@ -209,7 +209,13 @@ def test_a_rejected_record_is_dead_lettered_with_code_and_field_and_the_rest_ack
     [failed] = world.store.activities(result="error")
     assert (failed.direction, failed.action, failed.entity, failed.ameise_id, failed.event_id) == (
         "ameise_to_crm", "failed", "customer", "5000000002", bad.delta_id)
+    message = failed.details.pop("message")
     assert failed.details == {"change": "created", "import_id": 1, "code": "MANDATORY_NOT_FOUND", "field": "Last_Name"}
+    assert message["delta_id"] == bad.delta_id
+    assert (failed.source, failed.attempt, failed.error_kind, failed.error_code, failed.error_field) == (
+        "dailyup", 1, "rejected", "MANDATORY_NOT_FOUND", "Last_Name")
+    # The good ones are attempts too, beside the handler's own steps (which have no attempt).
+    assert {e.ameise_id for e in world.store.activities(result="ok") if e.attempt == 1} == {r.key for r in good}
 
 
 def test_an_unavailable_crm_sends_the_batch_to_a_delayed_retry_and_nothing_is_lost(topology, publisher, world):

@@ -120,6 +120,16 @@ class RecordSyncRecord(Base):
     creating_since: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+# (index name, columns) of the Events page's partial indexes on the activity log.
+EVENT_INDEXES = (
+    ("ix_activity_log_events", ("at", "id")),
+    ("ix_activity_log_events_direction", ("direction", "at", "id")),
+    ("ix_activity_log_events_entity", ("entity", "at", "id")),
+    ("ix_activity_log_events_result", ("result", "at", "id")),
+    ("ix_activity_log_events_error_kind", ("error_kind", "at", "id")),
+)
+
+
 class ActivityRecord(Base):
     """One action of the system, as shown in the activity log."""
 
@@ -130,6 +140,11 @@ class ActivityRecord(Base):
         Index(None, "direction", "at"),
         Index(None, "entity", "at"),
         Index(None, "result", "at"),
+        # The Events page (migration 0009_events): attempts only, each filter paired with the keyset (at, id).
+        *(Index(name, *columns, postgresql_where=text("attempt IS NOT NULL"), sqlite_where=text("attempt IS NOT NULL"))
+          for name, columns in EVENT_INDEXES),
+        Index("ix_activity_log_error_trgm", "error", postgresql_using="gin", postgresql_ops={"error": "gin_trgm_ops"},
+              postgresql_where=text("attempt IS NOT NULL")).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -144,6 +159,27 @@ class ActivityRecord(Base):
     event_id: Mapped[str | None] = mapped_column(String(255), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # An attempt of a consumer (migration 0009_events; the indexes for the Events page are made there).
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    received_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_field: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class SavedViewRecord(Base):
+    """A filter of the Events page saved by one operator under a name."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OAuthTokenRecord(Base):

@@ -38,6 +38,9 @@ ACTIVITY: Table = ActivityRecord.__table__  # type: ignore[assignment]
 TOKENS: Table = OAuthTokenRecord.__table__  # type: ignore[assignment]
 RECORDS: Table = RecordSyncRecord.__table__  # type: ignore[assignment]
 
+# The columns of an attempt (ActivityEntry fields of the same names).
+ATTEMPT_COLUMNS = ("source", "received_at", "attempt", "duration_ms", "error_kind", "error_code", "error_field")
+
 # Dialects whose INSERT has ON CONFLICT; elsewhere a portable update-or-insert is used.
 _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
     "postgresql": postgresql.insert,
@@ -137,6 +140,7 @@ def _to_entry(row: Any) -> ActivityEntry:
         direction=row.direction, action=row.action, result=row.result, entity=row.entity,
         zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id, event_id=row.event_id,
         error=row.error, details=dict(row.details or {}), at=row.at, id=row.id,
+        **{name: getattr(row, name) for name in ATTEMPT_COLUMNS},
     )
 
 
@@ -344,6 +348,7 @@ class SqlStore:
             "at": at, "direction": entry.direction, "action": entry.action, "result": entry.result,
             "entity": entry.entity, "zoho_module": entry.zoho_module, "zoho_id": entry.zoho_id,
             "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error, "details": details,
+            **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
         }
         with self.engine.begin() as conn:
             new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]

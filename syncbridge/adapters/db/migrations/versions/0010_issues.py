@@ -12,7 +12,7 @@ from alembic import op
 from syncbridge.ports import dead_letter_cause
 
 revision = "0010_issues"
-down_revision = "0008_dashboard"
+down_revision = "0009_events"
 branch_labels = None
 depends_on = None
 
