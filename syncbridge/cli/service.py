@@ -239,7 +239,9 @@ def activity(direction, entity, result, action, zoho_id, ameise_id, since: datet
                                    limit=limit)
     for e in entries:
         if as_json:
-            click.echo(json.dumps({**e.__dict__, "at": e.at.isoformat() if e.at else None}, ensure_ascii=False))
+            # Times (when, and when the event was received) as ISO 8601, like every other value as it is.
+            click.echo(json.dumps({key: value.isoformat() if isinstance(value, datetime) else value
+                                   for key, value in e.__dict__.items()}, ensure_ascii=False, default=str))
         else:
             ids = f"{e.zoho_module or ''}/{e.zoho_id or ''} <-> {e.ameise_id or '-'}"
             tail = f"  {e.error}" if e.error else ""
