@@ -151,11 +151,16 @@ class MemoryStore:
         return [replace(entry, details=copy.deepcopy(entry.details)) for entry in entries[:limit]]
 
     def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
-        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive)."""
+        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive).
+
+        A delivery that succeeded is counted by the handler's own steps, not again by its attempt entry.
+        """
         since, until = _as_utc(since), _as_utc(until)
         with self._lock:
             counted = Counter((entry.at.astimezone(UTC).date(), entry.direction, entry.entity, entry.action,
-                               entry.result) for entry in self._log if entry.at is not None and since <= entry.at < until)
+                               entry.result) for entry in self._log
+                              if entry.at is not None and since <= entry.at < until
+                              and (entry.attempt is None or entry.result != "ok"))
         return [ActivityCount(*key, count) for key, count in sorted(counted.items(), key=lambda item: item[0][0])]
 
     def ping(self) -> None:

@@ -109,7 +109,9 @@ def recent_syncs(log: Store, limit: int = RECENT) -> tuple[ActivityEntry, ...]:
     size = limit * 2
     while True:
         page = log.activities(limit=size)
-        found = [entry for entry in page if entry.entity and kind_of(entry.action, entry.result)]
+        # A delivery that succeeded is listed by the handler's steps, not again by its attempt entry.
+        found = [entry for entry in page if entry.entity and kind_of(entry.action, entry.result)
+                 and (entry.attempt is None or entry.result != "ok")]
         if len(found) >= limit or len(page) < size or size >= MAX_SCAN:
             return tuple(found[:limit])
         size = min(size * 4, MAX_SCAN)

@@ -56,3 +56,21 @@ def test_an_empty_range_counts_nothing(store):
     _log(store, datetime(2025, 3, 1, 8, 0, tzinfo=UTC), CRM_TO_AMEISE, "created")
 
     assert store.activity_counts(since=datetime(2025, 4, 1, tzinfo=UTC), until=datetime(2025, 4, 8, tzinfo=UTC)) == []
+
+
+def test_a_delivery_that_succeeded_is_counted_once_by_its_handlers_steps_and_a_failed_one_by_its_attempt(store):
+    at = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    # A delivery: the handler logs its step, the consumer logs the attempt with the same action.
+    _log(store, at, AMEISE_TO_CRM, "updated")
+    store.log(ActivityEntry(AMEISE_TO_CRM, "updated", "ok", entity="customer", at=at, attempt=1, duration_ms=12))
+    # A failed delivery is only the consumer's attempt entry; its retry is a second attempt.
+    store.log(ActivityEntry(CRM_TO_AMEISE, "retry", "error", entity="customer", at=at, attempt=1))
+    store.log(ActivityEntry(CRM_TO_AMEISE, "dead_lettered", "error", entity="customer", at=at, attempt=2))
+
+    counts = store.activity_counts(since=datetime(2025, 3, 1, tzinfo=UTC), until=datetime(2025, 3, 2, tzinfo=UTC))
+
+    assert sorted(counts, key=lambda c: (c.direction, c.action)) == [
+        ActivityCount(date(2025, 3, 1), AMEISE_TO_CRM, "customer", "updated", "ok", 1),
+        ActivityCount(date(2025, 3, 1), CRM_TO_AMEISE, "customer", "dead_lettered", "error", 1),
+        ActivityCount(date(2025, 3, 1), CRM_TO_AMEISE, "customer", "retry", "error", 1),
+    ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -66,6 +67,21 @@ def test_the_latest_synced_records_skip_entries_that_changed_no_record_and_stop_
     found = recent_syncs(store, limit=4)
 
     assert [e.id for e in found] == [latest.id, wanted[4].id, wanted[3].id, wanted[2].id]
+
+
+def test_a_delivery_that_succeeded_counts_and_lists_once_and_a_failed_attempt_counts_as_failed():
+    store = MemoryStore()
+    step = log(store, 0, AMEISE_TO_CRM, "updated")                     # the handler's own step
+    store.log(replace(step, id=None, attempt=1, duration_ms=30))       # the consumer's entry of the same delivery
+    failed = store.log(ActivityEntry(CRM_TO_AMEISE, "dead_lettered", "error", entity="customer", zoho_id="7",
+                                     at=NOW - timedelta(minutes=1), attempt=3))
+
+    stats = statistics(StatisticsSources(store, store, now=lambda: NOW), days=7)
+
+    by = {(s.entity, s.direction): s for s in stats.series}
+    assert by[("customer", AMEISE_TO_CRM)].totals == {"created": 0, "changed": 1, "deleted": 0, "failed": 0}
+    assert by[("customer", CRM_TO_AMEISE)].totals == {"created": 0, "changed": 0, "deleted": 0, "failed": 1}
+    assert sorted(e.id for e in recent_syncs(store, limit=10)) == sorted([step.id, failed.id])
 
 
 # ---------------------------------------------------------------- the page

@@ -387,14 +387,18 @@ class SqlStore:
             return [_to_entry(row) for row in conn.execute(query)]
 
     def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
-        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive)."""
+        """Count the activity log per UTC day, direction, entity, action and result (``until`` exclusive).
+
+        A delivery that succeeded is counted by the handler's own steps, not again by its attempt entry.
+        """
         if self.engine.dialect.name == "postgresql":
             day = cast(func.timezone("UTC", ACTIVITY.c.at), Date)
         else:                   # SQLite keeps UTC text: its date() is the UTC day
             day = func.date(ACTIVITY.c.at)
         columns = (ACTIVITY.c.direction, ACTIVITY.c.entity, ACTIVITY.c.action, ACTIVITY.c.result)
         query = (select(day.label("day"), *columns, func.count().label("n"))
-                 .where(ACTIVITY.c.at >= _as_utc(since), ACTIVITY.c.at < _as_utc(until))
+                 .where(ACTIVITY.c.at >= _as_utc(since), ACTIVITY.c.at < _as_utc(until),
+                        or_(ACTIVITY.c.attempt.is_(None), ACTIVITY.c.result != "ok"))
                  .group_by(day, *columns).order_by(day))
         with self.engine.connect() as conn:
             return [ActivityCount(_as_date(row.day), row.direction, row.entity, row.action, row.result, row.n)
