@@ -608,6 +608,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
     from producers.depths import queue_depths
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
+    from syncbridge.adapters.db.events import SqlActivityLog
+    from syncbridge.adapters.db.issues import SqlIssueStore
     from syncbridge.handlers.overview import OverviewSources
 
     store = store if store is not None else build_store(settings, migrate=migrate)
@@ -621,7 +623,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
 
     sources = OverviewSources(tokens=store.tokens, operators=operators.store, dead_letters=SqlDeadLetterStore(engine),
                               imports=SqlDailyUpStore(engine),
-                              queue_depths=partial(queue_depths, connect, topology_for(settings)))
+                              queue_depths=partial(queue_depths, connect, topology_for(settings)),
+                              activity=SqlActivityLog(engine), issues=SqlIssueStore(engine))
     if now is not None:
         sources.now = now
     dashboard = DashboardParts(operators=operators, overview_sources=sources,

@@ -3,25 +3,39 @@
 Each source is optional or may fail on its own (a broker that is down leaves the
 queue depths unknown, not the page broken).  Pausing a direction is a flag in
 the store, set and cleared here and written to the audit log.
+
+A quorum queue does not tell the age of its first message (RabbitMQ reports a
+head message's timestamp for classic queues only), and peeking at it would count
+as a delivery.  The Overview bounds it instead: a queue hands out its messages in
+order, so every waiting message entered the queue after the one a worker took
+last, and that one entered no earlier than the receiver took it in.  The oldest
+waiting message is therefore at most ``now - received_at`` of the last taken one
+(the newest attempt of the queue's direction in the activity log).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from syncbridge.errors import Unavailable
+from syncbridge.handlers.issues import issue_state
 from syncbridge.ports import (
+    ACKNOWLEDGED,
     AMEISE_TO_CRM,
     CRM_TO_AMEISE,
     DEAD,
+    OPEN,
+    ActivityLog,
     AuditEntry,
     DailyUpImport,
     DeadLetterFilter,
     DeadLetterStore,
     DirectionPause,
+    EventFilter,
     ImportHistory,
+    IssueStore,
     OperatorStore,
     TokenStore,
 )
@@ -65,6 +79,14 @@ class ConnectionState:
 
 
 @dataclass(frozen=True)
+class QueueAge:
+    """When a worker last took a message from a work queue, and what that says of the oldest one waiting."""
+
+    last_taken: datetime | None         # None: no message taken yet (as far as the activity log goes back)
+    oldest_at_most: timedelta | None    # None: nothing waits, or no bound is known
+
+
+@dataclass(frozen=True)
 class Overview:
     directions: tuple[DirectionState, ...]
     connections: tuple[ConnectionState, ...]
@@ -72,6 +94,9 @@ class Overview:
     dead_letters: int | None            # None: no dead-letter archive in this setup
     last_import: DailyUpImport | None
     at: datetime
+    queue_ages: dict[str, QueueAge] = field(default_factory=dict)   # work queue -> its age (no entry: unknown)
+    open_issues: int | None = None      # causes of dead letters no operator has acknowledged; None: unknown
+    acknowledged_issues: int | None = None
 
 
 @dataclass
@@ -83,6 +108,8 @@ class OverviewSources:
     dead_letters: DeadLetterStore | None = None
     imports: ImportHistory | None = None
     queue_depths: Callable[[], dict[str, int | None]] | None = None
+    activity: ActivityLog | None = None     # the newest attempt per direction: when its queue was last taken from
+    issues: IssueStore | None = None
     # Ameise connects only through its OAuth consent; Zoho from a configured refresh token on first use.
     consent_needed: tuple[str, ...] = ("ameise",)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -106,14 +133,25 @@ def overview(sources: OverviewSources) -> Overview:
             elif state.status == "not_connected" and provider in sources.consent_needed:
                 blockers.append(Blocker("not_connected", provider))
         directions.append(DirectionState(direction, tuple(blockers), pause))
+    now = sources.now()
+    queues = _queues(sources)
+    open_issues, acknowledged = _issue_counts(sources.issues)
     return Overview(
         directions=tuple(directions),
         connections=connections,
-        queues=_queues(sources),
+        queues=queues,
         dead_letters=None if sources.dead_letters is None else sources.dead_letters.count(DeadLetterFilter(state=DEAD)),
         last_import=_last_import(sources.imports),
-        at=sources.now(),
+        at=now,
+        queue_ages=_queue_ages(sources.activity, queues, now),
+        open_issues=open_issues,
+        acknowledged_issues=acknowledged,
     )
+
+
+def queue_of(direction: str) -> str:
+    """The short name of a direction's work queue (``crm_to_ameise`` -> ``crm-to-ameise``)."""
+    return direction.replace("_", "-")
 
 
 def pause_direction(operators: OperatorStore, direction: str, *, by: str, reason: str,
@@ -154,6 +192,29 @@ def _queues(sources: OverviewSources) -> dict[str, int | None]:
     except Unavailable as exc:
         log.warning("queue depths unknown: %s", exc.message)
         return {}
+
+
+def _queue_ages(activity: ActivityLog | None, queues: dict[str, int | None], now: datetime) -> dict[str, QueueAge]:
+    if activity is None:
+        return {}
+    ages = {}
+    for direction in DIRECTIONS:
+        name = queue_of(direction)
+        newest = activity.events(EventFilter(direction=direction), limit=1)
+        last = newest[0] if newest else None
+        waiting = queues.get(name)
+        bound = None
+        if last is not None and waiting:
+            bound = max(now - (last.received_at or last.at or now), timedelta(0))
+        ages[name] = QueueAge(last.at if last is not None else None, bound)
+    return ages
+
+
+def _issue_counts(issues: IssueStore | None) -> tuple[int | None, int | None]:
+    if issues is None:
+        return None, None
+    states = [issue_state(issue) for issue in issues.issues(limit=10_000)]
+    return states.count(OPEN), states.count(ACKNOWLEDGED)
 
 
 def _last_import(imports: ImportHistory | None) -> DailyUpImport | None:

@@ -240,6 +240,34 @@ def test_the_overview_shows_directions_connections_queues_dead_letters_and_the_l
     assert 'id="dead-letters"' in page and "No delivery has been imported yet." in page
 
 
+def test_the_overview_bounds_the_oldest_waiting_message_and_counts_open_issues(database_url, store, namespace):
+    from kombu import Connection
+
+    from producers.topology import build_topology, declare
+    from syncbridge.ports import ACKNOWLEDGED, CRM_TO_AMEISE, ActivityEntry
+    from tests.support.issues import BROKEN_CAUSE, seed
+
+    board = Dashboard.build(database_url, store=store, namespace=namespace)
+    now = board.clock()
+    topology = build_topology(namespace)
+    with Connection("memory://localhost/") as connection:
+        declare(connection, topology)
+        connection.Producer().publish({"n": 1}, exchange=topology.events, routing_key="crm.Contacts.changed")
+    # A worker took a message 5 minutes ago that the receiver had taken in 12 minutes ago.
+    store.log(ActivityEntry(CRM_TO_AMEISE, "updated", "ok", entity="customer", attempt=1,
+                            at=now - timedelta(minutes=5), received_at=now - timedelta(minutes=12)))
+    seed(board.parts, topology, now)                    # two causes: invalid e-mail, broken contract
+    board.parts.issues.store.set_issue_state(BROKEN_CAUSE, ACKNOWLEDGED, "operator", now)
+
+    page = text_of(board.signed_in("viewer").get("/"))
+
+    row = re.search(r"<tr><td>crm-to-ameise</td>(.*?)</tr>", page, re.S).group(1)
+    assert '<td class="num">1</td>' in row and "12 minutes" in row
+    assert "12 minutes" not in re.search(r"<tr><td>ameise-to-crm</td>(.*?)</tr>", page, re.S).group(1)
+    assert re.search(r"Open issues</dt><dd><a href=\"/issues\">1</a>", page)
+    assert re.search(r"Acknowledged issues</dt><dd>1<", page)
+
+
 def test_the_overview_refreshes_as_a_fragment_for_htmx(board):
     client = board.signed_in("viewer")
     fragment = text_of(client.get("/", headers={"HX-Request": "true"}))
