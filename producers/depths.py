@@ -2,8 +2,8 @@
 
 A passive queue declare answers with the queue's message count (ready, not yet
 acknowledged) and changes nothing; it works on RabbitMQ and on the in-process
-broker alike.  The age of the oldest message is not known this way (only the
-management API could tell), so it is not reported.
+broker alike.  The age of the oldest message is not known this way (a quorum
+queue reports none at all): the Overview bounds it from the activity log.
 """
 from __future__ import annotations
 
