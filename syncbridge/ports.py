@@ -978,3 +978,43 @@ class ActivityStatistics(Protocol):
 
     def activity_counts(self, *, since: datetime, until: datetime) -> list[ActivityCount]:
         """Entries at or after ``since`` and before ``until``, counted per UTC day, direction, entity, action, result."""
+
+
+# ---------------------------------------------------------------- Zoho API credits
+# Why a Zoho call was made: event-driven syncs keep priority over the bulk work.
+SYNC_PURPOSE, BACKFILL_PURPOSE, SWEEP_PURPOSE, LINK_PURPOSE, CHECK_PURPOSE = "sync", "backfill", "sweep", "link", "check"
+CREDIT_PURPOSES = (SYNC_PURPOSE, BACKFILL_PURPOSE, SWEEP_PURPOSE, LINK_PURPOSE, CHECK_PURPOSE)
+
+
+@dataclass(frozen=True)
+class CreditUse:
+    """The API credits one Zoho call cost: 1 per call, insert/update/upsert 1 per 10 records."""
+
+    call: str                           # get_record, list_records, search, upsert, update, insert, delete, ...
+    credits: int
+    purpose: str = SYNC_PURPOSE         # one of CREDIT_PURPOSES
+    records: int = 0                    # records written or read by the call
+    at: datetime | None = None          # set by the ledger when None
+
+
+@dataclass(frozen=True)
+class CreditTotal:
+    """Credits and calls of one call type and purpose in a window."""
+
+    call: str
+    purpose: str
+    credits: int
+    calls: int
+
+
+class CreditLedger(Protocol):
+    """The Zoho API credits spent, kept per rolling 24 h (``syncbridge.adapters.db.credits``)."""
+
+    def spend(self, use: CreditUse) -> None:
+        """Note one call's credits."""
+
+    def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
+        """Credits spent at or after ``since`` (by ``purposes`` only, when given)."""
+
+    def totals(self, since: datetime) -> list[CreditTotal]:
+        """Credits and calls at or after ``since`` per call type and purpose, the most credits first."""
