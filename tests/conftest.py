@@ -16,6 +16,8 @@ from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
 from syncbridge.adapters.db.sql import SqlStore
 
 RABBITMQ_URL = os.environ.get("SYNCBRIDGE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# Every retry delay a test may configure (seconds): the namespace's retry queues of all of them are deleted.
+RETRY_DELAYS_USED = (0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 30, 60, 120, 600, 3600)
 POSTGRES_ADMIN_URL = os.environ.get("SYNCBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -46,7 +48,9 @@ def namespace(request) -> str:
 
         from producers.topology import build_topology
 
-        topology = build_topology(ns)
+        # Tests set their own retry delays too: their queues go as well (deleting a missing one is no error),
+        # so quorum queues do not pile up on a broker that runs the suite again and again.
+        topology = build_topology(ns, retry_delays=RETRY_DELAYS_USED)
         try:
             with Connection(RABBITMQ_URL, connect_timeout=3) as conn:
                 channel = conn.channel()
