@@ -117,6 +117,7 @@ def start_stack(
         zoho_api_url="",
         ameise_auth_url=ameise.url,
         ameise_api_url=ameise.url + AMEISE_API_PATH,
+        ameise_portal_url=ameise.url,              # the simulator serves the portal's record pages too
         ameise_vermittler=settings.ameise_vermittler or DEMO_VERMITTLER,
         public_url=f"http://127.0.0.1:{receiver_port}",
         **({"dashboard_url": f"http://127.0.0.1:{dashboard_port}"} if dashboard_port is not None else {}),

@@ -32,6 +32,7 @@ from simulators.ameise.state import (
     _AdminError,
     _msg,
 )
+from simulators.record_page import record_page
 
 
 # ---------------------------------------------------------------- HTTP
@@ -105,6 +106,18 @@ def _api_json_body() -> Any:
 # The routes of the simulated Ameise; the state is the app's (``app.config["AMEISE_STATE"]``).
 blueprint = Blueprint("ameise", __name__)
 state: AmeiseState = LocalProxy(lambda: current_app.config["AMEISE_STATE"])  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------ the broker portal's record pages
+@blueprint.get("/maklerportal/")
+def portal_record() -> Response:
+    """The portal's page of a customer (``?show=kunde&kunde=``) or contract (``?show=vertrag&vertrag=``)."""
+    show = request.args.get("show", "")
+    number = request.args.get(show, "") if show in ("kunde", "vertrag") else ""
+    if not number:
+        return _html(404)
+    record = state.get_customer(number) if show == "kunde" else state.get_contract(number)
+    return record_page("Ameise", f"{'Kunde' if show == 'kunde' else 'Vertrag'} {number}", record)
 
 
 # ------------------------------------------------------------ gates

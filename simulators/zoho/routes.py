@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.local import LocalProxy
 
+from simulators.record_page import record_page
 from simulators.zoho.criteria import CriteriaError
 from simulators.zoho.demo import seed_demo
 from simulators.zoho.state import (
@@ -61,6 +62,9 @@ def base_url() -> str:
 
 
 def api_path() -> bool:
+    """A call of the API or the OAuth server (counted, gated, billed); not a record's web page."""
+    if request.path.startswith("/crm/tab/"):
+        return False
     return request.path.startswith("/crm/") or request.path.startswith("/oauth/")
 
 
@@ -386,6 +390,16 @@ def field_metadata(version: str) -> Response:
     if problem:
         return problem
     return _json({"fields": state.fields(module)})
+
+
+@zoho_api.get("/crm/tab/<module>/<record_id>")
+def record_web_page(module: str, record_id: str) -> Response:
+    """The CRM's web page of a record (the dashboard's deep link); the real one is behind Zoho's sign-in."""
+    try:
+        record = state.get(module, record_id)
+    except (KeyError, SimulatorInputError):
+        record = None
+    return record_page("Zoho CRM", f"{module} {record_id}", record)
 
 
 @zoho_api.get("/crm/v8/settings/automation/webhook_failures")

@@ -127,11 +127,16 @@ def ameise_link(portal_url: str, entity: str, number: str) -> str:
 
 
 def zoho_web_url(accounts_url: str) -> str:
-    """The CRM's web address of the data centre of ``accounts_url`` (accounts.zoho.eu -> https://crm.zoho.eu)."""
+    """The CRM's web address of the data centre of ``accounts_url`` (accounts.zoho.eu -> https://crm.zoho.eu).
+
+    An accounts server of another name (the simulator of ``syncbridge run``) serves the record pages itself.
+    """
     parts = urlsplit(accounts_url)
     host = parts.hostname or ""
-    domain = host.split("accounts.", 1)[1] if host.startswith("accounts.") else host
-    return f"{parts.scheme or 'https'}://crm.{domain}" + (f":{parts.port}" if parts.port else "")
+    port = f":{parts.port}" if parts.port else ""
+    if not host.startswith("accounts."):
+        return f"{parts.scheme or 'https'}://{host}{port}"
+    return f"{parts.scheme or 'https'}://crm.{host.split('accounts.', 1)[1]}{port}"
 
 
 def zoho_link(accounts_url: str, module: str, record_id: str) -> str:

@@ -150,3 +150,16 @@ def test_the_pages_speak_german(board, store):
     client = board.signed_in("viewer", language="de")
     html = text_of(client.get("/events"))
     assert "Ereignisse" in html and "Gespeicherte Ansichten" in html and "Als CSV herunterladen" in html
+
+
+@pytest.mark.parametrize(("accounts", "web"), [
+    ("https://accounts.zoho.eu", "https://crm.zoho.eu"),
+    ("https://accounts.zoho.com.au", "https://crm.zoho.com.au"),
+    ("https://accounts.zohocloud.ca", "https://crm.zohocloud.ca"),
+    ("http://127.0.0.1:8001", "http://127.0.0.1:8001"),        # the simulator serves its record pages itself
+])
+def test_the_crm_web_address_follows_the_accounts_server(accounts, web):
+    from syncbridge.handlers.events import zoho_link, zoho_web_url
+
+    assert zoho_web_url(accounts) == web
+    assert zoho_link(accounts, "Contacts", "3652397000000649013") == f"{web}/crm/tab/Contacts/3652397000000649013"
