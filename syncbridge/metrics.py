@@ -3,8 +3,9 @@
 Several processes count (gunicorn's receiver workers, one process per queue
 worker), so the counts use prometheus_client's multiprocess mode: with
 ``PROMETHEUS_MULTIPROC_DIR`` set (the same empty directory for every process
-of a host, wiped before they start) each process writes its values to files
-there and :func:`exposition` adds them up.  Without it (``syncbridge run``,
+of a host, or a volume every container shares; wiped before they start) each
+process writes its values to files named by host and pid there and
+:func:`exposition` adds them up.  Without it (``syncbridge run``,
 tests) the values are this process's own.  Only counters and histograms are
 kept, which multiprocess mode sums without any per-process cleanup; the queue
 depths are read from the broker at each scrape.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -38,6 +41,21 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def process_id() -> str:
+    """This process's name among every process writing to the directory: host name and pid.
+
+    prometheus_client names the files by pid alone; containers sharing a volume (docker compose) each
+    have their own pids, so two of them would write to one file.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+if getattr(values.ValueClass, "_multiprocess", False):
+    # prometheus_client chose multiprocess mode when it was imported (the variable was set): the same mode, with
+    # files named by host and pid, chosen before the first metric below is made (each takes it when created).
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_id)
 # Seconds: a webhook is answered in milliseconds, a sync takes up to minutes, an event may wait hours for a retry.
 SHORT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

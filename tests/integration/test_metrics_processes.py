@@ -1,6 +1,9 @@
 """Multiprocess metrics: the receiver's gunicorn workers count into one directory, the dashboard's /metrics adds them up."""
 from __future__ import annotations
 
+import re
+import socket
+
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,7 +31,9 @@ def test_webhooks_taken_by_two_gunicorn_workers_are_counted_together(rabbitmq_ur
     finally:
         web.stop()
     assert len(drain(rabbitmq_url, namespace)) == 6
-    assert len(list(shared.glob("counter_*.db"))) >= 1
+    # Named by host and pid: containers sharing the directory have pids of their own that may be equal.
+    files = list(shared.glob("counter_*.db"))
+    assert files and all(re.fullmatch(rf"counter_{re.escape(socket.gethostname())}-\d+\.db", f.name) for f in files)
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
     board = Dashboard.build(database_url, store=store, metrics_token=METRICS_TOKEN, broker_url=rabbitmq_url,
