@@ -462,3 +462,18 @@ def _zoho_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else None
+
+
+def count_records(deps: SweepDependencies, modules: Sequence[str] | None = None) -> dict[str, int]:
+    """How many records each module has (read page by page, 1 credit per 200 records), for an estimate."""
+    counts: dict[str, int] = {}
+    for module in modules or deps.modules:
+        counts[module], cursor = 0, None
+        while True:
+            with deps.throttle.call():
+                page = deps.crm.records_page(module, LIST_FIELDS, cursor=cursor)
+            counts[module] += len(page.records)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return counts
