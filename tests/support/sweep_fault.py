@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import requests
 from kombu import Connection
 
+from simulators.stack import free_port
 from syncbridge.bootstrap import sweep_dependencies
 from syncbridge.handlers.sweep import run_sweep
 from tests.support.ameise import contact, person
-from simulators.stack import free_port
 from tests.support.waiting import wait_for
 
 
