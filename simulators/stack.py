@@ -33,6 +33,7 @@ from syncbridge.bootstrap import (
     preflight,
     run_after_preflight,
     run_unless_paused,
+    sweep_interval,
     web_app,
 )
 from syncbridge.config import Settings
@@ -141,6 +142,8 @@ def start_stack(
         # A reconnect from the dashboard's Connections page shows Ameise's consent page, as the real one does.
         ameise_state.consent_page = True
     names = ["crm-to-ameise"] * workers + ["ameise-to-crm", "dailyup", "dead-letters"]
+    if sweep_interval(settings) is not None:
+        names.append("sweep")          # the catch-up sweep, when SYNCBRIDGE_SWEEP_MINUTES is on
     passed: dict[str, bool] = {}      # the first check of each direction
     for index, name in enumerate(names):
         worker = build_worker(name, services)

@@ -410,6 +410,8 @@ def build_worker(name: str, services: Services, connection: Connection | None = 
         return dailyup_worker(services)
     if name == "dead-letters":
         return dead_letter_archiver(services, connection)
+    if name == "sweep":
+        return sweep_worker(services, connection)
     raise ValueError(f"unknown worker {name!r}; known: {', '.join(WORKERS)}")
 
 
@@ -737,3 +739,66 @@ def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:
         configure_logging(settings)
     init_sentry(settings, "dashboard")      # no request bodies, cookies or addresses (syncbridge.monitoring)
     return create_app(settings, parts if parts is not None else dashboard_parts(settings))
+
+
+# ---------------------------------------------------------------- catch-up sweep and backfill
+def sweep_interval(settings: Settings) -> float | None:
+    """Seconds between two catch-up sweeps; None when the sweep is off."""
+    return None if settings.sweep_minutes == "off" else float(settings.sweep_minutes) * 60
+
+
+def credit_ledger(services: Services):
+    """The ledger of Zoho API credits on the service's database, when this build keeps one (else None)."""
+    import importlib
+
+    engine = getattr(services.store, "engine", None)
+    if engine is None:
+        return None
+    try:
+        credits = importlib.import_module("syncbridge.adapters.db.credits")
+    except ImportError:
+        return None
+    return credits.SqlCreditLedger(engine)
+
+
+def sweep_dependencies(services: Services, *, should_stop: Callable[[], bool] = lambda: False,
+                       sleep: Callable[[float], Any] = time.sleep, progress=None, state=None, ledger=None):
+    """What the sweep and the backfill need: the CRM, the sweep's state, the publisher, the credit throttle."""
+    from syncbridge.handlers.sweep import BulkThrottle, SweepDependencies
+
+    s = services.settings
+    if state is None:
+        from syncbridge.adapters.db.sweep import SqlSweepState
+
+        engine = getattr(services.store, "engine", None)
+        if engine is None:
+            raise RuntimeError("the sweep needs the service's SQL database, not an in-memory store")
+        state = SqlSweepState(engine)
+    throttle = BulkThrottle(ledger if ledger is not None else credit_ledger(services),
+                            daily_credits=int(getattr(s, "zoho_daily_credits", 50_000)),
+                            share=s.bulk_credit_share, concurrency=s.zoho_concurrency,
+                            sleep=sleep, should_stop=should_stop)
+    return SweepDependencies(
+        crm=services.crm, state=state, store=services.store, publisher=services.publisher,
+        topology=services.topology, modules=list(s.zoho_modules), throttle=throttle, overlap=s.sweep_overlap,
+        coalesce_margin=s.coalesce_margin, deleted_policy=s.sweep_deleted, should_stop=should_stop,
+        progress=progress,
+    )
+
+
+def sweep_worker(services: Services, connection: Connection | None = None, *, state=None):
+    """The sweep worker: a catch-up sweep every SYNCBRIDGE_SWEEP_MINUTES (idle when off)."""
+    from consumers.sweep import SweepWorker
+    from syncbridge.handlers.sweep import run_sweep
+
+    worker = SweepWorker(connection or broker_connection(services.settings), lambda: run_sweep(deps),
+                         interval=sweep_interval(services.settings))
+    deps = sweep_dependencies(services, should_stop=lambda: worker.should_stop, sleep=worker.pause, state=state)
+    return worker
+
+
+def build_sweep_state(settings: Settings, *, migrate: bool | None = False):
+    """The sweep's state (watermarks, backfill, deleted records, leases) on the service's database."""
+    from syncbridge.adapters.db.sweep import SqlSweepState
+
+    return SqlSweepState(build_store(settings, migrate=migrate).engine)

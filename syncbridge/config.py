@@ -29,7 +29,7 @@ PREFIX = "SYNCBRIDGE_"
 # customers (Kunden) with a different Personentyp; "contract" is a Vertrag.
 ENTITY_KINDS = ("person", "company", "contract")
 # The worker processes, by the name `syncbridge worker NAME` and the Procfile use.
-WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup", "dead-letters")
+WORKERS = ("crm-to-ameise", "ameise-to-crm", "dailyup", "dead-letters", "sweep")
 DAILYUP_ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252", "iso-8859-1", "latin-1")
 DELETE_MODES = ("mark", "delete", "ignore")
 
@@ -158,6 +158,11 @@ def _batch_size() -> mf.Field:
                       error_messages={"invalid": "must be a whole number"})
 
 
+def _share() -> mf.Field:
+    return mf.Float(allow_nan=False, validate=validate.Range(min=0, max=1, error="must be between 0 and 1"),
+                    error_messages={"invalid": "must be a number"})
+
+
 def _one_of(choices: tuple[str, ...]) -> mf.Field:
     return mf.String(validate=validate.OneOf(choices, error=f"must be one of {', '.join(choices)}"))
 
@@ -270,6 +275,13 @@ class Settings:
     allow_http_oauth: bool = _s("ALLOW_HTTP_OAUTH", "false", "allow OAuth over plain http to non-loopback hosts (simulators in docker-compose); refused in production", parse=_flag())
     sentry_dsn: str = _s("SENTRY_DSN", "", "Sentry DSN; empty = nothing is sent", secret=False)
     release: str = _s("RELEASE", "", "release name reported to Sentry")
+
+    # catch-up sweep and backfill
+    sweep_minutes: str = _s("SWEEP_MINUTES", "off", "minutes between two catch-up sweeps of the CRM (off, 5, 15 or 60): records changed since the last sweep and not synced since are queued, so a webhook that never arrived is not lost", parse=_one_of(("off", "5", "15", "60")))
+    sweep_overlap: float = _s("SWEEP_OVERLAP", "120", "seconds each sweep looks back before the last sweep's watermark (clock differences, changes saved while a sweep ran)", parse=_seconds())
+    sweep_deleted: str = _s("SWEEP_DELETED", "ignore", "records deleted in the CRM are recorded (`syncbridge sweep deleted`) and: ignore (nothing more) or report (a warning and an activity-log entry)", parse=_one_of(("ignore", "report")))
+    bulk_credit_share: float = _s("BULK_CREDIT_SHARE", "0.5", "share (0..1) of the daily Zoho credit budget the backfill and the sweep may use in 24 h; they slow down before it and pause at it, event-driven syncs never wait", parse=_share())
+    zoho_concurrency: int = _s("ZOHO_CONCURRENCY", "5", "Zoho API calls the backfill and the sweep have in flight at most (the org's concurrency limit is 5 to 25 per app)", parse=_positive_int())
 
     # ---------------------------------------------------------------- loading
     @classmethod

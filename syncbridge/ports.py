@@ -89,6 +89,13 @@ class CrmClient(Protocol):
     def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
         """The records of ``module`` deleted lately (GET /{module}/deleted): id, display_name, deleted_time, ..."""
 
+    def records_page(self, module: str, fields: Sequence[str], *, cursor: str | None = None,
+                     modified_since: datetime | None = None) -> RecordPage:
+        """One page of ``list_records`` from ``cursor`` (None: the first); its ``next_cursor`` reads on."""
+
+    def webhook_failures(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Zoho's failed webhook calls (GET /settings/automation/webhook_failures), those at or after ``since``."""
+
 
 class AmeiseClient(Protocol):
     """Ameise employee web service (Dionera), for one connected employee."""
@@ -1018,3 +1025,71 @@ class CreditLedger(Protocol):
 
     def totals(self, since: datetime) -> list[CreditTotal]:
         """Credits and calls at or after ``since`` per call type and purpose, the most credits first."""
+
+
+# ---------------------------------------------------------------- catch-up sweep and backfill
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a module's records; ``next_cursor`` (a page number or Zoho's page token) reads the next one."""
+
+    records: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """How far the backfill of one module got: the cursor of the next page, records queued, finished."""
+
+    module: str
+    cursor: str | None = None
+    queued: int = 0
+    pages: int = 0
+    finished: bool = False
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeletedCrmRecord:
+    """A record deleted in the CRM, as the sweep saw it (``/{module}/deleted`` or a delete event)."""
+
+    module: str
+    record_id: str
+    deleted_at: datetime | None
+    seen_at: datetime
+    name: str = ""          # Zoho's display name; shown to operators, never logged
+    source: str = "sweep"
+
+
+class SweepState(Protocol):
+    """What the sweep and the backfill keep (``syncbridge.adapters.db.sweep``): leases, watermarks, cursors, deletes."""
+
+    def take_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take (or extend, when ``owner`` holds it) the lease ``name`` unless another owner holds an unexpired one."""
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up, when ``owner`` holds it."""
+
+    def lease_holder(self, name: str) -> tuple[str, datetime] | None:
+        """The owner of an unexpired lease and its expiry, else None."""
+
+    def watermark(self, module: str) -> datetime | None:
+        """Up to when every change of ``module`` is queued."""
+
+    def set_watermark(self, module: str, at: datetime) -> None:
+        """Move the watermark of ``module`` (never back)."""
+
+    def backfill(self, module: str) -> BackfillProgress | None:
+        """The backfill of ``module`` so far, None when none was started."""
+
+    def save_backfill(self, progress: BackfillProgress) -> None:
+        """Note the backfill of one module: after each page that is queued."""
+
+    def clear_backfill(self, module: str) -> None:
+        """Forget the backfill of ``module`` (start again from the first page)."""
+
+    def note_deleted(self, records: Sequence[DeletedCrmRecord]) -> int:
+        """Remember records deleted in the CRM; return how many were not known before."""
+
+    def deleted(self, *, module: str | None = None, limit: int = 100) -> list[DeletedCrmRecord]:
+        """The deleted records seen, the most recently deleted first."""

@@ -20,7 +20,7 @@ from simulators.zoho import CriteriaError, ZohoState
 from simulators.zoho.state import MAX_PAGED_RECORDS, MAX_PER_PAGE
 from syncbridge.adapters.zoho import MAX_RECORDS_PER_CALL, ZohoRejected, criteria_equals, crm_fields, record_result
 from syncbridge.errors import ExternalServiceError
-from syncbridge.ports import CrmField, RecordResult
+from syncbridge.ports import CrmField, RecordPage, RecordResult
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,33 @@ class InMemoryZoho:
     def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
         self._enter(module)
         return self.state.deleted(module, kind)
+
+    def records_page(self, module: str, fields: Sequence[str], *, cursor: str | None = None,
+                     modified_since: datetime | None = None) -> RecordPage:
+        kind, _, value = (cursor or "page:1").partition(":")
+        if not ((kind == "token" and value) or (kind == "page" and value.isdigit() and int(value) >= 1)):
+            raise ValueError(f"not a cursor of list {module}: {cursor!r}")
+        self._enter(module)
+        page = int(value) if kind == "page" else 1
+        status, body = self.state.list_page(module, list(fields), page=page,
+                                            page_token=value if kind == "token" else None,
+                                            modified_since=modified_since)
+        if status in (204, 304) or body is None:
+            return RecordPage([], None)
+        if status != 200:
+            raise ZohoRejected(f"list {module}: {body['message']}", status=status, code=body["code"], body=body)
+        info = body["info"]
+        if not info["more_records"]:
+            return RecordPage(body["data"], None)
+        if kind == "page" and (page + 1) * MAX_PER_PAGE <= MAX_PAGED_RECORDS:
+            return RecordPage(body["data"], f"page:{page + 1}")
+        return RecordPage(body["data"], f"token:{info['next_page_token']}")
+
+    def webhook_failures(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        if self._failures:
+            raise self._failures.pop(0)
+        self.state.charge(1)
+        items = self.state.webhook_failure_items()
+        if since is None:
+            return items
+        return [i for i in items if datetime.fromisoformat(i["failure_time"]) >= since]

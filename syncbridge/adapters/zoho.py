@@ -13,7 +13,7 @@ import requests
 
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.ports import CrmField, OAuthToken, RecordResult, TokenStore
+from syncbridge.ports import CrmField, OAuthToken, RecordPage, RecordResult, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,17 @@ DATA_CENTRES = {
     "accounts.zoho.jp": "www.zohoapis.jp", "accounts.zoho.com.cn": "www.zohoapis.com.cn",
     "accounts.zoho.sa": "www.zohoapis.sa", "accounts.zohocloud.ca": "www.zohoapis.ca",
 }
+
+
+def _zoho_time(value: Any) -> datetime | None:
+    """A Zoho timestamp (ISO 8601 with offset), None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
 
 
 def api_domain_for(accounts_url: str) -> str:
@@ -411,6 +422,9 @@ class ZohoClient:
 
     def _send(self, method: str, path: str, token: OAuthToken, **kwargs: Any) -> requests.Response:
         url = f"{self._api_base(token)}/{path}"
+        version = kwargs.pop("api_version", None)
+        if version:     # an API only a newer version has (webhook failures: v8)
+            url = f"{self._api_base(token).rsplit('/', 1)[0]}/{version}/{path}"
         headers = {"Authorization": f"Zoho-oauthtoken {token.access_token}", "Accept": "application/json",
                    **kwargs.get("headers", {})}
         rest = {name: value for name, value in kwargs.items() if name != "headers"}
@@ -591,6 +605,71 @@ class ZohoClient:
             found.extend(body["data"])
             info = body.get("info") if isinstance(body.get("info"), dict) else {}
             if not info.get("more_records") or not body["data"]:
+                return found
+            page += 1
+
+    def records_page(self, module: str, fields: Sequence[str], *, cursor: str | None = None,
+                     modified_since: datetime | None = None) -> RecordPage:
+        """One page of ``GET /{module}`` (200 records): ``cursor`` is ``page:N`` or ``token:<page_token>``.
+
+        Page numbers reach the first 2,000 records; the cursor after them carries
+        Zoho's ``next_page_token`` (it expires after a day: an expired one is refused).
+        """
+        names = ",".join(fields)
+        headers = {"If-Modified-Since": modified_since.isoformat(timespec="seconds")} if modified_since else {}
+        kind, _, value = (cursor or "page:1").partition(":")
+        params: dict[str, Any] = {"fields": names, "per_page": SEARCH_PAGE_SIZE}
+        if kind == "token" and value:
+            params["page_token"] = value
+        elif kind == "page" and value.isdigit() and int(value) >= 1:
+            params["page"] = int(value)
+        else:
+            raise ValueError(f"not a cursor of list {module}: {cursor!r}")
+        response = self._request("GET", self._path(module), params=params, headers=headers)
+        if response.status_code in (204, 304):
+            return RecordPage([], None)
+        if response.status_code != 200:
+            raise self._fail(response, f"list {module}")
+        body = _body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise ZohoUnavailable(f"list {module}: unexpected answer", status=200, body=body)
+        info = body.get("info") if isinstance(body.get("info"), dict) else {}
+        if not info.get("more_records") or not body["data"]:
+            return RecordPage(body["data"], None)
+        page = params.get("page")
+        if page is not None and (page + 1) * SEARCH_PAGE_SIZE <= MAX_PAGED_RECORDS:
+            return RecordPage(body["data"], f"page:{page + 1}")
+        if not info.get("next_page_token"):
+            raise ZohoUnavailable(f"list {module}: more records but no next_page_token", status=200, body=info)
+        return RecordPage(body["data"], f"token:{info['next_page_token']}")
+
+    def webhook_failures(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Failed webhook calls (``GET /crm/v8/settings/automation/webhook_failures``), newest first.
+
+        Each: ``webhook``, ``entity_details`` (module, name, id), ``failure_time``,
+        ``failure_reason``; with ``since``, only those that failed at or after it.
+        """
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._request("GET", "settings/automation/webhook_failures", api_version="v8",
+                                     params={"page": page, "per_page": SEARCH_PAGE_SIZE})
+            if response.status_code == 204:
+                return found
+            if response.status_code != 200:
+                raise self._fail(response, "webhook failures")
+            body = _body(response)
+            items = body.get("webhook_failures") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ZohoUnavailable("webhook failures: unexpected answer", status=200, body=body)
+            for item in items:
+                failed = _zoho_time(item.get("failure_time"))
+                if since is None or failed is None or failed >= since:
+                    found.append(item)
+            info = body.get("info") if isinstance(body.get("info"), dict) else {}
+            # Newest first: a page ending before ``since`` is the last one needed.
+            oldest = _zoho_time(items[-1].get("failure_time")) if items else None
+            if not info.get("more_records") or not items or (since and oldest and oldest < since):
                 return found
             page += 1
 

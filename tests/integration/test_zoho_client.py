@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import threading
 import tomllib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -688,3 +688,43 @@ def test_criteria_helpers_escape_as_zoho_expects():
     assert criteria_equals("Account_Name", "A (B), C\\D") == r"(Account_Name:equals:A \(B\)\, C\\D)"
     assert criteria_and("(A:equals:1)", "(B:equals:2)") == "((A:equals:1)and(B:equals:2))"
     assert criteria_and("(A:equals:1)") == "(A:equals:1)"
+
+
+# ---------------------------------------------------------------------- pages and webhook failures (the sweep)
+def test_records_are_read_page_by_page_with_a_cursor_beyond_2000(crm):
+    ids = [crm.state.seed("Leads", {"Last_Name": f"Massen {i}"}) for i in range(2150)]
+    cursors, found, cursor = [], [], None
+    while True:
+        page = crm.client.records_page("Leads", ["Modified_Time"], cursor=cursor)
+        found += [r["id"] for r in page.records]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        cursors.append(cursor.split(":")[0] + (cursor.split(":")[1] if cursor.startswith("page") else ""))
+    assert found == ids
+    assert cursors == [f"page{n}" for n in range(2, 11)] + ["token"]   # page numbers up to 2,000, then the token
+    assert crm.client.records_page("Deals", ["Deal_Name"]).records == []
+    with pytest.raises(ValueError):
+        crm.client.records_page("Leads", ["Last_Name"], cursor="page:0")
+
+
+def test_records_page_lists_only_records_modified_since(crm):
+    clock = FakeClock()
+    crm.state.wall_clock = clock.seconds
+    crm.state.seed("Contacts", {"Last_Name": "Alt"})
+    clock.advance(60)
+    changed = crm.state.user_create("Contacts", {"Last_Name": "Neu"})
+    page = crm.client.records_page("Contacts", ["Modified_Time"], modified_since=clock() - timedelta(seconds=30))
+    assert [r["id"] for r in page.records] == [changed] and page.next_cursor is None
+    assert crm.client.records_page("Contacts", ["Modified_Time"], modified_since=clock()).records == []   # 304
+
+
+def test_failed_webhook_calls_are_listed_since_a_time(crm):
+    clock = FakeClock(datetime.now(UTC))
+    crm.state.add_webhook("Contacts", "http://127.0.0.1:9/nobody", token="t")
+    first = crm.state.user_create("Contacts", {"Last_Name": "Verloren"})
+    assert crm.state.wait_idle(10)
+    failures = crm.client.webhook_failures()
+    assert [(f["entity_details"]["module"], f["entity_details"]["id"]) for f in failures] == [("Contacts", first)]
+    assert failures[0]["failure_reason"]
+    assert crm.client.webhook_failures(clock() + timedelta(hours=1)) == []

@@ -434,3 +434,41 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SweepLeaseRecord(Base):
+    """A lease across processes: one catch-up sweep (or one backfill) at a time."""
+
+    __tablename__ = "sweep_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SweepModuleRecord(Base):
+    """Per synced CRM module: the sweep's watermark and how far its backfill got."""
+
+    __tablename__ = "sweep_modules"
+
+    module: Mapped[str] = mapped_column(String(100), primary_key=True)
+    watermark: Mapped[datetime | None] = mapped_column(nullable=True)
+    backfill_cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    backfill_queued: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    backfill_pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    backfill_finished: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    backfill_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    backfill_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class CrmDeletedRecord(Base):
+    """A record deleted in the CRM, as the sweep saw it."""
+
+    __tablename__ = "crm_deleted_records"
+
+    module: Mapped[str] = mapped_column(String(100), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    seen_at: Mapped[datetime] = mapped_column()
+    name: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(32), default="sweep")
