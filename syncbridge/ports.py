@@ -1018,3 +1018,10 @@ class CreditLedger(Protocol):
 
     def totals(self, since: datetime) -> list[CreditTotal]:
         """Credits and calls at or after ``since`` per call type and purpose, the most credits first."""
+
+
+def credit_minute(at: datetime) -> datetime:
+    """The start of the UTC minute of ``at`` (timezone-aware): the ledgers keep credits per minute."""
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at!r}: pass a timezone-aware one")
+    return at.astimezone(UTC).replace(second=0, microsecond=0)

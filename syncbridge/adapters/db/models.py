@@ -434,3 +434,17 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------- Zoho API credits
+class ZohoCreditRecord(Base):
+    """The Zoho API credits of one minute, call type and purpose (a rolling 24 h reads at most 1,440 minutes)."""
+
+    __tablename__ = "zoho_credits"
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)    # the minute's start, UTC
+    call: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
