@@ -28,9 +28,11 @@ from syncbridge.handlers.preflight import PreflightDependencies, PreflightReport
 from syncbridge.mapping import Mapping, load_mapping
 from syncbridge.ports import (
     AMEISE_TO_CRM,
+    CHECK_PURPOSE,
     CRM_TO_AMEISE,
     AmeiseClient,
     AmeiseConnection,
+    CreditLedger,
     CrmClient,
     DeadLetterStore,
     Publisher,
@@ -221,7 +223,7 @@ def bootstrap(
     if publisher is None:
         publisher = build_publisher(settings, topology)
         closers.append(publisher.close)
-    crm = crm or ZohoClient.from_settings(settings, store.tokens)
+    crm = crm or ZohoClient.from_settings(settings, store.tokens, ledger=credit_ledger(store))
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
         ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout)
@@ -433,6 +435,9 @@ WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(A
 def preflight(services: Services, directions: tuple[str, ...] | None = None) -> PreflightReport:
     """Run the preflight check (``syncbridge check``) of ``directions`` (default: both)."""
     deps = services.preflight_dependencies()
+    with_purpose = getattr(deps.crm, "with_purpose", None)
+    if with_purpose is not None:    # the check's calls count as its own, not as the sync's
+        deps.crm = with_purpose(CHECK_PURPOSE)
     return run_preflight(deps) if directions is None else run_preflight(deps, directions)
 
 
@@ -712,7 +717,8 @@ def build_connections(settings: Settings, store: Store, operators):
 
     callback = settings.dashboard_url.rstrip("/") + "/connections/{}/callback"
     connectors = {
-        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho")),
+        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho"),
+                                         ledger=credit_ledger(store), purpose=CHECK_PURPOSE),
         "ameise": AmeiseOAuth.from_settings(settings, store.tokens, redirect_uri=callback.format("ameise")),
     }
     return ConnectionSources(connectors=connectors, tokens=store.tokens, operators=operators, settings=settings)
@@ -737,3 +743,14 @@ def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:
         configure_logging(settings)
     init_sentry(settings, "dashboard")      # no request bodies, cookies or addresses (syncbridge.monitoring)
     return create_app(settings, parts if parts is not None else dashboard_parts(settings))
+
+
+def credit_ledger(store: Store) -> CreditLedger | None:
+    """The Zoho API credit ledger on the store's database (an in-memory store keeps its own), counted for Prometheus."""
+    from syncbridge.adapters.db.credits import SqlCreditLedger
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.metrics import CountedCreditLedger
+
+    ledger: CreditLedger | None = SqlCreditLedger(store.engine) if isinstance(store, SqlStore) \
+        else getattr(store, "credits", None)
+    return CountedCreditLedger(ledger) if ledger is not None else None

@@ -177,3 +177,28 @@ def test_a_late_use_keeps_the_minute_it_was_made_in(state):
 
     assert ledger.used(clock() - timedelta(minutes=30)) == 1
     assert ledger.used(clock() - timedelta(hours=2)) == 2
+
+
+# ---------------------------------------------------------------------- wiring
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+def test_the_service_counts_its_sync_and_its_check_in_the_ledger_of_its_store(state, kind, request):
+    from simulators.fakes.ameise import InMemoryAmeise
+    from simulators.fakes.store import MemoryStore
+    from syncbridge.adapters.db.credits import SqlCreditLedger
+    from syncbridge.bootstrap import bootstrap, preflight
+    from syncbridge.config import Settings
+    from syncbridge.ports import AMEISE_TO_CRM
+
+    store = request.getfixturevalue("store") if kind == "sql" else MemoryStore()
+    ledger = SqlCreditLedger(store.engine) if kind == "sql" else store.credits
+    settings = Settings.from_env({"SYNCBRIDGE_ZOHO_ACCOUNTS_URL": state.url})
+    services = bootstrap(settings, store=store, ameise=InMemoryAmeise(), publisher=object())
+
+    services.crm.upsert_records("Contacts", contacts(25), ["Email"])
+    preflight(services, (str(AMEISE_TO_CRM),))
+
+    checked = sum(t.credits for t in ledger.totals(LONG_AGO) if t.purpose == CHECK_PURPOSE)
+    assert CreditTotal("upsert", SYNC_PURPOSE, 3, 1) in ledger.totals(LONG_AGO)
+    assert {t.purpose for t in ledger.totals(LONG_AGO)} == {SYNC_PURPOSE, CHECK_PURPOSE}
+    assert checked >= 1 and ledger.used(LONG_AGO) == state.credits_used == 3 + checked
+    assert services.crm.purpose == SYNC_PURPOSE
