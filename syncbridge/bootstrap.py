@@ -629,7 +629,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
     sources = OverviewSources(tokens=store.tokens, operators=operators.store, dead_letters=SqlDeadLetterStore(engine),
                               imports=SqlDailyUpStore(engine),
                               queue_depths=partial(queue_depths, connect, topology_for(settings)),
-                              activity=SqlActivityLog(engine), issues=SqlIssueStore(engine))
+                              activity=SqlActivityLog(engine), issues=SqlIssueStore(engine),
+                              credits=credit_ledger(store), credit_budget=settings.zoho_daily_credits)
     if now is not None:
         sources.now = now
     dashboard = DashboardParts(operators=operators, overview_sources=sources,
