@@ -28,9 +28,12 @@ from syncbridge.handlers.preflight import PreflightDependencies, PreflightReport
 from syncbridge.mapping import Mapping, load_mapping
 from syncbridge.ports import (
     AMEISE_TO_CRM,
+    CHECK_PURPOSE,
     CRM_TO_AMEISE,
+    SWEEP_PURPOSE,
     AmeiseClient,
     AmeiseConnection,
+    CreditLedger,
     CrmClient,
     DeadLetterStore,
     Publisher,
@@ -221,7 +224,7 @@ def bootstrap(
     if publisher is None:
         publisher = build_publisher(settings, topology)
         closers.append(publisher.close)
-    crm = crm or ZohoClient.from_settings(settings, store.tokens)
+    crm = crm or ZohoClient.from_settings(settings, store.tokens, ledger=credit_ledger(store))
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
         ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout)
@@ -435,6 +438,9 @@ WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(A
 def preflight(services: Services, directions: tuple[str, ...] | None = None) -> PreflightReport:
     """Run the preflight check (``syncbridge check``) of ``directions`` (default: both)."""
     deps = services.preflight_dependencies()
+    with_purpose = getattr(deps.crm, "with_purpose", None)
+    if with_purpose is not None:    # the check's calls count as its own, not as the sync's
+        deps.crm = with_purpose(CHECK_PURPOSE)
     return run_preflight(deps) if directions is None else run_preflight(deps, directions)
 
 
@@ -626,7 +632,8 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
     sources = OverviewSources(tokens=store.tokens, operators=operators.store, dead_letters=SqlDeadLetterStore(engine),
                               imports=SqlDailyUpStore(engine),
                               queue_depths=partial(queue_depths, connect, topology_for(settings)),
-                              activity=SqlActivityLog(engine), issues=SqlIssueStore(engine))
+                              activity=SqlActivityLog(engine), issues=SqlIssueStore(engine),
+                              credits=credit_ledger(store), credit_budget=settings.zoho_daily_credits)
     if now is not None:
         sources.now = now
     dashboard = DashboardParts(operators=operators, overview_sources=sources,
@@ -714,7 +721,8 @@ def build_connections(settings: Settings, store: Store, operators):
 
     callback = settings.dashboard_url.rstrip("/") + "/connections/{}/callback"
     connectors = {
-        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho")),
+        "zoho": ZohoClient.from_settings(settings, store.tokens, redirect_uri=callback.format("zoho"),
+                                         ledger=credit_ledger(store), purpose=CHECK_PURPOSE),
         "ameise": AmeiseOAuth.from_settings(settings, store.tokens, redirect_uri=callback.format("ameise")),
     }
     return ConnectionSources(connectors=connectors, tokens=store.tokens, operators=operators, settings=settings)
@@ -741,29 +749,31 @@ def dashboard_app(settings: Settings | None = None, *, parts=None) -> Flask:
     return create_app(settings, parts if parts is not None else dashboard_parts(settings))
 
 
+def credit_ledger(store: Store) -> CreditLedger | None:
+    """The Zoho API credit ledger on the store's database (an in-memory store keeps its own), counted for Prometheus."""
+    from syncbridge.adapters.db.credits import SqlCreditLedger
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.metrics import CountedCreditLedger
+
+    ledger: CreditLedger | None = SqlCreditLedger(store.engine) if isinstance(store, SqlStore) \
+        else getattr(store, "credits", None)
+    return CountedCreditLedger(ledger) if ledger is not None else None
+
+
 # ---------------------------------------------------------------- catch-up sweep and backfill
 def sweep_interval(settings: Settings) -> float | None:
     """Seconds between two catch-up sweeps; None when the sweep is off."""
     return None if settings.sweep_minutes == "off" else float(settings.sweep_minutes) * 60
 
 
-def credit_ledger(services: Services):
-    """The ledger of Zoho API credits on the service's database, when this build keeps one (else None)."""
-    import importlib
-
-    engine = getattr(services.store, "engine", None)
-    if engine is None:
-        return None
-    try:
-        credits = importlib.import_module("syncbridge.adapters.db.credits")
-    except ImportError:
-        return None
-    return credits.SqlCreditLedger(engine)
-
-
 def sweep_dependencies(services: Services, *, should_stop: Callable[[], bool] = lambda: False,
-                       sleep: Callable[[float], Any] = time.sleep, progress=None, state=None, ledger=None):
-    """What the sweep and the backfill need: the CRM, the sweep's state, the publisher, the credit throttle."""
+                       sleep: Callable[[float], Any] = time.sleep, progress=None, state=None, ledger=None,
+                       purpose: str = SWEEP_PURPOSE):
+    """What the sweep and the backfill need: the CRM, the sweep's state, the publisher, the credit throttle.
+
+    The CRM client counts its calls under ``purpose`` (sweep or backfill), which the throttle reads back.
+    """
+    from syncbridge.adapters.zoho import ZohoClient
     from syncbridge.handlers.sweep import BulkThrottle, SweepDependencies
 
     s = services.settings
@@ -774,12 +784,13 @@ def sweep_dependencies(services: Services, *, should_stop: Callable[[], bool] = 
         if engine is None:
             raise RuntimeError("the sweep needs the service's SQL database, not an in-memory store")
         state = SqlSweepState(engine)
-    throttle = BulkThrottle(ledger if ledger is not None else credit_ledger(services),
-                            daily_credits=int(getattr(s, "zoho_daily_credits", 50_000)),
+    throttle = BulkThrottle(ledger if ledger is not None else credit_ledger(services.store),
+                            daily_credits=s.zoho_daily_credits,
                             share=s.bulk_credit_share, concurrency=s.zoho_concurrency,
                             sleep=sleep, should_stop=should_stop)
+    crm = services.crm.with_purpose(purpose) if isinstance(services.crm, ZohoClient) else services.crm
     return SweepDependencies(
-        crm=services.crm, state=state, store=services.store, publisher=services.publisher,
+        crm=crm, state=state, store=services.store, publisher=services.publisher,
         topology=services.topology, modules=list(s.zoho_modules), throttle=throttle, overlap=s.sweep_overlap,
         coalesce_margin=s.coalesce_margin, deleted_policy=s.sweep_deleted, should_stop=should_stop,
         progress=progress,

@@ -275,6 +275,7 @@ class Settings:
     allow_http_oauth: bool = _s("ALLOW_HTTP_OAUTH", "false", "allow OAuth over plain http to non-loopback hosts (simulators in docker-compose); refused in production", parse=_flag())
     sentry_dsn: str = _s("SENTRY_DSN", "", "Sentry DSN; empty = nothing is sent", secret=False)
     release: str = _s("RELEASE", "", "release name reported to Sentry")
+    zoho_daily_credits: int = _s("ZOHO_DAILY_CREDITS", "50000", "the Zoho org's API credits per rolling 24 h (its edition's budget, e.g. Enterprise 50,000 + 1,000 per user); `syncbridge status` and the dashboard show the share used", parse=_positive_int())
 
     # catch-up sweep and backfill
     sweep_minutes: str = _s("SWEEP_MINUTES", "off", "minutes between two catch-up sweeps of the CRM (off, 5, 15 or 60): records changed since the last sweep and not synced since are queued, so a webhook that never arrived is not lost", parse=_one_of(("off", "5", "15", "60")))

@@ -36,6 +36,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from syncbridge.ports import CreditLedger, CreditTotal, CreditUse
+
 log = logging.getLogger(__name__)
 # No "<name>_created" series beside each counter and histogram: Prometheus does not need them.
 disable_created_metrics()
@@ -75,6 +77,8 @@ WEBHOOK_SECONDS = Histogram("syncbridge_webhook_seconds", "Time from a webhook's
                             ["source"], buckets=SHORT_BUCKETS)
 SYNC_SECONDS = Histogram("syncbridge_sync_seconds", "Time a worker spent on one message", ["direction"],
                          buckets=SYNC_BUCKETS)
+ZOHO_CREDITS = Counter("syncbridge_zoho_credits", "Zoho API credits spent, by call type and purpose (sync, backfill, ...)",
+                       ["call", "purpose"])
 EVENT_AGE_SECONDS = Histogram("syncbridge_event_to_sync_seconds",
                               "Time from a CRM event's receipt to its record written to Ameise", ["direction"],
                               buckets=AGE_BUCKETS)
@@ -97,6 +101,27 @@ def synced(direction: str, action: str, count: int = 1, *, received_at: datetime
     RECORDS_SYNCED.labels(direction, action).inc(count)
     if received_at is not None:
         EVENT_AGE_SECONDS.labels(direction).observe(max(0.0, (now() - received_at).total_seconds()))
+
+
+def zoho_credits(call: str, purpose: str, credits: int) -> None:
+    ZOHO_CREDITS.labels(call, purpose).inc(credits)
+
+
+class CountedCreditLedger:
+    """A :class:`syncbridge.ports.CreditLedger` that also counts what it noted in ``syncbridge_zoho_credits_total``."""
+
+    def __init__(self, ledger: CreditLedger) -> None:
+        self.ledger = ledger
+
+    def spend(self, use: CreditUse) -> None:
+        self.ledger.spend(use)      # counted once noted: a use that waits for the ledger is counted when written
+        zoho_credits(use.call, use.purpose, use.credits)
+
+    def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
+        return self.ledger.used(since, purposes=purposes)
+
+    def totals(self, since: datetime) -> list[CreditTotal]:
+        return self.ledger.totals(since)
 
 
 def sync_failed(direction: str, kind: str) -> None:
@@ -151,5 +176,5 @@ def exposition(queue_depths: Callable[[], dict[str, int | None]] | None = None) 
 
 def _own_collectors() -> list[Collector]:
     return [EVENTS_RECEIVED, EVENTS_PUBLISHED, WEBHOOKS_REFUSED, RECORDS_SYNCED, SYNCS_FAILED, DEAD_LETTERED,
-            WEBHOOK_SECONDS, SYNC_SECONDS, EVENT_AGE_SECONDS]
+            WEBHOOK_SECONDS, SYNC_SECONDS, EVENT_AGE_SECONDS, ZOHO_CREDITS]
 

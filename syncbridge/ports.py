@@ -1093,3 +1093,10 @@ class SweepState(Protocol):
 
     def deleted(self, *, module: str | None = None, limit: int = 100) -> list[DeletedCrmRecord]:
         """The deleted records seen, the most recently deleted first."""
+
+
+def credit_minute(at: datetime) -> datetime:
+    """The start of the UTC minute of ``at`` (timezone-aware): the ledgers keep credits per minute."""
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at!r}: pass a timezone-aware one")
+    return at.astimezone(UTC).replace(second=0, microsecond=0)

@@ -1,9 +1,12 @@
 """Overview: is each direction running (and if not, why), the connections, queues, dead letters, last import."""
 from __future__ import annotations
 
+import re
+
+from babel.numbers import format_percent
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, lazy_gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
 
 from dashboard.auth import actor, requires
 from dashboard.pages import NavEntry, Page
@@ -13,6 +16,14 @@ from syncbridge.handlers.overview import DIRECTIONS, overview, pause_direction, 
 bp = Blueprint("overview", __name__)
 page = Page(bp, nav=(NavEntry("overview.index", lazy_gettext("Overview")),))
 MAX_REASON = 500
+
+
+@bp.app_template_filter("share")
+def share(value: float) -> str:
+    """A share as a percentage with one decimal in the reader's language (``91.4%``, ``91,4 %``)."""
+    locale = get_locale()
+    pattern = locale.percent_formats[None].pattern if locale is not None else "#,##0%"
+    return format_percent(value, format=re.sub(r"0(?!.*0)", "0.0", pattern, count=1), locale=locale or "en")
 
 
 @bp.get("/")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from simulators.fakes.credits import MemoryCreditLedger
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict
 
@@ -26,6 +27,7 @@ class MemoryStore:
         """``now``: the clock of record leases (timezone-aware)."""
         self.now = now
         self.tokens = MemoryTokenStore()
+        self.credits = MemoryCreditLedger(now)    # the Zoho API credits spent
         self._lock = threading.Lock()
         self._links: dict[tuple[str, str], Link] = {}          # (entity, zoho_id) -> link
         self._processed: dict[str, str] = {}                   # event_id -> outcome

@@ -1,11 +1,14 @@
 """Zoho CRM client: OAuth token sharing and the records API (get, insert, update, upsert, delete, search)."""
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import threading
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -13,7 +16,16 @@ import requests
 
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
-from syncbridge.ports import CrmField, OAuthToken, RecordPage, RecordResult, TokenStore
+from syncbridge.ports import (
+    SYNC_PURPOSE,
+    CreditLedger,
+    CreditUse,
+    CrmField,
+    OAuthToken,
+    RecordPage,
+    RecordResult,
+    TokenStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +37,16 @@ MAX_PAGED_RECORDS = 2000    # records reachable by page number; beyond them Zoho
 TOKEN_ERROR_CODES = ("INVALID_TOKEN", "AUTHENTICATION_FAILURE")
 THROTTLE_RETRY_AFTER = 60.0  # Zoho names no wait; the mint limit is counted over 10 minutes
 WRITE_STATUSES = (200, 201, 202, 207)
+# API credits (https://www.zoho.com/crm/developer/docs/api/v7/api-limits.html): a call costs 1,
+# an insert, update or upsert 1 per 10 records. A call Zoho answers with an error costs too,
+# except a refused token (401), a refused rate (429) and Zoho's own failure (5xx): there the
+# request never got to the API's work (the simulator charges them neither).
+WRITE_CALLS = ("insert", "update", "upsert")
+RECORDS_PER_CREDIT = 10
+# A write Zoho turns away before reading its records costs 1 credit, not 1 per 10 records.
+REFUSED_BEFORE_RECORDS = ("INVALID_MODULE", "INVALID_URL_PATTERN", "INVALID_REQUEST_METHOD")
+LEDGER_PAUSE = 60.0          # seconds the ledger is left alone after a failed write
+MAX_PENDING_USES = 10_000    # uses kept meanwhile, written once the ledger works again
 # The system-defined duplicate-check field of each module (Zoho's upsert documentation):
 # an upsert may match on it although the field metadata does not flag it unique.
 # Custom modules use "Name".
@@ -202,13 +224,97 @@ def _check_transport(url: str, allow_http: bool, what: str) -> None:
 
 
 def _body(response: requests.Response) -> Any:
-    """Return the JSON body, or the text when it is not JSON (a proxy's error page)."""
+    """Return the JSON body, or the text when it is not JSON (a proxy's error page); parsed once per response."""
+    cached = getattr(response, "_syncbridge_body", _UNREAD)
+    if cached is not _UNREAD:
+        return cached
     if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:2000]
+        body: Any = None
+    else:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:2000]
+    response._syncbridge_body = body  # type: ignore[attr-defined]
+    return body
+
+
+_UNREAD = object()
+
+
+def credits_of(call: str, response: requests.Response, records: int) -> int:
+    """The credits Zoho charges for ``response`` to a ``call`` of ``records`` records (0: not charged)."""
+    status = response.status_code
+    if status in (401, 429) or status >= 500:
+        return 0
+    if call in WRITE_CALLS and records > 0:
+        body = _body(response) if status >= 400 else None
+        if isinstance(body, dict) and body.get("code") in REFUSED_BEFORE_RECORDS:
+            return 1
+        return max(1, math.ceil(records / RECORDS_PER_CREDIT))
+    return 1
+
+
+def _records_read(response: requests.Response) -> int:
+    """How many records a read answered with (its ``data``)."""
+    if response.status_code != 200:
+        return 0
+    body = _body(response)
+    data = body.get("data") if isinstance(body, dict) else None
+    return len(data) if isinstance(data, list) else 0
+
+
+class CreditCounter:
+    """Writes each call's credits to a ledger without ever failing or holding up the call.
+
+    A failed write is logged; the ledger is then left alone for ``pause`` seconds while the
+    uses wait in memory (at most ``max_pending``), and written with the next use after it.
+    """
+
+    def __init__(self, ledger: CreditLedger, *, pause: float = LEDGER_PAUSE, max_pending: int = MAX_PENDING_USES,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.ledger = ledger
+        self._pause = pause
+        self._max_pending = max_pending
+        self._monotonic = monotonic
+        self._now = now
+        self._lock = threading.Lock()
+        self._pending: list[CreditUse] = []
+        self._resume_at = 0.0
+        self._dropped = 0
+
+    def note(self, use: CreditUse) -> None:
+        """Write ``use`` (and those waiting); on failure keep them for later and log."""
+        with self._lock:
+            if self._monotonic() < self._resume_at:
+                self._keep([replace(use, at=use.at or self._now())])
+                return
+            waiting, self._pending = [*self._pending, use], []
+        for done, item in enumerate(waiting):
+            try:
+                self.ledger.spend(item)
+            except Exception as exc:  # noqa: BLE001 - counting must never fail the call it counts
+                with self._lock:
+                    self._resume_at = self._monotonic() + self._pause
+                    stamped = [replace(rest, at=rest.at or self._now()) for rest in waiting[done:]]
+                    self._keep(stamped)
+                    waiting_now, dropped = len(self._pending), self._dropped
+                log.warning("could not count Zoho API credits (%s: %s); %d call(s) wait, %d dropped; "
+                            "next try in %.0f s", type(exc).__name__, exc, waiting_now, dropped, self._pause)
+                return
+
+    def _keep(self, uses: list[CreditUse]) -> None:
+        self._pending.extend(uses)
+        excess = len(self._pending) - self._max_pending
+        if excess > 0:
+            del self._pending[:excess]
+            self._dropped += excess
+
+    def waiting(self) -> int:
+        """How many uses wait for the ledger to work again."""
+        with self._lock:
+            return len(self._pending)
 
 
 
@@ -247,7 +353,10 @@ class ZohoClient:
         allow_http: bool = False,
         redirect_uri: str = "",
         scope: str = "ZohoCRM.modules.ALL",
+        ledger: CreditLedger | CreditCounter | None = None,
+        purpose: str = SYNC_PURPOSE,
     ) -> None:
+        """``ledger``: where each API call's credits are counted (none: not counted); ``purpose``: why the calls are made."""
         _check_transport(accounts_url, allow_http, "the Zoho accounts URL")
         self.redirect_uri = redirect_uri
         self.scope = scope
@@ -266,12 +375,23 @@ class ZohoClient:
         self._allow_http = allow_http
         self._lock = _refresh_lock((self._accounts_url, client_id, refresh_token))
         self._cached: OAuthToken | None = None
+        self.purpose = purpose
+        self._credits = ledger if isinstance(ledger, CreditCounter) or ledger is None else CreditCounter(ledger)
+
+    def with_purpose(self, purpose: str) -> ZohoClient:
+        """This client (its token, session and credit ledger) counting its calls' credits for ``purpose``."""
+        other = copy.copy(self)
+        other.purpose = purpose
+        return other
 
     @classmethod
     def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None,
-                      redirect_uri: str = "") -> ZohoClient:
+                      redirect_uri: str = "", *, ledger: CreditLedger | None = None,
+                      purpose: str = SYNC_PURPOSE) -> ZohoClient:
         """Build the client from :class:`syncbridge.config.Settings` (``redirect_uri``: the connect callback)."""
         return cls(
+            ledger=ledger,
+            purpose=purpose,
             redirect_uri=redirect_uri,
             accounts_url=settings.zoho_accounts_url,
             client_id=settings.zoho_client_id,
@@ -435,11 +555,14 @@ class ZohoClient:
         except requests.RequestException as exc:
             raise ZohoUnavailable(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Call the API; on a refused token refresh once and retry once."""
+    def _request(self, method: str, path: str, *, call: str, records: int | None = None,
+                 **kwargs: Any) -> requests.Response:
+        """Call the API and count its credits (``records``: written, else those read); on a refused token
+        refresh once and retry once."""
         token = self._token()
         response = self._send(method, path, token, **kwargs)
         if response.status_code != 401:
+            self._count(call, response, records)
             return response
         body = _body(response)
         code = body.get("code") if isinstance(body, dict) else None
@@ -447,10 +570,24 @@ class ZohoClient:
             token = self._token(stale=token.access_token)
             response = self._send(method, path, token, **kwargs)
             if response.status_code != 401:
+                self._count(call, response, records)
                 return response
             body = _body(response)
             code = body.get("code") if isinstance(body, dict) else None
         raise self._reconnect(f"Zoho refuses the access token ({code or 401})", status=401, code=code, body=body)
+
+    def _count(self, call: str, response: requests.Response, records: int | None) -> None:
+        """Note the credits Zoho charged for ``response`` in the ledger (never raises)."""
+        if self._credits is None:
+            return
+        try:
+            written = records if records is not None else 0
+            credits = credits_of(call, response, written)
+            if credits:
+                counted = written if records is not None else _records_read(response)
+                self._credits.note(CreditUse(call, credits, purpose=self.purpose, records=counted))
+        except Exception:  # noqa: BLE001 - counting must never fail the call it counts
+            log.warning("could not count the Zoho API credits of a %s call", call, exc_info=True)
 
     @staticmethod
     def _fail(response: requests.Response, what: str) -> ZohoError:
@@ -478,7 +615,7 @@ class ZohoClient:
     # ------------------------------------------------------------------ records
     def get_record(self, module: str, record_id: str) -> dict[str, Any] | None:
         """Return the full record, or None when Zoho does not have it."""
-        response = self._request("GET", self._path(module, record_id))
+        response = self._request("GET", self._path(module, record_id), call="get_record")
         if response.status_code == 204:
             return None
         body = _body(response)
@@ -495,18 +632,18 @@ class ZohoClient:
 
     def insert_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
         """Insert up to 100 records with ``"trigger": []``; one result per record, in order."""
-        return self._write("POST", self._path(module), records, {}, "insert")
+        return self._write("POST", self._path(module), records, {}, "insert", "insert")
 
     def update_records(self, module: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
         """Update up to 100 records (each carries its ``id``) with ``"trigger": []``."""
-        return self._write("PUT", self._path(module), records, {}, "update")
+        return self._write("PUT", self._path(module), records, {}, "update", "update")
 
     def upsert_records(
         self, module: str, records: Sequence[dict[str, Any]], duplicate_check_fields: Sequence[str]
     ) -> list[RecordResult]:
         """Upsert up to 100 records, matched on ``duplicate_check_fields``, with ``"trigger": []``."""
         extra = {"duplicate_check_fields": list(duplicate_check_fields)} if duplicate_check_fields else {}
-        return self._write("POST", self._path(module, "upsert"), records, extra, None)
+        return self._write("POST", self._path(module, "upsert"), records, extra, None, "upsert")
 
     def delete_records(self, module: str, record_ids: Sequence[str]) -> list[RecordResult]:
         """Delete up to 100 records by id without firing workflow rules; one result per id, in order."""
@@ -517,17 +654,19 @@ class ZohoClient:
         if not ids:
             return []
         path = self._path(module)
-        response = self._request("DELETE", path, params={"ids": ",".join(ids), "wf_trigger": "false"})
+        response = self._request("DELETE", path, call="delete", records=len(ids),
+                                 params={"ids": ",".join(ids), "wf_trigger": "false"})
         return self._per_record(response, "DELETE", path, len(ids), "delete")
 
     def _write(self, method: str, path: str, records: Sequence[dict[str, Any]], extra: dict[str, Any],
-               action: str | None) -> list[RecordResult]:
+               action: str | None, call: str) -> list[RecordResult]:
         records = list(records)
         if len(records) > MAX_RECORDS_PER_CALL:
             raise ValueError(f"Zoho takes at most {MAX_RECORDS_PER_CALL} records per call, got {len(records)}")
         if not records:
             return []
-        response = self._request(method, path, json={"data": records, **extra, "trigger": []})
+        response = self._request(method, path, call=call, records=len(records),
+                                 json={"data": records, **extra, "trigger": []})
         return self._per_record(response, method, path, len(records), action)
 
     def _per_record(self, response: requests.Response, method: str, path: str, count: int,
@@ -548,7 +687,7 @@ class ZohoClient:
     def field_metadata(self, module: str) -> list[CrmField]:
         """The fields of ``module`` with their types (``GET /settings/fields?module=``)."""
         # https://www.zoho.com/crm/developer/docs/api/v7/field-meta.html
-        response = self._request("GET", "settings/fields", params={"module": module})
+        response = self._request("GET", "settings/fields", call="field_metadata", params={"module": module})
         if response.status_code != 200:
             raise self._fail(response, f"fields of {module}")
         body = _body(response)
@@ -568,7 +707,8 @@ class ZohoClient:
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"fields": names, "page": 1, "per_page": SEARCH_PAGE_SIZE}
         while True:
-            response = self._request("GET", self._path(module), params=params, headers=headers)
+            response = self._request("GET", self._path(module), call="list_records", params=params,
+                                     headers=headers)
             if response.status_code in (204, 304):
                 return found
             if response.status_code != 200:
@@ -593,7 +733,7 @@ class ZohoClient:
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            response = self._request("GET", self._path(module, "deleted"),
+            response = self._request("GET", self._path(module, "deleted"), call="deleted_records",
                                      params={"type": kind, "page": page, "per_page": SEARCH_PAGE_SIZE})
             if response.status_code == 204:
                 return found
@@ -682,7 +822,7 @@ class ZohoClient:
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            response = self._request("GET", self._path(module, "search"),
+            response = self._request("GET", self._path(module, "search"), call="search",
                                      params={"criteria": criteria, "page": page, "per_page": SEARCH_PAGE_SIZE})
             if response.status_code == 204:
                 return found

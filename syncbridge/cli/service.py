@@ -157,7 +157,7 @@ def connect(system: str, code: str | None, refresh_token: str | None, auto_conse
 
 @main.command()
 def status() -> None:
-    """Show the connections, the database and the broker at a glance."""
+    """Show the connections, the database, the broker and the Zoho API credits of the last 24 h at a glance."""
     from syncbridge.bootstrap import build_store, database_up_to_date
 
     settings = load_settings()
@@ -179,6 +179,7 @@ def status() -> None:
                      "not_connected": "not connected"}.get(state, state)
             click.echo(f"{provider:<12} {label}{': ' + detail if detail else ''}")
         _preflight_status(store)
+        _credit_status(store, settings)
     if broker_problem:
         raise SystemExit(1)
 
@@ -196,6 +197,22 @@ def _preflight_status(store) -> None:
         else:
             line = f"{entry.error} (since {entry.at:%Y-%m-%d %H:%M:%S} UTC; details: `syncbridge check`)"
         click.echo(f"{'preflight':<12} {line}")
+
+
+def _credit_status(store, settings: Settings) -> None:
+    """The Zoho API credits of the last 24 h against SYNCBRIDGE_ZOHO_DAILY_CREDITS, and their split by purpose."""
+    from syncbridge.bootstrap import credit_ledger
+    from syncbridge.handlers.credits import credit_summary
+
+    ledger = credit_ledger(store)
+    if ledger is None:
+        return
+    summary = credit_summary(ledger, settings.zoho_daily_credits, datetime.now(UTC))
+    warning = "  BUDGET USED UP" if summary.used >= summary.budget else "  nearly used up" if summary.share >= 0.9 else ""
+    click.echo(f"{'credits':<12} {summary.used:,} of {summary.budget:,} Zoho API credits used in the last 24 h "
+               f"({summary.percent:.1f}%){warning}")
+    split = ", ".join(f"{purpose} {credits:,}" for purpose, credits in summary.by_purpose)
+    click.echo(f"{'':<12} by purpose: {split}")
 
 
 def _broker_unreachable(settings: Settings) -> str | None:

@@ -9,10 +9,11 @@ import click
 
 from syncbridge.cli.common import database_errors, load_settings, main
 from syncbridge.config import Settings
+from syncbridge.ports import BACKFILL_PURPOSE, SWEEP_PURPOSE
 
 
 @contextmanager
-def _sweep_deps(settings: Settings, *, progress=None) -> Iterator:
+def _sweep_deps(settings: Settings, *, progress=None, purpose: str = SWEEP_PURPOSE) -> Iterator:
     """The sweep's dependencies on the service's database and broker; one ``Error:`` line when they cannot be had."""
     from syncbridge.bootstrap import bootstrap, build_store, sweep_dependencies
     from syncbridge.errors import Unavailable
@@ -24,7 +25,7 @@ def _sweep_deps(settings: Settings, *, progress=None) -> Iterator:
         services = bootstrap(settings, store=build_store(settings, migrate=False))
     try:
         with database_errors(settings):
-            yield sweep_dependencies(services, progress=progress)
+            yield sweep_dependencies(services, progress=progress, purpose=purpose)
     except Unavailable as exc:
         raise click.ClickException(f"{exc}; nothing is lost: run the command again (a backfill resumes)") from exc
     finally:
@@ -62,7 +63,7 @@ def backfill(modules: tuple[str, ...], estimate: bool, restart: bool, force: boo
 
     settings = load_settings()
     chosen = _check_modules(settings, modules) or list(settings.zoho_modules)
-    with _sweep_deps(settings, progress=_progress) as deps:
+    with _sweep_deps(settings, progress=_progress, purpose=BACKFILL_PURPOSE) as deps:
         if estimate:
             counts = count_records(deps, chosen)
             total = sum(counts.values())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from syncbridge.errors import Unavailable
+from syncbridge.handlers.credits import CreditSummary, credit_summary
 from syncbridge.handlers.issues import issue_state
 from syncbridge.ports import (
     ACKNOWLEDGED,
@@ -29,6 +30,7 @@ from syncbridge.ports import (
     OPEN,
     ActivityLog,
     AuditEntry,
+    CreditLedger,
     DailyUpImport,
     DeadLetterFilter,
     DeadLetterStore,
@@ -97,6 +99,7 @@ class Overview:
     queue_ages: dict[str, QueueAge] = field(default_factory=dict)   # work queue -> its age (no entry: unknown)
     open_issues: int | None = None      # causes of dead letters no operator has acknowledged; None: unknown
     acknowledged_issues: int | None = None
+    credits: CreditSummary | None = None    # the Zoho API credits of the last 24 h; None: not counted here or unknown
 
 
 @dataclass
@@ -112,6 +115,8 @@ class OverviewSources:
     issues: IssueStore | None = None
     # Ameise connects only through its OAuth consent; Zoho from a configured refresh token on first use.
     consent_needed: tuple[str, ...] = ("ameise",)
+    credits: CreditLedger | None = None     # the Zoho API credits spent
+    credit_budget: int = 50_000             # the org's credits per rolling 24 h (SYNCBRIDGE_ZOHO_DAILY_CREDITS)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -146,6 +151,7 @@ def overview(sources: OverviewSources) -> Overview:
         queue_ages=_queue_ages(sources.activity, queues, now),
         open_issues=open_issues,
         acknowledged_issues=acknowledged,
+        credits=_credits(sources, now),
     )
 
 
@@ -222,3 +228,13 @@ def _last_import(imports: ImportHistory | None) -> DailyUpImport | None:
         return None
     newest = imports.imports(limit=1)
     return newest[0] if newest else None
+
+
+def _credits(sources: OverviewSources, now: datetime) -> CreditSummary | None:
+    if sources.credits is None:
+        return None
+    try:
+        return credit_summary(sources.credits, sources.credit_budget, now)
+    except Exception:  # noqa: BLE001 - a ledger that cannot be read leaves the card unknown, not the page broken
+        log.warning("Zoho API credits unknown", exc_info=True)
+        return None

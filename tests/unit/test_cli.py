@@ -617,3 +617,26 @@ def test_errors_and_status_never_show_the_database_password(database_url):
 
     line = assert_clear_failure(result, "syncbridge_no_such_database")
     assert "s3cret" not in line and ":***@" in line
+
+
+def test_status_shows_the_zoho_api_credits_of_the_last_24_hours_against_the_budget(database_url):
+    from datetime import timedelta
+
+    from syncbridge.adapters.db.credits import SqlCreditLedger
+    from syncbridge.ports import BACKFILL_PURPOSE, CHECK_PURPOSE, CreditUse
+
+    assert cli("db", "upgrade").exit_code == 0
+    store = SqlStore.from_url(database_url)
+    ledger, now = SqlCreditLedger(store.engine), datetime.now(UTC)
+    ledger.spend(CreditUse("upsert", 37_000, records=370_000, at=now - timedelta(hours=2)))
+    ledger.spend(CreditUse("search", 1_200, purpose=BACKFILL_PURPOSE, at=now - timedelta(minutes=3)))
+    ledger.spend(CreditUse("field_metadata", 3, purpose=CHECK_PURPOSE, at=now))
+    ledger.spend(CreditUse("upsert", 9_000, records=90_000, at=now - timedelta(hours=25)))    # older than 24 h
+    store.engine.dispose()
+
+    result = cli("status", SYNCBRIDGE_ZOHO_DAILY_CREDITS="40000")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "credits      38,203 of 40,000 Zoho API credits used in the last 24 h (95.5%)  nearly used up" in lines
+    assert "             by purpose: sync 37,000, backfill 1,200, sweep 0, link 0, check 3" in lines

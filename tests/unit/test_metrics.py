@@ -44,6 +44,7 @@ def test_metrics_need_no_sign_in_and_name_every_family(board):
         "syncbridge_syncs_failed": "counter", "syncbridge_dead_lettered": "counter",
         "syncbridge_webhook_seconds": "histogram", "syncbridge_sync_seconds": "histogram",
         "syncbridge_event_to_sync_seconds": "histogram", "syncbridge_queue_depth": "gauge",
+        "syncbridge_zoho_credits": "counter",
     }
 
 

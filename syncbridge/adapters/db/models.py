@@ -472,3 +472,17 @@ class CrmDeletedRecord(Base):
     seen_at: Mapped[datetime] = mapped_column()
     name: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(32), default="sweep")
+
+
+# ---------------------------------------------------------------- Zoho API credits
+class ZohoCreditRecord(Base):
+    """The Zoho API credits of one minute, call type and purpose (a rolling 24 h reads at most 1,440 minutes)."""
+
+    __tablename__ = "zoho_credits"
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)    # the minute's start, UTC
+    call: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
