@@ -765,7 +765,7 @@ class ZohoClient:
             params["page"] = int(value)
         else:
             raise ValueError(f"not a cursor of list {module}: {cursor!r}")
-        response = self._request("GET", self._path(module), params=params, headers=headers)
+        response = self._request("GET", self._path(module), call="list_records", params=params, headers=headers)
         if response.status_code in (204, 304):
             return RecordPage([], None)
         if response.status_code != 200:
@@ -792,7 +792,8 @@ class ZohoClient:
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            response = self._request("GET", "settings/automation/webhook_failures", api_version="v8",
+            response = self._request("GET", "settings/automation/webhook_failures", call="webhook_failures",
+                                     api_version="v8",
                                      params={"page": page, "per_page": SEARCH_PAGE_SIZE})
             if response.status_code == 204:
                 return found

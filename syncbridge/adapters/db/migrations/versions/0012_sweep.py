@@ -1,7 +1,7 @@
 """The catch-up sweep and the backfill: sweep_leases, sweep_modules (watermark, backfill cursor), crm_deleted_records.
 
 Revision ID: 0012_sweep
-Revises: 0010_issues
+Revises: 0011_credits
 Create Date: 2026-11-30
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_sweep"
-down_revision = "0010_issues"
+down_revision = "0011_credits"
 branch_labels = None
 depends_on = None
 
