@@ -61,7 +61,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
         event = self._load(body, message)
         if event is None:
             return
-        command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at)
+        command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at,
+                                        event.operation)
         # Each delivery is one attempt of the Events page: source, received, attempt number, duration.
         self._attempt = {"source": event.source, "received_at": event.received_at,
                          "attempt": retries_of(message) + 1, "started": time.monotonic(),

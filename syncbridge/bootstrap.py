@@ -161,7 +161,16 @@ class Services:
             coalesce_margin=s.coalesce_margin,
             lock_ttl=s.record_lease,
             lock_wait=min(30.0, s.record_lease),
+            deleted=self._deleted_records(),
+            deleted_policy=s.sweep_deleted,
         )
+
+    def _deleted_records(self):
+        """The list of records deleted in the CRM, on the store's database (None beside an in-memory store)."""
+        from syncbridge.adapters.db.sql import SqlStore
+        from syncbridge.adapters.db.sweep import SqlSweepState
+
+        return SqlSweepState(self.store.engine) if isinstance(self.store, SqlStore) else None
 
     def preflight_dependencies(self) -> PreflightDependencies:
         s = self.settings

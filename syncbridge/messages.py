@@ -29,6 +29,7 @@ class SyncCrmRecordToAmeise:
     record_id: str
     event_id: str
     received_at: datetime | None = None   # when the event came in: a sync begun later covers it
+    operation: str | None = None          # what the CRM said happened (create, edit, delete), when it said so
 
 
 # Return path (Ameise -> CRM).  A delta message carries ids and small facts; the

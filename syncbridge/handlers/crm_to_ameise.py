@@ -22,9 +22,11 @@ from syncbridge.ports import (
     ActivityEntry,
     AmeiseClient,
     CrmClient,
+    DeletedCrmRecord,
     EchoMarks,
     LinkConflict,
     Store,
+    SweepState,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,10 @@ class SyncDependencies:
     # An event received more than this before a finished sync of its record began is covered by it;
     # the margin absorbs clock differences between the receiver's and the worker's machines.
     coalesce_margin: float = 1.0
+    # Where a record found deleted in the CRM is noted (the sweep's list of deleted records), and whether
+    # it is reported too (SYNCBRIDGE_SWEEP_DELETED: ignore or report).
+    deleted: SweepState | None = None
+    deleted_policy: str = "ignore"
     # The worker's clocks: wall time (compared with the receiver's), and the waits for a busy record.
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
@@ -110,6 +116,23 @@ def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependen
         return result
 
 
+def _note_deleted(command: SyncCrmRecordToAmeise, entity: str, deps: SyncDependencies) -> None:
+    """A record the CRM no longer has: into the list of deleted records (a delete event names the time it came)."""
+    if deps.deleted is None:
+        return
+    now = deps.now()
+    said_deleted = (command.operation or "").lower() == "delete"
+    new = deps.deleted.note_deleted([DeletedCrmRecord(
+        module=command.module, record_id=command.record_id,
+        deleted_at=(command.received_at or now) if said_deleted else None, seen_at=now,
+        source="delete event" if said_deleted else "sync")])
+    if new and deps.deleted_policy == "report":
+        log.warning("%s/%s was deleted in the CRM; Ameise keeps it (`syncbridge sweep deleted`)",
+                    command.module, command.record_id)
+        deps.store.log(_entry("deleted_in_crm", "error", entity, command.module, command.record_id, None,
+                              command.event_id, error="deleted in the CRM; Ameise keeps it (policy: report)"))
+
+
 def _sync_record(command: SyncCrmRecordToAmeise, kind: str, deps: SyncDependencies) -> SyncResult:
     module, record_id = command.module, command.record_id
     record = deps.crm.get_record(module, record_id)
@@ -117,6 +140,7 @@ def _sync_record(command: SyncCrmRecordToAmeise, kind: str, deps: SyncDependenci
         entity = CONTRACT if kind == CONTRACT else CUSTOMER
         deps.store.log(_entry("skipped", "ok", entity, module, record_id, None, command.event_id,
                               details={"reason": "record not found in the CRM (deleted?)"}))
+        _note_deleted(command, entity, deps)
         deps.store.mark_processed(command.event_id, "skipped")
         return SyncResult("skipped", entity, module, record_id)
 

@@ -115,4 +115,4 @@ def send(publisher, topology, body, *, message_id: str | None = None, content_ty
 
 def command_of(body: dict) -> SyncCrmRecordToAmeise:
     return SyncCrmRecordToAmeise(body["module"], body["record_id"], body["event_id"],
-                                 datetime.fromisoformat(body["received_at"]))
+                                 datetime.fromisoformat(body["received_at"]), body.get("operation"))

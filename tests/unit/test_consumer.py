@@ -82,7 +82,7 @@ def test_a_valid_message_is_handled_and_acked(topology, publisher, store):
     deliver(make_consumer(topology, handle, publisher, store), 1)
 
     assert handle.calls == [SyncCrmRecordToAmeise("Contacts", RECORD_ID, body["event_id"],
-                                                  datetime.fromisoformat(body["received_at"]))]
+                                                  datetime.fromisoformat(body["received_at"]), "update")]
     assert waiting(topology.crm_to_ameise) == 0  # acked: nothing came back on recovery
     assert take_all(topology.dead_letters) == []
     # The consumer logs the attempt (the handler its steps): where it came from, when, which try, how long.

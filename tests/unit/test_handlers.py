@@ -441,3 +441,33 @@ def test_a_changed_contact_value_replaces_the_entry_of_its_typ_and_kontext(world
     assert contacts(world.ameise.customers["5001234567"]) == [
         ("email", "privat", "erika@neu.example"), ("telefon", "privat", "+49 221 1234567")]
     assert world.store.activities()[0].details["calls"][-1] == "PUT kunden/5001234567/kontaktdaten/1 (email, privat)"
+
+
+@pytest.mark.parametrize(("operation", "source", "policy", "reported"), [
+    ("delete", "delete event", "ignore", False),
+    ("delete", "delete event", "report", True),
+    (None, "sync", "report", True),              # a workflow webhook of a record gone by the time it is read
+])
+def test_a_record_deleted_in_the_crm_is_noted_in_the_deleted_records_and_reported_by_policy(
+        world, operation, source, policy, reported):
+    from datetime import datetime
+
+    from simulators.fakes.sweep import MemorySweepState
+
+    world.deps.deleted, world.deps.deleted_policy = MemorySweepState(), policy
+    received = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+    result = sync_crm_record_to_ameise(
+        SyncCrmRecordToAmeise("Contacts", "3652397000000999999", "notify-1", received, operation), world.deps)
+
+    assert result.action == "skipped"
+    [deleted] = world.deps.deleted.deleted()
+    assert (deleted.module, deleted.record_id, deleted.source) == ("Contacts", "3652397000000999999", source)
+    assert deleted.deleted_at == (received if operation == "delete" else None)
+    actions = [entry.action for entry in world.store.activities()]
+    assert ("deleted_in_crm" in actions) is reported
+    # Seen again (Zoho Flow retrying the event): noted once, reported once.
+    sync_crm_record_to_ameise(
+        SyncCrmRecordToAmeise("Contacts", "3652397000000999999", "notify-2", received, operation), world.deps)
+    assert len(world.deps.deleted.deleted()) == 1
+    assert [entry.action for entry in world.store.activities()].count("deleted_in_crm") == (1 if reported else 0)
