@@ -1,5 +1,5 @@
 """The ``syncbridge`` command: one module per command group, all on the group of :mod:`.common`."""
-from syncbridge.cli import check, dailyup, dashboard, dev, dlq, service  # noqa: F401 - each registers its commands
+from syncbridge.cli import check, dailyup, dashboard, dev, dlq, link, service  # noqa: F401 - each registers its commands
 from syncbridge.cli.common import main
 
 __all__ = ["main"]
