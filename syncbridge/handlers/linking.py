@@ -451,6 +451,7 @@ class Linking:
         """The Ameise customers and contracts of the DailyUp snapshot (deleted ones left out)."""
         sides: list[Side] = []
         for table in (CUSTOMERS, CONTRACTS):
+            before = len(sides)
             for row in self.proposals.snapshot_records(table):
                 if table == CONTRACTS:
                     sides.append(ameise_side("contract", row.key, row.data))
@@ -458,7 +459,7 @@ class Linking:
                     kind = KIND_OF_PERSONENTYP.get(str(row.data.get("Personentyp") or "").strip())
                     if kind:
                         sides.append(ameise_side(kind, row.key, row.data))
-            progress(f"Ameise {table}", len(sides), None)
+            progress(f"Ameise {table}", len(sides) - before, None)
         return sides
 
     def read_crm(self, progress: Progress = _no_progress) -> list[Side]:
