@@ -634,6 +634,7 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                                events=_event_sources(settings, store, engine),
                                **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
     _add_imports_and_statistics(dashboard, settings, store, engine, now)
+    dashboard.linking = build_linking(settings, store=store, now=now)
     return dashboard
 
 

@@ -79,7 +79,7 @@ def link_propose(by: str | None) -> None:
 @link.command("list")
 @click.option("--status", type=click.Choice(STATUSES), multiple=True,
               help="Only proposals of this status (repeatable) [certain, proposed, ambiguous].")
-@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def link_list(status: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The proposals: id, status, score, Ameise number, CRM record and the reasons."""
