@@ -45,12 +45,14 @@ from syncbridge.ports import (
     LinkingStore,
     LinkProposal,
     LinkRun,
+    RecordResult,
     Store,
 )
 
 CUSTOMER, CONTRACT = "customer", "contract"
 PROPOSE_AT = 60          # a pair scoring at least this is proposed
 CERTAIN_AT = 90          # ... and at least this (and unrivalled) is certain
+UPDATES_PER_CALL = 100   # Zoho updates at most 100 records per call
 RIVAL_MARGIN = 10        # a second candidate this close makes a pair ambiguous
 NAME_SIMILAR = 0.85      # difflib ratio of two normalised names that counts as the same name
 NAME_LOOSE = 0.7         # ... that counts beside a second piece of evidence (birth date or e-mail, and PLZ)
@@ -497,51 +499,91 @@ class Linking:
     # ------------------------------------------------------------ deciding
     def accept(self, proposal_id: int, by: str) -> LinkProposal:
         """Store the pair's link and write the number back to the CRM record (``"trigger": []``)."""
-        proposal = self.proposals.proposal(proposal_id)
-        if proposal is None:
-            raise LinkingError(f"proposal {proposal_id} does not exist")
-        if proposal.status not in OPEN_PROPOSAL_STATES:
-            raise LinkingError(f"proposal {proposal_id} is {proposal.status}, not open")
-        entity = proposal.entity
-        other = self.links.find_link(entity, ameise_id=proposal.ameise_key)
-        if other is not None and other.zoho_id != proposal.zoho_id:
-            raise LinkingError(f"proposal {proposal_id}: the Ameise record is already linked to CRM record "
-                               f"{other.zoho_id}")
-        linked = self.links.find_link(entity, zoho_id=proposal.zoho_id)
-        if linked is not None and linked.ameise_id != proposal.ameise_key:
-            raise LinkingError(f"proposal {proposal_id}: the CRM record is already linked to another Ameise record")
+        proposal = self._open(proposal_id)
+        self._check_free(proposal)
         if proposal.crm_number != proposal.ameise_key:
-            field_name = self.number_field(entity)
-            [answer] = self.crm.update_records(proposal.zoho_module,
-                                               [{"id": proposal.zoho_id, field_name: proposal.ameise_key}])
-            if not answer.ok:
-                raise LinkingError(f"proposal {proposal_id}: the CRM refused the number: {answer.code} "
-                                   f"{answer.field or ''}".rstrip())
-        try:
-            self.links.save_link(entity, proposal.zoho_module, proposal.zoho_id, proposal.ameise_key)
-        except LinkConflict as exc:
-            raise LinkingError(f"proposal {proposal_id}: {exc}") from exc
-        return self.proposals.decide(proposal_id, "accepted", by=by, at=self.now())
+            [answer] = self.crm.update_records(proposal.zoho_module, [self._number_body(proposal)])
+            self._written(proposal, answer)
+        return self._link(proposal, by)
 
     def accept_certain(self, by: str, progress: Progress = _no_progress) -> tuple[int, list[str]]:
-        """Accept every certain proposal; (accepted, one error line per pair that failed)."""
+        """Accept every certain proposal, the numbers in updates of up to 100 records per module.
+
+        Returns (accepted, one error line per pair that failed).
+        """
         certain = self.proposals.proposals(statuses=(CERTAIN,), limit=None)
-        accepted, errors = 0, []
-        for position, proposal in enumerate(certain, 1):
-            try:
-                self.accept(proposal.id or 0, by)
-                accepted += 1
-            except LinkingError as exc:
-                errors.append(str(exc))
-            progress("accepted", position, len(certain))
+        accepted, errors, done = 0, [], 0
+        by_module: dict[str, list[LinkProposal]] = defaultdict(list)
+        for proposal in certain:
+            by_module[proposal.zoho_module].append(proposal)
+        for module, proposals in by_module.items():
+            for start in range(0, len(proposals), UPDATES_PER_CALL):
+                chunk, to_write = [], []
+                for proposal in proposals[start:start + UPDATES_PER_CALL]:
+                    try:
+                        self._check_free(proposal)
+                    except LinkingError as exc:
+                        errors.append(str(exc))
+                        continue
+                    chunk.append(proposal)
+                    if proposal.crm_number != proposal.ameise_key:
+                        to_write.append(proposal)
+                answers = self.crm.update_records(module, [self._number_body(p) for p in to_write]) if to_write else []
+                refused = set()
+                for proposal, answer in zip(to_write, answers, strict=True):
+                    try:
+                        self._written(proposal, answer)
+                    except LinkingError as exc:
+                        errors.append(str(exc))
+                        refused.add(proposal.id)
+                for proposal in chunk:
+                    if proposal.id in refused:
+                        continue
+                    try:
+                        self._link(proposal, by)
+                        accepted += 1
+                    except LinkingError as exc:
+                        errors.append(str(exc))
+                done += min(UPDATES_PER_CALL, len(proposals) - start)
+                progress("accepted", done, len(certain))
         return accepted, errors
 
-    def reject(self, proposal_id: int, by: str) -> LinkProposal:
+    def _open(self, proposal_id: int) -> LinkProposal:
         proposal = self.proposals.proposal(proposal_id)
         if proposal is None:
             raise LinkingError(f"proposal {proposal_id} does not exist")
         if proposal.status not in OPEN_PROPOSAL_STATES:
             raise LinkingError(f"proposal {proposal_id} is {proposal.status}, not open")
+        return proposal
+
+    def _check_free(self, proposal: LinkProposal) -> None:
+        """Neither record may be linked to another one already."""
+        other = self.links.find_link(proposal.entity, ameise_id=proposal.ameise_key)
+        if other is not None and other.zoho_id != proposal.zoho_id:
+            raise LinkingError(f"proposal {proposal.id}: the Ameise record is already linked to CRM record "
+                               f"{other.zoho_id}")
+        linked = self.links.find_link(proposal.entity, zoho_id=proposal.zoho_id)
+        if linked is not None and linked.ameise_id != proposal.ameise_key:
+            raise LinkingError(f"proposal {proposal.id}: the CRM record is already linked to another Ameise record")
+
+    def _number_body(self, proposal: LinkProposal) -> dict[str, Any]:
+        return {"id": proposal.zoho_id, self.number_field(proposal.entity): proposal.ameise_key}
+
+    @staticmethod
+    def _written(proposal: LinkProposal, answer: RecordResult) -> None:
+        if not answer.ok:
+            raise LinkingError(f"proposal {proposal.id}: the CRM refused the number: {answer.code} "
+                               f"{answer.field or ''}".rstrip())
+
+    def _link(self, proposal: LinkProposal, by: str) -> LinkProposal:
+        try:
+            self.links.save_link(proposal.entity, proposal.zoho_module, proposal.zoho_id, proposal.ameise_key)
+        except LinkConflict as exc:
+            raise LinkingError(f"proposal {proposal.id}: {exc}") from exc
+        return self.proposals.decide(proposal.id or 0, "accepted", by=by, at=self.now())
+
+    def reject(self, proposal_id: int, by: str) -> LinkProposal:
+        self._open(proposal_id)
         return self.proposals.decide(proposal_id, "rejected", by=by, at=self.now())
 
 

@@ -295,3 +295,28 @@ def test_the_first_delivery_after_accepting_creates_no_duplicate(world):
     assert [r["id"] for r in world.zoho.records("Accounts")] == [bau_id]
     assert [r["id"] for r in world.zoho.records("Deals")] == [deal_id]
     assert world.zoho.records("Deals")[0]["Vertragsnummer"] == "V1"
+
+
+def test_accepting_every_certain_pair_writes_the_numbers_in_one_update_per_module_and_reports_refusals(world):
+    ids = [world.zoho.seed("Contacts", {"First_Name": "Erika", "Last_Name": f"Mustermann {n}",
+                                        "Email": f"kunde{n}@example.de", "Date_of_Birth": "1964-08-12"})
+           for n in ("5001", "5002", "5003")]
+    for n in ("5001", "5002", "5003"):
+        world.snapshot.put("kunden", n, person(n))
+    proposals = MemoryLinkingStore(world.snapshot)
+    linking = linking_of(world, proposals)
+    linking.propose("anna")
+    world.zoho.delete_records("Contacts", [ids[1]])          # deleted in the CRM meanwhile
+    world.zoho.writes.clear()
+
+    accepted, errors = linking.accept_certain("anna")
+
+    assert accepted == 2
+    [error] = errors
+    assert "the CRM refused the number: INVALID_DATA" in error
+    [write] = world.zoho.writes
+    assert (write.operation, len(write.records)) == ("update", 3)
+    assert {r["id"]: r.get("Kundennummer") for r in world.zoho.records("Contacts")} == {ids[0]: "5001",
+                                                                                      ids[2]: "5003"}
+    assert world.store.find_link("customer", ameise_id="5002") is None
+    assert [p.ameise_key for p in proposals.proposals(statuses=(CERTAIN,))] == ["5002"]
