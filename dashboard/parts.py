@@ -11,6 +11,7 @@ from syncbridge.handlers.dead_letters import DeadLetterOps
 from syncbridge.handlers.events import EventSources
 from syncbridge.handlers.imports import ImportsDesk
 from syncbridge.handlers.issues import BulkJobs, Issues
+from syncbridge.handlers.linking import Linking
 from syncbridge.handlers.operators import Operators
 from syncbridge.handlers.overview import OverviewSources
 from syncbridge.handlers.statistics import StatisticsSources
@@ -35,6 +36,7 @@ class DashboardParts:
     connections: ConnectionSources | None = None             # the Connections page (None: not offered)
     metrics: Callable[[], tuple[bytes, str]] | None = None   # /metrics: (body, content type) in Prometheus format
     events: EventSources | None = None      # the Events and Record timeline pages
+    linking: Linking | None = None          # the Linking page: proposals of first-time linking
 
 
 def parts() -> DashboardParts:

@@ -30,6 +30,7 @@ from syncbridge.ports import (
     AMEISE_TO_CRM,
     CHECK_PURPOSE,
     CRM_TO_AMEISE,
+    LINK_PURPOSE,
     SWEEP_PURPOSE,
     AmeiseClient,
     AmeiseConnection,
@@ -390,6 +391,7 @@ def ameise_to_crm_consumer(services: Services, connection: Connection | None = N
         modules={kind: s.module_for(kind) for kind in ENTITY_KINDS},
         kundennummer_field=s.zoho_field_kundennummer, vertragsnummer_field=s.zoho_field_vertragsnummer,
         status_field=s.zoho_field_ameise_status, delete_mode=s.dailyup_delete_mode, batch_size=s.dailyup_batch_size,
+        guard=link_guard(services),
     )
     return AmeiseToCrmConsumer(
         connection or broker_connection(s), services.topology, partial(sync_ameise_records_to_crm, deps=deps),
@@ -651,6 +653,7 @@ def dashboard_parts(settings: Settings, *, store: Store | None = None, migrate: 
                                events=_event_sources(settings, store, engine),
                                **_dashboard_dead_letters(settings, store, operators, now=now, publisher=publisher))
     _add_imports_and_statistics(dashboard, settings, store, engine, now)
+    dashboard.linking = build_linking(settings, store=store, now=now)
     return dashboard
 
 
@@ -822,3 +825,47 @@ def build_sweep_state(settings: Settings, *, migrate: bool | None = False):
     from syncbridge.adapters.db.sweep import SqlSweepState
 
     return SqlSweepState(build_store(settings, migrate=migrate).engine)
+
+
+# ---------------------------------------------------------------- first-time linking
+def link_guard(services: Services):
+    """The return path's guard against creating a second CRM record for a customer with an unlinked twin."""
+    from syncbridge.adapters.db.linking import SqlLinkingStore
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.handlers.linking import LinkGuard
+
+    s = services.settings
+    if not s.link_guard or not isinstance(services.store, SqlStore):
+        return None
+    return LinkGuard(SqlLinkingStore(services.store.engine), services.mapping,
+                     kundennummer_field=s.zoho_field_kundennummer, vertragsnummer_field=s.zoho_field_vertragsnummer)
+
+
+def build_linking(settings: Settings, *, store: Store | None = None, crm: CrmClient | None = None,
+                  migrate: bool | None = False, now=None):
+    """First-time linking on the service's database and the CRM (`syncbridge link`, the Linking page)."""
+    from syncbridge.adapters.db.linking import SqlLinkingStore
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.adapters.zoho import ZohoClient
+    from syncbridge.config import ENTITY_KINDS
+    from syncbridge.handlers.linking import Linking
+
+    store = store if store is not None else build_store(settings, migrate=migrate)
+    if not isinstance(store, SqlStore):
+        raise RuntimeError("first-time linking needs the service's SQL database, not an in-memory store")
+    modules = {kind: module for kind in ENTITY_KINDS if (module := _module_or_none(settings, kind))}
+    extra = {"now": now} if now is not None else {}
+    return Linking(crm=crm or ZohoClient.from_settings(
+                       settings, store.tokens, ledger=credit_ledger(store), purpose=LINK_PURPOSE), links=store,
+                   proposals=SqlLinkingStore(store.engine), mapping=load_mapping(settings.mapping_file or None),
+                   modules=modules, kundennummer_field=settings.zoho_field_kundennummer,
+                   vertragsnummer_field=settings.zoho_field_vertragsnummer, **extra)
+
+
+def _module_or_none(settings: Settings, kind: str) -> str | None:
+    from syncbridge.config import ConfigError
+
+    try:
+        return settings.module_for(kind)
+    except ConfigError:
+        return None

@@ -254,6 +254,7 @@ class Settings:
     dailyup_batch_wait: float = _s("DAILYUP_BATCH_WAIT", "1", "seconds the return consumer waits to fill a batch before sending a partial one", parse=_seconds())
     dailyup_delete_mode: str = _s("DAILYUP_DELETE_MODE", "mark", "a record deleted in Ameise is: mark (status field set in the CRM), delete (deleted in the CRM) or ignore", parse=_one_of(DELETE_MODES))
     zoho_field_ameise_status: str = _s("ZOHO_FIELD_AMEISE_STATUS", "Ameise_Status", "API name of the CRM field set to 'geloescht' when Ameise no longer delivers the record")
+    link_guard: bool = _s("LINK_GUARD", "true", "the return path holds (\"needs linking\") an unlinked Ameise customer or contract with a plausible CRM twin instead of creating it: one with an open linking proposal; until `syncbridge link propose` has run, one whose e-mail, company name or policy number a CRM record without a number carries (one Zoho search each)", parse=_flag())
     admin_token: str = _s("ADMIN_TOKEN", "dev-admin-token", "secret of the admin HTTP API (/dailyup/imports, /admin/dead-letters): X-Admin-Token header or Bearer", secret=True)
 
     # operator dashboard

@@ -1100,3 +1100,70 @@ def credit_minute(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"naive datetime {at!r}: pass a timezone-aware one")
     return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+# ---------------------------------------------------------------- first-time linking
+CERTAIN, PROPOSED, AMBIGUOUS = "certain", "proposed", "ambiguous"
+ACCEPTED, REJECTED_PROPOSAL, SUPERSEDED = "accepted", "rejected", "superseded"
+OPEN_PROPOSAL_STATES = (CERTAIN, PROPOSED, AMBIGUOUS)
+PROPOSAL_STATES = (*OPEN_PROPOSAL_STATES, ACCEPTED, REJECTED_PROPOSAL, SUPERSEDED)
+
+
+@dataclass(frozen=True)
+class LinkProposal:
+    """A CRM record and an Ameise customer or contract that may be one, with the score and its reasons."""
+
+    entity: str                     # customer or contract
+    kind: str                       # person, company, contract
+    ameise_key: str                 # Kundennummer or Vertragsnummer
+    zoho_module: str
+    zoho_id: str
+    score: int                      # 0-100
+    reasons: tuple[str, ...]
+    status: str                     # certain, proposed, ambiguous; accepted, rejected, superseded
+    ameise_label: str = ""          # what a person recognises the records by (names, dates)
+    crm_label: str = ""
+    crm_number: str = ""            # the number the CRM record carries already ('' for none)
+    id: int | None = None
+    run_id: int | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LinkRun:
+    """One `syncbridge link propose`: when, by whom, and how many of each."""
+
+    id: int
+    started_at: datetime
+    started_by: str
+    counts: dict[str, int]
+
+
+class LinkingStore(Protocol):
+    """The proposals of first-time linking, and the DailyUp snapshot they are computed from."""
+
+    def snapshot_records(self, table: str) -> Iterator[SnapshotRow]:
+        """Every not-deleted row of a DailyUp snapshot table (kunden, vertraege), by key."""
+
+    def record_run(self, *, by: str, at: datetime, counts: dict[str, int],
+                   proposals: Sequence[LinkProposal]) -> LinkRun:
+        """Keep a run and its proposals; the open proposals of earlier runs become superseded."""
+
+    def last_run(self) -> LinkRun | None:
+        """The newest run, or None before linking has run."""
+
+    def proposals(self, *, statuses: Sequence[str] | None = None, after_id: int = 0,
+                  limit: int | None = 100) -> list[LinkProposal]:
+        """Proposals by id (ascending), of these statuses."""
+
+    def proposal(self, proposal_id: int) -> LinkProposal | None: ...
+
+    def decide(self, proposal_id: int, status: str, *, by: str, at: datetime) -> LinkProposal:
+        """Accept or reject an open proposal; accepting supersedes the other open ones of either record."""
+
+    def open_proposals_for(self, entity: str, ameise_key: str) -> list[LinkProposal]:
+        """The open proposals naming this Kundennummer / Vertragsnummer."""
+
+    def count_proposals(self) -> dict[str, int]:
+        """Proposals per status."""

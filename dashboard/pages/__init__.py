@@ -25,6 +25,7 @@ PAGES = (
     "dashboard.pages.metrics",
     "dashboard.pages.users",
     "dashboard.pages.audit",
+    "dashboard.pages.linking",
 )
 
 

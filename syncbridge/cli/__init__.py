@@ -1,5 +1,14 @@
 """The ``syncbridge`` command: one module per command group, all on the group of :mod:`.common`."""
-from syncbridge.cli import check, dailyup, dashboard, dev, dlq, service, sweep  # noqa: F401 - each registers its commands
+from syncbridge.cli import (  # noqa: F401 - each registers its commands
+    check,
+    dailyup,
+    dashboard,
+    dev,
+    dlq,
+    link,
+    service,
+    sweep,
+)
 from syncbridge.cli.common import main
 
 __all__ = ["main"]

@@ -17,6 +17,7 @@ from syncbridge.errors import (
     SyncError,
     Unavailable,
 )
+from syncbridge.handlers.linking import LinkGuard
 from syncbridge.mapping import PLACEHOLDER, DailyUpToCrmMapping, FieldValueError, Mapping
 from syncbridge.messages import CONTRACT, CUSTOMER, AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 from syncbridge.ports import (
@@ -57,7 +58,8 @@ class RecordOutcome:
 
     delta_id: str
     status: RecordStatus
-    action: str                          # created, updated, marked, deleted, skipped, duplicate; failed
+    action: str                          # created, updated, marked, deleted, skipped, duplicate, needs_linking;
+                                         # failed
     entity: str
     key: str                             # Kundennummer or Vertragsnummer
     module: str | None = None
@@ -112,6 +114,8 @@ class ReturnDependencies:
     delete_mode: str = "mark"                # mark, delete or ignore
     batch_size: int = 100                    # records per Zoho call (at most 100)
     stats: CrmCallStats = field(default_factory=CrmCallStats)
+    # First-time linking: an unlinked record with a plausible CRM twin is held ("needs linking"), not created.
+    guard: LinkGuard | None = None
 
 
 def sync_ameise_records_to_crm(command: SyncAmeiseRecordsToCrm, deps: ReturnDependencies) -> list[RecordOutcome]:
@@ -218,6 +222,8 @@ class _ReturnBatch:
         if kind is None:
             raise RecordRejected(f"customer {key}: Personentyp {row.data.get('Personentyp')!r} is neither "
                                  f"{' nor '.join(ENTITY_KIND_OF_PERSONENTYP)}", field="Personentyp")
+        if self._held(CUSTOMER, key, kind, row):
+            return
         self._prepare_upsert(CUSTOMER, key, kind, row, {})
 
     def _prepare_contract(self, key: str) -> None:
@@ -227,12 +233,37 @@ class _ReturnBatch:
         if row.deleted:
             self._prepare_deletion(CONTRACT, key, [self.deps.modules["contract"]])
             return
+        if self._held(CONTRACT, key, "contract", row):
+            return
         customer_module, customer_id = self._customer_of(key, str(row.data.get("Kundennummer") or ""))
         lookup_field = self._lookup_fields().get(customer_module)
         if lookup_field is None:
             raise RecordRejected(f"contract {key}: no customer_lookups field of [contract.crm_to_ameise] "
                                  f"points to {customer_module}", field="Kundennummer")
         self._prepare_upsert(CONTRACT, key, "contract", row, {lookup_field: {"id": customer_id}})
+
+    def _held(self, entity: str, key: str, kind: str, row: SnapshotRow) -> bool:
+        """Hold an unlinked record with a plausible CRM twin (or a contract of a held customer): needs linking."""
+        guard = self.deps.guard
+        if guard is None:
+            return False
+        reason = ""
+        if entity == CONTRACT:
+            customer = str(row.data.get("Kundennummer") or "")
+            earlier = self.results.get((CUSTOMER, customer))
+            if earlier is not None and earlier.action == "needs_linking":
+                reason = f"needs linking: its customer {customer} needs linking first"
+            elif customer and self.deps.store.find_link(CUSTOMER, ameise_id=customer) is None \
+                    and guard.proposals.open_proposals_for(CUSTOMER, customer):
+                reason = f"needs linking: its customer {customer} waits for a linking decision"
+        if not reason and self.deps.store.find_link(entity, ameise_id=key) is None:
+            reason = guard.hold_reason(kind, key, row.data, self.deps.modules[kind], self._search)
+        if reason:
+            self._done(entity, key, "needs_linking", reason=reason)
+        return bool(reason)
+
+    def _search(self, module: str, field_name: str, value: str) -> list[dict[str, Any]]:
+        return self._call(lambda: self.deps.crm.find_records_by_field(module, field_name, value), search=True)
 
     def _prepare_upsert(self, entity: str, key: str, kind: str, row: SnapshotRow, extra: dict[str, Any]) -> None:
         """Queue the upsert of one record: the full mapped record, less the echoes of a record the CRM has.

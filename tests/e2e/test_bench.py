@@ -57,3 +57,16 @@ def test_the_events_benchmark_prints_its_summary_and_reads_pages_through_the_ind
     assert summary["filtered_index"].startswith("ix_activity_log_events")
     assert summary["deep_page_index"].startswith("ix_activity_log_")
     assert summary["text_index"] != "none"
+
+
+def test_the_linking_benchmark_finds_the_twins_and_creates_no_duplicate():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "linking.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = dict(item.split("=", 1) for item in run.stdout.split())
+    assert (figures["ameise"], figures["crm"]) == ("500", "500")
+    assert float(figures["precision_certain"]) == 1.0 and float(figures["precision"]) >= 0.99
+    assert float(figures["recall_with_ambiguous"]) >= 0.98 and float(figures["contract_recall"]) >= 0.98
+    assert int(figures["accepted"]) > 0 and int(figures["delivery_created"]) > 0
+    assert figures["duplicates_created"] == "0"

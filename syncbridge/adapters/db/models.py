@@ -486,3 +486,38 @@ class ZohoCreditRecord(Base):
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
     calls: Mapped[int] = mapped_column(BigInteger, default=0)
     records: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# ---------------------------------------------------------------- first-time linking
+class LinkRunRecord(Base):
+    """One `syncbridge link propose`: when, by whom, and how many pairs of each kind it found."""
+
+    __tablename__ = "link_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column()
+    started_by: Mapped[str] = mapped_column(String(255))
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LinkProposalRecord(Base):
+    """A CRM record and an Ameise record that may be one; nothing is linked until it is accepted."""
+
+    __tablename__ = "link_proposals"
+    __table_args__ = (Index("ix_link_proposals_entity_ameise_key", "entity", "ameise_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("link_runs.id"))
+    entity: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    ameise_key: Mapped[str] = mapped_column(String(64))
+    zoho_module: Mapped[str] = mapped_column(String(100))
+    zoho_id: Mapped[str] = mapped_column(String(64), index=True)
+    crm_number: Mapped[str] = mapped_column(String(64), default="")
+    score: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    ameise_label: Mapped[str] = mapped_column(Text, default="")
+    crm_label: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None] = mapped_column()
