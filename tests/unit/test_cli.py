@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from syncbridge.adapters.db import migrate
 from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.cli import main
 from syncbridge.config import Settings
 from syncbridge.ports import ActivityEntry
+from tests.support.cli import cli, fresh_sqlite_environment
 
 UNREACHABLE_AUTH = "http://127.0.0.1:1"
 
@@ -21,19 +21,7 @@ UNREACHABLE_AUTH = "http://127.0.0.1:1"
 @pytest.fixture
 def database_url(monkeypatch, tmp_path) -> str:
     """A fresh SQLite URL; every other SYNCBRIDGE_* variable of the calling shell is cleared."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("SYNCBRIDGE_") or name == "SENTRY_DSN":
-            monkeypatch.delenv(name)
-    url = f"sqlite:///{tmp_path}/x.db"
-    monkeypatch.setenv("SYNCBRIDGE_DATABASE_URL", url)
-    return url
-
-
-def cli(*args: str, **env: str):
-    """Run ``syncbridge ARGS`` with extra environment variables; exceptions are kept on the result."""
-    return CliRunner().invoke(main, list(args), env=env or None, prog_name="syncbridge")
+    return fresh_sqlite_environment(monkeypatch, tmp_path)
 
 
 def assert_clear_failure(result, *expected: str) -> str:

@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from kombu import Connection
 
 from consumers.sweep import SweepWorker
 from syncbridge.errors import Unavailable
 from syncbridge.handlers.sweep import BulkStopped
+from tests.support.cli import cli, fresh_sqlite_environment
 from tests.support.waiting import wait_for
-from tests.unit.test_cli import cli, database_url  # noqa: F401 - the fixture of a fresh SQLite file
 
 MEMORY = "memory://localhost/"
+
+
+@pytest.fixture
+def database_url(monkeypatch, tmp_path) -> str:
+    """A fresh SQLite file for the commands, and nothing else of the calling shell's settings."""
+    return fresh_sqlite_environment(monkeypatch, tmp_path)
 
 
 def _run(worker: SweepWorker) -> threading.Thread:
