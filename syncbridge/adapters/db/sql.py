@@ -220,6 +220,33 @@ class SqlTokenStore:
                     raise
 
 
+def take_row_lease(engine: Engine, key_column, owner_column, until_column, key: str, owner: str, *,
+                   now: datetime, until: datetime) -> bool:
+    """Take the lease in the row ``key`` of a lease table unless another owner holds an unexpired one.
+
+    Free, expired, or ours already: one conditional UPDATE decides, atomically; a row that does not
+    exist yet is inserted, and of two processes inserting it at once one wins.
+    """
+    table = key_column.table
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(table).where(key_column == key)
+            .where(or_(owner_column.is_(None), until_column < now, owner_column == owner))
+            .values({owner_column.name: owner, until_column.name: until})
+        ).rowcount
+        if taken:
+            return True
+        if conn.execute(select(key_column).where(key_column == key)).first() is not None:
+            return False
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).values({key_column.name: key, owner_column.name: owner,
+                                               until_column.name: until}))
+        return True
+    except IntegrityError:
+        return False    # another process created the row (and holds the lease) meanwhile
+
+
 class SqlStore:
     """The store on a SQLAlchemy engine (schema by :mod:`syncbridge.adapters.db.migrate`)."""
 
@@ -284,24 +311,8 @@ class SqlStore:
         """Take the lease of one record unless another owner holds an unexpired one."""
         now = self.now()
         until = now + timedelta(seconds=ttl)
-        with self.engine.begin() as conn:
-            # Free, expired, or ours already: one conditional UPDATE decides, atomically.
-            taken = conn.execute(
-                update(RECORDS)
-                .where(RECORDS.c.key == key)
-                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
-                .values(locked_by=owner, locked_until=until)
-            ).rowcount
-            if taken:
-                return True
-            if conn.execute(select(RECORDS.c.key).where(RECORDS.c.key == key)).first() is not None:
-                return False
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
-            return True
-        except IntegrityError:
-            return False  # another worker created the row (and holds the lease) meanwhile
+        return take_row_lease(self.engine, RECORDS.c.key, RECORDS.c.locked_by, RECORDS.c.locked_until,
+                              key, owner, now=now, until=until)
 
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         values: dict[str, Any] = {"locked_by": None, "locked_until": None}

@@ -10,11 +10,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Table, or_, select, update
 
 from syncbridge.adapters.db.models import CrmDeletedRecord, SweepLeaseRecord, SweepModuleRecord, utcnow
-from syncbridge.adapters.db.sql import _insert_ignore, _upsert
+from syncbridge.adapters.db.sql import _insert_ignore, _upsert, take_row_lease
 from syncbridge.ports import BackfillProgress, DeletedCrmRecord
 
 LEASES: Table = SweepLeaseRecord.__table__  # type: ignore[assignment]
@@ -33,22 +32,8 @@ class SqlSweepState:
     def take_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = self.now()
         until = now + timedelta(seconds=ttl)
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(LEASES).where(LEASES.c.name == name)
-                .where(or_(LEASES.c.owner.is_(None), LEASES.c.expires_at < now, LEASES.c.owner == owner))
-                .values(owner=owner, expires_at=until)
-            ).rowcount
-            if taken:
-                return True
-            if conn.execute(select(LEASES.c.name).where(LEASES.c.name == name)).first() is not None:
-                return False
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(LEASES).values(name=name, owner=owner, expires_at=until))
-            return True
-        except IntegrityError:
-            return False    # another process created the row (and holds the lease) meanwhile
+        return take_row_lease(self.engine, LEASES.c.name, LEASES.c.owner, LEASES.c.expires_at, name, owner,
+                              now=now, until=until)
 
     def release_lease(self, name: str, owner: str) -> None:
         with self.engine.begin() as conn:
