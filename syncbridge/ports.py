@@ -1095,6 +1095,17 @@ class SweepState(Protocol):
         """The deleted records seen, the most recently deleted first."""
 
 
+def aware_time(value: Any) -> datetime | None:
+    """A timestamp as Zoho writes it (ISO 8601 with an offset or ``Z``); None when absent, unreadable or naive."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
 def credit_minute(at: datetime) -> datetime:
     """The start of the UTC minute of ``at`` (timezone-aware): the ledgers keep credits per minute."""
     if at.tzinfo is None:

@@ -25,6 +25,7 @@ from syncbridge.ports import (
     RecordPage,
     RecordResult,
     TokenStore,
+    aware_time,
 )
 
 log = logging.getLogger(__name__)
@@ -194,17 +195,6 @@ DATA_CENTRES = {
     "accounts.zoho.jp": "www.zohoapis.jp", "accounts.zoho.com.cn": "www.zohoapis.com.cn",
     "accounts.zoho.sa": "www.zohoapis.sa", "accounts.zohocloud.ca": "www.zohoapis.ca",
 }
-
-
-def _zoho_time(value: Any) -> datetime | None:
-    """A Zoho timestamp (ISO 8601 with offset), None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def api_domain_for(accounts_url: str) -> str:
@@ -804,12 +794,12 @@ class ZohoClient:
             if not isinstance(items, list):
                 raise ZohoUnavailable("webhook failures: unexpected answer", status=200, body=body)
             for item in items:
-                failed = _zoho_time(item.get("failure_time"))
+                failed = aware_time(item.get("failure_time"))
                 if since is None or failed is None or failed >= since:
                     found.append(item)
             info = body.get("info") if isinstance(body.get("info"), dict) else {}
             # Newest first: a page ending before ``since`` is the last one needed.
-            oldest = _zoho_time(items[-1].get("failure_time")) if items else None
+            oldest = aware_time(items[-1].get("failure_time")) if items else None
             if not info.get("more_records") or not items or (since and oldest and oldest < since):
                 return found
             page += 1

@@ -41,6 +41,7 @@ from syncbridge.ports import (
     Store,
     SweepState,
     Topology,
+    aware_time,
 )
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ def _sweep_module(deps: SweepDependencies, found: ModuleSweep, failures: list[di
             record_id = str(record.get("id") or "")
             if not record_id or record_id in queued:
                 continue
-            if _up_to_date(deps, found.module, record_id, _zoho_time(record.get("Modified_Time"))):
+            if _up_to_date(deps, found.module, record_id, aware_time(record.get("Modified_Time"))):
                 found.up_to_date += 1
                 continue
             queued.add(record_id)
@@ -289,7 +290,7 @@ def _sweep_module(deps: SweepDependencies, found: ModuleSweep, failures: list[di
     events = []
     for item in failures:
         record_id = str((item.get("entity_details") or {}).get("id") or "")
-        failed = _zoho_time(item.get("failure_time"))
+        failed = aware_time(item.get("failure_time"))
         if not record_id or record_id in queued or (failed is not None and failed < found.since):
             continue
         if _up_to_date(deps, found.module, record_id, failed):
@@ -325,7 +326,7 @@ def _note_deleted(deps: SweepDependencies, found: ModuleSweep) -> None:
     seen = deps.now()
     records = []
     for row in rows:
-        deleted_at = _zoho_time(row.get("deleted_time"))
+        deleted_at = aware_time(row.get("deleted_time"))
         if row.get("id") and (deleted_at is None or deleted_at >= found.since):
             records.append(DeletedCrmRecord(module=found.module, record_id=str(row["id"]), deleted_at=deleted_at,
                                             seen_at=seen, name=str(row.get("display_name") or ""),
@@ -403,7 +404,7 @@ def _backfill_module(deps: SweepDependencies, progress: BackfillProgress, result
             record_id = str(record.get("id") or "")
             if not record_id:
                 continue
-            if not force and _up_to_date(deps, module, record_id, _zoho_time(record.get("Modified_Time"))):
+            if not force and _up_to_date(deps, module, record_id, aware_time(record.get("Modified_Time"))):
                 result.up_to_date += 1
                 continue
             events.append(_event(BACKFILL_SOURCE, module, record_id, deps.now(), record.get("Modified_Time")))
@@ -452,16 +453,6 @@ def _publish(deps: SweepDependencies, events: list[CrmRecordChanged]) -> None:
 def _renew(deps: SweepDependencies, lease: str) -> None:
     if not deps.state.take_lease(lease, deps.owner, deps.lease_ttl):
         raise LeaseLost(f"the {lease} lease was taken over by another process")
-
-
-def _zoho_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def count_records(deps: SweepDependencies, modules: Sequence[str] | None = None) -> dict[str, int]:
