@@ -579,6 +579,19 @@ class ZohoClient:
         except Exception:  # noqa: BLE001 - counting must never fail the call it counts
             log.warning("could not count the Zoho API credits of a %s call", call, exc_info=True)
 
+    def _page(self, response: requests.Response, what: str, key: str = "data") -> tuple[list[Any], dict[str, Any]]:
+        """The items and ``info`` of one page of a list; no content (204, or 304 to If-Modified-Since) is none."""
+        if response.status_code in (204, 304):
+            return [], {}
+        if response.status_code != 200:
+            raise self._fail(response, what)
+        body = _body(response)
+        items = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ZohoUnavailable(f"{what}: unexpected answer", status=200, body=body)
+        info = body.get("info") if isinstance(body.get("info"), dict) else {}
+        return items, info
+
     @staticmethod
     def _fail(response: requests.Response, what: str) -> ZohoError:
         """Build the error for a response that is not the expected answer."""
@@ -690,33 +703,14 @@ class ZohoClient:
                      modified_since: datetime | None = None) -> list[dict[str, Any]]:
         """Every record of ``module`` with ``fields`` (at most 50), reading all pages; only those modified after
         ``modified_since`` when given (``If-Modified-Since``: nothing modified answers 304, an empty list)."""
-        # https://www.zoho.com/crm/developer/docs/api/v7/get-records.html: page numbers reach the first
-        # 2,000 records, the page_token of info.next_page_token the rest
-        names = ",".join(fields)
-        headers = {"If-Modified-Since": modified_since.isoformat(timespec="seconds")} if modified_since else {}
         found: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"fields": names, "page": 1, "per_page": SEARCH_PAGE_SIZE}
+        cursor = None
         while True:
-            response = self._request("GET", self._path(module), call="list_records", params=params,
-                                     headers=headers)
-            if response.status_code in (204, 304):
+            page = self.records_page(module, fields, cursor=cursor, modified_since=modified_since)
+            found.extend(page.records)
+            if page.next_cursor is None:
                 return found
-            if response.status_code != 200:
-                raise self._fail(response, f"list {module}")
-            body = _body(response)
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise ZohoUnavailable(f"list {module}: unexpected answer", status=200, body=body)
-            found.extend(body["data"])
-            info = body.get("info") if isinstance(body.get("info"), dict) else {}
-            if not info.get("more_records") or not body["data"]:
-                return found
-            if len(found) + SEARCH_PAGE_SIZE > MAX_PAGED_RECORDS or "page" not in params:
-                if not info.get("next_page_token"):
-                    raise ZohoUnavailable(f"list {module}: more records but no next_page_token", status=200,
-                                          body=info)
-                params = {"fields": names, "per_page": SEARCH_PAGE_SIZE, "page_token": info["next_page_token"]}
-            else:
-                params["page"] += 1
+            cursor = page.next_cursor
 
     def deleted_records(self, module: str, kind: str = "all") -> list[dict[str, Any]]:
         """The records of ``module`` deleted lately (``GET /{module}/deleted``; kind: all, recycle, permanent)."""
@@ -725,16 +719,9 @@ class ZohoClient:
         while True:
             response = self._request("GET", self._path(module, "deleted"), call="deleted_records",
                                      params={"type": kind, "page": page, "per_page": SEARCH_PAGE_SIZE})
-            if response.status_code == 204:
-                return found
-            if response.status_code != 200:
-                raise self._fail(response, f"deleted {module}")
-            body = _body(response)
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise ZohoUnavailable(f"deleted {module}: unexpected answer", status=200, body=body)
-            found.extend(body["data"])
-            info = body.get("info") if isinstance(body.get("info"), dict) else {}
-            if not info.get("more_records") or not body["data"]:
+            items, info = self._page(response, f"deleted {module}")
+            found.extend(items)
+            if not info.get("more_records") or not items:
                 return found
             page += 1
 
@@ -756,22 +743,15 @@ class ZohoClient:
         else:
             raise ValueError(f"not a cursor of list {module}: {cursor!r}")
         response = self._request("GET", self._path(module), call="list_records", params=params, headers=headers)
-        if response.status_code in (204, 304):
-            return RecordPage([], None)
-        if response.status_code != 200:
-            raise self._fail(response, f"list {module}")
-        body = _body(response)
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise ZohoUnavailable(f"list {module}: unexpected answer", status=200, body=body)
-        info = body.get("info") if isinstance(body.get("info"), dict) else {}
-        if not info.get("more_records") or not body["data"]:
-            return RecordPage(body["data"], None)
+        items, info = self._page(response, f"list {module}")
+        if not info.get("more_records") or not items:
+            return RecordPage(items, None)
         page = params.get("page")
         if page is not None and (page + 1) * SEARCH_PAGE_SIZE <= MAX_PAGED_RECORDS:
-            return RecordPage(body["data"], f"page:{page + 1}")
+            return RecordPage(items, f"page:{page + 1}")
         if not info.get("next_page_token"):
             raise ZohoUnavailable(f"list {module}: more records but no next_page_token", status=200, body=info)
-        return RecordPage(body["data"], f"token:{info['next_page_token']}")
+        return RecordPage(items, f"token:{info['next_page_token']}")
 
     def webhook_failures(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """Failed webhook calls (``GET /crm/v8/settings/automation/webhook_failures``), newest first.
@@ -785,19 +765,11 @@ class ZohoClient:
             response = self._request("GET", "settings/automation/webhook_failures", call="webhook_failures",
                                      api_version="v8",
                                      params={"page": page, "per_page": SEARCH_PAGE_SIZE})
-            if response.status_code == 204:
-                return found
-            if response.status_code != 200:
-                raise self._fail(response, "webhook failures")
-            body = _body(response)
-            items = body.get("webhook_failures") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise ZohoUnavailable("webhook failures: unexpected answer", status=200, body=body)
+            items, info = self._page(response, "webhook failures", key="webhook_failures")
             for item in items:
                 failed = aware_time(item.get("failure_time"))
                 if since is None or failed is None or failed >= since:
                     found.append(item)
-            info = body.get("info") if isinstance(body.get("info"), dict) else {}
             # Newest first: a page ending before ``since`` is the last one needed.
             oldest = aware_time(items[-1].get("failure_time")) if items else None
             if not info.get("more_records") or not items or (since and oldest and oldest < since):
@@ -815,15 +787,8 @@ class ZohoClient:
         while True:
             response = self._request("GET", self._path(module, "search"), call="search",
                                      params={"criteria": criteria, "page": page, "per_page": SEARCH_PAGE_SIZE})
-            if response.status_code == 204:
-                return found
-            if response.status_code != 200:
-                raise self._fail(response, f"search {module}")
-            body = _body(response)
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise ZohoUnavailable(f"search {module}: unexpected answer", status=200, body=body)
-            found.extend(body["data"])
-            info = body.get("info") if isinstance(body.get("info"), dict) else {}
-            if not info.get("more_records") or not body["data"]:
+            items, info = self._page(response, f"search {module}")
+            found.extend(items)
+            if not info.get("more_records") or not items:
                 return found
             page += 1
