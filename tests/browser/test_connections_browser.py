@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 from kombu import Connection
+from playwright.sync_api import expect
 
 from simulators.stack import DEMO_LOGIN, start_stack
 from syncbridge.config import Settings
@@ -57,7 +58,7 @@ def test_ameise_is_reconnected_through_its_consent_page_after_its_token_was_revo
     base = sign_in(page, stack)
     page.get_by_role("link", name="Connections").click()
     card = page.locator("section[aria-labelledby=connection-ameise]")
-    assert card.get_by_text("connected", exact=True).is_visible()
+    expect(card.get_by_text("connected", exact=True)).to_be_visible()
     screenshot(page, "connections-en")
 
     # Ameise revokes the grant; the next change meets it, and the connection needs a person.
@@ -65,7 +66,7 @@ def test_ameise_is_reconnected_through_its_consent_page_after_its_token_was_revo
     change_erika(stack, "+49 221 5550100")
     wait_for(lambda: stack.services.store.tokens.status("ameise")[0] == "reconnect_needed", what="reconnect needed")
     page.reload()
-    assert card.get_by_text("reconnect needed").is_visible()
+    expect(card.get_by_text("reconnect needed")).to_be_visible()
     screenshot(page, "connections-reconnect-needed-en")
 
     stack.ameise_state.consent_page = True
@@ -75,14 +76,14 @@ def test_ameise_is_reconnected_through_its_consent_page_after_its_token_was_revo
     screenshot(page, "ameise-consent-page")
     page.get_by_role("button", name="Erlauben").click()
     page.wait_for_url(f"{base}/connections")
-    assert page.get_by_text("Ameise is connected.").is_visible()
-    assert card.get_by_text("connected", exact=True).is_visible()
+    expect(page.get_by_text("Ameise is connected.")).to_be_visible()
+    expect(card.get_by_text("connected", exact=True)).to_be_visible()
     screenshot(page, "connections-reconnected-en")
     # The change that waited for the reconnect reaches Ameise.
     wait_for(lambda: erika_in_ameise(stack) == "+49 221 5550100", what="the waiting change synced")
 
     page.get_by_role("link", name="Audit log").click()
-    assert page.get_by_role("cell", name="Connected", exact=True).is_visible()
+    expect(page.get_by_role("cell", name="Connected", exact=True)).to_be_visible()
     screenshot(page, "audit-connected-en")
     # Nothing blocked by the CSP on the way (the simulator's consent page has no favicon: a 404 there is fine).
     assert [e for e in page.console_errors if "Content Security Policy" in e or "Refused" in e] == []
@@ -98,7 +99,7 @@ def test_a_denied_consent_leaves_ameise_waiting_for_a_reconnect(stack, open_page
     page.get_by_role("button", name="Ameise neu verbinden").click()
     page.get_by_role("button", name="Ablehnen").click()
     page.wait_for_url(f"{base}/connections")
-    assert page.get_by_text("Ameise wurde nicht verbunden: access_denied").is_visible()
+    expect(page.get_by_text("Ameise wurde nicht verbunden: access_denied")).to_be_visible()
     screenshot(page, "connections-denied-de")
     assert stack.services.store.tokens.status("ameise")[0] == "reconnect_needed"
 
@@ -109,7 +110,7 @@ def test_an_operator_pauses_and_resumes_a_direction_and_its_messages_wait_meanwh
     sign_in(page, stack)
     page.locator("#reason-crm_to_ameise").fill("Wartung")
     page.locator("form[action='/directions/crm_to_ameise/pause'] button").click()
-    assert page.get_by_text("Pausiert von demo").is_visible()
+    expect(page.get_by_text("Pausiert von demo")).to_be_visible()
     screenshot(page, "overview-paused-375-de")
     wait_for(lambda: waiting(rabbitmq_url, stack)[1] == 0, what="the worker leaving the queue")
 
@@ -119,12 +120,13 @@ def test_an_operator_pauses_and_resumes_a_direction_and_its_messages_wait_meanwh
     page.reload()
     queues = page.locator("section[aria-labelledby=queues]")
     depth = queues.locator("tr", has_text="crm-to-ameise").locator("td.num")          # messages waiting
-    assert depth.is_visible() and depth.inner_text() == "1"
+    expect(depth).to_be_visible()
+    assert depth.inner_text() == "1"
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "overview-paused-waiting-375-de")
 
     page.get_by_role("button", name="Fortsetzen").click()
-    assert page.get_by_text("Die Richtung läuft wieder.").is_visible()
+    expect(page.get_by_text("Die Richtung läuft wieder.")).to_be_visible()
     wait_for(lambda: erika_in_ameise(stack) == "+49 221 5550199", what="the waiting change synced after the resume")
     assert waiting(rabbitmq_url, stack)[0] == 0
     assert stack.services.dead_letters.count(DeadLetterFilter()) == 0
@@ -149,7 +151,7 @@ def test_the_connections_page_shows_no_secret_on_a_375_px_screen_by_keyboard(sta
     tokens = [stack.services.store.tokens.load(p) for p in ("zoho", "ameise")]
     secrets += [t.access_token for t in tokens if t] + [t.refresh_token for t in tokens if t]
     assert [s for s in secrets if s and s in html] == []
-    assert page.get_by_text("geheim, gesetzt").first.is_visible()
+    expect(page.get_by_text("geheim, gesetzt").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "connections-375-de")
     # The connect buttons are reached by the keyboard.

@@ -1,6 +1,8 @@
 """The dashboard in a real browser: sign-in, limits, roles, CSRF, languages, a 375 px screen, the keyboard."""
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from syncbridge.ports import DirectionPause
 from tests.support.dashboard import PASSWORDS
 
@@ -24,8 +26,8 @@ def test_an_admin_signs_in_and_sees_every_page_in_english_and_german(live, open_
     sign_in(page, base, "admin")
     page.wait_for_url(f"{base}/users")
     page.get_by_role("link", name="Overview").click()
-    assert page.get_by_role("heading", name="Directions").is_visible()
-    assert page.get_by_role("heading", name="Last DailyUp import").is_visible()
+    expect(page.get_by_role("heading", name="Directions")).to_be_visible()
+    expect(page.get_by_role("heading", name="Last DailyUp import")).to_be_visible()
     screenshot(page, "overview-en")
 
     page.get_by_role("link", name="Users").click()
@@ -33,24 +35,24 @@ def test_an_admin_signs_in_and_sees_every_page_in_english_and_german(live, open_
     page.locator("#new-password").fill("ein-gutes-passwort")
     page.get_by_label("Role", exact=True).select_option("operator")
     page.get_by_role("button", name="Create").click()
-    assert page.get_by_text("User sachbearbeiterin created.").is_visible()
+    expect(page.get_by_text("User sachbearbeiterin created.")).to_be_visible()
     screenshot(page, "users-en")
     page.get_by_role("link", name="Audit log").click()
-    assert page.get_by_role("cell", name="sachbearbeiterin").is_visible()
+    expect(page.get_by_role("cell", name="sachbearbeiterin")).to_be_visible()
     screenshot(page, "audit-en")
 
     # The switch overrides the browser's English.
     page.get_by_label("Language").select_option("de")
     page.get_by_role("button", name="Switch").click()
-    assert page.get_by_role("heading", name="Protokoll").is_visible()
+    expect(page.get_by_role("heading", name="Protokoll")).to_be_visible()
     screenshot(page, "audit-de")
     page.get_by_role("link", name="Übersicht").click()
-    assert page.get_by_role("heading", name="Richtungen").is_visible()
+    expect(page.get_by_role("heading", name="Richtungen")).to_be_visible()
     screenshot(page, "overview-de")
     page.get_by_role("link", name="Benutzer").click()
     screenshot(page, "users-de")
     page.get_by_role("button", name="Abmelden").click()
-    assert page.get_by_text("Sie sind abgemeldet.").is_visible()
+    expect(page.get_by_text("Sie sind abgemeldet.")).to_be_visible()
     screenshot(page, "login-de")
     assert page.console_errors == []          # htmx loaded, nothing blocked by the CSP
 
@@ -60,10 +62,10 @@ def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_account(live
     page = open_page()
     for _ in range(3):
         sign_in(page, base, "operator", "falsches-passwort")
-        assert page.get_by_text("Wrong username or password.").is_visible()
+        expect(page.get_by_text("Wrong username or password.")).to_be_visible()
     screenshot(page, "login-wrong-password-en")
     sign_in(page, base, "operator")               # the right one, too late
-    assert page.get_by_text("Too many failed sign-ins").is_visible()
+    expect(page.get_by_text("Too many failed sign-ins")).to_be_visible()
     assert page.url.startswith(f"{base}/login")
     screenshot(page, "login-locked-en")
 
@@ -77,7 +79,7 @@ def test_a_viewer_cannot_reach_an_admin_page_or_act(live, open_page, screenshot)
     assert page.get_by_role("button", name="Pause").count() == 0
     answer = page.goto(f"{base}/users")
     assert answer.status == 403
-    assert page.get_by_text("You do not have permission").is_visible()
+    expect(page.get_by_text("You do not have permission")).to_be_visible()
     screenshot(page, "forbidden-en")
     # Posting the pause form anyway (with the page's own CSRF token) is refused as well.
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
@@ -107,7 +109,7 @@ def test_an_operator_pauses_a_direction_on_a_375_px_screen(live, open_page, scre
     screenshot(page, "overview-375-de")
     page.locator("#reason-crm_to_ameise").fill("Wartung")
     page.locator("form[action='/directions/crm_to_ameise/pause'] button").click()
-    assert page.get_by_text("Pausiert von operator").is_visible()
+    expect(page.get_by_text("Pausiert von operator")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "overview-375-paused-de")
     assert "crm_to_ameise" in board.parts.operators.store.paused_directions()

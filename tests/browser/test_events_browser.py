@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from syncbridge.ports import ActivityEntry
 from tests.support.browser import sign_in
@@ -59,20 +60,20 @@ def test_an_operator_filters_the_events_opens_one_and_follows_its_record_to_zoho
     assert "invalid_data" not in page.url and "error" not in page.url      # the filter is not in the URL
     page.get_by_label("Save the current filter as").fill("Abgelehnte")
     page.get_by_role("button", name="Save view").click()
-    assert page.get_by_text("View “Abgelehnte” saved.").is_visible()
+    expect(page.get_by_text("View “Abgelehnte” saved.")).to_be_visible()
     screenshot(page, "events-filtered-en")
 
     page.get_by_role("link", name="Open event").click()
-    assert page.get_by_role("heading", name="Attempts").is_visible()
-    assert page.get_by_text("Attempt 2").is_visible()
+    expect(page.get_by_role("heading", name="Attempts")).to_be_visible()
+    expect(page.get_by_text("Attempt 2")).to_be_visible()
     page.get_by_text("Written to Ameise").click()
-    assert page.get_by_text('"Nachname": "Müller"').is_visible()
+    expect(page.get_by_text('"Nachname": "Müller"')).to_be_visible()
     screenshot(page, "event-detail-en")
 
     page.get_by_role("link", name=ZOHO_ID).first.click()
-    assert page.get_by_role("heading", name="Record timeline").is_visible()
+    expect(page.get_by_role("heading", name="Record timeline")).to_be_visible()
     assert page.locator(".rows > li").count() == 4                 # both directions, attempts and the step
-    assert page.get_by_text("Ameise → CRM").first.is_visible()
+    expect(page.get_by_text("Ameise → CRM").first).to_be_visible()
     zoho = page.locator("#zoho-link")
     ameise = page.locator("#ameise-link")
     assert zoho.get_attribute("href") == f"https://crm.zoho.eu/crm/tab/Contacts/{ZOHO_ID}"
@@ -92,7 +93,7 @@ def test_the_events_in_german_at_375_px_and_by_keyboard(events, open_page, scree
     sign_in(page, base, "viewer")
     page.wait_for_url(f"{base}/")
     page.goto(f"{base}/events")
-    assert page.get_by_role("heading", name="Ereignisse").is_visible()
+    expect(page.get_by_role("heading", name="Ereignisse")).to_be_visible()
     # Nothing wider than the screen but the table, which scrolls in its own box.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "events-de-375")
@@ -109,10 +110,10 @@ def test_the_events_in_german_at_375_px_and_by_keyboard(events, open_page, scree
     page.get_by_role("link", name="Ereignis öffnen").focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.get_by_role("heading", name="Versuche").is_visible()
+    expect(page.get_by_role("heading", name="Versuche")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "event-detail-de-375")
     page.get_by_role("link", name=ZOHO_ID).first.click()
-    assert page.get_by_role("heading", name="Verlauf des Datensatzes: Kunde").is_visible()
+    expect(page.get_by_role("heading", name="Verlauf des Datensatzes: Kunde")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "timeline-de-375")

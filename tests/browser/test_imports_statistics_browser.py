@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import expect
 
 from simulators.server import ServerThread
 from simulators.stack import DEMO_LOGIN, deliver_demo_dailyup, start_stack
@@ -46,11 +47,11 @@ def test_an_operator_downloads_an_import_table_as_csv_and_xlsx(live_imports, ope
     page = open_page()
     sign_in(page, base, "operator", PASSWORDS["operator"])
     page.get_by_role("link", name="Imports").click()
-    assert page.get_by_role("cell", name=re.compile("Customers: created 3")).is_visible()
+    expect(page.get_by_role("cell", name=re.compile("Customers: created 3"))).to_be_visible()
     screenshot(page, "imports-en")
     page.get_by_role("link", name="DailyUp_100200_20261102.zip").click()
-    assert page.get_by_role("heading", name=re.compile("Import 1")).is_visible()
-    assert page.get_by_role("cell", name="Not a valid date.").is_visible()
+    expect(page.get_by_role("heading", name=re.compile("Import 1"))).to_be_visible()
+    expect(page.get_by_role("cell", name="Not a valid date.")).to_be_visible()
     screenshot(page, "import-detail-en")
 
     with page.expect_download() as csv_download:
@@ -82,14 +83,14 @@ def test_an_operator_uploads_a_delivery_sees_the_dry_run_and_applies_it(live_imp
     page.get_by_label(re.compile("Delivery")).set_input_files(str(delivery(tmp_path / "next", generation=1)))
     page.get_by_role("button", name="Check delivery").click()
     page.wait_for_url(re.compile(r".*/imports/uploads/[0-9a-f]{64}$"))
-    assert page.get_by_role("heading", name="What importing DailyUp_100200_20261103.zip would change").is_visible()
-    assert page.get_by_role("rowheader", name="Customers: created").is_visible()
-    assert page.get_by_role("rowheader", name="Customers: deleted").is_visible()
+    expect(page.get_by_role("heading", name="What importing DailyUp_100200_20261103.zip would change")).to_be_visible()
+    expect(page.get_by_role("rowheader", name="Customers: created")).to_be_visible()
+    expect(page.get_by_role("rowheader", name="Customers: deleted")).to_be_visible()
     screenshot(page, "import-review-en")
 
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(f"{base}/imports")
-    assert page.get_by_text("DailyUp_100200_20261103.upload.zip is in the inbox").is_visible()
+    expect(page.get_by_text("DailyUp_100200_20261103.upload.zip is in the inbox")).to_be_visible()
     screenshot(page, "imports-applied-en")
     assert [p.name for p in (tmp_path / "dailyup" / "inbox").iterdir()] == ["DailyUp_100200_20261103.upload.zip"]
     assert board.parts.operators.audit_entries(limit=1)[0].action == "import.applied"
@@ -100,7 +101,8 @@ def test_the_imports_pages_in_german_on_a_375_px_screen_by_keyboard(live_imports
     page = open_page(width=375, height=812, language="de-DE")
     sign_in(page, base, "operator", PASSWORDS["operator"])
     page.goto(f"{base}/imports")
-    assert page.get_by_role("heading", name="Lieferung hochladen").is_visible() and fits(page)
+    expect(page.get_by_role("heading", name="Lieferung hochladen")).to_be_visible()
+    assert fits(page)
     screenshot(page, "imports-375-de")
     # By keyboard: the file field and the check button are reachable in order.
     page.get_by_label(re.compile("Lieferung \\(")).focus()
@@ -109,10 +111,12 @@ def test_the_imports_pages_in_german_on_a_375_px_screen_by_keyboard(live_imports
     assert page.evaluate("document.activeElement.textContent") == "Lieferung prüfen"
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/imports/uploads/[0-9a-f]{64}$"))
-    assert page.get_by_role("heading", name=re.compile("Was der Import von")).is_visible() and fits(page)
+    expect(page.get_by_role("heading", name=re.compile("Was der Import von"))).to_be_visible()
+    assert fits(page)
     screenshot(page, "import-review-375-de")
     page.goto(f"{base}/imports/{first.import_id}")
-    assert page.get_by_role("heading", name="Zeilenfehler (1)").is_visible() and fits(page)
+    expect(page.get_by_role("heading", name="Zeilenfehler (1)")).to_be_visible()
+    assert fits(page)
     screenshot(page, "import-detail-375-de")
 
 
@@ -152,8 +156,8 @@ def test_the_statistics_page_shows_bars_for_the_demo_data(demo, open_page, scree
     assert changed >= 1
     assert re.fullmatch(rf".*: {changed} changed", bars.first.locator("title").text_content())
     assert page.locator("rect.bar").count() >= 2
-    assert page.get_by_role("heading", name=re.compile("Last \\d+ synced records")).is_visible()
-    assert page.get_by_role("cell", name=re.compile("5001234567")).first.is_visible()
+    expect(page.get_by_role("heading", name=re.compile("Last \\d+ synced records"))).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile("5001234567")).first).to_be_visible()
     screenshot(page, "statistics-en")
 
     # The range selector by keyboard.
@@ -167,9 +171,11 @@ def test_the_statistics_page_shows_bars_for_the_demo_data(demo, open_page, scree
     german = open_page(width=375, height=812, language="de-DE")
     sign_in(german, base, *DEMO_LOGIN)
     german.goto(f"{base}/statistics")
-    assert german.get_by_role("img", name=re.compile("Kunden · Ameise → Zoho CRM")).is_visible() and fits(german)
+    expect(german.get_by_role("img", name=re.compile("Kunden · Ameise → Zoho CRM"))).to_be_visible()
+    assert fits(german)
     screenshot(german, "statistics-375-de")
     german.goto(f"{base}/imports")
-    assert german.get_by_role("cell", name=re.compile("DailyUp_100200_")).is_visible() and fits(german)
+    expect(german.get_by_role("cell", name=re.compile("DailyUp_100200_"))).to_be_visible()
+    assert fits(german)
     screenshot(german, "imports-demo-375-de")
     assert page.console_errors == [] and german.console_errors == []
