@@ -8,6 +8,8 @@ record; every decision goes to the audit log.  Only proposal ids are in URLs.
 """
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
@@ -29,9 +31,46 @@ def proposal_status_label(status: str) -> str:
             "accepted": _("accepted"), "rejected": _("rejected"), "superseded": _("superseded")}.get(status, status)
 
 
+def _evidence_names() -> dict[str, str]:
+    return {"e-mail": _("e-mail"), "name": _("name"), "last name": _("last name"), "first name": _("first name"),
+            "company name": _("company name"), "birth date": _("birth date"), "PLZ": _("PLZ"),
+            "policy number": _("policy number"), "insurer": _("insurer"), "Kundennummer": "Kundennummer",
+            "Vertragsnummer": "Vertragsnummer"}
+
+
+_REASON = re.compile(r"(?P<what>[A-Za-z -]+?) (?:(?P<equal>equal)|(?P<differs>differs)|similar) ?(?:\((?P<share>\d+)%\))?$")
+
+
+def _reason_part(part: str) -> str:
+    names = _evidence_names()
+    if found := re.fullmatch(r"shared by (\d+) customers", part):
+        return _("shared by %(count)s customers", count=found.group(1))
+    if found := re.fullmatch(r"the CRM record also fits (\d+) other customer\(s\)", part):
+        return _("the CRM record also fits %(count)s other customer(s)", count=found.group(1))
+    if found := re.fullmatch(r"(\d+) CRM candidates", part):
+        return _("%(count)s CRM candidates", count=found.group(1))
+    if part == "insurer unknown on one side":
+        return _("insurer unknown on one side")
+    found = _REASON.fullmatch(part)
+    if not found or found.group("what") not in names:
+        return part
+    what, share = names[found.group("what")], found.group("share")
+    if found.group("equal"):
+        return _("%(what)s equal", what=what)
+    if found.group("differs"):
+        return _("%(what)s differs (%(share)s %%)", what=what, share=share) if share else \
+            _("%(what)s differs", what=what)
+    return _("%(what)s similar (%(share)s %%)", what=what, share=share)
+
+
+def reason_label(reason: str) -> str:
+    """A reason of a proposal as the core words it (English, fixed phrases), in the page's language."""
+    return ", ".join(_reason_part(part) for part in reason.split(", "))
+
+
 @bp.app_context_processor
 def labels():
-    return {"proposal_status_label": proposal_status_label}
+    return {"proposal_status_label": proposal_status_label, "proposal_reason_label": reason_label}
 
 
 def _linking():

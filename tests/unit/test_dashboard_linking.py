@@ -1,15 +1,11 @@
 """The Linking page: proposals by status, viewer looks, operator accepts and rejects, audit, German."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from sqlalchemy import insert
 
 from simulators.fakes.zoho import InMemoryZoho
-from syncbridge.adapters.db.linking import SNAPSHOT
 from tests.support.dashboard import Dashboard, post_form
-from tests.support.returns import person
+from tests.support.linking import propose_twins
 
 
 @pytest.fixture
@@ -21,20 +17,7 @@ def board(database_url, store) -> Dashboard:
 
 @pytest.fixture
 def proposed(board, store) -> dict[str, str]:
-    zoho = board.parts.linking.crm
-    ids = {"erika": zoho.seed("Contacts", {"First_Name": "Erika", "Last_Name": "Mustermann",
-                                           "Email": "kunde5001@example.de", "Date_of_Birth": "1964-08-12"}),
-           "paul_a": zoho.seed("Contacts", {"First_Name": "Paul", "Last_Name": "Schäfer",
-                                            "Date_of_Birth": "1964-08-12"}),
-           "paul_b": zoho.seed("Contacts", {"First_Name": "Paul", "Last_Name": "Schaefer",
-                                            "Date_of_Birth": "1964-08-12"})}
-    rows = {"5001": person("5001", Nachname="Mustermann"), "5002": person("5002", Vorname="Paul", Nachname="Schäfer")}
-    with store.engine.begin() as conn:
-        conn.execute(insert(SNAPSHOT), [{"table": "kunden", "key": key, "hash": "h", "data": data, "deleted": False,
-                                         "import_id": None, "updated_at": datetime.now(UTC)}
-                                        for key, data in rows.items()])
-    board.parts.linking.propose("anna")
-    return ids
+    return propose_twins(board, store)
 
 
 def text(answer) -> str:
@@ -98,3 +81,27 @@ def test_an_operator_accepts_every_certain_pair_or_rejects_one(board, proposed):
 def test_the_page_speaks_german(board, proposed):
     page = text(board.signed_in("operator", language="de").get("/linking"))
     assert "Erstverknüpfung" in page and "Alle sicheren Paare übernehmen" in page and "mehrdeutig" in page
+
+
+def test_the_reasons_are_shown_in_german(board, proposed):
+    page = text(board.signed_in("viewer", language="de").get("/linking"))
+    assert "E-Mail gleich; Name gleich; Geburtsdatum gleich" in page
+    assert "Name gleich; Geburtsdatum gleich; 2 CRM-Kandidaten" in page
+    assert "e-mail equal" not in page
+
+
+@pytest.mark.parametrize(("reason", "german"), [
+    ("last name equal, first name differs (80%)", "Nachname gleich, Vorname abweichend (80 %)"),
+    ("company name similar (88%)", "Firmenname ähnlich (88 %)"),
+    ("e-mail equal, shared by 3 customers", "E-Mail gleich, von 3 Kunden genutzt"),
+    ("policy number equal", "Versicherungsscheinnummer gleich"),
+    ("insurer unknown on one side", "Versicherer auf einer Seite unbekannt"),
+    ("Kundennummer equal", "Kundennummer gleich"),
+    ("the CRM record also fits 2 other customer(s)", "der CRM-Datensatz passt auch zu 2 weiteren Kunden"),
+    ("a reason of a newer version", "a reason of a newer version"),        # shown as it is
+])
+def test_each_kind_of_reason_has_its_german_words(board, reason, german):
+    from dashboard.pages.linking import reason_label
+
+    with board.app.test_request_context("/linking", headers={"Accept-Language": "de"}):
+        assert reason_label(reason) == german
