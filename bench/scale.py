@@ -110,12 +110,14 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
         sims.stop()
         crm_stack.delete_queues(broker_url, namespace)
         shutil.rmtree(work, ignore_errors=True)
-    summary = {name: round(crm_stack.median([r["rate"] for r in rs]), 1) for name, rs in results.items()}
-    summary["speedup4"] = round(summary["c4"] / summary["c1"], 2) if summary.get("c1") else 0
+    summary: dict = {name: "-" for name, _, _ in CONFIGS}
+    summary.update({name: round(crm_stack.median([r["rate"] for r in rs]), 1) for name, rs in results.items()})
+    summary["speedup4"] = round(summary["c4"] / summary["c1"], 2) if results.get("c1") and results.get("c4") else "-"
     summary["lost"] = sum(r["lost"] for rs in results.values() for r in rs)
     summary["duplicates"] = sum(r["duplicates"] for rs in results.values() for r in rs)
-    summary["cpu_ms_c1"] = round(crm_stack.median([r["cpu_ms"] for r in results["c1"]]), 2)
-    summary["cpu_ms_c1_50ms"] = round(crm_stack.median([r["cpu_ms"] for r in results["c1_50ms"]]), 2)
+    for name in ("c1", "c1_50ms"):
+        summary[f"cpu_ms_{name}"] = round(crm_stack.median([r["cpu_ms"] for r in results[name]]), 2) \
+            if results.get(name) else "-"
     return summary
 
 
@@ -125,11 +127,13 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None, help="records per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
     parser.add_argument("--prefetch", default=None, help="SYNCBRIDGE_PREFETCH_COUNT of the workers")
+    parser.add_argument("--only", default=None, help="comma-separated configurations to run (e.g. c1,c1_50ms)")
     parser.add_argument("--broker-url", default=crm_stack.BROKER_URL)
     args = parser.parse_args()
     records = args.records or (60 if args.quick else 2000)
     rounds = args.rounds or (1 if args.quick else 3)
-    summary = run(records, rounds, args.broker_url, prefetch=args.prefetch)
+    configs = [c for c in CONFIGS if not args.only or c[0] in args.only.split(",")]
+    summary = run(records, rounds, args.broker_url, configs, prefetch=args.prefetch)
     print(" ".join(f"{key}={summary[key]}" for key in ("lost", "duplicates", "cpu_ms_c1", "cpu_ms_c1_50ms")))
     order = ["c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"]
     print(" ".join(f"{key}={summary[key]}" for key in order), flush=True)
