@@ -170,3 +170,18 @@ def test_a_limited_session_keeps_at_most_its_limit_of_calls_in_flight():
         for thread in threads:
             thread.join(timeout=20)
     assert most[0] == 3
+
+
+def test_a_limited_session_takes_the_environments_proxy_as_requests_does(monkeypatch):
+    import requests
+
+    from syncbridge.adapters.http import LimitedSession
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "crm.example")
+    session, plain = LimitedSession(), requests.Session()
+    for url in ("https://api.example/x", "https://crm.example/y", "https://api.example/z"):
+        assert session.merge_environment_settings(url, {}, None, None, None) == \
+            plain.merge_environment_settings(url, {}, None, None, None)
+    assert session.merge_environment_settings("https://api.example/x", {}, None, None, None)["proxies"]["https"] == \
+        "http://proxy.example:3128"
