@@ -9,7 +9,8 @@ order must keep it at one create); throughput is N / (time from the first publis
 to the last customer written in Ameise).  "50ms": every Ameise web-service call
 waits 50 ms before it answers.  Rounds alternate the configurations; each figure is
 the median of the rounds.  CPU per record: user+system seconds of the worker
-processes during the round / N.
+processes (and of each simulator) during the round / N; RabbitMQ and PostgreSQL are
+shared with other work on the machine and not counted.
 
     python bench/scale.py                   # 2000 records, 3 rounds (several minutes)
     python bench/scale.py --quick           # 60 records, 1 round (under a minute)
@@ -60,6 +61,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
                 messages.append((crm_record_changed_key("Contacts"), schema.dump(event), event.event_id))
         publisher = Publisher(broker_url, build_topology(namespace))
         cpu_before = sum(crm_stack.cpu_seconds(p.pid) for p in processes)
+        sims_before = [crm_stack.cpu_seconds(p.pid) for p in sims.processes]
         started = time.time()
         publisher.publish_many(publisher.topology.events, messages)
         publisher.close()
@@ -73,6 +75,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         except TimeoutError:
             written = sims.written()
         cpu = sum(crm_stack.cpu_seconds(p.pid) for p in processes) - cpu_before
+        sims_cpu = [crm_stack.cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
         # Let a racing second delivery finish before duplicates are counted.
         time.sleep(0.5)
         written = sims.written()
@@ -85,6 +88,8 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         "lost": sum(1 for times in ours.values() if not times),
         "duplicates": sum(len(times) - 1 for times in ours.values() if times),
         "cpu_ms": 1000 * cpu / records,
+        "zoho_cpu_ms": 1000 * sims_cpu[0] / records,
+        "ameise_cpu_ms": 1000 * sims_cpu[1] / records,
     }
 
 
@@ -105,7 +110,8 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
                     results[name].append(figures)
                     print(f"round {round_number + 1} {name}: {figures['rate']:.1f} records/s, "
                           f"lost {figures['lost']}, duplicates {figures['duplicates']}, "
-                          f"worker CPU {figures['cpu_ms']:.2f} ms/record", flush=True)
+                          f"CPU ms/record: workers {figures['cpu_ms']:.2f}, Zoho simulator {figures['zoho_cpu_ms']:.2f}, "
+                          f"Ameise simulator {figures['ameise_cpu_ms']:.2f}", flush=True)
     finally:
         sims.stop()
         crm_stack.delete_queues(broker_url, namespace)
