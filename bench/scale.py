@@ -93,7 +93,8 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
     }
 
 
-def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: str | None = None) -> dict:
+def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: str | None = None,
+        concurrency: str | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-scale-"))
     namespace = f"bench-scale-{uuid.uuid4().hex[:8]}"
     sims = crm_stack.Simulators(work)
@@ -101,6 +102,8 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
     try:
         with crm_stack.database("bench_scale") as database_url:
             extra = {"prefetch_count": prefetch} if prefetch else {}
+            if concurrency:
+                extra["sync_concurrency"] = concurrency
             env = crm_stack.environment(sims, database_url, namespace, broker_url, crm_stack.free_port(), **extra)
             crm_stack.release(env)
             for round_number in range(rounds):
@@ -133,13 +136,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None, help="records per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
     parser.add_argument("--prefetch", default=None, help="SYNCBRIDGE_PREFETCH_COUNT of the workers")
+    parser.add_argument("--concurrency", default=None, help="SYNCBRIDGE_SYNC_CONCURRENCY of the workers")
     parser.add_argument("--only", default=None, help="comma-separated configurations to run (e.g. c1,c1_50ms)")
     parser.add_argument("--broker-url", default=crm_stack.BROKER_URL)
     args = parser.parse_args()
     records = args.records or (60 if args.quick else 2000)
     rounds = args.rounds or (1 if args.quick else 3)
     configs = [c for c in CONFIGS if not args.only or c[0] in args.only.split(",")]
-    summary = run(records, rounds, args.broker_url, configs, prefetch=args.prefetch)
+    summary = run(records, rounds, args.broker_url, configs, prefetch=args.prefetch,
+                  concurrency=args.concurrency)
     print(" ".join(f"{key}={summary[key]}" for key in ("lost", "duplicates", "cpu_ms_c1", "cpu_ms_c1_50ms")))
     order = ["c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"]
     print(" ".join(f"{key}={summary[key]}" for key in order), flush=True)
