@@ -90,6 +90,7 @@ class QueueConsumer(ConsumerMixin):
             except Stopping:
                 break
             except errors as exc:
+                self.on_connection_lost()
                 if self.should_stop:
                     break
                 # A connection that failed again soon after it was made waits longer each time.
@@ -98,6 +99,9 @@ class QueueConsumer(ConsumerMixin):
                 log.warning("%s: lost the connection to the broker %s (%s); reconnecting in %.0f s", self.name,
                             self._broker(), describe_error(exc), wait)
                 self._pause(wait)
+
+    def on_connection_lost(self) -> None:
+        """Called once the connection is gone, before reconnecting (a consumer with work in flight finishes it)."""
 
     @contextmanager
     def establish_connection(self):

@@ -6,14 +6,17 @@ the handler, turn the outcome into ack / dead letter / requeue.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from kombu import Connection
 from kombu.message import Message
 
-from consumers.base import QueueConsumer
+from consumers.base import QueueConsumer, _record_id
+from consumers.inflight import InFlight
 from contracts.events import CrmRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
@@ -31,7 +34,13 @@ Handle = Callable[[SyncCrmRecordToAmeise], SyncResult]
 
 
 class CrmToAmeiseConsumer(QueueConsumer):
-    """Consume ``{ns}.crm-to-ameise``; ack only after Ameise (and the write-back) succeeded."""
+    """Consume ``{ns}.crm-to-ameise``; ack only after Ameise (and the write-back) succeeded.
+
+    With ``concurrency`` above 1 up to that many records are synced at once by a pool
+    of threads (:class:`consumers.inflight.InFlight`): the events of one record one
+    after another in their order, the acks on the consumer's own thread, and on a
+    stop (or a lost connection) what runs is finished and acknowledged first.
+    """
 
     name = "crm-to-ameise"
     queue_attr = "crm_to_ameise"
@@ -46,6 +55,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         store: Store,
         *,
         prefetch_count: int = 10,
+        concurrency: int = 1,
     ) -> None:
         self.connection = connection
         self.topology = topology
@@ -54,7 +64,60 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self.store = store
         self.prefetch_count = prefetch_count
         self._schema = CrmRecordChangedSchema()
-        self._attempt: dict = {}       # the delivery being handled: source, received, attempt, start, message
+        self._local = threading.local()   # per handling thread: the delivery in hand (``_attempt``)
+        self.inflight = InFlight(concurrency, name="crm-to-ameise",
+                                 hold=lambda: self.should_stop) if concurrency > 1 else None
+        if self.inflight is not None:
+            # Enough deliveries in hand to keep every thread busy while records wait for one another.
+            self.prefetch_count = max(prefetch_count, 2 * concurrency)
+
+    @property
+    def _attempt(self) -> dict:
+        """The delivery being handled by this thread: source, received, attempt, start, message."""
+        return getattr(self._local, "attempt", {})
+
+    @_attempt.setter
+    def _attempt(self, value: dict) -> None:
+        self._local.attempt = value
+
+    # ------------------------------------------------------------ many in flight
+    def run(self, _tokens=1, **kwargs) -> None:
+        if self.inflight is not None:
+            # Wake every 20 ms to carry out the acks of finished handlers.
+            kwargs.setdefault("safety_interval", 0.02)
+        try:
+            super().run(_tokens, **kwargs)
+        finally:
+            if self.inflight is not None:
+                self.inflight.finish(self._settle_errors())
+                self.inflight.resume()
+
+    def on_iteration(self) -> None:
+        if self.inflight is not None:
+            self.inflight.flush(self._settle_errors())
+
+    def on_consume_end(self, connection, channel) -> None:
+        # Consumers are cancelled, the channel is still open: finish what runs and acknowledge it.
+        if self.inflight is not None:
+            self.inflight.finish(self._settle_errors())
+            self.inflight.resume()
+
+    def on_connection_lost(self) -> None:
+        if self.inflight is not None:
+            self.inflight.finish(self._settle_errors())
+            self.inflight.resume()
+
+    def _settle_errors(self) -> tuple[type[BaseException], ...]:
+        return tuple(self.connection.connection_errors) + tuple(self.connection.channel_errors)
+
+    def _receive(self, body, message: Message) -> None:
+        if self.inflight is None:
+            super()._receive(body, message)
+            return
+        module = body.get("module") if isinstance(body, dict) else None
+        record = _record_id(body)
+        key = (str(module), record) if record is not None else object()
+        self.inflight.submit(key, partial(QueueConsumer._receive, self, body, self.inflight.wrap(message)))
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:

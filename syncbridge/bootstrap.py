@@ -225,6 +225,7 @@ def bootstrap(
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.adapters.http import LimitedSession
     from syncbridge.adapters.zoho import ZohoClient
 
     settings = settings or Settings.from_env()
@@ -234,10 +235,13 @@ def bootstrap(
     if publisher is None:
         publisher = build_publisher(settings, topology)
         closers.append(publisher.close)
-    crm = crm or ZohoClient.from_settings(settings, store.tokens, ledger=credit_ledger(store))
+    # Sessions for a worker's many threads: a kept-alive connection each, and Zoho's calls limited.
+    crm = crm or ZohoClient.from_settings(settings, store.tokens, ledger=credit_ledger(store), session=LimitedSession(
+        pool=settings.sync_concurrency, limit=settings.zoho_sync_concurrency))
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
-        ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout)
+        ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout,
+                                  session=LimitedSession(pool=settings.sync_concurrency))
     return Services(
         settings=settings,
         topology=topology,
@@ -376,6 +380,7 @@ def crm_to_ameise_consumer(services: Services, connection: Connection | None = N
         services.publisher,
         services.store,
         prefetch_count=services.settings.prefetch_count,
+        concurrency=services.settings.sync_concurrency,
     )
 
 

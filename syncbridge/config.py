@@ -285,6 +285,10 @@ class Settings:
     bulk_credit_share: float = _s("BULK_CREDIT_SHARE", "0.5", "share (0..1) of the daily Zoho credit budget the backfill and the sweep may use in 24 h; they slow down before it and pause at it, event-driven syncs never wait", parse=_share())
     zoho_concurrency: int = _s("ZOHO_CONCURRENCY", "5", "Zoho API calls the backfill and the sweep have in flight at most (the org's concurrency limit is 5 to 25 per app)", parse=_positive_int())
 
+    # the CRM -> Ameise worker
+    sync_concurrency: int = _s("SYNC_CONCURRENCY", "32", "records one crm-to-ameise worker process syncs at once (a pool of threads; the events of one record always one after another); 1 = one message at a time", parse=_positive_int())
+    zoho_sync_concurrency: int = _s("ZOHO_SYNC_CONCURRENCY", "10", "Zoho API calls one crm-to-ameise worker process has in flight at most; with several worker processes give each its share of the org's concurrency limit", parse=_positive_int())
+
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import threading
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -30,3 +38,43 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class LimitedSession(requests.Session):
+    """A session for many threads: ``pool`` kept-alive connections per host, at most ``limit`` requests at once.
+
+    ``limit`` is the remote side's concurrency limit for this process (None: no limit);
+    a thread over it waits for a free slot, it is never refused.
+    """
+
+    def __init__(self, *, pool: int = 10, limit: int | None = None) -> None:
+        super().__init__()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit) if limit else None
+        self._env_proxies: dict[tuple[str, str, Any], dict[str, str]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        """As requests does, but the proxies the environment names are looked up once per host, not per call."""
+        if self.trust_env:
+            proxies = dict(proxies or {})
+            no_proxy = proxies.get("no_proxy")
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc, no_proxy)
+            found = self._env_proxies.get(key)
+            if found is None:
+                found = self._env_proxies[key] = get_environ_proxies(url, no_proxy=no_proxy)
+            for name, value in found.items():
+                proxies.setdefault(name, value)
+            if verify is True or verify is None:
+                verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+        return {"proxies": merge_setting(proxies, self.proxies), "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify), "cert": merge_setting(cert, self.cert)}
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if self._slots is None:
+            return super().request(*args, **kwargs)
+        with self._slots:
+            return super().request(*args, **kwargs)

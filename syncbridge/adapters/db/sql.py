@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Date, Engine, Table, and_, cast, create_engine, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from syncbridge.adapters.db.models import (
@@ -50,6 +51,9 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
 # Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
+# A pooled connection unused for this many seconds is tested before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+
 # A concurrent insert of the same key can still fail on a second unique
 # constraint (PostgreSQL checks only the conflict target atomically) or, on the
 # portable path, on the key itself; the retry then finds the row and updates it.
@@ -64,7 +68,9 @@ def make_engine(url: str | URL) -> Engine:
         # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
         connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
             else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(url, connect_args=connect_args)
+        _ping_when_idle(engine)
+        return engine
 
     in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
     if in_memory:
@@ -89,6 +95,38 @@ def make_engine(url: str | URL) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection before it is handed out, once it lay unused for PING_AFTER_IDLE_S seconds.
+
+    A server or proxy drops connections that sit idle; one handed back milliseconds ago
+    is alive, and pinging it too would cost a round trip per transaction (a busy worker
+    runs hundreds a second).  A ping that fails makes the pool replace the connection.
+    """
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure: the connection is gone
+            raise DisconnectionError(str(exc)) from exc
+        finally:
+            try:
+                cursor.close()
+            except Exception:  # noqa: BLE001 - closing a dead cursor
+                pass
+        try:
+            dbapi_connection.rollback()      # end the ping's transaction
+        except Exception as exc:  # noqa: BLE001
+            raise DisconnectionError(str(exc)) from exc
 
 
 def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str], update_columns: Sequence[str]) -> None:

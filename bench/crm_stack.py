@@ -1,0 +1,272 @@
+"""What bench/scale.py and bench/e2e.py share: simulators, a database, the Procfile's processes.
+
+Each simulator runs in a process of its own (``python bench/crm_stack.py zoho|ameise --port P``),
+so neither shares an interpreter lock with the benchmark or with the other.  The Ameise
+simulator notes the wall-clock time of every customer it creates, by ``Nachname``
+(``GET /_bench/written``), which is when a record has reached Ameise.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+# ------------------------------------------------------------------ simulators as processes
+def serve(kind: str, port: int) -> None:
+    """Serve one simulator until SIGTERM."""
+    import threading
+
+    from flask import jsonify
+
+    from simulators.server import ServerThread
+
+    if kind == "zoho":
+        from simulators.zoho import ZohoState, create_zoho_app
+        from simulators.zoho import seed_demo as seed_zoho
+
+        zoho_state = ZohoState()
+        seed_zoho(zoho_state)
+        app = create_zoho_app(zoho_state)
+    else:
+        from simulators.ameise import AmeiseState, create_ameise_app
+        from simulators.ameise import seed_demo as seed_ameise
+
+        ameise_state = AmeiseState()
+        seed_ameise(ameise_state)
+        written: dict[str, list[float]] = {}
+        lock = threading.Lock()
+        create = ameise_state.create_customer
+
+        def create_customer(data, employee_id=None):
+            answer = create(data, employee_id)
+            name = str((data.get("Person") or {}).get("Nachname") or "")
+            with lock:
+                written.setdefault(name, []).append(time.time())
+            return answer
+
+        ameise_state.create_customer = create_customer  # type: ignore[method-assign]
+        app = create_ameise_app(ameise_state)
+
+        @app.get("/_bench/written")
+        def bench_written():
+            with lock:
+                return jsonify(written)
+
+        @app.post("/_bench/clear")
+        def bench_clear():
+            with lock:
+                written.clear()
+            return jsonify({})
+
+    server = ServerThread(app, port=port).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print(f"serving {kind} on {server.url}", flush=True)
+    stopped.wait()
+    server.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+class Simulators:
+    """The two simulators, each a process; ``delay`` seconds on every Ameise web-service call."""
+
+    def __init__(self, work: Path) -> None:
+        self.zoho_port, self.ameise_port = free_port(), free_port()
+        self.zoho_url = f"http://127.0.0.1:{self.zoho_port}"
+        self.ameise_url = f"http://127.0.0.1:{self.ameise_port}"
+        self.processes = [
+            subprocess.Popen([sys.executable, __file__, kind, "--port", str(port)], cwd=ROOT,
+                             stdout=open(work / f"{kind}.log", "wb"), stderr=subprocess.STDOUT)
+            for kind, port in (("zoho", self.zoho_port), ("ameise", self.ameise_port))]
+        wait_until(lambda: _answers(self.zoho_url + "/_sim/state") and _answers(self.ameise_url + "/_sim/state"),
+                   30, "the simulators")
+
+    def seed_contacts(self, names: list[str]) -> list[str]:
+        """New CRM contacts (not yet in Ameise), one per name; their record ids."""
+        ids: list[str] = []
+        for start in range(0, len(names), 500):
+            records = [{"First_Name": "Bench", "Last_Name": name, "Email": f"{name.lower()}@example.de",
+                        "Mailing_Street": "Benchweg 1", "Mailing_Zip": "50667", "Mailing_City": "Köln",
+                        "Mailing_Country": "Deutschland"} for name in names[start:start + 500]]
+            answer = requests.post(self.zoho_url + "/_sim/seed", json={"module": "Contacts", "records": records},
+                                   timeout=60)
+            answer.raise_for_status()
+            ids += answer.json()["ids"]
+        return ids
+
+    def set_delay(self, seconds: float) -> None:
+        requests.delete(self.ameise_url + "/_sim/faults", timeout=5).raise_for_status()
+        if seconds:
+            requests.post(self.ameise_url + "/_sim/faults", json={"status": None, "count": 10**9, "delay": seconds},
+                          timeout=5).raise_for_status()
+
+    def written(self) -> dict[str, list[float]]:
+        return requests.get(self.ameise_url + "/_bench/written", timeout=30).json()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+# ------------------------------------------------------------------ a database of the run's own
+@contextmanager
+def database(prefix: str):
+    """A new PostgreSQL database on 127.0.0.1 for the run; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def delete_queues(broker_url: str, namespace: str) -> None:
+    from kombu import Connection
+
+    from producers.topology import build_topology
+
+    with Connection(broker_url) as connection:
+        channel = connection.channel()
+        for queue in build_topology(namespace).queues:
+            channel.queue_delete(queue.name)
+        for exchange in build_topology(namespace).exchanges if hasattr(build_topology(namespace), "exchanges") else ():
+            channel.exchange_delete(exchange.name)
+
+
+# ------------------------------------------------------------------ the Procfile's processes
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def environment(sims: Simulators, database_url: str, namespace: str, broker_url: str, port: int,
+                **settings: str) -> dict[str, str]:
+    bin_dir = os.path.dirname(sys.executable)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "SYNCBRIDGE_DATABASE_URL": database_url,
+        "SYNCBRIDGE_BROKER_URL": broker_url,
+        "SYNCBRIDGE_NAMESPACE": namespace,
+        "SYNCBRIDGE_ZOHO_ACCOUNTS_URL": sims.zoho_url,
+        "SYNCBRIDGE_AMEISE_AUTH_URL": sims.ameise_url,
+        "SYNCBRIDGE_AMEISE_API_URL": sims.ameise_url + "/service/bd/employee/1.0/rest",
+        "SYNCBRIDGE_AMEISE_VERMITTLER": "A1B2C3",
+        "SYNCBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **{f"SYNCBRIDGE_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
+def release(env: dict[str, str]) -> None:
+    """The release step and the operator's `syncbridge connect ameise`."""
+    for command in (procfile()["release"], "syncbridge connect ameise --auto-consent"):
+        done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command}: {done.stderr[-2000:]}")
+
+
+def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    out = open(log, "ab")
+    return subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+
+
+def stop(processes: list[subprocess.Popen], timeout: float = 30) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+    except (OSError, IndexError, ValueError):
+        return total
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child_pid in child.read_text().split():
+            total += cpu_seconds(int(child_pid))
+    return total
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="serve one simulator for the benchmarks")
+    parser.add_argument("kind", choices=("zoho", "ameise"))
+    parser.add_argument("--port", type=int, required=True)
+    arguments = parser.parse_args()
+    serve(arguments.kind, arguments.port)

@@ -1,0 +1,47 @@
+"""bench/scale.py and bench/e2e.py, small: each still runs end to end and prints its summary line.
+
+No speed is asserted: only that the figures come out, of the right kind, with nothing
+lost and no record created twice (two deliveries of every fifth record race in scale).
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def summary(script: str, *args: str, timeout: float) -> dict[str, str]:
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                         timeout=timeout, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    return {**dict(pair.split("=", 1) for pair in lines[-2].split() if "=" in pair),
+            "_last": lines[-1], **dict(pair.split("=", 1) for pair in lines[-1].split())}
+
+
+@pytest.mark.timeout(110)
+def test_the_scale_benchmark_prints_its_figures(rabbitmq_url):
+    figures = summary("scale.py", "--quick", "--broker-url", rabbitmq_url, timeout=100)
+
+    assert figures["_last"].split() and [p.split("=")[0] for p in figures["_last"].split()] == \
+        ["c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"]
+    assert all(float(figures[key]) > 0 for key in ("c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"))
+    assert figures["lost"] == "0" and figures["duplicates"] == "0"
+    assert float(figures["cpu_ms_c1"]) > 0
+
+
+@pytest.mark.timeout(110)
+def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
+    figures = summary("e2e.py", "--quick", "--broker-url", rabbitmq_url, timeout=100)
+
+    assert [p.split("=")[0] for p in figures["_last"].split()] == \
+        ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates"]
+    assert figures["rate"] == "100" and figures["accepted"] == figures["sent"] == "300"   # every webhook got its 202
+    p50, p99, most = float(figures["p50_ms"]), float(figures["p99_ms"]), float(figures["max_ms"])
+    assert not math.isnan(p50) and 0 < p50 <= p99 <= most
+    assert figures["lost"] == "0" and figures["duplicates"] == "0"
