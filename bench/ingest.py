@@ -48,12 +48,12 @@ APPS = {
     "syncbridge": "syncbridge.bootstrap:web_app()",
 }
 PUBLISHING = ("obvious", "syncbridge")
-WRK_SCRIPT = """
+WRK_SCRIPT = f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Webhook-Token"] = "%s"
-wrk.body = '{"id": "4150868000000376008", "operation": "update", "modified_time": "2026-01-05T10:00:00+01:00"}'
-""" % TOKEN
+wrk.headers["X-Webhook-Token"] = "{TOKEN}"
+wrk.body = '{{"id": "4150868000000376008", "operation": "update", "modified_time": "2026-01-05T10:00:00+01:00"}}'
+"""
 
 
 def procfile_web() -> str:
