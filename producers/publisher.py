@@ -33,6 +33,7 @@ from typing import Any
 
 from amqp import Message
 from amqp.exceptions import AMQPError, MessageNacked
+from amqp.method_framing import frame_writer
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
@@ -97,6 +98,7 @@ class Publisher:
         self._inflight: dict[int, _Outgoing] = {}
         self._last_tag = 0
         self._redeclare = False
+        self._frames: _Frames | None = None
 
     # ------------------------------------------------------------------ API
     def publish(
@@ -222,15 +224,17 @@ class Publisher:
                     declare(self._connection, self.topology)
                 self._redeclare = False
             with self._bounded(self.confirm_timeout):
-                for outgoing in batch:
-                    # In flight from before its first byte: a failure while sending fails it with the others.
-                    self._last_tag += 1
-                    outgoing.deadline = time.monotonic() + self.confirm_timeout
-                    self._inflight[self._last_tag] = outgoing
-                    sent += 1
-                    # RabbitMQ returns a message no queue is bound for (mandatory): it is never a success.
-                    channel.basic_publish(outgoing.message, exchange=outgoing.exchange,
-                                          routing_key=outgoing.routing_key, mandatory=True)
+                # Several messages go out in one write to the socket rather than one each.
+                with self._frames.collected() if len(batch) > 1 else nullcontext():
+                    for outgoing in batch:
+                        # In flight from before its first byte: a failure while sending fails it with the others.
+                        self._last_tag += 1
+                        outgoing.deadline = time.monotonic() + self.confirm_timeout
+                        self._inflight[self._last_tag] = outgoing
+                        sent += 1
+                        # RabbitMQ returns a message no queue is bound for (mandatory): it is never a success.
+                        channel.basic_publish(outgoing.message, exchange=outgoing.exchange,
+                                              routing_key=outgoing.routing_key, mandatory=True)
                 if self._inflight:
                     first = next(iter(self._inflight.values()))
                     remaining = first.deadline - time.monotonic()
@@ -335,6 +339,7 @@ class Publisher:
         producer.channel.events["basic_nack"].add(self._on_nack)
         producer.channel.events["basic_return"].add(self._on_return)
         self._connection, self._producer = connection, producer
+        self._frames = _Frames(connection.connection)
         self._last_tag, self._redeclare = 0, False   # delivery tags count from 1 on a channel put in confirm mode
         return producer
 
@@ -458,6 +463,34 @@ class _Window:
     def confirmed_prefix(self) -> int:
         """Count the messages confirmed from the first on, up to the first gap."""
         return next((i for i, done in enumerate(self.confirmed) if not done), len(self.confirmed))
+
+
+class _Frames:
+    """The frames of several messages, written to the socket at once (one system call, not one per message)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection   # py-amqp's connection
+        self.chunks: list[bytes] = []
+        self.writer = frame_writer(connection, self)   # py-amqp's framing, writing to self.write
+
+    def write(self, data: Any) -> None:
+        self.chunks.append(bytes(data))   # a copy: py-amqp reuses its frame buffer
+
+    @contextmanager
+    def collected(self) -> Iterator[None]:
+        """Collect every frame py-amqp writes while inside; send them together when the block ends."""
+        original = self.connection.frame_writer
+        self.connection.frame_writer = self.writer
+        try:
+            yield
+        except BaseException:
+            self.chunks.clear()
+            raise
+        finally:
+            self.connection.frame_writer = original
+        data, self.chunks = b"".join(self.chunks), []
+        if data:
+            self.connection.transport.write(data)
 
 
 class _Outgoing:

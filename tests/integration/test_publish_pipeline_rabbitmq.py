@@ -172,3 +172,33 @@ def test_a_returned_message_is_not_a_202_while_the_others_are(rabbitmq_url, name
     assert all(r.headers["Retry-After"] for r in responses if r.status_code == 503)
     queued_ids = sorted(m.payload["record_id"] for m in consume_all(rabbitmq_url, contacts_only, expect=17))
     assert queued_ids == sorted(str(2000 + n) for n in range(24) if n % 3)
+
+
+def test_messages_handed_over_together_go_out_in_one_write_and_arrive_whole(rabbitmq_url, namespace):
+    topology = build_topology(namespace)
+    publisher = Publisher(rabbitmq_url, topology, confirm_timeout=5)
+    try:
+        publisher.ping()
+        transport = publisher._connection.connection.transport
+        writes: list[int] = []
+        original = transport._write   # the socket's sendall, under every frame py-amqp writes
+
+        def counting(data):
+            writes.append(len(data))
+            return original(data)
+
+        transport._write = counting
+        with publisher._lock:   # the connection is busy: the twelve messages are handed over meanwhile
+            calls = Calls(lambda n: publisher.publish(topology.events, KEY, {"n": n, "name": "Müller" * n},
+                                                      message_id=f"m-{n}", headers={"x-n": n}), 12)
+            wait_for(lambda: len(publisher._queue) == 12, timeout=10, what="twelve messages handed over")
+        calls.join()
+        writes_to_publish = list(writes)
+    finally:
+        publisher.close()
+    assert sorted(calls.ok) == list(range(12))
+    assert len(writes_to_publish) == 1   # all twelve in one write (one each would be twelve)
+    messages = consume_all(rabbitmq_url, topology.crm_to_ameise, expect=12)
+    assert sorted((m.payload["n"], m.payload["name"], m.properties["message_id"], m.headers["x-n"],
+                   m.properties["delivery_mode"], m.content_type) for m in messages) == [
+        (n, "Müller" * n, f"m-{n}", n, 2, "application/json") for n in range(12)]
