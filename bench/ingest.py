@@ -16,7 +16,7 @@ publishing contender the messages in its quorum queue are counted: every 202 mus
 be a queued message (``queued >= accepted``; a few more may have been queued for
 requests wrk stopped waiting for at the end).
 
-    python bench/ingest.py               # 3 rounds of 10 s each, 32 connections
+    python bench/ingest.py               # 5 rounds of 8 s each, 32 connections
     python bench/ingest.py --quick       # 3 rounds of 3 s: under a minute
 
 The last line: ``rps_syncbridge rps_noop rps_obvious ratio_noop ratio_obvious p99_ms``
@@ -109,6 +109,12 @@ class Server:
             return
         raise RuntimeError(f"{self.name} did not answer within {timeout}s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of gunicorn and its workers so far."""
+        pids = [self.process.pid, *(int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split())]
+        return sum(process_cpu_seconds(pid) for pid in pids)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -117,6 +123,20 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+
+def broker_cpu_seconds() -> float:
+    """CPU time of the RabbitMQ node on this machine (shared with anyone else using it), 0 if not found."""
+    pids = subprocess.run(["pgrep", "-f", "beam.*rabbit"], capture_output=True, text=True).stdout.split()
+    return sum(process_cpu_seconds(int(pid)) for pid in pids)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -176,8 +196,8 @@ def delete_topology(broker_url: str, namespace: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 rounds of 3 s each (under a minute)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
@@ -186,7 +206,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(APPS), action="append", help="run only these contenders")
     args = parser.parse_args()
     if args.quick:
-        args.seconds = min(args.seconds, 3.0)
+        args.rounds, args.seconds = min(args.rounds, 3), min(args.seconds, 3.0)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
 
@@ -209,7 +229,12 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             order = names if round_no % 2 else list(reversed(names))
             for name in order:
+                cpu, broker = servers[name].cpu_seconds(), broker_cpu_seconds()
                 figures = run_wrk(servers[name].url, args.seconds, args.connections, args.threads, script)
+                requests = max(figures["requests"], 1)
+                # CPU per request: of the contender's processes, and of the broker (which others may share).
+                figures["web_cpu_ms"] = (servers[name].cpu_seconds() - cpu) * 1000 / requests
+                figures["broker_cpu_ms"] = (broker_cpu_seconds() - broker) * 1000 / requests
                 figures["accepted"] = figures["requests"] - figures["non2xx"]
                 if name in PUBLISHING:
                     time.sleep(0.5)   # answers wrk stopped waiting for may still be confirmed
@@ -240,6 +265,9 @@ def main() -> None:
             errors = sum(r["non2xx"] + r["socket_errors"] for r in results[name])
             print(f"contender={name} accepted={accepted} queued={queued_total} unmatched_202={unmatched} "
                   f"errors={errors} p50_ms={median(name, 'p50_ms'):.2f} p99_ms={median(name, 'p99_ms'):.2f}")
+    for name in names:
+        print(f"cpu contender={name} rps={median(name, 'rps'):.0f} web_cpu_ms_per_request={median(name, 'web_cpu_ms'):.3f} "
+              f"broker_cpu_ms_per_request={median(name, 'broker_cpu_ms'):.3f}")
     rps = {name: median(name, "rps") for name in ("syncbridge", "noop", "obvious")}
     summary = {
         "rps_syncbridge": f"{rps['syncbridge']:.0f}",
