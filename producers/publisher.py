@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError, MessageNacked)
 # Seconds the caller leading publish() reads answers before it sends what other callers handed over since.
 POLL_S = 0.002
+POLL_MAX_S = 0.016
 
 
 class BrokerUnavailable(Unavailable):
@@ -99,6 +100,7 @@ class Publisher:
         self._last_tag = 0
         self._redeclare = False
         self._frames: _Frames | None = None
+        self._poll = POLL_S
 
     # ------------------------------------------------------------------ API
     def publish(
@@ -240,13 +242,18 @@ class Publisher:
                     remaining = first.deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(f"{len(self._inflight)} messages unconfirmed")
+                    # A short wait: messages handed over meanwhile go out without waiting for an answer
+                    # (py-amqp keeps the part of a frame read before a timeout).  The wait doubles, up to
+                    # POLL_MAX_S, while nothing new is handed over, so a slow broker costs few wake-ups.
+                    if batch:
+                        self._poll = POLL_S
+                    poll = self._poll
                     try:
-                        # A short wait: messages handed over meanwhile go out without waiting for an answer.
-                        # (py-amqp keeps the part of a frame read before a timeout.)
-                        self._connection.drain_events(timeout=min(remaining, POLL_S))
+                        self._connection.drain_events(timeout=min(remaining, poll))
                     except TimeoutError:
-                        if remaining <= POLL_S:
+                        if remaining <= poll:
                             raise
+                        self._poll = min(poll * 2, POLL_MAX_S)
         except BROKER_ERRORS as exc:
             self._drop(exc, reused=reused, unsent=batch[sent:])
 
