@@ -174,7 +174,14 @@ def queued(broker_url: str, namespace: str) -> int:
     name = build_topology(namespace).crm_to_ameise.name
     with Connection(broker_url) as connection:
         channel = connection.channel()
-        count = channel.queue_declare(name, passive=True).message_count
+        # Answers wrk stopped waiting for may still be confirmed: count once the queue stops growing.
+        count, deadline = -1, time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = channel.queue_declare(name, passive=True).message_count
+            if now == count:
+                break
+            count = now
+            time.sleep(0.5)
         channel.queue_purge(name)
     return count
 
@@ -237,7 +244,6 @@ def main() -> None:
                 figures["broker_cpu_ms"] = (broker_cpu_seconds() - broker) * 1000 / requests
                 figures["accepted"] = figures["requests"] - figures["non2xx"]
                 if name in PUBLISHING:
-                    time.sleep(0.5)   # answers wrk stopped waiting for may still be confirmed
                     figures["queued"] = queued(args.broker_url, namespaces[name])
                 results[name].append(figures)
                 print(f"round={round_no} contender={name} " + " ".join(
