@@ -136,7 +136,16 @@ class Publisher:
             lead = not self._leading
             self._leading = True
         if not lead:
-            outgoing.wake.wait()
+            try:
+                outgoing.wake.wait()
+            except BaseException:
+                # The caller was interrupted (a killed greenlet, KeyboardInterrupt): nobody waits for
+                # this answer any more, but the lead may just have been handed to it - pass it on.
+                with self._lock, self._state:
+                    outgoing.done = True
+                    if outgoing.lead:
+                        self._hand_on()
+                raise
         if lead or outgoing.lead:
             self._lead(outgoing)
         if outgoing.error is not None:
@@ -205,13 +214,17 @@ class Publisher:
                     self._step()
         finally:
             with self._lock, self._state:
-                successor = next((o for o in self._inflight.values() if not o.done), None) or next(
-                    (o for o in self._queue if not o.done), None)
-                if successor is None:
-                    self._leading = False
-                else:
-                    successor.lead = True
-                    successor.wake.set()
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the lead to the oldest caller still waiting, if any (under ``_lock`` and ``_state``)."""
+        successor = next((o for o in self._inflight.values() if not o.done), None) or next(
+            (o for o in self._queue if not o.done), None)
+        if successor is None:
+            self._leading = False
+        else:
+            successor.lead = True
+            successor.wake.set()
 
     def _step(self) -> None:
         """Send every message handed over, then read one answer of the broker (under ``_lock``)."""
