@@ -1,11 +1,12 @@
 """Contracts of the event messages."""
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 
 from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 
-from contracts.base import MessageSchema, NonEmpty, RecordId, check_version
+from contracts.base import RECORD_ID, ContractError, MessageSchema, NonEmpty, RecordId, check_version
 from syncbridge.messages import CHANGES, ENTITIES, AmeiseRecordChanged, CrmRecordChanged
 
 MODULE = validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,99}$", error="Must be a CRM module API name.")
@@ -34,6 +35,43 @@ class CrmRecordChangedSchema(MessageSchema):
     def _make(self, data, **kwargs) -> CrmRecordChanged:
         data.pop("schema_version")
         return CrmRecordChanged(**data)
+
+
+_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+_schema = CrmRecordChangedSchema()
+
+
+def crm_record_changed_body(event: CrmRecordChanged) -> dict:
+    """The message body of ``event``: what ``CrmRecordChangedSchema().dump`` gives, checked against the contract.
+
+    The receiver makes one per webhook: an event whose fields plainly satisfy the
+    contract (the usual case) is written out directly, without marshmallow; any
+    other goes through the schema's dump and validation, and one that breaks the
+    contract raises ContractError, so a consumer never receives a message it would
+    dead-letter as invalid.
+    """
+    received_at = event.received_at
+    if (isinstance(event.event_id, str) and event.event_id and isinstance(event.source, str) and event.source
+            and isinstance(event.module, str) and _MODULE.fullmatch(event.module)
+            and isinstance(event.record_id, str) and RECORD_ID.match(event.record_id)
+            and isinstance(received_at, datetime) and received_at.utcoffset() is not None
+            and (event.operation is None or isinstance(event.operation, str))
+            and (event.modified_time is None or isinstance(event.modified_time, str))):
+        return {
+            "schema_version": CrmRecordChangedSchema.SCHEMA_VERSION,
+            "event_id": event.event_id,
+            "source": event.source,
+            "module": event.module,
+            "record_id": event.record_id,
+            "received_at": received_at.isoformat(),
+            "operation": event.operation,
+            "modified_time": event.modified_time,
+        }
+    body = _schema.dump(event)
+    errors = _schema.validate(body)
+    if errors:
+        raise ContractError(errors, "CrmRecordChanged does not satisfy its contract")
+    return body
 
 
 KEY = validate.Regexp(r"^\S{1,40}$", error="Must be a Kundennummer or Vertragsnummer (1 to 40 characters, no spaces).")

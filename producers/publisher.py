@@ -9,9 +9,16 @@ unroutable (``mandatory``; py-amqp raises a ``basic.return`` nobody handles).
 Every wait for the broker runs under a socket timeout, which bounds each read,
 not the sum of them; the wait for acks also has a deadline of its own.
 
-``publish`` sends one message and waits for its ack; ``publish_many`` is for bulk:
-on a channel of its own it sends a window of messages, then collects the answers
-for all of them, so a confirm costs one round trip per window rather than per message.
+``publish`` sends one message and waits for its ack.  Concurrent callers (the
+receiver's requests, each a thread or greenlet) share one confirm-mode channel
+with many messages in flight: each caller hands its message over and waits for
+the broker's answer to ITS delivery tag, while one of them at a time (the
+leader) sends what has been handed over and reads the broker's answers for all
+(acks with ``multiple`` answer many tags at once).  When the leader's own
+message is answered it hands the lead to the oldest caller still waiting, so no
+caller waits longer than for its own answer.  ``publish_many`` is for bulk: on a
+channel of its own it sends a window of messages, then collects the answers for
+all of them, so a confirm costs one round trip per window rather than per message.
 """
 from __future__ import annotations
 
@@ -24,7 +31,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from amqp import Message
 from amqp.exceptions import AMQPError, MessageNacked
+from amqp.method_framing import frame_writer
 from kombu import Connection, Exchange, Producer
 from kombu.exceptions import KombuError
 
@@ -36,6 +45,9 @@ log = logging.getLogger(__name__)
 # Everything a broker, its transport or the network raises for "not now".
 # Programming errors (TypeError, ...) are deliberately not in here: they are bugs, not outages.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError, MessageNacked)
+# Seconds the caller leading publish() reads answers before it sends what other callers handed over since.
+POLL_S = 0.002
+POLL_MAX_S = 0.016
 
 
 class BrokerUnavailable(Unavailable):
@@ -51,9 +63,11 @@ class Publisher:
 
     One connection per process, opened lazily and shared by threads under a lock.
     On every (re)connect the topology is declared, so a message is never published
-    to an exchange without its queues.  Any failure drops the connection; a
-    connection found dead when reused (the broker closed it, a restart, a
-    load-balancer timeout) is replaced and the publish tried once more.
+    to an exchange without its queues.  A connection failure drops the connection
+    and answers every message in flight on it with BrokerUnavailable; a connection
+    found dead when reused (the broker closed it, a restart, a load-balancer
+    timeout) is replaced and each of its messages tried once more.  A nack or a
+    returned message fails that message only.
     """
 
     def __init__(
@@ -73,11 +87,20 @@ class Publisher:
         self.topology = topology
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()     # the connection: held while sending or reading answers
         self._connection: Connection | None = None
         self._producer: Producer | None = None
-        self._confirms: _Confirms | None = None   # the default channel's confirm mode (RabbitMQ only)
         self._pid = os.getpid()
+        # The pipeline of publish(): messages handed over and not sent yet, and whether a caller leads.
+        self._state = threading.Lock()    # guards _queue and _leading; taken after _lock, never before
+        self._queue: list[_Outgoing] = []
+        self._leading = False
+        # Sent on the default channel and not answered yet, by delivery tag (under _lock).
+        self._inflight: dict[int, _Outgoing] = {}
+        self._last_tag = 0
+        self._redeclare = False
+        self._frames: _Frames | None = None
+        self._poll = POLL_S
 
     # ------------------------------------------------------------------ API
     def publish(
@@ -98,32 +121,37 @@ class Publisher:
         """
         payload = encode_body(body)
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
-        encoding = content_encoding_of(content_type, content_encoding)
-
-        def send(producer: Producer) -> None:
-            tags = _Tags(1, first=self._confirms.published + 1)
-            with _answers(producer.channel, tags), self._bounded(self.confirm_timeout):
-                producer.publish(
-                    payload,
-                    exchange=exchange_name,
-                    routing_key=routing_key,
-                    content_type=content_type,
-                    content_encoding=encoding,
-                    delivery_mode=2,
-                    # RabbitMQ returns a message no queue is bound for (a queue deleted since we
-                    # declared it); py-amqp raises that return, so it is never taken as published.
-                    mandatory=True,
-                    headers=dict(headers or {}),
-                    message_id=message_id,
-                    timeout=self.confirm_timeout,   # bounds the socket write
-                    retry=False,
-                )
-                self._confirms.published += 1
-                self._await(tags)
-            if tags.nacked:
-                raise MessageNacked()
-
-        self._run(send, what=f"publish {message_id} to {exchange_name}/{routing_key}")
+        message = Message(
+            payload,
+            content_type=content_type,
+            content_encoding=content_encoding_of(content_type, content_encoding),
+            application_headers=dict(headers or {}),
+            delivery_mode=2,
+            priority=0,
+            message_id=message_id,
+        )
+        outgoing = _Outgoing(exchange_name, routing_key, message, message_id)
+        with self._state:
+            self._queue.append(outgoing)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            try:
+                outgoing.wake.wait()
+            except BaseException:
+                # The caller was interrupted (a killed greenlet, KeyboardInterrupt): nobody waits for
+                # this answer any more, but the lead may just have been handed to it - pass it on.
+                with self._lock, self._state:
+                    outgoing.done = True
+                    if outgoing.lead:
+                        self._hand_on()
+                raise
+        if lead or outgoing.lead:
+            self._lead(outgoing)
+        if outgoing.error is not None:
+            raise BrokerUnavailable(
+                f"publish {message_id} to {exchange_name}/{routing_key} failed: {describe_error(outgoing.error)}"
+            ) from outgoing.error
 
     def publish_many(
         self,
@@ -167,7 +195,8 @@ class Publisher:
     def close(self) -> None:
         """Close the connection (a later publish opens a new one)."""
         with self._lock:
-            connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
+            connection, self._connection, self._producer = self._connection, None, None
+            self._fail_inflight(ConnectionError("the publisher was closed"), retry=False)
             if connection is None:
                 return
             try:
@@ -177,6 +206,108 @@ class Publisher:
                 connection.collect()
 
     # ------------------------------------------------------------- internals
+    def _lead(self, mine: _Outgoing) -> None:
+        """Send and read the broker's answers until ``mine`` is answered; then hand the lead on."""
+        try:
+            while not mine.done:
+                with self._lock:
+                    self._step()
+        finally:
+            with self._lock, self._state:
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the lead to the oldest caller still waiting, if any (under ``_lock`` and ``_state``)."""
+        successor = next((o for o in self._inflight.values() if not o.done), None) or next(
+            (o for o in self._queue if not o.done), None)
+        if successor is None:
+            self._leading = False
+        else:
+            successor.lead = True
+            successor.wake.set()
+
+    def _step(self) -> None:
+        """Send every message handed over, then read one answer of the broker (under ``_lock``)."""
+        reused = self._producer is not None and self._pid == os.getpid()
+        with self._state:
+            batch, self._queue = self._queue, []
+        sent = 0
+        try:
+            channel = self._ensure_producer().channel
+            if self._redeclare:
+                with self._bounded(self.connect_timeout):
+                    declare(self._connection, self.topology)
+                self._redeclare = False
+            with self._bounded(self.confirm_timeout):
+                # Several messages go out in one write to the socket rather than one each.
+                with self._frames.collected() if len(batch) > 1 else nullcontext():
+                    for outgoing in batch:
+                        # In flight from before its first byte: a failure while sending fails it with the others.
+                        self._last_tag += 1
+                        outgoing.deadline = time.monotonic() + self.confirm_timeout
+                        self._inflight[self._last_tag] = outgoing
+                        sent += 1
+                        # RabbitMQ returns a message no queue is bound for (mandatory): it is never a success.
+                        channel.basic_publish(outgoing.message, exchange=outgoing.exchange,
+                                              routing_key=outgoing.routing_key, mandatory=True)
+                if self._inflight:
+                    first = next(iter(self._inflight.values()))
+                    remaining = first.deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"{len(self._inflight)} messages unconfirmed")
+                    # A short wait: messages handed over meanwhile go out without waiting for an answer
+                    # (py-amqp keeps the part of a frame read before a timeout).  The wait doubles, up to
+                    # POLL_MAX_S, while nothing new is handed over, so a slow broker costs few wake-ups.
+                    if batch:
+                        self._poll = POLL_S
+                    poll = self._poll
+                    try:
+                        self._connection.drain_events(timeout=min(remaining, poll))
+                    except TimeoutError:
+                        if remaining <= poll:
+                            raise
+                        self._poll = min(poll * 2, POLL_MAX_S)
+        except BROKER_ERRORS as exc:
+            self._drop(exc, reused=reused, unsent=batch[sent:])
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        for outgoing in self._answered(tag, multiple):
+            if outgoing.returned is None:
+                outgoing.finish(None)
+            elif outgoing.attempts > 1:
+                outgoing.finish(outgoing.returned)
+            else:
+                # Returned as unroutable: most likely a queue deleted since we declared it.  Declared
+                # again before the next send, the message goes out once more.
+                outgoing.attempts += 1
+                outgoing.returned = None
+                self._redeclare = True
+                with self._state:
+                    self._queue.insert(0, outgoing)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        for outgoing in self._answered(tag, multiple):
+            outgoing.finish(MessageNacked())
+
+    def _on_return(self, exc: BaseException, exchange: str, routing_key: str, message: Any) -> None:
+        # basic.return comes before the basic.ack of the same message; the ack then fails it.
+        message_id = message.properties.get("message_id") if message is not None else None
+        for outgoing in self._inflight.values():
+            if outgoing.returned is None and outgoing.message_id == message_id:
+                outgoing.returned = exc
+                return
+
+    def _answered(self, tag: int, multiple: bool) -> list[_Outgoing]:
+        if not multiple:
+            outgoing = self._inflight.pop(tag, None)
+            return [] if outgoing is None else [outgoing]
+        answered = []
+        for sent in list(self._inflight):
+            if sent > tag:
+                break
+            answered.append(self._inflight.pop(sent))
+        return answered
+
     def _run(self, operation, *, what: str) -> None:
         with self._lock:
             for attempt in (1, 2):
@@ -185,10 +316,8 @@ class Publisher:
                     operation(self._ensure_producer())
                     return
                 except BROKER_ERRORS as exc:
-                    self._drop()
-                    # A timeout or a nack came from a live broker: trying again would only
-                    # double the caller's wait.  Any other error on a reused connection most
-                    # likely means the connection went stale while idle: retry once, fresh.
+                    self._drop(exc, reused=reused)
+                    # As for publish: a stale connection is tried once more, fresh.
                     stale = reused and not isinstance(exc, (TimeoutError, MessageNacked))
                     if stale and attempt == 1:
                         log.info("broker connection went stale (%s); reconnecting", describe_error(exc))
@@ -198,7 +327,8 @@ class Publisher:
     def _ensure_producer(self) -> Producer:
         if self._pid != os.getpid():
             # Forked (gunicorn --preload): the parent's socket is not ours to use or close.
-            self._connection = self._producer = self._confirms = None
+            self._connection = self._producer = None
+            self._inflight = {}
             self._pid = os.getpid()
         if self._producer is not None:
             return self._producer
@@ -221,21 +351,47 @@ class Publisher:
             producer = Producer(connection.default_channel, auto_declare=False)
             with _socket_timeout(connection, self.confirm_timeout):
                 producer.channel.confirm_select()
-            confirms = _Confirms()
         except BaseException:
             connection.collect()
             raise
-        self._connection, self._producer, self._confirms = connection, producer, confirms
+        # The broker's answers on the default channel, whoever reads them (publish, publish_many, ping).
+        producer.channel.events["basic_ack"].add(self._on_ack)
+        producer.channel.events["basic_nack"].add(self._on_nack)
+        producer.channel.events["basic_return"].add(self._on_return)
+        self._connection, self._producer = connection, producer
+        self._frames = _Frames(connection.connection)
+        self._last_tag, self._redeclare = 0, False   # delivery tags count from 1 on a channel put in confirm mode
         return producer
 
-    def _drop(self) -> None:
-        connection, self._connection, self._producer, self._confirms = self._connection, None, None, None
+    def _drop(self, exc: BaseException, *, reused: bool, unsent: Iterable[_Outgoing] = ()) -> None:
+        """Throw the connection away; its messages in flight (and ``unsent``) fail, or go once more if it was stale."""
+        connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
             # collect() closes the socket without the close handshake, which could block on a dead peer.
             try:
                 connection.collect()
             except Exception:  # noqa: BLE001 - the connection is being thrown away anyway
                 log.debug("ignoring error while dropping a broken broker connection", exc_info=True)
+        # A timeout or a nack came from a live broker: trying again would only double the caller's wait.
+        # Any other error on a reused connection most likely means it went stale while idle.
+        stale = reused and not isinstance(exc, (TimeoutError, MessageNacked))
+        self._fail_inflight(exc, retry=stale, unsent=unsent)
+
+    def _fail_inflight(self, exc: BaseException, *, retry: bool, unsent: Iterable[_Outgoing] = ()) -> None:
+        affected = [*self._inflight.values(), *unsent]
+        self._inflight = {}
+        again = []
+        for outgoing in affected:
+            if retry and outgoing.attempts == 1:
+                outgoing.attempts += 1
+                outgoing.returned = None
+                again.append(outgoing)
+            else:
+                outgoing.finish(exc)
+        if again:
+            log.info("broker connection went stale (%s); sending %d message(s) again", describe_error(exc), len(again))
+            with self._state:
+                self._queue[:0] = again
 
     def _send_window(self, exchange_name: str, batch: _Window) -> None:
         """Send the messages of ``batch`` not confirmed yet on a channel of their own; wait for every answer."""
@@ -329,11 +485,54 @@ class _Window:
         return next((i for i, done in enumerate(self.confirmed) if not done), len(self.confirmed))
 
 
-class _Confirms:
-    """How many messages were published on a channel in confirm mode: the last delivery tag."""
+class _Frames:
+    """The frames of several messages, written to the socket at once (one system call, not one per message)."""
 
-    def __init__(self) -> None:
-        self.published = 0
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection   # py-amqp's connection
+        self.chunks: list[bytes] = []
+        self.writer = frame_writer(connection, self)   # py-amqp's framing, writing to self.write
+
+    def write(self, data: Any) -> None:
+        self.chunks.append(bytes(data))   # a copy: py-amqp reuses its frame buffer
+
+    @contextmanager
+    def collected(self) -> Iterator[None]:
+        """Collect every frame py-amqp writes while inside; send them together when the block ends."""
+        original = self.connection.frame_writer
+        self.connection.frame_writer = self.writer
+        try:
+            yield
+        except BaseException:
+            self.chunks.clear()
+            raise
+        finally:
+            self.connection.frame_writer = original
+        data, self.chunks = b"".join(self.chunks), []
+        if data:
+            self.connection.transport.write(data)
+
+
+class _Outgoing:
+    """One message of publish(), from being handed over to the broker's answer."""
+
+    __slots__ = ("exchange", "routing_key", "message", "message_id", "wake", "lead", "done", "error",
+                 "returned", "attempts", "deadline")
+
+    def __init__(self, exchange: str, routing_key: str, message: Message, message_id: str) -> None:
+        self.exchange, self.routing_key, self.message, self.message_id = exchange, routing_key, message, message_id
+        self.wake = threading.Event()     # set when answered, or when this caller is to lead
+        self.lead = False
+        self.done = False
+        self.error: BaseException | None = None
+        self.returned: BaseException | None = None   # basic.return seen; the ack that follows fails it
+        self.attempts = 1
+        self.deadline = 0.0
+
+    def finish(self, error: BaseException | None) -> None:
+        if not self.done:
+            self.error, self.done = error, True
+            self.wake.set()
 
 
 class _Tags:
