@@ -1,213 +1,286 @@
-"""Benchmark of the DailyUp return path: import, diff, publish, and Zoho upserts.
+"""Benchmark of the DailyUp import: first day, next day, memory and publishing, against the floor.
 
-For each size (rows = customers + contracts of a generated delivery) it prints:
+For each size (rows = customers + contracts of a generated delivery), in rounds that
+alternate the contenders, it measures:
 
-* import of the first delivery (read + validate + store; every row is "created"), rows/s;
-* import of the next day's delivery (read + validate + diff against the first), rows/s;
-* peak memory (RSS) of the process, each size in a fresh process;
-* publishing the first delivery's deltas to the return queue with confirms, msg/s;
-* and once, two days of a smaller delivery applied to the simulated Zoho CRM over
-  HTTP as batched upserts: records per API credit and records/s.
+* the floor: reading the next day's ZIP with Python's csv module and hashing each row
+  (blake2b), rows/s — what any importer has to do at least;
+* the first import (read + validate + store; every row is new), rows/s;
+* the next day's import (read + compare with the first + store the changes), rows/s;
+* the peak memory (RSS) of the importing process (a fresh process per size and round);
+* publishing the first day's deltas to RabbitMQ with publisher confirms, msg/s
+  (at most ``--publish-limit`` of them, so the shared broker never holds a million).
 
-    python bench/dailyup.py                          # 100k and 1M rows, SQLite, in-process broker
-    python bench/dailyup.py --rows 100000 --broker-url amqp://guest:guest@127.0.0.1:5672//
-    python bench/dailyup.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+Each figure is the median of ``--rounds`` rounds (at least 3).  The last line is the
+summary, ``key=value`` pairs whose keys end in the size (``_100k``, ``_1m``, ...):
 
-The machine is shared and noisy: compare figures of one run with each other.
+    first_rows_s_100k next_rows_s_100k peak_rss_mb_100k publish_msgs_s_100k floor_rows_s_100k
+    first_cpu_rows_s_100k next_cpu_rows_s_100k floor_cpu_rows_s_100k
+    first_vs_floor_100k next_vs_floor_100k  (and the same for every other size)
+
+``*_cpu_rows_s`` count rows per CPU second of the importing process (or of the floor's
+reading), not per wall-clock second: the database's CPU is not in them, but neither is the
+waiting for a machine that others load.
+
+    python bench/dailyup.py                  # 100k and 1M rows, PostgreSQL and RabbitMQ on 127.0.0.1
+    python bench/dailyup.py --quick          # 20k rows, under a minute, the same keys for that size
+    python bench/dailyup.py --database sqlite --rows 100000
+
+A fresh PostgreSQL database is created for every round and dropped after it; the
+RabbitMQ exchanges and queues get a namespace of their own and are deleted after it.
+The machine is shared and noisy: compare the figures of one run with each other.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import io
 import json
 import logging
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 ROWS_PER_CUSTOMER = 2.5  # a customer and ~1.5 contracts
+POSTGRES_ADMIN = os.environ.get("SYNCBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BROKER = os.environ.get("SYNCBRIDGE_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+COUNTED = ("kunden", "vertraege")
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(rows: int, database_url: str | None, broker_url: str | None) -> dict:
-    """One size, in this process."""
-    from kombu import Connection
+def size_name(rows: int) -> str:
+    if rows >= 1_000_000 and rows % 1_000_000 == 0:
+        return f"{rows // 1_000_000}m"
+    if rows >= 1000 and rows % 1000 == 0:
+        return f"{rows // 1000}k"
+    return str(rows)
 
-    from producers.memory import MemoryPublisher
+
+# ---------------------------------------------------------------------- the floor
+def floor(path: Path) -> dict:
+    """Read every table of the ZIP with the csv module and hash each row: the least an import does."""
+    started, cpu = time.perf_counter(), time.process_time()
+    counted = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            table = info.filename.rsplit("/", 1)[-1].removesuffix(".csv")
+            with archive.open(info) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                reader = csv.reader(text, delimiter=";")
+                next(reader, None)
+                rows = 0
+                for row in reader:
+                    hashlib.blake2b(";".join(row).encode(), digest_size=16).digest()
+                    rows += 1
+            if table in COUNTED:
+                counted += rows
+    seconds = time.perf_counter() - started
+    return {"rows": counted, "rows_s": counted / seconds, "cpu_rows_s": counted / (time.process_time() - cpu)}
+
+
+# ---------------------------------------------------------------------- one round of syncbridge, in a child
+def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_limit: int) -> dict:
+    """Import the first and the next day into a fresh database, then publish the first day's deltas."""
+    from kombu import Connection
+    from sqlalchemy import update
+
     from producers.publisher import Publisher
     from producers.topology import build_topology, declare
     from syncbridge.adapters.db import migrate
-    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+    from syncbridge.adapters.db.dailyup import DELTAS, SqlDailyUpStore
+    from syncbridge.adapters.db.models import utcnow
     from syncbridge.adapters.db.sql import SqlStore
-    from syncbridge.dailyup.generate import write_delivery
     from syncbridge.dailyup.importer import DailyUpImporter
-
-    customers = max(1, int(rows / ROWS_PER_CUSTOMER))
-    work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-"))
-    database_url = database_url or f"sqlite:///{work}/bench.db"
-    result: dict = {"rows_target": rows, "customers": customers, "database": database_url.split(":")[0]}
-
-    started = time.perf_counter()
-    day0 = write_delivery(work, customers=customers, generation=0)
-    day1 = write_delivery(work, customers=customers, generation=1)
-    result["generate_s"] = round(time.perf_counter() - started, 1)
-    result["zip_mb"] = round(day0.stat().st_size / 1e6, 1)
 
     migrate.upgrade(database_url)
     store = SqlStore.from_url(database_url)
     dailyup = SqlDailyUpStore(store.engine)
     importer = DailyUpImporter(dailyup, publisher=None, topology=None)
+    result: dict = {}
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     first = importer.import_file(day0, source="cli")
     seconds = time.perf_counter() - started
-    total = sum(first.rows.get(t, 0) for t in ("kunden", "vertraege"))
-    result.update(rows=total, import_s=round(seconds, 1), import_rows_per_s=round(total / seconds),
-                  import_state=first.state, peak_mb_after_import=round(peak_mb()))
+    assert first.state == "accepted", first
+    result.update(first_rows=sum(first.rows.get(t, 0) for t in COUNTED), first_s=seconds,
+                  first_cpu_s=time.process_time() - cpu)
+    first_deltas = dailyup.count_unpublished()
 
-    started = time.perf_counter()
-    second = importer.import_file(day1, source="cli")
-    seconds = time.perf_counter() - started
-    total = sum(second.rows.get(t, 0) for t in ("kunden", "vertraege"))
-    result.update(diff_s=round(seconds, 1), diff_rows_per_s=round(total / seconds), deltas_day2=second.deltas,
-                  peak_mb_after_diff=round(peak_mb()))
+    # The first day's deltas beyond the limit are taken as published: the broker is shared.
+    with store.engine.begin() as conn:
+        cutoff = conn.execute(DELTAS.select().with_only_columns(DELTAS.c.id).order_by(DELTAS.c.id)
+                              .offset(publish_limit).limit(1)).scalar()
+        if cutoff is not None:
+            conn.execute(update(DELTAS).where(DELTAS.c.id >= cutoff).values(published_at=utcnow()))
 
-    # Publishing: the first day's outbox (every row) and the second day's.
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     topology = build_topology(namespace)
-    url = broker_url or "memory://localhost/"
-    with Connection(url) as connection:
+    with Connection(broker_url) as connection:
         declare(connection, topology)
-    publisher = MemoryPublisher(topology, url) if url.startswith("memory://") else Publisher(url, topology,
-                                                                                              confirm_timeout=30)
-    importer = DailyUpImporter(dailyup, publisher=publisher, topology=topology)
-    pending = dailyup.count_unpublished()
-    started = time.perf_counter()
-    published = importer.publish_pending()
-    seconds = time.perf_counter() - started
-    result.update(broker=url.split("://")[0], published=published, pending_before=pending,
-                  publish_s=round(seconds, 1), publish_msg_per_s=round(published / seconds) if seconds else None)
-    if broker_url:
-        with Connection(url) as connection:
+    publisher = Publisher(broker_url, topology, confirm_timeout=60)
+    try:
+        publishing = DailyUpImporter(dailyup, publisher=publisher, topology=topology)
+        pending = dailyup.count_unpublished()
+        started = time.perf_counter()
+        published = publishing.publish_pending()
+        seconds = time.perf_counter() - started
+        queued = _queued(broker_url, topology)
+    finally:
+        publisher.close()
+        with Connection(broker_url) as connection:
             channel = connection.default_channel
             for queue in topology.queues:
                 queue(channel).delete()
             for exchange in topology.exchanges:
                 exchange(channel).delete()
-    publisher.close()
+    result.update(first_deltas=first_deltas, pending=pending, published=published, queued=queued,
+                  publish_s=seconds)
 
-    result["peak_mb"] = round(peak_mb())
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+    started, cpu = time.perf_counter(), time.process_time()
+    second = importer.import_file(day1, source="cli")
+    seconds = time.perf_counter() - started
+    assert second.state == "accepted", second
+    result.update(next_rows=sum(second.rows.get(t, 0) for t in COUNTED), next_s=seconds,
+                  next_cpu_s=time.process_time() - cpu,
+                  next_deltas=sum(second.deltas.values()), peak_rss_mb=peak_mb())
+    store.engine.dispose()
     return result
 
 
-def zoho_stage(customers: int) -> dict:
-    """Two days of a smaller delivery into the simulated Zoho CRM over HTTP: records per credit and per second."""
-    from simulators.server import ServerThread
-    from simulators.zoho import (
-        DEFAULT_CLIENT_ID,
-        DEFAULT_CLIENT_SECRET,
-        DEFAULT_REFRESH_TOKEN,
-        ZohoState,
-        create_zoho_app,
-    )
-    from syncbridge.adapters.db import migrate
-    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
-    from syncbridge.adapters.db.sql import SqlStore
-    from syncbridge.adapters.zoho import ZohoClient
-    from syncbridge.config import ENTITY_KINDS, Settings
+def _queued(broker_url: str, topology) -> int:
+    """Messages in the return queue (what the confirms promised is really there)."""
+    from kombu import Connection
+
+    with Connection(broker_url) as connection:
+        channel = connection.default_channel
+        total = 0
+        for queue in topology.queues:
+            if queue.name.endswith("ameise-to-crm"):
+                total += queue(channel).queue_declare(passive=True).message_count
+        return total
+
+
+# ---------------------------------------------------------------------- databases
+def create_database(kind: str, work: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{work}/bench-{uuid.uuid4().hex[:8]}.db", None
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(POSTGRES_ADMIN)
+    name = f"syncbridge_bench_{uuid.uuid4().hex[:10]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(POSTGRES_ADMIN).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------------- the run
+def measure(rows: int, rounds: int, kind: str, broker_url: str, publish_limit: int, work: Path) -> dict:
     from syncbridge.dailyup.generate import write_delivery
-    from syncbridge.dailyup.importer import DailyUpImporter
-    from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
-    from syncbridge.mapping import load_mapping
-    from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
 
-    work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-"))
-    database_url = f"sqlite:///{work}/zoho.db"
-    migrate.upgrade(database_url)
-    store = SqlStore.from_url(database_url)
-    dailyup = SqlDailyUpStore(store.engine)
-    importer = DailyUpImporter(dailyup)
-    imports = [importer.import_file(write_delivery(work, customers=customers, generation=g)) for g in (0, 1)]
-    result: dict = {"customers": customers}
-    state = ZohoState()
-    with ServerThread(create_zoho_app(state)) as server:
-        crm = ZohoClient(accounts_url=server.url, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET,
-                         refresh_token=DEFAULT_REFRESH_TOKEN, token_store=store.tokens, timeout=30.0)
-        settings = Settings.from_env({})
-        deps = ReturnDependencies(crm=crm, snapshot=dailyup, store=store, mapping=load_mapping(),
-                                  modules={kind: settings.module_for(kind) for kind in ENTITY_KINDS})
-        for day, imp in enumerate(imports, start=1):
-            deltas = _deltas_of(dailyup, imp.import_id)
-            credits, calls = state.credits_used, state.api_calls
-            started = time.perf_counter()
-            for index in range(0, len(deltas), 100):
-                batch = tuple(AmeiseRecordChanged(delta_id=f"{d.import_id}:{d.entity}:{d.key}", import_id=d.import_id,
-                                                  delivered_on="2026-11-02", entity=d.entity, change=d.change,
-                                                  key=d.key, changed_fields=tuple(d.changed_fields or ()))
-                              for d in deltas[index:index + 100])
-                sync_ameise_records_to_crm(SyncAmeiseRecordsToCrm(batch), deps)
-            seconds = time.perf_counter() - started
-            spent = state.credits_used - credits
-            result[f"day{day}"] = {"records": len(deltas), "credits": spent, "calls": state.api_calls - calls,
-                                   "records_per_credit": round(len(deltas) / spent, 2) if spent else None,
-                                   "records_per_s": round(len(deltas) / seconds)}
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-    return result
+    customers = max(1, int(rows / ROWS_PER_CUSTOMER))
+    folder = work / size_name(rows)
+    folder.mkdir()
+    day0 = write_delivery(folder, customers=customers, generation=0)
+    day1 = write_delivery(folder, customers=customers, generation=1)
+    floors, runs = [], []
+    for index in range(rounds):
+        # Interleaved: the floor, then syncbridge (a fresh process and database), round by round.
+        floors.append(floor(day1))
+        url, name = create_database(kind, work)
+        try:
+            command = [sys.executable, __file__, "--one", str(day0), str(day1), "--database-url", url,
+                       "--broker-url", broker_url, "--publish-limit", str(publish_limit)]
+            done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        finally:
+            drop_database(name)
+        print(f"  {size_name(rows)} round {index + 1}: floor {floors[-1]['rows_s']:.0f} rows/s, "
+              f"first {runs[-1]['first_rows'] / runs[-1]['first_s']:.0f}, "
+              f"next {runs[-1]['next_rows'] / runs[-1]['next_s']:.0f}, "
+              f"publish {runs[-1]['published'] / runs[-1]['publish_s']:.0f} msg/s, "
+              f"{runs[-1]['peak_rss_mb']:.0f} MB", flush=True)
 
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
 
-def _deltas_of(dailyup, import_id: int) -> list:
-    """The deltas an import produced, from the outbox (published or not), in order."""
-    from sqlalchemy import select
-
-    from syncbridge.adapters.db.models import DailyUpDeltaRecord as Delta
-
-    with dailyup.engine.connect() as conn:
-        return conn.execute(select(Delta).where(Delta.import_id == import_id).order_by(Delta.id)).all()
+    floor_s = median([f["rows_s"] for f in floors])
+    first_s = median([r["first_rows"] / r["first_s"] for r in runs])
+    next_s = median([r["next_rows"] / r["next_s"] for r in runs])
+    return {
+        "first_rows_s": round(first_s), "next_rows_s": round(next_s),
+        "peak_rss_mb": round(median([r["peak_rss_mb"] for r in runs])),
+        "publish_msgs_s": round(median([r["published"] / r["publish_s"] for r in runs])),
+        "floor_rows_s": round(floor_s),
+        # Rows per CPU second of the importing process (the database's own CPU not counted): on a shared,
+        # overloaded machine wall-clock rates swing with the neighbours' load, these much less.
+        "first_cpu_rows_s": round(median([r["first_rows"] / r["first_cpu_s"] for r in runs])),
+        "next_cpu_rows_s": round(median([r["next_rows"] / r["next_cpu_s"] for r in runs])),
+        "floor_cpu_rows_s": round(median([f["cpu_rows_s"] for f in floors])),
+        "first_vs_floor": round(first_s / floor_s, 3), "next_vs_floor": round(next_s / floor_s, 3),
+        # Correct in kind: every confirmed delta is in the queue, each size has its rows.
+        "rows": runs[0]["next_rows"], "published": runs[0]["published"], "queued": runs[0]["queued"],
+        "next_deltas": runs[0]["next_deltas"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
-                        help="delivery sizes in rows (customers + contracts)")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file per size")
-    parser.add_argument("--broker-url", default=os.environ.get("SYNCBRIDGE_BROKER_URL") or None,
-                        help="RabbitMQ for the publish figure (default: in-process broker)")
-    parser.add_argument("--zoho-customers", type=int, default=2000,
-                        help="customers of the two-day delivery sent to the simulated Zoho")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--zoho", action="store_true", help=argparse.SUPPRESS)
+                        help="delivery sizes in rows (customers + contracts); default 100000 1000000")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per size (the median is reported; at least 3)")
+    parser.add_argument("--quick", action="store_true", help="one size of 20000 rows: under a minute")
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres",
+                        help="a fresh PostgreSQL database on 127.0.0.1 (default) or a SQLite file per round")
+    parser.add_argument("--broker-url", default=BROKER, help="RabbitMQ for the publish figure")
+    parser.add_argument("--publish-limit", type=int, default=100_000,
+                        help="deltas of the first day published per round at most (default 100000)")
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.disable(logging.INFO)   # the simulator's request lines would drown the figures
-    if args.zoho:
-        print(json.dumps(zoho_stage(args.zoho_customers)))
-        return
+    logging.disable(logging.WARNING)
     if args.one:
-        print(json.dumps(run_one(args.one, args.database_url, args.broker_url)))
+        print(json.dumps(run_one(Path(args.one[0]), Path(args.one[1]), args.database_url, args.broker_url,
+                                 args.publish_limit)))
         return
-    runs = [(f"{rows} rows", [sys.executable, __file__, "--one", str(rows)]) for rows in args.rows]
-    runs.append((f"Zoho upserts ({args.zoho_customers} customers, two days)",
-                 [sys.executable, __file__, "--zoho", "--zoho-customers", str(args.zoho_customers)]))
-    for title, command in runs:
-        if args.database_url:
-            command += ["--database-url", args.database_url]
-        if args.broker_url:
-            command += ["--broker-url", args.broker_url]
-        print(f"== {title}", flush=True)
-        output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
-        figures = json.loads(output)
-        for key, value in figures.items():
-            print(f"  {key:<30} {value}")
+    sizes = [20_000] if args.quick else args.rows
+    rounds = max(3, args.rounds)
+    work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-"))
+    summary: dict[str, object] = {}
+    try:
+        for rows in sizes:
+            figures = measure(rows, rounds, args.database, args.broker_url, args.publish_limit, work)
+            summary.update({f"{key}_{size_name(rows)}": value for key, value in figures.items()})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(" ".join(f"{key}={value}" for key, value in summary.items()))
 
 
 if __name__ == "__main__":

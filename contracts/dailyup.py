@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import cache, lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow.utils import missing as missing_
 
 from syncbridge.deliveries import (
     CONTRACT_COLUMNS,
@@ -154,12 +155,16 @@ class CustomerRowSchema(RowSchema):
 
     @validates_schema(skip_on_field_errors=False)
     def _name_of_person_type(self, data, **kwargs):
-        # A column the delivery lacks altogether cannot be asked for: that shows in Delivery.missing_columns.
-        kind = data.get("Personentyp")
-        if kind == "natuerlich" and "Nachname" in data and not data["Nachname"]:
-            raise ValidationError("Required for a natural person (Personentyp natuerlich).", "Nachname")
-        if kind == "juristisch" and "Firma" in data and not data["Firma"]:
-            raise ValidationError("Required for a legal person (Personentyp juristisch).", "Firma")
+        _check_name_of_person_type(data)
+
+
+def _check_name_of_person_type(data: dict) -> None:
+    # A column the delivery lacks altogether cannot be asked for: that shows in Delivery.missing_columns.
+    kind = data.get("Personentyp")
+    if kind == "natuerlich" and "Nachname" in data and not data["Nachname"]:
+        raise ValidationError("Required for a natural person (Personentyp natuerlich).", "Nachname")
+    if kind == "juristisch" and "Firma" in data and not data["Firma"]:
+        raise ValidationError("Required for a legal person (Personentyp juristisch).", "Firma")
 
 
 class ContractRowSchema(RowSchema):
@@ -211,3 +216,40 @@ def row_schema(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool
     special = SPECIAL_FIELDS.get(table, {})
     declared = {c: special[c]() if c in special else _column_field(c, parse_date, decimal_comma) for c in columns}
     return base.from_dict(declared, name=f"{base.__name__}_{table}")()
+
+
+# The checks of a whole row beside its fields' (the schemas' ``validates_schema`` methods call the same).
+ROW_CHECKS: dict[str, Callable[[dict], None]] = {CUSTOMERS: _check_name_of_person_type}
+
+
+@cache
+def row_loader(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> Callable[[dict], dict]:
+    """A function loading a row exactly as ``row_schema(table, ...).load`` does, several times faster.
+
+    A valid row (nearly every row of a delivery) goes through the schema's own fields
+    and row check without marshmallow's per-call machinery; a row any of them refuses
+    is loaded again by the schema itself, so the :class:`ValidationError` it raises is
+    the schema's, with every message of the row.
+    """
+    schema = row_schema(table, date_format=date_format, decimal_comma=decimal_comma)
+    load = schema.load
+    declared = list(schema.load_fields.items())
+    if any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared):
+        return load     # a field this shortcut does not know how to run: the schema does all
+    check = ROW_CHECKS.get(table)
+
+    def load_row(raw: dict) -> dict:
+        data = {}
+        try:
+            for name, field in declared:
+                if name in raw:
+                    data[name] = field._deserialize(raw[name], name, raw)
+                elif field.required:
+                    return load(raw)
+            if check is not None:
+                check(data)
+        except ValidationError:
+            return load(raw)
+        return data
+
+    return load_row

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from marshmallow import ValidationError
 
-from contracts.dailyup import row_schema
+from contracts.dailyup import row_loader
 from syncbridge.deliveries import (
     COLUMNS,
     KEY_COLUMNS,
@@ -324,7 +324,7 @@ class Delivery:
         extra = [(i, c) for i, c in enumerate(header) if c not in columns]
         known_names = [c for _, c in known]
         pick = _picker([i for i, _ in known])
-        load = row_schema(table, date_format=self.date_format, decimal_comma=self.decimal_comma).load
+        load = row_loader(table, date_format=self.date_format, decimal_comma=self.decimal_comma)
         first_line: dict[str, int] = {}
         short: RowError | None = None   # held until it is known whether the file was cut in that row
         with self._csv(info.member, info.encoding) as (reader, where):

@@ -9,6 +9,7 @@ whatever the size of the delivery.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -289,9 +290,31 @@ class ImportSession:
         return found
 
     def stage(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows (import_id, table, key, line, hash, data, error) into staging."""
-        if rows:
+        """Insert rows (import_id, table, key, line, hash, data, error) into staging.
+
+        On PostgreSQL by ``COPY`` (in this transaction): a delivery's rows are most of an
+        import's writes, and COPY takes them several times faster than an INSERT per row.
+        The data is the JSON text SQLAlchemy would write, so it compares equal to the snapshot's.
+        """
+        if not rows:
+            return
+        if not self.postgres:
             self.conn.execute(insert(STAGING), list(rows))
+            return
+        self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "error"),
+                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], json.dumps(r["data"]), r["error"])
+                    for r in rows))
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY`` rows into a table on PostgreSQL, in this session's transaction."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            names = ", ".join(f'"{c}"' for c in columns)
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
 
     def clear_staging(self) -> None:
         """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
@@ -397,7 +420,11 @@ class ImportSession:
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
-        if rows:
+        if rows and self.postgres:
+            now = utcnow()
+            self._copy("dailyup_snapshot", ("table", "key", "hash", "data", "deleted", "import_id", "updated_at"),
+                       ((table, r.key, r.hash, json.dumps(r.data), False, import_id, now) for r in rows))
+        elif rows:
             now = utcnow()
             self.conn.execute(insert(SNAPSHOT), [
                 {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "deleted": False,
@@ -417,7 +444,12 @@ class ImportSession:
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
-        if rows:
+        if rows and self.postgres:
+            # One COPY keeps the rows' order, so the outbox ids do too.
+            self._copy("dailyup_deltas", ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields"),
+                       ((r["import_id"], r["entity"], r["change"], r["key"], json.dumps(r.get("changed_fields", [])),
+                         json.dumps(r.get("echoed_fields", []))) for r in rows))
+        elif rows:
             self.conn.execute(insert(DELTAS), list(rows))
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
