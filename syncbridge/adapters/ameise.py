@@ -23,6 +23,10 @@ from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from syncbridge.ports import OAuthToken, TokenStore
 
+# A call refused with 401 is sent again after a token refresh this many times before Ameise counts as
+# needing a reconnect.
+REFRESHES_PER_CALL = 3
+
 log = logging.getLogger(__name__)
 
 PROVIDER = "ameise"
@@ -485,20 +489,25 @@ class AmeiseClient:
         missing_ok: bool = False,
         creates: bool = False,
     ) -> Any:
-        """One API call: a 401 refreshes once and retries once; errors mapped to the two kinds."""
+        """One API call: a 401 refreshes the token and sends it again (a few times); errors mapped to the two kinds."""
         access, employee_id = self.oauth.credentials()
         url = "/".join([self.api_url, quote(employee_id, safe=""), *(quote(str(p), safe="") for p in parts)])
         what = f"{method} {'/'.join(parts)}"
         request_id = uuid.uuid4().hex  # same id on the retry: it is the same logical request
         response = self._send(method, url, access, request_id, json, params, what)
-        if response.status_code == 401:
+        for _ in range(REFRESHES_PER_CALL):
+            if response.status_code != 401:
+                break
+            # A refused token is refreshed (unless another thread already did) and the call sent again. With
+            # many calls in flight, the token one of them refreshed can be refused too (it expired meanwhile, or
+            # a refresh elsewhere replaced it): a few rounds, and only then a person is asked to reconnect.
             access = self.oauth.refresh_access_token(rejected=access)
             response = self._send(method, url, access, request_id, json, params, what)
-            if response.status_code == 401:
-                message, _, _, body = describe_response(response)
-                raise self.oauth.reconnect_needed(
-                    f"{what} answered 401 after a token refresh ({message})", status=401, body=body,
-                )
+        if response.status_code == 401:
+            message, _, _, body = describe_response(response)
+            raise self.oauth.reconnect_needed(
+                f"{what} answered 401 after {REFRESHES_PER_CALL} token refreshes ({message})", status=401, body=body,
+            )
         if response.status_code == 404 and missing_ok:
             return None
         if not 200 <= response.status_code < 300:

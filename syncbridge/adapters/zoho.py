@@ -28,6 +28,10 @@ from syncbridge.ports import (
     aware_time,
 )
 
+# A call refused for its access token is sent again after a refresh this many times before Zoho counts as
+# needing a reconnect.
+REFRESHES_PER_CALL = 3
+
 log = logging.getLogger(__name__)
 
 PROVIDER = "zoho"
@@ -551,19 +555,23 @@ class ZohoClient:
         refresh once and retry once."""
         token = self._token()
         response = self._send(method, path, token, **kwargs)
+        for _ in range(REFRESHES_PER_CALL):
+            if response.status_code != 401:
+                break
+            body = _body(response)
+            code = body.get("code") if isinstance(body, dict) else None
+            if code not in TOKEN_ERROR_CODES:
+                raise self._reconnect(f"Zoho refuses the access token ({code or 401})", status=401, code=code,
+                                      body=body)
+            # Refreshed unless another thread already did; with many calls in flight the token another one
+            # refreshed may be refused as well, so a few rounds before a person is asked to reconnect.
+            token = self._token(stale=token.access_token)
+            response = self._send(method, path, token, **kwargs)
         if response.status_code != 401:
             self._count(call, response, records)
             return response
         body = _body(response)
         code = body.get("code") if isinstance(body, dict) else None
-        if code in TOKEN_ERROR_CODES:
-            token = self._token(stale=token.access_token)
-            response = self._send(method, path, token, **kwargs)
-            if response.status_code != 401:
-                self._count(call, response, records)
-                return response
-            body = _body(response)
-            code = body.get("code") if isinstance(body, dict) else None
         raise self._reconnect(f"Zoho refuses the access token ({code or 401})", status=401, code=code, body=body)
 
     def _count(self, call: str, response: requests.Response, records: int | None) -> None:

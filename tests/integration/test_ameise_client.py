@@ -21,6 +21,7 @@ from simulators.fakes.zoho import InMemoryZoho
 from simulators.server import ServerThread
 from simulators.zoho import seed_demo as seed_zoho
 from syncbridge.adapters.ameise import (
+    REFRESHES_PER_CALL,
     AmeiseClient,
     AmeiseOAuth,
     AmeiseReconnectNeeded,
@@ -524,9 +525,20 @@ def test_401_refreshes_once_and_retries(connected):
     assert oauth.token_store.status("ameise")[0] == "active"
 
 
-def test_401_after_the_refresh_needs_a_reconnect(connected):
+def test_a_401_after_a_refresh_is_sent_again_after_another_one(connected):
+    # With many calls in flight, the token one of them refreshed may be refused as well.
     state, _, oauth, client = connected
+    number = client.create_customer(ERIKA)
     state.add_fault(status=401, count=2)
+
+    assert client.get_customer(number)["Id"] == number
+    assert [r["status"] for r in state.requests if "kunden" in r["path"]][-3:] == [401, 401, 200]
+    assert oauth.token_store.status("ameise")[0] == "active"
+
+
+def test_401_after_the_refreshes_needs_a_reconnect(connected):
+    state, _, oauth, client = connected
+    state.add_fault(status=401, count=1 + REFRESHES_PER_CALL)
     with pytest.raises(AmeiseReconnectNeeded) as caught:
         client.get_customer("5001234567")
     assert caught.value.status == 401

@@ -23,6 +23,7 @@ from simulators.zoho import (
 )
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.adapters.zoho import (
+    REFRESHES_PER_CALL,
     ZohoClient,
     ZohoReconnectNeeded,
     ZohoRejected,
@@ -519,12 +520,24 @@ def test_token_refused_again_after_refresh_needs_reconnect(state, make_client, c
     state.auth_error_code = code
     store = MemoryTokenStore()
     client = make_client(store)
-    state.add_fault(401, count=2)
+    state.add_fault(401, count=1 + REFRESHES_PER_CALL)
     with pytest.raises(ZohoReconnectNeeded) as caught:
         client.get_record("Contacts", MISSING_ID)
     assert caught.value.status == 401
     assert store.status("zoho")[0] == "reconnect_needed"
-    assert state.tokens_minted() == 2
+    assert state.tokens_minted() == 1 + REFRESHES_PER_CALL
+
+
+def test_a_token_refused_after_one_refresh_is_refreshed_again_and_the_call_goes_through(state, make_client):
+    # With many calls in flight, the token one of them refreshed may be refused as well.
+    state.auth_error_code = "INVALID_TOKEN"
+    store = MemoryTokenStore()
+    client = make_client(store)
+    state.add_fault(401, count=2)
+
+    assert client.get_record("Contacts", MISSING_ID) is None
+    assert store.status("zoho")[0] != "reconnect_needed"
+    assert state.tokens_minted() == 3
 
 
 def test_revoked_refresh_token_needs_reconnect(state, make_client):
