@@ -34,3 +34,21 @@ def dailyup_store(request) -> Iterator[SqlDailyUpStore]:
     engine = emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
     yield SqlDailyUpStore(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def topology(namespace):
+    """The topology of the test's own namespace, with the default retry delays (a module may set its own)."""
+    from producers.topology import build_topology
+
+    return build_topology(namespace)
+
+
+@pytest.fixture
+def publisher(rabbitmq_url, topology):
+    """A publisher with confirms on the real broker, for ``topology``; closed after the test."""
+    from producers.publisher import Publisher
+
+    publisher = Publisher(rabbitmq_url, topology)
+    yield publisher
+    publisher.close()

@@ -13,8 +13,6 @@ import pytest
 
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.publisher import Publisher
-from producers.topology import build_topology
 from producers.transport import rabbitmq_connection
 from simulators.fakes.ameise import InMemoryAmeise
 from simulators.fakes.store import MemoryStore
@@ -27,18 +25,6 @@ from tests.support.databases import emptied_engine
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def topology(namespace):
-    return build_topology(namespace)
-
-
-@pytest.fixture
-def publisher(rabbitmq_url, topology):
-    publisher = Publisher(rabbitmq_url, topology)
-    yield publisher
-    publisher.close()
 
 
 def publish(publisher, topology, record_id: str) -> str:

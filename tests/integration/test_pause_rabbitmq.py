@@ -11,8 +11,6 @@ import pytest
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
 from producers.depths import queue_depths
-from producers.publisher import Publisher
-from producers.topology import build_topology
 from producers.transport import rabbitmq_connection
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.operators import SqlOperatorStore
@@ -23,18 +21,6 @@ from syncbridge.messages import CrmRecordChanged, crm_record_changed_key
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def topology(namespace):
-    return build_topology(namespace)
-
-
-@pytest.fixture
-def publisher(rabbitmq_url, topology):
-    publisher = Publisher(rabbitmq_url, topology)
-    yield publisher
-    publisher.close()
 
 
 def publish(publisher, topology, count: int) -> None:

@@ -11,7 +11,6 @@ from kombu import Connection
 
 from consumers.crm_to_ameise import CrmToAmeiseConsumer
 from contracts.events import CrmRecordChangedSchema
-from producers.publisher import Publisher
 from producers.topology import build_topology
 from producers.transport import rabbitmq_connection
 from simulators.fakes.store import MemoryStore
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.rabbitmq
 @pytest.fixture
 def topology(namespace):
     return build_topology(namespace, retry_delays=(1, 2))
-
-
-@pytest.fixture
-def publisher(rabbitmq_url, topology):
-    publisher = Publisher(rabbitmq_url, topology)
-    yield publisher
-    publisher.close()
 
 
 def event() -> dict:
