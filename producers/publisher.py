@@ -413,9 +413,7 @@ class Publisher:
                 with self._frames.collected():
                     for index in todo[start:start + FRAMES_PER_WRITE]:
                         routing_key, payload, message_id = batch.messages[index]
-                        message = Message(payload, content_type="application/json", content_encoding="utf-8",
-                                          application_headers={}, delivery_mode=2, priority=0,
-                                          message_id=message_id)
+                        message = _BulkMessage(payload, message_id)
                         # An unroutable message comes back (basic.return) and raises.
                         channel.basic_publish(message, exchange=exchange_name, routing_key=routing_key,
                                               mandatory=True)
@@ -509,6 +507,29 @@ class _Frames:
         data, self.chunks = b"".join(self.chunks), []
         if data:
             self.connection.transport.write(data)
+
+
+class _BulkMessage(Message):
+    """A persistent JSON message of publish_many: the properties of :meth:`Publisher.publish`, serialized cheaply.
+
+    All its properties but the message id are the same for every message, so their
+    serialized form (flags and values, message_id being the last one present) is built
+    once; py-amqp's generic property serializer costs about a third of a publish.
+    """
+
+    def __init__(self, body: bytes, message_id: str) -> None:
+        super().__init__(body, content_type="application/json", content_encoding="utf-8",
+                         application_headers={}, delivery_mode=2, priority=0, message_id=message_id)
+
+    def _serialize_properties(self) -> bytes:
+        message_id = self.properties["message_id"].encode("utf-8")
+        if len(message_id) > 255:
+            return super()._serialize_properties()   # py-amqp refuses it with its own error
+        return _BULK_PROPERTIES + bytes((len(message_id),)) + message_id
+
+
+# The serialized properties of a _BulkMessage up to its message id (a short string: a length byte, then the bytes).
+_BULK_PROPERTIES = Message._serialize_properties(_BulkMessage(b"", ""))[:-1]
 
 
 class _Outgoing:
