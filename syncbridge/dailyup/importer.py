@@ -178,8 +178,7 @@ class DailyUpImporter:
                                                                    reason, CONTRACT_VIOLATION))
                 self.store.mark_published([d.id])
             try:
-                # One window per batch: the broker's confirms are awaited once per batch.
-                self.publisher.publish_many(self.topology.events, messages, window=PUBLISH_BATCH)
+                self.publisher.publish_many(self.topology.events, messages)
             except Unavailable as exc:
                 # The first ``confirmed`` of the batch reached the broker: do not send them again.
                 confirmed = getattr(exc, "confirmed", None) or 0
