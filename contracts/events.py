@@ -109,3 +109,41 @@ class AmeiseRecordChangedSchema(MessageSchema):
         return AmeiseRecordChanged(**{**data, "delivered_on": data["delivered_on"].isoformat(),
                                       "changed_fields": tuple(data["changed_fields"]),
                                       "echoed_fields": tuple(data["echoed_fields"])})
+
+
+_KEY = re.compile(r"\S{1,40}")
+_ameise_schema = AmeiseRecordChangedSchema()
+
+
+def ameise_record_changed_plain_body(event: AmeiseRecordChanged) -> dict | None:
+    """The message body of ``event`` as ``AmeiseRecordChangedSchema().dump`` gives it, if it plainly meets the contract.
+
+    The DailyUp publishes one per delta, tens of thousands at a time: an event whose
+    fields plainly satisfy the contract (the usual case) is written out directly,
+    without marshmallow.  Any other gives None: the caller then dumps and validates
+    it with the schema, which names what is wrong.
+    """
+    changed, echoed = event.changed_fields, event.echoed_fields
+    if not (isinstance(event.delta_id, str) and event.delta_id
+            and type(event.import_id) is int and event.import_id >= 1
+            and event.entity in ENTITIES and event.change in CHANGES
+            and isinstance(event.key, str) and _KEY.fullmatch(event.key)
+            and isinstance(changed, (tuple, list)) and all(isinstance(f, str) and f for f in changed)
+            and isinstance(echoed, (tuple, list)) and all(isinstance(f, str) and f for f in echoed)
+            and isinstance(event.delivered_on, str)):
+        return None
+    try:
+        delivered_on = date.fromisoformat(event.delivered_on).isoformat()
+    except ValueError:
+        return None
+    return {
+        "schema_version": AmeiseRecordChangedSchema.SCHEMA_VERSION,
+        "delta_id": event.delta_id,
+        "import_id": event.import_id,
+        "delivered_on": delivered_on,
+        "entity": event.entity,
+        "change": event.change,
+        "key": event.key,
+        "changed_fields": list(changed),
+        "echoed_fields": list(echoed),
+    }

@@ -48,6 +48,8 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (OSError, KombuError, AMQPError
 # Seconds the caller leading publish() reads answers before it sends what other callers handed over since.
 POLL_S = 0.002
 POLL_MAX_S = 0.016
+# Messages of publish_many whose frames are collected into one write to the socket.
+FRAMES_PER_WRITE = 250
 
 
 class BrokerUnavailable(Unavailable):
@@ -402,25 +404,19 @@ class Publisher:
             channel.confirm_select()
         todo = batch.unconfirmed()
         tags = _Tags(len(todo))   # delivery tags count from 1 on a channel just put in confirm mode
-        producer = Producer(channel, auto_declare=False)
         # Answers may arrive while the window is still being sent (py-amqp reads them
         # between publishes), so they are listened for from the first message on.
         with _answers(channel, tags), self._bounded(self.confirm_timeout):
-            for index in todo:
-                routing_key, payload, message_id = batch.messages[index]
-                producer.publish(
-                    payload,
-                    exchange=exchange_name,
-                    routing_key=routing_key,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    mandatory=True,       # an unroutable message comes back (basic.return) and raises
-                    headers={},
-                    message_id=message_id,
-                    timeout=self.confirm_timeout,
-                    retry=False,
-                )
+            # The frames of the whole window go out in a few writes to the socket, not one per message;
+            # each message through py-amqp's own basic_publish with the properties publish() gives it.
+            for start in range(0, len(todo), FRAMES_PER_WRITE):
+                with self._frames.collected():
+                    for index in todo[start:start + FRAMES_PER_WRITE]:
+                        routing_key, payload, message_id = batch.messages[index]
+                        message = _BulkMessage(payload, message_id)
+                        # An unroutable message comes back (basic.return) and raises.
+                        channel.basic_publish(message, exchange=exchange_name, routing_key=routing_key,
+                                              mandatory=True)
             try:
                 self._await(tags)
             finally:
@@ -511,6 +507,29 @@ class _Frames:
         data, self.chunks = b"".join(self.chunks), []
         if data:
             self.connection.transport.write(data)
+
+
+class _BulkMessage(Message):
+    """A persistent JSON message of publish_many: the properties of :meth:`Publisher.publish`, serialized cheaply.
+
+    All its properties but the message id are the same for every message, so their
+    serialized form (flags and values, message_id being the last one present) is built
+    once; py-amqp's generic property serializer costs about a third of a publish.
+    """
+
+    def __init__(self, body: bytes, message_id: str) -> None:
+        super().__init__(body, content_type="application/json", content_encoding="utf-8",
+                         application_headers={}, delivery_mode=2, priority=0, message_id=message_id)
+
+    def _serialize_properties(self) -> bytes:
+        message_id = self.properties["message_id"].encode("utf-8")
+        if len(message_id) > 255:
+            return super()._serialize_properties()   # py-amqp refuses it with its own error
+        return _BULK_PROPERTIES + bytes((len(message_id),)) + message_id
+
+
+# The serialized properties of a _BulkMessage up to its message id (a short string: a length byte, then the bytes).
+_BULK_PROPERTIES = Message._serialize_properties(_BulkMessage(b"", ""))[:-1]
 
 
 class _Outgoing:
