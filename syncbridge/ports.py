@@ -331,6 +331,13 @@ class Store(Protocol):
     def log(self, entry: ActivityEntry) -> ActivityEntry:
         """Append to the activity log; returns the entry with id and time."""
 
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync in ONE transaction: append ``entries`` to the activity log, mark
+        ``processed`` (event id, outcome; the first outcome stays), clear the create note when
+        ``created`` (the record is linked), and give the lock back (as :meth:`unlock_record`)."""
+
     def activities(
         self,
         *,

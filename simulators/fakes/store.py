@@ -5,7 +5,7 @@ import copy
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -118,6 +118,22 @@ class MemoryStore:
             self._log.append(stored)
         # Callers get their own copy of the details, as they would from a database.
         return replace(stored, details=copy.deepcopy(stored.details))
+
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync at once: log entries, processed mark, create note cleared, lock released."""
+        stamped = [replace(entry, at=datetime.now(UTC) if entry.at is None else _as_utc(entry.at),
+                           details=copy.deepcopy(dict(entry.details))) for entry in entries]
+        with self._lock:
+            self._log.extend(replace(entry, id=next(self._ids)) for entry in stamped)
+            if processed is not None:
+                self._processed.setdefault(*processed)
+            if created:
+                self._creating.discard(key)
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder == owner:
+                self._records[key] = (None, 0.0, synced_from or synced)
 
     def activities(
         self,

@@ -173,6 +173,17 @@ def _to_link(row: Any) -> Link:
     )
 
 
+def _activity_values(entry: ActivityEntry) -> dict[str, Any]:
+    """The row of an activity log entry (its time in UTC, now when it has none; its details copied)."""
+    return {
+        "at": utcnow() if entry.at is None else _as_utc(entry.at), "direction": entry.direction,
+        "action": entry.action, "result": entry.result, "entity": entry.entity, "zoho_module": entry.zoho_module,
+        "zoho_id": entry.zoho_id, "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error,
+        "details": copy.deepcopy(dict(entry.details)),
+        **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
+    }
+
+
 def _to_entry(row: Any) -> ActivityEntry:
     return ActivityEntry(
         direction=row.direction, action=row.action, result=row.result, entity=row.entity,
@@ -391,17 +402,28 @@ class SqlStore:
 
     def log(self, entry: ActivityEntry) -> ActivityEntry:
         """Append to the activity log; return the entry with its id and time (UTC)."""
-        at = utcnow() if entry.at is None else _as_utc(entry.at)
-        details = copy.deepcopy(dict(entry.details))
-        values = {
-            "at": at, "direction": entry.direction, "action": entry.action, "result": entry.result,
-            "entity": entry.entity, "zoho_module": entry.zoho_module, "zoho_id": entry.zoho_id,
-            "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error, "details": details,
-            **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
-        }
+        values = _activity_values(entry)
         with self.engine.begin() as conn:
             new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]
-        return replace(entry, id=new_id, at=at, details=details)
+        return replace(entry, id=new_id, at=values["at"], details=values["details"])
+
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync in one transaction: log entries, processed mark, create note cleared, lock released."""
+        released: dict[str, Any] = {"locked_by": None, "locked_until": None}
+        if synced_from is not None:
+            released["synced_from"] = synced_from
+        with self.engine.begin() as conn:
+            if entries:
+                conn.execute(insert(ACTIVITY), [_activity_values(entry) for entry in entries])
+            if processed is not None:
+                _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
+                                                 "processed_at": utcnow()}, ["event_id"])
+            if created:
+                # As note_create(key, False): the record is linked, whoever holds its lease now.
+                conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(creating_since=None))
+            conn.execute(update(RECORDS).where(RECORDS.c.key == key, RECORDS.c.locked_by == owner).values(**released))
 
     def activities(
         self,
