@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from simulators.fakes.credits import MemoryCreditLedger
 from syncbridge.adapters.tokens import MemoryTokenStore
-from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, RecordLease
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -78,6 +78,16 @@ class MemoryStore:
                 return False
             self._records[key] = (owner, now + ttl, synced)
             return True
+
+    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state at once."""
+        now = self.now().timestamp()
+        with self._lock:
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder not in (None, owner) and until > now:
+                return None
+            self._records[key] = (owner, now + ttl, synced)
+            return RecordLease(synced_from=synced, creating=key in self._creating)
 
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         with self._lock:

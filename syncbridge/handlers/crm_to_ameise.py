@@ -25,6 +25,7 @@ from syncbridge.ports import (
     DeletedCrmRecord,
     EchoMarks,
     LinkConflict,
+    RecordLease,
     Store,
     SweepState,
 )
@@ -82,9 +83,10 @@ class _RecordOutcome:
     that a create is about to be sent above all, goes to the store at once.
     """
 
-    def __init__(self, store: Store, key: str) -> None:
+    def __init__(self, store: Store, key: str, lease: RecordLease) -> None:
         self._store = store
         self.key = key
+        self.lease = lease
         self.entries: list[ActivityEntry] = []
         self.processed: tuple[str, str] | None = None
         self.created = False
@@ -102,17 +104,22 @@ class _RecordOutcome:
             self.processed = (event_id, outcome)
 
     def note_create(self, key: str, creating: bool) -> None:
-        if key == self.key and not creating:
-            self.created = True
-            return
         if key == self.key:
-            self.created = False
+            self.created = not creating
+            self.lease = replace(self.lease, creating=creating)
+            if not creating:
+                return
         self._store.note_create(key, creating)
 
     def create_under_way(self, key: str) -> bool:
-        if key == self.key and self.created:
-            return False
+        if key == self.key:     # read with the lease, and noted here since: no one else writes it meanwhile
+            return self.lease.creating
         return bool(self._store.create_under_way(key))
+
+    def last_synced_from(self, key: str) -> datetime | None:
+        if key == self.key:
+            return self.lease.synced_from
+        return self._store.last_synced_from(key)
 
 
 @contextmanager
@@ -125,13 +132,13 @@ def record_lock(deps: SyncDependencies, key: str) -> Iterator[tuple[Callable[[],
     """
     owner = uuid.uuid4().hex
     deadline = deps.monotonic() + deps.lock_wait
-    while not deps.store.lock_record(key, owner, deps.lock_ttl):
+    while (lease := deps.store.take_record(key, owner, deps.lock_ttl)) is None:
         if deps.monotonic() >= deadline:
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
         deps.sleep(0.05)
     synced: list[datetime] = []
     started = deps.now()
-    outcome = _RecordOutcome(deps.store, key)
+    outcome = _RecordOutcome(deps.store, key, lease)
     try:
         yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome))
     finally:

@@ -24,7 +24,16 @@ from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
 from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
-from syncbridge.ports import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, LinkConflict, OAuthToken, Store
+from syncbridge.ports import (
+    AMEISE_TO_CRM,
+    CRM_TO_AMEISE,
+    SYSTEM,
+    ActivityEntry,
+    LinkConflict,
+    OAuthToken,
+    RecordLease,
+    Store,
+)
 from tests.support.clock import FakeClock
 from tests.support.databases import emptied_engine, pg_schema, schema_differences
 
@@ -175,6 +184,21 @@ def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(store):
     taken = _together(6, lambda i: store.lock_record(KEY, f"worker-{i}", ttl=30))
 
     assert sorted(taken) == [False] * 5 + [True]
+
+
+def test_take_record_takes_the_lease_and_reads_the_records_state_with_it(store):
+    started = datetime.now(UTC)
+
+    assert store.take_record(KEY, "a", ttl=30) == RecordLease(synced_from=None, creating=False)
+    assert store.take_record(KEY, "b", ttl=30) is None           # a holds it
+    assert store.take_record(KEY, "a", ttl=30) is not None        # its owner may take it again
+    store.note_create(KEY, True)
+    store.unlock_record(KEY, "a", synced_from=started)
+
+    assert store.take_record(KEY, "b", ttl=30) == RecordLease(synced_from=started, creating=True)
+    assert not store.lock_record(KEY, "c", ttl=30)               # one lease, whichever method took it
+    assert sorted(_together(6, lambda i: store.take_record(f"Contacts/{i % 2}", f"w-{i}", 30) is not None)) \
+        == [False] * 4 + [True] * 2
 
 
 def test_finish_record_writes_a_syncs_outcome_and_gives_the_lease_back(store):

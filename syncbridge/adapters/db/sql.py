@@ -29,7 +29,7 @@ from syncbridge.adapters.db.models import (
     utcnow,
 )
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
-from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, OAuthToken
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, OAuthToken, RecordLease
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +362,29 @@ class SqlStore:
         until = now + timedelta(seconds=ttl)
         return take_row_lease(self.engine, RECORDS.c.key, RECORDS.c.locked_by, RECORDS.c.locked_until,
                               key, owner, now=now, until=until)
+
+    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction."""
+        now = self.now()
+        until = now + timedelta(seconds=ttl)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(RECORDS).where(RECORDS.c.key == key)
+                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
+                .values(locked_by=owner, locked_until=until)
+            ).rowcount
+            row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
+                               .where(RECORDS.c.key == key)).first()
+            if taken:
+                return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+            if row is not None:
+                return None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
+            return RecordLease()
+        except IntegrityError:
+            return None     # another process created the row (and holds the lease) meanwhile
 
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         values: dict[str, Any] = {"locked_by": None, "locked_until": None}
