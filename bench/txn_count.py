@@ -3,12 +3,13 @@
 Counts every transaction the store's engine begins (a SQLAlchemy ``begin`` listener) while
 one CRM record is synced through the in-memory Zoho and Ameise fakes.
 
-    python bench/txn_count.py
+    python bench/txn_count.py [--quick]     # a second either way; --quick prints the same keys
 
 The last line: ``create_txn=N update_txn=N``.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,9 @@ MODULES = {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the same run (it takes about a second)")
+    parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/count.db"
         migrate.upgrade(url)
