@@ -295,6 +295,14 @@ class SavedViews(Protocol):
         """Delete a view of ``owner``; whether there was one."""
 
 
+@dataclass(frozen=True)
+class RecordLease:
+    """What a record's sync reads when it takes the record's lock (:meth:`Store.take_record`)."""
+
+    synced_from: datetime | None = None    # when the last finished sync of the record began
+    creating: bool = False                 # a create may have been sent without being linked
+
+
 class Store(Protocol):
     tokens: TokenStore
 
@@ -330,6 +338,17 @@ class Store(Protocol):
 
     def log(self, entry: ActivityEntry) -> ActivityEntry:
         """Append to the activity log; returns the entry with id and time."""
+
+    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+        """Take the lock of one record as :meth:`lock_record`, in the same transaction reading what the
+        sync needs of it; None when another owner holds it."""
+
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync in ONE transaction: append ``entries`` to the activity log, mark
+        ``processed`` (event id, outcome; the first outcome stays), clear the create note when
+        ``created`` (the record is linked), and give the lock back (as :meth:`unlock_record`)."""
 
     def activities(
         self,

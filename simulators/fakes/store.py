@@ -5,13 +5,13 @@ import copy
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from simulators.fakes.credits import MemoryCreditLedger
 from syncbridge.adapters.tokens import MemoryTokenStore
-from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, RecordLease
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -79,6 +79,16 @@ class MemoryStore:
             self._records[key] = (owner, now + ttl, synced)
             return True
 
+    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state at once."""
+        now = self.now().timestamp()
+        with self._lock:
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder not in (None, owner) and until > now:
+                return None
+            self._records[key] = (owner, now + ttl, synced)
+            return RecordLease(synced_from=synced, creating=key in self._creating)
+
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         with self._lock:
             holder, until, synced = self._records.get(key, (None, 0.0, None))
@@ -118,6 +128,22 @@ class MemoryStore:
             self._log.append(stored)
         # Callers get their own copy of the details, as they would from a database.
         return replace(stored, details=copy.deepcopy(stored.details))
+
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync at once: log entries, processed mark, create note cleared, lock released."""
+        stamped = [replace(entry, at=datetime.now(UTC) if entry.at is None else _as_utc(entry.at),
+                           details=copy.deepcopy(dict(entry.details))) for entry in entries]
+        with self._lock:
+            self._log.extend(replace(entry, id=next(self._ids)) for entry in stamped)
+            if processed is not None:
+                self._processed.setdefault(*processed)
+            if created:
+                self._creating.discard(key)
+            holder, until, synced = self._records.get(key, (None, 0.0, None))
+            if holder == owner:
+                self._records[key] = (None, 0.0, synced_from or synced)
 
     def activities(
         self,

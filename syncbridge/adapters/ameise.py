@@ -12,6 +12,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 PROVIDER = "ameise"
 # Ameise does not publish the token lifetime; assume an hour when expires_in is missing.
 DEFAULT_TOKEN_LIFETIME = 3600.0
+# Seconds an API call may use the token as last read from the (shared) token store instead of reading it again.
+TOKEN_CACHE_S = 5.0
 SEARCH_PAGE_SIZE = 100
 SEARCH_MAX_PAGES = 100
 # The text of the preflight check's search: any answer that is a list proves the grant works.
@@ -173,6 +176,8 @@ class AmeiseOAuth:
         session: requests.Session | None = None,
         bootstrap_refresh_token: str = "",
         allow_http: bool = False,
+        token_cache_s: float = TOKEN_CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.auth_url = auth_url.rstrip("/")
         _permit_plain_http(self.auth_url, allow_http)
@@ -188,6 +193,10 @@ class AmeiseOAuth:
         self.refresh_margin = refresh_margin
         self._http = session or requests.Session()
         self._bootstrap_refresh_token = bootstrap_refresh_token
+        # The stored token as last read, and when: API calls use it instead of reading the store each time.
+        self.token_cache_s = token_cache_s
+        self._monotonic = monotonic
+        self._cached: tuple[OAuthToken, float] | None = None
 
     @classmethod
     def from_settings(cls, settings, token_store: TokenStore, *, session: requests.Session | None = None,
@@ -232,6 +241,7 @@ class AmeiseOAuth:
         token = self._to_token(raw, previous=None)
         token.extra["employee_id"] = self.userinfo(token.access_token)["sub"]
         self.token_store.save(PROVIDER, token)
+        self._cached = None
         return token
 
     def connect_with_refresh_token(self, refresh_token: str) -> OAuthToken:
@@ -241,6 +251,7 @@ class AmeiseOAuth:
             token = self._refresh_grant(seed)
             token.extra["employee_id"] = self.userinfo(token.access_token)["sub"]
             self.token_store.save(PROVIDER, token)
+            self._cached = None
             return token
 
     def userinfo(self, access_token: str) -> dict[str, Any]:
@@ -270,17 +281,17 @@ class AmeiseOAuth:
 
     def access_token(self) -> str:
         """A valid access token, refreshed about ``refresh_margin`` seconds before it expires."""
-        token = self.token_store.load(PROVIDER)
+        token = self._stored_token()
         if token is not None and self._fresh(token):
             return token.access_token
         return self.refresh_access_token()
 
     def credentials(self) -> tuple[str, str]:
         """(access token, employee id) for one API call."""
-        token = self.token_store.load(PROVIDER)
+        token = self._stored_token()
         if token is None or not self._fresh(token):
             self.refresh_access_token()
-            token = self.token_store.load(PROVIDER)
+            token = self._stored_token()
             if token is None:
                 raise AmeiseReconnectNeeded("Ameise is not connected")
         employee_id = token.extra.get("employee_id")
@@ -289,11 +300,28 @@ class AmeiseOAuth:
             employee_id = self.userinfo(token.access_token)["sub"]
             token.extra["employee_id"] = employee_id
             self.token_store.save(PROVIDER, token)
+            self._cached = None
         return token.access_token, employee_id
+
+    def _stored_token(self) -> OAuthToken | None:
+        """The stored token, read from the store at most every ``token_cache_s`` seconds.
+
+        Every process reads the shared store again once that time is up, after a refresh
+        (which reads the store itself) and when the cached token is no longer fresh, so a
+        token another process refreshed or a disconnect is seen within seconds; a call
+        refused with 401 refreshes through :meth:`refresh_access_token`, which reads the store.
+        """
+        cached, now = self._cached, self._monotonic()
+        if cached is not None and now - cached[1] < self.token_cache_s and self._fresh(cached[0]):
+            return cached[0]
+        token = self.token_store.load(PROVIDER)
+        self._cached = None if token is None else (token, now)
+        return token
 
     def refresh_access_token(self, rejected: str | None = None) -> str:
         """Refresh now unless another thread or process already did (``rejected``: the token that failed)."""
         with _REFRESH_LOCK:
+            self._cached = None
             token = self.token_store.load(PROVIDER)
             if token is not None and token.access_token != rejected and self._fresh(token):
                 return token.access_token
@@ -314,6 +342,7 @@ class AmeiseOAuth:
 
     def reconnect_needed(self, detail: str, **kwargs: Any) -> AmeiseReconnectNeeded:
         """Mark the connection as needing a person and return the error to raise."""
+        self._cached = None
         self.token_store.set_status(PROVIDER, "reconnect_needed", detail)
         return AmeiseReconnectNeeded(f"Ameise needs a reconnect: {detail}", **kwargs)
 

@@ -6,9 +6,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from syncbridge.errors import (
     RecordBusy,
@@ -25,6 +25,7 @@ from syncbridge.ports import (
     DeletedCrmRecord,
     EchoMarks,
     LinkConflict,
+    RecordLease,
     Store,
     SweepState,
 )
@@ -73,21 +74,76 @@ class SyncDependencies:
     sleep: Callable[[float], None] = time.sleep
 
 
+class _RecordOutcome:
+    """The store as one record's sync sees it: what ends the sync is kept and written at once.
+
+    Activity log entries, the processed mark and the cleared create note of the record are
+    written together with the release of its lock, in one transaction
+    (:meth:`Store.finish_record`), not one transaction each.  Everything else, the note
+    that a create is about to be sent above all, goes to the store at once.
+    """
+
+    def __init__(self, store: Store, key: str, lease: RecordLease) -> None:
+        self._store = store
+        self.key = key
+        self.lease = lease
+        self.entries: list[ActivityEntry] = []
+        self.processed: tuple[str, str] | None = None
+        self.created = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def log(self, entry: ActivityEntry) -> ActivityEntry:
+        stamped = replace(entry, at=entry.at or datetime.now(UTC))
+        self.entries.append(stamped)
+        return stamped
+
+    def mark_processed(self, event_id: str, outcome: str) -> None:
+        if self.processed is None:
+            self.processed = (event_id, outcome)
+
+    def note_create(self, key: str, creating: bool) -> None:
+        if key == self.key:
+            self.created = not creating
+            self.lease = replace(self.lease, creating=creating)
+            if not creating:
+                return
+        self._store.note_create(key, creating)
+
+    def create_under_way(self, key: str) -> bool:
+        if key == self.key:     # read with the lease, and noted here since: no one else writes it meanwhile
+            return self.lease.creating
+        return bool(self._store.create_under_way(key))
+
+    def last_synced_from(self, key: str) -> datetime | None:
+        if key == self.key:
+            return self.lease.synced_from
+        return self._store.last_synced_from(key)
+
+
 @contextmanager
-def record_lock(deps: SyncDependencies, key: str) -> Iterator[Callable[[], None]]:
-    """Hold the lock of one CRM record across every worker process; yield a function that notes a finished sync."""
+def record_lock(deps: SyncDependencies, key: str) -> Iterator[tuple[Callable[[], None], SyncDependencies]]:
+    """Hold the lock of one CRM record across every worker process.
+
+    Yields a function that notes a finished sync, and the dependencies to sync the record
+    with: their store keeps the log entries, the processed mark and the cleared create note
+    and writes them with the release of the lock, in one transaction.
+    """
     owner = uuid.uuid4().hex
     deadline = deps.monotonic() + deps.lock_wait
-    while not deps.store.lock_record(key, owner, deps.lock_ttl):
+    while (lease := deps.store.take_record(key, owner, deps.lock_ttl)) is None:
         if deps.monotonic() >= deadline:
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
         deps.sleep(0.05)
     synced: list[datetime] = []
     started = deps.now()
+    outcome = _RecordOutcome(deps.store, key, lease)
     try:
-        yield lambda: synced.append(started)
+        yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome))
     finally:
-        deps.store.unlock_record(key, owner, synced_from=synced[0] if synced else None)
+        deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
+                                 processed=outcome.processed, created=outcome.created)
 
 
 def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies) -> SyncResult:
@@ -104,14 +160,14 @@ def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependen
     if kind is None:
         raise RecordRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
     key = f"{module}/{record_id}"
-    with record_lock(deps, key) as finished:
-        covered_from = deps.store.last_synced_from(key)
+    with record_lock(deps, key) as (finished, record_deps):
+        covered_from = record_deps.store.last_synced_from(key)
         if command.received_at is not None and covered_from is not None \
                 and covered_from > command.received_at + timedelta(seconds=deps.coalesce_margin):
             log.info("%s: event %s is covered by a sync begun after it", key, command.event_id)
-            deps.store.mark_processed(command.event_id, "coalesced")
+            record_deps.store.mark_processed(command.event_id, "coalesced")
             return SyncResult("coalesced", None, module, record_id)
-        result = _sync_record(command, kind, deps)
+        result = _sync_record(command, kind, record_deps)
         finished()
         return result
 
@@ -259,15 +315,15 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
             raise RecordRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
                                  field=lookup_field)
         # The customer's own event may be synced by another worker right now: never create it twice.
-        with record_lock(deps, f"{customer_module}/{customer_id}") as finished:
-            linked = _linked(deps, CUSTOMER, customer_id)
+        with record_lock(deps, f"{customer_module}/{customer_id}") as (finished, customer_deps):
+            linked = _linked(customer_deps, CUSTOMER, customer_id)
             if linked:
                 return linked
-            customer = deps.crm.get_record(customer_module, customer_id)
+            customer = customer_deps.crm.get_record(customer_module, customer_id)
             if customer is None:
                 raise RecordRejected(f"the contract's customer {customer_module}/{customer_id} is not in the CRM",
                                      field=lookup_field)
-            number = _sync_customer(kind, customer_module, customer, event_id, deps).ameise_id or ""
+            number = _sync_customer(kind, customer_module, customer, event_id, customer_deps).ameise_id or ""
             finished()
             return number
     raise RecordRejected(f"the contract names no customer (one of {', '.join(lookups)} must be set)",

@@ -34,6 +34,8 @@ from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
+from syncbridge.ports import OAuthToken
+from tests.support.clock import FakeClock
 from tests.support.waiting import wait_for
 
 REDIRECT_URI = "http://127.0.0.1:8000/connect/ameise/callback"
@@ -708,3 +710,53 @@ def test_check_connection_without_a_grant_needs_a_reconnect(sim):
     _, url = sim
     with pytest.raises(AmeiseReconnectNeeded):
         AmeiseClient(make_oauth(url), api_url=url + API_PREFIX).check_connection()
+
+
+class CountingTokenStore(MemoryTokenStore):
+    """A token store that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    def load(self, provider: str) -> OAuthToken | None:
+        self.loads += 1
+        return super().load(provider)
+
+
+def test_api_calls_use_the_token_as_last_read_for_a_few_seconds(sim):
+    state, url = sim
+    store, clock = CountingTokenStore(), FakeClock()
+    oauth = make_oauth(url, store, token_cache_s=5.0, monotonic=clock.seconds)
+    client = AmeiseClient(oauth, api_url=url + API_PREFIX, timeout=5.0)
+    connect(oauth)
+    number = client.create_customer(ERIKA)
+    store.loads = 0
+
+    for _ in range(5):
+        assert client.get_customer(number)["Id"] == number
+    assert store.loads == 0                              # the token read by the create serves them all
+
+    clock.advance(5.1)
+    client.get_customer(number)
+    assert store.loads == 1                              # read again once the time is up
+
+
+def test_a_token_refreshed_elsewhere_is_read_again_on_401(sim):
+    state, url = sim
+    store, clock = CountingTokenStore(), FakeClock()
+    oauth = make_oauth(url, store, monotonic=clock.seconds)
+    other = make_oauth(url, store)                        # another process on the same store
+    client = AmeiseClient(oauth, api_url=url + API_PREFIX, timeout=5.0)
+    connect(oauth)
+    number = client.create_customer(ERIKA)
+    state.expire_access_tokens()
+    renewed = other.refresh_access_token(rejected=store.load("ameise").access_token)
+    token_calls = len([r for r in state.requests if r["path"] == "/oauth2/token"])
+
+    assert client.get_customer(number)["Id"] == number
+
+    calls = [(r["path"].rsplit("/", 1)[-1], r["status"]) for r in state.requests][-2:]
+    assert calls == [(number, 401), (number, 200)]        # the cached, expired token, then the stored one
+    assert len([r for r in state.requests if r["path"] == "/oauth2/token"]) == token_calls  # no refresh of its own
+    assert oauth.credentials()[0] == renewed

@@ -24,7 +24,16 @@ from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
 from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
-from syncbridge.ports import AMEISE_TO_CRM, CRM_TO_AMEISE, SYSTEM, ActivityEntry, LinkConflict, OAuthToken, Store
+from syncbridge.ports import (
+    AMEISE_TO_CRM,
+    CRM_TO_AMEISE,
+    SYSTEM,
+    ActivityEntry,
+    LinkConflict,
+    OAuthToken,
+    RecordLease,
+    Store,
+)
 from tests.support.clock import FakeClock
 from tests.support.databases import emptied_engine, pg_schema, schema_differences
 
@@ -175,6 +184,59 @@ def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(store):
     taken = _together(6, lambda i: store.lock_record(KEY, f"worker-{i}", ttl=30))
 
     assert sorted(taken) == [False] * 5 + [True]
+
+
+def test_take_record_takes_the_lease_and_reads_the_records_state_with_it(store):
+    started = datetime.now(UTC)
+
+    assert store.take_record(KEY, "a", ttl=30) == RecordLease(synced_from=None, creating=False)
+    assert store.take_record(KEY, "b", ttl=30) is None           # a holds it
+    assert store.take_record(KEY, "a", ttl=30) is not None        # its owner may take it again
+    store.note_create(KEY, True)
+    store.unlock_record(KEY, "a", synced_from=started)
+
+    assert store.take_record(KEY, "b", ttl=30) == RecordLease(synced_from=started, creating=True)
+    assert not store.lock_record(KEY, "c", ttl=30)               # one lease, whichever method took it
+    assert sorted(_together(6, lambda i: store.take_record(f"Contacts/{i % 2}", f"w-{i}", 30) is not None)) \
+        == [False] * 4 + [True] * 2
+
+
+def test_finish_record_writes_a_syncs_outcome_and_gives_the_lease_back(store):
+    started = datetime.now(UTC)
+    assert store.lock_record(KEY, "a", ttl=30)
+    store.note_create(KEY, True)
+    entries = [ActivityEntry(CRM_TO_AMEISE, "created", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1",
+                             details={"calls": ["POST kunden"]}, at=T0),
+               ActivityEntry(CRM_TO_AMEISE, "written_back", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1",
+                             at=T0 + timedelta(seconds=1))]
+
+    store.finish_record(KEY, "a", synced_from=started, entries=entries, processed=("ev1", "created"), created=True)
+
+    assert store.was_processed("ev1") and store.last_synced_from(KEY) == started
+    assert not store.create_under_way(KEY)
+    assert [(e.action, e.at, e.details) for e in store.activities()] == [
+        ("written_back", T0 + timedelta(seconds=1), {}), ("created", T0, {"calls": ["POST kunden"]})]
+    assert store.lock_record(KEY, "b", ttl=30)                 # given back
+    store.finish_record(KEY, "b", processed=("ev1", "skipped"))  # the first outcome stays; nothing else noted
+    assert store.last_synced_from(KEY) == started and len(store.activities()) == 2
+
+
+def test_finish_record_of_a_failed_sync_keeps_the_create_note_and_frees_only_its_own_lease(store):
+    started = datetime.now(UTC)
+    assert store.lock_record(KEY, "a", ttl=30)
+    store.note_create(KEY, True)
+    failed = ActivityEntry(CRM_TO_AMEISE, "written_back", "error", "customer", "Contacts", ZOHO_ID, "A1", "ev1",
+                           error="boom")
+
+    store.finish_record(KEY, "b", synced_from=started)         # not b's lease: nothing released
+    assert not store.lock_record(KEY, "b", ttl=30) and store.last_synced_from(KEY) is None
+    store.finish_record(KEY, "a", entries=[failed])
+
+    assert store.create_under_way(KEY) and not store.was_processed("ev1")
+    assert store.last_synced_from(KEY) is None
+    [entry] = store.activities()
+    assert (entry.action, entry.error) == ("written_back", "boom") and entry.at is not None
+    assert store.lock_record(KEY, "b", ttl=30)
 
 
 # ---------------------------------------------------------------- processed events

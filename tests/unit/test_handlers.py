@@ -277,12 +277,12 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
     world.deps = replace(world.deps, coalesce_margin=0.0)   # receiver and worker share one clock here
     max_id = world.ids["Max Neumann"]
     create = world.ameise.create_customer
-    lock_record = world.store.lock_record
+    take_record = world.store.take_record
     refused: set[str] = set()
 
     def counting_lock(key, owner, ttl):
-        taken = lock_record(key, owner, ttl)
-        if not taken:
+        taken = take_record(key, owner, ttl)
+        if taken is None:
             refused.add(owner)
         return taken
 
@@ -291,7 +291,7 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
         assert wait_for(lambda: len(refused) == 3, timeout=10)
         return create(data)
 
-    world.store.lock_record = counting_lock
+    world.store.take_record = counting_lock
     world.ameise.create_customer = create_while_the_others_wait
     received = datetime.now(UTC)
     results, errors = [], []

@@ -29,7 +29,7 @@ from syncbridge.adapters.db.models import (
     utcnow,
 )
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher, UnreadableToken
-from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, OAuthToken
+from syncbridge.ports import ActivityCount, ActivityEntry, Link, LinkConflict, OAuthToken, RecordLease
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,17 @@ def _to_link(row: Any) -> Link:
         entity=row.entity, zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id,
         created_at=row.created_at, updated_at=row.updated_at,
     )
+
+
+def _activity_values(entry: ActivityEntry) -> dict[str, Any]:
+    """The row of an activity log entry (its time in UTC, now when it has none; its details copied)."""
+    return {
+        "at": utcnow() if entry.at is None else _as_utc(entry.at), "direction": entry.direction,
+        "action": entry.action, "result": entry.result, "entity": entry.entity, "zoho_module": entry.zoho_module,
+        "zoho_id": entry.zoho_id, "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error,
+        "details": copy.deepcopy(dict(entry.details)),
+        **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
+    }
 
 
 def _to_entry(row: Any) -> ActivityEntry:
@@ -352,6 +363,29 @@ class SqlStore:
         return take_row_lease(self.engine, RECORDS.c.key, RECORDS.c.locked_by, RECORDS.c.locked_until,
                               key, owner, now=now, until=until)
 
+    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction."""
+        now = self.now()
+        until = now + timedelta(seconds=ttl)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(RECORDS).where(RECORDS.c.key == key)
+                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
+                .values(locked_by=owner, locked_until=until)
+            ).rowcount
+            row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
+                               .where(RECORDS.c.key == key)).first()
+            if taken:
+                return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+            if row is not None:
+                return None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
+            return RecordLease()
+        except IntegrityError:
+            return None     # another process created the row (and holds the lease) meanwhile
+
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         values: dict[str, Any] = {"locked_by": None, "locked_until": None}
         if synced_from is not None:
@@ -391,17 +425,28 @@ class SqlStore:
 
     def log(self, entry: ActivityEntry) -> ActivityEntry:
         """Append to the activity log; return the entry with its id and time (UTC)."""
-        at = utcnow() if entry.at is None else _as_utc(entry.at)
-        details = copy.deepcopy(dict(entry.details))
-        values = {
-            "at": at, "direction": entry.direction, "action": entry.action, "result": entry.result,
-            "entity": entry.entity, "zoho_module": entry.zoho_module, "zoho_id": entry.zoho_id,
-            "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error, "details": details,
-            **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
-        }
+        values = _activity_values(entry)
         with self.engine.begin() as conn:
             new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]
-        return replace(entry, id=new_id, at=at, details=details)
+        return replace(entry, id=new_id, at=values["at"], details=values["details"])
+
+    def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
+                      entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
+                      created: bool = False) -> None:
+        """End one record's sync in one transaction: log entries, processed mark, create note cleared, lock released."""
+        released: dict[str, Any] = {"locked_by": None, "locked_until": None}
+        if synced_from is not None:
+            released["synced_from"] = synced_from
+        with self.engine.begin() as conn:
+            if entries:
+                conn.execute(insert(ACTIVITY), [_activity_values(entry) for entry in entries])
+            if processed is not None:
+                _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
+                                                 "processed_at": utcnow()}, ["event_id"])
+            if created:
+                # As note_create(key, False): the record is linked, whoever holds its lease now.
+                conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(creating_since=None))
+            conn.execute(update(RECORDS).where(RECORDS.c.key == key, RECORDS.c.locked_by == owner).values(**released))
 
     def activities(
         self,
