@@ -7,8 +7,8 @@ from kombu import Connection, Queue
 
 from producers.publisher import FRAMES_PER_WRITE, BrokerUnavailable, Publisher
 from producers.topology import build_topology
-from tests.integration.test_publish_many_rabbitmq import numbered, take
 from tests.support.net import TcpProxy
+from tests.support.published import numbered, take
 
 pytestmark = pytest.mark.rabbitmq
 

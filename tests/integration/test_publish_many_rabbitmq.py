@@ -5,43 +5,15 @@ import dataclasses
 import time
 
 import pytest
-from kombu import Connection, Consumer, Queue
+from kombu import Connection, Queue
 
 from producers.memory import MemoryPublisher
 from producers.publisher import BrokerUnavailable, Publisher
 from producers.topology import build_topology
 from tests.support.net import TcpProxy, close_connections_named
+from tests.support.published import KEY, numbered, take
 
 pytestmark = pytest.mark.rabbitmq
-
-KEY = "crm.contacts.changed"
-
-
-def take(url: str, queue: Queue, *, expect: int, timeout: float = 10.0) -> list:
-    """Consume up to ``expect`` messages from ``queue`` (auto-acked), then wait a little for any surplus."""
-    messages: list = []
-    with Connection(url) as conn:
-        with Consumer(conn, [queue], accept=["application/json"], no_ack=True,
-                      callbacks=[lambda body, message: messages.append(message)], prefetch_count=1000):
-            deadline = time.monotonic() + timeout
-            while len(messages) < expect and time.monotonic() < deadline:
-                try:
-                    conn.drain_events(timeout=0.2)
-                except TimeoutError:
-                    pass
-            # A message published twice would show up right after the expected ones.
-            settle = time.monotonic() + 0.3
-            while time.monotonic() < settle:
-                try:
-                    conn.drain_events(timeout=0.1)
-                except TimeoutError:
-                    pass
-    return messages
-
-
-def numbered(count: int, start: int = 0):
-    return ((KEY, {"n": n, "name": "Müller"}, f"m-{n}") for n in range(start, start + count))
-
 
 @pytest.fixture
 def topology(namespace):
