@@ -24,6 +24,7 @@ from syncbridge.ports import OPEN_PROPOSAL_STATES, PROPOSAL_STATES
 bp = Blueprint("linking", __name__, url_prefix="/linking")
 page = Page(bp, nav=(NavEntry("linking.index", lazy_gettext("Linking")),))
 SHOWN = 200
+MAX_ID_DIGITS = 18          # a proposal id fits a 64-bit integer: longer "ids" are refused, not sent to the database
 
 
 def proposal_status_label(status: str) -> str:
@@ -87,7 +88,7 @@ def index():
     if status and status not in PROPOSAL_STATES:
         abort(404)
     after = request.args.get("after", "0")
-    if not after.isdigit():
+    if not after.isdigit() or len(after) > MAX_ID_DIGITS:
         abort(404)
     found = linking.proposals.proposals(statuses=(status,) if status else OPEN_PROPOSAL_STATES,
                                         after_id=int(after), limit=SHOWN + 1)
@@ -104,7 +105,7 @@ def _back():
 
 def _proposal_id() -> int:
     raw = request.form.get("id", "")
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
         abort(400)
     return int(raw)
 

@@ -105,3 +105,10 @@ def test_each_kind_of_reason_has_its_german_words(board, reason, german):
 
     with board.app.test_request_context("/linking", headers={"Accept-Language": "de"}):
         assert reason_label(reason) == german
+
+
+def test_ids_that_no_proposal_can_have_are_refused_not_looked_up(board, proposed):
+    client = board.signed_in("operator")
+    assert client.get("/linking?after=" + "9" * 30).status_code == 404
+    assert post_form(client, "/linking", "/linking/accept", {"id": "9" * 30}).status_code == 400
+    assert post_form(client, "/linking", "/linking/accept", {"id": "abc"}).status_code == 400
