@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Read once: prometheus_client asks for the process's name on every count, and the host name does not change.
+_HOST = socket.gethostname()
 
 
 def process_id() -> str:
@@ -51,7 +53,7 @@ def process_id() -> str:
     prometheus_client names the files by pid alone; containers sharing a volume (docker compose) each
     have their own pids, so two of them would write to one file.
     """
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return f"{_HOST}-{os.getpid()}"
 
 
 if getattr(values.ValueClass, "_multiprocess", False):
