@@ -18,6 +18,11 @@ requests wrk stopped waiting for at the end).
 
     python bench/ingest.py               # 5 rounds of 8 s each, 32 connections
     python bench/ingest.py --quick       # 3 rounds of 3 s: under a minute
+    python bench/ingest.py --before /tmp/old   # also the receiver of an older tree (``git archive``), in turn
+
+With ``--before DIR`` a fourth contender, ``before``, is the receiver as the source
+tree DIR has it (same venv), so an older commit and this one are measured side by
+side in one run; a line ``before ...`` then compares them.
 
 The last line: ``rps_syncbridge rps_noop rps_obvious ratio_noop ratio_obvious p99_ms``
 (``p99_ms``: the receiver's 99th percentile latency, median over the rounds).
@@ -46,8 +51,9 @@ APPS = {
     "noop": "bench.ingest_apps:noop_app()",
     "obvious": "bench.ingest_apps:obvious_app()",
     "syncbridge": "syncbridge.bootstrap:web_app()",
+    "before": "syncbridge.bootstrap:web_app()",
 }
-PUBLISHING = ("obvious", "syncbridge")
+PUBLISHING = ("obvious", "syncbridge", "before")
 WRK_SCRIPT = f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -72,7 +78,8 @@ def free_port() -> int:
 class Server:
     """One contender: the Procfile's web line with ``app`` in place of the receiver."""
 
-    def __init__(self, name: str, broker_url: str, namespace: str, work: Path, workers: int) -> None:
+    def __init__(self, name: str, broker_url: str, namespace: str, work: Path, workers: int,
+                 root: Path = ROOT) -> None:
         self.name, self.namespace = name, namespace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -80,7 +87,7 @@ class Server:
         env = {
             **os.environ,
             "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
             "PORT": str(self.port),
             "WEB_CONCURRENCY": str(workers),
             "SYNCBRIDGE_BROKER_URL": broker_url,
@@ -90,7 +97,8 @@ class Server:
         }
         self.log = work / f"{name}.log"
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env,
+            # gunicorn puts its working directory first on sys.path: the tree's own code is loaded.
+            self.process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=root, env=env,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -211,6 +219,8 @@ def main() -> None:
     parser.add_argument("--broker-url", default=os.environ.get("SYNCBRIDGE_BROKER_URL",
                                                                "amqp://guest:guest@127.0.0.1:5672//"))
     parser.add_argument("--only", choices=sorted(APPS), action="append", help="run only these contenders")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also run the receiver of this source tree (e.g. an older commit's git archive)")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = min(args.rounds, 3), min(args.seconds, 3.0)
@@ -221,12 +231,15 @@ def main() -> None:
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
     names = [name for name in ("noop", "obvious", "syncbridge") if not args.only or name in args.only]
+    if args.before is not None:
+        names.append("before")
     namespaces = {name: f"bench-ingest-{name}-{uuid.uuid4().hex[:8]}" for name in names}
     servers: dict[str, Server] = {}
     results: dict[str, list[dict]] = {name: [] for name in names}
     try:
         for name in names:
-            servers[name] = Server(name, args.broker_url, namespaces[name], work, args.workers)
+            root = args.before.resolve() if name == "before" else ROOT
+            servers[name] = Server(name, args.broker_url, namespaces[name], work, args.workers, root)
         for server in servers.values():
             server.wait_ready()
         for name in names:   # warm up: connections to the broker opened, code paths loaded
@@ -274,6 +287,13 @@ def main() -> None:
     for name in names:
         print(f"cpu contender={name} rps={median(name, 'rps'):.0f} web_cpu_ms_per_request={median(name, 'web_cpu_ms'):.3f} "
               f"broker_cpu_ms_per_request={median(name, 'broker_cpu_ms'):.3f}")
+    if "before" in results:
+        before = median("before", "rps")
+        print(f"before rps_before={before:.0f} rps_syncbridge={median('syncbridge', 'rps'):.0f} "
+              f"ratio_before={median('syncbridge', 'rps') / before if before else 0:.2f} "
+              f"ratio_noop_before={before / median('noop', 'rps') if median('noop', 'rps') else 0:.2f} "
+              f"web_cpu_ms_before={median('before', 'web_cpu_ms'):.3f} "
+              f"web_cpu_ms_syncbridge={median('syncbridge', 'web_cpu_ms'):.3f}")
     rps = {name: median(name, "rps") for name in ("syncbridge", "noop", "obvious")}
     summary = {
         "rps_syncbridge": f"{rps['syncbridge']:.0f}",

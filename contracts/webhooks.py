@@ -7,9 +7,12 @@ Blank values count as absent, as Zoho sends empty merge fields as ``field=``.
 """
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validates_schema
 
-from contracts.base import NonEmpty, RecordId
+from contracts.base import RECORD_ID, NonEmpty, RecordId
 from contracts.events import MODULE
 
 
@@ -40,6 +43,38 @@ class ZohoWorkflowWebhookSchema(_WebhookSchema):
     module = fields.String(load_default=None, validate=MODULE)
     operation = fields.String(load_default=None)
     modified_time = fields.String(load_default=None)
+
+
+_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+def plain_workflow_webhook(params: Any) -> dict[str, Any] | None:
+    """What ``ZohoWorkflowWebhookSchema().load(params)`` gives, if ``params`` plainly satisfy the contract; else None.
+
+    The receiver loads one per webhook: parameters that plainly satisfy the contract
+    (the usual case: a digit-string ``id``, text or nothing in the other fields) are
+    read directly, without marshmallow.  For anything else the caller loads them
+    with the schema, which decides and names what is wrong.
+    """
+    if type(params) is not dict:
+        return None
+    record_id = params.get("id")
+    if type(record_id) is not str:
+        return None
+    record_id = record_id.strip()
+    if not RECORD_ID.match(record_id):
+        return None
+    data: dict[str, Any] = {"id": record_id, "module": None, "operation": None, "modified_time": None}
+    for name in ("module", "operation", "modified_time"):
+        value = params.get(name)
+        if value is None:
+            continue        # absent, or null: the field's default
+        if type(value) is not str:
+            return None
+        if not value.strip():
+            continue        # blank counts as absent
+        if name == "module" and not _MODULE.fullmatch(value):
+            return None
+        data[name] = value
+    return data
 
 
 class ZohoNotificationSchema(_WebhookSchema):

@@ -8,14 +8,16 @@ answers itself are JSON (``JsonGeventWorker``); no log line carries a query stri
 Loaded by gunicorn's arbiter before the workers patch the standard library for
 gevent, so it imports nothing of the app.
 """
+from webhooks.access_log import ACCESS_LOG_FORMAT
 
 worker_class = "webhooks.gunicorn_worker.JsonGeventWorker"
 logger_class = "webhooks.gunicorn_worker.ScrubbingLogger"
 # Connections one worker serves at once (each a greenlet); more wait in the listen backlog.
 worker_connections = 1000
-# %(U)s is the path without the query string: Zoho webhooks may carry their
-# secret as ?token=..., which must never reach a log file.
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+# The path without its query string (Zoho webhooks may carry their secret as
+# ?token=..., which must never reach a log file), and as its last field the event
+# the request queued ("-" if none): one line per request, not two.
+access_log_format = ACCESS_LOG_FORMAT
 accesslog = "-"
 graceful_timeout = 30
 

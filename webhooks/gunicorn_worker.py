@@ -8,7 +8,9 @@ like every other error of the receiver, and name no part of the request.
 
 ``ScrubbingLogger`` is gunicorn's logger with query strings (where webhook secrets
 may travel) and ``token=`` values removed from every line it writes, tracebacks
-included.
+included.  Its access line, in the receiver's format, is written without
+gunicorn's atoms (a dict of every header and environ entry per request), and
+ends with the event the request queued (``webhooks.access_log``).
 
 This module is imported by gunicorn's arbiter before its workers patch the standard
 library for gevent: it imports nothing of the app.
@@ -18,10 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+import traceback
 
 from gunicorn import glogging, util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.ggevent import GeventWorker
+
+from webhooks.access_log import ACCESS_LOG_FORMAT, CARRIED, QUEUED
 
 # A path's query string ("/x?token=..." -> "/x?<query removed>") and any "token=value".
 _QUERY = re.compile(r"(/[^\s?\"'<>]*)\?[^\s\"'<>]*")
@@ -72,7 +78,16 @@ def json_error(status: int, reason: str, error: str, message: str) -> bytes:
 
 
 class JsonGeventWorker(GeventWorker):
-    """gunicorn's gevent worker answering the requests it refuses with JSON."""
+    """gunicorn's gevent worker answering the requests it refuses with JSON.
+
+    When its access line carries what a request queued, the app is told so in each
+    request's environ (``webhooks.access_log.CARRIED``) and writes no line of its own.
+    """
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        if self.log.access_log_enabled and "%({" + QUEUED + "}e)s" in (self.cfg.access_log_format or ""):
+            self.wsgi = _Carried(self.wsgi)
 
     def handle_error(self, req, client, addr, exc):  # noqa: ARG002 - gunicorn's signature
         status, reason, error, message = classify(exc)
@@ -89,6 +104,10 @@ class JsonGeventWorker(GeventWorker):
             self.log.debug("Failed to send error message.")
 
 
+def _quoted(value):
+    return value.replace('"', '\\"') if isinstance(value, str) else value
+
+
 class _ScrubFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = scrub(record.getMessage()), None
@@ -101,8 +120,53 @@ class _ScrubFilter(logging.Filter):
 class ScrubbingLogger(glogging.Logger):
     """gunicorn's logger; no line it writes carries a query string or a token value."""
 
+    _second = -1
+    _stamp = ""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        """The access line; in the receiver's format the same line as gunicorn's, built directly."""
+        if not self.access_log_enabled:
+            return
+        if self.cfg.access_log_format != ACCESS_LOG_FORMAT:
+            super().access(resp, req, environ, request_time)
+            return
+        try:
+            status = resp.status
+            if isinstance(status, str):
+                status = status.split(None, 1)[0]
+            sent = getattr(resp, "sent", None)
+            # As gunicorn's SafeAtoms: a double quote in a value is escaped; a missing value is "-".
+            seconds = f"{request_time.seconds}.{request_time.microseconds:06d}"
+            self.access_log.info(
+                f'{_quoted(environ.get("REMOTE_ADDR", "-"))} {self.now()} "{_quoted(environ.get("REQUEST_METHOD"))} '
+                f'{_quoted(environ.get("PATH_INFO"))} {_quoted(environ.get("SERVER_PROTOCOL"))}" {status} '
+                f'{sent is not None and str(sent) or "-"} {seconds}s {_quoted(environ.get(QUEUED, "-"))}')
+        except Exception:  # noqa: BLE001 - as gunicorn: a failed access line is an error line, not a failed request
+            self.error(traceback.format_exc())
+
+    def now(self) -> str:
+        """gunicorn's timestamp, formatted once a second rather than once a line."""
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._stamp = second, super().now()
+        return self._stamp
+
     def setup(self, cfg) -> None:
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             if not any(isinstance(f, _ScrubFilter) for f in log.filters):
                 log.addFilter(_ScrubFilter())
+
+
+class _Carried:
+    """The app, told in each request's environ that the access line carries what the request queued."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        environ[CARRIED] = True
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)   # the Flask app's extensions, for worker_exit

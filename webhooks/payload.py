@@ -23,6 +23,7 @@ from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
 
 TOKEN_HEADER = "X-Webhook-Token"
 TOKEN_PARAM = "token"
+_TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 
 
 # Text encodings a text/plain body may declare (by codecs' canonical name).  Others,
@@ -39,7 +40,8 @@ class MalformedBody(BadRequest):
 
 def read_params(request: Request) -> dict[str, Any]:
     """Query parameters overlaid with the body's fields (GET: query only)."""
-    params: dict[str, Any] = request.args.to_dict(flat=True)
+    # No query string (the usual webhook): no parameters to parse from it.
+    params: dict[str, Any] = request.args.to_dict(flat=True) if request.environ.get("QUERY_STRING") else {}
     if request.method == "GET":
         return params
     body = _read_body(request)
@@ -50,7 +52,9 @@ def read_params(request: Request) -> dict[str, Any]:
 
 
 def _read_body(request: Request) -> Any:
-    mimetype = request.mimetype
+    content_type = request.environ.get("CONTENT_TYPE")
+    # The usual webhook's type needs no parsing (its parameters, if any, would).
+    mimetype = "application/json" if content_type == "application/json" else request.mimetype
     if mimetype == "multipart/form-data":
         # Parsing the form enforces MAX_CONTENT_LENGTH (413) like get_data() does; files are ignored.
         return request.form.to_dict(flat=True)
@@ -136,7 +140,9 @@ def _pairs(text: str) -> dict[str, str]:
 
 def presented_tokens(request: Request, params: dict[str, Any] | None = None) -> list[str]:
     """Every secret the caller presented: the header, then a ``token`` parameter."""
-    candidates = [request.headers.get(TOKEN_HEADER), request.args.get(TOKEN_PARAM)]
+    environ = request.environ
+    # The header as request.headers reads it; the query string parsed only if there is one.
+    candidates = [environ.get(_TOKEN_ENVIRON), request.args.get(TOKEN_PARAM) if environ.get("QUERY_STRING") else None]
     if params is not None:
         candidates.append(params.get(TOKEN_PARAM))
     return [token for token in candidates if isinstance(token, str) and token]

@@ -8,24 +8,31 @@ field), compared in constant time.  Wire formats: workflow-rule webhooks
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, MethodNotAllowed, Unauthorized, UnsupportedMediaType
 
 from contracts.base import ContractError, load_or_raise
-from contracts.webhooks import FormsWebhookSchema, ZohoNotificationSchema, ZohoWorkflowWebhookSchema
+from contracts.webhooks import (
+    FormsWebhookSchema,
+    ZohoNotificationSchema,
+    ZohoWorkflowWebhookSchema,
+    plain_workflow_webhook,
+)
 from producers.crm_events import publish_crm_record_changed, publish_crm_records_changed
 from producers.publisher import BrokerUnavailable
 from syncbridge import metrics
 from syncbridge.messages import CrmRecordChanged
+from webhooks import access_log
 from webhooks.errors import error_response
 from webhooks.payload import presented_tokens, read_params, token_matches
-from webhooks.receiver import current_receiver
+from webhooks.receiver import Receiver, current_receiver
 
 log = logging.getLogger("syncbridge.webhooks")
 
@@ -46,12 +53,12 @@ def zoho_notification():
     receiver = current_receiver()
     params = _authenticated_params(receiver.settings.zoho_notify_token)
     data = _load(_notification_schema, params)
-    module = _synced_module(data["module"])
+    module = _synced_module(receiver, data["module"])
     events = [
         _event("zoho-notify", module, record_id, data["operation"], None)
         for record_id in dict.fromkeys(data["ids"])  # a repeated id is one change
     ]
-    failure = _publish(events)
+    failure = _publish(receiver, events)
     if failure is not None:
         return failure
     return jsonify({"event_ids": [event.event_id for event in events], "status": "queued"}), 202
@@ -68,17 +75,20 @@ def zoho_workflow(module: str):
         raise MethodNotAllowed(valid_methods=["GET", "POST"])
     receiver = current_receiver()
     params = _authenticated_params(receiver.settings.zoho_webhook_token)
-    synced = _configured_module(module)
+    synced = receiver.module_named(module)
     named = params.get("module")
     if synced is None:
-        module_errors = {"module": [_not_synced(module)]}
+        module_errors = {"module": [_not_synced(receiver, module)]}
     elif isinstance(named, str) and named.strip() and named.strip().lower() != synced.lower():
         module_errors = {"module": [f"The payload names module {named!r}, the URL {module!r}."]}
     else:
         module_errors = {}
-    data = _load(_workflow_schema, params, module_errors)
+    # The usual webhook is read without marshmallow; anything else goes through the contract.
+    data = None if module_errors else plain_workflow_webhook(params)
+    if data is None:
+        data = _load(_workflow_schema, params, module_errors)
     event = _event("zoho-workflow", synced, data["id"], data["operation"], data["modified_time"])
-    return _publish([event]) or _queued(event)
+    return _publish(receiver, [event]) or _queued(event)
 
 
 @bp.post("/webhooks/forms/<source>")
@@ -90,9 +100,9 @@ def forms(source: str):
     expected = receiver.settings.forms_tokens.get(source, "")
     params = _authenticated_params(expected)
     data = _load(_forms_schema, params)
-    module = _synced_module(data["module"] or receiver.settings.forms_default_module)
+    module = _synced_module(receiver, data["module"] or receiver.settings.forms_default_module)
     event = _event(f"forms:{source}", module, data["record_id"], data["operation"], None)
-    return _publish([event]) or _queued(event)
+    return _publish(receiver, [event]) or _queued(event)
 
 
 # ---------------------------------------------------------------- health
@@ -170,23 +180,16 @@ def _load(schema: Schema, params: dict[str, Any], extra_errors: dict | None = No
     return data
 
 
-def _synced_module(module: str) -> str:
+def _synced_module(receiver: Receiver, module: str) -> str:
     """The configured spelling of ``module``; 400 when the module is not synced."""
-    name = _configured_module(module)
+    name = receiver.module_named(module)
     if name is None:
-        raise InvalidPayload({"module": [_not_synced(module)]})
+        raise InvalidPayload({"module": [_not_synced(receiver, module)]})
     return name
 
 
-def _configured_module(module: str) -> str | None:
-    for name in current_receiver().settings.zoho_modules:
-        if name.lower() == module.lower():
-            return name
-    return None
-
-
-def _not_synced(module: str) -> str:
-    modules = ", ".join(current_receiver().settings.zoho_modules)
+def _not_synced(receiver: Receiver, module: str) -> str:
+    modules = ", ".join(receiver.settings.zoho_modules)
     return f"Module {module!r} is not synced; synced modules: {modules}."
 
 
@@ -204,9 +207,8 @@ def _event(
     )
 
 
-def _publish(events: list[CrmRecordChanged]):
+def _publish(receiver: Receiver, events: list[CrmRecordChanged]):
     """Publish the events in one confirmed batch; None when all were confirmed, else the 503 answer."""
-    receiver = current_receiver()
     first = events[0]
     for event in events:
         metrics.received(event.source, event.module)
@@ -224,14 +226,27 @@ def _publish(events: list[CrmRecordChanged]):
         return response
     metrics.published(first.source, len(events))
     metrics.WEBHOOK_SECONDS.labels(first.source).observe((datetime.now(UTC) - first.received_at).total_seconds())
+    environ = request.environ
+    if len(events) == 1 and environ.get(access_log.CARRIED):
+        # Under gunicorn the request's access line says what it queued: one line, not two.
+        environ[access_log.QUEUED] = (f"queued event {first.event_id} module={first.module} "
+                                      f"record_id={first.record_id} source={first.source}")
+        return None
     for event in events:
         log.info("queued event %s module=%s record_id=%s source=%s",
                  event.event_id, event.module, event.record_id, event.source)
     return None
 
 
+# The 202 body as jsonify writes it outside debug mode: compact JSON and a newline.
+_ANSWER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _queued(event: CrmRecordChanged):
-    return jsonify({"event_id": event.event_id, "status": "queued"}), 202
+    if current_app.debug:
+        return jsonify({"event_id": event.event_id, "status": "queued"}), 202
+    body = _ANSWER.encode({"event_id": event.event_id, "status": "queued"}) + "\n"
+    return current_app.response_class(body, status=202, mimetype="application/json")
 
 
 def _reason(exc: Exception) -> str:

@@ -175,6 +175,18 @@ def test_no_log_line_carries_a_query_string_or_token(web):
     assert "/webhooks/zoho/Contacts?<query removed>" in output, output
 
 
+def test_a_queued_event_is_one_log_line_the_access_line(web, rabbitmq_url):
+    response = requests.post(f"{web.url}/webhooks/zoho/Contacts", json={"id": "4150868000000376008"},
+                             headers={"X-Webhook-Token": TOKEN}, timeout=10)
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+    wait_for(lambda: event_id in web.output(), timeout=10, interval=0.1, what="the access line")
+    [line] = [line for line in web.output().splitlines() if event_id in line]
+    assert '"POST /webhooks/zoho/Contacts HTTP/1.1" 202 ' in line
+    assert line.endswith(f"queued event {event_id} module=Contacts record_id=4150868000000376008 source=zoho-workflow")
+    assert event_id in [payload["event_id"] for payload in drain(rabbitmq_url, web.namespace)]
+
+
 # ------------------------------------------------------------------ raw-socket fuzzing
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=raw_requests())

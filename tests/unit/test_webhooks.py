@@ -9,13 +9,14 @@ import time
 from datetime import datetime
 
 import pytest
+from flask import jsonify
 
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from producers.topology import build_topology
 from syncbridge.bootstrap import web_app
 from tests.support.webhooks import FLOW_TOKEN, FORMS_TOKEN, NOTIFY_TOKEN, WEBHOOK_TOKEN, make_settings, queued
-from webhooks import create_app
+from webhooks import access_log, create_app
 
 RECORD_ID = "4150868000000376008"  # 19 digits: a float would turn it into 4150868000000375800
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
@@ -191,6 +192,34 @@ def test_token_is_never_logged(client, topology, caplog):
     assert "wrong-secret-attempt" not in caplog.text
     [line] = [r.getMessage() for r in caplog.records if event.event_id in r.getMessage()]
     assert "Contacts" in line and RECORD_ID in line and "zoho-workflow" in line
+
+
+def test_under_a_server_whose_access_line_carries_it_the_event_is_not_logged_again(client, topology, caplog):
+    caplog.set_level(logging.DEBUG)
+    app, seen = client.application, []
+    wsgi_app = app.wsgi_app
+
+    def carried(environ, start_response):   # what gunicorn's JsonGeventWorker does
+        environ[access_log.CARRIED] = True
+        seen.append(environ)
+        return wsgi_app(environ, start_response)
+
+    app.wsgi_app = carried
+    response = client.post("/webhooks/zoho/Contacts", json={"id": RECORD_ID}, headers=wf_headers())
+    event = assert_queued_one(response, topology)
+    assert seen[0][access_log.QUEUED] == (
+        f"queued event {event.event_id} module=Contacts record_id={RECORD_ID} source=zoho-workflow")
+    assert not [r for r in caplog.records if event.event_id in r.getMessage()]
+
+
+def test_the_202_answer_is_what_jsonify_writes(client, topology):
+    response = client.post("/webhooks/zoho/Contacts", json={"id": RECORD_ID}, headers=wf_headers())
+    event = assert_queued_one(response, topology)
+    with client.application.app_context():
+        expected = jsonify({"event_id": event.event_id, "status": "queued"})
+    assert response.get_data() == expected.get_data()
+    assert response.headers["Content-Type"] == expected.headers["Content-Type"]
+    assert response.headers["Content-Length"] == expected.headers["Content-Length"]
 
 
 # ------------------------------------------------------------------ notification API
