@@ -453,6 +453,7 @@ class Candidate:
     deleted: bool                         # the snapshot has the record as no longer delivered
     echo: dict[str, Any] | None
     echo_written_at: datetime | None = None   # when the CRM -> Ameise direction wrote the echo mark
+    raw_hash: bytes | None = None         # digest of the row's text as delivered (reader.raw_digest_key)
 
 
 class ImportSession(Protocol):
@@ -504,14 +505,17 @@ class ImportSession(Protocol):
     def candidates(self, import_id: int, table: str, entity: str | None, *, page: int = 5000) -> Iterator[list[Candidate]]:
         """Yield pages of valid staged rows that are new, re-delivered, changed, or have an echo mark."""
 
-    def refresh_volatile(self, import_id: int, table: str) -> int:
-        """Store the delivered values of rows whose hash is the same but whose text is not (volatile columns)."""
+    def raw_digests(self, table: str) -> dict[str, bytes | None]:
+        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
 
-    def vanished(self, import_id: int, table: str, *, page: int = 5000) -> Iterator[list[str]]:
-        """Yield pages of keys still delivered last time that this delivery has on no row at all."""
+    def echo_keys(self, entity: str) -> set[str]:
+        """Return the keys of the records of ``entity`` that have an echo mark."""
 
-    def mark_vanished(self, import_id: int, table: str) -> int:
-        """Mark every row :meth:`vanished` finds as deleted; return how many."""
+    def refresh_raw_hashes(self, import_id: int, table: str) -> int:
+        """Store the raw digest of staged rows whose values are the same as the snapshot's but not their text."""
+
+    def mark_deleted(self, import_id: int, table: str, keys: Sequence[str]) -> int:
+        """Mark these rows of ``table`` as no longer delivered (by ``import_id``); return how many."""
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""

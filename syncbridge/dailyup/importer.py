@@ -1,6 +1,8 @@
 """Take a DailyUp delivery in: store it, compute its delta against the snapshot, publish the delta.
 
-A delivery is applied in ONE transaction: its rows are streamed into staging in
+A delivery is applied in ONE transaction.  Each row's raw digest (its text, the
+volatile columns aside) is compared with the one stored for its key: a row delivered
+as it was is only counted; the others are validated and streamed into staging in
 batches, compared with the snapshot in SQL, and the snapshot, the outbox of deltas
 and the import record are written together.  A delivery found broken half-way
 (:class:`~syncbridge.dailyup.reader.DeliveryRejected`) therefore changes nothing but
@@ -91,6 +93,8 @@ class _Tally:
         self.deltas: Counter[str] = Counter()
         self.samples: dict[str, list[dict[str, Any]]] = {}
         self.timings: dict[str, float] = {}
+        self.keyed: dict[str, int] = {}             # rows with a key per table, valid or not
+        self.vanished: dict[str, list[str]] = {}    # keys of the snapshot no row of the delivery has
 
     def delta(self, kind: str, key: str, fields: list[str] | None = None) -> None:
         self.deltas[kind] += 1
@@ -263,22 +267,46 @@ class DailyUpImporter:
 
     # ------------------------------------------------------------------ reading into staging
     def _read(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
+        """Stage the rows that may differ from the snapshot; note the keys no row of the delivery has.
+
+        A row whose raw digest is the one stored for its key is the same text as the row
+        stored, so it is neither validated nor staged again: only counted.  Rows of records
+        with an echo mark are always staged (their delivered values are compared with it).
+        """
         stored_errors: list[RowError] = []
         kept = 0
         done = 0
         for table in delivery.tables:
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
+            # Key -> raw digest of every row still delivered: what is left at the end has vanished.
+            known = session.raw_digests(table)
+            entity = ENTITY_OF.get(table)
+            if entity is not None:
+                for key in session.echo_keys(entity) & known.keys():
+                    known[key] = None
+            keyed = 0       # rows with a key, valid or not: their records are in this delivery
             parsed: list[ParsedRow] = []
             erroneous: list[dict[str, Any]] = []
             last_erroneous: tuple[str, int] | None = None
-            for item in delivery.rows(table):
+            for item in delivery.rows(table, known):
+                done += 1
+                if item.__class__ is str:
+                    # Delivered exactly as stored: unchanged.
+                    tally.rows[table] += 1
+                    keyed += 1
+                    del known[item]
+                    if done % PROGRESS_EVERY == 0:
+                        self.progress("read", done, None)
+                    continue
                 if isinstance(item, ParsedRow) and len(item.key) > MAX_KEY:
                     item = RowError(f"{table}.csv", item.line, KEY_OF[table], f"longer than {MAX_KEY} characters")
                 if isinstance(item, ParsedRow):
                     tally.rows[table] += 1
+                    keyed += 1
+                    known.pop(item.key, None)
                     parsed.append(item)
-                else:
+                elif isinstance(item, RowError):
                     tally.errors += 1
                     if kept < MAX_STORED_ERRORS:
                         stored_errors.append(item)
@@ -287,9 +315,10 @@ class DailyUpImporter:
                     if item.key and len(item.key) <= MAX_KEY and (item.key, item.line) != last_erroneous:
                         last_erroneous = (item.key, item.line)
                         tally.erroneous_keys += 1
+                        keyed += 1
+                        known.pop(item.key, None)
                         erroneous.append({"import_id": import_id, "table": table, "key": item.key, "line": item.line,
                                           "hash": None, "data": None, "error": True})
-                done += 1
                 if len(parsed) >= STAGE_BATCH:
                     session.stage(self._staged_rows(session, import_id, table, missing, parsed))
                     parsed = []
@@ -303,6 +332,9 @@ class DailyUpImporter:
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
             session.stage(erroneous)
+            tally.keyed[table] = keyed
+            tally.vanished[table] = sorted(known)
+            del known
         session.add_row_errors(import_id, stored_errors)
         self.progress("read", done, done)
 
@@ -321,7 +353,7 @@ class DailyUpImporter:
             known = COLUMNS[table]
             data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
             rows.append({"import_id": import_id, "table": table, "key": p.key, "line": p.line,
-                         "hash": row_hash(table, data), "data": data, "error": False})
+                         "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False})
         return rows
 
     # ------------------------------------------------------------------ the delta
@@ -331,7 +363,7 @@ class DailyUpImporter:
             session.drop_erroneous(import_id)
         tables = [t for t in TABLE_ORDER if t in delivery.tables]
         for table in tables:
-            if session.count_staged(import_id, table) == 0 and (delivered := session.count_delivered(table)):
+            if tally.keyed.get(table, 0) == 0 and (delivered := session.count_delivered(table)):
                 raise DeliveryRejected(f"{table}.csv has no rows: applying it would delete all {delivered} rows "
                                        f"of the last delivery")
         self.progress("diff", 0, len(tables))
@@ -341,14 +373,16 @@ class DailyUpImporter:
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
                 delivery.stop_requested()
                 self._apply_page(session, import_id, table, entity, page, tally, texts, delivery.name.delivered_on)
+            vanished = tally.vanished.pop(table, [])
             if entity is not None:
-                for keys in session.vanished(import_id, table, page=DIFF_PAGE):
+                for start in range(0, len(vanished), DIFF_PAGE):
+                    keys = vanished[start:start + DIFF_PAGE]
                     session.add_deltas([{"import_id": import_id, "entity": entity, "change": "deleted", "key": key,
                                          "changed_fields": [], "echoed_fields": []} for key in keys])
                     for key in keys:
                         tally.delta(f"{entity}.deleted", key)
-            session.mark_vanished(import_id, table)
-            session.refresh_volatile(import_id, table)
+            session.mark_deleted(import_id, table, vanished)
+            session.refresh_raw_hashes(import_id, table)
             self.progress("diff", done, len(tables))
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
@@ -381,7 +415,7 @@ class DailyUpImporter:
             echoed = _echoed(c, texts)
             sent: list[str] = []        # the columns this delta brings to the CRM
             reverted = [] if created else _reverted(table, c, echoed, delivered_on)
-            # Unchanged and not created: only here for its echo mark; volatile columns are refreshed in bulk.
+            # Unchanged and not created: only here for its echo mark (or a new text of the same values).
             if created or c.old_hash != c.hash or reverted:
                 if created or c.old_hash != c.hash:
                     (new if c.old_data is None else changed).append(c)
