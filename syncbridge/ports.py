@@ -508,6 +508,12 @@ class ImportSession(Protocol):
     def raw_digests(self, table: str) -> dict[str, bytes | None]:
         """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
 
+    def has_rows(self, table: str) -> bool:
+        """Whether the snapshot holds any row of ``table``, deleted ones included."""
+
+    def delete_snapshot_rows(self, table: str, keys: Sequence[str]) -> None:
+        """Remove these rows of ``table`` from the snapshot (rows this import stored and must not keep)."""
+
     def echo_keys(self, entity: str) -> set[str]:
         """Return the keys of the records of ``entity`` that have an echo mark."""
 

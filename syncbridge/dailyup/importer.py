@@ -95,6 +95,7 @@ class _Tally:
         self.timings: dict[str, float] = {}
         self.keyed: dict[str, int] = {}             # rows with a key per table, valid or not
         self.vanished: dict[str, list[str]] = {}    # keys of the snapshot no row of the delivery has
+        self.created: dict[str, list[tuple[str, str]]] = {}   # (kind, key) of rows stored while reading
 
     def delta(self, kind: str, key: str, fields: list[str] | None = None) -> None:
         self.deltas[kind] += 1
@@ -285,6 +286,13 @@ class DailyUpImporter:
             if entity is not None:
                 for key in session.echo_keys(entity) & known.keys():
                     known[key] = None
+            # A table the snapshot never held (the first delivery): its rows are new, stored at once
+            # without staging; their deltas are written in the comparison, in the tables' order.
+            fresh = not known and not session.has_rows(table)
+            echoes = session.echo_keys(entity) if fresh and entity is not None else set()
+            created: list[tuple[str, str]] = []     # (kind, key) of rows stored at once
+            erroneous_keys: set[str] = set()
+            direct: list[ParsedRow] = []
             keyed = 0       # rows with a key, valid or not: their records are in this delivery
             parsed: list[ParsedRow] = []
             erroneous: list[dict[str, Any]] = []
@@ -305,7 +313,10 @@ class DailyUpImporter:
                     tally.rows[table] += 1
                     keyed += 1
                     known.pop(item.key, None)
-                    parsed.append(item)
+                    if fresh and item.key not in echoes:
+                        direct.append(item)
+                    else:
+                        parsed.append(item)
                 elif isinstance(item, RowError):
                     tally.errors += 1
                     if kept < MAX_STORED_ERRORS:
@@ -317,8 +328,12 @@ class DailyUpImporter:
                         tally.erroneous_keys += 1
                         keyed += 1
                         known.pop(item.key, None)
+                        erroneous_keys.add(item.key)
                         erroneous.append({"import_id": import_id, "table": table, "key": item.key, "line": item.line,
                                           "hash": None, "data": None, "error": True})
+                if len(direct) >= STAGE_BATCH:
+                    self._store_new(session, import_id, table, missing, direct, created)
+                    direct = []
                 if len(parsed) >= STAGE_BATCH:
                     session.stage(self._staged_rows(session, import_id, table, missing, parsed))
                     parsed = []
@@ -332,11 +347,34 @@ class DailyUpImporter:
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
             session.stage(erroneous)
+            self._store_new(session, import_id, table, missing, direct, created)
+            if created and erroneous_keys:
+                # A row stored at once whose key came again with an error: that record is not taken.
+                dropped = {key for _, key in created if key in erroneous_keys}
+                session.delete_snapshot_rows(table, sorted(dropped))
+                created = [(kind, key) for kind, key in created if key not in dropped]
+            if entity is not None:
+                tally.created[table] = created
             tally.keyed[table] = keyed
             tally.vanished[table] = sorted(known)
             del known
         session.add_row_errors(import_id, stored_errors)
         self.progress("read", done, done)
+
+    def _store_new(self, session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
+                   rows: list[ParsedRow], created: list[tuple[str, str]]) -> None:
+        """Store rows of a table the snapshot never held; note (kind, key) of each for its delta."""
+        if not rows:
+            return
+        staged = self._staged_rows(session, import_id, table, missing, rows)
+        session.insert_snapshot(table, import_id, [
+            Candidate(r["key"], r["data"], r["hash"], None, None, False, None, None, r["raw_hash"]) for r in staged])
+        kinds: dict[str, str] = {}
+        if table == CUSTOMERS:
+            created.extend((kinds.setdefault(kind, kind), r["key"])
+                           for r in staged for kind in (str(r["data"].get("Personentyp") or ""),))
+        else:
+            created.extend(("", r["key"]) for r in staged)
 
     @staticmethod
     def _staged_rows(session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
@@ -373,6 +411,7 @@ class DailyUpImporter:
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
                 delivery.stop_requested()
                 self._apply_page(session, import_id, table, entity, page, tally, texts, delivery.name.delivered_on)
+            self._created_deltas(session, import_id, table, entity, tally)
             vanished = tally.vanished.pop(table, [])
             if entity is not None:
                 for start in range(0, len(vanished), DIFF_PAGE):
@@ -384,6 +423,25 @@ class DailyUpImporter:
             session.mark_deleted(import_id, table, vanished)
             session.refresh_raw_hashes(import_id, table)
             self.progress("diff", done, len(tables))
+
+    @staticmethod
+    def _created_deltas(session: ImportSession, import_id: int, table: str, entity: str | None,
+                        tally: _Tally) -> None:
+        """The deltas of the rows stored at once while reading (a table the snapshot never held), in key order.
+
+        Customers are grouped by person type within each page, as the comparison does.
+        """
+        created = sorted(tally.created.pop(table, []), key=lambda kind_key: kind_key[1])
+        if entity is None:
+            return
+        for start in range(0, len(created), DIFF_PAGE):
+            page = created[start:start + DIFF_PAGE]
+            if table == CUSTOMERS:
+                page.sort(key=lambda kind_key: kind_key[0])
+            session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                                 "changed_fields": [], "echoed_fields": []} for _, key in page])
+            for _, key in page:
+                tally.delta(f"{entity}.created", key, [])
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
                     page: list[Candidate], tally: _Tally, texts: _LookupTexts, delivered_on: date) -> None:

@@ -392,6 +392,15 @@ class ImportSession:
         finally:
             cursor.close()
 
+    def has_rows(self, table: str) -> bool:
+        """Whether the snapshot holds any row of ``table``, deleted ones included."""
+        return self.conn.execute(select(SNAPSHOT.c.key).where(SNAPSHOT.c.table == table).limit(1)).first() is not None
+
+    def delete_snapshot_rows(self, table: str, keys: Sequence[str]) -> None:
+        """Remove these rows of ``table`` from the snapshot (rows this import stored and must not keep)."""
+        for chunk in _chunks(keys):
+            self.conn.execute(delete(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk)))
+
     def echo_keys(self, entity: str) -> set[str]:
         """Return the keys of the records of ``entity`` that have an echo mark."""
         return set(self.conn.execute(select(ECHOES.c.key).where(ECHOES.c.entity == entity)).scalars())
