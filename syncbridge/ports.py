@@ -552,14 +552,17 @@ class DailyUpStore(Protocol):
     def session(self, *, dry_run: bool = False) -> AbstractContextManager[ImportSession]:
         """Open one import's transaction: committed at the end, rolled back on an error or for a dry run."""
 
-    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
-        """Return the oldest deltas not yet published, in id order."""
+    def unpublished_deltas(self, limit: int, after: int = 0) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published (of ids above ``after``), in id order."""
 
     def count_unpublished(self) -> int:
         """Return how many deltas wait in the outbox."""
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+    def mark_published(self, ids: Iterable[int], *, settle: bool = True) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published".
+
+        With ``settle=False`` only the deltas are marked; the imports follow at the next call that settles.
+        """
 
 
 # ---------------------------------------------------------------- publishing (implemented by producers)

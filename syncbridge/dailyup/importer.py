@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -151,50 +152,73 @@ class DailyUpImporter:
         return self._take(Path(path), source="cli", file_name=file_name, dry_run=True)
 
     def publish_pending(self) -> int:
-        """Publish the outbox in id order with publisher confirms; return how many were published."""
+        """Publish the outbox in id order with publisher confirms; return how many were published.
+
+        A delta is marked published only after the broker confirmed it.  While a batch is
+        sent, a second connection reads the next batch and marks the one confirmed before
+        (one UPDATE each), so the broker's round trips and the database's overlap.  A crash
+        in between leaves confirmed deltas unmarked: they are sent again, never lost.
+        """
         if self.publisher is None or self.topology is None:
             return 0
         total = self.store.count_unpublished()
         done = 0
         if total:
             self.progress("publish", 0, total)
-        while batch := self.store.unpublished_deltas(PUBLISH_BATCH):
-            sent, messages, refused = [], [], []
-            for d in batch:
-                routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
-                # Checked against the contract once, here where it is made; the publisher sends it as it is.
-                body = ameise_record_changed_plain_body(message)
-                if body is None:
-                    body = _schema.dump(message)
-                    errors = _schema.validate(body)
-                else:
-                    errors = {}
-                if errors:
-                    refused.append((d, routing_key, body, errors))
-                else:
-                    sent.append(d)
-                    messages.append((routing_key, body, d.delta_id))
-            for d, routing_key, body, errors in refused:
-                # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
-                log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
-                reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
-                self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
-                                       headers=dead_letter_headers({}, self.topology.events.name, routing_key,
-                                                                   reason, CONTRACT_VIOLATION))
-                self.store.mark_published([d.id])
-            try:
-                self.publisher.publish_many(self.topology.events, messages)
-            except Unavailable as exc:
-                # The first ``confirmed`` of the batch reached the broker: do not send them again.
-                confirmed = getattr(exc, "confirmed", None) or 0
-                self.store.mark_published(d.id for d in sent[:confirmed])
-                raise
-            self.store.mark_published(d.id for d in sent)
-            done += len(batch)
-            self.progress("publish", done, total)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-outbox") as outbox:
+            marking: Future[None] | None = None
+            batch = self.store.unpublished_deltas(PUBLISH_BATCH)
+            while batch:
+                following = outbox.submit(self.store.unpublished_deltas, PUBLISH_BATCH, batch[-1].id)
+                sent, messages = self._checked(batch)
+                try:
+                    self.publisher.publish_many(self.topology.events, messages)
+                except Unavailable as exc:
+                    # The first ``confirmed`` of the batch reached the broker: do not send them again.
+                    confirmed = getattr(exc, "confirmed", None) or 0
+                    if marking is not None:
+                        marking.result()
+                    self.store.mark_published((d.id for d in sent[:confirmed]), settle=False)
+                    raise
+                if marking is not None:
+                    marking.result()
+                marking = outbox.submit(self.store.mark_published, [d.id for d in sent], settle=False)
+                done += len(batch)
+                self.progress("publish", done, total)
+                batch = following.result()
+            if marking is not None:
+                marking.result()
         # An accepted import without deltas has an empty outbox too: that makes it "published".
         self.store.mark_published(())
         return done
+
+    def _checked(self, batch: list[PendingDelta]) -> tuple[list[PendingDelta], list[tuple[str, Any, str]]]:
+        """The deltas of a batch to send and their messages; one that violates the contract goes to the dead letters."""
+        assert self.publisher is not None and self.topology is not None
+        sent, messages, refused = [], [], []
+        for d in batch:
+            routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
+            # Checked against the contract once, here where it is made; the publisher sends it as it is.
+            body = ameise_record_changed_plain_body(message)
+            if body is None:
+                body = _schema.dump(message)
+                errors = _schema.validate(body)
+            else:
+                errors = {}
+            if errors:
+                refused.append((d, routing_key, body, errors))
+            else:
+                sent.append(d)
+                messages.append((routing_key, body, d.delta_id))
+        for d, routing_key, body, errors in refused:
+            # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
+            log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
+            reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
+            self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
+                                   headers=dead_letter_headers({}, self.topology.events.name, routing_key,
+                                                               reason, CONTRACT_VIOLATION))
+            self.store.mark_published([d.id], settle=False)
+        return sent, messages
 
     # ------------------------------------------------------------------ one delivery
     def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool,

@@ -16,12 +16,15 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    BigInteger,
     Engine,
     LargeBinary,
     Table,
     and_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -71,6 +74,11 @@ def _to_import(row: Any) -> DailyUpImport:
         extra_columns=dict(row.extra_columns or {}), timings=dict(row.timings or {}),
         published_at=row.published_at,
     )
+
+
+def _json_list(values: Sequence[str] | None) -> str:
+    """JSON text of a list of column names (most deltas have none)."""
+    return json.dumps(values) if values else "[]"
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -199,11 +207,11 @@ class SqlDailyUpStore:
         return None if row is None else dict(row.data)
 
     # ------------------------------------------------------------ outbox
-    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
-        """Return the oldest deltas not yet published, in id order."""
+    def unpublished_deltas(self, limit: int, after: int = 0) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published (of ids above ``after``), in id order."""
         query = (select(DELTAS, IMPORTS.c.delivered_on)
                  .join(IMPORTS, IMPORTS.c.id == DELTAS.c.import_id)
-                 .where(DELTAS.c.published_at.is_(None)).order_by(DELTAS.c.id).limit(limit))
+                 .where(DELTAS.c.published_at.is_(None), DELTAS.c.id > after).order_by(DELTAS.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [PendingDelta(row.id, row.import_id, row.delivered_on, row.entity, row.change, row.key,
                                  tuple(row.changed_fields or ()), tuple(row.echoed_fields or ()))
@@ -215,14 +223,24 @@ class SqlDailyUpStore:
             return conn.execute(select(func.count()).select_from(DELTAS)
                                 .where(DELTAS.c.published_at.is_(None))).scalar_one()
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+    def mark_published(self, ids: Iterable[int], *, settle: bool = True) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published".
+
+        With ``settle=False`` only the deltas are marked (one UPDATE per batch on PostgreSQL);
+        the imports' state follows at the next call that settles.
+        """
         now = utcnow()
         ids = list(ids)
         with self.engine.begin() as conn:
-            for chunk in _chunks(ids):
-                conn.execute(update(DELTAS).where(DELTAS.c.id.in_(chunk), DELTAS.c.published_at.is_(None))
-                             .values(published_at=now))
+            if ids and conn.dialect.name == "postgresql":
+                conn.execute(update(DELTAS).where(DELTAS.c.id == func.any(cast(ids, ARRAY(BigInteger))),
+                                                  DELTAS.c.published_at.is_(None)).values(published_at=now))
+            else:
+                for chunk in _chunks(ids):
+                    conn.execute(update(DELTAS).where(DELTAS.c.id.in_(chunk), DELTAS.c.published_at.is_(None))
+                                 .values(published_at=now))
+            if not settle:
+                return
             waiting = exists().where(DELTAS.c.import_id == IMPORTS.c.id, DELTAS.c.published_at.is_(None))
             conn.execute(update(IMPORTS).where(IMPORTS.c.state == "accepted", ~waiting)
                          .values(state="published", published_at=now))
@@ -461,8 +479,8 @@ class ImportSession:
         if rows and self.postgres:
             # One COPY keeps the rows' order, so the outbox ids do too.
             self._copy("dailyup_deltas", ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields"),
-                       ((r["import_id"], r["entity"], r["change"], r["key"], json.dumps(r.get("changed_fields", [])),
-                         json.dumps(r.get("echoed_fields", []))) for r in rows))
+                       ((r["import_id"], r["entity"], r["change"], r["key"], _json_list(r.get("changed_fields")),
+                         _json_list(r.get("echoed_fields"))) for r in rows))
         elif rows:
             self.conn.execute(insert(DELTAS), list(rows))
 
