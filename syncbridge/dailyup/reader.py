@@ -362,12 +362,14 @@ class Delivery:
             for fields in reader:
                 line, previous = previous + 1, reader.line_num
                 where[0] = previous
-                if not fields or not any(f.strip() for f in fields):
-                    continue
+                key: str | None = fields[key_at].strip() if key_at < len(fields) else ""
+                if not key:
+                    if not fields or not any(f.strip() for f in fields):
+                        continue
+                    key = None
                 if short is not None:
                     yield short
                     short = None
-                key = (fields[key_at].strip() if key_at < len(fields) else "") or None
                 if key is not None:
                     first = first_line.setdefault(key, line)
                     if first != line:
@@ -499,9 +501,6 @@ class _Lines:
             self.delivery.stop_requested()
         return line
 
-    def record_read(self) -> None:
-        self.used = 0
-
 
 class _Records:
     """csv.reader's records, each refused beyond ``limit`` fields (``what`` names them in the message)."""
@@ -518,7 +517,7 @@ class _Records:
 
     def __next__(self) -> list[str]:
         fields = next(self.reader)
-        self.lines.record_read()
+        self.lines.used = 0     # the next record is measured from its start
         if len(fields) > self.limit:
             where = "the header" if self.what == "columns" else f"the row at line {self.lines.where[0] + 1}"
             raise DeliveryRejected(f"{self.lines.file}: {where} has {len(fields)} {self.what}, more than the limit "
