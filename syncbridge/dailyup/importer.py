@@ -405,15 +405,20 @@ class DailyUpImporter:
                      parsed: list[ParsedRow]) -> list[dict[str, Any]]:
         """Build staging rows: missing optional columns filled from the snapshot, values in column order."""
         previous = session.snapshot_data(table, [p.key for p in parsed]) if missing and parsed else {}
+        known = COLUMNS[table]
+        in_order: tuple[str, ...] | None = None     # the order of the columns of the rows, once found right
         rows = []
         for p in parsed:
-            data = dict(p.data)
+            data = p.data
             old = previous.get(p.key)
             if old:
-                data.update((c, old[c]) for c in missing if c in old)
+                data = {**data, **{c: old[c] for c in missing if c in old}}
             # One order for every delivery, so the stored JSON text of equal rows is equal.
-            known = COLUMNS[table]
-            data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+            order = tuple(data)
+            if order != in_order:
+                data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+                if tuple(data) == order and not missing:
+                    in_order = order
             rows.append({"import_id": import_id, "table": table, "key": p.key, "line": p.line,
                          "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False})
         return rows
