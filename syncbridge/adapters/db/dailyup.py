@@ -406,7 +406,7 @@ class ImportSession:
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,))
-            return {key: digest for key, digest in cursor}
+            return dict(cursor.fetchall())
         finally:
             cursor.close()
 
