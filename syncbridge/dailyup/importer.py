@@ -170,7 +170,7 @@ class DailyUpImporter:
             batch = self.store.unpublished_deltas(PUBLISH_BATCH)
             while batch:
                 following = outbox.submit(self.store.unpublished_deltas, PUBLISH_BATCH, batch[-1].id)
-                sent, messages = self._checked(batch)
+                sent, messages = self._checked(batch, self.publisher, self.topology)
                 try:
                     self.publisher.publish_many(self.topology.events, messages)
                 except Unavailable as exc:
@@ -192,9 +192,9 @@ class DailyUpImporter:
         self.store.mark_published(())
         return done
 
-    def _checked(self, batch: list[PendingDelta]) -> tuple[list[PendingDelta], list[tuple[str, Any, str]]]:
+    def _checked(self, batch: list[PendingDelta], publisher: Publisher,
+                 topology: Topology) -> tuple[list[PendingDelta], list[tuple[str, Any, str]]]:
         """The deltas of a batch to send and their messages; one that violates the contract goes to the dead letters."""
-        assert self.publisher is not None and self.topology is not None
         sent, messages, refused = [], [], []
         for d in batch:
             routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
@@ -214,9 +214,9 @@ class DailyUpImporter:
             # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
             log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
             reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
-            self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
-                                   headers=dead_letter_headers({}, self.topology.events.name, routing_key,
-                                                               reason, CONTRACT_VIOLATION))
+            publisher.publish(topology.dead, routing_key, body, message_id=d.delta_id,
+                              headers=dead_letter_headers({}, topology.events.name, routing_key, reason,
+                                                          CONTRACT_VIOLATION))
             self.store.mark_published([d.id], settle=False)
         return sent, messages
 
@@ -307,13 +307,12 @@ class DailyUpImporter:
             # Key -> raw digest of every row still delivered: what is left at the end has vanished.
             known = session.raw_digests(table)
             entity = ENTITY_OF.get(table)
-            if entity is not None:
-                for key in session.echo_keys(entity) & known.keys():
-                    known[key] = None
+            echoes = session.echo_keys(entity) if entity is not None else set()
+            for key in echoes & known.keys():
+                known[key] = None
             # A table the snapshot never held (the first delivery): its rows are new, stored at once
             # without staging; their deltas are written in the comparison, in the tables' order.
             fresh = not known and not session.has_rows(table)
-            echoes = session.echo_keys(entity) if fresh and entity is not None else set()
             created: list[tuple[str, str]] = []     # (kind, key) of rows stored at once
             erroneous_keys: set[str] = set()
             direct: list[ParsedRow] = []
