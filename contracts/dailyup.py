@@ -237,13 +237,20 @@ def row_loader(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool
     if any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared):
         return load     # a field this shortcut does not know how to run: the schema does all
     check = ROW_CHECKS.get(table)
+    # A plain optional text (most columns) is its stripped value or None: done here without a call.
+    steps = [(name, field, type(field) is Text and not field.not_empty and field.pattern is None)
+             for name, field in declared]
 
     def load_row(raw: dict) -> dict:
         data = {}
         try:
-            for name, field in declared:
+            for name, field, plain in steps:
                 if name in raw:
-                    data[name] = field._deserialize(raw[name], name, raw)
+                    value = raw[name]
+                    if plain and value.__class__ is str:
+                        data[name] = value.strip() or None
+                    else:
+                        data[name] = field._deserialize(value, name, raw)
                 elif field.required:
                     return load(raw)
             if check is not None:

@@ -92,6 +92,7 @@ class ParsedRow:
     key: str
     data: dict[str, str | None]
     extra: dict[str, str] = field(default_factory=dict)   # unknown extra columns, kept aside
+    raw_hash: bytes | None = None   # digest of the row's text as delivered, volatile columns aside (reader)
 
     @property
     def hash(self) -> str:

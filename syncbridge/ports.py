@@ -453,6 +453,7 @@ class Candidate:
     deleted: bool                         # the snapshot has the record as no longer delivered
     echo: dict[str, Any] | None
     echo_written_at: datetime | None = None   # when the CRM -> Ameise direction wrote the echo mark
+    raw_hash: bytes | None = None         # digest of the row's text as delivered (reader.raw_digest_key)
 
 
 class ImportSession(Protocol):
@@ -504,14 +505,23 @@ class ImportSession(Protocol):
     def candidates(self, import_id: int, table: str, entity: str | None, *, page: int = 5000) -> Iterator[list[Candidate]]:
         """Yield pages of valid staged rows that are new, re-delivered, changed, or have an echo mark."""
 
-    def refresh_volatile(self, import_id: int, table: str) -> int:
-        """Store the delivered values of rows whose hash is the same but whose text is not (volatile columns)."""
+    def raw_digests(self, table: str) -> dict[str, bytes | None]:
+        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
 
-    def vanished(self, import_id: int, table: str, *, page: int = 5000) -> Iterator[list[str]]:
-        """Yield pages of keys still delivered last time that this delivery has on no row at all."""
+    def has_rows(self, table: str) -> bool:
+        """Whether the snapshot holds any row of ``table``, deleted ones included."""
 
-    def mark_vanished(self, import_id: int, table: str) -> int:
-        """Mark every row :meth:`vanished` finds as deleted; return how many."""
+    def delete_snapshot_rows(self, table: str, keys: Sequence[str]) -> None:
+        """Remove these rows of ``table`` from the snapshot (rows this import stored and must not keep)."""
+
+    def echo_keys(self, entity: str) -> set[str]:
+        """Return the keys of the records of ``entity`` that have an echo mark."""
+
+    def refresh_raw_hashes(self, import_id: int, table: str) -> int:
+        """Store the raw digest of staged rows whose values are the same as the snapshot's but not their text."""
+
+    def mark_deleted(self, import_id: int, table: str, keys: Sequence[str]) -> int:
+        """Mark these rows of ``table`` as no longer delivered (by ``import_id``); return how many."""
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
@@ -542,14 +552,17 @@ class DailyUpStore(Protocol):
     def session(self, *, dry_run: bool = False) -> AbstractContextManager[ImportSession]:
         """Open one import's transaction: committed at the end, rolled back on an error or for a dry run."""
 
-    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
-        """Return the oldest deltas not yet published, in id order."""
+    def unpublished_deltas(self, limit: int, after: int = 0) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published (of ids above ``after``), in id order."""
 
     def count_unpublished(self) -> int:
         """Return how many deltas wait in the outbox."""
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+    def mark_published(self, ids: Iterable[int], *, settle: bool = True) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published".
+
+        With ``settle=False`` only the deltas are marked; the imports follow at the next call that settles.
+        """
 
 
 # ---------------------------------------------------------------- publishing (implemented by producers)

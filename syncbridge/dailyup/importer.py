@@ -1,6 +1,8 @@
 """Take a DailyUp delivery in: store it, compute its delta against the snapshot, publish the delta.
 
-A delivery is applied in ONE transaction: its rows are streamed into staging in
+A delivery is applied in ONE transaction.  Each row's raw digest (its text, the
+volatile columns aside) is compared with the one stored for its key: a row delivered
+as it was is only counted; the others are validated and streamed into staging in
 batches, compared with the snapshot in SQL, and the snapshot, the outbox of deltas
 and the import record are written together.  A delivery found broken half-way
 (:class:`~syncbridge.dailyup.reader.DeliveryRejected`) therefore changes nothing but
@@ -16,6 +18,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -91,6 +94,9 @@ class _Tally:
         self.deltas: Counter[str] = Counter()
         self.samples: dict[str, list[dict[str, Any]]] = {}
         self.timings: dict[str, float] = {}
+        self.keyed: dict[str, int] = {}             # rows with a key per table, valid or not
+        self.vanished: dict[str, list[str]] = {}    # keys of the snapshot no row of the delivery has
+        self.created: dict[str, list[tuple[str, str]]] = {}   # (kind, key) of rows stored while reading
 
     def delta(self, kind: str, key: str, fields: list[str] | None = None) -> None:
         self.deltas[kind] += 1
@@ -146,50 +152,73 @@ class DailyUpImporter:
         return self._take(Path(path), source="cli", file_name=file_name, dry_run=True)
 
     def publish_pending(self) -> int:
-        """Publish the outbox in id order with publisher confirms; return how many were published."""
+        """Publish the outbox in id order with publisher confirms; return how many were published.
+
+        A delta is marked published only after the broker confirmed it.  While a batch is
+        sent, a second connection reads the next batch and marks the one confirmed before
+        (one UPDATE each), so the broker's round trips and the database's overlap.  A crash
+        in between leaves confirmed deltas unmarked: they are sent again, never lost.
+        """
         if self.publisher is None or self.topology is None:
             return 0
         total = self.store.count_unpublished()
         done = 0
         if total:
             self.progress("publish", 0, total)
-        while batch := self.store.unpublished_deltas(PUBLISH_BATCH):
-            sent, messages, refused = [], [], []
-            for d in batch:
-                routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
-                # Checked against the contract once, here where it is made; the publisher sends it as it is.
-                body = ameise_record_changed_plain_body(message)
-                if body is None:
-                    body = _schema.dump(message)
-                    errors = _schema.validate(body)
-                else:
-                    errors = {}
-                if errors:
-                    refused.append((d, routing_key, body, errors))
-                else:
-                    sent.append(d)
-                    messages.append((routing_key, body, d.delta_id))
-            for d, routing_key, body, errors in refused:
-                # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
-                log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
-                reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
-                self.publisher.publish(self.topology.dead, routing_key, body, message_id=d.delta_id,
-                                       headers=dead_letter_headers({}, self.topology.events.name, routing_key,
-                                                                   reason, CONTRACT_VIOLATION))
-                self.store.mark_published([d.id])
-            try:
-                self.publisher.publish_many(self.topology.events, messages)
-            except Unavailable as exc:
-                # The first ``confirmed`` of the batch reached the broker: do not send them again.
-                confirmed = getattr(exc, "confirmed", None) or 0
-                self.store.mark_published(d.id for d in sent[:confirmed])
-                raise
-            self.store.mark_published(d.id for d in sent)
-            done += len(batch)
-            self.progress("publish", done, total)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-outbox") as outbox:
+            marking: Future[None] | None = None
+            batch = self.store.unpublished_deltas(PUBLISH_BATCH)
+            while batch:
+                following = outbox.submit(self.store.unpublished_deltas, PUBLISH_BATCH, batch[-1].id)
+                sent, messages = self._checked(batch, self.publisher, self.topology)
+                try:
+                    self.publisher.publish_many(self.topology.events, messages)
+                except Unavailable as exc:
+                    # The first ``confirmed`` of the batch reached the broker: do not send them again.
+                    confirmed = getattr(exc, "confirmed", None) or 0
+                    if marking is not None:
+                        marking.result()
+                    self.store.mark_published((d.id for d in sent[:confirmed]), settle=False)
+                    raise
+                if marking is not None:
+                    marking.result()
+                marking = outbox.submit(self.store.mark_published, [d.id for d in sent], settle=False)
+                done += len(batch)
+                self.progress("publish", done, total)
+                batch = following.result()
+            if marking is not None:
+                marking.result()
         # An accepted import without deltas has an empty outbox too: that makes it "published".
         self.store.mark_published(())
         return done
+
+    def _checked(self, batch: list[PendingDelta], publisher: Publisher,
+                 topology: Topology) -> tuple[list[PendingDelta], list[tuple[str, Any, str]]]:
+        """The deltas of a batch to send and their messages; one that violates the contract goes to the dead letters."""
+        sent, messages, refused = [], [], []
+        for d in batch:
+            routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
+            # Checked against the contract once, here where it is made; the publisher sends it as it is.
+            body = ameise_record_changed_plain_body(message)
+            if body is None:
+                body = _schema.dump(message)
+                errors = _schema.validate(body)
+            else:
+                errors = {}
+            if errors:
+                refused.append((d, routing_key, body, errors))
+            else:
+                sent.append(d)
+                messages.append((routing_key, body, d.delta_id))
+        for d, routing_key, body, errors in refused:
+            # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
+            log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
+            reason = f"contract AmeiseRecordChanged v1 violated: {errors}"
+            publisher.publish(topology.dead, routing_key, body, message_id=d.delta_id,
+                              headers=dead_letter_headers({}, topology.events.name, routing_key, reason,
+                                                          CONTRACT_VIOLATION))
+            self.store.mark_published([d.id], settle=False)
+        return sent, messages
 
     # ------------------------------------------------------------------ one delivery
     def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool,
@@ -263,22 +292,55 @@ class DailyUpImporter:
 
     # ------------------------------------------------------------------ reading into staging
     def _read(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
+        """Stage the rows that may differ from the snapshot; note the keys no row of the delivery has.
+
+        A row whose raw digest is the one stored for its key is the same text as the row
+        stored, so it is neither validated nor staged again: only counted.  Rows of records
+        with an echo mark are always staged (their delivered values are compared with it).
+        """
         stored_errors: list[RowError] = []
         kept = 0
         done = 0
         for table in delivery.tables:
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
+            # Key -> raw digest of every row still delivered: what is left at the end has vanished.
+            known = session.raw_digests(table)
+            entity = ENTITY_OF.get(table)
+            echoes = session.echo_keys(entity) if entity is not None else set()
+            for key in echoes & known.keys():
+                known[key] = None
+            # A table the snapshot never held (the first delivery): its rows are new, stored at once
+            # without staging; their deltas are written in the comparison, in the tables' order.
+            fresh = not known and not session.has_rows(table)
+            created: list[tuple[str, str]] = []     # (kind, key) of rows stored at once
+            erroneous_keys: set[str] = set()
+            direct: list[ParsedRow] = []
+            keyed = 0       # rows with a key, valid or not: their records are in this delivery
             parsed: list[ParsedRow] = []
             erroneous: list[dict[str, Any]] = []
             last_erroneous: tuple[str, int] | None = None
-            for item in delivery.rows(table):
+            for item in delivery.rows(table, known):
+                done += 1
+                if item.__class__ is str:
+                    # Delivered exactly as stored: unchanged.
+                    tally.rows[table] += 1
+                    keyed += 1
+                    del known[item]
+                    if done % PROGRESS_EVERY == 0:
+                        self.progress("read", done, None)
+                    continue
                 if isinstance(item, ParsedRow) and len(item.key) > MAX_KEY:
                     item = RowError(f"{table}.csv", item.line, KEY_OF[table], f"longer than {MAX_KEY} characters")
                 if isinstance(item, ParsedRow):
                     tally.rows[table] += 1
-                    parsed.append(item)
-                else:
+                    keyed += 1
+                    known.pop(item.key, None)
+                    if fresh and item.key not in echoes:
+                        direct.append(item)
+                    else:
+                        parsed.append(item)
+                elif isinstance(item, RowError):
                     tally.errors += 1
                     if kept < MAX_STORED_ERRORS:
                         stored_errors.append(item)
@@ -287,9 +349,14 @@ class DailyUpImporter:
                     if item.key and len(item.key) <= MAX_KEY and (item.key, item.line) != last_erroneous:
                         last_erroneous = (item.key, item.line)
                         tally.erroneous_keys += 1
+                        keyed += 1
+                        known.pop(item.key, None)
+                        erroneous_keys.add(item.key)
                         erroneous.append({"import_id": import_id, "table": table, "key": item.key, "line": item.line,
                                           "hash": None, "data": None, "error": True})
-                done += 1
+                if len(direct) >= STAGE_BATCH:
+                    self._store_new(session, import_id, table, missing, direct, created)
+                    direct = []
                 if len(parsed) >= STAGE_BATCH:
                     session.stage(self._staged_rows(session, import_id, table, missing, parsed))
                     parsed = []
@@ -303,25 +370,56 @@ class DailyUpImporter:
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
             session.stage(erroneous)
+            self._store_new(session, import_id, table, missing, direct, created)
+            if created and erroneous_keys:
+                # A row stored at once whose key came again with an error: that record is not taken.
+                dropped = {key for _, key in created if key in erroneous_keys}
+                session.delete_snapshot_rows(table, sorted(dropped))
+                created = [(kind, key) for kind, key in created if key not in dropped]
+            if entity is not None:
+                tally.created[table] = created
+            tally.keyed[table] = keyed
+            tally.vanished[table] = sorted(known)
+            del known
         session.add_row_errors(import_id, stored_errors)
         self.progress("read", done, done)
+
+    def _store_new(self, session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
+                   rows: list[ParsedRow], created: list[tuple[str, str]]) -> None:
+        """Store rows of a table the snapshot never held; note (kind, key) of each for its delta."""
+        if not rows:
+            return
+        staged = self._staged_rows(session, import_id, table, missing, rows)
+        session.insert_snapshot(table, import_id, [
+            Candidate(r["key"], r["data"], r["hash"], None, None, False, None, None, r["raw_hash"]) for r in staged])
+        kinds: dict[str, str] = {}
+        if table == CUSTOMERS:
+            created.extend((kinds.setdefault(kind, kind), r["key"])
+                           for r in staged for kind in (str(r["data"].get("Personentyp") or ""),))
+        else:
+            created.extend(("", r["key"]) for r in staged)
 
     @staticmethod
     def _staged_rows(session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
                      parsed: list[ParsedRow]) -> list[dict[str, Any]]:
         """Build staging rows: missing optional columns filled from the snapshot, values in column order."""
         previous = session.snapshot_data(table, [p.key for p in parsed]) if missing and parsed else {}
+        known = COLUMNS[table]
+        in_order: tuple[str, ...] | None = None     # the order of the columns of the rows, once found right
         rows = []
         for p in parsed:
-            data = dict(p.data)
+            data = p.data
             old = previous.get(p.key)
             if old:
-                data.update((c, old[c]) for c in missing if c in old)
+                data = {**data, **{c: old[c] for c in missing if c in old}}
             # One order for every delivery, so the stored JSON text of equal rows is equal.
-            known = COLUMNS[table]
-            data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+            order = tuple(data)
+            if order != in_order:
+                data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+                if tuple(data) == order and not missing:
+                    in_order = order
             rows.append({"import_id": import_id, "table": table, "key": p.key, "line": p.line,
-                         "hash": row_hash(table, data), "data": data, "error": False})
+                         "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False})
         return rows
 
     # ------------------------------------------------------------------ the delta
@@ -331,7 +429,7 @@ class DailyUpImporter:
             session.drop_erroneous(import_id)
         tables = [t for t in TABLE_ORDER if t in delivery.tables]
         for table in tables:
-            if session.count_staged(import_id, table) == 0 and (delivered := session.count_delivered(table)):
+            if tally.keyed.get(table, 0) == 0 and (delivered := session.count_delivered(table)):
                 raise DeliveryRejected(f"{table}.csv has no rows: applying it would delete all {delivered} rows "
                                        f"of the last delivery")
         self.progress("diff", 0, len(tables))
@@ -341,15 +439,37 @@ class DailyUpImporter:
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
                 delivery.stop_requested()
                 self._apply_page(session, import_id, table, entity, page, tally, texts, delivery.name.delivered_on)
+            self._created_deltas(session, import_id, table, entity, tally)
+            vanished = tally.vanished.pop(table, [])
             if entity is not None:
-                for keys in session.vanished(import_id, table, page=DIFF_PAGE):
+                for start in range(0, len(vanished), DIFF_PAGE):
+                    keys = vanished[start:start + DIFF_PAGE]
                     session.add_deltas([{"import_id": import_id, "entity": entity, "change": "deleted", "key": key,
                                          "changed_fields": [], "echoed_fields": []} for key in keys])
                     for key in keys:
                         tally.delta(f"{entity}.deleted", key)
-            session.mark_vanished(import_id, table)
-            session.refresh_volatile(import_id, table)
+            session.mark_deleted(import_id, table, vanished)
+            session.refresh_raw_hashes(import_id, table)
             self.progress("diff", done, len(tables))
+
+    @staticmethod
+    def _created_deltas(session: ImportSession, import_id: int, table: str, entity: str | None,
+                        tally: _Tally) -> None:
+        """The deltas of the rows stored at once while reading (a table the snapshot never held), in key order.
+
+        Customers are grouped by person type within each page, as the comparison does.
+        """
+        created = sorted(tally.created.pop(table, []), key=lambda kind_key: kind_key[1])
+        if entity is None:
+            return
+        for start in range(0, len(created), DIFF_PAGE):
+            page = created[start:start + DIFF_PAGE]
+            if table == CUSTOMERS:
+                page.sort(key=lambda kind_key: kind_key[0])
+            session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                                 "changed_fields": [], "echoed_fields": []} for _, key in page])
+            for _, key in page:
+                tally.delta(f"{entity}.created", key, [])
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
                     page: list[Candidate], tally: _Tally, texts: _LookupTexts, delivered_on: date) -> None:
@@ -381,7 +501,7 @@ class DailyUpImporter:
             echoed = _echoed(c, texts)
             sent: list[str] = []        # the columns this delta brings to the CRM
             reverted = [] if created else _reverted(table, c, echoed, delivered_on)
-            # Unchanged and not created: only here for its echo mark; volatile columns are refreshed in bulk.
+            # Unchanged and not created: only here for its echo mark (or a new text of the same values).
             if created or c.old_hash != c.hash or reverted:
                 if created or c.old_hash != c.hash:
                     (new if c.old_data is None else changed).append(c)

@@ -31,7 +31,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +46,7 @@ from syncbridge.deliveries import (
     KEY_OF,
     REQUIRED_TABLES,
     TABLES,
+    VOLATILE_COLUMNS,
     DeliveryName,
     ParsedRow,
     RowError,
@@ -76,6 +77,10 @@ RATIO_FLOOR = 1024 * 1024
 STOP_EVERY = 1024           # lines between two looks at should_stop
 # The ZIP's central directory is read whole, an entry per member: a few KiB for a real delivery.
 MAX_DIRECTORY_BYTES = 1024 * 1024
+# Part of every raw row digest: raised when the reading or normalizing of rows changes, so that rows
+# stored under the former rules are read and compared again once (see raw_digest_key).
+RAW_DIGEST_VERSION = 1
+RAW_SEPARATOR = "\x1f"      # between the fields of a row in its raw digest
 
 
 class DeliveryRejected(Exception):
@@ -306,14 +311,31 @@ class Delivery:
         return tuple(names)
 
     # ------------------------------------------------------------------ streaming
-    def rows(self, table: str) -> Iterator[ParsedRow | RowError]:
-        """Stream the rows of ``table``: a ParsedRow per valid row, a RowError per problem."""
+    def rows(self, table: str, known: Mapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | str]:
+        """Stream the rows of ``table``: a ParsedRow per valid row, a RowError per problem.
+
+        With ``known`` (key -> the raw digest its row had when it was last read, see
+        :meth:`raw_digest_key`), a row whose raw digest is the one known for its key is
+        not validated again: its key alone (a ``str``) is yielded.  It is the same text,
+        read with the same rules, as a row found valid before.
+        """
         if table not in self._tables:
             raise KeyError(f"{self.file_name} has no table {table}")
         info = self._tables[table]
-        return self._rows(table, info)
+        return self._rows(table, info, known)
 
-    def _rows(self, table: str, info: _Table) -> Iterator[ParsedRow | RowError]:
+    def raw_digest_key(self, table: str) -> bytes:
+        """The key of the raw digests of ``table``'s rows: its header and the reading rules.
+
+        Two rows have the same raw digest only if their fields (the volatile columns
+        aside) are the same text under the same header, date and decimal format:
+        then their normalized values are the same too.
+        """
+        rules = (RAW_DIGEST_VERSION, table, self._tables[table].header, self.date_format, self.decimal_comma)
+        return hashlib.blake2b(repr(rules).encode(), digest_size=32).digest()
+
+    def _rows(self, table: str, info: _Table,
+              digests: Mapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | str]:
         file = info.member.filename
         header = info.header
         width = len(header)
@@ -324,6 +346,12 @@ class Delivery:
         extra = [(i, c) for i, c in enumerate(header) if c not in columns]
         known_names = [c for _, c in known]
         pick = _picker([i for i, _ in known])
+        volatile = set(VOLATILE_COLUMNS.get(table, ()))
+        stable_at = [i for i, c in enumerate(header) if c not in volatile]
+        stable, separators = _picker(stable_at), len(stable_at) - 1
+        digest_key = self.raw_digest_key(table)
+        blake2b, join = hashlib.blake2b, RAW_SEPARATOR.join
+        same: Mapping[str, bytes | None] = digests if digests is not None else {}
         load = row_loader(table, date_format=self.date_format, decimal_comma=self.decimal_comma)
         first_line: dict[str, int] = {}
         short: RowError | None = None   # held until it is known whether the file was cut in that row
@@ -334,12 +362,14 @@ class Delivery:
             for fields in reader:
                 line, previous = previous + 1, reader.line_num
                 where[0] = previous
-                if not fields or not any(f.strip() for f in fields):
-                    continue
+                key: str | None = fields[key_at].strip() if key_at < len(fields) else ""
+                if not key:
+                    if not fields or not any(f.strip() for f in fields):
+                        continue
+                    key = None
                 if short is not None:
                     yield short
                     short = None
-                key = (fields[key_at].strip() if key_at < len(fields) else "") or None
                 if key is not None:
                     first = first_line.setdefault(key, line)
                     if first != line:
@@ -355,6 +385,15 @@ class Delivery:
                         else:
                             yield error
                         continue
+                digest: bytes | None = None
+                if key is not None:
+                    raw = join(stable(fields))
+                    # A field holding the separator would make the text ambiguous: such a row gets no digest.
+                    if raw.count(RAW_SEPARATOR) == separators:
+                        digest = blake2b(raw.encode(), digest_size=16, key=digest_key).digest()
+                        if same.get(key) == digest:
+                            yield key
+                            continue
                 try:
                     data = load(dict(zip(known_names, pick(fields))))
                 except ValidationError as exc:
@@ -363,7 +402,7 @@ class Delivery:
                         column = None if column == "_schema" else column
                         yield RowError(file, line, column, "; ".join(_flat(text)), key)
                     continue
-                yield ParsedRow(table, line, data[key_column], data, {c: fields[i] for i, c in extra})
+                yield ParsedRow(table, line, data[key_column], data, {c: fields[i] for i, c in extra}, digest)
         if short is not None:
             if not info.ends_with_line_break:
                 raise DeliveryRejected(f"{file}: the last row (line {short.line}) is short of fields and the file "
@@ -462,9 +501,6 @@ class _Lines:
             self.delivery.stop_requested()
         return line
 
-    def record_read(self) -> None:
-        self.used = 0
-
 
 class _Records:
     """csv.reader's records, each refused beyond ``limit`` fields (``what`` names them in the message)."""
@@ -481,7 +517,7 @@ class _Records:
 
     def __next__(self) -> list[str]:
         fields = next(self.reader)
-        self.lines.record_read()
+        self.lines.used = 0     # the next record is measured from its start
         if len(fields) > self.limit:
             where = "the header" if self.what == "columns" else f"the row at line {self.lines.where[0] + 1}"
             raise DeliveryRejected(f"{self.lines.file}: {where} has {len(fields)} {self.what}, more than the limit "

@@ -157,7 +157,8 @@ def test_customer_deltas_come_grouped_by_person_type_so_upserts_fill_one_crm_mod
 
 
 def test_each_next_generation_gives_exactly_the_expected_delta(store, importer, tmp_path):
-    first = importer.import_file(deliver(tmp_path, 0))
+    first_path = deliver(tmp_path, 0)
+    first = importer.import_file(first_path)
 
     for generation in (1, 2, 3):
         path = deliver(tmp_path, generation)
@@ -176,14 +177,23 @@ def test_each_next_generation_gives_exactly_the_expected_delta(store, importer, 
             assert len(row.changed_fields) == 1 and row.changed_fields[0] in ("Telefon", "Strasse", "Email")
         else:
             assert set(row.changed_fields) <= {"Status", "BeitragBrutto", "BeitragNetto"} and row.changed_fields
-    # The snapshot is the last delivery, volatile columns included; unchanged records keep their last change.
+    # The snapshot has the last delivery's values; its volatile columns are those of the delivery that last
+    # changed the record (a day on which only they move rewrites nothing); unchanged records keep their last change.
     latest = parsed(path, CUSTOMERS)
     rows = {key: data for (table, key), data in snapshot(store).items() if table == CUSTOMERS}
     assert {k for k, (_, _, deleted, _) in rows.items() if not deleted} == set(latest)
-    assert all(rows[key][1] == data for key, data in latest.items())
+
+    def stable(data):
+        return {c: v for c, v in data.items() if c not in ("LetzterLogin", "GeaendertAm")}
+
+    assert all(stable(rows[key][1]) == stable(data) for key, data in latest.items())
     changed_once = set().union(*(expected_delta(N, g)["customer"]["changed"] for g in (1, 2, 3)))
-    untouched = next(k for k in latest if k not in changed_once and rows[k][3] == first.import_id)
-    assert rows[untouched][1]["GeaendertAm"] == latest[untouched]["GeaendertAm"]
+    first_rows = parsed(first_path, CUSTOMERS)
+    untouched = next(k for k in latest if k not in changed_once and rows[k][3] == first.import_id
+                     and first_rows[k]["GeaendertAm"] != latest[k]["GeaendertAm"])
+    assert rows[untouched][1] == first_rows[untouched]
+    changed_last = next(iter(expected_delta(N, 3)["customer"]["changed"]))
+    assert rows[changed_last][1] == latest[changed_last] and rows[changed_last][3] == result.import_id
 
 
 def test_customers_come_before_contracts_in_the_outbox(store, importer, tmp_path):
@@ -790,3 +800,108 @@ def test_without_a_publisher_the_deltas_wait(store, importer, tmp_path):
     assert result.state == "accepted"
     assert importer.publish_pending() == 0
     assert store.count_unpublished() == len(outbox_rows(store))
+
+
+# ---------------------------------------------------------------- rows delivered as they were
+def raw_hashes(store: SqlDailyUpStore, table: str = CUSTOMERS) -> dict[str, bytes | None]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(SNAPSHOT.c.key, SNAPSHOT.c.raw_hash).where(SNAPSHOT.c.table == table)).all())
+
+
+def counting_loader(monkeypatch) -> list[str]:
+    """Count the rows the reader validates (loads through the contract), by table."""
+    from syncbridge.dailyup import reader
+
+    loaded: list[str] = []
+    original = reader.row_loader
+
+    def row_loader(table, **options):
+        load = original(table, **options)
+
+        def counted(values):
+            loaded.append(table)
+            return load(values)
+        return counted
+
+    monkeypatch.setattr(reader, "row_loader", row_loader)
+    return loaded
+
+
+def test_only_rows_whose_text_changed_are_validated_again(store, importer, tmp_path, monkeypatch):
+    importer.import_file(deliver(tmp_path, 0))
+    delivered = len(parsed(deliver(tmp_path, 1), CUSTOMERS))
+    loaded = counting_loader(monkeypatch)
+
+    result = importer.import_file(deliver(tmp_path, 1))
+
+    expected = expected_delta(N, 1)
+    assert outbox(store, result.import_id) == expected
+    new_or_changed = {e: len(c["created"]) + len(c["changed"]) for e, c in expected.items()}
+    assert result.rows[CUSTOMERS] == delivered
+    # Volatile columns move on most rows; only rows with another stable text are read through the contract.
+    assert loaded.count(CUSTOMERS) == new_or_changed["customer"]
+    assert loaded.count("vertraege") == new_or_changed["contract"]
+
+
+def test_after_the_upgrade_rows_without_a_raw_digest_are_compared_by_value_and_get_one(store, importer, tmp_path,
+                                                                                      monkeypatch):
+    importer.import_file(deliver(tmp_path, 0))
+    with store.engine.begin() as conn:           # a snapshot stored before raw digests existed
+        conn.execute(SNAPSHOT.update().values(raw_hash=None))
+    loaded = counting_loader(monkeypatch)
+
+    result = importer.import_file(deliver(tmp_path, 1))
+
+    assert outbox(store, result.import_id) == expected_delta(N, 1)       # no more and no fewer changes
+    assert loaded.count(CUSTOMERS) == result.rows[CUSTOMERS]             # every row compared by value once
+    delivered = {k for (t, k), row in snapshot(store).items() if t == CUSTOMERS and not row[2]}
+    assert all(raw_hashes(store)[key] is not None for key in delivered)  # and given its digest
+    loaded.clear()
+    second = importer.import_file(deliver(tmp_path, 2))
+    assert outbox(store, second.import_id) == expected_delta(N, 2)
+    expected = expected_delta(N, 2)["customer"]
+    assert loaded.count(CUSTOMERS) == len(expected["created"]) + len(expected["changed"])
+
+
+def test_a_new_text_of_the_same_values_is_no_change_and_its_digest_is_kept(store, importer, tmp_path, monkeypatch):
+    importer.import_file(deliver(tmp_path, 0))
+    before = raw_hashes(store, "vertraege")
+
+    def reformat(header, rows):
+        brutto = header.index("BeitragBrutto")
+        for row in rows:
+            if "," in row[brutto]:
+                row[brutto] = row[brutto] + "00"     # 12,5 -> 12,500: the same amount
+        return header, rows
+
+    path = rewrite(deliver(tmp_path, 0), "vertraege", reformat)
+    path = path.rename(path.with_name("DailyUp_100200_20261231.zip"))
+    result = importer.import_file(path)
+
+    assert result.state == "accepted" and result.deltas == {}
+    after = raw_hashes(store, "vertraege")
+    assert sum(after[k] != before[k] for k in before) > 0             # the new text's digest is stored
+    loaded = counting_loader(monkeypatch)
+    again = rewrite(path, "vertraege", lambda header, rows: (header, rows))
+    again = again.rename(again.with_name("DailyUp_100200_20270101.zip"))
+    with zipfile.ZipFile(again, "a") as archive:
+        archive.writestr("note.txt", "another file, the same tables")
+    assert importer.import_file(again).deltas == {}
+    assert loaded.count("vertraege") == 0
+
+
+def test_a_first_delivery_with_a_key_twice_creates_neither_row_of_it(store, importer, tmp_path):
+    twice: list[str] = []
+
+    def duplicate(header, rows):
+        twice.append(rows[5][0])
+        rows.append(list(rows[5]))
+        return header, rows
+
+    path = rewrite(deliver(tmp_path, 0), CUSTOMERS, duplicate)
+    result = importer.import_file(path)
+
+    assert result.state == "accepted" and result.errors == 1
+    assert ("kunden", twice[0]) not in snapshot(store)
+    assert twice[0] not in outbox(store, result.import_id)["customer"]["created"]
+    assert result.deltas["customer.created"] == N - 1

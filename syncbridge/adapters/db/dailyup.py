@@ -16,10 +16,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    BigInteger,
     Engine,
+    LargeBinary,
     Table,
-    Text,
     and_,
     bindparam,
     cast,
@@ -72,6 +74,11 @@ def _to_import(row: Any) -> DailyUpImport:
         extra_columns=dict(row.extra_columns or {}), timings=dict(row.timings or {}),
         published_at=row.published_at,
     )
+
+
+def _json_list(values: Sequence[str] | None) -> str:
+    """JSON text of a list of column names (most deltas have none)."""
+    return json.dumps(values) if values else "[]"
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -200,11 +207,11 @@ class SqlDailyUpStore:
         return None if row is None else dict(row.data)
 
     # ------------------------------------------------------------ outbox
-    def unpublished_deltas(self, limit: int) -> list[PendingDelta]:
-        """Return the oldest deltas not yet published, in id order."""
+    def unpublished_deltas(self, limit: int, after: int = 0) -> list[PendingDelta]:
+        """Return the oldest deltas not yet published (of ids above ``after``), in id order."""
         query = (select(DELTAS, IMPORTS.c.delivered_on)
                  .join(IMPORTS, IMPORTS.c.id == DELTAS.c.import_id)
-                 .where(DELTAS.c.published_at.is_(None)).order_by(DELTAS.c.id).limit(limit))
+                 .where(DELTAS.c.published_at.is_(None), DELTAS.c.id > after).order_by(DELTAS.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [PendingDelta(row.id, row.import_id, row.delivered_on, row.entity, row.change, row.key,
                                  tuple(row.changed_fields or ()), tuple(row.echoed_fields or ()))
@@ -216,14 +223,24 @@ class SqlDailyUpStore:
             return conn.execute(select(func.count()).select_from(DELTAS)
                                 .where(DELTAS.c.published_at.is_(None))).scalar_one()
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published"."""
+    def mark_published(self, ids: Iterable[int], *, settle: bool = True) -> None:
+        """Mark deltas as published; an accepted import whose outbox is now empty becomes "published".
+
+        With ``settle=False`` only the deltas are marked (one UPDATE per batch on PostgreSQL);
+        the imports' state follows at the next call that settles.
+        """
         now = utcnow()
         ids = list(ids)
         with self.engine.begin() as conn:
-            for chunk in _chunks(ids):
-                conn.execute(update(DELTAS).where(DELTAS.c.id.in_(chunk), DELTAS.c.published_at.is_(None))
-                             .values(published_at=now))
+            if ids and conn.dialect.name == "postgresql":
+                conn.execute(update(DELTAS).where(DELTAS.c.id == func.any(cast(ids, ARRAY(BigInteger))),
+                                                  DELTAS.c.published_at.is_(None)).values(published_at=now))
+            else:
+                for chunk in _chunks(ids):
+                    conn.execute(update(DELTAS).where(DELTAS.c.id.in_(chunk), DELTAS.c.published_at.is_(None))
+                                 .values(published_at=now))
+            if not settle:
+                return
             waiting = exists().where(DELTAS.c.import_id == IMPORTS.c.id, DELTAS.c.published_at.is_(None))
             conn.execute(update(IMPORTS).where(IMPORTS.c.state == "accepted", ~waiting)
                          .values(state="published", published_at=now))
@@ -290,7 +307,7 @@ class ImportSession:
         return found
 
     def stage(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows (import_id, table, key, line, hash, data, error) into staging.
+        """Insert rows (import_id, table, key, line, hash, data, error, and raw_hash if known) into staging.
 
         On PostgreSQL by ``COPY`` (in this transaction): a delivery's rows are most of an
         import's writes, and COPY takes them several times faster than an INSERT per row.
@@ -299,11 +316,11 @@ class ImportSession:
         if not rows:
             return
         if not self.postgres:
-            self.conn.execute(insert(STAGING), list(rows))
+            self.conn.execute(insert(STAGING), [{"raw_hash": None, **r} for r in rows])
             return
-        self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "error"),
-                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], json.dumps(r["data"]), r["error"])
-                    for r in rows))
+        self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "raw_hash", "error"),
+                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], json.dumps(r["data"]),
+                     r.get("raw_hash"), r["error"]) for r in rows))
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """``COPY`` rows into a table on PostgreSQL, in this session's transaction."""
@@ -364,7 +381,7 @@ class ImportSession:
             joined = joined.outerjoin(ECHOES, and_(ECHOES.c.entity == entity, ECHOES.c.key == s.c.key))
             echo, written_at = ECHOES.c.data, ECHOES.c.written_at
             differs.append(ECHOES.c.key.is_not(None))
-        query = (select(s.c.key, s.c.data, s.c.hash, n.c.data.label("old_data"), n.c.hash.label("old_hash"),
+        query = (select(s.c.key, s.c.data, s.c.hash, s.c.raw_hash, n.c.data.label("old_data"), n.c.hash.label("old_hash"),
                         n.c.deleted, echo.label("echo"), written_at.label("echo_written_at"))
                  .select_from(joined)
                  .where(s.c.import_id == import_id, s.c.table == table, s.c.error.is_(False), or_(*differs))
@@ -374,61 +391,75 @@ class ImportSession:
             rows = self.conn.execute(query.where(s.c.key > after)).all()
             if rows:
                 yield [Candidate(r.key, r.data, r.hash, r.old_data, r.old_hash, bool(r.deleted), r.echo,
-                                 r.echo_written_at) for r in rows]
+                                 r.echo_written_at, r.raw_hash) for r in rows]
             if len(rows) < page:
                 return
             after = rows[-1].key
 
-    def refresh_volatile(self, import_id: int, table: str) -> int:
-        """Store the delivered values of rows whose hash is the same but whose text is not (volatile columns).
+    def raw_digests(self, table: str) -> dict[str, bytes | None]:
+        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
+        query = select(SNAPSHOT.c.key, SNAPSHOT.c.raw_hash).where(SNAPSHOT.c.table == table,
+                                                                   SNAPSHOT.c.deleted.is_(False))
+        if not self.postgres:
+            return {key: digest for key, digest in self.conn.execute(query)}
+        # A million rows: read by the driver's cursor, without a SQLAlchemy row object each.
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,))
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
 
-        No change of the record: its ``import_id`` stays that of its last change.
+    def has_rows(self, table: str) -> bool:
+        """Whether the snapshot holds any row of ``table``, deleted ones included."""
+        return self.conn.execute(select(SNAPSHOT.c.key).where(SNAPSHOT.c.table == table).limit(1)).first() is not None
+
+    def delete_snapshot_rows(self, table: str, keys: Sequence[str]) -> None:
+        """Remove these rows of ``table`` from the snapshot (rows this import stored and must not keep)."""
+        for chunk in _chunks(keys):
+            self.conn.execute(delete(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk)))
+
+    def echo_keys(self, entity: str) -> set[str]:
+        """Return the keys of the records of ``entity`` that have an echo mark."""
+        return set(self.conn.execute(select(ECHOES.c.key).where(ECHOES.c.entity == entity)).scalars())
+
+    def refresh_raw_hashes(self, import_id: int, table: str) -> int:
+        """Store the raw digest of staged rows whose values are the same as the snapshot's but not their text.
+
+        Only the digest: the stored values stay those of the record's last change (the
+        volatile columns included), and its ``import_id`` too.
         """
         s, n = STAGING, SNAPSHOT
         result = self.conn.execute(
             update(n).where(n.c.table == s.c.table, n.c.key == s.c.key, s.c.import_id == import_id,
                             s.c.table == table, s.c.error.is_(False), n.c.deleted.is_(False), n.c.hash == s.c.hash,
-                            cast(n.c.data, Text) != cast(s.c.data, Text))
-            .values(data=s.c.data, updated_at=utcnow()))
+                            n.c.raw_hash.is_distinct_from(s.c.raw_hash))
+            .values(raw_hash=s.c.raw_hash))
         return result.rowcount
 
-    def vanished(self, import_id: int, table: str, *, page: int = 5000) -> Iterator[list[str]]:
-        """Yield pages of keys still delivered last time that this delivery has on no row at all."""
-        query = (select(SNAPSHOT.c.key).where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False),
-                                              ~self._staged(import_id))
-                 .order_by(SNAPSHOT.c.key).limit(page))
-        after = ""
-        while True:
-            keys = list(self.conn.execute(query.where(SNAPSHOT.c.key > after)).scalars())
-            if keys:
-                yield keys
-            if len(keys) < page:
-                return
-            after = keys[-1]
-
-    def mark_vanished(self, import_id: int, table: str) -> int:
-        """Mark every row :meth:`vanished` finds as deleted; return how many."""
-        result = self.conn.execute(
-            update(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.deleted.is_(False), ~self._staged(import_id))
-            .values(deleted=True, import_id=import_id, updated_at=utcnow()))
-        return result.rowcount
-
-    @staticmethod
-    def _staged(import_id: int):
-        return exists().where(STAGING.c.import_id == import_id, STAGING.c.table == SNAPSHOT.c.table,
-                              STAGING.c.key == SNAPSHOT.c.key)
+    def mark_deleted(self, import_id: int, table: str, keys: Sequence[str]) -> int:
+        """Mark these rows of ``table`` as no longer delivered (by ``import_id``); return how many."""
+        now, count = utcnow(), 0
+        for chunk in _chunks(keys, _IN_CHUNK if not self.postgres else 10 * _IN_CHUNK):
+            result = self.conn.execute(
+                update(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk),
+                                       SNAPSHOT.c.deleted.is_(False))
+                .values(deleted=True, raw_hash=None, import_id=import_id, updated_at=now))
+            count += result.rowcount
+        return count
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
         if rows and self.postgres:
             now = utcnow()
-            self._copy("dailyup_snapshot", ("table", "key", "hash", "data", "deleted", "import_id", "updated_at"),
-                       ((table, r.key, r.hash, json.dumps(r.data), False, import_id, now) for r in rows))
+            self._copy("dailyup_snapshot",
+                       ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at"),
+                       ((table, r.key, r.hash, json.dumps(r.data), r.raw_hash, False, import_id, now) for r in rows))
         elif rows:
             now = utcnow()
             self.conn.execute(insert(SNAPSHOT), [
-                {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "deleted": False,
-                 "import_id": import_id, "updated_at": now} for r in rows])
+                {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "raw_hash": r.raw_hash,
+                 "deleted": False, "import_id": import_id, "updated_at": now} for r in rows])
 
     def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Store the delivered values of known rows, changed by ``import_id``."""
@@ -436,19 +467,20 @@ class ImportSession:
             return
         statement = (update(SNAPSHOT)
                      .where(SNAPSHOT.c.table == bindparam("b_table"), SNAPSHOT.c.key == bindparam("b_key"))
-                     .values(hash=bindparam("b_hash"), data=bindparam("b_data", type_=JSON), deleted=False,
+                     .values(hash=bindparam("b_hash"), data=bindparam("b_data", type_=JSON),
+                             raw_hash=bindparam("b_raw", type_=LargeBinary()), deleted=False,
                              import_id=import_id, updated_at=bindparam("b_at", type_=UtcDateTime())))
         now = utcnow()
         self.conn.execute(statement, [{"b_table": table, "b_key": r.key, "b_hash": r.hash, "b_data": r.data,
-                                       "b_at": now} for r in rows])
+                                       "b_raw": r.raw_hash, "b_at": now} for r in rows])
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
         if rows and self.postgres:
             # One COPY keeps the rows' order, so the outbox ids do too.
             self._copy("dailyup_deltas", ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields"),
-                       ((r["import_id"], r["entity"], r["change"], r["key"], json.dumps(r.get("changed_fields", [])),
-                         json.dumps(r.get("echoed_fields", []))) for r in rows))
+                       ((r["import_id"], r["entity"], r["change"], r["key"], _json_list(r.get("changed_fields")),
+                         _json_list(r.get("echoed_fields"))) for r in rows))
         elif rows:
             self.conn.execute(insert(DELTAS), list(rows))
 

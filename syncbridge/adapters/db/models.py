@@ -249,7 +249,12 @@ class DailyUpSnapshotRecord(Base):
     table: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     hash: Mapped[str] = mapped_column(String(64))                 # model.row_hash: volatile columns left out
-    data: Mapped[dict[str, Any]] = mapped_column()                # normalized values, in column order
+    # Values in column order as of the record's last change (or first delivery): the volatile columns
+    # (LetzterLogin, GeaendertAm) are not rewritten when only they move.
+    data: Mapped[dict[str, Any]] = mapped_column()
+    # Digest of the row's text as last delivered (volatile columns left out; reader.raw_row_digest):
+    # a row delivered with the same digest is unchanged and is not read again.  NULL: not known yet.
+    raw_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     import_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"))  # last change
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -269,6 +274,7 @@ class DailyUpStagingRecord(Base):
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
     hash: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any] | None] = mapped_column()
+    raw_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     error: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
