@@ -27,13 +27,17 @@ BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 # ------------------------------------------------------------------ simulators as processes
-def serve(kind: str, port: int) -> None:
-    """Serve one simulator until SIGTERM."""
+# How a simulator process serves: gunicorn's threaded worker, one process (the simulator's state lives
+# in it), keep-alive connections, no access log.  The development server of `simulators.server` starts a
+# thread for every connection and logs every request, which cost about as much CPU as the simulator's work.
+SERVER_THREADS = 32
+
+
+def simulator_app(kind: str):
+    """The simulator's WSGI app with the demo seeded; the Ameise one notes when it creates a customer."""
     import threading
 
-    from flask import jsonify
-
-    from simulators.server import ServerThread
+    from flask import jsonify, request
 
     if kind == "zoho":
         from simulators.zoho import ZohoState, create_zoho_app
@@ -41,44 +45,66 @@ def serve(kind: str, port: int) -> None:
 
         zoho_state = ZohoState()
         seed_zoho(zoho_state)
-        app = create_zoho_app(zoho_state)
-    else:
-        from simulators.ameise import AmeiseState, create_ameise_app
-        from simulators.ameise import seed_demo as seed_ameise
+        return create_zoho_app(zoho_state)
+    from simulators.ameise import AmeiseState, create_ameise_app
+    from simulators.ameise import seed_demo as seed_ameise
 
-        ameise_state = AmeiseState()
-        seed_ameise(ameise_state)
-        written: dict[str, list[float]] = {}
-        lock = threading.Lock()
-        create = ameise_state.create_customer
+    ameise_state = AmeiseState()
+    seed_ameise(ameise_state)
+    written: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    create = ameise_state.create_customer
 
-        def create_customer(data, employee_id=None):
-            answer = create(data, employee_id)
-            name = str((data.get("Person") or {}).get("Nachname") or "")
-            with lock:
-                written.setdefault(name, []).append(time.time())
-            return answer
+    def create_customer(data, employee_id=None):
+        answer = create(data, employee_id)
+        name = str((data.get("Person") or {}).get("Nachname") or "")
+        with lock:
+            written.setdefault(name, []).append(time.time())
+        return answer
 
-        ameise_state.create_customer = create_customer  # type: ignore[method-assign]
-        app = create_ameise_app(ameise_state)
+    ameise_state.create_customer = create_customer  # type: ignore[method-assign]
+    app = create_ameise_app(ameise_state)
 
-        @app.get("/_bench/written")
-        def bench_written():
-            with lock:
-                return jsonify(written)
+    @app.get("/_bench/written")
+    def bench_written():
+        prefix = request.args.get("prefix", "")
+        with lock:
+            return jsonify({name: times for name, times in written.items() if name.startswith(prefix)})
 
-        @app.post("/_bench/clear")
-        def bench_clear():
-            with lock:
-                written.clear()
-            return jsonify({})
+    @app.get("/_bench/count")
+    def bench_count():
+        prefix = request.args.get("prefix", "")
+        with lock:
+            return jsonify({"names": sum(1 for name in written if name.startswith(prefix))})
 
-    server = ServerThread(app, port=port).start()
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    print(f"serving {kind} on {server.url}", flush=True)
-    stopped.wait()
-    server.stop()
+    @app.post("/_bench/clear")
+    def bench_clear():
+        with lock:
+            written.clear()
+        return jsonify({})
+
+    return app
+
+
+def serve(kind: str, port: int) -> None:
+    """Serve one simulator until SIGTERM."""
+    from gunicorn.app.base import BaseApplication
+
+    app = simulator_app(kind)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread", "threads": SERVER_THREADS,
+                "keepalive": 75, "timeout": 0, "graceful_timeout": 5, "accesslog": None, "loglevel": "warning",
+                "when_ready": lambda server: print(f"serving {kind} on http://127.0.0.1:{port}", flush=True),
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()
 
 
 def free_port() -> int:
@@ -140,8 +166,13 @@ class Simulators:
             requests.post(self.ameise_url + "/_sim/faults", json={"status": None, "count": 10**9, "delay": seconds},
                           timeout=5).raise_for_status()
 
-    def written(self) -> dict[str, list[float]]:
-        return requests.get(self.ameise_url + "/_bench/written", timeout=30).json()
+    def written(self, prefix: str = "") -> dict[str, list[float]]:
+        """When the Ameise simulator created each customer, by ``Nachname`` (those starting with ``prefix``)."""
+        return requests.get(self.ameise_url + "/_bench/written", params={"prefix": prefix}, timeout=30).json()
+
+    def written_count(self, prefix: str = "") -> int:
+        """How many customers whose ``Nachname`` starts with ``prefix`` the Ameise simulator created."""
+        return requests.get(self.ameise_url + "/_bench/count", params={"prefix": prefix}, timeout=30).json()["names"]
 
     def stop(self) -> None:
         for process in self.processes:
