@@ -53,6 +53,8 @@ def simulator_app(kind: str):
     ameise_state = AmeiseState()
     seed_ameise(ameise_state)
     written: dict[str, list[float]] = {}
+    firsts: list[str] = []                     # the names in the order they were first written
+    counted: dict[str, tuple[int, int]] = {}   # prefix -> (names of firsts looked at, how many of them match)
     lock = threading.Lock()
     create = ameise_state.create_customer
 
@@ -60,6 +62,8 @@ def simulator_app(kind: str):
         answer = create(data, employee_id)
         name = str((data.get("Person") or {}).get("Nachname") or "")
         with lock:
+            if name not in written:
+                firsts.append(name)
             written.setdefault(name, []).append(time.time())
         return answer
 
@@ -77,14 +81,20 @@ def simulator_app(kind: str):
 
     @app.get("/_bench/count")
     def bench_count():
+        # Polled often while a round runs: only the names written since the last count are looked at.
         prefix = request.args.get("prefix", "")
         with lock:
-            return jsonify({"names": sum(1 for name in written if name.startswith(prefix))})
+            seen, count = counted.get(prefix, (0, 0))
+            count += sum(1 for name in firsts[seen:] if name.startswith(prefix))
+            counted[prefix] = len(firsts), count
+        return jsonify({"names": count})
 
     @app.post("/_bench/clear")
     def bench_clear():
         with lock:
             written.clear()
+            firsts.clear()
+            counted.clear()
         return jsonify({})
 
     return app

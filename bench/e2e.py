@@ -136,16 +136,21 @@ def _sender(url: str, ids: list[str], rate: float, start: float, answer) -> None
     answer.send((sent, status, time.process_time() - cpu))
 
 
-def send_at_rate(url: str, ids: list[str], rate: float) -> tuple[list[float], list[int], float]:
+def send_at_rate(url: str, ids: list[str], rate: float, meter: CpuMeter | None = None) \
+        -> tuple[list[float], list[int], float]:
     """POST one workflow webhook per record id at ``rate`` per second, from a process of its own.
 
-    (send time, status) of each (-1: no answer), and the CPU seconds the sender used.
+    (send time, status) of each (-1: no answer), and the CPU seconds the sender used;
+    ``meter`` is sampled meanwhile.
     """
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe(duplex=False)
     start = time.time() + 1.0     # the new process is up by then
     process = context.Process(target=_sender, args=(url, ids, rate, start, theirs), daemon=True)
     process.start()
+    while not ours.poll(0.1):
+        if meter is not None:
+            meter.sample()
     sent, status, cpu = ours.recv()
     process.join()
     return sent, status, cpu
@@ -186,36 +191,74 @@ def _machine_busy() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
 
 
+def _postmaster() -> list[int]:
+    """The PostgreSQL server's main process: its CPU counts the backends that have ended (of every database)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres" and \
+                        int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == 1:
+                    return [int(entry.name)]
+            except (OSError, ValueError, IndexError):
+                continue
+    return []
+
+
 class CpuMeter:
-    """CPU seconds per part of the stack between :meth:`begin` and :meth:`end` (PIDs looked up at both)."""
+    """CPU seconds per part of the stack between :meth:`begin` and :meth:`end`.
+
+    Each part is a function giving its PIDs (each counted with its children), looked up
+    at every :meth:`sample` too: a process that ends in between (a database connection
+    closed by its pool) still counts with what it had used when it was last seen.
+    """
 
     def __init__(self, parts) -> None:
-        self.parts = parts        # name -> () -> list of PIDs (each counted with its children)
+        self.parts = parts
 
-    def snapshot(self) -> dict[str, dict[int, float]]:
+    def _read(self) -> dict[str, dict[int, float]]:
         return {name: {pid: crm_stack.cpu_seconds(pid) for pid in pids()} for name, pids in self.parts.items()}
 
     def begin(self) -> None:
-        self.before, self.machine_before = self.snapshot(), _machine_busy()
+        self.before, self.machine_before = self._read(), _machine_busy()
+        self.latest = {name: dict(pids) for name, pids in self.before.items()}
+
+    def sample(self) -> None:
+        for name, pids in self._read().items():
+            self.latest[name].update(pids)
 
     def end(self) -> dict[str, float]:
-        after, (busy, total) = self.snapshot(), _machine_busy()
+        self.sample()
+        busy, total = _machine_busy()
         used = {name: sum(seconds - self.before[name].get(pid, 0.0) for pid, seconds in pids.items())
-                for name, pids in after.items()}
+                for name, pids in self.latest.items()}
         used["machine_busy"] = busy - self.machine_before[0]
         used["machine_total"] = total - self.machine_before[1]
         return used
 
 
+def pg_sessions(database: str) -> int:
+    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(crm_stack.POSTGRES_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
+                                    {"name": database}).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
 # ------------------------------------------------------------------ a round
-def one_round(sims: crm_stack.Simulators, receiver: str, tag: str, rate: float, seconds: float,
+def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str, rate: float, seconds: float,
               meter: CpuMeter) -> tuple[dict, dict]:
     count = int(rate * seconds)
     names = [f"E{tag}x{index:05d}" for index in range(count)]
     ids = sims.seed_contacts(names)
     prefix = f"E{tag}x"
+    sessions = pg_sessions(database)
     meter.begin()
-    sent, status, sender_cpu = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate)
+    sent, status, sender_cpu = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate, meter)
     accepted = [index for index in range(count) if status[index] == 202]
 
     last_seen, last_change = -1, time.monotonic()
@@ -227,9 +270,11 @@ def one_round(sims: crm_stack.Simulators, receiver: str, tag: str, rate: float, 
             last_seen, last_change = done, time.monotonic()
         elif time.monotonic() - last_change > 30:
             break
+        meter.sample()
         time.sleep(0.1)
     cpu = meter.end()
     cpu["sender"] = sender_cpu
+    cpu["pg_sessions"] = pg_sessions(database) - sessions
     time.sleep(0.5)   # a second create of a record would show by now
     written = sims.written(prefix)
     latencies = [1000 * (min(written[names[i]]) - sent[i]) for i in accepted if names[i] in written]
@@ -241,6 +286,7 @@ def one_round(sims: crm_stack.Simulators, receiver: str, tag: str, rate: float, 
         "lost": len(accepted) - len(latencies),
         "duplicates": sum(len(written[name]) - 1 for name in names if name in written),
         "achieved_rate": (count - 1) / max(last - first, 1e-6) if count > 1 else 0.0,
+        "statuses": ",".join(f"{code}:{status.count(code)}" for code in sorted(set(status))),
     }
     return figures, cpu
 
@@ -252,7 +298,9 @@ def cpu_line(cpu: dict, records: int) -> str:
     per = {part: 1000 * cpu[part] / max(records, 1) for part in CPU_PARTS}
     window = cpu["machine_total"] / max(os.cpu_count() or 1, 1)
     return ("CPU ms/record: " + " ".join(f"{part}={per[part]:.2f}" for part in CPU_PARTS)
-            + f" sum={sum(per.values()):.2f}; machine busy {100 * cpu['machine_busy'] / max(cpu['machine_total'], 1e-9):.0f}%"
+            + f" sum={sum(per.values()):.2f}"
+            + f"; pg_cluster={1000 * cpu['pg_cluster'] / max(records, 1):.2f} pg_sessions_opened={cpu['pg_sessions']}"
+            + f"; machine busy {100 * cpu['machine_busy'] / max(cpu['machine_total'], 1e-9):.0f}%"
             f" of {os.cpu_count()} cores over {window:.1f} s, load {os.getloadavg()[0]:.1f}")
 
 
@@ -278,9 +326,10 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
                 "web": lambda: [processes[0].pid], "worker": lambda: [processes[1].pid],
                 "zoho": lambda: [sims.processes[0].pid], "ameise": lambda: [sims.processes[1].pid],
                 "postgres": lambda: _postgres_backends(database), "rabbitmq": _rabbitmq_node,
+                "pg_cluster": _postmaster,
             })
             for round_number in range(rounds):
-                figures, cpu = one_round(sims, receiver, f"r{round_number}", rate, seconds, meter)
+                figures, cpu = one_round(sims, receiver, database, f"r{round_number}", rate, seconds, meter)
                 results.append(figures)
                 print(f"round {round_number + 1} {cpu_line(cpu, figures['accepted'])}", flush=True)
                 print(f"round {round_number + 1}: " + " ".join(
