@@ -291,7 +291,11 @@ def cpu_seconds(pid: int) -> float:
     except (OSError, IndexError, ValueError):
         return total
     for child in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child_pid in child.read_text().split():
+        try:
+            children = child.read_text().split()
+        except OSError:      # the thread or the process ended meanwhile
+            continue
+        for child_pid in children:
             total += cpu_seconds(int(child_pid))
     return total
 

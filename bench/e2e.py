@@ -31,6 +31,7 @@ import asyncio
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -359,6 +360,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every Ameise call waits (e.g. 0.05)")
     parser.add_argument("--broker-url", default=crm_stack.BROKER_URL)
     args = parser.parse_args()
+    # Stopped with SIGTERM, the run still stops its processes and drops its database and queues.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rate = args.rate or (100.0 if args.quick else 200.0)
     seconds = args.seconds or (3.0 if args.quick else 60.0)
     rounds = args.rounds or (1 if args.quick else 3)
