@@ -290,13 +290,13 @@ def cpu_seconds(pid: int) -> float:
         total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
     except (OSError, IndexError, ValueError):
         return total
-    for child in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            children = child.read_text().split()
-        except OSError:      # the thread or the process ended meanwhile
-            continue
-        for child_pid in children:
-            total += cpu_seconds(int(child_pid))
+    try:
+        children = [child_pid for child in Path(f"/proc/{pid}/task").glob("*/children")
+                    for child_pid in child.read_text().split()]
+    except OSError:      # the process (or one of its threads) ended meanwhile
+        return total
+    for child_pid in children:
+        total += cpu_seconds(int(child_pid))
     return total
 
 
