@@ -121,6 +121,18 @@ def serve(kind: str, port: int) -> None:
     Server().run()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the benchmark that started it dies, even by SIGKILL (Linux).
+
+    A benchmark killed on a timeout would otherwise leave its workers and simulators running,
+    holding database connections and CPU.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def free_port() -> int:
     import socket
 
@@ -156,7 +168,8 @@ class Simulators:
         self.ameise_url = f"http://127.0.0.1:{self.ameise_port}"
         self.processes = [
             subprocess.Popen([sys.executable, __file__, kind, "--port", str(port)], cwd=ROOT,
-                             stdout=open(work / f"{kind}.log", "wb"), stderr=subprocess.STDOUT)
+                             stdout=open(work / f"{kind}.log", "wb"), stderr=subprocess.STDOUT,
+                             preexec_fn=_die_with_parent)
             for kind, port in (("zoho", self.zoho_port), ("ameise", self.ameise_port))]
         wait_until(lambda: _answers(self.zoho_url + "/_sim/state") and _answers(self.ameise_url + "/_sim/state"),
                    30, "the simulators")
@@ -266,7 +279,7 @@ def release(env: dict[str, str]) -> None:
 def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")
     return subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 30) -> None:
