@@ -8,6 +8,7 @@ simulator notes the wall-clock time of every customer it creates, by ``Nachname`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -27,13 +28,17 @@ BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 # ------------------------------------------------------------------ simulators as processes
-def serve(kind: str, port: int) -> None:
-    """Serve one simulator until SIGTERM."""
+# How a simulator process serves: gunicorn's threaded worker, one process (the simulator's state lives
+# in it), keep-alive connections, no access log.  The development server of `simulators.server` starts a
+# thread for every connection and logs every request, which cost about as much CPU as the simulator's work.
+SERVER_THREADS = 32
+
+
+def simulator_app(kind: str):
+    """The simulator's WSGI app with the demo seeded; the Ameise one notes when it creates a customer."""
     import threading
 
-    from flask import jsonify
-
-    from simulators.server import ServerThread
+    from flask import Response, jsonify, request
 
     if kind == "zoho":
         from simulators.zoho import ZohoState, create_zoho_app
@@ -41,44 +46,91 @@ def serve(kind: str, port: int) -> None:
 
         zoho_state = ZohoState()
         seed_zoho(zoho_state)
-        app = create_zoho_app(zoho_state)
-    else:
-        from simulators.ameise import AmeiseState, create_ameise_app
-        from simulators.ameise import seed_demo as seed_ameise
+        return create_zoho_app(zoho_state)
+    from simulators.ameise import AmeiseState, create_ameise_app
+    from simulators.ameise import seed_demo as seed_ameise
 
-        ameise_state = AmeiseState()
-        seed_ameise(ameise_state)
-        written: dict[str, list[float]] = {}
-        lock = threading.Lock()
-        create = ameise_state.create_customer
+    ameise_state = AmeiseState()
+    seed_ameise(ameise_state)
+    written: dict[str, list[float]] = {}
+    firsts: list[str] = []                     # the names in the order they were first written
+    counted: dict[str, tuple[int, int]] = {}   # prefix -> (names of firsts looked at, how many of them match)
+    lock = threading.Lock()
+    create = ameise_state.create_customer
 
-        def create_customer(data, employee_id=None):
-            answer = create(data, employee_id)
-            name = str((data.get("Person") or {}).get("Nachname") or "")
-            with lock:
-                written.setdefault(name, []).append(time.time())
-            return answer
+    def create_customer(data, employee_id=None):
+        answer = create(data, employee_id)
+        name = str((data.get("Person") or {}).get("Nachname") or "")
+        with lock:
+            if name not in written:
+                firsts.append(name)
+            written.setdefault(name, []).append(time.time())
+        return answer
 
-        ameise_state.create_customer = create_customer  # type: ignore[method-assign]
-        app = create_ameise_app(ameise_state)
+    ameise_state.create_customer = create_customer  # type: ignore[method-assign]
+    app = create_ameise_app(ameise_state)
 
-        @app.get("/_bench/written")
-        def bench_written():
-            with lock:
-                return jsonify(written)
+    @app.get("/_bench/written")
+    def bench_written():
+        # Polled while a round runs: plain json.dumps (jsonify sorts the keys), so the polling adds little
+        # to the simulator's CPU per record.
+        prefix = request.args.get("prefix", "")
+        with lock:
+            chosen = {name: list(times) for name, times in written.items() if name.startswith(prefix)}
+        return Response(json.dumps(chosen), content_type="application/json")
 
-        @app.post("/_bench/clear")
-        def bench_clear():
-            with lock:
-                written.clear()
-            return jsonify({})
+    @app.get("/_bench/count")
+    def bench_count():
+        # Polled often while a round runs: only the names written since the last count are looked at.
+        prefix = request.args.get("prefix", "")
+        with lock:
+            seen, count = counted.get(prefix, (0, 0))
+            count += sum(1 for name in firsts[seen:] if name.startswith(prefix))
+            counted[prefix] = len(firsts), count
+        return jsonify({"names": count})
 
-    server = ServerThread(app, port=port).start()
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    print(f"serving {kind} on {server.url}", flush=True)
-    stopped.wait()
-    server.stop()
+    @app.post("/_bench/clear")
+    def bench_clear():
+        with lock:
+            written.clear()
+            firsts.clear()
+            counted.clear()
+        return jsonify({})
+
+    return app
+
+
+def serve(kind: str, port: int) -> None:
+    """Serve one simulator until SIGTERM."""
+    from gunicorn.app.base import BaseApplication
+
+    app = simulator_app(kind)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread", "threads": SERVER_THREADS,
+                "keepalive": 75, "timeout": 0, "graceful_timeout": 5, "accesslog": None, "loglevel": "warning",
+                "when_ready": lambda server: print(f"serving {kind} on http://127.0.0.1:{port}", flush=True),
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the benchmark that started it dies, even by SIGKILL (Linux).
+
+    A benchmark killed on a timeout would otherwise leave its workers and simulators running,
+    holding database connections and CPU.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def free_port() -> int:
@@ -116,7 +168,8 @@ class Simulators:
         self.ameise_url = f"http://127.0.0.1:{self.ameise_port}"
         self.processes = [
             subprocess.Popen([sys.executable, __file__, kind, "--port", str(port)], cwd=ROOT,
-                             stdout=open(work / f"{kind}.log", "wb"), stderr=subprocess.STDOUT)
+                             stdout=open(work / f"{kind}.log", "wb"), stderr=subprocess.STDOUT,
+                             preexec_fn=_die_with_parent)
             for kind, port in (("zoho", self.zoho_port), ("ameise", self.ameise_port))]
         wait_until(lambda: _answers(self.zoho_url + "/_sim/state") and _answers(self.ameise_url + "/_sim/state"),
                    30, "the simulators")
@@ -140,8 +193,13 @@ class Simulators:
             requests.post(self.ameise_url + "/_sim/faults", json={"status": None, "count": 10**9, "delay": seconds},
                           timeout=5).raise_for_status()
 
-    def written(self) -> dict[str, list[float]]:
-        return requests.get(self.ameise_url + "/_bench/written", timeout=30).json()
+    def written(self, prefix: str = "") -> dict[str, list[float]]:
+        """When the Ameise simulator created each customer, by ``Nachname`` (those starting with ``prefix``)."""
+        return requests.get(self.ameise_url + "/_bench/written", params={"prefix": prefix}, timeout=30).json()
+
+    def written_count(self, prefix: str = "") -> int:
+        """How many customers whose ``Nachname`` starts with ``prefix`` the Ameise simulator created."""
+        return requests.get(self.ameise_url + "/_bench/count", params={"prefix": prefix}, timeout=30).json()["names"]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -221,7 +279,7 @@ def release(env: dict[str, str]) -> None:
 def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")
     return subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 30) -> None:
@@ -245,9 +303,13 @@ def cpu_seconds(pid: int) -> float:
         total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
     except (OSError, IndexError, ValueError):
         return total
-    for child in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child_pid in child.read_text().split():
-            total += cpu_seconds(int(child_pid))
+    try:
+        children = [child_pid for child in Path(f"/proc/{pid}/task").glob("*/children")
+                    for child_pid in child.read_text().split()]
+    except OSError:      # the process (or one of its threads) ended meanwhile
+        return total
+    for child_pid in children:
+        total += cpu_seconds(int(child_pid))
     return total
 
 

@@ -3,12 +3,20 @@
 The Procfile's processes run as it says — `web` (gunicorn, WEB_CONCURRENCY=2) and one
 `worker-crm-to-ameise` — on RabbitMQ (quorum queue) and a PostgreSQL database of the
 run's own; each simulator runs in a process of its own.  Webhooks of distinct new
-CRM contacts are sent at ``--rate`` per second for ``--seconds`` (each at its planned
-time, from a pool of sending threads); a record's latency is from the moment its
-webhook was sent to the moment the Ameise simulator created the customer.  "lost": a
-webhook answered 202 whose record never reached Ameise (waited for until nothing
-moved for 30 s); "duplicates": customers created more than once.  Each figure is the
-median of the rounds; ``--delay 0.05`` makes every Ameise call take 50 ms.
+CRM contacts are sent at ``--rate`` per second for ``--seconds``, each at its planned
+time, by a sender process of its own (asyncio, requests built beforehand, a few
+keep-alive connections), which reports the rate it reached.  A record's latency is
+from the moment its webhook was sent to the moment the Ameise simulator created the
+customer.  "lost": a webhook answered 202 whose record never reached Ameise (waited
+for until nothing moved for 30 s); "duplicates": customers created more than once.
+Each figure is the median of the rounds; ``--delay 0.05`` makes every Ameise call
+take 50 ms.
+
+Before each round's figures, the CPU (user + system) each part used from the first
+webhook sent to the last record written, in ms per record: the web processes, the
+worker, each simulator, the PostgreSQL backends of the run's database, the RabbitMQ
+node (shared with whatever else uses the broker) and the sender; and how busy the
+machine's cores were meanwhile — where the time goes, and whether the CPU is the bound.
 
     python bench/e2e.py                      # 200/s for 60 s, 3 rounds
     python bench/e2e.py --delay 0.05         # ... with 50 ms Ameise calls
@@ -19,16 +27,17 @@ Last line: rate p50_ms p99_ms max_ms lost duplicates.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import multiprocessing
+import os
 import shutil
+import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import requests
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,63 +45,264 @@ sys.path.insert(0, str(ROOT))
 import crm_stack  # noqa: E402  (bench/ is the script's own folder)
 
 WEBHOOK_TOKEN = "dev-zoho-webhook-token"
+SEND_TIMEOUT = 10.0
+IDLE_REUSE = 1.0        # seconds a kept-alive connection is reused after its last answer (the server's keep-alive is 2 s)
 
 
-def send_at_rate(url: str, ids: list[str], rate: float) -> tuple[list[float], list[int]]:
-    """POST one workflow webhook per record id at ``rate`` per second; (send time, status) of each."""
+# ------------------------------------------------------------------ the sender (a process of its own)
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 answer; (status, whether the connection stays open)."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("connection closed before an answer")
+    status = int(status_line.split(None, 2)[1])
+    length, keep, chunked = None, True, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value == b"close":
+            keep = False
+        elif name == b"transfer-encoding" and b"chunked" in value:
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length is not None:
+        await reader.readexactly(length)
+    else:
+        await reader.read()
+        keep = False
+    return status, keep
+
+
+async def _send_all(url: str, ids: list[str], rate: float, start: float) -> tuple[list[float], list[int]]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    requests = []
+    for record_id in ids:
+        body = urlencode({"id": record_id, "token": WEBHOOK_TOKEN}).encode()
+        requests.append(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+                        .encode() + body)
     sent = [0.0] * len(ids)
     status = [0] * len(ids)
-    local = threading.local()
-    start = time.time() + 0.2
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
-    def send(index: int) -> None:
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-        planned = start + index / rate
-        wait = planned - time.time()
-        if wait > 0:
-            time.sleep(wait)
+    async def send(index: int) -> None:
         sent[index] = time.time()
+        connection = None
+        while idle:
+            reader, writer, last = idle.pop()
+            if time.monotonic() - last < IDLE_REUSE and not reader.at_eof():
+                connection = reader, writer
+                break
+            writer.close()
         try:
-            status[index] = session.post(url, data={"id": ids[index], "token": WEBHOOK_TOKEN}, timeout=10).status_code
-        except requests.RequestException:
-            status[index] = -1
+            if connection is None:
+                connection = await asyncio.wait_for(asyncio.open_connection(host, port), SEND_TIMEOUT)
+            reader, writer = connection
+            writer.write(requests[index])
+            status[index], keep = await asyncio.wait_for(_read_answer(reader), SEND_TIMEOUT)
+        except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            status[index], keep = -1, False
+        if connection is None:
+            return
+        if keep:
+            idle.append((reader, writer, time.monotonic()))
+        else:
+            writer.close()
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        list(pool.map(send, range(len(ids))))
+    tasks = []
+    for index in range(len(ids)):
+        wait = start + index / rate - time.time()
+        await asyncio.sleep(max(wait, 0.0))     # at least a turn of the loop: behind plan, the sends still go out
+        tasks.append(asyncio.create_task(send(index)))
+    await asyncio.gather(*tasks)
+    for _, writer, _ in idle:
+        writer.close()
     return sent, status
 
 
-def one_round(sims: crm_stack.Simulators, receiver: str, tag: str, rate: float, seconds: float) -> dict:
+def _sender(url: str, ids: list[str], rate: float, start: float, answer) -> None:
+    cpu = time.process_time()
+    sent, status = asyncio.run(_send_all(url, ids, rate, start))
+    answer.send((sent, status, time.process_time() - cpu))
+
+
+def send_at_rate(url: str, ids: list[str], rate: float, meter: CpuMeter | None = None) \
+        -> tuple[list[float], list[int], float]:
+    """POST one workflow webhook per record id at ``rate`` per second, from a process of its own.
+
+    (send time, status) of each (-1: no answer), and the CPU seconds the sender used;
+    ``meter`` is sampled meanwhile.
+    """
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe(duplex=False)
+    start = time.time() + 1.0     # the new process is up by then
+    process = context.Process(target=_sender, args=(url, ids, rate, start, theirs), daemon=True)
+    process.start()
+    while not ours.poll(0.1):
+        if meter is not None:
+            meter.sample()
+    sent, status, cpu = ours.recv()
+    process.join()
+    return sent, status, cpu
+
+
+# ------------------------------------------------------------------ CPU per part
+def _postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL backends connected to ``database`` (their process titles name it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("postgres: ") and f" {database} " in title:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _rabbitmq_node() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine so far, all cores (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+def _postmaster() -> list[int]:
+    """The PostgreSQL server's main process: its CPU counts the backends that have ended (of every database)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres" and \
+                        int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == 1:
+                    return [int(entry.name)]
+            except (OSError, ValueError, IndexError):
+                continue
+    return []
+
+
+class CpuMeter:
+    """CPU seconds per part of the stack between :meth:`begin` and :meth:`end`.
+
+    Each part is a function giving its PIDs (each counted with its children), looked up
+    at every :meth:`sample` too: a process that ends in between (a database connection
+    closed by its pool) still counts with what it had used when it was last seen.
+    """
+
+    def __init__(self, parts) -> None:
+        self.parts = parts
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: crm_stack.cpu_seconds(pid) for pid in pids()} for name, pids in self.parts.items()}
+
+    def begin(self) -> None:
+        self.before, self.machine_before = self._read(), _machine_busy()
+        self.latest = {name: dict(pids) for name, pids in self.before.items()}
+
+    def sample(self) -> None:
+        for name, pids in self._read().items():
+            self.latest[name].update(pids)
+
+    def end(self) -> dict[str, float]:
+        self.sample()
+        busy, total = _machine_busy()
+        used = {name: sum(seconds - self.before[name].get(pid, 0.0) for pid, seconds in pids.items())
+                for name, pids in self.latest.items()}
+        used["machine_busy"] = busy - self.machine_before[0]
+        used["machine_total"] = total - self.machine_before[1]
+        return used
+
+
+def pg_sessions(database: str) -> int:
+    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(crm_stack.POSTGRES_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
+                                    {"name": database}).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ a round
+def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str, rate: float, seconds: float,
+              meter: CpuMeter) -> tuple[dict, dict]:
     count = int(rate * seconds)
     names = [f"E{tag}x{index:05d}" for index in range(count)]
     ids = sims.seed_contacts(names)
-    sent, status = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate)
+    prefix = f"E{tag}x"
+    sessions = pg_sessions(database)
+    meter.begin()
+    sent, status, sender_cpu = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate, meter)
     accepted = [index for index in range(count) if status[index] == 202]
 
     last_seen, last_change = -1, time.monotonic()
     while True:
-        written = sims.written()
-        done = sum(1 for index in accepted if names[index] in written)
-        if done == len(accepted):
+        done = sims.written_count(prefix)
+        if done >= len(accepted):
             break
         if done != last_seen:
             last_seen, last_change = done, time.monotonic()
         elif time.monotonic() - last_change > 30:
             break
-        time.sleep(0.5)
+        meter.sample()
+        time.sleep(0.1)
+    cpu = meter.end()
+    cpu["sender"] = sender_cpu
+    cpu["pg_sessions"] = pg_sessions(database) - sessions
     time.sleep(0.5)   # a second create of a record would show by now
-    written = sims.written()
+    written = sims.written(prefix)
     latencies = [1000 * (min(written[names[i]]) - sent[i]) for i in accepted if names[i] in written]
-    return {
+    first, last = min(sent), max(sent)
+    figures = {
         "sent": count, "accepted": len(accepted),
         "p50_ms": crm_stack.percentile(latencies, 0.5), "p99_ms": crm_stack.percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
         "lost": len(accepted) - len(latencies),
         "duplicates": sum(len(written[name]) - 1 for name in names if name in written),
-        "achieved_rate": count / max(sent[-1] - sent[0], 1e-6) if count > 1 else 0.0,
+        "achieved_rate": (count - 1) / max(last - first, 1e-6) if count > 1 else 0.0,
+        "statuses": ",".join(f"{code}:{status.count(code)}" for code in sorted(set(status))),
     }
+    return figures, cpu
+
+
+CPU_PARTS = ("web", "worker", "zoho", "ameise", "postgres", "rabbitmq", "sender")
+
+
+def cpu_line(cpu: dict, records: int) -> str:
+    per = {part: 1000 * cpu[part] / max(records, 1) for part in CPU_PARTS}
+    window = cpu["machine_total"] / max(os.cpu_count() or 1, 1)
+    return ("CPU ms/record: " + " ".join(f"{part}={per[part]:.2f}" for part in CPU_PARTS)
+            + f" sum={sum(per.values()):.2f}"
+            + f"; pg_cluster={1000 * cpu['pg_cluster'] / max(records, 1):.2f} pg_sessions_opened={cpu['pg_sessions']}"
+            + f"; machine busy {100 * cpu['machine_busy'] / max(cpu['machine_total'], 1e-9):.0f}%"
+            f" of {os.cpu_count()} cores over {window:.1f} s, load {os.getloadavg()[0]:.1f}")
 
 
 def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str) -> dict:
@@ -103,6 +313,7 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
     processes = []
     try:
         with crm_stack.database("bench_e2e") as database_url:
+            database = database_url.rsplit("/", 1)[1]
             port = crm_stack.free_port()
             env = {**crm_stack.environment(sims, database_url, namespace, broker_url, port), "WEB_CONCURRENCY": "2"}
             crm_stack.release(env)
@@ -112,9 +323,16 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
             receiver = f"http://127.0.0.1:{port}"
             crm_stack.wait_until(lambda: "consuming from" in (work / "worker.log").read_text(), 60, "the worker")
             crm_stack.wait_until(lambda: crm_stack._answers(receiver + "/readyz"), 60, "the receiver")
+            meter = CpuMeter({
+                "web": lambda: [processes[0].pid], "worker": lambda: [processes[1].pid],
+                "zoho": lambda: [sims.processes[0].pid], "ameise": lambda: [sims.processes[1].pid],
+                "postgres": lambda: _postgres_backends(database), "rabbitmq": _rabbitmq_node,
+                "pg_cluster": _postmaster,
+            })
             for round_number in range(rounds):
-                figures = one_round(sims, receiver, f"r{round_number}", rate, seconds)
+                figures, cpu = one_round(sims, receiver, database, f"r{round_number}", rate, seconds, meter)
                 results.append(figures)
+                print(f"round {round_number + 1} {cpu_line(cpu, figures['accepted'])}", flush=True)
                 print(f"round {round_number + 1}: " + " ".join(
                     f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()), flush=True)
             crm_stack.stop(processes)
@@ -142,6 +360,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every Ameise call waits (e.g. 0.05)")
     parser.add_argument("--broker-url", default=crm_stack.BROKER_URL)
     args = parser.parse_args()
+    # Stopped with SIGTERM, the run still stops its processes and drops its database and queues.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rate = args.rate or (100.0 if args.quick else 200.0)
     seconds = args.seconds or (3.0 if args.quick else 60.0)
     rounds = args.rounds or (1 if args.quick else 3)

@@ -57,8 +57,21 @@ def _load_json_body() -> tuple[Any, Response | None]:
                            400)
 
 
+# The request's host URL by the parts of the WSGI environ it is made of: every API call notes it, and
+# werkzeug builds it anew each time (with an IRI round trip).
+_BASE_URLS: dict[tuple, str] = {}
+_URL_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
+
+
 def base_url() -> str:
-    return request.host_url.rstrip("/")
+    key = tuple(request.environ.get(name) for name in _URL_PARTS)
+    url = _BASE_URLS.get(key)
+    if url is None:
+        url = request.host_url.rstrip("/")
+        if len(_BASE_URLS) > 256:
+            _BASE_URLS.clear()
+        _BASE_URLS[key] = url
+    return url
 
 
 def api_path() -> bool:

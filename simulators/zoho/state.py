@@ -61,6 +61,22 @@ FAULT_BODIES = {
 }
 
 
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a record: its JSON-like dicts, lists and plain values copied directly, anything else by deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 def org_timezone():
     """The org's time zone (Europe/Berlin)."""
     return _tz()
@@ -273,6 +289,10 @@ class ZohoState:
         with self._lock:
             return {m: [f.api_name for f in fields.values() if f.unique] for m, fields in self._fields.items()}
 
+    def _unique_names(self, module: str) -> list[str]:
+        """The unique fields of one module (what :attr:`unique_fields` has for it)."""
+        return [f.api_name for f in self._fields.get(module, {}).values() if f.unique]
+
     def set_unique_fields(self, module: str, *fields: str) -> None:
         """Make exactly ``fields`` of ``module`` unique (a missing one is created as a custom text field)."""
         with self._lock:
@@ -325,7 +345,7 @@ class ZohoState:
     def duplicate_check_allowed(self, module: str) -> list[str]:
         """The fields an upsert may name in duplicate_check_fields: system duplicate-check and unique fields."""
         with self._lock:
-            return [*SYSTEM_DUPLICATE_FIELDS.get(module, ()), *self.unique_fields.get(module, [])]
+            return [*SYSTEM_DUPLICATE_FIELDS.get(module, ()), *self._unique_names(module)]
 
     def _require_module(self, module: str) -> None:
         if module not in self._records:
@@ -508,7 +528,7 @@ class ZohoState:
         with self._lock:
             self._require_module(module)
             record = self._records[module].get(str(record_id))
-            return copy.deepcopy(record) if record is not None else None
+            return _copy(record) if record is not None else None
 
     def records(self, module: str) -> list[dict[str, Any]]:
         """Return copies of every record of ``module``, oldest first."""
@@ -619,7 +639,7 @@ class ZohoState:
                 continue
             if name not in (p["details"]["api_name"] for p in problems):
                 clean[name] = value
-        for name in self.unique_fields.get(module, []):
+        for name in self._unique_names(module):
             value = clean.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue

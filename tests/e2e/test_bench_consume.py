@@ -37,7 +37,12 @@ def test_the_scale_benchmark_prints_its_figures(rabbitmq_url):
 
 @pytest.mark.timeout(110)
 def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
-    figures = summary("e2e.py", "--quick", "--broker-url", rabbitmq_url, timeout=100)
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "e2e.py"), "--quick", "--broker-url", rabbitmq_url],
+                         capture_output=True, text=True, timeout=100, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    figures = {**dict(pair.split("=", 1) for pair in lines[-2].split() if "=" in pair),
+               "_last": lines[-1], **dict(pair.split("=", 1) for pair in lines[-1].split())}
 
     assert [p.split("=")[0] for p in figures["_last"].split()] == \
         ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates"]
@@ -45,3 +50,11 @@ def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
     p50, p99, most = float(figures["p50_ms"]), float(figures["p99_ms"]), float(figures["max_ms"])
     assert not math.isnan(p50) and 0 < p50 <= p99 <= most
     assert figures["lost"] == "0" and figures["duplicates"] == "0"
+
+    # The sender held the planned rate, and the CPU of every part of the stack was counted for the round.
+    assert float(figures["achieved_rate"]) > 80
+    cpu_line = next(line for line in lines if line.startswith("round 1 CPU ms/record:"))
+    cpu = dict(pair.split("=", 1) for pair in cpu_line.split(";")[0].split() if "=" in pair)
+    assert list(cpu) == ["web", "worker", "zoho", "ameise", "postgres", "rabbitmq", "sender", "sum"]
+    assert all(float(cpu[part]) > 0 for part in ("web", "worker", "zoho", "ameise", "postgres", "sender"))
+    assert "machine busy" in cpu_line
