@@ -1021,6 +1021,7 @@ class CreditUse:
     purpose: str = SYNC_PURPOSE         # one of CREDIT_PURPOSES
     records: int = 0                    # records written or read by the call
     at: datetime | None = None          # set by the ledger when None
+    calls: int = 1                      # calls of one minute, type and purpose noted at once (summed)
 
 
 @dataclass(frozen=True)
