@@ -392,6 +392,7 @@ def crm_to_ameise_consumer(services: Services, connection: Connection | None = N
         services.store,
         prefetch_count=services.settings.prefetch_count,
         concurrency=services.settings.sync_concurrency,
+        handler_logs_attempt=True,      # a delivery's log entry is written with the record's outcome
     )
 
 

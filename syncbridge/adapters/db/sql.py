@@ -14,7 +14,22 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Engine, Table, and_, cast, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Date,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError
@@ -296,6 +311,53 @@ def take_row_lease(engine: Engine, key_column, owner_column, until_column, key: 
         return False    # another process created the row (and holds the lease) meanwhile
 
 
+# The statements of a record's sync, built once (their cache keys too, not on every call).
+_PROCESSED_BY_ID = select(PROCESSED.c.event_id).where(PROCESSED.c.event_id == bindparam("event_id"))
+_LINK_BY_ZOHO_ID = select(LINKS).where(LINKS.c.entity == bindparam("e"), LINKS.c.zoho_id == bindparam("z"))
+_INSERT_ACTIVITY = insert(ACTIVITY)
+_RELEASED = {"locked_by": None, "locked_until": None,
+             "synced_from": func.coalesce(bindparam("s", type_=RECORDS.c.synced_from.type), RECORDS.c.synced_from)}
+_RELEASE = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.locked_by == bindparam("o")) \
+    .values(_RELEASED)
+_RELEASE_CREATED = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.locked_by == bindparam("o")) \
+    .values({**_RELEASED, "creating_since": None})
+_CLEAR_CREATE_NOTE = update(RECORDS).where(RECORDS.c.key == bindparam("k")).values(creating_since=None)
+# take_record's marker of a record row still to be inserted (the portable path).
+_NEW_ROW: Any = object()
+
+
+class _HotStatements:
+    """The statements of a record's sync that need INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
+
+    def __init__(self, conflict_insert: Callable[[Table], Any]) -> None:
+        take = conflict_insert(RECORDS).values(
+            key=bindparam("k"), locked_by=bindparam("o"),
+            locked_until=bindparam("u", type_=RECORDS.c.locked_until.type))
+        self.take = take.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"locked_by": take.excluded.locked_by, "locked_until": take.excluded.locked_until},
+            where=or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < bindparam("n"),
+                      RECORDS.c.locked_by == take.excluded.locked_by),
+        ).returning(RECORDS.c.synced_from, RECORDS.c.creating_since)
+        link = conflict_insert(LINKS)
+        self.save_link = link.on_conflict_do_update(
+            index_elements=["entity", "zoho_id"],
+            set_={name: link.excluded[name] for name in ("zoho_module", "ameise_id", "updated_at")})
+        self.mark_processed = conflict_insert(PROCESSED).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+_HOT: dict[str, _HotStatements] = {}
+
+
+def _hot_statements(dialect: str) -> _HotStatements | None:
+    conflict_insert = _CONFLICT_INSERTS.get(dialect)
+    if conflict_insert is None:
+        return None
+    if dialect not in _HOT:
+        _HOT[dialect] = _HotStatements(conflict_insert)
+    return _HOT[dialect]
+
+
 class SqlStore:
     """The store on a SQLAlchemy engine (schema by :mod:`syncbridge.adapters.db.migrate`)."""
 
@@ -305,6 +367,7 @@ class SqlStore:
         self.engine = engine
         self.tokens = SqlTokenStore(engine, token_cipher)
         self.now = now
+        self._hot = _hot_statements(engine.dialect.name)
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -363,26 +426,56 @@ class SqlStore:
         return take_row_lease(self.engine, RECORDS.c.key, RECORDS.c.locked_by, RECORDS.c.locked_until,
                               key, owner, now=now, until=until)
 
-    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
-        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction."""
+    def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
+                    link: tuple[str, str] | None = None) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction.
+
+        ``event_id``: an event handled already is told first (``processed``; the lease is not
+        taken); ``link``: (entity, Zoho id) of the link read with the lease.
+        """
         now = self.now()
         until = now + timedelta(seconds=ttl)
+        hot = self._hot
         with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(RECORDS).where(RECORDS.c.key == key)
-                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
-                .values(locked_by=owner, locked_until=until)
-            ).rowcount
-            row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
-                               .where(RECORDS.c.key == key)).first()
-            if taken:
-                return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
-            if row is not None:
-                return None
+            if event_id is not None and conn.execute(_PROCESSED_BY_ID, {"event_id": event_id}).first() is not None:
+                return RecordLease(processed=True)
+            if hot is not None:
+                # Insert the row, or take a free / expired / own lease of the existing one: one statement.
+                row = conn.execute(hot.take, {"k": key, "o": owner, "u": until, "n": now}).first()
+                if row is None:
+                    return None
+                lease = RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+            else:
+                lease = self._take_portable(conn, key, owner, now, until)   # type: ignore[assignment]
+                if lease is None:
+                    return None
+            if link is not None:
+                found = conn.execute(_LINK_BY_ZOHO_ID, {"e": link[0], "z": link[1]}).first()
+                lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
+        if lease.synced_from is _NEW_ROW:
+            return self._insert_record(key, owner, until, lease)
+        return lease
+
+    def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
+                       until: datetime) -> RecordLease | None:
+        taken = conn.execute(
+            update(RECORDS).where(RECORDS.c.key == key)
+            .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
+            .values(locked_by=owner, locked_until=until)
+        ).rowcount
+        row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
+                           .where(RECORDS.c.key == key)).first()
+        if taken:
+            return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+        if row is not None:
+            return None
+        return RecordLease(synced_from=_NEW_ROW)     # inserted in a transaction of its own, after this one
+
+    def _insert_record(self, key: str, owner: str, until: datetime, lease: RecordLease) -> RecordLease | None:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
-            return RecordLease()
+            return replace(lease, synced_from=None)
         except IntegrityError:
             return None     # another process created the row (and holds the lease) meanwhile
 
@@ -432,21 +525,50 @@ class SqlStore:
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False) -> None:
-        """End one record's sync in one transaction: log entries, processed mark, create note cleared, lock released."""
-        released: dict[str, Any] = {"locked_by": None, "locked_until": None}
-        if synced_from is not None:
-            released["synced_from"] = synced_from
+                      created: bool = False, link: Link | None = None) -> None:
+        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared, lock released.
+
+        A link whose number another record holds fails the transaction; it is then done again
+        without the link and with the create note kept, and LinkConflict raised.
+        """
+        if link is None:
+            self._finish(key, owner, synced_from, entries, processed, created, None)
+            return
+        try:
+            self._finish(key, owner, synced_from, entries, processed, created, link)
+            return
+        except IntegrityError as exc:
+            conflict = exc
+        self._finish(key, owner, synced_from, entries, processed, False, None)
+        holder = self.find_link(link.entity, ameise_id=link.ameise_id)
+        raise LinkConflict(f"{link.entity} {link.ameise_id} is already linked to Zoho record "
+                           f"{holder.zoho_id if holder else '(unknown)'}") from conflict
+
+    def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
+                processed: tuple[str, str] | None, created: bool, link: Link | None) -> None:
+        hot = self._hot
+        now = utcnow()
         with self.engine.begin() as conn:
+            if link is not None:
+                values = {"entity": link.entity, "zoho_module": link.zoho_module, "zoho_id": link.zoho_id,
+                          "ameise_id": link.ameise_id, "created_at": now, "updated_at": now}
+                if hot is not None:
+                    conn.execute(hot.save_link, values)
+                else:
+                    _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
             if entries:
-                conn.execute(insert(ACTIVITY), [_activity_values(entry) for entry in entries])
+                conn.execute(_INSERT_ACTIVITY, [_activity_values(entry) for entry in entries])
             if processed is not None:
-                _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
-                                                 "processed_at": utcnow()}, ["event_id"])
-            if created:
+                values = {"event_id": processed[0], "outcome": processed[1], "processed_at": now}
+                if hot is not None:
+                    conn.execute(hot.mark_processed, values)
+                else:
+                    _insert_ignore(conn, PROCESSED, values, ["event_id"])
+            params = {"k": key, "o": owner, "s": synced_from}
+            released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
+            if created and not released:
                 # As note_create(key, False): the record is linked, whoever holds its lease now.
-                conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(creating_since=None))
-            conn.execute(update(RECORDS).where(RECORDS.c.key == key, RECORDS.c.locked_by == owner).values(**released))
+                conn.execute(_CLEAR_CREATE_NOTE, {"k": key})
 
     def activities(
         self,
