@@ -66,6 +66,9 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
 # Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
+# Connections one process opens at most (SQLAlchemy's default: 5 kept and 10 more).
+MAX_CONNECTIONS = 15
+
 # A pooled connection unused for this many seconds is tested before it is handed out.
 PING_AFTER_IDLE_S = 5.0
 
@@ -75,15 +78,21 @@ PING_AFTER_IDLE_S = 5.0
 _ATTEMPTS = 3
 
 
-def make_engine(url: str | URL) -> Engine:
-    """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL."""
+def make_engine(url: str | URL, *, pool_size: int | None = None) -> Engine:
+    """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL.
+
+    ``pool_size``: connections kept open for reuse (a server database; SQLAlchemy's default 5
+    when None), of at most 15 open at once either way.  A process with more threads using the
+    database at once than it keeps opens and closes a connection for every transaction over it.
+    """
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
         # Connections dropped by the server or a proxy are replaced, not handed out; a server that
         # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
         connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
             else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        engine = create_engine(url, connect_args=connect_args)
+        sized = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": max(0, MAX_CONNECTIONS - pool_size)}
+        engine = create_engine(url, connect_args=connect_args, **sized)
         _ping_when_idle(engine)
         return engine
 
@@ -144,14 +153,34 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(str(exc)) from exc
 
 
+# Built INSERT ... ON CONFLICT statements by (dialect, table, columns given, keys, columns updated): their
+# construction and cache key cost more than running them, so each is built once and run with its values.
+_CONFLICT_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _conflict_statement(conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[str],
+                        update_columns: Sequence[str] | None) -> Any:
+    """INSERT of ``columns`` into ``table`` that on a conflict of ``keys`` updates ``update_columns`` (None: nothing)."""
+    signature = (conn.dialect.name, table.name, tuple(columns), tuple(keys),
+                 None if update_columns is None else tuple(update_columns))
+    stmt = _CONFLICT_STATEMENTS.get(signature)
+    if stmt is None:
+        stmt = _CONFLICT_INSERTS[conn.dialect.name](table).values({name: bindparam(f"v_{name}", type_=table.c[name].type)
+                                                                  for name in columns})
+        if update_columns is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                              set_={column: stmt.excluded[column] for column in update_columns})
+        _CONFLICT_STATEMENTS[signature] = stmt
+    return stmt
+
+
 def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str], update_columns: Sequence[str]) -> None:
     """Insert ``values``, or update ``update_columns`` of the row with the same ``keys``."""
-    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
-    if conflict_insert is not None:
-        stmt = conflict_insert(table).values(dict(values))
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={column: stmt.excluded[column] for column in update_columns},
-        ))
+    if conn.dialect.name in _CONFLICT_INSERTS:
+        conn.execute(_conflict_statement(conn, table, list(values), keys, update_columns),
+                     {f"v_{name}": value for name, value in values.items()})
         return
     where = and_(*(table.c[key] == values[key] for key in keys))
     changed = conn.execute(update(table).where(where).values({column: values[column] for column in update_columns}))
@@ -161,9 +190,9 @@ def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Seq
 
 def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
     """Insert ``values`` unless a row with the same ``keys`` exists."""
-    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
-    if conflict_insert is not None:
-        conn.execute(conflict_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(keys)))
+    if conn.dialect.name in _CONFLICT_INSERTS:
+        conn.execute(_conflict_statement(conn, table, list(values), keys, None),
+                     {f"v_{name}": value for name, value in values.items()})
         return
     where = and_(*(table.c[key] == values[key] for key in keys))
     if conn.execute(select(1).select_from(table).where(where)).first() is None:
@@ -188,13 +217,13 @@ def _to_link(row: Any) -> Link:
     )
 
 
-def _activity_values(entry: ActivityEntry) -> dict[str, Any]:
-    """The row of an activity log entry (its time in UTC, now when it has none; its details copied)."""
+def _activity_values(entry: ActivityEntry, *, copied: bool = True) -> dict[str, Any]:
+    """The row of an activity log entry (its time in UTC, now when it has none; its details copied unless not ``copied``)."""
     return {
         "at": utcnow() if entry.at is None else _as_utc(entry.at), "direction": entry.direction,
         "action": entry.action, "result": entry.result, "entity": entry.entity, "zoho_module": entry.zoho_module,
         "zoho_id": entry.zoho_id, "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error,
-        "details": copy.deepcopy(dict(entry.details)),
+        "details": copy.deepcopy(dict(entry.details)) if copied else entry.details,
         **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
     }
 
@@ -370,9 +399,11 @@ class SqlStore:
         self._hot = _hot_statements(engine.dialect.name)
 
     @classmethod
-    def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
-        """Create a store on a new engine for ``url``; ``token_key``: SYNCBRIDGE_TOKEN_KEY (default: the dev key)."""
-        return cls(make_engine(url), token_cipher=None if token_key is None else TokenCipher(token_key))
+    def from_url(cls, url: str | URL, *, token_key: str | None = None, pool_size: int | None = None) -> SqlStore:
+        """Create a store on a new engine for ``url``; ``token_key``: SYNCBRIDGE_TOKEN_KEY (default: the dev key);
+        ``pool_size``: database connections kept open (:func:`make_engine`)."""
+        return cls(make_engine(url, pool_size=pool_size),
+                   token_cipher=None if token_key is None else TokenCipher(token_key))
 
     def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
         """Return the link of a record by its id on either side (both must match when both are given)."""
@@ -557,7 +588,8 @@ class SqlStore:
                 else:
                     _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
             if entries:
-                conn.execute(_INSERT_ACTIVITY, [_activity_values(entry) for entry in entries])
+                # Written as they are: nothing of them is handed back to be changed.
+                conn.execute(_INSERT_ACTIVITY, [_activity_values(entry, copied=False) for entry in entries])
             if processed is not None:
                 values = {"event_id": processed[0], "outcome": processed[1], "processed_at": now}
                 if hot is not None:
