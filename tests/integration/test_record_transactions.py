@@ -64,15 +64,15 @@ def test_a_create_takes_three_transactions_and_an_update_two(counted):
     again = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", max_id, "ev-2"), deps, attempt)
 
     assert (created.action, updated.action, again.action) == ("created", "updated", "duplicate")
-    # The processed check, the lease (inserting the record's row) and the link lookup: one transaction.
-    assert on_create[0] == ["SELECT", "INSERT", "SELECT"]
+    # The lease (inserting the record's row; a write first), the processed check and the link lookup: one.
+    assert on_create[0] == ["INSERT", "SELECT", "SELECT"]
     assert on_create[1] == ["UPDATE"]                # the note before the create is sent
     # The whole outcome: the link, the log entries (one statement), the processed mark, note cleared and release.
     assert on_create[2] == ["INSERT", "INSERT", "INSERT", "UPDATE"]
     assert len(on_create) == 3 and len(on_update) == 2
-    assert on_update[0] == ["SELECT", "INSERT", "SELECT"]
-    # A delivery seen before: told by the first statement, the lease not taken; its own log entry.
-    assert statements == [["SELECT"], ["INSERT"]]
+    assert on_update[0] == ["INSERT", "SELECT", "SELECT"]
+    # A delivery seen before: the lease taken is rolled back once the processed check tells it; its own log entry.
+    assert statements == [["INSERT", "SELECT"], ["INSERT"]]
     assert [(e.action, e.source) for e in store.activities()] == [
         ("duplicate", "test"), ("updated", "test"), ("updated", None), ("created", "test"),
         ("written_back", None), ("created", None)]

@@ -467,19 +467,21 @@ class SqlStore:
         now = self.now()
         until = now + timedelta(seconds=ttl)
         hot = self._hot
-        with self.engine.begin() as conn:
-            if event_id is not None and conn.execute(_PROCESSED_BY_ID, {"event_id": event_id}).first() is not None:
-                return RecordLease(processed=True)
+        # The write comes first: on SQLite a transaction that reads first and then writes fails at once
+        # (not after the busy timeout) when another process wrote meanwhile.
+        with self.engine.connect() as conn, conn.begin() as transaction:
             if hot is not None:
                 # Insert the row, or take a free / expired / own lease of the existing one: one statement.
                 row = conn.execute(hot.take, {"k": key, "o": owner, "u": until, "n": now}).first()
-                if row is None:
-                    return None
-                lease = RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+                lease = None if row is None else \
+                    RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
             else:
-                lease = self._take_portable(conn, key, owner, now, until)   # type: ignore[assignment]
-                if lease is None:
-                    return None
+                lease = self._take_portable(conn, key, owner, now, until)
+            if event_id is not None and conn.execute(_PROCESSED_BY_ID, {"event_id": event_id}).first() is not None:
+                transaction.rollback()      # handled before: the lease is not taken
+                return RecordLease(processed=True)
+            if lease is None:
+                return None
             if link is not None:
                 found = conn.execute(_LINK_BY_ZOHO_ID, {"e": link[0], "z": link[1]}).first()
                 lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
