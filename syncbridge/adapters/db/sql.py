@@ -351,6 +351,8 @@ _RELEASE = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.lock
 _RELEASE_CREATED = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.locked_by == bindparam("o")) \
     .values({**_RELEASED, "creating_since": None})
 _CLEAR_CREATE_NOTE = update(RECORDS).where(RECORDS.c.key == bindparam("k")).values(creating_since=None)
+_NOTE_CREATE = update(RECORDS).where(RECORDS.c.key == bindparam("k")) \
+    .values(creating_since=bindparam("since", type_=RECORDS.c.creating_since.type))
 # take_record's marker of a record row still to be inserted (the portable path).
 _NEW_ROW: Any = object()
 
@@ -526,8 +528,7 @@ class SqlStore:
     def note_create(self, key: str, creating: bool) -> None:
         with self.engine.begin() as conn:
             # The record's row exists: its lease is held while this is called.
-            conn.execute(update(RECORDS).where(RECORDS.c.key == key)
-                         .values(creating_since=utcnow() if creating else None))
+            conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
 
     def create_under_way(self, key: str) -> bool:
         with self.engine.connect() as conn:
