@@ -64,6 +64,7 @@ class LimitedSession(requests.Session):
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit) if limit else None
         self._env_proxies: dict[tuple[str, str, Any], dict[str, str]] = {}
+        self._settings: dict[tuple[str, str], dict[str, Any]] = {}
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
         """As requests does, but the proxies the environment names are looked up once per host, not per call."""
@@ -95,7 +96,11 @@ class LimitedSession(requests.Session):
                 del merged[name]        # as requests does: None takes a session header away
         prepared = requests.Request(method=str(method.decode() if isinstance(method, bytes) else method).upper(),
                                     url=url, headers=merged, params=params, data=data, json=json).prepare()
-        settings = self.merge_environment_settings(prepared.url, {}, None, None, None)
+        parts = urlsplit(prepared.url or "")
+        settings = self._settings.get((parts.scheme, parts.netloc))
+        if settings is None:       # the environment's proxies and CA bundle, once per host (as the proxies above)
+            settings = self._settings[(parts.scheme, parts.netloc)] = \
+                self.merge_environment_settings(prepared.url, {}, None, None, None)
         return self._limited(self.send, prepared, timeout=timeout, allow_redirects=allow_redirects, **settings)
 
     def _limited(self, call: Any, *args: Any, **kwargs: Any) -> requests.Response:
