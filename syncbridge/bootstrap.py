@@ -97,10 +97,8 @@ def build_dead_letter_ops(settings: Settings, *, store: SqlStore | None = None, 
     return DeadLetterOps(SqlDeadLetterStore(store.engine), store, publisher=publisher, topology=topology)
 
 
-def build_store(settings: Settings, *, migrate: bool | None = None, pool_size: int | None = None) -> SqlStore:
-    """The SQL store; migrates a development database, refuses an outdated production one.
-
-    ``pool_size``: database connections kept open (a worker: one per thread that syncs)."""
+def build_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
+    """The SQL store; migrates a development database, refuses an outdated production one."""
     from syncbridge.adapters.db import migrate as migrations
     from syncbridge.adapters.db.sql import SqlStore
 
@@ -110,7 +108,7 @@ def build_store(settings: Settings, *, migrate: bool | None = None, pool_size: i
             log.info("database migrated to %s", migrations.current(settings.database_url))
         else:
             raise SchemaOutdated("the database schema is not up to date: run `syncbridge db upgrade`")
-    return SqlStore.from_url(settings.database_url, token_key=settings.token_key, pool_size=pool_size)
+    return SqlStore.from_url(settings.database_url, token_key=settings.token_key)
 
 
 def broker_connection(settings: Settings) -> Connection:
@@ -462,9 +460,6 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
 
 
 # The direction whose preflight check a worker waits for before it consumes.
-# Database connections a worker keeps open: its threads each run a few short transactions per record.
-WORKER_DB_POOL = 10
-
 # A worker writes its Zoho API credits once a second, not once per call (a crash loses at most that second's).
 CREDIT_FLUSH_S = 1.0
 
@@ -588,8 +583,7 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Migrating is the release step's (`syncbridge db upgrade`): a worker refuses an outdated database.
-    store = build_store(settings, migrate=False, pool_size=min(WORKER_DB_POOL, settings.sync_concurrency))
-    services = bootstrap(settings, store=store, credit_flush_every=CREDIT_FLUSH_S)
+    services = bootstrap(settings, store=build_store(settings, migrate=False), credit_flush_every=CREDIT_FLUSH_S)
     try:
         workers.append(build_worker(name, services))
         worker = workers[0]

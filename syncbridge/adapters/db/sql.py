@@ -66,9 +66,6 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
 # Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
-# Connections one process opens at most (SQLAlchemy's default: 5 kept and 10 more).
-MAX_CONNECTIONS = 15
-
 # A pooled connection unused for this many seconds is tested before it is handed out.
 PING_AFTER_IDLE_S = 5.0
 
@@ -78,21 +75,15 @@ PING_AFTER_IDLE_S = 5.0
 _ATTEMPTS = 3
 
 
-def make_engine(url: str | URL, *, pool_size: int | None = None) -> Engine:
-    """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL.
-
-    ``pool_size``: connections kept open for reuse (a server database; SQLAlchemy's default 5
-    when None), of at most 15 open at once either way.  A process with more threads using the
-    database at once than it keeps opens and closes a connection for every transaction over it.
-    """
+def make_engine(url: str | URL) -> Engine:
+    """Create an engine suited to the database: SQLite file, SQLite in memory, or PostgreSQL."""
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
         # Connections dropped by the server or a proxy are replaced, not handed out; a server that
         # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
         connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
             else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        sized = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": max(0, MAX_CONNECTIONS - pool_size)}
-        engine = create_engine(url, connect_args=connect_args, **sized)
+        engine = create_engine(url, connect_args=connect_args)
         _ping_when_idle(engine)
         return engine
 
@@ -401,11 +392,9 @@ class SqlStore:
         self._hot = _hot_statements(engine.dialect.name)
 
     @classmethod
-    def from_url(cls, url: str | URL, *, token_key: str | None = None, pool_size: int | None = None) -> SqlStore:
-        """Create a store on a new engine for ``url``; ``token_key``: SYNCBRIDGE_TOKEN_KEY (default: the dev key);
-        ``pool_size``: database connections kept open (:func:`make_engine`)."""
-        return cls(make_engine(url, pool_size=pool_size),
-                   token_cipher=None if token_key is None else TokenCipher(token_key))
+    def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
+        """Create a store on a new engine for ``url``; ``token_key``: SYNCBRIDGE_TOKEN_KEY (default: the dev key)."""
+        return cls(make_engine(url), token_cipher=None if token_key is None else TokenCipher(token_key))
 
     def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
         """Return the link of a record by its id on either side (both must match when both are given)."""
