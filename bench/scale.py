@@ -9,8 +9,10 @@ order must keep it at one create); throughput is N / (time from the first publis
 to the last customer written in Ameise).  "50ms": every Ameise web-service call
 waits 50 ms before it answers.  Rounds alternate the configurations; each figure is
 the median of the rounds.  CPU per record: user+system seconds of the worker
-processes (and of each simulator) during the round / N; RabbitMQ and PostgreSQL are
-shared with other work on the machine and not counted.
+processes (and of each simulator) during the round / N; the same of the whole
+PostgreSQL server (its processes, and the backends that ended meanwhile) and of
+RabbitMQ (beam.smp), which are shared with other work on the machine: their figures
+include whatever else ran.
 
     python bench/scale.py                   # 2000 records, 3 rounds (several minutes)
     python bench/scale.py --quick           # 60 records, 1 round (under a minute)
@@ -21,6 +23,7 @@ last line: c1 c2 c4 speedup4 c1_50ms c4_50ms (records/s).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -35,6 +38,35 @@ sys.path.insert(0, str(ROOT))
 import crm_stack  # noqa: E402  (bench/ is the script's own folder)
 
 CONFIGS = [("c1", 1, 0.0), ("c2", 2, 0.0), ("c4", 4, 0.0), ("c1_50ms", 1, 0.05), ("c4_50ms", 4, 0.05)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """crm_stack.cpu_seconds, read again when a thread of the process ended while it was read."""
+    for _ in range(5):
+        try:
+            return crm_stack.cpu_seconds(pid)
+        except FileNotFoundError:
+            continue
+    return crm_stack.cpu_seconds(pid)
+
+
+def service_cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of PostgreSQL (every postgres process, with the backends its
+    postmaster reaped) and of RabbitMQ (beam.smp), read from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"postgres": 0.0, "rabbitmq": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        kind = "postgres" if name == "postgres" else "rabbitmq" if name.startswith("beam") else None
+        if kind is not None:
+            totals[kind] += sum(int(value) for value in fields[11:15]) / tick
+    return totals
 
 
 def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, workers: int, delay: float,
@@ -60,8 +92,9 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
                                          module="Contacts", record_id=record_id, received_at=datetime.now(UTC))
                 messages.append((crm_record_changed_key("Contacts"), schema.dump(event), event.event_id))
         publisher = Publisher(broker_url, build_topology(namespace))
-        cpu_before = sum(crm_stack.cpu_seconds(p.pid) for p in processes)
-        sims_before = [crm_stack.cpu_seconds(p.pid) for p in sims.processes]
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        sims_before = [cpu_seconds(p.pid) for p in sims.processes]
+        services_before = service_cpu_seconds()
         started = time.time()
         publisher.publish_many(publisher.topology.events, messages)
         publisher.close()
@@ -74,8 +107,9 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
                                            interval=0.25)
         except TimeoutError:
             written = sims.written()
-        cpu = sum(crm_stack.cpu_seconds(p.pid) for p in processes) - cpu_before
-        sims_cpu = [crm_stack.cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
+        cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        sims_cpu = [cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
+        services_cpu = {name: cpu - services_before[name] for name, cpu in service_cpu_seconds().items()}
         # Let a racing second delivery finish before duplicates are counted.
         time.sleep(0.5)
         written = sims.written()
@@ -90,6 +124,8 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         "cpu_ms": 1000 * cpu / records,
         "zoho_cpu_ms": 1000 * sims_cpu[0] / records,
         "ameise_cpu_ms": 1000 * sims_cpu[1] / records,
+        "postgres_cpu_ms": 1000 * services_cpu["postgres"] / records,
+        "rabbitmq_cpu_ms": 1000 * services_cpu["rabbitmq"] / records,
     }
 
 
@@ -114,7 +150,9 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
                     print(f"round {round_number + 1} {name}: {figures['rate']:.1f} records/s, "
                           f"lost {figures['lost']}, duplicates {figures['duplicates']}, "
                           f"CPU ms/record: workers {figures['cpu_ms']:.2f}, Zoho simulator {figures['zoho_cpu_ms']:.2f}, "
-                          f"Ameise simulator {figures['ameise_cpu_ms']:.2f}", flush=True)
+                          f"Ameise simulator {figures['ameise_cpu_ms']:.2f}, "
+                          f"PostgreSQL {figures['postgres_cpu_ms']:.2f}, RabbitMQ {figures['rabbitmq_cpu_ms']:.2f} "
+                          f"(both shared), load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         sims.stop()
         crm_stack.delete_queues(broker_url, namespace)

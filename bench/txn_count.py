@@ -1,7 +1,10 @@
 """Database transactions the CRM -> Ameise handler runs per record: a create and an update, on SQLite.
 
 Counts every transaction the store's engine begins (a SQLAlchemy ``begin`` listener) while
-one CRM record is synced through the in-memory Zoho and Ameise fakes.
+one CRM record is synced through the in-memory Zoho and Ameise fakes.  Not counted: the
+DailyUp echo mark (another store, one transaction per create or update), and what the
+worker adds around the handler — its delivery's log entry now goes into the handler's last
+transaction, and the Zoho credits are written once a second, not per call.
 
     python bench/txn_count.py [--quick]     # a second either way; --quick prints the same keys
 

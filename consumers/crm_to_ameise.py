@@ -30,7 +30,7 @@ from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, DeadLetterKind, Store
 
 log = logging.getLogger(__name__)
 
-Handle = Callable[[SyncCrmRecordToAmeise], SyncResult]
+Handle = Callable[..., SyncResult]
 
 
 class CrmToAmeiseConsumer(QueueConsumer):
@@ -56,7 +56,12 @@ class CrmToAmeiseConsumer(QueueConsumer):
         *,
         prefetch_count: int = 10,
         concurrency: int = 1,
+        handler_logs_attempt: bool = False,
     ) -> None:
+        """``handler_logs_attempt``: ``handle`` takes ``attempt`` (the delivery's activity log entry,
+        made from its result) and writes it with the record's outcome, in one transaction; else the
+        consumer writes it after the handler."""
+        self.handler_logs_attempt = handler_logs_attempt
         self.connection = connection
         self.topology = topology
         self.handle = handle
@@ -132,7 +137,10 @@ class CrmToAmeiseConsumer(QueueConsumer):
                          "message": bounded(self._schema.dump(event))}
         try:
             with metrics.timed(metrics.SYNC_SECONDS, CRM_TO_AMEISE.value):
-                result = self.handle(command)
+                if self.handler_logs_attempt:
+                    result = self.handle(command, attempt=partial(self._succeeded, command))
+                else:
+                    result = self.handle(command)
         except Rejected as exc:
             metrics.sync_failed(CRM_TO_AMEISE.value, "rejected")
             self._failed(command, exc, kind=DeadLetterKind.REJECTED)
@@ -166,13 +174,24 @@ class CrmToAmeiseConsumer(QueueConsumer):
         connection_works("ameise")
         connection_works("zoho")
         message.ack()
-        self._log_attempt(ActivityEntry(
-            direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
-            zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
-            event_id=command.event_id, details={"message": self._attempt.get("message")}))
+        if not self.handler_logs_attempt:
+            self._log_attempt(self._succeeded(command, result))
         metrics.synced(CRM_TO_AMEISE.value, str(result.action), received_at=command.received_at)
 
     # ------------------------------------------------------------ helpers
+    def _succeeded(self, command: SyncCrmRecordToAmeise, result: SyncResult) -> ActivityEntry:
+        """The activity log entry of a delivery handled to the end, with what ``on_message`` noted of it."""
+        return self._noted(ActivityEntry(
+            direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
+            zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
+            event_id=command.event_id, details={"message": self._attempt.get("message")}))
+
+    def _noted(self, entry: ActivityEntry) -> ActivityEntry:
+        noted = self._attempt
+        duration = None if "started" not in noted else round((time.monotonic() - noted["started"]) * 1000)
+        return replace(entry, source=noted.get("source"), received_at=noted.get("received_at"),
+                       attempt=noted.get("attempt", 1), duration_ms=duration)
+
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed", *,
                 kind: str = DeadLetterKind.ERROR) -> None:
         describe = exc.describe() if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
@@ -187,10 +206,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     def _log_attempt(self, entry: ActivityEntry) -> None:
         """Write one attempt to the activity log with what ``on_message`` noted of it."""
-        noted = self._attempt
-        duration = None if "started" not in noted else round((time.monotonic() - noted["started"]) * 1000)
         try:
-            self.store.log(replace(entry, source=noted.get("source"), received_at=noted.get("received_at"),
-                                   attempt=noted.get("attempt", 1), duration_ms=duration))
+            self.store.log(self._noted(entry))
         except Exception:  # noqa: BLE001 - the log is secondary to handling the message
             log.exception("could not write the activity log")

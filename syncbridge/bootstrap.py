@@ -218,15 +218,20 @@ def bootstrap(
     ameise_oauth=None,
     publisher=None,
     mapping: Mapping | None = None,
+    credit_flush_every: float = 0.0,
 ) -> Services:
-    """Build every object of the service from settings; given objects are used as they are."""
+    """Build every object of the service from settings; given objects are used as they are.
+
+    ``credit_flush_every``: the Zoho API credits are summed in memory and written at most this
+    often (seconds; 0: each call's at once), and what is held when the services close.
+    """
     from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
     from syncbridge.adapters.ameise import AmeiseOAuth
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
     from syncbridge.adapters.db.dead_letters import SqlDeadLetterStore
     from syncbridge.adapters.db.sql import SqlStore
     from syncbridge.adapters.http import LimitedSession
-    from syncbridge.adapters.zoho import ZohoClient
+    from syncbridge.adapters.zoho import CreditCounter, ZohoClient
 
     settings = settings or Settings.from_env()
     topology = topology_for(settings)
@@ -236,8 +241,14 @@ def bootstrap(
         publisher = build_publisher(settings, topology)
         closers.append(publisher.close)
     # Sessions for a worker's many threads: a kept-alive connection each, and Zoho's calls limited.
-    crm = crm or ZohoClient.from_settings(settings, store.tokens, ledger=credit_ledger(store), session=LimitedSession(
-        pool=settings.sync_concurrency, limit=settings.zoho_sync_concurrency))
+    if crm is None:
+        ledger: CreditLedger | CreditCounter | None = credit_ledger(store)
+        if ledger is not None and credit_flush_every > 0:
+            # Summed in memory and written once a while; what is held is written when the service closes.
+            ledger = CreditCounter(ledger, flush_every=credit_flush_every)
+            closers.append(ledger.flush)
+        crm = ZohoClient.from_settings(settings, store.tokens, ledger=ledger, session=LimitedSession(
+            pool=settings.sync_concurrency, limit=settings.zoho_sync_concurrency))
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
         ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout,
@@ -381,6 +392,7 @@ def crm_to_ameise_consumer(services: Services, connection: Connection | None = N
         services.store,
         prefetch_count=services.settings.prefetch_count,
         concurrency=services.settings.sync_concurrency,
+        handler_logs_attempt=True,      # a delivery's log entry is written with the record's outcome
     )
 
 
@@ -448,6 +460,9 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
 
 
 # The direction whose preflight check a worker waits for before it consumes.
+# A worker writes its Zoho API credits once a second, not once per call (a crash loses at most that second's).
+CREDIT_FLUSH_S = 1.0
+
 WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(AMEISE_TO_CRM)}
 
 
@@ -568,7 +583,7 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Migrating is the release step's (`syncbridge db upgrade`): a worker refuses an outdated database.
-    services = bootstrap(settings, store=build_store(settings, migrate=False))
+    services = bootstrap(settings, store=build_store(settings, migrate=False), credit_flush_every=CREDIT_FLUSH_S)
     try:
         workers.append(build_worker(name, services))
         worker = workers[0]

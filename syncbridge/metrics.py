@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -118,6 +118,17 @@ class CountedCreditLedger:
     def spend(self, use: CreditUse) -> None:
         self.ledger.spend(use)      # counted once noted: a use that waits for the ledger is counted when written
         zoho_credits(use.call, use.purpose, use.credits)
+
+    def spend_many(self, uses: Sequence[CreditUse]) -> None:
+        """Note several uses at once: in one transaction where the ledger can (``spend_many``)."""
+        spend_many = getattr(self.ledger, "spend_many", None)
+        if spend_many is not None:
+            spend_many(uses)
+        else:
+            for use in uses:
+                self.ledger.spend(use)
+        for use in uses:
+            zoho_credits(use.call, use.purpose, use.credits)
 
     def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
         return self.ledger.used(since, purposes=purposes)

@@ -301,6 +301,11 @@ class RecordLease:
 
     synced_from: datetime | None = None    # when the last finished sync of the record began
     creating: bool = False                 # a create may have been sent without being linked
+    # Read with it when asked (``take_record(link=...)``): the record's link, None when it has none.
+    link: Link | None = None
+    link_read: bool = False
+    # The event (``take_record(event_id=...)``) was handled to the end already: the lock was NOT taken.
+    processed: bool = False
 
 
 class Store(Protocol):
@@ -339,16 +344,24 @@ class Store(Protocol):
     def log(self, entry: ActivityEntry) -> ActivityEntry:
         """Append to the activity log; returns the entry with id and time."""
 
-    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+    def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
+                    link: tuple[str, str] | None = None) -> RecordLease | None:
         """Take the lock of one record as :meth:`lock_record`, in the same transaction reading what the
-        sync needs of it; None when another owner holds it."""
+        sync needs of it; None when another owner holds it.
+
+        ``event_id``: first tell whether that event was handled already (then the lock is not
+        taken: ``processed``); ``link``: (entity, Zoho id) of the link to read with it."""
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False) -> None:
-        """End one record's sync in ONE transaction: append ``entries`` to the activity log, mark
-        ``processed`` (event id, outcome; the first outcome stays), clear the create note when
-        ``created`` (the record is linked), and give the lock back (as :meth:`unlock_record`)."""
+                      created: bool = False, link: Link | None = None) -> None:
+        """End one record's sync in ONE transaction: save ``link`` (as :meth:`save_link`), append
+        ``entries`` to the activity log, mark ``processed`` (event id, outcome; the first outcome
+        stays), clear the create note when ``created`` (the record is linked), and give the lock
+        back (as :meth:`unlock_record`).
+
+        Should ``link``'s number belong to another record, the rest is still done (the create
+        note kept) and LinkConflict raised."""
 
     def activities(
         self,
@@ -1034,6 +1047,7 @@ class CreditUse:
     purpose: str = SYNC_PURPOSE         # one of CREDIT_PURPOSES
     records: int = 0                    # records written or read by the call
     at: datetime | None = None          # set by the ledger when None
+    calls: int = 1                      # calls of one minute, type and purpose noted at once (summed)
 
 
 @dataclass(frozen=True)

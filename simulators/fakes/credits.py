@@ -27,7 +27,7 @@ class MemoryCreditLedger:
         with self._lock:
             row = self._minutes.setdefault(key, [0, 0, 0])
             row[0] += use.credits
-            row[1] += 1
+            row[1] += use.calls
             row[2] += use.records
             if self._next_prune is None or now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY

@@ -79,15 +79,19 @@ class MemoryStore:
             self._records[key] = (owner, now + ttl, synced)
             return True
 
-    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
+    def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
+                    link: tuple[str, str] | None = None) -> RecordLease | None:
         """Take the lease of one record (as :meth:`lock_record`) and read its state at once."""
         now = self.now().timestamp()
         with self._lock:
+            if event_id is not None and event_id in self._processed:
+                return RecordLease(processed=True)
             holder, until, synced = self._records.get(key, (None, 0.0, None))
             if holder not in (None, owner) and until > now:
                 return None
             self._records[key] = (owner, now + ttl, synced)
-            return RecordLease(synced_from=synced, creating=key in self._creating)
+            return RecordLease(synced_from=synced, creating=key in self._creating,
+                               link=self._links.get(link) if link is not None else None, link_read=link is not None)
 
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         with self._lock:
@@ -131,8 +135,20 @@ class MemoryStore:
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False) -> None:
-        """End one record's sync at once: log entries, processed mark, create note cleared, lock released."""
+                      created: bool = False, link: Link | None = None) -> None:
+        """End one record's sync at once: link, log entries, processed mark, create note cleared, lock released."""
+        conflict: LinkConflict | None = None
+        if link is not None:
+            try:
+                self.save_link(link.entity, link.zoho_module, link.zoho_id, link.ameise_id)
+            except LinkConflict as exc:
+                conflict, created = exc, False
+        self._finish(key, owner, synced_from, entries, processed, created)
+        if conflict is not None:
+            raise conflict
+
+    def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
+                processed: tuple[str, str] | None, created: bool) -> None:
         stamped = [replace(entry, at=datetime.now(UTC) if entry.at is None else _as_utc(entry.at),
                            details=copy.deepcopy(dict(entry.details))) for entry in entries]
         with self._lock:

@@ -6,12 +6,14 @@ import os
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.sessions import merge_setting
+from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 
 
@@ -45,6 +47,12 @@ class LimitedSession(requests.Session):
 
     ``limit`` is the remote side's concurrency limit for this process (None: no limit);
     a thread over it waits for a free slot, it is never refused.
+
+    The APIs it talks to authenticate each call by its own Authorization header, so the
+    session keeps no cookies and reads no ~/.netrc: a call is prepared on its own
+    (:meth:`requests.Request.prepare`) with the session's headers, and sent with the
+    environment's proxies and CA bundle (looked up once per host), not through the
+    per-call merging of session state that costs more than the call's own work.
     """
 
     def __init__(self, *, pool: int = 10, limit: int | None = None) -> None:
@@ -52,9 +60,11 @@ class LimitedSession(requests.Session):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))    # none kept, none sent
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit) if limit else None
         self._env_proxies: dict[tuple[str, str, Any], dict[str, str]] = {}
+        self._settings: dict[tuple[str, str], dict[str, Any]] = {}
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
         """As requests does, but the proxies the environment names are looked up once per host, not per call."""
@@ -73,8 +83,28 @@ class LimitedSession(requests.Session):
         return {"proxies": merge_setting(proxies, self.proxies), "stream": merge_setting(stream, self.stream),
                 "verify": merge_setting(verify, self.verify), "cert": merge_setting(cert, self.cert)}
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, params: Any = None, data: Any = None,  # type: ignore[override]
+                headers: Any = None, timeout: Any = None, allow_redirects: bool = True, json: Any = None,
+                **rest: Any) -> requests.Response:
+        if rest:        # cookies, files, auth, proxies, hooks, stream, verify, cert: requests' own way
+            return self._limited(super().request, method, url, params=params, data=data, headers=headers,
+                                 timeout=timeout, allow_redirects=allow_redirects, json=json, **rest)
+        merged = CaseInsensitiveDict(self.headers)
+        if headers:
+            merged.update(headers)
+            for name in [name for name, value in merged.items() if value is None]:
+                del merged[name]        # as requests does: None takes a session header away
+        prepared = requests.Request(method=str(method.decode() if isinstance(method, bytes) else method).upper(),
+                                    url=url, headers=merged, params=params, data=data, json=json).prepare()
+        parts = urlsplit(prepared.url or "")
+        settings = self._settings.get((parts.scheme, parts.netloc))
+        if settings is None:       # the environment's proxies and CA bundle, once per host (as the proxies above)
+            settings = self._settings[(parts.scheme, parts.netloc)] = \
+                self.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self._limited(self.send, prepared, timeout=timeout, allow_redirects=allow_redirects, **settings)
+
+    def _limited(self, call: Any, *args: Any, **kwargs: Any) -> requests.Response:
         if self._slots is None:
-            return super().request(*args, **kwargs)
+            return call(*args, **kwargs)
         with self._slots:
-            return super().request(*args, **kwargs)
+            return call(*args, **kwargs)

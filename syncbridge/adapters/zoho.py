@@ -26,6 +26,7 @@ from syncbridge.ports import (
     RecordResult,
     TokenStore,
     aware_time,
+    credit_minute,
 )
 
 # A call refused for its access token is sent again after a refresh this many times before Zoho counts as
@@ -263,11 +264,16 @@ class CreditCounter:
 
     A failed write is logged; the ledger is then left alone for ``pause`` seconds while the
     uses wait in memory (at most ``max_pending``), and written with the next use after it.
+
+    With ``flush_every`` (seconds) the uses are summed in memory per minute, call type and
+    purpose and written together at most that often, in one transaction, instead of one
+    write per call; :meth:`flush` writes what is held (the worker calls it when it stops).
+    A process that dies loses what it held: at most ``flush_every`` seconds of its counts.
     """
 
     def __init__(self, ledger: CreditLedger, *, pause: float = LEDGER_PAUSE, max_pending: int = MAX_PENDING_USES,
                  monotonic: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), flush_every: float = 0.0) -> None:
         self.ledger = ledger
         self._pause = pause
         self._max_pending = max_pending
@@ -277,26 +283,62 @@ class CreditCounter:
         self._pending: list[CreditUse] = []
         self._resume_at = 0.0
         self._dropped = 0
+        self._flush_every = flush_every
+        self._held: dict[tuple[datetime, str, str], CreditUse] = {}    # summed, not yet written
+        self._next_flush = monotonic() + flush_every
 
     def note(self, use: CreditUse) -> None:
         """Write ``use`` (and those waiting); on failure keep them for later and log."""
+        if self._flush_every <= 0:
+            self._write([use])
+            return
+        stamped = use if use.at is not None else replace(use, at=self._now())
+        key = (credit_minute(stamped.at or self._now()), use.call, use.purpose)
+        with self._lock:
+            held = self._held.get(key)
+            self._held[key] = stamped if held is None else replace(
+                held, credits=held.credits + use.credits, records=held.records + use.records,
+                calls=held.calls + use.calls)
+            if self._monotonic() < self._next_flush:
+                return
+            self._next_flush = self._monotonic() + self._flush_every
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the uses held in memory (and those waiting) now."""
+        with self._lock:
+            held = list(self._held.values())
+            self._held.clear()
+        if held or self._pending:
+            self._write(held)
+
+    def _write(self, uses: list[CreditUse]) -> None:
         with self._lock:
             if self._monotonic() < self._resume_at:
-                self._keep([replace(use, at=use.at or self._now())])
+                self._keep([replace(use, at=use.at or self._now()) for use in uses])
                 return
-            waiting, self._pending = [*self._pending, use], []
+            waiting, self._pending = [*self._pending, *uses], []
+        spend_many = getattr(self.ledger, "spend_many", None)
+        if spend_many is not None and len(waiting) > 1:
+            try:
+                spend_many(waiting)
+            except Exception as exc:  # noqa: BLE001 - counting must never fail the call it counts
+                self._failed(exc, waiting)
+            return
         for done, item in enumerate(waiting):
             try:
                 self.ledger.spend(item)
             except Exception as exc:  # noqa: BLE001 - counting must never fail the call it counts
-                with self._lock:
-                    self._resume_at = self._monotonic() + self._pause
-                    stamped = [replace(rest, at=rest.at or self._now()) for rest in waiting[done:]]
-                    self._keep(stamped)
-                    waiting_now, dropped = len(self._pending), self._dropped
-                log.warning("could not count Zoho API credits (%s: %s); %d call(s) wait, %d dropped; "
-                            "next try in %.0f s", type(exc).__name__, exc, waiting_now, dropped, self._pause)
+                self._failed(exc, waiting[done:])
                 return
+
+    def _failed(self, exc: Exception, unwritten: list[CreditUse]) -> None:
+        with self._lock:
+            self._resume_at = self._monotonic() + self._pause
+            self._keep([replace(rest, at=rest.at or self._now()) for rest in unwritten])
+            waiting_now, dropped = len(self._pending), self._dropped
+        log.warning("could not count Zoho API credits (%s: %s); %d call(s) wait, %d dropped; "
+                    "next try in %.0f s", type(exc).__name__, exc, waiting_now, dropped, self._pause)
 
     def _keep(self, uses: list[CreditUse]) -> None:
         self._pending.extend(uses)
@@ -380,7 +422,7 @@ class ZohoClient:
 
     @classmethod
     def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None,
-                      redirect_uri: str = "", *, ledger: CreditLedger | None = None,
+                      redirect_uri: str = "", *, ledger: CreditLedger | CreditCounter | None = None,
                       purpose: str = SYNC_PURPOSE) -> ZohoClient:
         """Build the client from :class:`syncbridge.config.Settings` (``redirect_uri``: the connect callback)."""
         return cls(

@@ -24,6 +24,7 @@ from syncbridge.ports import (
     CrmClient,
     DeletedCrmRecord,
     EchoMarks,
+    Link,
     LinkConflict,
     RecordLease,
     Store,
@@ -74,22 +75,31 @@ class SyncDependencies:
     sleep: Callable[[float], None] = time.sleep
 
 
+class _AlreadyProcessed(Exception):
+    """The event was handled to the end before (told by the store when the lock was asked for)."""
+
+
 class _RecordOutcome:
     """The store as one record's sync sees it: what ends the sync is kept and written at once.
 
-    Activity log entries, the processed mark and the cleared create note of the record are
-    written together with the release of its lock, in one transaction
-    (:meth:`Store.finish_record`), not one transaction each.  Everything else, the note
-    that a create is about to be sent above all, goes to the store at once.
+    Activity log entries, the processed mark, the cleared create note and the record's link
+    are written together with the release of its lock, in one transaction
+    (:meth:`Store.finish_record`), not one transaction each.  The link read with the lock
+    answers the sync's lookups of it.  The note that a create is about to be sent goes to
+    the store at once: should the process die after sending it, a retry finds the note and
+    looks for what the create made (:func:`_interrupted_create`).
     """
 
-    def __init__(self, store: Store, key: str, lease: RecordLease) -> None:
+    def __init__(self, store: Store, key: str, lease: RecordLease, link: tuple[str, str] | None = None) -> None:
         self._store = store
         self.key = key
         self.lease = lease
         self.entries: list[ActivityEntry] = []
         self.processed: tuple[str, str] | None = None
         self.created = False
+        self._own = link if lease.link_read else None     # (entity, Zoho id) of the link read with the lock
+        self._create_sent = False
+        self.link: Link | None = None                     # saved with the release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -109,6 +119,7 @@ class _RecordOutcome:
             self.lease = replace(self.lease, creating=creating)
             if not creating:
                 return
+            self._create_sent = True
         self._store.note_create(key, creating)
 
     def create_under_way(self, key: str) -> bool:
@@ -121,54 +132,96 @@ class _RecordOutcome:
             return self.lease.synced_from
         return self._store.last_synced_from(key)
 
+    def find_link(self, entity: str, *, zoho_id: str | None = None, ameise_id: str | None = None) -> Link | None:
+        if self._own is not None and entity == self._own[0]:
+            own = self.link or self.lease.link      # the record's link: no one else writes it under the lock
+            if zoho_id == self._own[1] and ameise_id is None:
+                return own
+            if zoho_id is None and own is not None and own.ameise_id == ameise_id:
+                return own      # a number is linked to one record at most
+        return self._store.find_link(entity, zoho_id=zoho_id, ameise_id=ameise_id)
+
+    def save_link(self, entity: str, zoho_module: str, zoho_id: str, ameise_id: str) -> Link:
+        own = self.lease.link
+        if self._own == (entity, zoho_id) and (
+                self._create_sent or (own is not None and (own.zoho_module, own.ameise_id) == (zoho_module, ameise_id))):
+            # The number of the create this sync sent (no other record can hold it), or the link as it is:
+            # saved with the release.  Should the process die before, the create note stays and a retry
+            # finds the customer by what it was created with.
+            self.link = Link(entity, zoho_module, zoho_id, ameise_id)
+            return self.link
+        return self._store.save_link(entity, zoho_module, zoho_id, ameise_id)
+
 
 @contextmanager
-def record_lock(deps: SyncDependencies, key: str) -> Iterator[tuple[Callable[[], None], SyncDependencies]]:
+def record_lock(deps: SyncDependencies, key: str, *, event_id: str | None = None,
+                link: tuple[str, str] | None = None) -> Iterator[tuple[Callable[[], None], SyncDependencies]]:
     """Hold the lock of one CRM record across every worker process.
 
     Yields a function that notes a finished sync, and the dependencies to sync the record
-    with: their store keeps the log entries, the processed mark and the cleared create note
-    and writes them with the release of the lock, in one transaction.
+    with: their store keeps the log entries, the processed mark, the cleared create note
+    and the record's link and writes them with the release of the lock, in one transaction.
+    ``event_id``: raise :class:`_AlreadyProcessed` (the lock not taken) when that event was
+    handled before; ``link``: (entity, Zoho id) of the record's link, read with the lock.
     """
     owner = uuid.uuid4().hex
     deadline = deps.monotonic() + deps.lock_wait
-    while (lease := deps.store.take_record(key, owner, deps.lock_ttl)) is None:
+    while (lease := deps.store.take_record(key, owner, deps.lock_ttl, event_id=event_id, link=link)) is None:
         if deps.monotonic() >= deadline:
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
         deps.sleep(0.05)
+    if lease.processed:
+        raise _AlreadyProcessed(event_id)
     synced: list[datetime] = []
     started = deps.now()
-    outcome = _RecordOutcome(deps.store, key, lease)
+    outcome = _RecordOutcome(deps.store, key, lease, link)
     try:
         yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome))
     finally:
-        deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
-                                 processed=outcome.processed, created=outcome.created)
+        try:
+            deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
+                                     processed=outcome.processed, created=outcome.created, link=outcome.link)
+        except LinkConflict as exc:
+            field = deps.vertragsnummer_field if outcome.link and outcome.link.entity == CONTRACT \
+                else deps.kundennummer_field
+            raise RecordRejected(f"{exc}: two CRM records claim one Ameise record; resolve the duplicate in the CRM",
+                                 field=field) from exc
 
 
-def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies) -> SyncResult:
+def sync_crm_record_to_ameise(command: SyncCrmRecordToAmeise, deps: SyncDependencies,
+                              attempt: Callable[[SyncResult], ActivityEntry] | None = None) -> SyncResult:
     """Create or update the CRM record of ``command`` in Ameise; idempotent per event.
 
     One record is synced by one worker at a time, and an event that a sync begun
-    after it already covered is not fetched again (coalesced).
+    after it already covered is not fetched again (coalesced).  ``attempt``: the
+    activity log entry of this delivery, made from the result, written with the record's
+    outcome (in the same transaction).
     """
     module, record_id = command.module, command.record_id
-    if deps.store.was_processed(command.event_id):
-        log.info("event %s already processed; nothing to do", command.event_id)
-        return SyncResult("duplicate", None, module, record_id)
     kind = deps.module_entities.get(module)
     if kind is None:
         raise RecordRejected(f"CRM module {module!r} is not synced (SYNCBRIDGE_ZOHO_MODULES)")
     key = f"{module}/{record_id}"
-    with record_lock(deps, key) as (finished, record_deps):
-        covered_from = record_deps.store.last_synced_from(key)
-        if command.received_at is not None and covered_from is not None \
-                and covered_from > command.received_at + timedelta(seconds=deps.coalesce_margin):
-            log.info("%s: event %s is covered by a sync begun after it", key, command.event_id)
-            record_deps.store.mark_processed(command.event_id, "coalesced")
-            return SyncResult("coalesced", None, module, record_id)
-        result = _sync_record(command, kind, record_deps)
-        finished()
+    entity = CONTRACT if kind == CONTRACT else CUSTOMER
+    try:
+        with record_lock(deps, key, event_id=command.event_id, link=(entity, record_id)) as (finished, record_deps):
+            covered_from = record_deps.store.last_synced_from(key)
+            if command.received_at is not None and covered_from is not None \
+                    and covered_from > command.received_at + timedelta(seconds=deps.coalesce_margin):
+                log.info("%s: event %s is covered by a sync begun after it", key, command.event_id)
+                record_deps.store.mark_processed(command.event_id, "coalesced")
+                result = SyncResult("coalesced", None, module, record_id)
+            else:
+                result = _sync_record(command, kind, record_deps)
+                finished()
+            if attempt is not None:
+                record_deps.store.log(attempt(result))
+            return result
+    except _AlreadyProcessed:
+        log.info("event %s already processed; nothing to do", command.event_id)
+        result = SyncResult("duplicate", None, module, record_id)
+        if attempt is not None:
+            deps.store.log(attempt(result))
         return result
 
 
@@ -315,7 +368,8 @@ def _customer_number_for_contract(record: dict[str, Any], event_id: str, deps: S
             raise RecordRejected(f"{lookup_field} points to module {customer_module}, which is not a synced customer module",
                                  field=lookup_field)
         # The customer's own event may be synced by another worker right now: never create it twice.
-        with record_lock(deps, f"{customer_module}/{customer_id}") as (finished, customer_deps):
+        with record_lock(deps, f"{customer_module}/{customer_id}", link=(CUSTOMER, customer_id)) \
+                as (finished, customer_deps):
             linked = _linked(customer_deps, CUSTOMER, customer_id)
             if linked:
                 return linked

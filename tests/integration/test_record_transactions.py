@@ -1,8 +1,9 @@
 """How many database transactions the CRM -> Ameise handler runs for one record, on SQLite.
 
-The lease is taken with what the sync reads of the record in one transaction, and the
-outcome (log entries, processed mark, cleared create note, release) written in one; the
-note before a create is sent stays a transaction of its own.
+The lease is taken with what the sync reads of the record (the processed check, its state,
+its link) in one transaction, and the outcome (link, log entries with the delivery's own,
+processed mark, cleared create note, release) written in one; the note before a create is
+sent stays a transaction of its own.
 """
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ from simulators.ameise import seed_demo as seed_ameise
 from simulators.fakes.ameise import InMemoryAmeise
 from simulators.fakes.zoho import InMemoryZoho
 from simulators.zoho import seed_demo as seed_zoho
-from syncbridge.adapters.db.sql import SqlStore, make_engine
+from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.handlers import SyncDependencies, sync_crm_record_to_ameise
 from syncbridge.mapping import load_mapping
 from syncbridge.messages import SyncCrmRecordToAmeise
+from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry
+from tests.support.databases import emptied_engine
 
 MODULES = {"Contacts": "person", "Accounts": "company", "Deals": "contract"}
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture
-def counted(database_url):
-    engine = make_engine(database_url)
+@pytest.fixture(params=SQL_BACKENDS)
+def counted(request):
+    engine = emptied_engine(request.getfixturevalue(f"migrated_{request.param}_url"))
     statements: list[list[str]] = []
 
     @event.listens_for(engine, "begin")
@@ -38,7 +42,7 @@ def counted(database_url):
     engine.dispose()
 
 
-def test_a_create_takes_seven_transactions_and_an_update_five(counted):
+def test_a_create_takes_three_transactions_and_an_update_two(counted):
     store, statements = counted
     zoho, ameise = InMemoryZoho(), InMemoryAmeise()
     ids = seed_zoho(zoho.state)
@@ -46,15 +50,34 @@ def test_a_create_takes_seven_transactions_and_an_update_five(counted):
     deps = SyncDependencies(crm=zoho, ameise=ameise, store=store, mapping=load_mapping(),
                             module_entities=MODULES, default_vermittler="A1B2C3")
 
-    created = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", ids["Max Neumann"], "ev-1"), deps)
+    def attempt(result):
+        return ActivityEntry(direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
+                             zoho_module="Contacts", zoho_id=result.zoho_id, attempt=1, source="test")
+
+    max_id = ids["Max Neumann"]
+    created = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", max_id, "ev-1"), deps, attempt)
     on_create = list(statements)
     statements.clear()
-    updated = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", ids["Max Neumann"], "ev-2"), deps)
+    updated = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", max_id, "ev-2"), deps, attempt)
+    on_update = list(statements)
+    statements.clear()
+    again = sync_crm_record_to_ameise(SyncCrmRecordToAmeise("Contacts", max_id, "ev-2"), deps, attempt)
 
-    assert (created.action, updated.action) == ("created", "updated")
-    assert len(on_create) == 7 and len(statements) == 5
-    # The last transaction writes the whole outcome: two log entries, the processed mark, the note, the release.
-    assert on_create[-1] == ["INSERT", "INSERT", "UPDATE", "UPDATE"]
-    assert [e.action for e in store.activities()] == ["updated", "written_back", "created"]
+    assert (created.action, updated.action, again.action) == ("created", "updated", "duplicate")
+    # The lease (inserting the record's row; a write first), the processed check and the link lookup: one.
+    assert on_create[0] == ["INSERT", "SELECT", "SELECT"]
+    assert on_create[1] == ["UPDATE"]                # the note before the create is sent
+    # The whole outcome: the link, the log entries (one statement), the processed mark, note cleared and release.
+    assert on_create[2] == ["INSERT", "INSERT", "INSERT", "UPDATE"]
+    assert len(on_create) == 3 and len(on_update) == 2
+    assert on_update[0] == ["INSERT", "SELECT", "SELECT"]
+    # A delivery seen before: the lease taken is rolled back once the processed check tells it; its own log entry.
+    assert statements == [["INSERT", "SELECT"], ["INSERT"]]
+    assert [(e.action, e.source) for e in store.activities()] == [
+        ("duplicate", "test"), ("updated", "test"), ("updated", None), ("created", "test"),
+        ("written_back", None), ("created", None)]
     assert store.was_processed("ev-1") and store.was_processed("ev-2")
-    assert not store.create_under_way(f"Contacts/{ids['Max Neumann']}")
+    assert not store.create_under_way(f"Contacts/{max_id}")
+    link = store.find_link("customer", zoho_id=max_id)
+    assert link is not None and link.ameise_id == created.ameise_id
+    assert store.take_record(f"Contacts/{max_id}", "someone", 30) is not None      # released

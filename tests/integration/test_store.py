@@ -29,6 +29,7 @@ from syncbridge.ports import (
     CRM_TO_AMEISE,
     SYSTEM,
     ActivityEntry,
+    Link,
     LinkConflict,
     OAuthToken,
     RecordLease,
@@ -219,6 +220,43 @@ def test_finish_record_writes_a_syncs_outcome_and_gives_the_lease_back(store):
     assert store.lock_record(KEY, "b", ttl=30)                 # given back
     store.finish_record(KEY, "b", processed=("ev1", "skipped"))  # the first outcome stays; nothing else noted
     assert store.last_synced_from(KEY) == started and len(store.activities()) == 2
+
+
+def test_take_record_tells_a_processed_event_without_taking_the_lease_and_reads_the_link(store):
+    store.mark_processed("ev-seen", "created")
+    linked = store.save_link("customer", "Contacts", ZOHO_ID, "A1")
+
+    assert store.take_record(KEY, "a", ttl=30, event_id="ev-seen") == RecordLease(processed=True)
+    assert store.lock_record(KEY, "b", ttl=30)                      # not taken by a
+    assert store.take_record(KEY, "a", ttl=30, event_id="ev-new") is None
+    store.unlock_record(KEY, "b")
+    lease = store.take_record(KEY, "a", ttl=30, event_id="ev-new", link=("customer", ZOHO_ID))
+    assert lease is not None and lease.link_read and not lease.processed
+    assert (lease.link.zoho_module, lease.link.zoho_id, lease.link.ameise_id) == ("Contacts", ZOHO_ID, "A1")
+    assert linked.ameise_id == "A1"
+    other = store.take_record("Contacts/2", "a", ttl=30, link=("customer", "2"))
+    assert other is not None and other.link is None and other.link_read
+
+
+def test_finish_record_saves_the_link_and_on_a_conflict_does_the_rest_keeps_the_note_and_raises(store):
+    store.save_link("customer", "Contacts", "other-record", "A9")
+    assert store.take_record(KEY, "a", ttl=30) is not None
+    store.note_create(KEY, True)
+    entry = ActivityEntry(CRM_TO_AMEISE, "created", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1")
+
+    store.finish_record(KEY, "a", entries=[entry], processed=("ev1", "created"), created=True,
+                        link=Link("customer", "Contacts", ZOHO_ID, "A1"))
+    assert store.find_link("customer", zoho_id=ZOHO_ID).ameise_id == "A1"
+    assert not store.create_under_way(KEY)
+
+    assert store.take_record(KEY, "a", ttl=30) is not None
+    store.note_create(KEY, True)
+    with pytest.raises(LinkConflict, match="other-record"):
+        store.finish_record(KEY, "a", entries=[entry], processed=("ev2", "created"), created=True,
+                            link=Link("customer", "Contacts", ZOHO_ID, "A9"))
+    assert store.find_link("customer", zoho_id=ZOHO_ID).ameise_id == "A1"     # unchanged
+    assert store.create_under_way(KEY) and store.was_processed("ev2") and len(store.activities()) == 2
+    assert store.lock_record(KEY, "b", ttl=30)                      # released all the same
 
 
 def test_finish_record_of_a_failed_sync_keeps_the_create_note_and_frees_only_its_own_lease(store):

@@ -179,6 +179,57 @@ def test_a_late_use_keeps_the_minute_it_was_made_in(state):
     assert ledger.used(clock() - timedelta(hours=2)) == 2
 
 
+def test_held_credits_are_written_summed_once_the_interval_is_over_and_when_flushed(state):
+    class Counting(MemoryCreditLedger):
+        writes = 0
+
+        def spend_many(self, uses) -> None:
+            self.writes += 1
+            for use in uses:
+                self.spend(use)
+
+    ledger, clock = Counting(), FakeClock()
+    client = client_of(state, CreditCounter(ledger, flush_every=1.0, monotonic=clock.seconds))
+    known = state.records("Contacts")[0]["id"] if state.records("Contacts") else \
+        client.insert_records("Contacts", contacts(1))[0].record_id
+    for _ in range(5):
+        client.get_record("Contacts", known)
+    assert ledger.writes == 0 and ledger.used(LONG_AGO) == 0        # held in memory, nothing written yet
+
+    clock.advance(1.5)
+    client.get_record("Contacts", known)                            # the interval is over: all at once
+    assert ledger.writes == 1
+    assert ledger.used(LONG_AGO) == state.credits_used
+    assert {(t.call, t.calls) for t in ledger.totals(LONG_AGO)} >= {("get_record", 6)}
+
+    client.get_record("Contacts", known)
+    assert ledger.used(LONG_AGO) == state.credits_used - 1
+    client._credits.flush()                                         # as the worker does when it stops
+    assert ledger.used(LONG_AGO) == state.credits_used
+
+
+def test_held_credits_wait_in_memory_while_the_ledger_fails():
+    class Broken(MemoryCreditLedger):
+        broken = True
+
+        def spend_many(self, uses) -> None:
+            if self.broken:
+                raise OSError("database is locked")
+            for use in uses:
+                self.spend(use)
+
+    ledger, clock = Broken(), FakeClock()
+    counter = CreditCounter(ledger, flush_every=1.0, pause=60, monotonic=clock.seconds)
+    counter.note(CreditUse("search", 1))
+    counter.note(CreditUse("upsert", 2, records=11))
+    counter.flush()
+    assert counter.waiting() == 2 and ledger.used(LONG_AGO) == 0
+    ledger.broken = False
+    clock.advance(61)
+    counter.flush()
+    assert counter.waiting() == 0 and ledger.used(LONG_AGO) == 3
+
+
 # ---------------------------------------------------------------------- wiring
 @pytest.mark.parametrize("kind", ["sql", "memory"])
 def test_the_service_counts_its_sync_and_its_check_in_the_ledger_of_its_store(state, kind, request):

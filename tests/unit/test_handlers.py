@@ -280,8 +280,8 @@ def test_a_burst_of_events_for_one_new_record_creates_one_customer(world):
     take_record = world.store.take_record
     refused: set[str] = set()
 
-    def counting_lock(key, owner, ttl):
-        taken = take_record(key, owner, ttl)
+    def counting_lock(key, owner, ttl, **reads):
+        taken = take_record(key, owner, ttl, **reads)
         if taken is None:
             refused.add(owner)
         return taken

@@ -8,7 +8,7 @@ and process), never on every call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,18 +35,25 @@ class SqlCreditLedger:
         self._prune_lock = threading.Lock()
 
     def spend(self, use: CreditUse) -> None:
-        """Add one call's credits to its minute (``use.at``, else now)."""
+        """Add one call's credits (``use.calls`` calls' when summed) to its minute (``use.at``, else now)."""
+        self.spend_many([use])
+
+    def spend_many(self, uses: Sequence[CreditUse]) -> None:
+        """Add the credits of ``uses`` to their minutes, in one transaction."""
+        if not uses:
+            return
         now = self.now()
-        values = {"bucket": credit_minute(use.at or now), "call": use.call, "purpose": use.purpose,
-                  "credits": use.credits, "calls": 1, "records": use.records}
         with self.engine.begin() as conn:
             conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
-            if conflict_insert is not None:
-                stmt = conflict_insert(CREDITS).values(values)
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["bucket", "call", "purpose"],
-                    set_={name: CREDITS.c[name] + stmt.excluded[name] for name in _SUMMED}))
-            else:
+            for use in uses:
+                values = {"bucket": credit_minute(use.at or now), "call": use.call, "purpose": use.purpose,
+                          "credits": use.credits, "calls": use.calls, "records": use.records}
+                if conflict_insert is not None:
+                    stmt = conflict_insert(CREDITS).values(values)
+                    conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["bucket", "call", "purpose"],
+                        set_={name: CREDITS.c[name] + stmt.excluded[name] for name in _SUMMED}))
+                    continue
                 key = and_(CREDITS.c.bucket == values["bucket"], CREDITS.c.call == use.call,
                            CREDITS.c.purpose == use.purpose)
                 added = conn.execute(update(CREDITS).where(key).values(

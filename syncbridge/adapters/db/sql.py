@@ -14,7 +14,22 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Engine, Table, and_, cast, create_engine, event, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Date,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError
@@ -129,14 +144,34 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(str(exc)) from exc
 
 
+# Built INSERT ... ON CONFLICT statements by (dialect, table, columns given, keys, columns updated): their
+# construction and cache key cost more than running them, so each is built once and run with its values.
+_CONFLICT_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _conflict_statement(conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[str],
+                        update_columns: Sequence[str] | None) -> Any:
+    """INSERT of ``columns`` into ``table`` that on a conflict of ``keys`` updates ``update_columns`` (None: nothing)."""
+    signature = (conn.dialect.name, table.name, tuple(columns), tuple(keys),
+                 None if update_columns is None else tuple(update_columns))
+    stmt = _CONFLICT_STATEMENTS.get(signature)
+    if stmt is None:
+        stmt = _CONFLICT_INSERTS[conn.dialect.name](table).values({name: bindparam(f"v_{name}", type_=table.c[name].type)
+                                                                  for name in columns})
+        if update_columns is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                              set_={column: stmt.excluded[column] for column in update_columns})
+        _CONFLICT_STATEMENTS[signature] = stmt
+    return stmt
+
+
 def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str], update_columns: Sequence[str]) -> None:
     """Insert ``values``, or update ``update_columns`` of the row with the same ``keys``."""
-    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
-    if conflict_insert is not None:
-        stmt = conflict_insert(table).values(dict(values))
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={column: stmt.excluded[column] for column in update_columns},
-        ))
+    if conn.dialect.name in _CONFLICT_INSERTS:
+        conn.execute(_conflict_statement(conn, table, list(values), keys, update_columns),
+                     {f"v_{name}": value for name, value in values.items()})
         return
     where = and_(*(table.c[key] == values[key] for key in keys))
     changed = conn.execute(update(table).where(where).values({column: values[column] for column in update_columns}))
@@ -146,9 +181,9 @@ def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Seq
 
 def _insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]) -> None:
     """Insert ``values`` unless a row with the same ``keys`` exists."""
-    conflict_insert = _CONFLICT_INSERTS.get(conn.dialect.name)
-    if conflict_insert is not None:
-        conn.execute(conflict_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(keys)))
+    if conn.dialect.name in _CONFLICT_INSERTS:
+        conn.execute(_conflict_statement(conn, table, list(values), keys, None),
+                     {f"v_{name}": value for name, value in values.items()})
         return
     where = and_(*(table.c[key] == values[key] for key in keys))
     if conn.execute(select(1).select_from(table).where(where)).first() is None:
@@ -173,13 +208,13 @@ def _to_link(row: Any) -> Link:
     )
 
 
-def _activity_values(entry: ActivityEntry) -> dict[str, Any]:
-    """The row of an activity log entry (its time in UTC, now when it has none; its details copied)."""
+def _activity_values(entry: ActivityEntry, *, copied: bool = True) -> dict[str, Any]:
+    """The row of an activity log entry (its time in UTC, now when it has none; its details copied unless not ``copied``)."""
     return {
         "at": utcnow() if entry.at is None else _as_utc(entry.at), "direction": entry.direction,
         "action": entry.action, "result": entry.result, "entity": entry.entity, "zoho_module": entry.zoho_module,
         "zoho_id": entry.zoho_id, "ameise_id": entry.ameise_id, "event_id": entry.event_id, "error": entry.error,
-        "details": copy.deepcopy(dict(entry.details)),
+        "details": copy.deepcopy(dict(entry.details)) if copied else entry.details,
         **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
     }
 
@@ -296,6 +331,55 @@ def take_row_lease(engine: Engine, key_column, owner_column, until_column, key: 
         return False    # another process created the row (and holds the lease) meanwhile
 
 
+# The statements of a record's sync, built once (their cache keys too, not on every call).
+_PROCESSED_BY_ID = select(PROCESSED.c.event_id).where(PROCESSED.c.event_id == bindparam("event_id"))
+_LINK_BY_ZOHO_ID = select(LINKS).where(LINKS.c.entity == bindparam("e"), LINKS.c.zoho_id == bindparam("z"))
+_INSERT_ACTIVITY = insert(ACTIVITY)
+_RELEASED = {"locked_by": None, "locked_until": None,
+             "synced_from": func.coalesce(bindparam("s", type_=RECORDS.c.synced_from.type), RECORDS.c.synced_from)}
+_RELEASE = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.locked_by == bindparam("o")) \
+    .values(_RELEASED)
+_RELEASE_CREATED = update(RECORDS).where(RECORDS.c.key == bindparam("k"), RECORDS.c.locked_by == bindparam("o")) \
+    .values({**_RELEASED, "creating_since": None})
+_CLEAR_CREATE_NOTE = update(RECORDS).where(RECORDS.c.key == bindparam("k")).values(creating_since=None)
+_NOTE_CREATE = update(RECORDS).where(RECORDS.c.key == bindparam("k")) \
+    .values(creating_since=bindparam("since", type_=RECORDS.c.creating_since.type))
+# take_record's marker of a record row still to be inserted (the portable path).
+_NEW_ROW: Any = object()
+
+
+class _HotStatements:
+    """The statements of a record's sync that need INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
+
+    def __init__(self, conflict_insert: Callable[[Table], Any]) -> None:
+        take = conflict_insert(RECORDS).values(
+            key=bindparam("k"), locked_by=bindparam("o"),
+            locked_until=bindparam("u", type_=RECORDS.c.locked_until.type))
+        self.take = take.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"locked_by": take.excluded.locked_by, "locked_until": take.excluded.locked_until},
+            where=or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < bindparam("n"),
+                      RECORDS.c.locked_by == take.excluded.locked_by),
+        ).returning(RECORDS.c.synced_from, RECORDS.c.creating_since)
+        link = conflict_insert(LINKS)
+        self.save_link = link.on_conflict_do_update(
+            index_elements=["entity", "zoho_id"],
+            set_={name: link.excluded[name] for name in ("zoho_module", "ameise_id", "updated_at")})
+        self.mark_processed = conflict_insert(PROCESSED).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+_HOT: dict[str, _HotStatements] = {}
+
+
+def _hot_statements(dialect: str) -> _HotStatements | None:
+    conflict_insert = _CONFLICT_INSERTS.get(dialect)
+    if conflict_insert is None:
+        return None
+    if dialect not in _HOT:
+        _HOT[dialect] = _HotStatements(conflict_insert)
+    return _HOT[dialect]
+
+
 class SqlStore:
     """The store on a SQLAlchemy engine (schema by :mod:`syncbridge.adapters.db.migrate`)."""
 
@@ -305,6 +389,7 @@ class SqlStore:
         self.engine = engine
         self.tokens = SqlTokenStore(engine, token_cipher)
         self.now = now
+        self._hot = _hot_statements(engine.dialect.name)
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -363,26 +448,58 @@ class SqlStore:
         return take_row_lease(self.engine, RECORDS.c.key, RECORDS.c.locked_by, RECORDS.c.locked_until,
                               key, owner, now=now, until=until)
 
-    def take_record(self, key: str, owner: str, ttl: float) -> RecordLease | None:
-        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction."""
+    def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
+                    link: tuple[str, str] | None = None) -> RecordLease | None:
+        """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction.
+
+        ``event_id``: an event handled already is told first (``processed``; the lease is not
+        taken); ``link``: (entity, Zoho id) of the link read with the lease.
+        """
         now = self.now()
         until = now + timedelta(seconds=ttl)
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(RECORDS).where(RECORDS.c.key == key)
-                .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
-                .values(locked_by=owner, locked_until=until)
-            ).rowcount
-            row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
-                               .where(RECORDS.c.key == key)).first()
-            if taken:
-                return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
-            if row is not None:
+        hot = self._hot
+        # The write comes first: on SQLite a transaction that reads first and then writes fails at once
+        # (not after the busy timeout) when another process wrote meanwhile.
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            if hot is not None:
+                # Insert the row, or take a free / expired / own lease of the existing one: one statement.
+                row = conn.execute(hot.take, {"k": key, "o": owner, "u": until, "n": now}).first()
+                lease = None if row is None else \
+                    RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+            else:
+                lease = self._take_portable(conn, key, owner, now, until)
+            if event_id is not None and conn.execute(_PROCESSED_BY_ID, {"event_id": event_id}).first() is not None:
+                transaction.rollback()      # handled before: the lease is not taken
+                return RecordLease(processed=True)
+            if lease is None:
                 return None
+            if link is not None:
+                found = conn.execute(_LINK_BY_ZOHO_ID, {"e": link[0], "z": link[1]}).first()
+                lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
+        if lease.synced_from is _NEW_ROW:
+            return self._insert_record(key, owner, until, lease)
+        return lease
+
+    def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
+                       until: datetime) -> RecordLease | None:
+        taken = conn.execute(
+            update(RECORDS).where(RECORDS.c.key == key)
+            .where(or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < now, RECORDS.c.locked_by == owner))
+            .values(locked_by=owner, locked_until=until)
+        ).rowcount
+        row = conn.execute(select(RECORDS.c.synced_from, RECORDS.c.creating_since)
+                           .where(RECORDS.c.key == key)).first()
+        if taken:
+            return RecordLease(synced_from=row.synced_from, creating=row.creating_since is not None)
+        if row is not None:
+            return None
+        return RecordLease(synced_from=_NEW_ROW)     # inserted in a transaction of its own, after this one
+
+    def _insert_record(self, key: str, owner: str, until: datetime, lease: RecordLease) -> RecordLease | None:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
-            return RecordLease()
+            return replace(lease, synced_from=None)
         except IntegrityError:
             return None     # another process created the row (and holds the lease) meanwhile
 
@@ -400,8 +517,7 @@ class SqlStore:
     def note_create(self, key: str, creating: bool) -> None:
         with self.engine.begin() as conn:
             # The record's row exists: its lease is held while this is called.
-            conn.execute(update(RECORDS).where(RECORDS.c.key == key)
-                         .values(creating_since=utcnow() if creating else None))
+            conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
 
     def create_under_way(self, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -432,21 +548,51 @@ class SqlStore:
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False) -> None:
-        """End one record's sync in one transaction: log entries, processed mark, create note cleared, lock released."""
-        released: dict[str, Any] = {"locked_by": None, "locked_until": None}
-        if synced_from is not None:
-            released["synced_from"] = synced_from
+                      created: bool = False, link: Link | None = None) -> None:
+        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared, lock released.
+
+        A link whose number another record holds fails the transaction; it is then done again
+        without the link and with the create note kept, and LinkConflict raised.
+        """
+        if link is None:
+            self._finish(key, owner, synced_from, entries, processed, created, None)
+            return
+        try:
+            self._finish(key, owner, synced_from, entries, processed, created, link)
+            return
+        except IntegrityError as exc:
+            conflict = exc
+        self._finish(key, owner, synced_from, entries, processed, False, None)
+        holder = self.find_link(link.entity, ameise_id=link.ameise_id)
+        raise LinkConflict(f"{link.entity} {link.ameise_id} is already linked to Zoho record "
+                           f"{holder.zoho_id if holder else '(unknown)'}") from conflict
+
+    def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
+                processed: tuple[str, str] | None, created: bool, link: Link | None) -> None:
+        hot = self._hot
+        now = utcnow()
         with self.engine.begin() as conn:
+            if link is not None:
+                values = {"entity": link.entity, "zoho_module": link.zoho_module, "zoho_id": link.zoho_id,
+                          "ameise_id": link.ameise_id, "created_at": now, "updated_at": now}
+                if hot is not None:
+                    conn.execute(hot.save_link, values)
+                else:
+                    _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
             if entries:
-                conn.execute(insert(ACTIVITY), [_activity_values(entry) for entry in entries])
+                # Written as they are: nothing of them is handed back to be changed.
+                conn.execute(_INSERT_ACTIVITY, [_activity_values(entry, copied=False) for entry in entries])
             if processed is not None:
-                _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
-                                                 "processed_at": utcnow()}, ["event_id"])
-            if created:
+                values = {"event_id": processed[0], "outcome": processed[1], "processed_at": now}
+                if hot is not None:
+                    conn.execute(hot.mark_processed, values)
+                else:
+                    _insert_ignore(conn, PROCESSED, values, ["event_id"])
+            params = {"k": key, "o": owner, "s": synced_from}
+            released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
+            if created and not released:
                 # As note_create(key, False): the record is linked, whoever holds its lease now.
-                conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(creating_since=None))
-            conn.execute(update(RECORDS).where(RECORDS.c.key == key, RECORDS.c.locked_by == owner).values(**released))
+                conn.execute(_CLEAR_CREATE_NOTE, {"k": key})
 
     def activities(
         self,
