@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from kombu import Connection
 from kombu.message import Message
 
-from consumers.base import QueueConsumer
+from consumers.base import DATABASE_DOWN, QueueConsumer, as_unavailable
 from contracts.events import AmeiseRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
@@ -123,7 +123,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
                 outcomes = self.handle(SyncAmeiseRecordsToCrm(records))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"the handler answered {len(outcomes)} outcomes for {len(batch)} deltas")
-        except Unavailable as exc:
+        except (Unavailable, *DATABASE_DOWN) as caught:
+            exc = as_unavailable(caught)
             outcomes = [RecordOutcome(r.delta_id, UNAVAILABLE, "failed", r.entity, r.key, error=exc.describe(),
                                       code=exc.code, retry_after=exc.retry_after,
                                       waiting=isinstance(exc, ReconnectNeeded)) for r in records]

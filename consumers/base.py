@@ -9,6 +9,8 @@ from typing import Any
 
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from contracts.base import ContractError, load_or_raise
 from producers import dead_letters
@@ -17,10 +19,26 @@ from producers.publisher import describe_error
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology, declare
 from syncbridge import metrics
+from syncbridge.errors import StoreUnavailable, Unavailable
 from syncbridge.monitoring import breadcrumb, message_scope, report_failed_message
 from syncbridge.ports import DeadLetterKind
 
 log = logging.getLogger(__name__)
+
+
+# The database's connectivity errors (refused, too many clients, connection lost, pool exhausted, SQLite locked):
+# an outage like any other, tried again later through the retry queues, never dead-lettered at once as a bug.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def as_unavailable(exc: Exception) -> Unavailable:
+    """An outage as the core names it; a database connectivity error becomes ``StoreUnavailable``."""
+    if isinstance(exc, Unavailable):
+        return exc
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    unavailable = StoreUnavailable(f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": "))
+    unavailable.__cause__ = exc
+    return unavailable
 
 # Waits between attempts to reach the broker: 1 s, 3 s, 5 s, ... up to 30 s.
 RECONNECT_FIRST_S = 1.0

@@ -15,7 +15,7 @@ from functools import partial
 from kombu import Connection
 from kombu.message import Message
 
-from consumers.base import QueueConsumer, _record_id
+from consumers.base import DATABASE_DOWN, QueueConsumer, _record_id, as_unavailable
 from consumers.inflight import InFlight
 from contracts.events import CrmRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
@@ -157,7 +157,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
             schedule_retry(self.publisher, self.topology, message, error=exc.describe(), counted=False)
             message.ack()
             return
-        except Unavailable as exc:
+        except (Unavailable, *DATABASE_DOWN) as caught:
+            exc = as_unavailable(caught)
             metrics.sync_failed(CRM_TO_AMEISE.value, "unavailable")
             action = self._retry_later(message, exc.describe(), exc.retry_after, exc=exc, record_id=command.record_id)
             self._failed(command, exc, action=action, kind="unavailable")

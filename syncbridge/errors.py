@@ -96,6 +96,12 @@ class RecordNotReady(Unavailable):
     system = "syncbridge"
 
 
+class StoreUnavailable(Unavailable):
+    """The service's own database could not be reached (refused, too many clients, connection lost): try again later."""
+
+    system = "database"
+
+
 class SchemaOutdated(Unavailable):
     """The service's database is behind the code's migrations: run ``syncbridge db upgrade`` (the release step)."""
 

@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from producers.memory import MemoryPublisher
 from producers.publisher import BrokerUnavailable
@@ -307,6 +308,26 @@ def test_an_unavailable_system_sends_the_message_to_a_delayed_retry(fast, fast_p
     assert (entry.action, entry.result, entry.zoho_id, entry.event_id) == ("retry", "error", RECORD_ID, body["event_id"])
     assert entry.error == error.describe()
     assert (entry.attempt, entry.error_kind, done.attempt, done.result) == (1, "unavailable", 2, "ok")
+
+
+def test_a_database_that_refuses_connections_sends_the_message_to_a_delayed_retry_not_the_dead_letters(
+        fast, fast_publisher, store):
+    # What psycopg raises through SQLAlchemy when PostgreSQL has no connection slot left.
+    refused = OperationalError(None, None, Exception(
+        'connection to server at "127.0.0.1", port 5432 failed: FATAL:  sorry, too many clients already\n'))
+    handle = handler(refused, None)
+    body = event_body()
+    send(fast_publisher, fast, body)
+
+    deliver(make_consumer(fast, handle, fast_publisher, store), 2)   # the first delivery, then its retry
+
+    assert handle.calls == [command_of(body), command_of(body)]
+    assert take_all(fast.dead_letters) == []
+    assert waiting(fast.crm_to_ameise) == 0
+    done, entry = store.activities()
+    assert (entry.action, entry.result, entry.error_kind, done.result) == ("retry", "error", "unavailable", "ok")
+    assert entry.error == "database: OperationalError: connection to server at \"127.0.0.1\", port 5432 failed: " \
+                          "FATAL:  sorry, too many clients already"
 
 
 def test_after_the_last_retry_the_message_goes_to_the_dead_letters(fast, fast_publisher, store):

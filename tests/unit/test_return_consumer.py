@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import pytest
 from kombu import Connection
+from sqlalchemy.exc import OperationalError
 
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
 from contracts.events import AmeiseRecordChangedSchema
@@ -239,6 +240,23 @@ def test_an_unavailable_crm_sends_the_batch_to_a_delayed_retry_and_nothing_is_lo
     assert {e.ameise_id: e.error for e in retries} == {
         "5001234567": "zoho 503: Service Unavailable",
         "1119876": "contract 1119876: its customer 5001234567 failed: zoho 503: Service Unavailable"}
+
+
+def test_a_database_outage_sends_the_batch_to_a_delayed_retry_not_the_dead_letters(topology, publisher, world):
+    records = [world.customer(person("5001234567"))]
+    for record in records:
+        send(publisher, topology, record)
+    lost = OperationalError(None, None, Exception("server closed the connection unexpectedly"))
+    handle = handler(world, lost)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, records), what="the second try")
+
+    assert handle.sizes == [1, 1]
+    assert take_all(topology.dead_letters) == [] and waiting(topology.ameise_to_crm) == 0
+    assert world.only("Contacts")
+    [retry] = world.store.activities(action="retry")
+    assert retry.error == "database: OperationalError: server closed the connection unexpectedly"
 
 
 def test_a_contract_waits_until_its_customer_reaches_the_crm(topology, publisher, world):
