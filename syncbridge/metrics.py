@@ -120,13 +120,8 @@ class CountedCreditLedger:
         zoho_credits(use.call, use.purpose, use.credits)
 
     def spend_many(self, uses: Sequence[CreditUse]) -> None:
-        """Note several uses at once: in one transaction where the ledger can (``spend_many``)."""
-        spend_many = getattr(self.ledger, "spend_many", None)
-        if spend_many is not None:
-            spend_many(uses)
-        else:
-            for use in uses:
-                self.ledger.spend(use)
+        """Note several uses at once (in one transaction where the ledger has them)."""
+        self.ledger.spend_many(uses)
         for use in uses:
             zoho_credits(use.call, use.purpose, use.credits)
 

@@ -1066,6 +1066,9 @@ class CreditLedger(Protocol):
     def spend(self, use: CreditUse) -> None:
         """Note one call's credits."""
 
+    def spend_many(self, uses: Sequence[CreditUse]) -> None:
+        """Note several uses at once (in one transaction where the ledger has them)."""
+
     def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
         """Credits spent at or after ``since`` (by ``purposes`` only, when given)."""
 

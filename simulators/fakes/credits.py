@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from syncbridge.ports import CreditTotal, CreditUse, credit_minute
@@ -34,6 +34,11 @@ class MemoryCreditLedger:
                 oldest = credit_minute(now - KEEP)
                 for old in [k for k in self._minutes if k[0] < oldest]:
                     del self._minutes[old]
+
+    def spend_many(self, uses: Sequence[CreditUse]) -> None:
+        """Note several uses, each as :meth:`spend` does."""
+        for use in uses:
+            self.spend(use)
 
     def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
         """Credits of the minutes from ``since``'s minute on (by ``purposes`` only, when given)."""

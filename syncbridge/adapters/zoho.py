@@ -267,8 +267,10 @@ class CreditCounter:
 
     With ``flush_every`` (seconds) the uses are summed in memory per minute, call type and
     purpose and written together at most that often, in one transaction, instead of one
-    write per call; :meth:`flush` writes what is held (the worker calls it when it stops).
-    A process that dies loses what it held: at most ``flush_every`` seconds of its counts.
+    write per call: with the first call more than ``flush_every`` seconds after the last write,
+    and by :meth:`flush` (the worker calls it when it stops). A process that dies loses what it
+    held: the calls of at most ``flush_every`` seconds after its last write (an idle process
+    holds them until its next call or its stop).
     """
 
     def __init__(self, ledger: CreditLedger, *, pause: float = LEDGER_PAUSE, max_pending: int = MAX_PENDING_USES,
@@ -318,10 +320,9 @@ class CreditCounter:
                 self._keep([replace(use, at=use.at or self._now()) for use in uses])
                 return
             waiting, self._pending = [*self._pending, *uses], []
-        spend_many = getattr(self.ledger, "spend_many", None)
-        if spend_many is not None and len(waiting) > 1:
+        if len(waiting) > 1:
             try:
-                spend_many(waiting)
+                self.ledger.spend_many(waiting)
             except Exception as exc:  # noqa: BLE001 - counting must never fail the call it counts
                 self._failed(exc, waiting)
             return

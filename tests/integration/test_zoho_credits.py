@@ -144,6 +144,9 @@ def test_waiting_uses_are_bounded(state):
         def spend(self, use: CreditUse) -> None:
             raise OSError("no database")
 
+        def spend_many(self, uses) -> None:
+            raise OSError("no database")
+
     counter = CreditCounter(Broken(), max_pending=2)
     for _ in range(5):
         counter.note(CreditUse("search", 1))
@@ -169,6 +172,10 @@ def test_a_late_use_keeps_the_minute_it_was_made_in(state):
                 self.failed = True
                 raise OSError("gone")
             ledger.spend(use)
+
+        def spend_many(self, uses) -> None:
+            for use in uses:
+                self.spend(use)
 
     counter = CreditCounter(Once(), pause=0)
     counter.note(CreditUse("search", 1))

@@ -17,6 +17,10 @@ class ListLedger:
         self.uses.append(use if use.at is not None else CreditUse(use.call, use.credits, use.purpose, use.records,
                                                                   self.now()))
 
+    def spend_many(self, uses) -> None:
+        for use in uses:
+            self.spend(use)
+
     def used(self, since: datetime, *, purposes: tuple[str, ...] | None = None) -> int:
         return sum(u.credits for u in self.uses
                    if u.at is not None and u.at >= since and (purposes is None or u.purpose in purposes))
