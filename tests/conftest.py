@@ -6,7 +6,10 @@ fixtures: without a reachable server they FAIL with instructions, never skip.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -19,6 +22,24 @@ RABBITMQ_URL = os.environ.get("SYNCBRIDGE_TEST_RABBITMQ_URL", "amqp://guest:gues
 # Every retry delay a test may configure (seconds): the namespace's retry queues of all of them are deleted.
 RETRY_DELAYS_USED = (0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 30, 60, 120, 600, 3600)
 POSTGRES_ADMIN_URL = os.environ.get("SYNCBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(request, monkeypatch):
+    """Dashboard passwords hashed with few PBKDF2 rounds instead of scrypt (0.1 s per hash and check).
+
+    The service hashes with werkzeug's default; the tests that check it carry the
+    ``real_password_hashing`` marker.  A check reads the method from the stored hash, so
+    signing in works the same way either way.
+    """
+    if request.node.get_closest_marker("real_password_hashing"):
+        return
+    from werkzeug import security
+
+    real = security.generate_password_hash
+    monkeypatch.setattr(security, "generate_password_hash",
+                        lambda password, method="pbkdf2:sha256:1000", salt_length=16: real(password, method,
+                                                                                           salt_length))
 
 
 @pytest.fixture(scope="session")
@@ -85,13 +106,26 @@ def postgres_url() -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    """A migrated SQLite file of this test."""
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file migrated to the newest revision once per session: each test gets a copy of it."""
 
-    url = f"sqlite:///{tmp_path}/syncbridge.db"
-    migrate.upgrade(url)
-    return url
+    path = tmp_path_factory.mktemp("migrated") / "syncbridge.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    # Everything in the one file: a copy must not miss pages still in the write-ahead log.
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def database_url(tmp_path, migrated_sqlite) -> str:
+    """A migrated SQLite file of this test (a copy of the session's migrated file, as migrating takes 0.4 s)."""
+
+    path = tmp_path / "syncbridge.db"
+    shutil.copyfile(migrated_sqlite, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture

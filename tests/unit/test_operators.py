@@ -27,6 +27,7 @@ def test_roles_include_the_ones_below():
     assert not has_role("root", "viewer") and not has_role("admin", "superuser")
 
 
+@pytest.mark.real_password_hashing
 def test_a_user_is_created_with_a_hashed_password_and_audited(operators):
     user = operators.create("Anna.Schmidt", "geheimes-passwort", "operator", by="cli:root")
 
