@@ -6,6 +6,10 @@ import threading
 from werkzeug.serving import make_server
 
 
+# Seconds between two looks of the serving loop for a stop: a stop waits at most this long.
+POLL_S = 0.05
+
+
 class ServerThread:
     """A threaded WSGI server in a daemon thread; port 0 picks a free port."""
 
@@ -13,7 +17,8 @@ class ServerThread:
         self._server = make_server(host, port, app, threaded=True)
         self.host = host
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_S,), name=f"http-{self.port}",
+                                        daemon=True)
 
     @property
     def url(self) -> str:
