@@ -124,23 +124,6 @@ def test_unreachable_broker_raises_with_nothing_confirmed(topology):
     assert caught.value.confirmed == 0
 
 
-def test_publish_many_is_faster_than_publish(rabbitmq_url, publisher, topology):
-    count = 5000
-    publisher.ping()
-    started = time.monotonic()
-    for routing_key, body, message_id in numbered(count):
-        publisher.publish(topology.events, routing_key, body, message_id=message_id)
-    one_by_one = count / (time.monotonic() - started)
-    started = time.monotonic()
-    publisher.publish_many(topology.events, numbered(count, start=count))
-    windowed = count / (time.monotonic() - started)
-    print(f"\n{count} messages: publish {one_by_one:,.0f} msg/s, publish_many {windowed:,.0f} msg/s")
-
-    assert len(take(rabbitmq_url, topology.crm_to_ameise, expect=2 * count)) == 2 * count
-    # A confirm per window instead of per message: several times faster even on loopback.
-    assert windowed > 2 * one_by_one
-
-
 def test_on_memory_it_publishes_one_after_the_other(topology):
     publisher = MemoryPublisher(topology)
     try:
