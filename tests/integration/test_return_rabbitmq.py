@@ -38,7 +38,7 @@ class ReturnPath:
                  state: ZohoState) -> None:
         self.url = rabbitmq_url
         self.state = state
-        self.topology = build_topology(namespace)
+        self.topology = build_topology(namespace, retry_delays=(0.5, 1, 2, 3))   # an outage is waited out quickly
         self.publisher = Publisher(rabbitmq_url, self.topology)
         upgrade(database_url)
         self.store = SqlStore.from_url(database_url)
@@ -83,8 +83,14 @@ class ReturnPath:
         assert not thread.is_alive(), "the consumer did not stop"
 
     def wait_processed(self, records, timeout: float = 60.0) -> None:
-        wait_for(lambda: all(self.store.was_processed(r.delta_id) for r in records), timeout=timeout,
-                 what=f"{len(records)} deltas applied")
+        pending = [r.delta_id for r in records]
+
+        def all_applied() -> bool:
+            # Each look asks only for the deltas not seen applied yet, in order, stopping at the first.
+            while pending and self.store.was_processed(pending[-1]):
+                pending.pop()
+            return not pending
+        wait_for(all_applied, timeout=timeout, what=f"{len(records)} deltas applied")
 
     def waiting(self, queue) -> int:
         with Connection(self.url) as conn:
