@@ -184,6 +184,32 @@ def test_a_session_is_one_transaction(store):
     assert count(store, STAGING) == 0
 
 
+
+def test_rows_written_in_batches_are_there_for_the_next_statement_and_go_with_a_rollback(store):
+    keys = [f"{n:010d}" for n in range(1, 5)]
+    with store.session() as session:
+        import_id = session.start_import(file_name="f.zip", sha256="m" * 64, hauptvermittler="1",
+                                         delivered_on=None, source="cli")
+        for key in keys[:2]:    # batch after batch (one COPY on PostgreSQL), then other statements
+            session.insert_snapshot("kunden", import_id, [row("kunden", key, Ort="Bonn")])
+            session.add_deltas([{"import_id": import_id, "entity": "customer", "change": "created", "key": key,
+                                 "changed_fields": []}])
+        assert session.snapshot_data("kunden", keys) == {key: {"Kundennummer": key, "Ort": "Bonn"} for key in keys[:2]}
+        session.insert_snapshot("kunden", import_id, [row("kunden", keys[2])])
+    assert [d.key for d in store.unpublished_deltas(10)] == keys[:2]
+    assert set(store.snapshot_rows("kunden", keys)) == set(keys[:3])
+
+    for broken in (keys[0], None):      # a row the database refuses (its key is there), an error of the import
+        with pytest.raises(Exception) as raised:
+            with store.session() as session:
+                session.insert_snapshot("kunden", import_id, [row("kunden", keys[3])])
+                session.insert_snapshot("kunden", import_id, [row("kunden", broken or keys[3] + "x")])
+                if broken is None:
+                    raise RuntimeError("broken half-way")
+        assert broken is not None or isinstance(raised.value, RuntimeError)
+        assert set(store.snapshot_rows("kunden", keys + [keys[3] + "x"])) == set(keys[:3])
+
+
 # ---------------------------------------------------------------- outbox
 def test_unpublished_deltas_in_id_order_and_import_published_when_its_outbox_is_empty(store):
     first = new_import(store, "m" * 64, deltas=[("customer", "created", "5000000001"),
