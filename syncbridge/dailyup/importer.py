@@ -67,6 +67,7 @@ PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
 MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
 SAMPLES = 5                 # examples per kind of delta in a result
 MAX_KEY = 64                # length of the key columns of the DailyUp tables
+NEW_ROWS_SLICE = 250        # new rows per insert into the snapshot (one COPY takes them all on PostgreSQL)
 
 _schema = AmeiseRecordChangedSchema()
 
@@ -391,18 +392,18 @@ class DailyUpImporter:
 
         The snapshot has no row of the table to fill missing columns from (and no key comes twice).
         """
-        if not rows:
-            return
-        ordered = _in_column_order(table, missing, rows, {})
-        session.insert_snapshot(table, import_id, [
-            Candidate(p.key, data, row_hash(table, data), None, None, False, None, None, p.raw_hash)
-            for p, data in ordered])
-        if table == CUSTOMERS:
-            kinds: dict[str, str] = {}      # one string per person type, not one per row
-            created.extend((kinds.setdefault(kind, kind), p.key)
-                           for p, data in ordered for kind in (str(data.get("Personentyp") or ""),))
-        else:
-            created.extend(("", p.key) for p in rows)
+        kinds: dict[str, str] = {}      # one string per person type, not one per row
+        # Slice by slice: the store takes them as one stream, and few rows' objects live at a time.
+        for start in range(0, len(rows), NEW_ROWS_SLICE):
+            ordered = _in_column_order(table, missing, rows[start:start + NEW_ROWS_SLICE], {})
+            session.insert_snapshot(table, import_id, [
+                Candidate(p.key, data, row_hash(table, data), None, None, False, None, None, p.raw_hash)
+                for p, data in ordered])
+            if table == CUSTOMERS:
+                created.extend((kinds.setdefault(kind, kind), p.key)
+                               for p, data in ordered for kind in (str(data.get("Personentyp") or ""),))
+            else:
+                created.extend(("", p.key) for p, _ in ordered)
 
     @staticmethod
     def _staged_rows(session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
@@ -459,8 +460,10 @@ class DailyUpImporter:
             page = created[start:start + DIFF_PAGE]
             if table == CUSTOMERS:
                 page.sort(key=itemgetter(0))
-            session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
-                                 "changed_fields": [], "echoed_fields": []} for _, key in page])
+            for at in range(0, len(page), NEW_ROWS_SLICE):     # one stream in the store, few dicts at a time
+                session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                                     "changed_fields": (), "echoed_fields": ()}
+                                    for _, key in page[at:at + NEW_ROWS_SLICE]])
             # What tally.delta(kind, key, []) counts and samples for each, at once.
             tally.deltas[kind] += len(page)
             examples.extend({"key": key, "changed_fields": []} for _, key in page[:SAMPLES - len(examples)])
