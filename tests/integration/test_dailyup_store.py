@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
-from syncbridge.adapters.db.dailyup import DELTAS, STAGING, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import DELTAS, SNAPSHOT, STAGING, SqlDailyUpStore
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.deliveries import RowError, row_hash
@@ -198,6 +198,9 @@ def test_rows_written_in_batches_are_there_for_the_next_statement_and_go_with_a_
         session.insert_snapshot("kunden", import_id, [row("kunden", keys[2])])
     assert [d.key for d in store.unpublished_deltas(10)] == keys[:2]
     assert set(store.snapshot_rows("kunden", keys)) == set(keys[:3])
+    with store.engine.connect() as conn:
+        written = conn.execute(select(SNAPSHOT.c.updated_at).where(SNAPSHOT.c.key == keys[0])).scalar_one()
+    assert abs(datetime.now(UTC) - written) < timedelta(minutes=5)
 
     for broken in (keys[0], None):      # a row the database refuses (its key is there), an error of the import
         with pytest.raises(Exception) as raised:

@@ -496,7 +496,8 @@ class ImportSession:
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
         if rows and self.postgres:
-            now = utcnow()
+            # The text psycopg would write for the time, made once instead of once a row.
+            now = utcnow().isoformat(" ")
             self._copy("dailyup_snapshot",
                        ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at"),
                        ((table, r.key, r.hash, _json_text(r.data), r.raw_hash, False, import_id, now) for r in rows))
