@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow.decorators import VALIDATES_SCHEMA
 from marshmallow.utils import missing as missing_
 
 from syncbridge.deliveries import (
@@ -244,9 +245,12 @@ def row_loader(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool
     """
     schema = row_schema(table, date_format=date_format, decimal_comma=decimal_comma)
     declared = list(schema.load_fields.items())
-    if any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared):
-        return schema.load  # a field the compiled function does not know how to run: the schema does all
-    return _compile(declared, schema.load, ROW_CHECKS.get(table))
+    check = ROW_CHECKS.get(table)
+    hooks = {kind for kind, found in getattr(schema, "_hooks", {"unknown": [True]}).items() if found}
+    if (any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared)
+            or hooks != ({VALIDATES_SCHEMA} if check is not None else set())):
+        return schema.load  # a field or hook the compiled function does not know how to run: the schema does all
+    return _compile(declared, schema.load, check)
 
 
 def _compile(declared: list[tuple[str, fields.Field]], load: Callable[[dict], dict],

@@ -123,3 +123,8 @@ def test_german_dates_are_read_as_strptime_reads_them():
             assert parse(text) == expected, text
         except ValueError:
             assert expected == "error", text
+
+
+def test_the_tables_are_loaded_by_compiled_functions_not_the_schema():
+    for table in (CUSTOMERS, CONTRACTS, *LOOKUP_TABLES):
+        assert row_loader(table) is not row_schema(table).load
