@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from decimal import getcontext
 from functools import cache, lru_cache
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow.decorators import VALIDATES_SCHEMA
 from marshmallow.utils import missing as missing_
 
 from syncbridge.deliveries import (
@@ -128,11 +131,18 @@ class DecimalText(Text):
         return normalize_decimal(text.replace(self.thousands, "").replace(self.point, "."))
 
 
+# ``DD.MM.YYYY`` in ASCII digits: what ``strptime(text, "%d.%m.%Y")`` reads as these three numbers.
+GERMAN_DATE = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
+
+
 def date_parser(date_format: str) -> Callable[[str], str]:
     """A function turning a date in ``date_format`` into ISO text; memoized, as dates repeat a lot."""
 
     @lru_cache(maxsize=65536)
     def parse(text: str) -> str:
+        if date_format == "%d.%m.%Y" and GERMAN_DATE.fullmatch(text):
+            # The common case without strptime's machinery: the same date, the same ValueError if none.
+            return date(int(text[6:]), int(text[3:5]), int(text[:2])).isoformat()
         return datetime.strptime(text, date_format).date().isoformat()
 
     return parse
@@ -226,37 +236,89 @@ ROW_CHECKS: dict[str, Callable[[dict], None]] = {CUSTOMERS: _check_name_of_perso
 def row_loader(table: str, *, date_format: str = "%d.%m.%Y", decimal_comma: bool = True) -> Callable[[dict], dict]:
     """A function loading a row exactly as ``row_schema(table, ...).load`` does, several times faster.
 
-    A valid row (nearly every row of a delivery) goes through the schema's own fields
-    and row check without marshmallow's per-call machinery; a row any of them refuses
-    is loaded again by the schema itself, so the :class:`ValidationError` it raises is
-    the schema's, with every message of the row.
+    The schema stays the definition: the function is compiled from its fields (their
+    patterns, choices, date and number formats) and its row check.  A row it accepts
+    gets the values the schema gives; a row any field or the row check refuses, or one
+    it does not know how to judge (a value that is no text, a missing required column),
+    is loaded again by the schema itself, so the :class:`ValidationError` raised is the
+    schema's, with every message of the row.
     """
     schema = row_schema(table, date_format=date_format, decimal_comma=decimal_comma)
-    load = schema.load
     declared = list(schema.load_fields.items())
-    if any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared):
-        return load     # a field this shortcut does not know how to run: the schema does all
     check = ROW_CHECKS.get(table)
-    # A plain optional text (most columns) is its stripped value or None: done here without a call.
-    steps = [(name, field, type(field) is Text and not field.not_empty and field.pattern is None)
-             for name, field in declared]
+    hooks = {kind for kind, found in getattr(schema, "_hooks", {"unknown": [True]}).items() if found}
+    if (any(f.validators or f.data_key or f.attribute or f.load_default is not missing_ for _, f in declared)
+            or hooks != ({VALIDATES_SCHEMA} if check is not None else set())):
+        return schema.load  # a field or hook the compiled function does not know how to run: the schema does all
+    return _compile(declared, schema.load, check)
 
-    def load_row(raw: dict) -> dict:
-        data = {}
-        try:
-            for name, field, plain in steps:
-                if name in raw:
-                    value = raw[name]
-                    if plain and value.__class__ is str:
-                        data[name] = value.strip() or None
-                    else:
-                        data[name] = field._deserialize(value, name, raw)
-                elif field.required:
-                    return load(raw)
-            if check is not None:
-                check(data)
-        except ValidationError:
-            return load(raw)
-        return data
 
-    return load_row
+def _compile(declared: list[tuple[str, fields.Field]], load: Callable[[dict], dict],
+             check: Callable[[dict], None] | None) -> Callable[[dict], dict]:
+    """The source of a function loading a row field by field as ``_deserialize`` does, compiled."""
+    env: dict[str, Any] = {"load": load, "check": check, "MISSING": object(), "ValidationError": ValidationError,
+                           "decimal": decimal_text}
+    lines = ["def load_row(raw):", "    data = {}", "    get = raw.get", "    try:"]
+    for i, (name, field) in enumerate(declared):
+        column = repr(name)
+        lines += [f"        v = get({column}, MISSING)", "        if v is not MISSING:"]
+        body = _field_steps(i, field, env)
+        if body is None:    # another kind of field: its own _deserialize
+            env[f"field{i}"] = field
+            body = [f"data[{column}] = field{i}._deserialize(v, {column}, raw)"]
+        else:
+            body = ["if v.__class__ is not str: return load(raw)", "t = v.strip()"] + [
+                line.replace("COLUMN", column) for line in body]
+        lines += [f"            {line}" for line in body]
+        if field.required:
+            lines += ["        else:", "            return load(raw)"]
+    if check is not None:
+        lines.append("        check(data)")
+    lines += ["    except ValidationError:", "        return load(raw)", "    return data"]
+    exec(compile("\n".join(lines), f"<row loader of {len(declared)} columns>", "exec"), env)  # noqa: S102
+    return env["load_row"]
+
+
+def _field_steps(i: int, field: fields.Field, env: dict[str, Any]) -> list[str] | None:
+    """What ``field._deserialize`` does to the stripped text ``t`` of column COLUMN, as lines of code."""
+    kind = type(field)
+    if kind not in (Text, Choice, DateText, DecimalText):
+        return None
+    assert isinstance(field, Text)
+    steps = []
+    if field.pattern is not None:
+        env[f"pattern{i}"] = field.pattern.match
+        steps.append(f"if pattern{i}(t) is None: return load(raw)")
+    if isinstance(field, Choice):
+        env[f"choices{i}"] = field.choices
+        steps.append(f"if t not in choices{i}: return load(raw)")
+    elif isinstance(field, DateText):
+        env[f"parse{i}"] = field.parse
+        steps += ["try:", f"    t = parse{i}(t)", "except ValueError:", "    return load(raw)"]
+    elif isinstance(field, DecimalText):
+        env[f"number{i}"] = field.number.match
+        steps += [f"if number{i}(t) is None: return load(raw)",
+                  f"t = decimal(t.replace({field.thousands!r}, '').replace({field.point!r}, '.'))"]
+    if field.not_empty:
+        return ["if not t: return load(raw)", *steps, "data[COLUMN] = t"]
+    if not steps:
+        return ["data[COLUMN] = t or None"]
+    return ["if t:", *(f"    {step}" for step in steps), "    data[COLUMN] = t", "else:", "    data[COLUMN] = None"]
+
+
+def decimal_text(text: str) -> str | None:
+    """``normalize_decimal(text)`` of a number without thousands separators (``[+-]?[0-9]+(.[0-9]+)?``).
+
+    Done on the digits themselves where the decimal context could not round them (at most
+    20 digits); any other text is left to :func:`~syncbridge.deliveries.normalize_decimal`.
+    """
+    sign = text[:1]
+    digits = text[1:] if sign in ("+", "-") else text
+    whole, point, fraction = digits.partition(".")
+    if (len(digits) > 20 or not whole or not whole.isascii() or not whole.isdigit()
+            or (point and (not fraction or not fraction.isascii() or not fraction.isdigit()))
+            or getcontext().prec < 20):
+        return normalize_decimal(text)
+    whole, fraction = whole.lstrip("0") or "0", fraction.rstrip("0")
+    number = f"{whole}.{fraction}" if fraction else whole
+    return "-" + number if sign == "-" and number != "0" else number

@@ -99,11 +99,16 @@ class ParsedRow:
         return row_hash(self.table, self.data)
 
 
+# ``json.dumps(..., sort_keys=True, ensure_ascii=False)`` without its per-call set-up (rows are flat).
+_hash_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False, check_circular=False).encode
+
+
 def row_hash(table: str, data: dict[str, Any]) -> str:
     """A stable hash of a row's normalized values, volatile columns left out."""
-    volatile = VOLATILE_COLUMNS.get(table, ())
-    stable = {k: v for k, v in data.items() if k not in volatile}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    stable = dict(data)
+    for column in VOLATILE_COLUMNS.get(table, ()):
+        stable.pop(column, None)
+    return hashlib.sha256(_hash_text(stable).encode()).hexdigest()
 
 
 def changed_fields(table: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:

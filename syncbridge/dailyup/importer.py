@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
 MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
 SAMPLES = 5                 # examples per kind of delta in a result
 MAX_KEY = 64                # length of the key columns of the DailyUp tables
+NEW_ROWS_SLICE = 250        # new rows per insert into the snapshot (one COPY takes them all on PostgreSQL)
 
 _schema = AmeiseRecordChangedSchema()
 
@@ -386,41 +388,31 @@ class DailyUpImporter:
 
     def _store_new(self, session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
                    rows: list[ParsedRow], created: list[tuple[str, str]]) -> None:
-        """Store rows of a table the snapshot never held; note (kind, key) of each for its delta."""
-        if not rows:
-            return
-        staged = self._staged_rows(session, import_id, table, missing, rows)
-        session.insert_snapshot(table, import_id, [
-            Candidate(r["key"], r["data"], r["hash"], None, None, False, None, None, r["raw_hash"]) for r in staged])
-        kinds: dict[str, str] = {}
-        if table == CUSTOMERS:
-            created.extend((kinds.setdefault(kind, kind), r["key"])
-                           for r in staged for kind in (str(r["data"].get("Personentyp") or ""),))
-        else:
-            created.extend(("", r["key"]) for r in staged)
+        """Store rows of a table the snapshot never held; note (kind, key) of each for its delta.
+
+        The snapshot has no row of the table to fill missing columns from (and no key comes twice).
+        """
+        kinds: dict[str, str] = {}      # one string per person type, not one per row
+        # Slice by slice: the store takes them as one stream, and few rows' objects live at a time.
+        for start in range(0, len(rows), NEW_ROWS_SLICE):
+            ordered = _in_column_order(table, missing, rows[start:start + NEW_ROWS_SLICE], {})
+            session.insert_snapshot(table, import_id, [
+                Candidate(p.key, data, row_hash(table, data), None, None, False, None, None, p.raw_hash)
+                for p, data in ordered])
+            if table == CUSTOMERS:
+                created.extend((kinds.setdefault(kind, kind), p.key)
+                               for p, data in ordered for kind in (str(data.get("Personentyp") or ""),))
+            else:
+                created.extend(("", p.key) for p, _ in ordered)
 
     @staticmethod
     def _staged_rows(session: ImportSession, import_id: int, table: str, missing: tuple[str, ...],
                      parsed: list[ParsedRow]) -> list[dict[str, Any]]:
         """Build staging rows: missing optional columns filled from the snapshot, values in column order."""
         previous = session.snapshot_data(table, [p.key for p in parsed]) if missing and parsed else {}
-        known = COLUMNS[table]
-        in_order: tuple[str, ...] | None = None     # the order of the columns of the rows, once found right
-        rows = []
-        for p in parsed:
-            data = p.data
-            old = previous.get(p.key)
-            if old:
-                data = {**data, **{c: old[c] for c in missing if c in old}}
-            # One order for every delivery, so the stored JSON text of equal rows is equal.
-            order = tuple(data)
-            if order != in_order:
-                data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
-                if tuple(data) == order and not missing:
-                    in_order = order
-            rows.append({"import_id": import_id, "table": table, "key": p.key, "line": p.line,
-                         "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False})
-        return rows
+        return [{"import_id": import_id, "table": table, "key": p.key, "line": p.line,
+                 "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False}
+                for p, data in _in_column_order(table, missing, parsed, previous)]
 
     # ------------------------------------------------------------------ the delta
     def _diff(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
@@ -459,17 +451,22 @@ class DailyUpImporter:
 
         Customers are grouped by person type within each page, as the comparison does.
         """
-        created = sorted(tally.created.pop(table, []), key=lambda kind_key: kind_key[1])
+        created = sorted(tally.created.pop(table, []), key=itemgetter(1))
         if entity is None:
             return
+        kind = f"{entity}.created"
+        examples = tally.samples.setdefault(kind, []) if created else []
         for start in range(0, len(created), DIFF_PAGE):
             page = created[start:start + DIFF_PAGE]
             if table == CUSTOMERS:
-                page.sort(key=lambda kind_key: kind_key[0])
-            session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
-                                 "changed_fields": [], "echoed_fields": []} for _, key in page])
-            for _, key in page:
-                tally.delta(f"{entity}.created", key, [])
+                page.sort(key=itemgetter(0))
+            for at in range(0, len(page), NEW_ROWS_SLICE):     # one stream in the store, few dicts at a time
+                session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                                     "changed_fields": (), "echoed_fields": ()}
+                                    for _, key in page[at:at + NEW_ROWS_SLICE]])
+            # What tally.delta(kind, key, []) counts and samples for each, at once.
+            tally.deltas[kind] += len(page)
+            examples.extend({"key": key, "changed_fields": []} for _, key in page[:SAMPLES - len(examples)])
 
     def _apply_page(self, session: ImportSession, import_id: int, table: str, entity: str | None,
                     page: list[Candidate], tally: _Tally, texts: _LookupTexts, delivered_on: date) -> None:
@@ -537,6 +534,29 @@ class DailyUpImporter:
         if entity is not None:
             session.consume_echoes(entity, consumed)
             session.narrow_echoes(entity, narrowed)
+
+
+def _in_column_order(table: str, missing: tuple[str, ...], parsed: list[ParsedRow],
+                     previous: dict[str, dict[str, Any]]) -> list[tuple[ParsedRow, dict[str, Any]]]:
+    """Each row with its values in column order, missing optional columns filled from ``previous`` (key -> data).
+
+    One order for every delivery, so the stored JSON text of equal rows is equal.
+    """
+    known = COLUMNS[table]
+    in_order: tuple[str, ...] | None = None     # the order of the columns of the rows, once found right
+    rows = []
+    for p in parsed:
+        data = p.data
+        old = previous.get(p.key)
+        if old:
+            data = {**data, **{c: old[c] for c in missing if c in old}}
+        order = tuple(data)
+        if order != in_order:
+            data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+            if tuple(data) == order and not missing:
+                in_order = order
+        rows.append((p, data))
+    return rows
 
 
 def _echoed(c: Candidate, texts: _LookupTexts) -> list[str]:

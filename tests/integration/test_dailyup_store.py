@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic import command
 from sqlalchemy import func, inspect, select
 
-from syncbridge.adapters.db.dailyup import DELTAS, STAGING, SqlDailyUpStore
+from syncbridge.adapters.db.dailyup import DELTAS, SNAPSHOT, STAGING, SqlDailyUpStore
 from syncbridge.adapters.db.migrate import alembic_config, current, upgrade
 from syncbridge.adapters.db.sql import make_engine
 from syncbridge.deliveries import RowError, row_hash
@@ -182,6 +182,35 @@ def test_a_session_is_one_transaction(store):
 
     assert store.imports() == []
     assert count(store, STAGING) == 0
+
+
+
+def test_rows_written_in_batches_are_there_for_the_next_statement_and_go_with_a_rollback(store):
+    keys = [f"{n:010d}" for n in range(1, 5)]
+    with store.session() as session:
+        import_id = session.start_import(file_name="f.zip", sha256="m" * 64, hauptvermittler="1",
+                                         delivered_on=None, source="cli")
+        for key in keys[:2]:    # batch after batch (one COPY on PostgreSQL), then other statements
+            session.insert_snapshot("kunden", import_id, [row("kunden", key, Ort="Bonn")])
+            session.add_deltas([{"import_id": import_id, "entity": "customer", "change": "created", "key": key,
+                                 "changed_fields": []}])
+        assert session.snapshot_data("kunden", keys) == {key: {"Kundennummer": key, "Ort": "Bonn"} for key in keys[:2]}
+        session.insert_snapshot("kunden", import_id, [row("kunden", keys[2])])
+    assert [d.key for d in store.unpublished_deltas(10)] == keys[:2]
+    assert set(store.snapshot_rows("kunden", keys)) == set(keys[:3])
+    with store.engine.connect() as conn:
+        written = conn.execute(select(SNAPSHOT.c.updated_at).where(SNAPSHOT.c.key == keys[0])).scalar_one()
+    assert abs(datetime.now(UTC) - written) < timedelta(minutes=5)
+
+    for broken in (keys[0], None):      # a row the database refuses (its key is there), an error of the import
+        with pytest.raises(Exception) as raised:
+            with store.session() as session:
+                session.insert_snapshot("kunden", import_id, [row("kunden", keys[3])])
+                session.insert_snapshot("kunden", import_id, [row("kunden", broken or keys[3] + "x")])
+                if broken is None:
+                    raise RuntimeError("broken half-way")
+        assert broken is not None or isinstance(raised.value, RuntimeError)
+        assert set(store.snapshot_rows("kunden", keys + [keys[3] + "x"])) == set(keys[:3])
 
 
 # ---------------------------------------------------------------- outbox

@@ -1,12 +1,15 @@
 """The fast row loader of the DailyUp contracts answers exactly as the row schemas do."""
 from __future__ import annotations
 
+import random
+from datetime import datetime
+
 import pytest
 from marshmallow import ValidationError
 
-from contracts.dailyup import row_loader, row_schema
+from contracts.dailyup import date_parser, decimal_text, row_loader, row_schema
 from syncbridge.dailyup.generate import generation_rows
-from syncbridge.deliveries import CONTRACTS, CUSTOMERS, LOOKUP_TABLES
+from syncbridge.deliveries import CONTRACTS, CUSTOMERS, LOOKUP_TABLES, normalize_decimal
 
 
 def outcome(load, raw: dict):
@@ -58,3 +61,70 @@ def test_a_missing_required_column_and_other_options_are_the_schemas_too():
     options = {"date_format": "%Y-%m-%d", "decimal_comma": False}
     assert outcome(row_loader(CONTRACTS, **options), dotted) == outcome(row_schema(CONTRACTS, **options).load, dotted)
     assert outcome(row_loader(CONTRACTS, **options), dotted)[0] == "error"   # German dates and numbers left
+
+
+# Values that exercise every branch of the compiled loader: empty, padded, no text, odd dates and numbers.
+EDGE_VALUES = [
+    "", "  ", " x ", None, 5, "\u00a0", "1234567890", " 1234567890 ", "123456789", "natuerlich", "juristisch",
+    "robot", "a@b.de", " a@b.de ", "a@b", "010", "10", "01.03.2020", " 29.02.2024 ", "29.02.2023", "1.3.2020",
+    "00.01.2020", "31.04.2021", "01.13.2020", "01.01.0000", "2024-01-31", "\u0661\u0662.\u0660\u0663.\u0662\u0660\u0662\u0660",
+    "1.234,56", "1234,50", "-0,00", "+5", "007", "0,0010", "12.5", "1,234.50", "1.2345", "-1.000.000,01",
+    "99999999999999999999999999999,5", "123456789012345678,12", "1e5", "NaN", "\u0661\u0662", "VN 1", "X" * 41,
+]
+
+
+@pytest.mark.parametrize("options", [{}, {"date_format": "%Y-%m-%d", "decimal_comma": False}])
+@pytest.mark.parametrize("table", [CUSTOMERS, CONTRACTS, LOOKUP_TABLES[0]])
+def test_rows_with_edge_values_load_as_the_schema_loads_them(table, options):
+    schema, fast = row_schema(table, **options).load, row_loader(table, **options)
+    rows = generated(table, 100) if table in (CUSTOMERS, CONTRACTS) else [{"ID": "7", "Text": "Sieben"}] * 100
+    columns = list(rows[0])
+    chance = random.Random(13)
+    for base in rows * 5:
+        raw = dict(base)
+        for column in chance.sample(columns, chance.randint(1, min(3, len(columns)))):
+            if chance.random() < 0.1:
+                del raw[column]
+            else:
+                raw[column] = chance.choice(EDGE_VALUES)
+        assert outcome(fast, raw) == outcome(schema, raw), raw
+        if outcome(fast, raw)[0] == "ok":
+            assert list(fast(raw)) == list(schema(raw))
+
+
+def test_decimal_text_is_normalize_decimal():
+    chance = random.Random(7)
+    numbers = ["0", "-0", "+0", "0.0", "-0.000", "007", "100", "100.00", "0.5", "-0.50", "+12.340", "1" * 20,
+               "1" * 21, "9" * 19 + ".9", "0." + "0" * 25 + "1", "12.", ".5", "1.2.3", "\u0661\u0662", "1e5", "-"]
+    numbers += [f"{chance.choice('+-')}{chance.randint(0, 10 ** chance.randint(0, 12))}"
+                f".{chance.randint(0, 999):0{chance.randint(3, 6)}d}" for _ in range(2000)]
+    for text in numbers:
+        try:
+            expected = normalize_decimal(text)
+        except ValueError:
+            expected = "error"
+        try:
+            assert decimal_text(text) == expected, text
+        except ValueError:
+            assert expected == "error", text
+
+
+def test_german_dates_are_read_as_strptime_reads_them():
+    parse = date_parser("%d.%m.%Y").__wrapped__
+    texts = [f"{day:02d}.{month:02d}.{year}" for day in range(34) for month in range(14)
+             for year in ("0000", "0001", "1900", "2023", "2024", "9999")]
+    texts += ["1.3.2020", "01.03.20201", "01-03-2020", "\u0660\u0661.\u0660\u0663.\u0662\u0660\u0662\u0660", ""]
+    for text in texts:
+        try:
+            expected = datetime.strptime(text, "%d.%m.%Y").date().isoformat()
+        except ValueError:
+            expected = "error"
+        try:
+            assert parse(text) == expected, text
+        except ValueError:
+            assert expected == "error", text
+
+
+def test_the_tables_are_loaded_by_compiled_functions_not_the_schema():
+    for table in (CUSTOMERS, CONTRACTS, *LOOKUP_TABLES):
+        assert row_loader(table) is not row_schema(table).load

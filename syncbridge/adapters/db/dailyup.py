@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
 
@@ -63,6 +63,8 @@ ACCEPTED_STATES = ("accepted", "published")
 _IN_CHUNK = 500
 # Any constant shared by every process of the service: PostgreSQL serialises imports on it.
 _IMPORT_LOCK = 0x5D41_1A0B_0D41_7955
+# The JSON text ``json.dumps`` writes (and SQLAlchemy would), without its per-call set-up.
+_json_text = json.JSONEncoder(check_circular=False).encode
 
 
 def _to_import(row: Any) -> DailyUpImport:
@@ -78,7 +80,7 @@ def _to_import(row: Any) -> DailyUpImport:
 
 def _json_list(values: Sequence[str] | None) -> str:
     """JSON text of a list of column names (most deltas have none)."""
-    return json.dumps(values) if values else "[]"
+    return _json_text(values) if values else "[]"
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -183,9 +185,12 @@ class SqlDailyUpStore:
         """Open one import's transaction: committed at the end, rolled back on an error or for a dry run."""
         with self.engine.connect() as conn:
             transaction = conn.begin()
+            session = ImportSession(conn)
             try:
-                yield ImportSession(conn)
-            except BaseException:
+                yield session
+                session.flush()
+            except BaseException as exc:
+                session.abandon(exc)
                 transaction.rollback()
                 raise
             if dry_run:
@@ -247,11 +252,45 @@ class SqlDailyUpStore:
 
 
 class ImportSession:
-    """The reads and writes of one import, all on one connection inside its transaction."""
+    """The reads and writes of one import, all on one connection inside its transaction.
+
+    On PostgreSQL, rows go in by ``COPY``, and a ``COPY`` is left open for the next
+    rows of the same table and columns: the server stores one batch while the next is
+    read, instead of the importer waiting for each batch in turn.  Any other use of
+    the connection (:attr:`conn`) ends it first, and so does :meth:`flush` (at the end
+    of :meth:`SqlDailyUpStore.session`); an error of those rows shows there.
+    """
 
     def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+        self._conn = conn
         self.postgres = conn.dialect.name == "postgresql"
+        self._copying: tuple[str, tuple[str, ...]] | None = None   # the open COPY: table, columns
+        self._copy_write: Any = None
+        self._copy_stack: ExitStack | None = None                  # ends the open COPY and its cursor
+
+    @property
+    def conn(self) -> Connection:
+        """The connection, an open ``COPY`` ended first (its rows are then in the table)."""
+        if self._copying is not None:
+            self.flush()
+        return self._conn
+
+    def flush(self) -> None:
+        """End the open ``COPY``, if any: its rows are then written (or its error raised)."""
+        stack, self._copy_stack = self._copy_stack, None
+        self._copying = self._copy_write = None
+        if stack is not None:
+            stack.close()
+
+    def abandon(self, error: BaseException) -> None:
+        """Cancel the open ``COPY``, if any, as the transaction is rolled back for ``error``."""
+        stack, self._copy_stack = self._copy_stack, None
+        self._copying = self._copy_write = None
+        if stack is not None:
+            try:
+                stack.__exit__(type(error), error, error.__traceback__)
+            except Exception:   # the rollback that follows ends what is left of it
+                pass
 
     def lock(self) -> None:
         """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
@@ -319,19 +358,25 @@ class ImportSession:
             self.conn.execute(insert(STAGING), [{"raw_hash": None, **r} for r in rows])
             return
         self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "raw_hash", "error"),
-                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], json.dumps(r["data"]),
+                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], _json_text(r["data"]),
                      r.get("raw_hash"), r["error"]) for r in rows))
 
-    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """``COPY`` rows into a table on PostgreSQL, in this session's transaction."""
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
+    def _copy(self, table: str, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY`` rows into a table on PostgreSQL, in this session's transaction, in their order.
+
+        The ``COPY`` stays open for the next rows of the same table and columns (see the class).
+        """
+        if self._copying != (table, columns):
+            dbapi = self.conn.connection.dbapi_connection     # ends a COPY of other rows
             names = ", ".join(f'"{c}"' for c in columns)
-            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
+            with ExitStack() as stack:
+                cursor = stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
+                copy = stack.enter_context(cursor.copy(f"COPY {table} ({names}) FROM STDIN"))
+                self._copy_stack = stack.pop_all()
+            self._copying, self._copy_write = (table, columns), copy.write_row
+        write = self._copy_write
+        for row in rows:
+            write(row)
 
     def clear_staging(self) -> None:
         """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
@@ -451,10 +496,11 @@ class ImportSession:
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
         if rows and self.postgres:
-            now = utcnow()
+            # The text psycopg would write for the time, made once instead of once a row.
+            now = utcnow().isoformat(" ")
             self._copy("dailyup_snapshot",
                        ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at"),
-                       ((table, r.key, r.hash, json.dumps(r.data), r.raw_hash, False, import_id, now) for r in rows))
+                       ((table, r.key, r.hash, _json_text(r.data), r.raw_hash, False, import_id, now) for r in rows))
         elif rows:
             now = utcnow()
             self.conn.execute(insert(SNAPSHOT), [
