@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import lru_cache
 
 from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 
@@ -115,6 +116,15 @@ _KEY = re.compile(r"\S{1,40}")
 _ameise_schema = AmeiseRecordChangedSchema()
 
 
+@lru_cache(maxsize=64)
+def _iso_date(text: str) -> str | None:
+    """The date ``text`` names, as the schema dumps it (YYYY-MM-DD); None if it is none (one per import, read once)."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
+
+
 def ameise_record_changed_plain_body(event: AmeiseRecordChanged) -> dict | None:
     """The message body of ``event`` as ``AmeiseRecordChangedSchema().dump`` gives it, if it plainly meets the contract.
 
@@ -132,9 +142,8 @@ def ameise_record_changed_plain_body(event: AmeiseRecordChanged) -> dict | None:
             and isinstance(echoed, (tuple, list)) and all(isinstance(f, str) and f for f in echoed)
             and isinstance(event.delivered_on, str)):
         return None
-    try:
-        delivered_on = date.fromisoformat(event.delivered_on).isoformat()
-    except ValueError:
+    delivered_on = _iso_date(event.delivered_on)
+    if delivered_on is None:
         return None
     return {
         "schema_version": AmeiseRecordChangedSchema.SCHEMA_VERSION,
