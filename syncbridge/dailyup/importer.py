@@ -61,7 +61,7 @@ log = logging.getLogger("syncbridge.dailyup")
 TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
 STAGE_BATCH = 2000          # rows per insert into staging
 DIFF_PAGE = 5000            # rows per page of the comparison
-PUBLISH_BATCH = 1000        # deltas per confirmed publish (and per "mark published")
+PUBLISH_BATCH = 1000        # deltas per confirmed publish, sent as one window (and per "mark published")
 PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
 MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
 SAMPLES = 5                 # examples per kind of delta in a result
@@ -178,7 +178,8 @@ class DailyUpImporter:
                 following = outbox.submit(prepared, batch.deltas[-1].id)
                 self._dead_letter(batch.refused, publisher, topology)
                 try:
-                    publisher.publish_many(topology.events, batch.messages)
+                    # One window a batch: one wait for the broker's confirms, not one per 500 messages.
+                    publisher.publish_many(topology.events, batch.messages, window=PUBLISH_BATCH)
                 except Unavailable as exc:
                     # The first ``confirmed`` of the batch reached the broker: do not send them again.
                     confirmed = getattr(exc, "confirmed", None) or 0
