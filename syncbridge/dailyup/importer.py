@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body
+from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body_of
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
 from syncbridge.deliveries import (
     COLUMNS,
@@ -598,17 +598,19 @@ def _checked(deltas: list[PendingDelta]) -> _Batch:
         routing_key = routing_keys.get(route)
         if routing_key is None:
             routing_key = routing_keys[route] = ameise_record_changed_key(d.entity, d.change)
-        message = _message(d)
+        delta_id = d.delta_id
         # Checked against the contract once, here where it is made; the publisher sends it as it is.
-        body = ameise_record_changed_plain_body(message)
+        body = ameise_record_changed_plain_body_of(delta_id, d.import_id, d.delivered_on.isoformat(), d.entity,
+                                                   d.change, d.key, d.changed_fields, d.echoed_fields)
         if body is None:
+            message = _message(d)
             body = _schema.dump(message)
             errors = _schema.validate(body)
             if errors:
                 refused.append((d, routing_key, body, errors))
                 continue
         sent.append(d)
-        messages.append((routing_key, body, message.delta_id))
+        messages.append((routing_key, body, delta_id))
     return batch
 
 

@@ -73,11 +73,19 @@ _UNPUBLISHED = (select(DELTAS.c.id, DELTAS.c.import_id, IMPORTS.c.delivered_on, 
                        DELTAS.c.id <= bindparam("last"))
                 .order_by(DELTAS.c.id).limit(bindparam("limit")))
 _UNPUBLISHED_PG = (
-    "SELECT d.id, d.import_id, i.delivered_on, d.entity, d.change, d.key, d.changed_fields, d.echoed_fields "
+    "SELECT d.id, d.import_id, i.delivered_on, d.entity, d.change, d.key, d.changed_fields::text, "
+    "d.echoed_fields::text "
     "FROM dailyup_deltas d JOIN dailyup_imports i ON i.id = d.import_id "
     "WHERE d.published_at IS NULL AND d.id > %s AND d.id <= %s ORDER BY d.id LIMIT %s")
 _NEXT_UNPUBLISHED = select(func.min(DELTAS.c.id)).where(DELTAS.c.published_at.is_(None),
                                                         DELTAS.c.id > bindparam("after"))
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """A list of column names stored as JSON text (None or "[]" for none)."""
+    if text is None or text == "[]":
+        return ()
+    return tuple(json.loads(text) or ())
 
 
 def _unpublished_reader(conn: Connection) -> Callable[[int, int, int], list[PendingDelta]]:
@@ -92,12 +100,11 @@ def _unpublished_reader(conn: Connection) -> Callable[[int, int, int], list[Pend
 
     def read_pg(after: int, last: int, limit: int) -> list[PendingDelta]:
         # Thousands of rows a batch while the broker is fed: read by the driver's cursor, without a
-        # SQLAlchemy row object each (the JSON columns arrive decoded).
+        # SQLAlchemy row object each; the column lists as text, most of them "[]".
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(_UNPUBLISHED_PG, (after, last, limit))
-            return [PendingDelta(i, import_id, delivered_on, entity, change, key, tuple(changed or ()),
-                                 tuple(echoed or ()))
+            return [PendingDelta(i, import_id, delivered_on, entity, change, key, _names(changed), _names(echoed))
                     for i, import_id, delivered_on, entity, change, key, changed, echoed in cursor.fetchall()]
         finally:
             cursor.close()
