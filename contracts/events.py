@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
 
 from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 
@@ -115,6 +117,15 @@ _KEY = re.compile(r"\S{1,40}")
 _ameise_schema = AmeiseRecordChangedSchema()
 
 
+@lru_cache(maxsize=64)
+def _iso_date(text: str) -> str | None:
+    """The date ``text`` names, as the schema dumps it (YYYY-MM-DD); None if it is none (one per import, read once)."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
+
+
 def ameise_record_changed_plain_body(event: AmeiseRecordChanged) -> dict | None:
     """The message body of ``event`` as ``AmeiseRecordChangedSchema().dump`` gives it, if it plainly meets the contract.
 
@@ -123,27 +134,32 @@ def ameise_record_changed_plain_body(event: AmeiseRecordChanged) -> dict | None:
     without marshmallow.  Any other gives None: the caller then dumps and validates
     it with the schema, which names what is wrong.
     """
-    changed, echoed = event.changed_fields, event.echoed_fields
-    if not (isinstance(event.delta_id, str) and event.delta_id
-            and type(event.import_id) is int and event.import_id >= 1
-            and event.entity in ENTITIES and event.change in CHANGES
-            and isinstance(event.key, str) and _KEY.fullmatch(event.key)
+    return ameise_record_changed_plain_body_of(event.delta_id, event.import_id, event.delivered_on, event.entity,
+                                               event.change, event.key, event.changed_fields, event.echoed_fields)
+
+
+def ameise_record_changed_plain_body_of(delta_id: Any, import_id: Any, delivered_on: Any, entity: Any, change: Any,
+                                        key: Any, changed: Any, echoed: Any) -> dict | None:
+    """:func:`ameise_record_changed_plain_body` of an event given by its fields (none made for a delta that passes)."""
+    if not (isinstance(delta_id, str) and delta_id
+            and type(import_id) is int and import_id >= 1
+            and entity in ENTITIES and change in CHANGES
+            and isinstance(key, str) and _KEY.fullmatch(key)
             and isinstance(changed, (tuple, list)) and all(isinstance(f, str) and f for f in changed)
             and isinstance(echoed, (tuple, list)) and all(isinstance(f, str) and f for f in echoed)
-            and isinstance(event.delivered_on, str)):
+            and isinstance(delivered_on, str)):
         return None
-    try:
-        delivered_on = date.fromisoformat(event.delivered_on).isoformat()
-    except ValueError:
+    day = _iso_date(delivered_on)
+    if day is None:
         return None
     return {
         "schema_version": AmeiseRecordChangedSchema.SCHEMA_VERSION,
-        "delta_id": event.delta_id,
-        "import_id": event.import_id,
-        "delivered_on": delivered_on,
-        "entity": event.entity,
-        "change": event.change,
-        "key": event.key,
+        "delta_id": delta_id,
+        "import_id": import_id,
+        "delivered_on": day,
+        "entity": entity,
+        "change": change,
+        "key": key,
         "changed_fields": list(changed),
         "echoed_fields": list(echoed),
     }

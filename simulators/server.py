@@ -5,7 +5,6 @@ import threading
 
 from werkzeug.serving import make_server
 
-
 # Seconds between two looks of the serving loop for a stop: a stop waits at most this long.
 POLL_S = 0.05
 

@@ -618,8 +618,12 @@ class Publisher(Protocol):
                 headers: dict[str, Any] | None = None, content_type: str = ...) -> None:
         """Publish one message and wait for the broker's confirm."""
 
-    def publish_many(self, exchange: Any, messages: Iterable[tuple[str, Mapping[str, Any], str]]) -> int:
-        """Publish (routing key, body, message id) in order, confirmed; the error carries ``confirmed``."""
+    def publish_many(self, exchange: Any, messages: Iterable[tuple[str, Mapping[str, Any], str]], *,
+                     window: int = ...) -> int:
+        """Publish (routing key, body, message id) in order, confirmed; the error carries ``confirmed``.
+
+        ``window``: how many messages are sent before their confirms are awaited.
+        """
 
 
 # ---------------------------------------------------------------- dead letters

@@ -25,7 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body
+from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body_of
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
 from syncbridge.deliveries import (
     COLUMNS,
@@ -62,7 +62,7 @@ log = logging.getLogger("syncbridge.dailyup")
 TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
 STAGE_BATCH = 2000          # rows per insert into staging
 DIFF_PAGE = 5000            # rows per page of the comparison
-PUBLISH_BATCH = 1000        # deltas per confirmed publish (and per "mark published")
+PUBLISH_BATCH = 1000        # deltas per confirmed publish, sent as one window (and per "mark published")
 PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
 MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
 SAMPLES = 5                 # examples per kind of delta in a result
@@ -157,35 +157,42 @@ class DailyUpImporter:
         """Publish the outbox in id order with publisher confirms; return how many were published.
 
         A delta is marked published only after the broker confirmed it.  While a batch is
-        sent, a second connection reads the next batch and marks the one confirmed before
-        (one UPDATE each), so the broker's round trips and the database's overlap.  A crash
-        in between leaves confirmed deltas unmarked: they are sent again, never lost.
+        sent, a second connection reads the next batch, whose messages are built and
+        checked meanwhile, and marks the one confirmed before (one UPDATE each), so the
+        broker's round trips, the database's and the making of the messages overlap.  A
+        crash in between leaves confirmed deltas unmarked: they are sent again, never lost.
         """
         if self.publisher is None or self.topology is None:
             return 0
+        publisher, topology = self.publisher, self.topology
         total = self.store.count_unpublished()
         done = 0
         if total:
             self.progress("publish", 0, total)
+
+        def prepared(after: int) -> _Batch:
+            return _checked(self.store.unpublished_deltas(PUBLISH_BATCH, after))
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-outbox") as outbox:
             marking: Future[None] | None = None
-            batch = self.store.unpublished_deltas(PUBLISH_BATCH)
-            while batch:
-                following = outbox.submit(self.store.unpublished_deltas, PUBLISH_BATCH, batch[-1].id)
-                sent, messages = self._checked(batch, self.publisher, self.topology)
+            batch = prepared(0)
+            while batch.deltas:
+                following = outbox.submit(prepared, batch.deltas[-1].id)
+                self._dead_letter(batch.refused, publisher, topology)
                 try:
-                    self.publisher.publish_many(self.topology.events, messages)
+                    # One window a batch: one wait for the broker's confirms, not one per 500 messages.
+                    publisher.publish_many(topology.events, batch.messages, window=PUBLISH_BATCH)
                 except Unavailable as exc:
                     # The first ``confirmed`` of the batch reached the broker: do not send them again.
                     confirmed = getattr(exc, "confirmed", None) or 0
                     if marking is not None:
                         marking.result()
-                    self.store.mark_published((d.id for d in sent[:confirmed]), settle=False)
+                    self.store.mark_published((d.id for d in batch.sent[:confirmed]), settle=False)
                     raise
                 if marking is not None:
                     marking.result()
-                marking = outbox.submit(self.store.mark_published, [d.id for d in sent], settle=False)
-                done += len(batch)
+                marking = outbox.submit(self.store.mark_published, [d.id for d in batch.sent], settle=False)
+                done += len(batch.deltas)
                 self.progress("publish", done, total)
                 batch = following.result()
             if marking is not None:
@@ -194,24 +201,9 @@ class DailyUpImporter:
         self.store.mark_published(())
         return done
 
-    def _checked(self, batch: list[PendingDelta], publisher: Publisher,
-                 topology: Topology) -> tuple[list[PendingDelta], list[tuple[str, Any, str]]]:
-        """The deltas of a batch to send and their messages; one that violates the contract goes to the dead letters."""
-        sent, messages, refused = [], [], []
-        for d in batch:
-            routing_key, message = ameise_record_changed_key(d.entity, d.change), _message(d)
-            # Checked against the contract once, here where it is made; the publisher sends it as it is.
-            body = ameise_record_changed_plain_body(message)
-            if body is None:
-                body = _schema.dump(message)
-                errors = _schema.validate(body)
-            else:
-                errors = {}
-            if errors:
-                refused.append((d, routing_key, body, errors))
-            else:
-                sent.append(d)
-                messages.append((routing_key, body, d.delta_id))
+    def _dead_letter(self, refused: list[tuple[PendingDelta, str, Any, Any]], publisher: Publisher,
+                     topology: Topology) -> None:
+        """Send deltas that violate the contract to the dead letters (and off the outbox), never to the CRM."""
         for d, routing_key, body, errors in refused:
             # Never sent as it is: the dead letters keep it with the reason, for a replay after the fix.
             log.error("delta %s violates AmeiseRecordChanged v1: %s", d.delta_id, errors)
@@ -220,7 +212,6 @@ class DailyUpImporter:
                               headers=dead_letter_headers({}, topology.events.name, routing_key, reason,
                                                           CONTRACT_VIOLATION))
             self.store.mark_published([d.id], settle=False)
-        return sent, messages
 
     # ------------------------------------------------------------------ one delivery
     def _take(self, path: Path, *, source: str, file_name: str | None, dry_run: bool,
@@ -605,6 +596,42 @@ class _LookupTexts:
         if table not in self.lists:
             self.lists[table] = self.session.lookup_texts(table)
         return bool(self.lists[table].get(delivered) == echoed)
+
+
+@dataclass
+class _Batch:
+    """A batch of the outbox: its deltas, those to send with their messages, those refused by the contract."""
+
+    deltas: list[PendingDelta]
+    sent: list[PendingDelta] = field(default_factory=list)
+    messages: list[tuple[str, Any, str]] = field(default_factory=list)      # (routing key, body, message id)
+    refused: list[tuple[PendingDelta, str, Any, Any]] = field(default_factory=list)  # (delta, key, body, errors)
+
+
+def _checked(deltas: list[PendingDelta]) -> _Batch:
+    """The messages of a batch of deltas, each checked against the contract; those that violate it apart."""
+    batch = _Batch(deltas)
+    sent, messages, refused = batch.sent, batch.messages, batch.refused
+    routing_keys: dict[tuple[str, str], str] = {}
+    for d in deltas:
+        route = (d.entity, d.change)
+        routing_key = routing_keys.get(route)
+        if routing_key is None:
+            routing_key = routing_keys[route] = ameise_record_changed_key(d.entity, d.change)
+        delta_id = d.delta_id
+        # Checked against the contract once, here where it is made; the publisher sends it as it is.
+        body = ameise_record_changed_plain_body_of(delta_id, d.import_id, d.delivered_on.isoformat(), d.entity,
+                                                   d.change, d.key, d.changed_fields, d.echoed_fields)
+        if body is None:
+            message = _message(d)
+            body = _schema.dump(message)
+            errors = _schema.validate(body)
+            if errors:
+                refused.append((d, routing_key, body, errors))
+                continue
+        sent.append(d)
+        messages.append((routing_key, body, delta_id))
+    return batch
 
 
 def _message(delta: PendingDelta) -> AmeiseRecordChanged:

@@ -243,6 +243,22 @@ def test_unpublished_deltas_in_id_order_and_import_published_when_its_outbox_is_
     assert count(store, DELTAS) == 3
 
 
+def test_unpublished_deltas_are_found_across_gaps_of_published_ones(store):
+    import_id = new_import(store, "p" * 64, deltas=[("customer", "created", f"50000{n:05d}") for n in range(40)])
+    ids = [d.id for d in store.unpublished_deltas(40)]
+    waiting = [ids[0], ids[1], ids[17], ids[18], ids[39]]
+    store.mark_published([i for i in ids if i not in waiting], settle=False)
+
+    # Reads go range by range of ids (twice the limit wide): the gaps between them are skipped.
+    assert [d.id for d in store.unpublished_deltas(2)] == waiting[:2]
+    assert [d.id for d in store.unpublished_deltas(2, waiting[1])] == waiting[2:4]
+    assert [d.id for d in store.unpublished_deltas(3, waiting[0])] == waiting[1:4]
+    assert [d.id for d in store.unpublished_deltas(10)] == waiting
+    assert [d.key for d in store.unpublished_deltas(10, waiting[3])] == ["5000000039"]
+    assert store.unpublished_deltas(10, waiting[4]) == []
+    assert {d.import_id for d in store.unpublished_deltas(10)} == {import_id}
+
+
 # ---------------------------------------------------------------- echoes
 def test_remember_echo_keeps_the_last_write(store):
     assert store.echo("customer", "5000000001") is None
