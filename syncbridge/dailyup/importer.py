@@ -300,7 +300,7 @@ class DailyUpImporter:
         """
         stored_errors: list[RowError] = []
         kept = 0
-        done = 0
+        done = reported = 0     # rows read; rows read at the last progress report
         for table in delivery.tables:
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
@@ -321,15 +321,17 @@ class DailyUpImporter:
             erroneous: list[dict[str, Any]] = []
             last_erroneous: tuple[str, int] | None = None
             for item in delivery.rows(table, known):
-                done += 1
-                if item.__class__ is str:
-                    # Delivered exactly as stored: unchanged.
-                    tally.rows[table] += 1
-                    keyed += 1
-                    del known[item]
-                    if done % PROGRESS_EVERY == 0:
+                if item.__class__ is int:
+                    # Rows delivered exactly as stored, their keys taken out of ``known``: unchanged.
+                    count = int(item)
+                    tally.rows[table] += count
+                    keyed += count
+                    done += count
+                    if done >= reported + PROGRESS_EVERY:
+                        reported = done
                         self.progress("read", done, None)
                     continue
+                done += 1
                 if isinstance(item, ParsedRow) and len(item.key) > MAX_KEY:
                     item = RowError(f"{table}.csv", item.line, KEY_OF[table], f"longer than {MAX_KEY} characters")
                 if isinstance(item, ParsedRow):
@@ -366,7 +368,8 @@ class DailyUpImporter:
                 if len(stored_errors) >= STAGE_BATCH:
                     session.add_row_errors(import_id, stored_errors)
                     stored_errors = []
-                if done % PROGRESS_EVERY == 0:
+                if done >= reported + PROGRESS_EVERY:
+                    reported = done
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
             session.stage(erroneous)
