@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
@@ -304,8 +304,9 @@ class DailyUpImporter:
         for table in delivery.tables:
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
-            # Key -> raw digest of every row still delivered: what is left at the end has vanished.
-            known = session.raw_digests(table)
+            # Key -> raw digest of every row still delivered; the reader puts the line of a row delivered
+            # unchanged in place of its digest: the keys left with a digest at the end have vanished.
+            known = cast("dict[str, bytes | int | None]", session.raw_digests(table))
             entity = ENTITY_OF.get(table)
             echoes = session.echo_keys(entity) if entity is not None else set()
             for key in echoes & known.keys():
@@ -322,7 +323,7 @@ class DailyUpImporter:
             last_erroneous: tuple[str, int] | None = None
             for item in delivery.rows(table, known):
                 if item.__class__ is int:
-                    # Rows delivered exactly as stored, their keys taken out of ``known``: unchanged.
+                    # Rows delivered exactly as stored (their line replaced their digest in ``known``): unchanged.
                     count = int(item)
                     tally.rows[table] += count
                     keyed += count
@@ -382,7 +383,7 @@ class DailyUpImporter:
             if entity is not None:
                 tally.created[table] = created
             tally.keyed[table] = keyed
-            tally.vanished[table] = sorted(known)
+            tally.vanished[table] = sorted(key for key, digest in known.items() if digest.__class__ is not int)
             del known
         session.add_row_errors(import_id, stored_errors)
         self.progress("read", done, done)

@@ -320,15 +320,15 @@ class Delivery:
 
     # ------------------------------------------------------------------ streaming
     def rows(self, table: str,
-             known: MutableMapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
+             known: MutableMapping[str, bytes | int | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
         """Stream the rows of ``table``: a ParsedRow per valid row, a RowError per problem.
 
         With ``known`` (key -> the raw digest its row had when it was last read, see
         :meth:`raw_digest_key`), a row whose raw digest is the one known for its key is
-        not validated again: its key is taken out of ``known`` and the row only counted.
-        It is the same text, read with the same rules, as a row found valid before.  The
-        count of such rows is yielded (an ``int``) every :data:`STOP_EVERY` rows or so and
-        at the end.
+        not validated again, nor yielded: its digest in ``known`` is replaced by its line
+        (an ``int``) and it is counted.  It is the same text, read with the same rules, as
+        a row found valid before.  The count of such rows is yielded (an ``int``) every
+        :data:`STOP_EVERY` rows or so and at the end.
         """
         if table not in self._tables:
             raise KeyError(f"{self.file_name} has no table {table}")
@@ -346,7 +346,7 @@ class Delivery:
         return hashlib.blake2b(repr(rules).encode(), digest_size=32).digest()
 
     def _rows(self, table: str, info: _Table,
-              digests: MutableMapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
+              digests: MutableMapping[str, bytes | int | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
         file = info.member.filename
         header = info.header
         width = len(header)
@@ -365,11 +365,12 @@ class Delivery:
         join = RAW_SEPARATOR.join
         # Without a separator byte in the file no field holds one: every row's raw text is unambiguous.
         unambiguous = info.separator_free
-        same: MutableMapping[str, bytes | None] = digests if digests is not None else {}
+        same: MutableMapping[str, bytes | int | None] = digests if digests is not None else {}
+        same_get = same.get
         unchanged = 0   # rows found as they were known, not yielded yet
         load = row_loader(table, date_format=self.date_format, decimal_comma=self.decimal_comma)
         first_line: dict[str, int] = {}
-        setdefault = first_line.setdefault
+        first_get = first_line.get
         limit = self.max_fields
         stop_in = STOP_EVERY
         short: RowError | None = None   # held until it is known whether the file was cut in that row
@@ -400,14 +401,31 @@ class Delivery:
                 if short is not None:
                     yield short
                     short = None
+                digest: bytes | None = None
                 if key is not None:
-                    first = setdefault(key, line)
-                    if first != line:
+                    # A key is noted at its first row: in ``same`` (its line for its digest) when the row is
+                    # as known, else in ``first_line``, so that the many unchanged rows fill no second mapping.
+                    known_as = same_get(key)
+                    first = known_as if known_as.__class__ is int else first_get(key)
+                    if first is not None:
+                        first_line.setdefault(key, first)   # still known when ``same`` loses the key
                         message = f"duplicate {key_column} {key} (first at line {first})"
                         yield RowError(file, line, key_column, message, key)
                         continue
-                if count != width:
                     # Trailing empty fields (a ``;`` too many at the end of a line) hold no data: accepted.
+                    if count == width or (count > width and not any(f.strip() for f in fields[width:])):
+                        raw = join(stable(fields))
+                        # A field holding the separator would make the text ambiguous: such a row gets no digest.
+                        if unambiguous or raw.count(RAW_SEPARATOR) == separators:
+                            hashed = hasher.copy()
+                            hashed.update(raw.encode())
+                            digest = hashed.digest()
+                            if known_as == digest:
+                                same[key] = line
+                                unchanged += 1
+                                continue
+                    first_line[key] = line
+                if count != width:
                     if count < width or any(f.strip() for f in fields[width:]):
                         error = RowError(file, line, None, f"expected {width} fields, found {count}", key)
                         if count < width:
@@ -415,18 +433,6 @@ class Delivery:
                         else:
                             yield error
                         continue
-                digest: bytes | None = None
-                if key is not None:
-                    raw = join(stable(fields))
-                    # A field holding the separator would make the text ambiguous: such a row gets no digest.
-                    if unambiguous or raw.count(RAW_SEPARATOR) == separators:
-                        hashed = hasher.copy()
-                        hashed.update(raw.encode())
-                        digest = hashed.digest()
-                        if same.get(key) == digest:
-                            del same[key]
-                            unchanged += 1
-                            continue
                 try:
                     data = load(dict(zip(known_names, pick(fields))))
                 except ValidationError as exc:
