@@ -328,7 +328,8 @@ class Delivery:
         not validated again, nor yielded: its digest in ``known`` is replaced by its line
         (an ``int``) and it is counted.  It is the same text, read with the same rules, as
         a row found valid before.  The count of such rows is yielded (an ``int``) every
-        :data:`STOP_EVERY` rows or so and at the end.
+        :data:`STOP_EVERY` rows or so and at the end.  The digest of a key whose first row
+        is not as known is taken out of ``known``.
         """
         if table not in self._tables:
             raise KeyError(f"{self.file_name} has no table {table}")
@@ -404,9 +405,15 @@ class Delivery:
                 digest: bytes | None = None
                 if key is not None:
                     # A key is noted at its first row: in ``same`` (its line for its digest) when the row is
-                    # as known, else in ``first_line``, so that the many unchanged rows fill no second mapping.
+                    # as known, else in ``first_line`` (and out of ``same``), so that the many unchanged rows
+                    # fill no second mapping and a key with a digest is one not seen yet.
                     known_as = same_get(key)
-                    first = known_as if known_as.__class__ is int else first_get(key)
+                    if known_as is None:
+                        first = first_get(key)
+                    elif known_as.__class__ is int:
+                        first = int(known_as)
+                    else:
+                        first = None
                     if first is not None:
                         first_line.setdefault(key, first)   # still known when ``same`` loses the key
                         message = f"duplicate {key_column} {key} (first at line {first})"
@@ -425,6 +432,8 @@ class Delivery:
                                 unchanged += 1
                                 continue
                     first_line[key] = line
+                    if known_as is not None:
+                        del same[key]
                 if count != width:
                     if count < width or any(f.strip() for f in fields[width:]):
                         error = RowError(file, line, None, f"expected {width} fields, found {count}", key)
