@@ -15,7 +15,8 @@ yielded among the rows, when one row is unusable and the rest of the delivery go
 Whatever the bytes, reading takes bounded time and memory: the unpacked size and
 the compression ratio of the tables are limited (by the sizes the ZIP declares and
 by the bytes actually unpacked), and so are the columns of a header, the length of
-a row (no line is read whole before it is measured) and the fields of a row.  A
+a row (no line is read whole before it is measured, unless the first reading of its
+file showed every row within the limit) and the fields of a row.  A
 ``should_stop`` callable is asked while reading; when it answers true the reading
 ends with :class:`ReadingStopped`.
 """
@@ -567,8 +568,9 @@ class _Bounds:
     alone ends one too), none longer than the line.  From a line with a quote on, csv itself
     reads the record, on the latin-1 text of the lines, so that a quoted field spanning
     lines is measured whole.  Anything else (a delimiter that is not ASCII, a record csv
-    refuses or that is not finished at the end) answers False: the measuring reader then
-    reads the member and tells exactly what is wrong with it.
+    refuses or that is not finished at the end, quotes in more than about one record per
+    4 KiB) answers False: the measuring reader then reads the member and tells exactly
+    what is wrong with it.
     """
 
     def __init__(self, limit: int, delimiter: str) -> None:
@@ -600,7 +602,14 @@ class _Bounds:
             start = cut + 1
         start = 0
         quote = data.find(b'"', 0, end)
+        # Records with quotes are read one by one here: a file that quotes most of its rows is left to the
+        # measuring reader after a few of them, rather than read twice by csv.
+        allowed = 16 + len(data) // 4096
         while quote >= 0:
+            allowed -= 1
+            if not allowed:
+                self.ok = False
+                return
             start = data.rfind(b"\n", start, quote) + 1 or start
             after = self._record(data, start, end)
             if after is None:

@@ -571,6 +571,15 @@ def test_a_row_of_many_quoted_lines_is_measured_as_one_row(tmp_path):
         read_everything(delivery(tmp_path, kunden=text), max_row_length=100_000)
 
 
+def test_a_file_quoting_every_field_reads_as_one_that_does_not(tmp_path):
+    rows = [customer(Kundennummer=f"50{n:08d}", Nachname=f"Müller;\r\n{n}" if n % 100 == 0 else f"Müller {n}")
+            for n in range(3000)]
+    quoted = "".join(";".join('"' + row.get(c, "").replace('"', '""') + '"' for c in CUSTOMER_COLUMNS) + "\r\n"
+                     for row in rows)
+    text = (";".join(CUSTOMER_COLUMNS) + "\r\n" + quoted).encode()
+    assert read(delivery(tmp_path, kunden=text)) == read(delivery(tmp_path / "..", kunden=kunden(*rows)))
+
+
 def test_a_row_with_more_fields_than_the_limit_is_rejected(tmp_path):
     text = b"Kundennummer;Personentyp\r\n5001234567;natuerlich\r\n5001234568" + b";a" * 4999 + b"\r\n"
     with pytest.raises(DeliveryRejected, match="kunden.csv: the row at line 3 has 5000 fields, more than the limit "
