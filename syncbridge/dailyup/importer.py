@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body_of
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
@@ -293,12 +293,13 @@ class DailyUpImporter:
         """
         stored_errors: list[RowError] = []
         kept = 0
-        done = 0
+        done = reported = 0     # rows read; rows read at the last progress report
         for table in delivery.tables:
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
-            # Key -> raw digest of every row still delivered: what is left at the end has vanished.
-            known = session.raw_digests(table)
+            # Key -> raw digest of every row still delivered; the reader puts the line of a row delivered
+            # unchanged in place of its digest: the keys left with a digest at the end have vanished.
+            known = cast("dict[str, bytes | int | None]", session.raw_digests(table))
             entity = ENTITY_OF.get(table)
             echoes = session.echo_keys(entity) if entity is not None else set()
             for key in echoes & known.keys():
@@ -314,15 +315,17 @@ class DailyUpImporter:
             erroneous: list[dict[str, Any]] = []
             last_erroneous: tuple[str, int] | None = None
             for item in delivery.rows(table, known):
-                done += 1
-                if item.__class__ is str:
-                    # Delivered exactly as stored: unchanged.
-                    tally.rows[table] += 1
-                    keyed += 1
-                    del known[item]
-                    if done % PROGRESS_EVERY == 0:
+                if item.__class__ is int:
+                    # Rows delivered exactly as stored (their line replaced their digest in ``known``): unchanged.
+                    count = int(item)
+                    tally.rows[table] += count
+                    keyed += count
+                    done += count
+                    if done >= reported + PROGRESS_EVERY:
+                        reported = done
                         self.progress("read", done, None)
                     continue
+                done += 1
                 if isinstance(item, ParsedRow) and len(item.key) > MAX_KEY:
                     item = RowError(f"{table}.csv", item.line, KEY_OF[table], f"longer than {MAX_KEY} characters")
                 if isinstance(item, ParsedRow):
@@ -359,7 +362,8 @@ class DailyUpImporter:
                 if len(stored_errors) >= STAGE_BATCH:
                     session.add_row_errors(import_id, stored_errors)
                     stored_errors = []
-                if done % PROGRESS_EVERY == 0:
+                if done >= reported + PROGRESS_EVERY:
+                    reported = done
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
             session.stage(erroneous)
@@ -372,7 +376,7 @@ class DailyUpImporter:
             if entity is not None:
                 tally.created[table] = created
             tally.keyed[table] = keyed
-            tally.vanished[table] = sorted(known)
+            tally.vanished[table] = sorted(key for key, digest in known.items() if digest.__class__ is not int)
             del known
         session.add_row_errors(import_id, stored_errors)
         self.progress("read", done, done)

@@ -15,7 +15,8 @@ yielded among the rows, when one row is unusable and the rest of the delivery go
 Whatever the bytes, reading takes bounded time and memory: the unpacked size and
 the compression ratio of the tables are limited (by the sizes the ZIP declares and
 by the bytes actually unpacked), and so are the columns of a header, the length of
-a row (no line is read whole before it is measured) and the fields of a row.  A
+a row (no line is read whole before it is measured, unless the first reading of its
+file showed every row within the limit) and the fields of a row.  A
 ``should_stop`` callable is asked while reading; when it answers true the reading
 ends with :class:`ReadingStopped`.
 """
@@ -31,7 +32,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -106,6 +107,8 @@ class _Table:
     encoding: str
     ends_with_line_break: bool
     header: tuple[str, ...]
+    bounded: bool = False   # every record is within the row length limit: csv may read the text directly
+    separator_free: bool = False    # no byte of the file is RAW_SEPARATOR
 
 
 def open_delivery(path: str | os.PathLike[str], *, file_name: str | None = None, encoding: str = "auto",
@@ -190,13 +193,13 @@ class Delivery:
         self.missing_columns: dict[str, list[str]] = {}
         for table in self.tables:
             info = members[table]
-            encoding, ends_with_line_break = self._check_bytes(info)
+            encoding, ends_with_line_break, bounded, separator_free = self._check_bytes(info)
             header = self._read_header(info, encoding)
             known, named = set(COLUMNS[table]), set(header)
             absent_keys = [c for c in KEY_COLUMNS[table] if c not in named]
             if absent_keys:
                 raise DeliveryRejected(f"{info.filename}: the header has no column {', '.join(absent_keys)}")
-            self._tables[table] = _Table(info, encoding, ends_with_line_break, header)
+            self._tables[table] = _Table(info, encoding, ends_with_line_break, header, bounded, separator_free)
             self.encodings[table] = encoding
             self.columns[table] = header
             self.extra_columns[table] = [c for c in header if c not in known]
@@ -223,8 +226,10 @@ class Delivery:
         if self.should_stop():
             raise ReadingStopped(f"reading {self.file_name} was stopped")
 
-    def _check_bytes(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
-        """Read a member once: choose or check its encoding; see whether it ends with a line break.
+    def _check_bytes(self, info: zipfile.ZipInfo) -> tuple[str, bool, bool, bool]:
+        """Read a member once: choose or check its encoding; see whether it ends with a line break,
+        whether every record is within the row length limit (see :class:`_Bounds`) and whether a byte
+        of it is :data:`RAW_SEPARATOR`.
 
         Reading it whole also makes a damaged ZIP (CRC error) show now, before any row is used.
         """
@@ -247,7 +252,9 @@ class Delivery:
         self.stop_requested()
         return read
 
-    def _scan(self, info: zipfile.ZipInfo) -> tuple[str, bool]:
+    def _scan(self, info: zipfile.ZipInfo) -> tuple[str, bool, bool, bool]:
+        bounds = _Bounds(self.max_row_length, self.delimiter)
+        separator, marked = RAW_SEPARATOR.encode("ascii"), False
         with self._member(info) as raw:
             chunk = raw.read(CHUNK)
             read = self._unpacked(info, chunk, 0)
@@ -276,6 +283,8 @@ class Delivery:
                             break
                 if self.encoding == "auto" and cp1252_ok:
                     cp1252_ok = not any(byte in chunk for byte in CP1252_UNDEFINED)
+                bounds.feed(chunk)
+                marked = marked or separator in chunk
                 offset += len(chunk)
                 last = chunk
                 chunk = raw.read(CHUNK)
@@ -293,7 +302,7 @@ class Delivery:
                 raise DeliveryRejected(f"{info.filename}: {failure}; the file is not {encoding}")
             # Not UTF-8: the legacy Windows encoding German exports use, unless it cannot be.
             encoding = "cp1252" if cp1252_ok else "iso-8859-1"
-        return encoding, last.endswith((b"\n", b"\r"))
+        return encoding, last.endswith((b"\n", b"\r")), bounds.finish(), not marked
 
     def _read_header(self, info: zipfile.ZipInfo, encoding: str) -> tuple[str, ...]:
         with self._csv(info, encoding) as (reader, _):
@@ -311,13 +320,17 @@ class Delivery:
         return tuple(names)
 
     # ------------------------------------------------------------------ streaming
-    def rows(self, table: str, known: Mapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | str]:
+    def rows(self, table: str,
+             known: MutableMapping[str, bytes | int | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
         """Stream the rows of ``table``: a ParsedRow per valid row, a RowError per problem.
 
         With ``known`` (key -> the raw digest its row had when it was last read, see
         :meth:`raw_digest_key`), a row whose raw digest is the one known for its key is
-        not validated again: its key alone (a ``str``) is yielded.  It is the same text,
-        read with the same rules, as a row found valid before.
+        not validated again, nor yielded: its digest in ``known`` is replaced by its line
+        (an ``int``) and it is counted.  It is the same text, read with the same rules, as
+        a row found valid before.  The count of such rows is yielded (an ``int``) every
+        :data:`STOP_EVERY` rows or so and at the end.  The digest of a key whose first row
+        is not as known is taken out of ``known``.
         """
         if table not in self._tables:
             raise KeyError(f"{self.file_name} has no table {table}")
@@ -335,7 +348,7 @@ class Delivery:
         return hashlib.blake2b(repr(rules).encode(), digest_size=32).digest()
 
     def _rows(self, table: str, info: _Table,
-              digests: Mapping[str, bytes | None] | None = None) -> Iterator[ParsedRow | RowError | str]:
+              digests: MutableMapping[str, bytes | int | None] | None = None) -> Iterator[ParsedRow | RowError | int]:
         file = info.member.filename
         header = info.header
         width = len(header)
@@ -350,19 +363,39 @@ class Delivery:
         stable_at = [i for i, c in enumerate(header) if c not in volatile]
         stable, separators = _picker(stable_at), len(stable_at) - 1
         digest_key = self.raw_digest_key(table)
-        blake2b, join = hashlib.blake2b, RAW_SEPARATOR.join
-        same: Mapping[str, bytes | None] = digests if digests is not None else {}
+        hasher = hashlib.blake2b(digest_size=16, key=digest_key)
+        join = RAW_SEPARATOR.join
+        # Without a separator byte in the file no field holds one: every row's raw text is unambiguous.
+        unambiguous = info.separator_free
+        same: MutableMapping[str, bytes | int | None] = digests if digests is not None else {}
+        same_get = same.get
+        unchanged = 0   # rows found as they were known, not yielded yet
         load = row_loader(table, date_format=self.date_format, decimal_comma=self.decimal_comma)
         first_line: dict[str, int] = {}
+        first_get = first_line.get
+        limit = self.max_fields
+        stop_in = STOP_EVERY
         short: RowError | None = None   # held until it is known whether the file was cut in that row
-        with self._csv(info.member, info.encoding) as (reader, where):
+        with self._csv(info.member, info.encoding, measured=not info.bounded) as (reader, where):
             _header(reader)
-            reader.limit, reader.what = self.max_fields, "fields"
+            if isinstance(reader, _Records):
+                reader.limit, reader.what = limit, "fields"
             previous = where[0] = reader.line_num
             for fields in reader:
                 line, previous = previous + 1, reader.line_num
                 where[0] = previous
-                key: str | None = fields[key_at].strip() if key_at < len(fields) else ""
+                count = len(fields)
+                if count != width and count > limit:
+                    raise DeliveryRejected(f"{file}: the row at line {line} has {count} fields, more than the limit "
+                                           f"of {limit}")
+                stop_in -= 1
+                if not stop_in:
+                    stop_in = STOP_EVERY
+                    self.stop_requested()
+                    if unchanged:
+                        yield unchanged
+                        unchanged = 0
+                key: str | None = fields[key_at].strip() if key_at < count else ""
                 if not key:
                     if not fields or not any(f.strip() for f in fields):
                         continue
@@ -370,30 +403,46 @@ class Delivery:
                 if short is not None:
                     yield short
                     short = None
+                digest: bytes | None = None
                 if key is not None:
-                    first = first_line.setdefault(key, line)
-                    if first != line:
+                    # A key is noted at its first row: in ``same`` (its line for its digest) when the row is
+                    # as known, else in ``first_line`` (and out of ``same``), so that the many unchanged rows
+                    # fill no second mapping and a key with a digest is one not seen yet.
+                    known_as = same_get(key)
+                    if known_as is None:
+                        first = first_get(key)
+                    elif known_as.__class__ is int:
+                        first = int(known_as)
+                    else:
+                        first = None
+                    if first is not None:
+                        first_line.setdefault(key, first)   # still known when ``same`` loses the key
                         message = f"duplicate {key_column} {key} (first at line {first})"
                         yield RowError(file, line, key_column, message, key)
                         continue
-                if len(fields) != width:
                     # Trailing empty fields (a ``;`` too many at the end of a line) hold no data: accepted.
-                    if len(fields) < width or any(f.strip() for f in fields[width:]):
-                        error = RowError(file, line, None, f"expected {width} fields, found {len(fields)}", key)
-                        if len(fields) < width:
+                    if count == width or (count > width and not any(f.strip() for f in fields[width:])):
+                        raw = join(stable(fields))
+                        # A field holding the separator would make the text ambiguous: such a row gets no digest.
+                        if unambiguous or raw.count(RAW_SEPARATOR) == separators:
+                            hashed = hasher.copy()
+                            hashed.update(raw.encode())
+                            digest = hashed.digest()
+                            if known_as == digest:
+                                same[key] = line
+                                unchanged += 1
+                                continue
+                    first_line[key] = line
+                    if known_as is not None:
+                        del same[key]
+                if count != width:
+                    if count < width or any(f.strip() for f in fields[width:]):
+                        error = RowError(file, line, None, f"expected {width} fields, found {count}", key)
+                        if count < width:
                             short = error
                         else:
                             yield error
                         continue
-                digest: bytes | None = None
-                if key is not None:
-                    raw = join(stable(fields))
-                    # A field holding the separator would make the text ambiguous: such a row gets no digest.
-                    if raw.count(RAW_SEPARATOR) == separators:
-                        digest = blake2b(raw.encode(), digest_size=16, key=digest_key).digest()
-                        if same.get(key) == digest:
-                            yield key
-                            continue
                 try:
                     data = load(dict(zip(known_names, pick(fields))))
                 except ValidationError as exc:
@@ -403,6 +452,8 @@ class Delivery:
                         yield RowError(file, line, column, "; ".join(_flat(text)), key)
                     continue
                 yield ParsedRow(table, line, data[key_column], data, {c: fields[i] for i, c in extra}, digest)
+        if unchanged:
+            yield unchanged
         if short is not None:
             if not info.ends_with_line_break:
                 raise DeliveryRejected(f"{file}: the last row (line {short.line}) is short of fields and the file "
@@ -417,8 +468,8 @@ class Delivery:
             # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
             raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
 
-    def _csv(self, info: zipfile.ZipInfo, encoding: str) -> _CsvMember:
-        return _CsvMember(self, info, encoding)
+    def _csv(self, info: zipfile.ZipInfo, encoding: str, *, measured: bool = True) -> _CsvMember:
+        return _CsvMember(self, info, encoding, measured)
 
     def close(self) -> None:
         """Close the ZIP file."""
@@ -437,17 +488,21 @@ class Delivery:
 class _CsvMember:
     """A member opened as CSV rows; errors of the ZIP, the encoding and the quoting become DeliveryRejected.
 
-    ``where[0]`` is kept at the last line of the last complete row, for the messages.
+    ``where[0]`` is kept at the last line of the last complete row, for the messages.  Unless
+    ``measured`` is false (the member's records are known to be within the row length limit,
+    see :class:`_Bounds`), each line is measured and each record's fields counted as they are read.
     """
 
-    def __init__(self, delivery: Delivery, info: zipfile.ZipInfo, encoding: str) -> None:
-        self.delivery, self.info, self.encoding = delivery, info, encoding
+    def __init__(self, delivery: Delivery, info: zipfile.ZipInfo, encoding: str, measured: bool = True) -> None:
+        self.delivery, self.info, self.encoding, self.measured = delivery, info, encoding, measured
         self.where = [0]
 
-    def __enter__(self) -> tuple[_Records, list[int]]:
+    def __enter__(self) -> tuple[_Records | _CsvReader, list[int]]:
         self.raw = self.delivery._member(self.info)
         # newline="" hands line breaks inside quoted fields to csv as they are, as csv requires.
         self.text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline="")
+        if not self.measured:
+            return csv.reader(self.text, delimiter=self.delivery.delimiter, quotechar='"', strict=True), self.where
         lines = _Lines(self.text, self.delivery, self.info.filename, self.where)
         reader = csv.reader(lines, delimiter=self.delivery.delimiter, quotechar='"', strict=True)
         return _Records(reader, lines, self.delivery.max_columns, "columns"), self.where
@@ -500,6 +555,99 @@ class _Lines:
         if self.count % STOP_EVERY == 0:
             self.delivery.stop_requested()
         return line
+
+
+class _Bounds:
+    """Tells from a member's bytes whether every record csv reads from it is within the row length limit.
+
+    Then csv.reader may read the text directly, without :class:`_Lines` measuring every
+    line.  Fed the bytes chunk by chunk (a BOM already cut off), it looks at what shapes
+    the records, the same in every encoding a delivery may have: the ASCII bytes of quote,
+    delimiter and line breaks.  Bytes count at least the characters they decode to.  A line
+    (up to ``\\n``) without a quote that starts a record holds whole records (a ``\\r``
+    alone ends one too), none longer than the line.  From a line with a quote on, csv itself
+    reads the record, on the latin-1 text of the lines, so that a quoted field spanning
+    lines is measured whole.  Anything else (a delimiter that is not ASCII, a record csv
+    refuses or that is not finished at the end, quotes in more than about one record per
+    4 KiB) answers False: the measuring reader then reads the member and tells exactly
+    what is wrong with it.
+    """
+
+    def __init__(self, limit: int, delimiter: str) -> None:
+        self.limit = limit
+        self.delimiter = delimiter
+        self.ok = len(delimiter) == 1 and delimiter.isascii() and delimiter not in '"\r\n\x00'
+        self.carry = b""    # the lines after the last whole record read, the last one maybe unfinished
+
+    def feed(self, chunk: bytes) -> None:
+        if self.ok:
+            self._lines(self.carry + chunk if self.carry else chunk, False)
+
+    def finish(self) -> bool:
+        """Whether the member may be read without measuring (after its last chunk was fed)."""
+        if self.ok and self.carry:
+            self._lines(self.carry + b"\n", True)     # the last line, without its line break
+        return self.ok
+
+    def _lines(self, data: bytes, last: bool) -> None:
+        """Read ``data`` up to its last line break; ``data`` starts with a record."""
+        limit, end = self.limit, data.rfind(b"\n") + 1
+        start = 0
+        # Every line is at most ``limit`` bytes long when each ``limit`` bytes hold a line break.
+        while end - start > limit:
+            cut = data.rfind(b"\n", start, start + limit)
+            if cut < 0:
+                self.ok = False
+                return
+            start = cut + 1
+        start = 0
+        quote = data.find(b'"', 0, end)
+        # Records with quotes are read one by one here: a file that quotes most of its rows is left to the
+        # measuring reader after a few of them, rather than read twice by csv.
+        allowed = 16 + len(data) // 4096
+        while quote >= 0:
+            allowed -= 1
+            if not allowed:
+                self.ok = False
+                return
+            start = data.rfind(b"\n", start, quote) + 1 or start
+            after = self._record(data, start, end)
+            if after is None:
+                break
+            if after - start > limit:
+                self.ok = False
+                return
+            start = after
+            quote = data.find(b'"', start, end)
+        else:
+            start = end
+        if not self.ok:
+            return
+        self.carry = data[start:]
+        if len(self.carry) > limit or (last and self.carry):
+            # A line, or a record of lines, longer than the limit; or a quoted field not closed at the end.
+            self.ok = False
+
+    def _record(self, data: bytes, start: int, end: int) -> int | None:
+        """Where the record csv reads from offset ``start`` ends (None: not before ``end``, or not valid)."""
+        at = [start, False]
+
+        def text() -> Iterator[str]:
+            while (cut := data.find(b"\n", at[0], end)) >= 0:
+                line, at[0] = data[at[0]:cut + 1], cut + 1
+                yield line.decode("latin-1")
+            at[1] = True
+
+        try:
+            next(csv.reader(text(), delimiter=self.delimiter, quotechar='"', strict=True))
+        except csv.Error:
+            # Not finished before ``end``; or not valid CSV, and the measuring reader says where and why.
+            self.ok = self.ok and bool(at[1])
+            return None
+        except StopIteration:
+            return None
+        position: int = at[0]
+        return position
 
 
 class _Records:

@@ -290,6 +290,26 @@ def test_duplicate_keys_first_row_wins(tmp_path):
                                       "duplicate Kundennummer 5001234567 (first at line 2)", "5001234567")]
 
 
+def test_rows_as_known_are_counted_not_yielded_and_their_keys_still_count_for_duplicates(tmp_path):
+    rows = [customer(), customer(Kundennummer="5001234568"), customer(Nachname="Zweiter"), customer(),
+            customer(Kundennummer="5001234569")]
+    path = delivery(tmp_path, kunden=kunden(*rows))
+    with open_delivery(path) as opened:
+        digests = {row.key: row.raw_hash for row in parsed(opened.rows("kunden"))}
+        known: dict[str, bytes | int | None] = {**digests, "5001234569": b"other", "5009999999": b"gone"}
+        items = []
+        for item in opened.rows("kunden", known):
+            items.append(item)
+            if isinstance(item, (ParsedRow, RowError)):
+                known.pop(item.key or "", None)     # as the importer does
+    first_seen = "duplicate Kundennummer 5001234567 (first at line 2)"
+    assert items[:3] == [RowError("kunden.csv", 4, "Kundennummer", first_seen, "5001234567"),
+                         RowError("kunden.csv", 5, "Kundennummer", first_seen, "5001234567"),
+                         parsed(items)[0]]
+    assert parsed(items)[0].key == "5001234569" and items[3:] == [2]
+    assert known == {"5001234568": 3, "5009999999": b"gone"}
+
+
 def test_duplicate_contract_numbers_too(tmp_path):
     items = read(delivery(tmp_path, vertraege=vertraege(contract(), contract(Status="3"))), "vertraege")
     assert [e.message for e in errors(items)] == ["duplicate Vertragsnummer VN-1 (first at line 2)"]
@@ -549,6 +569,15 @@ def test_a_row_of_many_quoted_lines_is_measured_as_one_row(tmp_path):
     text = b'Kundennummer;Personentyp;Nachname\r\n5001234567;natuerlich;' + b'"x\r\n";' * 50_000 + b"\r\n"
     with pytest.raises(DeliveryRejected, match="the row at line 2 is longer than the limit of 100000 characters"):
         read_everything(delivery(tmp_path, kunden=text), max_row_length=100_000)
+
+
+def test_a_file_quoting_every_field_reads_as_one_that_does_not(tmp_path):
+    rows = [customer(Kundennummer=f"50{n:08d}", Nachname=f"Müller;\r\n{n}" if n % 100 == 0 else f"Müller {n}")
+            for n in range(3000)]
+    quoted = "".join(";".join('"' + row.get(c, "").replace('"', '""') + '"' for c in CUSTOMER_COLUMNS) + "\r\n"
+                     for row in rows)
+    text = (";".join(CUSTOMER_COLUMNS) + "\r\n" + quoted).encode()
+    assert read(delivery(tmp_path, kunden=text)) == read(delivery(tmp_path / "..", kunden=kunden(*rows)))
 
 
 def test_a_row_with_more_fields_than_the_limit_is_rejected(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from syncbridge.dailyup import reader
 from syncbridge.dailyup.reader import DeliveryRejected, open_delivery
 from syncbridge.deliveries import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, ParsedRow, RowError
 from tests.support.fuzzing import examples, outcome
@@ -124,3 +125,43 @@ def test_any_header_and_member_names_give_rows_row_errors_or_a_one_line_rejectio
     path = tmp_path / NAME
     path.write_bytes(zip_of(members))
     check(path)
+
+
+def transcript(path: Path, limits: dict[str, int]) -> list[object]:
+    """Everything reading a delivery gives, in order: its rows, row errors and counts, or its rejection."""
+    seen: list[object] = []
+    try:
+        with open_delivery(path, **limits) as delivery:
+            for table in delivery.tables:
+                seen.extend(delivery.rows(table))
+    except DeliveryRejected as exc:
+        seen.append(("rejected", str(exc)))
+    return seen
+
+
+# Rows of plain and quoted fields, quoted ones holding line breaks, delimiters and quotes; in some rows stray quotes.
+plain_field = st.text(alphabet="ab1 .,", max_size=12)
+quoted_field = st.text(alphabet='ab;"\r\n', max_size=40).map(lambda text: '"' + text.replace('"', '""') + '"')
+stray_field = st.sampled_from(['"', '"a"b', 'a"b', "\x00"])
+csv_row = st.lists(plain_field | quoted_field, max_size=8) | st.lists(plain_field | quoted_field | stray_field, max_size=8)
+csv_rows = st.lists(st.tuples(csv_row.map(";".join), st.just("\r\n") | st.sampled_from(["\n", "\r", ""])),
+                    max_size=8).map(lambda rows: "".join(row + end for row, end in rows))
+quoted_member = csv_rows.map(lambda text: ("Kundennummer;Personentyp;Nachname\r\n" + text).encode())
+
+
+@FUZZ
+@given(kunden=csv_member | quoted_member, row_length=st.integers(36, 100), chunk=st.integers(1, 64),
+       compression=st.sampled_from(COMPRESSIONS))
+def test_reading_a_member_directly_gives_what_measuring_each_line_gives(tmp_path, monkeypatch, kunden, row_length,
+                                                                        chunk, compression):
+    # Small chunks and row lengths (a short header fits): records spanning chunks, quoted line breaks and
+    # records just over the limit.
+    path = tmp_path / NAME
+    path.write_bytes(zip_of({"kunden.csv": kunden, "vertraege.csv": b"Vertragsnummer;Kundennummer\r\n"}, compression))
+    limits = {**LIMITS, "max_row_length": row_length}
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "CHUNK", chunk)
+        direct = transcript(path, limits)
+        patch.setattr(reader._Bounds, "finish", lambda self: False)
+        measured = transcript(path, limits)
+    assert direct == measured

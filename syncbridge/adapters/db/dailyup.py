@@ -505,10 +505,12 @@ class ImportSession:
                                                                    SNAPSHOT.c.deleted.is_(False))
         if not self.postgres:
             return {key: digest for key, digest in self.conn.execute(query)}
-        # A million rows: read by the driver's cursor, without a SQLAlchemy row object each.
+        # A million rows: read by the driver's cursor, without a SQLAlchemy row object each; in binary,
+        # so that the digests come as they are stored, not as hex text to decode.
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,))
+            cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,),
+                           binary=True)
             return dict(cursor.fetchall())
         finally:
             cursor.close()
