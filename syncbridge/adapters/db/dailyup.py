@@ -546,7 +546,7 @@ class ImportSession:
             found = ahead[1].result()
         else:
             if ahead is not None:
-                ahead[1].result()   # asked for another table: let it end, not run on after the import
+                ahead[1].exception()    # asked for another table: let that read end (its outcome unused)
             found = None
         if then is not None and self.postgres:
             engine = self._conn.engine
