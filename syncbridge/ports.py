@@ -518,8 +518,11 @@ class ImportSession(Protocol):
     def candidates(self, import_id: int, table: str, entity: str | None, *, page: int = 5000) -> Iterator[list[Candidate]]:
         """Yield pages of valid staged rows that are new, re-delivered, changed, or have an echo mark."""
 
-    def raw_digests(self, table: str) -> dict[str, bytes | None]:
-        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
+    def raw_digests(self, table: str, *, then: str | None = None) -> dict[str, bytes | None]:
+        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered.
+
+        ``then``: the table asked for next, whose digests the store may read meanwhile.
+        """
 
     def has_rows(self, table: str) -> bool:
         """Whether the snapshot holds any row of ``table``, deleted ones included."""

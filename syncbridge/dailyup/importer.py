@@ -97,6 +97,7 @@ class _Tally:
         self.samples: dict[str, list[dict[str, Any]]] = {}
         self.timings: dict[str, float] = {}
         self.keyed: dict[str, int] = {}             # rows with a key per table, valid or not
+        self.staged: dict[str, int] = {}            # valid rows per table put in staging
         self.vanished: dict[str, list[str]] = {}    # keys of the snapshot no row of the delivery has
         self.created: dict[str, list[tuple[str, str]]] = {}   # (kind, key) of rows stored while reading
 
@@ -294,12 +295,16 @@ class DailyUpImporter:
         stored_errors: list[RowError] = []
         kept = 0
         done = reported = 0     # rows read; rows read at the last progress report
-        for table in delivery.tables:
+        tables = list(delivery.tables)
+        for at, table in enumerate(tables):
             missing = tuple(delivery.missing_columns.get(table) or ())
             tally.rows[table] = 0
+            staged = 0
             # Key -> raw digest of every row still delivered; the reader puts the line of a row delivered
             # unchanged in place of its digest: the keys left with a digest at the end have vanished.
-            known = cast("dict[str, bytes | int | None]", session.raw_digests(table))
+            # The next table's digests are fetched while this one is read.
+            following = tables[at + 1] if at + 1 < len(tables) else None
+            known = cast("dict[str, bytes | int | None]", session.raw_digests(table, then=following))
             entity = ENTITY_OF.get(table)
             echoes = session.echo_keys(entity) if entity is not None else set()
             for key in echoes & known.keys():
@@ -355,6 +360,7 @@ class DailyUpImporter:
                     direct = []
                 if len(parsed) >= STAGE_BATCH:
                     session.stage(self._staged_rows(session, import_id, table, missing, parsed))
+                    staged += len(parsed)
                     parsed = []
                 if len(erroneous) >= STAGE_BATCH:
                     session.stage(erroneous)
@@ -366,6 +372,7 @@ class DailyUpImporter:
                     reported = done
                     self.progress("read", done, None)
             session.stage(self._staged_rows(session, import_id, table, missing, parsed))
+            tally.staged[table] = staged + len(parsed)
             session.stage(erroneous)
             self._store_new(session, import_id, table, missing, direct, created)
             if created and erroneous_keys:
@@ -423,8 +430,10 @@ class DailyUpImporter:
         texts = _LookupTexts(session)
         for done, table in enumerate(tables, 1):
             entity = ENTITY_OF.get(table)
+            differing = 0   # candidates new, re-delivered or of other values than the snapshot's
             for page in session.candidates(import_id, table, entity, page=DIFF_PAGE):
                 delivery.stop_requested()
+                differing += sum(1 for c in page if c.old_data is None or c.deleted or c.old_hash != c.hash)
                 self._apply_page(session, import_id, table, entity, page, tally, texts, delivery.name.delivered_on)
             self._created_deltas(session, import_id, table, entity, tally)
             vanished = tally.vanished.pop(table, [])
@@ -435,8 +444,12 @@ class DailyUpImporter:
                                          "changed_fields": [], "echoed_fields": []} for key in keys])
                     for key in keys:
                         tally.delta(f"{entity}.deleted", key)
-            session.mark_deleted(import_id, table, vanished)
-            session.refresh_raw_hashes(import_id, table)
+            if vanished:
+                session.mark_deleted(import_id, table, vanished)
+            # Only staged rows of the snapshot's values can have a digest to refresh: when every staged row
+            # was a candidate of other values (none was dropped for an erroneous row), there is none.
+            if tally.erroneous_keys or differing != tally.staged.get(table, 0):
+                session.refresh_raw_hashes(import_id, table)
             self.progress("diff", done, len(tables))
 
     @staticmethod

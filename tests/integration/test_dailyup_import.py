@@ -905,3 +905,38 @@ def test_a_first_delivery_with_a_key_twice_creates_neither_row_of_it(store, impo
     assert ("kunden", twice[0]) not in snapshot(store)
     assert twice[0] not in outbox(store, result.import_id)["customer"]["created"]
     assert result.deltas["customer.created"] == N - 1
+
+
+def test_digests_read_ahead_are_those_the_session_would_read(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    rows = snapshot(store)
+    delivered = {t: {k: digest for k, digest in raw_hashes(store, t).items() if not rows[t, k][2]}
+                 for t in (CUSTOMERS, "vertraege", "anreden")}
+
+    with store.session(dry_run=True) as session:
+        assert session.raw_digests(CUSTOMERS, then="vertraege") == delivered[CUSTOMERS]
+        assert session.raw_digests("vertraege", then=CUSTOMERS) == delivered["vertraege"]
+        # Asked for another table than the one read ahead: that one is read then.
+        assert session.raw_digests("anreden") == delivered["anreden"]
+
+
+def test_a_new_text_of_the_same_values_gets_its_digest_beside_changed_rows(store, importer, tmp_path):
+    importer.import_file(deliver(tmp_path, 0))
+    before = raw_hashes(store, "vertraege")
+    reformatted: list[str] = []
+
+    def reformat(header, rows):
+        brutto, key = header.index("BeitragBrutto"), header.index("Vertragsnummer")
+        for row in rows[2:]:
+            if "," in row[brutto] and len(reformatted) < 3:
+                row[brutto] = row[brutto] + "00"     # 12,5 -> 12,500: the same amount
+                reformatted.append(row[key])
+        rows[0][brutto], rows[1][brutto] = "1,25", "2,5"   # and two other amounts
+        return header, rows
+
+    path = rewrite(deliver(tmp_path, 0), "vertraege", reformat)
+    result = importer.import_file(path.rename(path.with_name("DailyUp_100200_20261231.zip")))
+
+    assert result.deltas.get("contract.changed") == 2
+    after = raw_hashes(store, "vertraege")
+    assert [k for k in reformatted if after[k] == before[k]] == []      # the new text's digest is stored

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
@@ -309,6 +310,36 @@ class SqlDailyUpStore:
                          .values(state="published", published_at=now))
 
 
+def _raw_digests_on(conn: Connection, table: str) -> dict[str, bytes | None]:
+    """Key -> raw digest of the rows of ``table`` still delivered, on PostgreSQL."""
+    # A million rows: read by the driver's cursor, without a SQLAlchemy row object each; in binary,
+    # so that the digests come as they are stored, not as hex text to decode.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,),
+                       binary=True)
+        return dict(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _read_raw_digests(engine: Engine, table: str) -> dict[str, bytes | None]:
+    """:func:`_raw_digests_on` on a connection of its own, in a short transaction."""
+    with engine.connect() as conn:
+        return _raw_digests_on(conn, table)
+
+
+_reader: ThreadPoolExecutor | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """The thread that reads digests ahead (imports run one at a time)."""
+    global _reader
+    if _reader is None:
+        _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-digests")
+    return _reader
+
+
 class ImportSession:
     """The reads and writes of one import, all on one connection inside its transaction.
 
@@ -325,6 +356,7 @@ class ImportSession:
         self._copying: tuple[str, tuple[str, ...]] | None = None   # the open COPY: table, columns
         self._copy_write: Any = None
         self._copy_stack: ExitStack | None = None                  # ends the open COPY and its cursor
+        self._digests_ahead: tuple[str, Future[dict[str, bytes | None]]] | None = None   # see raw_digests
 
     @property
     def conn(self) -> Connection:
@@ -499,21 +531,33 @@ class ImportSession:
                 return
             after = rows[-1].key
 
-    def raw_digests(self, table: str) -> dict[str, bytes | None]:
-        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered."""
-        query = select(SNAPSHOT.c.key, SNAPSHOT.c.raw_hash).where(SNAPSHOT.c.table == table,
-                                                                   SNAPSHOT.c.deleted.is_(False))
+    def raw_digests(self, table: str, *, then: str | None = None) -> dict[str, bytes | None]:
+        """Return key -> raw digest (None where not known yet) of the rows of ``table`` still delivered.
+
+        ``then`` names the table asked for next, if any: on PostgreSQL its digests are read
+        meanwhile on a connection of its own.  The snapshot's rows of a table are the committed
+        ones until this import writes them (after reading their digests), and no other import
+        commits any while this one holds the import lock, so the other connection reads the
+        very rows this transaction would.
+        """
+        ahead = self._digests_ahead
+        self._digests_ahead = None
+        if ahead is not None and ahead[0] == table:
+            found = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].exception()    # asked for another table: let that read end (its outcome unused)
+            found = None
+        if then is not None and self.postgres:
+            engine = self._conn.engine
+            self._digests_ahead = (then, _background().submit(_read_raw_digests, engine, then))
+        if found is not None:
+            return found
         if not self.postgres:
+            query = select(SNAPSHOT.c.key, SNAPSHOT.c.raw_hash).where(SNAPSHOT.c.table == table,
+                                                                       SNAPSHOT.c.deleted.is_(False))
             return {key: digest for key, digest in self.conn.execute(query)}
-        # A million rows: read by the driver's cursor, without a SQLAlchemy row object each; in binary,
-        # so that the digests come as they are stored, not as hex text to decode.
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,),
-                           binary=True)
-            return dict(cursor.fetchall())
-        finally:
-            cursor.close()
+        return _raw_digests_on(self.conn, table)
 
     def has_rows(self, table: str) -> bool:
         """Whether the snapshot holds any row of ``table``, deleted ones included."""
