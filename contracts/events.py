@@ -11,7 +11,9 @@ from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 from contracts.base import RECORD_ID, ContractError, MessageSchema, NonEmpty, RecordId, check_version
 from syncbridge.messages import CHANGES, ENTITIES, AmeiseRecordChanged, CrmRecordChanged
 
-MODULE = validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,99}$", error="Must be a CRM module API name.")
+# A CRM module's API name (fullmatch); MODULE validates a schema field with it.
+MODULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+MODULE = validate.Regexp(f"^{MODULE_NAME.pattern}$", error="Must be a CRM module API name.")
 
 
 class CrmRecordChangedSchema(MessageSchema):
@@ -39,7 +41,6 @@ class CrmRecordChangedSchema(MessageSchema):
         return CrmRecordChanged(**data)
 
 
-_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 _schema = CrmRecordChangedSchema()
 
 
@@ -54,7 +55,7 @@ def crm_record_changed_body(event: CrmRecordChanged) -> dict:
     """
     received_at = event.received_at
     if (isinstance(event.event_id, str) and event.event_id and isinstance(event.source, str) and event.source
-            and isinstance(event.module, str) and _MODULE.fullmatch(event.module)
+            and isinstance(event.module, str) and MODULE_NAME.fullmatch(event.module)
             and isinstance(event.record_id, str) and RECORD_ID.match(event.record_id)
             and isinstance(received_at, datetime) and received_at.utcoffset() is not None
             and (event.operation is None or isinstance(event.operation, str))

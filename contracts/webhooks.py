@@ -7,13 +7,12 @@ Blank values count as absent, as Zoho sends empty merge fields as ``field=``.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validates_schema
 
 from contracts.base import RECORD_ID, NonEmpty, RecordId
-from contracts.events import MODULE
+from contracts.events import MODULE, MODULE_NAME
 
 
 class _StringOrNumber(fields.String):
@@ -45,7 +44,6 @@ class ZohoWorkflowWebhookSchema(_WebhookSchema):
     modified_time = fields.String(load_default=None)
 
 
-_MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 def plain_workflow_webhook(params: Any) -> dict[str, Any] | None:
     """What ``ZohoWorkflowWebhookSchema().load(params)`` gives, if ``params`` plainly satisfy the contract; else None.
 
@@ -71,7 +69,7 @@ def plain_workflow_webhook(params: Any) -> dict[str, Any] | None:
             return None
         if not value.strip():
             continue        # blank counts as absent
-        if name == "module" and not _MODULE.fullmatch(value):
+        if name == "module" and not MODULE_NAME.fullmatch(value):
             return None
         data[name] = value
     return data
