@@ -234,16 +234,19 @@ class SqlDailyUpStore:
             transaction = conn.begin()
             session = ImportSession(conn)
             try:
-                yield session
-                session.flush()
-            except BaseException as exc:
-                session.abandon(exc)
-                transaction.rollback()
-                raise
-            if dry_run:
-                transaction.rollback()
-            else:
-                transaction.commit()
+                try:
+                    yield session
+                    session.flush()
+                except BaseException as exc:
+                    session.abandon(exc)
+                    transaction.rollback()
+                    raise
+                if dry_run:
+                    transaction.rollback()
+                else:
+                    transaction.commit()
+            finally:
+                session.close()
 
     # ------------------------------------------------------------ echoes
     def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
@@ -329,17 +332,6 @@ def _read_raw_digests(engine: Engine, table: str) -> dict[str, bytes | None]:
         return _raw_digests_on(conn, table)
 
 
-_reader: ThreadPoolExecutor | None = None
-
-
-def _background() -> ThreadPoolExecutor:
-    """The thread that reads digests ahead (imports run one at a time)."""
-    global _reader
-    if _reader is None:
-        _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-digests")
-    return _reader
-
-
 class ImportSession:
     """The reads and writes of one import, all on one connection inside its transaction.
 
@@ -357,6 +349,7 @@ class ImportSession:
         self._copy_write: Any = None
         self._copy_stack: ExitStack | None = None                  # ends the open COPY and its cursor
         self._digests_ahead: tuple[str, Future[dict[str, bytes | None]]] | None = None   # see raw_digests
+        self._reader: ThreadPoolExecutor | None = None     # the thread reading digests ahead, while the session lasts
 
     @property
     def conn(self) -> Connection:
@@ -381,6 +374,12 @@ class ImportSession:
                 stack.__exit__(type(error), error, error.__traceback__)
             except Exception:   # the rollback that follows ends what is left of it
                 pass
+
+    def close(self) -> None:
+        """Wait for a read of digests ahead, if one runs: no thread of the import outlasts its session."""
+        reader, self._reader, self._digests_ahead = self._reader, None, None
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)
 
     def lock(self) -> None:
         """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
@@ -550,7 +549,9 @@ class ImportSession:
             found = None
         if then is not None and self.postgres:
             engine = self._conn.engine
-            self._digests_ahead = (then, _background().submit(_read_raw_digests, engine, then))
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-digests")
+            self._digests_ahead = (then, self._reader.submit(_read_raw_digests, engine, then))
         if found is not None:
             return found
         if not self.postgres:
