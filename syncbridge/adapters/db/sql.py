@@ -349,7 +349,7 @@ _NEW_ROW: Any = object()
 
 
 class _HotStatements:
-    """The statements of a record's sync that need INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
+    """The lease statement of a record's sync, which needs INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
 
     def __init__(self, conflict_insert: Callable[[Table], Any]) -> None:
         take = conflict_insert(RECORDS).values(
@@ -361,11 +361,6 @@ class _HotStatements:
             where=or_(RECORDS.c.locked_by.is_(None), RECORDS.c.locked_until < bindparam("n"),
                       RECORDS.c.locked_by == take.excluded.locked_by),
         ).returning(RECORDS.c.synced_from, RECORDS.c.creating_since)
-        link = conflict_insert(LINKS)
-        self.save_link = link.on_conflict_do_update(
-            index_elements=["entity", "zoho_id"],
-            set_={name: link.excluded[name] for name in ("zoho_module", "ameise_id", "updated_at")})
-        self.mark_processed = conflict_insert(PROCESSED).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 _HOT: dict[str, _HotStatements] = {}
@@ -569,25 +564,18 @@ class SqlStore:
 
     def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
                 processed: tuple[str, str] | None, created: bool, link: Link | None) -> None:
-        hot = self._hot
         now = utcnow()
         with self.engine.begin() as conn:
             if link is not None:
                 values = {"entity": link.entity, "zoho_module": link.zoho_module, "zoho_id": link.zoho_id,
                           "ameise_id": link.ameise_id, "created_at": now, "updated_at": now}
-                if hot is not None:
-                    conn.execute(hot.save_link, values)
-                else:
-                    _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
+                _upsert(conn, LINKS, values, ["entity", "zoho_id"], ["zoho_module", "ameise_id", "updated_at"])
             if entries:
                 # Written as they are: nothing of them is handed back to be changed.
                 conn.execute(_INSERT_ACTIVITY, [_activity_values(entry, copied=False) for entry in entries])
             if processed is not None:
-                values = {"event_id": processed[0], "outcome": processed[1], "processed_at": now}
-                if hot is not None:
-                    conn.execute(hot.mark_processed, values)
-                else:
-                    _insert_ignore(conn, PROCESSED, values, ["event_id"])
+                _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
+                                                 "processed_at": now}, ["event_id"])
             params = {"k": key, "o": owner, "s": synced_from}
             released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
             if created and not released:
