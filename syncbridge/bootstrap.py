@@ -459,10 +459,10 @@ def wait_for_ameise(services: Services, stop: threading.Event, interval: float =
     return False
 
 
-# The direction whose preflight check a worker waits for before it consumes.
 # A worker writes its Zoho API credits once a second, not once per call (a crash loses at most that second's).
 CREDIT_FLUSH_S = 1.0
 
+# The direction whose preflight check a worker waits for before it consumes.
 WORKER_DIRECTIONS = {"crm-to-ameise": str(CRM_TO_AMEISE), "ameise-to-crm": str(AMEISE_TO_CRM)}
 
 
