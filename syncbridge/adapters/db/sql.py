@@ -37,6 +37,7 @@ from sqlalchemy.pool import QueuePool
 
 from syncbridge.adapters.db.models import (
     ActivityRecord,
+    DailyUpEchoRecord,
     LinkRecord,
     OAuthTokenRecord,
     ProcessedEvent,
@@ -53,6 +54,7 @@ PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
 ACTIVITY: Table = ActivityRecord.__table__  # type: ignore[assignment]
 TOKENS: Table = OAuthTokenRecord.__table__  # type: ignore[assignment]
 RECORDS: Table = RecordSyncRecord.__table__  # type: ignore[assignment]
+ECHOES: Table = DailyUpEchoRecord.__table__  # type: ignore[assignment]
 
 # The columns of an attempt (ActivityEntry fields of the same names).
 ATTEMPT_COLUMNS = ("source", "received_at", "attempt", "duration_ms", "error_kind", "error_code", "error_field")
@@ -217,6 +219,11 @@ def _activity_values(entry: ActivityEntry, *, copied: bool = True) -> dict[str, 
         "details": copy.deepcopy(dict(entry.details)) if copied else entry.details,
         **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
     }
+
+
+def _echo_values(entity: str, key: str, data: Mapping[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    """The row of an echo mark (as the DailyUp store writes it)."""
+    return {"entity": entity, "key": key, "data": dict(data), "written_at": at or utcnow()}
 
 
 def _to_entry(row: Any) -> ActivityEntry:
@@ -541,29 +548,41 @@ class SqlStore:
             new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]
         return replace(entry, id=new_id, at=values["at"], details=values["details"])
 
+    def remember_echo(self, entity: str, key: str, data: Mapping[str, Any]) -> None:
+        """Note the DailyUp columns just written to Ameise (the DailyUp store's echo marks, on this database).
+
+        A sync that has the store note its marks (``SyncDependencies.echoes``) has them written with
+        :meth:`finish_record`, in its transaction, not in one of their own.
+        """
+        with self.engine.begin() as conn:
+            _upsert(conn, ECHOES, _echo_values(entity, key, data), ["entity", "key"], ["data", "written_at"])
+
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False, link: Link | None = None) -> None:
-        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared, lock released.
+                      created: bool = False, link: Link | None = None,
+                      echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
+        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared,
+        echo marks (as :meth:`remember_echo`), lock released.
 
         A link whose number another record holds fails the transaction; it is then done again
         without the link and with the create note kept, and LinkConflict raised.
         """
         if link is None:
-            self._finish(key, owner, synced_from, entries, processed, created, None)
+            self._finish(key, owner, synced_from, entries, processed, created, None, echoes)
             return
         try:
-            self._finish(key, owner, synced_from, entries, processed, created, link)
+            self._finish(key, owner, synced_from, entries, processed, created, link, echoes)
             return
         except IntegrityError as exc:
             conflict = exc
-        self._finish(key, owner, synced_from, entries, processed, False, None)
+        self._finish(key, owner, synced_from, entries, processed, False, None, echoes)
         holder = self.find_link(link.entity, ameise_id=link.ameise_id)
         raise LinkConflict(f"{link.entity} {link.ameise_id} is already linked to Zoho record "
                            f"{holder.zoho_id if holder else '(unknown)'}") from conflict
 
     def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
-                processed: tuple[str, str] | None, created: bool, link: Link | None) -> None:
+                processed: tuple[str, str] | None, created: bool, link: Link | None,
+                echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
             if link is not None:
@@ -576,6 +595,9 @@ class SqlStore:
             if processed is not None:
                 _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
                                                  "processed_at": now}, ["event_id"])
+            for entity, echo_key, data in echoes:
+                _upsert(conn, ECHOES, _echo_values(entity, echo_key, data, now), ["entity", "key"],
+                        ["data", "written_at"])
             params = {"k": key, "o": owner, "s": synced_from}
             released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
             if created and not released:
