@@ -277,6 +277,42 @@ def test_finish_record_of_a_failed_sync_keeps_the_create_note_and_frees_only_its
     assert store.lock_record(KEY, "b", ttl=30)
 
 
+def test_finish_record_writes_attempts_and_echo_marks_as_the_single_writes_do(sql_store):
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+
+    store, echoes = sql_store, SqlDailyUpStore(sql_store.engine)
+    received = datetime(2025, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    attempt = ActivityEntry(CRM_TO_AMEISE, "created", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1",
+                            details={"message": {"Nachname": "Müller", "n": [1, 2.5, None, True]}}, at=T0,
+                            source="zoho-workflow", received_at=received, attempt=2, duration_ms=41,
+                            error_kind=None, error_code="X", error_field="Email")
+    assert store.lock_record(KEY, "a", ttl=30)
+    store.note_create(KEY, True)
+    store.log(replace(attempt, event_id="ev0"))
+    store.remember_echo("contract", "V1", {"Sparte": "010"})
+
+    store.finish_record(KEY, "a", entries=[attempt, replace(attempt, action="written_back", details={})],
+                        processed=("ev1", "created"), created=True,
+                        echoes=[("customer", "A1", {"Nachname": "Müller", "PLZ": "51147"}),
+                                ("contract", "V1", {"Sparte": "020"})])
+
+    # Every column as store.log writes it (the entry logged by itself, ev0, is the same but for its event).
+    written_back, created = store.activities(event_id="ev1")
+    [alone] = store.activities(event_id="ev0")
+    assert replace(created, id=None, event_id="ev0") == replace(alone, id=None)
+    assert created.details == attempt.details and written_back.details == {}
+    assert created.received_at == received and _aware_utc(created.received_at) and created.at == T0
+    assert echoes.echo("customer", "A1") == {"Nachname": "Müller", "PLZ": "51147"}
+    assert echoes.echo("contract", "V1") == {"Sparte": "020"}                     # the newer mark replaces the old
+    assert not store.create_under_way(KEY) and store.was_processed("ev1")
+
+    # A created record whose lease another worker holds by now: its create note is cleared all the same.
+    assert store.lock_record(KEY, "b", ttl=30)
+    store.note_create(KEY, True)
+    store.finish_record(KEY, "a", created=True)
+    assert not store.create_under_way(KEY) and not store.lock_record(KEY, "c", ttl=30)
+
+
 # ---------------------------------------------------------------- processed events
 def test_mark_processed_is_idempotent(store):
     assert store.was_processed("evt-1") is False

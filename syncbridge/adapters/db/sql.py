@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -203,6 +204,13 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    """A timestamp read by the driver, as UtcDateTime reads it: timezone-aware in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _to_link(row: Any) -> Link:
     return Link(
         entity=row.entity, zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id,
@@ -372,6 +380,57 @@ class _HotStatements:
 
 _HOT: dict[str, _HotStatements] = {}
 
+# PostgreSQL through psycopg: the end of a record's sync as ONE statement (its writes as data-modifying CTEs, the
+# release the main statement), sent as it is, without SQLAlchemy's compiling and type processing per statement.
+# The tables touched are different ones, so the parts cannot see or undo each other; a link whose number
+# another record holds fails the whole statement, as it fails the transaction on the portable path.
+_PG_DRIVERS = ("psycopg", "psycopg2")
+_ACTIVITY_COLUMNS = ("at", "direction", "action", "result", "entity", "zoho_module", "zoho_id", "ameise_id",
+                     "event_id", "error", "details", *ATTEMPT_COLUMNS)
+_PG_FINISH: dict[tuple[bool, int, bool, int, bool], str] = {}
+# The lease (insert the record's row, or take a free / expired / own lease of it), then what the sync reads
+# with it: whether the event was handled before and the record's link, in one statement after the write.
+_PG_TAKE = ("INSERT INTO record_syncs (key, locked_by, locked_until) VALUES (%(k)s, %(o)s, %(u)s) "
+            "ON CONFLICT (key) DO UPDATE SET locked_by = excluded.locked_by, locked_until = excluded.locked_until "
+            "WHERE record_syncs.locked_by IS NULL OR record_syncs.locked_until < %(n)s "
+            "OR record_syncs.locked_by = excluded.locked_by RETURNING synced_from, creating_since")
+_PG_NOTE_CREATE = "UPDATE record_syncs SET creating_since = %(since)s WHERE key = %(k)s"
+_PG_READ_PROCESSED = "SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s)"
+_PG_READ_LINK = ("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s), "
+                 "l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at "
+                 "FROM (SELECT 1) AS one LEFT JOIN links AS l ON l.entity = %(le)s AND l.zoho_id = %(lz)s")
+
+
+def _pg_finish_sql(link: bool, entries: int, processed: bool, echoes: int, created: bool) -> str:
+    """The statement that ends a record's sync (parameters: pyformat), built once per shape."""
+    shape = (link, entries, processed, echoes, created)
+    sql = _PG_FINISH.get(shape)
+    if sql is not None:
+        return sql
+    parts = []
+    if link:
+        parts.append("l AS (INSERT INTO links (entity, zoho_module, zoho_id, ameise_id, created_at, updated_at) "
+                     "VALUES (%(l_entity)s, %(l_module)s, %(l_zoho)s, %(l_ameise)s, %(now)s, %(now)s) "
+                     "ON CONFLICT (entity, zoho_id) DO UPDATE SET zoho_module = excluded.zoho_module, "
+                     "ameise_id = excluded.ameise_id, updated_at = excluded.updated_at)")
+    if entries:
+        rows = ", ".join("(" + ", ".join(f"%(a{i}_{c})s::json" if c == "details" else f"%(a{i}_{c})s"
+                                         for c in _ACTIVITY_COLUMNS) + ")" for i in range(entries))
+        parts.append(f"a AS (INSERT INTO activity_log ({', '.join(_ACTIVITY_COLUMNS)}) VALUES {rows})")
+    if processed:
+        parts.append("p AS (INSERT INTO processed_events (event_id, outcome, processed_at) "
+                     "VALUES (%(p_event)s, %(p_outcome)s, %(now)s) ON CONFLICT (event_id) DO NOTHING)")
+    for i in range(echoes):
+        parts.append(f"e{i} AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
+                     f"VALUES (%(e{i}_entity)s, %(e{i}_key)s, %(e{i}_data)s::json, %(now)s) "
+                     "ON CONFLICT (entity, key) DO UPDATE SET data = excluded.data, written_at = excluded.written_at)")
+    release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
+               "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
+               + (", creating_since = NULL" if created else "")
+               + " WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
+    sql = _PG_FINISH[shape] = (f"WITH {', '.join(parts)} " if parts else "") + release
+    return sql
+
 
 def _hot_statements(dialect: str) -> _HotStatements | None:
     conflict_insert = _CONFLICT_INSERTS.get(dialect)
@@ -392,6 +451,8 @@ class SqlStore:
         self.tokens = SqlTokenStore(engine, token_cipher)
         self.now = now
         self._hot = _hot_statements(engine.dialect.name)
+        self._pg_driver = engine.dialect.name == "postgresql" and engine.dialect.driver in _PG_DRIVERS
+        self._json = getattr(engine.dialect, "_json_serializer", None) or json.dumps
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -459,6 +520,8 @@ class SqlStore:
         """
         now = self.now()
         until = now + timedelta(seconds=ttl)
+        if self._pg_driver:
+            return self._take_pg(key, owner, _as_utc(now), _as_utc(until), event_id, link)
         hot = self._hot
         # The write comes first: on SQLite a transaction that reads first and then writes fails at once
         # (not after the busy timeout) when another process wrote meanwhile.
@@ -480,6 +543,30 @@ class SqlStore:
                 lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
         if lease.synced_from is _NEW_ROW:
             return self._insert_record(key, owner, until, lease)
+        return lease
+
+    def _take_pg(self, key: str, owner: str, now: datetime, until: datetime, event_id: str | None,
+                 link: tuple[str, str] | None) -> RecordLease | None:
+        """:meth:`take_record` on PostgreSQL: the lease, then the processed check and the link in one read."""
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            row = conn.exec_driver_sql(_PG_TAKE, {"k": key, "o": owner, "u": until, "n": now}).first()
+            if event_id is None and link is None:
+                read = None
+            elif link is None:
+                read = conn.exec_driver_sql(_PG_READ_PROCESSED, {"e": event_id}).first()
+            else:
+                read = conn.exec_driver_sql(_PG_READ_LINK, {"e": event_id, "le": link[0], "lz": link[1]}).first()
+            if read is not None and read[0]:
+                transaction.rollback()      # handled before: the lease is not taken
+                return RecordLease(processed=True)
+            if row is None:
+                return None
+            lease = RecordLease(synced_from=_utc_or_none(row[0]), creating=row[1] is not None)
+            if link is not None and read is not None:
+                found = None if read[1] is None else Link(
+                    entity=read[1], zoho_module=read[2], zoho_id=read[3], ameise_id=read[4],
+                    created_at=_utc_or_none(read[5]), updated_at=_utc_or_none(read[6]))
+                lease = replace(lease, link=found, link_read=True)
         return lease
 
     def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
@@ -519,7 +606,10 @@ class SqlStore:
     def note_create(self, key: str, creating: bool) -> None:
         with self.engine.begin() as conn:
             # The record's row exists: its lease is held while this is called.
-            conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
+            if self._pg_driver:
+                conn.exec_driver_sql(_PG_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
+            else:
+                conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
 
     def create_under_way(self, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -584,6 +674,9 @@ class SqlStore:
                 processed: tuple[str, str] | None, created: bool, link: Link | None,
                 echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
         now = utcnow()
+        if self._pg_driver:
+            self._finish_pg(key, owner, synced_from, entries, processed, created, link, echoes, now)
+            return
         with self.engine.begin() as conn:
             if link is not None:
                 values = {"entity": link.entity, "zoho_module": link.zoho_module, "zoho_id": link.zoho_id,
@@ -603,6 +696,33 @@ class SqlStore:
             if created and not released:
                 # As note_create(key, False): the record is linked, whoever holds its lease now.
                 conn.execute(_CLEAR_CREATE_NOTE, {"k": key})
+
+    def _finish_pg(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
+                   processed: tuple[str, str] | None, created: bool, link: Link | None,
+                   echoes: Sequence[tuple[str, str, Mapping[str, Any]]], now: datetime) -> None:
+        """:meth:`_finish` on PostgreSQL: one statement (and a second when a created record's lease was lost)."""
+        params: dict[str, Any] = {"k": key, "o": owner, "now": now,
+                                  "s": None if synced_from is None else _as_utc(synced_from)}
+        if link is not None:
+            params.update(l_entity=link.entity, l_module=link.zoho_module, l_zoho=link.zoho_id,
+                          l_ameise=link.ameise_id)
+        dumps = self._json
+        for i, entry in enumerate(entries):
+            values = _activity_values(entry, copied=False)
+            values["details"] = dumps(values["details"])
+            if values["received_at"] is not None:
+                values["received_at"] = _as_utc(values["received_at"])
+            params.update({f"a{i}_{column}": values[column] for column in _ACTIVITY_COLUMNS})
+        if processed is not None:
+            params.update(p_event=processed[0], p_outcome=processed[1])
+        for i, (entity, echo_key, data) in enumerate(echoes):
+            params.update({f"e{i}_entity": entity, f"e{i}_key": echo_key, f"e{i}_data": dumps(dict(data))})
+        sql = _pg_finish_sql(link is not None, len(entries), processed is not None, len(echoes), created)
+        with self.engine.begin() as conn:
+            released = conn.exec_driver_sql(sql, params).rowcount
+            if created and not released:
+                # As note_create(key, False): the record is linked, whoever holds its lease now.
+                conn.exec_driver_sql("UPDATE record_syncs SET creating_since = NULL WHERE key = %(k)s", {"k": key})
 
     def activities(
         self,
