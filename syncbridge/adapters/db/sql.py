@@ -383,25 +383,18 @@ _HOT: dict[str, _HotStatements] = {}
 # PostgreSQL through psycopg: the end of a record's sync as ONE statement (its writes as data-modifying CTEs, the
 # release the main statement), sent as it is, without SQLAlchemy's compiling and type processing per statement.
 # The tables touched are different ones, so the parts cannot see or undo each other; a link whose number
-# another record holds fails the whole statement, as it fails the transaction on the portable path.
+# another record holds fails the whole statement, as it fails the transaction on the portable path.  The log
+# entries and echo marks go as one array per column (unnest, in their order): a statement of few parameters,
+# whose parsing the driver keeps.
 _PG_DRIVERS = ("psycopg", "psycopg2")
 _ACTIVITY_COLUMNS = ("at", "direction", "action", "result", "entity", "zoho_module", "zoho_id", "ameise_id",
                      "event_id", "error", "details", *ATTEMPT_COLUMNS)
-_PG_FINISH: dict[tuple[bool, int, bool, int, bool], str] = {}
-# The lease (insert the record's row, or take a free / expired / own lease of it), then what the sync reads
-# with it: whether the event was handled before and the record's link, in one statement after the write.
-_PG_TAKE = ("INSERT INTO record_syncs (key, locked_by, locked_until) VALUES (%(k)s, %(o)s, %(u)s) "
-            "ON CONFLICT (key) DO UPDATE SET locked_by = excluded.locked_by, locked_until = excluded.locked_until "
-            "WHERE record_syncs.locked_by IS NULL OR record_syncs.locked_until < %(n)s "
-            "OR record_syncs.locked_by = excluded.locked_by RETURNING synced_from, creating_since")
-_PG_NOTE_CREATE = "UPDATE record_syncs SET creating_since = %(since)s WHERE key = %(k)s"
-_PG_READ_PROCESSED = "SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s)"
-_PG_READ_LINK = ("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s), "
-                 "l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at "
-                 "FROM (SELECT 1) AS one LEFT JOIN links AS l ON l.entity = %(le)s AND l.zoho_id = %(lz)s")
+_ACTIVITY_ARRAYS = {"at": "timestamptz", "received_at": "timestamptz", "details": "json", "attempt": "integer",
+                    "duration_ms": "integer"}
+_PG_FINISH: dict[tuple[bool, bool, bool, bool, bool], str] = {}
 
 
-def _pg_finish_sql(link: bool, entries: int, processed: bool, echoes: int, created: bool) -> str:
+def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, created: bool) -> str:
     """The statement that ends a record's sync (parameters: pyformat), built once per shape."""
     shape = (link, entries, processed, echoes, created)
     sql = _PG_FINISH.get(shape)
@@ -414,15 +407,17 @@ def _pg_finish_sql(link: bool, entries: int, processed: bool, echoes: int, creat
                      "ON CONFLICT (entity, zoho_id) DO UPDATE SET zoho_module = excluded.zoho_module, "
                      "ameise_id = excluded.ameise_id, updated_at = excluded.updated_at)")
     if entries:
-        rows = ", ".join("(" + ", ".join(f"%(a{i}_{c})s::json" if c == "details" else f"%(a{i}_{c})s"
-                                         for c in _ACTIVITY_COLUMNS) + ")" for i in range(entries))
-        parts.append(f"a AS (INSERT INTO activity_log ({', '.join(_ACTIVITY_COLUMNS)}) VALUES {rows})")
+        columns = ", ".join(_ACTIVITY_COLUMNS)
+        arrays = ", ".join(f"%(a_{c})s::{_ACTIVITY_ARRAYS.get(c, 'text')}[]" for c in _ACTIVITY_COLUMNS)
+        parts.append(f"a AS (INSERT INTO activity_log ({columns}) SELECT {columns} FROM unnest({arrays}) "
+                     f"WITH ORDINALITY AS e({columns}, n) ORDER BY n)")
     if processed:
         parts.append("p AS (INSERT INTO processed_events (event_id, outcome, processed_at) "
                      "VALUES (%(p_event)s, %(p_outcome)s, %(now)s) ON CONFLICT (event_id) DO NOTHING)")
-    for i in range(echoes):
-        parts.append(f"e{i} AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
-                     f"VALUES (%(e{i}_entity)s, %(e{i}_key)s, %(e{i}_data)s::json, %(now)s) "
+    if echoes:
+        parts.append("e AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
+                     "SELECT entity, key, data, %(now)s FROM unnest(%(e_entity)s::text[], %(e_key)s::text[], "
+                     "%(e_data)s::json[]) AS m(entity, key, data) "
                      "ON CONFLICT (entity, key) DO UPDATE SET data = excluded.data, written_at = excluded.written_at)")
     release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
                "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
@@ -430,6 +425,19 @@ def _pg_finish_sql(link: bool, entries: int, processed: bool, echoes: int, creat
                + " WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
     sql = _PG_FINISH[shape] = (f"WITH {', '.join(parts)} " if parts else "") + release
     return sql
+
+
+# The lease (insert the record's row, or take a free / expired / own lease of it), then what the sync reads
+# with it: whether the event was handled before and the record's link, in one statement after the write.
+_PG_TAKE = ("INSERT INTO record_syncs (key, locked_by, locked_until) VALUES (%(k)s, %(o)s, %(u)s) "
+            "ON CONFLICT (key) DO UPDATE SET locked_by = excluded.locked_by, locked_until = excluded.locked_until "
+            "WHERE record_syncs.locked_by IS NULL OR record_syncs.locked_until < %(n)s "
+            "OR record_syncs.locked_by = excluded.locked_by RETURNING synced_from, creating_since")
+_PG_NOTE_CREATE = "UPDATE record_syncs SET creating_since = %(since)s WHERE key = %(k)s"
+_PG_READ_PROCESSED = "SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s)"
+_PG_READ_LINK = ("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s), "
+                 "l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at "
+                 "FROM (SELECT 1) AS one LEFT JOIN links AS l ON l.entity = %(le)s AND l.zoho_id = %(lz)s")
 
 
 def _hot_statements(dialect: str) -> _HotStatements | None:
@@ -707,17 +715,19 @@ class SqlStore:
             params.update(l_entity=link.entity, l_module=link.zoho_module, l_zoho=link.zoho_id,
                           l_ameise=link.ameise_id)
         dumps = self._json
-        for i, entry in enumerate(entries):
-            values = _activity_values(entry, copied=False)
-            values["details"] = dumps(values["details"])
-            if values["received_at"] is not None:
-                values["received_at"] = _as_utc(values["received_at"])
-            params.update({f"a{i}_{column}": values[column] for column in _ACTIVITY_COLUMNS})
+        if entries:
+            rows = [_activity_values(entry, copied=False) for entry in entries]
+            for row in rows:
+                row["details"] = dumps(row["details"])
+                if row["received_at"] is not None:
+                    row["received_at"] = _as_utc(row["received_at"])
+            params.update({f"a_{column}": [row[column] for row in rows] for column in _ACTIVITY_COLUMNS})
         if processed is not None:
             params.update(p_event=processed[0], p_outcome=processed[1])
-        for i, (entity, echo_key, data) in enumerate(echoes):
-            params.update({f"e{i}_entity": entity, f"e{i}_key": echo_key, f"e{i}_data": dumps(dict(data))})
-        sql = _pg_finish_sql(link is not None, len(entries), processed is not None, len(echoes), created)
+        if echoes:
+            params.update(e_entity=[mark[0] for mark in echoes], e_key=[mark[1] for mark in echoes],
+                          e_data=[dumps(dict(mark[2])) for mark in echoes])
+        sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created)
         with self.engine.begin() as conn:
             released = conn.exec_driver_sql(sql, params).rowcount
             if created and not released:
