@@ -6,6 +6,7 @@ because the test database is shared by the whole session.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -17,12 +18,12 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Text, cast, func, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
-from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
+from syncbridge.adapters.db.sql import ACTIVITY, LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
 from syncbridge.ports import (
     AMEISE_TO_CRM,
@@ -302,6 +303,10 @@ def test_finish_record_writes_attempts_and_echo_marks_as_the_single_writes_do(sq
     assert replace(created, id=None, event_id="ev0") == replace(alone, id=None)
     assert created.details == attempt.details and written_back.details == {}
     assert created.received_at == received and _aware_utc(created.received_at) and created.at == T0
+    with store.engine.connect() as conn:        # the JSON as stored: the same text either way
+        stored = dict(conn.execute(select(ACTIVITY.c.event_id, cast(ACTIVITY.c.details, Text))
+                                   .where(ACTIVITY.c.action == "created")).all())
+    assert stored["ev1"] == stored["ev0"] == json.dumps(attempt.details)
     assert echoes.echo("customer", "A1") == {"Nachname": "Müller", "PLZ": "51147"}
     assert echoes.echo("contract", "V1") == {"Sparte": "020"}                     # the newer mark replaces the old
     assert not store.create_under_way(KEY) and store.was_processed("ev1")

@@ -384,13 +384,13 @@ _HOT: dict[str, _HotStatements] = {}
 # release the main statement), sent as it is, without SQLAlchemy's compiling and type processing per statement.
 # The tables touched are different ones, so the parts cannot see or undo each other; a link whose number
 # another record holds fails the whole statement, as it fails the transaction on the portable path.  The log
-# entries and echo marks go as one array per column (unnest, in their order): a statement of few parameters,
-# whose parsing the driver keeps.
+# entries and echo marks go as one JSON array each, read into rows of their tables in their order
+# (json_populate_recordset): a statement of few parameters, whose parsing the driver keeps, and one text
+# parameter to send instead of a list per column.  Their JSON columns (details, data) keep the text json.dumps
+# gives them, as when they are written one by one.
 _PG_DRIVERS = ("psycopg", "psycopg2")
 _ACTIVITY_COLUMNS = ("at", "direction", "action", "result", "entity", "zoho_module", "zoho_id", "ameise_id",
                      "event_id", "error", "details", *ATTEMPT_COLUMNS)
-_ACTIVITY_ARRAYS = {"at": "timestamptz", "received_at": "timestamptz", "details": "json", "attempt": "integer",
-                    "duration_ms": "integer"}
 _PG_FINISH: dict[tuple[bool, bool, bool, bool, bool], str] = {}
 
 
@@ -408,16 +408,15 @@ def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, cre
                      "ameise_id = excluded.ameise_id, updated_at = excluded.updated_at)")
     if entries:
         columns = ", ".join(_ACTIVITY_COLUMNS)
-        arrays = ", ".join(f"%(a_{c})s::{_ACTIVITY_ARRAYS.get(c, 'text')}[]" for c in _ACTIVITY_COLUMNS)
-        parts.append(f"a AS (INSERT INTO activity_log ({columns}) SELECT {columns} FROM unnest({arrays}) "
-                     f"WITH ORDINALITY AS e({columns}, n) ORDER BY n)")
+        parts.append(f"a AS (INSERT INTO activity_log ({columns}) SELECT {columns} "
+                     "FROM json_populate_recordset(NULL::activity_log, %(a)s::json) WITH ORDINALITY AS e ORDER BY "
+                     "e.ordinality)")
     if processed:
         parts.append("p AS (INSERT INTO processed_events (event_id, outcome, processed_at) "
                      "VALUES (%(p_event)s, %(p_outcome)s, %(now)s) ON CONFLICT (event_id) DO NOTHING)")
     if echoes:
         parts.append("e AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
-                     "SELECT entity, key, data, %(now)s FROM unnest(%(e_entity)s::text[], %(e_key)s::text[], "
-                     "%(e_data)s::json[]) AS m(entity, key, data) "
+                     "SELECT entity, key, data, %(now)s FROM json_populate_recordset(NULL::dailyup_echoes, %(e)s::json) "
                      "ON CONFLICT (entity, key) DO UPDATE SET data = excluded.data, written_at = excluded.written_at)")
     release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
                "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
@@ -718,15 +717,15 @@ class SqlStore:
         if entries:
             rows = [_activity_values(entry, copied=False) for entry in entries]
             for row in rows:
-                row["details"] = dumps(row["details"])
-                if row["received_at"] is not None:
-                    row["received_at"] = _as_utc(row["received_at"])
-            params.update({f"a_{column}": [row[column] for row in rows] for column in _ACTIVITY_COLUMNS})
+                for stamp in ("at", "received_at"):
+                    if row[stamp] is not None:
+                        row[stamp] = _as_utc(row[stamp]).isoformat()
+            params["a"] = dumps(rows)
         if processed is not None:
             params.update(p_event=processed[0], p_outcome=processed[1])
         if echoes:
-            params.update(e_entity=[mark[0] for mark in echoes], e_key=[mark[1] for mark in echoes],
-                          e_data=[dumps(dict(mark[2])) for mark in echoes])
+            params["e"] = dumps([{"entity": entity, "key": echo_key, "data": dict(data)}
+                                 for entity, echo_key, data in echoes])
         sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created)
         with self.engine.begin() as conn:
             released = conn.exec_driver_sql(sql, params).rowcount
