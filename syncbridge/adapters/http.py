@@ -24,6 +24,7 @@ from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
+    DecodeError,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
@@ -251,7 +252,19 @@ class LimitedSession(requests.Session):
             else:
                 response._next = next(self.resolve_redirects(  # type: ignore[assignment]  # a request, as requests has it
                     response, prepared, yield_requests=True, timeout=timeout, **settings), None)
-        response.content    # noqa: B018 - read the whole answer (and give the connection back), as requests does
+        if response._content is False:      # not read while following redirects: read it whole, as requests does
+            try:
+                content = response.raw.read(decode_content=True)
+            except ProtocolError as exc:
+                raise requests.exceptions.ChunkedEncodingError(exc) from exc
+            except DecodeError as exc:
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            except ReadTimeoutError as exc:
+                raise requests.ConnectionError(exc) from exc
+            except urllib3_exceptions.SSLError as exc:
+                raise requests.exceptions.SSLError(exc) from exc
+            response._content = content or b""
+            response._content_consumed = True
         return response
 
     def _limited(self, call: Callable[..., requests.Response], *args: Any, **kwargs: Any) -> requests.Response:

@@ -1,6 +1,7 @@
 """The worker's HTTP session: each call prepared on its own, with the session's headers, no cookies, no ~/.netrc."""
 from __future__ import annotations
 
+import gzip
 import json
 from http.cookiejar import DefaultCookiePolicy
 
@@ -115,6 +116,12 @@ def recorder():
             return Response("", status=302, headers={"Location": "/landed"})(environ, start_response)
         if request.path == "/slow":
             release.wait(5)
+        if request.path == "/gzip":
+            return Response(gzip.compress(json.dumps({"path": request.path}).encode()), content_type="application/json",
+                            headers={"Content-Encoding": "gzip", "Retry-After": "7"})(environ, start_response)
+        if request.path == "/chunked":     # no length: sent in chunks, read to the end
+            return Response((part for part in ('{"path": ', '"/chunked"', "}")), content_type="application/json",
+                            headers={"Retry-After": "7"})(environ, start_response)
         answer = Response(json.dumps({"path": request.path}), content_type="application/json",
                           headers={"Retry-After": "7"})
         answer.set_cookie("balancer", "node-7")
@@ -133,6 +140,8 @@ CALLS = [
     ("DELETE", "/crm/v7/Contacts", {"params": {"ids": "1,2", "wf_trigger": "false"}}),
     ("GET", "/search", {"params": {"q": "Erika Muster", "size": 1}}),
     ("POST", "/oauth/token", {"data": {"grant_type": "refresh_token"}}),
+    ("GET", "/gzip", {}),
+    ("GET", "/chunked", {}),
 ]
 
 
