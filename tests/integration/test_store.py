@@ -760,3 +760,22 @@ def test_the_migration_takes_the_key_from_the_environment(tmp_path, monkeypatch)
 
     assert SqlStore(engine, token_cipher=TokenCipher(KEY_B)).tokens.load("zoho") == OAuthToken("a", "r", 1.0)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_busy_postgresql_engine_keeps_its_connections_instead_of_opening_more(migrated_postgres_url):
+    from sqlalchemy import event
+
+    from syncbridge.adapters.db.sql import POOL_SIZE
+
+    engine = make_engine(migrated_postgres_url)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    store = SqlStore(engine)
+    try:
+        # Three times as many threads as connections, each running transactions back to back.
+        _together(3 * POOL_SIZE, lambda i: [store.mark_processed(f"busy-{i}-{n}", "created") for n in range(20)])
+        assert all(store.was_processed(f"busy-{i}-19") for i in range(3 * POOL_SIZE))
+        assert len(opened) <= POOL_SIZE and engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()

@@ -69,6 +69,13 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
 # Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
+# Connections a process keeps to a server database, and no more: a thread that finds them all in use waits
+# for one (up to POOL_TIMEOUT_S, then it is an outage like a refused connection).  Connections opened beyond
+# the kept ones and closed again when handed back (SQLAlchemy's overflow) cost the client and the server a
+# new session each time: a busy worker of 32 threads opened one per two or three records that way.
+POOL_SIZE = 10
+POOL_TIMEOUT_S = 30.0
+
 # A pooled connection unused for this many seconds is tested before it is handed out.
 PING_AFTER_IDLE_S = 5.0
 
@@ -86,7 +93,8 @@ def make_engine(url: str | URL) -> Engine:
         # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
         connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
             else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        engine = create_engine(url, connect_args=connect_args)
+        engine = create_engine(url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=0,
+                               pool_timeout=POOL_TIMEOUT_S)
         _ping_when_idle(engine)
         return engine
 
