@@ -126,40 +126,35 @@ class LimitedSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, params: Any = None, data: Any = None,  # type: ignore[override]
                 headers: Any = None, timeout: Any = None, allow_redirects: bool = True, json: Any = None,
                 **rest: Any) -> requests.Response:
-        if rest or data is not None or self.auth is not None or self.params or self.hooks["response"] \
-                or self.cookies._cookies or len(self.adapters) != 2:    # type: ignore[attr-defined]
-            # cookies, files, auth, proxies, hooks, stream, verify, cert, a form: requests' own way
+        if rest:        # cookies, files, auth, proxies, hooks, stream, verify, cert: requests' own way
             return self._limited(super().request, method, url, params=params, data=data, headers=headers,
                                  timeout=timeout, allow_redirects=allow_redirects, json=json, **rest)
-        prepared = requests.PreparedRequest()
-        prepared.method = str(method.decode() if isinstance(method, bytes) else method).upper()
+        method = str(method.decode() if isinstance(method, bytes) else method).upper()
         merged = CaseInsensitiveDict(self.headers)
         if headers:
             merged.update(headers)
             for name in [name for name, value in merged.items() if value is None]:
                 del merged[name]        # as requests does: None takes a session header away
+        plain = _PLAIN_URL.fullmatch(url) if isinstance(url, str) and "/." not in url and data is None \
+            and not params and self.auth is None and not self.params and not self.hooks["response"] \
+            and not self.cookies._cookies and len(self.adapters) == 2 else None    # type: ignore[attr-defined]
+        host = None if plain is None else self._hosts.get((plain[1], plain[2])) or self._host(plain)
+        if host is None or plain is None:
+            # Prepared on its own (no cookies, no ~/.netrc) and sent through requests.
+            prepared = requests.Request(method=method, url=url, headers=merged, params=params, data=data,
+                                        json=json).prepare()
+            return self._limited(self.send, prepared, timeout=timeout, allow_redirects=allow_redirects,
+                                 **self._settings_for(prepared.url or ""))
+        # As Request.prepare prepares it: the URL is one it leaves as it is, there are no cookies and no auth.
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = plain[0]
         prepared.prepare_headers(merged)
-        plain = _PLAIN_URL.fullmatch(url) if isinstance(url, str) and not params and "/." not in url else None
-        if plain is None:
-            prepared.prepare_url(url, params)
-            prepared.prepare_auth(None, prepared.url or "")
-            host = None
-        else:
-            prepared.url = plain[0]
-            host = self._hosts.get((plain[1], plain[2]))
         if json is None:
             prepared.prepare_content_length(None)
         else:
             prepared.prepare_body(None, None, json)
-        if host is None:
-            host = self._host(prepared.url or "", plain)
-        if host is None:
-            return self._limited(self.send, prepared, timeout=timeout, allow_redirects=allow_redirects,
-                                 **self._settings_for(prepared.url or ""))
-        if host.full_url:
-            target = prepared.url
-        else:
-            target = plain[3] + (plain[4] or "") if plain is not None else prepared.path_url
+        target = prepared.url if host.full_url else plain[3] + (plain[4] or "")
         return self._limited(self._send_plain, host, prepared, target, timeout, allow_redirects)
 
     def _settings_for(self, url: str) -> dict[str, Any]:
@@ -171,10 +166,9 @@ class LimitedSession(requests.Session):
                 self.merge_environment_settings(url, {}, None, None, None)  # type: ignore[no-untyped-call]
         return settings
 
-    def _host(self, url: str, plain: Any) -> _Host | None:
+    def _host(self, plain: re.Match[str]) -> _Host | None:
         """What plain calls to the URL's host share (looked up on its first plain call); None: send through requests."""
-        if plain is None:
-            return None
+        url = plain[0]
         settings = self._settings_for(url)
         adapter = self.get_adapter(url)
         if adapter is not self._adapter or settings["stream"] or len(self.adapters) != 2:
@@ -194,6 +188,7 @@ class LimitedSession(requests.Session):
         pool = host.pool
         if pool.pool is None:       # closed: the pool manager let it go (more hosts than it keeps)
             del self._hosts[next(key for key, value in self._hosts.items() if value is host)]
+            prepared._cookies = RequestsCookieJar()     # as a prepared request has them
             return self.send(prepared, timeout=timeout, allow_redirects=allow_redirects, **host.settings)
         try:
             resolved = self._timeouts.get(timeout)
