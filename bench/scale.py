@@ -12,7 +12,8 @@ the median of the rounds.  CPU per record: user+system seconds of the worker
 processes (and of each simulator) during the round / N; the same of the whole
 PostgreSQL server (its processes, and the backends that ended meanwhile) and of
 RabbitMQ (beam.smp), which are shared with other work on the machine: their figures
-include whatever else ran.
+include whatever else ran; and how many sessions PostgreSQL opened on the run's
+database during the round (a pool that opens and closes connections shows there).
 
     python bench/scale.py                   # 2000 records, 3 rounds (several minutes)
     python bench/scale.py --quick           # 60 records, 1 round (under a minute)
