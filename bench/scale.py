@@ -12,7 +12,8 @@ the median of the rounds.  CPU per record: user+system seconds of the worker
 processes (and of each simulator) during the round / N; the same of the whole
 PostgreSQL server (its processes, and the backends that ended meanwhile) and of
 RabbitMQ (beam.smp), which are shared with other work on the machine: their figures
-include whatever else ran.
+include whatever else ran; and how many sessions PostgreSQL opened on the run's
+database during the round (a pool that opens and closes connections shows there).
 
     python bench/scale.py                   # 2000 records, 3 rounds (several minutes)
     python bench/scale.py --quick           # 60 records, 1 round (under a minute)
@@ -69,8 +70,21 @@ def service_cpu_seconds() -> dict[str, float]:
     return totals
 
 
+def pg_sessions(database: str) -> int:
+    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(crm_stack.POSTGRES_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
+                                    {"name": database}).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
 def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, workers: int, delay: float,
-              records: int, broker_url: str, namespace: str) -> dict:
+              records: int, broker_url: str, namespace: str, database: str) -> dict:
     from contracts.events import CrmRecordChangedSchema
     from producers.publisher import Publisher
     from producers.topology import build_topology
@@ -95,6 +109,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         sims_before = [cpu_seconds(p.pid) for p in sims.processes]
         services_before = service_cpu_seconds()
+        sessions_before = pg_sessions(database)
         started = time.time()
         publisher.publish_many(publisher.topology.events, messages)
         publisher.close()
@@ -110,6 +125,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
         sims_cpu = [cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
         services_cpu = {name: cpu - services_before[name] for name, cpu in service_cpu_seconds().items()}
+        sessions = pg_sessions(database) - sessions_before
         # Let a racing second delivery finish before duplicates are counted.
         time.sleep(0.5)
         written = sims.written()
@@ -126,11 +142,14 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         "ameise_cpu_ms": 1000 * sims_cpu[1] / records,
         "postgres_cpu_ms": 1000 * services_cpu["postgres"] / records,
         "rabbitmq_cpu_ms": 1000 * services_cpu["rabbitmq"] / records,
+        "pg_sessions": sessions,
     }
 
 
 def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: str | None = None,
         concurrency: str | None = None) -> dict:
+    from sqlalchemy.engine import make_url
+
     work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-scale-"))
     namespace = f"bench-scale-{uuid.uuid4().hex[:8]}"
     sims = crm_stack.Simulators(work)
@@ -145,14 +164,15 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
             for round_number in range(rounds):
                 for name, workers, delay in configs:
                     figures = one_round(sims, env, work, f"{name}r{round_number}", workers, delay, records,
-                                        broker_url, namespace)
+                                        broker_url, namespace, make_url(database_url).database or "")
                     results[name].append(figures)
                     print(f"round {round_number + 1} {name}: {figures['rate']:.1f} records/s, "
                           f"lost {figures['lost']}, duplicates {figures['duplicates']}, "
                           f"CPU ms/record: workers {figures['cpu_ms']:.2f}, Zoho simulator {figures['zoho_cpu_ms']:.2f}, "
                           f"Ameise simulator {figures['ameise_cpu_ms']:.2f}, "
                           f"PostgreSQL {figures['postgres_cpu_ms']:.2f}, RabbitMQ {figures['rabbitmq_cpu_ms']:.2f} "
-                          f"(both shared), load average {os.getloadavg()[0]:.1f}", flush=True)
+                          f"(both shared), PostgreSQL sessions opened {figures['pg_sessions']}, "
+                          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         sims.stop()
         crm_stack.delete_queues(broker_url, namespace)

@@ -1,10 +1,10 @@
 """Database transactions the CRM -> Ameise handler runs per record: a create and an update, on SQLite.
 
 Counts every transaction the store's engine begins (a SQLAlchemy ``begin`` listener) while
-one CRM record is synced through the in-memory Zoho and Ameise fakes.  Not counted: the
-DailyUp echo mark (another store, one transaction per create or update), and what the
-worker adds around the handler — its delivery's log entry now goes into the handler's last
-transaction, and the Zoho credits are written once a second, not per call.
+one CRM record is synced through the in-memory Zoho and Ameise fakes, wired as the worker is:
+the DailyUp echo mark is noted by the store and written in the handler's last transaction.  Not
+counted: what the worker adds around the handler — its delivery's log entry goes into the
+handler's last transaction too, and the Zoho credits are written once a second, not per call.
 
     python bench/txn_count.py [--quick]     # a second either way; --quick prints the same keys
 
@@ -46,7 +46,7 @@ def main() -> None:
         ids = seed_zoho(zoho.state)
         seed_ameise(ameise.state)
         deps = SyncDependencies(crm=zoho, ameise=ameise, store=store, mapping=load_mapping(),
-                                module_entities=MODULES, default_vermittler="A1B2C3")
+                                module_entities=MODULES, default_vermittler="A1B2C3", echoes=store)
         begun = [0]
 
         @event.listens_for(store.engine, "begin")

@@ -7,6 +7,11 @@ thread (:meth:`InFlight.flush`), always after the handler has finished with it.
 Messages of one record (one key) run one after another in the order they came,
 never at once: the per-record order within a process; across processes the
 record's lease (:func:`syncbridge.handlers.crm_to_ameise.record_lock`) keeps it.
+
+Acks that a flush finds queued for every message of a channel from its oldest
+unsettled delivery on go as ONE cumulative ack (``multiple``) of the newest of
+them: never past a delivery that is still running, waiting, or not acked.  The
+others are acked one by one, as they come.
 """
 from __future__ import annotations
 
@@ -58,8 +63,15 @@ class InFlight:
         self._holding = False         # stop starting new work (a stop or a lost connection)
         self._hold = hold
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        # Per channel, the deliveries wrapped and not settled yet, by delivery tag in the order they came
+        # (the consumer's thread alone reads and writes it: wrap, flush, finish).
+        self._unsettled: dict[Any, dict[Any, Any]] = {}
 
     def wrap(self, message: Any) -> Deferred:
+        """The message as a handler sees it; on the consumer's thread, in the order the messages came."""
+        channel, tag = getattr(message, "channel", None), getattr(message, "delivery_tag", None)
+        if channel is not None and isinstance(tag, int):
+            self._unsettled.setdefault(channel, {})[tag] = message
         return Deferred(message, self.outbox)
 
     def submit(self, key: Hashable, run: Callable[[], None]) -> None:
@@ -105,26 +117,60 @@ class InFlight:
 
     def flush(self, errors: tuple[type[BaseException], ...] = ()) -> int:
         """Carry out the queued acks / rejects on this (the consumer's) thread; return how many."""
+        acks: dict[Any, list[Any]] = {}        # channel -> messages to ack, in the order they were queued
         done = 0
         while True:
             try:
                 message, action = self.outbox.get_nowait()
             except queue.Empty:
-                return done
-            try:
-                if action == "ack":
-                    message.ack()
-                elif action == "requeue":
-                    message.requeue()
-                else:
-                    message.reject()
-            except errors as exc:
-                # The channel it came on is gone: the broker gives the message again, and the
-                # handler's idempotency (the processed events) makes the repeat a no-op.
-                log.warning("could not settle a message on a closed channel (%s); it will be delivered again", exc)
-            except Exception as exc:  # noqa: BLE001 - e.g. kombu's MessageStateError after a reconnect
-                log.warning("could not settle a message (%s: %s); it will be delivered again", type(exc).__name__, exc)
+                break
             done += 1
+            unsettled = self._unsettled.get(getattr(message, "channel", None))
+            if action == "ack" and unsettled is not None and getattr(message, "delivery_tag", None) in unsettled:
+                acks.setdefault(message.channel, []).append(message)
+                continue
+            if unsettled is not None:
+                unsettled.pop(getattr(message, "delivery_tag", None), None)
+            self._settle(message, action, errors)
+        for channel, messages in acks.items():
+            unsettled = self._unsettled[channel]
+            acked = {message.delivery_tag for message in messages}
+            # The oldest unsettled deliveries that are all acked now: one cumulative ack of the newest of them.
+            prefix = []
+            for tag in unsettled:
+                if tag not in acked:
+                    break
+                prefix.append(tag)
+            for tag in prefix:
+                del unsettled[tag]
+            if len(prefix) > 1:
+                newest = prefix[-1]
+                covered = set(prefix)
+                self._settle(next(m for m in messages if m.delivery_tag == newest), "ack", errors, multiple=True)
+                messages = [m for m in messages if m.delivery_tag not in covered]
+            for message in messages:
+                unsettled.pop(message.delivery_tag, None)
+                self._settle(message, "ack", errors)
+        return done
+
+    @staticmethod
+    def _settle(message: Any, action: str, errors: tuple[type[BaseException], ...], *, multiple: bool = False) -> None:
+        try:
+            if action == "ack":
+                if multiple:
+                    message.ack(multiple=True)
+                else:
+                    message.ack()
+            elif action == "requeue":
+                message.requeue()
+            else:
+                message.reject()
+        except errors as exc:
+            # The channel it came on is gone: the broker gives the message again, and the
+            # handler's idempotency (the processed events) makes the repeat a no-op.
+            log.warning("could not settle a message on a closed channel (%s); it will be delivered again", exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. kombu's MessageStateError after a reconnect
+            log.warning("could not settle a message (%s: %s); it will be delivered again", type(exc).__name__, exc)
 
     def finish(self, flush_errors: tuple[type[BaseException], ...] = (), *, hold: bool = True) -> None:
         """Wait for what is running (what waits is not started when ``hold``), then settle it all."""
@@ -133,6 +179,8 @@ class InFlight:
             while self._running if hold else self._pending:
                 self._idle.wait(0.1)
         self.flush(flush_errors)
+        # What is left unsettled was not started: it goes back to the queue with its channel, never acked here.
+        self._unsettled.clear()
 
     def resume(self) -> None:
         with self._lock:

@@ -158,7 +158,9 @@ class Services:
             kundennummer_field=s.zoho_field_kundennummer,
             vertragsnummer_field=s.zoho_field_vertragsnummer,
             default_vermittler=s.ameise_vermittler,
-            echoes=self.dailyup,
+            # On the service's database the store writes the echo marks (the DailyUp store's table) with the
+            # record's outcome, in its transaction.
+            echoes=self.store if self.dailyup is not None else None,
             coalesce_margin=s.coalesce_margin,
             lock_ttl=s.record_lease,
             lock_wait=min(30.0, s.record_lease),

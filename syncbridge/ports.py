@@ -354,11 +354,14 @@ class Store(Protocol):
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False, link: Link | None = None) -> None:
+                      created: bool = False, link: Link | None = None,
+                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = ()) -> None:
         """End one record's sync in ONE transaction: save ``link`` (as :meth:`save_link`), append
         ``entries`` to the activity log, mark ``processed`` (event id, outcome; the first outcome
         stays), clear the create note when ``created`` (the record is linked), and give the lock
-        back (as :meth:`unlock_record`).
+        back (as :meth:`unlock_record`).  ``echoes``: (entity, key, data) echo marks, written as
+        :meth:`EchoMarks.remember_echo` writes them — given only to a store that is the sync's
+        ``EchoMarks`` as well.
 
         Should ``link``'s number belong to another record, the rest is still done (the create
         note kept) and LinkConflict raised."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from syncbridge.errors import (
@@ -82,9 +83,9 @@ class _AlreadyProcessed(Exception):
 class _RecordOutcome:
     """The store as one record's sync sees it: what ends the sync is kept and written at once.
 
-    Activity log entries, the processed mark, the cleared create note and the record's link
-    are written together with the release of its lock, in one transaction
-    (:meth:`Store.finish_record`), not one transaction each.  The link read with the lock
+    Activity log entries, the processed mark, the cleared create note, the record's link and,
+    when the store is the sync's echo marks too, the echo marks are written together with the
+    release of its lock, in one transaction (:meth:`Store.finish_record`), not one transaction each.  The link read with the lock
     answers the sync's lookups of it.  The note that a create is about to be sent goes to
     the store at once: should the process die after sending it, a retry finds the note and
     looks for what the create made (:func:`_interrupted_create`).
@@ -100,6 +101,7 @@ class _RecordOutcome:
         self._own = link if lease.link_read else None     # (entity, Zoho id) of the link read with the lock
         self._create_sent = False
         self.link: Link | None = None                     # saved with the release
+        self.echoes: list[tuple[str, str, dict[str, Any]]] = []    # written with the release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -108,6 +110,9 @@ class _RecordOutcome:
         stamped = replace(entry, at=entry.at or datetime.now(UTC))
         self.entries.append(stamped)
         return stamped
+
+    def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
+        self.echoes.append((entity, key, dict(data)))
 
     def mark_processed(self, event_id: str, outcome: str) -> None:
         if self.processed is None:
@@ -175,12 +180,20 @@ def record_lock(deps: SyncDependencies, key: str, *, event_id: str | None = None
     synced: list[datetime] = []
     started = deps.now()
     outcome = _RecordOutcome(deps.store, key, lease, link)
+    # Echo marks noted by the store itself (not another one) are written with the record's outcome.
+    echoes = cast(EchoMarks, outcome) if deps.echoes is not None and cast(object, deps.echoes) is deps.store \
+        else deps.echoes
     try:
-        yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome))
+        yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome), echoes=echoes)
     finally:
         try:
-            deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
-                                     processed=outcome.processed, created=outcome.created, link=outcome.link)
+            finish = partial(deps.store.finish_record, key, owner, synced_from=synced[0] if synced else None,
+                             entries=outcome.entries, processed=outcome.processed, created=outcome.created,
+                             link=outcome.link)
+            if outcome.echoes:
+                finish(echoes=outcome.echoes)
+            else:
+                finish()
         except LinkConflict as exc:
             field = deps.vertragsnummer_field if outcome.link and outcome.link.entity == CONTRACT \
                 else deps.kundennummer_field

@@ -28,6 +28,7 @@ from syncbridge.adapters.ameise import (
     AmeiseRejected,
     AmeiseUnavailable,
 )
+from syncbridge.adapters.http import LimitedSession
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
@@ -66,6 +67,14 @@ def contract_for(kunde: str, **changes: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True, params=["requests", "limited"])
+def http_session(request, monkeypatch):
+    """Each test twice: the clients on requests' own session, and on the worker's (which sends plain calls itself)."""
+    if request.param == "limited":
+        monkeypatch.setattr(requests, "Session", LimitedSession)
+    return request.param
+
+
 class _Swappable:
     """A WSGI app that passes requests to whichever app the current test put in place."""
 

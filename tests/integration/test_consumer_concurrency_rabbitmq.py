@@ -121,3 +121,40 @@ def test_two_workers_with_many_in_flight_create_each_record_once(rabbitmq_url, p
     assert ameise.state.creates["customers"] == len(record_ids)          # the lease: one create per record
     numbers = {zoho.state.get("Contacts", r)["Kundennummer"] for r in record_ids}
     assert len(numbers) == len(record_ids)
+
+
+def test_acks_finishing_out_of_order_leave_nothing_unacknowledged_and_none_before_its_handler(rabbitmq_url, publisher,
+                                                                                             topology):
+    first = threading.Event()
+    handled: list[str] = []
+    unsettled: list[int] = []
+
+    def handle(command):
+        if command.record_id == "4001":
+            assert first.wait(timeout=20)       # the oldest delivery finishes last
+        handled.append(command.record_id)
+        return SyncResult("updated", "customer", command.module, command.record_id, "5001234567")
+
+    record_ids = [str(4001 + n) for n in range(30)]
+    for record_id in record_ids:
+        publish(publisher, topology, record_id)
+    consumer = CrmToAmeiseConsumer(rabbitmq_connection(rabbitmq_url, heartbeat=30), topology, handle, publisher,
+                                   MemoryStore(), prefetch_count=10, concurrency=4)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(handled) == 29, what="every record but the oldest")
+        # Acked by now: the 29 after it, and no cumulative ack took the oldest along: it alone is unsettled.
+        wait_for(lambda: sum(map(len, list(consumer.inflight._unsettled.values()))) == 1, what="the others acked")
+        [deliveries] = consumer.inflight._unsettled.values()
+        unsettled = list(deliveries)
+        first.set()
+        wait_for(lambda: consumer.inflight.busy == 0, what="the oldest")
+    finally:
+        first.set()
+        consumer.should_stop = True
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert unsettled == [1] and sorted(handled) == record_ids        # the channel's first delivery
+    # The connection is closed: any delivery left unacknowledged would be back in the queue.
+    wait_for(lambda: in_queue(rabbitmq_url, topology) == 0, what="an empty queue")

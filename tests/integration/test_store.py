@@ -6,6 +6,7 @@ because the test database is shared by the whole session.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -17,12 +18,12 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Text, cast, func, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from simulators.fakes.store import MemoryStore
 from syncbridge.adapters.db.migrate import MIGRATIONS_DIR, alembic_config, current, is_up_to_date, upgrade
-from syncbridge.adapters.db.sql import LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
+from syncbridge.adapters.db.sql import ACTIVITY, LINKS, TOKENS, SqlStore, SqlTokenStore, make_engine
 from syncbridge.adapters.tokens import UNREADABLE_TOKEN, TokenCipher
 from syncbridge.ports import (
     AMEISE_TO_CRM,
@@ -275,6 +276,46 @@ def test_finish_record_of_a_failed_sync_keeps_the_create_note_and_frees_only_its
     [entry] = store.activities()
     assert (entry.action, entry.error) == ("written_back", "boom") and entry.at is not None
     assert store.lock_record(KEY, "b", ttl=30)
+
+
+def test_finish_record_writes_attempts_and_echo_marks_as_the_single_writes_do(sql_store):
+    from syncbridge.adapters.db.dailyup import SqlDailyUpStore
+
+    store, echoes = sql_store, SqlDailyUpStore(sql_store.engine)
+    received = datetime(2025, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    attempt = ActivityEntry(CRM_TO_AMEISE, "created", "ok", "customer", "Contacts", ZOHO_ID, "A1", "ev1",
+                            details={"message": {"Nachname": "Müller", "n": [1, 2.5, None, True]}}, at=T0,
+                            source="zoho-workflow", received_at=received, attempt=2, duration_ms=41,
+                            error_kind=None, error_code="X", error_field="Email")
+    assert store.lock_record(KEY, "a", ttl=30)
+    store.note_create(KEY, True)
+    store.log(replace(attempt, event_id="ev0"))
+    store.remember_echo("contract", "V1", {"Sparte": "010"})
+
+    store.finish_record(KEY, "a", entries=[attempt, replace(attempt, action="written_back", details={})],
+                        processed=("ev1", "created"), created=True,
+                        echoes=[("customer", "A1", {"Nachname": "Müller", "PLZ": "51147"}),
+                                ("contract", "V1", {"Sparte": "020"})])
+
+    # Every column as store.log writes it (the entry logged by itself, ev0, is the same but for its event).
+    written_back, created = store.activities(event_id="ev1")
+    [alone] = store.activities(event_id="ev0")
+    assert replace(created, id=None, event_id="ev0") == replace(alone, id=None)
+    assert created.details == attempt.details and written_back.details == {}
+    assert created.received_at == received and _aware_utc(created.received_at) and created.at == T0
+    with store.engine.connect() as conn:        # the JSON as stored: the same text either way
+        stored = dict(conn.execute(select(ACTIVITY.c.event_id, cast(ACTIVITY.c.details, Text))
+                                   .where(ACTIVITY.c.action == "created")).all())
+    assert stored["ev1"] == stored["ev0"] == json.dumps(attempt.details)
+    assert echoes.echo("customer", "A1") == {"Nachname": "Müller", "PLZ": "51147"}
+    assert echoes.echo("contract", "V1") == {"Sparte": "020"}                     # the newer mark replaces the old
+    assert not store.create_under_way(KEY) and store.was_processed("ev1")
+
+    # A created record whose lease another worker holds by now: its create note is cleared all the same.
+    assert store.lock_record(KEY, "b", ttl=30)
+    store.note_create(KEY, True)
+    store.finish_record(KEY, "a", created=True)
+    assert not store.create_under_way(KEY) and not store.lock_record(KEY, "c", ttl=30)
 
 
 # ---------------------------------------------------------------- processed events
@@ -719,3 +760,22 @@ def test_the_migration_takes_the_key_from_the_environment(tmp_path, monkeypatch)
 
     assert SqlStore(engine, token_cipher=TokenCipher(KEY_B)).tokens.load("zoho") == OAuthToken("a", "r", 1.0)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_busy_postgresql_engine_keeps_its_connections_instead_of_opening_more(migrated_postgres_url):
+    from sqlalchemy import event
+
+    from syncbridge.adapters.db.sql import POOL_SIZE
+
+    engine = make_engine(migrated_postgres_url)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    store = SqlStore(engine)
+    try:
+        # Three times as many threads as connections, each running transactions back to back.
+        _together(3 * POOL_SIZE, lambda i: [store.mark_processed(f"busy-{i}-{n}", "created") for n in range(20)])
+        assert all(store.was_processed(f"busy-{i}-19") for i in range(3 * POOL_SIZE))
+        assert len(opened) <= POOL_SIZE and engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from simulators.zoho import (
     create_zoho_app,
     seed_demo,
 )
+from syncbridge.adapters.http import LimitedSession
 from syncbridge.adapters.tokens import MemoryTokenStore
 from syncbridge.adapters.zoho import (
     REFRESHES_PER_CALL,
@@ -67,6 +68,14 @@ class SwappableApp:
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
+
+
+@pytest.fixture(autouse=True, params=["requests", "limited"])
+def http_session(request, monkeypatch):
+    """Each test twice: the clients on requests' own session, and on the worker's (which sends plain calls itself)."""
+    if request.param == "limited":
+        monkeypatch.setattr(requests, "Session", LimitedSession)
+    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,41 @@ def test_a_message_is_acked_on_the_consumers_thread_only_after_its_handler_finis
     pool.shutdown()
 
 
+def test_acks_of_the_oldest_deliveries_go_as_one_cumulative_ack_never_past_one_not_acked():
+    pool = InFlight(8)
+    sent: list[tuple] = []
+    channel, other = object(), object()
+
+    class Message:
+        def __init__(self, tag, on=channel):
+            self.delivery_tag, self.channel = tag, on
+
+        def ack(self, multiple=False):
+            sent.append(("ack", self.delivery_tag, multiple))
+
+        def requeue(self):
+            sent.append(("requeue", self.delivery_tag, False))
+
+    wrapped = {tag: pool.wrap(Message(tag)) for tag in range(1, 8)}
+    elsewhere = pool.wrap(Message(1, other))
+    for tag in (2, 1, 3, 5):             # 4 still runs: 5 waits for it, 1-3 go as one
+        wrapped[tag].ack()
+    elsewhere.ack()
+    assert pool.flush() == 5
+    assert sent == [("ack", 3, True), ("ack", 5, False), ("ack", 1, False)]
+    sent.clear()
+    wrapped[6].requeue()                  # settled on its own, in the order it came
+    wrapped[4].ack()
+    wrapped[7].ack()
+    assert pool.flush() == 3
+    assert sent == [("requeue", 6, False), ("ack", 7, True)]      # 4 (5 and 6 settled already) through 7
+    sent.clear()
+    late = pool.wrap(Message(8))
+    late.ack()
+    assert pool.flush() == 1 and sent == [("ack", 8, False)]
+    pool.shutdown()
+
+
 def test_a_failing_handler_does_not_stop_the_records_behind_it():
     pool = InFlight(2)
     ran: list[int] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from sqlalchemy.pool import QueuePool
 
 from syncbridge.adapters.db.models import (
     ActivityRecord,
+    DailyUpEchoRecord,
     LinkRecord,
     OAuthTokenRecord,
     ProcessedEvent,
@@ -53,6 +55,7 @@ PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
 ACTIVITY: Table = ActivityRecord.__table__  # type: ignore[assignment]
 TOKENS: Table = OAuthTokenRecord.__table__  # type: ignore[assignment]
 RECORDS: Table = RecordSyncRecord.__table__  # type: ignore[assignment]
+ECHOES: Table = DailyUpEchoRecord.__table__  # type: ignore[assignment]
 
 # The columns of an attempt (ActivityEntry fields of the same names).
 ATTEMPT_COLUMNS = ("source", "received_at", "attempt", "duration_ms", "error_kind", "error_code", "error_field")
@@ -65,6 +68,13 @@ _CONFLICT_INSERTS: dict[str, Callable[[Table], Any]] = {
 
 # Seconds a PostgreSQL connection attempt may take (a host that drops packets would take minutes).
 POSTGRES_CONNECT_TIMEOUT_S = 10
+
+# Connections a process keeps to a server database, and no more: a thread that finds them all in use waits
+# for one (up to POOL_TIMEOUT_S, then it is an outage like a refused connection).  Connections opened beyond
+# the kept ones and closed again when handed back (SQLAlchemy's overflow) cost the client and the server a
+# new session each time: a busy worker of 32 threads opened one per two or three records that way.
+POOL_SIZE = 10
+POOL_TIMEOUT_S = 30.0
 
 # A pooled connection unused for this many seconds is tested before it is handed out.
 PING_AFTER_IDLE_S = 5.0
@@ -83,7 +93,8 @@ def make_engine(url: str | URL) -> Engine:
         # does not answer at all fails a connection after a bounded time (unless the URL says otherwise).
         connect_args = {} if "connect_timeout" in url.query or url.get_backend_name() != "postgresql" \
             else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        engine = create_engine(url, connect_args=connect_args)
+        engine = create_engine(url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=0,
+                               pool_timeout=POOL_TIMEOUT_S)
         _ping_when_idle(engine)
         return engine
 
@@ -201,6 +212,13 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    """A timestamp read by the driver, as UtcDateTime reads it: timezone-aware in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _to_link(row: Any) -> Link:
     return Link(
         entity=row.entity, zoho_module=row.zoho_module, zoho_id=row.zoho_id, ameise_id=row.ameise_id,
@@ -217,6 +235,11 @@ def _activity_values(entry: ActivityEntry, *, copied: bool = True) -> dict[str, 
         "details": copy.deepcopy(dict(entry.details)) if copied else entry.details,
         **{name: getattr(entry, name) for name in ATTEMPT_COLUMNS},
     }
+
+
+def _echo_values(entity: str, key: str, data: Mapping[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    """The row of an echo mark (as the DailyUp store writes it)."""
+    return {"entity": entity, "key": key, "data": dict(data), "written_at": at or utcnow()}
 
 
 def _to_entry(row: Any) -> ActivityEntry:
@@ -365,6 +388,64 @@ class _HotStatements:
 
 _HOT: dict[str, _HotStatements] = {}
 
+# PostgreSQL through psycopg: the end of a record's sync as ONE statement (its writes as data-modifying CTEs, the
+# release the main statement), sent as it is, without SQLAlchemy's compiling and type processing per statement.
+# The tables touched are different ones, so the parts cannot see or undo each other; a link whose number
+# another record holds fails the whole statement, as it fails the transaction on the portable path.  The log
+# entries and echo marks go as one JSON array each, read into rows of their tables in their order
+# (json_populate_recordset): a statement of few parameters, whose parsing the driver keeps, and one text
+# parameter to send instead of a list per column.  Their JSON columns (details, data) keep the text json.dumps
+# gives them, as when they are written one by one.
+_PG_DRIVERS = ("psycopg", "psycopg2")
+_ACTIVITY_COLUMNS = ("at", "direction", "action", "result", "entity", "zoho_module", "zoho_id", "ameise_id",
+                     "event_id", "error", "details", *ATTEMPT_COLUMNS)
+_PG_FINISH: dict[tuple[bool, bool, bool, bool, bool], str] = {}
+
+
+def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, created: bool) -> str:
+    """The statement that ends a record's sync (parameters: pyformat), built once per shape."""
+    shape = (link, entries, processed, echoes, created)
+    sql = _PG_FINISH.get(shape)
+    if sql is not None:
+        return sql
+    parts = []
+    if link:
+        parts.append("l AS (INSERT INTO links (entity, zoho_module, zoho_id, ameise_id, created_at, updated_at) "
+                     "VALUES (%(l_entity)s, %(l_module)s, %(l_zoho)s, %(l_ameise)s, %(now)s, %(now)s) "
+                     "ON CONFLICT (entity, zoho_id) DO UPDATE SET zoho_module = excluded.zoho_module, "
+                     "ameise_id = excluded.ameise_id, updated_at = excluded.updated_at)")
+    if entries:
+        columns = ", ".join(_ACTIVITY_COLUMNS)
+        parts.append(f"a AS (INSERT INTO activity_log ({columns}) SELECT {columns} "
+                     "FROM json_populate_recordset(NULL::activity_log, %(a)s::json) WITH ORDINALITY AS e ORDER BY "
+                     "e.ordinality)")
+    if processed:
+        parts.append("p AS (INSERT INTO processed_events (event_id, outcome, processed_at) "
+                     "VALUES (%(p_event)s, %(p_outcome)s, %(now)s) ON CONFLICT (event_id) DO NOTHING)")
+    if echoes:
+        parts.append("e AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
+                     "SELECT entity, key, data, %(now)s FROM json_populate_recordset(NULL::dailyup_echoes, %(e)s::json) "
+                     "ON CONFLICT (entity, key) DO UPDATE SET data = excluded.data, written_at = excluded.written_at)")
+    release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
+               "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
+               + (", creating_since = NULL" if created else "")
+               + " WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
+    sql = _PG_FINISH[shape] = (f"WITH {', '.join(parts)} " if parts else "") + release
+    return sql
+
+
+# The lease (insert the record's row, or take a free / expired / own lease of it), then what the sync reads
+# with it: whether the event was handled before and the record's link, in one statement after the write.
+_PG_TAKE = ("INSERT INTO record_syncs (key, locked_by, locked_until) VALUES (%(k)s, %(o)s, %(u)s) "
+            "ON CONFLICT (key) DO UPDATE SET locked_by = excluded.locked_by, locked_until = excluded.locked_until "
+            "WHERE record_syncs.locked_by IS NULL OR record_syncs.locked_until < %(n)s "
+            "OR record_syncs.locked_by = excluded.locked_by RETURNING synced_from, creating_since")
+_PG_NOTE_CREATE = "UPDATE record_syncs SET creating_since = %(since)s WHERE key = %(k)s"
+_PG_READ_PROCESSED = "SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s)"
+_PG_READ_LINK = ("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s), "
+                 "l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at "
+                 "FROM (SELECT 1) AS one LEFT JOIN links AS l ON l.entity = %(le)s AND l.zoho_id = %(lz)s")
+
 
 def _hot_statements(dialect: str) -> _HotStatements | None:
     conflict_insert = _CONFLICT_INSERTS.get(dialect)
@@ -385,6 +466,8 @@ class SqlStore:
         self.tokens = SqlTokenStore(engine, token_cipher)
         self.now = now
         self._hot = _hot_statements(engine.dialect.name)
+        self._pg_driver = engine.dialect.name == "postgresql" and engine.dialect.driver in _PG_DRIVERS
+        self._json = getattr(engine.dialect, "_json_serializer", None) or json.dumps
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -452,6 +535,8 @@ class SqlStore:
         """
         now = self.now()
         until = now + timedelta(seconds=ttl)
+        if self._pg_driver:
+            return self._take_pg(key, owner, _as_utc(now), _as_utc(until), event_id, link)
         hot = self._hot
         # The write comes first: on SQLite a transaction that reads first and then writes fails at once
         # (not after the busy timeout) when another process wrote meanwhile.
@@ -473,6 +558,30 @@ class SqlStore:
                 lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
         if lease.synced_from is _NEW_ROW:
             return self._insert_record(key, owner, until, lease)
+        return lease
+
+    def _take_pg(self, key: str, owner: str, now: datetime, until: datetime, event_id: str | None,
+                 link: tuple[str, str] | None) -> RecordLease | None:
+        """:meth:`take_record` on PostgreSQL: the lease, then the processed check and the link in one read."""
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            row = conn.exec_driver_sql(_PG_TAKE, {"k": key, "o": owner, "u": until, "n": now}).first()
+            if event_id is None and link is None:
+                read = None
+            elif link is None:
+                read = conn.exec_driver_sql(_PG_READ_PROCESSED, {"e": event_id}).first()
+            else:
+                read = conn.exec_driver_sql(_PG_READ_LINK, {"e": event_id, "le": link[0], "lz": link[1]}).first()
+            if read is not None and read[0]:
+                transaction.rollback()      # handled before: the lease is not taken
+                return RecordLease(processed=True)
+            if row is None:
+                return None
+            lease = RecordLease(synced_from=_utc_or_none(row[0]), creating=row[1] is not None)
+            if link is not None and read is not None:
+                found = None if read[1] is None else Link(
+                    entity=read[1], zoho_module=read[2], zoho_id=read[3], ameise_id=read[4],
+                    created_at=_utc_or_none(read[5]), updated_at=_utc_or_none(read[6]))
+                lease = replace(lease, link=found, link_read=True)
         return lease
 
     def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
@@ -512,7 +621,10 @@ class SqlStore:
     def note_create(self, key: str, creating: bool) -> None:
         with self.engine.begin() as conn:
             # The record's row exists: its lease is held while this is called.
-            conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
+            if self._pg_driver:
+                conn.exec_driver_sql(_PG_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
+            else:
+                conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
 
     def create_under_way(self, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -541,30 +653,45 @@ class SqlStore:
             new_id = conn.execute(insert(ACTIVITY).values(values)).inserted_primary_key[0]
         return replace(entry, id=new_id, at=values["at"], details=values["details"])
 
+    def remember_echo(self, entity: str, key: str, data: Mapping[str, Any]) -> None:
+        """Note the DailyUp columns just written to Ameise (the DailyUp store's echo marks, on this database).
+
+        A sync that has the store note its marks (``SyncDependencies.echoes``) has them written with
+        :meth:`finish_record`, in its transaction, not in one of their own.
+        """
+        with self.engine.begin() as conn:
+            _upsert(conn, ECHOES, _echo_values(entity, key, data), ["entity", "key"], ["data", "written_at"])
+
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False, link: Link | None = None) -> None:
-        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared, lock released.
+                      created: bool = False, link: Link | None = None,
+                      echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
+        """End one record's sync in one transaction: link, log entries, processed mark, create note cleared,
+        echo marks (as :meth:`remember_echo`), lock released.
 
         A link whose number another record holds fails the transaction; it is then done again
         without the link and with the create note kept, and LinkConflict raised.
         """
         if link is None:
-            self._finish(key, owner, synced_from, entries, processed, created, None)
+            self._finish(key, owner, synced_from, entries, processed, created, None, echoes)
             return
         try:
-            self._finish(key, owner, synced_from, entries, processed, created, link)
+            self._finish(key, owner, synced_from, entries, processed, created, link, echoes)
             return
         except IntegrityError as exc:
             conflict = exc
-        self._finish(key, owner, synced_from, entries, processed, False, None)
+        self._finish(key, owner, synced_from, entries, processed, False, None, echoes)
         holder = self.find_link(link.entity, ameise_id=link.ameise_id)
         raise LinkConflict(f"{link.entity} {link.ameise_id} is already linked to Zoho record "
                            f"{holder.zoho_id if holder else '(unknown)'}") from conflict
 
     def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
-                processed: tuple[str, str] | None, created: bool, link: Link | None) -> None:
+                processed: tuple[str, str] | None, created: bool, link: Link | None,
+                echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
         now = utcnow()
+        if self._pg_driver:
+            self._finish_pg(key, owner, synced_from, entries, processed, created, link, echoes, now)
+            return
         with self.engine.begin() as conn:
             if link is not None:
                 values = {"entity": link.entity, "zoho_module": link.zoho_module, "zoho_id": link.zoho_id,
@@ -576,11 +703,43 @@ class SqlStore:
             if processed is not None:
                 _insert_ignore(conn, PROCESSED, {"event_id": processed[0], "outcome": processed[1],
                                                  "processed_at": now}, ["event_id"])
+            for entity, echo_key, data in echoes:
+                _upsert(conn, ECHOES, _echo_values(entity, echo_key, data, now), ["entity", "key"],
+                        ["data", "written_at"])
             params = {"k": key, "o": owner, "s": synced_from}
             released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
             if created and not released:
                 # As note_create(key, False): the record is linked, whoever holds its lease now.
                 conn.execute(_CLEAR_CREATE_NOTE, {"k": key})
+
+    def _finish_pg(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
+                   processed: tuple[str, str] | None, created: bool, link: Link | None,
+                   echoes: Sequence[tuple[str, str, Mapping[str, Any]]], now: datetime) -> None:
+        """:meth:`_finish` on PostgreSQL: one statement (and a second when a created record's lease was lost)."""
+        params: dict[str, Any] = {"k": key, "o": owner, "now": now,
+                                  "s": None if synced_from is None else _as_utc(synced_from)}
+        if link is not None:
+            params.update(l_entity=link.entity, l_module=link.zoho_module, l_zoho=link.zoho_id,
+                          l_ameise=link.ameise_id)
+        dumps = self._json
+        if entries:
+            rows = [_activity_values(entry, copied=False) for entry in entries]
+            for row in rows:
+                for stamp in ("at", "received_at"):
+                    if row[stamp] is not None:
+                        row[stamp] = _as_utc(row[stamp]).isoformat()
+            params["a"] = dumps(rows)
+        if processed is not None:
+            params.update(p_event=processed[0], p_outcome=processed[1])
+        if echoes:
+            params["e"] = dumps([{"entity": entity, "key": echo_key, "data": dict(data)}
+                                 for entity, echo_key, data in echoes])
+        sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created)
+        with self.engine.begin() as conn:
+            released = conn.exec_driver_sql(sql, params).rowcount
+            if created and not released:
+                # As note_create(key, False): the record is linked, whoever holds its lease now.
+                conn.exec_driver_sql("UPDATE record_syncs SET creating_since = NULL WHERE key = %(k)s", {"k": key})
 
     def activities(
         self,
