@@ -453,6 +453,9 @@ class AmeiseState:
 
     def _init_data(self) -> None:
         self._customers: dict[str, dict[str, Any]] = {}
+        # The search's index of mail=: lower-cased e-mail address -> Kundennummern, and each customer's addresses.
+        self._mail_index: dict[str, set[str]] = {}
+        self._mails_of: dict[str, frozenset[str]] = {}
         self._contracts: dict[str, dict[str, Any]] = {}
         self._next_kundennummer = FIRST_KUNDENNUMMER
         self._next_vertragsnummer = FIRST_VERTRAGSNUMMER
@@ -729,8 +732,29 @@ class AmeiseState:
             record = self._build_customer(data, employee_id)
             number = self._new_kundennummer()
             self._customers[number] = self._stored(number, record)
+            self._index_mails(number)
             self._creates["customers"] += 1
             return {"Id": number, "Benutzername": self._customers[number]["Benutzername"]}
+
+    def _index_mails(self, kundennummer: str) -> None:
+        """Bring the search's e-mail index in step with one customer (stored, changed or removed)."""
+        customer = self._customers.get(kundennummer)
+        mails = frozenset() if customer is None else frozenset(
+            str(e.get("Value") or "").lower() for e in customer.get("Kontaktdaten") or [] if e.get("Typ") == "email")
+        before = self._mails_of.get(kundennummer, frozenset())
+        if mails == before:
+            return
+        for mail in before - mails:
+            holders = self._mail_index[mail]
+            holders.discard(kundennummer)
+            if not holders:
+                del self._mail_index[mail]
+        for mail in mails - before:
+            self._mail_index.setdefault(mail, set()).add(kundennummer)
+        if mails:
+            self._mails_of[kundennummer] = mails
+        else:
+            self._mails_of.pop(kundennummer, None)
 
     def _customer(self, kundennummer: str) -> dict[str, Any]:
         record = self._customers.get(kundennummer)
@@ -754,6 +778,7 @@ class AmeiseState:
                 raise ValidationFailed(errors)
             self._check_vermittler(changes, employee_id)
             self._customers[kundennummer] = merged
+            self._index_mails(kundennummer)
             self._touch(kundennummer)
             return json_copy(merged)
 
@@ -793,6 +818,7 @@ class AmeiseState:
                 raise ValidationFailed(errors)
             entry = self._new_contact(data)
             record.setdefault("Kontaktdaten", []).append(entry)
+            self._index_mails(kundennummer)
             self._touch(kundennummer)
             return {"Id": entry["Id"]}
 
@@ -808,6 +834,7 @@ class AmeiseState:
                     if errors:
                         raise ValidationFailed(errors)
                     entry.update(merged)
+                    self._index_mails(kundennummer)
                     self._touch(kundennummer)
                     return copy.deepcopy(entry)
             raise NotFound(f"{kundennummer}/kontaktdaten/{contact_id}")
@@ -872,7 +899,11 @@ class AmeiseState:
             return not ("q" in wanted and not any(wanted["q"] in text for text in _haystack(customer)))
 
         with self._lock:
-            hits = [search_hit(c) for _, c in sorted(self._customers.items()) if matches(c)]
+            if "mail" in wanted:   # by the index: the customers with that address, in Kundennummer order
+                candidates = [self._customers[nr] for nr in sorted(self._mail_index.get(wanted["mail"], ()))]
+            else:
+                candidates = [c for _, c in sorted(self._customers.items())]
+            hits = [search_hit(c) for c in candidates if matches(c)]
         end = None if size is None else offset + size
         return hits[offset:end]
 
@@ -947,6 +978,7 @@ class AmeiseState:
             if not re.fullmatch(r"\d{10}", number):
                 raise ValueError(f"a Kundennummer has 10 digits, not {number!r}")
             self._customers[number] = self._stored(number, record, data.get("Benutzername"), data.get("GeaendertAm"))
+            self._index_mails(number)
             return number
 
     def delete_customer(self, kundennummer: str) -> list[str]:
@@ -954,6 +986,7 @@ class AmeiseState:
         with self._lock:
             if self._customers.pop(kundennummer, None) is None:
                 raise NotFound(kundennummer)
+            self._index_mails(kundennummer)
             gone = [nr for nr, c in self._contracts.items() if c.get("Kunde") == kundennummer]
             for nr in gone:
                 del self._contracts[nr]
