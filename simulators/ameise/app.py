@@ -128,10 +128,15 @@ def _state() -> AmeiseState:
 
 
 def _refused_headers(environ: dict[str, Any]) -> list[str]:
-    """The custom request headers the web service refuses, named as ``request.headers`` names them."""
-    if not any(key.startswith(("HTTP_X_", "HTTP_x_")) for key in environ):
-        return []
-    return [name for name in request.headers.keys() if _custom_header_refused(name)]
+    """The custom request headers the web service refuses, named as ``request.headers`` names them.
+
+    The environ is looked at first (``HTTP_X_DIO_REQUEST_ID`` is the header ``X-Dio-Request-Id``); the
+    names are built only when one of them is refused.
+    """
+    for key in environ:
+        if key[:7].upper() == "HTTP_X_" and _custom_header_refused(key[5:].replace("_", "-")):
+            return [name for name in request.headers.keys() if _custom_header_refused(name)]
+    return []
 
 
 @blueprint.before_app_request
