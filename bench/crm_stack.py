@@ -40,45 +40,14 @@ SERVER_CONNECTIONS = 1000          # gevent only
 
 
 def _pywsgi_worker():
-    """gunicorn's gevent pywsgi worker, two things of its handler done with less CPU.
+    """gunicorn's gevent pywsgi worker whose handler skips the access-log record when there is no access log.
 
-    * The request's headers: gevent has them parsed by ``http.client.parse_headers``, which hands them to
-      the e-mail package's parser.  Lines that are all plainly ``Name: value`` are put into the same
-      message directly; anything else (continuation lines, a line without a colon, ...) still goes
-      through the e-mail parser, so the message is the same either way.
-    * The access-log record: gunicorn's handler builds it for every request (all the request's headers
-      decoded once more) and only then sees that nothing is logged; it is skipped without an access log.
+    gunicorn's handler builds the record for every request (all the request's headers decoded once more)
+    and only then sees that nothing is logged.
     """
-    import email.parser
-    import re
-    from http import client
-
-    from gevent.pywsgi import OldMessage  # type: ignore[attr-defined]
     from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-    # what the e-mail parser (policy compat32) makes of a header line: the name, the value without the
-    # blanks after the colon and without the line end
-    plain_line = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
-
-    def headers(fp, *_args):
-        try:
-            lines = client._read_headers(fp)  # type: ignore[attr-defined]
-        except client.LineTooLong:
-            message = OldMessage()
-            message.status = "Line too long"
-            return message
-        matches = [plain_line.fullmatch(line) for line in lines[:-1]]
-        if lines[-1] in (b"\r\n", b"\n") and all(matches):
-            message = OldMessage()
-            message._headers = [(m[1].decode("iso-8859-1"), m[2].decode("iso-8859-1")) for m in matches]
-            message.set_payload("")
-            return message
-        return email.parser.Parser(_class=OldMessage).parsestr(b"".join(lines).decode("iso-8859-1"))
-
     class Handler(PyWSGIHandler):
-        def MessageClass(self, *args):
-            return headers(*args)
-
         def log_request(self) -> None:
             if self.server.log.cfg.accesslog is not None:
                 super().log_request()
