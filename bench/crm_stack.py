@@ -28,10 +28,34 @@ BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 # ------------------------------------------------------------------ simulators as processes
-# How a simulator process serves: gunicorn's threaded worker, one process (the simulator's state lives
-# in it), keep-alive connections, no access log.  The development server of `simulators.server` starts a
-# thread for every connection and logs every request, which cost about as much CPU as the simulator's work.
-SERVER_THREADS = 32
+# How a simulator process serves: one gunicorn worker process (the simulator's state lives in it), gevent's
+# WSGI server in it (a greenlet per connection: concurrent calls, a --delay of every call waits side by
+# side), keep-alive connections, no access log.  The development server of `simulators.server` starts a
+# thread for every connection and logs every request, which cost about as much CPU as the simulator's work;
+# gunicorn's threaded worker (`--worker-class gthread`) hands every request from its poller thread to a
+# pool thread and back, which costs more CPU per request than the greenlets (bench/simulators.py).
+SERVER_WORKER_CLASS = "pywsgi"     # gevent's pywsgi without gunicorn's access-log record; or a gunicorn class
+SERVER_THREADS = 32                # gthread only
+SERVER_CONNECTIONS = 1000          # gevent only
+
+
+def _pywsgi_worker():
+    """gunicorn's gevent pywsgi worker whose handler skips the access-log record when there is no access log.
+
+    gunicorn's handler builds the record for every request (all the request's headers decoded once more)
+    and only then sees that nothing is logged.
+    """
+    from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+    class Handler(PyWSGIHandler):
+        def log_request(self) -> None:
+            if self.server.log.cfg.accesslog is not None:
+                super().log_request()
+
+    class Worker(GeventPyWSGIWorker):
+        wsgi_handler = Handler
+
+    return Worker
 
 
 def simulator_app(kind: str):
@@ -100,23 +124,25 @@ def simulator_app(kind: str):
     return app
 
 
-def serve(kind: str, port: int) -> None:
+def serve(kind: str, port: int, worker_class: str = SERVER_WORKER_CLASS) -> None:
     """Serve one simulator until SIGTERM."""
     from gunicorn.app.base import BaseApplication
-
-    app = simulator_app(kind)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
-                "bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread", "threads": SERVER_THREADS,
-                "keepalive": 75, "timeout": 0, "graceful_timeout": 5, "accesslog": None, "loglevel": "warning",
+                "bind": f"127.0.0.1:{port}", "workers": 1,
+                "worker_class": _pywsgi_worker() if worker_class == "pywsgi" else worker_class,
+                "threads": SERVER_THREADS, "worker_connections": SERVER_CONNECTIONS, "keepalive": 75, "timeout": 0,
+                "graceful_timeout": 5, "accesslog": None, "loglevel": "warning",
                 "when_ready": lambda server: print(f"serving {kind} on http://127.0.0.1:{port}", flush=True),
             }.items():
                 self.cfg.set(key, value)
 
         def load(self):
-            return app
+            # In the worker, after a gevent worker has patched the standard library: the simulator's locks,
+            # queues and threads are then gevent's.
+            return simulator_app(kind)
 
     Server().run()
 
@@ -330,5 +356,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="serve one simulator for the benchmarks")
     parser.add_argument("kind", choices=("zoho", "ameise"))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--worker-class", default=SERVER_WORKER_CLASS,
+                        help="pywsgi (the default, see SERVER_WORKER_CLASS) or a gunicorn worker class: gthread, gevent, ...")
     arguments = parser.parse_args()
-    serve(arguments.kind, arguments.port)
+    serve(arguments.kind, arguments.port, arguments.worker_class)

@@ -32,6 +32,7 @@ from simulators.ameise.state import (
     _AdminError,
     _msg,
 )
+from simulators.flask_app import SimulatorFlask
 from simulators.record_page import record_page
 
 
@@ -121,13 +122,31 @@ def portal_record() -> Response:
 
 
 # ------------------------------------------------------------ gates
+def _state() -> AmeiseState:
+    """The state of the app serving the request, looked up once (each use of ``state`` looks it up anew)."""
+    return current_app.config["AMEISE_STATE"]
+
+
+def _refused_headers(environ: dict[str, Any]) -> list[str]:
+    """The custom request headers the web service refuses, named as ``request.headers`` names them.
+
+    The environ is looked at first (``HTTP_X_DIO_REQUEST_ID`` is the header ``X-Dio-Request-Id``); the
+    names are built only when one of them is refused.
+    """
+    for key in environ:
+        if key[:7].upper() == "HTTP_X_" and _custom_header_refused(key[5:].replace("_", "-")):
+            return [name for name in request.headers.keys() if _custom_header_refused(name)]
+    return []
+
+
 @blueprint.before_app_request
 def _gate():
     path = request.path
     g.employee_id = None
     if path.startswith("/_sim"):
         return None
-    fault = state.take_fault(path)
+    current = _state()
+    fault = current.take_fault(path)
     if fault is not None:
         if fault.delay:
             # A slow server has the whole request before it takes its time: it still acts on it
@@ -142,12 +161,13 @@ def _gate():
             return response
     if not path.startswith(API_PREFIX + "/"):
         return None
-    refused = [name for name in request.headers.keys() if _custom_header_refused(name)]
+    environ = request.environ
+    refused = _refused_headers(environ)
     if refused:
         return _html(400, PAGE_FOREIGN_VERMITTLER, "Unzulässiger Header: " + ", ".join(refused))
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    grant = state.access_grant(token.strip()) if scheme.lower() == "bearer" else None
+    # what request.headers.get("Authorization", "") reads
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    grant = current.access_grant(token.strip()) if scheme.lower() == "bearer" else None
     if grant is None:
         return _html(401)
     ma = path[len(API_PREFIX) + 1:].partition("/")[0]
@@ -158,14 +178,15 @@ def _gate():
 
 @blueprint.after_app_request
 def _log(response: Response) -> Response:
-    if not request.path.startswith("/_sim"):
-        state.log_request(
+    path = request.path
+    if not path.startswith("/_sim"):
+        _state().log_request(
             {
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "query": request.query_string.decode("latin-1"),
                 "status": response.status_code,
-                "request_id": request.headers.get("X-Dio-Request-Id"),
+                "request_id": request.environ.get("HTTP_X_DIO_REQUEST_ID"),   # request.headers.get("X-Dio-Request-Id")
                 "employee_id": g.get("employee_id"),
                 "at": time.time(),
             }
@@ -292,7 +313,7 @@ base = API_PREFIX + "/<ma>"
 
 @blueprint.post(base + "/kunden")
 def kunden_create(ma):
-    return _json(state.create_customer(_api_json_body(), g.employee_id), 201)
+    return _json(_state().create_customer(_api_json_body(), g.employee_id), 201)
 
 def _page_args() -> tuple[int, int]:
     errors = []
@@ -354,7 +375,7 @@ def kunden_adressen(ma, nr):
 
 @blueprint.put(base + "/kunden/<nr>/adressen/<int:index>")
 def kunden_adresse_put(ma, nr, index):
-    return _json(state.put_address(nr, index, _api_json_body()))
+    return _json(_state().put_address(nr, index, _api_json_body()))
 
 
 @blueprint.get(base + "/kunden/<nr>/kontaktdaten")
@@ -550,7 +571,7 @@ def create_ameise_app(state: AmeiseState | None = None) -> Flask:
     "retry_after"}``), ``POST /_sim/config`` (``token_lifetime``,
     ``rotate_refresh_tokens``, ``consent_page``), ``POST /_sim/revoke`` (``{"refresh_token"}`` or all).
     """
-    app = Flask(__name__, static_folder=None)
+    app = SimulatorFlask(__name__, static_folder=None)
     app.config["AMEISE_STATE"] = state or AmeiseState()
     app.json.sort_keys = False  # keep fields in Ameise's order
     app.json.ensure_ascii = False

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from simulators.jsoncopy import json_copy
+
 API_PREFIX = "/service/bd/employee/1.0/rest"
 SCOPE_API = "ameise/mitarbeiterwebservice"
 OFFLINE_SCOPES = ("offline", "offline_access")
@@ -70,6 +72,14 @@ PAGE_TITLES = {
 }
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CODE = re.compile(r"\d{1,3}")
+_GERMAN_PLZ = re.compile(r"\d{5}")
+_SPARTE = re.compile(r"\d{3}")
+# The names each write takes, read-only ones included (they are ignored), looked up per field.
+_KNOWN_FIELDS: dict[tuple[str, ...], frozenset[str]] = {}
+_PERSON_FIELDS = frozenset(PERSON_FIELDS)
+_CONTACT_INPUT_FIELDS = frozenset((*KONTAKT_FIELDS, "Id"))
+_ADDRESS_INPUT_FIELDS = frozenset((*ADRESSE_FIELDS, "Typ"))
 
 
 # ---------------------------------------------------------------- domain errors
@@ -175,8 +185,20 @@ class Fault:
     retry_after: float | None
 
 
+# The last second _now_iso formatted and its text: the changes within one second share it.
+_last_now: tuple[int, str] = (0, "")
+
+
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    global _last_now
+    now = datetime.now(UTC)
+    second = int(now.timestamp())
+    last = _last_now
+    if last[0] == second:
+        return last[1]
+    text = now.isoformat(timespec="seconds")
+    _last_now = (second, text)
+    return text
 
 
 def _is_iso_date(value: Any) -> bool:
@@ -199,21 +221,24 @@ def _is_number(value: Any) -> bool:
 
 # ---------------------------------------------------------------- validation
 def _is_code(value: Any) -> bool:
-    return isinstance(value, str) and re.fullmatch(r"\d{1,3}", value) is not None
+    return isinstance(value, str) and _CODE.fullmatch(value) is not None
 
 
 def check_customer_fields(data: Any, allowed: Iterable[str]) -> None:
     """Raise UnknownField for a field (or nested field) the service does not take; ValidationFailed for no object."""
     if not isinstance(data, dict):
         raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
-    known = set(allowed) | set(CUSTOMER_READ_ONLY)
+    allowed = tuple(allowed)
+    known = _KNOWN_FIELDS.get(allowed)
+    if known is None:
+        known = _KNOWN_FIELDS[allowed] = frozenset(allowed) | frozenset(CUSTOMER_READ_ONLY)
     for name in data:
         if name not in known:
             raise UnknownField(name)
     person = data.get("Person")
     if isinstance(person, dict):
         for name in person:
-            if name not in PERSON_FIELDS:
+            if name not in _PERSON_FIELDS:
                 raise UnknownField(f"Person.{name}")
     if "Kontaktdaten" in data and data["Kontaktdaten"] is not None:
         if not isinstance(data["Kontaktdaten"], list):
@@ -226,7 +251,7 @@ def check_contact_fields(entry: Any) -> None:
     if not isinstance(entry, dict):
         raise ValidationFailed([_msg("Kontaktdaten", "Ein Kontaktdatum muss ein JSON-Objekt sein")])
     for name in entry:
-        if name not in (*KONTAKT_FIELDS, "Id"):
+        if name not in _CONTACT_INPUT_FIELDS:
             raise UnknownField(f"Kontaktdaten.{name}")
 
 
@@ -234,7 +259,7 @@ def check_address_fields(data: Any) -> None:
     if not isinstance(data, dict):
         raise ValidationFailed([_msg(None, "Der Inhalt muss ein JSON-Objekt sein")])
     for name in data:
-        if name not in (*ADRESSE_FIELDS, "Typ"):
+        if name not in _ADDRESS_INPUT_FIELDS:
             raise UnknownField(name)
 
 
@@ -292,7 +317,7 @@ def validate_address(address: dict[str, Any]) -> list[dict[str, str]]:
             errors.append(_msg(name, f"{name} muss ein Text sein"))
     land, plz = address.get("Land"), address.get("Postleitzahl")
     if (not isinstance(land, str) or not land.strip() or land.strip().lower() in GERMANY) and plz:
-        if not (isinstance(plz, str) and re.fullmatch(r"\d{5}", plz)):
+        if not (isinstance(plz, str) and _GERMAN_PLZ.fullmatch(plz)):
             errors.append(_msg("Postleitzahl", "Postleitzahl muss in Deutschland aus 5 Ziffern bestehen"))
     return errors
 
@@ -333,7 +358,7 @@ def validate_contract(record: dict[str, Any], customer_exists) -> list[dict[str,
     sparte = record.get("Sparte")
     if sparte in (None, ""):
         errors.append(_msg("Sparte", "Sparte ist ein Pflichtfeld"))
-    elif not (isinstance(sparte, str) and re.fullmatch(r"\d{3}", sparte)):
+    elif not (isinstance(sparte, str) and _SPARTE.fullmatch(sparte)):
         errors.append(_msg("Sparte", "Sparte muss aus 3 Ziffern bestehen"))
     for name in ("Risiko", "Antragsnummer", "Versicherungsscheinnummer", "Vermittler"):
         value = record.get(name)
@@ -382,12 +407,12 @@ def _unknown_fields(data: dict[str, Any], allowed: Iterable[str], read_only: Ite
 
 
 def _merge(old: dict[str, Any], data: dict[str, Any], nested: Iterable[str] = ()) -> dict[str, Any]:
-    merged = copy.deepcopy(old)
+    merged = json_copy(old)
     for key, value in data.items():
         if key in nested and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(copy.deepcopy(value))
+            merged[key].update(json_copy(value))
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = json_copy(value)
     return merged
 
 
@@ -400,9 +425,9 @@ def _haystack(customer: dict[str, Any]) -> list[str]:
 
 def search_hit(customer: dict[str, Any]) -> dict[str, Any]:
     """A ``KundenSuchErgebnis``: Id, Text, Person, Hauptwohnsitz."""
-    hit = {"Id": customer["Id"], "Text": display_text(customer), "Person": copy.deepcopy(customer.get("Person") or {})}
+    hit = {"Id": customer["Id"], "Text": display_text(customer), "Person": json_copy(customer.get("Person") or {})}
     if customer.get("Hauptwohnsitz"):
-        hit["Hauptwohnsitz"] = copy.deepcopy(customer["Hauptwohnsitz"])
+        hit["Hauptwohnsitz"] = json_copy(customer["Hauptwohnsitz"])
     return hit
 
 
@@ -428,6 +453,9 @@ class AmeiseState:
 
     def _init_data(self) -> None:
         self._customers: dict[str, dict[str, Any]] = {}
+        # The search's index of mail=: lower-cased e-mail address -> Kundennummern, and each customer's addresses.
+        self._mail_index: dict[str, set[str]] = {}
+        self._mails_of: dict[str, frozenset[str]] = {}
         self._contracts: dict[str, dict[str, Any]] = {}
         self._next_kundennummer = FIRST_KUNDENNUMMER
         self._next_vertragsnummer = FIRST_VERTRAGSNUMMER
@@ -676,7 +704,7 @@ class AmeiseState:
 
     def _build_customer(self, data: dict[str, Any], employee_id: str | None) -> dict[str, Any]:
         check_customer_fields(data, CUSTOMER_FIELDS)
-        record: dict[str, Any] = {name: copy.deepcopy(data[name]) for name in CUSTOMER_FIELDS if name in data}
+        record: dict[str, Any] = {name: json_copy(data[name]) for name in CUSTOMER_FIELDS if name in data}
         errors = validate_customer(record)
         if errors:
             raise ValidationFailed(errors)
@@ -704,8 +732,29 @@ class AmeiseState:
             record = self._build_customer(data, employee_id)
             number = self._new_kundennummer()
             self._customers[number] = self._stored(number, record)
+            self._index_mails(number)
             self._creates["customers"] += 1
             return {"Id": number, "Benutzername": self._customers[number]["Benutzername"]}
+
+    def _index_mails(self, kundennummer: str) -> None:
+        """Bring the search's e-mail index in step with one customer (stored, changed or removed)."""
+        customer = self._customers.get(kundennummer)
+        mails = frozenset() if customer is None else frozenset(
+            str(e.get("Value") or "").lower() for e in customer.get("Kontaktdaten") or [] if e.get("Typ") == "email")
+        before = self._mails_of.get(kundennummer, frozenset())
+        if mails == before:
+            return
+        for mail in before - mails:
+            holders = self._mail_index[mail]
+            holders.discard(kundennummer)
+            if not holders:
+                del self._mail_index[mail]
+        for mail in mails - before:
+            self._mail_index.setdefault(mail, set()).add(kundennummer)
+        if mails:
+            self._mails_of[kundennummer] = mails
+        else:
+            self._mails_of.pop(kundennummer, None)
 
     def _customer(self, kundennummer: str) -> dict[str, Any]:
         record = self._customers.get(kundennummer)
@@ -729,8 +778,9 @@ class AmeiseState:
                 raise ValidationFailed(errors)
             self._check_vermittler(changes, employee_id)
             self._customers[kundennummer] = merged
+            self._index_mails(kundennummer)
             self._touch(kundennummer)
-            return copy.deepcopy(merged)
+            return json_copy(merged)
 
     def addresses(self, kundennummer: str) -> list[dict[str, Any]]:
         """``GET kunden/{nr}/adressen``: the main address first (index 0), as ``{"Typ": "Hauptwohnsitz", ...}``."""
@@ -751,7 +801,7 @@ class AmeiseState:
                 raise ValidationFailed(errors)
             record["Hauptwohnsitz"] = address
             self._touch(kundennummer)
-            return {"Typ": "Hauptwohnsitz", **copy.deepcopy(address)}
+            return {"Typ": "Hauptwohnsitz", **json_copy(address)}
 
     def contacts(self, kundennummer: str) -> list[dict[str, Any]]:
         """``GET kunden/{nr}/kontaktdaten``."""
@@ -768,6 +818,7 @@ class AmeiseState:
                 raise ValidationFailed(errors)
             entry = self._new_contact(data)
             record.setdefault("Kontaktdaten", []).append(entry)
+            self._index_mails(kundennummer)
             self._touch(kundennummer)
             return {"Id": entry["Id"]}
 
@@ -783,6 +834,7 @@ class AmeiseState:
                     if errors:
                         raise ValidationFailed(errors)
                     entry.update(merged)
+                    self._index_mails(kundennummer)
                     self._touch(kundennummer)
                     return copy.deepcopy(entry)
             raise NotFound(f"{kundennummer}/kontaktdaten/{contact_id}")
@@ -813,7 +865,7 @@ class AmeiseState:
     def get_customer(self, kundennummer: str) -> dict[str, Any] | None:
         with self._lock:
             record = self._customers.get(kundennummer)
-            return copy.deepcopy(record) if record is not None else None
+            return json_copy(record) if record is not None else None
 
     def customer_contracts(self, kundennummer: str) -> list[dict[str, Any]]:
         """The contracts of a customer, by Vertragsnummer; NotFound for an unknown customer."""
@@ -847,7 +899,11 @@ class AmeiseState:
             return not ("q" in wanted and not any(wanted["q"] in text for text in _haystack(customer)))
 
         with self._lock:
-            hits = [search_hit(c) for _, c in sorted(self._customers.items()) if matches(c)]
+            if "mail" in wanted:   # by the index: the customers with that address, in Kundennummer order
+                candidates = [self._customers[nr] for nr in sorted(self._mail_index.get(wanted["mail"], ()))]
+            else:
+                candidates = [c for _, c in sorted(self._customers.items())]
+            hits = [search_hit(c) for c in candidates if matches(c)]
         end = None if size is None else offset + size
         return hits[offset:end]
 
@@ -922,6 +978,7 @@ class AmeiseState:
             if not re.fullmatch(r"\d{10}", number):
                 raise ValueError(f"a Kundennummer has 10 digits, not {number!r}")
             self._customers[number] = self._stored(number, record, data.get("Benutzername"), data.get("GeaendertAm"))
+            self._index_mails(number)
             return number
 
     def delete_customer(self, kundennummer: str) -> list[str]:
@@ -929,6 +986,7 @@ class AmeiseState:
         with self._lock:
             if self._customers.pop(kundennummer, None) is None:
                 raise NotFound(kundennummer)
+            self._index_mails(kundennummer)
             gone = [nr for nr, c in self._contracts.items() if c.get("Kunde") == kundennummer]
             for nr in gone:
                 del self._contracts[nr]

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from simulators.flask_app import SimulatorFlask
 from simulators.zoho.demo import seed_demo
 from simulators.zoho.routes import zoho_api
 from simulators.zoho.state import ZohoState
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def create_zoho_app(state: ZohoState | None = None) -> Flask:
     """Build the simulator's Flask app; its state is ``app.config["ZOHO_STATE"]``."""
-    app = Flask("simulators.zoho")
+    app = SimulatorFlask("simulators.zoho")
     app.config["ZOHO_STATE"] = state or ZohoState()
     app.register_blueprint(zoho_api)
     return app

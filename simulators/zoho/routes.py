@@ -57,14 +57,20 @@ def _load_json_body() -> tuple[Any, Response | None]:
                            400)
 
 
+def _state() -> ZohoState:
+    """The state of the app serving the request, looked up once (each use of ``state`` looks it up anew)."""
+    return current_app.config["ZOHO_STATE"]
+
+
 # The request's host URL by the parts of the WSGI environ it is made of: every API call notes it, and
 # werkzeug builds it anew each time (with an IRI round trip).
 _BASE_URLS: dict[tuple, str] = {}
-_URL_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
 
 
 def base_url() -> str:
-    key = tuple(request.environ.get(name) for name in _URL_PARTS)
+    environ = request.environ
+    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+           environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME"))
     url = _BASE_URLS.get(key)
     if url is None:
         url = request.host_url.rstrip("/")
@@ -74,32 +80,37 @@ def base_url() -> str:
     return url
 
 
+def _is_api_path(path: str) -> bool:
+    if path.startswith("/crm/"):
+        return not path.startswith("/crm/tab/")
+    return path.startswith("/oauth/")
+
+
 def api_path() -> bool:
     """A call of the API or the OAuth server (counted, gated, billed); not a record's web page."""
-    if request.path.startswith("/crm/tab/"):
-        return False
-    return request.path.startswith("/crm/") or request.path.startswith("/oauth/")
+    return _is_api_path(request.path)
 
 
 @zoho_api.before_app_request
 def guard() -> Response | None:
-    if not api_path():
+    path = request.path
+    if not _is_api_path(path):
         return None
-    if not state.enter_call():
+    current = _state()
+    entered, fault = current.begin_call(path)
+    if not entered:
         return _json(FAULT_BODIES[429], 429)
     g.entered = True
-    fault = state.take_fault(request.path)
     if fault is not None:
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status is not None:
             return _fault_response(fault)
-    if request.path.startswith("/crm/"):
-        state.note_base_url(base_url())
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme != "Zoho-oauthtoken" or not state.check_access_token(token.strip()):
-            code = state.auth_error_code
+    if path.startswith("/crm/"):
+        # what request.headers.get("Authorization", "") reads
+        scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if not current.authorize_call(base_url(), token.strip() if scheme == "Zoho-oauthtoken" else None):
+            code = current.auth_error_code
             return _json(_error(code, AUTH_ERRORS.get(code, "invalid oauth token")), 401)
         g.credits = 1
     return None
@@ -107,15 +118,16 @@ def guard() -> Response | None:
 
 @zoho_api.after_app_request
 def bill(response: Response) -> Response:
-    if "credits" in g:
-        state.charge(g.credits)
+    credits = g.get("credits")
+    if credits is not None:
+        _state().charge(credits)
     return response
 
 
 @zoho_api.teardown_app_request
 def leave(_exc) -> None:
     if g.pop("entered", False):
-        state.leave_call()
+        _state().leave_call()
 
 
 @zoho_api.app_errorhandler(404)
@@ -132,10 +144,10 @@ def bad_method(_exc) -> Response:
     return _json({"error": "method not allowed"}, 405)
 
 
-def module_problem(version: str, module: str) -> Response | None:
+def module_problem(version: str, module: str, current: ZohoState | None = None) -> Response | None:
     if version not in API_VERSIONS:
         return _json(_error("INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"), 404)
-    if not state.has_module(module):
+    if not (current or _state()).has_module(module):
         return _json(_error("INVALID_MODULE", "the module name given seems to be invalid"), 400)
     return None
 
@@ -183,10 +195,11 @@ def missing_record() -> Response:
 
 @zoho_api.get("/crm/<version>/<module>/<record_id>")
 def get_record(version: str, module: str, record_id: str) -> Response:
-    problem = module_problem(version, module)
+    current = _state()
+    problem = module_problem(version, module, current)
     if problem:
         return problem
-    record = state.get(module, record_id)
+    record = current.get(module, record_id)
     if record is None:
         return missing_record()
     return _json({"data": [record]})
@@ -254,7 +267,8 @@ def page_of(rows: list[dict[str, Any]], page: int, per_page: int) -> Response:
 
 
 def write(version: str, module: str, operation: str, path_id: str | None = None) -> Response:
-    problem = module_problem(version, module)
+    current = _state()
+    problem = module_problem(version, module, current)
     if problem:
         return problem
     body, bad = _load_json_body()
@@ -284,14 +298,14 @@ def write(version: str, module: str, operation: str, path_id: str | None = None)
         return _json(_error("INVALID_DATA", "invalid data",
                             {"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields"}), 400)
     if operation == "upsert":
-        refused = state.duplicate_check_problem(module, check_fields)
+        refused = current.duplicate_check_problem(module, check_fields)
         if refused is not None:
             return _json(refused, 400)
     if path_id is not None:
         if len(data) != 1 or not isinstance(data[0], dict):
             return _json(_error("INVALID_DATA", "invalid data", {"api_name": "data"}), 400)
         data = [{**data[0], "id": path_id}]
-    results = state.write(module, operation, data, duplicate_check_fields=check_fields, workflow=workflow)
+    results = current.write(module, operation, data, duplicate_check_fields=check_fields, workflow=workflow)
     ok = [r["status"] == "success" for r in results]
     if all(ok):
         status = 201 if operation == "insert" else 200

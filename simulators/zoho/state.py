@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from simulators.jsoncopy import json_copy
 from simulators.zoho.criteria import _digits, _matches, _norm, _plain, _same, parse_criteria
 from simulators.zoho.fields import SYSTEM_DUPLICATE_FIELDS, SYSTEM_FIELDS, SimField, default_fields, field_id, module_id
 
@@ -41,6 +42,8 @@ EMAIL_FIELDS = ("Email", "Secondary_Email")
 PHONE_FIELDS = ("Phone", "Mobile", "Home_Phone", "Other_Phone", "Fax")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}([+-]\d{2}:\d{2}|Z)$")
+INTEGER_RE = re.compile(r"-?\d+")
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 API_USER = {"name": "Sync Service", "id": "5725767000000411001", "email": "sync@makler-beispiel.de"}
 UI_USER = {"name": "Petra Schmidt", "id": "5725767000000411002", "email": "petra.schmidt@makler-beispiel.de"}
@@ -62,19 +65,7 @@ FAULT_BODIES = {
 
 
 
-_ATOMS = (str, int, float, bool, type(None))
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of a record: its JSON-like dicts, lists and plain values copied directly, anything else by deepcopy."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy(item) for item in value]
-    if kind in _ATOMS:
-        return value
-    return copy.deepcopy(value)
+_copy = json_copy   # a deep copy of a record
 
 
 def org_timezone():
@@ -93,10 +84,21 @@ def _tz():
         return timezone(timedelta(hours=1))
 
 
+# The last second zoho_time formatted and its text: the records written within one second share it.
+_last_time: tuple[int, str] = (0, "")
+
+
 def zoho_time(epoch: float | None = None) -> str:
     """Format a time the way Zoho does: ``2026-11-23T14:08:26+01:00``."""
-    moment = datetime.now(_tz()) if epoch is None else datetime.fromtimestamp(epoch, _tz())
-    return moment.isoformat(timespec="seconds")
+    global _last_time
+    # the second datetime.fromtimestamp() would show (it rounds to the nearest microsecond)
+    second = math.floor((time.time() if epoch is None else epoch) + 5e-7)
+    last = _last_time
+    if last[0] == second and last[1]:
+        return last[1]
+    text = datetime.fromtimestamp(second, _tz()).isoformat(timespec="seconds")
+    _last_time = (second, text)
+    return text
 
 
 def _error(code: str, message: str, details: dict | None = None) -> dict[str, Any]:
@@ -214,6 +216,7 @@ class ZohoState:
         self._unique_index: dict[tuple[str, str], dict[str, set[str]]] = {}
         self.mandatory_fields: dict[str, list[str]] = {m: list(DEFAULT_MANDATORY.get(m, [])) for m in self._module_names}
         self._fields: dict[str, dict[str, SimField]] = default_fields(self._module_names)
+        self._unique_cache: dict[str, list[str]] = {}   # module -> _unique_names(module)
         self._faults: list[Fault] = []
         self._webhooks: list[Webhook] = []
         self._deliveries: list[dict[str, Any]] = []
@@ -290,8 +293,11 @@ class ZohoState:
             return {m: [f.api_name for f in fields.values() if f.unique] for m, fields in self._fields.items()}
 
     def _unique_names(self, module: str) -> list[str]:
-        """The unique fields of one module (what :attr:`unique_fields` has for it)."""
-        return [f.api_name for f in self._fields.get(module, {}).values() if f.unique]
+        """The unique fields of one module (what :attr:`unique_fields` has for it); kept until its fields change."""
+        names = self._unique_cache.get(module)
+        if names is None:
+            names = self._unique_cache[module] = [f.api_name for f in self._fields.get(module, {}).values() if f.unique]
+        return names
 
     def set_unique_fields(self, module: str, *fields: str) -> None:
         """Make exactly ``fields`` of ``module`` unique (a missing one is created as a custom text field)."""
@@ -305,6 +311,7 @@ class ZohoState:
             self._forget_index(module)
 
     def _forget_index(self, module: str) -> None:
+        self._unique_cache.pop(module, None)
         for key in [k for k in self._unique_index if k[0] == module]:
             del self._unique_index[key]
 
@@ -513,6 +520,23 @@ class ZohoState:
         with self._lock:
             self._in_flight -= 1
 
+    def begin_call(self, path: str) -> tuple[bool, Fault | None]:
+        """:meth:`enter_call` and, when it lets the call in, :meth:`take_fault` of ``path``: one look at the state."""
+        with self._lock:
+            if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
+                return False, None
+            self._in_flight += 1
+            return True, self.take_fault(path) if self._faults else None
+
+    def authorize_call(self, base_url: str, token: str | None) -> bool:
+        """:meth:`note_base_url` and :meth:`check_access_token` (None: no Zoho-oauthtoken given, refused)."""
+        with self._lock:
+            self._last_base_url = base_url
+            if token is None:
+                return False
+            info = self._access_tokens.get(token)
+            return info is not None and info["expires_at"] > time.time()
+
     def note_base_url(self, url: str) -> None:
         with self._lock:
             self._last_base_url = url
@@ -681,7 +705,7 @@ class ZohoState:
             # 12.7 is refused, not truncated; "12" and 12.0 are whole numbers
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 return None, wrong
-            if isinstance(value, str) and not re.fullmatch(r"-?\d+", value.strip()):
+            if isinstance(value, str) and not INTEGER_RE.fullmatch(value.strip()):
                 return None, wrong
             if not isinstance(value, (int, float, str)):
                 return None, wrong
@@ -702,7 +726,7 @@ class ZohoState:
         if kind == "boolean":
             return (value, None) if isinstance(value, bool) else (None, wrong)
         if kind == "date":
-            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            if not isinstance(value, str) or not DATE_RE.fullmatch(value):
                 return None, wrong
             try:
                 date.fromisoformat(value)
