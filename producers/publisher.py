@@ -353,6 +353,7 @@ class Publisher:
         try:
             # max_retries=0: fail at once; the caller (a webhook answering 503) decides on retries.
             connection.ensure_connection(max_retries=0)
+            _no_read_per_publish(connection.connection)
             with _socket_timeout(connection, self.connect_timeout):
                 declare(connection, self.topology)
             producer = Producer(connection.default_channel, auto_declare=False)
@@ -448,6 +449,21 @@ class Publisher:
 
     def __repr__(self) -> str:
         return f"<Publisher {self.topology.namespace}>"
+
+
+def _no_read_per_publish(connection: Any) -> None:
+    """Let py-amqp's ``basic_publish`` send without first trying to read from the socket.
+
+    With the broker's ``connection.blocked`` notifications negotiated, py-amqp reads whatever
+    arrived before every message it sends (a non-blocking read that mostly raises a timeout),
+    so that a client which only ever sends still sees them.  This publisher reads the
+    broker's answers after every send anyway, and with them any notification (py-amqp
+    handles those whenever it reads a frame): the read before each message only cost time.
+    The broker is still told the capability; only py-amqp's own check of it changes.
+    """
+    capabilities = getattr(connection, "client_properties", {}).get("capabilities")
+    if isinstance(capabilities, dict) and capabilities.get("connection.blocked"):
+        capabilities["connection.blocked"] = False
 
 
 def _socket_timeout(connection: Connection | None, seconds: float):
