@@ -423,6 +423,9 @@ class Publisher:
                         # An unroutable message comes back (basic.return) and raises.
                         channel.basic_publish(message, exchange=exchange_name, routing_key=routing_key,
                                               mandatory=True)
+                # The answers that arrived meanwhile are read before the next frames go out, so a
+                # long window's answers do not pile up unread (py-amqp no longer reads before each send).
+                self._read_arrived()
             try:
                 self._await(tags)
             finally:
@@ -432,6 +435,14 @@ class Publisher:
             raise MessageNacked()
         with self._bounded(self.connect_timeout):
             channel.close()
+
+    def _read_arrived(self) -> None:
+        """Read the broker's answers that have already arrived, without waiting for more."""
+        try:
+            while True:
+                self._connection.drain_events(timeout=0)
+        except TimeoutError:   # socket.timeout: nothing more has arrived
+            pass
 
     def _await(self, tags: _Tags) -> None:
         """Read the broker's answers until every tag of ``tags`` is acked or nacked; TimeoutError after confirm_timeout."""
