@@ -96,7 +96,7 @@ class DirectWorkflow:
         if not module or "/" in module or module == _NOT_WORKFLOW or not module.isascii():
             return None
         length = environ.get("CONTENT_LENGTH")
-        if not length or not length.isdigit() or self.app.debug:
+        if not length or not (length.isascii() and length.isdigit()) or self.app.debug:
             return None
         maximum = self.app.config["MAX_CONTENT_LENGTH"]
         if maximum is not None and int(length) > maximum:

@@ -105,6 +105,18 @@ def test_a_body_that_cannot_be_read_is_answered_by_flask_with_the_same_error(app
     assert queued(topology) == []
 
 
+@pytest.mark.parametrize("length", ["²", "1e3", "-5", " 30"])
+def test_a_content_length_that_is_no_number_of_digits_is_left_to_flask(app, topology, dispatched, length):
+    data = json.dumps(BODY).encode()
+    environ = EnvironBuilder(path="/webhooks/zoho/Contacts", method="POST", data=data, content_type="application/json",
+                             headers={"X-Webhook-Token": WEBHOOK_TOKEN}).get_environ()
+    environ["CONTENT_LENGTH"] = length
+    status = []
+    b"".join(app(environ, lambda line, headers, exc_info=None: status.append(line)))
+    assert dispatched == ["/webhooks/zoho/Contacts"]
+    assert not status[0].startswith("5")
+
+
 class ExplodingPublisher:
     """A publisher with a bug: it fails with something that is not a broker outage."""
 
