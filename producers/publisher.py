@@ -353,6 +353,7 @@ class Publisher:
         try:
             # max_retries=0: fail at once; the caller (a webhook answering 503) decides on retries.
             connection.ensure_connection(max_retries=0)
+            _no_read_per_publish(connection.connection)
             with _socket_timeout(connection, self.connect_timeout):
                 declare(connection, self.topology)
             producer = Producer(connection.default_channel, auto_declare=False)
@@ -422,6 +423,9 @@ class Publisher:
                         # An unroutable message comes back (basic.return) and raises.
                         channel.basic_publish(message, exchange=exchange_name, routing_key=routing_key,
                                               mandatory=True)
+                # The answers that arrived meanwhile are read before the next frames go out, so a
+                # long window's answers do not pile up unread (py-amqp no longer reads before each send).
+                self._read_arrived()
             try:
                 self._await(tags)
             finally:
@@ -431,6 +435,14 @@ class Publisher:
             raise MessageNacked()
         with self._bounded(self.connect_timeout):
             channel.close()
+
+    def _read_arrived(self) -> None:
+        """Read the broker's answers that have already arrived, without waiting for more."""
+        try:
+            while True:
+                self._connection.drain_events(timeout=0)
+        except TimeoutError:   # socket.timeout: nothing more has arrived
+            pass
 
     def _await(self, tags: _Tags) -> None:
         """Read the broker's answers until every tag of ``tags`` is acked or nacked; TimeoutError after confirm_timeout."""
@@ -448,6 +460,21 @@ class Publisher:
 
     def __repr__(self) -> str:
         return f"<Publisher {self.topology.namespace}>"
+
+
+def _no_read_per_publish(connection: Any) -> None:
+    """Let py-amqp's ``basic_publish`` send without first trying to read from the socket.
+
+    With the broker's ``connection.blocked`` notifications negotiated, py-amqp reads whatever
+    arrived before every message it sends (a non-blocking read that mostly raises a timeout),
+    so that a client which only ever sends still sees them.  This publisher reads the
+    broker's answers after every send anyway, and with them any notification (py-amqp
+    handles those whenever it reads a frame): the read before each message only cost time.
+    The broker is still told the capability; only py-amqp's own check of it changes.
+    """
+    capabilities = getattr(connection, "client_properties", {}).get("capabilities")
+    if isinstance(capabilities, dict) and capabilities.get("connection.blocked"):
+        capabilities["connection.blocked"] = False
 
 
 def _socket_timeout(connection: Connection | None, seconds: float):

@@ -86,12 +86,35 @@ EVENT_AGE_SECONDS = Histogram("syncbridge_event_to_sync_seconds",
                               buckets=AGE_BUCKETS)
 
 
+# The receiver's labelled series, looked up once per label values rather than once per webhook
+# (``labels()`` checks and joins the values and takes a lock on every call).  The values are a
+# source and a synced module, so there are few; the cache is emptied should it ever grow large.
+_CHILDREN_MAX = 1024
+_received_children: dict[tuple[str, str], Counter] = {}
+_published_children: dict[str, Counter] = {}
+_webhook_seconds_children: dict[str, Histogram] = {}
+
+
+def _child(children: dict, key, metric, *labels: str):
+    child = children.get(key)
+    if child is None:
+        if len(children) >= _CHILDREN_MAX:
+            children.clear()
+        child = children[key] = metric.labels(*labels)
+    return child
+
+
 def received(source: str, module: str, count: int = 1) -> None:
-    EVENTS_RECEIVED.labels(source, module).inc(count)
+    _child(_received_children, (source, module), EVENTS_RECEIVED, source, module).inc(count)
 
 
 def published(source: str, count: int = 1) -> None:
-    EVENTS_PUBLISHED.labels(source).inc(count)
+    _child(_published_children, source, EVENTS_PUBLISHED, source).inc(count)
+
+
+def webhook_seconds(source: str, seconds: float) -> None:
+    """Time from a webhook's event being accepted to the broker's confirm."""
+    _child(_webhook_seconds_children, source, WEBHOOK_SECONDS, source).observe(seconds)
 
 
 def webhook_failed(source: str, kind: str) -> None:

@@ -46,6 +46,7 @@ def create_app(
     from webhooks import dailyup as dailyup_routes
     from webhooks.body import BodyGuard
     from webhooks.database import OnFirstUse
+    from webhooks.direct import DirectWorkflow
     from webhooks.errors import register_error_handlers
     from webhooks.receiver import EXTENSION, Receiver
     from webhooks.routes import bp
@@ -68,12 +69,13 @@ def create_app(
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions[EXTENSION] = Receiver(settings, publisher, topology, dict(checks or {}))
+    receiver = app.extensions[EXTENSION] = Receiver(settings, publisher, topology, dict(checks or {}))
     app.extensions[dailyup_routes.EXTENSION] = OnFirstUse(dailyup, "the DailyUp routes")
     app.extensions[admin.EXTENSION] = OnFirstUse(dead_letters, "the admin API")
     app.register_blueprint(bp)
     app.register_blueprint(dailyup_routes.bp)
     app.register_blueprint(admin.bp)
     register_error_handlers(app)
-    app.wsgi_app = BodyGuard(app.wsgi_app, settings.body_read_timeout)
+    # The usual workflow webhook is answered without Flask's dispatch; every other request goes on to Flask.
+    app.wsgi_app = BodyGuard(DirectWorkflow(app, app.wsgi_app, receiver), settings.body_read_timeout)
     return app

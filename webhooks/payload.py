@@ -23,7 +23,8 @@ from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
 
 TOKEN_HEADER = "X-Webhook-Token"
 TOKEN_PARAM = "token"
-_TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
+# The header of the secret as a WSGI environ key.
+TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 
 
 # Text encodings a text/plain body may declare (by codecs' canonical name).  Others,
@@ -62,17 +63,17 @@ def _read_body(request: Request) -> Any:
     if mimetype == "application/x-www-form-urlencoded":
         # A user-written raw JSON body may go out under Zoho's default form content type.
         if data.lstrip().startswith(b"{"):
-            return _json(data)
+            return parse_json(data)
         return request.form.to_dict(flat=True)  # parsed from the cached data
     if not data.strip():
         return {}
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return _json(data)
+        return parse_json(data)
     if mimetype == "text/plain" or not mimetype:
         # Plain text (Zoho Flow) or no type at all: JSON if it looks like it, else key=value pairs.
         text = _text(data, request.mimetype_params.get("charset", "utf-8"))
         if text.lstrip().startswith(("{", "[")):
-            return _json(text)
+            return parse_json(text)
         return _pairs(text)
     raise UnsupportedMediaType(
         f"Content type {mimetype!r} is not accepted; send application/json, "
@@ -80,16 +81,28 @@ def _read_body(request: Request) -> Any:
     )
 
 
-def _json(data: bytes | str) -> Any:
+def parse_json(data: bytes | str) -> Any:
+    """The value of a JSON body; MalformedBody (400) when it is not JSON or holds a string that is not Unicode."""
     try:
         value = json.loads(data)
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
         raise MalformedBody("The body is not valid JSON.") from None
     except RecursionError:
         raise MalformedBody("The JSON body is nested too deeply.") from None
-    if not _valid_unicode(value):
+    if not _plainly_unicode(data) and not _valid_unicode(value):
         raise MalformedBody("The JSON body holds a string that is not valid Unicode (a lone surrogate).")
     return value
+
+
+def _plainly_unicode(data: bytes | str) -> bool:
+    """True when JSON text ``data`` cannot give a lone surrogate: ASCII, no NUL (so read as UTF-8), no ``\\u`` escape.
+
+    Only an escape (``\\ud800``) or a surrogate's UTF-8 bytes (which json.loads lets through)
+    can put one into the value; the usual webhook has neither, and is not walked.
+    """
+    if isinstance(data, bytes):
+        return data.isascii() and b"\x00" not in data and b"\\u" not in data
+    return data.isascii() and "\\u" not in data
 
 
 def _valid_unicode(value: Any) -> bool:
@@ -142,7 +155,7 @@ def presented_tokens(request: Request, params: dict[str, Any] | None = None) -> 
     """Every secret the caller presented: the header, then a ``token`` parameter."""
     environ = request.environ
     # The header as request.headers reads it; the query string parsed only if there is one.
-    candidates = [environ.get(_TOKEN_ENVIRON), request.args.get(TOKEN_PARAM) if environ.get("QUERY_STRING") else None]
+    candidates = [environ.get(TOKEN_ENVIRON), request.args.get(TOKEN_PARAM) if environ.get("QUERY_STRING") else None]
     if params is not None:
         candidates.append(params.get(TOKEN_PARAM))
     return [token for token in candidates if isinstance(token, str) and token]

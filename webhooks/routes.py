@@ -46,6 +46,18 @@ _notification_schema = ZohoNotificationSchema()
 _forms_schema = FormsWebhookSchema()
 
 
+# In a request's environ: an error ``webhooks.direct`` met answering it, raised here instead of the route running.
+DIRECT_FAILURE = "syncbridge.direct_failure"
+
+
+@bp.before_request
+def _direct_failure() -> None:
+    """Raise what went wrong where ``webhooks.direct`` answered the request: answered and reported as the route's error."""
+    failure = request.environ.pop(DIRECT_FAILURE, None)
+    if failure is not None:
+        raise failure
+
+
 # ---------------------------------------------------------------- webhooks
 @bp.post("/webhooks/zoho/notify")
 def zoho_notification():
@@ -76,19 +88,28 @@ def zoho_workflow(module: str):
     receiver = current_receiver()
     params = _authenticated_params(receiver.settings.zoho_webhook_token)
     synced = receiver.module_named(module)
-    named = params.get("module")
-    if synced is None:
-        module_errors = {"module": [_not_synced(receiver, module)]}
-    elif isinstance(named, str) and named.strip() and named.strip().lower() != synced.lower():
-        module_errors = {"module": [f"The payload names module {named!r}, the URL {module!r}."]}
-    else:
-        module_errors = {}
+    module_errors = workflow_module_errors(receiver, module, synced, params)
     # The usual webhook is read without marshmallow; anything else goes through the contract.
     data = None if module_errors else plain_workflow_webhook(params)
     if data is None:
         data = _load(_workflow_schema, params, module_errors)
-    event = _event("zoho-workflow", synced, data["id"], data["operation"], data["modified_time"])
+    event = workflow_event(synced, data)
     return _publish(receiver, [event]) or _queued(event)
+
+
+def workflow_module_errors(receiver: Receiver, module: str, synced: str | None, params: dict[str, Any]) -> dict:
+    """The contract's errors of a workflow webhook's module (URL ``module``, synced as ``synced``): none if fine."""
+    if synced is None:
+        return {"module": [_not_synced(receiver, module)]}
+    named = params.get("module")
+    if isinstance(named, str) and named.strip() and named.strip().lower() != synced.lower():
+        return {"module": [f"The payload names module {named!r}, the URL {module!r}."]}
+    return {}
+
+
+def workflow_event(module: str, data: dict[str, Any]) -> CrmRecordChanged:
+    """The event of a workflow webhook of the synced ``module`` whose parameters loaded as ``data``."""
+    return _event("zoho-workflow", module, data["id"], data["operation"], data["modified_time"])
 
 
 @bp.post("/webhooks/forms/<source>")
@@ -209,6 +230,22 @@ def _event(
 
 def _publish(receiver: Receiver, events: list[CrmRecordChanged]):
     """Publish the events in one confirmed batch; None when all were confirmed, else the 503 answer."""
+    return None if queue_events(receiver, events, request.environ) else unavailable()
+
+
+def unavailable():
+    """The 503 answer to a request whose events the broker did not take (under an app context)."""
+    response = error_response(503, "unavailable", "The event could not be queued; try again later.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def queue_events(receiver: Receiver, events: list[CrmRecordChanged], environ: dict[str, Any]) -> bool:
+    """Publish the events of the request of ``environ`` in one confirmed batch; False when the broker did not take them.
+
+    Counted, and logged: on the request's access line where the server's line carries
+    it (``webhooks.access_log``), else on a line of its own per event.
+    """
     first = events[0]
     for event in events:
         metrics.received(event.source, event.module)
@@ -221,32 +258,33 @@ def _publish(receiver: Receiver, events: list[CrmRecordChanged]):
         metrics.webhook_failed(first.source, "broker_unavailable")
         log.warning("%d event(s) not queued (first %s, record %s/%s, source %s): %s", len(events),
                     first.event_id, first.module, first.record_id, first.source, exc)
-        response = error_response(503, "unavailable", "The event could not be queued; try again later.")
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return response
+        return False
     metrics.published(first.source, len(events))
-    metrics.WEBHOOK_SECONDS.labels(first.source).observe((datetime.now(UTC) - first.received_at).total_seconds())
-    environ = request.environ
+    metrics.webhook_seconds(first.source, (datetime.now(UTC) - first.received_at).total_seconds())
     if len(events) == 1 and environ.get(access_log.CARRIED):
         # Under gunicorn the request's access line says what it queued: one line, not two.
         environ[access_log.QUEUED] = (f"queued event {first.event_id} module={first.module} "
                                       f"record_id={first.record_id} source={first.source}")
-        return None
+        return True
     for event in events:
         log.info("queued event %s module=%s record_id=%s source=%s",
                  event.event_id, event.module, event.record_id, event.source)
-    return None
+    return True
 
 
 # The 202 body as jsonify writes it outside debug mode: compact JSON and a newline.
 _ANSWER = json.JSONEncoder(separators=(",", ":"))
 
 
+def queued_body(event: CrmRecordChanged) -> str:
+    """The body of the 202 answer to a request that queued ``event`` (outside debug mode)."""
+    return _ANSWER.encode({"event_id": event.event_id, "status": "queued"}) + "\n"
+
+
 def _queued(event: CrmRecordChanged):
     if current_app.debug:
         return jsonify({"event_id": event.event_id, "status": "queued"}), 202
-    body = _ANSWER.encode({"event_id": event.event_id, "status": "queued"}) + "\n"
-    return current_app.response_class(body, status=202, mimetype="application/json")
+    return current_app.response_class(queued_body(event), status=202, mimetype="application/json")
 
 
 def _reason(exc: Exception) -> str:

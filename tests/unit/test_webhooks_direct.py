@@ -1,0 +1,182 @@
+"""The usual workflow webhook answered without Flask's dispatch (``webhooks.direct``): the same answers as Flask's."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+import pytest
+from flask import request_started
+from werkzeug.test import EnvironBuilder
+
+from producers.publisher import Publisher
+from tests.support.webhooks import WEBHOOK_TOKEN, make_settings, queued
+from webhooks import create_app
+
+RECORD_ID = "4150868000000376008"
+UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
+BODY = {"id": RECORD_ID, "operation": "update", "modified_time": "2026-01-05T10:00:00+01:00"}
+# The same body under a content type the direct path leaves to Flask.
+THROUGH_FLASK = "application/json; charset=utf-8"
+
+
+@pytest.fixture
+def app(namespace, publisher):
+    return create_app(make_settings(namespace), publisher=publisher, checks={})
+
+
+@pytest.fixture
+def dispatched(app):
+    """The requests Flask dispatched (its request_started signal), as a list that grows."""
+    seen: list[str] = []
+
+    def started(sender, **extra):
+        from flask import request
+
+        seen.append(request.path)
+
+    with request_started.connected_to(started, app):
+        yield seen
+
+
+def post(app, body=BODY, *, content_type="application/json", token=WEBHOOK_TOKEN, path="/webhooks/zoho/Contacts"):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return app.test_client().post(path, data=data, content_type=content_type, headers={"X-Webhook-Token": token})
+
+
+def test_the_usual_webhook_is_answered_without_flask_as_flask_answers_it(app, topology, dispatched):
+    direct = post(app)
+    assert dispatched == []
+    flask = post(app, content_type=THROUGH_FLASK)
+    assert dispatched == ["/webhooks/zoho/Contacts"]
+
+    for response in (direct, flask):
+        assert response.status == "202 ACCEPTED"
+        assert response.get_json()["status"] == "queued"
+    assert sorted(direct.headers.items()) == sorted(flask.headers.items())
+    assert len(direct.get_data()) == len(flask.get_data())
+    events = [event for event, _ in queued(topology)]
+    assert [event.event_id for event in events] == [direct.get_json()["event_id"], flask.get_json()["event_id"]]
+    assert {(e.source, e.module, e.record_id, e.operation, e.modified_time) for e in events} == {
+        ("zoho-workflow", "Contacts", RECORD_ID, "update", "2026-01-05T10:00:00+01:00")}
+
+
+@pytest.mark.parametrize("path", ["/webhooks/zoho/contacts", "/webhooks/zoho/CONTACTS"])
+def test_the_module_in_any_case_is_queued_under_its_configured_name(app, topology, dispatched, path):
+    assert post(app, path=path).status_code == 202
+    assert dispatched == []
+    [(event, _)] = queued(topology)
+    assert event.module == "Contacts"
+
+
+@pytest.mark.parametrize("body, token, path, status", [
+    ({"id": int(RECORD_ID)}, WEBHOOK_TOKEN, "/webhooks/zoho/Contacts", 400),      # the contract refuses it
+    ({"id": RECORD_ID, "module": "Deals"}, WEBHOOK_TOKEN, "/webhooks/zoho/Contacts", 400),
+    ({"id": RECORD_ID}, WEBHOOK_TOKEN, "/webhooks/zoho/Leads", 400),              # not synced
+    ('{"id": "41', WEBHOOK_TOKEN, "/webhooks/zoho/Contacts", 400),                # not JSON
+    ([RECORD_ID], WEBHOOK_TOKEN, "/webhooks/zoho/Contacts", 400),                 # not an object
+    ({"id": RECORD_ID}, "wrong", "/webhooks/zoho/Contacts", 401),
+    ({"id": RECORD_ID, "token": WEBHOOK_TOKEN}, "wrong", "/webhooks/zoho/Contacts", 202),   # the body's token
+    ({"id": RECORD_ID}, WEBHOOK_TOKEN, "/webhooks/zoho/Contacts/", 404),
+    ({"id": RECORD_ID}, WEBHOOK_TOKEN, "/webhooks/zoho/notify", 401),             # the Notification API's route
+])
+def test_anything_not_plainly_fine_is_answered_by_flask(app, topology, dispatched, body, token, path, status):
+    response = post(app, body, token=token, path=path)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    assert dispatched == [path]
+    assert len(queued(topology)) == (1 if status == 202 else 0)
+
+
+def test_a_body_that_cannot_be_read_is_answered_by_flask_with_the_same_error(app, topology, dispatched):
+    answers = []
+    for content_type in ("application/json", THROUGH_FLASK):
+        environ = EnvironBuilder(path="/webhooks/zoho/Contacts", method="POST", data=b'{"id": "1"}',
+                                 content_type=content_type, headers={"X-Webhook-Token": WEBHOOK_TOKEN}).get_environ()
+        environ["CONTENT_LENGTH"] = "400"   # the sender closed its side after 11 bytes
+        environ["wsgi.input"] = io.BytesIO(b'{"id": "1"}')
+        status = []
+        body = b"".join(app(environ, lambda line, headers, exc_info=None: status.append(line)))
+        answers.append((status[0], json.loads(body)))
+    assert answers[0] == answers[1]
+    assert answers[0][0].startswith("400 ") and answers[0][1]["error"] == "incomplete_body"
+    assert len(dispatched) == 2
+    assert queued(topology) == []
+
+
+@pytest.mark.parametrize("length", ["²", "1e3", "-5", " 30"])
+def test_a_content_length_that_is_no_number_of_digits_is_left_to_flask(app, topology, dispatched, length):
+    data = json.dumps(BODY).encode()
+    environ = EnvironBuilder(path="/webhooks/zoho/Contacts", method="POST", data=data, content_type="application/json",
+                             headers={"X-Webhook-Token": WEBHOOK_TOKEN}).get_environ()
+    environ["CONTENT_LENGTH"] = length
+    status = []
+    b"".join(app(environ, lambda line, headers, exc_info=None: status.append(line)))
+    assert dispatched == ["/webhooks/zoho/Contacts"]
+    assert not status[0].startswith("5")
+
+
+class ExplodingPublisher:
+    """A publisher with a bug: it fails with something that is not a broker outage."""
+
+    def __init__(self, topology):
+        self.topology = topology
+        self.calls = 0
+
+    def publish(self, *args, **kwargs):
+        self.calls += 1
+        raise RuntimeError("internal detail that must stay in the logs")
+
+    def ping(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_an_unexpected_error_is_the_routes_500_and_nothing_is_published_twice(namespace, topology, caplog):
+    publisher = ExplodingPublisher(topology)
+    app = create_app(make_settings(namespace), publisher=publisher, checks={})
+    with caplog.at_level(logging.ERROR):
+        response = post(app)
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal_error",
+                                   "message": "The request could not be processed; the error was logged."}
+    assert publisher.calls == 1
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == "unhandled error while answering a request"
+    assert "internal detail" in caplog.text and "internal detail" not in response.get_data(as_text=True)
+
+
+def test_broker_down_is_503_at_once_as_from_flask(namespace, topology):
+    down = Publisher(UNREACHABLE, topology, connect_timeout=1)
+    app = create_app(make_settings(namespace), publisher=down, checks={})
+    started = time.monotonic()
+    direct = post(app)
+    assert time.monotonic() - started < 2
+    flask = post(app, content_type=THROUGH_FLASK)
+    for response in (direct, flask):
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
+    assert direct.get_json() == flask.get_json() == {
+        "error": "unavailable", "message": "The event could not be queued; try again later."}
+    assert sorted(direct.headers.items()) == sorted(flask.headers.items())
+
+
+def test_in_debug_mode_flask_answers(app, dispatched):
+    app.debug = True
+    assert post(app).status_code == 202
+    assert dispatched == ["/webhooks/zoho/Contacts"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"id": "1", "operation": "\\ud800"}',                       # an escaped lone surrogate
+    b'{"id": "1", "operation": "\xed\xa0\x80"}',                   # a surrogate's UTF-8 bytes
+    '{"id": "1", "operation": "\\ud800"}'.encode("utf-16"),        # escaped, in UTF-16
+])
+def test_a_lone_surrogate_is_400_whatever_its_spelling(app, topology, body):
+    response = post(app, body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "malformed_body"
+    assert queued(topology) == []
