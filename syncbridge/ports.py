@@ -475,8 +475,11 @@ class Candidate:
 class ImportSession(Protocol):
     """One transaction of an import: staging, comparison, snapshot, outbox (``SqlDailyUpStore.session``)."""
 
-    def lock(self) -> None:
-        """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
+    def lock(self, *, then: str | None = None) -> None:
+        """Wait until no other import runs (two imports diffing at once would both see the old snapshot).
+
+        ``then``: the table whose digests :meth:`raw_digests` is asked for first (they may be read meanwhile).
+        """
 
     def find_import(self, sha256: str) -> DailyUpImport | None:
         """The import of the file with this SHA-256, if any."""

@@ -221,8 +221,12 @@ class DailyUpImporter:
         tally = _Tally()
         delivery: Delivery | None = None
         try:
-            with open_delivery(path, file_name=file_name, should_stop=should_stop, **self.reader_options) as delivery:
-                with self.store.session(dry_run=dry_run) as session:
+            with self.store.session(dry_run=dry_run) as session:
+                # The customers' stored digests (the first table read, every delivery has it) are read while
+                # the delivery is opened and checked: under the import lock, so no other import changes them.
+                session.lock(then=CUSTOMERS)
+                with open_delivery(path, file_name=file_name, should_stop=should_stop,
+                                   **self.reader_options) as delivery:
                     return self._apply(session, delivery, source=source, tally=tally, dry_run=dry_run)
         except DeliveryRejected as exc:
             return self._reject(path, file_name, source, delivery, tally, str(exc), dry_run)
@@ -239,7 +243,6 @@ class DailyUpImporter:
     def _apply(self, session: ImportSession, delivery: Delivery, *, source: str, tally: _Tally,
                dry_run: bool) -> ImportResult:
         started = time.monotonic()
-        session.lock()
         name = delivery.name
         known = session.find_import(delivery.sha256)
         if known is not None and known.state != "rejected":

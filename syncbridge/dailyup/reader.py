@@ -16,7 +16,9 @@ Whatever the bytes, reading takes bounded time and memory: the unpacked size and
 the compression ratio of the tables are limited (by the sizes the ZIP declares and
 by the bytes actually unpacked), and so are the columns of a header, the length of
 a row (no line is read whole before it is measured, unless the first reading of its
-file showed every row within the limit) and the fields of a row.  A
+file showed every row within the limit) and the fields of a row.  The bytes of a
+file whose rows are all within the limit are unpacked once: kept from the first
+reading for the reading of its rows, at most :data:`MAX_KEPT_BYTES` of a delivery.  A
 ``should_stop`` callable is asked while reading; when it answers true the reading
 ends with :class:`ReadingStopped`.
 """
@@ -78,6 +80,10 @@ RATIO_FLOOR = 1024 * 1024
 STOP_EVERY = 1024           # lines between two looks at should_stop
 # The ZIP's central directory is read whole, an entry per member: a few KiB for a real delivery.
 MAX_DIRECTORY_BYTES = 1024 * 1024
+# The bytes of a member unpacked by its first reading are kept for the reading of its rows when every record
+# of it is within the row length limit, up to this many bytes per delivery (any other member is unpacked
+# again when its rows are read).
+MAX_KEPT_BYTES = 256 * 1024 * 1024
 # Part of every raw row digest: raised when the reading or normalizing of rows changes, so that rows
 # stored under the former rules are read and compared again once (see raw_digest_key).
 RAW_DIGEST_VERSION = 1
@@ -140,6 +146,9 @@ class Delivery:
         self.max_ratio = max_ratio
         self.should_stop = should_stop or (lambda: False)
         self.unpacked = 0   # bytes unpacked so far by the first reading of each table
+        # A member's bytes from its first reading, until its rows are read (see MAX_KEPT_BYTES).
+        self._kept: dict[zipfile.ZipInfo, io.BytesIO] = {}
+        self._kept_left = MAX_KEPT_BYTES
         self.path = Path(path)
         self.file_name = Path(file_name or self.path.name).name
         self.encoding = ENCODINGS[encoding.lower()]
@@ -255,9 +264,13 @@ class Delivery:
     def _scan(self, info: zipfile.ZipInfo) -> tuple[str, bool, bool, bool]:
         bounds = _Bounds(self.max_row_length, self.delimiter)
         separator, marked = RAW_SEPARATOR.encode("ascii"), False
+        # Kept whole (BOM and all) for the reading of the rows, when it fits: no second unpacking then.
+        kept = io.BytesIO() if info.file_size <= self._kept_left else None
         with self._member(info) as raw:
             chunk = raw.read(CHUNK)
             read = self._unpacked(info, chunk, 0)
+            if kept is not None:
+                kept.write(chunk)
             offset = 0
             encoding = "utf-8" if self.encoding == "auto" else self.encoding
             if chunk.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
@@ -284,11 +297,15 @@ class Delivery:
                 if self.encoding == "auto" and cp1252_ok:
                     cp1252_ok = not any(byte in chunk for byte in CP1252_UNDEFINED)
                 bounds.feed(chunk)
+                if not bounds.ok:
+                    kept = None     # read by the measuring reader, which never holds a long row whole
                 marked = marked or separator in chunk
                 offset += len(chunk)
                 last = chunk
                 chunk = raw.read(CHUNK)
                 read = self._unpacked(info, chunk, read)
+                if kept is not None:
+                    kept.write(chunk)
             if failure is None:
                 try:
                     decoder.decode(b"", True)
@@ -302,7 +319,11 @@ class Delivery:
                 raise DeliveryRejected(f"{info.filename}: {failure}; the file is not {encoding}")
             # Not UTF-8: the legacy Windows encoding German exports use, unless it cannot be.
             encoding = "cp1252" if cp1252_ok else "iso-8859-1"
-        return encoding, last.endswith((b"\n", b"\r")), bounds.finish(), not marked
+        bounded = bounds.finish()
+        if kept is not None and bounded:
+            self._kept[info] = kept
+            self._kept_left -= read
+        return encoding, last.endswith((b"\n", b"\r")), bounded, not marked
 
     def _read_header(self, info: zipfile.ZipInfo, encoding: str) -> tuple[str, ...]:
         with self._csv(info, encoding) as (reader, _):
@@ -376,7 +397,7 @@ class Delivery:
         limit = self.max_fields
         stop_in = STOP_EVERY
         short: RowError | None = None   # held until it is known whether the file was cut in that row
-        with self._csv(info.member, info.encoding, measured=not info.bounded) as (reader, where):
+        with self._csv(info.member, info.encoding, measured=not info.bounded, kept=True) as (reader, where):
             _header(reader)
             if isinstance(reader, _Records):
                 reader.limit, reader.what = limit, "fields"
@@ -468,11 +489,20 @@ class Delivery:
             # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
             raise DeliveryRejected(f"{info.filename} cannot be read from {self.file_name}: {exc}") from exc
 
-    def _csv(self, info: zipfile.ZipInfo, encoding: str, *, measured: bool = True) -> _CsvMember:
-        return _CsvMember(self, info, encoding, measured)
+    def _csv(self, info: zipfile.ZipInfo, encoding: str, *, measured: bool = True, kept: bool = False) -> _CsvMember:
+        return _CsvMember(self, info, encoding, measured, kept)
+
+    def _source(self, info: zipfile.ZipInfo, kept: bool) -> IO[bytes]:
+        """The member's bytes: those its first reading kept (when ``kept``, once), else unpacked again."""
+        buffer = self._kept.pop(info, None) if kept else None
+        if buffer is None:
+            return self._member(info)
+        buffer.seek(0)
+        return buffer
 
     def close(self) -> None:
         """Close the ZIP file."""
+        self._kept.clear()
         self._zip.close()
 
     def __enter__(self) -> Delivery:
@@ -491,14 +521,16 @@ class _CsvMember:
     ``where[0]`` is kept at the last line of the last complete row, for the messages.  Unless
     ``measured`` is false (the member's records are known to be within the row length limit,
     see :class:`_Bounds`), each line is measured and each record's fields counted as they are read.
+    With ``kept``, the bytes the member's first reading kept are read, if they are there.
     """
 
-    def __init__(self, delivery: Delivery, info: zipfile.ZipInfo, encoding: str, measured: bool = True) -> None:
-        self.delivery, self.info, self.encoding, self.measured = delivery, info, encoding, measured
+    def __init__(self, delivery: Delivery, info: zipfile.ZipInfo, encoding: str, measured: bool = True,
+                 kept: bool = False) -> None:
+        self.delivery, self.info, self.encoding, self.measured, self.kept = delivery, info, encoding, measured, kept
         self.where = [0]
 
     def __enter__(self) -> tuple[_Records | _CsvReader, list[int]]:
-        self.raw = self.delivery._member(self.info)
+        self.raw = self.delivery._source(self.info, self.kept)
         # newline="" hands line breaks inside quoted fields to csv as they are, as csv requires.
         self.text = io.TextIOWrapper(self.raw, encoding=self.encoding, newline="")
         if not self.measured:

@@ -284,3 +284,30 @@ def test_from_url_opens_a_store_on_its_own_engine(migrated_sqlite_url):
     finally:
         writer.engine.dispose()
         reader.engine.dispose()
+
+
+@pytest.mark.parametrize("odd", ["none", "separator in a key", "digest of another length"])
+def test_raw_digests_are_the_stored_ones_of_rows_still_delivered(store, odd):
+    digests: dict[str, bytes | None] = {f"50{n:08d}": bytes([n % 256]) * 16 for n in range(300)}
+    digests.update({"5000000997": None, "5000000998": None, "K;ä €": b"\x00" * 16})
+    if odd == "separator in a key":
+        digests["50\x1e01"] = b"\x1e" * 16
+    elif odd == "digest of another length":
+        digests["5000000999"] = b"abc"
+    with store.session() as session:
+        import_id = session.start_import(file_name="DailyUp_100200_20261102.zip", sha256="s" * 64,
+                                         hauptvermittler="100200", delivered_on=date(2026, 11, 2), source="cli")
+        session.insert_snapshot("kunden", import_id, [
+            Candidate(key, {"Kundennummer": key}, "h", None, None, False, None, None, digest)
+            for key, digest in digests.items()])
+        session.insert_snapshot("vertraege", import_id, [Candidate("VN-1", {"ID": "VN-1"}, "h", None, None, False,
+                                                                   None, None, b"v" * 16)])
+        session.mark_deleted(import_id, "kunden", ["5000000001"])
+        session.finish_import(import_id, state="accepted")
+    del digests["5000000001"]
+
+    with store.session(dry_run=True) as session:
+        session.lock(then="kunden")     # read ahead on PostgreSQL
+        assert session.raw_digests("kunden", then="vertraege") == digests
+        assert session.raw_digests("vertraege") == {"VN-1": b"v" * 16}
+        assert session.raw_digests("kunden") == digests

@@ -670,3 +670,34 @@ def test_a_zip_of_a_great_many_files_is_rejected_before_its_directory_is_read(tm
     with pytest.raises(DeliveryRejected, match=f"{NAME} has a ZIP directory of \\d+ bytes, more than the limit of "
                                                f"1048576: far too many files"):
         open_delivery(path)
+
+
+def test_a_member_is_unpacked_once_and_read_again_the_same(tmp_path, monkeypatch):
+    rows = [customer(Kundennummer=f"50{n:08d}", Nachname=f"Müller {n}") for n in range(500)]
+    path = delivery(tmp_path, kunden=kunden(*rows, bom=True))
+    opened_members: list[str] = []
+    original = zipfile.ZipFile.open
+
+    def counting_open(archive, name, *args, **kwargs):
+        opened_members.append(name if isinstance(name, str) else name.filename)
+        return original(archive, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", counting_open)
+    with open_delivery(path) as opened:
+        opened_members.clear()      # opening read each member (the check) and its header
+        first = list(opened.rows("kunden"))
+        assert opened_members == []     # the bytes of the check were read
+        again = list(opened.rows("kunden"))     # nothing kept any more: unpacked again
+        assert opened_members == ["kunden.csv"]
+    assert first == again and len(parsed(first)) == 500
+    monkeypatch.setattr(zipfile.ZipFile, "open", original)
+    assert first == read(path)
+
+
+def test_a_member_with_a_row_over_the_limit_is_not_kept(tmp_path):
+    text = b"Kundennummer;Personentyp\r\n5001234567;" + b"a" * 5000 + b"\r\n"
+    with open_delivery(delivery(tmp_path, kunden=text), max_row_length=4096) as opened:
+        assert "kunden.csv" not in {info.filename for info in opened._kept}
+        assert "vertraege.csv" in {info.filename for info in opened._kept}
+        with pytest.raises(DeliveryRejected, match="the row at line 2 is longer than the limit of 4096 characters"):
+            list(opened.rows("kunden"))

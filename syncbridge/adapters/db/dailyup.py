@@ -313,12 +313,37 @@ class SqlDailyUpStore:
                          .values(state="published", published_at=now))
 
 
+_KEY_SEPARATOR = "\x1e"    # between the keys of a table read at once (see _raw_digests_on)
+_DIGEST_SIZE = 16           # bytes of a raw digest
+
+
 def _raw_digests_on(conn: Connection, table: str) -> dict[str, bytes | None]:
     """Key -> raw digest of the rows of ``table`` still delivered, on PostgreSQL."""
-    # A million rows: read by the driver's cursor, without a SQLAlchemy row object each; in binary,
-    # so that the digests come as they are stored, not as hex text to decode.
+    # A million rows: PostgreSQL joins the keys into one text and the 16-byte digests into one bytea (the two
+    # aggregates take the rows in the same order), so that the driver makes two objects, not a tuple a row.
+    # A key holding the separator (the text then splits into more keys than rows) or a digest of another
+    # length sends the rows one by one instead, in binary, so that the digests come as they are stored.
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
+        cursor.execute(
+            'SELECT string_agg(key, %(sep)s) FILTER (WHERE length(raw_hash) = %(size)s),'
+            ' string_agg(raw_hash, %(none)s) FILTER (WHERE length(raw_hash) = %(size)s),'
+            ' count(*) FILTER (WHERE length(raw_hash) = %(size)s),'
+            ' string_agg(key, %(sep)s) FILTER (WHERE raw_hash IS NULL),'
+            ' count(*) FILTER (WHERE raw_hash IS NULL),'
+            ' count(*) FILTER (WHERE length(raw_hash) <> %(size)s)'
+            ' FROM dailyup_snapshot WHERE "table" = %(table)s AND NOT deleted',
+            {"sep": _KEY_SEPARATOR, "size": _DIGEST_SIZE, "none": b"", "table": table}, binary=True)
+        row = cursor.fetchone()
+        if row is not None and not row[5]:
+            keys = row[0].split(_KEY_SEPARATOR) if row[2] else []
+            unknown = row[3].split(_KEY_SEPARATOR) if row[4] else []
+            if len(keys) == row[2] and len(unknown) == row[4]:
+                blob: bytes = row[1] or b""
+                found: dict[str, bytes | None] = dict(
+                    zip(keys, [blob[at:at + _DIGEST_SIZE] for at in range(0, len(blob), _DIGEST_SIZE)]))
+                found.update(dict.fromkeys(unknown))
+                return found
         cursor.execute('SELECT key, raw_hash FROM dailyup_snapshot WHERE "table" = %s AND NOT deleted', (table,),
                        binary=True)
         return dict(cursor.fetchall())
@@ -381,10 +406,16 @@ class ImportSession:
         if reader is not None:
             reader.shutdown(wait=True, cancel_futures=True)
 
-    def lock(self) -> None:
-        """Wait until no other import runs (two imports diffing at once would both see the old snapshot)."""
+    def lock(self, *, then: str | None = None) -> None:
+        """Wait until no other import runs (two imports diffing at once would both see the old snapshot).
+
+        ``then`` names the table whose digests :meth:`raw_digests` will be asked for first:
+        on PostgreSQL they are read from now on, on a connection of their own (see there).
+        """
         if self.postgres:
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+            if then is not None:
+                self._read_ahead(then)
         # SQLite allows one writer at a time anyway.
 
     # ------------------------------------------------------------ the import row
@@ -548,10 +579,7 @@ class ImportSession:
                 ahead[1].exception()    # asked for another table: let that read end (its outcome unused)
             found = None
         if then is not None and self.postgres:
-            engine = self._conn.engine
-            if self._reader is None:
-                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-digests")
-            self._digests_ahead = (then, self._reader.submit(_read_raw_digests, engine, then))
+            self._read_ahead(then)
         if found is not None:
             return found
         if not self.postgres:
@@ -559,6 +587,12 @@ class ImportSession:
                                                                        SNAPSHOT.c.deleted.is_(False))
             return {key: digest for key, digest in self.conn.execute(query)}
         return _raw_digests_on(self.conn, table)
+
+    def _read_ahead(self, table: str) -> None:
+        """Read the digests of ``table`` on a connection of their own, for the next :meth:`raw_digests`."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dailyup-digests")
+        self._digests_ahead = (table, self._reader.submit(_read_raw_digests, self._conn.engine, table))
 
     def has_rows(self, table: str) -> bool:
         """Whether the snapshot holds any row of ``table``, deleted ones included."""
@@ -590,7 +624,21 @@ class ImportSession:
     def mark_deleted(self, import_id: int, table: str, keys: Sequence[str]) -> int:
         """Mark these rows of ``table`` as no longer delivered (by ``import_id``); return how many."""
         now, count = utcnow(), 0
-        for chunk in _chunks(keys, _IN_CHUNK if not self.postgres else 10 * _IN_CHUNK):
+        if self.postgres:
+            # A statement a key (sent together by the driver): each finds its row by the primary key, whatever the planner
+            # knows of the table.  Right after a first delivery the snapshot has no statistics, and a list of
+            # keys made PostgreSQL read every row of the table for each list.
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for chunk in _chunks(keys, 10 * _IN_CHUNK):
+                    cursor.executemany('UPDATE dailyup_snapshot SET deleted = true, raw_hash = NULL, import_id = %s,'
+                                       ' updated_at = %s WHERE "table" = %s AND key = %s AND NOT deleted',
+                                       [(import_id, now, table, key) for key in chunk])
+                    count += cursor.rowcount
+            finally:
+                cursor.close()
+            return count
+        for chunk in _chunks(keys):
             result = self.conn.execute(
                 update(SNAPSHOT).where(SNAPSHOT.c.table == table, SNAPSHOT.c.key.in_(chunk),
                                        SNAPSHOT.c.deleted.is_(False))
