@@ -256,6 +256,19 @@ def database(prefix: str):
         admin.dispose()
 
 
+def pg_sessions(database: str) -> int:
+    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
+                                    {"name": database}).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
 def delete_queues(broker_url: str, namespace: str) -> None:
     from kombu import Connection
 

@@ -237,19 +237,6 @@ class CpuMeter:
         return used
 
 
-def pg_sessions(database: str) -> int:
-    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(crm_stack.POSTGRES_ADMIN_URL)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
-                                    {"name": database}).scalar() or 0)
-    finally:
-        engine.dispose()
-
-
 # ------------------------------------------------------------------ a round
 def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str, rate: float, seconds: float,
               meter: CpuMeter) -> tuple[dict, dict]:
@@ -257,7 +244,7 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
     names = [f"E{tag}x{index:05d}" for index in range(count)]
     ids = sims.seed_contacts(names)
     prefix = f"E{tag}x"
-    sessions = pg_sessions(database)
+    sessions = crm_stack.pg_sessions(database)
     meter.begin()
     sent, status, sender_cpu = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate, meter)
     accepted = [index for index in range(count) if status[index] == 202]
@@ -275,7 +262,7 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
         time.sleep(0.1)
     cpu = meter.end()
     cpu["sender"] = sender_cpu
-    cpu["pg_sessions"] = pg_sessions(database) - sessions
+    cpu["pg_sessions"] = crm_stack.pg_sessions(database) - sessions
     time.sleep(0.5)   # a second create of a record would show by now
     written = sims.written(prefix)
     latencies = [1000 * (min(written[names[i]]) - sent[i]) for i in accepted if names[i] in written]

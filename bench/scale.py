@@ -70,19 +70,6 @@ def service_cpu_seconds() -> dict[str, float]:
     return totals
 
 
-def pg_sessions(database: str) -> int:
-    """Sessions ever opened on ``database`` (PostgreSQL's own count; a pool that closes connections shows here)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(crm_stack.POSTGRES_ADMIN_URL)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
-                                    {"name": database}).scalar() or 0)
-    finally:
-        engine.dispose()
-
-
 def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, workers: int, delay: float,
               records: int, broker_url: str, namespace: str, database: str) -> dict:
     from contracts.events import CrmRecordChangedSchema
@@ -109,7 +96,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         sims_before = [cpu_seconds(p.pid) for p in sims.processes]
         services_before = service_cpu_seconds()
-        sessions_before = pg_sessions(database)
+        sessions_before = crm_stack.pg_sessions(database)
         started = time.time()
         publisher.publish_many(publisher.topology.events, messages)
         publisher.close()
@@ -125,7 +112,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
         sims_cpu = [cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
         services_cpu = {name: cpu - services_before[name] for name, cpu in service_cpu_seconds().items()}
-        sessions = pg_sessions(database) - sessions_before
+        sessions = crm_stack.pg_sessions(database) - sessions_before
         # Let a racing second delivery finish before duplicates are counted.
         time.sleep(0.5)
         written = sims.written()
