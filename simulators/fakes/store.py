@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from simulators.fakes.credits import MemoryCreditLedger
 from syncbridge.adapters.tokens import MemoryTokenStore
@@ -135,8 +136,14 @@ class MemoryStore:
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
-                      created: bool = False, link: Link | None = None) -> None:
-        """End one record's sync at once: link, log entries, processed mark, create note cleared, lock released."""
+                      created: bool = False, link: Link | None = None,
+                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = ()) -> None:
+        """End one record's sync at once: link, log entries, processed mark, create note cleared, lock released.
+
+        This store keeps no echo marks, so it is never a sync's ``EchoMarks``: ``echoes`` must be empty.
+        """
+        if echoes:
+            raise ValueError("the in-memory store keeps no DailyUp echo marks")
         conflict: LinkConflict | None = None
         if link is not None:
             try:

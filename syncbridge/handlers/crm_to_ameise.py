@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, cast
 
 from syncbridge.errors import (
@@ -187,13 +186,9 @@ def record_lock(deps: SyncDependencies, key: str, *, event_id: str | None = None
         yield (lambda: synced.append(started)), replace(deps, store=cast(Store, outcome), echoes=echoes)
     finally:
         try:
-            finish = partial(deps.store.finish_record, key, owner, synced_from=synced[0] if synced else None,
-                             entries=outcome.entries, processed=outcome.processed, created=outcome.created,
-                             link=outcome.link)
-            if outcome.echoes:
-                finish(echoes=outcome.echoes)
-            else:
-                finish()
+            deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
+                                     processed=outcome.processed, created=outcome.created, link=outcome.link,
+                                     echoes=outcome.echoes)
         except LinkConflict as exc:
             field = deps.vertragsnummer_field if outcome.link and outcome.link.entity == CONTRACT \
                 else deps.kundennummer_field

@@ -48,7 +48,7 @@ from syncbridge.adapters.db.models import (
     UtcDateTime,
     utcnow,
 )
-from syncbridge.adapters.db.sql import _upsert, make_engine
+from syncbridge.adapters.db.sql import _echo_values, _upsert, make_engine
 from syncbridge.deliveries import RowError
 from syncbridge.ports import Candidate, DailyUpImport, PendingDelta, SnapshotRow
 
@@ -251,9 +251,8 @@ class SqlDailyUpStore:
     # ------------------------------------------------------------ echoes
     def remember_echo(self, entity: str, key: str, data: dict[str, Any]) -> None:
         """Remember the DailyUp columns just written to Ameise, so the next delivery does not send them back."""
-        values = {"entity": entity, "key": key, "data": dict(data), "written_at": utcnow()}
         with self.engine.begin() as conn:
-            _upsert(conn, ECHOES, values, ["entity", "key"], ["data", "written_at"])
+            _upsert(conn, ECHOES, _echo_values(entity, key, data), ["entity", "key"], ["data", "written_at"])
 
     def echo(self, entity: str, key: str) -> dict[str, Any] | None:
         """Return the echo mark of a record, if one waits for a delivery to confirm it."""

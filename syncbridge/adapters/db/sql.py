@@ -238,7 +238,7 @@ def _activity_values(entry: ActivityEntry, *, copied: bool = True) -> dict[str, 
 
 
 def _echo_values(entity: str, key: str, data: Mapping[str, Any], at: datetime | None = None) -> dict[str, Any]:
-    """The row of an echo mark (as the DailyUp store writes it)."""
+    """The row of a DailyUp echo mark (entity, key, the columns written, when)."""
     return {"entity": entity, "key": key, "data": dict(data), "written_at": at or utcnow()}
 
 
