@@ -30,6 +30,8 @@ from contracts.webhooks import plain_workflow_webhook
 from webhooks.payload import TOKEN_ENVIRON, parse_json, token_matches
 from webhooks.routes import (
     DIRECT_FAILURE,
+    NOTIFY,
+    WORKFLOW_PREFIX,
     queue_events,
     queued_body,
     unavailable,
@@ -42,9 +44,7 @@ if TYPE_CHECKING:
 
     from webhooks.receiver import Receiver
 
-PREFIX = "/webhooks/zoho/"
-# The Flask route's own rule: POST /webhooks/zoho/notify is a Notification API callback.
-_NOT_WORKFLOW = "notify"
+PREFIX = WORKFLOW_PREFIX
 
 
 class DirectWorkflow:
@@ -93,7 +93,7 @@ class DirectWorkflow:
         if not path.startswith(PREFIX):
             return None
         module = path[len(PREFIX):]
-        if not module or "/" in module or module == _NOT_WORKFLOW or not module.isascii():
+        if not module or "/" in module or module == NOTIFY or not module.isascii():
             return None
         length = environ.get("CONTENT_LENGTH")
         if not length or not (length.isascii() and length.isdigit()) or self.app.debug:

@@ -46,6 +46,11 @@ _notification_schema = ZohoNotificationSchema()
 _forms_schema = FormsWebhookSchema()
 
 
+# The workflow webhook is POST WORKFLOW_PREFIX + <module>; WORKFLOW_PREFIX + NOTIFY is the Notification API's
+# callback.  ``webhooks.direct`` recognises the usual workflow webhook by these same two names.
+WORKFLOW_PREFIX = "/webhooks/zoho/"
+NOTIFY = "notify"
+
 # In a request's environ: an error ``webhooks.direct`` met answering it, raised here instead of the route running.
 DIRECT_FAILURE = "syncbridge.direct_failure"
 
@@ -59,7 +64,7 @@ def _direct_failure() -> None:
 
 
 # ---------------------------------------------------------------- webhooks
-@bp.post("/webhooks/zoho/notify")
+@bp.post(WORKFLOW_PREFIX + NOTIFY)
 def zoho_notification():
     """Queue one event per record id of a Zoho Notification API callback."""
     receiver = current_receiver()
@@ -76,10 +81,10 @@ def zoho_notification():
     return jsonify({"event_ids": [event.event_id for event in events], "status": "queued"}), 202
 
 
-@bp.route("/webhooks/zoho/<module>", methods=["GET", "POST"])
+@bp.route(WORKFLOW_PREFIX + "<module>", methods=["GET", "POST"])
 def zoho_workflow(module: str):
     """Queue the record event of a Zoho workflow-rule webhook."""
-    if module == "notify":
+    if module == NOTIFY:
         # GET on the notification URL would otherwise land here with module "notify".
         raise MethodNotAllowed(valid_methods=["POST"])
     if request.method == "HEAD":

@@ -13,6 +13,7 @@ from werkzeug.test import EnvironBuilder
 from producers.publisher import Publisher
 from tests.support.webhooks import WEBHOOK_TOKEN, make_settings, queued
 from webhooks import create_app
+from webhooks.receiver import EXTENSION
 
 RECORD_ID = "4150868000000376008"
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
@@ -180,3 +181,26 @@ def test_a_lone_surrogate_is_400_whatever_its_spelling(app, topology, body):
     assert response.status_code == 400
     assert response.get_json()["error"] == "malformed_body"
     assert queued(topology) == []
+
+
+@pytest.mark.parametrize("path", [
+    "/webhooks/zoho/Contacts", "/webhooks/zoho/contacts", "/webhooks/zoho/Leads", "/webhooks/zoho/notify",
+    "/webhooks/zoho/Notify", "/webhooks/zoho/", "/webhooks/zoho/Contacts/", "/webhooks/zoho/Contacts/1",
+    "/webhooks/zoho//Contacts", "/webhooks/zoho", "/webhooks/dailyup", "/webhooks/zoho/Kontakte",
+    "/webhooks/zoho/Contäcts", "/api/webhooks/zoho/Contacts",
+])
+def test_the_direct_path_takes_only_what_flask_routes_to_the_workflow_webhook(app, path):
+    from webhooks.direct import DirectWorkflow
+
+    direct = DirectWorkflow(app, app.wsgi_app, app.extensions[EXTENSION])
+    environ = EnvironBuilder(path=path, method="POST", data=json.dumps(BODY), content_type="application/json",
+                             headers={"X-Webhook-Token": WEBHOOK_TOKEN}).get_environ()
+    synced = direct._synced_module(environ)
+    try:
+        endpoint, values = app.url_map.bind("localhost").match(path, method="POST")
+    except Exception:  # noqa: BLE001 - not found, redirect or method not allowed: not the workflow route
+        endpoint, values = None, {}
+    if synced is not None:
+        assert endpoint == "webhooks.zoho_workflow" and values["module"] == path.rsplit("/", 1)[1]
+    else:
+        assert endpoint != "webhooks.zoho_workflow" or app.extensions[EXTENSION].module_named(values["module"]) is None
