@@ -17,7 +17,7 @@ from kombu.message import Message
 
 from consumers.base import DATABASE_DOWN, QueueConsumer, _record_id, as_unavailable
 from consumers.inflight import InFlight
-from contracts.events import CrmRecordChangedSchema
+from contracts.events import CrmRecordChangedSchema, crm_record_changed_body, crm_record_changed_plain_load
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
@@ -126,7 +126,9 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:
-        event = self._load(body, message)
+        # A body as the receiver writes it is read directly; any other through the contract's schema.
+        plain = crm_record_changed_plain_load(body)
+        event = plain if plain is not None else self._load(body, message)
         if event is None:
             return
         command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at,
@@ -134,7 +136,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
         # Each delivery is one attempt of the Events page: source, received, attempt number, duration.
         self._attempt = {"source": event.source, "received_at": event.received_at,
                          "attempt": retries_of(message) + 1, "started": time.monotonic(),
-                         "message": bounded(self._schema.dump(event))}
+                         "message": bounded(crm_record_changed_body(event) if plain is not None
+                                            else self._schema.dump(event))}
         try:
             with metrics.timed(metrics.SYNC_SECONDS, CRM_TO_AMEISE.value):
                 if self.handler_logs_attempt:
