@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[..., SyncResult]
 
+# With many records in flight, the finished deliveries are acknowledged at most this often (on a stop or a lost
+# connection at once): the acks that gather meanwhile go to the broker as one cumulative ack where they can,
+# not as one frame each.
+ACK_INTERVAL_S = 0.05
+
 
 class CrmToAmeiseConsumer(QueueConsumer):
     """Consume ``{ns}.crm-to-ameise``; ack only after Ameise (and the write-back) succeeded.
@@ -72,6 +77,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self._local = threading.local()   # per handling thread: the delivery in hand (``_attempt``)
         self.inflight = InFlight(concurrency, name="crm-to-ameise",
                                  hold=lambda: self.should_stop) if concurrency > 1 else None
+        self._flushed = 0.0     # when the acks were last carried out (monotonic)
         if self.inflight is not None:
             # Enough deliveries in hand to keep every thread busy while records wait for one another.
             self.prefetch_count = max(prefetch_count, 2 * concurrency)
@@ -88,8 +94,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
     # ------------------------------------------------------------ many in flight
     def run(self, _tokens=1, **kwargs) -> None:
         if self.inflight is not None:
-            # Wake every 20 ms to carry out the acks of finished handlers.
-            kwargs.setdefault("safety_interval", 0.02)
+            # Wake at least every ACK_INTERVAL_S to carry out the acks of finished handlers.
+            kwargs.setdefault("safety_interval", ACK_INTERVAL_S)
         try:
             super().run(_tokens, **kwargs)
         finally:
@@ -99,7 +105,10 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     def on_iteration(self) -> None:
         if self.inflight is not None:
-            self.inflight.flush(self._settle_errors())
+            now = time.monotonic()
+            if now - self._flushed >= ACK_INTERVAL_S:
+                self._flushed = now
+                self.inflight.flush(self._settle_errors())
 
     def on_consume_end(self, connection, channel) -> None:
         # Consumers are cancelled, the channel is still open: finish what runs and acknowledge it.
