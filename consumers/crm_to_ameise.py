@@ -194,16 +194,20 @@ class CrmToAmeiseConsumer(QueueConsumer):
     # ------------------------------------------------------------ helpers
     def _succeeded(self, command: SyncCrmRecordToAmeise, result: SyncResult) -> ActivityEntry:
         """The activity log entry of a delivery handled to the end, with what ``on_message`` noted of it."""
-        return self._noted(ActivityEntry(
+        return ActivityEntry(
             direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
             zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
-            event_id=command.event_id, details={"message": self._attempt.get("message")}))
+            event_id=command.event_id, details={"message": self._attempt.get("message")}, **self._noted_fields())
 
     def _noted(self, entry: ActivityEntry) -> ActivityEntry:
+        return replace(entry, **self._noted_fields())
+
+    def _noted_fields(self) -> dict:
+        """What ``on_message`` noted of the delivery in hand, as fields of its activity log entry."""
         noted = self._attempt
         duration = None if "started" not in noted else round((time.monotonic() - noted["started"]) * 1000)
-        return replace(entry, source=noted.get("source"), received_at=noted.get("received_at"),
-                       attempt=noted.get("attempt", 1), duration_ms=duration)
+        return {"source": noted.get("source"), "received_at": noted.get("received_at"),
+                "attempt": noted.get("attempt", 1), "duration_ms": duration}
 
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed", *,
                 kind: str = DeadLetterKind.ERROR) -> None:
