@@ -17,7 +17,7 @@ from kombu.message import Message
 
 from consumers.base import DATABASE_DOWN, QueueConsumer, _record_id, as_unavailable
 from consumers.inflight import InFlight
-from contracts.events import CrmRecordChangedSchema
+from contracts.events import CrmRecordChangedSchema, crm_record_changed_body, crm_record_changed_plain_load
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
@@ -31,6 +31,11 @@ from syncbridge.ports import CRM_TO_AMEISE, ActivityEntry, DeadLetterKind, Store
 log = logging.getLogger(__name__)
 
 Handle = Callable[..., SyncResult]
+
+# With many records in flight, the finished deliveries are acknowledged at most this often (on a stop or a lost
+# connection at once): the acks that gather meanwhile go to the broker as one cumulative ack where they can,
+# not as one frame each.
+ACK_INTERVAL_S = 0.05
 
 
 class CrmToAmeiseConsumer(QueueConsumer):
@@ -72,6 +77,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
         self._local = threading.local()   # per handling thread: the delivery in hand (``_attempt``)
         self.inflight = InFlight(concurrency, name="crm-to-ameise",
                                  hold=lambda: self.should_stop) if concurrency > 1 else None
+        self._flushed = 0.0     # when the acks were last carried out (monotonic)
         if self.inflight is not None:
             # Enough deliveries in hand to keep every thread busy while records wait for one another.
             self.prefetch_count = max(prefetch_count, 2 * concurrency)
@@ -88,8 +94,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
     # ------------------------------------------------------------ many in flight
     def run(self, _tokens=1, **kwargs) -> None:
         if self.inflight is not None:
-            # Wake every 20 ms to carry out the acks of finished handlers.
-            kwargs.setdefault("safety_interval", 0.02)
+            # Wake at least every ACK_INTERVAL_S to carry out the acks of finished handlers.
+            kwargs.setdefault("safety_interval", ACK_INTERVAL_S)
         try:
             super().run(_tokens, **kwargs)
         finally:
@@ -99,7 +105,10 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     def on_iteration(self) -> None:
         if self.inflight is not None:
-            self.inflight.flush(self._settle_errors())
+            now = time.monotonic()
+            if now - self._flushed >= ACK_INTERVAL_S:
+                self._flushed = now
+                self.inflight.flush(self._settle_errors())
 
     def on_consume_end(self, connection, channel) -> None:
         # Consumers are cancelled, the channel is still open: finish what runs and acknowledge it.
@@ -126,7 +135,9 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     # ------------------------------------------------------------ callbacks
     def on_message(self, body, message: Message) -> None:
-        event = self._load(body, message)
+        # A body as the receiver writes it is read directly; any other through the contract's schema.
+        plain = crm_record_changed_plain_load(body)
+        event = plain if plain is not None else self._load(body, message)
         if event is None:
             return
         command = SyncCrmRecordToAmeise(event.module, event.record_id, event.event_id, event.received_at,
@@ -134,7 +145,8 @@ class CrmToAmeiseConsumer(QueueConsumer):
         # Each delivery is one attempt of the Events page: source, received, attempt number, duration.
         self._attempt = {"source": event.source, "received_at": event.received_at,
                          "attempt": retries_of(message) + 1, "started": time.monotonic(),
-                         "message": bounded(self._schema.dump(event))}
+                         "message": bounded(crm_record_changed_body(event) if plain is not None
+                                            else self._schema.dump(event))}
         try:
             with metrics.timed(metrics.SYNC_SECONDS, CRM_TO_AMEISE.value):
                 if self.handler_logs_attempt:
@@ -182,16 +194,20 @@ class CrmToAmeiseConsumer(QueueConsumer):
     # ------------------------------------------------------------ helpers
     def _succeeded(self, command: SyncCrmRecordToAmeise, result: SyncResult) -> ActivityEntry:
         """The activity log entry of a delivery handled to the end, with what ``on_message`` noted of it."""
-        return self._noted(ActivityEntry(
+        return ActivityEntry(
             direction=CRM_TO_AMEISE, action=result.action, result="ok", entity=result.entity,
             zoho_module=command.module, zoho_id=command.record_id, ameise_id=result.ameise_id,
-            event_id=command.event_id, details={"message": self._attempt.get("message")}))
+            event_id=command.event_id, details={"message": self._attempt.get("message")}, **self._noted_fields())
 
     def _noted(self, entry: ActivityEntry) -> ActivityEntry:
+        return replace(entry, **self._noted_fields())
+
+    def _noted_fields(self) -> dict:
+        """What ``on_message`` noted of the delivery in hand, as fields of its activity log entry."""
         noted = self._attempt
         duration = None if "started" not in noted else round((time.monotonic() - noted["started"]) * 1000)
-        return replace(entry, source=noted.get("source"), received_at=noted.get("received_at"),
-                       attempt=noted.get("attempt", 1), duration_ms=duration)
+        return {"source": noted.get("source"), "received_at": noted.get("received_at"),
+                "attempt": noted.get("attempt", 1), "duration_ms": duration}
 
     def _failed(self, command: SyncCrmRecordToAmeise, exc: Exception, action: str = "failed", *,
                 kind: str = DeadLetterKind.ERROR) -> None:

@@ -77,6 +77,42 @@ def crm_record_changed_body(event: CrmRecordChanged) -> dict:
     return body
 
 
+_CRM_RECORD_CHANGED_KEYS = frozenset(("schema_version", "event_id", "source", "module", "record_id", "received_at",
+                                      "operation", "modified_time"))
+_DIGITS = re.compile(r"[0-9]{1,30}")
+
+
+def crm_record_changed_plain_load(body: Any) -> CrmRecordChanged | None:
+    """The event of a message body that plainly meets the contract, as ``CrmRecordChangedSchema().load`` gives it.
+
+    A worker reads one per message: a body as the receiver writes it (the usual case)
+    becomes the event directly, without marshmallow.  Any other gives None: the caller
+    then loads it with the schema, which names what is wrong (or what it tolerates).
+    """
+    if type(body) is not dict or not body.keys() <= _CRM_RECORD_CHANGED_KEYS:
+        return None
+    get = body.get
+    event_id, source, module, record_id, received_at = (get("event_id"), get("source"), get("module"),
+                                                        get("record_id"), get("received_at"))
+    operation, modified_time = get("operation"), get("modified_time")
+    if not (type(get("schema_version")) is int and get("schema_version") == CrmRecordChangedSchema.SCHEMA_VERSION
+            and type(event_id) is str and event_id and type(source) is str and source
+            and type(module) is str and MODULE_NAME.fullmatch(module)
+            and type(record_id) is str and _DIGITS.fullmatch(record_id)
+            and type(received_at) is str
+            and (operation is None or type(operation) is str)
+            and (modified_time is None or type(modified_time) is str)):
+        return None
+    try:
+        at = datetime.fromisoformat(received_at)     # as the schema's AwareDateTime reads it
+    except ValueError:
+        return None
+    if at.utcoffset() is None:
+        return None
+    return CrmRecordChanged(event_id=event_id, source=source, module=module, record_id=record_id, received_at=at,
+                            operation=operation, modified_time=modified_time)
+
+
 KEY = validate.Regexp(r"^\S{1,40}$", error="Must be a Kundennummer or Vertragsnummer (1 to 40 characters, no spaces).")
 
 

@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,23 @@ def _matches(entry: Any, select: dict[str, str]) -> bool:
     return isinstance(entry, dict) and all(str(entry.get(k)) == v for k, v in select.items())
 
 
+# A path as its segments, parsed once: a mapping's rules are read and written for every record.
+Segments = tuple[tuple[str, dict[str, str] | None], ...]
+
+
+@lru_cache(maxsize=1024)
+def _segments(path: str) -> Segments:
+    return tuple(parse_path(path))
+
+
 def read_path(record: dict[str, Any], path: str) -> Any:
     """The value at ``path`` in a nested record; None where anything on the way is missing."""
+    return _read_segments(record, _segments(path))
+
+
+def _read_segments(record: dict[str, Any], segments: Segments) -> Any:
     value: Any = record
-    for name, select in parse_path(path):
+    for name, select in segments:
         if not isinstance(value, dict):
             return None
         value = value.get(name)
@@ -152,8 +166,11 @@ def read_path(record: dict[str, Any], path: str) -> Any:
 
 def write_path(target: dict[str, Any], path: str, value: Any) -> None:
     """Set ``path`` in a nested record, making the objects and list entries on the way."""
-    *parents, (leaf, _) = parse_path(path)
-    for name, select in parents:
+    _write_segments(target, _segments(path), value)
+
+
+def _write_segments(target: dict[str, Any], segments: Segments, value: Any) -> None:
+    for name, select in segments[:-1]:
         if select is None:
             target = target.setdefault(name, {})
             continue
@@ -163,7 +180,7 @@ def write_path(target: dict[str, Any], path: str, value: Any) -> None:
             found = dict(select)
             entries.append(found)
         target = found
-    target[leaf] = value
+    target[segments[-1][0]] = value
 
 
 @dataclass(frozen=True)
@@ -194,34 +211,41 @@ class EntityMapping:
     constants: dict[str, Any] = field(default_factory=dict)
     customer_lookups: dict[str, str] = field(default_factory=dict)
     value_tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    _plan: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any], str, Segments], ...] = \
+        field(init=False, repr=False, compare=False)
+    _constants: tuple[tuple[Segments, Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Each rule as it is applied to every record: the CRM field's path split, the converter, the Ameise
+        # path parsed; and the constants' paths parsed.  Compiled once per mapping, not per record.
+        object.__setattr__(self, "_plan", tuple(
+            (rule.crm, tuple(rule.crm.split(".")), CONVERTERS[rule.type], rule.values, _segments(rule.ameise))
+            for rule in self.fields))
+        object.__setattr__(self, "_constants", tuple(
+            (_segments(path), value) for path, value in self.constants.items()))
 
     def to_ameise(self, record: dict[str, Any]) -> dict[str, Any]:
         """Build the (nested) Ameise body from a CRM record; empty CRM values are left out."""
         result: dict[str, Any] = {}
-        for rule in self.fields:
-            raw = _read_crm(record, rule.crm)
+        for crm, parts, convert, values, target in self._plan:
+            raw: Any = record
+            for part in parts:
+                raw = raw.get(part) if isinstance(raw, dict) else None
             if _empty(raw):
                 continue
             try:
-                value = CONVERTERS[rule.type](raw)
-                if rule.values and value != "":
-                    value = _lookup_value(self.value_tables, rule.values, value)
+                value = convert(raw)
+                if values and value != "":
+                    value = _lookup_value(self.value_tables, values, value)
             except ValueError as exc:
-                raise FieldValueError(rule.crm, str(exc)) from exc
+                raise FieldValueError(crm, str(exc)) from exc
             if value == "":
                 continue
-            write_path(result, rule.ameise, value)
-        for path, value in self.constants.items():
-            write_path(result, path, value)
+            _write_segments(result, target, value)
+        for target, value in self._constants:
+            _write_segments(result, target, value)
         return result
 
-
-def _read_crm(record: dict[str, Any], path: str) -> Any:
-    """A CRM field, a dotted path reading into a lookup object (``Owner.id``)."""
-    value: Any = record
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 # ---------------------------------------------------------------- ameise_to_dailyup
@@ -239,14 +263,19 @@ class AmeiseToDailyUpMapping:
 
     kind: str
     fields: tuple[EchoRule, ...]
+    _plan: tuple[tuple[Segments, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The rules' Ameise paths parsed once per mapping, not for every record.
+        object.__setattr__(self, "_plan", tuple((_segments(rule.ameise), rule.dailyup) for rule in self.fields))
 
     def columns(self, record: dict[str, Any]) -> dict[str, Any]:
         """The raw values of the DailyUp columns that ``record`` sets (None values left out)."""
         result: dict[str, Any] = {}
-        for rule in self.fields:
-            value = read_path(record, rule.ameise)
+        for segments, column in self._plan:
+            value = _read_segments(record, segments)
             if value is not None:
-                result[rule.dailyup] = value
+                result[column] = value
         return result
 
     def as_dailyup(self, record: dict[str, Any]) -> dict[str, str | None]:

@@ -86,13 +86,18 @@ EVENT_AGE_SECONDS = Histogram("syncbridge_event_to_sync_seconds",
                               buckets=AGE_BUCKETS)
 
 
-# The receiver's labelled series, looked up once per label values rather than once per webhook
-# (``labels()`` checks and joins the values and takes a lock on every call).  The values are a
-# source and a synced module, so there are few; the cache is emptied should it ever grow large.
+# The labelled series the receiver and the workers count in for every webhook or record, looked up
+# once per label values rather than once per count (``labels()`` checks and joins the values and
+# takes a lock on every call).  The values are sources, modules, directions, actions and call types,
+# so there are few; a cache is emptied should it ever grow large.
 _CHILDREN_MAX = 1024
 _received_children: dict[tuple[str, str], Counter] = {}
 _published_children: dict[str, Counter] = {}
 _webhook_seconds_children: dict[str, Histogram] = {}
+_synced_children: dict[tuple[str, str], Counter] = {}
+_age_children: dict[str, Histogram] = {}
+_timed_children: dict[tuple[Histogram, str], Histogram] = {}
+_credits_children: dict[tuple[str, str], Counter] = {}
 
 
 def _child(children: dict, key, metric, *labels: str):
@@ -123,13 +128,14 @@ def webhook_failed(source: str, kind: str) -> None:
 
 def synced(direction: str, action: str, count: int = 1, *, received_at: datetime | None = None,
            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-    RECORDS_SYNCED.labels(direction, action).inc(count)
+    _child(_synced_children, (direction, action), RECORDS_SYNCED, direction, action).inc(count)
     if received_at is not None:
-        EVENT_AGE_SECONDS.labels(direction).observe(max(0.0, (now() - received_at).total_seconds()))
+        _child(_age_children, direction, EVENT_AGE_SECONDS, direction).observe(
+            max(0.0, (now() - received_at).total_seconds()))
 
 
 def zoho_credits(call: str, purpose: str, credits: int) -> None:
-    ZOHO_CREDITS.labels(call, purpose).inc(credits)
+    _child(_credits_children, (call, purpose), ZOHO_CREDITS, call, purpose).inc(credits)
 
 
 class CountedCreditLedger:
@@ -169,7 +175,7 @@ def timed(histogram: Histogram, label: str) -> Iterator[None]:
     try:
         yield
     finally:
-        histogram.labels(label).observe(time.perf_counter() - started)
+        _child(_timed_children, (histogram, label), histogram, label).observe(time.perf_counter() - started)
 
 
 class QueueDepths(Collector):

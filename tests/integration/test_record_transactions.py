@@ -3,7 +3,8 @@
 The lease is taken with what the sync reads of the record (the processed check, its state,
 its link) in one transaction, and the outcome (link, log entries with the delivery's own,
 processed mark, cleared create note, the DailyUp echo mark, release) written in one; the note
-before a create is sent stays a transaction of its own.
+before a create is sent stays a transaction of its own.  On PostgreSQL the outcome and the note are
+one statement each, run on their own (autocommit): no BEGIN and COMMIT round trips around them.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def counted(request):
         statements.append([])
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _statement(_conn, _cursor, sql, *_args) -> None:
-        statements[-1].append(sql.split()[0].upper())
+    def _statement(conn, _cursor, sql, *_args) -> None:
+        # A statement PostgreSQL runs on its own (autocommit: no BEGIN and COMMIT sent around it) in lower case.
+        alone = engine.dialect.name == "postgresql" and conn.connection.dbapi_connection.autocommit
+        statements[-1].append(sql.split()[0].lower() if alone else sql.split()[0].upper())
 
     yield SqlStore(engine), statements
     engine.dispose()
@@ -71,10 +74,11 @@ def test_a_create_takes_three_transactions_and_an_update_two(counted):
     postgres = store.engine.dialect.name == "postgresql"
     take = ["INSERT", "SELECT"] if postgres else ["INSERT", "SELECT", "SELECT"]
     assert on_create[0] == take
-    assert on_create[1] == ["UPDATE"]                # the note before the create is sent
+    # The note before the create is sent; on PostgreSQL one statement on its own.
+    assert on_create[1] == (["update"] if postgres else ["UPDATE"])
     # The whole outcome: the link, the log entries (one statement), the processed mark, the echo mark, note
-    # cleared and release; on PostgreSQL all of it one statement.
-    assert on_create[2] == (["WITH"] if postgres else ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"])
+    # cleared and release; on PostgreSQL all of it one statement, on its own.
+    assert on_create[2] == (["with"] if postgres else ["INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"])
     assert on_update[1] == on_create[2]
     assert len(on_create) == 3 and len(on_update) == 2
     assert on_update[0] == take
@@ -118,7 +122,7 @@ def test_a_contract_and_the_customer_synced_under_its_lease_write_their_echo_mar
     with_echo = [sql for sql in tables if any("INSERT INTO dailyup_echoes" in statement for statement in sql)]
     assert len(with_echo) == 2
     if store.engine.dialect.name == "postgresql":      # one statement: its parts as CTEs, the release the main one
-        assert all(len(sql) == 1 and sql[0].startswith("WITH") and "UPDATE record_syncs SET locked_by = NULL" in sql[0]
+        assert all(len(sql) == 1 and sql[0].startswith("WITH") and "UPDATE record_syncs SET locked_by =" in sql[0]
                    for sql in with_echo)
     else:
         assert all(sql[-1].startswith("UPDATE record_syncs SET") and len(sql) > 2 for sql in with_echo)

@@ -278,6 +278,22 @@ def test_finish_record_of_a_failed_sync_keeps_the_create_note_and_frees_only_its
     assert store.lock_record(KEY, "b", ttl=30)
 
 
+def test_finish_record_of_a_create_whose_lease_ran_out_clears_the_note_and_leaves_the_new_holders_lease(store):
+    started = datetime.now(UTC)
+    assert store.take_record(KEY, "a", ttl=-1) is not None          # a's lease has run out at once
+    store.note_create(KEY, True)
+    assert store.take_record(KEY, "b", ttl=30) is not None
+
+    store.finish_record(KEY, "a", synced_from=started, processed=("ev1", "created"), created=True)
+
+    assert not store.create_under_way(KEY)                      # the record is linked, whoever holds it now
+    assert store.was_processed("ev1")
+    assert store.last_synced_from(KEY) is None                  # not a's lease: nothing else of it released
+    assert not store.lock_record(KEY, "c", ttl=30)              # still b's
+    store.finish_record(KEY, "b", synced_from=started)
+    assert store.last_synced_from(KEY) == started and store.lock_record(KEY, "c", ttl=30)
+
+
 def test_finish_record_writes_attempts_and_echo_marks_as_the_single_writes_do(sql_store):
     from syncbridge.adapters.db.dailyup import SqlDailyUpStore
 

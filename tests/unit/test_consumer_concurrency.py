@@ -220,3 +220,34 @@ def test_a_limited_session_takes_the_environments_proxy_as_requests_does(monkeyp
             plain.merge_environment_settings(url, {}, None, None, None)
     assert session.merge_environment_settings("https://api.example/x", {}, None, None, None)["proxies"]["https"] == \
         "http://proxy.example:3128"
+
+
+def test_acks_gathered_within_the_ack_interval_go_out_together(topology, publisher, monkeypatch):
+    from consumers import crm_to_ameise
+
+    clock = [100.0]
+    monkeypatch.setattr(crm_to_ameise.time, "monotonic", lambda: clock[0])
+    consumer = make_consumer(topology, Held(), publisher, MemoryStore(), concurrency=4)
+    sent: list[tuple] = []
+    channel = object()
+
+    class Message:
+        def __init__(self, tag):
+            self.delivery_tag, self.channel = tag, channel
+
+        def ack(self, multiple=False):
+            sent.append((self.delivery_tag, multiple))
+
+    wrapped = [consumer.inflight.wrap(Message(tag)) for tag in range(1, 5)]
+    wrapped[0].ack()
+    consumer.on_iteration()
+    assert sent == [(1, False)]
+    for message in wrapped[1:]:         # finished within the interval: carried out once it has passed
+        message.ack()
+        clock[0] += crm_to_ameise.ACK_INTERVAL_S / 4
+        consumer.on_iteration()
+    assert sent == [(1, False)]
+    clock[0] += crm_to_ameise.ACK_INTERVAL_S
+    consumer.on_iteration()
+    assert sent == [(1, False), (4, True)]
+    consumer.inflight.shutdown()

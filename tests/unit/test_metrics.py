@@ -85,3 +85,24 @@ def test_a_broker_that_is_away_leaves_the_depths_out_not_the_scrape(database_url
 
     board.parts.metrics = lambda: metrics_exposition(away)
     assert not [key for key in scrape(board) if key[0] == "syncbridge_queue_depth"]
+
+
+def test_a_workers_counts_with_the_same_labels_add_up_in_one_series(board):
+    from datetime import UTC, datetime
+
+    from syncbridge import metrics
+
+    synced = ("syncbridge_records_synced_total", (("action", "created"), ("direction", "crm_to_ameise")))
+    took = ("syncbridge_sync_seconds_count", (("direction", "crm_to_ameise"),))
+    age = ("syncbridge_event_to_sync_seconds_count", (("direction", "crm_to_ameise"),))
+    credits = ("syncbridge_zoho_credits_total", (("call", "get_record"), ("purpose", "sync")))
+    before = scrape(board)
+    for _ in range(3):
+        with metrics.timed(metrics.SYNC_SECONDS, "crm_to_ameise"):
+            metrics.synced("crm_to_ameise", "created", received_at=datetime.now(UTC))
+        metrics.zoho_credits("get_record", "sync", 2)
+    metrics.synced("crm_to_ameise", "created")
+    after = scrape(board)
+
+    assert {series: after[series] - before.get(series, 0) for series in (synced, took, age, credits)} == {
+        synced: 4, took: 3, age: 3, credits: 6}

@@ -426,10 +426,18 @@ def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, cre
         parts.append("e AS (INSERT INTO dailyup_echoes (entity, key, data, written_at) "
                      "SELECT entity, key, data, %(now)s FROM json_populate_recordset(NULL::dailyup_echoes, %(e)s::json) "
                      "ON CONFLICT (entity, key) DO UPDATE SET data = excluded.data, written_at = excluded.written_at)")
-    release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
-               "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
-               + (", creating_since = NULL" if created else "")
-               + " WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
+    if created:
+        # The lease released if it is still this sync's, and the create note cleared in any case (as
+        # note_create(key, False): the record is linked, whoever holds its lease now), in the one statement.
+        own = "record_syncs.locked_by = %(o)s"
+        release = (f"UPDATE record_syncs SET locked_by = CASE WHEN {own} THEN NULL ELSE record_syncs.locked_by END, "
+                   f"locked_until = CASE WHEN {own} THEN NULL ELSE record_syncs.locked_until END, "
+                   f"synced_from = CASE WHEN {own} THEN coalesce(%(s)s, record_syncs.synced_from) "
+                   "ELSE record_syncs.synced_from END, creating_since = NULL WHERE record_syncs.key = %(k)s")
+    else:
+        release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
+                   "synced_from = coalesce(%(s)s, record_syncs.synced_from) "
+                   "WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
     sql = _PG_FINISH[shape] = (f"WITH {', '.join(parts)} " if parts else "") + release
     return sql
 
@@ -468,6 +476,9 @@ class SqlStore:
         self._hot = _hot_statements(engine.dialect.name)
         self._pg_driver = engine.dialect.name == "postgresql" and engine.dialect.driver in _PG_DRIVERS
         self._json = getattr(engine.dialect, "_json_serializer", None) or json.dumps
+        # On PostgreSQL a write of ONE statement runs on its own (autocommit): the statement is atomic by
+        # itself, and BEGIN and COMMIT around it would be two more round trips to the server.
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg_driver else engine
 
     @classmethod
     def from_url(cls, url: str | URL, *, token_key: str | None = None) -> SqlStore:
@@ -619,12 +630,13 @@ class SqlStore:
             return conn.execute(select(RECORDS.c.synced_from).where(RECORDS.c.key == key)).scalar()
 
     def note_create(self, key: str, creating: bool) -> None:
-        with self.engine.begin() as conn:
-            # The record's row exists: its lease is held while this is called.
-            if self._pg_driver:
+        # The record's row exists: its lease is held while this is called.
+        if self._pg_driver:
+            with self._single.begin() as conn:
                 conn.exec_driver_sql(_PG_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
-            else:
-                conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
+            return
+        with self.engine.begin() as conn:
+            conn.execute(_NOTE_CREATE, {"k": key, "since": utcnow() if creating else None})
 
     def create_under_way(self, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -715,7 +727,7 @@ class SqlStore:
     def _finish_pg(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
                    processed: tuple[str, str] | None, created: bool, link: Link | None,
                    echoes: Sequence[tuple[str, str, Mapping[str, Any]]], now: datetime) -> None:
-        """:meth:`_finish` on PostgreSQL: one statement (and a second when a created record's lease was lost)."""
+        """:meth:`_finish` on PostgreSQL: one statement, on its own (autocommit)."""
         params: dict[str, Any] = {"k": key, "o": owner, "now": now,
                                   "s": None if synced_from is None else _as_utc(synced_from)}
         if link is not None:
@@ -735,11 +747,8 @@ class SqlStore:
             params["e"] = dumps([{"entity": entity, "key": echo_key, "data": dict(data)}
                                  for entity, echo_key, data in echoes])
         sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created)
-        with self.engine.begin() as conn:
-            released = conn.exec_driver_sql(sql, params).rowcount
-            if created and not released:
-                # As note_create(key, False): the record is linked, whoever holds its lease now.
-                conn.exec_driver_sql("UPDATE record_syncs SET creating_since = NULL WHERE key = %(k)s", {"k": key})
+        with self._single.begin() as conn:
+            conn.exec_driver_sql(sql, params)
 
     def activities(
         self,
