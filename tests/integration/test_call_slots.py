@@ -1,0 +1,188 @@
+"""Call slots shared through PostgreSQL advisory locks: each object has a connection of its own, as a process has."""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from syncbridge.adapters.db.call_slots import CallSlots, CallSlotTimeout
+from syncbridge.adapters.http import LimitedSession
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def engine(postgres_url):
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make_slots(engine):
+    name = f"zoho-calls:{uuid.uuid4().hex[:8]}"
+    made: list[CallSlots] = []
+
+    def make(limit: int, **options) -> CallSlots:
+        slots = CallSlots(engine.connect, limit, name=name, **options)
+        made.append(slots)
+        return slots
+
+    yield make
+    for slots in made:
+        slots.close()
+
+
+def locked_in_database(engine, slots: CallSlots) -> int:
+    """The slots of ``slots``' limit that some connection holds, as PostgreSQL sees them."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                 "AND objsubid = 2 AND classid::bigint = :c"), {"c": slots.classid}).scalar_one()
+
+
+def settle(*everyone: CallSlots, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        for slots in everyone:
+            slots.rebalance()
+
+
+def test_two_processes_share_the_limit_half_and_half_and_never_hold_more(engine, make_slots):
+    first, second = make_slots(10), make_slots(10)
+    first.rebalance()
+    assert (first.share, first.held) == (10, 10)   # alone: all of them
+    second.rebalance()
+    assert second.share == 5 and second.held == 0  # all taken: it waits for the first to give back
+    seen = []
+    for slots in (first, second, first, second):
+        slots.rebalance()
+        seen.append((first.held + second.held, locked_in_database(engine, first)))
+    assert all(total <= 10 and locked <= 10 for total, locked in seen)
+    assert (first.held, second.held, first.members, second.members) == (5, 5, 2, 2)
+    assert locked_in_database(engine, first) == 10
+
+
+def test_three_processes_get_four_three_and_three(engine, make_slots):
+    everyone = [make_slots(10) for _ in range(3)]
+    settle(*everyone)
+    assert sorted((s.held for s in everyone), reverse=True) == [4, 3, 3]
+    assert [s.held for s in everyone] == [s.share for s in everyone]
+    assert locked_in_database(engine, everyone[0]) == 10
+
+
+def test_when_one_closes_the_other_takes_all_after_a_rebalance(engine, make_slots):
+    first, second = make_slots(10), make_slots(10)
+    settle(first, second)
+    first.close()
+    assert second.held == 5
+    second.rebalance()
+    assert (second.members, second.share, second.held) == (1, 10, 10)
+
+
+def test_a_killed_connection_frees_its_slots_and_comes_back_on_a_later_rebalance(engine, make_slots):
+    first, second = make_slots(10), make_slots(10)
+    settle(first, second)
+    with engine.connect() as conn:
+        killed = conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first._pid}).scalar_one()
+    assert killed
+    second.rebalance()
+    assert second.held == 10   # the dead connection's slots and membership went with it
+    first.rebalance()          # finds its connection gone: holds nothing
+    assert (first.held, first.share) == (0, 0)
+    assert not first.acquire(timeout=0)
+    settle(first, second)      # connects anew and gets its share back
+    assert (first.held, second.held) == (5, 5)
+    assert locked_in_database(engine, first) == 10
+
+
+def test_calls_use_the_held_slots_without_the_database(make_slots):
+    slots = make_slots(3)
+    slots.rebalance()
+    slots._conn.invalidate()   # no database behind it any more: the calls do not notice
+    for _ in range(3):
+        assert slots.acquire(timeout=0)
+    assert not slots.acquire(timeout=0)
+    slots.release()
+    assert slots.acquire(timeout=0)
+
+
+def test_acquire_waits_for_a_slot_and_times_out_with_a_connection_error(make_slots):
+    slots = make_slots(1, timeout=0.2)
+    slots.rebalance()
+    slots.acquire()
+    got = threading.Event()
+
+    def waiter() -> None:
+        with slots:
+            got.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not got.wait(0.05)
+    slots.release()
+    thread.join(timeout=5)
+    assert got.is_set()
+
+    slots.acquire()
+    with pytest.raises(CallSlotTimeout) as raised:
+        slots.__enter__()
+    # a requests.ConnectionError: the Zoho client takes it for Zoho being unavailable (retry, not dead-letter)
+    assert isinstance(raised.value, requests.ConnectionError)
+    session = LimitedSession(pool=2, slots=slots)
+    with pytest.raises(requests.ConnectionError):
+        session.get("http://127.0.0.1:9/never-called", timeout=1)
+    slots.release()
+
+
+def test_a_slot_in_use_above_the_share_goes_back_when_its_call_ends(engine, make_slots):
+    first, second = make_slots(2), make_slots(2)
+    first.rebalance()
+    assert first.acquire(timeout=0) and first.acquire(timeout=0)
+    second.rebalance()
+    first.rebalance()              # its share is 1 now, but both slots are in use
+    assert (first.share, first.held) == (1, 2)
+    assert not first.acquire(timeout=0)
+    first.release()                # the call ends: the slot above the share goes back at once
+    assert first.held == 1 and locked_in_database(engine, first) == 1
+    second.rebalance()
+    assert second.held == 1
+    first.release()
+    assert first.held == 1         # within its share: kept for the next call
+
+
+def test_more_processes_than_slots_leave_the_extra_ones_waiting_with_one_warning(make_slots, caplog):
+    everyone = [make_slots(2) for _ in range(3)]
+    with caplog.at_level(logging.WARNING, logger="syncbridge.adapters.db.call_slots"):
+        settle(*everyone)
+    assert sorted(s.held for s in everyone) == [0, 1, 1]
+    warnings = [r for r in caplog.records if "gets no slot" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_a_background_rebalance_runs_when_due_on_the_clock(make_slots):
+    now = [0.0]
+    first = make_slots(4, clock=lambda: now[0], rebalance_every=5)
+    second = make_slots(4, clock=lambda: now[0], rebalance_every=5)
+    assert first.rebalance_if_due() and first.held == 4
+    assert second.rebalance_if_due() and second.held == 0
+    assert not first.rebalance_if_due()   # not due yet: nothing given back
+    assert first.held == 4
+    now[0] = 5.0
+    assert first.rebalance_if_due() and first.held == 2
+    assert second.rebalance_if_due() and second.held == 2
+
+
+def test_slots_on_an_engine_keep_a_connection_of_their_own(engine):
+    slots = CallSlots.for_engine(engine, 2, name=f"zoho-calls:{uuid.uuid4().hex[:8]}").start()
+    try:
+        assert slots.held == 2
+        with slots:
+            assert locked_in_database(engine, slots) == 2
+    finally:
+        slots.close()
+    wait_for(lambda: locked_in_database(engine, slots) == 0, timeout=5, what="the slots given back")
