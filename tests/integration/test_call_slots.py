@@ -186,3 +186,52 @@ def test_slots_on_an_engine_keep_a_connection_of_their_own(engine):
     finally:
         slots.close()
     wait_for(lambda: locked_in_database(engine, slots) == 0, timeout=5, what="the slots given back")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_sync_workers_zoho_session_shares_the_limit_on_postgres(migrated_postgres_url, engine, shared):
+    from simulators.fakes.ameise import InMemoryAmeise
+    from syncbridge.adapters.db.call_slots import lock_class
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.bootstrap import bootstrap
+    from syncbridge.config import Settings
+
+    namespace = f"slots{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env({"SYNCBRIDGE_DATABASE_URL": migrated_postgres_url, "SYNCBRIDGE_NAMESPACE": namespace,
+                                  "SYNCBRIDGE_ZOHO_SYNC_CONCURRENCY": "3"})
+    store = SqlStore.from_url(migrated_postgres_url)
+    classid = lock_class(f"zoho-calls:{namespace}")
+
+    def locked() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                     "AND objsubid = 2 AND classid::bigint = :c"), {"c": classid}).scalar_one()
+
+    services = bootstrap(settings, store=store, ameise=InMemoryAmeise(), publisher=object(), shared_zoho_limit=shared)
+    try:
+        session = services.crm._session
+        if shared:
+            assert isinstance(session._slots, CallSlots) and session._slots.limit == 3
+            assert locked() == 3
+        else:   # the other processes (receiver, dashboard, commands) keep a limit of their own
+            assert isinstance(session._slots, threading.BoundedSemaphore) and locked() == 0
+    finally:
+        services.close()
+        store.engine.dispose()
+    assert locked() == 0
+
+
+def test_on_sqlite_each_process_keeps_its_own_limit(database_url):
+    from simulators.fakes.ameise import InMemoryAmeise
+    from syncbridge.adapters.db.sql import SqlStore
+    from syncbridge.bootstrap import bootstrap
+    from syncbridge.config import Settings
+
+    settings = Settings.from_env({"SYNCBRIDGE_DATABASE_URL": database_url, "SYNCBRIDGE_ZOHO_SYNC_CONCURRENCY": "3"})
+    store = SqlStore.from_url(database_url)
+    services = bootstrap(settings, store=store, ameise=InMemoryAmeise(), publisher=object(), shared_zoho_limit=True)
+    try:
+        assert isinstance(services.crm._session._slots, threading.BoundedSemaphore)
+    finally:
+        services.close()
+        store.engine.dispose()
