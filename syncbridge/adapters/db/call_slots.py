@@ -33,6 +33,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from syncbridge.adapters.db.sql import POSTGRES_CONNECT_TIMEOUT_S
+
 log = logging.getLogger(__name__)
 
 REBALANCE_EVERY_S = 5.0
@@ -97,7 +99,12 @@ class CallSlots:
     @classmethod
     def for_engine(cls, engine: Engine, limit: int, **options: Any) -> CallSlots:
         """Slots on a connection of their own to ``engine``'s database (not one of its pool)."""
-        own = create_engine(engine.url, poolclass=NullPool)
+        url = engine.url
+        # a server that does not answer fails the connection after a bounded time, and a connection
+        # whose peer is gone is noticed by TCP keepalives, not only when a statement hangs
+        connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        connect_args.update({"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3})
+        own = create_engine(url, poolclass=NullPool, connect_args=connect_args)
         return cls(own.connect, limit, on_close=own.dispose, **options)
 
     # ---------------------------------------------------------------- what calls use
