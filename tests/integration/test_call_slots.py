@@ -46,6 +46,19 @@ def locked_in_database(engine, slots: CallSlots) -> int:
                                  "AND objsubid = 2 AND classid::bigint = :c"), {"c": slots.classid}).scalar_one()
 
 
+def kill(engine, pid: int) -> None:
+    """End the backend ``pid`` as a crash or a network cut would, and wait until PostgreSQL has let it go."""
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+
+    wait_for(lambda: not backend_holds_locks(engine, pid), timeout=10, what=f"backend {pid} gone")
+
+
+def backend_holds_locks(engine, pid: int) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(text("SELECT count(*) FROM pg_locks WHERE pid = :p"), {"p": pid}).scalar_one())
+
+
 def settle(*everyone: CallSlots, rounds: int = 3) -> None:
     for _ in range(rounds):
         for slots in everyone:
@@ -78,7 +91,9 @@ def test_three_processes_get_four_three_and_three(engine, make_slots):
 def test_when_one_closes_the_other_takes_all_after_a_rebalance(engine, make_slots):
     first, second = make_slots(10), make_slots(10)
     settle(first, second)
+    pid = first._pid
     first.close()
+    wait_for(lambda: not backend_holds_locks(engine, pid), timeout=10, what="the closed connection gone")
     assert second.held == 5
     second.rebalance()
     assert (second.members, second.share, second.held) == (1, 10, 10)
@@ -87,9 +102,7 @@ def test_when_one_closes_the_other_takes_all_after_a_rebalance(engine, make_slot
 def test_a_killed_connection_frees_its_slots_and_comes_back_on_a_later_rebalance(engine, make_slots):
     first, second = make_slots(10), make_slots(10)
     settle(first, second)
-    with engine.connect() as conn:
-        killed = conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first._pid}).scalar_one()
-    assert killed
+    kill(engine, first._pid)
     second.rebalance()
     assert second.held == 10   # the dead connection's slots and membership went with it
     first.rebalance()          # finds its connection gone: holds nothing
@@ -98,6 +111,24 @@ def test_a_killed_connection_frees_its_slots_and_comes_back_on_a_later_rebalance
     settle(first, second)      # connects anew and gets its share back
     assert (first.held, second.held) == (5, 5)
     assert locked_in_database(engine, first) == 10
+
+
+def test_calls_in_flight_when_the_connection_is_lost_count_until_they_end(engine, make_slots):
+    slots = make_slots(2)
+    slots.rebalance()
+    assert slots.acquire(timeout=0) and slots.acquire(timeout=0)
+    kill(engine, slots._pid)
+    slots.rebalance()
+    slots.rebalance()
+    assert (slots.held, locked_in_database(engine, slots)) == (2, 2)   # connected anew, both slots again
+    assert not slots.acquire(timeout=0)   # the two calls of before are still in flight
+    slots.release()
+    assert slots.acquire(timeout=0)
+    slots.release()
+    slots.release()
+    assert slots.held == 2
+    with pytest.raises(ValueError):
+        slots.release()
 
 
 def test_calls_use_the_held_slots_without_the_database(make_slots):
@@ -218,7 +249,7 @@ def test_the_sync_workers_zoho_session_shares_the_limit_on_postgres(migrated_pos
     finally:
         services.close()
         store.engine.dispose()
-    assert locked() == 0
+    wait_for(lambda: locked() == 0, timeout=10, what="the slots given back with the connection")
 
 
 def test_on_sqlite_each_process_keeps_its_own_limit(database_url):

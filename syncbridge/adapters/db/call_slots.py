@@ -88,7 +88,9 @@ class CallSlots:
         self._db = threading.Lock()             # one thread at a time on the connection
         self._state = threading.Condition()     # the slots below
         self._held: set[int] = set()            # locked on our connection
-        self._busy: set[int] = set()            # used by a call now
+        # calls holding a slot now; which slot does not matter (the database sees only how many are
+        # held), and calls still in flight when the connection was lost keep counting until they end
+        self._in_use = 0
         self._share = 0
         self._members = 0
         self._warned = False
@@ -132,9 +134,8 @@ class CallSlots:
         deadline = time.monotonic() + wait
         with self._state:
             while True:
-                slot = self._usable()
-                if slot is not None:
-                    self._busy.add(slot)
+                if self._in_use < min(self._share, len(self._held)):
+                    self._in_use += 1
                     return True
                 left = deadline - time.monotonic()
                 if not blocking or left <= 0:
@@ -145,16 +146,12 @@ class CallSlots:
         """Give back the slot a call used; a slot above this process's share goes back to the database."""
         give_back = None
         with self._state:
-            if not self._busy:
+            if self._in_use <= 0:
                 raise ValueError("release() without acquire()")
-            # any busy slot will do: calls do not care which slot they hold
-            slot = next((s for s in self._busy if s not in self._held), None)
-            if slot is None:
-                slot = max(self._busy)
-            self._busy.discard(slot)
-            if slot in self._held and len(self._held) > self._share:
-                self._held.discard(slot)
-                give_back = slot
+            self._in_use -= 1
+            if len(self._held) > max(self._share, self._in_use):
+                give_back = max(self._held)
+                self._held.discard(give_back)
             self._state.notify()
         if give_back is not None:
             self._unlock([give_back])
@@ -167,12 +164,6 @@ class CallSlots:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-    def _usable(self) -> int | None:
-        """A held slot no call uses, while this process's calls stay within its share."""
-        if len(self._busy & self._held) >= self._share:
-            return None
-        return next((s for s in self._held if s not in self._busy), None)
 
     # ---------------------------------------------------------------- the database side
     def start(self) -> CallSlots:
@@ -218,8 +209,8 @@ class CallSlots:
         share = self.limit // count + (1 if rank < self.limit % count else 0)
         with self._state:
             self._share, self._members = share, count
-            surplus = [s for s in sorted(self._held, reverse=True) if s not in self._busy][
-                :max(0, len(self._held) - share)]
+            # slots above the share that no call uses
+            surplus = sorted(self._held, reverse=True)[:max(0, len(self._held) - max(share, self._in_use))]
             self._held.difference_update(surplus)
             wanted = share - len(self._held)
             mine = set(self._held)
