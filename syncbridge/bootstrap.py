@@ -221,11 +221,14 @@ def bootstrap(
     publisher=None,
     mapping: Mapping | None = None,
     credit_flush_every: float = 0.0,
+    shared_zoho_limit: bool = False,
 ) -> Services:
     """Build every object of the service from settings; given objects are used as they are.
 
     ``credit_flush_every``: the Zoho API credits are summed in memory and written at most this
     often (seconds; 0: each call's at once), and what is held when the services close.
+    ``shared_zoho_limit``: on PostgreSQL, SYNCBRIDGE_ZOHO_SYNC_CONCURRENCY limits the Zoho calls
+    in flight of all the processes built so (the sync workers) together, not of each.
     """
     from syncbridge.adapters.ameise import AmeiseClient as HttpAmeiseClient
     from syncbridge.adapters.ameise import AmeiseOAuth
@@ -250,7 +253,8 @@ def bootstrap(
             ledger = CreditCounter(ledger, flush_every=credit_flush_every)
             closers.append(ledger.flush)
         crm = ZohoClient.from_settings(settings, store.tokens, ledger=ledger, session=LimitedSession(
-            pool=settings.sync_concurrency, limit=settings.zoho_sync_concurrency))
+            pool=settings.sync_concurrency, limit=settings.zoho_sync_concurrency,
+            slots=shared_zoho_slots(settings, store, closers) if shared_zoho_limit else None))
     if ameise is None:
         ameise_oauth = ameise_oauth or AmeiseOAuth.from_settings(settings, store.tokens)
         ameise = HttpAmeiseClient(ameise_oauth, api_url=settings.ameise_api_url, timeout=settings.http_timeout,
@@ -268,6 +272,22 @@ def bootstrap(
         dead_letters=SqlDeadLetterStore(store.engine) if isinstance(store, SqlStore) else None,
         closers=closers,
     )
+
+
+def shared_zoho_slots(settings: Settings, store: Store, closers: list[Callable[[], None]]):
+    """Zoho's concurrent-call limit shared by the processes on the store's PostgreSQL database (None: not PostgreSQL).
+
+    Zoho limits the calls in flight per org and app, whichever process makes them; on SQLite
+    (one machine, development) each process keeps its own limit.
+    """
+    from syncbridge.adapters.db.call_slots import CallSlots
+
+    engine = getattr(store, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        return None
+    slots = CallSlots.for_engine(engine, settings.zoho_sync_concurrency, name=f"zoho-calls:{settings.namespace}")
+    closers.append(slots.close)
+    return slots.start()
 
 
 def build_dailyup(settings: Settings, *, migrate: bool | None = None):
@@ -585,7 +605,8 @@ def run_worker(name: str, settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Migrating is the release step's (`syncbridge db upgrade`): a worker refuses an outdated database.
-    services = bootstrap(settings, store=build_store(settings, migrate=False), credit_flush_every=CREDIT_FLUSH_S)
+    services = bootstrap(settings, store=build_store(settings, migrate=False), credit_flush_every=CREDIT_FLUSH_S,
+                         shared_zoho_limit=name in WORKER_DIRECTIONS)
     try:
         workers.append(build_worker(name, services))
         worker = workers[0]

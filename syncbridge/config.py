@@ -287,7 +287,7 @@ class Settings:
 
     # the CRM -> Ameise worker
     sync_concurrency: int = _s("SYNC_CONCURRENCY", "32", "records one crm-to-ameise worker process syncs at once (a pool of threads; the events of one record always one after another); 1 = one message at a time", parse=_positive_int())
-    zoho_sync_concurrency: int = _s("ZOHO_SYNC_CONCURRENCY", "10", "Zoho API calls one crm-to-ameise worker process has in flight at most; with several worker processes give each its share of the org's concurrency limit", parse=_positive_int())
+    zoho_sync_concurrency: int = _s("ZOHO_SYNC_CONCURRENCY", "10", "Zoho API calls the sync workers (crm-to-ameise, ameise-to-crm) have in flight at most: on PostgreSQL all their processes together (they share it through the database), on SQLite each process; at most the org's concurrency limit", parse=_positive_int())
 
     # ---------------------------------------------------------------- loading
     @classmethod

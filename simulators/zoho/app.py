@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--demo", action="store_true", help="seed the demo records")
     parser.add_argument("--token-lifetime", type=int, default=3600)
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="API calls in flight at once beyond which a call answers 429 (default: no limit)")
     args = parser.parse_args(argv)
     state = ZohoState(token_lifetime=args.token_lifetime)
+    state.max_concurrent = args.max_concurrent
     if args.demo:
         for name, record_id in seed_demo(state).items():
             print(f"{name}: {record_id}")

@@ -100,7 +100,7 @@ def guard() -> Response | None:
     entered, fault = current.begin_call(path)
     if not entered:
         return _json(FAULT_BODIES[429], 429)
-    g.entered = True
+    g.entered = path.startswith("/crm/")   # only API calls count as in flight (begin_call)
     if fault is not None:
         if fault.delay:
             time.sleep(fault.delay)

@@ -167,7 +167,8 @@ class ZohoState:
     # (access tokens per refresh token per window), missing_record_style ("204", "400",
     # "404" or "empty": Zoho's answer for a missing id is not settled), auth_error_code
     # ("INVALID_TOKEN" or "AUTHENTICATION_FAILURE"), search_index_delay (seconds),
-    # max_concurrent (None = unlimited), api_domain (None = this server's URL),
+    # max_concurrent (API calls in flight at once, beyond which a call answers 429
+    # TOO_MANY_REQUESTS; None = unlimited), api_domain (None = this server's URL),
     # webhook_timeout, mandatory_fields (module -> API names).  The field metadata
     # (simulators.zoho.fields) is per instance: change it with set_field, add_field,
     # drop_field and set_unique_fields; reset() restores the seed.
@@ -223,6 +224,8 @@ class ZohoState:
         self._failures: list[dict[str, Any]] = []
         self._credits = 0
         self._calls = 0
+        self._peak_in_flight = self._in_flight   # the most API calls in flight at once since the reset
+        self._refused_calls = 0                  # API calls answered 429 for exceeding max_concurrent
 
     # ---------------------------------------------------------------- basics
     @property
@@ -233,7 +236,7 @@ class ZohoState:
         return module in self._records
 
     def reset(self, *, oauth: bool = False) -> None:
-        """Forget records, faults, webhooks, deliveries and credits; with ``oauth`` also issued tokens."""
+        """Forget records, faults, webhooks, deliveries, credits and call counts; with ``oauth`` also issued tokens."""
         with self._lock:
             self._reset_data()
             if oauth:
@@ -509,11 +512,14 @@ class ZohoState:
             return None
 
     def enter_call(self) -> bool:
-        """Count an API call in flight; return False when that would exceed ``max_concurrent``."""
+        """Count an API call in flight; return False (and count it refused) when that would exceed ``max_concurrent``."""
         with self._lock:
             if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
+                self._refused_calls += 1
                 return False
             self._in_flight += 1
+            if self._in_flight > self._peak_in_flight:
+                self._peak_in_flight = self._in_flight
             return True
 
     def leave_call(self) -> None:
@@ -521,12 +527,21 @@ class ZohoState:
             self._in_flight -= 1
 
     def begin_call(self, path: str) -> tuple[bool, Fault | None]:
-        """:meth:`enter_call` and, when it lets the call in, :meth:`take_fault` of ``path``: one look at the state."""
+        """:meth:`enter_call` and, when it lets the call in, :meth:`take_fault` of ``path``: one look at the state.
+
+        Only calls of the API (under ``/crm/``) count against ``max_concurrent``: Zoho limits the
+        concurrent calls per org and app, not the accounts server's token grants.  The caller
+        calls :meth:`leave_call` once such a call is done.
+        """
         with self._lock:
-            if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
+            if path.startswith("/crm/") and not self.enter_call():
                 return False, None
-            self._in_flight += 1
             return True, self.take_fault(path) if self._faults else None
+
+    @property
+    def in_flight(self) -> int:
+        """API calls in flight now."""
+        return self._in_flight
 
     def authorize_call(self, base_url: str, token: str | None) -> bool:
         """:meth:`note_base_url` and :meth:`check_access_token` (None: no Zoho-oauthtoken given, refused)."""
@@ -1134,6 +1149,8 @@ class ZohoState:
             return {
                 "modules": {m: len(r) for m, r in self._records.items()},
                 "credits_used": self._credits, "api_calls": self._calls,
+                "in_flight": self._in_flight, "peak_in_flight": self._peak_in_flight,
+                "refused_calls": self._refused_calls,
                 "tokens_minted": sum(self._minted_total.values()),
                 "live_access_tokens": sum(1 for i in self._access_tokens.values() if i["expires_at"] > time.time()),
                 "unique_fields": copy.deepcopy(self.unique_fields),

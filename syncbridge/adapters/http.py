@@ -93,14 +93,15 @@ class LimitedSession(requests.Session):
     Every other call goes through requests as it is.
     """
 
-    def __init__(self, *, pool: int = 10, limit: int | None = None) -> None:
+    def __init__(self, *, pool: int = 10, limit: int | None = None, slots: Any = None) -> None:
+        """``slots``: what limits the calls instead of a semaphore of ``limit`` (one shared by processes)."""
         super().__init__()
         self._adapter = adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
         self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))    # none kept, none sent
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit) if limit else None
+        self._slots = slots if slots is not None else threading.BoundedSemaphore(limit) if limit else None
         self._env_proxies: dict[tuple[str, str, Any], dict[str, str]] = {}
         self._settings: dict[tuple[str, str], dict[str, Any]] = {}
         self._hosts: dict[tuple[str, str], _Host] = {}
