@@ -253,6 +253,37 @@ def test_awkward_texts_are_stored_as_they_are_in_snapshot_staging_and_outbox(sto
         (key, ("A\\b", "C\td") if n % 2 else (), ("E\\",)) for n, key in enumerate(AWKWARD)]
 
 
+def test_new_rows_and_created_deltas_are_stored_as_through_candidates_and_delta_rows(store):
+    """insert_new and add_created write what insert_snapshot and add_deltas write for the same rows."""
+    rows = [(key, {"ID": key, "Text": f"{key} ä \\", "Leer": None}, f"h{n}", None if n % 3 else bytes([n]) * 16)
+            for n, key in enumerate(AWKWARD)]
+    stored = []
+    for way, sha in (("general", "g"), ("new", "n")):
+        with store.session() as session:
+            import_id = session.start_import(file_name=f"{way}.zip", sha256=sha * 64, hauptvermittler="1",
+                                             delivered_on=date(2026, 11, 2), source="cli")
+            table = f"sparten_{way}"
+            if way == "general":
+                session.insert_snapshot(table, import_id, [Candidate(key, data, hashed, None, None, False, None,
+                                                                     None, raw) for key, data, hashed, raw in rows])
+                session.add_deltas([{"import_id": import_id, "entity": "contract", "change": "created", "key": key,
+                                     "changed_fields": (), "echoed_fields": ()} for key, *_ in rows])
+            else:
+                session.insert_new(table, import_id, rows)
+                session.add_created(import_id, "contract", [key for key, *_ in rows])
+            session.finish_import(import_id, state="accepted")
+        with store.engine.connect() as conn:
+            snapshot = conn.execute(select(SNAPSHOT.c.key, SNAPSHOT.c.hash, SNAPSHOT.c.data, SNAPSHOT.c.raw_hash,
+                                           SNAPSHOT.c.deleted).where(SNAPSHOT.c.table == table)
+                                    .order_by(SNAPSHOT.c.key)).all()
+        deltas = [(d.entity, d.change, d.key, d.changed_fields, d.echoed_fields) for d in store.unpublished_deltas(50)
+                  if d.import_id == import_id]
+        stored.append(([tuple(r) for r in snapshot], deltas))
+
+    assert stored[0] == stored[1]
+    assert len(stored[1][0]) == len(AWKWARD) and [d[2] for d in stored[1][1]] == AWKWARD
+
+
 # ---------------------------------------------------------------- outbox
 def test_unpublished_deltas_in_id_order_and_import_published_when_its_outbox_is_empty(store):
     first = new_import(store, "m" * 64, deltas=[("customer", "created", "5000000001"),

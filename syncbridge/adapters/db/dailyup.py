@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
 
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -135,6 +136,7 @@ def _json_list(values: Sequence[str] | None) -> str:
 # newline and carriage return escaped; every other character stands for itself.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _SNAPSHOT_COLUMNS = ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at")
+_DELTA_COLUMNS = ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields")
 
 
 def _text(value: str) -> str:
@@ -535,7 +537,9 @@ class ImportSession:
             names = ", ".join(f'"{c}"' for c in columns)
             with ExitStack() as stack:
                 cursor = stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
-                copy = stack.enter_context(cursor.copy(f"COPY {table} ({names}) FROM STDIN"))
+                # Sent by a thread of the driver's: the next rows are made while these go to the server.
+                copy = stack.enter_context(cursor.copy(f"COPY {table} ({names}) FROM STDIN",
+                                                       writer=QueuedLibpqWriter(cursor)))
                 self._copy_stack = stack.pop_all()
             self._copying, self._copy_write = (table, columns), copy.write
         if lines:
@@ -704,6 +708,19 @@ class ImportSession:
                 {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "raw_hash": r.raw_hash,
                  "deleted": False, "import_id": import_id, "updated_at": now} for r in rows])
 
+    def insert_new(self, table: str, import_id: int,
+                   rows: Sequence[tuple[str, dict[str, Any], str, bytes | None]]) -> None:
+        """Add rows never delivered before, each as (key, data, hash, raw digest)."""
+        if rows and self.postgres:
+            tail = f"\tf\t{import_id}\t{utcnow().isoformat(' ')}\n"
+            head = f"{_text(table)}\t"
+            self._copy("dailyup_snapshot", _SNAPSHOT_COLUMNS, [
+                f"{head}{_text(key)}\t{_text(hashed)}\t{_json_field(data)}\t{_bytea(raw)}{tail}"
+                for key, data, hashed, raw in rows])
+        elif rows:
+            self.insert_snapshot(table, import_id, [Candidate(key, data, hashed, None, None, False, None, None, raw)
+                                                    for key, data, hashed, raw in rows])
+
     def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Store the delivered values of known rows, changed by ``import_id``."""
         if not rows:
@@ -721,11 +738,20 @@ class ImportSession:
         """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
         if rows and self.postgres:
             # One COPY keeps the rows' order, so the outbox ids do too.
-            self._copy("dailyup_deltas", ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields"), [
+            self._copy("dailyup_deltas", _DELTA_COLUMNS, [
                 f"{r['import_id']}\t{_text(r['entity'])}\t{_text(r['change'])}\t{_text(r['key'])}\t"
                 f"{_json_names(r.get('changed_fields'))}\t{_json_names(r.get('echoed_fields'))}\n" for r in rows])
         elif rows:
             self.conn.execute(insert(DELTAS), list(rows))
+
+    def add_created(self, import_id: int, entity: str, keys: Sequence[str]) -> None:
+        """Append a "created" delta of ``entity`` without changed or echoed fields for each key, in order."""
+        if keys and self.postgres:
+            head = f"{import_id}\t{_text(entity)}\tcreated\t"
+            self._copy("dailyup_deltas", _DELTA_COLUMNS, [f"{head}{_text(key)}\t[]\t[]\n" for key in keys])
+        elif keys:
+            self.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                              "changed_fields": (), "echoed_fields": ()} for key in keys])
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
         """Forget echo marks a delivery left nothing to recognise of."""
