@@ -548,11 +548,22 @@ class ImportSession(Protocol):
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
 
+    def insert_new(self, table: str, import_id: int,
+                   rows: Sequence[tuple[str, dict[str, Any], str, bytes | None]]) -> None:
+        """Add rows never delivered before, each as (key, data, hash, raw digest).
+
+        What :meth:`insert_snapshot` does, for the rows of a table the snapshot never held,
+        without a :class:`Candidate` a row.
+        """
+
     def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Store the delivered values of known rows, changed by ``import_id``."""
 
     def add_deltas(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
+
+    def add_created(self, import_id: int, entity: str, keys: Sequence[str]) -> None:
+        """Append a "created" delta of ``entity`` without changed or echoed fields for each key, in order."""
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
         """Forget echo marks a delivery left nothing to recognise of."""

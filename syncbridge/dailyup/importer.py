@@ -401,9 +401,8 @@ class DailyUpImporter:
         # Slice by slice: the store takes them as one stream, and few rows' objects live at a time.
         for start in range(0, len(rows), NEW_ROWS_SLICE):
             ordered = _in_column_order(table, missing, rows[start:start + NEW_ROWS_SLICE], {})
-            session.insert_snapshot(table, import_id, [
-                Candidate(p.key, data, row_hash(table, data), None, None, False, None, None, p.raw_hash)
-                for p, data in ordered])
+            session.insert_new(table, import_id, [(p.key, data, row_hash(table, data), p.raw_hash)
+                                                  for p, data in ordered])
             if table == CUSTOMERS:
                 created.extend((kinds.setdefault(kind, kind), p.key)
                                for p, data in ordered for kind in (str(data.get("Personentyp") or ""),))
@@ -471,10 +470,7 @@ class DailyUpImporter:
             page = created[start:start + DIFF_PAGE]
             if table == CUSTOMERS:
                 page.sort(key=itemgetter(0))
-            for at in range(0, len(page), NEW_ROWS_SLICE):     # one stream in the store, few dicts at a time
-                session.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
-                                     "changed_fields": (), "echoed_fields": ()}
-                                    for _, key in page[at:at + NEW_ROWS_SLICE]])
+            session.add_created(import_id, entity, [key for _, key in page])
             # What tally.delta(kind, key, []) counts and samples for each, at once.
             tally.deltas[kind] += len(page)
             examples.extend({"key": key, "changed_fields": []} for _, key in page[:SAMPLES - len(examples)])

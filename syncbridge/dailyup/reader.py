@@ -472,7 +472,8 @@ class Delivery:
                         column = None if column == "_schema" else column
                         yield RowError(file, line, column, "; ".join(_flat(text)), key)
                     continue
-                yield ParsedRow(table, line, data[key_column], data, {c: fields[i] for i, c in extra}, digest)
+                yield ParsedRow(table, line, data[key_column], data,
+                                {c: fields[i] for i, c in extra} if extra else {}, digest)
         if unchanged:
             yield unchanged
         if short is not None:

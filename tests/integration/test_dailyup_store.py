@@ -213,6 +213,77 @@ def test_rows_written_in_batches_are_there_for_the_next_statement_and_go_with_a_
         assert set(store.snapshot_rows("kunden", keys + [keys[3] + "x"])) == set(keys[:3])
 
 
+AWKWARD = ["K\\1", "K\t2", "K\n3", "K\r4", "K\\N", "K\\.", "\\.", "Kä €\u2028", 'K"7;', "K\\x00"]
+
+
+def test_awkward_texts_are_stored_as_they_are_in_snapshot_staging_and_outbox(store):
+    """Backslashes, tabs, line breaks: what COPY's text format treats apart is stored as given."""
+    with store.session() as session:
+        import_id = session.start_import(file_name="f.zip", sha256="w" * 64, hauptvermittler="1",
+                                         delivered_on=date(2026, 11, 2), source="cli")
+        session.insert_snapshot("sparten", import_id, [
+            Candidate(key, {"ID": key, "Text": f"{key} \\ \" \t\n ä", "Leer": None}, f"h\\{n}", None, None,
+                      False, None, None, bytes([92, 9, 10, 13, n]) * 3)
+            for n, key in enumerate(AWKWARD)])
+        session.add_deltas([{"import_id": import_id, "entity": "customer", "change": "created", "key": key,
+                             "changed_fields": ["A\\b", "C\td"] if n % 2 else [], "echoed_fields": ["E\\"]}
+                            for n, key in enumerate(AWKWARD)])
+        session.stage([{"import_id": import_id, "table": "sparten", "key": key, "line": n + 2,
+                        "hash": None if n % 2 else f"s\\{n}", "data": None if n % 2 else {"ID": key, "T": "\\"},
+                        "raw_hash": bytes([92, n]), "error": bool(n % 2)} for n, key in enumerate(AWKWARD)])
+        with session.conn.begin_nested():
+            staged = session.conn.execute(select(STAGING.c.key, STAGING.c.line, STAGING.c.hash, STAGING.c.data,
+                                                 STAGING.c.raw_hash, STAGING.c.error)
+                                          .order_by(STAGING.c.line)).all()
+        session.clear_staging()
+        session.finish_import(import_id, state="accepted")
+
+    assert [tuple(r) for r in staged] == [
+        (key, n + 2, None if n % 2 else f"s\\{n}", None if n % 2 else {"ID": key, "T": "\\"}, bytes([92, n]),
+         bool(n % 2)) for n, key in enumerate(AWKWARD)]
+    found = store.snapshot_rows("sparten", AWKWARD)
+    assert {key: found[key].data for key in found} == {
+        key: {"ID": key, "Text": f"{key} \\ \" \t\n ä", "Leer": None} for key in AWKWARD}
+    with store.engine.connect() as conn:
+        stored = dict(conn.execute(select(SNAPSHOT.c.key, SNAPSHOT.c.hash)).all())
+        digests = dict(conn.execute(select(SNAPSHOT.c.key, SNAPSHOT.c.raw_hash)).all())
+    assert stored == {key: f"h\\{n}" for n, key in enumerate(AWKWARD)}
+    assert digests == {key: bytes([92, 9, 10, 13, n]) * 3 for n, key in enumerate(AWKWARD)}
+    assert [(d.key, d.changed_fields, d.echoed_fields) for d in store.unpublished_deltas(20)] == [
+        (key, ("A\\b", "C\td") if n % 2 else (), ("E\\",)) for n, key in enumerate(AWKWARD)]
+
+
+def test_new_rows_and_created_deltas_are_stored_as_through_candidates_and_delta_rows(store):
+    """insert_new and add_created write what insert_snapshot and add_deltas write for the same rows."""
+    rows = [(key, {"ID": key, "Text": f"{key} ä \\", "Leer": None}, f"h{n}", None if n % 3 else bytes([n]) * 16)
+            for n, key in enumerate(AWKWARD)]
+    stored = []
+    for way, sha in (("general", "g"), ("new", "n")):
+        with store.session() as session:
+            import_id = session.start_import(file_name=f"{way}.zip", sha256=sha * 64, hauptvermittler="1",
+                                             delivered_on=date(2026, 11, 2), source="cli")
+            table = f"sparten_{way}"
+            if way == "general":
+                session.insert_snapshot(table, import_id, [Candidate(key, data, hashed, None, None, False, None,
+                                                                     None, raw) for key, data, hashed, raw in rows])
+                session.add_deltas([{"import_id": import_id, "entity": "contract", "change": "created", "key": key,
+                                     "changed_fields": (), "echoed_fields": ()} for key, *_ in rows])
+            else:
+                session.insert_new(table, import_id, rows)
+                session.add_created(import_id, "contract", [key for key, *_ in rows])
+            session.finish_import(import_id, state="accepted")
+        with store.engine.connect() as conn:
+            snapshot = conn.execute(select(SNAPSHOT.c.key, SNAPSHOT.c.hash, SNAPSHOT.c.data, SNAPSHOT.c.raw_hash,
+                                           SNAPSHOT.c.deleted).where(SNAPSHOT.c.table == table)
+                                    .order_by(SNAPSHOT.c.key)).all()
+        deltas = [(d.entity, d.change, d.key, d.changed_fields, d.echoed_fields) for d in store.unpublished_deltas(50)
+                  if d.import_id == import_id]
+        stored.append(([tuple(r) for r in snapshot], deltas))
+
+    assert stored[0] == stored[1]
+    assert len(stored[1][0]) == len(AWKWARD) and [d[2] for d in stored[1][1]] == AWKWARD
+
+
 # ---------------------------------------------------------------- outbox
 def test_unpublished_deltas_in_id_order_and_import_published_when_its_outbox_is_empty(store):
     first = new_import(store, "m" * 64, deltas=[("customer", "created", "5000000001"),

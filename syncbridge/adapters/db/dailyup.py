@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import Any
 
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -128,6 +129,49 @@ def _to_import(row: Any) -> DailyUpImport:
 def _json_list(values: Sequence[str] | None) -> str:
     """JSON text of a list of column names (most deltas have none)."""
     return _json_text(values) if values else "[]"
+
+
+# The fields of COPY's text format (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2):
+# tab between fields, a line a row, \N for NULL, a backslash escapes.  A text field has its backslash, tab,
+# newline and carriage return escaped; every other character stands for itself.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SNAPSHOT_COLUMNS = ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at")
+_DELTA_COLUMNS = ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields")
+
+
+def _text(value: str) -> str:
+    """A text value as a field of COPY's text format."""
+    if "\\" in value or not value.isprintable():
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _text_or_null(value: str | None) -> str:
+    return "\\N" if value is None else _text(value)
+
+
+def _json_field(data: Any) -> str:
+    """The JSON text of ``data`` (as SQLAlchemy would write it) as a field of COPY's text format, \\N for None.
+
+    ``json`` escapes every control character, so of the characters COPY treats apart only a backslash is left.
+    """
+    if data is None:
+        return "\\N"
+    text = _json_text(data)
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def _json_names(values: Sequence[str] | None) -> str:
+    """:func:`_json_list` as a field of COPY's text format."""
+    if not values:
+        return "[]"
+    text = _json_text(values)
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def _bytea(value: bytes | None) -> str:
+    """A bytea value (hex input form, its backslash escaped) as a field of COPY's text format, \\N for None."""
+    return "\\N" if value is None else "\\\\x" + value.hex()
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -476,26 +520,30 @@ class ImportSession:
         if not self.postgres:
             self.conn.execute(insert(STAGING), [{"raw_hash": None, **r} for r in rows])
             return
-        self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "raw_hash", "error"),
-                   ((r["import_id"], r["table"], r["key"], r["line"], r["hash"], _json_text(r["data"]),
-                     r.get("raw_hash"), r["error"]) for r in rows))
+        self._copy("dailyup_staging", ("import_id", "table", "key", "line", "hash", "data", "raw_hash", "error"), [
+            f"{r['import_id']}\t{_text(r['table'])}\t{_text(r['key'])}\t{r['line']}\t{_text_or_null(r['hash'])}\t"
+            f"{_json_field(r['data'])}\t{_bytea(r.get('raw_hash'))}\t{'t' if r['error'] else 'f'}\n" for r in rows])
 
-    def _copy(self, table: str, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> None:
+    def _copy(self, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
         """``COPY`` rows into a table on PostgreSQL, in this session's transaction, in their order.
 
-        The ``COPY`` stays open for the next rows of the same table and columns (see the class).
+        Each row is a line of ``COPY``'s text format (fields made by :func:`_text` and its
+        siblings), written as one block: formatting the rows here costs a fraction of what
+        the driver's row by row formatting does.  The ``COPY`` stays open for the next rows
+        of the same table and columns (see the class).
         """
         if self._copying != (table, columns):
             dbapi = self.conn.connection.dbapi_connection     # ends a COPY of other rows
             names = ", ".join(f'"{c}"' for c in columns)
             with ExitStack() as stack:
                 cursor = stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
-                copy = stack.enter_context(cursor.copy(f"COPY {table} ({names}) FROM STDIN"))
+                # Sent by a thread of the driver's: the next rows are made while these go to the server.
+                copy = stack.enter_context(cursor.copy(f"COPY {table} ({names}) FROM STDIN",
+                                                       writer=QueuedLibpqWriter(cursor)))
                 self._copy_stack = stack.pop_all()
-            self._copying, self._copy_write = (table, columns), copy.write_row
-        write = self._copy_write
-        for row in rows:
-            write(row)
+            self._copying, self._copy_write = (table, columns), copy.write
+        if lines:
+            self._copy_write("".join(lines))
 
     def clear_staging(self) -> None:
         """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
@@ -649,15 +697,29 @@ class ImportSession:
         """Add rows never delivered before."""
         if rows and self.postgres:
             # The text psycopg would write for the time, made once instead of once a row.
-            now = utcnow().isoformat(" ")
-            self._copy("dailyup_snapshot",
-                       ("table", "key", "hash", "data", "raw_hash", "deleted", "import_id", "updated_at"),
-                       ((table, r.key, r.hash, _json_text(r.data), r.raw_hash, False, import_id, now) for r in rows))
+            tail = f"\tf\t{import_id}\t{utcnow().isoformat(' ')}\n"
+            head = f"{_text(table)}\t"
+            self._copy("dailyup_snapshot", _SNAPSHOT_COLUMNS, [
+                f"{head}{_text(r.key)}\t{_text(r.hash)}\t{_json_field(r.data)}\t{_bytea(r.raw_hash)}{tail}"
+                for r in rows])
         elif rows:
             now = utcnow()
             self.conn.execute(insert(SNAPSHOT), [
                 {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "raw_hash": r.raw_hash,
                  "deleted": False, "import_id": import_id, "updated_at": now} for r in rows])
+
+    def insert_new(self, table: str, import_id: int,
+                   rows: Sequence[tuple[str, dict[str, Any], str, bytes | None]]) -> None:
+        """Add rows never delivered before, each as (key, data, hash, raw digest)."""
+        if rows and self.postgres:
+            tail = f"\tf\t{import_id}\t{utcnow().isoformat(' ')}\n"
+            head = f"{_text(table)}\t"
+            self._copy("dailyup_snapshot", _SNAPSHOT_COLUMNS, [
+                f"{head}{_text(key)}\t{_text(hashed)}\t{_json_field(data)}\t{_bytea(raw)}{tail}"
+                for key, data, hashed, raw in rows])
+        elif rows:
+            self.insert_snapshot(table, import_id, [Candidate(key, data, hashed, None, None, False, None, None, raw)
+                                                    for key, data, hashed, raw in rows])
 
     def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Store the delivered values of known rows, changed by ``import_id``."""
@@ -676,11 +738,20 @@ class ImportSession:
         """Append deltas (import_id, entity, change, key, changed_fields, echoed_fields) to the outbox, in order."""
         if rows and self.postgres:
             # One COPY keeps the rows' order, so the outbox ids do too.
-            self._copy("dailyup_deltas", ("import_id", "entity", "change", "key", "changed_fields", "echoed_fields"),
-                       ((r["import_id"], r["entity"], r["change"], r["key"], _json_list(r.get("changed_fields")),
-                         _json_list(r.get("echoed_fields"))) for r in rows))
+            self._copy("dailyup_deltas", _DELTA_COLUMNS, [
+                f"{r['import_id']}\t{_text(r['entity'])}\t{_text(r['change'])}\t{_text(r['key'])}\t"
+                f"{_json_names(r.get('changed_fields'))}\t{_json_names(r.get('echoed_fields'))}\n" for r in rows])
         elif rows:
             self.conn.execute(insert(DELTAS), list(rows))
+
+    def add_created(self, import_id: int, entity: str, keys: Sequence[str]) -> None:
+        """Append a "created" delta of ``entity`` without changed or echoed fields for each key, in order."""
+        if keys and self.postgres:
+            head = f"{import_id}\t{_text(entity)}\tcreated\t"
+            self._copy("dailyup_deltas", _DELTA_COLUMNS, [f"{head}{_text(key)}\t[]\t[]\n" for key in keys])
+        elif keys:
+            self.add_deltas([{"import_id": import_id, "entity": entity, "change": "created", "key": key,
+                              "changed_fields": (), "echoed_fields": ()} for key in keys])
 
     def consume_echoes(self, entity: str, keys: Sequence[str]) -> None:
         """Forget echo marks a delivery left nothing to recognise of."""
