@@ -62,10 +62,12 @@ class CrmToAmeiseConsumer(QueueConsumer):
         prefetch_count: int = 10,
         concurrency: int = 1,
         handler_logs_attempt: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``handler_logs_attempt``: ``handle`` takes ``attempt`` (the delivery's activity log entry,
         made from its result) and writes it with the record's outcome, in one transaction; else the
-        consumer writes it after the handler."""
+        consumer writes it after the handler.  ``clock`` (seconds, monotonic) times the acks' interval."""
+        self._clock = clock
         self.handler_logs_attempt = handler_logs_attempt
         self.connection = connection
         self.topology = topology
@@ -105,7 +107,7 @@ class CrmToAmeiseConsumer(QueueConsumer):
 
     def on_iteration(self) -> None:
         if self.inflight is not None:
-            now = time.monotonic()
+            now = self._clock()
             if now - self._flushed >= ACK_INTERVAL_S:
                 self._flushed = now
                 self.inflight.flush(self._settle_errors())

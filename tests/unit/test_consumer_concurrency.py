@@ -222,12 +222,11 @@ def test_a_limited_session_takes_the_environments_proxy_as_requests_does(monkeyp
         "http://proxy.example:3128"
 
 
-def test_acks_gathered_within_the_ack_interval_go_out_together(topology, publisher, monkeypatch):
+def test_acks_gathered_within_the_ack_interval_go_out_together(topology, publisher):
     from consumers import crm_to_ameise
 
     clock = [100.0]
-    monkeypatch.setattr(crm_to_ameise.time, "monotonic", lambda: clock[0])
-    consumer = make_consumer(topology, Held(), publisher, MemoryStore(), concurrency=4)
+    consumer = make_consumer(topology, Held(), publisher, MemoryStore(), concurrency=4, clock=lambda: clock[0])
     sent: list[tuple] = []
     channel = object()
 
