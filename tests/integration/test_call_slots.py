@@ -266,3 +266,21 @@ def test_on_sqlite_each_process_keeps_its_own_limit(database_url):
     finally:
         services.close()
         store.engine.dispose()
+
+
+def test_a_busy_process_gets_the_slots_an_idle_one_does_not_use(engine, make_slots):
+    worker, idle = make_slots(10), make_slots(10)
+    settle(worker, idle)
+    assert (worker.held, idle.held) == (5, 5)        # nobody busy: even shares
+    assert worker.acquire(timeout=0)                  # a call in flight: busy
+    settle(worker, idle)
+    assert (worker.share, worker.held, idle.share, idle.held) == (9, 9, 1, 1)
+    assert locked_in_database(engine, worker) == 10
+    assert idle.acquire(timeout=0)                    # work for the idle one: its first call need not wait
+    settle(idle, worker)
+    assert (worker.share, worker.held, idle.share, idle.held) == (5, 5, 5, 5)
+    assert locked_in_database(engine, worker) == 10
+    worker.release()
+    idle.release()
+    settle(worker, idle)                              # no call since: both idle, even shares again
+    assert (worker.held, idle.held) == (5, 5)

@@ -9,8 +9,13 @@ uses the same database and name:
   one dedicated connection of the process; a process that dies frees its slots with its
   connection;
 - each process also holds the advisory lock ``(members classid, its backend pid)``, so
-  ``pg_locks`` lists the live members; a process's share is ``limit // members`` plus one of
-  the remainder by its rank among the members' pids (the shares sum to ``limit``);
+  ``pg_locks`` lists the live members, and ``(busy classid, its backend pid)`` while it is busy
+  (it made a call since its last rebalance or has one in flight);
+- a process's share: while some members are busy and there are no more members than slots,
+  an idle member keeps 1 slot (its next call need not wait) and the busy ones split the rest;
+  otherwise every member gets ``limit // members``; a remainder goes one each by rank among
+  the pids sharing it (the shares sum to ``limit``), so one sync worker with work does not
+  wait on the share of another that has none;
 - every ``rebalance_every`` seconds the process takes free slots up to its share (try-locks)
   and gives back those above it that no call uses; a call uses a slot held locally, so a call
   costs no database round trip.
@@ -80,6 +85,7 @@ class CallSlots:
         self.rebalance_every = rebalance_every
         self.classid = lock_class(name)
         self.members_classid = lock_class(name + ":members")
+        self.busy_classid = lock_class(name + ":busy")
         self._connect = connect
         self._on_close = on_close
         self._clock = clock
@@ -91,6 +97,8 @@ class CallSlots:
         # calls holding a slot now; which slot does not matter (the database sees only how many are
         # held), and calls still in flight when the connection was lost keep counting until they end
         self._in_use = 0
+        self._calls = 0                         # calls that took a slot since the last rebalance
+        self._marked_busy = False               # the busy lock held on the connection
         self._share = 0
         self._members = 0
         self._warned = False
@@ -136,6 +144,7 @@ class CallSlots:
             while True:
                 if self._in_use < min(self._share, len(self._held)):
                     self._in_use += 1
+                    self._calls += 1
                     return True
                 left = deadline - time.monotonic()
                 if not blocking or left <= 0:
@@ -203,10 +212,17 @@ class CallSlots:
             conn = self._conn = self._connect().execution_options(isolation_level="AUTOCOMMIT")
             self._pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             conn.execute(text("SELECT pg_advisory_lock(:c, :p)"), {"c": self.members_classid, "p": self._pid})
+            self._marked_busy = False
+        with self._state:
+            busy, self._calls = self._calls > 0 or self._in_use > 0, 0
+        if busy != self._marked_busy:
+            change = "pg_advisory_lock" if busy else "pg_advisory_unlock"
+            conn.execute(text(f"SELECT {change}(:c, :p)"), {"c": self.busy_classid, "p": self._pid})
+            self._marked_busy = busy
         members = list(conn.execute(_MEMBERS, {"classid": self.members_classid}).scalars())
-        rank = members.index(self._pid) if self._pid in members else len(members)
+        busy_members = set(conn.execute(_TAKEN, {"classid": self.busy_classid}).scalars()) & set(members)
+        share = _share(self.limit, members, busy_members, self._pid)
         count = max(1, len(members))
-        share = self.limit // count + (1 if rank < self.limit % count else 0)
         with self._state:
             self._share, self._members = share, count
             # slots above the share that no call uses
@@ -254,7 +270,7 @@ class CallSlots:
 
     def _drop(self) -> None:
         """Forget the connection and every slot (the database freed them with the connection)."""
-        conn, self._conn, self._pid = self._conn, None, None
+        conn, self._conn, self._pid, self._marked_busy = self._conn, None, None, False
         with self._state:
             self._held.clear()
             self._share = 0
@@ -271,7 +287,7 @@ class CallSlots:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._db:
-            conn, self._conn, self._pid = self._conn, None, None
+            conn, self._conn, self._pid, self._marked_busy = self._conn, None, None, False
             with self._state:
                 self._held.clear()
                 self._share = 0
@@ -283,3 +299,24 @@ class CallSlots:
                     log.debug("closing the slots' connection failed", exc_info=True)
         if self._on_close is not None:
             self._on_close()
+
+
+def _share(limit: int, members: list[int], busy: set[int], pid: int | None) -> int:
+    """The slots the member ``pid`` may hold of ``limit``, with ``members`` (in rank order) of which ``busy`` are busy.
+
+    While some members are busy and no member need go without, an idle member keeps one slot
+    and the busy ones split the rest; else all split the limit.  A remainder goes one each
+    by rank among those splitting it.
+    """
+    if pid not in members:
+        members = [*members, pid] if pid is not None else members
+    if busy and len(members) <= limit:
+        idle = len(members) - len(busy)
+        if pid not in busy:
+            return 1
+        sharing, rest = [m for m in members if m in busy], limit - idle
+    else:
+        sharing, rest = members, limit
+    count = max(1, len(sharing))
+    rank = sharing.index(pid) if pid in sharing else len(sharing)
+    return rest // count + (1 if rank < rest % count else 0)
