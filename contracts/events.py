@@ -79,7 +79,6 @@ def crm_record_changed_body(event: CrmRecordChanged) -> dict:
 
 _CRM_RECORD_CHANGED_KEYS = frozenset(("schema_version", "event_id", "source", "module", "record_id", "received_at",
                                       "operation", "modified_time"))
-_DIGITS = re.compile(r"[0-9]{1,30}")
 
 
 def crm_record_changed_plain_load(body: Any) -> CrmRecordChanged | None:
@@ -98,7 +97,7 @@ def crm_record_changed_plain_load(body: Any) -> CrmRecordChanged | None:
     if not (type(get("schema_version")) is int and get("schema_version") == CrmRecordChangedSchema.SCHEMA_VERSION
             and type(event_id) is str and event_id and type(source) is str and source
             and type(module) is str and MODULE_NAME.fullmatch(module)
-            and type(record_id) is str and _DIGITS.fullmatch(record_id)
+            and type(record_id) is str and RECORD_ID.fullmatch(record_id)   # the whole text: no blank to strip
             and type(received_at) is str
             and (operation is None or type(operation) is str)
             and (modified_time is None or type(modified_time) is str)):

@@ -22,6 +22,7 @@ from simulators.stack import AMEISE_API_PATH, free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
 from tests.support.ameise import contact, person
+from tests.support.databases import empty_database
 from tests.support.processes import ROOT, procfile, start
 from tests.support.waiting import wait_for
 
@@ -56,24 +57,6 @@ def environment(rabbitmq_url, namespace, postgres_url, simulators):
     }
     empty_database(postgres_url)
     return env, port
-
-
-def empty_database(database_url: str) -> None:
-    """The database outlives each test's simulators, whose record ids repeat: start from no data."""
-    from sqlalchemy import inspect
-
-    from syncbridge.adapters.db.models import Base
-    from syncbridge.adapters.db.sql import make_engine
-
-    engine = make_engine(database_url)
-    try:
-        present = set(inspect(engine).get_table_names())
-        with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name in present:
-                    conn.execute(table.delete())
-    finally:
-        engine.dispose()
 
 
 def wait_until_answers(url: str) -> None:

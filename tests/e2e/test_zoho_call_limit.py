@@ -20,6 +20,7 @@ from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
 from simulators.stack import AMEISE_API_PATH
 from simulators.zoho import ZohoState, create_zoho_app
+from tests.support.databases import empty_database
 from tests.support.processes import ROOT, procfile, start
 from tests.support.waiting import wait_for
 
@@ -33,24 +34,6 @@ def simulators():
     seed_ameise(ameise_state)
     with ServerThread(create_zoho_app(zoho_state)) as zoho, ServerThread(create_ameise_app(ameise_state)) as ameise:
         yield zoho, zoho_state, ameise, ameise_state
-
-
-def empty_database(database_url: str) -> None:
-    """The session's database outlives each test's simulators, whose record ids repeat: start from no data."""
-    from sqlalchemy import inspect
-
-    from syncbridge.adapters.db.models import Base
-    from syncbridge.adapters.db.sql import make_engine
-
-    engine = make_engine(database_url)
-    try:
-        present = set(inspect(engine).get_table_names())
-        with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name in present:
-                    conn.execute(table.delete())
-    finally:
-        engine.dispose()
 
 
 def publish_changes(rabbitmq_url: str, namespace: str, record_ids: list[str]) -> None:
