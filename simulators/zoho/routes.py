@@ -619,6 +619,12 @@ def sim_webhooks() -> Response:
     return _json({"id": hook_id}, 201)
 
 
+# The number settings: their type and least value (PATCH /_sim/settings refuses anything else with 400).
+_NUMBER_SETTINGS = (("token_lifetime", int, 1), ("mint_limit", int, 1), ("mint_window", (int, float), 0),
+                    ("search_index_delay", (int, float), 0), ("webhook_timeout", (int, float), 0),
+                    ("max_concurrent", int, 1))
+
+
 @zoho_api.patch("/_sim/settings")
 def sim_settings() -> Response:
     body, bad = admin_body()
@@ -631,6 +637,15 @@ def sim_settings() -> Response:
         return _json({"error": f"missing_record_style must be one of {MISSING_RECORD_STYLES}"}, 400)
     if "auth_error_code" in body and body["auth_error_code"] not in AUTH_ERRORS:
         return _json({"error": f"auth_error_code must be one of {sorted(AUTH_ERRORS)}"}, 400)
+    for name, kind, least in _NUMBER_SETTINGS:
+        value = body.get(name)
+        if name in body and not (value is None and name == "max_concurrent") and (
+                type(value) is bool or not isinstance(value, kind) or value < least):
+            what = "a whole number" if kind is int else "a number"
+            return _json({"error": f"{name} must be {what} of at least {least}"
+                                   + (" (or null: no limit)" if name == "max_concurrent" else "")}, 400)
+    if body.get("api_domain") is not None and not isinstance(body["api_domain"], str):
+        return _json({"error": "api_domain must be a URL (or null: this server's own)"}, 400)
     for name, value in body.get("unique_fields", {}).items():
         if not state.has_module(name) or not isinstance(value, list):
             return _json({"error": "unique_fields must map known modules to lists of field names"}, 400)

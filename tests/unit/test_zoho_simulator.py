@@ -609,6 +609,14 @@ def test_admin_api(http, state):
     assert http.patch("/_sim/settings", json={"missing_record_style": "404", "token_lifetime": 60}).status_code == 200
     assert state.missing_record_style == "404" and state.token_lifetime == 60
     assert http.patch("/_sim/settings", json={"missing_record_style": "410"}).status_code == 400
+    for bad in ({"max_concurrent": "x"}, {"max_concurrent": 0}, {"max_concurrent": 1.5}, {"token_lifetime": True},
+                {"mint_window": -1}, {"webhook_timeout": "5"}, {"api_domain": 7}):
+        refused = http.patch("/_sim/settings", json=bad)
+        assert refused.status_code == 400 and next(iter(bad)) in refused.get_json()["error"]
+    assert state.max_concurrent is None and state.token_lifetime == 60
+    assert http.patch("/_sim/settings", json={"max_concurrent": 3}).status_code == 200 and state.max_concurrent == 3
+    assert http.patch("/_sim/settings", json={"max_concurrent": None}).status_code == 200
+    assert state.max_concurrent is None
     snapshot = http.get("/_sim/state").get_json()
     assert snapshot["modules"]["Leads"] == 2 and len(snapshot["faults"]) == 1 and len(snapshot["webhooks"]) == 1
     assert http.post("/_sim/reset").status_code == 200
