@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 CUSTOMERS = "kunden"
@@ -99,16 +100,64 @@ class ParsedRow:
         return row_hash(self.table, self.data)
 
 
-# ``json.dumps(..., sort_keys=True, ensure_ascii=False)`` without its per-call set-up (rows are flat).
-_hash_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False, check_circular=False).encode
+# The JSON text of a row's values as the snapshot stores it: ``json.dumps``'s (ASCII, ", " and ": "),
+# without its per-call set-up.
+_json_text = json.JSONEncoder(check_circular=False).encode
+
+
+def in_column_order(table: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The row's values with its table's columns first, in their order, then any other column by name."""
+    known = COLUMNS.get(table, ())
+    return {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
 
 
 def row_hash(table: str, data: dict[str, Any]) -> str:
-    """A stable hash of a row's normalized values, volatile columns left out."""
-    stable = dict(data)
-    for column in VOLATILE_COLUMNS.get(table, ()):
-        stable.pop(column, None)
-    return hashlib.sha256(_hash_text(stable).encode()).hexdigest()
+    """A stable hash of a row's normalized values, volatile columns left out.
+
+    The SHA-256 of the JSON text of the other values in column order (:func:`in_column_order`),
+    the text the snapshot stores a row's values in: :func:`row_text` makes both from one encoding.
+    """
+    volatile = VOLATILE_COLUMNS.get(table, ())
+    stable = {c: v for c, v in in_column_order(table, data).items() if c not in volatile}
+    return hashlib.sha256(_json_text(stable).encode()).hexdigest()
+
+
+def row_text(table: str, data: dict[str, Any]) -> tuple[str, str]:
+    """The JSON text of a row's values as stored, and its :func:`row_hash`, from one encoding.
+
+    With ``data`` in column order, the volatile columns are its last ones (they are the
+    last columns of their tables): the stable values' text is the text's beginning then.
+    """
+    text = _json_text(data)
+    cut = _volatile_start(table, tuple(data))
+    if cut is None:
+        return text, row_hash(table, data)
+    if cut:
+        # JSON escapes every quote inside a string: ', "Column": ' only occurs where that column starts.
+        end = text.rfind(cut)
+        if end < 0:
+            return text, row_hash(table, data)
+        stable = text[:end] + "}" if end else "{}"
+    else:
+        stable = text
+    return text, hashlib.sha256(stable.encode()).hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _volatile_start(table: str, keys: tuple[str, ...]) -> str | None:
+    """Where the volatile values of a row with these columns begin in its JSON text: the text that
+    introduces the first of them (``', "LetzterLogin": '``), "" for none, None when they are not
+    the last columns of a row in column order (:func:`row_hash` then hashes a text of its own)."""
+    if tuple(in_column_order(table, dict.fromkeys(keys))) != keys:
+        return None
+    volatile = set(VOLATILE_COLUMNS.get(table, ()))
+    stable = [k for k in keys if k not in volatile]
+    if list(keys[:len(stable)]) != stable:
+        return None
+    if len(stable) == len(keys):
+        return ""
+    first = keys[len(stable)]
+    return f", {_json_text(first)}: " if stable else f"{{{_json_text(first)}: "
 
 
 def changed_fields(table: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -501,7 +501,10 @@ class ImportSession(Protocol):
         """Return the stored data of these keys (deleted rows included)."""
 
     def stage(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows (import_id, table, key, line, hash, data, error) into staging."""
+        """Insert rows (import_id, table, key, line, hash, data, error) into staging.
+
+        A row may carry the JSON text of its data as ``text`` (:func:`syncbridge.deliveries.row_text`).
+        """
 
     def clear_staging(self) -> None:
         """Empty staging (imports run one at a time, so all of it belongs to the running one)."""
@@ -548,12 +551,12 @@ class ImportSession(Protocol):
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
 
-    def insert_new(self, table: str, import_id: int,
-                   rows: Sequence[tuple[str, dict[str, Any], str, bytes | None]]) -> None:
-        """Add rows never delivered before, each as (key, data, hash, raw digest).
+    def insert_new(self, table: str, import_id: int, rows: Sequence[tuple[str, str, str, bytes | None]]) -> None:
+        """Add rows never delivered before, each as (key, JSON text of its values, hash, raw digest).
 
         What :meth:`insert_snapshot` does, for the rows of a table the snapshot never held,
-        without a :class:`Candidate` a row.
+        without a :class:`Candidate` a row; the values come as the text the snapshot stores
+        (:func:`syncbridge.deliveries.row_text`), encoded once for their hash and their storing.
         """
 
     def update_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:

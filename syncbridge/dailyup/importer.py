@@ -28,7 +28,6 @@ from typing import Any, cast
 from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body_of
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
 from syncbridge.deliveries import (
-    COLUMNS,
     CONTRACTS,
     CUSTOMERS,
     ENTITY_OF,
@@ -40,7 +39,8 @@ from syncbridge.deliveries import (
     ParsedRow,
     RowError,
     changed_fields,
-    row_hash,
+    in_column_order,
+    row_text,
 )
 from syncbridge.errors import Unavailable
 from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
@@ -401,8 +401,7 @@ class DailyUpImporter:
         # Slice by slice: the store takes them as one stream, and few rows' objects live at a time.
         for start in range(0, len(rows), NEW_ROWS_SLICE):
             ordered = _in_column_order(table, missing, rows[start:start + NEW_ROWS_SLICE], {})
-            session.insert_new(table, import_id, [(p.key, data, row_hash(table, data), p.raw_hash)
-                                                  for p, data in ordered])
+            session.insert_new(table, import_id, [(p.key, *row_text(table, data), p.raw_hash) for p, data in ordered])
             if table == CUSTOMERS:
                 created.extend((kinds.setdefault(kind, kind), p.key)
                                for p, data in ordered for kind in (str(data.get("Personentyp") or ""),))
@@ -414,9 +413,10 @@ class DailyUpImporter:
                      parsed: list[ParsedRow]) -> list[dict[str, Any]]:
         """Build staging rows: missing optional columns filled from the snapshot, values in column order."""
         previous = session.snapshot_data(table, [p.key for p in parsed]) if missing and parsed else {}
-        return [{"import_id": import_id, "table": table, "key": p.key, "line": p.line,
-                 "hash": row_hash(table, data), "data": data, "raw_hash": p.raw_hash, "error": False}
-                for p, data in _in_column_order(table, missing, parsed, previous)]
+        return [{"import_id": import_id, "table": table, "key": p.key, "line": p.line, "hash": hashed, "data": data,
+                 "text": text, "raw_hash": p.raw_hash, "error": False}
+                for p, data in _in_column_order(table, missing, parsed, previous)
+                for text, hashed in (row_text(table, data),)]
 
     # ------------------------------------------------------------------ the delta
     def _diff(self, session: ImportSession, delivery: Delivery, import_id: int, tally: _Tally) -> None:
@@ -549,7 +549,6 @@ def _in_column_order(table: str, missing: tuple[str, ...], parsed: list[ParsedRo
 
     One order for every delivery, so the stored JSON text of equal rows is equal.
     """
-    known = COLUMNS[table]
     in_order: tuple[str, ...] | None = None     # the order of the columns of the rows, once found right
     rows = []
     for p in parsed:
@@ -559,7 +558,7 @@ def _in_column_order(table: str, missing: tuple[str, ...], parsed: list[ParsedRo
             data = {**data, **{c: old[c] for c in missing if c in old}}
         order = tuple(data)
         if order != in_order:
-            data = {c: data[c] for c in known if c in data} | {c: data[c] for c in sorted(data) if c not in known}
+            data = in_column_order(table, data)
             if tuple(data) == order and not missing:
                 in_order = order
         rows.append((p, data))

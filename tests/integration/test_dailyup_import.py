@@ -6,7 +6,9 @@ says exactly what each generation changed; broken ones are made from them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -30,7 +32,7 @@ from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUp
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
 from syncbridge.dailyup.importer import DailyUpImporter
 from syncbridge.dailyup.reader import open_delivery
-from syncbridge.deliveries import CUSTOMERS, ParsedRow, changed_fields
+from syncbridge.deliveries import CUSTOMERS, VOLATILE_COLUMNS, ParsedRow, changed_fields, row_hash
 from tests.support.net import TcpProxy
 
 N = 1000            # customers per delivery: one turnover and a few changes per generation
@@ -861,6 +863,31 @@ def test_after_the_upgrade_rows_without_a_raw_digest_are_compared_by_value_and_g
     assert outbox(store, second.import_id) == expected_delta(N, 2)
     expected = expected_delta(N, 2)["customer"]
     assert loaded.count(CUSTOMERS) == len(expected["created"]) + len(expected["changed"])
+
+
+def test_a_snapshot_hashed_by_the_former_definition_gives_the_same_deltas_and_gets_todays_hashes(store, importer,
+                                                                                                 tmp_path):
+    """Row hashes were once the SHA-256 of the values' JSON sorted by column name, non-ASCII unescaped.
+
+    A stored hash of another definition only makes its row a candidate: the values decide the delta.
+    """
+    importer.import_file(deliver(tmp_path, 0))
+    moved = 0
+    with store.engine.begin() as conn:           # the snapshot as the former definition stored it
+        for row in conn.execute(select(SNAPSHOT.c.table, SNAPSHOT.c.key, SNAPSHOT.c.data)).all():
+            stable = {c: v for c, v in row.data.items() if c not in VOLATILE_COLUMNS.get(row.table, ())}
+            former = hashlib.sha256(json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+            moved += former != row_hash(row.table, row.data)
+            conn.execute(SNAPSHOT.update().where(SNAPSHOT.c.table == row.table, SNAPSHOT.c.key == row.key)
+                         .values(hash=former, raw_hash=None))
+    assert moved > N      # every record's hash (a lookup of ASCII texts in sorted columns keeps its own)
+
+    result = importer.import_file(deliver(tmp_path, 1))
+
+    assert outbox(store, result.import_id) == expected_delta(N, 1)       # no more and no fewer changes
+    stored = snapshot(store)
+    assert all(hashed == row_hash(table, data) for (table, _), (hashed, data, deleted, _) in stored.items()
+               if not deleted)
 
 
 def test_a_new_text_of_the_same_values_is_no_change_and_its_digest_is_kept(store, importer, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The DailyUp store on SQLite and PostgreSQL: migration 0002, imports, snapshot, outbox, echoes, transactions."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -254,7 +255,8 @@ def test_awkward_texts_are_stored_as_they_are_in_snapshot_staging_and_outbox(sto
 
 
 def test_new_rows_and_created_deltas_are_stored_as_through_candidates_and_delta_rows(store):
-    """insert_new and add_created write what insert_snapshot and add_deltas write for the same rows."""
+    """insert_new (given the values' JSON text) and add_created write what insert_snapshot and add_deltas
+    write for the same rows."""
     rows = [(key, {"ID": key, "Text": f"{key} ä \\", "Leer": None}, f"h{n}", None if n % 3 else bytes([n]) * 16)
             for n, key in enumerate(AWKWARD)]
     stored = []
@@ -269,7 +271,8 @@ def test_new_rows_and_created_deltas_are_stored_as_through_candidates_and_delta_
                 session.add_deltas([{"import_id": import_id, "entity": "contract", "change": "created", "key": key,
                                      "changed_fields": (), "echoed_fields": ()} for key, *_ in rows])
             else:
-                session.insert_new(table, import_id, rows)
+                session.insert_new(table, import_id, [(key, json.dumps(data), hashed, raw)
+                                                      for key, data, hashed, raw in rows])
                 session.add_created(import_id, "contract", [key for key, *_ in rows])
             session.finish_import(import_id, state="accepted")
         with store.engine.connect() as conn:

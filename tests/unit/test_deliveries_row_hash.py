@@ -1,13 +1,25 @@
-"""row_hash stays the digest stored snapshots were compared with: SHA-256 of the sorted JSON, volatile columns out."""
+"""row_hash: SHA-256 of the JSON text of the stable values in column order; row_text makes it from the stored text."""
 from __future__ import annotations
 
 import hashlib
 import json
 
-from syncbridge.deliveries import CONTRACTS, CUSTOMERS, LOOKUP_TABLES, row_hash
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syncbridge.deliveries import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES, row_hash, row_text
+
+VOLATILE = {"LetzterLogin", "GeaendertAm"}
 
 
-def test_row_hash_is_the_sha256_of_the_sorted_json_of_the_stable_values():
+def expected(table: str, data: dict) -> str:
+    known = COLUMNS[table]
+    ordered = [c for c in known if c in data] + sorted(c for c in data if c not in known)
+    stable = {c: data[c] for c in ordered if not (table in (CUSTOMERS, CONTRACTS) and c in VOLATILE)}
+    return hashlib.sha256(json.dumps(stable).encode()).hexdigest()
+
+
+def test_row_hash_is_the_sha256_of_the_json_of_the_stable_values_in_column_order():
     rows = [
         (CUSTOMERS, {"Kundennummer": "5000733103", "Nachname": "Schäfer", "Ort": "Köln \"Süd\"", "Email": None,
                      "LetzterLogin": "2026-08-28", "GeaendertAm": "2026-03-15", "Titel": "\u00a0\\\n"}),
@@ -15,12 +27,28 @@ def test_row_hash_is_the_sha256_of_the_sorted_json_of_the_stable_values():
         (LOOKUP_TABLES[0], {"ID": "1013", "Text": "Allianz ✓"}),
         (CUSTOMERS, {}),
     ]
-    volatile = {"LetzterLogin", "GeaendertAm"}
     for table, data in rows:
-        stable = {k: v for k, v in data.items() if not (table in (CUSTOMERS, CONTRACTS) and k in volatile)}
-        text = json.dumps(stable, sort_keys=True, ensure_ascii=False)
-        assert row_hash(table, data) == hashlib.sha256(text.encode()).hexdigest()
+        assert row_hash(table, data) == expected(table, data)
+        assert row_text(table, data) == (json.dumps(data), expected(table, data))
     assert row_hash(CUSTOMERS, {"Kundennummer": "1", "GeaendertAm": "x"}) == row_hash(CUSTOMERS, {"Kundennummer": "1"})
-    # A fixed value: the digest of stored snapshots must not move.
+    # The order of the values given does not matter, nor do volatile columns.
+    assert row_hash(CUSTOMERS, {"Ort": "A", "Kundennummer": "1"}) == row_hash(CUSTOMERS, {"Kundennummer": "1", "Ort": "A"})
+    # A fixed value: what stored snapshots hold.
     assert row_hash(LOOKUP_TABLES[0], {"ID": "1", "Text": "Ä"}) == hashlib.sha256(
-        '{"ID": "1", "Text": "Ä"}'.encode()).hexdigest()
+        b'{"ID": "1", "Text": "\\u00c4"}').hexdigest()
+
+
+VALUES = st.one_of(st.none(), st.text(max_size=12), st.sampled_from([', "LetzterLogin": ', '{"GeaendertAm": ', '"}']))
+
+
+ROWS = st.sampled_from([CUSTOMERS, CONTRACTS, LOOKUP_TABLES[0]]).flatmap(lambda table: st.tuples(
+    st.just(table), st.dictionaries(st.sampled_from([*COLUMNS[table], "Zusatz", "Aaa"]), VALUES, max_size=24)))
+
+
+@given(ROWS)
+def test_row_text_gives_the_stored_text_and_row_hash_of_any_row(table_and_row):
+    """Whatever the columns, their order and their values (texts that look like the JSON around them too)."""
+    table, row = table_and_row
+    text, hashed = row_text(table, row)
+    assert text == json.dumps(row)
+    assert hashed == row_hash(table, row) == expected(table, row)
