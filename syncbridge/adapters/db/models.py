@@ -248,7 +248,7 @@ class DailyUpSnapshotRecord(Base):
 
     table: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    hash: Mapped[str] = mapped_column(String(64))                 # model.row_hash: volatile columns left out
+    hash: Mapped[str] = mapped_column(String(64))                 # deliveries.row_hash: volatile columns left out
     # Values in column order as of the record's last change (or first delivery): the volatile columns
     # (LetzterLogin, GeaendertAm) are not rewritten when only they move.
     data: Mapped[dict[str, Any]] = mapped_column()
@@ -256,7 +256,9 @@ class DailyUpSnapshotRecord(Base):
     # a row delivered with the same digest is unchanged and is not read again.  NULL: not known yet.
     raw_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    import_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"))  # last change
+    # The import of the row's last change.  No foreign key (see migration 0015): only an import writes
+    # these rows, in the transaction that made its import row, and imports are never deleted.
+    import_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -289,7 +291,8 @@ class DailyUpDeltaRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    import_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dailyup_imports.id"), index=True)
+    # No foreign key, as in the snapshot (see migration 0015).
+    import_id: Mapped[int] = mapped_column(BigInteger, index=True)
     entity: Mapped[str] = mapped_column(String(16))         # customer, contract
     change: Mapped[str] = mapped_column(String(16))         # created, changed, deleted
     key: Mapped[str] = mapped_column(String(64))
