@@ -16,11 +16,15 @@ summary, ``key=value`` pairs whose keys end in the size (``_100k``, ``_1m``, ...
 
     first_rows_s_100k next_rows_s_100k peak_rss_mb_100k publish_msgs_s_100k floor_rows_s_100k
     first_cpu_rows_s_100k next_cpu_rows_s_100k floor_cpu_rows_s_100k
-    first_vs_floor_100k next_vs_floor_100k  (and the same for every other size)
+    first_vs_floor_100k next_vs_floor_100k first_pg_us_row_100k publish_us_msg_100k publish_broker_us_msg_100k
+    (and the same for every other size)
 
 ``*_cpu_rows_s`` count rows per CPU second of the importing process (or of the floor's
 reading), not per wall-clock second: the database's CPU is not in them, but neither is the
-waiting for a machine that others load.
+waiting for a machine that others load.  ``first_pg_us_row`` is PostgreSQL's CPU per row of a
+first day (every postgres process), ``publish_us_msg`` the publishing process's CPU per message
+and ``publish_broker_us_msg`` RabbitMQ's (beam.smp): on two cores shared by all three, these
+say which of them bounds a rate.
 
     python bench/dailyup.py                  # 100k and 1M rows, PostgreSQL and RabbitMQ on 127.0.0.1
     python bench/dailyup.py --quick          # 20k rows, under a minute, the same keys for that size
@@ -97,6 +101,7 @@ def floor(path: Path) -> dict:
 def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_limit: int) -> dict:
     """Import the first and the next day into a fresh database, then publish the first day's deltas."""
     from kombu import Connection
+    from scale import service_cpu_seconds  # bench/ is the script's own folder
     from sqlalchemy import update
 
     from producers.publisher import Publisher
@@ -113,12 +118,13 @@ def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_
     importer = DailyUpImporter(dailyup, publisher=None, topology=None)
     result: dict = {}
 
-    started, cpu = time.perf_counter(), time.process_time()
+    services, started, cpu = service_cpu_seconds(), time.perf_counter(), time.process_time()
     first = importer.import_file(day0, source="cli")
     seconds = time.perf_counter() - started
     assert first.state == "accepted", first
     result.update(first_rows=sum(first.rows.get(t, 0) for t in COUNTED), first_s=seconds,
-                  first_cpu_s=time.process_time() - cpu)
+                  first_cpu_s=time.process_time() - cpu,
+                  first_pg_cpu_s=service_cpu_seconds()["postgres"] - services["postgres"])
     first_deltas = dailyup.count_unpublished()
 
     # The first day's deltas beyond the limit are taken as published: the broker is shared.
@@ -136,9 +142,11 @@ def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_
     try:
         publishing = DailyUpImporter(dailyup, publisher=publisher, topology=topology)
         pending = dailyup.count_unpublished()
-        started = time.perf_counter()
+        services, started, cpu = service_cpu_seconds(), time.perf_counter(), time.process_time()
         published = publishing.publish_pending()
         seconds = time.perf_counter() - started
+        result.update(publish_cpu_s=time.process_time() - cpu,
+                      publish_broker_cpu_s=service_cpu_seconds()["rabbitmq"] - services["rabbitmq"])
         queued = _queued(broker_url, topology)
     finally:
         publisher.close()
@@ -245,6 +253,11 @@ def measure(rows: int, rounds: int, kind: str, broker_url: str, publish_limit: i
         "next_cpu_rows_s": round(median([r["next_rows"] / r["next_cpu_s"] for r in runs])),
         "floor_cpu_rows_s": round(median([f["cpu_rows_s"] for f in floors])),
         "first_vs_floor": round(first_s / floor_s, 3), "next_vs_floor": round(next_s / floor_s, 3),
+        # Where the time of a first day and of publishing goes: PostgreSQL's CPU per row beside the
+        # importer's, and the broker's CPU per message beside the publishing process's.
+        "first_pg_us_row": round(median([r["first_pg_cpu_s"] / r["first_rows"] * 1e6 for r in runs]), 1),
+        "publish_us_msg": round(median([r["publish_cpu_s"] / r["published"] * 1e6 for r in runs]), 1),
+        "publish_broker_us_msg": round(median([r["publish_broker_cpu_s"] / r["published"] * 1e6 for r in runs]), 1),
         # Correct in kind: every confirmed delta is in the queue, each size has its rows.
         "rows": runs[0]["next_rows"], "published": runs[0]["published"], "queued": runs[0]["queued"],
         "next_deltas": runs[0]["next_deltas"],

@@ -18,7 +18,7 @@ def test_the_dailyup_benchmark_prints_its_summary(rabbitmq_url):
     assert run.returncode == 0, run.stderr[-2000:]
     summary = dict(pair.split("=", 1) for pair in run.stdout.strip().splitlines()[-1].split())
     for key in ("first_rows_s", "next_rows_s", "peak_rss_mb", "publish_msgs_s", "floor_rows_s", "first_cpu_rows_s",
-                "next_cpu_rows_s", "floor_cpu_rows_s"):
+                "next_cpu_rows_s", "floor_cpu_rows_s", "first_pg_us_row", "publish_us_msg", "publish_broker_us_msg"):
         assert float(summary[f"{key}_5k"]) > 0, key
     assert 0 < float(summary["next_vs_floor_5k"]) and 0 < float(summary["first_vs_floor_5k"])
     # About 5000 rows; every delta of the first day confirmed is in the return queue, none lost.
