@@ -6,10 +6,8 @@ connects the employee account as an operator would.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from datetime import UTC
 
 import pytest
@@ -18,12 +16,12 @@ import requests
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
-from simulators.stack import AMEISE_API_PATH, free_port
+from simulators.stack import free_port
 from simulators.zoho import ZohoState, create_zoho_app
 from simulators.zoho import seed_demo as seed_zoho
 from tests.support.ameise import contact, person
 from tests.support.databases import empty_database
-from tests.support.processes import ROOT, procfile, start
+from tests.support.processes import ROOT, procfile, service_env, start
 from tests.support.waiting import wait_for
 
 
@@ -40,21 +38,9 @@ def simulators():
 def environment(rabbitmq_url, namespace, postgres_url, simulators):
     zoho, _, ameise, _, _ = simulators
     port = free_port()
-    bin_dir = os.path.dirname(sys.executable)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "SYNCBRIDGE_DATABASE_URL": postgres_url,
-        "SYNCBRIDGE_BROKER_URL": rabbitmq_url,
-        "SYNCBRIDGE_NAMESPACE": namespace,
-        "SYNCBRIDGE_ZOHO_ACCOUNTS_URL": zoho.url,
-        "SYNCBRIDGE_AMEISE_AUTH_URL": ameise.url,
-        "SYNCBRIDGE_AMEISE_API_URL": ameise.url + AMEISE_API_PATH,
-        "SYNCBRIDGE_AMEISE_VERMITTLER": "A1B2C3",
-        "SYNCBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
+    env = service_env(database_url=postgres_url, broker_url=rabbitmq_url, namespace=namespace, zoho_url=zoho.url,
+                      ameise_url=ameise.url, PORT=str(port), WEB_CONCURRENCY="2",
+                      SYNCBRIDGE_PUBLIC_URL=f"http://127.0.0.1:{port}")
     empty_database(postgres_url)
     return env, port
 

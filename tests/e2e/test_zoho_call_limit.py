@@ -7,10 +7,8 @@ test can tell the two apart.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -18,10 +16,9 @@ import pytest
 from simulators.ameise import AmeiseState, create_ameise_app
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.server import ServerThread
-from simulators.stack import AMEISE_API_PATH
 from simulators.zoho import ZohoState, create_zoho_app
 from tests.support.databases import empty_database
-from tests.support.processes import ROOT, procfile, start
+from tests.support.processes import ROOT, procfile, service_env, start
 from tests.support.waiting import wait_for
 
 LIMIT = 4
@@ -64,21 +61,9 @@ def test_two_worker_processes_keep_zohos_concurrency_limit_together(database, si
         empty_database(database_url)
     else:
         database_url = f"sqlite:///{tmp_path / 'sync.db'}"
-    bin_dir = os.path.dirname(sys.executable)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-        "SYNCBRIDGE_DATABASE_URL": database_url,
-        "SYNCBRIDGE_BROKER_URL": rabbitmq_url,
-        "SYNCBRIDGE_NAMESPACE": namespace,
-        "SYNCBRIDGE_ZOHO_ACCOUNTS_URL": zoho.url,
-        "SYNCBRIDGE_AMEISE_AUTH_URL": ameise.url,
-        "SYNCBRIDGE_AMEISE_API_URL": ameise.url + AMEISE_API_PATH,
-        "SYNCBRIDGE_AMEISE_VERMITTLER": "A1B2C3",
-        "SYNCBRIDGE_ZOHO_SYNC_CONCURRENCY": str(LIMIT),
-        "SYNCBRIDGE_SYNC_CONCURRENCY": "8",
-        "SYNCBRIDGE_PREFETCH_COUNT": "8",
-    }
+    env = service_env(database_url=database_url, broker_url=rabbitmq_url, namespace=namespace, zoho_url=zoho.url,
+                      ameise_url=ameise.url, SYNCBRIDGE_ZOHO_SYNC_CONCURRENCY=str(LIMIT),
+                      SYNCBRIDGE_SYNC_CONCURRENCY="8", SYNCBRIDGE_PREFETCH_COUNT="8")
     lines = procfile()
     for command in (lines["release"], "syncbridge connect ameise --auto-consent"):
         done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
