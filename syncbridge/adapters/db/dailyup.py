@@ -127,11 +127,6 @@ def _to_import(row: Any) -> DailyUpImport:
     )
 
 
-def _json_list(values: Sequence[str] | None) -> str:
-    """JSON text of a list of column names (most deltas have none)."""
-    return _json_text(values) if values else "[]"
-
-
 # The fields of COPY's text format (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2):
 # tab between fields, a line a row, \N for NULL, a backslash escapes.  A text field has its backslash, tab,
 # newline and carriage return escaped; every other character stands for itself.
@@ -167,11 +162,8 @@ def _json_copy_text(text: str) -> str:
 
 
 def _json_names(values: Sequence[str] | None) -> str:
-    """:func:`_json_list` as a field of COPY's text format."""
-    if not values:
-        return "[]"
-    text = _json_text(values)
-    return text.replace("\\", "\\\\") if "\\" in text else text
+    """The JSON text of a list of column names (most deltas have none) as a field of COPY's text format."""
+    return _json_copy_text(_json_text(values)) if values else "[]"
 
 
 def _bytea(value: bytes | None) -> str:
@@ -703,22 +695,12 @@ class ImportSession:
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
-        if rows and self.postgres:
-            # The text psycopg would write for the time, made once instead of once a row.
-            tail = f"\tf\t{import_id}\t{utcnow().isoformat(' ')}\n"
-            head = f"{_text(table)}\t"
-            self._copy("dailyup_snapshot", _SNAPSHOT_COLUMNS, [
-                f"{head}{_text(r.key)}\t{_text(r.hash)}\t{_json_field(r.data)}\t{_bytea(r.raw_hash)}{tail}"
-                for r in rows])
-        elif rows:
-            now = utcnow()
-            self.conn.execute(insert(SNAPSHOT), [
-                {"table": table, "key": r.key, "hash": r.hash, "data": r.data, "raw_hash": r.raw_hash,
-                 "deleted": False, "import_id": import_id, "updated_at": now} for r in rows])
+        self.insert_new(table, import_id, [(r.key, _json_text(r.data), r.hash, r.raw_hash) for r in rows])
 
     def insert_new(self, table: str, import_id: int, rows: Sequence[tuple[str, str, str, bytes | None]]) -> None:
         """Add rows never delivered before, each as (key, JSON text of its values, hash, raw digest)."""
         if rows and self.postgres:
+            # The text psycopg would write for the time, made once instead of once a row.
             tail = f"\tf\t{import_id}\t{utcnow().isoformat(' ')}\n"
             head = f"{_text(table)}\t"
             self._copy("dailyup_snapshot", _SNAPSHOT_COLUMNS, [
