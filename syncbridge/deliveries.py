@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 CUSTOMERS = "kunden"
 CONTRACTS = "vertraege"
 LOOKUP_TABLES = ("gesellschaften", "sparten", "vertragsstatus", "zahlweisen", "laender", "rechtsformen", "anreden")
@@ -100,9 +102,21 @@ class ParsedRow:
         return row_hash(self.table, self.data)
 
 
-# The JSON text of a row's values as the snapshot stores it: ``json.dumps``'s (ASCII, ", " and ": "),
-# without its per-call set-up.
-_json_text = json.JSONEncoder(check_circular=False).encode
+# The JSON text of a row's values as the snapshot stores it: ``json.dumps(values, ensure_ascii=False,
+# separators=(",", ":"))`` as UTF-8, made by orjson (a tenth of json's time for a row of texts).
+_json_compact = json.JSONEncoder(check_circular=False, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_bytes(value: Any) -> bytes:
+    """The compact JSON text of ``value`` as UTF-8: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``.
+
+    orjson writes it; what orjson refuses (an integer beyond 64 bits, a lone surrogate, which
+    no delivery can hold: its files are decoded strictly) is written by ``json``, the same text.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _json_compact(value).encode("utf-8", "surrogatepass")
 
 
 def in_column_order(table: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -114,12 +128,13 @@ def in_column_order(table: str, data: dict[str, Any]) -> dict[str, Any]:
 def row_hash(table: str, data: dict[str, Any]) -> str:
     """A stable hash of a row's normalized values, volatile columns left out.
 
-    The SHA-256 of the JSON text of the other values in column order (:func:`in_column_order`),
-    the text the snapshot stores a row's values in: :func:`row_text` makes both from one encoding.
+    The SHA-256 of the compact JSON text (:func:`json_bytes`) of the other values in column
+    order (:func:`in_column_order`), the text the snapshot stores a row's values in:
+    :func:`row_text` makes both from one encoding.
     """
     volatile = VOLATILE_COLUMNS.get(table, ())
     stable = {c: v for c, v in in_column_order(table, data).items() if c not in volatile}
-    return hashlib.sha256(_json_text(stable).encode()).hexdigest()
+    return hashlib.sha256(json_bytes(stable)).hexdigest()
 
 
 def row_text(table: str, data: dict[str, Any]) -> tuple[str, str]:
@@ -128,25 +143,25 @@ def row_text(table: str, data: dict[str, Any]) -> tuple[str, str]:
     With ``data`` in column order, the volatile columns are its last ones (they are the
     last columns of their tables): the stable values' text is the text's beginning then.
     """
-    text = _json_text(data)
+    raw = json_bytes(data)
     cut = _volatile_start(table, tuple(data))
     if cut is None:
-        return text, row_hash(table, data)
+        return raw.decode("utf-8", "surrogatepass"), row_hash(table, data)
     if cut:
-        # JSON escapes every quote inside a string: ', "Column": ' only occurs where that column starts.
-        end = text.rfind(cut)
+        # JSON escapes every quote inside a string: ',"Column":' only occurs where that column starts.
+        end = raw.rfind(cut)
         if end < 0:
-            return text, row_hash(table, data)
-        stable = text[:end] + "}" if end else "{}"
+            return raw.decode("utf-8", "surrogatepass"), row_hash(table, data)
+        stable = raw[:end] + b"}" if end else b"{}"
     else:
-        stable = text
-    return text, hashlib.sha256(stable.encode()).hexdigest()
+        stable = raw
+    return raw.decode("utf-8", "surrogatepass"), hashlib.sha256(stable).hexdigest()
 
 
 @lru_cache(maxsize=256)
-def _volatile_start(table: str, keys: tuple[str, ...]) -> str | None:
+def _volatile_start(table: str, keys: tuple[str, ...]) -> bytes | None:
     """Where the volatile values of a row with these columns begin in its JSON text: the text that
-    introduces the first of them (``', "LetzterLogin": '``), "" for none, None when they are not
+    introduces the first of them (``b',"LetzterLogin":'``), b"" for none, None when they are not
     the last columns of a row in column order (:func:`row_hash` then hashes a text of its own)."""
     if tuple(in_column_order(table, dict.fromkeys(keys))) != keys:
         return None
@@ -155,9 +170,9 @@ def _volatile_start(table: str, keys: tuple[str, ...]) -> str | None:
     if list(keys[:len(stable)]) != stable:
         return None
     if len(stable) == len(keys):
-        return ""
-    first = keys[len(stable)]
-    return f", {_json_text(first)}: " if stable else f"{{{_json_text(first)}: "
+        return b""
+    first = json_bytes(keys[len(stable)])
+    return b"," + first + b":" if stable else b"{" + first + b":"
 
 
 def changed_fields(table: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
