@@ -13,7 +13,7 @@ chains of validators.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import getcontext
 from functools import cache, lru_cache
@@ -279,8 +279,49 @@ def _compile(declared: list[tuple[str, fields.Field]], load: Callable[[dict], di
     return env["load_row"]
 
 
-def _field_steps(i: int, field: fields.Field, env: dict[str, Any]) -> list[str] | None:
-    """What ``field._deserialize`` does to the stripped text ``t`` of column COLUMN, as lines of code."""
+@lru_cache(maxsize=64)
+def fields_loader(table: str, known: tuple[tuple[int, str], ...], *, date_format: str = "%d.%m.%Y",
+                  decimal_comma: bool = True) -> Callable[[Sequence[str]], dict]:
+    """A function loading a CSV row given as its list of fields (texts), as :func:`row_loader` loads it.
+
+    ``known`` names the ``(index, column)`` of each field the schema knows.  The row
+    ``fields`` loads to what ``row_loader(table, ...)`` makes of ``{column: fields[index]}``,
+    with the same ValidationError, but a row the compiled steps accept is read from its
+    fields where they are: no mapping is built for it and no column looked up by name.
+    """
+    load = row_loader(table, date_format=date_format, decimal_comma=decimal_comma)
+
+    def by_name(fields: Sequence[str]) -> dict:
+        return load({column: fields[index] for index, column in known})
+
+    schema = row_schema(table, date_format=date_format, decimal_comma=decimal_comma)
+    if load == schema.load:     # the schema does all (see row_loader)
+        return by_name
+    at = {column: index for index, column in known}
+    env: dict[str, Any] = {"by_name": by_name, "check": ROW_CHECKS.get(table), "ValidationError": ValidationError,
+                           "decimal": decimal_text}
+    lines = ["def load_fields(f):", "    data = {}", "    try:"]
+    declared = list(schema.load_fields.items())
+    for i, (name, field) in enumerate(declared):
+        if name not in at:
+            if field.required:
+                return by_name      # every row lacks it: the schema says so, row by row
+            continue
+        body = _field_steps(i, field, env, refuse="return by_name(f)")
+        if body is None:
+            return by_name
+        lines += [f"        t = f[{at[name]}].strip()", *(f"        {line.replace('COLUMN', repr(name))}"
+                                                          for line in body)]
+    if env["check"] is not None:
+        lines.append("        check(data)")
+    lines += ["    except ValidationError:", "        return by_name(f)", "    return data"]
+    exec(compile("\n".join(lines), f"<fields loader of {len(at)} columns>", "exec"), env)  # noqa: S102
+    return env["load_fields"]
+
+
+def _field_steps(i: int, field: fields.Field, env: dict[str, Any], refuse: str = "return load(raw)") -> list[str] | None:
+    """What ``field._deserialize`` does to the stripped text ``t`` of column COLUMN, as lines of code;
+    ``refuse`` is the line run for a value the field refuses."""
     kind = type(field)
     if kind not in (Text, Choice, DateText, DecimalText):
         return None
@@ -288,19 +329,19 @@ def _field_steps(i: int, field: fields.Field, env: dict[str, Any]) -> list[str] 
     steps = []
     if field.pattern is not None:
         env[f"pattern{i}"] = field.pattern.match
-        steps.append(f"if pattern{i}(t) is None: return load(raw)")
+        steps.append(f"if pattern{i}(t) is None: {refuse}")
     if isinstance(field, Choice):
         env[f"choices{i}"] = field.choices
-        steps.append(f"if t not in choices{i}: return load(raw)")
+        steps.append(f"if t not in choices{i}: {refuse}")
     elif isinstance(field, DateText):
         env[f"parse{i}"] = field.parse
-        steps += ["try:", f"    t = parse{i}(t)", "except ValueError:", "    return load(raw)"]
+        steps += ["try:", f"    t = parse{i}(t)", "except ValueError:", f"    {refuse}"]
     elif isinstance(field, DecimalText):
         env[f"number{i}"] = field.number.match
-        steps += [f"if number{i}(t) is None: return load(raw)",
+        steps += [f"if number{i}(t) is None: {refuse}",
                   f"t = decimal(t.replace({field.thousands!r}, '').replace({field.point!r}, '.'))"]
     if field.not_empty:
-        return ["if not t: return load(raw)", *steps, "data[COLUMN] = t"]
+        return [f"if not t: {refuse}", *steps, "data[COLUMN] = t"]
     if not steps:
         return ["data[COLUMN] = t or None"]
     return ["if t:", *(f"    {step}" for step in steps), "    data[COLUMN] = t", "else:", "    data[COLUMN] = None"]

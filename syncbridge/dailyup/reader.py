@@ -42,7 +42,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from marshmallow import ValidationError
 
-from contracts.dailyup import row_loader
+from contracts.dailyup import fields_loader
 from syncbridge.deliveries import (
     COLUMNS,
     KEY_COLUMNS,
@@ -378,8 +378,6 @@ class Delivery:
         columns = set(COLUMNS[table])
         known = [(i, c) for i, c in enumerate(header) if c in columns]
         extra = [(i, c) for i, c in enumerate(header) if c not in columns]
-        known_names = [c for _, c in known]
-        pick = _picker([i for i, _ in known])
         volatile = set(VOLATILE_COLUMNS.get(table, ()))
         stable_at = [i for i, c in enumerate(header) if c not in volatile]
         stable, separators = _picker(stable_at), len(stable_at) - 1
@@ -391,7 +389,7 @@ class Delivery:
         same: MutableMapping[str, bytes | int | None] = digests if digests is not None else {}
         same_get = same.get
         unchanged = 0   # rows found as they were known, not yielded yet
-        load = row_loader(table, date_format=self.date_format, decimal_comma=self.decimal_comma)
+        load = fields_loader(table, tuple(known), date_format=self.date_format, decimal_comma=self.decimal_comma)
         first_line: dict[str, int] = {}
         first_get = first_line.get
         limit = self.max_fields
@@ -465,7 +463,7 @@ class Delivery:
                             yield error
                         continue
                 try:
-                    data = load(dict(zip(known_names, pick(fields))))
+                    data = load(fields)
                 except ValidationError as exc:
                     messages = exc.messages if isinstance(exc.messages, dict) else {None: exc.messages}
                     for column, text in messages.items():

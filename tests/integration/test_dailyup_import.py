@@ -822,17 +822,17 @@ def counting_loader(monkeypatch) -> list[str]:
     from syncbridge.dailyup import reader
 
     loaded: list[str] = []
-    original = reader.row_loader
+    original = reader.fields_loader
 
-    def row_loader(table, **options):
-        load = original(table, **options)
+    def fields_loader(table, known, **options):
+        load = original(table, known, **options)
 
-        def counted(values):
+        def counted(fields):
             loaded.append(table)
-            return load(values)
+            return load(fields)
         return counted
 
-    monkeypatch.setattr(reader, "row_loader", row_loader)
+    monkeypatch.setattr(reader, "fields_loader", fields_loader)
     return loaded
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from marshmallow import ValidationError
 
-from contracts.dailyup import date_parser, decimal_text, row_loader, row_schema
+from contracts.dailyup import date_parser, decimal_text, fields_loader, row_loader, row_schema
 from syncbridge.dailyup.generate import generation_rows
 from syncbridge.deliveries import CONTRACTS, CUSTOMERS, LOOKUP_TABLES, normalize_decimal
 
@@ -128,3 +128,44 @@ def test_german_dates_are_read_as_strptime_reads_them():
 def test_the_tables_are_loaded_by_compiled_functions_not_the_schema():
     for table in (CUSTOMERS, CONTRACTS, *LOOKUP_TABLES):
         assert row_loader(table) is not row_schema(table).load
+
+
+def as_fields(raw: dict, chance: random.Random) -> tuple[list[str], tuple[tuple[int, str], ...]]:
+    """``raw`` as a CSV row: its columns in a random order, with unknown columns between them."""
+    columns = list(raw) + [f"Extra{n}" for n in range(chance.randint(0, 2))]
+    chance.shuffle(columns)
+    fields = [raw.get(c, "x") for c in columns]
+    return fields, tuple((i, c) for i, c in enumerate(columns) if c in raw)
+
+
+@pytest.mark.parametrize("options", [{}, {"date_format": "%Y-%m-%d", "decimal_comma": False}])
+@pytest.mark.parametrize("table", [CUSTOMERS, CONTRACTS, LOOKUP_TABLES[0]])
+def test_a_row_read_from_its_fields_loads_as_its_mapping_does(table, options):
+    """Columns in any order, unknown ones between them, some missing (required ones too), edge values."""
+    by_mapping = row_loader(table, **options)
+    rows = generated(table, 100) if table in (CUSTOMERS, CONTRACTS) else [{"ID": "7", "Text": "Sieben"}] * 100
+    chance = random.Random(29)
+    texts = [value for value in EDGE_VALUES if isinstance(value, str)]
+    compiled = 0
+    for base in rows * 5:
+        raw = dict(base)
+        for column in chance.sample(list(raw), chance.randint(0, min(3, len(raw)))):
+            if chance.random() < 0.1:
+                del raw[column]
+            else:
+                raw[column] = chance.choice(texts)
+        fields, known = as_fields(raw, chance)
+        load = fields_loader(table, known, **options)
+        compiled += load.__name__ == "load_fields"
+        assert outcome(load, fields) == outcome(by_mapping, raw), raw
+        if outcome(load, fields)[0] == "ok":
+            assert list(load(fields)) == list(by_mapping(raw))     # the same columns in the same order
+    assert compiled > len(rows)     # most rows were read by compiled steps, not the mapping
+
+
+def test_without_a_required_column_every_row_is_refused_as_the_schema_refuses_it():
+    raw = generated(CONTRACTS, 1)[0]
+    del raw["Vertragsnummer"]
+    fields, known = as_fields(raw, random.Random(3))
+    assert outcome(fields_loader(CONTRACTS, known), fields) == outcome(row_schema(CONTRACTS).load, raw)
+    assert outcome(fields_loader(CONTRACTS, known), fields)[0] == "error"
