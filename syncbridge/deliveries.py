@@ -102,21 +102,21 @@ class ParsedRow:
         return row_hash(self.table, self.data)
 
 
-# The JSON text of a row's values as the snapshot stores it: ``json.dumps(values, ensure_ascii=False,
-# separators=(",", ":"))`` as UTF-8, made by orjson (a tenth of json's time for a row of texts).
-_json_compact = json.JSONEncoder(check_circular=False, ensure_ascii=False, separators=(",", ":")).encode
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) uses, made once rather than per call.
+_compact = json.JSONEncoder(check_circular=False, ensure_ascii=False, separators=(",", ":")).encode
 
 
-def json_bytes(value: Any) -> bytes:
-    """The compact JSON text of ``value`` as UTF-8: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``.
+def compact_json(value: Any) -> bytes:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` as UTF-8, made by orjson.
 
-    orjson writes it; what orjson refuses (an integer beyond 64 bits, a lone surrogate, which
-    no delivery can hold: its files are decoded strictly) is written by ``json``, the same text.
+    For the normalized values of a row (texts and None; a tenth of json's time). What orjson
+    refuses (an integer beyond 64 bits, a key that is no text) ``json`` writes, to the same text.
+    Not for floats: orjson writes NaN and infinities as null.
     """
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return _json_compact(value).encode("utf-8", "surrogatepass")
+        return _compact(value).encode()
 
 
 def in_column_order(table: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -128,13 +128,13 @@ def in_column_order(table: str, data: dict[str, Any]) -> dict[str, Any]:
 def row_hash(table: str, data: dict[str, Any]) -> str:
     """A stable hash of a row's normalized values, volatile columns left out.
 
-    The SHA-256 of the compact JSON text (:func:`json_bytes`) of the other values in column
+    The SHA-256 of the compact JSON text (:func:`compact_json`) of the other values in column
     order (:func:`in_column_order`), the text the snapshot stores a row's values in:
     :func:`row_text` makes both from one encoding.
     """
     volatile = VOLATILE_COLUMNS.get(table, ())
     stable = {c: v for c, v in in_column_order(table, data).items() if c not in volatile}
-    return hashlib.sha256(json_bytes(stable)).hexdigest()
+    return hashlib.sha256(compact_json(stable)).hexdigest()
 
 
 def row_text(table: str, data: dict[str, Any]) -> tuple[str, str]:
@@ -143,19 +143,19 @@ def row_text(table: str, data: dict[str, Any]) -> tuple[str, str]:
     With ``data`` in column order, the volatile columns are its last ones (they are the
     last columns of their tables): the stable values' text is the text's beginning then.
     """
-    raw = json_bytes(data)
+    raw = compact_json(data)
     cut = _volatile_start(table, tuple(data))
     if cut is None:
-        return raw.decode("utf-8", "surrogatepass"), row_hash(table, data)
+        return raw.decode(), row_hash(table, data)
     if cut:
         # JSON escapes every quote inside a string: ',"Column":' only occurs where that column starts.
         end = raw.rfind(cut)
         if end < 0:
-            return raw.decode("utf-8", "surrogatepass"), row_hash(table, data)
+            return raw.decode(), row_hash(table, data)
         stable = raw[:end] + b"}" if end else b"{}"
     else:
         stable = raw
-    return raw.decode("utf-8", "surrogatepass"), hashlib.sha256(stable).hexdigest()
+    return raw.decode(), hashlib.sha256(stable).hexdigest()
 
 
 @lru_cache(maxsize=256)
@@ -171,7 +171,7 @@ def _volatile_start(table: str, keys: tuple[str, ...]) -> bytes | None:
         return None
     if len(stable) == len(keys):
         return b""
-    first = json_bytes(keys[len(stable)])
+    first = compact_json(keys[len(stable)])
     return b"," + first + b":" if stable else b"{" + first + b":"
 
 

@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncbridge.deliveries import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES, json_bytes, row_hash, row_text
+from syncbridge.deliveries import COLUMNS, CONTRACTS, CUSTOMERS, LOOKUP_TABLES, compact_json, row_hash, row_text
 
 VOLATILE = {"LetzterLogin", "GeaendertAm"}
 
@@ -68,10 +68,10 @@ def test_row_text_gives_the_stored_text_and_row_hash_of_any_row(table_and_row):
 @FIRST_TEXT_MAY_BE_SLOW
 @given(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.text(max_size=16), st.integers(), st.booleans()),
                        max_size=8))
-def test_json_bytes_is_the_compact_json_text_of_any_values(values):
+def test_compact_json_is_json_dumps_compact_of_any_values(values):
     """orjson writes the text json would: control characters, quotes, non-ASCII, integers beyond 64 bits."""
-    assert json_bytes(values) == compact(values).encode()
+    assert compact_json(values) == compact(values).encode()
 
 
-def test_json_bytes_writes_what_orjson_refuses_as_json_would():
-    assert json_bytes({"n": 2**70, "s": "Ä"}) == b'{"n":1180591620717411303424,"s":"\xc3\x84"}'
+def test_compact_json_writes_what_orjson_refuses_as_json_would():
+    assert compact_json({"n": 2**70, "s": "Ä"}) == b'{"n":1180591620717411303424,"s":"\xc3\x84"}'
