@@ -6,11 +6,15 @@ to a queue of their own, round by round in turn:
 * ``syncbridge``: :meth:`producers.publisher.Publisher.publish_many`, as the DailyUp's
   outbox uses it (batches of ``PUBLISH_BATCH`` deltas, each sent as one window);
 * ``tutorial``: RabbitMQ's publisher-confirms tutorial, "publishing messages in batches"
-  (py-amqp directly: 100 ``basic.publish``, then wait until all of them are confirmed).
+  (py-amqp directly: 100 ``basic.publish``, then wait until all of them are confirmed);
+* ``direct``: ``syncbridge``'s code sending to the queue itself through the default
+  exchange instead of through the topic exchange ``{ns}.events``: what routing costs.
 
 After each round the queue is counted (every confirmed message must be in it) and
 purged.  Each figure is the median of ``--rounds`` rounds (at least 3); the last line is
-the summary ``publish_msgs_s tutorial_msgs_s ratio_tutorial lost``.
+the summary ``publish_msgs_s tutorial_msgs_s ratio_tutorial lost broker_us_msg
+tutorial_broker_us_msg direct_msgs_s direct_broker_us_msg``, where ``*broker_us_msg`` is
+RabbitMQ's CPU (beam.smp, from /proc) per message of that contender.
 
     python bench/publish.py                  # 50000 messages per round, 5 rounds
     python bench/publish.py --quick          # 10000 messages, 3 rounds (seconds)
@@ -29,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scale import service_cpu_seconds  # noqa: E402 - bench/ is the script's own folder
+
 BROKER = os.environ.get("SYNCBRIDGE_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
 KEY = "ameise.kunde.updated"
 
@@ -42,20 +48,25 @@ def delta(n: int) -> dict:
                        "geburtsdatum": "1980-01-01", "hash": f"{n:032x}"}}
 
 
-def syncbridge_round(url: str, topology, count: int) -> float:
+def syncbridge_round(url: str, topology, count: int, exchange: str | None = None, routing_key: str = KEY) -> float:
     from producers.publisher import Publisher
     from syncbridge.dailyup.importer import PUBLISH_BATCH
 
-    bodies = [(KEY, delta(n), f"dailyup-{n:08d}") for n in range(count)]
+    bodies = [(routing_key, delta(n), f"dailyup-{n:08d}") for n in range(count)]
     publisher = Publisher(url, topology, confirm_timeout=60)
     try:
         publisher.ping()
         started = time.perf_counter()
         for start in range(0, count, PUBLISH_BATCH):
-            publisher.publish_many(topology.events, bodies[start:start + PUBLISH_BATCH], window=PUBLISH_BATCH)
+            publisher.publish_many(topology.events if exchange is None else exchange,
+                                   bodies[start:start + PUBLISH_BATCH], window=PUBLISH_BATCH)
         return time.perf_counter() - started
     finally:
         publisher.close()
+
+
+def direct_round(url: str, topology, count: int) -> float:
+    return syncbridge_round(url, topology, count, exchange="", routing_key=topology.ameise_to_crm.name)
 
 
 def tutorial_round(url: str, topology, count: int, batch: int = 100) -> float:
@@ -124,18 +135,23 @@ def main() -> None:
     topology = build_topology(f"bench-pub-{uuid.uuid4().hex[:8]}")
     with Connection(args.broker_url) as connection:
         declare(connection, topology)
-    rates: dict[str, list[float]] = {"syncbridge": [], "tutorial": []}
+    contenders = {"syncbridge": syncbridge_round, "tutorial": tutorial_round, "direct": direct_round}
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    broker: dict[str, list[float]] = {name: [] for name in contenders}
     lost = 0
     try:
         for index in range(rounds):
-            order = ("syncbridge", "tutorial") if index % 2 == 0 else ("tutorial", "syncbridge")
+            names = list(contenders)
+            order = names[index % len(names):] + names[:index % len(names)]    # each goes first in turn
             for name in order:
-                contender = syncbridge_round if name == "syncbridge" else tutorial_round
-                seconds = contender(args.broker_url, topology, count)
+                before = service_cpu_seconds()["rabbitmq"]
+                seconds = contenders[name](args.broker_url, topology, count)
+                broker[name].append((service_cpu_seconds()["rabbitmq"] - before) / count * 1e6)
                 queued = queued_and_purge(args.broker_url, topology)
                 lost += max(0, count - queued)
                 rates[name].append(count / seconds)
-                print(f"  round {index + 1} {name}: {count / seconds:,.0f} msg/s, {queued} queued", flush=True)
+                print(f"  round {index + 1} {name}: {count / seconds:,.0f} msg/s, {queued} queued, "
+                      f"RabbitMQ {broker[name][-1]:.0f} µs CPU per message", flush=True)
     finally:
         with Connection(args.broker_url) as connection:
             channel = connection.default_channel
@@ -144,7 +160,10 @@ def main() -> None:
             for exchange in topology.exchanges:
                 exchange(channel).delete()
     ours, tutorial = statistics.median(rates["syncbridge"]), statistics.median(rates["tutorial"])
-    print(f"publish_msgs_s={ours:.0f} tutorial_msgs_s={tutorial:.0f} ratio_tutorial={ours / tutorial:.2f} lost={lost}")
+    cpu = {name: statistics.median(values) for name, values in broker.items()}
+    print(f"publish_msgs_s={ours:.0f} tutorial_msgs_s={tutorial:.0f} ratio_tutorial={ours / tutorial:.2f} lost={lost} "
+          f"broker_us_msg={cpu['syncbridge']:.1f} tutorial_broker_us_msg={cpu['tutorial']:.1f} "
+          f"direct_msgs_s={statistics.median(rates['direct']):.0f} direct_broker_us_msg={cpu['direct']:.1f}")
 
 
 if __name__ == "__main__":
