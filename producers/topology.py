@@ -4,11 +4,18 @@
 
     {ns}.events  (topic) --crm.#----> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
                          --ameise.#-> {ns}.ameise-to-crm  (quorum; dead letters -> {ns}.dead)
+    {ns}.deltas  (direct) --ameise.<entity>.<change>, each--> {ns}.ameise-to-crm
     {ns}.dead    (topic) ----#------> {ns}.dead-letters   (quorum)
     {ns}.retry.<n>s (topic) --#-----> {ns}.retry.<n>s     (quorum, message TTL n s; expired -> {ns}.events)
 
 Routing keys: ``crm.<module>.changed`` for CRM record events,
 ``ameise.<entity>.<change>`` for the DailyUp deltas of the return path.
+
+The DailyUp outbox publishes its deltas to ``{ns}.deltas``, a direct exchange bound
+to ``{ns}.ameise-to-crm`` once for each routing key the delta contract allows: RabbitMQ
+routes a message through it for about half its CPU through the topic exchange, which
+bounds a bulk publish.  Retries and replays of a delta come back through ``{ns}.events``
+under the same routing key, as every other message's do.
 
 Delayed retries use RabbitMQ itself: a message that met an unavailable system is
 published, under its original routing key, to the retry queue of its next delay
@@ -24,6 +31,11 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
+from syncbridge.messages import CHANGES, ENTITIES, ameise_record_changed_key
+
+# Every routing key of a DailyUp delta (the contract allows these entities and changes, no other).
+DELTA_KEYS = tuple(ameise_record_changed_key(entity, change) for entity in ENTITIES for change in CHANGES)
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -34,6 +46,7 @@ class Topology:
     ameise_to_crm: Queue
     dead_letters: Queue
     retries: tuple[tuple[float, Exchange, Queue], ...] = ()   # (delay in seconds, exchange, queue), ascending
+    deltas: Exchange | None = None      # the DailyUp deltas' direct exchange (None: they go to ``events``)
 
     @property
     def queues(self) -> tuple[Queue, ...]:
@@ -41,7 +54,13 @@ class Topology:
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
-        return (self.events, self.dead, *(exchange for _, exchange, _ in self.retries))
+        return (self.events, self.dead, *((self.deltas,) if self.deltas is not None else ()),
+                *(exchange for _, exchange, _ in self.retries))
+
+    @property
+    def delta_exchange(self) -> Exchange:
+        """Where the DailyUp outbox publishes its deltas."""
+        return self.deltas if self.deltas is not None else self.events
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -92,7 +111,8 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
             "x-overflow": "reject-publish",
         })
         retries.append((delay, exchange, queue))
-    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries))
+    deltas = Exchange(f"{namespace}.deltas", type="direct", durable=True)
+    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries), deltas)
 
 
 def declare(connection_or_channel, topology: Topology) -> None:
@@ -106,6 +126,9 @@ def declare(connection_or_channel, topology: Topology) -> None:
         exchange(channel).declare()
     for queue in topology.queues:
         queue(channel).declare()
+    if topology.deltas is not None:
+        for key in DELTA_KEYS:
+            channel.queue_bind(topology.ameise_to_crm.name, topology.deltas.name, key)
 
 
 def topology_for(settings) -> Topology:

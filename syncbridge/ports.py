@@ -633,6 +633,9 @@ class Topology(Protocol):
     @property
     def ameise_to_crm(self) -> BoundQueue: ...
 
+    @property
+    def delta_exchange(self) -> Exchange: ...
+
 
 class Publisher(Protocol):
     """Publishes with broker confirms (``producers.publisher.Publisher``); an ``Unavailable`` when unconfirmed."""
