@@ -42,11 +42,11 @@ class Topology:
     namespace: str
     events: Exchange
     dead: Exchange
+    deltas: Exchange        # the DailyUp outbox publishes its deltas here (direct)
     crm_to_ameise: Queue
     ameise_to_crm: Queue
     dead_letters: Queue
     retries: tuple[tuple[float, Exchange, Queue], ...] = ()   # (delay in seconds, exchange, queue), ascending
-    deltas: Exchange | None = None      # the DailyUp deltas' direct exchange (None: they go to ``events``)
 
     @property
     def queues(self) -> tuple[Queue, ...]:
@@ -54,13 +54,7 @@ class Topology:
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
-        return (self.events, self.dead, *((self.deltas,) if self.deltas is not None else ()),
-                *(exchange for _, exchange, _ in self.retries))
-
-    @property
-    def delta_exchange(self) -> Exchange:
-        """Where the DailyUp outbox publishes its deltas."""
-        return self.deltas if self.deltas is not None else self.events
+        return (self.events, self.dead, self.deltas, *(exchange for _, exchange, _ in self.retries))
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -86,6 +80,7 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
     """Describe the topology; nothing is declared until :func:`declare`."""
     events = Exchange(f"{namespace}.events", type="topic", durable=True)
     dead = Exchange(f"{namespace}.dead", type="topic", durable=True)
+    deltas = Exchange(f"{namespace}.deltas", type="direct", durable=True)
     quorum = {"x-queue-type": "quorum"}
     work = {**quorum, "x-dead-letter-exchange": dead.name, "x-delivery-limit": delivery_limit}
     crm_to_ameise = Queue(f"{namespace}.crm-to-ameise", exchange=events, routing_key="crm.#", durable=True,
@@ -111,8 +106,7 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
             "x-overflow": "reject-publish",
         })
         retries.append((delay, exchange, queue))
-    deltas = Exchange(f"{namespace}.deltas", type="direct", durable=True)
-    return Topology(namespace, events, dead, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries), deltas)
+    return Topology(namespace, events, dead, deltas, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries))
 
 
 def declare(connection_or_channel, topology: Topology) -> None:
@@ -126,9 +120,8 @@ def declare(connection_or_channel, topology: Topology) -> None:
         exchange(channel).declare()
     for queue in topology.queues:
         queue(channel).declare()
-    if topology.deltas is not None:
-        for key in DELTA_KEYS:
-            channel.queue_bind(topology.ameise_to_crm.name, topology.deltas.name, key)
+    for key in DELTA_KEYS:
+        channel.queue_bind(topology.ameise_to_crm.name, topology.deltas.name, key)
 
 
 def topology_for(settings) -> Topology:

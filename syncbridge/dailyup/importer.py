@@ -182,7 +182,7 @@ class DailyUpImporter:
                 self._dead_letter(batch.refused, publisher, topology)
                 try:
                     # One window a batch: one wait for the broker's confirms, not one per 500 messages.
-                    publisher.publish_many(topology.delta_exchange, batch.messages, window=PUBLISH_BATCH)
+                    publisher.publish_many(topology.deltas, batch.messages, window=PUBLISH_BATCH)
                 except Unavailable as exc:
                     # The first ``confirmed`` of the batch reached the broker: do not send them again.
                     confirmed = getattr(exc, "confirmed", None) or 0

@@ -56,9 +56,9 @@ def test_connect_declares_quorum_queues_with_dead_lettering(rabbitmq_url, publis
 def test_every_delta_the_contract_allows_reaches_the_return_queue_through_the_deltas_exchange(rabbitmq_url, publisher,
                                                                                            topology):
     keys = [ameise_record_changed_key(entity, change) for entity in ENTITIES for change in CHANGES]
-    assert topology.delta_exchange.type == "direct" and len(keys) == 6
+    assert topology.deltas.type == "direct" and len(keys) == 6
 
-    sent = publisher.publish_many(topology.delta_exchange, [(key, {"n": n}, f"delta-{n}") for n, key in enumerate(keys)])
+    sent = publisher.publish_many(topology.deltas, [(key, {"n": n}, f"delta-{n}") for n, key in enumerate(keys)])
 
     assert sent == len(keys)
     messages = consume_all(rabbitmq_url, topology.ameise_to_crm, expect=len(keys))
@@ -66,7 +66,7 @@ def test_every_delta_the_contract_allows_reaches_the_return_queue_through_the_de
     assert {m.delivery_info["routing_key"] for m in messages} == set(keys)   # retries route by it through events
     # Any other key is not bound there: unroutable, so not confirmed as sent.
     with pytest.raises(BrokerUnavailable):
-        publisher.publish(topology.delta_exchange, "crm.contacts.changed", {"n": 0}, message_id="not-a-delta")
+        publisher.publish(topology.deltas, "crm.contacts.changed", {"n": 0}, message_id="not-a-delta")
 
 
 def test_publish_is_confirmed_persistent_and_consumable(rabbitmq_url, publisher, topology):
