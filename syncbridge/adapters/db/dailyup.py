@@ -51,7 +51,7 @@ from syncbridge.adapters.db.models import (
     utcnow,
 )
 from syncbridge.adapters.db.sql import _echo_values, _upsert, make_engine
-from syncbridge.deliveries import RowError
+from syncbridge.deliveries import RowError, compact_json
 from syncbridge.ports import Candidate, DailyUpImport, PendingDelta, SnapshotRow
 
 IMPORTS: Table = DailyUpImportRecord.__table__  # type: ignore[assignment]
@@ -695,7 +695,7 @@ class ImportSession:
 
     def insert_snapshot(self, table: str, import_id: int, rows: Sequence[Candidate]) -> None:
         """Add rows never delivered before."""
-        self.insert_new(table, import_id, [(r.key, _json_text(r.data), r.hash, r.raw_hash) for r in rows])
+        self.insert_new(table, import_id, [(r.key, compact_json(r.data).decode(), r.hash, r.raw_hash) for r in rows])
 
     def insert_new(self, table: str, import_id: int, rows: Sequence[tuple[str, str, str, bytes | None]]) -> None:
         """Add rows never delivered before, each as (key, JSON text of its values, hash, raw digest)."""
