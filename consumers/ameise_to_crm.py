@@ -1,12 +1,18 @@
 """The Ameise -> CRM consumer: DailyUp deltas in, batched Zoho upserts out.
 
-Thin entrypoint: load each message through its contract, collect a batch (up to
-``batch_size`` messages, or what arrived within ``batch_wait`` seconds), call the
+Thin entrypoint: load each delta through its contract, collect a batch (up to
+``batch_size`` deltas, or what arrived within ``batch_wait`` seconds), call the
 handler once per batch, and turn each record's outcome into ack / dead letter /
-requeue.  A message is settled only after the handler has finished its batch.
+delayed retry.  A message is settled only after the handler has finished its batch.
+
+A message of several deltas (``ameise.deltas``, as the DailyUp outbox sends them) is
+taken apart: each delta is loaded, batched and settled on its own, as if it had come
+alone (:class:`DeltaOfMessage`).  One that is retried or dead-lettered is published
+alone, under its own routing key; the message is acked once every delta in it is settled.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,14 +22,22 @@ from kombu import Connection
 from kombu.message import Message
 
 from consumers.base import DATABASE_DOWN, QueueConsumer, as_unavailable
-from contracts.events import AmeiseRecordChangedSchema
+from contracts.base import ContractError, load_or_raise
+from contracts.events import AmeiseDeltasSchema, AmeiseRecordChangedSchema
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
 from syncbridge.errors import ReconnectNeeded, Unavailable
 from syncbridge.handlers import OK, REJECTED, UNAVAILABLE, RecordOutcome
 from syncbridge.handlers.events import bounded
-from syncbridge.messages import AmeiseRecordChanged, SyncAmeiseRecordsToCrm
+from syncbridge.messages import (
+    AMEISE_DELTAS_KEY,
+    CHANGES,
+    ENTITIES,
+    AmeiseRecordChanged,
+    SyncAmeiseRecordsToCrm,
+    ameise_record_changed_key,
+)
 from syncbridge.monitoring import message_scope, report_reconnect_needed
 from syncbridge.ports import AMEISE_TO_CRM, ActivityEntry, DeadLetterKind, Store
 
@@ -31,6 +45,66 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[SyncAmeiseRecordsToCrm], list[RecordOutcome]]
 SOURCE = "dailyup"
+
+
+class Settling:
+    """A message of several deltas: acked once each of its deltas is settled (acked, retried or dead-lettered)."""
+
+    __slots__ = ("message", "open")
+
+    def __init__(self, message: Message, deltas: int) -> None:
+        self.message = message
+        self.open = deltas
+
+    def settled(self) -> None:
+        self.open -= 1
+        if self.open == 0:
+            self.message.ack()
+
+
+class DeltaOfMessage:
+    """One delta of an ``ameise.deltas`` message, seen as a message of its own.
+
+    It has what settling a message reads (body, headers, routing key, message id),
+    as the delta would have had if it had been published alone: a retry or a dead
+    letter therefore sends just this delta, under its own routing key, with the
+    message's headers (its retries).  ``ack`` settles it within its message.
+    """
+
+    __slots__ = ("_delta", "_of", "_settled", "delivery_info", "properties")
+    content_type = "application/json"
+    content_encoding = "utf-8"
+
+    def __init__(self, of: Settling, delta: object, index: int) -> None:
+        self._of = of
+        self._delta = delta
+        self._settled = False
+        info = of.message.delivery_info or {}
+        self.delivery_info = {"exchange": info.get("exchange") or "", "routing_key": _routing_key_of(delta)}
+        delta_id = delta.get("delta_id") if isinstance(delta, dict) else None
+        message_id = (of.message.properties or {}).get("message_id") or ""
+        self.properties = {"message_id": delta_id if isinstance(delta_id, str) and delta_id
+                           else f"{message_id}#{index}"}
+
+    @property
+    def headers(self) -> dict:
+        return self._of.message.headers or {}
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps(self._delta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def ack(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._of.settled()
+
+
+def _routing_key_of(delta: object) -> str:
+    """The routing key the delta would have had alone (the message's own for one that names no valid route)."""
+    if isinstance(delta, dict) and delta.get("entity") in ENTITIES and delta.get("change") in CHANGES:
+        return ameise_record_changed_key(delta["entity"], delta["change"])
+    return AMEISE_DELTAS_KEY
 
 
 @dataclass(frozen=True)
@@ -72,7 +146,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
         # Twice the batch at least: the next batch arrives while this one is with Zoho.
         self.prefetch_count = max(prefetch_count, 2 * batch_size)
         self._schema = AmeiseRecordChangedSchema()
-        self._batch: list[tuple[AmeiseRecordChanged, Message]] = []
+        self._deltas_schema = AmeiseDeltasSchema()
+        self._batch: list[tuple[AmeiseRecordChanged, Message | DeltaOfMessage]] = []
         self._batch_started = 0.0
         self._attempts: dict[str, Attempt] = {}     # the batch being settled: attempt and duration per delta
 
@@ -96,9 +171,36 @@ class AmeiseToCrmConsumer(QueueConsumer):
         self.flush()
 
     def on_message(self, body, message: Message) -> None:
-        record = self._load(body, message)
-        if record is None:
+        if (message.delivery_info or {}).get("routing_key") == AMEISE_DELTAS_KEY:
+            self._take_apart(body, message)
             return
+        record = self._load(body, message)
+        if record is not None:
+            self._add(record, message)
+
+    def _take_apart(self, body, message: Message) -> None:
+        """Batch each delta of a message of several; one that violates its contract is dead-lettered alone."""
+        try:
+            deltas = load_or_raise(self._deltas_schema, body)
+        except ContractError as exc:
+            log.error("message violates its contract: %s", exc.errors)
+            self._dead_letter(message, f"contract AmeiseDeltas v1 violated: {exc.errors}",
+                              DeadLetterKind.CONTRACT_VIOLATION, exc=exc)
+            return
+        settling = Settling(message, len(deltas))
+        for index, delta in enumerate(deltas):
+            part = DeltaOfMessage(settling, delta, index)
+            try:
+                record = load_or_raise(self._schema, delta)
+            except ContractError as exc:
+                log.error("delta %d of message %s violates its contract: %s", index,
+                          (message.properties or {}).get("message_id"), exc.errors)
+                self._dead_letter(part, f"contract {self.contract} violated: {exc.errors}",
+                                  DeadLetterKind.CONTRACT_VIOLATION, exc=exc, record_id=_key_of(delta))
+                continue
+            self._add(record, part)
+
+    def _add(self, record: AmeiseRecordChanged, message: Message | DeltaOfMessage) -> None:
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append((record, message))
@@ -156,7 +258,7 @@ class AmeiseToCrmConsumer(QueueConsumer):
                 waiting.append((record, message, outcome))
         self._retry(waiting)
 
-    def _retry(self, waiting: list[tuple[AmeiseRecordChanged, Message, RecordOutcome]]) -> None:
+    def _retry(self, waiting: list[tuple[AmeiseRecordChanged, Message | DeltaOfMessage, RecordOutcome]]) -> None:
         """Send each delta that met an unavailable CRM to its delayed retry (or, after the last, the dead letters)."""
         for record, message, outcome in waiting:
             if outcome.waiting:
@@ -188,7 +290,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
             error_code=outcome.code if outcome else None, error_field=outcome.field if outcome else None,
         ))
 
-    def _note_attempts(self, batch: list[tuple[AmeiseRecordChanged, Message]], started: float) -> None:
+    def _note_attempts(self, batch: list[tuple[AmeiseRecordChanged, Message | DeltaOfMessage]],
+                       started: float) -> None:
         duration = round((time.monotonic() - started) * 1000)
         self._attempts = {record.delta_id: Attempt(retries_of(message) + 1, duration) for record, message in batch}
 
@@ -200,3 +303,8 @@ class AmeiseToCrmConsumer(QueueConsumer):
                                    duration_ms=noted.duration_ms if noted else None))
         except Exception:  # noqa: BLE001 - the log is secondary to handling the message
             log.exception("could not write the activity log")
+
+
+def _key_of(delta: object) -> str | None:
+    key = delta.get("key") if isinstance(delta, dict) else None
+    return str(key) if key is not None else None

@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import fields, post_load, pre_dump, validate, validates_schema
 
 from contracts.base import RECORD_ID, ContractError, MessageSchema, NonEmpty, RecordId, check_version
-from syncbridge.messages import CHANGES, ENTITIES, AmeiseRecordChanged, CrmRecordChanged
+from syncbridge.messages import CHANGES, DELTAS_PER_MESSAGE, ENTITIES, AmeiseRecordChanged, CrmRecordChanged
 
 # A CRM module's API name (fullmatch); MODULE validates a schema field with it.
 MODULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
@@ -147,6 +147,30 @@ class AmeiseRecordChangedSchema(MessageSchema):
         return AmeiseRecordChanged(**{**data, "delivered_on": data["delivered_on"].isoformat(),
                                       "changed_fields": tuple(data["changed_fields"]),
                                       "echoed_fields": tuple(data["echoed_fields"])})
+
+
+class AmeiseDeltasSchema(MessageSchema):
+    """``ameise.deltas`` v1: up to 100 DailyUp deltas in one message, as the DailyUp outbox sends them.
+
+    ``deltas`` holds ``ameise.<entity>.<change>`` v1 bodies.  This contract checks the
+    envelope only: the consumer loads each delta through :class:`AmeiseRecordChangedSchema`
+    and settles it on its own, so one broken delta does not hold up the others.
+    """
+
+    deltas = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=DELTAS_PER_MESSAGE))
+
+    @validates_schema
+    def _version(self, data, **kwargs):
+        check_version(self, data)
+
+    @post_load
+    def _items(self, data, **kwargs) -> list[dict]:
+        return data["deltas"]
+
+
+def ameise_deltas_body(deltas: list[dict]) -> dict:
+    """The body of an ``ameise.deltas`` message of these delta bodies (each as the delta's contract dumps it)."""
+    return {"schema_version": AmeiseDeltasSchema.SCHEMA_VERSION, "deltas": deltas}
 
 
 _KEY = re.compile(r"\S{1,40}")

@@ -4,18 +4,20 @@
 
     {ns}.events  (topic) --crm.#----> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
                          --ameise.#-> {ns}.ameise-to-crm  (quorum; dead letters -> {ns}.dead)
-    {ns}.deltas  (direct) --ameise.<entity>.<change>, each--> {ns}.ameise-to-crm
+    {ns}.deltas  (direct) --ameise.deltas, ameise.<entity>.<change>--> {ns}.ameise-to-crm
     {ns}.dead    (topic) ----#------> {ns}.dead-letters   (quorum)
     {ns}.retry.<n>s (topic) --#-----> {ns}.retry.<n>s     (quorum, message TTL n s; expired -> {ns}.events)
 
 Routing keys: ``crm.<module>.changed`` for CRM record events,
-``ameise.<entity>.<change>`` for the DailyUp deltas of the return path.
+``ameise.<entity>.<change>`` for one DailyUp delta of the return path, ``ameise.deltas``
+for up to 100 of them in one message.
 
-The DailyUp outbox publishes its deltas to ``{ns}.deltas``, a direct exchange bound
-to ``{ns}.ameise-to-crm`` once for each routing key the delta contract allows: RabbitMQ
-routes a message through it for about half its CPU through the topic exchange, which
-bounds a bulk publish.  Retries and replays of a delta come back through ``{ns}.events``
-under the same routing key, as every other message's do.
+The DailyUp outbox publishes its deltas, 100 to a message, to ``{ns}.deltas``, a direct
+exchange bound to ``{ns}.ameise-to-crm`` for ``ameise.deltas`` and for each routing key
+of a single delta: RabbitMQ's CPU per message bounds a bulk publish, and a direct
+exchange routes for about half the CPU of the topic exchange.  A delta of such a
+message that is retried or dead-lettered travels alone under its own routing key;
+retries and replays come back through ``{ns}.events``, as every other message's do.
 
 Delayed retries use RabbitMQ itself: a message that met an unavailable system is
 published, under its original routing key, to the retry queue of its next delay
@@ -31,10 +33,12 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
-from syncbridge.messages import CHANGES, ENTITIES, ameise_record_changed_key
+from syncbridge.messages import AMEISE_DELTAS_KEY, CHANGES, ENTITIES, ameise_record_changed_key
 
-# Every routing key of a DailyUp delta (the contract allows these entities and changes, no other).
-DELTA_KEYS = tuple(ameise_record_changed_key(entity, change) for entity in ENTITIES for change in CHANGES)
+# Every routing key of DailyUp deltas: several in one message, and each one a single delta's
+# (the contract allows these entities and changes, no other).
+DELTA_KEYS = (AMEISE_DELTAS_KEY,
+              *(ameise_record_changed_key(entity, change) for entity in ENTITIES for change in CHANGES))
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,9 @@ def crm_record_changed_key(module: str) -> str:
 def ameise_record_changed_key(entity: str, change: str) -> str:
     """Routing key of a DailyUp delta: ``ameise.customer.created`` etc."""
     return f"ameise.{entity}.{change}"
+
+
+# The DailyUp outbox sends its deltas several to a message, each settled on its own by
+# the consumer (a delta retried or dead-lettered travels alone, under its own key).
+AMEISE_DELTAS_KEY = "ameise.deltas"
+DELTAS_PER_MESSAGE = 100    # as many as one Zoho upsert takes

@@ -8,7 +8,8 @@ and the import record are written together.  A delivery found broken half-way
 (:class:`~syncbridge.dailyup.reader.DeliveryRejected`) therefore changes nothing but
 its import record, which says why it was rejected; one stopped half-way (``should_stop``,
 when the process shuts down) changes nothing at all and is taken again next time.
-After the commit the outbox is published in id order with publisher confirms; what
+After the commit the outbox is published in id order, up to 100 deltas to a message
+(``ameise.deltas``), with publisher confirms; what
 the broker did not confirm waits there for :meth:`DailyUpImporter.publish_pending`.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
-from contracts.events import AmeiseRecordChangedSchema, ameise_record_changed_plain_body_of
+from contracts.events import AmeiseRecordChangedSchema, ameise_deltas_body, ameise_record_changed_plain_body_of
 from syncbridge.dailyup.reader import Delivery, DeliveryRejected, ReadingStopped, open_delivery, sha256_of
 from syncbridge.deliveries import (
     CONTRACTS,
@@ -43,7 +44,7 @@ from syncbridge.deliveries import (
     row_text,
 )
 from syncbridge.errors import Unavailable
-from syncbridge.messages import AmeiseRecordChanged, ameise_record_changed_key
+from syncbridge.messages import AMEISE_DELTAS_KEY, DELTAS_PER_MESSAGE, AmeiseRecordChanged, ameise_record_changed_key
 from syncbridge.ports import (
     CONTRACT_VIOLATION,
     Candidate,
@@ -62,7 +63,7 @@ log = logging.getLogger("syncbridge.dailyup")
 TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
 STAGE_BATCH = 2000          # rows per insert into staging
 DIFF_PAGE = 5000            # rows per page of the comparison
-PUBLISH_BATCH = 1000        # deltas per confirmed publish, sent as one window (and per "mark published")
+PUBLISH_BATCH = 1000        # deltas per read of the outbox, sent as one window of confirms (and per "mark published")
 PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
 MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
 SAMPLES = 5                 # examples per kind of delta in a result
@@ -181,14 +182,14 @@ class DailyUpImporter:
                 following = outbox.submit(prepared, batch.deltas[-1].id)
                 self._dead_letter(batch.refused, publisher, topology)
                 try:
-                    # One window a batch: one wait for the broker's confirms, not one per 500 messages.
-                    publisher.publish_many(topology.deltas, batch.messages, window=PUBLISH_BATCH)
+                    # One window a batch: one wait for the broker's confirms, not one per message.
+                    publisher.publish_many(topology.deltas, batch.messages, window=len(batch.messages) or 1)
                 except Unavailable as exc:
-                    # The first ``confirmed`` of the batch reached the broker: do not send them again.
+                    # The first ``confirmed`` messages of the batch reached the broker: do not send them again.
                     confirmed = getattr(exc, "confirmed", None) or 0
                     if marking is not None:
                         marking.result()
-                    self.store.mark_published((d.id for d in batch.sent[:confirmed]), settle=False)
+                    self.store.mark_published((d.id for d in batch.confirmed(confirmed)), settle=False)
                     raise
                 if marking is not None:
                     marking.result()
@@ -615,37 +616,46 @@ class _LookupTexts:
 
 @dataclass
 class _Batch:
-    """A batch of the outbox: its deltas, those to send with their messages, those refused by the contract."""
+    """A batch of the outbox: its deltas, those to send in their messages, those refused by the contract."""
 
     deltas: list[PendingDelta]
     sent: list[PendingDelta] = field(default_factory=list)
     messages: list[tuple[str, Any, str]] = field(default_factory=list)      # (routing key, body, message id)
+    ends: list[int] = field(default_factory=list)   # per message: how many of ``sent`` it and those before carry
     refused: list[tuple[PendingDelta, str, Any, Any]] = field(default_factory=list)  # (delta, key, body, errors)
+
+    def confirmed(self, messages: int) -> list[PendingDelta]:
+        """The deltas carried by the first ``messages`` messages."""
+        return self.sent[:self.ends[messages - 1]] if messages > 0 else []
 
 
 def _checked(deltas: list[PendingDelta]) -> _Batch:
-    """The messages of a batch of deltas, each checked against the contract; those that violate it apart."""
+    """The messages of a batch of deltas (up to 100 deltas each), each delta checked against the contract.
+
+    Deltas that violate it are set apart.  A message's id names the outbox ids of its
+    first and last delta, which no other message shares.
+    """
     batch = _Batch(deltas)
-    sent, messages, refused = batch.sent, batch.messages, batch.refused
-    routing_keys: dict[tuple[str, str], str] = {}
+    sent, refused = batch.sent, batch.refused
+    bodies: list[dict[str, Any]] = []
     for d in deltas:
-        route = (d.entity, d.change)
-        routing_key = routing_keys.get(route)
-        if routing_key is None:
-            routing_key = routing_keys[route] = ameise_record_changed_key(d.entity, d.change)
         delta_id = d.delta_id
         # Checked against the contract once, here where it is made; the publisher sends it as it is.
         body = ameise_record_changed_plain_body_of(delta_id, d.import_id, d.delivered_on.isoformat(), d.entity,
                                                    d.change, d.key, d.changed_fields, d.echoed_fields)
         if body is None:
-            message = _message(d)
-            body = _schema.dump(message)
+            body = _schema.dump(_message(d))
             errors = _schema.validate(body)
             if errors:
-                refused.append((d, routing_key, body, errors))
+                refused.append((d, ameise_record_changed_key(str(d.entity), str(d.change)), body, errors))
                 continue
         sent.append(d)
-        messages.append((routing_key, body, delta_id))
+        bodies.append(body)
+    for start in range(0, len(sent), DELTAS_PER_MESSAGE):
+        end = min(start + DELTAS_PER_MESSAGE, len(sent))
+        batch.messages.append((AMEISE_DELTAS_KEY, ameise_deltas_body(bodies[start:end]),
+                               f"dailyup-outbox:{sent[start].id}-{sent[end - 1].id}"))
+        batch.ends.append(end)
     return batch
 
 

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.base import ContractError, load_or_raise
-from contracts.events import AmeiseRecordChangedSchema, CrmRecordChangedSchema
+from contracts.events import AmeiseDeltasSchema, AmeiseRecordChangedSchema, CrmRecordChangedSchema
 from syncbridge.errors import Unavailable
 from syncbridge.messages import (
+    AMEISE_DELTAS_KEY,
     AmeiseRecordChanged,
     CrmRecordChanged,
     ameise_record_changed_key,
@@ -77,8 +78,10 @@ _FAILURE_PREFIXES = ("x-error", "x-first-", "x-last-", "x-retr", "x-death", "x-o
                      "x-attempts", *_PER_DELIVERY)
 _CONTRACTS = (
     (re.compile(r"^crm\.[^.]+\.changed$"), CrmRecordChangedSchema(), "CrmRecordChanged"),
+    (re.compile(f"^{re.escape(AMEISE_DELTAS_KEY)}$"), AmeiseDeltasSchema(), "AmeiseDeltas"),
     (re.compile(r"^ameise\.[^.]+\.[^.]+$"), AmeiseRecordChangedSchema(), "AmeiseRecordChanged"),
 )
+_DELTA = AmeiseRecordChangedSchema()
 _KEY_LENGTH = 64   # the record column
 _TEXT_LENGTH = 200
 
@@ -350,7 +353,16 @@ def contract_problem(letter: DeadLetter) -> str | None:
         message = load_or_raise(schema, data)
     except ContractError as exc:
         return f"contract {contract} violated: {exc.errors}"
-    if isinstance(message, CrmRecordChanged):
+    if isinstance(message, list):
+        # Several deltas: each must meet its own contract, as the consumer loads each on its own.
+        for index, delta in enumerate(message):
+            try:
+                load_or_raise(_DELTA, delta)
+            except ContractError as exc:
+                return f"delta {index} of {contract}: contract AmeiseRecordChanged v{_DELTA.SCHEMA_VERSION} violated: " \
+                       f"{exc.errors}"
+        expected = AMEISE_DELTAS_KEY
+    elif isinstance(message, CrmRecordChanged):
         expected = crm_record_changed_key(message.module)
     elif isinstance(message, AmeiseRecordChanged):
         expected = ameise_record_changed_key(message.entity, message.change)

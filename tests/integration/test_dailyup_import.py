@@ -24,7 +24,7 @@ from kombu import Connection, Consumer
 from sqlalchemy import select
 
 from contracts.base import load_or_raise
-from contracts.events import AmeiseRecordChangedSchema
+from contracts.events import AmeiseDeltasSchema, AmeiseRecordChangedSchema
 from producers.memory import MemoryPublisher
 from producers.publisher import Publisher
 from producers.topology import build_topology
@@ -642,8 +642,13 @@ def test_a_record_without_an_echo_mark_names_no_echoes(store, importer, tmp_path
 
 
 # ---------------------------------------------------------------- publishing
+def carried(messages: list) -> int:
+    """How many deltas the messages carry."""
+    return sum(len(m.payload["deltas"]) for m in messages)
+
+
 def take(url: str, queue, *, expect: int, timeout: float = 10.0) -> list:
-    """Consume ``expect`` messages (auto-acked), then wait a little for any surplus."""
+    """Consume the messages of ``expect`` deltas (auto-acked), then wait a little for any surplus."""
     messages: list = []
     with Connection(url) as conn:
         with Consumer(conn, [queue], accept=["application/json"], no_ack=True, prefetch_count=1000,
@@ -651,7 +656,7 @@ def take(url: str, queue, *, expect: int, timeout: float = 10.0) -> list:
             deadline = time.monotonic() + timeout
             settle = None
             while time.monotonic() < (settle or deadline):
-                if settle is None and len(messages) >= expect:
+                if settle is None and carried(messages) >= expect:
                     settle = time.monotonic() + 0.3
                 try:
                     conn.drain_events(timeout=0.1)
@@ -698,17 +703,31 @@ class BrokerLink(TcpProxy):
 
 
 def check_messages(store: SqlDailyUpStore, messages: list) -> None:
-    """Every delta of the outbox arrived exactly once, in id order, as a valid AmeiseRecordChanged."""
+    """Every delta of the outbox arrived exactly once, in id order, as a valid AmeiseRecordChanged.
+
+    The deltas travel up to 100 to a persistent ``ameise.deltas`` message, each message
+    named by the outbox ids of its first and last delta.
+    """
     rows = outbox_rows(store)
-    assert [m.properties["message_id"] for m in messages] == [f"{r.import_id}:{r.entity}:{r.key}" for r in rows]
-    delivered_on = {i.id: i.delivered_on.isoformat() for i in store.imports(limit=100)}
-    for message, row in zip(messages, rows):
-        event = load_or_raise(AmeiseRecordChangedSchema(), message.payload)
-        assert (event.delta_id, event.import_id, event.entity, event.change, event.key, list(event.changed_fields),
-                event.delivered_on) == (message.properties["message_id"], row.import_id, row.entity, row.change,
-                                        row.key, row.changed_fields, delivered_on[row.import_id])
-        assert message.delivery_info["routing_key"] == f"ameise.{row.entity}.{row.change}"
+    by_id = {r.id: r for r in rows}
+    events = []
+    for message in messages:
+        assert message.delivery_info["routing_key"] == "ameise.deltas"
         assert message.properties["delivery_mode"] == 2
+        deltas = load_or_raise(AmeiseDeltasSchema(), message.payload)
+        assert 1 <= len(deltas) <= 100
+        first, _, last = message.properties["message_id"].removeprefix("dailyup-outbox:").partition("-")
+        assert (f"{by_id[int(first)].import_id}:{by_id[int(first)].entity}:{by_id[int(first)].key}",
+                f"{by_id[int(last)].import_id}:{by_id[int(last)].entity}:{by_id[int(last)].key}") == (
+                    deltas[0]["delta_id"], deltas[-1]["delta_id"])
+        events.extend(load_or_raise(AmeiseRecordChangedSchema(), delta) for delta in deltas)
+    assert len({m.properties["message_id"] for m in messages}) == len(messages)
+    assert [e.delta_id for e in events] == [f"{r.import_id}:{r.entity}:{r.key}" for r in rows]
+    delivered_on = {i.id: i.delivered_on.isoformat() for i in store.imports(limit=100)}
+    for event, row in zip(events, rows):
+        assert (event.import_id, event.entity, event.change, event.key, list(event.changed_fields),
+                event.delivered_on) == (row.import_id, row.entity, row.change, row.key, row.changed_fields,
+                                        delivered_on[row.import_id])
     assert all(r.published_at is not None for r in rows)
 
 
@@ -747,7 +766,7 @@ def test_a_delta_that_fails_its_contract_goes_to_the_dead_letters_and_the_rest_i
     assert dead.headers["x-original-routing-key"] == f"ameise.{first.entity}.{first.change}"
     assert dead.headers["x-original-exchange"] == topology.events.name
     assert dead.payload["key"] == "50 01" and dead.properties["message_id"] == f"{first.import_id}:{first.entity}:50 01"
-    assert len(drain_memory(topology.ameise_to_crm)) == total - 1
+    assert carried(drain_memory(topology.ameise_to_crm)) == total - 1
 
 
 @pytest.mark.rabbitmq

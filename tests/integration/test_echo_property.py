@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts.events import AmeiseRecordChangedSchema
+from contracts.events import AmeiseDeltasSchema, AmeiseRecordChangedSchema
 from producers.topology import build_topology
 from simulators.ameise import seed_demo as seed_ameise
 from simulators.fakes.ameise import InMemoryAmeise
@@ -127,7 +127,8 @@ class Systems:
         result = self.importer.import_file(path)
         assert result.state == "published", result
         schema = AmeiseRecordChangedSchema()
-        records = tuple(schema.load(body) for _, body, _ in self.published.messages[start:])
+        records = tuple(schema.load(delta) for _, body, _ in self.published.messages[start:]
+                        for delta in AmeiseDeltasSchema().load(body))
         if records:
             outcomes = sync_ameise_records_to_crm(SyncAmeiseRecordsToCrm(records), self.return_deps)
             assert all(o.status == OK for o in outcomes), outcomes

@@ -18,8 +18,8 @@ import pytest
 from kombu import Connection
 from sqlalchemy.exc import OperationalError
 
-from consumers.ameise_to_crm import AmeiseToCrmConsumer
-from contracts.events import AmeiseRecordChangedSchema
+from consumers.ameise_to_crm import AmeiseToCrmConsumer, DeltaOfMessage, Settling
+from contracts.events import AmeiseRecordChangedSchema, ameise_deltas_body
 from producers.topology import build_topology
 from syncbridge.adapters.zoho import ZohoUnavailable
 from syncbridge.handlers import sync_ameise_records_to_crm
@@ -74,6 +74,13 @@ def send(publisher, topology, record: AmeiseRecordChanged | dict | bytes, *, rou
     publisher.publish(topology.events, routing_key or "ameise.customer.created", raw,
                       message_id=str(uuid.uuid4()), content_type=content_type)
     return raw
+
+
+def send_together(publisher, topology, *deltas: AmeiseRecordChanged | dict, message_id: str = "m-1") -> list[bytes]:
+    """Publish deltas in one ``ameise.deltas`` message, as the DailyUp outbox does; return each delta's bytes."""
+    bodies = [AmeiseRecordChangedSchema().dump(d) if isinstance(d, AmeiseRecordChanged) else d for d in deltas]
+    publisher.publish(topology.deltas, "ameise.deltas", ameise_deltas_body(bodies), message_id=message_id)
+    return [json.dumps(b, ensure_ascii=False, separators=(",", ":")).encode() for b in bodies]
 
 
 @contextmanager
@@ -347,3 +354,110 @@ def test_a_crm_that_needs_a_reconnect_parks_the_deltas_without_using_up_retries(
     assert take_all(topology.dead_letters) == [] and waiting(topology.ameise_to_crm) == 0
     assert len(world.store.activities(action="waiting")) == 5
     assert world.store.activities(action="retry") == []
+
+
+# ---------------------------------------------------------------- several deltas in one message
+def test_messages_of_several_deltas_are_batched_by_delta_and_each_acked_once_all_its_deltas_are(topology, publisher,
+                                                                                                 world):
+    records = [world.customer(person(f"50{i:08d}")) for i in range(250)]
+    for start in range(0, 250, 100):
+        send_together(publisher, topology, *records[start:start + 100], message_id=f"m-{start}")
+    handle = handler(world)
+
+    # Batches of 60 cut through the messages: a message is acked when the batch of its last delta is done.
+    with running(make_consumer(topology, handle, publisher, world, batch_size=60, batch_wait=1.0)):
+        wait_for(lambda: processed(world, records), what="every delta applied")
+
+    assert handle.sizes == [60, 60, 60, 60, 10]
+    assert len(world.zoho.records("Contacts")) == 250
+    assert waiting(topology.ameise_to_crm) == 0 and take_all(topology.dead_letters) == []
+    attempts = [e for e in world.store.activities(result="ok", limit=1000) if e.attempt == 1]
+    assert sorted(e.event_id for e in attempts) == sorted(r.delta_id for r in records)
+
+
+def test_a_delta_of_a_message_that_fails_goes_alone_to_its_retry_or_the_dead_letters(topology, publisher, world):
+    good = world.customer(person("5000000001"))
+    rejected = world.customer(person("5000000002", Nachname=None))
+    broken = {**AmeiseRecordChangedSchema().dump(world.customer(person("5000000003"))), "key": "50 03"}
+    later = world.contract(contract("1119876", "5000000001"))
+    raw = send_together(publisher, topology, good, rejected, broken, later)
+    world.zoho.fail_next(ZohoUnavailable("Service Unavailable", status=503))
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, [good, later]) and waiting(topology.dead_letters) == 2,
+                 what="the deltas settled")
+
+    dead = {d.headers["x-error-kind"]: d for d in take_all(topology.dead_letters)}
+    assert set(dead) == {"rejected", "contract-violation"}
+    # Each dead letter is the one delta, under its own routing key, as if it had been sent alone.
+    assert dead["contract-violation"].body == raw[2] and "key" in dead["contract-violation"].headers["x-error"]
+    assert dead["contract-violation"].headers["x-original-routing-key"] == "ameise.customer.created"
+    # The outage sent the other three to their retries one by one; the rejected one died on its second try.
+    assert dead["rejected"].body == raw[1] and dead["rejected"].properties["message_id"] == rejected.delta_id
+    assert dead["rejected"].headers["x-original-routing-key"] == "ameise.customer.created"
+    assert dead["rejected"].headers["x-retries"] == 1
+    assert handle.sizes[0] == 3 and sum(handle.sizes) == 6
+    retries = world.store.activities(action="retry")
+    assert sorted((e.event_id, e.attempt) for e in retries) == sorted(
+        (r.delta_id, 1) for r in (good, rejected, later))
+    assert sorted(e.event_id for e in world.store.activities(result="ok") if e.attempt == 2) == sorted(
+        [good.delta_id, later.delta_id])
+    assert world.only("Deals")["Contact_Name"]["id"] == world.only("Contacts")["id"]
+    assert waiting(topology.ameise_to_crm) == 0
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param({"schema_version": 2, "deltas": [{"delta_id": "x"}]}, id="newer-version"),
+    pytest.param({"schema_version": 1, "deltas": []}, id="no-delta"),
+    pytest.param({"schema_version": 1, "deltas": "5001234567"}, id="not-a-list"),
+])
+def test_a_message_of_deltas_whose_envelope_is_broken_is_dead_lettered_whole(topology, publisher, world, body):
+    record = world.customer(person("5001234567"))
+    publisher.publish(topology.deltas, "ameise.deltas", body, message_id="broken")
+    send_together(publisher, topology, record)
+    handle = handler(world)
+
+    with running(make_consumer(topology, handle, publisher, world)):
+        wait_for(lambda: processed(world, [record]), what="the valid delta")
+
+    [dead] = take_all(topology.dead_letters)
+    assert dead.headers["x-error-kind"] == "contract-violation" and "AmeiseDeltas v1" in dead.headers["x-error"]
+    assert json.loads(dead.body) == body and dead.headers["x-original-routing-key"] == "ameise.deltas"
+    assert handle.sizes == [1] and waiting(topology.ameise_to_crm) == 0
+
+
+class Acks:
+    """A received message that counts its acks."""
+
+    def __init__(self) -> None:
+        self.acks = 0
+        self.delivery_info = {"exchange": "sb.deltas", "routing_key": "ameise.deltas"}
+        self.properties = {"message_id": "m-7"}
+        self.headers = {"x-retries": 2}
+
+    def ack(self) -> None:
+        self.acks += 1
+
+
+def test_a_message_is_acked_once_when_its_last_delta_is_settled_and_a_delta_settles_once():
+    message = Acks()
+    settling = Settling(message, 3)
+    parts = [DeltaOfMessage(settling, delta, i) for i, delta in enumerate([
+        {"delta_id": "1:customer:1", "entity": "customer", "change": "created", "key": "1"},
+        {"delta_id": "1:contract:2", "entity": "contract", "change": "deleted", "key": "2"},
+        {"entity": "lead", "key": "3"}])]
+
+    parts[0].ack()
+    parts[0].ack()
+    parts[2].ack()
+    assert message.acks == 0
+    parts[1].ack()
+    assert message.acks == 1
+
+    assert [p.delivery_info["routing_key"] for p in parts] == [
+        "ameise.customer.created", "ameise.contract.deleted", "ameise.deltas"]
+    assert [p.properties["message_id"] for p in parts] == ["1:customer:1", "1:contract:2", "m-7#2"]
+    assert parts[1].headers == {"x-retries": 2} and parts[1].delivery_info["exchange"] == "sb.deltas"
+    assert json.loads(parts[1].body) == {"delta_id": "1:contract:2", "entity": "contract", "change": "deleted",
+                                         "key": "2"}
