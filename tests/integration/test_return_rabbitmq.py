@@ -1,7 +1,8 @@
 """The return path on a real RabbitMQ: DailyUp deltas -> consumer -> Zoho client -> simulator over HTTP.
 
-The deltas are published as the importer publishes them; their values come from a
-DailyUp snapshot in dicts, and the store is SQLite through the real SqlStore.
+The deltas are published as the importer publishes them (up to 100 to an
+``ameise.deltas`` message); their values come from a DailyUp snapshot in dicts, and
+the store is SQLite through the real SqlStore.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from kombu import Connection
 
 from consumers.ameise_to_crm import AmeiseToCrmConsumer
-from contracts.events import AmeiseRecordChangedSchema
+from contracts.events import AmeiseRecordChangedSchema, ameise_deltas_body
 from producers.publisher import Publisher
 from producers.topology import build_topology
 from simulators.fakes.snapshot import MemorySnapshot
@@ -24,7 +25,7 @@ from syncbridge.adapters.db.sql import SqlStore
 from syncbridge.adapters.zoho import ZohoClient
 from syncbridge.handlers import ReturnDependencies, sync_ameise_records_to_crm
 from syncbridge.mapping import load_mapping
-from syncbridge.messages import ameise_record_changed_key
+from syncbridge.messages import AMEISE_DELTAS_KEY, DELTAS_PER_MESSAGE
 from tests.support.returns import LOOKUPS, MODULES, company, contract, delta, person
 from tests.support.waiting import wait_for
 
@@ -63,9 +64,12 @@ class ReturnPath:
         return delta("contract", row["Vertragsnummer"])
 
     def publish(self, records) -> None:
-        for record in records:
-            self.publisher.publish(self.topology.events, ameise_record_changed_key(record.entity, record.change),
-                                   self.schema.dump(record), message_id=record.delta_id)
+        """As the DailyUp outbox does: up to 100 deltas to a message, through the deltas exchange."""
+        for start in range(0, len(records), DELTAS_PER_MESSAGE):
+            chunk = records[start:start + DELTAS_PER_MESSAGE]
+            self.publisher.publish(self.topology.deltas, AMEISE_DELTAS_KEY,
+                                   ameise_deltas_body([self.schema.dump(r) for r in chunk]),
+                                   message_id=f"deltas:{chunk[0].delta_id}-{chunk[-1].delta_id}")
 
     @contextmanager
     def consuming(self, **options):
@@ -206,7 +210,9 @@ def test_refused_records_are_dead_lettered_and_an_outage_is_waited_out(return_pa
 
     assert dead.headers["x-error-kind"] == "rejected"
     assert dead.headers["x-error"] == "zoho MANDATORY_NOT_FOUND field=Last_Name: required field not found"
+    # Sent in one message with the good ones, it died alone: the delta under its own routing key.
     assert dead.headers["x-original-routing-key"] == "ameise.customer.created"
+    assert dead.properties["message_id"] == bad.delta_id
     assert path.schema.load(dead.payload) == bad
     assert len(path.state.records("Contacts")) == 5
     assert path.waiting(path.topology.ameise_to_crm) == 0
