@@ -15,7 +15,7 @@ for up to 100 of them in one message.
 The DailyUp outbox publishes its deltas, 100 to a message, to ``{ns}.deltas``, a direct
 exchange bound to ``{ns}.ameise-to-crm`` for ``ameise.deltas`` and for each routing key
 of a single delta: RabbitMQ's CPU per message bounds a bulk publish, and a direct
-exchange routes for about half the CPU of the topic exchange.  A delta of such a
+exchange routes for about two thirds of the topic exchange's CPU.  A delta of such a
 message that is retried or dead-lettered travels alone under its own routing key;
 retries and replays come back through ``{ns}.events``, as every other message's do.
 
