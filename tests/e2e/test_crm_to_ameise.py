@@ -133,7 +133,8 @@ def _dead_letters(stack, rabbitmq_url, expected):
 
 def test_messages_failing_their_contract_land_in_the_dead_letters_with_their_reason(stack, rabbitmq_url):
     topology = stack.services.topology
-    with Connection(rabbitmq_url) as conn:
+    # Confirmed one by one: each is in the queue before the next goes out and before the wait begins.
+    with Connection(rabbitmq_url, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         producer.publish({"schema_version": 1, "event_id": "bad-1", "module": "Contacts", "record_id": 4150868000000376008},
                          exchange=topology.events, routing_key="crm.contacts.changed", serializer="json")
