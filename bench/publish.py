@@ -3,8 +3,9 @@
 Two contenders publish the same persistent JSON messages (the size of a DailyUp delta)
 to a queue of their own, round by round in turn:
 
-* ``syncbridge``: :meth:`producers.publisher.Publisher.publish_many`, as the DailyUp's
-  outbox uses it (batches of ``PUBLISH_BATCH`` deltas, each sent as one window);
+* ``syncbridge``: :meth:`producers.publisher.Publisher.publish_many`, one delta a
+  message (batches of ``PUBLISH_BATCH`` messages, each sent as one window; the DailyUp
+  outbox itself now sends 100 deltas to a message, see ``bench/dailyup.py``);
 * ``tutorial``: RabbitMQ's publisher-confirms tutorial, "publishing messages in batches"
   (py-amqp directly: 100 ``basic.publish``, then wait until all of them are confirmed);
 * ``direct``: ``syncbridge``'s code sending to the queue itself through the default

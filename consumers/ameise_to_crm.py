@@ -12,7 +12,6 @@ alone, under its own routing key; the message is acked once every delta in it is
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from kombu.message import Message
 from consumers.base import DATABASE_DOWN, QueueConsumer, as_unavailable
 from contracts.base import ContractError, load_or_raise
 from contracts.events import AmeiseDeltasSchema, AmeiseRecordChangedSchema
+from producers.publisher import encode_body
 from producers.retries import retries_of, schedule_retry
 from producers.topology import Topology
 from syncbridge import metrics
@@ -92,7 +92,8 @@ class DeltaOfMessage:
 
     @property
     def body(self) -> bytes:
-        return json.dumps(self._delta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # The bytes the publisher would have sent for this delta alone.
+        return encode_body(self._delta)
 
     def ack(self) -> None:
         if not self._settled:
