@@ -399,6 +399,63 @@ def test_an_import_stopped_half_way_changes_nothing_and_stays_in_the_inbox(store
     assert result.state == "accepted" and outbox(store, result.import_id) == expected_delta(5000, 1)
 
 
+
+def test_the_cycle_collector_runs_seldom_while_importing_and_as_before_after_it(store, tmp_path, namespace):
+    import gc
+
+    before = gc.get_threshold()
+    seen: dict[str, set[tuple[int, int, int]]] = {}
+    topology = build_topology(namespace)
+    publisher = MemoryPublisher(topology)
+
+    def note(name: str, done: int, total: int | None) -> None:
+        seen.setdefault(name, set()).add(gc.get_threshold())
+
+    importer = DailyUpImporter(store, publisher=publisher, topology=topology, progress=note)
+    try:
+        assert importer.import_file(deliver(tmp_path, 0)).state == "published"
+        assert gc.get_threshold() == before
+        # Rejected, and stopped half-way: the thresholds are back all the same.
+        (tmp_path / "broken").mkdir()
+        assert importer.import_file(cut_last_row(deliver(tmp_path / "broken", 1))).state == "rejected"
+        assert gc.get_threshold() == before
+        from syncbridge.dailyup.reader import ReadingStopped
+        with pytest.raises(ReadingStopped):
+            importer.import_file(deliver(tmp_path, 1), should_stop=lambda: True)
+        assert gc.get_threshold() == before
+    finally:
+        publisher.close()
+    seldom = (max(before[0], 20_000), *before[1:])
+    assert {name: thresholds for name, thresholds in seen.items()} == {
+        "read": {seldom}, "diff": {seldom}, "publish": {seldom}}
+
+
+def test_imports_in_two_threads_restore_the_collector_when_the_last_one_ends(store, tmp_path):
+    import gc
+
+    from syncbridge.dailyup import importer as importing
+
+    before = gc.get_threshold()
+    inside, leave = threading.Barrier(2), threading.Event()
+    seen: list[tuple[int, int, int]] = []
+
+    def hold(first: bool) -> None:
+        with importing._collecting_seldom():
+            inside.wait(timeout=10)
+            if first:
+                leave.set()     # the first one out: the other one is still inside
+            else:
+                assert leave.wait(timeout=10)
+                seen.append(gc.get_threshold())
+
+    threads = [threading.Thread(target=hold, args=(index == 0,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert seen == [(max(before[0], importing.YOUNG_OBJECTS), *before[1:])]
+    assert gc.get_threshold() == before
+
 # ---------------------------------------------------------------- rows with errors, missing columns
 def test_row_errors_are_stored_and_their_records_kept_as_they_were(store, importer, tmp_path):
     importer.import_file(deliver(tmp_path, 0))
