@@ -224,8 +224,9 @@ def test_migration_0003_adds_the_dead_letters_table_and_takes_it_away(postgres_u
 
 # ---------------------------------------------------------------- bodies kept byte for byte
 def publish_raw(url: str, topology, body: bytes, *, content_encoding: str, message_id: str) -> None:
-    """Publish ``body`` as another producer would: declared JSON, in the charset it names."""
-    with Connection(url) as conn:
+    """Publish ``body`` as another producer would: declared JSON, in the charset it names (confirmed, so that
+    it is queued before the test waits for it)."""
+    with Connection(url, transport_options={"confirm_publish": True}) as conn:
         conn.Producer().publish(body, exchange=topology.events, routing_key=ROUTING_KEY, declare=[],
                                 content_type="application/json", content_encoding=content_encoding,
                                 delivery_mode=2, message_id=message_id)

@@ -59,7 +59,8 @@ def test_queue_depths_on_rabbitmq(rabbitmq_url, namespace):
     topology = build_topology(namespace)
     connect = lambda: Connection(rabbitmq_url, connect_timeout=3)   # noqa: E731
     assert queue_depths(connect, topology) == {"crm-to-ameise": None, "ameise-to-crm": None, "dead-letters": None}
-    with connect() as connection:
+    # Confirmed: each message is queued before the depths are read.
+    with Connection(rabbitmq_url, connect_timeout=3, transport_options={"confirm_publish": True}) as connection:
         declare(connection, topology)
         producer = connection.Producer()
         for n in range(3):
