@@ -61,6 +61,18 @@ from syncbridge.ports import (
 
 log = logging.getLogger("syncbridge.dailyup")
 
+# Lookup lists first, so echoes compare with this delivery's texts; customers before contracts, so
+# the delta of a new contract never overtakes its new customer's.
+TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
+STAGE_BATCH = 2000          # rows per insert into staging
+DIFF_PAGE = 5000            # rows per page of the comparison
+PUBLISH_BATCH = 1000        # deltas per read of the outbox, sent as one window of confirms (and per "mark published")
+PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
+MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
+SAMPLES = 5                 # examples per kind of delta in a result
+MAX_KEY = 64                # length of the key columns of the DailyUp tables
+YOUNG_OBJECTS = 20_000      # new objects between two runs of Python's cycle collector while importing
+NEW_ROWS_SLICE = 250        # new rows per insert into the snapshot (one COPY takes them all on PostgreSQL)
 
 _collector_lock = threading.Lock()
 _collector_users = 0
@@ -72,11 +84,11 @@ def _collecting_seldom() -> Iterator[None]:
     """Run Python's cycle collector seldom while a delivery is read, compared or published.
 
     An import makes millions of short-lived objects and hardly any reference cycles, yet
-    each 700 new objects start a collection by default, and every few hundred thousand a
-    full one over everything alive, millions of objects late in a large delivery: about
-    a tenth of a first day's CPU at 1M rows.  Collections stay on (garbage with cycles is
-    still freed), at one per ``YOUNG_OBJECTS`` new objects.  The thresholds are the
-    process's: imports in several threads share this, the last one out restores them.
+    by default each 700 new objects start a collection, and now and then a full one over
+    everything alive: about a tenth of the importer's CPU on a first day of 1M rows.
+    Collections stay on (garbage with cycles is still freed), at one per
+    ``YOUNG_OBJECTS`` new objects.  The thresholds are the process's: imports in several
+    threads share this, the last one out restores them.
     """
     global _collector_users, _collector_thresholds
     with _collector_lock:
@@ -94,18 +106,6 @@ def _collecting_seldom() -> Iterator[None]:
             if not _collector_users:
                 gc.set_threshold(*_collector_thresholds)
 
-# Lookup lists first, so echoes compare with this delivery's texts; customers before contracts, so
-# the delta of a new contract never overtakes its new customer's.
-TABLE_ORDER = (*LOOKUP_TABLES, CUSTOMERS, CONTRACTS)
-STAGE_BATCH = 2000          # rows per insert into staging
-DIFF_PAGE = 5000            # rows per page of the comparison
-PUBLISH_BATCH = 1000        # deltas per read of the outbox, sent as one window of confirms (and per "mark published")
-PROGRESS_EVERY = 10_000     # rows between two progress reports while reading
-MAX_STORED_ERRORS = 10_000  # row errors kept per import; all are counted
-SAMPLES = 5                 # examples per kind of delta in a result
-MAX_KEY = 64                # length of the key columns of the DailyUp tables
-YOUNG_OBJECTS = 20_000      # new objects between two runs of Python's cycle collector while importing
-NEW_ROWS_SLICE = 250        # new rows per insert into the snapshot (one COPY takes them all on PostgreSQL)
 
 _schema = AmeiseRecordChangedSchema()
 
