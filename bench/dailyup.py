@@ -18,15 +18,17 @@ summary, ``key=value`` pairs whose keys end in the size (``_100k``, ``_1m``, ...
     first_rows_s_100k next_rows_s_100k peak_rss_mb_100k publish_msgs_s_100k floor_rows_s_100k
     first_cpu_rows_s_100k next_cpu_rows_s_100k floor_cpu_rows_s_100k
     first_vs_floor_100k next_vs_floor_100k first_pg_us_row_100k publish_us_msg_100k publish_broker_us_msg_100k
+    first_gc_share_100k
     first_cpu_bound_rows_s_100k publish_cpu_bound_msgs_s_100k
     (and the same for every other size)
 
 ``*_cpu_rows_s`` count rows per CPU second of the importing process (or of the floor's
 reading), not per wall-clock second: the database's CPU is not in them, but neither is the
 waiting for a machine that others load.  ``first_pg_us_row`` is PostgreSQL's CPU per row of a
-first day (every postgres process), ``publish_us_msg`` the publishing process's CPU per delta published
-and ``publish_broker_us_msg`` RabbitMQ's (beam.smp): on two cores shared by all three, these
-say which of them bounds a rate.  ``first_cpu_bound_rows_s`` and ``publish_cpu_bound_msgs_s``
+first day (every postgres process), ``publish_us_msg`` the publishing process's CPU per delta
+published and ``publish_broker_us_msg`` RabbitMQ's (beam.smp): on two cores shared by all three,
+these say which of them bounds a rate.  ``first_gc_share`` is the share of the importer's CPU
+that Python's cycle collector took on the first day.  ``first_cpu_bound_rows_s`` and ``publish_cpu_bound_msgs_s``
 turn them into the rate at which the importer and PostgreSQL (the publisher and RabbitMQ)
 alone would keep every core busy: the most this machine can give, whatever the scheduling.
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -53,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -103,6 +107,28 @@ def floor(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- one round of syncbridge, in a child
+class CollectorTime:
+    """The CPU seconds Python's cycle collector takes while the block runs, in any thread (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began: dict[int, float] = {}
+
+    def _note(self, phase: str, info: dict) -> None:
+        thread = threading.get_ident()
+        if phase == "start":
+            self._began[thread] = time.thread_time()
+        elif thread in self._began:
+            self.seconds += time.thread_time() - self._began.pop(thread)
+
+    def __enter__(self) -> CollectorTime:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._note)
+
+
 def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_limit: int) -> dict:
     """Import the first and the next day into a fresh database, then publish the first day's deltas."""
     from kombu import Connection
@@ -123,12 +149,14 @@ def run_one(day0: Path, day1: Path, database_url: str, broker_url: str, publish_
     importer = DailyUpImporter(dailyup, publisher=None, topology=None)
     result: dict = {}
 
+    collector = CollectorTime()
     services, started, cpu = service_cpu_seconds(), time.perf_counter(), time.process_time()
-    first = importer.import_file(day0, source="cli")
+    with collector:
+        first = importer.import_file(day0, source="cli")
     seconds = time.perf_counter() - started
     assert first.state == "accepted", first
     result.update(first_rows=sum(first.rows.get(t, 0) for t in COUNTED), first_s=seconds,
-                  first_cpu_s=time.process_time() - cpu,
+                  first_cpu_s=time.process_time() - cpu, first_gc_cpu_s=collector.seconds,
                   first_pg_cpu_s=service_cpu_seconds()["postgres"] - services["postgres"])
     first_deltas = dailyup.count_unpublished()
 
@@ -265,6 +293,8 @@ def measure(rows: int, rounds: int, kind: str, broker_url: str, publish_limit: i
         # Where the time of a first day and of publishing goes: PostgreSQL's CPU per row beside the
         # importer's, and the broker's CPU per message beside the publishing process's.
         "first_pg_us_row": round(median([r["first_pg_cpu_s"] / r["first_rows"] * 1e6 for r in runs]), 1),
+        # The share of the importer's CPU that Python's cycle collector took on the first day.
+        "first_gc_share": round(median([r["first_gc_cpu_s"] / r["first_cpu_s"] for r in runs]), 4),
         "publish_us_msg": round(median([r["publish_cpu_s"] / r["published"] * 1e6 for r in runs]), 1),
         "publish_broker_us_msg": round(median([r["publish_broker_cpu_s"] / r["published"] * 1e6 for r in runs]), 1),
         # The rates at which these alone would keep every core of the machine busy: no wall-clock rate

@@ -21,6 +21,7 @@ def test_the_dailyup_benchmark_prints_its_summary(rabbitmq_url):
                 "next_cpu_rows_s", "floor_cpu_rows_s", "first_pg_us_row", "publish_us_msg", "publish_broker_us_msg"):
         assert float(summary[f"{key}_5k"]) > 0, key
     assert 0 < float(summary["next_vs_floor_5k"]) and 0 < float(summary["first_vs_floor_5k"])
+    assert 0 <= float(summary["first_gc_share_5k"]) < 1
     # No rate passes the one at which its processes' CPU would fill every core (tolerance: /proc counts in ticks).
     assert 0 < float(summary["first_rows_s_5k"]) <= 1.5 * float(summary["first_cpu_bound_rows_s_5k"])
     assert 0 < float(summary["publish_msgs_s_5k"]) <= 1.5 * float(summary["publish_cpu_bound_msgs_s_5k"])
