@@ -28,8 +28,8 @@ waiting for a machine that others load.  ``first_pg_us_row`` is PostgreSQL's CPU
 first day (every postgres process), ``publish_us_msg`` the publishing process's CPU per delta
 published and ``publish_broker_us_msg`` RabbitMQ's (beam.smp): on two cores shared by all three,
 these say which of them bounds a rate.  ``first_gc_share`` is the share of the importer's CPU
-that Python's cycle collector took on the first day.  ``first_cpu_bound_rows_s`` and ``publish_cpu_bound_msgs_s``
-turn them into the rate at which the importer and PostgreSQL (the publisher and RabbitMQ)
+that Python's cycle collector took on the first day.  ``first_cpu_bound_rows_s`` and
+``publish_cpu_bound_msgs_s`` turn them into the rate at which the importer and PostgreSQL (the publisher and RabbitMQ)
 alone would keep every core busy: the most this machine can give, whatever the scheduling.
 
     python bench/dailyup.py                  # 100k and 1M rows, PostgreSQL and RabbitMQ on 127.0.0.1

@@ -6,6 +6,7 @@ says exactly what each generation changed; broken ones are made from them.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -30,8 +31,8 @@ from producers.publisher import Publisher
 from producers.topology import build_topology
 from syncbridge.adapters.db.dailyup import DELTAS, IMPORTS, SNAPSHOT, SqlDailyUpStore
 from syncbridge.dailyup.generate import LOOKUPS, csv_bytes, expected_delta, write_delivery, write_zip
-from syncbridge.dailyup.importer import DailyUpImporter
-from syncbridge.dailyup.reader import open_delivery
+from syncbridge.dailyup.importer import YOUNG_OBJECTS, DailyUpImporter, _collecting_seldom
+from syncbridge.dailyup.reader import ReadingStopped, open_delivery
 from syncbridge.deliveries import (
     CUSTOMERS,
     VOLATILE_COLUMNS,
@@ -399,10 +400,7 @@ def test_an_import_stopped_half_way_changes_nothing_and_stays_in_the_inbox(store
     assert result.state == "accepted" and outbox(store, result.import_id) == expected_delta(5000, 1)
 
 
-
 def test_the_cycle_collector_runs_seldom_while_importing_and_as_before_after_it(store, tmp_path, namespace):
-    import gc
-
     before = gc.get_threshold()
     seen: dict[str, set[tuple[int, int, int]]] = {}
     topology = build_topology(namespace)
@@ -419,28 +417,23 @@ def test_the_cycle_collector_runs_seldom_while_importing_and_as_before_after_it(
         (tmp_path / "broken").mkdir()
         assert importer.import_file(cut_last_row(deliver(tmp_path / "broken", 1))).state == "rejected"
         assert gc.get_threshold() == before
-        from syncbridge.dailyup.reader import ReadingStopped
         with pytest.raises(ReadingStopped):
             importer.import_file(deliver(tmp_path, 1), should_stop=lambda: True)
         assert gc.get_threshold() == before
     finally:
         publisher.close()
-    seldom = (max(before[0], 20_000), *before[1:])
+    seldom = (max(before[0], YOUNG_OBJECTS), *before[1:])
     assert {name: thresholds for name, thresholds in seen.items()} == {
         "read": {seldom}, "diff": {seldom}, "publish": {seldom}}
 
 
 def test_imports_in_two_threads_restore_the_collector_when_the_last_one_ends(store, tmp_path):
-    import gc
-
-    from syncbridge.dailyup import importer as importing
-
     before = gc.get_threshold()
     inside, leave = threading.Barrier(2), threading.Event()
     seen: list[tuple[int, int, int]] = []
 
     def hold(first: bool) -> None:
-        with importing._collecting_seldom():
+        with _collecting_seldom():
             inside.wait(timeout=10)
             if first:
                 leave.set()     # the first one out: the other one is still inside
@@ -453,8 +446,9 @@ def test_imports_in_two_threads_restore_the_collector_when_the_last_one_ends(sto
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    assert seen == [(max(before[0], importing.YOUNG_OBJECTS), *before[1:])]
+    assert seen == [(max(before[0], YOUNG_OBJECTS), *before[1:])]
     assert gc.get_threshold() == before
+
 
 # ---------------------------------------------------------------- rows with errors, missing columns
 def test_row_errors_are_stored_and_their_records_kept_as_they_were(store, importer, tmp_path):
