@@ -22,7 +22,12 @@ machine's cores were meanwhile — where the time goes, and whether the CPU is t
     python bench/e2e.py --delay 0.05         # ... with 50 ms Ameise calls
     python bench/e2e.py --quick              # 100/s for 3 s, 1 round (under a minute)
 
-Last line: rate p50_ms p99_ms max_ms lost duplicates.
+Last line: rate p50_ms p99_ms max_ms lost duplicates cpu_ms_record service_cpu_ms_record
+cpu_bound_rate service_cpu_bound_rate.  ``cpu_ms_record`` is the CPU every part used per record,
+``service_cpu_ms_record`` that of the service alone (web, worker, PostgreSQL, RabbitMQ; not the
+simulators nor the sender, which stand in for Zoho, Ameise and the CRM), medians of the rounds;
+the ``*_cpu_bound_rate`` turn them into the records/s at which they would keep every core busy:
+the most this machine can give, whatever the scheduling.
 """
 from __future__ import annotations
 
@@ -280,10 +285,19 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
 
 
 CPU_PARTS = ("web", "worker", "zoho", "ameise", "postgres", "rabbitmq", "sender")
+# The service's own share: its processes, its database and its broker.  The simulators and the sender stand
+# in for Zoho, Ameise and the CRM's webhook calls, which in use run on other machines.
+SERVICE_PARTS = ("web", "worker", "postgres", "rabbitmq")
+CORES = len(os.sched_getaffinity(0))     # the cores this run may use
+
+
+def per_record(cpu: dict, records: int) -> dict[str, float]:
+    """CPU ms per record of each part of :data:`CPU_PARTS`."""
+    return {part: 1000 * cpu[part] / max(records, 1) for part in CPU_PARTS}
 
 
 def cpu_line(cpu: dict, records: int) -> str:
-    per = {part: 1000 * cpu[part] / max(records, 1) for part in CPU_PARTS}
+    per = per_record(cpu, records)
     window = cpu["machine_total"] / max(os.cpu_count() or 1, 1)
     return ("CPU ms/record: " + " ".join(f"{part}={per[part]:.2f}" for part in CPU_PARTS)
             + f" sum={sum(per.values()):.2f}"
@@ -318,6 +332,9 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
             })
             for round_number in range(rounds):
                 figures, cpu = one_round(sims, receiver, database, f"r{round_number}", rate, seconds, meter)
+                per = per_record(cpu, figures["accepted"])
+                figures["cpu_ms_record"] = sum(per.values())
+                figures["service_cpu_ms_record"] = sum(per[part] for part in SERVICE_PARTS)
                 results.append(figures)
                 print(f"round {round_number + 1} {cpu_line(cpu, figures['accepted'])}", flush=True)
                 print(f"round {round_number + 1}: " + " ".join(
@@ -335,6 +352,19 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
         "max_ms": round(crm_stack.median([r["max_ms"] for r in results]), 1),
         "lost": sum(r["lost"] for r in results),
         "duplicates": sum(r["duplicates"] for r in results),
+        **cpu_bound(crm_stack.median([r["cpu_ms_record"] for r in results]),
+                    crm_stack.median([r["service_cpu_ms_record"] for r in results])),
+    }
+
+
+def cpu_bound(cpu_ms_record: float, service_cpu_ms_record: float) -> dict[str, float]:
+    """The CPU per record, and the records/s at which it would keep every core busy: the most this machine
+    can give, whatever the scheduling — for the whole stack and for the service alone."""
+    return {
+        "cpu_ms_record": round(cpu_ms_record, 2),
+        "service_cpu_ms_record": round(service_cpu_ms_record, 2),
+        "cpu_bound_rate": round(CORES * 1000 / max(cpu_ms_record, 1e-9), 1),
+        "service_cpu_bound_rate": round(CORES * 1000 / max(service_cpu_ms_record, 1e-9), 1),
     }
 
 

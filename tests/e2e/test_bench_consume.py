@@ -6,6 +6,7 @@ lost and no record created twice (two deliveries of every fifth record race in s
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,8 @@ def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
                "_last": lines[-1], **dict(pair.split("=", 1) for pair in lines[-1].split())}
 
     assert [p.split("=")[0] for p in figures["_last"].split()] == \
-        ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates"]
+        ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates", "cpu_ms_record", "service_cpu_ms_record",
+         "cpu_bound_rate", "service_cpu_bound_rate"]
     assert figures["rate"] == "100" and figures["accepted"] == figures["sent"] == "300"   # every webhook got its 202
     p50, p99, most = float(figures["p50_ms"]), float(figures["p99_ms"]), float(figures["max_ms"])
     assert not math.isnan(p50) and 0 < p50 <= p99 <= most
@@ -58,3 +60,11 @@ def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
     assert list(cpu) == ["web", "worker", "zoho", "ameise", "postgres", "rabbitmq", "sender", "sum"]
     assert all(float(cpu[part]) > 0 for part in ("web", "worker", "zoho", "ameise", "postgres", "sender"))
     assert "machine busy" in cpu_line
+
+    # The bound: the service's share is part of the whole, and each rate is the cores over its CPU per record.
+    whole, service = float(figures["cpu_ms_record"]), float(figures["service_cpu_ms_record"])
+    assert 0 < service < whole
+    assert whole == pytest.approx(float(cpu["sum"]), abs=0.02)
+    cores = len(os.sched_getaffinity(0))
+    assert float(figures["cpu_bound_rate"]) == pytest.approx(cores * 1000 / whole, rel=0.01)
+    assert float(figures["service_cpu_bound_rate"]) == pytest.approx(cores * 1000 / service, rel=0.01)
