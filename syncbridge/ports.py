@@ -306,6 +306,9 @@ class RecordLease:
     link_read: bool = False
     # The event (``take_record(event_id=...)``) was handled to the end already: the lock was NOT taken.
     processed: bool = False
+    # This take noted a create as possibly under way (``take_record(note_create=True)``); ``creating`` still
+    # tells whether one was noted before it.
+    noted: bool = False
 
 
 class Store(Protocol):
@@ -345,23 +348,27 @@ class Store(Protocol):
         """Append to the activity log; returns the entry with id and time."""
 
     def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
-                    link: tuple[str, str] | None = None) -> RecordLease | None:
+                    link: tuple[str, str] | None = None, note_create: bool = False) -> RecordLease | None:
         """Take the lock of one record as :meth:`lock_record`, in the same transaction reading what the
         sync needs of it; None when another owner holds it.
 
         ``event_id``: first tell whether that event was handled already (then the lock is not
-        taken: ``processed``); ``link``: (entity, Zoho id) of the link to read with it."""
+        taken: ``processed``); ``link``: (entity, Zoho id) of the link to read with it;
+        ``note_create`` (with ``link``): when the record has no link and no create is noted,
+        note one as possibly under way (as :meth:`note_create`), in the same transaction
+        (``noted``): a sync that may create needs no transaction of its own for the note."""
 
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
                       created: bool = False, link: Link | None = None,
-                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = ()) -> None:
+                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = (), withdrawn: bool = False) -> None:
         """End one record's sync in ONE transaction: save ``link`` (as :meth:`save_link`), append
         ``entries`` to the activity log, mark ``processed`` (event id, outcome; the first outcome
         stays), clear the create note when ``created`` (the record is linked), and give the lock
         back (as :meth:`unlock_record`).  ``echoes``: (entity, key, data) echo marks, written as
         :meth:`EchoMarks.remember_echo` writes them — given only to a store that is the sync's
-        ``EchoMarks`` as well.
+        ``EchoMarks`` as well.  ``withdrawn``: clear the create note with the lock, if the lock is
+        still this sync's: the note its lease made (``noted``) when no create was sent after all.
 
         Should ``link``'s number belong to another record, the rest is still done (the create
         note kept) and LinkConflict raised."""

@@ -81,7 +81,7 @@ class MemoryStore:
             return True
 
     def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
-                    link: tuple[str, str] | None = None) -> RecordLease | None:
+                    link: tuple[str, str] | None = None, note_create: bool = False) -> RecordLease | None:
         """Take the lease of one record (as :meth:`lock_record`) and read its state at once."""
         now = self.now().timestamp()
         with self._lock:
@@ -91,8 +91,13 @@ class MemoryStore:
             if holder not in (None, owner) and until > now:
                 return None
             self._records[key] = (owner, now + ttl, synced)
-            return RecordLease(synced_from=synced, creating=key in self._creating,
-                               link=self._links.get(link) if link is not None else None, link_read=link is not None)
+            found = self._links.get(link) if link is not None else None
+            creating = key in self._creating
+            noted = note_create and link is not None and found is None and not creating
+            if noted:
+                self._creating.add(key)
+            return RecordLease(synced_from=synced, creating=creating, link=found, link_read=link is not None,
+                               noted=noted)
 
     def unlock_record(self, key: str, owner: str, *, synced_from: datetime | None = None) -> None:
         with self._lock:
@@ -137,7 +142,7 @@ class MemoryStore:
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
                       created: bool = False, link: Link | None = None,
-                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = ()) -> None:
+                      echoes: Sequence[tuple[str, str, dict[str, Any]]] = (), withdrawn: bool = False) -> None:
         """End one record's sync at once: link, log entries, processed mark, create note cleared, lock released.
 
         This store keeps no echo marks, so it is never a sync's ``EchoMarks``: ``echoes`` must be empty.
@@ -150,12 +155,12 @@ class MemoryStore:
                 self.save_link(link.entity, link.zoho_module, link.zoho_id, link.ameise_id)
             except LinkConflict as exc:
                 conflict, created = exc, False
-        self._finish(key, owner, synced_from, entries, processed, created)
+        self._finish(key, owner, synced_from, entries, processed, created, withdrawn)
         if conflict is not None:
             raise conflict
 
     def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
-                processed: tuple[str, str] | None, created: bool) -> None:
+                processed: tuple[str, str] | None, created: bool, withdrawn: bool) -> None:
         stamped = [replace(entry, at=datetime.now(UTC) if entry.at is None else _as_utc(entry.at),
                            details=copy.deepcopy(dict(entry.details))) for entry in entries]
         with self._lock:
@@ -167,6 +172,8 @@ class MemoryStore:
             holder, until, synced = self._records.get(key, (None, 0.0, None))
             if holder == owner:
                 self._records[key] = (None, 0.0, synced_from or synced)
+                if withdrawn:
+                    self._creating.discard(key)
 
     def activities(
         self,

@@ -85,9 +85,11 @@ class _RecordOutcome:
     Activity log entries, the processed mark, the cleared create note, the record's link and,
     when the store is the sync's echo marks too, the echo marks are written together with the
     release of its lock, in one transaction (:meth:`Store.finish_record`), not one transaction each.  The link read with the lock
-    answers the sync's lookups of it.  The note that a create is about to be sent goes to
-    the store at once: should the process die after sending it, a retry finds the note and
-    looks for what the create made (:func:`_interrupted_create`).
+    answers the sync's lookups of it.  The note that a create is about to be sent is in the
+    store before the create goes out: should the process die after sending it, a retry finds
+    the note and looks for what the create made (:func:`_interrupted_create`).  A record
+    without a link has it noted with its lock (``lease.noted``; no transaction of its own
+    then), and withdrawn with the release when no create was sent after all.
     """
 
     def __init__(self, store: Store, key: str, lease: RecordLease, link: tuple[str, str] | None = None) -> None:
@@ -99,6 +101,7 @@ class _RecordOutcome:
         self.created = False
         self._own = link if lease.link_read else None     # (entity, Zoho id) of the link read with the lock
         self._create_sent = False
+        self._noted = lease.noted                         # a create note the lease made, not sent on yet
         self.link: Link | None = None                     # saved with the release
         self.echoes: list[tuple[str, str, dict[str, Any]]] = []    # written with the release
 
@@ -124,7 +127,14 @@ class _RecordOutcome:
             if not creating:
                 return
             self._create_sent = True
+            if self._noted:
+                return      # noted with the lock, in the store since
         self._store.note_create(key, creating)
+
+    @property
+    def withdrawn(self) -> bool:
+        """Whether the create note the lease made is to be cleared with the release: no create was sent."""
+        return self._noted and not self._create_sent and not self.created
 
     def create_under_way(self, key: str) -> bool:
         if key == self.key:     # read with the lease, and noted here since: no one else writes it meanwhile
@@ -166,11 +176,14 @@ def record_lock(deps: SyncDependencies, key: str, *, event_id: str | None = None
     with: their store keeps the log entries, the processed mark, the cleared create note
     and the record's link and writes them with the release of the lock, in one transaction.
     ``event_id``: raise :class:`_AlreadyProcessed` (the lock not taken) when that event was
-    handled before; ``link``: (entity, Zoho id) of the record's link, read with the lock.
+    handled before; ``link``: (entity, Zoho id) of the record's link, read with the lock — a
+    record without one may be created, so a create is noted with the lock (withdrawn with its
+    release when none was sent).
     """
     owner = uuid.uuid4().hex
     deadline = deps.monotonic() + deps.lock_wait
-    while (lease := deps.store.take_record(key, owner, deps.lock_ttl, event_id=event_id, link=link)) is None:
+    while (lease := deps.store.take_record(key, owner, deps.lock_ttl, event_id=event_id, link=link,
+                                           note_create=link is not None)) is None:
         if deps.monotonic() >= deadline:
             raise RecordBusy(f"{key} has been synced by another worker for over {deps.lock_wait:.0f} s")
         deps.sleep(0.05)
@@ -188,7 +201,7 @@ def record_lock(deps: SyncDependencies, key: str, *, event_id: str | None = None
         try:
             deps.store.finish_record(key, owner, synced_from=synced[0] if synced else None, entries=outcome.entries,
                                      processed=outcome.processed, created=outcome.created, link=outcome.link,
-                                     echoes=outcome.echoes)
+                                     echoes=outcome.echoes, withdrawn=outcome.withdrawn)
         except LinkConflict as exc:
             field = deps.vertragsnummer_field if outcome.link and outcome.link.entity == CONTRACT \
                 else deps.kundennummer_field

@@ -239,6 +239,52 @@ def test_take_record_tells_a_processed_event_without_taking_the_lease_and_reads_
     assert other is not None and other.link is None and other.link_read
 
 
+def _assert_a_lease_notes_a_create_of_an_unlinked_record_and_withdraws_it(store: Store) -> None:
+    customer = ("customer", ZOHO_ID)
+    # A record without a link (its row new here) and without a note: the lease notes a create.
+    lease = store.take_record(KEY, "a", ttl=30, event_id="ev-new", link=customer, note_create=True)
+    assert lease is not None and lease.noted and not lease.creating and lease.link is None
+    assert store.create_under_way(KEY)
+    store.finish_record(KEY, "a", withdrawn=True)                    # no create was sent after all
+    assert not store.create_under_way(KEY) and store.lock_record(KEY, "b", ttl=30)
+    store.unlock_record(KEY, "b")
+
+    # Its row there now: the same.  A lease that ran out withdraws nothing of the one holding it since, which
+    # finds the note (a create may have been sent) and makes none of its own.
+    assert store.take_record(KEY, "a", ttl=-1, link=customer, note_create=True).noted
+    later = store.take_record(KEY, "b", ttl=30, link=customer, note_create=True)
+    assert later is not None and later.creating and not later.noted
+    store.finish_record(KEY, "a", withdrawn=True)
+    assert store.create_under_way(KEY) and not store.lock_record(KEY, "c", ttl=30)
+    store.finish_record(KEY, "b", created=True)
+    assert not store.create_under_way(KEY)
+
+    # Without note_create, or with a link, or for an event handled before: nothing noted.
+    assert not store.take_record(KEY, "a", ttl=30, link=customer).noted
+    store.finish_record(KEY, "a")
+    store.save_link("customer", "Contacts", ZOHO_ID, "A1")
+    linked = store.take_record(KEY, "a", ttl=30, link=customer, note_create=True)
+    assert linked.link is not None and not linked.noted
+    store.finish_record(KEY, "a", withdrawn=linked.noted)
+    assert not store.create_under_way(KEY)
+    store.mark_processed("ev-seen", "created")
+    assert store.take_record("Contacts/2", "a", ttl=30, event_id="ev-seen", link=("customer", "2"),
+                             note_create=True) == RecordLease(processed=True)
+    assert not store.create_under_way("Contacts/2") and store.lock_record("Contacts/2", "b", ttl=30)
+
+
+def test_a_lease_notes_a_create_of_an_unlinked_record_and_its_release_withdraws_it(store):
+    _assert_a_lease_notes_a_create_of_an_unlinked_record_and_withdraws_it(store)
+
+
+def test_the_create_note_of_a_lease_on_the_portable_path(sql_store, monkeypatch):
+    # Without ON CONFLICT (nor PostgreSQL's one statement): the record's row is inserted after the lease's reads.
+    monkeypatch.setattr("syncbridge.adapters.db.sql._CONFLICT_INSERTS", {})
+    store = SqlStore(sql_store.engine)
+    store._pg_driver = False
+    _assert_a_lease_notes_a_create_of_an_unlinked_record_and_withdraws_it(store)
+
+
 def test_finish_record_saves_the_link_and_on_a_conflict_does_the_rest_keeps_the_note_and_raises(store):
     store.save_link("customer", "Contacts", "other-record", "A9")
     assert store.take_record(KEY, "a", ttl=30) is not None

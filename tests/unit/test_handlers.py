@@ -360,6 +360,62 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(world, reached_ameise)
     assert not world.store.create_under_way(f"Contacts/{max_id}")
 
 
+def test_a_sync_that_fails_before_its_create_leaves_no_create_note(world):
+    from syncbridge.adapters.zoho import ZohoUnavailable
+
+    max_id = world.ids["Max Neumann"]
+    world.zoho.fail_next(ZohoUnavailable("503 Service Unavailable"))
+    with pytest.raises(ZohoUnavailable):
+        world.sync("Contacts", max_id)
+    # Noted with the lease of the record without a link, and withdrawn with its release: no create went out.
+    assert not world.store.create_under_way(f"Contacts/{max_id}")
+    searches = []
+    search = world.ameise.search_customers
+    world.ameise.search_customers = lambda query: searches.append(query) or search(query)
+
+    result = world.sync("Contacts", max_id)
+
+    assert result.action == "created" and world.ameise.creates["customers"] == 1
+    assert searches == []             # nothing to look for in Ameise: no create was sent before
+    assert not world.store.create_under_way(f"Contacts/{max_id}")
+
+
+def test_a_worker_that_dies_after_sending_a_create_leaves_the_note_its_lease_made(world):
+    from dataclasses import replace
+
+    max_id, key = world.ids["Max Neumann"], f"Contacts/{world.ids['Max Neumann']}"
+    clock = FakeClock()
+    world.store = MemoryStore(now=clock)
+    world.deps = replace(world.deps, store=world.store, lock_ttl=30, monotonic=clock.seconds, sleep=clock.advance,
+                         now=clock)
+    create, finish, note = world.ameise.create_customer, world.store.finish_record, world.store.note_create
+    notes = []
+
+    class Died(BaseException):
+        """The process ends: nothing after the create runs, not even the release."""
+
+    def create_and_die(data):
+        assert world.store.create_under_way(key)      # in the store before the create goes out
+        create(data)
+        raise Died()
+
+    world.ameise.create_customer = create_and_die
+    world.store.finish_record = lambda *args, **kwargs: None
+    world.store.note_create = lambda *args: notes.append(args) or note(*args)
+    with pytest.raises(Died):
+        world.sync("Contacts", max_id)
+    assert notes == []                                 # the note came with the lease: no write of its own
+    world.ameise.create_customer, world.store.finish_record = create, finish
+    clock.advance(31)                                  # the dead worker's lease runs out
+
+    result = world.sync("Contacts", max_id)
+
+    # The retry finds the note, looks in Ameise and finds what the create made: updated, not created twice.
+    assert world.ameise.creates["customers"] == 1 and result.action == "created"
+    assert world.zoho_record("Contacts", max_id)["Kundennummer"] == result.ameise_id
+    assert not world.store.create_under_way(key)
+
+
 def test_a_lost_contract_create_is_found_among_the_customers_contracts(world):
     from syncbridge.adapters.ameise import AmeiseUnavailable
 

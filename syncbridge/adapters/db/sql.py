@@ -399,12 +399,13 @@ _HOT: dict[str, _HotStatements] = {}
 _PG_DRIVERS = ("psycopg", "psycopg2")
 _ACTIVITY_COLUMNS = ("at", "direction", "action", "result", "entity", "zoho_module", "zoho_id", "ameise_id",
                      "event_id", "error", "details", *ATTEMPT_COLUMNS)
-_PG_FINISH: dict[tuple[bool, bool, bool, bool, bool], str] = {}
+_PG_FINISH: dict[tuple[bool, bool, bool, bool, bool, bool], str] = {}
 
 
-def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, created: bool) -> str:
+def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, created: bool,
+                   withdrawn: bool = False) -> str:
     """The statement that ends a record's sync (parameters: pyformat), built once per shape."""
-    shape = (link, entries, processed, echoes, created)
+    shape = (link, entries, processed, echoes, created, withdrawn)
     sql = _PG_FINISH.get(shape)
     if sql is not None:
         return sql
@@ -435,8 +436,10 @@ def _pg_finish_sql(link: bool, entries: bool, processed: bool, echoes: bool, cre
                    f"synced_from = CASE WHEN {own} THEN coalesce(%(s)s, record_syncs.synced_from) "
                    "ELSE record_syncs.synced_from END, creating_since = NULL WHERE record_syncs.key = %(k)s")
     else:
+        # A create note withdrawn is cleared with the lease, only if the lease is still this sync's.
         release = ("UPDATE record_syncs SET locked_by = NULL, locked_until = NULL, "
-                   "synced_from = coalesce(%(s)s, record_syncs.synced_from) "
+                   "synced_from = coalesce(%(s)s, record_syncs.synced_from)"
+                   f"{', creating_since = NULL' if withdrawn else ''} "
                    "WHERE record_syncs.key = %(k)s AND record_syncs.locked_by = %(o)s")
     sql = _PG_FINISH[shape] = (f"WITH {', '.join(parts)} " if parts else "") + release
     return sql
@@ -453,6 +456,16 @@ _PG_READ_PROCESSED = "SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_
 _PG_READ_LINK = ("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s), "
                  "l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at "
                  "FROM (SELECT 1) AS one LEFT JOIN links AS l ON l.entity = %(le)s AND l.zoho_id = %(lz)s")
+# The same read, and a create noted as possibly under way when the record has no link and none is noted and the
+# lease is this sync's (a data-modifying CTE): the last column says whether it was noted.
+_PG_READ_LINK_NOTE = (
+    "WITH l AS (SELECT entity, zoho_module, zoho_id, ameise_id, created_at, updated_at FROM links "
+    "WHERE entity = %(le)s AND zoho_id = %(lz)s), "
+    "p AS (SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = %(e)s) AS seen), "
+    "n AS (UPDATE record_syncs SET creating_since = %(n)s WHERE key = %(k)s AND locked_by = %(o)s "
+    "AND creating_since IS NULL AND NOT EXISTS (SELECT 1 FROM l) AND NOT (SELECT seen FROM p) RETURNING 1) "
+    "SELECT p.seen, l.entity, l.zoho_module, l.zoho_id, l.ameise_id, l.created_at, l.updated_at, "
+    "EXISTS (SELECT 1 FROM n) FROM p LEFT JOIN l ON true")
 
 
 def _hot_statements(dialect: str) -> _HotStatements | None:
@@ -538,16 +551,18 @@ class SqlStore:
                               key, owner, now=now, until=until)
 
     def take_record(self, key: str, owner: str, ttl: float, *, event_id: str | None = None,
-                    link: tuple[str, str] | None = None) -> RecordLease | None:
+                    link: tuple[str, str] | None = None, note_create: bool = False) -> RecordLease | None:
         """Take the lease of one record (as :meth:`lock_record`) and read its state, in one transaction.
 
         ``event_id``: an event handled already is told first (``processed``; the lease is not
-        taken); ``link``: (entity, Zoho id) of the link read with the lease.
+        taken); ``link``: (entity, Zoho id) of the link read with the lease; ``note_create``:
+        note a create as possibly under way when there is no link and none is noted (``noted``).
         """
         now = self.now()
         until = now + timedelta(seconds=ttl)
+        note = note_create and link is not None
         if self._pg_driver:
-            return self._take_pg(key, owner, _as_utc(now), _as_utc(until), event_id, link)
+            return self._take_pg(key, owner, _as_utc(now), _as_utc(until), event_id, link, note)
         hot = self._hot
         # The write comes first: on SQLite a transaction that reads first and then writes fails at once
         # (not after the busy timeout) when another process wrote meanwhile.
@@ -567,23 +582,31 @@ class SqlStore:
             if link is not None:
                 found = conn.execute(_LINK_BY_ZOHO_ID, {"e": link[0], "z": link[1]}).first()
                 lease = replace(lease, link=None if found is None else _to_link(found), link_read=True)
+                if note and found is None and not lease.creating:
+                    lease = replace(lease, noted=True)
+                    if lease.synced_from is not _NEW_ROW:
+                        conn.execute(_NOTE_CREATE, {"k": key, "since": now})
         if lease.synced_from is _NEW_ROW:
-            return self._insert_record(key, owner, until, lease)
+            return self._insert_record(key, owner, until, lease, now)
         return lease
 
     def _take_pg(self, key: str, owner: str, now: datetime, until: datetime, event_id: str | None,
-                 link: tuple[str, str] | None) -> RecordLease | None:
-        """:meth:`take_record` on PostgreSQL: the lease, then the processed check and the link in one read."""
+                 link: tuple[str, str] | None, note: bool) -> RecordLease | None:
+        """:meth:`take_record` on PostgreSQL: the lease, then the processed check and the link (and the create
+        note) in one statement."""
         with self.engine.connect() as conn, conn.begin() as transaction:
             row = conn.exec_driver_sql(_PG_TAKE, {"k": key, "o": owner, "u": until, "n": now}).first()
             if event_id is None and link is None:
                 read = None
             elif link is None:
                 read = conn.exec_driver_sql(_PG_READ_PROCESSED, {"e": event_id}).first()
+            elif note and row is not None and row[1] is None:
+                read = conn.exec_driver_sql(_PG_READ_LINK_NOTE, {"e": event_id, "le": link[0], "lz": link[1],
+                                                                 "k": key, "o": owner, "n": now}).first()
             else:
                 read = conn.exec_driver_sql(_PG_READ_LINK, {"e": event_id, "le": link[0], "lz": link[1]}).first()
             if read is not None and read[0]:
-                transaction.rollback()      # handled before: the lease is not taken
+                transaction.rollback()      # handled before: the lease is not taken (nor a create noted)
                 return RecordLease(processed=True)
             if row is None:
                 return None
@@ -592,7 +615,7 @@ class SqlStore:
                 found = None if read[1] is None else Link(
                     entity=read[1], zoho_module=read[2], zoho_id=read[3], ameise_id=read[4],
                     created_at=_utc_or_none(read[5]), updated_at=_utc_or_none(read[6]))
-                lease = replace(lease, link=found, link_read=True)
+                lease = replace(lease, link=found, link_read=True, noted=len(read) > 7 and bool(read[7]))
         return lease
 
     def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
@@ -610,10 +633,12 @@ class SqlStore:
             return None
         return RecordLease(synced_from=_NEW_ROW)     # inserted in a transaction of its own, after this one
 
-    def _insert_record(self, key: str, owner: str, until: datetime, lease: RecordLease) -> RecordLease | None:
+    def _insert_record(self, key: str, owner: str, until: datetime, lease: RecordLease,
+                       now: datetime) -> RecordLease | None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until))
+                conn.execute(insert(RECORDS).values(key=key, locked_by=owner, locked_until=until,
+                                                    creating_since=now if lease.noted else None))
             return replace(lease, synced_from=None)
         except IntegrityError:
             return None     # another process created the row (and holds the lease) meanwhile
@@ -677,32 +702,32 @@ class SqlStore:
     def finish_record(self, key: str, owner: str, *, synced_from: datetime | None = None,
                       entries: Sequence[ActivityEntry] = (), processed: tuple[str, str] | None = None,
                       created: bool = False, link: Link | None = None,
-                      echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
+                      echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = (), withdrawn: bool = False) -> None:
         """End one record's sync in one transaction: link, log entries, processed mark, create note cleared,
-        echo marks (as :meth:`remember_echo`), lock released.
+        echo marks (as :meth:`remember_echo`), lock released (and with it a ``withdrawn`` create note).
 
         A link whose number another record holds fails the transaction; it is then done again
         without the link and with the create note kept, and LinkConflict raised.
         """
         if link is None:
-            self._finish(key, owner, synced_from, entries, processed, created, None, echoes)
+            self._finish(key, owner, synced_from, entries, processed, created, None, echoes, withdrawn)
             return
         try:
-            self._finish(key, owner, synced_from, entries, processed, created, link, echoes)
+            self._finish(key, owner, synced_from, entries, processed, created, link, echoes, withdrawn)
             return
         except IntegrityError as exc:
             conflict = exc
-        self._finish(key, owner, synced_from, entries, processed, False, None, echoes)
+        self._finish(key, owner, synced_from, entries, processed, False, None, echoes, withdrawn)
         holder = self.find_link(link.entity, ameise_id=link.ameise_id)
         raise LinkConflict(f"{link.entity} {link.ameise_id} is already linked to Zoho record "
                            f"{holder.zoho_id if holder else '(unknown)'}") from conflict
 
     def _finish(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
                 processed: tuple[str, str] | None, created: bool, link: Link | None,
-                echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = ()) -> None:
+                echoes: Sequence[tuple[str, str, Mapping[str, Any]]] = (), withdrawn: bool = False) -> None:
         now = utcnow()
         if self._pg_driver:
-            self._finish_pg(key, owner, synced_from, entries, processed, created, link, echoes, now)
+            self._finish_pg(key, owner, synced_from, entries, processed, created, link, echoes, now, withdrawn)
             return
         with self.engine.begin() as conn:
             if link is not None:
@@ -719,14 +744,14 @@ class SqlStore:
                 _upsert(conn, ECHOES, _echo_values(entity, echo_key, data, now), ["entity", "key"],
                         ["data", "written_at"])
             params = {"k": key, "o": owner, "s": synced_from}
-            released = conn.execute(_RELEASE_CREATED if created else _RELEASE, params).rowcount
+            released = conn.execute(_RELEASE_CREATED if created or withdrawn else _RELEASE, params).rowcount
             if created and not released:
                 # As note_create(key, False): the record is linked, whoever holds its lease now.
                 conn.execute(_CLEAR_CREATE_NOTE, {"k": key})
 
     def _finish_pg(self, key: str, owner: str, synced_from: datetime | None, entries: Sequence[ActivityEntry],
                    processed: tuple[str, str] | None, created: bool, link: Link | None,
-                   echoes: Sequence[tuple[str, str, Mapping[str, Any]]], now: datetime) -> None:
+                   echoes: Sequence[tuple[str, str, Mapping[str, Any]]], now: datetime, withdrawn: bool) -> None:
         """:meth:`_finish` on PostgreSQL: one statement, on its own (autocommit)."""
         params: dict[str, Any] = {"k": key, "o": owner, "now": now,
                                   "s": None if synced_from is None else _as_utc(synced_from)}
@@ -746,7 +771,8 @@ class SqlStore:
         if echoes:
             params["e"] = dumps([{"entity": entity, "key": echo_key, "data": dict(data)}
                                  for entity, echo_key, data in echoes])
-        sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created)
+        sql = _pg_finish_sql(link is not None, bool(entries), processed is not None, bool(echoes), created,
+                             withdrawn and not created)
         with self._single.begin() as conn:
             conn.exec_driver_sql(sql, params)
 
