@@ -204,3 +204,66 @@ def test_the_direct_path_takes_only_what_flask_routes_to_the_workflow_webhook(ap
         assert endpoint == "webhooks.zoho_workflow" and values["module"] == path.rsplit("/", 1)[1]
     else:
         assert endpoint != "webhooks.zoho_workflow" or app.extensions[EXTENSION].module_named(values["module"]) is None
+
+
+# ---------------------------------------------------------------- the form style (Zoho's default)
+FORM = "application/x-www-form-urlencoded"
+FORM_THROUGH_FLASK = "application/x-www-form-urlencoded; charset=UTF-8"
+FORM_BODY = f"id={RECORD_ID}&operation=update&modified_time=2026-01-05T10%3A00%3A00%2B01%3A00"
+
+
+def post_form(app, body, *, content_type=FORM, query="", headers=None):
+    path = "/webhooks/zoho/Contacts" + (f"?{query}" if query else "")
+    return app.test_client().post(path, data=body, content_type=content_type, headers=headers or {})
+
+
+@pytest.mark.parametrize("body, query, headers", [
+    (f"{FORM_BODY}&token={WEBHOOK_TOKEN}", "", {}),                       # the secret as a custom parameter
+    (FORM_BODY, f"token={WEBHOOK_TOKEN}", {}),                            # ... in the URL
+    (FORM_BODY, "", {"X-Webhook-Token": WEBHOOK_TOKEN}),                  # ... in the header
+    (f"{FORM_BODY}&token=wrong", f"token={WEBHOOK_TOKEN}", {}),           # the body's field over the query's
+], ids=["body", "query", "header", "query-and-body"])
+def test_the_form_style_webhook_is_answered_without_flask_as_flask_answers_it(app, topology, dispatched, body, query,
+                                                                             headers):
+    direct = post_form(app, body, query=query, headers=headers)
+    assert dispatched == []
+    flask = post_form(app, body, query=query, headers=headers, content_type=FORM_THROUGH_FLASK)
+    assert dispatched == ["/webhooks/zoho/Contacts"]
+
+    for response in (direct, flask):
+        assert response.status == "202 ACCEPTED", response.get_data(as_text=True)
+        assert response.get_json()["status"] == "queued"
+    assert sorted(direct.headers.items()) == sorted(flask.headers.items())
+    events = [event for event, _ in queued(topology)]
+    assert [event.event_id for event in events] == [direct.get_json()["event_id"], flask.get_json()["event_id"]]
+    assert {(e.source, e.module, e.record_id, e.operation, e.modified_time) for e in events} == {
+        ("zoho-workflow", "Contacts", RECORD_ID, "update", "2026-01-05T10:00:00+01:00")}
+
+
+@pytest.mark.parametrize("body, query, status, direct", [
+    (f"id=1&id=2&token={WEBHOOK_TOKEN}", "", 202, True),                  # a name twice: its first value
+    (f"token={WEBHOOK_TOKEN}", "id=7", 202, True),                         # the id in the URL
+    (f"id=8&token={WEBHOOK_TOKEN}", "id=7", 202, True),                    # the body's over the URL's
+    (f'{{"id": "9", "token": "{WEBHOOK_TOKEN}"}}', "", 202, True),         # raw JSON under the form type
+    (f"id=1&module=Deals&token={WEBHOOK_TOKEN}", "", 400, False),          # the payload names another module
+    (f"id=abc&token={WEBHOOK_TOKEN}", "", 400, False),                     # the contract refuses it
+    (f"operation=update&token={WEBHOOK_TOKEN}", "", 400, False),           # no id
+    (f'[1, 2]&token={WEBHOOK_TOKEN}', "", 400, False),                     # not an object ...
+    ('{"id": "41', f"token={WEBHOOK_TOKEN}", 400, False),                  # ... not JSON
+    ("id=1&token=wrong", "", 401, False),
+    ("id=1", "", 401, False),
+    ("id=1&token=" + WEBHOOK_TOKEN + "&operation=%ED%A0%80", "", 202, True),   # undecodable escapes kept as text
+    (b"id=1&token=" + WEBHOOK_TOKEN.encode() + b"&operation=\xff", "", 401, False),   # not UTF-8: no fields read
+])
+def test_a_form_is_answered_as_flask_answers_it_and_directly_only_when_plainly_fine(app, topology, dispatched, body,
+                                                                                   query, status, direct):
+    answers = []
+    for content_type in (FORM, FORM_THROUGH_FLASK):
+        response = post_form(app, body, query=query, content_type=content_type)
+        answers.append((response.status_code, {k: v for k, v in response.get_json().items() if k != "event_id"},
+                        response.get_json().get("event_id")))
+    assert answers[0][:2] == answers[1][:2] and answers[0][0] == status, answers
+    assert dispatched == ([] if direct else ["/webhooks/zoho/Contacts"]) + ["/webhooks/zoho/Contacts"]
+    events = [event for event, _ in queued(topology)]
+    assert [e.event_id for e in events] == ([answers[0][2], answers[1][2]] if status == 202 else [])
+    assert len({(e.module, e.record_id, e.operation) for e in events}) == (1 if status == 202 else 0)
