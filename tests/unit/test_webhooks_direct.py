@@ -5,12 +5,16 @@ import io
 import json
 import logging
 import time
+from urllib.parse import quote_plus
 
 import pytest
 from flask import request_started
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
 from producers.publisher import Publisher
+from tests.support.fuzzing import examples, outcome
 from tests.support.webhooks import WEBHOOK_TOKEN, make_settings, queued
 from webhooks import create_app
 from webhooks.receiver import EXTENSION
@@ -20,6 +24,7 @@ UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
 BODY = {"id": RECORD_ID, "operation": "update", "modified_time": "2026-01-05T10:00:00+01:00"}
 # The same body under a content type the direct path leaves to Flask.
 THROUGH_FLASK = "application/json; charset=utf-8"
+FUZZ = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
@@ -267,3 +272,41 @@ def test_a_form_is_answered_as_flask_answers_it_and_directly_only_when_plainly_f
     events = [event for event, _ in queued(topology)]
     assert [e.event_id for e in events] == ([answers[0][2], answers[1][2]] if status == 202 else [])
     assert len({(e.module, e.record_id, e.operation) for e in events}) == (1 if status == 202 else 0)
+
+
+_NAMES = st.sampled_from(["id", "token", "module", "operation", "modified_time", "Id", "x", ""])
+_VALUES = st.one_of(
+    st.sampled_from([RECORD_ID, " 4150868000000376008 ", WEBHOOK_TOKEN, "wrong", "Contacts", "contacts", "Deals",
+                     "update", "", "2026-01-05T10:00:00+01:00", "41", "abc"]),
+    st.text(alphabet="a%2B+=&;é\x00 4", max_size=6),
+)
+
+
+@st.composite
+def _encoded_pairs(draw) -> str:
+    """``name=value`` pairs joined by ``&``, some percent-encoded, some raw, some odd."""
+    pairs = draw(st.lists(st.tuples(_NAMES, _VALUES, st.booleans()), max_size=6))
+    return "&".join(f"{quote_plus(name)}={quote_plus(value)}" if encoded else f"{name}={value}"
+                    for name, value, encoded in pairs)
+
+
+@FUZZ
+@given(query=st.one_of(st.just(""), _encoded_pairs()),
+       body=st.one_of(_encoded_pairs(), st.binary(max_size=24),
+                      _encoded_pairs().map(lambda rest: f"id={RECORD_ID}&token={WEBHOOK_TOKEN}&{rest}"),
+                      _encoded_pairs().map(lambda rest: f"{rest}&id={RECORD_ID}&token={WEBHOOK_TOKEN}")),
+       header=st.sampled_from([None, WEBHOOK_TOKEN, "wrong"]))
+def test_any_form_gets_the_answer_flask_gives(namespace, publisher, topology, query, body, header):
+    app = create_app(make_settings(namespace), publisher=publisher, checks={})
+    headers = {"X-Webhook-Token": header} if header else {}
+    answers = []
+    for content_type in (FORM, FORM_THROUGH_FLASK):
+        response = post_form(app, body, query=query, content_type=content_type, headers=headers)
+        assert response.status_code < 500, response.get_data(as_text=True)
+        answer = response.get_json()
+        answers.append((response.status_code, {k: v for k, v in answer.items() if k != "event_id"}))
+    assert answers[0] == answers[1]
+    outcome(str(answers[0][0]))
+    events = [event for event, _ in queued(topology)]
+    assert len(events) == (2 if answers[0][0] == 202 else 0)
+    assert len({(e.module, e.record_id, e.operation, e.modified_time) for e in events}) <= 1
