@@ -131,7 +131,6 @@ class DirectWorkflow:
             return False
         return queued_body(event)
 
-
     def _params(self, environ: dict[str, Any], data: bytes) -> dict[str, Any] | None:
         """The request's parameters as ``webhooks.payload.read_params`` reads them, once its secret matched;
         None for anything Flask is to answer (a body that does not parse, no matching secret)."""

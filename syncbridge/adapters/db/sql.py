@@ -596,11 +596,12 @@ class SqlStore:
         note) in one statement."""
         with self.engine.connect() as conn, conn.begin() as transaction:
             row = conn.exec_driver_sql(_PG_TAKE, {"k": key, "o": owner, "u": until, "n": now}).first()
+            noting = note and row is not None and row[1] is None    # taken, and no create noted before
             if event_id is None and link is None:
                 read = None
             elif link is None:
                 read = conn.exec_driver_sql(_PG_READ_PROCESSED, {"e": event_id}).first()
-            elif note and row is not None and row[1] is None:
+            elif noting:
                 read = conn.exec_driver_sql(_PG_READ_LINK_NOTE, {"e": event_id, "le": link[0], "lz": link[1],
                                                                  "k": key, "o": owner, "n": now}).first()
             else:
@@ -615,7 +616,7 @@ class SqlStore:
                 found = None if read[1] is None else Link(
                     entity=read[1], zoho_module=read[2], zoho_id=read[3], ameise_id=read[4],
                     created_at=_utc_or_none(read[5]), updated_at=_utc_or_none(read[6]))
-                lease = replace(lease, link=found, link_read=True, noted=len(read) > 7 and bool(read[7]))
+                lease = replace(lease, link=found, link_read=True, noted=noting and bool(read[7]))
         return lease
 
     def _take_portable(self, conn: Connection, key: str, owner: str, now: datetime,
