@@ -213,10 +213,15 @@ class Simulators:
             ids += answer.json()["ids"]
         return ids
 
-    def set_delay(self, seconds: float) -> None:
+    def set_delay(self, seconds: float, zoho: float = 0.0) -> None:
+        """Every Ameise web-service call waits ``seconds`` from now on; with ``zoho``, every Zoho API call
+        waits that long as well (the Zoho simulator keeps that to the end: it has no way to clear faults)."""
         requests.delete(self.ameise_url + "/_sim/faults", timeout=5).raise_for_status()
         if seconds:
             requests.post(self.ameise_url + "/_sim/faults", json={"status": None, "count": 10**9, "delay": seconds},
+                          timeout=5).raise_for_status()
+        if zoho:
+            requests.post(self.zoho_url + "/_sim/faults", json={"status": None, "count": 10**9, "delay": zoho},
                           timeout=5).raise_for_status()
 
     def written(self, prefix: str = "") -> dict[str, list[float]]:
@@ -226,6 +231,11 @@ class Simulators:
     def written_count(self, prefix: str = "") -> int:
         """How many customers whose ``Nachname`` starts with ``prefix`` the Ameise simulator created."""
         return requests.get(self.ameise_url + "/_bench/count", params={"prefix": prefix}, timeout=30).json()["names"]
+
+    def zoho_usage(self) -> tuple[int, int]:
+        """The API calls and the credits the Zoho simulator has billed so far (seeding bills none)."""
+        state = requests.get(self.zoho_url + "/_sim/state", timeout=30).json()
+        return state["api_calls"], state["credits_used"]
 
     def stop(self) -> None:
         for process in self.processes:

@@ -10,7 +10,7 @@ from the moment its webhook was sent to the moment the Ameise simulator created 
 customer.  "lost": a webhook answered 202 whose record never reached Ameise (waited
 for until nothing moved for 30 s); "duplicates": customers created more than once.
 Each figure is the median of the rounds; ``--delay 0.05`` makes every Ameise call
-take 50 ms.
+take 50 ms, ``--zoho-delay 0.1`` every Zoho API call 100 ms.
 
 Before each round's figures, the CPU (user + system) each part used from the first
 webhook sent to the last record written, in ms per record: the web processes, the
@@ -20,11 +20,14 @@ machine's cores were meanwhile — where the time goes, and whether the CPU is t
 
     python bench/e2e.py                      # 200/s for 60 s, 3 rounds
     python bench/e2e.py --delay 0.05         # ... with 50 ms Ameise calls
+    python bench/e2e.py --rate 80 --zoho-delay 0.1   # 100 ms Zoho calls: Zoho's concurrency limit binds
     python bench/e2e.py --quick              # 100/s for 3 s, 1 round (under a minute)
 
-Last line: rate p50_ms p99_ms max_ms lost duplicates cpu_ms_record service_cpu_ms_record
-cpu_bound_rate service_cpu_bound_rate.  ``cpu_ms_record`` is the CPU every part used per record,
-``service_cpu_ms_record`` that of the service alone (web, worker, PostgreSQL, RabbitMQ; not the
+Last line: rate p50_ms p99_ms max_ms lost duplicates zoho_calls_record zoho_credits_record
+cpu_ms_record service_cpu_ms_record cpu_bound_rate service_cpu_bound_rate.  ``zoho_calls_record`` and
+``zoho_credits_record``: the Zoho API calls the worker made and the credits the simulator billed for
+them (as Zoho bills: a read 1, an update 1 per 10 records), per record.  ``cpu_ms_record`` is the
+CPU every part used per record, ``service_cpu_ms_record`` that of the service alone (web, worker, PostgreSQL, RabbitMQ; not the
 simulators nor the sender, which stand in for Zoho, Ameise and the CRM), medians of the rounds;
 the ``*_cpu_bound_rate`` turn them into the records/s at which they would keep every core busy:
 the most this machine can give, whatever the scheduling.
@@ -250,6 +253,7 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
     ids = sims.seed_contacts(names)
     prefix = f"E{tag}x"
     sessions = crm_stack.pg_sessions(database)
+    zoho_calls, zoho_credits = sims.zoho_usage()
     meter.begin()
     sent, status, sender_cpu = send_at_rate(f"{receiver}/webhooks/zoho/Contacts", ids, rate, meter)
     accepted = [index for index in range(count) if status[index] == 202]
@@ -270,6 +274,8 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
     cpu["pg_sessions"] = crm_stack.pg_sessions(database) - sessions
     time.sleep(0.5)   # a second create of a record would show by now
     written = sims.written(prefix)
+    zoho_calls, zoho_credits = (after - before for after, before in zip(sims.zoho_usage(), (zoho_calls, zoho_credits),
+                                                                        strict=True))
     latencies = [1000 * (min(written[names[i]]) - sent[i]) for i in accepted if names[i] in written]
     first, last = min(sent), max(sent)
     figures = {
@@ -280,6 +286,8 @@ def one_round(sims: crm_stack.Simulators, receiver: str, database: str, tag: str
         "duplicates": sum(len(written[name]) - 1 for name in names if name in written),
         "achieved_rate": (count - 1) / max(last - first, 1e-6) if count > 1 else 0.0,
         "statuses": ",".join(f"{code}:{status.count(code)}" for code in sorted(set(status))),
+        "zoho_calls_record": zoho_calls / max(len(accepted), 1),
+        "zoho_credits_record": zoho_credits / max(len(accepted), 1),
     }
     return figures, cpu
 
@@ -306,7 +314,7 @@ def cpu_line(cpu: dict, records: int) -> str:
             f" of {os.cpu_count()} cores over {window:.1f} s, load {os.getloadavg()[0]:.1f}")
 
 
-def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str) -> dict:
+def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str, zoho_delay: float = 0.0) -> dict:
     work = Path(tempfile.mkdtemp(prefix="syncbridge-bench-e2e-"))
     namespace = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     sims = crm_stack.Simulators(work)
@@ -318,7 +326,7 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
             port = crm_stack.free_port()
             env = {**crm_stack.environment(sims, database_url, namespace, broker_url, port), "WEB_CONCURRENCY": "2"}
             crm_stack.release(env)
-            sims.set_delay(delay)
+            sims.set_delay(delay, zoho=zoho_delay)
             processes = [crm_stack.start("web", env, work / "web.log"),
                          crm_stack.start("worker-crm-to-ameise", env, work / "worker.log")]
             receiver = f"http://127.0.0.1:{port}"
@@ -338,7 +346,8 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
                 results.append(figures)
                 print(f"round {round_number + 1} {cpu_line(cpu, figures['accepted'])}", flush=True)
                 print(f"round {round_number + 1}: " + " ".join(
-                    f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()), flush=True)
+                    f"{k}={v:.2f}" if k.startswith("zoho_") else f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in figures.items()), flush=True)
             crm_stack.stop(processes)
     finally:
         crm_stack.stop(processes)
@@ -352,6 +361,8 @@ def run(rate: float, seconds: float, rounds: int, delay: float, broker_url: str)
         "max_ms": round(crm_stack.median([r["max_ms"] for r in results]), 1),
         "lost": sum(r["lost"] for r in results),
         "duplicates": sum(r["duplicates"] for r in results),
+        "zoho_calls_record": round(crm_stack.median([r["zoho_calls_record"] for r in results]), 2),
+        "zoho_credits_record": round(crm_stack.median([r["zoho_credits_record"] for r in results]), 2),
         **cpu_bound(crm_stack.median([r["cpu_ms_record"] for r in results]),
                     crm_stack.median([r["service_cpu_ms_record"] for r in results])),
     }
@@ -375,6 +386,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds of load per round (default 60)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds every Ameise call waits (e.g. 0.05)")
+    parser.add_argument("--zoho-delay", type=float, default=0.0, help="seconds every Zoho API call waits (e.g. 0.1)")
     parser.add_argument("--broker-url", default=crm_stack.BROKER_URL)
     args = parser.parse_args()
     # Stopped with SIGTERM, the run still stops its processes and drops its database and queues.
@@ -382,7 +394,7 @@ def main() -> None:
     rate = args.rate or (100.0 if args.quick else 200.0)
     seconds = args.seconds or (3.0 if args.quick else 60.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    summary = run(rate, seconds, rounds, args.delay, args.broker_url)
+    summary = run(rate, seconds, rounds, args.delay, args.broker_url, zoho_delay=args.zoho_delay)
     print(" ".join(f"{key}={value}" for key, value in summary.items()), flush=True)
 
 

@@ -33,6 +33,8 @@ def test_the_scale_benchmark_prints_its_figures(rabbitmq_url):
         ["c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"]
     assert all(float(figures[key]) > 0 for key in ("c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"))
     assert figures["lost"] == "0" and figures["duplicates"] == "0"
+    # Each new contact: one read of it (a credit) and its number written back (a credit per ten records).
+    assert 1 < float(figures["zoho_calls_record"]) <= 2 and 1 < float(figures["zoho_credits_record"]) <= 2
     assert float(figures["cpu_ms_c1"]) > 0
 
 
@@ -46,8 +48,8 @@ def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
                "_last": lines[-1], **dict(pair.split("=", 1) for pair in lines[-1].split())}
 
     assert [p.split("=")[0] for p in figures["_last"].split()] == \
-        ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates", "cpu_ms_record", "service_cpu_ms_record",
-         "cpu_bound_rate", "service_cpu_bound_rate"]
+        ["rate", "p50_ms", "p99_ms", "max_ms", "lost", "duplicates", "zoho_calls_record", "zoho_credits_record",
+         "cpu_ms_record", "service_cpu_ms_record", "cpu_bound_rate", "service_cpu_bound_rate"]
     assert figures["rate"] == "100" and figures["accepted"] == figures["sent"] == "300"   # every webhook got its 202
     p50, p99, most = float(figures["p50_ms"]), float(figures["p99_ms"]), float(figures["max_ms"])
     assert not math.isnan(p50) and 0 < p50 <= p99 <= most

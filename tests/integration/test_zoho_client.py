@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from syncbridge.config import Settings
 from syncbridge.errors import ReconnectNeeded, Rejected, Unavailable
 from syncbridge.ports import CrmField
 from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 MISSING_ID = "5725767000099999999"
 DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "syncbridge" / "mappings" / "default.toml"
@@ -499,6 +501,43 @@ def test_two_clients_share_one_token(state, make_client, zoho_server):
     token = store.load("zoho")
     assert token.access_token.startswith("1000.") and token.extra["api_domain"] == zoho_server.url
     assert store.status("zoho") == ("active", "")
+
+
+def test_updates_from_many_threads_while_one_is_in_flight_go_as_one_call_and_cost_its_credits(state, make_client):
+    """Write-backs of a worker's threads: those queued behind a call in flight leave together, each
+    thread gets its own record's result, and Zoho charges one call of N records, not N calls."""
+    state.set_unique_fields("Contacts", "Kundennummer")
+    ids = [state.seed("Contacts", {"Last_Name": f"Kunde {n}"}) for n in range(13)]
+    held, release = threading.Event(), threading.Event()
+
+    class HoldFirstUpdate(requests.Session):     # requests.Session is the worker's LimitedSession in that run
+        def request(self, method, url, *args, **kwargs):
+            if method == "PUT" and not held.is_set():
+                held.set()
+                assert release.wait(10)
+            return super().request(method, url, *args, **kwargs)
+
+    client = make_client(session=HoldFirstUpdate())
+    client.get_record("Contacts", ids[0])          # the token, minted before the counting starts
+    calls, credits = state.api_calls, state.credits_used
+    with ThreadPoolExecutor(13) as pool:
+        first = pool.submit(client.update_records, "Contacts", [{"id": ids[0], "Kundennummer": "5001000000"}])
+        assert held.wait(10)
+        # the twelfth takes the first's number: Zoho refuses it, and only it
+        numbers = [f"50010000{n:02d}" for n in range(1, 12)] + ["5001000000"]
+        later = [pool.submit(client.update_records, "Contacts", [{"id": record, "Kundennummer": number}])
+                 for record, number in zip(ids[1:], numbers, strict=True)]
+        wait_for(lambda: client._updates.waiting("Contacts") == 12, timeout=10, what="twelve updates waiting")
+        release.set()
+        [result] = first.result(10)
+        assert result.ok and result.record_id == ids[0]
+        answers = [future.result(10) for future in later]
+    assert [[r.record_id for r in answer] for answer in answers[:11]] == [[record] for record in ids[1:12]]
+    assert all(answer[0].ok for answer in answers[:11])
+    assert answers[11][0].code == "DUPLICATE_DATA" and answers[11][0].field == "Kundennummer"
+    assert [state.get("Contacts", record).get("Kundennummer") for record in ids] == ["5001000000", *numbers[:11], None]
+    assert state.api_calls - calls == 2                 # the one in flight, then the twelve together
+    assert state.credits_used - credits == 1 + 2        # an update costs a credit per ten records
 
 
 def test_token_is_refreshed_before_it_expires(state, make_client):
