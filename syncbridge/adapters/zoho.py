@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from syncbridge.adapters.coalesce import Coalescer
+from syncbridge.adapters.grouped import GroupedWrites
 from syncbridge.adapters.http import is_loopback, retry_after_seconds
 from syncbridge.errors import ExternalServiceError, ReconnectNeeded, Rejected, Unavailable
 from syncbridge.ports import (
@@ -424,11 +424,12 @@ class ZohoClient:
         other._updates = other._update_line()    # a call carries the updates of one purpose only
         return other
 
-    def _update_line(self) -> Coalescer[dict[str, Any], RecordResult]:
+    def _update_line(self) -> GroupedWrites[dict[str, Any], RecordResult]:
         """Updates of one module from many threads: those that come while one is in flight go as the next call."""
-        return Coalescer(lambda module, records: self._write("PUT", self._path(str(module)), records, {}, "update",
-                                                             "update"),
-                         limit=MAX_RECORDS_PER_CALL, identity=lambda record: str(record.get("id")))
+        def send(module: Hashable, records: list[dict[str, Any]]) -> list[RecordResult]:
+            return self._write("PUT", self._path(str(module)), records, {}, "update", "update")
+
+        return GroupedWrites(send, limit=MAX_RECORDS_PER_CALL, identity=lambda record: str(record.get("id")))
 
     @classmethod
     def from_settings(cls, settings, token_store: TokenStore, session: requests.Session | None = None,
@@ -701,7 +702,7 @@ class ZohoClient:
         """Update up to 100 records (each carries its ``id``) with ``"trigger": []``; one result per record, in order.
 
         Updates of one module that other threads ask for while one is in flight go out together
-        as the next call (:mod:`syncbridge.adapters.coalesce`): Zoho charges a credit per ten records.
+        as the next call (:mod:`syncbridge.adapters.grouped`): Zoho charges a credit per ten records.
         """
         records = list(records)
         if len(records) > MAX_RECORDS_PER_CALL:

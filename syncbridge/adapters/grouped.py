@@ -3,7 +3,7 @@
 A worker syncing many records at once writes each record's Ameise number back to the CRM on a
 thread of its own, one record per call.  Zoho takes up to 100 records per update and charges one
 credit per ten, so while one write-back is on its way the ones that arrive meanwhile wait for it
-and then leave as one call (a group commit).  A lone write goes out at once, exactly as before:
+and then leave as one call (a group commit).  A lone write goes out at once:
 nothing waits for company, a call only gathers what queued up behind the one before it.
 
 Each caller gets the results of its own items, in order, or the error of the call that carried
@@ -42,7 +42,7 @@ class _Line(Generic[Item, Result]):
         self.waiting: deque[_Waiter[Item, Result]] = deque()
 
 
-class Coalescer(Generic[Item, Result]):
+class GroupedWrites(Generic[Item, Result]):
     """At most one call per key in flight; what arrives meanwhile goes together in the next one.
 
     ``send(key, items)`` makes one call and answers one result per item, in order.  ``limit``: the

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from syncbridge.adapters.coalesce import Coalescer
+from syncbridge.adapters.grouped import GroupedWrites
 from tests.support.waiting import wait_for
 
 
@@ -43,11 +43,11 @@ def remote() -> Remote:
 
 
 @pytest.fixture
-def line(remote) -> Coalescer:
-    return Coalescer(remote.send, limit=10, identity=lambda it: it["id"])
+def line(remote) -> GroupedWrites:
+    return GroupedWrites(remote.send, limit=10, identity=lambda it: it["id"])
 
 
-def hold_first_call(remote: Remote, line: Coalescer, pool: ThreadPoolExecutor, key: str = "Contacts"):
+def hold_first_call(remote: Remote, line: GroupedWrites, pool: ThreadPoolExecutor, key: str = "Contacts"):
     """Start a write of record ``r0`` and keep its call in flight; its future."""
     remote.hold.set()
     first = pool.submit(line, key, [item("r0")])
@@ -140,7 +140,7 @@ def test_an_answer_of_the_wrong_length_fails_the_call_for_every_write_in_it(line
 
 
 def test_many_threads_writing_at_once_each_get_exactly_their_own_results(remote):
-    line = Coalescer(remote.send, limit=100, identity=lambda it: it["id"])
+    line = GroupedWrites(remote.send, limit=100, identity=lambda it: it["id"])
     records = [f"r{n}" for n in range(400)]
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(lambda record: line("Contacts", [item(record, int(record[1:]))]), records))
