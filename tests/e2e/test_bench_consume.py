@@ -33,8 +33,6 @@ def test_the_scale_benchmark_prints_its_figures(rabbitmq_url):
         ["c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"]
     assert all(float(figures[key]) > 0 for key in ("c1", "c2", "c4", "speedup4", "c1_50ms", "c4_50ms"))
     assert figures["lost"] == "0" and figures["duplicates"] == "0"
-    # Each new contact: one read of it (a credit) and its number written back (a credit per ten records).
-    assert 1 < float(figures["zoho_calls_record"]) <= 2 and 1 < float(figures["zoho_credits_record"]) <= 2
     assert float(figures["cpu_ms_c1"]) > 0
 
 
@@ -54,6 +52,8 @@ def test_the_end_to_end_benchmark_prints_its_figures(rabbitmq_url):
     p50, p99, most = float(figures["p50_ms"]), float(figures["p99_ms"]), float(figures["max_ms"])
     assert not math.isnan(p50) and 0 < p50 <= p99 <= most
     assert figures["lost"] == "0" and figures["duplicates"] == "0"
+    # Each new contact: one read of it (a credit) and its number written back (a credit per ten records).
+    assert 1 < float(figures["zoho_calls_record"]) <= 2 and 1 < float(figures["zoho_credits_record"]) <= 2
 
     # The sender held the planned rate, and the CPU of every part of the stack was counted for the round.
     assert float(figures["achieved_rate"]) > 80
