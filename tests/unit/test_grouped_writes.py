@@ -19,6 +19,7 @@ class Remote:
         self.held = threading.Event()        # set by a call that waits
         self.release = threading.Event()
         self.fail: BaseException | None = None
+        self.fail_calls: set[int] = set()    # the calls (counted from 1) that fail with `fail`
         self.short = False                   # answer one result too few
 
     def send(self, key, items):
@@ -27,7 +28,7 @@ class Remote:
             self.hold.clear()
             self.held.set()
             assert self.release.wait(10)
-        if self.fail is not None:
+        if self.fail is not None and (not self.fail_calls or len(self.calls) in self.fail_calls):
             raise self.fail
         answers = [f"{key}:{item['id']}:{item['value']}" for item in items]
         return answers[:-1] if self.short else answers
@@ -128,6 +129,24 @@ def test_every_write_of_a_failed_call_gets_its_error_and_the_next_call_goes_out(
                 future.result(10)
     remote.fail = None
     assert line("Contacts", [item("r9", 9)]) == ["Contacts:r9:9"]
+    assert line.waiting("Contacts") == 0
+
+
+def test_a_failed_call_hands_the_turn_to_the_writes_it_did_not_carry(line, remote):
+    """The second write of r1 waits behind the call carrying the first; that call fails, the next still goes."""
+    with ThreadPoolExecutor(8) as pool:
+        first = hold_first_call(remote, line, pool)
+        one = pool.submit(line, "Contacts", [item("r1", 1)])
+        wait_for(lambda: line.waiting("Contacts") == 1, timeout=10, what="the first write of r1 waiting")
+        two = pool.submit(line, "Contacts", [item("r1", 2)])
+        wait_for(lambda: line.waiting("Contacts") == 2, timeout=10, what="the second write of r1 waiting")
+        remote.fail, remote.fail_calls = KeyboardInterrupt(), {2}
+        remote.release.set()
+        assert first.result(10) == ["Contacts:r0:0"]
+        with pytest.raises(KeyboardInterrupt):
+            one.result(10)
+        assert two.result(10) == ["Contacts:r1:2"]
+    assert [[it["value"] for it in items] for _, items in remote.calls] == [[0], [1], [2]]
     assert line.waiting("Contacts") == 0
 
 
