@@ -13,7 +13,9 @@ processes (and of each simulator) during the round / N; the same of the whole
 PostgreSQL server (its processes, and the backends that ended meanwhile) and of
 RabbitMQ (beam.smp), which are shared with other work on the machine: their figures
 include whatever else ran; and how many sessions PostgreSQL opened on the run's
-database during the round (a pool that opens and closes connections shows there).
+database during the round (a pool that opens and closes connections shows there);
+the Zoho API calls per record (a read per event, every fifth record has two, and the
+write-backs, which travel together when they queue up behind one in flight).
 
     python bench/scale.py                   # 2000 records, 3 rounds (several minutes)
     python bench/scale.py --quick           # 60 records, 1 round (under a minute)
@@ -97,6 +99,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         sims_before = [cpu_seconds(p.pid) for p in sims.processes]
         services_before = service_cpu_seconds()
         sessions_before = crm_stack.pg_sessions(database)
+        zoho_before = sims.zoho_usage()
         started = time.time()
         publisher.publish_many(publisher.topology.events, messages)
         publisher.close()
@@ -113,6 +116,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         sims_cpu = [cpu_seconds(p.pid) - before for p, before in zip(sims.processes, sims_before)]
         services_cpu = {name: cpu - services_before[name] for name, cpu in service_cpu_seconds().items()}
         sessions = crm_stack.pg_sessions(database) - sessions_before
+        zoho_calls = sims.zoho_usage()[0] - zoho_before[0]
         # Let a racing second delivery finish before duplicates are counted.
         time.sleep(0.5)
         written = sims.written()
@@ -130,6 +134,7 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         "postgres_cpu_ms": 1000 * services_cpu["postgres"] / records,
         "rabbitmq_cpu_ms": 1000 * services_cpu["rabbitmq"] / records,
         "pg_sessions": sessions,
+        "zoho_calls": zoho_calls / records,
     }
 
 
@@ -159,6 +164,7 @@ def run(records: int, rounds: int, broker_url: str, configs=CONFIGS, prefetch: s
                           f"Ameise simulator {figures['ameise_cpu_ms']:.2f}, "
                           f"PostgreSQL {figures['postgres_cpu_ms']:.2f}, RabbitMQ {figures['rabbitmq_cpu_ms']:.2f} "
                           f"(both shared), PostgreSQL sessions opened {figures['pg_sessions']}, "
+                          f"Zoho calls per record {figures['zoho_calls']:.2f}, "
                           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         sims.stop()
