@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from syncbridge.adapters.grouped import GroupedWrites
+from tests.support.clock import FakeClock
 from tests.support.waiting import wait_for
 
 
@@ -148,6 +149,67 @@ def test_a_failed_call_hands_the_turn_to_the_writes_it_did_not_carry(line, remot
         assert two.result(10) == ["Contacts:r1:2"]
     assert [[it["value"] for it in items] for _, items in remote.calls] == [[0], [1], [2]]
     assert line.waiting("Contacts") == 0
+
+
+def queue_behind(line: GroupedWrites, pool: ThreadPoolExecutor, write: dict, waiting: int):
+    """Start ``write`` and wait until it is one of ``waiting`` writes queued behind the call in flight."""
+    future = pool.submit(line, "Contacts", [write])
+    wait_for(lambda: line.waiting("Contacts") == waiting, timeout=10, what=f"{waiting} writes waiting")
+    return future
+
+
+def stalling_line(remote: Remote, stall_after: float) -> tuple[GroupedWrites, FakeClock]:
+    """A line whose calls count as stalled after ``stall_after`` seconds of a clock the test moves."""
+    clock = FakeClock()
+    return GroupedWrites(remote.send, limit=10, identity=lambda it: it["id"], stall_after=stall_after,
+                         clock=clock.seconds), clock
+
+
+def test_a_call_that_hangs_holds_up_the_writes_behind_it_only_until_it_counts_as_stalled(remote):
+    line, clock = stalling_line(remote, stall_after=5.0)
+    with ThreadPoolExecutor(8) as pool:
+        first = hold_first_call(remote, line, pool)
+        one = queue_behind(line, pool, item("r1", 1), waiting=1)
+        clock.advance(4.9)
+        two = pool.submit(line, "Contacts", [item("r2", 2)])
+        wait_for(lambda: line.waiting("Contacts") == 2, timeout=10, what="r1 and r2 waiting behind the call")
+        clock.advance(0.1)              # the call in flight has now been on its way 5 s
+        three = pool.submit(line, "Contacts", [item("r3", 3)])
+        assert (one.result(10), two.result(10), three.result(10)) == (
+            ["Contacts:r1:1"], ["Contacts:r2:2"], ["Contacts:r3:3"])
+        assert not first.done()         # beside the call that still hangs
+        remote.release.set()
+        assert first.result(10) == ["Contacts:r0:0"]
+    assert [[it["id"] for it in items] for _, items in remote.calls] == [["r0"], ["r1", "r2", "r3"]]
+
+
+def test_writes_waiting_behind_a_stalled_call_leave_by_themselves(remote):
+    line, clock = stalling_line(remote, stall_after=0.05)
+    with ThreadPoolExecutor(8) as pool:
+        first = hold_first_call(remote, line, pool)
+        one = queue_behind(line, pool, item("r1", 1), waiting=1)
+        assert not one.done()
+        clock.advance(0.06)             # nothing new arrives: r1 looks again after waiting stall_after itself
+        assert one.result(10) == ["Contacts:r1:1"]
+        assert not first.done()
+        remote.release.set()
+        assert first.result(10) == ["Contacts:r0:0"]
+
+
+def test_a_write_of_a_record_in_a_stalled_call_still_waits_for_that_call(remote):
+    line, clock = stalling_line(remote, stall_after=5.0)
+    with ThreadPoolExecutor(8) as pool:
+        first = hold_first_call(remote, line, pool)          # carries r0
+        again = pool.submit(line, "Contacts", [item("r0", 7)])
+        wait_for(lambda: line.waiting("Contacts") == 1, timeout=10, what="r0's second write waiting")
+        clock.advance(5.0)
+        other = pool.submit(line, "Contacts", [item("r5", 5)])
+        assert other.result(10) == ["Contacts:r5:5"]          # left beside the stalled call ...
+        assert not again.done() and line.waiting("Contacts") == 1   # ... r0's second write did not
+        remote.release.set()
+        assert first.result(10) == ["Contacts:r0:0"]
+        assert again.result(10) == ["Contacts:r0:7"]
+    assert [[it["value"] for it in items] for _, items in remote.calls] == [[0], [5], [7]]
 
 
 def test_an_answer_of_the_wrong_length_fails_the_call_for_every_write_in_it(line, remote):
