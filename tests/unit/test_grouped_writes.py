@@ -57,6 +57,13 @@ def hold_first_call(remote: Remote, line: GroupedWrites, pool: ThreadPoolExecuto
     return first
 
 
+def queue_behind(line: GroupedWrites, pool: ThreadPoolExecutor, write: dict, waiting: int):
+    """Start ``write`` and wait until it is one of ``waiting`` writes queued behind the call in flight."""
+    future = pool.submit(line, "Contacts", [write])
+    wait_for(lambda: line.waiting("Contacts") == waiting, timeout=10, what=f"{waiting} writes waiting")
+    return future
+
+
 def test_a_lone_write_goes_out_at_once_with_its_results_in_order(line, remote):
     assert line("Contacts", [item("a", 1), item("b", 2)]) == ["Contacts:a:1", "Contacts:b:2"]
     assert line("Contacts", [item("c", 3)]) == ["Contacts:c:3"]
@@ -103,12 +110,9 @@ def test_a_call_carries_at_most_limit_items(line, remote):
 def test_two_writes_of_one_record_never_share_a_call_and_leave_in_their_order(line, remote):
     with ThreadPoolExecutor(8) as pool:
         first = hold_first_call(remote, line, pool)
-        one = pool.submit(line, "Contacts", [item("r1", 1)])
-        wait_for(lambda: line.waiting("Contacts") == 1, timeout=10, what="the first write of r1 waiting")
-        two = pool.submit(line, "Contacts", [item("r1", 2)])
-        wait_for(lambda: line.waiting("Contacts") == 2, timeout=10, what="the second write of r1 waiting")
-        other = pool.submit(line, "Contacts", [item("r2", 3)])
-        wait_for(lambda: line.waiting("Contacts") == 3, timeout=10, what="three writes waiting")
+        one = queue_behind(line, pool, item("r1", 1), waiting=1)
+        two = queue_behind(line, pool, item("r1", 2), waiting=2)
+        other = queue_behind(line, pool, item("r2", 3), waiting=3)
         remote.release.set()
         assert (first.result(10), one.result(10), two.result(10), other.result(10)) == (
             ["Contacts:r0:0"], ["Contacts:r1:1"], ["Contacts:r1:2"], ["Contacts:r2:3"])
@@ -137,10 +141,8 @@ def test_a_failed_call_hands_the_turn_to_the_writes_it_did_not_carry(line, remot
     """The second write of r1 waits behind the call carrying the first; that call fails, the next still goes."""
     with ThreadPoolExecutor(8) as pool:
         first = hold_first_call(remote, line, pool)
-        one = pool.submit(line, "Contacts", [item("r1", 1)])
-        wait_for(lambda: line.waiting("Contacts") == 1, timeout=10, what="the first write of r1 waiting")
-        two = pool.submit(line, "Contacts", [item("r1", 2)])
-        wait_for(lambda: line.waiting("Contacts") == 2, timeout=10, what="the second write of r1 waiting")
+        one = queue_behind(line, pool, item("r1", 1), waiting=1)
+        two = queue_behind(line, pool, item("r1", 2), waiting=2)
         remote.fail, remote.fail_calls = KeyboardInterrupt(), {2}
         remote.release.set()
         assert first.result(10) == ["Contacts:r0:0"]
@@ -149,13 +151,6 @@ def test_a_failed_call_hands_the_turn_to_the_writes_it_did_not_carry(line, remot
         assert two.result(10) == ["Contacts:r1:2"]
     assert [[it["value"] for it in items] for _, items in remote.calls] == [[0], [1], [2]]
     assert line.waiting("Contacts") == 0
-
-
-def queue_behind(line: GroupedWrites, pool: ThreadPoolExecutor, write: dict, waiting: int):
-    """Start ``write`` and wait until it is one of ``waiting`` writes queued behind the call in flight."""
-    future = pool.submit(line, "Contacts", [write])
-    wait_for(lambda: line.waiting("Contacts") == waiting, timeout=10, what=f"{waiting} writes waiting")
-    return future
 
 
 def stalling_line(remote: Remote, stall_after: float) -> tuple[GroupedWrites, FakeClock]:
@@ -171,8 +166,7 @@ def test_a_call_that_hangs_holds_up_the_writes_behind_it_only_until_it_counts_as
         first = hold_first_call(remote, line, pool)
         one = queue_behind(line, pool, item("r1", 1), waiting=1)
         clock.advance(4.9)
-        two = pool.submit(line, "Contacts", [item("r2", 2)])
-        wait_for(lambda: line.waiting("Contacts") == 2, timeout=10, what="r1 and r2 waiting behind the call")
+        two = queue_behind(line, pool, item("r2", 2), waiting=2)
         clock.advance(0.1)              # the call in flight has now been on its way 5 s
         three = pool.submit(line, "Contacts", [item("r3", 3)])
         assert (one.result(10), two.result(10), three.result(10)) == (
@@ -200,8 +194,7 @@ def test_a_write_of_a_record_in_a_stalled_call_still_waits_for_that_call(remote)
     line, clock = stalling_line(remote, stall_after=5.0)
     with ThreadPoolExecutor(8) as pool:
         first = hold_first_call(remote, line, pool)          # carries r0
-        again = pool.submit(line, "Contacts", [item("r0", 7)])
-        wait_for(lambda: line.waiting("Contacts") == 1, timeout=10, what="r0's second write waiting")
+        again = queue_behind(line, pool, item("r0", 7), waiting=1)
         clock.advance(5.0)
         other = pool.submit(line, "Contacts", [item("r5", 5)])
         assert other.result(10) == ["Contacts:r5:5"]          # left beside the stalled call ...
