@@ -76,9 +76,11 @@ def obvious_app() -> Flask:
         event_id = str(uuid.uuid4())
         body = {"event_id": event_id, "module": module, "record_id": str(data["id"]),
                 "operation": data.get("operation")}
+        routing_key = f"crm.{module.lower()}.changed"
         try:
             with lock:
-                producer().publish(body, exchange=topology.events.name, routing_key=f"crm.{module.lower()}.changed",
+                # Where the receiver publishes the same event: the comparison is of the publishing alone.
+                producer().publish(body, exchange=topology.crm_exchange(routing_key).name, routing_key=routing_key,
                                    serializer="json", delivery_mode=2, message_id=event_id, retry=False)
         except Exception:  # noqa: BLE001 - any broker failure is a 503 here
             connection = state.pop("connection", None)

@@ -10,10 +10,11 @@ from syncbridge.messages import CrmRecordChanged, crm_record_changed_key
 
 
 def publish_crm_record_changed(publisher: Publisher, topology: Topology, event: CrmRecordChanged) -> None:
-    """Publish ``event`` on the events exchange; return once the broker confirmed it."""
+    """Publish ``event`` (to the direct exchange if its module is synced); return once the broker confirmed it."""
+    routing_key = crm_record_changed_key(event.module)
     publisher.publish(
-        topology.events,
-        crm_record_changed_key(event.module),
+        topology.crm_exchange(routing_key),
+        routing_key,
         _body(event),
         message_id=event.event_id,
     )
@@ -28,7 +29,8 @@ def publish_crm_records_changed(publisher: Publisher, topology: Topology, events
     """
     messages = [(crm_record_changed_key(event.module), _body(event), event.event_id) for event in events]
     if messages:
-        publisher.publish_many(topology.events, messages, window=len(messages))
+        publisher.publish_many(topology.crm_exchange(*(key for key, _, _ in messages)), messages,
+                               window=len(messages))
 
 
 def _body(event: CrmRecordChanged) -> dict:

@@ -4,6 +4,7 @@
 
     {ns}.events  (topic) --crm.#----> {ns}.crm-to-ameise  (quorum; dead letters -> {ns}.dead)
                          --ameise.#-> {ns}.ameise-to-crm  (quorum; dead letters -> {ns}.dead)
+    {ns}.crm-changes (direct) --crm.<synced module>.changed--> {ns}.crm-to-ameise
     {ns}.deltas  (direct) --ameise.deltas, ameise.<entity>.<change>--> {ns}.ameise-to-crm
     {ns}.dead    (topic) ----#------> {ns}.dead-letters   (quorum)
     {ns}.retry.<n>s (topic) --#-----> {ns}.retry.<n>s     (quorum, message TTL n s; expired -> {ns}.events)
@@ -19,6 +20,14 @@ exchange routes for about two thirds of the topic exchange's CPU.  A delta of su
 message that is retried or dead-lettered travels alone under its own routing key;
 retries and replays come back through ``{ns}.events``, as every other message's do.
 
+For the same reason the receiver and the sweep publish the event of a record of a
+synced module (``SYNCBRIDGE_ZOHO_MODULES``) to ``{ns}.crm-changes``, a direct exchange
+bound to ``{ns}.crm-to-ameise`` for each such module's routing key: every webhook is
+one message, and RabbitMQ's CPU per message is shared with the receiver on the same
+cores.  An event of any other module (the worker refuses it, as it always did) goes
+to ``{ns}.events``, whose ``crm.#`` binding routes every CRM event; so does a retry
+or a replay.  :meth:`Topology.crm_exchange` says which.
+
 Delayed retries use RabbitMQ itself: a message that met an unavailable system is
 published, under its original routing key, to the retry queue of its next delay
 (``SYNCBRIDGE_RETRY_DELAYS``); when its TTL runs out RabbitMQ dead-letters it
@@ -29,16 +38,27 @@ queue's dead-letter exchange when a message exceeds the delivery limit.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
-from syncbridge.messages import AMEISE_DELTAS_KEY, CHANGES, ENTITIES, ameise_record_changed_key
+from syncbridge.messages import (
+    AMEISE_DELTAS_KEY,
+    CHANGES,
+    ENTITIES,
+    ameise_record_changed_key,
+    crm_record_changed_key,
+)
 
 # Every routing key of DailyUp deltas: several in one message, and each one a single delta's
 # (the contract allows these entities and changes, no other).
 DELTA_KEYS = (AMEISE_DELTAS_KEY,
               *(ameise_record_changed_key(entity, change) for entity in ENTITIES for change in CHANGES))
+
+
+# The CRM modules synced when SYNCBRIDGE_ZOHO_MODULES does not say otherwise.
+DEFAULT_CRM_MODULES = ("Contacts", "Accounts", "Deals")
 
 
 @dataclass(frozen=True)
@@ -47,10 +67,12 @@ class Topology:
     events: Exchange
     dead: Exchange
     deltas: Exchange        # the DailyUp outbox publishes its deltas here (direct)
+    crm_changes: Exchange   # the receiver and the sweep publish events of synced modules here (direct)
     crm_to_ameise: Queue
     ameise_to_crm: Queue
     dead_letters: Queue
     retries: tuple[tuple[float, Exchange, Queue], ...] = ()   # (delay in seconds, exchange, queue), ascending
+    crm_change_keys: frozenset[str] = frozenset()   # the routing keys crm_changes is bound for
 
     @property
     def queues(self) -> tuple[Queue, ...]:
@@ -58,7 +80,12 @@ class Topology:
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
-        return (self.events, self.dead, self.deltas, *(exchange for _, exchange, _ in self.retries))
+        return (self.events, self.dead, self.deltas, self.crm_changes,
+                *(exchange for _, exchange, _ in self.retries))
+
+    def crm_exchange(self, *routing_keys: str) -> Exchange:
+        """Where CRM record events of these routing keys are published: the direct exchange if it is bound for each."""
+        return self.crm_changes if routing_keys and self.crm_change_keys.issuperset(routing_keys) else self.events
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -80,11 +107,16 @@ class Topology:
 
 
 def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
-                   retry_delays: tuple[float, ...] = (10, 60, 600, 3600)) -> Topology:
-    """Describe the topology; nothing is declared until :func:`declare`."""
+                   retry_delays: tuple[float, ...] = (10, 60, 600, 3600),
+                   crm_modules: Iterable[str] = DEFAULT_CRM_MODULES) -> Topology:
+    """Describe the topology; nothing is declared until :func:`declare`.
+
+    ``crm_modules``: the synced CRM modules, whose events go through the direct exchange.
+    """
     events = Exchange(f"{namespace}.events", type="topic", durable=True)
     dead = Exchange(f"{namespace}.dead", type="topic", durable=True)
     deltas = Exchange(f"{namespace}.deltas", type="direct", durable=True)
+    crm_changes = Exchange(f"{namespace}.crm-changes", type="direct", durable=True)
     quorum = {"x-queue-type": "quorum"}
     work = {**quorum, "x-dead-letter-exchange": dead.name, "x-delivery-limit": delivery_limit}
     crm_to_ameise = Queue(f"{namespace}.crm-to-ameise", exchange=events, routing_key="crm.#", durable=True,
@@ -110,7 +142,8 @@ def build_topology(namespace: str = "syncbridge", delivery_limit: int = 20,
             "x-overflow": "reject-publish",
         })
         retries.append((delay, exchange, queue))
-    return Topology(namespace, events, dead, deltas, crm_to_ameise, ameise_to_crm, dead_letters, tuple(retries))
+    return Topology(namespace, events, dead, deltas, crm_changes, crm_to_ameise, ameise_to_crm, dead_letters,
+                    tuple(retries), frozenset(crm_record_changed_key(module) for module in crm_modules))
 
 
 def declare(connection_or_channel, topology: Topology) -> None:
@@ -126,8 +159,11 @@ def declare(connection_or_channel, topology: Topology) -> None:
         queue(channel).declare()
     for key in DELTA_KEYS:
         channel.queue_bind(topology.ameise_to_crm.name, topology.deltas.name, key)
+    for key in sorted(topology.crm_change_keys):
+        channel.queue_bind(topology.crm_to_ameise.name, topology.crm_changes.name, key)
 
 
 def topology_for(settings) -> Topology:
-    """The topology the settings describe (namespace, delivery limit, retry delays)."""
-    return build_topology(settings.namespace, settings.delivery_limit, settings.retry_delays)
+    """The topology the settings describe (namespace, delivery limit, retry delays, synced CRM modules)."""
+    return build_topology(settings.namespace, settings.delivery_limit, settings.retry_delays,
+                          tuple(settings.zoho_modules))

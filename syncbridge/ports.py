@@ -643,6 +643,9 @@ class Topology(Protocol):
     @property
     def deltas(self) -> Exchange: ...
 
+    def crm_exchange(self, *routing_keys: str) -> Exchange:
+        """Where CRM record events of these routing keys are published (one exchange for all of them)."""
+
 
 class Publisher(Protocol):
     """Publishes with broker confirms (``producers.publisher.Publisher``); an ``Unavailable`` when unconfirmed."""

@@ -446,7 +446,7 @@ def _publish(deps: SweepDependencies, events: list[CrmRecordChanged]) -> None:
             log.error("record %s/%s not queued: %s", event.module, event.record_id, errors)
             continue
         messages.append((crm_record_changed_key(event.module), body, event.event_id))
-    deps.publisher.publish_many(deps.topology.events, messages)
+    deps.publisher.publish_many(deps.topology.crm_exchange(*(key for key, _, _ in messages)), messages)
     deps.throttle.note_queued(len(messages))
 
 

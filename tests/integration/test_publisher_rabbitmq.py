@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 
 import pytest
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Queue
 
+from producers.crm_events import publish_crm_record_changed, publish_crm_records_changed
 from producers.publisher import BrokerUnavailable, Publisher
 from producers.topology import Topology, build_topology
-from syncbridge.messages import CHANGES, ENTITIES, ameise_record_changed_key
+from syncbridge.messages import CHANGES, ENTITIES, CrmRecordChanged, ameise_record_changed_key
 from tests.support.net import TcpProxy, close_connections_named, consume_all
 
 pytestmark = pytest.mark.rabbitmq
@@ -67,6 +69,37 @@ def test_every_delta_the_contract_allows_reaches_the_return_queue_through_the_de
     # Any other key is not bound there: unroutable, so not confirmed as sent.
     with pytest.raises(BrokerUnavailable):
         publisher.publish(topology.deltas, "crm.contacts.changed", {"n": 0}, message_id="not-a-delta")
+
+
+def _changed(module: str, n: int) -> CrmRecordChanged:
+    return CrmRecordChanged(event_id=f"evt-{module}-{n}", source="zoho-workflow", module=module,
+                            record_id=f"41508680000003760{n:02d}", received_at=datetime.now(UTC))
+
+
+def test_events_of_synced_modules_go_through_the_direct_exchange_and_others_through_events(rabbitmq_url, publisher,
+                                                                                           topology):
+    assert topology.crm_changes.type == "direct"
+    assert topology.crm_change_keys == {"crm.contacts.changed", "crm.accounts.changed", "crm.deals.changed"}
+
+    publish_crm_record_changed(publisher, topology, _changed("Contacts", 1))      # a synced module
+    publish_crm_record_changed(publisher, topology, _changed("Leads", 2))         # not synced: the worker says so
+    publish_crm_records_changed(publisher, topology, [_changed("Deals", 3), _changed("Accounts", 4)])
+    publish_crm_records_changed(publisher, topology, [_changed("Deals", 5), _changed("Leads", 6)])   # mixed
+
+    messages = consume_all(rabbitmq_url, topology.crm_to_ameise, expect=6)
+    routes = {m.payload["event_id"]: (m.delivery_info["exchange"], m.delivery_info["routing_key"]) for m in messages}
+    direct, events = topology.crm_changes.name, topology.events.name
+    assert routes == {
+        "evt-Contacts-1": (direct, "crm.contacts.changed"),
+        "evt-Leads-2": (events, "crm.leads.changed"),
+        "evt-Deals-3": (direct, "crm.deals.changed"),
+        "evt-Accounts-4": (direct, "crm.accounts.changed"),
+        "evt-Deals-5": (events, "crm.deals.changed"),
+        "evt-Leads-6": (events, "crm.leads.changed"),
+    }
+    # The direct exchange routes only the synced modules' keys: any other is unroutable there, never lost silently.
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(topology.crm_changes, "crm.leads.changed", {"n": 0}, message_id="not-bound")
 
 
 def test_publish_is_confirmed_persistent_and_consumable(rabbitmq_url, publisher, topology):

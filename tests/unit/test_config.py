@@ -1,6 +1,7 @@
 """Settings: defaults for development, fail fast on bad or missing values."""
 import pytest
 
+from producers.topology import build_topology, topology_for
 from syncbridge.config import ConfigError, Settings
 
 
@@ -98,3 +99,13 @@ def test_ameise_deep_links_follow_the_portal_setting():
         "https://ameise.app/maklerportal/?show=vertrag&vertrag=1119876"
     with pytest.raises(ConfigError, match="SYNCBRIDGE_AMEISE_PORTAL_URL must be an http"):
         Settings.from_env({"SYNCBRIDGE_AMEISE_PORTAL_URL": "maklerinfo"})
+
+
+def test_the_topology_binds_the_direct_exchange_for_the_synced_modules_of_the_settings():
+    topology = topology_for(Settings.from_env({"SYNCBRIDGE_ZOHO_MODULES": "Contacts=person,Policen=contract"}))
+    assert topology.crm_change_keys == {"crm.contacts.changed", "crm.policen.changed"}
+    assert topology.crm_exchange("crm.policen.changed") is topology.crm_changes
+    assert topology.crm_exchange("crm.deals.changed") is topology.events
+    assert topology.crm_exchange() is topology.events
+    # build_topology's default is the settings' default
+    assert topology_for(Settings.from_env({})).crm_change_keys == build_topology().crm_change_keys

@@ -144,7 +144,7 @@ def test_publish_crm_record_changed_uses_the_contract(publisher, topology):
 
     [message] = drain(topology.crm_to_ameise)
     assert message.delivery_info["routing_key"] == "crm.deals.changed"
-    assert message.delivery_info["exchange"] == topology.events.name
+    assert message.delivery_info["exchange"] == topology.crm_changes.name   # Deals is synced: the direct exchange
     assert message.properties["message_id"] == event.event_id
     assert message.payload["schema_version"] == CrmRecordChangedSchema.SCHEMA_VERSION
     assert message.payload["record_id"] == "5725767000003000064"

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 
+from producers.topology import build_topology
 from simulators.fakes.store import MemoryStore
 from simulators.fakes.sweep import MemorySweepState
 from simulators.fakes.zoho import InMemoryZoho
@@ -31,6 +31,7 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, dict, str]] = []
+        self.exchanges: list[str] = []
         self.fail = False
 
     def publish(self, *args, **kwargs) -> None:
@@ -41,6 +42,7 @@ class RecordingPublisher:
             raise Unavailable("broker away")
         messages = list(messages)
         self.messages.extend(messages)
+        self.exchanges.append(exchange.name)
         return len(messages)
 
     def ids(self, source: str | None = None) -> list[str]:
@@ -61,7 +63,7 @@ class World:
         self.stop = False
         self.deps = SweepDependencies(
             crm=self.zoho, state=self.state, store=self.store, publisher=self.publisher,
-            topology=SimpleNamespace(events=SimpleNamespace(name="events")), modules=list(modules),
+            topology=build_topology("sweep-test", crm_modules=("Contacts", "Accounts")), modules=list(modules),
             throttle=self.throttle, overlap=60, now=self.clock, should_stop=lambda: self.stop)
 
     def _sleep(self, seconds: float) -> None:
@@ -100,6 +102,8 @@ def test_a_sweep_queues_what_changed_since_the_watermark_minus_the_overlap(world
     # the routing key and body are the receiver's: the CRM -> Ameise worker takes them as they are
     key, body, message_id = world.publisher.messages[0]
     assert key == "crm.contacts.changed" and body["module"] == "Contacts" and body["event_id"] == message_id
+    # a synced module's events go where the receiver sends them: the direct exchange bound for its key
+    assert set(world.publisher.exchanges) == {"sweep-test.crm-changes"}
     assert world.state.watermark("Contacts") == result.started
     # the next sweep lists again what changed within the overlap, but the worker has synced it since
     for record_id in [old[0], *new]:
