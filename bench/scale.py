@@ -101,7 +101,8 @@ def one_round(sims: crm_stack.Simulators, env: dict, work: Path, tag: str, worke
         sessions_before = crm_stack.pg_sessions(database)
         zoho_before = sims.zoho_usage()
         started = time.time()
-        publisher.publish_many(publisher.topology.events, messages)
+        # Where the receiver publishes them (the direct exchange of the synced modules).
+        publisher.publish_many(publisher.topology.crm_exchange(crm_record_changed_key("Contacts")), messages)
         publisher.close()
 
         def all_written():
