@@ -80,7 +80,8 @@ def init_sentry(settings: Settings, component: str) -> bool:
         dsn=settings.sentry_dsn,
         release=settings.release or get_default_release() or f"syncbridge@{metadata.version('syncbridge')}",
         environment=settings.env,
-        send_default_pii=False,  # no cookies, IP addresses or user; Authorization left out by the SDK
+        # No personal data by default: send_default_pii and data_collection are left unset, which the SDK
+        # takes as no cookies, IP addresses or user; send_default_pii itself is deprecated in newer SDKs.
         # Frame locals hold whole CRM records, DailyUp rows, HTTP bodies and OAuth tokens under
         # names such as record, row or body that no key denylist can recognise: never collect them.
         include_local_variables=False,

@@ -35,8 +35,10 @@ PHONE = "+49 170 5550123"
 BEARER = "eyJhbGciOiJIUzI1NiJ9.sb-bearer-77"
 ZOHO_ACCESS_TOKEN = "1000.f00dcafe.b16b00b5"
 ADMIN_TOKEN = "adm-secret-0815"
+COOKIE_VALUE = "pref-cookie-4711"
+CLIENT_IP = "203.0.113.58"
 SECRETS = (ADDRESS, FIRST_NAME, LAST_NAME, BIRTH_DATE, STREET, PHONE, BEARER, ZOHO_ACCESS_TOKEN, ADMIN_TOKEN,
-           WEBHOOK_TOKEN)
+           WEBHOOK_TOKEN, COOKIE_VALUE, CLIENT_IP)
 
 
 class SentryStandIn:
@@ -164,8 +166,10 @@ def post_personal_webhook(app):
     query = f"token={WEBHOOK_TOKEN}&Email={quote(ADDRESS)}&Last_Name={quote(LAST_NAME)}"
     body = {"id": RECORD_ID, "First_Name": FIRST_NAME, "Last_Name": LAST_NAME, "Email": ADDRESS,
             "Date_of_Birth": BIRTH_DATE, "Mailing_Street": STREET, "Phone": PHONE}
-    headers = {"X-Webhook-Token": WEBHOOK_TOKEN, "Authorization": f"Bearer {BEARER}", "X-Admin-Token": ADMIN_TOKEN}
-    return app.test_client().post(f"/webhooks/zoho/Contacts?{query}", json=body, headers=headers)
+    headers = {"X-Webhook-Token": WEBHOOK_TOKEN, "Authorization": f"Bearer {BEARER}", "X-Admin-Token": ADMIN_TOKEN,
+               "Cookie": f"broker_pref={COOKIE_VALUE}"}
+    return app.test_client().post(f"/webhooks/zoho/Contacts?{query}", json=body, headers=headers,
+                                  environ_base={"REMOTE_ADDR": CLIENT_IP})
 
 
 # ------------------------------------------------------------------ the receiver
@@ -191,6 +195,8 @@ def test_error_in_a_route_arrives_once_with_release_and_without_personal_data(se
     assert request["headers"]["X-Webhook-Token"] == "[Filtered]"
     assert request["headers"]["X-Admin-Token"] == "[Filtered]"
     assert not request.get("data")  # bodies are never sent
+    assert not request.get("cookies") and "Cookie" not in request["headers"]
+    assert "ip_address" not in event.get("user", {}) and CLIENT_IP not in json.dumps(event)
     assert all(frame.get("vars") is None for frame in exception["stacktrace"]["frames"])
     path, headers, _ = sentry_server.requests[0]
     assert path == "/api/1/envelope/" and "sentry_key=public" in headers["X-Sentry-Auth"]

@@ -176,8 +176,9 @@ def test_sentry_is_started_without_personal_data_options():
 
     assert init_sentry(settings, "worker:dailyup") is True
 
-    options = sentry_sdk.get_client().options
-    assert options["send_default_pii"] is False
+    client = sentry_sdk.get_client()
+    options = client.options
+    assert client.should_send_default_pii() is False
     assert options["include_local_variables"] is False
     assert options["max_request_body_size"] == "never"
     assert (options["release"], options["environment"]) == ("syncbridge@1.2.3", "development")
