@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from datetime import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from cryptography.fernet import Fernet
 from marshmallow import ValidationError, validate
@@ -144,9 +144,17 @@ def _flag() -> mf.Field:
                       error_messages={"invalid": "must be true or false"})
 
 
+def _check(holds: Callable[[str], bool], error: str) -> Callable[[str], None]:
+    """A validator of ``holds``: marshmallow (since 4) takes only a raised ValidationError as a failure."""
+    def validator(value: str) -> None:
+        if not holds(value):
+            raise ValidationError(error)
+    return validator
+
+
 def _encoding() -> mf.Field:
-    return mf.String(validate=lambda value: value.lower() in DAILYUP_ENCODINGS,
-                     error_messages={"validator_failed": f"must be one of {', '.join(DAILYUP_ENCODINGS)}"})
+    return mf.String(validate=_check(lambda value: value.lower() in DAILYUP_ENCODINGS,
+                                     f"must be one of {', '.join(DAILYUP_ENCODINGS)}"))
 
 
 def _delimiter() -> mf.Field:
@@ -161,6 +169,21 @@ def _batch_size() -> mf.Field:
 def _share() -> mf.Field:
     return mf.Float(allow_nan=False, validate=validate.Range(min=0, max=1, error="must be between 0 and 1"),
                     error_messages={"invalid": "must be a number"})
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port      # noqa: B018 - raises ValueError on a port that is not one
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+def _http_url() -> mf.Field:
+    # Not marshmallow's Url field: its pattern takes about 0.1 s to compile, and the default is checked on
+    # import, in every process the service starts.
+    return mf.String(validate=_check(_is_http_url, "must be an http(s) URL"))
 
 
 def _one_of(choices: tuple[str, ...]) -> mf.Field:
@@ -233,7 +256,7 @@ class Settings:
     ameise_refresh_token: str = _s("AMEISE_REFRESH_TOKEN", "", "optional refresh token to start from; otherwise connect with `syncbridge connect ameise`")
     ameise_scope: str = _s("AMEISE_SCOPE", "ameise/mitarbeiterwebservice offline", "OAuth scopes; offline yields the refresh token")
     ameise_vermittler: str = _s("AMEISE_VERMITTLER", "", "Vermittler number put on contracts that name none")
-    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz", "base of the deep links into the Ameise portal (https://www.maklerinfo.biz or https://ameise.app)", parse=mf.Url(schemes={"http", "https"}, require_tld=False, error_messages={"invalid": "must be an http(s) URL"}))
+    ameise_portal_url: str = _s("AMEISE_PORTAL_URL", "https://www.maklerinfo.biz", "base of the deep links into the Ameise portal (https://www.maklerinfo.biz or https://ameise.app)", parse=_http_url())
 
     # DailyUp (Ameise -> CRM, daily)
     dailyup_dir: str = _s("DAILYUP_DIR", "var/dailyup", "folder of DailyUp deliveries: inbox/ is the drop folder (FTP target, uploads), archive/ keeps accepted ones, rejected/ the others")

@@ -51,11 +51,17 @@ def test_production_refuses_an_embedded_broker():
     ("SYNCBRIDGE_ZOHO_MODULES", "Contacts=people", "kind must be one of"),
     ("SYNCBRIDGE_FORMS_TOKENS", "zoho-forms", "NAME=VALUE"),
     ("SYNCBRIDGE_ENV", "staging", "one of development, production"),
+    ("SYNCBRIDGE_DAILYUP_ENCODING", "klingon", "one of auto, utf-8"),
+    ("SYNCBRIDGE_DAILYUP_DELIMITER", ";;", "one character"),
 ])
 def test_malformed_values_are_named_in_the_error(variable, value, fragment):
     with pytest.raises(ConfigError, match=fragment) as err:
         Settings.from_env({variable: value})
     assert variable in str(err.value) or variable == "SYNCBRIDGE_ENV"
+
+
+def test_an_encoding_is_taken_in_any_case():
+    assert Settings.from_env({"SYNCBRIDGE_DAILYUP_ENCODING": "CP1252"}).dailyup_encoding == "CP1252"
 
 
 def test_every_setting_is_described_with_a_default():
@@ -97,8 +103,11 @@ def test_ameise_deep_links_follow_the_portal_setting():
         "https://www.maklerinfo.biz/maklerportal/?show=kunde&kunde=5001234567"
     assert ameise_deep_link("https://ameise.app/", "contract", "1119876") == \
         "https://ameise.app/maklerportal/?show=vertrag&vertrag=1119876"
-    with pytest.raises(ConfigError, match="SYNCBRIDGE_AMEISE_PORTAL_URL must be an http"):
-        Settings.from_env({"SYNCBRIDGE_AMEISE_PORTAL_URL": "maklerinfo"})
+    for wrong in ("maklerinfo", "ftp://ameise.app", "https://", "https://ameise.app:99999", "https://ameise .app"):
+        with pytest.raises(ConfigError, match="SYNCBRIDGE_AMEISE_PORTAL_URL must be an http"):
+            Settings.from_env({"SYNCBRIDGE_AMEISE_PORTAL_URL": wrong})
+    for right in ("http://localhost:8080", "https://ameise.app/", "https://www.maklerinfo.biz"):
+        assert Settings.from_env({"SYNCBRIDGE_AMEISE_PORTAL_URL": right}).ameise_portal_url == right
 
 
 def test_the_topology_binds_the_direct_exchange_for_the_synced_modules_of_the_settings():
