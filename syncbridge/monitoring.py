@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import lru_cache, partial
 from importlib import metadata
-from typing import Any
-
-import sentry_sdk
-from sentry_sdk.utils import event_from_exception, get_default_release
+from typing import TYPE_CHECKING, Any
 
 from syncbridge.config import Settings
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,11 @@ def init_sentry(settings: Settings, component: str) -> bool:
     """Start Sentry for one process ("web", "worker:crm-to-ameise", ...) when a DSN is set."""
     if not settings.sentry_dsn:
         return False
+    # Imported only here: the SDK takes about a tenth of a second to import, in every process the service
+    # starts, and without a DSN nothing of it is used (see _active).
+    import sentry_sdk
+    from sentry_sdk.utils import get_default_release
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         release=settings.release or get_default_release() or f"syncbridge@{metadata.version('syncbridge')}",
@@ -99,9 +105,12 @@ def init_sentry(settings: Settings, component: str) -> bool:
 def report_failed_message(exc: BaseException | None, *, queue: str, routing_key: str, record_id: str | None,
                           attempt: int, kind: str, reason: str, message_id: str | None = None) -> None:
     """Send one event for a message given up on (dead-lettered, or out of retries); no-op without Sentry."""
-    client = sentry_sdk.get_client()
-    if not client.is_active():
+    sentry_sdk = _active()
+    if sentry_sdk is None:
         return
+    from sentry_sdk.utils import event_from_exception
+
+    client = sentry_sdk.get_client()
     with sentry_sdk.new_scope() as scope:
         for name, value in (("queue", queue), ("routing_key", routing_key), ("record_id", record_id),
                             ("attempt", attempt), ("error_kind", kind)):
@@ -127,7 +136,8 @@ _reconnects_reported: set[str] = set()
 
 def report_reconnect_needed(system: str, detail: str) -> None:
     """Tell Sentry, once until the connection works again, that a person must reconnect ``system``."""
-    if system in _reconnects_reported or not sentry_sdk.get_client().is_active():
+    sentry_sdk = _active()
+    if system in _reconnects_reported or sentry_sdk is None:
         return
     _reconnects_reported.add(system)
     with sentry_sdk.new_scope() as scope:
@@ -143,15 +153,31 @@ def connection_works(system: str) -> None:
 
 def breadcrumb(category: str, message: str, **data: Any) -> None:
     """Record a step ("message received", "zoho call") for the next event; no-op without Sentry."""
-    if sentry_sdk.get_client().is_active():
+    sentry_sdk = _active()
+    if sentry_sdk is not None:
         sentry_sdk.add_breadcrumb(category=category, message=message, data=data, level="info")
 
 
 @contextmanager
 def message_scope() -> Iterator[None]:
     """Keep the breadcrumbs of one message (or batch) out of the events of the messages after it."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:      # never imported, so never started: there are no breadcrumbs to keep apart
+        yield
+        return
     with sentry_sdk.isolation_scope():
         yield
+
+
+def _active() -> ModuleType | None:
+    """The Sentry SDK when a client is started in this process, else None.
+
+    An SDK that was never imported has no client: a process without a DSN never imports it.
+    """
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None or not sentry_sdk.get_client().is_active():
+        return None
+    return sentry_sdk
 
 
 def _cause(exc: BaseException | None, reason: str) -> list[str]:
