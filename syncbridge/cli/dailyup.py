@@ -178,13 +178,9 @@ def dailyup_export(table: str, import_id: int | None, output: str | None) -> Non
             columns, rows = import_table(store, folder, imp, table, options)
         except ExportUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
-        out = open(output, "wb") if output else click.get_binary_stream("stdout")
-        try:
+        with click.open_file(output or "-", "wb") as out:     # "-": standard output, left open
             for chunk in chunked(csv_lines(columns, rows)):
                 out.write(chunk)
-        finally:
-            if output:
-                out.close()
     if output:
         click.echo(f"wrote {table} of import {imp.id} to {output}", err=True)
 
