@@ -284,3 +284,37 @@ def test_a_busy_process_gets_the_slots_an_idle_one_does_not_use(engine, make_slo
     idle.release()
     settle(worker, idle)                              # no call since: both idle, even shares again
     assert (worker.held, idle.held) == (5, 5)
+
+
+def test_a_process_that_joins_gets_its_share_before_the_next_rebalance_is_due(make_slots):
+    now = [0.0]
+    first = make_slots(4, clock=lambda: now[0], rebalance_every=5)
+    second = make_slots(4, clock=lambda: now[0], rebalance_every=5)
+    first.rebalance()
+    second.rebalance()
+    assert (first.held, second.share, second.held) == (4, 2, 0)
+    assert not first.rebalance_if_due()
+    assert first.rebalance_if_changed() and first.held == 2    # a process joined: its surplus goes back at once
+    assert not first.rebalance_if_changed()                    # nothing changed since
+    assert not second.rebalance_if_changed() and second.held == 0   # no call waits: it takes them when due
+    got = threading.Event()
+
+    def call() -> None:
+        with second:
+            got.set()
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    wait_for(lambda: second._waiting == 1, timeout=5, what="the call waiting for a slot")
+    assert second.rebalance_if_changed() and second.held == 2  # a call waits for a slot its share allows
+    thread.join(timeout=5)
+    assert got.is_set()
+
+
+def test_the_background_thread_hands_a_joining_process_its_slots_long_before_the_rebalance_is_due(make_slots):
+    first = make_slots(4, rebalance_every=600).start()
+    second = make_slots(4, rebalance_every=600).start()
+    assert (first.held, second.held) == (4, 0)
+    assert second.acquire(timeout=10)       # within seconds, not the 600 s between rebalances
+    second.release()
+    assert first.held + second.held <= 4
