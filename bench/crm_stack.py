@@ -317,17 +317,18 @@ def environment(sims: Simulators, database_url: str, namespace: str, broker_url:
     }
 
 
-def release(env: dict[str, str]) -> None:
-    """The release step and the operator's `syncbridge connect ameise`."""
+def release(env: dict[str, str], root: Path = ROOT) -> None:
+    """The release step and the operator's `syncbridge connect ameise` (``root``: the source tree to run)."""
     for command in (procfile()["release"], "syncbridge connect ameise --auto-consent"):
-        done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["bash", "-c", command], cwd=root, env=env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"{command}: {done.stderr[-2000:]}")
 
 
-def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(name: str, env: dict[str, str], log: Path, root: Path = ROOT) -> subprocess.Popen:
+    """The Procfile's process ``name``; ``root``: the source tree it runs (another needs PYTHONPATH=root in env)."""
     out = open(log, "ab")
-    return subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=ROOT, env=env, stdout=out,
+    return subprocess.Popen(["bash", "-c", f"exec {procfile()[name]}"], cwd=root, env=env, stdout=out,
                             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 

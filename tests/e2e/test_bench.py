@@ -74,3 +74,14 @@ def test_the_linking_benchmark_finds_the_twins_and_creates_no_duplicate():
     assert float(figures["recall_with_ambiguous"]) >= 0.98 and float(figures["contract_recall"]) >= 0.98
     assert int(figures["accepted"]) > 0 and int(figures["delivery_created"]) > 0
     assert figures["duplicates_created"] == "0"
+
+
+def test_the_startup_benchmark_prints_its_summary(rabbitmq_url):
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "startup.py"), "--quick", "--broker-url", rabbitmq_url],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = dict(pair.split("=", 1) for pair in run.stdout.strip().splitlines()[-1].split())
+    assert list(summary) == ["import_s", "ready_s_1", "ready_s_2", "ready_s_4"]
+    # A worker imports the service before it consumes: each start takes longer than the import alone.
+    assert 0 < float(summary["import_s"]) < min(float(summary[f"ready_s_{n}"]) for n in (1, 2, 4))
