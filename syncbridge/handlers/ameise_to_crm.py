@@ -135,6 +135,7 @@ class _Pending:
     zoho_id: str | None = None           # of a record to delete
     unknown_codes: tuple[str, ...] = ()
     whole: dict[str, Any] | None = None  # the untrimmed body, when echoes were left out of ``body``
+    by_id: bool = False                  # an update of the linked CRM record ``zoho_id``, not an upsert by key
 
 
 class _ReturnBatch:
@@ -288,14 +289,23 @@ class _ReturnBatch:
         body = {**values.fields, **extra, self._key_field(entity): key}
         if self.deps.delete_mode == "mark":
             body[self.deps.status_field] = None  # delivered again: no longer marked as deleted
+        module = self.deps.modules[kind]
         whole = None
         echoed = self.echoed.get((entity, key))
-        if echoed and self.deps.store.find_link(entity, ameise_id=key) is not None:
+        link = self.deps.store.find_link(entity, ameise_id=key)
+        if echoed and link is not None:
             fed = _fed_only_by(mapping, echoed)
             if fed & set(body):
                 whole, body = body, {name: value for name, value in body.items() if name not in fed}
-        self.pending.append(_Pending(entity, key, self.deps.modules[kind], body, unknown_codes=values.unknown_codes,
-                                     whole=whole))
+        if link is not None and link.zoho_module == module \
+                and self.deps.store.create_under_way(f"{link.zoho_module}/{link.zoho_id}"):
+            # syncbridge created this customer from the CRM record and has not written its number back yet
+            # (the sync failed half-way, or waits for a retry): the CRM record lacks the key, so an upsert by
+            # the key would insert a second one.  The linked record is updated by its id, number included.
+            self.pending.append(_Pending(entity, key, module, {**body, "id": link.zoho_id}, zoho_id=link.zoho_id,
+                                         unknown_codes=values.unknown_codes, by_id=True))
+            return
+        self.pending.append(_Pending(entity, key, module, body, unknown_codes=values.unknown_codes, whole=whole))
 
     def _prepare_deletion(self, entity: str, key: str, modules: list[str]) -> None:
         mode = self.deps.delete_mode
@@ -358,13 +368,14 @@ class _ReturnBatch:
         pending, self.pending = self.pending, []
         while pending:
             again: list[_Pending] = []      # trimmed records Zoho inserted after all: sent again whole
-            for module, items in _by_module(pending).items():
+            for (module, by_id), items in _by_call(pending).items():
                 key_field = self._key_field(items[0].entity)
                 for chunk in _chunks(items, self.deps.batch_size):
                     try:
                         bodies = [item.body for item in chunk]
-                        results = self._call(lambda: self.deps.crm.upsert_records(module, bodies, [key_field]),
-                                             records=len(chunk))
+                        results = self._call(
+                            (lambda: self.deps.crm.update_records(module, bodies)) if by_id else
+                            (lambda: self.deps.crm.upsert_records(module, bodies, [key_field])), records=len(chunk))
                     except SyncError as failed:
                         for item in chunk:
                             self._fail(item.entity, item.key, failed)
@@ -505,6 +516,14 @@ def _by_module(items: list[_Pending]) -> dict[str, list[_Pending]]:
     grouped: dict[str, list[_Pending]] = {}
     for item in items:
         grouped.setdefault(item.module, []).append(item)
+    return grouped
+
+
+def _by_call(items: list[_Pending]) -> dict[tuple[str, bool], list[_Pending]]:
+    """The records of one module that go in one kind of call: upserts by key, updates by id."""
+    grouped: dict[tuple[str, bool], list[_Pending]] = {}
+    for item in items:
+        grouped.setdefault((item.module, item.by_id), []).append(item)
     return grouped
 
 

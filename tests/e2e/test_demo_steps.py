@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import requests
 
+from simulators.stack import add_demo_failure
 from tests.support.ameise import contact
 from tests.support.dailyup_stack import UPLOAD, imports, inbox, wait_applied, wait_imported
 from tests.support.waiting import wait_for
@@ -106,3 +107,30 @@ def test_the_demo_steps_in_reverse_order_keep_both_sides_edits(make_stack):
     stack.zoho_state.wait_idle(5)
     record = erika_in_the_crm(stack, erika)
     assert (record["Phone"], record["Mobile"]) == (PHONE, MOBILE)
+
+
+def test_the_demo_failure_delivered_before_it_is_fixed_stays_one_crm_record(make_stack):
+    stack = make_stack()
+    paul = add_demo_failure(stack)      # as `syncbridge run` does: a contact whose PLZ Ameise refuses
+
+    def made_in_ameise():
+        return next((number for number, customer in stack.ameise_state.customers.items()
+                     if customer["Person"]["Nachname"] == "Fehler"), None)
+    # Ameise made the customer, then refused his address: the sync failed half-way, his number never reached the CRM.
+    number = wait_for(made_in_ameise, what="Paul made in Ameise before his address was refused")
+    wait_for(lambda: stack.services.store.activities(zoho_id=paul, result="error"), what="Paul's failed sync")
+    assert not stack.zoho_state.get("Contacts", paul).get("Kundennummer")
+
+    imported = deliver(stack, 1)        # the next DailyUp carries him as a new customer of Ameise
+    wait_applied(stack, imported)
+
+    fehler = [r for r in stack.zoho_state.records("Contacts") if r.get("Last_Name") == "Fehler"]
+    assert [(r["id"], r.get("Kundennummer")) for r in fehler] == [(paul, number)]   # his own record got the number
+
+    # The PLZ fixed in the CRM, his sync ends on the customer Ameise already has.
+    answer = requests.patch(f"{stack.zoho.url}/_sim/records/Contacts/{paul}", json={"Mailing_Zip": "50667"}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    wait_for(lambda: (stack.ameise_state.customers[number].get("Hauptwohnsitz") or {}).get("Postleitzahl") == "50667",
+             what="Paul's address in Ameise")
+    assert [n for n, c in stack.ameise_state.customers.items() if c["Person"]["Nachname"] == "Fehler"] == [number]
+    assert len([r for r in stack.zoho_state.records("Contacts") if r.get("Last_Name") == "Fehler"]) == 1

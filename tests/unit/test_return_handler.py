@@ -499,3 +499,30 @@ def test_a_record_with_several_deltas_in_a_batch_leaves_out_only_what_all_of_the
     [write] = world.zoho.writes
     sent = write.records[0]
     assert "Phone" not in sent and {"Last_Name", "Mailing_City"} <= set(sent)
+
+
+def test_a_customer_whose_number_never_reached_the_crm_updates_its_linked_record_by_id(world):
+    # syncbridge created 5001234568 in Ameise from this contact; its sync failed before the number was written back
+    paul = world.zoho.seed("Contacts", {"First_Name": "Paul", "Last_Name": "Fehler"})
+    world.store.save_link("customer", "Contacts", paul, "5001234568")
+    world.store.note_create(f"Contacts/{paul}", True)
+
+    [outcome] = world.apply(world.customer(person("5001234568")))
+
+    assert (outcome.status, outcome.action, outcome.zoho_id) == (OK, "updated", paul)
+    contact = world.only("Contacts")                     # no second contact
+    assert (contact["id"], contact["Kundennummer"]) == (paul, "5001234568")
+    [write] = world.zoho.writes
+    assert (write.operation, write.records[0]["id"]) == ("update", paul)
+
+
+def test_a_linked_customer_whose_number_the_crm_has_is_upserted_by_it(world):
+    existing = world.zoho.seed("Contacts", {"Last_Name": "Alt", "Kundennummer": "5001234567"})
+    world.store.save_link("customer", "Contacts", existing, "5001234567")
+    updated, new = world.customer(person("5001234567")), world.customer(person("5001234570"))
+
+    outcomes = world.apply(updated, new)
+
+    assert [(o.action, o.zoho_id == existing) for o in outcomes] == [("updated", True), ("created", False)]
+    [write] = world.zoho.writes                          # one upsert carries both: no call of its own
+    assert (write.operation, len(write.records)) == ("upsert", 2)
