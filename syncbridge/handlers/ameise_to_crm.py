@@ -50,6 +50,7 @@ DELETED_STATUS = "geloescht"
 ZOHO_RECORDS_PER_CREDIT = 10   # an upsert costs 1 credit per 10 records (zoho-crm.md, "Limits")
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ class _ReturnBatch:
                 whole, body = body, {name: value for name, value in body.items() if name not in fed}
         if link is not None and link.zoho_module == module \
                 and self.deps.store.create_under_way(f"{link.zoho_module}/{link.zoho_id}"):
-            # syncbridge created this customer from the CRM record and has not written its number back yet
+            # syncbridge created this record in Ameise from the CRM one and has not written its number back yet
             # (the sync failed half-way, or waits for a retry): the CRM record lacks the key, so an upsert by
             # the key would insert a second one.  The linked record is updated by its id, number included.
             self.pending.append(_Pending(entity, key, module, {**body, "id": link.zoho_id}, zoho_id=link.zoho_id,
@@ -368,7 +369,8 @@ class _ReturnBatch:
         pending, self.pending = self.pending, []
         while pending:
             again: list[_Pending] = []      # trimmed records Zoho inserted after all: sent again whole
-            for (module, by_id), items in _by_call(pending).items():
+            # One kind of call per module: upserts by key, updates by id.
+            for (module, by_id), items in _grouped(pending, lambda item: (item.module, item.by_id)).items():
                 key_field = self._key_field(items[0].entity)
                 for chunk in _chunks(items, self.deps.batch_size):
                     try:
@@ -388,7 +390,7 @@ class _ReturnBatch:
             pending = again
 
     def _send_deletions(self) -> None:
-        for module, items in _by_module(self.deletions).items():
+        for module, items in _grouped(self.deletions, lambda item: item.module).items():
             for chunk in _chunks(items, self.deps.batch_size):
                 try:
                     ids = [i.zoho_id or "" for i in chunk]   # a deletion always knows its CRM id
@@ -512,18 +514,11 @@ def _customer_kind(row: SnapshotRow) -> str | None:
     return ENTITY_KIND_OF_PERSONENTYP.get(str(row.data.get("Personentyp") or "").strip())
 
 
-def _by_module(items: list[_Pending]) -> dict[str, list[_Pending]]:
-    grouped: dict[str, list[_Pending]] = {}
+def _grouped(items: list[_Pending], key: Callable[[_Pending], K]) -> dict[K, list[_Pending]]:
+    """``items`` by ``key``, each group in the order the items came."""
+    grouped: dict[K, list[_Pending]] = {}
     for item in items:
-        grouped.setdefault(item.module, []).append(item)
-    return grouped
-
-
-def _by_call(items: list[_Pending]) -> dict[tuple[str, bool], list[_Pending]]:
-    """The records of one module that go in one kind of call: upserts by key, updates by id."""
-    grouped: dict[tuple[str, bool], list[_Pending]] = {}
-    for item in items:
-        grouped.setdefault((item.module, item.by_id), []).append(item)
+        grouped.setdefault(key(item), []).append(item)
     return grouped
 
 
